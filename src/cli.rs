@@ -1,0 +1,261 @@
+//! The command line: clap definitions and one handler per command. The only layer that uses
+//! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
+use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
+use crate::report;
+use crate::runner::{self, Progress};
+use crate::scenario::Plan;
+use crate::tls::{ServerIdentity, TlsVersions};
+
+/// Exit code for bad input and setup errors.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Load generation and conformance benchmarks for Azure IoT Hub DPS over MQTT.
+#[derive(Debug, Parser)]
+#[command(name = "dpsbench", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: simulated devices provision against the target it names.
+    ///
+    /// Exit status: 0 when every device was assigned, 1 when the run completed with failures or
+    /// stopped early, 2 for bad input or setup errors.
+    Run(RunArgs),
+    /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
+    Emulator(EmulatorArgs),
+    /// Derive per-device keys from an enrollment group key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print a SAS token (MQTT password) for one device.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML), e.g. scenarios/quickstart.toml.
+    pub scenario: PathBuf,
+    /// Folder for summary.json [default: a new folder under reports/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Emulator configuration (TOML): id_scope, hubs, enrollments, delays.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:8883 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Write the CA certificate clients must trust to this file (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub ca_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print one derived device key per registration ID, one per line.
+    Derive(DeriveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeriveArgs {
+    /// Registration IDs to derive keys for.
+    #[arg(required = true, value_name = "REGISTRATION_ID")]
+    pub registration_ids: Vec<String>,
+    /// Environment variable holding the group key.
+    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY", conflicts_with = "key_file")]
+    pub key_env: String,
+    /// File holding the group key (base64).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[arg(long, value_name = "S")]
+    pub id_scope: String,
+    #[arg(long, value_name = "R")]
+    pub registration_id: String,
+    /// Expiry, in Unix seconds.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub expiry: u64,
+    /// Environment variable holding the device key.
+    #[arg(long, value_name = "VAR", default_value = "DPS_DEVICE_KEY", conflicts_with = "key_file")]
+    pub key_env: String,
+    /// File holding the device key (base64).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// Runs a parsed command; returns the process exit code. Errors mean exit 2.
+pub fn execute(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run(args) => runtime()?.block_on(run(args)),
+        Command::Emulator(args) => runtime()?.block_on(serve_emulator(args)),
+        Command::Keys(KeysCommand::Derive(args)) => derive(args),
+        Command::Token(args) => token(args),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn read_key(env_var: &str, file: Option<&Path>) -> Result<SymmetricKey> {
+    match file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+            SymmetricKey::from_base64(&text).with_context(|| format!("key file {}", path.display()))
+        }
+        None => {
+            let Ok(text) = std::env::var(env_var) else {
+                bail!("environment variable {env_var} is not set (or use --key-file)");
+            };
+            SymmetricKey::from_base64(&text).with_context(|| format!("environment variable {env_var}"))
+        }
+    }
+}
+
+fn derive(args: DeriveArgs) -> Result<i32> {
+    let group_key = read_key(&args.key_env, args.key_file.as_deref())?;
+    let ids = args.registration_ids.into_iter().map(RegistrationId::new).collect::<Result<Vec<_>, _>>()?;
+    let mut out = std::io::stdout().lock();
+    for id in ids {
+        writeln!(out, "{}", group_key.derive_device_key(&id).to_base64())?;
+    }
+    Ok(0)
+}
+
+fn token(args: TokenArgs) -> Result<i32> {
+    let key = read_key(&args.key_env, args.key_file.as_deref())?;
+    let scope = IdScope::new(args.id_scope)?;
+    let id = RegistrationId::new(args.registration_id)?;
+    println!("{}", SasToken::build(&scope, &id, &key, args.expiry, SasStyle::default()).expose());
+    Ok(0)
+}
+
+async fn run(args: RunArgs) -> Result<i32> {
+    let plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let out = match args.out {
+        Some(dir) => dir,
+        None => default_out_dir(&plan.name),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output folder {}", out.display()))?;
+    if !args.quiet {
+        eprintln!(
+            "dpsbench: {} devices at {}/s from {} (results in {})",
+            plan.devices,
+            plan.rate,
+            plan.file.display(),
+            out.display()
+        );
+    }
+    let quiet = args.quiet;
+    let summary = runner::run(&plan, interrupted(), |p: Progress| {
+        if !quiet {
+            eprintln!(
+                "[{:>4}s] started {}  assigned {}  failed {}  in flight {}  p99 assigned {}",
+                p.elapsed.as_secs(),
+                p.started,
+                p.assigned,
+                p.failed,
+                p.in_flight,
+                report::micros(p.assigned_p99_us)
+            );
+        }
+    })
+    .await?;
+    let path = out.join("summary.json");
+    std::fs::write(&path, report::summary_json(&summary))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    print!("{}", report::summary_table(&summary));
+    println!("summary: {}", path.display());
+    Ok(if summary.all_assigned() { 0 } else { 1 })
+}
+
+fn default_out_dir(name: &str) -> PathBuf {
+    let stamp = crate::messages::format_timestamp(std::time::SystemTime::now());
+    // 2026-11-26T07:10:01.1234567Z -> 20261126-071001
+    let compact: String = stamp.chars().take(19).filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let safe_name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    PathBuf::from("reports").join(format!("{safe_name}-{}", compact.replace('T', "-")))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return ctrl_c.await,
+        };
+        tokio::select! {
+            () = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await
+}
+
+async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
+    let (config, service_config) = EmulatorConfig::load(&args.config)?;
+    let identity = match &config.tls {
+        Some(files) => {
+            let base = args.config.parent().unwrap_or(Path::new("."));
+            ServerIdentity::load(
+                &base.join(&files.certificate_chain),
+                &base.join(&files.private_key),
+                files.ca_certificate.as_ref().map(|p| base.join(p)).as_deref(),
+            )?
+        }
+        None => ServerIdentity::generate(&[])?,
+    };
+    if let Some(path) = &args.ca_out {
+        std::fs::write(path, identity.ca_pem()).with_context(|| format!("cannot write --ca-out {}", path.display()))?;
+    }
+    let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let service = Arc::new(Service::new(service_config));
+    let handle = emulator::spawn(listener, service.clone(), identity.server_config(TlsVersions::Tls12Only)?)?;
+    println!(
+        "dpsbench emulator listening on {} (id scope {}, {} enrollment groups, {} individual enrollments)",
+        handle.address,
+        service.config().id_scope,
+        service.config().groups.len(),
+        service.config().individuals.len()
+    );
+    std::io::stdout().flush()?;
+    interrupted().await;
+    handle.stop().await;
+    let stats = &service.stats;
+    eprintln!(
+        "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
+        ServiceStats::get(&stats.connections),
+        ServiceStats::get(&stats.connects_refused),
+        ServiceStats::get(&stats.registrations),
+        ServiceStats::get(&stats.polls),
+        ServiceStats::get(&stats.throttled)
+    );
+    Ok(0)
+}

@@ -1,0 +1,571 @@
+//! Credentials: identities, keys and SAS tokens for DPS symmetric-key attestation.
+//!
+//! Sans-IO: no sockets, no clock (callers pass the current Unix time in). Secret material lives in
+//! [`SymmetricKey`] and [`SasToken`], whose `Debug` and `Display` are redacted so a key or token
+//! can never reach a log, a report or an error message by accident.
+//!
+//! The algorithms are those of `dps-mqtt.md` §2: a group enrollment's per-device key is
+//! `base64(HMAC-SHA256(base64decode(groupKey), registrationId))`, and a SAS token signs
+//! `{sr}\n{se}` with the device key, `sr` being the resource URI exactly as it appears in the
+//! token (SDKs encode it differently, and DPS verifies over the bytes received).
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Characters left alone by URL encoding, as `urllib.parse.quote(s, safe="")` and .NET's
+/// `WebUtility.UrlEncode` leave them: unreserved characters only.
+const URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Longest registration ID DPS accepts.
+pub const MAX_REGISTRATION_ID_LEN: usize = 128;
+
+/// Errors in identities, keys and tokens. Variants carry the offending value, except secrets.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("registration ID {0:?} is invalid: {1}")]
+    InvalidRegistrationId(String, &'static str),
+    #[error("ID scope {0:?} is invalid: it must be non-empty and contain only letters and digits")]
+    InvalidIdScope(String),
+    #[error("key is not valid base64")]
+    KeyNotBase64,
+    #[error("key is {0} bytes once decoded; DPS keys are 1 to 64 bytes (16 to 64 when generated)")]
+    KeyLength(usize),
+    #[error("SAS token does not start with \"SharedAccessSignature \"")]
+    NotSharedAccessSignature,
+    #[error("SAS token field {0:?} is malformed")]
+    MalformedField(String),
+    #[error("SAS token has field {0:?} twice")]
+    DuplicateField(String),
+    #[error("SAS token lacks the {0:?} field")]
+    MissingField(&'static str),
+    #[error("SAS token expiry {0:?} is not decimal Unix seconds")]
+    BadExpiry(String),
+}
+
+/// Why a SAS token was refused. Each variant is a distinct reason an emulator or a check reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SasRefusal {
+    /// The token could not be parsed.
+    Malformed,
+    /// `sr` does not name `{scope}/registrations/{registrationId}` of this connection.
+    WrongResource,
+    /// `se` is in the past.
+    Expired,
+    /// The signature does not match any key tried.
+    BadSignature,
+}
+
+/// A device registration ID: case-insensitive, at most 128 characters of `[A-Za-z0-9-._:]`,
+/// starting and ending with an alphanumeric character (DPS also allows a trailing `-`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegistrationId(String);
+
+impl RegistrationId {
+    pub fn new(value: impl Into<String>) -> Result<Self, CredentialError> {
+        let value = value.into();
+        let invalid = |why| Err(CredentialError::InvalidRegistrationId(value.clone(), why));
+        if value.is_empty() {
+            return invalid("it is empty");
+        }
+        if value.len() > MAX_REGISTRATION_ID_LEN {
+            return invalid("it is longer than 128 characters");
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
+        if !value.chars().all(allowed) {
+            return invalid("only letters, digits and - . _ : are allowed");
+        }
+        let first = value.as_bytes()[0];
+        let last = value.as_bytes()[value.len() - 1];
+        if !first.is_ascii_alphanumeric() {
+            return invalid("it must start with a letter or digit");
+        }
+        if !(last.is_ascii_alphanumeric() || last == b'-') {
+            return invalid("it must end with a letter, digit or -");
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-folded form DPS compares registration IDs by.
+    pub fn canonical(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl fmt::Debug for RegistrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for RegistrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DPS ID scope such as `0ne0026656D`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdScope(String);
+
+impl IdScope {
+    pub fn new(value: impl Into<String>) -> Result<Self, CredentialError> {
+        let value = value.into();
+        if value.is_empty() || value.len() > 64 || !value.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(CredentialError::InvalidIdScope(value));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for IdScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A symmetric key (an enrollment group key, an individual enrollment key or a derived device
+/// key), held decoded. Its `Debug` is redacted; the base64 text is only produced on request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SymmetricKey(Vec<u8>);
+
+impl SymmetricKey {
+    /// Parses base64 text. Surrounding whitespace (a trailing newline in a key file) is ignored.
+    pub fn from_base64(text: &str) -> Result<Self, CredentialError> {
+        let bytes = BASE64.decode(text.trim().as_bytes()).map_err(|_| CredentialError::KeyNotBase64)?;
+        if bytes.is_empty() || bytes.len() > 64 {
+            return Err(CredentialError::KeyLength(bytes.len()));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// A new random 64-byte key, as DPS generates them.
+    pub fn random() -> Self {
+        let mut bytes = vec![0u8; 64];
+        rand::fill(&mut bytes[..]);
+        Self(bytes)
+    }
+
+    /// The key as base64 text. Callers decide where it may go; never into logs or reports.
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(&self.0)
+    }
+
+    /// Derives a device's key from this enrollment group key (`dps-mqtt.md` §2).
+    pub fn derive_device_key(&self, registration_id: &RegistrationId) -> SymmetricKey {
+        SymmetricKey(self.sign(registration_id.as_str().as_bytes()).to_vec())
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.0).expect("HMAC-SHA256 accepts keys of any length")
+    }
+
+    /// HMAC-SHA256 of `message` under this key.
+    pub fn sign(&self, message: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Checks `signature` against HMAC-SHA256 of `message`, in constant time.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
+impl fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SymmetricKey(<redacted {} bytes>)", self.0.len())
+    }
+}
+
+/// How a token's `sr` is written, which differs between SDKs (`dps-mqtt.md` §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceEncoding {
+    /// `%2F`, as Python and C# send it (and the docs' example).
+    #[default]
+    Upper,
+    /// `%2f`, as the C SDKs send it.
+    Lower,
+    /// Not encoded at all, as Node sends it.
+    Raw,
+}
+
+/// The shape of a SAS token apart from its key: how SDKs differ on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SasStyle {
+    pub resource_encoding: ResourceEncoding,
+    /// Whether `&skn=registration` is appended.
+    pub key_name: bool,
+    /// Node's order: `sr, sig, skn, se` instead of `sr, sig, se, skn`.
+    pub skn_before_se: bool,
+}
+
+impl Default for SasStyle {
+    /// The documented form: upper-case `sr`, `skn=registration` last.
+    fn default() -> Self {
+        Self { resource_encoding: ResourceEncoding::Upper, key_name: true, skn_before_se: false }
+    }
+}
+
+/// A SAS token: the MQTT password of a symmetric-key device. Redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SasToken(String);
+
+impl SasToken {
+    /// Builds the token for `{scope}/registrations/{registration_id}` expiring at `expiry`
+    /// (Unix seconds), signed with the device key.
+    pub fn build(
+        scope: &IdScope,
+        registration_id: &RegistrationId,
+        device_key: &SymmetricKey,
+        expiry: u64,
+        style: SasStyle,
+    ) -> Self {
+        let resource = format!("{scope}/registrations/{registration_id}");
+        let sr = encode_resource(&resource, style.resource_encoding);
+        let se = expiry.to_string();
+        let signature = device_key.sign(string_to_sign(&sr, &se).as_bytes());
+        let sig = utf8_percent_encode(&BASE64.encode(signature), URL_ENCODE).to_string();
+        let token = match (style.key_name, style.skn_before_se) {
+            (false, _) => format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}"),
+            (true, false) => {
+                format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}&skn=registration")
+            }
+            (true, true) => {
+                format!("SharedAccessSignature sr={sr}&sig={sig}&skn=registration&se={se}")
+            }
+        };
+        Self(token)
+    }
+
+    /// Wraps a token received as an MQTT password.
+    pub fn from_password(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+
+    /// The token text, for the MQTT password or for the `token` command's output.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Splits the token into its fields. `sr` and `se` are kept as received, `sig` is decoded.
+    pub fn parse(&self) -> Result<ParsedSas<'_>, CredentialError> {
+        let fields = self.0.strip_prefix("SharedAccessSignature ").ok_or(CredentialError::NotSharedAccessSignature)?;
+        let (mut sr, mut sig, mut se, mut skn) = (None, None, None, None);
+        for pair in fields.split('&') {
+            let (name, value) =
+                pair.split_once('=').ok_or_else(|| CredentialError::MalformedField(field_name(pair)))?;
+            let slot = match name {
+                "sr" => &mut sr,
+                "sig" => &mut sig,
+                "se" => &mut se,
+                "skn" => &mut skn,
+                // Unknown fields are tolerated as DPS tolerates them: they are not signed.
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(CredentialError::DuplicateField(name.to_string()));
+            }
+        }
+        let sr = sr.ok_or(CredentialError::MissingField("sr"))?;
+        let sig = sig.ok_or(CredentialError::MissingField("sig"))?;
+        let se = se.ok_or(CredentialError::MissingField("se"))?;
+        let expiry = se.parse::<u64>().map_err(|_| CredentialError::BadExpiry(se.to_string()))?;
+        let sig_text =
+            percent_decode_str(sig).decode_utf8().map_err(|_| CredentialError::MalformedField("sig".into()))?;
+        let signature =
+            BASE64.decode(sig_text.as_bytes()).map_err(|_| CredentialError::MalformedField("sig".into()))?;
+        Ok(ParsedSas { sr, se, expiry, signature, key_name: skn })
+    }
+}
+
+impl fmt::Debug for SasToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SasToken(<redacted>)")
+    }
+}
+
+/// A token split into its fields, borrowing the token text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ParsedSas<'a> {
+    /// The resource URI exactly as received (possibly percent-encoded).
+    pub sr: &'a str,
+    /// The expiry exactly as received.
+    pub se: &'a str,
+    pub expiry: u64,
+    /// The decoded HMAC.
+    pub signature: Vec<u8>,
+    pub key_name: Option<&'a str>,
+}
+
+impl fmt::Debug for ParsedSas<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedSas")
+            .field("sr", &self.sr)
+            .field("se", &self.se)
+            .field("key_name", &self.key_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParsedSas<'_> {
+    /// Checks that this token is for `registration_id` in `scope`, unexpired at `now` (Unix
+    /// seconds), and signed by one of `keys` (DPS accepts the primary or the secondary key).
+    pub fn verify<'k>(
+        &self,
+        scope: &IdScope,
+        registration_id: &RegistrationId,
+        now: u64,
+        keys: impl IntoIterator<Item = &'k SymmetricKey>,
+    ) -> Result<(), SasRefusal> {
+        let decoded = percent_decode_str(self.sr).decode_utf8().map_err(|_| SasRefusal::Malformed)?;
+        let expected = format!("{scope}/registrations/{registration_id}");
+        if !decoded.eq_ignore_ascii_case(&expected) {
+            return Err(SasRefusal::WrongResource);
+        }
+        if self.expiry <= now {
+            return Err(SasRefusal::Expired);
+        }
+        let message = string_to_sign(self.sr, self.se);
+        if keys.into_iter().any(|key| key.verify(message.as_bytes(), &self.signature)) {
+            Ok(())
+        } else {
+            Err(SasRefusal::BadSignature)
+        }
+    }
+}
+
+/// `{sr}\n{se}`: what a SAS token signs.
+pub fn string_to_sign(sr: &str, se: &str) -> String {
+    format!("{sr}\n{se}")
+}
+
+fn encode_resource(resource: &str, encoding: ResourceEncoding) -> String {
+    match encoding {
+        ResourceEncoding::Raw => resource.to_string(),
+        ResourceEncoding::Upper => utf8_percent_encode(resource, URL_ENCODE).to_string(),
+        ResourceEncoding::Lower => lower_hex_escapes(&utf8_percent_encode(resource, URL_ENCODE).to_string()),
+    }
+}
+
+/// Rewrites `%2F` as `%2f`: the C SDKs' URL encoder emits lower-case hex digits.
+fn lower_hex_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        out.push_str(&escape.to_ascii_lowercase());
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The field name of a malformed `name=value` pair, without its value (which may be secret).
+fn field_name(pair: &str) -> String {
+    pair.chars().take(16).take_while(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scope() -> IdScope {
+        IdScope::new("0ne00DPS001").unwrap()
+    }
+
+    fn regid(id: &str) -> RegistrationId {
+        RegistrationId::new(id).unwrap()
+    }
+
+    #[test]
+    fn tv1_group_key_derivation() {
+        let group = SymmetricKey::from_base64(
+            "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",
+        )
+        .unwrap();
+        let device = group.derive_device_key(&regid("sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"));
+        assert_eq!(device.to_base64(), "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=");
+    }
+
+    #[test]
+    fn tv2_sas_token() {
+        let key = SymmetricKey::from_base64("00mysymmetrickey").unwrap();
+        let token = SasToken::build(
+            &IdScope::new("myIdScope").unwrap(),
+            &regid("mydeviceregistrationid"),
+            &key,
+            1630175722,
+            SasStyle::default(),
+        );
+        assert_eq!(
+            token.expose(),
+            "SharedAccessSignature sr=myIdScope%2Fregistrations%2Fmydeviceregistrationid\
+             &sig=SDpdbUNk%2F1DSjEpeb29BLVe6gRDZI7T41Y4BPsHHoUg%3D&se=1630175722&skn=registration"
+        );
+        assert_eq!(
+            string_to_sign("myIdScope%2Fregistrations%2Fmydeviceregistrationid", "1630175722"),
+            "myIdScope%2Fregistrations%2Fmydeviceregistrationid\n1630175722"
+        );
+    }
+
+    #[test]
+    fn tv2_unencoded_resource_signs_differently() {
+        // dps-mqtt-sources.md: signing the raw URI gives this signature instead.
+        let key = SymmetricKey::from_base64("00mysymmetrickey").unwrap();
+        let sig = key.sign(b"myIdScope/registrations/mydeviceregistrationid\n1630175722");
+        assert_eq!(BASE64.encode(sig), "l6nCPQlqkWB046a6n2bBXzmeBzVE3rfYFvAMaLBzGDA=");
+    }
+
+    #[test]
+    fn tv3_hmac_primitive() {
+        let key = SymmetricKey::from_base64("NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=").unwrap();
+        assert_eq!(BASE64.encode(key.sign(b"sign this message")), "8NJRMT83CcplGrAGaUVIUM/md5914KpWVNngSVoF9/M=");
+    }
+
+    #[test]
+    fn every_sdk_style_verifies() {
+        let key = SymmetricKey::random();
+        let id = regid("Dev-01");
+        for resource_encoding in [ResourceEncoding::Upper, ResourceEncoding::Lower, ResourceEncoding::Raw] {
+            for (key_name, skn_before_se) in [(false, false), (true, false), (true, true)] {
+                let style = SasStyle { resource_encoding, key_name, skn_before_se };
+                let token = SasToken::build(&scope(), &id, &key, 2_000, style);
+                let parsed = token.parse().unwrap();
+                assert_eq!(parsed.verify(&scope(), &regid("dev-01"), 1_000, [&key]), Ok(()), "{style:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lower_case_resource_matches_c_sdk() {
+        let token = SasToken::build(
+            &IdScope::new("0neFEEDC0DE").unwrap(),
+            &regid("myRegistrationId"),
+            &SymmetricKey::random(),
+            1578941692,
+            SasStyle { resource_encoding: ResourceEncoding::Lower, key_name: false, skn_before_se: false },
+        );
+        assert!(
+            token.expose().starts_with("SharedAccessSignature sr=0neFEEDC0DE%2fregistrations%2fmyRegistrationId&sig=")
+        );
+        assert!(token.expose().ends_with("&se=1578941692"));
+    }
+
+    #[test]
+    fn fields_in_any_order_and_lower_case_sig_escapes() {
+        let key = SymmetricKey::random();
+        let id = regid("dev-1");
+        let token = SasToken::build(&scope(), &id, &key, 50, SasStyle::default());
+        let parsed = token.parse().unwrap();
+        let sig = token.expose().split("&sig=").nth(1).unwrap().split('&').next().unwrap();
+        let reordered =
+            format!("SharedAccessSignature skn=registration&se=50&sig={}&sr={}", lower_hex_escapes(sig), parsed.sr);
+        let token = SasToken::from_password(reordered);
+        assert_eq!(token.parse().unwrap().verify(&scope(), &id, 10, [&key]), Ok(()));
+    }
+
+    #[test]
+    fn refusals() {
+        let key = SymmetricKey::random();
+        let id = regid("dev-1");
+        let token = SasToken::build(&scope(), &id, &key, 100, SasStyle::default());
+        let parsed = token.parse().unwrap();
+        assert_eq!(parsed.verify(&scope(), &id, 100, [&key]), Err(SasRefusal::Expired));
+        assert_eq!(parsed.verify(&scope(), &regid("dev-2"), 1, [&key]), Err(SasRefusal::WrongResource));
+        let other_scope = IdScope::new("0ne00000000").unwrap();
+        assert_eq!(parsed.verify(&other_scope, &id, 1, [&key]), Err(SasRefusal::WrongResource));
+        let other = SymmetricKey::random();
+        assert_eq!(parsed.verify(&scope(), &id, 1, [&other]), Err(SasRefusal::BadSignature));
+        assert_eq!(parsed.verify(&scope(), &id, 1, [&other, &key]), Ok(()));
+    }
+
+    #[test]
+    fn malformed_tokens_are_errors() {
+        let cases = [
+            ("sr=a&sig=b&se=1", CredentialError::NotSharedAccessSignature),
+            ("SharedAccessSignature sr=a&sig=AA%3D%3D", CredentialError::MissingField("se")),
+            ("SharedAccessSignature sr=a&sig=AA%3D%3D&se=x", CredentialError::BadExpiry("x".into())),
+            ("SharedAccessSignature sr=a&sr=b&sig=AA&se=1", CredentialError::DuplicateField("sr".into())),
+            ("SharedAccessSignature sr=a&sig=!!&se=1", CredentialError::MalformedField("sig".into())),
+            ("SharedAccessSignature sr=a&garbage&se=1", CredentialError::MalformedField("garbage".into())),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(SasToken::from_password(text).parse().unwrap_err(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn registration_id_rules() {
+        for ok in ["a", "dev-1", "A.b_c:d-", "x".repeat(128).as_str()] {
+            assert!(RegistrationId::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a.", "a b", "a/b", "é", "x".repeat(129).as_str()] {
+            assert!(RegistrationId::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_validated_and_redacted() {
+        assert_eq!(SymmetricKey::from_base64("not base64!"), Err(CredentialError::KeyNotBase64));
+        assert_eq!(SymmetricKey::from_base64(""), Err(CredentialError::KeyLength(0)));
+        let key = SymmetricKey::from_base64("  00mysymmetrickey\n").unwrap();
+        assert_eq!(format!("{key:?}"), "SymmetricKey(<redacted 12 bytes>)");
+        let token = SasToken::build(&scope(), &regid("d"), &key, 1, SasStyle::default());
+        assert_eq!(format!("{token:?}"), "SasToken(<redacted>)");
+        assert!(!format!("{:?}", token.parse().unwrap()).contains("sig"));
+    }
+
+    proptest! {
+        #[test]
+        fn build_parse_verify_round_trip(
+            id in "[a-z0-9][a-z0-9._:-]{0,40}[a-z0-9]",
+            expiry in 1u64..u64::MAX / 2,
+            key in proptest::collection::vec(any::<u8>(), 1..=64),
+            upper in any::<bool>(),
+        ) {
+            let key = SymmetricKey(key);
+            let id = regid(&id);
+            let style = SasStyle {
+                resource_encoding: if upper { ResourceEncoding::Upper } else { ResourceEncoding::Raw },
+                ..SasStyle::default()
+            };
+            let token = SasToken::build(&scope(), &id, &key, expiry, style);
+            let parsed = token.parse().unwrap();
+            prop_assert_eq!(parsed.expiry, expiry);
+            prop_assert_eq!(parsed.verify(&scope(), &id, expiry - 1, [&key]), Ok(()));
+        }
+
+        #[test]
+        fn parse_never_panics(text in ".{0,200}") {
+            let _ = SasToken::from_password(format!("SharedAccessSignature {text}")).parse();
+            let _ = SasToken::from_password(text).parse();
+        }
+    }
+}

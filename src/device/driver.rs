@@ -1,0 +1,124 @@
+//! Runs one device's [`Flow`] over a real socket: TCP connect, TLS handshake, then MQTT until the
+//! flow ends. Owns the clock (tokio's, so tests can pause it) and a deadline on every await.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout};
+use tokio_rustls::TlsConnector;
+
+use super::flow::Flow;
+use super::outcome::{FailureKind, FlowReport, Phase, Timings};
+use super::{DeviceIdentity, FlowSettings};
+use crate::mqtt::{Framed, MqttError};
+
+/// Where devices connect, and how they trust it.
+#[derive(Clone)]
+pub struct Target {
+    pub address: SocketAddr,
+    /// The name the server certificate must carry (SNI and verification).
+    pub server_name: ServerName<'static>,
+    pub tls: Arc<ClientConfig>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("address", &self.address)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current instant on tokio's clock (virtual when a test pauses time).
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Runs one device from TCP connect to its outcome. Never fails: every failure is in the report.
+pub async fn run_device(
+    target: &Target,
+    settings: Arc<FlowSettings>,
+    identity: DeviceIdentity,
+    intended_start: Instant,
+) -> FlowReport {
+    let timeouts = settings.timeouts;
+    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()));
+
+    let tcp = match timeout(timeouts.tcp_connect, TcpStream::connect(target.address)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) => return failed(flow, FailureKind::Connect),
+        Err(_) => return failed(flow, FailureKind::Timeout(Phase::TcpConnect)),
+    };
+    // Nagle would hold small MQTT packets back and distort every latency measured after it.
+    let _ = tcp.set_nodelay(true);
+    flow.timings_mut().tcp_connected = Some(now());
+
+    let connector = TlsConnector::from(target.tls.clone());
+    let handshake = connector.connect(target.server_name.clone(), tcp);
+    let tls = match timeout(timeouts.tls_handshake, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) => return failed(flow, FailureKind::Tls),
+        Err(_) => return failed(flow, FailureKind::Timeout(Phase::TlsHandshake)),
+    };
+    flow.timings_mut().tls_done = Some(now());
+
+    let mut framed = Framed::new(tls);
+    flow.connected(now());
+    drive(&mut flow, &mut framed).await;
+    flow.into_report()
+}
+
+async fn drive<S>(flow: &mut Flow, framed: &mut Framed<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let mut queued = false;
+        while let Some(packet) = flow.poll_transmit() {
+            if framed.queue(&packet).is_err() {
+                return flow.fail(now(), FailureKind::Aborted);
+            }
+            queued = true;
+        }
+        if queued {
+            // A write only blocks when the peer stops reading: bound it like a reply.
+            let deadline = flow.poll_timeout().map(tokio::time::Instant::from_std);
+            let write = framed.flush();
+            let result = match deadline {
+                Some(at) => tokio::time::timeout_at(at, write).await.ok(),
+                None => Some(write.await),
+            };
+            match result {
+                Some(Ok(())) => {}
+                Some(Err(_)) => flow.handle_closed(now()),
+                None => flow.handle_timeout(now()),
+            }
+        }
+        if flow.is_done() {
+            if queued {
+                // DISCONNECT went out with the last flush; close TLS politely but briefly.
+                let _ = timeout(std::time::Duration::from_secs(1), framed.shutdown()).await;
+            }
+            return;
+        }
+        let wake = flow.poll_timeout().expect("a flow that is not done always has a deadline");
+        tokio::select! {
+            read = framed.read_packet() => match read {
+                Ok(packet) => flow.handle_packet(now(), packet),
+                Err(MqttError::Codec(_)) => flow.fail(now(), FailureKind::ProtocolViolation(super::outcome::Violation::MalformedPacket)),
+                Err(MqttError::Io(_) | MqttError::Closed) => flow.handle_closed(now()),
+            },
+            () = sleep_until(tokio::time::Instant::from_std(wake)) => flow.handle_timeout(now()),
+        }
+    }
+}
+
+fn failed(mut flow: Flow, kind: FailureKind) -> FlowReport {
+    flow.fail(now(), kind);
+    flow.into_report()
+}

@@ -1,0 +1,595 @@
+//! The provisioning state machine of one device, sans IO.
+//!
+//! It is fed `now`, decoded packets, timer expiries and connection loss, and produces packets to
+//! send ([`Flow::poll_transmit`]), the next instant it needs waking ([`Flow::poll_timeout`]) and,
+//! once, a [`FlowReport`]. It never touches a socket or reads the clock, so every path (retries,
+//! timeouts, stray replies, violations) is tested by feeding it packets.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::v4::{
+    Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, Subscribe, SubscribeReasonCode,
+};
+
+use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation};
+use super::{DeviceIdentity, FlowSettings, PollBody, RidStyle};
+use crate::messages::{OperationStatus, ReplyBody};
+use crate::mqtt::QoS;
+use crate::topics::{self, ReplyTopic};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestKind {
+    Register,
+    Poll,
+}
+
+#[derive(Debug)]
+struct Request {
+    kind: RequestKind,
+    rid: String,
+    sent_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the transport is up.
+    Idle,
+    AwaitConnAck,
+    AwaitSubAck {
+        packet_id: u16,
+    },
+    AwaitReply,
+    /// Waiting out `retry-after` before sending `next`.
+    Waiting {
+        next: RequestKind,
+    },
+    Done,
+}
+
+/// One device's provisioning flow.
+pub struct Flow {
+    settings: Arc<FlowSettings>,
+    identity: DeviceIdentity,
+    state: State,
+    next_packet_id: u16,
+    next_rid: u32,
+    outstanding: Option<Request>,
+    operation_id: Option<String>,
+    retries: u32,
+    deadline: Option<(Instant, Phase)>,
+    wake: Option<Instant>,
+    /// When the device last queued a packet, for keep-alive PINGREQs.
+    last_sent: Option<Instant>,
+    outbox: VecDeque<Packet>,
+    outcome: Option<Outcome>,
+    report: FlowReport,
+}
+
+impl Flow {
+    pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings) -> Self {
+        Self {
+            settings,
+            identity,
+            state: State::Idle,
+            next_packet_id: 1,
+            next_rid: 1,
+            outstanding: None,
+            operation_id: None,
+            retries: 0,
+            deadline: None,
+            wake: None,
+            last_sent: None,
+            outbox: VecDeque::new(),
+            outcome: None,
+            report: FlowReport {
+                outcome: Outcome::Failed(FailureKind::Aborted),
+                timings,
+                register_attempts: 0,
+                polls: 0,
+                retry_after_seconds: Vec::new(),
+                statuses: Vec::new(),
+                stray_replies: 0,
+            },
+        }
+    }
+
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// Records what the driver measured before MQTT started.
+    pub fn timings_mut(&mut self) -> &mut Timings {
+        &mut self.report.timings
+    }
+
+    /// The transport is up: queue CONNECT.
+    pub fn connected(&mut self, now: Instant) {
+        let settings = &self.settings;
+        let mut connect = Connect::new(self.identity.registration_id.as_str());
+        connect.keep_alive = settings.keep_alive;
+        connect.clean_session = settings.clean_session;
+        let password = self.identity.password.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
+        connect.login = Some(Login::new(self.identity.username(settings), password));
+        self.push(now, Packet::Connect(connect));
+        self.report.timings.connect_sent = Some(now);
+        self.state = State::AwaitConnAck;
+        self.deadline = Some((now + self.settings.timeouts.connack, Phase::Connack));
+    }
+
+    /// The next packet to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Packet> {
+        self.outbox.pop_front()
+    }
+
+    /// The earliest instant at which [`Flow::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Done {
+            return None;
+        }
+        let flow_deadline = self.report.timings.start + self.settings.timeouts.flow;
+        [self.deadline.map(|(at, _)| at), self.wake, self.ping_due(), Some(flow_deadline)].into_iter().flatten().min()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// The phase the flow is in, for timeouts and lost connections.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Idle => Phase::TcpConnect,
+            State::AwaitConnAck => Phase::Connack,
+            State::AwaitSubAck { .. } => Phase::Suback,
+            State::AwaitReply => match self.outstanding.as_ref().map(|r| r.kind) {
+                Some(RequestKind::Poll) => Phase::Poll,
+                _ => Phase::Register,
+            },
+            State::Waiting { .. } | State::Done => Phase::Wait,
+        }
+    }
+
+    /// Time has passed: fail on an expired deadline, or send the request a wait was for.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Done {
+            return;
+        }
+        if now >= self.report.timings.start + self.settings.timeouts.flow {
+            return self.fail(now, FailureKind::Timeout(self.phase()));
+        }
+        if let Some((at, phase)) = self.deadline
+            && now >= at
+        {
+            return self.fail(now, FailureKind::Timeout(phase));
+        }
+        if let (Some(at), State::Waiting { next }) = (self.wake, self.state)
+            && now >= at
+        {
+            self.wake = None;
+            self.send_request(now, next);
+        }
+        if self.ping_due().is_some_and(|at| now >= at) {
+            self.push(now, Packet::PingReq);
+        }
+    }
+
+    /// The connection closed or broke.
+    pub fn handle_closed(&mut self, now: Instant) {
+        if self.state != State::Done {
+            self.fail(now, FailureKind::ConnectionLost(self.phase()));
+        }
+    }
+
+    /// The driver failed before or outside MQTT (TCP, TLS, abort).
+    pub fn fail(&mut self, now: Instant, kind: FailureKind) {
+        self.finish(now, Outcome::Failed(kind));
+    }
+
+    /// A packet arrived.
+    pub fn handle_packet(&mut self, now: Instant, packet: Packet) {
+        if self.state == State::Done {
+            return;
+        }
+        match (self.state, packet) {
+            (State::AwaitConnAck, Packet::ConnAck(connack)) => {
+                self.report.timings.connack = Some(now);
+                if connack.code != ConnectReturnCode::Success {
+                    return self.fail(now, FailureKind::Refused(connack.code as u8));
+                }
+                self.subscribe(now);
+            }
+            (State::AwaitSubAck { packet_id }, Packet::SubAck(suback)) if suback.pkid == packet_id => {
+                self.report.timings.suback = Some(now);
+                if suback.return_codes.contains(&SubscribeReasonCode::Failure) {
+                    return self.fail(now, FailureKind::SubscribeRefused);
+                }
+                self.send_request(now, RequestKind::Register);
+            }
+            (State::AwaitReply | State::Waiting { .. }, Packet::Publish(publish)) => {
+                if publish.qos != QoS::AtMostOnce {
+                    self.push(now, Packet::PubAck(PubAck::new(publish.pkid)));
+                }
+                self.handle_reply(now, &publish);
+            }
+            (_, Packet::PubAck(_) | Packet::PingResp) => {}
+            _ => self.fail(now, FailureKind::ProtocolViolation(Violation::UnexpectedPacket)),
+        }
+    }
+
+    /// The finished flow's report. Call once [`Flow::is_done`].
+    pub fn into_report(mut self) -> FlowReport {
+        if let Some(outcome) = self.outcome.take() {
+            self.report.outcome = outcome;
+        }
+        self.report
+    }
+
+    fn subscribe(&mut self, now: Instant) {
+        let packet_id = self.packet_id();
+        let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, self.settings.subscribe_qos);
+        subscribe.pkid = packet_id;
+        self.push(now, Packet::Subscribe(subscribe));
+        self.report.timings.subscribe_sent = Some(now);
+        self.state = State::AwaitSubAck { packet_id };
+        self.deadline = Some((now + self.settings.timeouts.suback, Phase::Suback));
+    }
+
+    fn send_request(&mut self, now: Instant, kind: RequestKind) {
+        let rid = match self.settings.rid_style {
+            RidStyle::Counter => {
+                let rid = self.next_rid;
+                self.next_rid += 1;
+                rid.to_string()
+            }
+            RidStyle::Literal1 => "1".to_string(),
+            RidStyle::Uuid => crate::messages::uuid_v4(),
+        };
+        let (topic, payload, phase) = match kind {
+            RequestKind::Register => {
+                self.report.register_attempts += 1;
+                self.report.timings.register_sent.get_or_insert(now);
+                (topics::register_topic(&rid), self.identity.register_body.clone(), Phase::Register)
+            }
+            RequestKind::Poll => {
+                self.report.polls += 1;
+                let operation_id = self.operation_id.as_deref().unwrap_or_default();
+                let body = match self.settings.poll_body {
+                    PollBody::Empty => Bytes::new(),
+                    PollBody::Space => Bytes::from_static(b" "),
+                    PollBody::RegisterBody => self.identity.register_body.clone(),
+                };
+                (topics::poll_topic(&rid, operation_id), body, Phase::Poll)
+            }
+        };
+        let mut publish = Publish::from_bytes(topic, self.settings.publish_qos, payload);
+        if publish.qos != QoS::AtMostOnce {
+            publish.pkid = self.packet_id();
+        }
+        self.push(now, Packet::Publish(publish));
+        self.outstanding = Some(Request { kind, rid, sent_at: now });
+        self.state = State::AwaitReply;
+        self.deadline = Some((now + self.settings.timeouts.reply, phase));
+    }
+
+    fn handle_reply(&mut self, now: Instant, publish: &Publish) {
+        let reply = match ReplyTopic::parse(&publish.topic) {
+            Ok(reply) => reply,
+            Err(_) => return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyTopic)),
+        };
+        // A reply must answer the request in flight; others are ignored, as every SDK does.
+        let matches = self.outstanding.as_ref().is_some_and(|r| reply.rid == Some(r.rid.as_str()));
+        if self.state != State::AwaitReply || !matches {
+            self.report.stray_replies += 1;
+            return;
+        }
+        let request = self.outstanding.take().expect("matches implies a request in flight");
+        if request.kind == RequestKind::Poll {
+            self.report.timings.polls.push(now - request.sent_at);
+        }
+        self.report.statuses.push(reply.status);
+        if let Some(Some(seconds)) = reply.retry_after {
+            self.report.retry_after_seconds.push(seconds);
+        }
+        let wait = match reply.retry_after {
+            Some(Some(seconds)) => Duration::from_secs(seconds.into()),
+            _ => self.settings.retry.default_wait,
+        };
+        match reply.status {
+            429 | 500..=599 => self.retry(now, request.kind, reply.status, wait),
+            200..=299 => self.handle_operation(now, request.kind, reply.status, &publish.payload, wait),
+            status => self.fail(now, FailureKind::Status(status)),
+        }
+    }
+
+    fn retry(&mut self, now: Instant, kind: RequestKind, status: u16, wait: Duration) {
+        if self.retries >= self.settings.retry.max_retries {
+            return self.fail(now, FailureKind::Status(status));
+        }
+        self.retries += 1;
+        self.wait_then(now, kind, wait);
+    }
+
+    fn handle_operation(&mut self, now: Instant, kind: RequestKind, status: u16, body: &[u8], wait: Duration) {
+        let Ok(ReplyBody::Operation(operation)) = ReplyBody::parse(status, body) else {
+            return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyBody));
+        };
+        self.retries = 0;
+        if kind == RequestKind::Register {
+            self.report.timings.register_accepted.get_or_insert(now);
+        }
+        let operation = *operation;
+        let state = operation.registration_state.unwrap_or_default();
+        match operation.status {
+            OperationStatus::Assigning => {
+                if operation.operation_id.is_empty() {
+                    return self.fail(now, FailureKind::ProtocolViolation(Violation::MissingOperationId));
+                }
+                self.operation_id = Some(operation.operation_id);
+                self.wait_then(now, RequestKind::Poll, wait);
+            }
+            OperationStatus::Assigned => match (state.assigned_hub, state.device_id) {
+                (Some(hub), Some(device_id)) => {
+                    self.report.timings.assigned = Some(now);
+                    self.finish(now, Outcome::Assigned { hub, device_id });
+                }
+                _ => self.fail(now, FailureKind::ProtocolViolation(Violation::IncompleteAssignment)),
+            },
+            OperationStatus::Failed => self.fail(now, FailureKind::RegistrationFailed(state.error_code)),
+            OperationStatus::Disabled => self.fail(now, FailureKind::Disabled),
+            OperationStatus::Unassigned => self.fail(now, FailureKind::ProtocolViolation(Violation::Unassigned)),
+        }
+    }
+
+    fn wait_then(&mut self, now: Instant, next: RequestKind, wait: Duration) {
+        self.deadline = None;
+        if wait.is_zero() {
+            return self.send_request(now, next);
+        }
+        self.state = State::Waiting { next };
+        self.wake = Some(now + wait);
+    }
+
+    fn finish(&mut self, now: Instant, outcome: Outcome) {
+        let connected = !matches!(self.state, State::Idle | State::AwaitConnAck | State::Done);
+        if connected && !matches!(outcome, Outcome::Failed(FailureKind::ConnectionLost(_))) {
+            self.push(now, Packet::Disconnect);
+        }
+        self.state = State::Done;
+        self.deadline = None;
+        self.wake = None;
+        self.report.timings.end = Some(now);
+        self.outcome = Some(outcome);
+    }
+
+    fn push(&mut self, now: Instant, packet: Packet) {
+        self.last_sent = Some(now);
+        self.outbox.push_back(packet);
+    }
+
+    fn ping_due(&self) -> Option<Instant> {
+        let keep_alive = self.settings.keep_alive;
+        if keep_alive == 0 || matches!(self.state, State::Idle | State::AwaitConnAck | State::Done) {
+            return None;
+        }
+        self.last_sent.map(|at| at + Duration::from_secs(keep_alive.into()))
+    }
+
+    fn packet_id(&mut self) -> u16 {
+        let id = self.next_packet_id;
+        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
+    use rumqttc::mqttbytes::v4::{ConnAck, SubAck};
+
+    fn flow_with(settings: FlowSettings) -> (Flow, Instant) {
+        let registration_id = RegistrationId::new("dev-1").unwrap();
+        let id_scope = IdScope::new("0ne00DPS001").unwrap();
+        let key = SymmetricKey::random();
+        let password = SasToken::build(&id_scope, &registration_id, &key, 10, SasStyle::default());
+        let identity = DeviceIdentity {
+            register_body: DeviceIdentity::default_register_body(&registration_id),
+            registration_id,
+            id_scope,
+            password: Some(password),
+        };
+        let t0 = Instant::now();
+        (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0)), t0)
+    }
+
+    fn connected_flow(settings: FlowSettings) -> (Flow, Instant) {
+        let (mut flow, t0) = flow_with(settings);
+        flow.connected(t0);
+        let Some(Packet::Connect(connect)) = flow.poll_transmit() else { panic!("no CONNECT") };
+        assert_eq!(connect.client_id, "dev-1");
+        let login = connect.login.unwrap();
+        assert_eq!(
+            login.username,
+            "0ne00DPS001/registrations/dev-1/api-version=2019-03-31&ClientVersion=dpsbench%2F0.1.0"
+        );
+        assert!(login.password.starts_with("SharedAccessSignature sr=0ne00DPS001%2Fregistrations%2Fdev-1&sig="));
+        flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
+        let Some(Packet::Subscribe(subscribe)) = flow.poll_transmit() else { panic!("no SUBSCRIBE") };
+        assert_eq!(subscribe.filters[0].path, "$dps/registrations/res/#");
+        assert_eq!(subscribe.filters[0].qos, QoS::AtLeastOnce);
+        flow.handle_packet(
+            t0,
+            Packet::SubAck(SubAck::new(subscribe.pkid, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])),
+        );
+        (flow, t0)
+    }
+
+    fn expect_publish(flow: &mut Flow) -> Publish {
+        match flow.poll_transmit() {
+            Some(Packet::Publish(publish)) => publish,
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+    }
+
+    fn reply(topic: String, body: &str) -> Packet {
+        let mut publish = Publish::new(topic, QoS::AtLeastOnce, body.as_bytes().to_vec());
+        publish.pkid = 2;
+        Packet::Publish(publish)
+    }
+
+    const ASSIGNING: &str = r#"{"operationId":"4.0000000000000001.x","status":"assigning"}"#;
+    const ASSIGNED: &str = r#"{"operationId":"4.0000000000000001.x","status":"assigned","registrationState":{"registrationId":"dev-1","assignedHub":"hub-a","deviceId":"dev-1","status":"assigned","substatus":"initialAssignment"}}"#;
+
+    #[test]
+    fn happy_path_register_poll_assigned() {
+        let (mut flow, t0) = connected_flow(FlowSettings::default());
+        let register = expect_publish(&mut flow);
+        assert_eq!(register.topic, "$dps/registrations/PUT/iotdps-register/?$rid=1");
+        assert_eq!(&register.payload[..], br#"{"registrationId":"dev-1"}"#);
+        let t1 = t0 + Duration::from_millis(5);
+        flow.handle_packet(t1, reply(topics::reply_topic(202, "1", Some(3)), ASSIGNING));
+        assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
+        assert_eq!(flow.poll_timeout(), Some(t1 + Duration::from_secs(3)));
+        assert_eq!(flow.poll_transmit(), None, "polls only after retry-after");
+
+        let t2 = t1 + Duration::from_secs(3);
+        flow.handle_timeout(t2);
+        let poll = expect_publish(&mut flow);
+        assert_eq!(
+            poll.topic,
+            "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId=4.0000000000000001.x"
+        );
+        let t3 = t2 + Duration::from_millis(7);
+        flow.handle_packet(t3, reply(topics::reply_topic(200, "2", None), ASSIGNED));
+        assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
+        assert_eq!(flow.poll_transmit(), Some(Packet::Disconnect));
+        assert!(flow.is_done());
+        let report = flow.into_report();
+        assert_eq!(report.outcome, Outcome::Assigned { hub: "hub-a".into(), device_id: "dev-1".into() });
+        assert_eq!(report.timings.polls, vec![Duration::from_millis(7)]);
+        assert_eq!(report.timings.register_accepted, Some(t1));
+        assert_eq!((report.register_attempts, report.polls), (1, 1));
+        assert_eq!(report.statuses, vec![202, 200]);
+        assert_eq!(report.retry_after_seconds, vec![3]);
+    }
+
+    #[test]
+    fn throttled_register_is_retried_after_retry_after_then_gives_up() {
+        let settings = FlowSettings {
+            retry: super::super::RetryPolicy { max_retries: 1, ..Default::default() },
+            ..Default::default()
+        };
+        let (mut flow, t0) = connected_flow(settings);
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(429, "1", Some(5)), r#"{"errorCode":429001}"#));
+        flow.poll_transmit();
+        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        flow.handle_timeout(t0 + Duration::from_secs(5));
+        let again = expect_publish(&mut flow);
+        assert_eq!(again.topic, "$dps/registrations/PUT/iotdps-register/?$rid=2");
+        flow.handle_packet(t0, reply(topics::reply_topic(503, "2", None), "{}"));
+        assert!(flow.is_done());
+        let report = flow.into_report();
+        assert_eq!(report.outcome, Outcome::Failed(FailureKind::Status(503)));
+        assert_eq!(report.register_attempts, 2);
+    }
+
+    #[test]
+    fn refused_connack_and_auth_reply_are_failures() {
+        let (mut flow, t0) = flow_with(FlowSettings::default());
+        flow.connected(t0);
+        flow.poll_transmit();
+        flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false)));
+        assert_eq!(flow.poll_transmit(), None, "no DISCONNECT after a refused CONNECT");
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Refused(5)));
+
+        let (mut flow, t0) = connected_flow(FlowSettings::default());
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(401, "1", None), r#"{"errorCode":401002}"#));
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Status(401)));
+    }
+
+    #[test]
+    fn stray_replies_are_ignored_and_counted() {
+        let (mut flow, t0) = connected_flow(FlowSettings::default());
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(202, "99", Some(1)), ASSIGNING));
+        assert!(!flow.is_done());
+        flow.handle_packet(t0, reply(topics::reply_topic(200, "1", None), ASSIGNED));
+        let report = flow.into_report();
+        assert_eq!(report.stray_replies, 1);
+        assert!(matches!(report.outcome, Outcome::Assigned { .. }));
+    }
+
+    #[test]
+    fn deadlines_name_their_phase() {
+        let (mut flow, t0) = flow_with(FlowSettings::default());
+        flow.connected(t0);
+        let deadline = flow.poll_timeout().unwrap();
+        flow.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(!flow.is_done());
+        flow.handle_timeout(deadline);
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Phase::Connack)));
+
+        let (mut flow, t0) = connected_flow(FlowSettings::default());
+        expect_publish(&mut flow);
+        flow.handle_timeout(t0 + Duration::from_secs(30));
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Phase::Register)));
+    }
+
+    #[test]
+    fn violations_end_the_flow() {
+        let cases = [
+            (
+                topics::reply_topic(200, "1", None),
+                r#"{"operationId":"x","status":"unassigned"}"#,
+                Violation::Unassigned,
+            ),
+            (
+                topics::reply_topic(200, "1", None),
+                r#"{"operationId":"x","status":"assigned"}"#,
+                Violation::IncompleteAssignment,
+            ),
+            (topics::reply_topic(202, "1", Some(1)), r#"{"status":"assigning"}"#, Violation::MissingOperationId),
+            (topics::reply_topic(202, "1", Some(1)), "not json", Violation::ReplyBody),
+            ("$dps/registrations/res/2x/?$rid=1".to_string(), "{}", Violation::ReplyTopic),
+        ];
+        for (topic, body, violation) in cases {
+            let (mut flow, t0) = connected_flow(FlowSettings::default());
+            expect_publish(&mut flow);
+            flow.handle_packet(t0, reply(topic.clone(), body));
+            assert_eq!(
+                flow.into_report().outcome,
+                Outcome::Failed(FailureKind::ProtocolViolation(violation)),
+                "{topic} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn keep_alive_pings_while_waiting() {
+        let settings = FlowSettings { keep_alive: 2, ..Default::default() };
+        let (mut flow, t0) = connected_flow(settings);
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(5)), ASSIGNING));
+        flow.poll_transmit();
+        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        flow.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(flow.poll_transmit(), Some(Packet::PingReq));
+        flow.handle_packet(t0, Packet::PingResp);
+        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn lost_connection_names_the_phase_and_sends_nothing() {
+        let (mut flow, t0) = connected_flow(FlowSettings::default());
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(2)), ASSIGNING));
+        flow.poll_transmit();
+        flow.handle_closed(t0);
+        assert_eq!(flow.poll_transmit(), None);
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::ConnectionLost(Phase::Wait)));
+    }
+}

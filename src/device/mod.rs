@@ -1,0 +1,145 @@
+//! The simulated device: one DPS provisioning flow, from TCP connect to DISCONNECT.
+//!
+//! `flow` is the sans-IO state machine (packets and `now` in, packets and deadlines out);
+//! `driver` owns the socket, TLS and clock and runs one flow to its single [`Outcome`];
+//! `outcome` holds what a finished flow reports. Failures of the service under test are data
+//! ([`FailureKind`]), never Rust errors.
+
+pub mod driver;
+pub mod flow;
+pub mod outcome;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::credentials::{IdScope, RegistrationId, SasToken};
+use crate::mqtt::QoS;
+
+pub use driver::{Target, run_device};
+pub use flow::Flow;
+pub use outcome::{FailureKind, FlowReport, Outcome, Phase, Timings};
+
+/// How `$rid` values are chosen (SDKs differ, `dps-mqtt.md` §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RidStyle {
+    /// 1, 2, 3, ... per connection (C, C#, Java).
+    #[default]
+    Counter,
+    /// Always `1` (azure-sdk-for-c).
+    Literal1,
+    /// A random UUID (Python, Node).
+    Uuid,
+}
+
+/// Deadlines for each step of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_connect: Duration,
+    pub tls_handshake: Duration,
+    pub connack: Duration,
+    pub suback: Duration,
+    /// Per register or poll request, until its reply.
+    pub reply: Duration,
+    /// The whole flow, from start to outcome.
+    pub flow: Duration,
+}
+
+impl Default for Timeouts {
+    /// The SDKs' own request timeout is 30 s (Python, Node); connection steps get 10 s.
+    fn default() -> Self {
+        Self {
+            tcp_connect: Duration::from_secs(10),
+            tls_handshake: Duration::from_secs(10),
+            connack: Duration::from_secs(10),
+            suback: Duration::from_secs(10),
+            reply: Duration::from_secs(30),
+            flow: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a device does when told to retry (429, 5xx) or to wait (202).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries of one request after 429 or 5xx before the device gives up.
+    pub max_retries: u32,
+    /// Wait used when a reply carries no usable `retry-after`.
+    pub default_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_retries: 5, default_wait: Duration::from_secs(2) }
+    }
+}
+
+/// Wire behaviour shared by every device of a run (one personality).
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    pub api_version: String,
+    /// `ClientVersion` appended to the username, already in its wire encoding.
+    pub client_version: Option<String>,
+    pub keep_alive: u16,
+    pub clean_session: bool,
+    pub subscribe_qos: QoS,
+    pub publish_qos: QoS,
+    pub rid_style: RidStyle,
+    /// Body of the poll request (SDKs send nothing, a space, or the register body).
+    pub poll_body: PollBody,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        Self {
+            api_version: "2019-03-31".into(),
+            client_version: Some("dpsbench%2F0.1.0".into()),
+            keep_alive: 60,
+            clean_session: true,
+            subscribe_qos: QoS::AtLeastOnce,
+            publish_qos: QoS::AtLeastOnce,
+            rid_style: RidStyle::Counter,
+            poll_body: PollBody::Empty,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What a device sends as the poll body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollBody {
+    Empty,
+    Space,
+    RegisterBody,
+}
+
+/// Who one device is: its registration ID, scope, password and register body.
+#[derive(Debug, Clone)]
+pub struct DeviceIdentity {
+    pub registration_id: RegistrationId,
+    pub id_scope: IdScope,
+    /// The SAS token; `None` for X.509 devices.
+    pub password: Option<SasToken>,
+    pub register_body: Bytes,
+}
+
+impl DeviceIdentity {
+    /// The MQTT username: `{scope}/registrations/{id}/api-version={v}[&ClientVersion={cv}]`.
+    pub fn username(&self, settings: &FlowSettings) -> String {
+        let mut username =
+            format!("{}/registrations/{}/api-version={}", self.id_scope, self.registration_id, settings.api_version);
+        if let Some(client_version) = &settings.client_version {
+            username.push_str("&ClientVersion=");
+            username.push_str(client_version);
+        }
+        username
+    }
+
+    /// The register body most SDKs send: `{"registrationId":"..."}`.
+    pub fn default_register_body(registration_id: &RegistrationId) -> Bytes {
+        Bytes::from(format!("{{\"registrationId\":\"{registration_id}\"}}"))
+    }
+}

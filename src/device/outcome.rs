@@ -1,0 +1,178 @@
+//! What one finished flow reports: its outcome, its failure kind and its phase timestamps.
+//!
+//! Plain data; no IO. Failure kinds are counted by [`FailureKind::label`], a stable key, never by
+//! their `Display` text.
+
+use std::time::{Duration, Instant};
+
+/// A step of the flow, for timeouts and lost connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    TcpConnect,
+    TlsHandshake,
+    Connack,
+    Suback,
+    Register,
+    Poll,
+    /// Waiting out a `retry-after` between requests.
+    Wait,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::TcpConnect => "tcp_connect",
+            Phase::TlsHandshake => "tls_handshake",
+            Phase::Connack => "connack",
+            Phase::Suback => "suback",
+            Phase::Register => "register",
+            Phase::Poll => "poll",
+            Phase::Wait => "wait",
+        }
+    }
+}
+
+/// How a flow failed. Each variant is counted separately in a run's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// TCP connect failed (refused, unreachable, no descriptors).
+    Connect,
+    /// The TLS handshake failed (certificate, version, alert).
+    Tls,
+    /// CONNACK with a non-zero return code.
+    Refused(u8),
+    /// SUBACK refused the response filter (0x80).
+    SubscribeRefused,
+    /// A reply with a non-retryable status, or a retryable one after the last retry.
+    Status(u16),
+    /// The operation ended with status `failed`; carries `registrationState.errorCode`.
+    RegistrationFailed(Option<i64>),
+    /// The operation ended with status `disabled`.
+    Disabled,
+    /// No answer within the deadline of this phase.
+    Timeout(Phase),
+    /// The connection closed or broke during this phase.
+    ConnectionLost(Phase),
+    /// The service broke the protocol; the check that caught it.
+    ProtocolViolation(Violation),
+    /// The run stopped before this flow finished.
+    Aborted,
+}
+
+impl FailureKind {
+    /// A stable key for counting: `refused_5`, `status_429`, `timeout_poll`, ...
+    pub fn label(&self) -> String {
+        match self {
+            FailureKind::Connect => "connect".into(),
+            FailureKind::Tls => "tls".into(),
+            FailureKind::Refused(code) => format!("refused_{code}"),
+            FailureKind::SubscribeRefused => "subscribe_refused".into(),
+            FailureKind::Status(status) => format!("status_{status}"),
+            FailureKind::RegistrationFailed(Some(code)) => format!("registration_failed_{code}"),
+            FailureKind::RegistrationFailed(None) => "registration_failed".into(),
+            FailureKind::Disabled => "disabled".into(),
+            FailureKind::Timeout(phase) => format!("timeout_{}", phase.as_str()),
+            FailureKind::ConnectionLost(phase) => format!("connection_lost_{}", phase.as_str()),
+            FailureKind::ProtocolViolation(violation) => format!("protocol_{}", violation.as_str()),
+            FailureKind::Aborted => "aborted".into(),
+        }
+    }
+}
+
+/// Protocol violations that end a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Violation {
+    /// A packet the device cannot decode.
+    MalformedPacket,
+    /// A packet that has no place at this point of the flow (e.g. a second CONNACK).
+    UnexpectedPacket,
+    /// A reply topic that is not `$dps/registrations/res/{status}/?...`.
+    ReplyTopic,
+    /// A reply body that does not match the schema for its status.
+    ReplyBody,
+    /// `status: unassigned`, which DPS never sends over MQTT.
+    Unassigned,
+    /// `assigned` without `assignedHub` or `deviceId`.
+    IncompleteAssignment,
+    /// `assigning` without an operationId.
+    MissingOperationId,
+}
+
+impl Violation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Violation::MalformedPacket => "malformed_packet",
+            Violation::UnexpectedPacket => "unexpected_packet",
+            Violation::ReplyTopic => "reply_topic",
+            Violation::ReplyBody => "reply_body",
+            Violation::Unassigned => "unassigned",
+            Violation::IncompleteAssignment => "incomplete_assignment",
+            Violation::MissingOperationId => "missing_operation_id",
+        }
+    }
+}
+
+/// The single result of a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Assigned { hub: String, device_id: String },
+    Failed(FailureKind),
+}
+
+/// Timestamps of one flow. `None` for steps the flow never reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timings {
+    /// When the arrival plan wanted this device to start.
+    pub intended_start: Instant,
+    /// When it actually started.
+    pub start: Instant,
+    pub tcp_connected: Option<Instant>,
+    pub tls_done: Option<Instant>,
+    pub connect_sent: Option<Instant>,
+    pub connack: Option<Instant>,
+    pub subscribe_sent: Option<Instant>,
+    pub suback: Option<Instant>,
+    pub register_sent: Option<Instant>,
+    pub register_accepted: Option<Instant>,
+    /// Round trip of each poll, in order.
+    pub polls: Vec<Duration>,
+    pub assigned: Option<Instant>,
+    pub end: Option<Instant>,
+}
+
+impl Timings {
+    pub fn new(intended_start: Instant, start: Instant) -> Self {
+        Self {
+            intended_start,
+            start,
+            tcp_connected: None,
+            tls_done: None,
+            connect_sent: None,
+            connack: None,
+            subscribe_sent: None,
+            suback: None,
+            register_sent: None,
+            register_accepted: None,
+            polls: Vec::new(),
+            assigned: None,
+            end: None,
+        }
+    }
+}
+
+/// Everything a finished flow reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowReport {
+    pub outcome: Outcome,
+    pub timings: Timings,
+    /// Register requests sent (1 plus retries).
+    pub register_attempts: u32,
+    /// Poll requests sent.
+    pub polls: u32,
+    /// `retry-after` values received, in seconds.
+    pub retry_after_seconds: Vec<u32>,
+    /// Replies by status code.
+    pub statuses: Vec<u16>,
+    /// Replies whose `$rid` matched no request in flight (ignored, as SDKs do).
+    pub stray_replies: u32,
+}

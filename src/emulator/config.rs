@@ -1,0 +1,275 @@
+//! The emulator's TOML configuration, parsed into a validated [`ServiceConfig`].
+//!
+//! Reads no files itself except through [`EmulatorConfig::load`]; errors name the file and the
+//! field. Keys are held as [`SymmetricKey`], so they never print.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
+
+/// The file format of `dpsbench emulator --config FILE`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmulatorConfig {
+    pub id_scope: String,
+    pub hubs: Vec<String>,
+    /// `retry-after` on every 202 (seconds; 0 for throughput runs).
+    #[serde(default = "default_retry_after")]
+    pub retry_after_seconds: u32,
+    /// Time from register to assignment.
+    #[serde(default = "default_assign_delay")]
+    pub assign_delay_ms: u64,
+    /// How bad credentials are refused: `"connack"` (CONNACK 5) or `"reply"` (`res/401`).
+    #[serde(default)]
+    pub auth_failure: AuthFailure,
+    #[serde(default)]
+    pub enrollment_groups: Vec<GroupConfig>,
+    #[serde(default)]
+    pub individual_enrollments: Vec<IndividualConfig>,
+    #[serde(default)]
+    pub quota: Option<QuotaConfig>,
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+fn default_retry_after() -> u32 {
+    3
+}
+
+fn default_assign_delay() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: String,
+    pub primary_key: String,
+    #[serde(default)]
+    pub secondary_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndividualConfig {
+    pub registration_id: String,
+    pub primary_key: String,
+    #[serde(default)]
+    pub secondary_key: Option<String>,
+}
+
+/// DPS quotas, per minute, as DPS counts them per unit (`dps-mqtt.md` §5).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Register requests per minute (DPS: 1,000 per unit).
+    pub registrations_per_minute: u32,
+    /// Poll requests per minute (DPS: 1,000 per unit).
+    pub operations_per_minute: u32,
+}
+
+/// Server certificate files; without them the emulator generates a CA at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub certificate_chain: PathBuf,
+    pub private_key: PathBuf,
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthFailure {
+    /// CONNACK return code 5.
+    #[default]
+    Connack,
+    /// CONNACK 0, then `res/401` with an error body on register.
+    Reply,
+}
+
+/// Errors in an emulator configuration. Each names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: field `{field}`: {reason}")]
+    Field { path: PathBuf, field: String, reason: String },
+}
+
+/// A symmetric-key enrollment group.
+#[derive(Debug, Clone)]
+pub struct GroupEnrollment {
+    pub name: String,
+    pub primary: SymmetricKey,
+    pub secondary: Option<SymmetricKey>,
+}
+
+/// An individual symmetric-key enrollment.
+#[derive(Debug, Clone)]
+pub struct IndividualEnrollment {
+    pub registration_id: RegistrationId,
+    pub primary: SymmetricKey,
+    pub secondary: Option<SymmetricKey>,
+}
+
+/// The validated configuration the DPS service logic runs on.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub id_scope: IdScope,
+    pub hubs: Vec<String>,
+    pub retry_after_seconds: u32,
+    pub assign_delay: Duration,
+    pub auth_failure: AuthFailure,
+    pub groups: Vec<GroupEnrollment>,
+    pub individuals: Vec<IndividualEnrollment>,
+    pub quota: Option<QuotaConfig>,
+}
+
+impl ServiceConfig {
+    /// A configuration with one enrollment group, for in-process runs and tests.
+    pub fn single_group(id_scope: IdScope, hubs: Vec<String>, group_key: SymmetricKey) -> Self {
+        Self {
+            id_scope,
+            hubs,
+            retry_after_seconds: default_retry_after(),
+            assign_delay: Duration::from_millis(default_assign_delay()),
+            auth_failure: AuthFailure::Connack,
+            groups: vec![GroupEnrollment { name: "default".into(), primary: group_key, secondary: None }],
+            individuals: Vec::new(),
+            quota: None,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<(Self, ServiceConfig), ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let config: EmulatorConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: one_line(&e.to_string()) })?;
+        let service = config.resolve(path)?;
+        Ok((config, service))
+    }
+
+    /// Validates every field into a [`ServiceConfig`]; `path` is for error messages.
+    pub fn resolve(&self, path: &Path) -> Result<ServiceConfig, ConfigError> {
+        let field = |field: &str, reason: String| ConfigError::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let key = |name: String, text: &str| SymmetricKey::from_base64(text).map_err(|e| field(&name, e.to_string()));
+        let id_scope = IdScope::new(self.id_scope.clone()).map_err(|e| field("id_scope", e.to_string()))?;
+        if self.hubs.is_empty() {
+            return Err(field("hubs", "list at least one IoT hub host name".into()));
+        }
+        if let Some(bad) = self.hubs.iter().find(|h| h.is_empty() || h.contains(char::is_whitespace)) {
+            return Err(field("hubs", format!("{bad:?} is not a host name")));
+        }
+        if self.retry_after_seconds > 300 {
+            return Err(field("retry_after_seconds", "must be 0 to 300 (the C SDK clamps larger values to 1)".into()));
+        }
+        let mut groups = Vec::new();
+        for (i, group) in self.enrollment_groups.iter().enumerate() {
+            let at = |name: &str| format!("enrollment_groups[{i}].{name}");
+            groups.push(GroupEnrollment {
+                name: group.name.clone(),
+                primary: key(at("primary_key"), &group.primary_key)?,
+                secondary: group.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
+            });
+        }
+        let mut individuals = Vec::new();
+        for (i, individual) in self.individual_enrollments.iter().enumerate() {
+            let at = |name: &str| format!("individual_enrollments[{i}].{name}");
+            individuals.push(IndividualEnrollment {
+                registration_id: RegistrationId::new(individual.registration_id.clone())
+                    .map_err(|e| field(&at("registration_id"), e.to_string()))?,
+                primary: key(at("primary_key"), &individual.primary_key)?,
+                secondary: individual.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
+            });
+        }
+        if let Some(quota) = &self.quota
+            && (quota.registrations_per_minute == 0 || quota.operations_per_minute == 0)
+        {
+            return Err(field("quota", "rates must be at least 1 per minute (omit [quota] for no limit)".into()));
+        }
+        Ok(ServiceConfig {
+            id_scope,
+            hubs: self.hubs.clone(),
+            retry_after_seconds: self.retry_after_seconds,
+            assign_delay: Duration::from_millis(self.assign_delay_ms),
+            auth_failure: self.auth_failure,
+            groups,
+            individuals,
+            quota: self.quota,
+        })
+    }
+}
+
+/// TOML errors span several lines (a source excerpt); the CLI prints one line.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r#"
+id_scope = "0ne00DPS001"
+hubs = ["hub-a.azure-devices.net", "hub-b.azure-devices.net"]
+retry_after_seconds = 3
+assign_delay_ms = 500
+[[enrollment_groups]]
+name = "bench"
+primary_key = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
+secondary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
+[[individual_enrollments]]
+registration_id = "dev-1"
+primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
+"#;
+
+    fn parse(text: &str) -> Result<ServiceConfig, ConfigError> {
+        let config: EmulatorConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: "emu.toml".into(), message: one_line(&e.to_string()) })?;
+        config.resolve(Path::new("emu.toml"))
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let config = parse(ISSUE_EXAMPLE).unwrap();
+        assert_eq!(config.hubs.len(), 2);
+        assert_eq!(config.assign_delay, Duration::from_millis(500));
+        assert_eq!(config.groups[0].name, "bench");
+        assert!(config.groups[0].secondary.is_some());
+        assert_eq!(config.individuals[0].registration_id.as_str(), "dev-1");
+        assert!(!format!("{config:?}").contains("8isrFI1s"), "keys must not print");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad_key = ISSUE_EXAMPLE.replace("secondary_key = \"NMgJ", "secondary_key = \"!!!");
+        let err = parse(&bad_key).unwrap_err().to_string();
+        assert!(err.contains("enrollment_groups[0].secondary_key") && err.contains("base64"), "{err}");
+        assert!(!err.contains("NMgJ"));
+
+        let unknown = format!("{ISSUE_EXAMPLE}\nbogus = 1\n");
+        let err = parse(&unknown).unwrap_err().to_string();
+        assert!(err.contains("emu.toml") && err.contains("bogus"), "{err}");
+        assert!(!err.contains('\n'));
+
+        let err = parse(
+            &ISSUE_EXAMPLE.replace("hubs = [\"hub-a.azure-devices.net\", \"hub-b.azure-devices.net\"]", "hubs = []"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`hubs`"), "{err}");
+    }
+}

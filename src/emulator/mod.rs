@@ -1,0 +1,13 @@
+//! The embedded DPS emulator: a real MQTT 3.1.1 server over TLS that behaves as DPS does.
+//!
+//! `config` parses its TOML; `service` is the sans-IO DPS logic (what to answer); `server` is
+//! the network loop (TLS, framing, deadlines, shutdown). Tests and `dpsbench run` start it
+//! in-process on `127.0.0.1:0`; `dpsbench emulator` serves it standalone.
+
+pub mod config;
+pub mod server;
+pub mod service;
+
+pub use config::{EmulatorConfig, ServiceConfig};
+pub use server::{EmulatorHandle, bind, spawn};
+pub use service::{Service, ServiceStats, Session};

@@ -1,0 +1,119 @@
+//! The emulator's network server: accepts TCP, does the TLS handshake, frames MQTT and feeds each
+//! connection's [`Session`]. All DPS behaviour lives in `service`; this file only moves bytes,
+//! applies deadlines and shuts down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+
+use super::service::{Service, Session};
+use crate::mqtt::Framed;
+
+/// Deadline for a client's TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for CONNECT after the handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle limit for a connected client with keep-alive 0 (the C SDK's setting).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(240);
+/// Deadline for writing a response to a client that stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Listen backlog: bursts of thousands of devices connect at once.
+const BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener with a backlog sized for connection storms.
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(BACKLOG)
+}
+
+/// A running emulator: its address, its service (for counters) and its shutdown switch.
+pub struct EmulatorHandle {
+    pub address: SocketAddr,
+    pub service: Arc<Service>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl EmulatorHandle {
+    /// Stops accepting, closes every connection and waits for the accept loop to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts serving `service` on an already bound listener.
+pub fn spawn(
+    listener: TcpListener,
+    service: Arc<Service>,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<EmulatorHandle> {
+    let address = listener.local_addr()?;
+    let (shutdown, signal) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, service.clone(), TlsAcceptor::from(tls), signal));
+    Ok(EmulatorHandle { address, service, shutdown, task })
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    tls: TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                service.stats.connections.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(connection(stream, service.clone(), tls.clone(), shutdown.clone()));
+            }
+            // Out of descriptors or a connection reset before accept: back off briefly
+            // instead of spinning, and keep serving the connections already open.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+    let mut framed = Framed::new(stream);
+    let mut session = Session::new();
+    loop {
+        let idle = match session.keep_alive() {
+            _ if !session.is_connected() => CONNECT_TIMEOUT,
+            0 => IDLE_TIMEOUT,
+            // MQTT 3.1.1 §3.1.2.10: one and a half keep-alive periods.
+            seconds => Duration::from_millis(u64::from(seconds) * 1500),
+        };
+        let read = tokio::select! {
+            read = timeout(idle, framed.read_packet()) => read,
+            _ = shutdown.changed() => break,
+        };
+        let Ok(Ok(packet)) = read else { break };
+        let response = session.handle(&service, packet, tokio::time::Instant::now().into_std(), SystemTime::now());
+        if response.packets.iter().any(|p| framed.queue(p).is_err()) {
+            break;
+        }
+        if !matches!(timeout(WRITE_TIMEOUT, framed.flush()).await, Ok(Ok(()))) {
+            break;
+        }
+        if response.close {
+            break;
+        }
+    }
+    let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
+}

@@ -1,0 +1,308 @@
+use super::*;
+use crate::credentials::{IdScope, SasStyle};
+use crate::emulator::config::IndividualEnrollment;
+use crate::topics::ReplyTopic;
+use rumqttc::mqttbytes::v4::Login;
+
+const NOW_UNIX: u64 = 1_800_000_000;
+
+fn wall() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_UNIX)
+}
+
+fn scope() -> IdScope {
+    IdScope::new("0ne00DPS001").unwrap()
+}
+
+fn service_with(edit: impl FnOnce(&mut ServiceConfig)) -> (Service, SymmetricKey) {
+    let group_key = SymmetricKey::random();
+    let mut config = ServiceConfig::single_group(scope(), vec!["hub-a".into(), "hub-b".into()], group_key.clone());
+    edit(&mut config);
+    (Service::new(config), group_key)
+}
+
+fn connect_packet(id: &str, password: String) -> Packet {
+    let mut connect = Connect::new(id);
+    connect.login = Some(Login::new(format!("0ne00DPS001/registrations/{id}/api-version=2019-03-31"), password));
+    Packet::Connect(connect)
+}
+
+fn token(group_key: &SymmetricKey, id: &str, expiry: u64) -> String {
+    let id = RegistrationId::new(id).unwrap();
+    SasToken::build(&scope(), &id, &group_key.derive_device_key(&id), expiry, SasStyle::default()).expose().to_string()
+}
+
+fn connack_code(response: &Response) -> (ConnectReturnCode, bool) {
+    match response.packets.as_slice() {
+        [Packet::ConnAck(connack)] => (connack.code, connack.session_present),
+        other => panic!("expected one CONNACK, got {other:?}"),
+    }
+}
+
+/// A connected and subscribed session.
+fn ready_session(service: &Service, group_key: &SymmetricKey, id: &str) -> Session {
+    let mut session = Session::new();
+    let now = Instant::now();
+    let response = session.handle(service, connect_packet(id, token(group_key, id, NOW_UNIX + 60)), now, wall());
+    assert_eq!(connack_code(&response), (ConnectReturnCode::Success, false));
+    let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    session.handle(service, Packet::Subscribe(subscribe), now, wall());
+    session
+}
+
+fn request(session: &mut Session, service: &Service, topic: String, at: Instant) -> (u16, Option<u32>, Vec<u8>) {
+    let mut publish = Publish::new(topic, QoS::AtLeastOnce, br#"{"registrationId":"x"}"#.to_vec());
+    publish.pkid = 9;
+    let response = session.handle(service, Packet::Publish(publish), at, wall());
+    match response.packets.as_slice() {
+        [Packet::PubAck(ack), Packet::Publish(reply)] => {
+            assert_eq!(ack.pkid, 9, "PUBACK answers the request's packet id");
+            assert_eq!(reply.qos, QoS::AtLeastOnce);
+            let parsed = ReplyTopic::parse(&reply.topic).unwrap();
+            assert!(reply.topic.contains("/?$rid="), "$rid comes first: {}", reply.topic);
+            (parsed.status, parsed.retry_after.flatten(), reply.payload.to_vec())
+        }
+        other => panic!("expected PUBACK then the reply, got {other:?}"),
+    }
+}
+
+fn operation(body: &[u8]) -> RegistrationOperationStatus {
+    serde_json::from_slice(body).unwrap()
+}
+
+#[test]
+fn full_flow_register_poll_assigned() {
+    let (service, key) = service_with(|c| c.assign_delay = Duration::from_millis(500));
+    let mut session = ready_session(&service, &key, "dev-1");
+    let t0 = Instant::now();
+    let (status, retry, body) = request(&mut session, &service, topics::register_topic("1"), t0);
+    assert_eq!((status, retry), (202, Some(3)));
+    let accepted = operation(&body);
+    assert_eq!(accepted.status, OperationStatus::Assigning);
+    assert!(accepted.registration_state.is_none());
+
+    let poll = topics::poll_topic("2", &accepted.operation_id);
+    let (status, retry, body) = request(&mut session, &service, poll.clone(), t0 + Duration::from_millis(100));
+    assert_eq!((status, retry), (202, Some(3)));
+    let state = operation(&body).registration_state.unwrap();
+    assert_eq!((state.registration_id.as_deref(), state.status), (Some("dev-1"), Some(OperationStatus::Assigning)));
+
+    let (status, retry, body) = request(&mut session, &service, poll, t0 + Duration::from_millis(500));
+    assert_eq!((status, retry), (200, None));
+    let done = operation(&body);
+    assert_eq!(done.operation_id, accepted.operation_id);
+    let state = done.registration_state.unwrap();
+    assert_eq!(state.assigned_hub.as_deref(), Some(service.hub_for("dev-1")));
+    assert_eq!(state.device_id.as_deref(), Some("dev-1"));
+    assert_eq!(state.substatus, Some(Substatus::InitialAssignment));
+    assert!(state.created_date_time_utc.unwrap().ends_with('Z'));
+    assert_eq!(ServiceStats::get(&service.stats.assigned), 1);
+}
+
+#[test]
+fn second_registration_is_consistent() {
+    let (service, key) = service_with(|c| c.assign_delay = Duration::ZERO);
+    let t0 = Instant::now();
+    let mut results = Vec::new();
+    for rid in ["1", "2"] {
+        let mut session = ready_session(&service, &key, "Dev-7");
+        let (_, _, body) = request(&mut session, &service, topics::register_topic(rid), t0);
+        let operation_id = operation(&body).operation_id;
+        let (status, _, body) = request(&mut session, &service, topics::poll_topic(rid, &operation_id), t0);
+        assert_eq!(status, 200);
+        results.push(operation(&body).registration_state.unwrap());
+    }
+    assert_eq!(results[0].assigned_hub, results[1].assigned_hub);
+    assert_eq!(results[0].device_id, results[1].device_id);
+    assert_eq!(results[0].created_date_time_utc, results[1].created_date_time_utc);
+    assert_eq!(service.registered_devices(), 1);
+}
+
+#[test]
+fn bad_credentials_are_refused_with_connack_5() {
+    let (service, key) = service_with(|_| {});
+    let other = SymmetricKey::random();
+    let cases = [
+        ("bad signature", connect_packet("dev-1", token(&other, "dev-1", NOW_UNIX + 60))),
+        ("expired", connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX - 1))),
+        ("token for another device", connect_packet("dev-1", token(&key, "dev-2", NOW_UNIX + 60))),
+        ("not a token", connect_packet("dev-1", "password".into())),
+        ("no password", connect_packet("dev-1", String::new())),
+        ("clientId mismatch", {
+            let Packet::Connect(mut connect) = connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX + 60)) else {
+                unreachable!()
+            };
+            connect.client_id = "dev-2".into();
+            Packet::Connect(connect)
+        }),
+        ("wrong scope", {
+            let Packet::Connect(mut connect) = connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX + 60)) else {
+                unreachable!()
+            };
+            connect.login.as_mut().unwrap().username = "0ne00000000/registrations/dev-1/api-version=2019-03-31".into();
+            Packet::Connect(connect)
+        }),
+        ("no api-version", {
+            let Packet::Connect(mut connect) = connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX + 60)) else {
+                unreachable!()
+            };
+            connect.login.as_mut().unwrap().username = "0ne00DPS001/registrations/dev-1/api-version=".into();
+            Packet::Connect(connect)
+        }),
+    ];
+    for (name, packet) in cases {
+        let response = Session::new().handle(&service, packet, Instant::now(), wall());
+        assert_eq!(connack_code(&response), (ConnectReturnCode::NotAuthorized, false), "{name}");
+        assert!(response.close, "{name}");
+    }
+    assert_eq!(ServiceStats::get(&service.stats.connects_refused), 8);
+}
+
+#[test]
+fn any_username_extras_and_api_versions_are_accepted() {
+    let (service, key) = service_with(|_| {});
+    for suffix in
+        ["2021-06-01&ClientVersion=1.15.0", "2019-03-31&ClientVersion=azure-iot-device%2F2.14.0", "2025-07-01-preview"]
+    {
+        let Packet::Connect(mut connect) = connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX + 60)) else {
+            unreachable!()
+        };
+        connect.login.as_mut().unwrap().username = format!("0ne00DPS001/registrations/dev-1/api-version={suffix}");
+        connect.keep_alive = 0;
+        connect.clean_session = false;
+        let response = Session::new().handle(&service, Packet::Connect(connect), Instant::now(), wall());
+        assert_eq!(connack_code(&response), (ConnectReturnCode::Success, false), "{suffix}");
+    }
+}
+
+#[test]
+fn individual_enrollment_secondary_key_works() {
+    let secondary = SymmetricKey::random();
+    let (service, _) = service_with(|c| {
+        c.individuals.push(IndividualEnrollment {
+            registration_id: RegistrationId::new("solo").unwrap(),
+            primary: SymmetricKey::random(),
+            secondary: Some(secondary.clone()),
+        })
+    });
+    let id = RegistrationId::new("SOLO").unwrap();
+    let password = SasToken::build(&scope(), &id, &secondary, NOW_UNIX + 60, SasStyle::default());
+    let response =
+        Session::new().handle(&service, connect_packet("SOLO", password.expose().into()), Instant::now(), wall());
+    assert_eq!(connack_code(&response).0, ConnectReturnCode::Success);
+}
+
+#[test]
+fn mqtt5_is_refused_with_code_1() {
+    let (service, key) = service_with(|_| {});
+    let Packet::Connect(mut connect) = connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX + 60)) else {
+        unreachable!()
+    };
+    connect.protocol = Protocol::V5;
+    let response = Session::new().handle(&service, Packet::Connect(connect), Instant::now(), wall());
+    assert_eq!(connack_code(&response).0, ConnectReturnCode::RefusedProtocolVersion);
+}
+
+#[test]
+fn reply_mode_answers_401_on_register() {
+    let (service, _) = service_with(|c| c.auth_failure = AuthFailure::Reply);
+    let mut session = Session::new();
+    let response = session.handle(&service, connect_packet("dev-1", "nonsense".into()), Instant::now(), wall());
+    assert_eq!(connack_code(&response).0, ConnectReturnCode::Success);
+    let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    session.handle(&service, Packet::Subscribe(subscribe), Instant::now(), wall());
+    let (status, _, body) = request(&mut session, &service, topics::register_topic("1"), Instant::now());
+    assert_eq!(status, 401);
+    let error: ErrorBody = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error.error_code, 401000);
+}
+
+#[test]
+fn subscribe_rules() {
+    let (service, key) = service_with(|_| {});
+    let mut session = ready_session(&service, &key, "dev-1");
+    let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, QoS::ExactlyOnce);
+    subscribe.add("$dps/registrations/res/202/#".into(), QoS::AtLeastOnce);
+    subscribe.add("#".into(), QoS::AtMostOnce);
+    subscribe.pkid = 4;
+    let response = session.handle(&service, Packet::Subscribe(subscribe), Instant::now(), wall());
+    let expected = SubAck::new(
+        4,
+        vec![
+            SubscribeReasonCode::Success(QoS::AtLeastOnce),
+            SubscribeReasonCode::Failure,
+            SubscribeReasonCode::Failure,
+        ],
+    );
+    assert_eq!(response, Response::send(Packet::SubAck(expected)));
+
+    let mut qos0 = Subscribe::new(topics::RESPONSE_FILTER, QoS::AtMostOnce);
+    qos0.pkid = 5;
+    session.handle(&service, Packet::Subscribe(qos0), Instant::now(), wall());
+    let mut publish = Publish::new(topics::register_topic("1"), QoS::AtMostOnce, Vec::new());
+    publish.pkid = 0;
+    let response = session.handle(&service, Packet::Publish(publish), Instant::now(), wall());
+    match response.packets.as_slice() {
+        [Packet::Publish(reply)] => assert_eq!(reply.qos, QoS::AtMostOnce),
+        other => panic!("a QoS 0 request on a QoS 0 subscription gets one QoS 0 reply: {other:?}"),
+    }
+}
+
+#[test]
+fn undocumented_topics_and_misordered_packets_close() {
+    let (service, key) = service_with(|_| {});
+    let mut session = ready_session(&service, &key, "dev-1");
+    let publish = Publish::new("devices/dev-1/messages/events/", QoS::AtMostOnce, Vec::new());
+    assert!(session.handle(&service, Packet::Publish(publish), Instant::now(), wall()).close);
+    assert!(Session::new().handle(&service, Packet::PingReq, Instant::now(), wall()).close);
+    let mut session = ready_session(&service, &key, "dev-1");
+    let again = connect_packet("dev-1", token(&key, "dev-1", NOW_UNIX + 60));
+    assert!(session.handle(&service, again, Instant::now(), wall()).close);
+}
+
+#[test]
+fn unknown_operation_is_404_and_foreign_operation_too() {
+    let (service, key) = service_with(|_| {});
+    let mut owner = ready_session(&service, &key, "dev-1");
+    let (_, _, body) = request(&mut owner, &service, topics::register_topic("1"), Instant::now());
+    let operation_id = operation(&body).operation_id;
+    let mut other = ready_session(&service, &key, "dev-2");
+    let (status, _, _) = request(&mut other, &service, topics::poll_topic("1", &operation_id), Instant::now());
+    assert_eq!(status, 404);
+    let (status, _, _) = request(&mut owner, &service, topics::poll_topic("2", "4.0.nope"), Instant::now());
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn quota_throttles_with_retry_after() {
+    let quota = QuotaConfig { registrations_per_minute: 2, operations_per_minute: 100 };
+    let (service, key) = service_with(|c| c.quota = Some(quota));
+    let mut session = ready_session(&service, &key, "dev-1");
+    let t0 = Instant::now();
+    for rid in ["1", "2"] {
+        assert_eq!(request(&mut session, &service, topics::register_topic(rid), t0).0, 202);
+    }
+    let (status, retry, body) = request(&mut session, &service, topics::register_topic("3"), t0);
+    assert_eq!((status, retry), (429, Some(30)));
+    assert_eq!(serde_json::from_slice::<ErrorBody>(&body).unwrap().error_code, 429001);
+    assert_eq!(request(&mut session, &service, topics::register_topic("4"), t0 + Duration::from_secs(30)).0, 202);
+    assert_eq!(ServiceStats::get(&service.stats.throttled), 1);
+}
+
+#[test]
+fn hubs_are_spread_evenly_and_stably() {
+    let hubs: Vec<String> = (0..4).map(|i| format!("hub-{i}")).collect();
+    let service = Service::new(ServiceConfig::single_group(scope(), hubs.clone(), SymmetricKey::random()));
+    let mut counts = HashMap::new();
+    for i in 0..4000 {
+        *counts.entry(service.hub_for(&format!("bench-{i:06}")).to_string()).or_insert(0) += 1;
+    }
+    for hub in &hubs {
+        let count = counts[hub];
+        assert!((800..1200).contains(&count), "{hub}: {count}");
+    }
+    let again = Service::new(ServiceConfig::single_group(scope(), hubs, SymmetricKey::random()));
+    assert_eq!(service.hub_for("bench-000001"), again.hub_for("bench-000001"));
+}

@@ -1,0 +1,12 @@
+pub mod cli;
+pub mod credentials;
+pub mod device;
+pub mod emulator;
+pub mod messages;
+pub mod metrics;
+pub mod mqtt;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod tls;
+pub mod topics;

@@ -1,0 +1,15 @@
+//! `dpsbench`: parse the command line, run it, map errors to exit code 2 on one line.
+
+use clap::Parser;
+
+fn main() {
+    let cli = dpsbench::cli::Cli::parse();
+    let code = match dpsbench::cli::execute(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("dpsbench: error: {error:#}");
+            dpsbench::cli::EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}

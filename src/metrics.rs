@@ -1,0 +1,354 @@
+//! Run metrics: HDR histograms per phase plus counters, folded from finished flows, and the
+//! serialisable [`Summary`] they produce.
+//!
+//! Sans-IO: no clock, no files. Latencies are microseconds with 3 significant digits up to one
+//! hour. `assigned` and `end_to_end` are measured from the device's **intended** start (so a
+//! stalled generator cannot hide latency); `assigned_raw` from its actual start, side by side.
+//! Collectors merge exactly ([`Metrics::merge`]), so per-worker collectors can be combined.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::device::{FlowReport, Outcome};
+
+/// Highest latency tracked: one hour, in microseconds.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// Phase names, in the order a flow goes through them.
+pub const PHASES: [&str; 10] = [
+    "schedule_lag",
+    "tcp_connect",
+    "tls_handshake",
+    "connack",
+    "suback",
+    "register_accepted",
+    "poll",
+    "assigned",
+    "assigned_raw",
+    "end_to_end",
+];
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("bounds 1..1h with 3 digits are valid")
+}
+
+/// Folded results of many flows.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    phases: BTreeMap<&'static str, Histogram<u64>>,
+    register_attempts: Histogram<u64>,
+    polls_per_device: Histogram<u64>,
+    failures: BTreeMap<String, u64>,
+    statuses: BTreeMap<u16, u64>,
+    retry_after_seconds: BTreeMap<u32, u64>,
+    hubs: BTreeMap<String, u64>,
+    assigned: u64,
+    failed: u64,
+    stray_replies: u64,
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self {
+            phases: PHASES.iter().map(|name| (*name, histogram())).collect(),
+            register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
+            polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
+            failures: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            retry_after_seconds: BTreeMap::new(),
+            hubs: BTreeMap::new(),
+            assigned: 0,
+            failed: 0,
+            stray_replies: 0,
+            first_start: None,
+            last_end: None,
+        }
+    }
+
+    fn phase(&mut self, name: &'static str, duration: Duration) {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
+        self.phases.get_mut(name).expect("every phase has a histogram").saturating_record(micros);
+    }
+
+    /// Folds one finished flow in.
+    pub fn record(&mut self, report: &FlowReport) {
+        let t = &report.timings;
+        let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
+        let measured = [
+            ("schedule_lag", Some(t.start.saturating_duration_since(t.intended_start))),
+            ("tcp_connect", between(Some(t.start), t.tcp_connected)),
+            ("tls_handshake", between(t.tcp_connected, t.tls_done)),
+            ("connack", between(t.connect_sent, t.connack)),
+            ("suback", between(t.subscribe_sent, t.suback)),
+            ("register_accepted", between(t.register_sent, t.register_accepted)),
+            ("assigned", between(Some(t.intended_start), t.assigned)),
+            ("assigned_raw", between(Some(t.start), t.assigned)),
+            ("end_to_end", between(Some(t.intended_start), t.end)),
+        ];
+        for (name, duration) in measured {
+            if let Some(duration) = duration {
+                self.phase(name, duration);
+            }
+        }
+        for poll in &t.polls {
+            self.phase("poll", *poll);
+        }
+        self.register_attempts.saturating_record(report.register_attempts.into());
+        self.polls_per_device.saturating_record(report.polls.into());
+        for status in &report.statuses {
+            *self.statuses.entry(*status).or_default() += 1;
+        }
+        for seconds in &report.retry_after_seconds {
+            *self.retry_after_seconds.entry(*seconds).or_default() += 1;
+        }
+        self.stray_replies += u64::from(report.stray_replies);
+        match &report.outcome {
+            Outcome::Assigned { hub, .. } => {
+                self.assigned += 1;
+                *self.hubs.entry(hub.clone()).or_default() += 1;
+            }
+            Outcome::Failed(kind) => {
+                self.failed += 1;
+                *self.failures.entry(kind.label()).or_default() += 1;
+            }
+        }
+        self.first_start = self.first_start.min(Some(t.start)).or(Some(t.start));
+        let end = t.end.unwrap_or(t.start);
+        self.last_end = self.last_end.max(Some(end));
+    }
+
+    /// Adds another collector's results; histograms merge exactly.
+    pub fn merge(&mut self, other: &Metrics) {
+        for (name, histogram) in &other.phases {
+            self.phases.get_mut(name).expect("same phases").add(histogram).expect("same bounds");
+        }
+        self.register_attempts.add(&other.register_attempts).expect("auto-resizing histograms accept any value");
+        self.polls_per_device.add(&other.polls_per_device).expect("auto-resizing histograms accept any value");
+        let sum = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
+            for (key, count) in from {
+                *into.entry(key.clone()).or_default() += count;
+            }
+        };
+        sum(&mut self.failures, &other.failures);
+        sum(&mut self.hubs, &other.hubs);
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
+        for (seconds, count) in &other.retry_after_seconds {
+            *self.retry_after_seconds.entry(*seconds).or_default() += count;
+        }
+        self.assigned += other.assigned;
+        self.failed += other.failed;
+        self.stray_replies += other.stray_replies;
+        self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
+        self.last_end = self.last_end.max(other.last_end);
+    }
+
+    pub fn assigned(&self) -> u64 {
+        self.assigned
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    /// Finished flows.
+    pub fn finished(&self) -> u64 {
+        self.assigned + self.failed
+    }
+
+    /// Assigned devices per second, from the first start to the last end.
+    pub fn flows_per_second(&self) -> f64 {
+        match (self.first_start, self.last_end) {
+            (Some(first), Some(last)) if last > first => self.assigned as f64 / (last - first).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    /// p99 of a phase so far, in microseconds (0 when empty).
+    pub fn p99_us(&self, phase: &str) -> u64 {
+        self.phases.get(phase).map(|h| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }).unwrap_or(0)
+    }
+
+    /// The summary of everything recorded. `total` counts devices planned, including any that
+    /// never finished.
+    pub fn summary(&self, total: u64) -> Summary {
+        Summary {
+            devices: DeviceCounts {
+                total,
+                assigned: self.assigned,
+                failed: self.failed,
+                not_finished: total.saturating_sub(self.finished()),
+            },
+            flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
+            phases: self.phases.iter().map(|(name, h)| (name.to_string(), PhaseStats::of(h))).collect(),
+            register_attempts: CountStats::of(&self.register_attempts),
+            polls_per_device: CountStats::of(&self.polls_per_device),
+            failures: self.failures.clone(),
+            statuses: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            hubs: self.hubs.clone(),
+            stray_replies: self.stray_replies,
+        }
+    }
+}
+
+/// Device counts of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCounts {
+    pub total: u64,
+    pub assigned: u64,
+    pub failed: u64,
+    /// Planned devices that never reached an outcome (run stopped or interrupted).
+    pub not_finished: u64,
+}
+
+/// Latency percentiles of one phase, in microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseStats {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl PhaseStats {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self { count: 0, min_us: 0, mean_us: 0, p50_us: 0, p90_us: 0, p99_us: 0, p999_us: 0, max_us: 0 };
+        }
+        Self {
+            count: h.len(),
+            min_us: h.min(),
+            mean_us: h.mean().round() as u64,
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// Distribution of a per-device count (register attempts, polls).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountStats {
+    pub mean: f64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl CountStats {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self { mean: 0.0, p50: 0, p99: 0, max: 0 };
+        }
+        Self {
+            mean: (h.mean() * 100.0).round() / 100.0,
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// The measured part of `summary.json` (the runner adds run metadata around it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub devices: DeviceCounts,
+    pub flows_per_second: f64,
+    pub phases: BTreeMap<String, PhaseStats>,
+    pub register_attempts: CountStats,
+    pub polls_per_device: CountStats,
+    /// Failed devices by failure kind label.
+    pub failures: BTreeMap<String, u64>,
+    /// Replies received by status code.
+    pub statuses: BTreeMap<String, u64>,
+    /// `retry-after` values received (seconds) and how often.
+    pub retry_after_seconds: BTreeMap<String, u64>,
+    /// Assigned devices by hub.
+    pub hubs: BTreeMap<String, u64>,
+    pub stray_replies: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{FailureKind, Phase, Timings};
+
+    fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
+        let mut timings = Timings::new(start, start + Duration::from_millis(2));
+        timings.tcp_connected = Some(start + Duration::from_millis(3));
+        let outcome = match assigned_after_ms {
+            Some(ms) => {
+                timings.assigned = Some(start + Duration::from_millis(ms));
+                timings.end = timings.assigned;
+                timings.polls = vec![Duration::from_millis(1), Duration::from_millis(4)];
+                Outcome::Assigned { hub: "hub-a".into(), device_id: "d".into() }
+            }
+            None => {
+                timings.end = Some(start + Duration::from_millis(10));
+                Outcome::Failed(FailureKind::Timeout(Phase::Connack))
+            }
+        };
+        FlowReport {
+            outcome,
+            timings,
+            register_attempts: 1,
+            polls: 2,
+            retry_after_seconds: vec![3],
+            statuses: vec![202, 202, 200],
+            stray_replies: 0,
+        }
+    }
+
+    #[test]
+    fn records_phases_from_intended_and_actual_start() {
+        let t0 = Instant::now();
+        let mut metrics = Metrics::new();
+        metrics.record(&report(t0, Some(100)));
+        metrics.record(&report(t0, None));
+        let summary = metrics.summary(3);
+        assert_eq!(summary.devices, DeviceCounts { total: 3, assigned: 1, failed: 1, not_finished: 1 });
+        let assigned = &summary.phases["assigned"];
+        let raw = &summary.phases["assigned_raw"];
+        assert_eq!(assigned.count, 1);
+        assert!((99_900..=100_100).contains(&assigned.max_us), "{assigned:?}");
+        assert!((97_900..=98_100).contains(&raw.max_us), "2 ms late start: {raw:?}");
+        assert_eq!(summary.phases["poll"].count, 4);
+        assert_eq!(summary.phases["schedule_lag"].count, 2);
+        assert_eq!(summary.failures["timeout_connack"], 1);
+        assert_eq!(summary.statuses["202"], 4);
+        assert_eq!(summary.hubs["hub-a"], 1);
+    }
+
+    #[test]
+    fn merging_equals_recording_everything_in_one() {
+        let t0 = Instant::now();
+        let reports: Vec<_> = (0..50).map(|i| report(t0, if i % 7 == 0 { None } else { Some(10 + i) })).collect();
+        let mut one = Metrics::new();
+        reports.iter().for_each(|r| one.record(r));
+        let (mut a, mut b) = (Metrics::new(), Metrics::new());
+        for (i, r) in reports.iter().enumerate() {
+            if i % 2 == 0 { a.record(r) } else { b.record(r) }
+        }
+        a.merge(&b);
+        assert_eq!(a.summary(50), one.summary(50));
+    }
+}

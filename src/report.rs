@@ -1,0 +1,92 @@
+//! Report writers: pure functions from a [`RunSummary`] to bytes. The CLI does the file IO.
+
+use std::fmt::Write as _;
+
+use crate::metrics::PHASES;
+use crate::runner::RunSummary;
+
+/// `summary.json`, pretty-printed.
+pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The summary table printed at the end of `dpsbench run`.
+pub fn summary_table(summary: &RunSummary) -> String {
+    let r = &summary.results;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scenario {} against {} ({}) in {:.1} s{}",
+        summary.scenario.name,
+        summary.target.address,
+        summary.target.kind,
+        summary.duration_seconds,
+        if summary.partial { " [PARTIAL: stopped early]" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "devices  {} total, {} assigned, {} failed, {} not finished; {:.1} assigned/s",
+        r.devices.total, r.devices.assigned, r.devices.failed, r.devices.not_finished, r.flows_per_second
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "phase", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for name in PHASES {
+        let Some(p) = r.phases.get(name) else { continue };
+        if p.count == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            name,
+            p.count,
+            micros(p.p50_us),
+            micros(p.p90_us),
+            micros(p.p99_us),
+            micros(p.p999_us),
+            micros(p.max_us)
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "register attempts per device: mean {:.2}, max {}; polls per device: mean {:.2}, max {}",
+        r.register_attempts.mean, r.register_attempts.max, r.polls_per_device.mean, r.polls_per_device.max
+    );
+    if !r.failures.is_empty() {
+        let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "failures: {}", failures.join(", "));
+    }
+    if !r.hubs.is_empty() {
+        let hubs: Vec<String> = r.hubs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "hubs: {}", hubs.join(", "));
+    }
+    out
+}
+
+/// Formats microseconds for humans: `840us`, `12.3ms`, `4.20s`.
+pub fn micros(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us}us"),
+        1_000..=999_999 => format!("{:.1}ms", us as f64 / 1000.0),
+        _ => format!("{:.2}s", us as f64 / 1_000_000.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_formats() {
+        assert_eq!(micros(840), "840us");
+        assert_eq!(micros(12_345), "12.3ms");
+        assert_eq!(micros(4_200_000), "4.20s");
+    }
+}

@@ -1,0 +1,314 @@
+//! Runs a [`Plan`]: sets up the target (starting the embedded emulator when asked), prepares
+//! every device's credentials outside the timed path, starts devices on the arrival schedule,
+//! folds their reports into [`Metrics`] and returns a [`RunSummary`].
+//!
+//! Writes no files (the CLI does), prints progress only through the callback it is given.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio::time::{MissedTickBehavior, sleep_until};
+
+use crate::credentials::{SasStyle, SasToken};
+use crate::device::driver::now;
+use crate::device::{DeviceIdentity, FlowSettings, Target, run_device};
+use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
+use crate::metrics::{Metrics, Summary};
+use crate::scenario::{Plan, TargetPlan};
+use crate::tls::{self, ServerIdentity, TlsVersions};
+
+/// Identifies the format of `summary.json`; bump on incompatible changes.
+pub const SUMMARY_SCHEMA: &str = "dpsbench.summary/v1";
+
+/// Setup errors: the run could not start. Failures of the target during a run are data.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot start the embedded emulator: {0}")]
+    Emulator(std::io::Error),
+    #[error("cannot resolve target host {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("target {address} is unreachable: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("invalid server name {0:?} for TLS")]
+    ServerName(String),
+}
+
+/// A progress snapshot, for live output.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub started: u64,
+    pub assigned: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub assigned_p99_us: u64,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub schema: String,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub host: HostInfo,
+    pub started_at: String,
+    pub duration_seconds: f64,
+    /// True when the run ended early (interrupt or `max_duration_seconds`).
+    pub partial: bool,
+    #[serde(flatten)]
+    pub results: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<EmulatorCounts>,
+}
+
+impl RunSummary {
+    /// Exit status of `dpsbench run`: 0 when every device was assigned, else 1.
+    pub fn all_assigned(&self) -> bool {
+        !self.partial && self.results.devices.assigned == self.results.devices.total
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    pub devices: u64,
+    pub arrival_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub kind: String,
+    pub address: String,
+    pub id_scope: String,
+}
+
+/// The machine a run was measured on, so figures can be compared honestly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub cpus: usize,
+    pub os: String,
+    pub dpsbench_version: String,
+}
+
+impl HostInfo {
+    pub fn current() -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Self {
+            hostname,
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            dpsbench_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// What the embedded emulator served during the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmulatorCounts {
+    pub connections: u64,
+    pub connects_refused: u64,
+    pub registrations: u64,
+    pub polls: u64,
+    pub throttled: u64,
+}
+
+impl EmulatorCounts {
+    fn of(service: &Service) -> Self {
+        let s = &service.stats;
+        Self {
+            connections: ServiceStats::get(&s.connections),
+            connects_refused: ServiceStats::get(&s.connects_refused),
+            registrations: ServiceStats::get(&s.registrations),
+            polls: ServiceStats::get(&s.polls),
+            throttled: ServiceStats::get(&s.throttled),
+        }
+    }
+}
+
+/// A prepared target: where devices connect, and the emulator when it is embedded.
+struct PreparedTarget {
+    target: Target,
+    kind: &'static str,
+    emulator: Option<emulator::EmulatorHandle>,
+}
+
+async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
+    match &plan.target {
+        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay } => {
+            let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
+            config.retry_after_seconds = *retry_after_seconds;
+            config.assign_delay = *assign_delay;
+            let identity = ServerIdentity::generate(&[])?;
+            let listener = emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(RunError::Emulator)?;
+            let handle = emulator::spawn(
+                listener,
+                Arc::new(Service::new(config)),
+                identity.server_config(TlsVersions::Tls12Only)?,
+            )
+            .map_err(RunError::Emulator)?;
+            let roots = tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
+            let target = Target {
+                address: handle.address,
+                server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
+                tls: tls::client_config(roots, TlsVersions::Tls12Only)?,
+            };
+            Ok(PreparedTarget { target, kind: "embedded", emulator: Some(handle) })
+        }
+        TargetPlan::Dps { host, port, ca_pem, ca_path, server_name } => {
+            let address = resolve(host, *port).await?;
+            preflight(address).await?;
+            let roots = tls::roots_from_pem(ca_pem, ca_path)?;
+            let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
+                .map_err(|_| RunError::ServerName(server_name.clone()))?;
+            let target = Target { address, server_name, tls: tls::client_config(roots, TlsVersions::Tls12Only)? };
+            Ok(PreparedTarget { target, kind: "dps", emulator: None })
+        }
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, RunError> {
+    let resolve_error = |reason: String| RunError::Resolve { host: host.to_string(), reason };
+    let mut addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| resolve_error(e.to_string()))?;
+    addresses.next().ok_or_else(|| resolve_error("no address".into()))
+}
+
+/// One TCP connect before the run, so an unreachable target is a setup error, not N failures.
+async fn preflight(address: SocketAddr) -> Result<(), RunError> {
+    let unreachable = |reason: String| RunError::Unreachable { address: address.to_string(), reason };
+    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".into())),
+    }
+}
+
+/// Builds every device's identity and SAS token before the clock starts.
+fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
+    let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+        + plan.max_duration.as_secs()
+        + 3600;
+    (0..plan.devices)
+        .map(|n| {
+            let registration_id = plan.registration_id(n);
+            let device_key = plan.group_key.derive_device_key(&registration_id);
+            let password = SasToken::build(&plan.id_scope, &registration_id, &device_key, expiry, SasStyle::default());
+            DeviceIdentity {
+                register_body: DeviceIdentity::default_register_body(&registration_id),
+                registration_id,
+                id_scope: plan.id_scope.clone(),
+                password: Some(password),
+            }
+        })
+        .collect()
+}
+
+/// Runs the plan until every device finished, `max_duration` passed, or `interrupt` resolved.
+pub async fn run(
+    plan: &Plan,
+    interrupt: impl Future<Output = ()>,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<RunSummary, RunError> {
+    let prepared = prepare_target(plan).await?;
+    let devices = prepare_devices(plan);
+    let settings = Arc::new(plan.flow.clone());
+    let started_at = crate::messages::format_timestamp(SystemTime::now());
+
+    let (metrics, partial, elapsed) =
+        schedule(plan, &prepared.target, settings, devices, interrupt, &mut on_progress).await;
+
+    let emulator = match prepared.emulator {
+        Some(handle) => {
+            let counts = EmulatorCounts::of(&handle.service);
+            handle.stop().await;
+            Some(counts)
+        }
+        None => None,
+    };
+    Ok(RunSummary {
+        schema: SUMMARY_SCHEMA.into(),
+        scenario: ScenarioInfo {
+            name: plan.name.clone(),
+            file: plan.file.display().to_string(),
+            devices: plan.devices,
+            arrival_rate: plan.rate,
+        },
+        target: TargetInfo {
+            kind: prepared.kind.into(),
+            address: prepared.target.address.to_string(),
+            id_scope: plan.id_scope.to_string(),
+        },
+        host: HostInfo::current(),
+        started_at,
+        duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        partial,
+        results: metrics.summary(plan.devices),
+        emulator,
+    })
+}
+
+/// Starts devices at `start + n / rate` and collects their reports.
+async fn schedule(
+    plan: &Plan,
+    target: &Target,
+    settings: Arc<FlowSettings>,
+    devices: Vec<DeviceIdentity>,
+    interrupt: impl Future<Output = ()>,
+    on_progress: &mut impl FnMut(Progress),
+) -> (Metrics, bool, Duration) {
+    let total = devices.len() as u64;
+    let mut devices = devices.into_iter();
+    let mut metrics = Metrics::new();
+    let mut tasks = JoinSet::new();
+    let begin: Instant = now() + Duration::from_millis(10);
+    let deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
+    let interval = Duration::from_secs_f64(1.0 / plan.rate);
+    let mut started = 0u64;
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tokio::pin!(interrupt);
+    let mut partial = false;
+    loop {
+        let next_start = (started < total).then(|| begin + interval.mul_f64(started as f64));
+        if next_start.is_none() && tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            () = sleep_until(tokio::time::Instant::from_std(next_start.unwrap_or(begin))), if next_start.is_some() => {
+                let intended = next_start.expect("guarded by the select condition");
+                let identity = devices.next().expect("started < total");
+                let (target, settings) = (target.clone(), settings.clone());
+                tasks.spawn(async move { run_device(&target, settings, identity, intended).await });
+                started += 1;
+            }
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(report) = joined {
+                    metrics.record(&report);
+                }
+            }
+            _ = progress.tick() => on_progress(Progress {
+                elapsed: now().saturating_duration_since(begin),
+                started,
+                assigned: metrics.assigned(),
+                failed: metrics.failed(),
+                in_flight: tasks.len() as u64,
+                assigned_p99_us: metrics.p99_us("assigned"),
+            }),
+            () = &mut interrupt => { partial = true; break; }
+            () = sleep_until(deadline) => { partial = true; break; }
+        }
+    }
+    // Devices still in flight are aborted: they count as not finished in the summary.
+    tasks.shutdown().await;
+    (metrics, partial, now().saturating_duration_since(begin))
+}

@@ -1,0 +1,392 @@
+//! Scenario files: the TOML a user writes, resolved into a validated [`Plan`].
+//!
+//! Reads the scenario file and the secrets it names (environment variables, key files); does no
+//! network IO. Every error names the file, the field and why. `scenarios/README.md` documents
+//! each field; keep the two in step.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
+use crate::device::{FlowSettings, RetryPolicy, Timeouts};
+use crate::emulator::config::one_line;
+
+/// Default ID scope of the embedded emulator.
+pub const EMBEDDED_ID_SCOPE: &str = "0ne00DPSB01";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub target: TargetSection,
+    pub devices: DevicesSection,
+    pub arrival: ArrivalSection,
+    #[serde(default)]
+    pub flow: FlowSection,
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum TargetSection {
+    /// The emulator, started in-process on 127.0.0.1 with a random port.
+    Embedded {
+        #[serde(default)]
+        id_scope: Option<String>,
+        #[serde(default = "default_hubs")]
+        hubs: Vec<String>,
+        #[serde(default = "default_retry_after")]
+        retry_after_seconds: u32,
+        #[serde(default)]
+        assign_delay_ms: u64,
+    },
+    /// A DPS endpoint (or an emulator in another process) over MQTT/TLS.
+    Dps {
+        host: String,
+        #[serde(default = "default_port")]
+        port: u16,
+        id_scope: String,
+        /// PEM file of the CA that signs the server certificate.
+        ca_certificate: PathBuf,
+        /// Name checked against the server certificate; defaults to `host`.
+        #[serde(default)]
+        server_name: Option<String>,
+    },
+}
+
+fn default_hubs() -> Vec<String> {
+    vec!["hub-a.azure-devices.net".into(), "hub-b.azure-devices.net".into()]
+}
+
+fn default_retry_after() -> u32 {
+    1
+}
+
+fn default_port() -> u16 {
+    8883
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesSection {
+    pub count: u64,
+    /// Registration ID pattern: `{index}` or `{index:06}` (zero-padded) is replaced.
+    #[serde(default = "default_pattern")]
+    pub registration_id: String,
+    #[serde(default)]
+    pub start_index: u64,
+    /// Environment variable holding the enrollment group key.
+    #[serde(default)]
+    pub group_key_env: Option<String>,
+    /// File holding the enrollment group key.
+    #[serde(default)]
+    pub group_key_file: Option<PathBuf>,
+}
+
+fn default_pattern() -> String {
+    "bench-{index:06}".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalSection {
+    /// Devices started per second, at evenly spaced instants.
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSection {
+    pub api_version: Option<String>,
+    pub keep_alive_seconds: Option<u16>,
+    pub max_retries: Option<u32>,
+    pub default_wait_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub reply_timeout_ms: Option<u64>,
+    pub flow_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Hard limit on the whole run; devices still in flight then are aborted.
+    pub max_duration_seconds: Option<u64>,
+}
+
+/// Errors loading a scenario. Each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: field `{field}`: {reason}")]
+    Field { path: PathBuf, field: &'static str, reason: String },
+}
+
+/// Where the devices go.
+#[derive(Debug, Clone)]
+pub enum TargetPlan {
+    Embedded { hubs: Vec<String>, retry_after_seconds: u32, assign_delay: Duration },
+    Dps { host: String, port: u16, ca_pem: Vec<u8>, ca_path: PathBuf, server_name: String },
+}
+
+/// A registration ID pattern with one `{index}` or `{index:0N}` placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPattern {
+    prefix: String,
+    suffix: String,
+    width: usize,
+}
+
+impl IdPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let start = text.find("{index").ok_or("it must contain {index} or {index:06}")?;
+        let end = start + text[start..].find('}').ok_or("unclosed {index")?;
+        let width = match &text[start + "{index".len()..end] {
+            "" => 0,
+            spec => spec
+                .strip_prefix(":0")
+                .and_then(|w| w.parse::<usize>().ok())
+                .filter(|w| *w <= 20)
+                .ok_or_else(|| format!("{{index{spec}}} is not a known format; use {{index}} or {{index:06}}"))?,
+        };
+        Ok(Self { prefix: text[..start].into(), suffix: text[end + 1..].into(), width })
+    }
+
+    pub fn render(&self, index: u64) -> String {
+        format!("{}{:0width$}{}", self.prefix, index, self.suffix, width = self.width)
+    }
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub file: PathBuf,
+    pub target: TargetPlan,
+    pub id_scope: IdScope,
+    pub devices: u64,
+    pub pattern: IdPattern,
+    pub start_index: u64,
+    /// The group key; for the embedded target a random one when none is named.
+    pub group_key: SymmetricKey,
+    pub rate: f64,
+    pub flow: FlowSettings,
+    pub max_duration: Duration,
+}
+
+impl Plan {
+    /// Reads and validates `path`. `env` looks up environment variables (injectable for tests).
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+        let file: ScenarioFile = toml::from_str(&text)
+            .map_err(|e| ScenarioError::Parse { path: path.to_path_buf(), message: one_line(&e.to_string()) })?;
+        Self::resolve(file, path, env)
+    }
+
+    pub fn resolve(
+        file: ScenarioFile,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ScenarioError> {
+        let field =
+            |field: &'static str, reason: String| ScenarioError::Field { path: path.to_path_buf(), field, reason };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let (target, id_scope) = match file.target {
+            TargetSection::Embedded { id_scope, hubs, retry_after_seconds, assign_delay_ms } => {
+                let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
+                    .map_err(|e| field("target.id_scope", e.to_string()))?;
+                if hubs.is_empty() {
+                    return Err(field("target.hubs", "list at least one hub".into()));
+                }
+                if retry_after_seconds > 300 {
+                    return Err(field("target.retry_after_seconds", "must be 0 to 300".into()));
+                }
+                let assign_delay = Duration::from_millis(assign_delay_ms);
+                (TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay }, scope)
+            }
+            TargetSection::Dps { host, port, id_scope, ca_certificate, server_name } => {
+                let scope = IdScope::new(id_scope).map_err(|e| field("target.id_scope", e.to_string()))?;
+                let ca_path = base.join(&ca_certificate);
+                let ca_pem = std::fs::read(&ca_path)
+                    .map_err(|e| field("target.ca_certificate", format!("cannot read {}: {e}", ca_path.display())))?;
+                let server_name = server_name.unwrap_or_else(|| host.clone());
+                (TargetPlan::Dps { host, port, ca_pem, ca_path, server_name }, scope)
+            }
+        };
+        let devices = &file.devices;
+        if devices.count == 0 {
+            return Err(field("devices.count", "must be at least 1".into()));
+        }
+        let pattern = IdPattern::parse(&devices.registration_id).map_err(|e| field("devices.registration_id", e))?;
+        for index in [devices.start_index, devices.start_index.saturating_add(devices.count - 1)] {
+            RegistrationId::new(pattern.render(index)).map_err(|e| field("devices.registration_id", e.to_string()))?;
+        }
+        let group_key = Self::group_key(devices, &target, base, env).map_err(|(name, reason)| field(name, reason))?;
+        let rate = file.arrival.rate;
+        if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+            return Err(field(
+                "arrival.rate",
+                format!("{rate} is not a rate between 0 and 1,000,000 devices per second"),
+            ));
+        }
+        let flow = flow_settings(&file.flow).map_err(|(name, reason)| field(name, reason))?;
+        let max_duration = Duration::from_secs(file.run.max_duration_seconds.unwrap_or(3600));
+        if max_duration.is_zero() {
+            return Err(field("run.max_duration_seconds", "must be at least 1".into()));
+        }
+        Ok(Plan {
+            name: file.name,
+            file: path.to_path_buf(),
+            target,
+            id_scope,
+            devices: devices.count,
+            pattern,
+            start_index: devices.start_index,
+            group_key,
+            rate,
+            flow,
+            max_duration,
+        })
+    }
+
+    fn group_key(
+        devices: &DevicesSection,
+        target: &TargetPlan,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SymmetricKey, (&'static str, String)> {
+        match (&devices.group_key_env, &devices.group_key_file) {
+            (Some(_), Some(_)) => {
+                Err(("devices.group_key_env", "give group_key_env or group_key_file, not both".into()))
+            }
+            (Some(var), None) => {
+                let text =
+                    env(var).ok_or(("devices.group_key_env", format!("environment variable {var} is not set")))?;
+                SymmetricKey::from_base64(&text).map_err(|e| ("devices.group_key_env", format!("{var}: {e}")))
+            }
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ("devices.group_key_file", format!("cannot read {}: {e}", path.display())))?;
+                SymmetricKey::from_base64(&text)
+                    .map_err(|e| ("devices.group_key_file", format!("{}: {e}", path.display())))
+            }
+            (None, None) => match target {
+                TargetPlan::Embedded { .. } => Ok(SymmetricKey::random()),
+                TargetPlan::Dps { .. } => {
+                    Err(("devices.group_key_env", "a dps target needs group_key_env or group_key_file".into()))
+                }
+            },
+        }
+    }
+
+    /// The registration ID of the `n`-th device (0-based) of this plan.
+    pub fn registration_id(&self, n: u64) -> RegistrationId {
+        RegistrationId::new(self.pattern.render(self.start_index + n))
+            .expect("resolve checked the first and last IDs, and the pattern only varies digits")
+    }
+}
+
+fn flow_settings(flow: &FlowSection) -> Result<FlowSettings, (&'static str, String)> {
+    let defaults = FlowSettings::default();
+    let ms = |v: Option<u64>, default: Duration| v.map(Duration::from_millis).unwrap_or(default);
+    let timeouts = Timeouts {
+        tcp_connect: ms(flow.connect_timeout_ms, defaults.timeouts.tcp_connect),
+        tls_handshake: ms(flow.connect_timeout_ms, defaults.timeouts.tls_handshake),
+        connack: ms(flow.connect_timeout_ms, defaults.timeouts.connack),
+        suback: ms(flow.connect_timeout_ms, defaults.timeouts.suback),
+        reply: ms(flow.reply_timeout_ms, defaults.timeouts.reply),
+        flow: flow.flow_timeout_seconds.map(Duration::from_secs).unwrap_or(defaults.timeouts.flow),
+    };
+    for (name, value) in [
+        ("flow.connect_timeout_ms", timeouts.connack),
+        ("flow.reply_timeout_ms", timeouts.reply),
+        ("flow.flow_timeout_seconds", timeouts.flow),
+    ] {
+        if value.is_zero() {
+            return Err((name, "must be greater than 0".into()));
+        }
+    }
+    let api_version = flow.api_version.clone().unwrap_or(defaults.api_version);
+    if api_version.is_empty() || api_version.contains(['&', '/', ' ']) {
+        return Err(("flow.api_version", format!("{api_version:?} is not an api-version")));
+    }
+    Ok(FlowSettings {
+        api_version,
+        keep_alive: flow.keep_alive_seconds.unwrap_or(defaults.keep_alive),
+        timeouts,
+        retry: RetryPolicy {
+            max_retries: flow.max_retries.unwrap_or(defaults.retry.max_retries),
+            default_wait: ms(flow.default_wait_ms, defaults.retry.default_wait),
+        },
+        ..defaults
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(text)
+            .map_err(|e| ScenarioError::Parse { path: "s.toml".into(), message: one_line(&e.to_string()) })?;
+        Plan::resolve(file, Path::new("s.toml"), env)
+    }
+
+    const MINIMAL: &str = "name = \"t\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 3\n[arrival]\nrate = 10\n";
+
+    #[test]
+    fn minimal_embedded_scenario_has_defaults() {
+        let plan = load(MINIMAL, &|_| None).unwrap();
+        assert_eq!(plan.registration_id(0).as_str(), "bench-000000");
+        assert_eq!(plan.id_scope.as_str(), EMBEDDED_ID_SCOPE);
+        assert!(matches!(plan.target, TargetPlan::Embedded { retry_after_seconds: 1, .. }));
+        assert_eq!(plan.flow.retry.max_retries, 5);
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(IdPattern::parse("dev-{index}").unwrap().render(7), "dev-7");
+        assert_eq!(IdPattern::parse("{index:04}.x").unwrap().render(7), "0007.x");
+        assert!(IdPattern::parse("dev").is_err());
+        assert!(IdPattern::parse("dev-{index:x}").is_err());
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let unknown = MINIMAL.replace("count = 3", "count = 3\ncolour = \"red\"");
+        let err = load(&unknown, &|_| None).unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:") && err.contains("colour"), "{err}");
+
+        let bad_rate = MINIMAL.replace("rate = 10", "rate = -1");
+        let err = load(&bad_rate, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("`arrival.rate`"), "{err}");
+
+        let bad_id = MINIMAL.replace("count = 3", "count = 3\nregistration_id = \"bad id {index}\"");
+        let err = load(&bad_id, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("`devices.registration_id`"), "{err}");
+
+        let missing_env = MINIMAL.replace("count = 3", "count = 3\ngroup_key_env = \"NOPE\"");
+        let err = load(&missing_env, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("NOPE is not set"), "{err}");
+
+        let bad_key = load(&missing_env, &|_| Some("secret-not-base64!".into())).unwrap_err().to_string();
+        assert!(bad_key.contains("`devices.group_key_env`") && bad_key.contains("base64"), "{bad_key}");
+        assert!(!bad_key.contains("secret-not-base64"), "the key never appears in errors");
+    }
+
+    #[test]
+    fn dps_target_needs_a_key_and_a_readable_ca() {
+        let text = "name = \"t\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"0ne1\"\nca_certificate = \"/nonexistent/ca.pem\"\n[devices]\ncount = 1\n[arrival]\nrate = 1\n";
+        let err = load(text, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("`target.ca_certificate`") && err.contains("/nonexistent/ca.pem"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! TLS configuration for both sides: the emulator's server identity (a CA generated at start, or
+//! PEM files) and the devices' client configuration.
+//!
+//! No sockets here: it builds `rustls` configs that the drivers hand to `tokio-rustls`. TLS 1.2 is
+//! the only version offered unless a caller opts into 1.3, as DPS requires (`dps-mqtt.md` §1).
+//! Client session resumption is off: every simulated device is a distinct device and pays for a
+//! full handshake, as a real fleet does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Names the generated server certificate is valid for.
+pub const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// Errors building TLS configuration. Variants name the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path}: {reason}")]
+    BadPem { path: PathBuf, reason: String },
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// TLS versions to offer or accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersions {
+    /// TLS 1.2 only, as DPS documents.
+    #[default]
+    Tls12Only,
+    /// TLS 1.2 and 1.3.
+    Tls12And13,
+}
+
+impl TlsVersions {
+    fn list(self) -> &'static [&'static SupportedProtocolVersion] {
+        static TLS12_ONLY: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        static TLS12_AND_13: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS12, &rustls::version::TLS13];
+        match self {
+            TlsVersions::Tls12Only => &TLS12_ONLY,
+            TlsVersions::Tls12And13 => &TLS12_AND_13,
+        }
+    }
+}
+
+/// The crypto provider every config uses (ring).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The emulator's server identity: its certificate chain, key and the CA that clients trust.
+pub struct ServerIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    ca_pem: String,
+}
+
+impl std::fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerIdentity").field("chain_len", &self.chain.len()).finish_non_exhaustive()
+    }
+}
+
+impl ServerIdentity {
+    /// Generates a CA (ECDSA P-256) and a server certificate it signs for `localhost`,
+    /// `127.0.0.1` and `::1`, plus any `extra_names`.
+    pub fn generate(extra_names: &[String]) -> Result<Self, TlsError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.distinguished_name.push(DnType::CommonName, "dpsbench emulator CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.not_before = now - time::Duration::days(1);
+        ca_params.not_after = now + time::Duration::days(3650);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+
+        let mut names: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
+        names.extend(extra_names.iter().cloned());
+        let mut leaf_params = CertificateParams::new(names)?;
+        leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.not_before = now - time::Duration::days(1);
+        leaf_params.not_after = now + time::Duration::days(365);
+        let leaf_key = KeyPair::generate()?;
+        let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
+
+        Ok(Self {
+            chain: vec![leaf.der().clone(), ca.der().clone()],
+            key: PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            ca_pem: ca.pem(),
+        })
+    }
+
+    /// Loads a chain (leaf first) and its key from PEM files. The CA clients trust is
+    /// `ca_file` when given, else the last certificate of the chain.
+    pub fn load(chain_file: &Path, key_file: &Path, ca_file: Option<&Path>) -> Result<Self, TlsError> {
+        let chain = read_certificates(chain_file)?;
+        let key_pem = read(key_file)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| TlsError::BadPem { path: key_file.to_path_buf(), reason: e.to_string() })?;
+        let ca_der = match ca_file {
+            Some(path) => read_certificates(path)?.remove(0),
+            None => chain.last().cloned().expect("read_certificates returns at least one"),
+        };
+        Ok(Self { chain, key, ca_pem: to_pem(&ca_der) })
+    }
+
+    /// The CA certificate clients must trust, as PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A server config accepting `versions`.
+    pub fn server_config(&self, versions: TlsVersions) -> Result<Arc<ServerConfig>, TlsError> {
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions.list())?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        Ok(Arc::new(config))
+    }
+}
+
+/// Trust roots parsed from PEM text (the emulator's CA, or a target's).
+pub fn roots_from_pem(pem: &[u8], origin: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| TlsError::BadPem { path: origin.to_path_buf(), reason: e.to_string() })?;
+        roots.add(cert).map_err(|e| TlsError::BadPem { path: origin.to_path_buf(), reason: e.to_string() })?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate { path: origin.to_path_buf() });
+    }
+    Ok(roots)
+}
+
+/// A device-side config trusting `roots`, offering `versions`, without session resumption.
+pub fn client_config(roots: RootCertStore, versions: TlsVersions) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions.list())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadPem { path: path.to_path_buf(), reason: e.to_string() })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate { path: path.to_path_buf() });
+    }
+    Ok(chain)
+}
+
+fn to_pem(der: &CertificateDer<'_>) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_identity_round_trips_through_pem_files() {
+        let identity = ServerIdentity::generate(&[]).unwrap();
+        let roots = roots_from_pem(identity.ca_pem().as_bytes(), Path::new("ca.pem")).unwrap();
+        assert_eq!(roots.len(), 1);
+        identity.server_config(TlsVersions::Tls12Only).unwrap();
+        client_config(roots, TlsVersions::Tls12Only).unwrap();
+
+        let dir = std::env::temp_dir().join(format!("dpsbench-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let chain: String = identity.chain.iter().map(|c| to_pem(c)).collect();
+        std::fs::write(dir.join("chain.pem"), chain).unwrap();
+        let key = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, identity.key.secret_der())
+        );
+        std::fs::write(dir.join("key.pem"), key).unwrap();
+        let loaded = ServerIdentity::load(&dir.join("chain.pem"), &dir.join("key.pem"), None).unwrap();
+        assert_eq!(loaded.ca_pem(), identity.ca_pem());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_named() {
+        let err = ServerIdentity::load(Path::new("/nonexistent/chain.pem"), Path::new("k"), None).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/chain.pem"), "{err}");
+        let err = roots_from_pem(b"not pem", Path::new("trust.pem")).unwrap_err();
+        assert!(err.to_string().contains("trust.pem"), "{err}");
+    }
+}
