@@ -159,28 +159,32 @@ async fn run(args: RunArgs) -> Result<i32> {
         None => default_out_dir(&plan.name),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output folder {}", out.display()))?;
-    if !args.quiet {
-        eprintln!(
-            "dpsbench: {} devices at {}/s from {} (results in {})",
-            plan.devices,
-            plan.rate,
-            plan.file.display(),
-            out.display()
-        );
-    }
     let quiet = args.quiet;
+    let mut announced = false;
     let summary = runner::run(&plan, interrupted(), |p: Progress| {
-        if !quiet {
+        if quiet {
+            return;
+        }
+        if !announced {
+            // Printed once the target is set up, so a setup error stays the only line.
+            announced = true;
             eprintln!(
-                "[{:>4}s] started {}  assigned {}  failed {}  in flight {}  p99 assigned {}",
-                p.elapsed.as_secs(),
-                p.started,
-                p.assigned,
-                p.failed,
-                p.in_flight,
-                report::micros(p.assigned_p99_us)
+                "dpsbench: {} devices at {}/s from {} (results in {})",
+                plan.devices,
+                plan.rate,
+                plan.file.display(),
+                out.display()
             );
         }
+        eprintln!(
+            "[{:>4}s] started {}  assigned {}  failed {}  in flight {}  p99 assigned {}",
+            p.elapsed.as_secs(),
+            p.started,
+            p.assigned,
+            p.failed,
+            p.in_flight,
+            report::micros(p.assigned_p99_us)
+        );
     })
     .await?;
     let path = out.join("summary.json");

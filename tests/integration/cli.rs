@@ -1,0 +1,277 @@
+//! The `dpsbench` binary as scripts use it: exit codes, files written, one-line errors, and no
+//! secret ever printed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
+const TV1_GROUP_KEY: &str = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dpsbench-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn dpsbench(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("DPS_GROUP_KEY").env_remove("DPS_DEVICE_KEY");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn small_embedded_scenario(devices: u32) -> String {
+    format!(
+        "name = \"small\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
+         [devices]\ncount = {devices}\nregistration_id = \"it-{{index:04}}\"\n[arrival]\nrate = 500\n[run]\nmax_duration_seconds = 60\n"
+    )
+}
+
+/// Checks `value` against the subset of JSON Schema the committed schema uses.
+fn check_schema(schema: &Value, value: &Value, at: &str) {
+    if let Some(kind) = schema.get("type").and_then(Value::as_str) {
+        let ok = match kind {
+            "object" => value.is_object(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "boolean" => value.is_boolean(),
+            other => panic!("schema type {other} not handled"),
+        };
+        assert!(ok, "{at}: expected {kind}, got {value}");
+    }
+    for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        let name = name.as_str().unwrap();
+        assert!(value.get(name).is_some(), "{at}: missing required `{name}`");
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, sub) in properties {
+            if let Some(child) = value.get(name) {
+                check_schema(sub, child, &format!("{at}.{name}"));
+            }
+        }
+    }
+    if let Some(extra) = schema.get("additionalProperties").filter(|s| s.is_object()) {
+        let known = schema.get("properties").and_then(Value::as_object);
+        for (name, child) in value.as_object().into_iter().flatten() {
+            if known.is_none_or(|k| !k.contains_key(name)) {
+                check_schema(extra, child, &format!("{at}.{name}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn run_assigns_every_device_and_writes_a_summary_matching_the_schema() {
+    let dir = temp_dir("run");
+    let scenario = write(&dir, "small.toml", &small_embedded_scenario(60));
+    let out = dir.join("out");
+    let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for phase in ["tcp_connect", "tls_handshake", "connack", "suback", "register_accepted", "poll", "assigned"] {
+        assert!(stdout.contains(phase), "summary table lacks {phase}:\n{stdout}");
+    }
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/summary.schema.json")))
+            .unwrap();
+    check_schema(&schema, &summary, "summary");
+    assert_eq!(summary["devices"]["total"], 60);
+    assert_eq!(summary["devices"]["assigned"], 60);
+    assert_eq!(summary["devices"]["failed"], 0);
+    assert!(summary["flows_per_second"].as_f64().unwrap() > 0.0);
+    for phase in ["tcp_connect", "tls_handshake", "connack", "suback", "register_accepted", "poll", "assigned"] {
+        let stats = &summary["phases"][phase];
+        assert!(stats["count"].as_u64().unwrap() >= 60, "{phase}: {stats}");
+        assert!(stats["p50_us"].as_u64().unwrap() <= stats["p99_us"].as_u64().unwrap());
+        assert!(stats["p99_us"].as_u64().unwrap() <= stats["max_us"].as_u64().unwrap());
+    }
+    assert!(
+        summary["phases"]["assigned"]["p50_us"].as_u64().unwrap() >= 20_000,
+        "assignment delay is inside 'assigned'"
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
+    let dir = temp_dir("bad");
+    let unknown =
+        write(&dir, "unknown.toml", &small_embedded_scenario(1).replace("[arrival]", "colour = 1\n[arrival]"));
+    let bad_key = write(
+        &dir,
+        "badkey.toml",
+        &small_embedded_scenario(1).replace("[arrival]", "group_key_env = \"BENCH_KEY\"\n[arrival]"),
+    );
+    let ca = write(&dir, "ca.pem", &dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem().to_string());
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let unreachable = write(
+        &dir,
+        "unreachable.toml",
+        &format!(
+            "name = \"u\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {closed_port}\nid_scope = \"0ne00TEST01\"\n\
+             ca_certificate = \"{}\"\n[devices]\ncount = 1\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 1\n",
+            ca.display()
+        ),
+    );
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, Vec<String>)> = vec![
+        (vec!["run", unknown.to_str().unwrap()], vec![], vec![unknown.display().to_string(), "colour".into()]),
+        (
+            vec!["run", bad_key.to_str().unwrap()],
+            vec![("BENCH_KEY", "very-secret-but-not-base64")],
+            vec!["devices.group_key_env".into(), "base64".into()],
+        ),
+        (
+            vec!["run", unreachable.to_str().unwrap()],
+            vec![("BENCH_KEY", TV1_GROUP_KEY)],
+            vec![format!("127.0.0.1:{closed_port}"), "unreachable".into()],
+        ),
+        (vec!["run", "/nonexistent/scenario.toml"], vec![], vec!["/nonexistent/scenario.toml".into()]),
+        (vec!["keys", "derive", "dev-1"], vec![], vec!["DPS_GROUP_KEY".into()]),
+        (
+            vec!["keys", "derive", "dev-1"],
+            vec![("DPS_GROUP_KEY", "%%%")],
+            vec!["DPS_GROUP_KEY".into(), "base64".into()],
+        ),
+        (vec!["keys", "derive", "bad id"], vec![("DPS_GROUP_KEY", TV1_GROUP_KEY)], vec!["bad id".into()]),
+    ];
+    for (args, env, expected) in cases {
+        let output = dpsbench(&args, &env);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line, got {stderr}");
+        for needle in expected {
+            assert!(stderr.contains(&needle), "{args:?}: {stderr:?} lacks {needle:?}");
+        }
+        assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+        assert!(!stderr.contains("very-secret") && !stderr.contains(TV1_GROUP_KEY), "secret leaked: {stderr}");
+    }
+}
+
+#[test]
+fn keys_derive_and_token_reproduce_the_published_vectors() {
+    let output = dpsbench(
+        &["keys", "derive", "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6", "dev-2"],
+        &[("DPS_GROUP_KEY", TV1_GROUP_KEY)],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let lines: Vec<String> = text(&output.stdout).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0], "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=");
+
+    let dir = temp_dir("token");
+    let key_file = write(&dir, "device.key", "00mysymmetrickey\n");
+    let output = dpsbench(
+        &[
+            "token",
+            "--id-scope",
+            "myIdScope",
+            "--registration-id",
+            "mydeviceregistrationid",
+            "--expiry",
+            "1630175722",
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim_end(),
+        "SharedAccessSignature sr=myIdScope%2Fregistrations%2Fmydeviceregistrationid&sig=SDpdbUNk%2F1DSjEpeb29BLVe6gRDZI7T41Y4BPsHHoUg%3D&se=1630175722&skn=registration"
+    );
+}
+
+/// The standalone emulator serves a run in another process, writes its CA, and stops on SIGTERM.
+#[test]
+fn standalone_emulator_serves_a_dps_target_run_and_stops_on_sigterm() {
+    let dir = temp_dir("emulator");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00TEST02\"\nhubs = [\"hub-a.azure-devices.net\", \"hub-b.azure-devices.net\"]\n\
+             retry_after_seconds = 0\nassign_delay_ms = 10\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    let ca = dir.join("ca.pem");
+    let mut emulator = Command::new(BIN)
+        .args([
+            "emulator",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            ca.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let address = ready
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {ready:?}"));
+    let port = address.rsplit(':').next().unwrap();
+    assert!(std::fs::read_to_string(&ca).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let scenario = write(
+        &dir,
+        "remote.toml",
+        &format!(
+            "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST02\"\n\
+             ca_certificate = \"ca.pem\"\n[devices]\ncount = 40\nregistration_id = \"remote-{{index:03}}\"\ngroup_key_env = \"BENCH_KEY\"\n\
+             [arrival]\nrate = 400\n"
+        ),
+    );
+    let out = dir.join("out");
+    let run =
+        dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
+    let summary_text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let summary: Value = serde_json::from_str(&summary_text).unwrap();
+    assert_eq!(summary["devices"]["assigned"], 40);
+    assert_eq!(summary["target"]["kind"], "dps");
+    for output in [&stdout, &stderr, &summary_text] {
+        assert!(!output.contains(TV1_GROUP_KEY) && !output.contains("SharedAccessSignature"), "secret in output");
+    }
+
+    // SIGTERM: the emulator stops cleanly and reports what it served.
+    let status = Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = emulator.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let mut served = String::new();
+    std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut served).unwrap();
+    assert!(served.contains("40 registrations"), "{served}");
+}
+
+#[test]
+fn emulator_config_errors_name_file_and_field() {
+    let dir = temp_dir("emu-bad");
+    let config = write(&dir, "bad.toml", "id_scope = \"0ne00TEST02\"\nhubs = []\n");
+    let output = dpsbench(&["emulator", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.toml") && stderr.contains("`hubs`"), "{stderr}");
+}

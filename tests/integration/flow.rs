@@ -1,0 +1,182 @@
+//! Device flows against the real emulator over TLS on loopback.
+
+use std::time::Duration;
+
+use dpsbench::credentials::SymmetricKey;
+use dpsbench::device::driver::now;
+use dpsbench::device::{FailureKind, Outcome, Phase, RetryPolicy, run_device};
+use dpsbench::emulator::ServiceStats;
+use dpsbench::emulator::config::{AuthFailure, QuotaConfig};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_device_is_assigned_and_every_phase_is_timed() {
+    let emulator = start_emulator(|c| {
+        c.assign_delay = Duration::from_millis(50);
+        c.retry_after_seconds = 0;
+    });
+    let report = run_device(&emulator.target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    let Outcome::Assigned { hub, device_id } = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert!(hub.starts_with("hub-"), "{hub}");
+    assert_eq!(device_id, "dev-1");
+    let t = &report.timings;
+    for (name, at) in [
+        ("tcp", t.tcp_connected),
+        ("tls", t.tls_done),
+        ("connack", t.connack),
+        ("suback", t.suback),
+        ("register accepted", t.register_accepted),
+        ("assigned", t.assigned),
+        ("end", t.end),
+    ] {
+        assert!(at.is_some(), "{name} not timed");
+    }
+    assert!(t.tcp_connected < t.tls_done && t.tls_done < t.connack && t.suback < t.register_accepted);
+    assert!(report.polls >= 1 && t.polls.len() == report.polls as usize);
+    assert!(
+        t.assigned.unwrap() - t.register_accepted.unwrap() >= Duration::from_millis(50),
+        "assignment delay honoured"
+    );
+    assert_eq!(ServiceStats::get(&emulator.handle.service.stats.assigned), 1);
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn many_concurrent_devices_spread_over_hubs() {
+    let emulator = start_emulator(|_| {});
+    let settings = quick_settings();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (target, settings, identity) =
+            (emulator.target.clone(), settings.clone(), device(&emulator.group_key, &format!("fleet-{i:04}")));
+        tasks.spawn(async move { run_device(&target, settings, identity, now()).await });
+    }
+    let mut hubs = std::collections::BTreeMap::new();
+    while let Some(report) = tasks.join_next().await {
+        match report.unwrap().outcome {
+            Outcome::Assigned { hub, .. } => *hubs.entry(hub).or_insert(0) += 1,
+            failed => panic!("{failed:?}"),
+        }
+    }
+    assert_eq!(hubs.values().sum::<i32>(), 200);
+    assert!(hubs.values().all(|n| *n > 60), "{hubs:?}");
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_key_is_refused_at_connack() {
+    let emulator = start_emulator(|_| {});
+    let identity = device(&SymmetricKey::random(), "dev-1");
+    let report = run_device(&emulator.target, quick_settings(), identity, now()).await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Refused(5)));
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn expired_token_is_refused() {
+    let emulator = start_emulator(|_| {});
+    let key = emulator.group_key.derive_device_key(&dpsbench::credentials::RegistrationId::new("dev-1").unwrap());
+    let report = run_device(&emulator.target, quick_settings(), device_signed_with(&key, "dev-1", -10), now()).await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Refused(5)));
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn reply_mode_refuses_with_401_on_register() {
+    let emulator = start_emulator(|c| c.auth_failure = AuthFailure::Reply);
+    let report = run_device(&emulator.target, quick_settings(), device(&SymmetricKey::random(), "dev-1"), now()).await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Status(401)));
+    assert_eq!(report.statuses, vec![401]);
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn throttled_devices_wait_retry_after_and_then_succeed() {
+    // 60 registrations a minute: the bucket starts full, so the 61st is throttled and must wait.
+    let emulator =
+        start_emulator(|c| c.quota = Some(QuotaConfig { registrations_per_minute: 60, operations_per_minute: 6000 }));
+    let mut settings = (*quick_settings()).clone();
+    settings.retry = RetryPolicy { max_retries: 10, default_wait: Duration::from_secs(5) };
+    let settings = std::sync::Arc::new(settings);
+    let mut throttled = 0;
+    for i in 0..62 {
+        let report =
+            run_device(&emulator.target, settings.clone(), device(&emulator.group_key, &format!("q-{i}")), now()).await;
+        assert!(matches!(report.outcome, Outcome::Assigned { .. }), "device {i}: {:?}", report.outcome);
+        let throttled_here = report.statuses.iter().filter(|s| **s == 429).count();
+        if throttled_here > 0 {
+            assert_eq!(report.register_attempts as usize, throttled_here + 1, "each 429 is followed by a retry");
+            assert!(
+                report.retry_after_seconds.contains(&1),
+                "429 carries retry-after: {:?}",
+                report.retry_after_seconds
+            );
+        }
+        throttled += throttled_here;
+    }
+    assert!(throttled >= 1, "the 61st registration in a minute is throttled");
+    assert_eq!(ServiceStats::get(&emulator.handle.service.stats.throttled) as usize, throttled);
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_failure() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let emulator = start_emulator(|_| {});
+    let target = target_for(address, &emulator.ca_pem);
+    let report = run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Connect));
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn an_untrusted_server_certificate_is_a_tls_failure() {
+    let emulator = start_emulator(|_| {});
+    let other = dpsbench::tls::ServerIdentity::generate(&[]).unwrap();
+    let target = target_for(emulator.handle.address, other.ca_pem());
+    let report = run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Tls));
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_in_the_tls_phase() {
+    // Accepts TCP and then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let (_socket, _) = listener.accept().await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let emulator = start_emulator(|_| {});
+    let target = target_for(address, &emulator.ca_pem);
+    let report = run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Timeout(Phase::TlsHandshake)));
+    silent.abort();
+    emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_the_emulator_mid_flow_is_a_lost_connection() {
+    let emulator = start_emulator(|c| {
+        c.assign_delay = Duration::from_secs(60);
+        c.retry_after_seconds = 1;
+    });
+    let (target, key) = (emulator.target.clone(), emulator.group_key.clone());
+    let device_task =
+        tokio::spawn(async move { run_device(&target, quick_settings(), device(&key, "dev-1"), now()).await });
+    // Wait until the device has registered, then pull the plug.
+    while ServiceStats::get(&emulator.handle.service.stats.registrations) == 0 {
+        tokio::task::yield_now().await;
+    }
+    emulator.handle.stop().await;
+    let report = device_task.await.unwrap();
+    assert!(
+        matches!(report.outcome, Outcome::Failed(FailureKind::ConnectionLost(Phase::Wait | Phase::Poll))),
+        "{:?}",
+        report.outcome
+    );
+}

@@ -1,0 +1,6 @@
+//! The integration tests: one binary, one module per area. Every network test talks to the real
+//! emulator over TLS on 127.0.0.1 with an OS-assigned port.
+
+mod cli;
+mod flow;
+mod support;
