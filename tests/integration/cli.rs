@@ -119,7 +119,7 @@ fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
         "badkey.toml",
         &small_embedded_scenario(1).replace("[arrival]", "group_key_env = \"BENCH_KEY\"\n[arrival]"),
     );
-    let ca = write(&dir, "ca.pem", &dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem().to_string());
+    let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let unreachable = write(
         &dir,
@@ -130,7 +130,9 @@ fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
             ca.display()
         ),
     );
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, Vec<String>)> = vec![
+    // (arguments, environment, what the error line must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<String>);
+    let cases: Vec<Case> = vec![
         (vec!["run", unknown.to_str().unwrap()], vec![], vec![unknown.display().to_string(), "colour".into()]),
         (
             vec!["run", bad_key.to_str().unwrap()],
