@@ -277,3 +277,67 @@ fn emulator_config_errors_name_file_and_field() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad.toml") && stderr.contains("`hubs`"), "{stderr}");
 }
+
+/// With `[tls]` files, the emulator serves that chain and `--ca-out` writes the configured CA.
+#[test]
+fn standalone_emulator_serves_certificates_from_files() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let dir = temp_dir("emulator-tls");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name.push(DnType::CommonName, "test CA from files");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    write(&dir, "chain.pem", &format!("{}{}", server.pem(), ca.pem()));
+    write(&dir, "key.pem", &server_key.serialize_pem());
+    write(&dir, "trust.pem", &ca.pem());
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00TEST03\"\nhubs = [\"hub-a\"]\nretry_after_seconds = 0\nassign_delay_ms = 0\n\
+             [[enrollment_groups]]\nname = \"g\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n\
+             [tls]\ncertificate_chain = \"chain.pem\"\nprivate_key = \"key.pem\"\nca_certificate = \"trust.pem\"\n"
+        ),
+    );
+    let ca_out = dir.join("ca-out.pem");
+    let mut emulator = Command::new(BIN)
+        .args([
+            "emulator",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            ca_out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let port = ready.split_whitespace().find_map(|w| w.strip_prefix("127.0.0.1:")).expect("bound address").to_string();
+    assert_eq!(std::fs::read_to_string(&ca_out).unwrap().trim(), ca.pem().trim(), "--ca-out writes the configured CA");
+
+    let scenario = write(
+        &dir,
+        "remote.toml",
+        &format!(
+            "name = \"files\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST03\"\n\
+             ca_certificate = \"trust.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\ngroup_key_env = \"BENCH_KEY\"\n\
+             [arrival]\nrate = 100\n"
+        ),
+    );
+    let run = dpsbench(
+        &["run", scenario.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap(), "--quiet"],
+        &[("BENCH_KEY", TV1_GROUP_KEY)],
+    );
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
+}
