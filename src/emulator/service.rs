@@ -191,27 +191,28 @@ impl Service {
         let ready_at = now + self.config.assign_delay;
         let assigned_wall = wall + self.config.assign_delay;
         let hub = self.hub_for(&canonical).to_string();
+        let timestamp = messages::format_timestamp(assigned_wall);
+        let etag = messages::etag();
         let mut registry = self.lock();
         registry.registers_since_prune += 1;
         if registry.registers_since_prune >= 4096 {
             registry.registers_since_prune = 0;
             registry.operations.retain(|_, op| op.ready_at + OPERATION_RETENTION > now);
         }
-        let timestamp = messages::format_timestamp(assigned_wall);
         registry
             .records
             .entry(canonical.clone())
             .and_modify(|record| {
                 // A second registration of the same device keeps its hub, ID and creation time.
                 record.last_updated = timestamp.clone();
-                record.etag = messages::etag();
+                record.etag = etag.clone();
             })
             .or_insert_with(|| Record {
                 registration_id: registration_id.as_str().to_string(),
                 hub,
                 created: timestamp.clone(),
                 last_updated: timestamp,
-                etag: messages::etag(),
+                etag,
             });
         registry.operations.insert(operation_id.clone(), Operation { device: canonical, ready_at });
         operation_id

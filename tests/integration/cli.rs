@@ -43,6 +43,33 @@ fn small_embedded_scenario(devices: u32) -> String {
     )
 }
 
+/// Starts `dpsbench emulator` on a free loopback port; returns the child and the port once it
+/// printed its ready line. Its stderr stays piped for the caller to read.
+fn spawn_emulator(config: &Path, ca_out: &Path) -> (std::process::Child, String) {
+    let mut emulator = Command::new(BIN)
+        .args([
+            "emulator",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            ca_out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let port = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no bound address in {ready:?}"))
+        .to_string();
+    (emulator, port)
+}
+
 /// Checks `value` against the subset of JSON Schema the committed schema uses.
 fn check_schema(schema: &Value, value: &Value, at: &str) {
     if let Some(kind) = schema.get("type").and_then(Value::as_str) {
@@ -213,27 +240,7 @@ fn standalone_emulator_serves_a_dps_target_run_and_stops_on_sigterm() {
         ),
     );
     let ca = dir.join("ca.pem");
-    let mut emulator = Command::new(BIN)
-        .args([
-            "emulator",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--ca-out",
-            ca.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    let address = ready
-        .split_whitespace()
-        .find(|w| w.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no address in {ready:?}"));
-    let port = address.rsplit(':').next().unwrap();
+    let (mut emulator, port) = spawn_emulator(&config, &ca);
     assert!(std::fs::read_to_string(&ca).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
 
     let scenario = write(
@@ -305,23 +312,7 @@ fn standalone_emulator_serves_certificates_from_files() {
         ),
     );
     let ca_out = dir.join("ca-out.pem");
-    let mut emulator = Command::new(BIN)
-        .args([
-            "emulator",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--ca-out",
-            ca_out.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    let port = ready.split_whitespace().find_map(|w| w.strip_prefix("127.0.0.1:")).expect("bound address").to_string();
+    let (mut emulator, port) = spawn_emulator(&config, &ca_out);
     assert_eq!(std::fs::read_to_string(&ca_out).unwrap().trim(), ca.pem().trim(), "--ca-out writes the configured CA");
 
     let scenario = write(
