@@ -169,9 +169,9 @@ async fn run(args: RunArgs) -> Result<i32> {
             // Printed once the target is set up, so a setup error stays the only line.
             announced = true;
             eprintln!(
-                "dpsbench: {} devices at {}/s from {} (results in {})",
-                plan.devices,
-                plan.rate,
+                "dpsbench: up to {} devices, {}, from {} (results in {})",
+                plan.stop.devices,
+                plan.load.describe(),
                 plan.file.display(),
                 out.display()
             );

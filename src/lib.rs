@@ -23,6 +23,7 @@
 //! codes. Failures of the service under test are data (`device::FailureKind`), never `Err`.
 //! Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 
+pub mod arrival;
 pub mod cli;
 pub mod credentials;
 pub mod device;

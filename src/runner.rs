@@ -5,6 +5,7 @@
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
 use std::future::Future;
+use std::iter::Peekable;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
+use crate::arrival::Arrivals;
 use crate::credentials::{SasStyle, SasToken};
 use crate::device::driver::now;
 use crate::device::{DeviceIdentity, FlowSettings, Target, run_device};
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
 use crate::metrics::{Metrics, Summary};
-use crate::scenario::{Plan, TargetPlan};
+use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls::{self, ServerIdentity, TlsVersions};
 
 /// Identifies the format of `summary.json`; bump on incompatible changes.
@@ -78,8 +80,12 @@ impl RunSummary {
 pub struct ScenarioInfo {
     pub name: String,
     pub file: String,
+    /// Most devices the run may start.
     pub devices: u64,
-    pub arrival_rate: f64,
+    /// The load model, e.g. `constant 200/s`.
+    pub arrival: String,
+    /// Arrivals stop after this many seconds, if set.
+    pub duration_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,10 +151,11 @@ struct PreparedTarget {
 
 async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
     match &plan.target {
-        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay } => {
+        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota } => {
             let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
+            config.quota = *quota;
             let identity = ServerIdentity::generate(&[])?;
             let listener = emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(RunError::Emulator)?;
             let handle = emulator::spawn(
@@ -198,7 +205,7 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
     let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
         + plan.max_duration.as_secs()
         + 3600;
-    (0..plan.devices)
+    (0..plan.stop.devices)
         .map(|n| {
             let registration_id = plan.registration_id(n);
             let device_key = plan.group_key.derive_device_key(&registration_id);
@@ -224,7 +231,7 @@ pub async fn run(
     let settings = Arc::new(plan.flow.clone());
     let started_at = crate::messages::format_timestamp(SystemTime::now());
 
-    let (metrics, partial, elapsed) =
+    let (metrics, started, partial, elapsed) =
         schedule(plan, &prepared.target, settings, devices, interrupt, &mut on_progress).await;
 
     let emulator = match prepared.emulator {
@@ -240,8 +247,9 @@ pub async fn run(
         scenario: ScenarioInfo {
             name: plan.name.clone(),
             file: plan.file.display().to_string(),
-            devices: plan.devices,
-            arrival_rate: plan.rate,
+            devices: plan.stop.devices,
+            arrival: plan.load.describe(),
+            duration_seconds: plan.stop.duration.map(|d| d.as_secs_f64()),
         },
         target: TargetInfo {
             kind: prepared.kind.into(),
@@ -252,12 +260,13 @@ pub async fn run(
         started_at,
         duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         partial,
-        results: metrics.summary(plan.devices),
+        results: metrics.summary(started),
         emulator,
     })
 }
 
-/// Starts devices at `start + n / rate` and collects their reports.
+/// Starts devices as the load model says until the stop condition, and collects their reports.
+/// Returns the metrics, the number of devices started, whether the run ended early, and its length.
 async fn schedule(
     plan: &Plan,
     target: &Target,
@@ -265,30 +274,38 @@ async fn schedule(
     devices: Vec<DeviceIdentity>,
     interrupt: impl Future<Output = ()>,
     on_progress: &mut impl FnMut(Progress),
-) -> (Metrics, bool, Duration) {
-    let total = devices.len() as u64;
+) -> (Metrics, u64, bool, Duration) {
     let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
     let mut tasks = JoinSet::new();
     let begin: Instant = now() + Duration::from_millis(10);
     let deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
-    let interval = Duration::from_secs_f64(1.0 / plan.rate);
+    let arrivals_end = plan.stop.duration.map(|d| begin + d);
+    let mut starts = Starts::new(&plan.load, begin);
+    let in_flight_cap = plan.max_in_flight.unwrap_or(u64::MAX);
     let mut started = 0u64;
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tokio::pin!(interrupt);
     let mut partial = false;
     loop {
-        let next_start = (started < total).then(|| begin + interval.mul_f64(started as f64));
+        let in_flight = tasks.len() as u64;
+        let next_start = (started < plan.stop.devices)
+            .then(|| starts.next_at(now(), in_flight))
+            .flatten()
+            .filter(|at| arrivals_end.is_none_or(|end| *at < end));
         if next_start.is_none() && tasks.is_empty() {
             break;
         }
+        // A start waits for a free slot: it then runs late, and its lag says by how much.
+        let may_start = next_start.is_some() && in_flight < in_flight_cap;
         tokio::select! {
-            () = sleep_until(tokio::time::Instant::from_std(next_start.unwrap_or(begin))), if next_start.is_some() => {
-                let intended = next_start.expect("guarded by the select condition");
-                let identity = devices.next().expect("started < total");
+            () = sleep_until(tokio::time::Instant::from_std(next_start.unwrap_or(begin))), if may_start => {
+                let intended = next_start.expect("guarded by may_start");
+                let identity = devices.next().expect("one identity was prepared per device");
                 let (target, settings) = (target.clone(), settings.clone());
                 tasks.spawn(async move { run_device(&target, settings, identity, intended).await });
+                starts.started();
                 started += 1;
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
@@ -310,5 +327,37 @@ async fn schedule(
     }
     // Devices still in flight are aborted: they count as not finished in the summary.
     tasks.shutdown().await;
-    (metrics, partial, now().saturating_duration_since(begin))
+    (metrics, started, partial, now().saturating_duration_since(begin))
+}
+
+/// The *when* of a run: the intended start of the next device under the load model.
+enum Starts {
+    /// Open: the arrival plan alone decides, whatever is in flight.
+    Open { begin: Instant, arrivals: Box<Peekable<Arrivals>> },
+    /// Closed: a device starts as soon as fewer than `concurrency` are in flight.
+    Closed { concurrency: u64 },
+}
+
+impl Starts {
+    fn new(load: &Load, begin: Instant) -> Self {
+        match load {
+            Load::Open(plan) => Starts::Open { begin, arrivals: Box::new(plan.arrivals().peekable()) },
+            Load::Closed { concurrency } => Starts::Closed { concurrency: *concurrency },
+        }
+    }
+
+    /// When the next device should start, or `None` when no start is due (plan exhausted, or
+    /// every closed-model slot taken).
+    fn next_at(&mut self, now: Instant, in_flight: u64) -> Option<Instant> {
+        match self {
+            Starts::Open { begin, arrivals } => arrivals.peek().map(|offset| *begin + *offset),
+            Starts::Closed { concurrency } => (in_flight < *concurrency).then_some(now),
+        }
+    }
+
+    fn started(&mut self) {
+        if let Starts::Open { arrivals, .. } = self {
+            arrivals.next();
+        }
+    }
 }

@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::arrival::{ArrivalPlan, Stage};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::device::{FlowSettings, RetryPolicy, Timeouts};
-use crate::emulator::config::one_line;
+use crate::emulator::config::{QuotaConfig, one_line};
+
+/// A quota high enough never to throttle, for the one of the two quotas a scenario leaves out.
+const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
 
 /// Default ID scope of the embedded emulator.
 pub const EMBEDDED_ID_SCOPE: &str = "0ne00DPSB01";
@@ -24,6 +28,7 @@ pub struct ScenarioFile {
     pub description: Option<String>,
     pub target: TargetSection,
     pub devices: DevicesSection,
+    #[serde(default)]
     pub arrival: ArrivalSection,
     #[serde(default)]
     pub flow: FlowSection,
@@ -44,6 +49,12 @@ pub enum TargetSection {
         retry_after_seconds: u32,
         #[serde(default)]
         assign_delay_ms: u64,
+        /// DPS quota on register requests (per minute); none when absent.
+        #[serde(default)]
+        registrations_per_minute: Option<u32>,
+        /// DPS quota on poll requests (per minute); none when absent.
+        #[serde(default)]
+        operations_per_minute: Option<u32>,
     },
     /// A DPS endpoint (or an emulator in another process) over MQTT/TLS.
     Dps {
@@ -74,7 +85,9 @@ fn default_port() -> u16 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevicesSection {
-    pub count: u64,
+    /// Most devices the run starts; defaults to what the arrival plan and duration imply.
+    #[serde(default)]
+    pub count: Option<u64>,
     /// Registration ID pattern: `{index}` or `{index:06}` (zero-padded) is replaced.
     #[serde(default = "default_pattern")]
     pub registration_id: String,
@@ -92,11 +105,27 @@ fn default_pattern() -> String {
     "bench-{index:06}".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArrivalSection {
-    /// Devices started per second, at evenly spaced instants.
-    pub rate: f64,
+    /// `constant` (default), `stages`, `poisson`, `burst` or `closed`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Devices started per second (constant, poisson).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Stages such as `"30s:0->500/s"`, `"2m:500/s"` (stages).
+    #[serde(default)]
+    pub stages: Option<Vec<String>>,
+    /// Window in which every device starts (burst).
+    #[serde(default)]
+    pub within_seconds: Option<f64>,
+    /// Devices in flight at all times (closed).
+    #[serde(default)]
+    pub concurrency: Option<u64>,
+    /// Seed of the random plans (poisson, burst).
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,8 +143,12 @@ pub struct FlowSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSection {
+    /// Stop starting devices after this long (whichever of this and the device count comes first).
+    pub duration_seconds: Option<f64>,
     /// Hard limit on the whole run; devices still in flight then are aborted.
     pub max_duration_seconds: Option<u64>,
+    /// Most devices in flight at once; a start that must wait for a free slot is late.
+    pub max_in_flight: Option<u64>,
 }
 
 /// Errors loading a scenario. Each names the file.
@@ -132,7 +165,7 @@ pub enum ScenarioError {
 /// Where the devices go.
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
-    Embedded { hubs: Vec<String>, retry_after_seconds: u32, assign_delay: Duration },
+    Embedded { hubs: Vec<String>, retry_after_seconds: u32, assign_delay: Duration, quota: Option<QuotaConfig> },
     Dps { host: String, port: u16, ca_pem: Vec<u8>, ca_path: PathBuf, server_name: String },
 }
 
@@ -164,6 +197,44 @@ impl IdPattern {
     }
 }
 
+/// How devices are started: on an open arrival plan, or closed (one starts as one finishes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    Open(ArrivalPlan),
+    Closed { concurrency: u64 },
+}
+
+impl Load {
+    /// One line for humans: `constant 200/s`, `closed, 50 in flight`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            Load::Open(ArrivalPlan::Constant { rate }) => format!("constant {rate}/s"),
+            Load::Open(ArrivalPlan::Stages(stages)) => {
+                format!("{} stages, peak {}/s", stages.len(), Load::Open(ArrivalPlan::Stages(stages.clone())).peak())
+            }
+            Load::Open(ArrivalPlan::Poisson { rate, .. }) => format!("poisson {rate}/s"),
+            Load::Open(ArrivalPlan::Burst { devices, within, .. }) => {
+                format!("burst of {devices} within {} s", within.as_secs_f64())
+            }
+            Load::Closed { concurrency } => format!("closed, {concurrency} in flight"),
+        }
+    }
+
+    fn peak(&self) -> f64 {
+        match self {
+            Load::Open(plan) => plan.peak_rate(),
+            Load::Closed { .. } => 0.0,
+        }
+    }
+}
+
+/// When the run stops starting devices: after `devices`, or after `duration`, whichever first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stop {
+    pub devices: u64,
+    pub duration: Option<Duration>,
+}
+
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -171,12 +242,13 @@ pub struct Plan {
     pub file: PathBuf,
     pub target: TargetPlan,
     pub id_scope: IdScope,
-    pub devices: u64,
     pub pattern: IdPattern,
     pub start_index: u64,
     /// The group key; for the embedded target a random one when none is named.
     pub group_key: SymmetricKey,
-    pub rate: f64,
+    pub load: Load,
+    pub stop: Stop,
+    pub max_in_flight: Option<u64>,
     pub flow: FlowSettings,
     pub max_duration: Duration,
 }
@@ -200,7 +272,14 @@ impl Plan {
             |field: &'static str, reason: String| ScenarioError::Field { path: path.to_path_buf(), field, reason };
         let base = path.parent().unwrap_or(Path::new("."));
         let (target, id_scope) = match file.target {
-            TargetSection::Embedded { id_scope, hubs, retry_after_seconds, assign_delay_ms } => {
+            TargetSection::Embedded {
+                id_scope,
+                hubs,
+                retry_after_seconds,
+                assign_delay_ms,
+                registrations_per_minute,
+                operations_per_minute,
+            } => {
                 let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
                     .map_err(|e| field("target.id_scope", e.to_string()))?;
                 if hubs.is_empty() {
@@ -210,7 +289,18 @@ impl Plan {
                     return Err(field("target.retry_after_seconds", "must be 0 to 300".into()));
                 }
                 let assign_delay = Duration::from_millis(assign_delay_ms);
-                (TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay }, scope)
+                if registrations_per_minute == Some(0) || operations_per_minute == Some(0) {
+                    return Err(field(
+                        "target.registrations_per_minute",
+                        "quotas must be at least 1 per minute".into(),
+                    ));
+                }
+                let quota =
+                    (registrations_per_minute.is_some() || operations_per_minute.is_some()).then(|| QuotaConfig {
+                        registrations_per_minute: registrations_per_minute.unwrap_or(UNLIMITED_PER_MINUTE),
+                        operations_per_minute: operations_per_minute.unwrap_or(UNLIMITED_PER_MINUTE),
+                    });
+                (TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota }, scope)
             }
             TargetSection::Dps { host, port, id_scope, ca_certificate, server_name } => {
                 let scope = IdScope::new(id_scope).map_err(|e| field("target.id_scope", e.to_string()))?;
@@ -222,20 +312,22 @@ impl Plan {
             }
         };
         let devices = &file.devices;
-        if devices.count == 0 {
-            return Err(field("devices.count", "must be at least 1".into()));
-        }
         let pattern = IdPattern::parse(&devices.registration_id).map_err(|e| field("devices.registration_id", e))?;
-        for index in [devices.start_index, devices.start_index.saturating_add(devices.count - 1)] {
+        let group_key = Self::group_key(devices, &target, base, env).map_err(|(name, reason)| field(name, reason))?;
+        let load = load(&file.arrival, devices.count).map_err(|(name, reason)| field(name, reason))?;
+        let duration = match file.run.duration_seconds {
+            Some(s) if !(s.is_finite() && s > 0.0) => {
+                return Err(field("run.duration_seconds", format!("{s} is not a positive number of seconds")));
+            }
+            Some(s) => Some(Duration::from_secs_f64(s)),
+            None => None,
+        };
+        let count = stop_count(&load, devices.count, duration).map_err(|(name, reason)| field(name, reason))?;
+        for index in [devices.start_index, devices.start_index.saturating_add(count - 1)] {
             RegistrationId::new(pattern.render(index)).map_err(|e| field("devices.registration_id", e.to_string()))?;
         }
-        let group_key = Self::group_key(devices, &target, base, env).map_err(|(name, reason)| field(name, reason))?;
-        let rate = file.arrival.rate;
-        if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-            return Err(field(
-                "arrival.rate",
-                format!("{rate} is not a rate between 0 and 1,000,000 devices per second"),
-            ));
+        if file.run.max_in_flight == Some(0) {
+            return Err(field("run.max_in_flight", "must be at least 1".into()));
         }
         let flow = flow_settings(&file.flow).map_err(|(name, reason)| field(name, reason))?;
         let max_duration = Duration::from_secs(file.run.max_duration_seconds.unwrap_or(3600));
@@ -247,11 +339,12 @@ impl Plan {
             file: path.to_path_buf(),
             target,
             id_scope,
-            devices: devices.count,
             pattern,
             start_index: devices.start_index,
             group_key,
-            rate,
+            load,
+            stop: Stop { devices: count, duration },
+            max_in_flight: file.run.max_in_flight,
             flow,
             max_duration,
         })
@@ -290,9 +383,99 @@ impl Plan {
 
     /// The registration ID of the `n`-th device (0-based) of this plan.
     pub fn registration_id(&self, n: u64) -> RegistrationId {
+        debug_assert!(n < self.stop.devices, "device {n} is beyond the plan's {}", self.stop.devices);
         RegistrationId::new(self.pattern.render(self.start_index + n))
             .expect("resolve checked the first and last IDs, and the pattern only varies digits")
     }
+}
+
+type FieldError = (&'static str, String);
+
+/// Resolves `[arrival]` into a load model, checking that each model has exactly its fields.
+fn load(arrival: &ArrivalSection, count: Option<u64>) -> Result<Load, FieldError> {
+    let model = arrival.model.as_deref().unwrap_or("constant");
+    let given: Vec<&str> = [
+        ("rate", arrival.rate.is_some()),
+        ("stages", arrival.stages.is_some()),
+        ("within_seconds", arrival.within_seconds.is_some()),
+        ("concurrency", arrival.concurrency.is_some()),
+        ("seed", arrival.seed.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    let allowed: &[&str] = match model {
+        "constant" => &["rate"],
+        "poisson" => &["rate", "seed"],
+        "stages" => &["stages"],
+        "burst" => &["within_seconds", "seed"],
+        "closed" => &["concurrency"],
+        other => {
+            return Err(("arrival.model", format!("{other:?} is not one of constant, stages, poisson, burst, closed")));
+        }
+    };
+    if let Some(extra) = given.iter().find(|name| !allowed.contains(name)) {
+        return Err((
+            "arrival.model",
+            format!("`{extra}` does not apply to model {model:?} (it takes {})", allowed.join(", ")),
+        ));
+    }
+    let arrival_error = |e: crate::arrival::ArrivalError| e.to_string();
+    let rate = || arrival.rate.ok_or(("arrival.rate", format!("model {model:?} needs a rate (devices per second)")));
+    let seed = arrival.seed.unwrap_or(0);
+    Ok(match model {
+        "constant" => Load::Open(ArrivalPlan::constant(rate()?).map_err(|e| ("arrival.rate", arrival_error(e)))?),
+        "poisson" => Load::Open(ArrivalPlan::poisson(rate()?, seed).map_err(|e| ("arrival.rate", arrival_error(e)))?),
+        "stages" => {
+            let texts =
+                arrival.stages.as_ref().ok_or(("arrival.stages", "model \"stages\" needs stages".to_string()))?;
+            let stages = texts
+                .iter()
+                .map(|t| Stage::parse(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ("arrival.stages", arrival_error(e)))?;
+            Load::Open(ArrivalPlan::stages(stages).map_err(|e| ("arrival.stages", arrival_error(e)))?)
+        }
+        "burst" => {
+            let within = arrival
+                .within_seconds
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .ok_or(("arrival.within_seconds", "model \"burst\" needs a positive within_seconds".to_string()))?;
+            let devices = count.ok_or(("devices.count", "model \"burst\" needs devices.count".to_string()))?;
+            Load::Open(ArrivalPlan::Burst { devices, within: Duration::from_secs_f64(within), seed })
+        }
+        _ => {
+            let concurrency = arrival
+                .concurrency
+                .filter(|c| *c > 0)
+                .ok_or(("arrival.concurrency", "model \"closed\" needs concurrency of at least 1".to_string()))?;
+            Load::Closed { concurrency }
+        }
+    })
+}
+
+/// Most devices the run may start: the count given, else what the plan and duration imply.
+fn stop_count(load: &Load, count: Option<u64>, duration: Option<Duration>) -> Result<u64, FieldError> {
+    if count == Some(0) {
+        return Err(("devices.count", "must be at least 1".into()));
+    }
+    let natural = match load {
+        Load::Open(plan) => plan.natural_count(),
+        Load::Closed { .. } => None,
+    };
+    let from_duration = match (load, duration) {
+        // Enough for the duration; Poisson gets six standard deviations of headroom.
+        (Load::Open(ArrivalPlan::Constant { rate }), Some(d)) => Some((rate * d.as_secs_f64()).ceil() as u64 + 1),
+        (Load::Open(ArrivalPlan::Poisson { rate, .. }), Some(d)) => {
+            let mean = rate * d.as_secs_f64();
+            Some((mean + 6.0 * mean.sqrt()).ceil() as u64 + 10)
+        }
+        _ => None,
+    };
+    count.or(natural).or(from_duration).filter(|n| *n > 0).ok_or((
+        "devices.count",
+        "give devices.count, or run.duration_seconds with a constant or poisson plan, so the run has an end".into(),
+    ))
 }
 
 fn flow_settings(flow: &FlowSection) -> Result<FlowSettings, (&'static str, String)> {
@@ -353,6 +536,29 @@ mod tests {
     }
 
     #[test]
+    fn every_arrival_model_resolves() {
+        let with = |arrival: &str, extra: &str| {
+            let text = MINIMAL.replace("rate = 10\n", arrival).replace("count = 3\n", extra);
+            load(&text, &|_| None).unwrap()
+        };
+        let stages = with("model = \"stages\"\nstages = [\"2s:0->10/s\", \"1s:10/s\"]\n", "");
+        assert_eq!(stages.stop, Stop { devices: 20, duration: None });
+        let poisson = with("model = \"poisson\"\nrate = 100\nseed = 3\n", "count = 3\n");
+        assert!(matches!(poisson.load, Load::Open(ArrivalPlan::Poisson { seed: 3, .. })));
+        assert_eq!(poisson.stop.devices, 3);
+        let burst = with("model = \"burst\"\nwithin_seconds = 2\n", "count = 50\n");
+        assert!(matches!(burst.load, Load::Open(ArrivalPlan::Burst { devices: 50, .. })));
+        let closed = with("model = \"closed\"\nconcurrency = 4\n", "count = 9\n");
+        assert_eq!(closed.load, Load::Closed { concurrency: 4 });
+        let timed = load(
+            &MINIMAL.replace("count = 3\n", "").replace("[arrival]", "[run]\nduration_seconds = 2\n[arrival]"),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(timed.stop, Stop { devices: 21, duration: Some(Duration::from_secs(2)) });
+    }
+
+    #[test]
     fn patterns() {
         assert_eq!(IdPattern::parse("dev-{index}").unwrap().render(7), "dev-7");
         assert_eq!(IdPattern::parse("{index:04}.x").unwrap().render(7), "0007.x");
@@ -369,6 +575,14 @@ mod tests {
         let bad_rate = MINIMAL.replace("rate = 10", "rate = -1");
         let err = load(&bad_rate, &|_| None).unwrap_err().to_string();
         assert!(err.contains("`arrival.rate`"), "{err}");
+
+        let wrong_field = MINIMAL.replace("rate = 10", "model = \"closed\"\nconcurrency = 2\nrate = 10");
+        let err = load(&wrong_field, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("`rate` does not apply to model \"closed\""), "{err}");
+
+        let unbounded = MINIMAL.replace("count = 3\n", "");
+        let err = load(&unbounded, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("`devices.count`") && err.contains("duration_seconds"), "{err}");
 
         let bad_id = MINIMAL.replace("count = 3", "count = 3\nregistration_id = \"bad id {index}\"");
         let err = load(&bad_id, &|_| None).unwrap_err().to_string();

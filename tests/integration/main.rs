@@ -3,4 +3,5 @@
 
 mod cli;
 mod flow;
+mod load;
 mod support;
