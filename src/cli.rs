@@ -12,12 +12,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
 use crate::report;
-use crate::runner::{self, Progress};
+use crate::runner::{self, Tick};
 use crate::scenario::Plan;
 use crate::tls::{ServerIdentity, TlsVersions};
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit code for a run the generator could not keep (see `validity` in summary.json).
+pub const EXIT_INVALID: i32 = 3;
 
 /// Load generation and conformance benchmarks for Azure IoT Hub DPS over MQTT.
 #[derive(Debug, Parser)]
@@ -31,8 +33,12 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario: simulated devices provision against the target it names.
     ///
+    /// Writes summary.json and timeseries.csv (one row a second, flushed as the run goes).
+    /// SIGINT/SIGTERM stops arrivals and drains in-flight devices; a second one stops at once.
+    ///
     /// Exit status: 0 when every device was assigned, 1 when the run completed with failures or
-    /// stopped early, 2 for bad input or setup errors.
+    /// stopped early, 2 for bad input or setup errors, 3 when the run is invalid (the generator
+    /// could not keep its plan; summary.json says why).
     Run(RunArgs),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
     Emulator(EmulatorArgs),
@@ -159,40 +165,174 @@ async fn run(args: RunArgs) -> Result<i32> {
         None => default_out_dir(&plan.name),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output folder {}", out.display()))?;
-    let quiet = args.quiet;
-    let mut announced = false;
-    let summary = runner::run(&plan, interrupted(), |p: Progress| {
-        if quiet {
-            return;
+    let series_path = out.join("timeseries.csv");
+    let mut series = TimeSeries::create(&series_path)?;
+    let mut progress = ProgressView::new(args.quiet, &plan, &out);
+    let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
+        progress.show(tick);
+        // Written and flushed every second, so a crash keeps everything up to then.
+        if let Err(error) = series.write(tick) {
+            progress.warn(&format!("cannot write {}: {error}", series_path.display()));
         }
-        if !announced {
-            // Printed once the target is set up, so a setup error stays the only line.
-            announced = true;
-            eprintln!(
-                "dpsbench: up to {} devices, {}, from {} (results in {})",
-                plan.stop.devices,
-                plan.load.describe(),
-                plan.file.display(),
-                out.display()
-            );
-        }
-        eprintln!(
-            "[{:>4}s] started {}  assigned {}  failed {}  in flight {}  p99 assigned {}",
-            p.elapsed.as_secs(),
-            p.started,
-            p.assigned,
-            p.failed,
-            p.in_flight,
-            report::micros(p.assigned_p99_us)
-        );
     })
     .await?;
+    progress.finish();
     let path = out.join("summary.json");
     std::fs::write(&path, report::summary_json(&summary))
         .with_context(|| format!("cannot write {}", path.display()))?;
     print!("{}", report::summary_table(&summary));
     println!("summary: {}", path.display());
-    Ok(if summary.all_assigned() { 0 } else { 1 })
+    Ok(if !summary.validity.valid {
+        EXIT_INVALID
+    } else if summary.all_assigned() {
+        0
+    } else {
+        1
+    })
+}
+
+/// The per-second time series, `timeseries.csv`.
+struct TimeSeries {
+    writer: csv::Writer<std::fs::File>,
+}
+
+impl TimeSeries {
+    const HEADER: [&'static str; 11] = [
+        "elapsed_s",
+        "started",
+        "assigned",
+        "failed",
+        "in_flight",
+        "late_starts",
+        "assigned_in_second",
+        "failed_in_second",
+        "assigned_p50_us",
+        "assigned_p99_us",
+        "failures",
+    ];
+
+    fn create(path: &Path) -> Result<Self> {
+        let mut writer = csv::Writer::from_path(path).with_context(|| format!("cannot create {}", path.display()))?;
+        writer.write_record(Self::HEADER)?;
+        writer.flush()?;
+        Ok(Self { writer })
+    }
+
+    fn write(&mut self, tick: &Tick) -> Result<()> {
+        let p = &tick.progress;
+        let failures: Vec<String> = tick.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
+        self.writer.write_record([
+            format!("{:.3}", p.elapsed.as_secs_f64()),
+            p.started.to_string(),
+            p.assigned.to_string(),
+            p.failed.to_string(),
+            p.in_flight.to_string(),
+            p.late_starts.to_string(),
+            p.interval.assigned.to_string(),
+            p.interval.failed.to_string(),
+            p.interval.assigned_p50_us.to_string(),
+            p.interval.assigned_p99_us.to_string(),
+            failures.join(" "),
+        ])?;
+        self.writer.flush()?;
+        Ok(())
+    }
+}
+
+/// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.
+struct ProgressView {
+    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+    announced: bool,
+    banner: String,
+    drain_announced: bool,
+}
+
+impl ProgressView {
+    fn new(quiet: bool, plan: &Plan, out: &Path) -> Self {
+        use std::io::IsTerminal as _;
+        let banner = format!(
+            "dpsbench: up to {} devices, {}, from {} (results in {})",
+            plan.stop.devices,
+            plan.load.describe(),
+            plan.file.display(),
+            out.display()
+        );
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(plan.stop.devices);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} finished  {msg}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self { quiet, bar, announced: false, banner, drain_announced: false }
+    }
+
+    fn show(&mut self, tick: &Tick) {
+        if self.quiet {
+            return;
+        }
+        if !self.announced {
+            // Printed once the target is set up, so a setup error stays the only line.
+            self.announced = true;
+            self.warn(&self.banner.clone());
+        }
+        let p = &tick.progress;
+        if tick.draining && !self.drain_announced {
+            self.drain_announced = true;
+            self.warn(&format!(
+                "dpsbench: interrupted: no more arrivals; draining {} devices in flight (interrupt again to stop now)",
+                p.in_flight
+            ));
+        }
+        let line = format!(
+            "started {}  assigned {}  failed {}  in flight {}  late {}  {}/s  p99 assigned {}",
+            p.started,
+            p.assigned,
+            p.failed,
+            p.in_flight,
+            p.late_starts,
+            p.interval.assigned,
+            report::micros(p.assigned_p99_us)
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(p.assigned + p.failed);
+                bar.set_message(line);
+            }
+            None => eprintln!("[{:>4}s] {line}", p.elapsed.as_secs()),
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Counts SIGINT/SIGTERM: the runner drains on the first and stops on the second.
+fn interrupt_counter() -> tokio::sync::watch::Receiver<u32> {
+    let (sender, receiver) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            interrupted().await;
+            sender.send_modify(|count| *count += 1);
+            if sender.is_closed() {
+                return;
+            }
+        }
+    });
+    receiver
 }
 
 fn default_out_dir(name: &str) -> PathBuf {

@@ -17,6 +17,10 @@ use crate::device::{FlowReport, Outcome};
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
 
+/// A start later than this behind its intended instant counts as late. Tokio's timer has 1 ms
+/// resolution, so every start may lag up to about 1 ms without the plan being missed.
+pub const LATE_AFTER: Duration = Duration::from_millis(2);
+
 /// Phase names, in the order a flow goes through them.
 pub const PHASES: [&str; 10] = [
     "schedule_lag",
@@ -48,8 +52,36 @@ pub struct Metrics {
     assigned: u64,
     failed: u64,
     stray_replies: u64,
+    early_requests: u64,
+    late_starts: u64,
     first_start: Option<Instant>,
     last_end: Option<Instant>,
+    /// Since the last [`Metrics::take_interval`].
+    interval: Interval,
+}
+
+/// What happened in one interval (a second of the time series).
+#[derive(Debug, Clone)]
+struct Interval {
+    assigned_latency: Histogram<u64>,
+    assigned: u64,
+    failed: u64,
+}
+
+impl Interval {
+    fn new() -> Self {
+        Self { assigned_latency: histogram(), assigned: 0, failed: 0 }
+    }
+}
+
+/// One interval's figures, for the time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalStats {
+    pub assigned: u64,
+    pub failed: u64,
+    /// Percentiles of `assigned` (from intended start) among devices assigned in the interval.
+    pub assigned_p50_us: u64,
+    pub assigned_p99_us: u64,
 }
 
 impl Default for Metrics {
@@ -71,9 +103,34 @@ impl Metrics {
             assigned: 0,
             failed: 0,
             stray_replies: 0,
+            early_requests: 0,
+            late_starts: 0,
             first_start: None,
             last_end: None,
+            interval: Interval::new(),
         }
+    }
+
+    /// The figures since the previous call, and a fresh interval.
+    pub fn take_interval(&mut self) -> IntervalStats {
+        let interval = std::mem::replace(&mut self.interval, Interval::new());
+        let h = &interval.assigned_latency;
+        let quantile = |q| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+        IntervalStats {
+            assigned: interval.assigned,
+            failed: interval.failed,
+            assigned_p50_us: quantile(0.5),
+            assigned_p99_us: quantile(0.99),
+        }
+    }
+
+    /// Failed devices so far, by failure kind.
+    pub fn failures(&self) -> &BTreeMap<String, u64> {
+        &self.failures
+    }
+
+    pub fn late_starts(&self) -> u64 {
+        self.late_starts
     }
 
     fn phase(&mut self, name: &'static str, duration: Duration) {
@@ -113,13 +170,23 @@ impl Metrics {
             *self.retry_after_seconds.entry(*seconds).or_default() += 1;
         }
         self.stray_replies += u64::from(report.stray_replies);
+        self.early_requests += u64::from(report.early_requests);
+        if t.start.saturating_duration_since(t.intended_start) > LATE_AFTER {
+            self.late_starts += 1;
+        }
         match &report.outcome {
             Outcome::Assigned { hub, .. } => {
                 self.assigned += 1;
+                self.interval.assigned += 1;
+                if let Some(assigned) = t.assigned {
+                    let micros = u64::try_from((assigned - t.intended_start).as_micros()).unwrap_or(MAX_MICROS);
+                    self.interval.assigned_latency.saturating_record(micros.clamp(1, MAX_MICROS));
+                }
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
             Outcome::Failed(kind) => {
                 self.failed += 1;
+                self.interval.failed += 1;
                 *self.failures.entry(kind.label()).or_default() += 1;
             }
         }
@@ -151,6 +218,11 @@ impl Metrics {
         self.assigned += other.assigned;
         self.failed += other.failed;
         self.stray_replies += other.stray_replies;
+        self.early_requests += other.early_requests;
+        self.late_starts += other.late_starts;
+        self.interval.assigned += other.interval.assigned;
+        self.interval.failed += other.interval.failed;
+        self.interval.assigned_latency.add(&other.interval.assigned_latency).expect("same bounds");
         self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
         self.last_end = self.last_end.max(other.last_end);
     }
@@ -200,6 +272,8 @@ impl Metrics {
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),
             stray_replies: self.stray_replies,
+            early_requests: self.early_requests,
+            late_starts: self.late_starts,
         }
     }
 }
@@ -285,6 +359,10 @@ pub struct Summary {
     /// Assigned devices by hub.
     pub hubs: BTreeMap<String, u64>,
     pub stray_replies: u64,
+    /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
+    pub early_requests: u64,
+    /// Devices that started more than 2 ms after their intended instant.
+    pub late_starts: u64,
 }
 
 #[cfg(test)]
@@ -315,6 +393,7 @@ mod tests {
             retry_after_seconds: vec![3],
             statuses: vec![202, 202, 200],
             stray_replies: 0,
+            early_requests: 0,
         }
     }
 
@@ -336,6 +415,11 @@ mod tests {
         assert_eq!(summary.failures["timeout_connack"], 1);
         assert_eq!(summary.statuses["202"], 4);
         assert_eq!(summary.hubs["hub-a"], 1);
+        assert_eq!(summary.late_starts, 0, "2 ms late is within the timer's resolution");
+        let interval = metrics.take_interval();
+        assert_eq!((interval.assigned, interval.failed), (1, 1));
+        assert!((99_900..=100_100).contains(&interval.assigned_p99_us), "{interval:?}");
+        assert_eq!(metrics.take_interval().assigned, 0, "a fresh interval after each take");
     }
 
     #[test]

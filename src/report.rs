@@ -25,6 +25,9 @@ pub fn summary_table(summary: &RunSummary) -> String {
         summary.duration_seconds,
         if summary.partial { " [PARTIAL: stopped early]" } else { "" }
     );
+    if !summary.validity.valid {
+        let _ = writeln!(out, "INVALID RUN: {}", summary.validity.reasons.join("; "));
+    }
     let _ = writeln!(
         out,
         "devices  {} total, {} assigned, {} failed, {} not finished; {:.1} assigned/s",
@@ -58,6 +61,14 @@ pub fn summary_table(summary: &RunSummary) -> String {
         out,
         "register attempts per device: mean {:.2}, max {}; polls per device: mean {:.2}, max {}",
         r.register_attempts.mean, r.register_attempts.max, r.polls_per_device.mean, r.polls_per_device.max
+    );
+    let _ = writeln!(
+        out,
+        "late starts: {}; schedule lag p99 {}; runtime stall p99 {}; early requests: {}",
+        r.late_starts,
+        micros(summary.validity.schedule_lag_p99_us),
+        micros(summary.validity.runtime_stall_p99_us),
+        r.early_requests
     );
     if !r.failures.is_empty() {
         let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -4,22 +4,24 @@
 //!
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::arrival::Arrivals;
 use crate::credentials::{SasStyle, SasToken};
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, Target, run_device};
+use crate::device::{DeviceIdentity, FlowSettings, RetryProfile, Target, run_device};
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
-use crate::metrics::{Metrics, Summary};
+use crate::metrics::{IntervalStats, Metrics, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls::{self, ServerIdentity, TlsVersions};
 
@@ -49,7 +51,44 @@ pub struct Progress {
     pub assigned: u64,
     pub failed: u64,
     pub in_flight: u64,
+    pub late_starts: u64,
+    /// `assigned` p99 over the whole run so far.
     pub assigned_p99_us: u64,
+    /// What happened since the previous tick.
+    pub interval: IntervalStats,
+}
+
+/// A snapshot each second: progress plus failures by kind so far.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub progress: Progress,
+    pub failures: BTreeMap<String, u64>,
+    /// Set once when the run begins draining after an interrupt.
+    pub draining: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Every planned start happened and every device finished.
+    Complete,
+    /// Interrupted: arrivals stopped and in-flight devices drained (or were aborted).
+    Interrupted,
+    /// `max_duration_seconds` passed.
+    TimedOut,
+}
+
+/// Whether the generator kept up with its plan: when it did not, its numbers describe the
+/// generator, not the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validity {
+    pub valid: bool,
+    /// Why the run is invalid (empty when valid).
+    pub reasons: Vec<String>,
+    pub schedule_lag_p99_us: u64,
+    /// How late a 10 ms timer on the runtime fired, p99: high values mean the runtime (CPU) was
+    /// saturated.
+    pub runtime_stall_p99_us: u64,
 }
 
 /// Everything `summary.json` holds.
@@ -63,6 +102,7 @@ pub struct RunSummary {
     pub duration_seconds: f64,
     /// True when the run ended early (interrupt or `max_duration_seconds`).
     pub partial: bool,
+    pub validity: Validity,
     #[serde(flatten)]
     pub results: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -220,19 +260,25 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
         .collect()
 }
 
-/// Runs the plan until every device finished, `max_duration` passed, or `interrupt` resolved.
+/// Runs the plan until every device finished or `max_duration` passed. Each change of
+/// `interrupts` counts one interrupt: the first stops arrivals and drains in-flight devices for
+/// up to `drain`, the second stops at once. `on_tick` is called about once a second.
 pub async fn run(
     plan: &Plan,
-    interrupt: impl Future<Output = ()>,
-    mut on_progress: impl FnMut(Progress),
+    interrupts: watch::Receiver<u32>,
+    mut on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
     let prepared = prepare_target(plan).await?;
     let devices = prepare_devices(plan);
     let settings = Arc::new(plan.flow.clone());
     let started_at = crate::messages::format_timestamp(SystemTime::now());
 
-    let (metrics, started, partial, elapsed) =
-        schedule(plan, &prepared.target, settings, devices, interrupt, &mut on_progress).await;
+    let stall = StallMonitor::start();
+    let (metrics, started, ending, elapsed) =
+        schedule(plan, &prepared.target, settings, devices, interrupts, &mut on_tick).await;
+    let runtime_stall_p99_us = stall.stop().await;
+    let results = metrics.summary(started);
+    let validity = validity(plan, &results, runtime_stall_p99_us);
 
     let emulator = match prepared.emulator {
         Some(handle) => {
@@ -259,38 +305,40 @@ pub async fn run(
         host: HostInfo::current(),
         started_at,
         duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        partial,
-        results: metrics.summary(started),
+        partial: ending != Ending::Complete,
+        validity,
+        results,
         emulator,
     })
 }
 
 /// Starts devices as the load model says until the stop condition, and collects their reports.
-/// Returns the metrics, the number of devices started, whether the run ended early, and its length.
+/// Returns the metrics, the number of devices started, how the run ended, and its length.
 async fn schedule(
     plan: &Plan,
     target: &Target,
     settings: Arc<FlowSettings>,
     devices: Vec<DeviceIdentity>,
-    interrupt: impl Future<Output = ()>,
-    on_progress: &mut impl FnMut(Progress),
-) -> (Metrics, u64, bool, Duration) {
+    mut interrupts: watch::Receiver<u32>,
+    on_tick: &mut impl FnMut(&Tick),
+) -> (Metrics, u64, Ending, Duration) {
     let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
     let mut tasks = JoinSet::new();
     let begin: Instant = now() + Duration::from_millis(10);
-    let deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
+    let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
     let arrivals_end = plan.stop.duration.map(|d| begin + d);
     let mut starts = Starts::new(&plan.load, begin);
     let in_flight_cap = plan.max_in_flight.unwrap_or(u64::MAX);
     let mut started = 0u64;
-    let mut progress = tokio::time::interval(Duration::from_secs(1));
-    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    tokio::pin!(interrupt);
-    let mut partial = false;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ending = Ending::Complete;
+    let mut draining = false;
+    let mut interrupts_open = true;
     loop {
         let in_flight = tasks.len() as u64;
-        let next_start = (started < plan.stop.devices)
+        let next_start = (started < plan.stop.devices && !draining)
             .then(|| starts.next_at(now(), in_flight))
             .flatten()
             .filter(|at| arrivals_end.is_none_or(|end| *at < end));
@@ -313,21 +361,115 @@ async fn schedule(
                     metrics.record(&report);
                 }
             }
-            _ = progress.tick() => on_progress(Progress {
-                elapsed: now().saturating_duration_since(begin),
-                started,
-                assigned: metrics.assigned(),
-                failed: metrics.failed(),
-                in_flight: tasks.len() as u64,
-                assigned_p99_us: metrics.p99_us("assigned"),
-            }),
-            () = &mut interrupt => { partial = true; break; }
-            () = sleep_until(deadline) => { partial = true; break; }
+            _ = ticker.tick() => {
+                let tick = tick(&mut metrics, begin, started, tasks.len() as u64, draining);
+                on_tick(&tick);
+            }
+            changed = interrupts.changed(), if interrupts_open => {
+                if changed.is_err() {
+                    // The sender is gone: no interrupt can come any more.
+                    interrupts_open = false;
+                    continue;
+                }
+                let count = *interrupts.borrow_and_update();
+                ending = Ending::Interrupted;
+                if count >= 2 || draining {
+                    break;
+                }
+                // First interrupt: no more arrivals; in-flight devices get the drain period.
+                draining = true;
+                deadline = deadline.min(tokio::time::Instant::now() + plan.drain);
+                let tick = tick(&mut metrics, begin, started, tasks.len() as u64, draining);
+                on_tick(&tick);
+            }
+            () = sleep_until(deadline) => {
+                if ending == Ending::Complete {
+                    ending = Ending::TimedOut;
+                }
+                break;
+            }
         }
     }
     // Devices still in flight are aborted: they count as not finished in the summary.
     tasks.shutdown().await;
-    (metrics, started, partial, now().saturating_duration_since(begin))
+    let last = tick(&mut metrics, begin, started, 0, draining);
+    on_tick(&last);
+    (metrics, started, ending, now().saturating_duration_since(begin))
+}
+
+fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, draining: bool) -> Tick {
+    Tick {
+        progress: Progress {
+            elapsed: now().saturating_duration_since(begin),
+            started,
+            assigned: metrics.assigned(),
+            failed: metrics.failed(),
+            in_flight,
+            late_starts: metrics.late_starts(),
+            assigned_p99_us: metrics.p99_us("assigned"),
+            interval: metrics.take_interval(),
+        },
+        failures: metrics.failures().clone(),
+        draining,
+    }
+}
+
+/// Judges whether the generator kept its plan.
+fn validity(plan: &Plan, results: &Summary, runtime_stall_p99_us: u64) -> Validity {
+    let schedule_lag_p99_us = results.phases.get("schedule_lag").map(|p| p.p99_us).unwrap_or(0);
+    let mut reasons = Vec::new();
+    let bound = plan.max_schedule_lag_p99.as_micros() as u64;
+    if matches!(plan.load, Load::Open(_)) && schedule_lag_p99_us > bound {
+        reasons.push(format!(
+            "schedule lag p99 {} us exceeds the bound of {} us: the generator could not keep the arrival plan \
+             (raise run.max_in_flight, lower the rate, or add generator capacity)",
+            schedule_lag_p99_us, bound
+        ));
+    }
+    if results.early_requests > 0 && plan.flow.retry.profile == RetryProfile::Dpsbench {
+        reasons.push(format!(
+            "{} requests were sent before their retry-after had passed (a harness bug)",
+            results.early_requests
+        ));
+    }
+    Validity { valid: reasons.is_empty(), reasons, schedule_lag_p99_us, runtime_stall_p99_us }
+}
+
+/// Measures runtime saturation: how late a 10 ms timer fires while the run goes on.
+struct StallMonitor {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Histogram<u64>>,
+}
+
+impl StallMonitor {
+    const PERIOD: Duration = Duration::from_millis(10);
+
+    fn start() -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut stalls = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            loop {
+                let due = tokio::time::Instant::now() + Self::PERIOD;
+                tokio::select! {
+                    () = sleep_until(due) => {
+                        let late = tokio::time::Instant::now().saturating_duration_since(due);
+                        stalls.saturating_record((late.as_micros() as u64).max(1));
+                    }
+                    _ = stopped.changed() => return stalls,
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops the monitor; returns the stall p99 in microseconds.
+    async fn stop(self) -> u64 {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(stalls) if !stalls.is_empty() => stalls.value_at_quantile(0.99),
+            _ => 0,
+        }
+    }
 }
 
 /// The *when* of a run: the intended start of the next device under the load model.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::arrival::{ArrivalPlan, Stage};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
-use crate::device::{FlowSettings, RetryPolicy, Timeouts};
+use crate::device::{FlowSettings, RetryPolicy, RetryProfile, Timeouts};
 use crate::emulator::config::{QuotaConfig, one_line};
 
 /// A quota high enough never to throttle, for the one of the two quotas a scenario leaves out.
@@ -133,6 +133,8 @@ pub struct ArrivalSection {
 pub struct FlowSection {
     pub api_version: Option<String>,
     pub keep_alive_seconds: Option<u16>,
+    /// Whose retry behaviour devices mirror: dpsbench, python, node, c, csharp, embedded-c.
+    pub retry_profile: Option<RetryProfile>,
     pub max_retries: Option<u32>,
     pub default_wait_ms: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
@@ -149,6 +151,10 @@ pub struct RunSection {
     pub max_duration_seconds: Option<u64>,
     /// Most devices in flight at once; a start that must wait for a free slot is late.
     pub max_in_flight: Option<u64>,
+    /// After an interrupt, how long in-flight devices may finish (default 30).
+    pub drain_seconds: Option<f64>,
+    /// A run whose schedule lag p99 exceeds this is invalid (default 10).
+    pub max_schedule_lag_p99_ms: Option<f64>,
 }
 
 /// Errors loading a scenario. Each names the file.
@@ -251,6 +257,8 @@ pub struct Plan {
     pub max_in_flight: Option<u64>,
     pub flow: FlowSettings,
     pub max_duration: Duration,
+    pub drain: Duration,
+    pub max_schedule_lag_p99: Duration,
 }
 
 impl Plan {
@@ -326,6 +334,13 @@ impl Plan {
         for index in [devices.start_index, devices.start_index.saturating_add(count - 1)] {
             RegistrationId::new(pattern.render(index)).map_err(|e| field("devices.registration_id", e.to_string()))?;
         }
+        let seconds = |name: &'static str, value: Option<f64>, default: f64| match value {
+            Some(v) if !(v.is_finite() && v >= 0.0) => Err(field(name, format!("{v} is not a number of seconds"))),
+            v => Ok(Duration::from_secs_f64(v.unwrap_or(default))),
+        };
+        let drain = seconds("run.drain_seconds", file.run.drain_seconds, 30.0)?;
+        let max_schedule_lag_p99 =
+            seconds("run.max_schedule_lag_p99_ms", file.run.max_schedule_lag_p99_ms.map(|ms| ms / 1000.0), 0.010)?;
         if file.run.max_in_flight == Some(0) {
             return Err(field("run.max_in_flight", "must be at least 1".into()));
         }
@@ -345,6 +360,8 @@ impl Plan {
             load,
             stop: Stop { devices: count, duration },
             max_in_flight: file.run.max_in_flight,
+            drain,
+            max_schedule_lag_p99,
             flow,
             max_duration,
         })
@@ -506,9 +523,13 @@ fn flow_settings(flow: &FlowSection) -> Result<FlowSettings, (&'static str, Stri
         api_version,
         keep_alive: flow.keep_alive_seconds.unwrap_or(defaults.keep_alive),
         timeouts,
-        retry: RetryPolicy {
-            max_retries: flow.max_retries.unwrap_or(defaults.retry.max_retries),
-            default_wait: ms(flow.default_wait_ms, defaults.retry.default_wait),
+        retry: {
+            let profile = RetryPolicy::profile(flow.retry_profile.unwrap_or_default());
+            RetryPolicy {
+                max_retries: flow.max_retries.or(profile.max_retries),
+                default_wait: ms(flow.default_wait_ms, profile.default_wait),
+                ..profile
+            }
         },
         ..defaults
     })
@@ -532,7 +553,7 @@ mod tests {
         assert_eq!(plan.registration_id(0).as_str(), "bench-000000");
         assert_eq!(plan.id_scope.as_str(), EMBEDDED_ID_SCOPE);
         assert!(matches!(plan.target, TargetPlan::Embedded { retry_after_seconds: 1, .. }));
-        assert_eq!(plan.flow.retry.max_retries, 5);
+        assert_eq!(plan.flow.retry.max_retries, Some(5));
     }
 
     #[test]

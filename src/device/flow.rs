@@ -15,7 +15,7 @@ use rumqttc::mqttbytes::v4::{
 };
 
 use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation};
-use super::{DeviceIdentity, FlowSettings, PollBody, RidStyle};
+use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
 use crate::messages::{OperationStatus, ReplyBody};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
@@ -63,6 +63,8 @@ pub struct Flow {
     wake: Option<Instant>,
     /// When the device last queued a packet, for keep-alive PINGREQs.
     last_sent: Option<Instant>,
+    /// The instant the last reply's `retry-after` pointed to.
+    told_until: Option<Instant>,
     outbox: VecDeque<Packet>,
     outcome: Option<Outcome>,
     report: FlowReport,
@@ -82,6 +84,7 @@ impl Flow {
             deadline: None,
             wake: None,
             last_sent: None,
+            told_until: None,
             outbox: VecDeque::new(),
             outcome: None,
             report: FlowReport {
@@ -92,6 +95,7 @@ impl Flow {
                 retry_after_seconds: Vec::new(),
                 statuses: Vec::new(),
                 stray_replies: 0,
+                early_requests: 0,
             },
         }
     }
@@ -237,6 +241,9 @@ impl Flow {
     }
 
     fn send_request(&mut self, now: Instant, kind: RequestKind) {
+        if self.told_until.take().is_some_and(|until| now < until) {
+            self.report.early_requests += 1;
+        }
         let rid = match self.settings.rid_style {
             RidStyle::Counter => {
                 let rid = self.next_rid;
@@ -292,26 +299,33 @@ impl Flow {
         if let Some(Some(seconds)) = reply.retry_after {
             self.report.retry_after_seconds.push(seconds);
         }
-        let wait = match reply.retry_after {
-            Some(Some(seconds)) => Duration::from_secs(seconds.into()),
-            _ => self.settings.retry.default_wait,
-        };
+        // What the service asked for, to check later that the device waited as told.
+        self.told_until = reply.retry_after.flatten().map(|seconds| now + Duration::from_secs(seconds.into()));
         match reply.status {
-            429 | 500..=599 => self.retry(now, request.kind, reply.status, wait),
-            200..=299 => self.handle_operation(now, request.kind, reply.status, &publish.payload, wait),
+            429 | 500..=599 => self.retry(now, request.kind, reply.status, reply.retry_after),
+            200..=299 => self.handle_operation(now, request.kind, reply.status, &publish.payload, reply.retry_after),
             status => self.fail(now, FailureKind::Status(status)),
         }
     }
 
-    fn retry(&mut self, now: Instant, kind: RequestKind, status: u16, wait: Duration) {
-        if self.retries >= self.settings.retry.max_retries {
-            return self.fail(now, FailureKind::Status(status));
+    fn retry(&mut self, now: Instant, kind: RequestKind, status: u16, retry_after: Option<Option<u32>>) {
+        match self.settings.retry.after_error(retry_after, self.retries, rand::random()) {
+            Decision::GiveUp => self.fail(now, FailureKind::Status(status)),
+            Decision::Wait(wait) => {
+                self.retries += 1;
+                self.wait_then(now, kind, wait);
+            }
         }
-        self.retries += 1;
-        self.wait_then(now, kind, wait);
     }
 
-    fn handle_operation(&mut self, now: Instant, kind: RequestKind, status: u16, body: &[u8], wait: Duration) {
+    fn handle_operation(
+        &mut self,
+        now: Instant,
+        kind: RequestKind,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Option<u32>>,
+    ) {
         let Ok(ReplyBody::Operation(operation)) = ReplyBody::parse(status, body) else {
             return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyBody));
         };
@@ -327,6 +341,8 @@ impl Flow {
                     return self.fail(now, FailureKind::ProtocolViolation(Violation::MissingOperationId));
                 }
                 self.operation_id = Some(operation.operation_id);
+                let first_poll = self.report.polls == 0;
+                let wait = self.settings.retry.poll_wait(retry_after, first_poll, rand::random());
                 self.wait_then(now, RequestKind::Poll, wait);
             }
             OperationStatus::Assigned => match (state.assigned_hub, state.device_id) {
@@ -478,7 +494,7 @@ mod tests {
     #[test]
     fn throttled_register_is_retried_after_retry_after_then_gives_up() {
         let settings = FlowSettings {
-            retry: super::super::RetryPolicy { max_retries: 1, ..Default::default() },
+            retry: super::super::RetryPolicy { max_retries: Some(1), ..Default::default() },
             ..Default::default()
         };
         let (mut flow, t0) = connected_flow(settings);
@@ -566,6 +582,33 @@ mod tests {
                 "{topic} {body}"
             );
         }
+    }
+
+    #[test]
+    fn a_profile_that_polls_early_is_counted() {
+        let settings = FlowSettings {
+            retry: super::super::RetryPolicy::profile(super::super::RetryProfile::Python),
+            ..Default::default()
+        };
+        let (mut flow, t0) = connected_flow(settings);
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(3)), ASSIGNING));
+        flow.poll_transmit();
+        // Python polls 2 s after register, whatever retry-after said.
+        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        flow.handle_timeout(t0 + Duration::from_secs(2));
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(200, "2", None), ASSIGNED));
+        assert_eq!(flow.into_report().early_requests, 1);
+
+        let (mut flow, t0) = connected_flow(FlowSettings::default());
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(3)), ASSIGNING));
+        assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
+        flow.handle_timeout(t0 + Duration::from_secs(3));
+        expect_publish(&mut flow);
+        flow.handle_packet(t0, reply(topics::reply_topic(200, "2", None), ASSIGNED));
+        assert_eq!(flow.into_report().early_requests, 0, "dpsbench's own profile waits as told");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod driver;
 pub mod flow;
 pub mod outcome;
+pub mod retry;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::mqtt::QoS;
 pub use driver::{Target, run_device};
 pub use flow::Flow;
 pub use outcome::{FailureKind, FlowReport, Outcome, Phase, Timings};
+pub use retry::{Decision, RetryPolicy, RetryProfile};
 
 /// How `$rid` values are chosen (SDKs differ, `dps-mqtt.md` §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,21 +58,6 @@ impl Default for Timeouts {
             reply: Duration::from_secs(30),
             flow: Duration::from_secs(300),
         }
-    }
-}
-
-/// What a device does when told to retry (429, 5xx) or to wait (202).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries of one request after 429 or 5xx before the device gives up.
-    pub max_retries: u32,
-    /// Wait used when a reply carries no usable `retry-after`.
-    pub default_wait: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self { max_retries: 5, default_wait: Duration::from_secs(2) }
     }
 }
 

@@ -175,4 +175,7 @@ pub struct FlowReport {
     pub statuses: Vec<u16>,
     /// Replies whose `$rid` matched no request in flight (ignored, as SDKs do).
     pub stray_replies: u32,
+    /// Requests sent before the previous reply's `retry-after` had passed. Always 0 for the
+    /// dpsbench profile (anything else is a harness bug); SDK profiles may do it on purpose.
+    pub early_requests: u32,
 }

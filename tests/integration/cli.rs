@@ -39,7 +39,8 @@ fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
 fn small_embedded_scenario(devices: u32) -> String {
     format!(
         "name = \"small\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = {devices}\nregistration_id = \"it-{{index:04}}\"\n[arrival]\nrate = 500\n[run]\nmax_duration_seconds = 60\n"
+         [devices]\ncount = {devices}\nregistration_id = \"it-{{index:04}}\"\n[arrival]\nrate = 500\n\
+         [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
     )
 }
 
@@ -79,6 +80,7 @@ fn check_schema(schema: &Value, value: &Value, at: &str) {
             "number" => value.is_number(),
             "string" => value.is_string(),
             "boolean" => value.is_boolean(),
+            "array" => value.is_array(),
             other => panic!("schema type {other} not handled"),
         };
         assert!(ok, "{at}: expected {kind}, got {value}");
@@ -249,7 +251,7 @@ fn standalone_emulator_serves_a_dps_target_run_and_stops_on_sigterm() {
         &format!(
             "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST02\"\n\
              ca_certificate = \"ca.pem\"\n[devices]\ncount = 40\nregistration_id = \"remote-{{index:03}}\"\ngroup_key_env = \"BENCH_KEY\"\n\
-             [arrival]\nrate = 400\n"
+             [arrival]\nrate = 400\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
         ),
     );
     let out = dir.join("out");
@@ -321,7 +323,7 @@ fn standalone_emulator_serves_certificates_from_files() {
         &format!(
             "name = \"files\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST03\"\n\
              ca_certificate = \"trust.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\ngroup_key_env = \"BENCH_KEY\"\n\
-             [arrival]\nrate = 100\n"
+             [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
         ),
     );
     let run = dpsbench(
@@ -331,4 +333,30 @@ fn standalone_emulator_serves_certificates_from_files() {
     let _ = emulator.kill();
     let _ = emulator.wait();
     assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
+}
+
+#[test]
+fn a_run_that_cannot_keep_its_plan_is_invalid_with_exit_3() {
+    // 20 devices offered at 1,000/s through one in-flight slot, each taking 20 ms or more:
+    // starts fall hundreds of milliseconds behind the plan.
+    let dir = temp_dir("invalid");
+    let scenario = write(
+        &dir,
+        "invalid.toml",
+        "name = \"invalid\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
+         [devices]\ncount = 20\n[arrival]\nrate = 1000\n[run]\nmax_in_flight = 1\n",
+    );
+    let out = dir.join("out");
+    let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("INVALID"), "{}", text(&output.stdout));
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["validity"]["valid"], false);
+    assert!(summary["validity"]["reasons"][0].as_str().unwrap().contains("schedule lag p99"));
+    assert_eq!(summary["devices"]["assigned"], 20, "the devices themselves succeeded");
+    let series = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    assert!(series.starts_with("elapsed_s,started,assigned,failed,in_flight,late_starts,"), "{series}");
+    let last: Vec<&str> = series.lines().last().unwrap().split(',').collect();
+    assert_eq!(last[2], "20", "the last row counts every assigned device: {series}");
+    assert!(last[5].parse::<u64>().unwrap() >= 10, "late starts are counted: {series}");
 }

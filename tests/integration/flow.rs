@@ -95,7 +95,8 @@ async fn throttled_devices_wait_retry_after_and_then_succeed() {
     let emulator =
         start_emulator(|c| c.quota = Some(QuotaConfig { registrations_per_minute: 60, operations_per_minute: 6000 }));
     let mut settings = (*quick_settings()).clone();
-    settings.retry = RetryPolicy { max_retries: 10, default_wait: Duration::from_secs(5) };
+    settings.retry =
+        RetryPolicy { max_retries: Some(10), default_wait: Duration::from_secs(5), ..RetryPolicy::default() };
     let settings = std::sync::Arc::new(settings);
     let mut throttled = 0;
     for i in 0..62 {

@@ -4,20 +4,38 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dpsbench::runner::{self, RunSummary};
+use dpsbench::runner::{self, RunSummary, Tick};
 use dpsbench::scenario::Plan;
+use tokio::sync::watch;
 
 fn plan(name: &str, body: &str) -> Plan {
     let dir = std::env::temp_dir().join(format!("dpsbench-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, format!("name = \"{name}\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n{body}"))
-        .unwrap();
+    // Devices poll back to back unless a test asks for a retry-after.
+    let retry_after = if body.contains("retry_after_seconds") { "" } else { "retry_after_seconds = 0\n" };
+    std::fs::write(&path, format!("name = \"{name}\"\n[target]\nkind = \"embedded\"\n{retry_after}{body}")).unwrap();
     Plan::load(&path, &|_| None).unwrap()
 }
 
 async fn run(plan: &Plan) -> RunSummary {
-    runner::run(plan, std::future::pending(), |_| {}).await.unwrap()
+    let (_no_interrupts, interrupts) = watch::channel(0);
+    runner::run(plan, interrupts, |_| {}).await.unwrap()
+}
+
+/// Runs `plan`, interrupting `times` times once `after` devices have started.
+async fn run_interrupted(plan: &Plan, after: u64, times: u32) -> (RunSummary, Vec<Tick>) {
+    let (interrupt, interrupts) = watch::channel(0);
+    let mut ticks = Vec::new();
+    let summary = runner::run(plan, interrupts, |tick| {
+        if tick.progress.started >= after && *interrupt.borrow() == 0 {
+            interrupt.send_replace(times);
+        }
+        ticks.push(tick.clone());
+    })
+    .await
+    .unwrap();
+    (summary, ticks)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,6 +76,8 @@ async fn a_full_in_flight_cap_makes_starts_late_and_says_by_how_much() {
     let assigned = &summary.results.phases["assigned"];
     let raw = &summary.results.phases["assigned_raw"];
     assert!(assigned.max_us >= raw.max_us + 250_000, "corrected {assigned:?} vs raw {raw:?}");
+    assert!(summary.results.late_starts >= 10, "{}", summary.results.late_starts);
+    assert!(!summary.validity.valid, "a run that could not keep its plan says so");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,4 +110,32 @@ async fn embedded_quota_throttles_and_devices_retry_as_told() {
     assert!(summary.results.register_attempts.max >= 2);
     // Each throttled device waited the retry-after it was given (1 s) before trying again.
     assert!(summary.results.phases["assigned"].max_us >= Duration::from_secs(1).as_micros() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_interrupt_stops_arrivals_and_drains_in_flight_devices() {
+    // 100 devices over 10 s; interrupted at the first tick after the 10th start.
+    let slow = plan("drain", "assign_delay_ms = 300\n[devices]\ncount = 100\n[arrival]\nrate = 10\n");
+    let (summary, ticks) = run_interrupted(&slow, 10, 1).await;
+    assert!(summary.partial);
+    let devices = &summary.results.devices;
+    assert!(devices.total < 100, "arrivals stopped: {devices:?}");
+    assert_eq!(devices.assigned, devices.total, "every device in flight was drained: {devices:?}");
+    assert_eq!(devices.not_finished, 0);
+    assert!(ticks.iter().any(|t| t.draining));
+    assert!(ticks.windows(2).all(|w| w[0].progress.started <= w[1].progress.started));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_interrupt_stops_at_once_and_still_reports() {
+    // Devices take 30 s to be assigned; a double interrupt must not wait for them.
+    let stuck = plan(
+        "stop",
+        "assign_delay_ms = 30000\nretry_after_seconds = 1\n[devices]\ncount = 20\n[arrival]\nrate = 100\n",
+    );
+    let (summary, _) = run_interrupted(&stuck, 20, 2).await;
+    assert!(summary.partial);
+    assert!(summary.duration_seconds < 25.0, "stopped at once: {}", summary.duration_seconds);
+    assert_eq!(summary.results.devices.total, 20);
+    assert_eq!(summary.results.devices.not_finished, 20, "aborted devices are reported, not lost");
 }
