@@ -337,24 +337,34 @@ async fn schedule(
     let mut draining = false;
     let mut interrupts_open = true;
     loop {
-        let in_flight = tasks.len() as u64;
-        let next_start = (started < plan.stop.devices && !draining)
-            .then(|| starts.next_at(now(), in_flight))
-            .flatten()
-            .filter(|at| arrivals_end.is_none_or(|end| *at < end));
+        // Start every device already due. The timer (1 ms resolution) is only for future
+        // starts: going through it for each due start would cap starts near one per tick.
+        let next_start = loop {
+            let in_flight = tasks.len() as u64;
+            let next = (started < plan.stop.devices && !draining)
+                .then(|| starts.next_at(now(), in_flight))
+                .flatten()
+                .filter(|at| arrivals_end.is_none_or(|end| *at < end));
+            match next {
+                Some(intended) if intended <= now() && in_flight < in_flight_cap => {
+                    let identity = devices.next().expect("one identity was prepared per device");
+                    let (target, settings) = (target.clone(), settings.clone());
+                    tasks.spawn(async move { run_device(&target, settings, identity, intended).await });
+                    starts.started();
+                    started += 1;
+                }
+                next => break next,
+            }
+        };
         if next_start.is_none() && tasks.is_empty() {
             break;
         }
-        // A start waits for a free slot: it then runs late, and its lag says by how much.
-        let may_start = next_start.is_some() && in_flight < in_flight_cap;
+        // A start that finds no free slot waits for one: it then runs late, and its lag says by
+        // how much.
+        let may_start = next_start.is_some() && (tasks.len() as u64) < in_flight_cap;
         tokio::select! {
             () = sleep_until(tokio::time::Instant::from_std(next_start.unwrap_or(begin))), if may_start => {
-                let intended = next_start.expect("guarded by may_start");
-                let identity = devices.next().expect("one identity was prepared per device");
-                let (target, settings) = (target.clone(), settings.clone());
-                tasks.spawn(async move { run_device(&target, settings, identity, intended).await });
-                starts.started();
-                started += 1;
+                // Due now: the loop's top starts it.
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(report) = joined {

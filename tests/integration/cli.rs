@@ -44,9 +44,32 @@ fn small_embedded_scenario(devices: u32) -> String {
     )
 }
 
+/// A child process killed when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// Starts `dpsbench emulator` on a free loopback port; returns the child and the port once it
 /// printed its ready line. Its stderr stays piped for the caller to read.
-fn spawn_emulator(config: &Path, ca_out: &Path) -> (std::process::Child, String) {
+fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
     let mut emulator = Command::new(BIN)
         .args([
             "emulator",
@@ -68,7 +91,7 @@ fn spawn_emulator(config: &Path, ca_out: &Path) -> (std::process::Child, String)
         .find_map(|w| w.strip_prefix("127.0.0.1:"))
         .unwrap_or_else(|| panic!("no bound address in {ready:?}"))
         .to_string();
-    (emulator, port)
+    (KillOnDrop(emulator), port)
 }
 
 /// Checks `value` against the subset of JSON Schema the committed schema uses.
