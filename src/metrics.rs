@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{FlowReport, Outcome};
+use crate::device::{FailureKind, FlowReport, Outcome};
 
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -51,6 +51,7 @@ pub struct Metrics {
     hubs: BTreeMap<String, u64>,
     assigned: u64,
     failed: u64,
+    aborted: u64,
     stray_replies: u64,
     early_requests: u64,
     late_starts: u64,
@@ -102,6 +103,7 @@ impl Metrics {
             hubs: BTreeMap::new(),
             assigned: 0,
             failed: 0,
+            aborted: 0,
             stray_replies: 0,
             early_requests: 0,
             late_starts: 0,
@@ -184,6 +186,7 @@ impl Metrics {
                 }
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
+            Outcome::Failed(FailureKind::Aborted) => self.aborted += 1,
             Outcome::Failed(kind) => {
                 self.failed += 1;
                 self.interval.failed += 1;
@@ -217,6 +220,7 @@ impl Metrics {
         }
         self.assigned += other.assigned;
         self.failed += other.failed;
+        self.aborted += other.aborted;
         self.stray_replies += other.stray_replies;
         self.early_requests += other.early_requests;
         self.late_starts += other.late_starts;
@@ -235,9 +239,9 @@ impl Metrics {
         self.failed
     }
 
-    /// Finished flows.
+    /// Flows that reported (assigned, failed or aborted).
     pub fn finished(&self) -> u64 {
-        self.assigned + self.failed
+        self.assigned + self.failed + self.aborted
     }
 
     /// Assigned devices per second, from the first start to the last end.
@@ -261,6 +265,7 @@ impl Metrics {
                 total,
                 assigned: self.assigned,
                 failed: self.failed,
+                aborted: self.aborted,
                 not_finished: total.saturating_sub(self.finished()),
             },
             flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
@@ -284,7 +289,10 @@ pub struct DeviceCounts {
     pub total: u64,
     pub assigned: u64,
     pub failed: u64,
-    /// Planned devices that never reached an outcome (run stopped or interrupted).
+    /// Devices stopped by the end of the run (interrupt, drain deadline, max duration), with
+    /// the phases they completed recorded.
+    pub aborted: u64,
+    /// Started devices that never reported at all.
     pub not_finished: u64,
 }
 
@@ -368,7 +376,7 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{FailureKind, Phase, Timings};
+    use crate::device::{Phase, Timings};
 
     fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
         let mut timings = Timings::new(start, start + Duration::from_millis(2));
@@ -404,7 +412,7 @@ mod tests {
         metrics.record(&report(t0, Some(100)));
         metrics.record(&report(t0, None));
         let summary = metrics.summary(3);
-        assert_eq!(summary.devices, DeviceCounts { total: 3, assigned: 1, failed: 1, not_finished: 1 });
+        assert_eq!(summary.devices, DeviceCounts { total: 3, assigned: 1, failed: 1, aborted: 0, not_finished: 1 });
         let assigned = &summary.phases["assigned"];
         let raw = &summary.phases["assigned_raw"];
         assert_eq!(assigned.count, 1);

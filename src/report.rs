@@ -30,8 +30,13 @@ pub fn summary_table(summary: &RunSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "devices  {} total, {} assigned, {} failed, {} not finished; {:.1} assigned/s",
-        r.devices.total, r.devices.assigned, r.devices.failed, r.devices.not_finished, r.flows_per_second
+        "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished; {:.1} assigned/s",
+        r.devices.total,
+        r.devices.assigned,
+        r.devices.failed,
+        r.devices.aborted,
+        r.devices.not_finished,
+        r.flows_per_second
     );
     let _ = writeln!(out);
     let _ = writeln!(

@@ -335,6 +335,7 @@ async fn schedule(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut ending = Ending::Complete;
     let mut draining = false;
+    let (abort, aborted) = watch::channel(false);
     let mut interrupts_open = true;
     loop {
         // Start every device already due. The timer (1 ms resolution) is only for future
@@ -348,8 +349,8 @@ async fn schedule(
             match next {
                 Some(intended) if intended <= now() && in_flight < in_flight_cap => {
                     let identity = devices.next().expect("one identity was prepared per device");
-                    let (target, settings) = (target.clone(), settings.clone());
-                    tasks.spawn(async move { run_device(&target, settings, identity, intended).await });
+                    let (target, settings, aborted) = (target.clone(), settings.clone(), aborted.clone());
+                    tasks.spawn(async move { run_device(&target, settings, identity, intended, aborted).await });
                     starts.started();
                     started += 1;
                 }
@@ -400,7 +401,17 @@ async fn schedule(
             }
         }
     }
-    // Devices still in flight are aborted: they count as not finished in the summary.
+    // Devices still in flight stop where they are and report as aborted, with the phases they
+    // completed; any that do not answer within a second are dropped (not finished).
+    let _ = abort.send(true);
+    let collect = async {
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(report) = joined {
+                metrics.record(&report);
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
     tasks.shutdown().await;
     let last = tick(&mut metrics, begin, started, 0, draining);
     on_tick(&last);

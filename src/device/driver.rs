@@ -8,6 +8,7 @@ use std::time::Instant;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout};
 use tokio_rustls::TlsConnector;
 
@@ -40,19 +41,36 @@ pub fn now() -> Instant {
 }
 
 /// Runs one device from TCP connect to its outcome. Never fails: every failure is in the report.
+/// When `abort` turns true the device stops where it is and reports `Aborted`, keeping the
+/// phases it completed.
 pub async fn run_device(
     target: &Target,
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     intended_start: Instant,
+    mut abort: watch::Receiver<bool>,
 ) -> FlowReport {
-    let timeouts = settings.timeouts;
     let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()));
+    if *abort.borrow_and_update() {
+        return failed(flow, FailureKind::Aborted);
+    }
+    let aborted = tokio::select! {
+        () = connect_and_drive(target, &mut flow) => false,
+        // A closed channel (`never_abort`) never matches: the flow runs to its end.
+        Ok(_) = abort.wait_for(|stop| *stop) => true,
+    };
+    if aborted && !flow.is_done() {
+        flow.fail(now(), FailureKind::Aborted);
+    }
+    flow.into_report()
+}
 
+async fn connect_and_drive(target: &Target, flow: &mut Flow) {
+    let timeouts = flow.settings().timeouts;
     let tcp = match timeout(timeouts.tcp_connect, TcpStream::connect(target.address)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) => return failed(flow, FailureKind::Connect),
-        Err(_) => return failed(flow, FailureKind::Timeout(Phase::TcpConnect)),
+        Ok(Err(_)) => return flow.fail(now(), FailureKind::Connect),
+        Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TcpConnect)),
     };
     // Nagle would hold small MQTT packets back and distort every latency measured after it.
     let _ = tcp.set_nodelay(true);
@@ -62,15 +80,22 @@ pub async fn run_device(
     let handshake = connector.connect(target.server_name.clone(), tcp);
     let tls = match timeout(timeouts.tls_handshake, handshake).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) => return failed(flow, FailureKind::Tls),
-        Err(_) => return failed(flow, FailureKind::Timeout(Phase::TlsHandshake)),
+        Ok(Err(_)) => return flow.fail(now(), FailureKind::Tls),
+        Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TlsHandshake)),
     };
     flow.timings_mut().tls_done = Some(now());
 
     let mut framed = Framed::new(tls);
     flow.connected(now());
-    drive(&mut flow, &mut framed).await;
-    flow.into_report()
+    drive(flow, &mut framed).await;
+}
+
+/// An abort signal that never fires, for callers that run devices to completion.
+pub fn never_abort() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    // The receiver sees the last value forever once the sender is gone: `false`.
+    drop(sender);
+    receiver
 }
 
 async fn drive<S>(flow: &mut Flow, framed: &mut Framed<S>)

@@ -100,6 +100,10 @@ impl Flow {
         }
     }
 
+    pub fn settings(&self) -> &FlowSettings {
+        &self.settings
+    }
+
     pub fn identity(&self) -> &DeviceIdentity {
         &self.identity
     }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use dpsbench::credentials::SymmetricKey;
-use dpsbench::device::driver::now;
+use dpsbench::device::driver::{never_abort, now};
 use dpsbench::device::{FailureKind, Outcome, Phase, RetryPolicy, run_device};
 use dpsbench::emulator::ServiceStats;
 use dpsbench::emulator::config::{AuthFailure, QuotaConfig};
@@ -16,7 +16,9 @@ async fn a_device_is_assigned_and_every_phase_is_timed() {
         c.assign_delay = Duration::from_millis(50);
         c.retry_after_seconds = 0;
     });
-    let report = run_device(&emulator.target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    let report =
+        run_device(&emulator.target, quick_settings(), device(&emulator.group_key, "dev-1"), now(), never_abort())
+            .await;
     let Outcome::Assigned { hub, device_id } = &report.outcome else { panic!("{:?}", report.outcome) };
     assert!(hub.starts_with("hub-"), "{hub}");
     assert_eq!(device_id, "dev-1");
@@ -48,7 +50,7 @@ async fn many_concurrent_devices_spread_over_hubs() {
     for i in 0..200 {
         let (target, settings, identity) =
             (emulator.target.clone(), settings.clone(), device(&emulator.group_key, &format!("fleet-{i:04}")));
-        tasks.spawn(async move { run_device(&target, settings, identity, now()).await });
+        tasks.spawn(async move { run_device(&target, settings, identity, now(), never_abort()).await });
     }
     let mut hubs = std::collections::BTreeMap::new();
     while let Some(report) = tasks.join_next().await {
@@ -66,7 +68,7 @@ async fn many_concurrent_devices_spread_over_hubs() {
 async fn wrong_key_is_refused_at_connack() {
     let emulator = start_emulator(|_| {});
     let identity = device(&SymmetricKey::random(), "dev-1");
-    let report = run_device(&emulator.target, quick_settings(), identity, now()).await;
+    let report = run_device(&emulator.target, quick_settings(), identity, now(), never_abort()).await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Refused(5)));
     emulator.handle.stop().await;
 }
@@ -75,7 +77,9 @@ async fn wrong_key_is_refused_at_connack() {
 async fn expired_token_is_refused() {
     let emulator = start_emulator(|_| {});
     let key = emulator.group_key.derive_device_key(&dpsbench::credentials::RegistrationId::new("dev-1").unwrap());
-    let report = run_device(&emulator.target, quick_settings(), device_signed_with(&key, "dev-1", -10), now()).await;
+    let report =
+        run_device(&emulator.target, quick_settings(), device_signed_with(&key, "dev-1", -10), now(), never_abort())
+            .await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Refused(5)));
     emulator.handle.stop().await;
 }
@@ -83,7 +87,9 @@ async fn expired_token_is_refused() {
 #[tokio::test]
 async fn reply_mode_refuses_with_401_on_register() {
     let emulator = start_emulator(|c| c.auth_failure = AuthFailure::Reply);
-    let report = run_device(&emulator.target, quick_settings(), device(&SymmetricKey::random(), "dev-1"), now()).await;
+    let report =
+        run_device(&emulator.target, quick_settings(), device(&SymmetricKey::random(), "dev-1"), now(), never_abort())
+            .await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Status(401)));
     assert_eq!(report.statuses, vec![401]);
     emulator.handle.stop().await;
@@ -100,8 +106,14 @@ async fn throttled_devices_wait_retry_after_and_then_succeed() {
     let settings = std::sync::Arc::new(settings);
     let mut throttled = 0;
     for i in 0..62 {
-        let report =
-            run_device(&emulator.target, settings.clone(), device(&emulator.group_key, &format!("q-{i}")), now()).await;
+        let report = run_device(
+            &emulator.target,
+            settings.clone(),
+            device(&emulator.group_key, &format!("q-{i}")),
+            now(),
+            never_abort(),
+        )
+        .await;
         assert!(matches!(report.outcome, Outcome::Assigned { .. }), "device {i}: {:?}", report.outcome);
         let throttled_here = report.statuses.iter().filter(|s| **s == 429).count();
         if throttled_here > 0 {
@@ -126,7 +138,8 @@ async fn nothing_listening_is_a_connect_failure() {
     drop(listener);
     let emulator = start_emulator(|_| {});
     let target = target_for(address, &emulator.ca_pem);
-    let report = run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    let report =
+        run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now(), never_abort()).await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Connect));
     emulator.handle.stop().await;
 }
@@ -136,7 +149,8 @@ async fn an_untrusted_server_certificate_is_a_tls_failure() {
     let emulator = start_emulator(|_| {});
     let other = dpsbench::tls::ServerIdentity::generate(&[]).unwrap();
     let target = target_for(emulator.handle.address, other.ca_pem());
-    let report = run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    let report =
+        run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now(), never_abort()).await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Tls));
     emulator.handle.stop().await;
 }
@@ -152,7 +166,8 @@ async fn a_silent_server_times_out_in_the_tls_phase() {
     });
     let emulator = start_emulator(|_| {});
     let target = target_for(address, &emulator.ca_pem);
-    let report = run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now()).await;
+    let report =
+        run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now(), never_abort()).await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Timeout(Phase::TlsHandshake)));
     silent.abort();
     emulator.handle.stop().await;
@@ -165,8 +180,9 @@ async fn stopping_the_emulator_mid_flow_is_a_lost_connection() {
         c.retry_after_seconds = 1;
     });
     let (target, key) = (emulator.target.clone(), emulator.group_key.clone());
-    let device_task =
-        tokio::spawn(async move { run_device(&target, quick_settings(), device(&key, "dev-1"), now()).await });
+    let device_task = tokio::spawn(async move {
+        run_device(&target, quick_settings(), device(&key, "dev-1"), now(), never_abort()).await
+    });
     // Wait until the device has registered, then pull the plug.
     while ServiceStats::get(&emulator.handle.service.stats.registrations) == 0 {
         tokio::task::yield_now().await;
@@ -178,4 +194,26 @@ async fn stopping_the_emulator_mid_flow_is_a_lost_connection() {
         "{:?}",
         report.outcome
     );
+}
+
+#[tokio::test]
+async fn an_aborted_device_reports_the_phases_it_completed() {
+    let emulator = start_emulator(|c| {
+        c.assign_delay = Duration::from_secs(60);
+        c.retry_after_seconds = 30;
+    });
+    let (stop, abort) = tokio::sync::watch::channel(false);
+    let (target, key) = (emulator.target.clone(), emulator.group_key.clone());
+    let device_task =
+        tokio::spawn(async move { run_device(&target, quick_settings(), device(&key, "dev-1"), now(), abort).await });
+    while ServiceStats::get(&emulator.handle.service.stats.registrations) == 0 {
+        tokio::task::yield_now().await;
+    }
+    stop.send(true).unwrap();
+    let report = device_task.await.unwrap();
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Aborted));
+    assert!(
+        report.timings.tls_done.is_some() && report.timings.suback.is_some() && report.timings.register_sent.is_some()
+    );
+    emulator.handle.stop().await;
 }

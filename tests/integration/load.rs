@@ -137,5 +137,7 @@ async fn a_second_interrupt_stops_at_once_and_still_reports() {
     assert!(summary.partial);
     assert!(summary.duration_seconds < 25.0, "stopped at once: {}", summary.duration_seconds);
     assert_eq!(summary.results.devices.total, 20);
-    assert_eq!(summary.results.devices.not_finished, 20, "aborted devices are reported, not lost");
+    assert_eq!(summary.results.devices.aborted, 20, "aborted devices are reported, not lost");
+    assert_eq!(summary.results.devices.not_finished, 0);
+    assert_eq!(summary.results.phases["tls_handshake"].count, 20, "their completed phases are recorded");
 }
