@@ -109,7 +109,7 @@ fn main() {
     } else {
         (env("FLEET_DEVICES", 20_000), env("FLEET_CONCURRENCY", 128), env("FLEET_SECONDS", 5), env("FLEET_ROUNDS", 5))
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = runner::runtime().unwrap();
     runtime.block_on(async {
         // Rounds interleave the two measurements, so drifting machine speed (a shared VM) hits
         // both alike; the ratio is of the medians.

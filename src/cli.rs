@@ -121,7 +121,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    runner::runtime().context("cannot start the async runtime")
 }
 
 fn read_key(env_var: &str, file: Option<&Path>) -> Result<SymmetricKey> {
