@@ -364,6 +364,8 @@ async fn interrupted() {
 }
 
 async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
+    // Every device connection is a descriptor: serve as many as the hard limit allows.
+    runner::raise_open_files_limit();
     let (config, service_config) = EmulatorConfig::load(&args.config)?;
     let identity = match &config.tls {
         Some(files) => {

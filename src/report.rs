@@ -25,6 +25,9 @@ pub fn summary_table(summary: &RunSummary) -> String {
         summary.duration_seconds,
         if summary.partial { " [PARTIAL: stopped early]" } else { "" }
     );
+    for note in &summary.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     if !summary.validity.valid {
         let _ = writeln!(out, "INVALID RUN: {}", summary.validity.reasons.join("; "));
     }

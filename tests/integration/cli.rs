@@ -182,6 +182,14 @@ fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
             ca.display()
         ),
     );
+    // A million devices in flight at once cannot fit any open-files limit here.
+    let too_many = write(
+        &dir,
+        "too-many.toml",
+        &small_embedded_scenario(1)
+            .replace("count = 1\n", "count = 1000000\n")
+            .replace("rate = 500\n", "model = \"closed\"\nconcurrency = 1000000\n"),
+    );
     // (arguments, environment, what the error line must name)
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<String>);
     let cases: Vec<Case> = vec![
@@ -197,6 +205,11 @@ fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
             vec![format!("127.0.0.1:{closed_port}"), "unreachable".into()],
         ),
         (vec!["run", "/nonexistent/scenario.toml"], vec![], vec!["/nonexistent/scenario.toml".into()]),
+        (
+            vec!["run", too_many.to_str().unwrap()],
+            vec![],
+            vec!["open-files limit".into(), "arrival.concurrency".into()],
+        ),
         (vec!["keys", "derive", "dev-1"], vec![], vec!["DPS_GROUP_KEY".into()]),
         (
             vec!["keys", "derive", "dev-1"],
