@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{FailureKind, FlowReport, Outcome};
+use crate::device::{FailureKind, FlowReport, Outcome, Phase};
 
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -49,6 +49,7 @@ pub struct Metrics {
     statuses: BTreeMap<u16, u64>,
     retry_after_seconds: BTreeMap<u32, u64>,
     hubs: BTreeMap<String, u64>,
+    sources: BTreeMap<String, SourceCounts>,
     assigned: u64,
     failed: u64,
     aborted: u64,
@@ -101,6 +102,7 @@ impl Metrics {
             statuses: BTreeMap::new(),
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),
+            sources: BTreeMap::new(),
             assigned: 0,
             failed: 0,
             aborted: 0,
@@ -172,6 +174,19 @@ impl Metrics {
             *self.retry_after_seconds.entry(*seconds).or_default() += 1;
         }
         self.stray_replies += u64::from(report.stray_replies);
+        if let Some(source) = report.source_address {
+            let counts = self.sources.entry(source.to_string()).or_default();
+            counts.connections += 1;
+            match &report.outcome {
+                Outcome::Assigned { .. } => counts.assigned += 1,
+                Outcome::Failed(FailureKind::Connect | FailureKind::Timeout(Phase::TcpConnect)) => {
+                    counts.connect_errors += 1;
+                    counts.failed += 1;
+                }
+                Outcome::Failed(FailureKind::Aborted) => {}
+                Outcome::Failed(_) => counts.failed += 1,
+            }
+        }
         self.early_requests += u64::from(report.early_requests);
         if t.start.saturating_duration_since(t.intended_start) > LATE_AFTER {
             self.late_starts += 1;
@@ -212,6 +227,9 @@ impl Metrics {
         };
         sum(&mut self.failures, &other.failures);
         sum(&mut self.hubs, &other.hubs);
+        for (source, counts) in &other.sources {
+            self.sources.entry(source.clone()).or_default().add(counts);
+        }
         for (status, count) in &other.statuses {
             *self.statuses.entry(*status).or_default() += count;
         }
@@ -276,6 +294,7 @@ impl Metrics {
             statuses: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),
+            source_addresses: self.sources.clone(),
             stray_replies: self.stray_replies,
             early_requests: self.early_requests,
             late_starts: self.late_starts,
@@ -327,6 +346,25 @@ impl PhaseStats {
     }
 }
 
+/// What happened on one source address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub connections: u64,
+    pub assigned: u64,
+    pub failed: u64,
+    /// TCP connect failures (refused, unreachable, port exhaustion, timeout).
+    pub connect_errors: u64,
+}
+
+impl SourceCounts {
+    fn add(&mut self, other: &SourceCounts) {
+        self.connections += other.connections;
+        self.assigned += other.assigned;
+        self.failed += other.failed;
+        self.connect_errors += other.connect_errors;
+    }
+}
+
 /// Distribution of a per-device count (register attempts, polls).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountStats {
@@ -366,6 +404,8 @@ pub struct Summary {
     pub retry_after_seconds: BTreeMap<String, u64>,
     /// Assigned devices by hub.
     pub hubs: BTreeMap<String, u64>,
+    /// Connections and errors per source address (when a pool is configured).
+    pub source_addresses: BTreeMap<String, SourceCounts>,
     pub stray_replies: u64,
     /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
     pub early_requests: u64,
@@ -376,7 +416,7 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{Phase, Timings};
+    use crate::device::Timings;
 
     fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
         let mut timings = Timings::new(start, start + Duration::from_millis(2));
@@ -401,6 +441,7 @@ mod tests {
             retry_after_seconds: vec![3],
             statuses: vec![202, 202, 200],
             stray_replies: 0,
+            source_address: None,
             early_requests: 0,
         }
     }

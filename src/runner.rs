@@ -326,6 +326,10 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
                 registration_id,
                 id_scope: plan.id_scope.clone(),
                 password: Some(password),
+                source_address: match plan.source_addresses.len() {
+                    0 => None,
+                    pool => Some(plan.source_addresses[(n % pool as u64) as usize]),
+                },
             }
         })
         .collect()

@@ -4,6 +4,7 @@
 //! network IO. Every error names the file, the field and why. `scenarios/README.md` documents
 //! each field; keep the two in step.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -155,6 +156,9 @@ pub struct RunSection {
     pub drain_seconds: Option<f64>,
     /// A run whose schedule lag p99 exceeds this is invalid (default 10).
     pub max_schedule_lag_p99_ms: Option<f64>,
+    /// Local addresses devices connect from, in turn: `"127.0.0.2"` or `"127.0.0.10-127.0.0.40"`.
+    #[serde(default)]
+    pub source_addresses: Vec<String>,
 }
 
 /// Errors loading a scenario. Each names the file.
@@ -259,6 +263,8 @@ pub struct Plan {
     pub max_duration: Duration,
     pub drain: Duration,
     pub max_schedule_lag_p99: Duration,
+    /// Source addresses, used round-robin; empty lets the kernel choose.
+    pub source_addresses: Vec<IpAddr>,
 }
 
 impl Plan {
@@ -341,6 +347,8 @@ impl Plan {
         let drain = seconds("run.drain_seconds", file.run.drain_seconds, 30.0)?;
         let max_schedule_lag_p99 =
             seconds("run.max_schedule_lag_p99_ms", file.run.max_schedule_lag_p99_ms.map(|ms| ms / 1000.0), 0.010)?;
+        let source_addresses =
+            address_pool(&file.run.source_addresses).map_err(|e| field("run.source_addresses", e))?;
         if file.run.max_in_flight == Some(0) {
             return Err(field("run.max_in_flight", "must be at least 1".into()));
         }
@@ -362,6 +370,7 @@ impl Plan {
             max_in_flight: file.run.max_in_flight,
             drain,
             max_schedule_lag_p99,
+            source_addresses,
             flow,
             max_duration,
         })
@@ -407,6 +416,39 @@ impl Plan {
 }
 
 type FieldError = (&'static str, String);
+
+/// Most addresses a pool may expand to.
+const MAX_POOL: u128 = 65_536;
+
+/// Expands `"127.0.0.2"` and `"127.0.0.10-127.0.0.40"` entries into addresses.
+pub fn address_pool(entries: &[String]) -> Result<Vec<IpAddr>, String> {
+    let mut pool = Vec::new();
+    for entry in entries {
+        let parse = |text: &str| text.trim().parse::<IpAddr>().map_err(|_| format!("{text:?} is not an IP address"));
+        let (first, last) = match entry.split_once('-') {
+            Some((first, last)) => (parse(first)?, parse(last)?),
+            None => (parse(entry)?, parse(entry)?),
+        };
+        let (start, end) = match (first, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b))),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
+            _ => return Err(format!("{entry:?} mixes IPv4 and IPv6")),
+        };
+        if start > end {
+            return Err(format!("{entry:?} runs backwards"));
+        }
+        if (end - start + 1) + pool.len() as u128 > MAX_POOL {
+            return Err(format!("the pool has more than {MAX_POOL} addresses"));
+        }
+        for n in start..=end {
+            pool.push(match first {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(n as u32)),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(n)),
+            });
+        }
+    }
+    Ok(pool)
+}
 
 /// Resolves `[arrival]` into a load model, checking that each model has exactly its fields.
 fn load(arrival: &ArrivalSection, count: Option<u64>) -> Result<Load, FieldError> {
@@ -577,6 +619,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(timed.stop, Stop { devices: 21, duration: Some(Duration::from_secs(2)) });
+    }
+
+    #[test]
+    fn address_pools_expand_ranges() {
+        let pool = address_pool(&["127.0.0.2".into(), "127.0.0.10-127.0.0.12".into(), "::1".into()]).unwrap();
+        let text: Vec<String> = pool.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["127.0.0.2", "127.0.0.10", "127.0.0.11", "127.0.0.12", "::1"]);
+        assert!(address_pool(&["127.0.0.5-127.0.0.1".into()]).unwrap_err().contains("backwards"));
+        assert!(address_pool(&["127.0.0.1-::1".into()]).unwrap_err().contains("mixes"));
+        assert!(address_pool(&["localhost".into()]).unwrap_err().contains("not an IP address"));
+        assert!(address_pool(&["10.0.0.0-10.1.0.0".into()]).unwrap_err().contains("more than"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Runs one device's [`Flow`] over a real socket: TCP connect, TLS handshake, then MQTT until the
 //! flow ends. Owns the clock (tokio's, so tests can pause it) and a deadline on every await.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout};
 use tokio_rustls::TlsConnector;
@@ -67,7 +68,7 @@ pub async fn run_device(
 
 async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     let timeouts = flow.settings().timeouts;
-    let tcp = match timeout(timeouts.tcp_connect, TcpStream::connect(target.address)).await {
+    let tcp = match timeout(timeouts.tcp_connect, connect(target.address, flow.identity().source_address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(_)) => return flow.fail(now(), FailureKind::Connect),
         Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TcpConnect)),
@@ -88,6 +89,41 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     let mut framed = Framed::new(tls);
     flow.connected(now());
     drive(flow, &mut framed).await;
+}
+
+/// Opens the TCP connection, from `source` when given. The kernel picks the port at connect
+/// time (`IP_BIND_ADDRESS_NO_PORT`), so each source address has its own ephemeral port range
+/// per destination instead of exhausting one range at bind time.
+async fn connect(address: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else { return TcpStream::connect(address).await };
+    let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    bind_address_no_port(&socket)?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(address).await
+}
+
+#[cfg(target_os = "linux")]
+fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let enable: libc::c_int = 1;
+    // SAFETY: `socket` owns a valid descriptor for the duration of the call, and the option
+    // value points to a live c_int whose size is passed, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const enable).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind_address_no_port(_socket: &TcpSocket) -> io::Result<()> {
+    // Elsewhere the port is chosen at bind time; pools still spread connections over addresses.
+    Ok(())
 }
 
 /// An abort signal that never fires, for callers that run devices to completion.

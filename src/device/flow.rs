@@ -72,7 +72,8 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings) -> Self {
-        Self {
+        let source_address = identity.source_address;
+        let mut flow = Self {
             settings,
             identity,
             state: State::Idle,
@@ -95,9 +96,12 @@ impl Flow {
                 retry_after_seconds: Vec::new(),
                 statuses: Vec::new(),
                 stray_replies: 0,
+                source_address: None,
                 early_requests: 0,
             },
-        }
+        };
+        flow.report.source_address = source_address;
+        flow
     }
 
     pub fn settings(&self) -> &FlowSettings {
@@ -419,6 +423,7 @@ mod tests {
             registration_id,
             id_scope,
             password: Some(password),
+            source_address: None,
         };
         let t0 = Instant::now();
         (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0)), t0)

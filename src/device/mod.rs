@@ -10,6 +10,7 @@ pub mod flow;
 pub mod outcome;
 pub mod retry;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -111,6 +112,9 @@ pub struct DeviceIdentity {
     /// The SAS token; `None` for X.509 devices.
     pub password: Option<SasToken>,
     pub register_body: Bytes,
+    /// Local address its connection is bound to (from a source-address pool); `None` lets the
+    /// kernel choose.
+    pub source_address: Option<IpAddr>,
 }
 
 impl DeviceIdentity {

@@ -175,6 +175,8 @@ pub struct FlowReport {
     pub statuses: Vec<u16>,
     /// Replies whose `$rid` matched no request in flight (ignored, as SDKs do).
     pub stray_replies: u32,
+    /// The local address the device connected from, when a pool assigned one.
+    pub source_address: Option<std::net::IpAddr>,
     /// Requests sent before the previous reply's `retry-after` had passed. Always 0 for the
     /// dpsbench profile (anything else is a harness bug); SDK profiles may do it on purpose.
     pub early_requests: u32,

@@ -217,3 +217,21 @@ async fn an_aborted_device_reports_the_phases_it_completed() {
     );
     emulator.handle.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_connects_from_its_source_address() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let emulator = start_emulator(|_| {});
+    let mut identity = device(&emulator.group_key, "dev-1");
+    identity.source_address = Some("127.0.0.3".parse().unwrap());
+    let target = target_for(address, &emulator.ca_pem);
+    let device_task =
+        tokio::spawn(async move { run_device(&target, quick_settings(), identity, now(), never_abort()).await });
+    let (socket, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.3");
+    drop(socket);
+    let report = device_task.await.unwrap();
+    assert_eq!(report.source_address, Some("127.0.0.3".parse().unwrap()));
+    emulator.handle.stop().await;
+}

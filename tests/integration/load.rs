@@ -141,3 +141,18 @@ async fn a_second_interrupt_stops_at_once_and_still_reports() {
     assert_eq!(summary.results.devices.not_finished, 0);
     assert_eq!(summary.results.phases["tls_handshake"].count, 20, "their completed phases are recorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_address_pool_spreads_devices_and_counts_each_address() {
+    let pooled = plan(
+        "pool",
+        "[devices]\ncount = 30\n[arrival]\nrate = 300\n[run]\nsource_addresses = [\"127.0.0.2\", \"127.0.0.10-127.0.0.11\"]\n",
+    );
+    let summary = run(&pooled).await;
+    assert_eq!(summary.results.devices.assigned, 30);
+    let sources = &summary.results.source_addresses;
+    assert_eq!(sources.keys().collect::<Vec<_>>(), ["127.0.0.10", "127.0.0.11", "127.0.0.2"]);
+    for counts in sources.values() {
+        assert_eq!((counts.connections, counts.assigned, counts.connect_errors), (10, 10, 0), "{sources:?}");
+    }
+}

@@ -61,6 +61,7 @@ pub fn device_signed_with(device_key: &SymmetricKey, id: &str, valid_for_seconds
         password: Some(SasToken::build(&scope(), &registration_id, device_key, expiry, SasStyle::default())),
         registration_id,
         id_scope: scope(),
+        source_address: None,
     }
 }
 
