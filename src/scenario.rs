@@ -90,10 +90,13 @@ pub struct DevicesSection {
     #[serde(default)]
     pub count: Option<u64>,
     /// Registration ID pattern: `{index}` or `{index:06}` (zero-padded) is replaced.
-    #[serde(default = "default_pattern")]
-    pub registration_id: String,
     #[serde(default)]
-    pub start_index: u64,
+    pub registration_id: Option<String>,
+    #[serde(default)]
+    pub start_index: Option<u64>,
+    /// CSV file with a `registration_id` column: one device per row, in order.
+    #[serde(default)]
+    pub registration_ids_file: Option<PathBuf>,
     /// Environment variable holding the enrollment group key.
     #[serde(default)]
     pub group_key_env: Option<String>,
@@ -102,9 +105,8 @@ pub struct DevicesSection {
     pub group_key_file: Option<PathBuf>,
 }
 
-fn default_pattern() -> String {
-    "bench-{index:06}".into()
-}
+/// Registration IDs when a scenario names none.
+const DEFAULT_PATTERN: &str = "bench-{index:06}";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,8 +254,7 @@ pub struct Plan {
     pub file: PathBuf,
     pub target: TargetPlan,
     pub id_scope: IdScope,
-    pub pattern: IdPattern,
-    pub start_index: u64,
+    pub identities: Identities,
     /// The group key; for the embedded target a random one when none is named.
     pub group_key: SymmetricKey,
     pub load: Load,
@@ -326,9 +327,13 @@ impl Plan {
             }
         };
         let devices = &file.devices;
-        let pattern = IdPattern::parse(&devices.registration_id).map_err(|e| field("devices.registration_id", e))?;
+        let identities = identities(devices, base).map_err(|(name, reason)| field(name, reason))?;
         let group_key = Self::group_key(devices, &target, base, env).map_err(|(name, reason)| field(name, reason))?;
-        let load = load(&file.arrival, devices.count).map_err(|(name, reason)| field(name, reason))?;
+        let listed = match &identities {
+            Identities::List(ids) => Some(ids.len() as u64),
+            Identities::Pattern { .. } => None,
+        };
+        let load = load(&file.arrival, devices.count.or(listed)).map_err(|(name, reason)| field(name, reason))?;
         let duration = match file.run.duration_seconds {
             Some(s) if !(s.is_finite() && s > 0.0) => {
                 return Err(field("run.duration_seconds", format!("{s} is not a positive number of seconds")));
@@ -336,9 +341,22 @@ impl Plan {
             Some(s) => Some(Duration::from_secs_f64(s)),
             None => None,
         };
-        let count = stop_count(&load, devices.count, duration).map_err(|(name, reason)| field(name, reason))?;
-        for index in [devices.start_index, devices.start_index.saturating_add(count - 1)] {
-            RegistrationId::new(pattern.render(index)).map_err(|e| field("devices.registration_id", e.to_string()))?;
+        let count =
+            stop_count(&load, devices.count.or(listed), duration).map_err(|(name, reason)| field(name, reason))?;
+        match &identities {
+            Identities::Pattern { pattern, start_index } => {
+                for index in [*start_index, start_index.saturating_add(count - 1)] {
+                    RegistrationId::new(pattern.render(index))
+                        .map_err(|e| field("devices.registration_id", e.to_string()))?;
+                }
+            }
+            Identities::List(ids) if (ids.len() as u64) < count => {
+                return Err(field(
+                    "devices.count",
+                    format!("the plan needs {count} devices but registration_ids_file lists {}", ids.len()),
+                ));
+            }
+            Identities::List(_) => {}
         }
         let seconds = |name: &'static str, value: Option<f64>, default: f64| match value {
             Some(v) if !(v.is_finite() && v >= 0.0) => Err(field(name, format!("{v} is not a number of seconds"))),
@@ -362,8 +380,7 @@ impl Plan {
             file: path.to_path_buf(),
             target,
             id_scope,
-            pattern,
-            start_index: devices.start_index,
+            identities,
             group_key,
             load,
             stop: Stop { devices: count, duration },
@@ -410,12 +427,62 @@ impl Plan {
     /// The registration ID of the `n`-th device (0-based) of this plan.
     pub fn registration_id(&self, n: u64) -> RegistrationId {
         debug_assert!(n < self.stop.devices, "device {n} is beyond the plan's {}", self.stop.devices);
-        RegistrationId::new(self.pattern.render(self.start_index + n))
-            .expect("resolve checked the first and last IDs, and the pattern only varies digits")
+        match &self.identities {
+            Identities::Pattern { pattern, start_index } => RegistrationId::new(pattern.render(start_index + n))
+                .expect("resolve checked the first and last IDs, and the pattern only varies digits"),
+            Identities::List(ids) => ids[n as usize].clone(),
+        }
     }
 }
 
 type FieldError = (&'static str, String);
+
+/// Where registration IDs come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identities {
+    Pattern {
+        pattern: IdPattern,
+        start_index: u64,
+    },
+    /// Read from a CSV file, one per row.
+    List(Vec<RegistrationId>),
+}
+
+fn identities(devices: &DevicesSection, base: &Path) -> Result<Identities, FieldError> {
+    let Some(file) = &devices.registration_ids_file else {
+        let text = devices.registration_id.as_deref().unwrap_or(DEFAULT_PATTERN);
+        let pattern = IdPattern::parse(text).map_err(|e| ("devices.registration_id", e))?;
+        return Ok(Identities::Pattern { pattern, start_index: devices.start_index.unwrap_or(0) });
+    };
+    if devices.registration_id.is_some() || devices.start_index.is_some() {
+        return Err(("devices.registration_ids_file", "give a registration_id pattern or a file, not both".into()));
+    }
+    let path = base.join(file);
+    let field = "devices.registration_ids_file";
+    let mut reader =
+        csv::Reader::from_path(&path).map_err(|e| (field, format!("cannot read {}: {e}", path.display())))?;
+    let headers = reader.headers().map_err(|e| (field, format!("{}: {e}", path.display())))?;
+    let column = headers
+        .iter()
+        .position(|h| h.trim() == "registration_id")
+        .ok_or_else(|| (field, format!("{} has no registration_id column in its header row", path.display())))?;
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.map_err(|e| (field, format!("{} line {line}: {e}", path.display())))?;
+        let text = record.get(column).unwrap_or_default().trim();
+        let id = RegistrationId::new(text).map_err(|e| (field, format!("{} line {line}: {e}", path.display())))?;
+        if !seen.insert(id.canonical()) {
+            return Err((field, format!("{} line {line}: registration ID {text:?} appears twice", path.display())));
+        }
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Err((field, format!("{} lists no devices", path.display())));
+    }
+    Ok(Identities::List(ids))
+}
 
 /// Most addresses a pool may expand to.
 const MAX_POOL: u128 = 65_536;
@@ -630,6 +697,33 @@ mod tests {
         assert!(address_pool(&["127.0.0.1-::1".into()]).unwrap_err().contains("mixes"));
         assert!(address_pool(&["localhost".into()]).unwrap_err().contains("not an IP address"));
         assert!(address_pool(&["10.0.0.0-10.1.0.0".into()]).unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn registration_ids_from_a_csv_file() {
+        let dir = std::env::temp_dir().join(format!("dpsbench-ids-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ids.csv"), "site,registration_id\nnorth,pump-7\nsouth,Valve-2\n").unwrap();
+        let resolve = |devices: &str| {
+            let text =
+                format!("name = \"t\"\n[target]\nkind = \"embedded\"\n[devices]\n{devices}[arrival]\nrate = 10\n");
+            let file: ScenarioFile = toml::from_str(&text).unwrap();
+            Plan::resolve(file, &dir.join("s.toml"), &|_| None)
+        };
+        let plan = resolve("registration_ids_file = \"ids.csv\"\n").unwrap();
+        assert_eq!(plan.stop.devices, 2, "the file's length is the default count");
+        assert_eq!(plan.registration_id(1).as_str(), "Valve-2");
+        let err = resolve("registration_ids_file = \"ids.csv\"\ncount = 3\n").unwrap_err().to_string();
+        assert!(err.contains("lists 2"), "{err}");
+        std::fs::write(dir.join("dup.csv"), "registration_id\na-1\nA-1\n").unwrap();
+        let err = resolve("registration_ids_file = \"dup.csv\"\n").unwrap_err().to_string();
+        assert!(err.contains("dup.csv line 3") && err.contains("twice"), "{err}");
+        std::fs::write(dir.join("bad.csv"), "registration_id\nok-1\nnot ok\n").unwrap();
+        let err = resolve("registration_ids_file = \"bad.csv\"\n").unwrap_err().to_string();
+        assert!(err.contains("bad.csv line 3"), "{err}");
+        std::fs::write(dir.join("nohead.csv"), "id\nx\n").unwrap();
+        let err = resolve("registration_ids_file = \"nohead.csv\"\n").unwrap_err().to_string();
+        assert!(err.contains("no registration_id column"), "{err}");
     }
 
     #[test]
