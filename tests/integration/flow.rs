@@ -235,3 +235,60 @@ async fn a_device_connects_from_its_source_address() {
     assert_eq!(report.source_address, Some("127.0.0.3".parse().unwrap()));
     emulator.handle.stop().await;
 }
+
+/// Virtual time: a device waits exactly `retry-after` between polls, however long, and the test
+/// takes no real time. (The clock is paused; tokio advances it whenever every task is idle.)
+#[tokio::test(start_paused = true)]
+async fn a_device_polls_exactly_as_retry_after_says_in_virtual_time() {
+    let emulator = start_emulator(|c| {
+        c.retry_after_seconds = 5;
+        c.assign_delay = Duration::from_secs(12);
+    });
+    let mut settings = (*quick_settings()).clone();
+    settings.timeouts.flow = Duration::from_secs(120);
+    let real_start = std::time::Instant::now();
+    let report = run_device(
+        &emulator.target,
+        std::sync::Arc::new(settings),
+        device(&emulator.group_key, "slow-1"),
+        now(),
+        never_abort(),
+    )
+    .await;
+    assert!(matches!(report.outcome, Outcome::Assigned { .. }), "{:?}", report.outcome);
+    // Register at 0 (202, retry-after 5); polls at 5 and 10 get 202; the poll at 15 gets 200.
+    assert_eq!(report.polls, 3);
+    assert_eq!(report.retry_after_seconds, vec![5, 5, 5]);
+    assert_eq!(report.early_requests, 0);
+    let waited = report.timings.assigned.unwrap() - report.timings.register_accepted.unwrap();
+    assert!(waited >= Duration::from_secs(15) && waited < Duration::from_millis(15_100), "{waited:?}");
+    assert!(real_start.elapsed() < Duration::from_secs(10), "virtual time, not real waiting");
+    emulator.handle.stop().await;
+}
+
+/// Virtual time: the Python profile polls 2 s after register whatever `retry-after` says, then
+/// as told, and the early poll is counted.
+#[tokio::test(start_paused = true)]
+async fn the_python_profile_polls_first_after_two_seconds_in_virtual_time() {
+    let emulator = start_emulator(|c| {
+        c.retry_after_seconds = 5;
+        c.assign_delay = Duration::from_secs(12);
+    });
+    let mut settings = (*quick_settings()).clone();
+    settings.timeouts.flow = Duration::from_secs(120);
+    settings.retry = RetryPolicy::profile(dpsbench::device::RetryProfile::Python);
+    let report = run_device(
+        &emulator.target,
+        std::sync::Arc::new(settings),
+        device(&emulator.group_key, "py-1"),
+        now(),
+        never_abort(),
+    )
+    .await;
+    assert!(matches!(report.outcome, Outcome::Assigned { .. }), "{:?}", report.outcome);
+    // Polls at 2 s (early: retry-after said 5), 7 s and 12 s (assigned).
+    assert_eq!((report.polls, report.early_requests), (3, 1));
+    let waited = report.timings.assigned.unwrap() - report.timings.register_accepted.unwrap();
+    assert!(waited >= Duration::from_secs(12) && waited < Duration::from_millis(12_100), "{waited:?}");
+    emulator.handle.stop().await;
+}
