@@ -396,3 +396,46 @@ fn a_run_that_cannot_keep_its_plan_is_invalid_with_exit_3() {
     assert_eq!(last[2], "20", "the last row counts every assigned device: {series}");
     assert!(last[5].parse::<u64>().unwrap() >= 10, "late starts are counted: {series}");
 }
+
+/// SIGINT stops arrivals, drains the devices in flight and still writes a partial summary.
+#[test]
+fn sigint_drains_and_writes_a_partial_summary() {
+    let dir = temp_dir("sigint");
+    let scenario = write(
+        &dir,
+        "slow.toml",
+        "name = \"slow\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 500\n\
+         [devices]\ncount = 1000\n[arrival]\nrate = 20\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let out = dir.join("out");
+    let mut run = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for the second progress line: devices are in flight by then.
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let mut lines = 0;
+    let mut line = String::new();
+    while lines < 3 && stderr.read_line(&mut line).unwrap() > 0 {
+        lines += 1;
+        line.clear();
+    }
+    assert!(Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "stopped early is exit 1: {rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["partial"], true);
+    let devices = &summary["devices"];
+    let total = devices["total"].as_u64().unwrap();
+    assert!(total > 0 && total < 1000, "{devices}");
+    assert_eq!(devices["assigned"].as_u64().unwrap(), total, "in-flight devices were drained: {devices}");
+    let series = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    assert!(series.lines().count() >= 3, "{series}");
+}
