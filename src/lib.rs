@@ -25,6 +25,7 @@
 
 pub mod arrival;
 pub mod cli;
+pub mod conformance;
 pub mod credentials;
 pub mod device;
 pub mod emulator;

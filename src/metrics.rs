@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::conformance::{Finding, PassiveCheck};
 use crate::device::{FailureKind, FlowReport, Outcome, Phase};
 
 /// Highest latency tracked: one hour, in microseconds.
@@ -50,6 +51,7 @@ pub struct Metrics {
     retry_after_seconds: BTreeMap<u32, u64>,
     hubs: BTreeMap<String, u64>,
     sources: BTreeMap<String, SourceCounts>,
+    conformance: BTreeMap<&'static str, CheckCounts>,
     assigned: u64,
     failed: u64,
     aborted: u64,
@@ -103,6 +105,7 @@ impl Metrics {
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),
             sources: BTreeMap::new(),
+            conformance: BTreeMap::new(),
             assigned: 0,
             failed: 0,
             aborted: 0,
@@ -188,6 +191,18 @@ impl Metrics {
             }
         }
         self.early_requests += u64::from(report.early_requests);
+        for check in PassiveCheck::ALL {
+            if report.checks.evaluated(check) {
+                let counts = self.conformance.entry(check.id()).or_default();
+                counts.flows += 1;
+                for finding in report.checks.violations_of(check) {
+                    counts.violations += 1;
+                    if counts.examples.len() < CheckCounts::EXAMPLES {
+                        counts.examples.push(finding.clone());
+                    }
+                }
+            }
+        }
         if t.start.saturating_duration_since(t.intended_start) > LATE_AFTER {
             self.late_starts += 1;
         }
@@ -227,6 +242,9 @@ impl Metrics {
         };
         sum(&mut self.failures, &other.failures);
         sum(&mut self.hubs, &other.hubs);
+        for (id, counts) in &other.conformance {
+            self.conformance.entry(id).or_default().add(counts);
+        }
         for (source, counts) in &other.sources {
             self.sources.entry(source.clone()).or_default().add(counts);
         }
@@ -295,6 +313,7 @@ impl Metrics {
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),
             source_addresses: self.sources.clone(),
+            conformance: self.conformance.iter().map(|(id, c)| (id.to_string(), c.clone())).collect(),
             stray_replies: self.stray_replies,
             early_requests: self.early_requests,
             late_starts: self.late_starts,
@@ -343,6 +362,27 @@ impl PhaseStats {
             p999_us: h.value_at_quantile(0.999),
             max_us: h.max(),
         }
+    }
+}
+
+/// One passive check over a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCounts {
+    /// Flows on which the check was evaluated.
+    pub flows: u64,
+    pub violations: u64,
+    /// The first few violations, with their evidence.
+    pub examples: Vec<Finding>,
+}
+
+impl CheckCounts {
+    const EXAMPLES: usize = 3;
+
+    fn add(&mut self, other: &CheckCounts) {
+        self.flows += other.flows;
+        self.violations += other.violations;
+        let room = Self::EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.iter().take(room).cloned());
     }
 }
 
@@ -406,6 +446,8 @@ pub struct Summary {
     pub hubs: BTreeMap<String, u64>,
     /// Connections and errors per source address (when a pool is configured).
     pub source_addresses: BTreeMap<String, SourceCounts>,
+    /// Passive conformance checks by ID: flows checked, violations, first examples.
+    pub conformance: BTreeMap<String, CheckCounts>,
     pub stray_replies: u64,
     /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
     pub early_requests: u64,
@@ -443,6 +485,7 @@ mod tests {
             stray_replies: 0,
             source_address: None,
             early_requests: 0,
+            checks: Default::default(),
         }
     }
 

@@ -16,15 +16,10 @@ use rumqttc::mqttbytes::v4::{
 
 use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation};
 use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
+use crate::conformance::passive::{CheckLog, RequestKind};
 use crate::messages::{OperationStatus, ReplyBody};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RequestKind {
-    Register,
-    Poll,
-}
 
 #[derive(Debug)]
 struct Request {
@@ -98,6 +93,7 @@ impl Flow {
                 stray_replies: 0,
                 source_address: None,
                 early_requests: 0,
+                checks: CheckLog::default(),
             },
         };
         flow.report.source_address = source_address;
@@ -207,6 +203,7 @@ impl Flow {
         match (self.state, packet) {
             (State::AwaitConnAck, Packet::ConnAck(connack)) => {
                 self.report.timings.connack = Some(now);
+                self.report.checks.connack(connack.session_present);
                 if connack.code != ConnectReturnCode::Success {
                     return self.fail(now, FailureKind::Refused(connack.code as u8));
                 }
@@ -214,6 +211,11 @@ impl Flow {
             }
             (State::AwaitSubAck { packet_id }, Packet::SubAck(suback)) if suback.pkid == packet_id => {
                 self.report.timings.suback = Some(now);
+                let granted = match suback.return_codes.first() {
+                    Some(SubscribeReasonCode::Success(qos)) => Some(*qos),
+                    _ => None,
+                };
+                self.report.checks.suback(granted);
                 if suback.return_codes.contains(&SubscribeReasonCode::Failure) {
                     return self.fail(now, FailureKind::SubscribeRefused);
                 }
@@ -223,9 +225,12 @@ impl Flow {
                 if publish.qos != QoS::AtMostOnce {
                     self.push(now, Packet::PubAck(PubAck::new(publish.pkid)));
                 }
+                let request = self.outstanding.as_ref().filter(|_| self.state == State::AwaitReply);
+                self.report.checks.reply(&publish, request.map(|r| (r.rid.as_str(), r.kind)));
                 self.handle_reply(now, &publish);
             }
-            (_, Packet::PubAck(_) | Packet::PingResp) => {}
+            (_, Packet::PubAck(ack)) => self.report.checks.puback(ack.pkid),
+            (_, Packet::PingResp) => {}
             _ => self.fail(now, FailureKind::ProtocolViolation(Violation::UnexpectedPacket)),
         }
     }
@@ -282,6 +287,7 @@ impl Flow {
         if publish.qos != QoS::AtMostOnce {
             publish.pkid = self.packet_id();
         }
+        self.report.checks.request_sent(publish.qos, publish.pkid);
         self.push(now, Packet::Publish(publish));
         self.outstanding = Some(Request { kind, rid, sent_at: now });
         self.state = State::AwaitReply;
@@ -293,8 +299,10 @@ impl Flow {
             Ok(reply) => reply,
             Err(_) => return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyTopic)),
         };
-        // A reply must answer the request in flight; others are ignored, as every SDK does.
-        let matches = self.outstanding.as_ref().is_some_and(|r| reply.rid == Some(r.rid.as_str()));
+        // A reply must answer the request in flight; others are ignored, as every SDK does. A
+        // conformance probe takes any reply (the wrong $rid is DPS-TOPIC-002's finding alone).
+        let lenient = self.settings.lenient_rid;
+        let matches = self.outstanding.as_ref().is_some_and(|r| lenient || reply.rid == Some(r.rid.as_str()));
         if self.state != State::AwaitReply || !matches {
             self.report.stray_replies += 1;
             return;

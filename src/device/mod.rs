@@ -77,6 +77,9 @@ pub struct FlowSettings {
     pub poll_body: PollBody,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
+    /// Take any reply as the answer to the request in flight, whatever its `$rid` (conformance
+    /// probes, so a wrong `$rid` is one finding, not a timeout). SDKs drop such replies.
+    pub lenient_rid: bool,
 }
 
 impl Default for FlowSettings {
@@ -92,6 +95,7 @@ impl Default for FlowSettings {
             poll_body: PollBody::Empty,
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
+            lenient_rid: false,
         }
     }
 }

@@ -180,4 +180,6 @@ pub struct FlowReport {
     /// Requests sent before the previous reply's `retry-after` had passed. Always 0 for the
     /// dpsbench profile (anything else is a harness bug); SDK profiles may do it on purpose.
     pub early_requests: u32,
+    /// What the passive conformance checks found on this flow's packets.
+    pub checks: crate::conformance::CheckLog,
 }

@@ -1,0 +1,345 @@
+//! Passive checks: evaluated on every packet of a device flow, without sending anything extra.
+//!
+//! Sans IO. `device::flow` reports what it sent and received; [`CheckLog`] records which checks
+//! were evaluated and every violation with its evidence (topic, body excerpt). Evidence never
+//! holds secrets: topics and bodies carry none.
+
+use rumqttc::mqttbytes::v4::Publish;
+
+use super::{Finding, excerpt};
+use crate::messages::{ErrorBody, OperationStatus, RegistrationOperationStatus};
+use crate::mqtt::QoS;
+use crate::topics::{RESPONSE_PREFIX, ReplyTopic};
+
+/// The passive checks, each mapped to its catalogue ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PassiveCheck {
+    SessionPresent,
+    ReplyQos,
+    PubackFirst,
+    TopicForm,
+    RidEcho,
+    RidFirst,
+    RetryAfter,
+    RegisterAccepted,
+    PollStatus,
+    OperationIdStable,
+    BodySchema,
+    NoUnassigned,
+}
+
+impl PassiveCheck {
+    pub const ALL: [PassiveCheck; 12] = [
+        Self::SessionPresent,
+        Self::ReplyQos,
+        Self::PubackFirst,
+        Self::TopicForm,
+        Self::RidEcho,
+        Self::RidFirst,
+        Self::RetryAfter,
+        Self::RegisterAccepted,
+        Self::PollStatus,
+        Self::OperationIdStable,
+        Self::BodySchema,
+        Self::NoUnassigned,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::SessionPresent => "DPS-MQTT-001",
+            Self::ReplyQos => "DPS-MQTT-004",
+            Self::PubackFirst => "DPS-MQTT-005",
+            Self::TopicForm => "DPS-TOPIC-001",
+            Self::RidEcho => "DPS-TOPIC-002",
+            Self::RidFirst => "DPS-TOPIC-003",
+            Self::RetryAfter => "DPS-TOPIC-004",
+            Self::RegisterAccepted => "DPS-FLOW-001",
+            Self::PollStatus => "DPS-FLOW-002",
+            Self::OperationIdStable => "DPS-FLOW-003",
+            Self::BodySchema => "DPS-BODY-001",
+            Self::NoUnassigned => "DPS-BODY-002",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u8)
+    }
+}
+
+/// Which request a reply answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Register,
+    Poll,
+}
+
+/// What one flow's passive checks found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckLog {
+    evaluated: u16,
+    pub violations: Vec<Finding>,
+    /// State carried between packets.
+    operation_id: Option<String>,
+    final_status: bool,
+    granted_qos: Option<QoS>,
+    /// Packet id of a QoS 1 request not yet PUBACKed.
+    awaiting_puback: Option<u16>,
+}
+
+impl CheckLog {
+    /// Whether `check` was evaluated at least once.
+    pub fn evaluated(&self, check: PassiveCheck) -> bool {
+        self.evaluated & check.bit() != 0
+    }
+
+    /// Violations of `check`.
+    pub fn violations_of(&self, check: PassiveCheck) -> impl Iterator<Item = &Finding> {
+        self.violations.iter().filter(move |f| f.check == check.id())
+    }
+
+    fn verdict(&mut self, check: PassiveCheck, ok: bool, evidence: impl FnOnce() -> String) {
+        self.evaluated |= check.bit();
+        if !ok {
+            self.violations.push(Finding { check: check.id().to_string(), evidence: evidence() });
+        }
+    }
+
+    pub fn connack(&mut self, session_present: bool) {
+        self.verdict(PassiveCheck::SessionPresent, !session_present, || "CONNACK SessionPresent = 1".into());
+    }
+
+    pub fn suback(&mut self, granted: Option<QoS>) {
+        self.granted_qos = granted;
+    }
+
+    pub fn request_sent(&mut self, qos: QoS, packet_id: u16) {
+        self.awaiting_puback = (qos == QoS::AtLeastOnce).then_some(packet_id);
+    }
+
+    pub fn puback(&mut self, packet_id: u16) {
+        if self.awaiting_puback == Some(packet_id) {
+            self.awaiting_puback = None;
+        }
+    }
+
+    /// A reply arrived for the request in flight (`rid`, `kind`), or with none in flight.
+    pub fn reply(&mut self, publish: &Publish, request: Option<(&str, RequestKind)>) {
+        let topic = publish.topic.as_str();
+        let evidence = || format!("topic {topic}, body {}", excerpt(&publish.payload));
+        if self.granted_qos == Some(QoS::AtLeastOnce) {
+            self.verdict(PassiveCheck::ReplyQos, publish.qos == QoS::AtLeastOnce, || {
+                format!("reply at {:?} on a QoS 1 subscription: {}", publish.qos, evidence())
+            });
+        }
+        if request.is_some() {
+            let unacknowledged = self.awaiting_puback.take();
+            self.verdict(PassiveCheck::PubackFirst, unacknowledged.is_none(), || {
+                format!(
+                    "reply arrived before the PUBACK of request packet {}: {}",
+                    unacknowledged.unwrap_or(0),
+                    evidence()
+                )
+            });
+        }
+        let query = topic.strip_prefix(RESPONSE_PREFIX).and_then(|rest| rest.split_once("/?")).map(|(_, q)| q);
+        let status =
+            topic.strip_prefix(RESPONSE_PREFIX).and_then(|rest| rest.get(..3)).and_then(|s| s.parse::<u16>().ok());
+        if let (Some(query), Some(status)) = (query, status)
+            && matches!(status, 202 | 429)
+        {
+            let retry_after = query.split('&').find_map(|p| {
+                let (name, value) = p.split_once('=')?;
+                name.eq_ignore_ascii_case("retry-after").then_some(value)
+            });
+            self.verdict(PassiveCheck::RetryAfter, retry_after.is_some_and(|v| v.parse::<u32>().is_ok()), || {
+                format!("retry-after missing or not numeric on {status}: {}", evidence())
+            });
+        }
+        // Judged without retry-after, which DPS-TOPIC-004 covers.
+        let lenient: String = match query {
+            Some(q) => {
+                let kept: Vec<&str> =
+                    q.split('&').filter(|p| !p.to_ascii_lowercase().starts_with("retry-after=")).collect();
+                format!("{}?{}", &topic[..topic.len() - q.len() - 1], kept.join("&"))
+            }
+            None => topic.to_string(),
+        };
+        let parsed = ReplyTopic::parse(&lenient);
+        self.verdict(PassiveCheck::TopicForm, parsed.is_ok(), || format!("malformed reply topic: {}", evidence()));
+        let Ok(reply) = parsed else { return };
+        if let Some((rid, _)) = request {
+            self.verdict(PassiveCheck::RidEcho, reply.rid == Some(rid), || {
+                format!("request $rid={rid}, reply {}", evidence())
+            });
+        }
+        self.verdict(PassiveCheck::RidFirst, query.is_some_and(|q| q.starts_with("$rid=")), || {
+            format!("$rid is not first: {}", evidence())
+        });
+        self.body(reply.status, &publish.payload, request.map(|(_, kind)| kind), &evidence);
+    }
+
+    fn body(&mut self, status: u16, payload: &[u8], kind: Option<RequestKind>, evidence: &dyn Fn() -> String) {
+        if !(200..300).contains(&status) {
+            let parsed = serde_json::from_slice::<ErrorBody>(payload);
+            self.verdict(PassiveCheck::BodySchema, parsed.is_ok(), || {
+                format!("error body does not parse: {}", evidence())
+            });
+            return;
+        }
+        let operation = serde_json::from_slice::<RegistrationOperationStatus>(payload);
+        let schema_problem = match &operation {
+            Err(e) => Some(format!("not a RegistrationOperationStatus ({e})")),
+            Ok(op) => schema_problem(op),
+        };
+        self.verdict(PassiveCheck::BodySchema, schema_problem.is_none(), || {
+            format!("{}: {}", schema_problem.clone().unwrap_or_default(), evidence())
+        });
+        let Ok(operation) = operation else { return };
+        self.verdict(PassiveCheck::NoUnassigned, operation.status != OperationStatus::Unassigned, || {
+            format!("status unassigned over MQTT: {}", evidence())
+        });
+        match kind {
+            Some(RequestKind::Register) => {
+                let ok = status == 202
+                    && operation.status == OperationStatus::Assigning
+                    && !operation.operation_id.is_empty();
+                self.verdict(PassiveCheck::RegisterAccepted, ok, || format!("register answered: {}", evidence()));
+            }
+            Some(RequestKind::Poll) => {
+                let expected = if operation.status == OperationStatus::Assigning { 202 } else { 200 };
+                self.verdict(PassiveCheck::PollStatus, status == expected, || {
+                    format!("poll answered {status} with status {}: {}", operation.status.as_str(), evidence())
+                });
+            }
+            None => {}
+        }
+        if !operation.operation_id.is_empty() {
+            match &self.operation_id {
+                Some(known) => {
+                    let (known, got) = (known.clone(), operation.operation_id.clone());
+                    self.verdict(PassiveCheck::OperationIdStable, known == got, || {
+                        format!("operationId changed from {known} to {got}")
+                    });
+                }
+                None => self.operation_id = Some(operation.operation_id.clone()),
+            }
+        }
+        self.final_status |= operation.status.is_final();
+    }
+}
+
+/// What a 2xx body lacks for its status, if anything.
+fn schema_problem(op: &RegistrationOperationStatus) -> Option<String> {
+    let state = op.registration_state.as_ref();
+    match op.status {
+        OperationStatus::Assigning if op.operation_id.is_empty() => Some("assigning without operationId".into()),
+        OperationStatus::Assigned => {
+            let state = state?;
+            (state.assigned_hub.is_none() || state.device_id.is_none())
+                .then(|| "assigned without registrationState.assignedHub and deviceId".into())
+        }
+        OperationStatus::Failed if state.and_then(|s| s.error_code).is_none() => {
+            Some("failed without registrationState.errorCode".into())
+        }
+        _ => None,
+    }
+    .or_else(|| {
+        (op.status == OperationStatus::Assigned && state.is_none()).then(|| "assigned without registrationState".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topics::reply_topic;
+
+    fn publish(topic: &str, qos: QoS, body: &str) -> Publish {
+        let mut p = Publish::new(topic, qos, body.as_bytes().to_vec());
+        p.pkid = 5;
+        p
+    }
+
+    const ASSIGNING: &str = r#"{"operationId":"4.abc.1","status":"assigning"}"#;
+    const ASSIGNED: &str = r#"{"operationId":"4.abc.1","status":"assigned","registrationState":{"assignedHub":"h","deviceId":"d","status":"assigned"}}"#;
+
+    fn ids(log: &CheckLog) -> Vec<&str> {
+        log.violations.iter().map(|f| f.check.as_str()).collect()
+    }
+
+    #[test]
+    fn a_conformant_exchange_evaluates_every_check_without_violation() {
+        let mut log = CheckLog::default();
+        log.connack(false);
+        log.suback(Some(QoS::AtLeastOnce));
+        log.request_sent(QoS::AtLeastOnce, 2);
+        log.puback(2);
+        log.reply(
+            &publish(&reply_topic(202, "1", Some(3)), QoS::AtLeastOnce, ASSIGNING),
+            Some(("1", RequestKind::Register)),
+        );
+        log.request_sent(QoS::AtLeastOnce, 3);
+        log.puback(3);
+        log.reply(&publish(&reply_topic(200, "2", None), QoS::AtLeastOnce, ASSIGNED), Some(("2", RequestKind::Poll)));
+        assert_eq!(ids(&log), Vec::<&str>::new());
+        for check in PassiveCheck::ALL {
+            assert!(log.evaluated(check), "{check:?} not evaluated");
+        }
+    }
+
+    #[test]
+    fn each_deviation_is_caught_by_its_check_alone() {
+        let cases: [(&str, QoS, &str, bool, &str); 9] = [
+            ("$dps/registrations/res/202/?$rid=9&retry-after=3", QoS::AtLeastOnce, ASSIGNING, true, "DPS-TOPIC-002"),
+            ("$dps/registrations/res/202/?retry-after=3&$rid=1", QoS::AtLeastOnce, ASSIGNING, true, "DPS-TOPIC-003"),
+            ("$dps/registrations/res/202/?$rid=1", QoS::AtLeastOnce, ASSIGNING, true, "DPS-TOPIC-004"),
+            ("$dps/registrations/res/202/?$rid=1&retry-after=soon", QoS::AtLeastOnce, ASSIGNING, true, "DPS-TOPIC-004"),
+            ("$dps/registrations/res/202/?$rid=1&retry-after=3", QoS::AtMostOnce, ASSIGNING, true, "DPS-MQTT-004"),
+            ("$dps/registrations/res/202/?$rid=1&retry-after=3", QoS::AtLeastOnce, ASSIGNING, false, "DPS-MQTT-005"),
+            ("$dps/registrations/res/200/?$rid=1", QoS::AtLeastOnce, ASSIGNING, true, "DPS-FLOW-001"),
+            (
+                "$dps/registrations/res/202/?$rid=1&retry-after=3",
+                QoS::AtLeastOnce,
+                r#"{"operationId":"4.a.1","status":"unassigned"}"#,
+                true,
+                "DPS-BODY-002",
+            ),
+            ("$dps/registrations/res/2x2/?$rid=1", QoS::AtLeastOnce, ASSIGNING, true, "DPS-TOPIC-001"),
+        ];
+        for (topic, qos, body, pubacked, expected) in cases {
+            let mut log = CheckLog::default();
+            log.suback(Some(QoS::AtLeastOnce));
+            log.request_sent(QoS::AtLeastOnce, 2);
+            if pubacked {
+                log.puback(2);
+            }
+            log.reply(&publish(topic, qos, body), Some(("1", RequestKind::Register)));
+            let found = ids(&log);
+            // An unassigned register reply is also not "202 assigning".
+            let allowed: &[&str] =
+                if expected == "DPS-BODY-002" { &["DPS-BODY-002", "DPS-FLOW-001"] } else { &[expected] };
+            assert!(
+                found.contains(&expected) && found.iter().all(|f| allowed.contains(f)),
+                "{topic} {body}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn operation_id_changes_and_bad_bodies_are_caught() {
+        let mut log = CheckLog::default();
+        log.reply(
+            &publish(&reply_topic(202, "1", Some(1)), QoS::AtLeastOnce, ASSIGNING),
+            Some(("1", RequestKind::Register)),
+        );
+        let moved = r#"{"operationId":"4.abc.2","status":"assigning"}"#;
+        log.reply(&publish(&reply_topic(202, "2", Some(1)), QoS::AtLeastOnce, moved), Some(("2", RequestKind::Poll)));
+        assert_eq!(ids(&log), ["DPS-FLOW-003"]);
+        let no_hub = r#"{"operationId":"4.abc.1","status":"assigned","registrationState":{"deviceId":"d"}}"#;
+        log.reply(&publish(&reply_topic(200, "3", None), QoS::AtLeastOnce, no_hub), Some(("3", RequestKind::Poll)));
+        assert_eq!(ids(&log), ["DPS-FLOW-003", "DPS-BODY-001"]);
+        assert!(log.violations[1].evidence.contains("assignedHub"), "{:?}", log.violations[1]);
+        log.connack(true);
+        assert_eq!(ids(&log).last(), Some(&"DPS-MQTT-001"));
+    }
+}
