@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::deviations::Deviations;
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 
 /// The file format of `dpsbench emulator --config FILE`.
@@ -33,6 +34,9 @@ pub struct EmulatorConfig {
     pub quota: Option<QuotaConfig>,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Deliberate deviations from DPS, for proving conformance checks can fail.
+    #[serde(default)]
+    pub deviations: Deviations,
 }
 
 fn default_retry_after() -> u32 {
@@ -129,6 +133,7 @@ pub struct ServiceConfig {
     pub groups: Vec<GroupEnrollment>,
     pub individuals: Vec<IndividualEnrollment>,
     pub quota: Option<QuotaConfig>,
+    pub deviations: Deviations,
 }
 
 impl ServiceConfig {
@@ -143,6 +148,7 @@ impl ServiceConfig {
             groups: vec![GroupEnrollment { name: "default".into(), primary: group_key, secondary: None }],
             individuals: Vec::new(),
             quota: None,
+            deviations: Deviations::default(),
         }
     }
 }
@@ -209,6 +215,7 @@ impl EmulatorConfig {
             groups,
             individuals,
             quota: self.quota,
+            deviations: self.deviations.clone(),
         })
     }
 }

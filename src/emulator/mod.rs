@@ -5,9 +5,11 @@
 //! in-process on `127.0.0.1:0`; `dpsbench emulator` serves it standalone.
 
 pub mod config;
+pub mod deviations;
 pub mod server;
 pub mod service;
 
 pub use config::{EmulatorConfig, ServiceConfig};
+pub use deviations::Deviations;
 pub use server::{EmulatorHandle, bind, spawn};
 pub use service::{Service, ServiceStats, Session};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -59,6 +60,9 @@ pub fn spawn(
 ) -> std::io::Result<EmulatorHandle> {
     let address = listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
+    if let Some(plain) = service.config().deviations.plain_listen {
+        tokio::spawn(serve_plain(bind(plain)?, service.clone(), signal.clone()));
+    }
     let task = tokio::spawn(serve(listener, service.clone(), TlsAcceptor::from(tls), signal));
     Ok(EmulatorHandle { address, service, shutdown, task })
 }
@@ -87,9 +91,41 @@ pub async fn serve(
     }
 }
 
-async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, mut shutdown: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
+        return serve_mqtt(stream, service, shutdown).await;
+    }
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+    serve_mqtt(stream, service, shutdown).await;
+}
+
+/// Whether the first byte is an MQTT CONNECT (0x10) rather than a TLS record (0x16).
+async fn starts_with_plain_connect(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await, Ok(Ok(1)) if first[0] == 0x10)
+}
+
+/// Serves plain MQTT (no TLS) on `listener`: only for the `plain_listen` deviation.
+pub async fn serve_plain(listener: TcpListener, service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_mqtt(stream, service.clone(), shutdown.clone()));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+async fn serve_mqtt<S>(stream: S, service: Arc<Service>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut framed = Framed::new(stream);
     let mut session = Session::new();
     loop {

@@ -56,6 +56,8 @@ struct Operation {
     /// Canonical registration ID of the device that registered.
     device: String,
     ready_at: Instant,
+    /// A final status was sent (for the `status_backwards` deviation).
+    reported_final: bool,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +65,8 @@ struct Registry {
     records: HashMap<String, Record>,
     operations: HashMap<String, Operation>,
     registers_since_prune: u32,
+    /// Devices whose subscription a deviating emulator keeps across reconnects.
+    kept_subscriptions: std::collections::HashSet<String>,
 }
 
 /// How long an operation stays pollable after its assignment.
@@ -214,7 +218,9 @@ impl Service {
                 last_updated: timestamp,
                 etag,
             });
-        registry.operations.insert(operation_id.clone(), Operation { device: canonical, ready_at });
+        registry
+            .operations
+            .insert(operation_id.clone(), Operation { device: canonical, ready_at, reported_final: false });
         operation_id
     }
 
@@ -226,9 +232,11 @@ impl Service {
         now: Instant,
     ) -> Option<RegistrationOperationStatus> {
         let canonical = registration_id.canonical();
-        let registry = self.lock();
-        let operation = registry.operations.get(operation_id).filter(|op| op.device == canonical)?;
-        if now < operation.ready_at {
+        let mut registry = self.lock();
+        let operation = registry.operations.get_mut(operation_id).filter(|op| op.device == canonical)?;
+        let backwards = self.config.deviations.status_backwards && operation.reported_final;
+        operation.reported_final = now >= operation.ready_at;
+        if now < operation.ready_at || backwards {
             return Some(RegistrationOperationStatus {
                 operation_id: operation_id.to_string(),
                 status: OperationStatus::Assigning,
@@ -240,7 +248,7 @@ impl Service {
             });
         }
         let record = registry.records.get(&canonical)?;
-        Some(RegistrationOperationStatus {
+        let mut status = RegistrationOperationStatus {
             operation_id: operation_id.to_string(),
             status: OperationStatus::Assigned,
             registration_state: Some(RegistrationState {
@@ -254,7 +262,17 @@ impl Service {
                 etag: Some(record.etag.clone()),
                 ..Default::default()
             }),
-        })
+        };
+        self.config.deviations.final_status(&mut status);
+        Some(status)
+    }
+
+    fn keep_subscription(&self, canonical: String) {
+        self.lock().kept_subscriptions.insert(canonical);
+    }
+
+    fn kept_subscription(&self, canonical: &str) -> bool {
+        self.lock().kept_subscriptions.contains(canonical)
     }
 }
 
@@ -280,7 +298,7 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SessionState {
     AwaitConnect,
-    Connected { registration_id: RegistrationId, authorized: bool },
+    Connected { registration_id: RegistrationId, authorized: bool, clean_session: bool },
 }
 
 /// One device connection's protocol state.
@@ -319,7 +337,7 @@ impl Session {
             (SessionState::AwaitConnect, Packet::Connect(connect)) => self.connect(service, connect, wall),
             // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
             (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
-            (_, Packet::Subscribe(subscribe)) => self.subscribe(subscribe),
+            (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
             (_, Packet::Unsubscribe(unsubscribe)) => {
                 if unsubscribe.topics.iter().any(|t| t == topics::RESPONSE_FILTER) {
                     self.reply_qos = None;
@@ -343,30 +361,47 @@ impl Session {
         if connect.protocol != Protocol::V4 {
             return refuse(ConnectReturnCode::RefusedProtocolVersion);
         }
-        let Some(registration_id) = registration_from_username(service, &connect) else {
+        let deviations = &service.config.deviations;
+        let Some(registration_id) = registration_from_username(service, &connect, deviations.accept_client_id_mismatch)
+        else {
             return refuse(ConnectReturnCode::NotAuthorized);
         };
         let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
-        let authorized = service.authenticate(&registration_id, password, now_unix);
+        let authorized = deviations.accept_any_password || service.authenticate(&registration_id, password, now_unix);
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
             return refuse(ConnectReturnCode::NotAuthorized);
         }
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
-        self.state = SessionState::Connected { registration_id, authorized };
+        if deviations.keep_subscriptions
+            && !connect.clean_session
+            && service.kept_subscription(&registration_id.canonical())
+        {
+            self.reply_qos = Some(QoS::AtLeastOnce);
+        }
+        self.state = SessionState::Connected { registration_id, authorized, clean_session: connect.clean_session };
         // DPS keeps no sessions: SessionPresent is 0 whatever CleanSession said.
-        Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)))
+        Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, deviations.session_present)))
     }
 
-    fn subscribe(&mut self, subscribe: Subscribe) -> Response {
+    fn subscribe(&mut self, service: &Service, subscribe: Subscribe) -> Response {
+        let deviations = &service.config.deviations;
         let codes = subscribe
             .filters
             .iter()
             .map(|filter| {
+                let capped = if filter.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                let granted = if deviations.grant_qos2 { filter.qos } else { capped };
                 if filter.path == topics::RESPONSE_FILTER {
-                    let granted = if filter.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-                    self.reply_qos = Some(granted);
+                    self.reply_qos = Some(capped);
+                    if let SessionState::Connected { registration_id, clean_session: false, .. } = &self.state
+                        && deviations.keep_subscriptions
+                    {
+                        service.keep_subscription(registration_id.canonical());
+                    }
+                    SubscribeReasonCode::Success(granted)
+                } else if deviations.accept_other_filters {
                     SubscribeReasonCode::Success(granted)
                 } else {
                     SubscribeReasonCode::Failure
@@ -377,21 +412,25 @@ impl Session {
     }
 
     fn publish(&mut self, service: &Service, publish: Publish, now: Instant, wall: SystemTime) -> Response {
-        let SessionState::Connected { registration_id, authorized } = &self.state else {
+        let SessionState::Connected { registration_id, authorized, .. } = &self.state else {
             return Response::close_after(None);
         };
         if publish.qos == QoS::ExactlyOnce {
             return Response::close_after(None);
         }
+        let deviations = &service.config.deviations;
+        let puback = (publish.qos == QoS::AtLeastOnce).then(|| Packet::PubAck(PubAck::new(publish.pkid)));
         // Only the documented topics exist; anything else ends the connection.
         let Ok(request) = RequestTopic::parse(&publish.topic) else {
-            return Response::close_after(None);
+            return match puback {
+                Some(ack) if deviations.accept_undocumented_topics => Response::send(ack),
+                None if deviations.accept_undocumented_topics => Response::default(),
+                _ => Response::close_after(None),
+            };
         };
         let mut response = Response::default();
-        if publish.qos == QoS::AtLeastOnce {
-            // PUBACK goes out before the reply: C# v1 fails on any other order.
-            response.packets.push(Packet::PubAck(PubAck::new(publish.pkid)));
-        }
+        // PUBACK goes out before the reply: C# v1 fails on any other order.
+        response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
         let (status, retry_after, body) = if *authorized {
             answer(service, registration_id, request, now, wall)
         } else {
@@ -399,12 +438,14 @@ impl Session {
             (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
         };
         if let Some(qos) = self.reply_qos {
-            let mut reply = Publish::new(topics::reply_topic(status, request.rid(), retry_after), qos, body);
+            let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
+            let mut reply = Publish::new(deviations.reply_topic(status, request.rid(), retry_after), qos, body);
             if qos != QoS::AtMostOnce {
                 reply.pkid = self.packet_id();
             }
             response.packets.push(Packet::Publish(reply));
         }
+        response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
         response
     }
 
@@ -417,13 +458,13 @@ impl Session {
 
 /// The registration ID a CONNECT names, if its username has DPS's form for this scope and its
 /// clientId is the same registration ID.
-fn registration_from_username(service: &Service, connect: &Connect) -> Option<RegistrationId> {
+fn registration_from_username(service: &Service, connect: &Connect, any_client_id: bool) -> Option<RegistrationId> {
     let username = connect.login.as_ref().map(|l| l.username.as_str())?;
     let rest = username.strip_prefix(service.config.id_scope.as_str())?.strip_prefix("/registrations/")?;
     let (id, rest) = rest.split_once('/')?;
     let version = rest.strip_prefix("api-version=")?;
     let version = version.split('&').next().unwrap_or_default();
-    if version.is_empty() || !id.eq_ignore_ascii_case(&connect.client_id) {
+    if version.is_empty() || !(any_client_id || id.eq_ignore_ascii_case(&connect.client_id)) {
         return None;
     }
     RegistrationId::new(id).ok()
@@ -463,7 +504,11 @@ fn answer(
                 return throttled(seconds);
             }
             service.stats.polls.fetch_add(1, Ordering::Relaxed);
-            match service.operation_status(registration_id, operation_id, now) {
+            let status = service.operation_status(registration_id, operation_id, now).map(|mut status| {
+                service.config.deviations.poll_operation_id(&mut status);
+                status
+            });
+            match status {
                 Some(status) if status.status == OperationStatus::Assigning => (202, Some(retry_after), json(&status)),
                 Some(status) => {
                     service.stats.assigned.fetch_add(1, Ordering::Relaxed);
