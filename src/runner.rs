@@ -25,7 +25,7 @@ use crate::device::{DeviceIdentity, FlowSettings, RetryProfile, Target, run_devi
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
 use crate::metrics::{IntervalStats, Metrics, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
-use crate::tls::{self, ServerIdentity, TlsVersions};
+use crate::tls::{self, TlsVersions};
 
 /// Identifies the format of `summary.json`; bump on incompatible changes.
 pub const SUMMARY_SCHEMA: &str = "dpsbench.summary/v1";
@@ -45,8 +45,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub enum RunError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("cannot start the embedded emulator: {0}")]
-    Emulator(std::io::Error),
+    #[error(transparent)]
+    Emulator(#[from] emulator::StartError),
     #[error("cannot resolve target host {host}: {reason}")]
     Resolve { host: String, reason: String },
     #[error("target {address} is unreachable: {reason}")]
@@ -267,21 +267,13 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
-            let identity = ServerIdentity::generate(&[])?;
-            let listener = emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(RunError::Emulator)?;
-            let handle = emulator::spawn(
-                listener,
-                Arc::new(Service::new(config)),
-                identity.server_config(TlsVersions::Tls12Only)?,
-            )
-            .map_err(RunError::Emulator)?;
-            let roots = tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
+            let emulator = emulator::start_on_loopback(config)?;
             let target = Target {
-                address: handle.address,
+                address: emulator.handle.address,
                 server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
-                tls: tls::client_config(roots, TlsVersions::Tls12Only)?,
+                tls: tls::client_config(emulator.roots, TlsVersions::Tls12Only)?,
             };
-            Ok(PreparedTarget { target, kind: "embedded", emulator: Some(handle) })
+            Ok(PreparedTarget { target, kind: "embedded", emulator: Some(emulator.handle) })
         }
         TargetPlan::Dps { host, port, ca_pem, ca_path, server_name } => {
             let address = resolve(host, *port).await?;
@@ -613,6 +605,7 @@ impl Starts {
 mod tests {
     use super::*;
     use crate::scenario::ScenarioFile;
+    use crate::tls::ServerIdentity;
 
     fn plan(target: &str, rest: &str) -> Plan {
         let text = format!("name = \"t\"\n[target]\n{target}\n{rest}");

@@ -45,15 +45,19 @@ pub enum TlsVersions {
     Tls12Only,
     /// TLS 1.2 and 1.3.
     Tls12And13,
+    /// TLS 1.3 only (conformance probes: DPS must refuse it).
+    Tls13Only,
 }
 
 impl TlsVersions {
     fn list(self) -> &'static [&'static SupportedProtocolVersion] {
         static TLS12_ONLY: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
         static TLS12_AND_13: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS12, &rustls::version::TLS13];
+        static TLS13_ONLY: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
         match self {
             TlsVersions::Tls12Only => &TLS12_ONLY,
             TlsVersions::Tls12And13 => &TLS12_AND_13,
+            TlsVersions::Tls13Only => &TLS13_ONLY,
         }
     }
 }

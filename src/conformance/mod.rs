@@ -8,6 +8,9 @@
 
 pub mod catalogue;
 pub mod passive;
+pub mod probes;
+pub mod report;
+pub mod suite;
 
 use serde::{Deserialize, Serialize};
 

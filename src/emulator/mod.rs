@@ -11,5 +11,5 @@ pub mod service;
 
 pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
-pub use server::{EmulatorHandle, bind, spawn};
+pub use server::{EmulatorHandle, LoopbackEmulator, StartError, bind, spawn, start_on_loopback};
 pub use service::{Service, ServiceStats, Session};

@@ -67,6 +67,33 @@ pub fn spawn(
     Ok(EmulatorHandle { address, service, shutdown, task })
 }
 
+/// An emulator started in-process on `127.0.0.1` (a free port) with a CA generated for it, and
+/// the roots a client needs to trust it.
+pub struct LoopbackEmulator {
+    pub handle: EmulatorHandle,
+    pub roots: rustls::RootCertStore,
+    pub ca_pem: String,
+}
+
+/// Starts `config` on `127.0.0.1:0` with a freshly generated CA, TLS 1.2 only.
+pub fn start_on_loopback(config: super::ServiceConfig) -> Result<LoopbackEmulator, StartError> {
+    let identity = crate::tls::ServerIdentity::generate(&[])?;
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let server_config = identity.server_config(crate::tls::TlsVersions::Tls12Only)?;
+    let handle = spawn(listener, Arc::new(Service::new(config)), server_config)?;
+    let roots = crate::tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
+    Ok(LoopbackEmulator { handle, roots, ca_pem: identity.ca_pem().to_string() })
+}
+
+/// Why an in-process emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the embedded emulator: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
 /// Accepts connections until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,

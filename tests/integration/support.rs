@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use dpsbench::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 use dpsbench::device::{DeviceIdentity, FlowSettings, Target, Timeouts};
-use dpsbench::emulator::{self, EmulatorHandle, Service, ServiceConfig};
-use dpsbench::tls::{self, ServerIdentity, TlsVersions};
+use dpsbench::emulator::{self, EmulatorHandle, ServiceConfig};
+use dpsbench::tls::{self, TlsVersions};
 
 pub const SCOPE: &str = "0ne00TEST01";
 
@@ -26,12 +26,9 @@ pub fn start_emulator(edit: impl FnOnce(&mut ServiceConfig)) -> Emulator {
     config.retry_after_seconds = 0;
     config.assign_delay = Duration::ZERO;
     edit(&mut config);
-    let identity = ServerIdentity::generate(&[]).unwrap();
-    let listener = emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    let server_config = identity.server_config(TlsVersions::Tls12Only).unwrap();
-    let handle = emulator::spawn(listener, Arc::new(Service::new(config)), server_config).unwrap();
-    let target = target_for(handle.address, identity.ca_pem());
-    Emulator { handle, target, group_key, ca_pem: identity.ca_pem().to_string() }
+    let started = emulator::start_on_loopback(config).unwrap();
+    let target = target_for(started.handle.address, &started.ca_pem);
+    Emulator { handle: started.handle, target, group_key, ca_pem: started.ca_pem }
 }
 
 pub fn target_for(address: SocketAddr, ca_pem: &str) -> Target {

@@ -1,6 +1,8 @@
 //! The command line: clap definitions and one handler per command. The only layer that uses
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
+mod conform;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,51 @@ pub enum Command {
     Keys(KeysCommand),
     /// Print a SAS token (MQTT password) for one device.
     Token(TokenArgs),
+    /// Probe a target against what the DPS MQTT documentation promises.
+    ///
+    /// Runs every check of the catalogue (transport, TLS, sessions, subscriptions, topics, the
+    /// registration lifecycle with every passive check, authentication, throttling), each within
+    /// its own deadline, and writes conformance.junit.xml, conformance.md and conformance.json.
+    /// Without --target it starts the embedded emulator. Exit status: 0 when every must-check
+    /// passes, 1 when any fails, 2 when the suite could not run.
+    Conform(ConformArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConformArgs {
+    /// The target, mqtts://HOST[:PORT] (port 8883 by default) [default: the embedded emulator].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// PEM file of the CA that signs the target's certificate (required with --target).
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// The target's ID scope (required with --target).
+    #[arg(long, value_name = "S")]
+    pub id_scope: Option<String>,
+    /// Environment variable holding the enrollment group key the probe devices derive theirs from.
+    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY")]
+    pub key_env: String,
+    /// Folder for the three reports.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// TOML file of waived checks: [[waiver]] check = "DPS-..." reason = "...".
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
+    /// Skip the probes that create registrations (billable on a real DPS instance).
+    #[arg(long)]
+    pub exclude_billable: bool,
+    /// The plain-MQTT port that must not be served.
+    #[arg(long, value_name = "PORT", default_value_t = 1883)]
+    pub plain_port: u16,
+    /// Most registrations the throttling probe sends while looking for a 429.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub throttle_requests: u32,
+    /// Deadline of each step of a probe, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub deadline: u64,
+    /// Registration IDs of the probe devices start with this.
+    #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform")]
+    pub prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +164,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Emulator(args) => runtime()?.block_on(serve_emulator(args)),
         Command::Keys(KeysCommand::Derive(args)) => derive(args),
         Command::Token(args) => token(args),
+        Command::Conform(args) => runtime()?.block_on(conform::run(args)),
     }
 }
 

@@ -1,0 +1,157 @@
+//! `dpsbench conform`: resolve the target, run the suite, write the three reports.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use super::{ConformArgs, read_key};
+use crate::conformance::probes::ProbeTarget;
+use crate::conformance::report;
+use crate::conformance::suite::{self, SuiteOptions};
+use crate::credentials::{IdScope, SymmetricKey};
+use crate::emulator::{self, ServiceConfig, config::QuotaConfig};
+
+/// Registrations a minute the embedded target allows, low enough for DPS-THR-001 to see a 429.
+const EMBEDDED_QUOTA: u32 = 20;
+
+pub async fn run(args: ConformArgs) -> Result<i32> {
+    let options = SuiteOptions {
+        waivers: match &args.waivers {
+            Some(path) => load_waivers(path)?,
+            None => Default::default(),
+        },
+        exclude_billable: args.exclude_billable,
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
+    let deadline = Duration::from_secs(args.deadline.max(1));
+    let (target, embedded) = match &args.target {
+        Some(url) => (external_target(&args, url, deadline).await?, None),
+        None => {
+            let (target, emulator) = embedded_target(&args, deadline)?;
+            (target, Some(emulator))
+        }
+    };
+    if embedded.is_none() && !args.exclude_billable {
+        eprintln!(
+            "dpsbench: note: the lifecycle (DPS-FLOW-005 and the passive checks), DPS-MQTT-002, DPS-FLOW-004 and \\
+             DPS-THR-001 create registrations, billable on a real DPS instance (up to {} here); \\
+             --exclude-billable skips them",
+            args.throttle_requests + 3
+        );
+    }
+    eprintln!("dpsbench: conformance suite against {} (ID scope {})", target.address, target.id_scope);
+    let report = suite::run_suite(&target, &options).await;
+    if let Some(emulator) = embedded {
+        emulator.handle.stop().await;
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("conformance.json", &report::json(&report))?;
+    write("conformance.junit.xml", report::junit(&report).as_bytes())?;
+    write("conformance.md", report::markdown(&report).as_bytes())?;
+    print!("{}", report::table(&report));
+    println!("reports: {}", args.out.display());
+    Ok(if report.must_failures() == 0 { 0 } else { 1 })
+}
+
+fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarget, emulator::LoopbackEmulator)> {
+    let group_key = SymmetricKey::random();
+    let scope = IdScope::new(crate::scenario::EMBEDDED_ID_SCOPE).expect("the embedded scope is valid");
+    let mut config =
+        ServiceConfig::single_group(scope.clone(), vec!["hub-a.azure-devices.net".into()], group_key.clone());
+    config.retry_after_seconds = 1;
+    config.assign_delay = Duration::from_millis(1500);
+    config.quota = Some(QuotaConfig { registrations_per_minute: EMBEDDED_QUOTA, operations_per_minute: 6000 });
+    let emulator = emulator::start_on_loopback(config)?;
+    let target = ProbeTarget {
+        address: emulator.handle.address,
+        server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
+        roots: emulator.roots.clone(),
+        id_scope: scope,
+        group_key,
+        plain_port: args.plain_port,
+        prefix: args.prefix.clone(),
+        deadline,
+        throttle_requests: args.throttle_requests,
+    };
+    Ok((target, emulator))
+}
+
+async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> Result<ProbeTarget> {
+    let Some(rest) = url.strip_prefix("mqtts://") else {
+        bail!("--target {url:?}: expected mqtts://HOST[:PORT]");
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            (host, port.parse::<u16>().with_context(|| format!("--target {url:?}: {port:?} is not a port"))?)
+        }
+        _ => (rest, 8883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let Some(ca) = &args.ca else { bail!("--target needs --ca PEM (the CA that signs the target's certificate)") };
+    let Some(scope) = &args.id_scope else { bail!("--target needs --id-scope") };
+    let id_scope = IdScope::new(scope.clone()).context("--id-scope")?;
+    let group_key = read_key(&args.key_env, None)?;
+    let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
+    let roots = crate::tls::roots_from_pem(&pem, ca)?;
+    let address = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    match tokio::time::timeout(deadline, tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => bail!("target {address} is unreachable: {e}"),
+        Err(_) => bail!("target {address} is unreachable: no answer within {} s", deadline.as_secs()),
+    }
+    Ok(ProbeTarget {
+        address,
+        server_name: rustls_pki_types::ServerName::try_from(host.to_string())
+            .with_context(|| format!("{host:?} is not a TLS server name"))?,
+        roots,
+        id_scope,
+        group_key,
+        plain_port: args.plain_port,
+        prefix: args.prefix.clone(),
+        deadline,
+        throttle_requests: args.throttle_requests,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaiverFile {
+    #[serde(default)]
+    waiver: Vec<Waiver>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Waiver {
+    check: String,
+    reason: String,
+}
+
+/// Reads a waiver file; unknown check IDs and empty reasons are errors.
+pub fn load_waivers(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read waivers {}", path.display()))?;
+    let file: WaiverFile = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::emulator::config::one_line(&e.to_string())))?;
+    let mut waivers = std::collections::BTreeMap::new();
+    for (i, waiver) in file.waiver.into_iter().enumerate() {
+        if crate::conformance::find(&waiver.check).is_none() {
+            bail!("{}: waiver[{i}].check: {:?} is not a check of the catalogue", path.display(), waiver.check);
+        }
+        if waiver.reason.trim().is_empty() {
+            bail!("{}: waiver[{i}].reason: say why {} is waived", path.display(), waiver.check);
+        }
+        waivers.insert(waiver.check, waiver.reason);
+    }
+    Ok(waivers)
+}

@@ -1,0 +1,84 @@
+//! Authentication probes: a wrong signature, an expired token, another ID scope and a clientId
+//! that is not the registration ID must each be refused, by CONNACK 5 or by `res/401` on
+//! register (both are observed from DPS; the evidence says which).
+
+use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet};
+
+use super::{Answer, ProbeTarget, Verdict, could_not, describe};
+use crate::credentials::{IdScope, SymmetricKey};
+use crate::mqtt::QoS;
+use crate::topics::{self, ReplyTopic};
+
+/// Sends `connect`; passes when it is refused at CONNACK or by `res/401` on register.
+async fn refused(target: &ProbeTarget, connect: Packet, registration: &str) -> Verdict {
+    let mut client = match target.open().await {
+        Ok(client) => client,
+        Err(e) => return could_not("connect", e),
+    };
+    let connack = match client.connect(connect).await {
+        Ok(connack) => connack,
+        Err(e) if e.contains("closed") => return Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
+        Err(e) => return could_not("CONNECT", e),
+    };
+    if connack.code != ConnectReturnCode::Success {
+        return Verdict::Pass(format!("refused at CONNACK with return code {}", connack.code as u8));
+    }
+    // Accepted at CONNACK: DPS may still refuse on register with res/401.
+    if let Err(e) = client.subscribe(&[(topics::RESPONSE_FILTER, QoS::AtLeastOnce)]).await {
+        return Verdict::Pass(format!("CONNACK 0, then refused on SUBSCRIBE ({e})"));
+    }
+    let body = format!("{{\"registrationId\":\"{registration}\"}}");
+    if let Err(e) = client.publish(topics::register_topic("1"), body.as_bytes()).await {
+        return Verdict::Pass(format!("CONNACK 0, then refused on register ({e})"));
+    }
+    let verdict = match client.reply(target.deadline).await {
+        Answer::Packet(Packet::Publish(reply)) => match ReplyTopic::parse(&reply.topic) {
+            Ok(parsed) if parsed.status == 401 || parsed.status == 403 => {
+                Verdict::Pass(format!("CONNACK 0, then res/{} on register", parsed.status))
+            }
+            _ => Verdict::Fail(format!(
+                "accepted: CONNACK 0, then register answered {}",
+                describe(&Packet::Publish(reply))
+            )),
+        },
+        Answer::Packet(other) => Verdict::Fail(format!("accepted: CONNACK 0, then {}", describe(&other))),
+        Answer::Closed => Verdict::Pass("CONNACK 0, then the connection closed on register".into()),
+        Answer::Silent => Verdict::Fail(format!(
+            "accepted: CONNACK 0 and no answer to register within {} s",
+            target.deadline.as_secs()
+        )),
+    };
+    client.disconnect().await;
+    verdict
+}
+
+/// DPS-AUTH-001: a token signed with a key that is not the device's.
+pub async fn wrong_signature(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-signature");
+    let token = target.token(&target.id_scope, &id, &SymmetricKey::random(), 3600);
+    refused(target, target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true), id.as_str()).await
+}
+
+/// DPS-AUTH-002: a correctly signed token that expired a minute ago.
+pub async fn expired_token(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-expired");
+    let token = target.token(&target.id_scope, &id, &target.device_key(&id), -60);
+    refused(target, target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true), id.as_str()).await
+}
+
+/// DPS-AUTH-003: username and token naming another ID scope.
+pub async fn wrong_scope(target: &ProbeTarget) -> Verdict {
+    let other = if target.id_scope.as_str() == "0ne00000000" { "0ne11111111" } else { "0ne00000000" };
+    let scope = IdScope::new(other).expect("a literal scope is valid");
+    let id = target.registration_id("auth-scope");
+    let token = target.token(&scope, &id, &target.device_key(&id), 3600);
+    refused(target, target.connect_packet(id.as_str(), &scope, id.as_str(), &token, true), id.as_str()).await
+}
+
+/// DPS-AUTH-004: a valid username and token, but a clientId naming another device.
+pub async fn client_id_mismatch(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-client");
+    let token = target.token(&target.id_scope, &id, &target.device_key(&id), 3600);
+    let other = format!("{id}-other");
+    refused(target, target.connect_packet(&other, &target.id_scope, id.as_str(), &token, true), id.as_str()).await
+}

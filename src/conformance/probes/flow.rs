@@ -1,0 +1,196 @@
+//! Flow probes: the registration lifecycle (a real device flow, whose passive checks become
+//! results), forward-only status after assignment, and 429 with retry-after under throttling.
+//! These create registrations: billable on a real DPS instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::mqttbytes::v4::Packet;
+
+use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
+use crate::conformance::PassiveCheck;
+use crate::device::driver::{never_abort, now};
+use crate::device::{FlowReport, FlowSettings, Outcome, RetryPolicy, Timeouts, run_device};
+use crate::messages::{OperationStatus, RegistrationOperationStatus};
+use crate::mqtt::QoS;
+use crate::topics::{self, ReplyTopic};
+
+/// Longest wait between polls a probe honours (a real DPS says 1-3 s).
+const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
+
+/// DPS-FLOW-005 and every passive check: one device provisions, every packet checked.
+pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Verdict)>) {
+    let deadline = target.deadline;
+    let settings = FlowSettings {
+        timeouts: Timeouts {
+            tcp_connect: deadline,
+            tls_handshake: deadline,
+            connack: deadline,
+            suback: deadline,
+            reply: deadline,
+            flow: deadline * 4,
+        },
+        retry: RetryPolicy { max_retries: Some(3), default_wait: Duration::from_secs(1), ..RetryPolicy::default() },
+        lenient_rid: true,
+        ..FlowSettings::default()
+    };
+    let report =
+        run_device(&target.device_target(), Arc::new(settings), target.device("lifecycle"), now(), never_abort()).await;
+    let completed = match &report.outcome {
+        Outcome::Assigned { hub, device_id } => Verdict::Pass(format!(
+            "assigned to {hub} as {device_id} after {} register attempt(s) and {} poll(s)",
+            report.register_attempts, report.polls
+        )),
+        Outcome::Failed(kind) => Verdict::Fail(format!("the lifecycle ended with {}", kind.label())),
+    };
+    (completed, passive_verdicts(&report))
+}
+
+/// Turns a flow's check log into one verdict per passive check.
+fn passive_verdicts(report: &FlowReport) -> Vec<(PassiveCheck, Verdict)> {
+    PassiveCheck::ALL
+        .iter()
+        .map(|check| {
+            let violations: Vec<String> = report.checks.violations_of(*check).map(|f| f.evidence.clone()).collect();
+            let verdict = if !violations.is_empty() {
+                Verdict::Fail(violations.join("; "))
+            } else if report.checks.evaluated(*check) {
+                Verdict::Pass("held on every packet of the lifecycle".into())
+            } else {
+                let ended = match &report.outcome {
+                    Outcome::Assigned { .. } => "assigned".to_string(),
+                    Outcome::Failed(kind) => kind.label(),
+                };
+                Verdict::Fail(format!("not observed: the lifecycle ended ({ended}) before this could be checked"))
+            };
+            (*check, verdict)
+        })
+        .collect()
+}
+
+/// A connected, subscribed probe client for the device `name`.
+async fn subscribed(target: &ProbeTarget, name: &str) -> Result<ProbeClient, String> {
+    let device = target.device(name);
+    let password = device.password.as_ref().expect("probe devices have tokens");
+    let id = device.registration_id.as_str();
+    let mut client = target.open().await?;
+    let connack = client.connect(target.connect_packet(id, &target.id_scope, id, password, true)).await?;
+    if connack.code as u8 != 0 {
+        return Err(format!("CONNACK {} for valid credentials", connack.code as u8));
+    }
+    client.subscribe(&[(topics::RESPONSE_FILTER, QoS::AtLeastOnce)]).await?;
+    Ok(client)
+}
+
+/// Sends a request and returns the reply's status, retry-after and body.
+async fn request(
+    client: &mut ProbeClient,
+    topic: String,
+    body: &[u8],
+    wait: Duration,
+) -> Result<(u16, Option<u32>, RegistrationOperationStatus), String> {
+    client.publish(topic, body).await?;
+    match client.reply(wait).await {
+        Answer::Packet(Packet::Publish(reply)) => {
+            let parsed = ReplyTopic::parse(&reply.topic).map_err(|e| e.to_string())?;
+            let status = serde_json::from_slice(&reply.payload)
+                .map_err(|e| format!("reply {} has no operation status: {e}", reply.topic))?;
+            Ok((parsed.status, parsed.retry_after.flatten(), status))
+        }
+        Answer::Packet(other) => Err(format!("expected a reply, got {}", describe(&other))),
+        Answer::Closed => Err("connection closed instead of a reply".into()),
+        Answer::Silent => Err(format!("no reply within {} s", wait.as_secs())),
+    }
+}
+
+/// DPS-FLOW-004: after a final status, a further poll does not answer `assigning`.
+pub async fn status_only_forward(target: &ProbeTarget) -> Verdict {
+    let mut client = match subscribed(target, "forward").await {
+        Ok(client) => client,
+        Err(e) => return could_not("connect", e),
+    };
+    let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("forward"));
+    let verdict = async {
+        let (_, mut retry_after, accepted) =
+            request(&mut client, topics::register_topic("1"), body.as_bytes(), target.deadline).await?;
+        let operation_id = accepted.operation_id;
+        let mut final_status = None;
+        for rid in 2..12 {
+            let wait = Duration::from_secs(retry_after.unwrap_or(1).into()).min(MAX_POLL_WAIT);
+            tokio::time::sleep(wait).await;
+            let (status, next_wait, reply) =
+                request(&mut client, topics::poll_topic(&rid.to_string(), &operation_id), b"", target.deadline).await?;
+            retry_after = next_wait;
+            if final_status.is_some() {
+                return Ok(if reply.status == OperationStatus::Assigning || status == 202 {
+                    Verdict::Fail(format!(
+                        "after {} a further poll answered {status} {}",
+                        final_status.unwrap_or("a final status"),
+                        reply.status.as_str()
+                    ))
+                } else {
+                    Verdict::Pass(format!(
+                        "after {}, a further poll answered {status} {}",
+                        final_status.unwrap_or(""),
+                        reply.status.as_str()
+                    ))
+                });
+            }
+            if reply.status.is_final() {
+                final_status = Some(reply.status.as_str());
+            }
+        }
+        Err::<Verdict, String>("no final status after 10 polls".into())
+    };
+    let verdict = verdict.await.unwrap_or_else(|e| could_not("lifecycle", e));
+    client.disconnect().await;
+    verdict
+}
+
+/// DPS-THR-001: registrations back to back until a 429, which must carry retry-after.
+pub async fn throttled_with_retry_after(target: &ProbeTarget) -> Verdict {
+    let mut client = match subscribed(target, "throttle").await {
+        Ok(client) => client,
+        Err(e) => return could_not("connect", e),
+    };
+    let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("throttle"));
+    let mut verdict = Verdict::Skipped(format!(
+        "no 429 within {} registrations: the quota was not reached (raise --throttle-requests)",
+        target.throttle_requests
+    ));
+    for rid in 1..=target.throttle_requests {
+        client.publish(topics::register_topic(&rid.to_string()), body.as_bytes()).await.ok();
+        match client.reply(target.deadline).await {
+            Answer::Packet(Packet::Publish(reply)) => {
+                let topic = reply.topic.clone();
+                let throttled = topic.starts_with("$dps/registrations/res/429/");
+                if !throttled {
+                    continue;
+                }
+                let retry_after = topic.split(['?', '&']).find_map(|p| p.strip_prefix("retry-after="));
+                verdict = match retry_after.map(str::parse::<u32>) {
+                    Some(Ok(seconds)) => {
+                        Verdict::Pass(format!("registration {rid} answered 429 with retry-after={seconds}"))
+                    }
+                    _ => Verdict::Fail(format!("429 without a numeric retry-after: {topic}")),
+                };
+                break;
+            }
+            Answer::Packet(other) => {
+                verdict = Verdict::Fail(format!("registration {rid} answered {}", describe(&other)));
+                break;
+            }
+            Answer::Closed => {
+                verdict = Verdict::Fail(format!("connection closed at registration {rid}"));
+                break;
+            }
+            Answer::Silent => {
+                verdict =
+                    Verdict::Fail(format!("no reply to registration {rid} within {} s", target.deadline.as_secs()));
+                break;
+            }
+        }
+    }
+    client.disconnect().await;
+    verdict
+}

@@ -1,0 +1,290 @@
+//! Active probes: each connects to the target and tests one promise, within its own deadline.
+//!
+//! `tls` probes the transport (plain MQTT, port 1883, TLS versions); `session` the MQTT session
+//! and subscription rules; `auth` refused credentials; `flow` the registration lifecycle, the
+//! passive checks on it, forward-only status and throttling. Probes never panic on what the
+//! target sends; a target that says nothing fails at the probe's deadline.
+
+pub mod auth;
+pub mod flow;
+pub mod session;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rumqttc::mqttbytes::v4::{ConnAck, Connect, Login, Packet, Publish, SubAck, Subscribe};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
+use crate::device::{DeviceIdentity, Target};
+use crate::mqtt::{Framed, MqttError, QoS};
+
+/// What a probe concluded for one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass(String),
+    Fail(String),
+    Skipped(String),
+}
+
+/// Everything a probe needs to reach the target and act as its devices.
+#[derive(Clone)]
+pub struct ProbeTarget {
+    pub address: SocketAddr,
+    pub server_name: ServerName<'static>,
+    pub roots: RootCertStore,
+    pub id_scope: IdScope,
+    pub group_key: SymmetricKey,
+    /// The plain-MQTT port that must not be served (1883).
+    pub plain_port: u16,
+    /// Registration IDs of probe devices start with this.
+    pub prefix: String,
+    /// Deadline of each probe.
+    pub deadline: Duration,
+    /// Most registrations the throttling probe sends looking for a 429.
+    pub throttle_requests: u32,
+}
+
+impl std::fmt::Debug for ProbeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeTarget")
+            .field("address", &self.address)
+            .field("id_scope", &self.id_scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProbeTarget {
+    /// A TLS 1.2 client config trusting the target, without resumption.
+    pub fn tls12(&self) -> Arc<ClientConfig> {
+        crate::tls::client_config(self.roots.clone(), crate::tls::TlsVersions::Tls12Only)
+            .expect("TLS 1.2 with the ring provider is a valid configuration")
+    }
+
+    /// The device-side target for full flows.
+    pub fn device_target(&self) -> Target {
+        Target { address: self.address, server_name: self.server_name.clone(), tls: self.tls12() }
+    }
+
+    /// A registration ID for the probe named `name`.
+    pub fn registration_id(&self, name: &str) -> RegistrationId {
+        RegistrationId::new(format!("{}-{name}", self.prefix)).expect("probe names keep IDs valid")
+    }
+
+    /// A device of the group with a valid token for an hour.
+    pub fn device(&self, name: &str) -> DeviceIdentity {
+        let registration_id = self.registration_id(name);
+        let password = self.token(&self.id_scope, &registration_id, &self.device_key(&registration_id), 3600);
+        DeviceIdentity {
+            register_body: DeviceIdentity::default_register_body(&registration_id),
+            registration_id,
+            id_scope: self.id_scope.clone(),
+            password: Some(password),
+            source_address: None,
+        }
+    }
+
+    pub fn device_key(&self, registration_id: &RegistrationId) -> SymmetricKey {
+        self.group_key.derive_device_key(registration_id)
+    }
+
+    /// A token valid for `valid_for` seconds from now (negative: already expired).
+    pub fn token(&self, scope: &IdScope, id: &RegistrationId, key: &SymmetricKey, valid_for: i64) -> SasToken {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default();
+        SasToken::build(scope, id, key, (now + valid_for).max(1) as u64, SasStyle::default())
+    }
+
+    /// A CONNECT as SDKs send it.
+    pub fn connect_packet(
+        &self,
+        client_id: &str,
+        scope: &IdScope,
+        username_id: &str,
+        password: &SasToken,
+        clean: bool,
+    ) -> Packet {
+        let mut connect = Connect::new(client_id);
+        connect.keep_alive = 60;
+        connect.clean_session = clean;
+        connect.login = Some(Login::new(
+            format!("{scope}/registrations/{username_id}/api-version=2019-03-31&ClientVersion=dpsbench-conform"),
+            password.expose(),
+        ));
+        Packet::Connect(connect)
+    }
+
+    /// Opens a TLS 1.2 connection for a probe client.
+    pub async fn open(&self) -> Result<ProbeClient, String> {
+        let tcp = timeout(self.deadline, TcpStream::connect(self.address))
+            .await
+            .map_err(|_| format!("TCP connect to {} timed out", self.address))?
+            .map_err(|e| format!("TCP connect to {}: {e}", self.address))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = timeout(self.deadline, TlsConnector::from(self.tls12()).connect(self.server_name.clone(), tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        Ok(ProbeClient { framed: Framed::new(tls), deadline: self.deadline, next_packet_id: 1 })
+    }
+}
+
+/// What came back for a request: a packet, a closed connection, or nothing in time.
+#[derive(Debug)]
+pub enum Answer {
+    Packet(Packet),
+    Closed,
+    Silent,
+}
+
+/// A bare MQTT client over TLS for probes: sends exactly what the probe says.
+pub struct ProbeClient {
+    framed: Framed<TlsStream<TcpStream>>,
+    deadline: Duration,
+    next_packet_id: u16,
+}
+
+impl ProbeClient {
+    pub async fn send(&mut self, packet: &Packet) -> Result<(), String> {
+        match timeout(self.deadline, self.framed.send(packet)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("send failed: {e}")),
+            Err(_) => Err("send timed out".into()),
+        }
+    }
+
+    /// The next packet within `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Answer {
+        match timeout(wait, self.framed.read_packet()).await {
+            Ok(Ok(packet)) => Answer::Packet(packet),
+            Ok(Err(MqttError::Closed | MqttError::Io(_))) => Answer::Closed,
+            Ok(Err(MqttError::Codec(_))) => Answer::Closed,
+            Err(_) => Answer::Silent,
+        }
+    }
+
+    /// The next packet within the probe deadline, skipping PINGRESPs.
+    pub async fn expect(&mut self) -> Answer {
+        loop {
+            match self.next(self.deadline).await {
+                Answer::Packet(Packet::PingResp) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn connect(&mut self, connect: Packet) -> Result<ConnAck, String> {
+        self.send(&connect).await?;
+        match self.expect().await {
+            Answer::Packet(Packet::ConnAck(connack)) => Ok(connack),
+            Answer::Packet(other) => Err(format!("expected CONNACK, got {}", describe(&other))),
+            Answer::Closed => Err("connection closed instead of CONNACK".into()),
+            Answer::Silent => Err(format!("no CONNACK within {} s", self.deadline.as_secs())),
+        }
+    }
+
+    pub async fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Result<SubAck, String> {
+        let mut subscribe = Subscribe::new(filters[0].0, filters[0].1);
+        for (path, qos) in &filters[1..] {
+            subscribe.add(path.to_string(), *qos);
+        }
+        subscribe.pkid = self.packet_id();
+        self.send(&Packet::Subscribe(subscribe)).await?;
+        loop {
+            match self.expect().await {
+                Answer::Packet(Packet::SubAck(suback)) => return Ok(suback),
+                Answer::Packet(Packet::Publish(_) | Packet::PubAck(_)) => continue,
+                Answer::Packet(other) => return Err(format!("expected SUBACK, got {}", describe(&other))),
+                Answer::Closed => return Err("connection closed instead of SUBACK".into()),
+                Answer::Silent => return Err(format!("no SUBACK within {} s", self.deadline.as_secs())),
+            }
+        }
+    }
+
+    /// Publishes at QoS 1 and returns its packet id.
+    pub async fn publish(&mut self, topic: String, body: &[u8]) -> Result<u16, String> {
+        let mut publish = Publish::new(topic, QoS::AtLeastOnce, body.to_vec());
+        publish.pkid = self.packet_id();
+        let id = publish.pkid;
+        self.send(&Packet::Publish(publish)).await?;
+        Ok(id)
+    }
+
+    /// The next reply PUBLISH within `wait`, acknowledging it; PUBACKs and PINGRESPs skipped.
+    pub async fn reply(&mut self, wait: Duration) -> Answer {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Answer::Packet(Packet::Publish(publish)) => {
+                    if publish.qos != QoS::AtMostOnce {
+                        let ack = Packet::PubAck(rumqttc::mqttbytes::v4::PubAck::new(publish.pkid));
+                        let _ = self.send(&ack).await;
+                    }
+                    return Answer::Packet(Packet::Publish(publish));
+                }
+                Answer::Packet(Packet::PubAck(_) | Packet::PingResp) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn disconnect(mut self) {
+        let _ = self.send(&Packet::Disconnect).await;
+        self.framed.shutdown().await;
+    }
+
+    fn packet_id(&mut self) -> u16 {
+        let id = self.next_packet_id;
+        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+        id
+    }
+}
+
+/// A packet named for evidence, without any password.
+pub fn describe(packet: &Packet) -> String {
+    match packet {
+        Packet::ConnAck(c) => format!("CONNACK {:?} (return code {})", c.code, c.code as u8),
+        Packet::Publish(p) => format!("PUBLISH {} {}", p.topic, super::excerpt(&p.payload)),
+        Packet::SubAck(s) => format!("SUBACK {:?}", s.return_codes),
+        Packet::PubAck(a) => format!("PUBACK {}", a.pkid),
+        Packet::Connect(_) => "CONNECT".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Appends what went wrong before a probe could decide.
+pub fn could_not(step: &str, error: String) -> Verdict {
+    Verdict::Fail(format!("{step}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_never_shows_a_password() {
+        let target = ProbeTarget {
+            address: "127.0.0.1:1".parse().unwrap(),
+            server_name: "localhost".try_into().unwrap(),
+            roots: RootCertStore::empty(),
+            id_scope: IdScope::new("0ne1").unwrap(),
+            group_key: SymmetricKey::random(),
+            plain_port: 1883,
+            prefix: "p".into(),
+            deadline: Duration::from_secs(1),
+            throttle_requests: 1,
+        };
+        let id = target.registration_id("x");
+        let token = target.token(&target.id_scope, &id, &target.device_key(&id), 60);
+        let packet = target.connect_packet("p-x", &target.id_scope, "p-x", &token, true);
+        assert_eq!(describe(&packet), "CONNECT");
+        assert!(!format!("{target:?}").contains("SymmetricKey("), "{target:?}");
+    }
+}

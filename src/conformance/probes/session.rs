@@ -1,0 +1,168 @@
+//! MQTT session and subscription probes: SessionPresent with CleanSession 0, no subscription
+//! surviving a reconnect, QoS 2 granted as 1, other filters and undocumented topics refused.
+
+use std::time::Duration;
+
+use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, SubscribeReasonCode};
+
+use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
+use crate::mqtt::QoS;
+use crate::topics;
+
+/// How long a probe listens for a reply that must not come: 3 s, or the deadline if shorter.
+fn silence(target: &ProbeTarget) -> Duration {
+    target.deadline.min(Duration::from_secs(3))
+}
+
+/// A connected probe client for the device `name`.
+async fn connected(target: &ProbeTarget, name: &str, clean: bool) -> Result<(ProbeClient, bool), String> {
+    let device = target.device(name);
+    let password = device.password.as_ref().expect("probe devices have tokens");
+    let id = device.registration_id.as_str();
+    let mut client = target.open().await?;
+    let connack = client.connect(target.connect_packet(id, &target.id_scope, id, password, clean)).await?;
+    if connack.code != ConnectReturnCode::Success {
+        return Err(format!("CONNACK {} for valid credentials", connack.code as u8));
+    }
+    Ok((client, connack.session_present))
+}
+
+/// DPS-MQTT-002 (and DPS-MQTT-001 with CleanSession 0): subscribe, reconnect with CleanSession
+/// 0, register without subscribing: no reply may arrive.
+pub async fn no_session_survives(target: &ProbeTarget) -> (Verdict, Verdict) {
+    let first = async {
+        let (mut client, present) = connected(target, "session", false).await?;
+        client.subscribe(&[(topics::RESPONSE_FILTER, QoS::AtLeastOnce)]).await?;
+        client.disconnect().await;
+        Ok::<bool, String>(present)
+    };
+    let first_present = match first.await {
+        Ok(present) => present,
+        Err(e) => return (could_not("first connection", e.clone()), could_not("first connection", e)),
+    };
+    let (mut client, second_present) = match connected(target, "session", false).await {
+        Ok(connected) => connected,
+        Err(e) => return (could_not("reconnect", e.clone()), could_not("reconnect", e)),
+    };
+    let session_present = if first_present || second_present {
+        Verdict::Fail(format!("CleanSession 0: SessionPresent {} then {}", first_present as u8, second_present as u8))
+    } else {
+        Verdict::Pass("CleanSession 0 twice: SessionPresent 0 both times".into())
+    };
+    let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("session"));
+    if let Err(e) = client.publish(topics::register_topic("1"), body.as_bytes()).await {
+        return (session_present, could_not("register", e));
+    }
+    let survived = match client.reply(silence(target)).await {
+        Answer::Packet(Packet::Publish(reply)) => Verdict::Fail(format!(
+            "a reply arrived without a new SUBSCRIBE (the subscription survived): {}",
+            reply.topic
+        )),
+        Answer::Packet(other) => Verdict::Pass(format!("no reply after reconnecting; got {}", describe(&other))),
+        Answer::Closed => Verdict::Pass("no reply after reconnecting (connection closed)".into()),
+        Answer::Silent => Verdict::Pass(format!(
+            "no reply within {} s after reconnecting without SUBSCRIBE",
+            silence(target).as_secs_f32()
+        )),
+    };
+    client.disconnect().await;
+    (session_present, survived)
+}
+
+/// DPS-MQTT-003: the response filter at QoS 2 is granted QoS 1.
+pub async fn qos2_granted_as_1(target: &ProbeTarget) -> Verdict {
+    let granted = async {
+        let (mut client, _) = connected(target, "qos", true).await?;
+        let suback = client.subscribe(&[(topics::RESPONSE_FILTER, QoS::ExactlyOnce)]).await?;
+        client.disconnect().await;
+        Ok::<_, String>(suback.return_codes)
+    };
+    match granted.await {
+        Ok(codes) if codes == [SubscribeReasonCode::Success(QoS::AtLeastOnce)] => {
+            Verdict::Pass("QoS 2 request granted QoS 1".into())
+        }
+        Ok(codes) => Verdict::Fail(format!("QoS 2 request answered {codes:?}")),
+        Err(e) => could_not("subscribe", e),
+    }
+}
+
+/// Subscribes `filters` and passes when every one is refused with 0x80.
+async fn filters_refused(target: &ProbeTarget, name: &str, filters: &[&str]) -> Verdict {
+    let answered = async {
+        let (mut client, _) = connected(target, name, true).await?;
+        let with_qos: Vec<(&str, QoS)> = filters.iter().map(|f| (*f, QoS::AtLeastOnce)).collect();
+        let result = client.subscribe(&with_qos).await;
+        client.disconnect().await;
+        result
+    };
+    match answered.await {
+        Ok(suback) => {
+            let granted: Vec<String> = filters
+                .iter()
+                .zip(&suback.return_codes)
+                .filter(|(_, code)| **code != SubscribeReasonCode::Failure)
+                .map(|(filter, code)| format!("{filter} -> {code:?}"))
+                .collect();
+            if granted.is_empty() && suback.return_codes.len() == filters.len() {
+                Verdict::Pass(format!("refused with 0x80: {}", filters.join(", ")))
+            } else if granted.is_empty() {
+                Verdict::Fail(format!("SUBACK has {} codes for {} filters", suback.return_codes.len(), filters.len()))
+            } else {
+                Verdict::Fail(format!("granted: {}", granted.join(", ")))
+            }
+        }
+        // Closing the connection also refuses the subscription.
+        Err(e) if e.contains("closed") => Verdict::Pass(format!("connection closed on SUBSCRIBE: {e}")),
+        Err(e) => could_not("subscribe", e),
+    }
+}
+
+/// DPS-MQTT-006: filters of other services and plain wildcards are refused.
+pub async fn other_filters_refused(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("filters");
+    let devicebound = format!("devices/{id}/messages/devicebound/#");
+    filters_refused(target, "filters", &[devicebound.as_str(), "#", "$dps/registrations/PUT/#"]).await
+}
+
+/// DPS-MQTT-007: wildcards on reply subtopics are refused.
+pub async fn wildcard_subtopics_refused(target: &ProbeTarget) -> Verdict {
+    filters_refused(
+        target,
+        "wildcards",
+        &["$dps/registrations/res/+/#", "$dps/registrations/res/202/#", "$dps/registrations/#"],
+    )
+    .await
+}
+
+/// DPS-MQTT-008: a PUBLISH to an undocumented topic ends the connection (or at least is not
+/// acknowledged).
+pub async fn undocumented_topic_refused(target: &ProbeTarget) -> Verdict {
+    let (mut client, _) = match connected(target, "topics", true).await {
+        Ok(connected) => connected,
+        Err(e) => return could_not("connect", e),
+    };
+    let topic = "$dps/registrations/POST/iotdps-undocumented/?$rid=1".to_string();
+    if let Err(e) = client.publish(topic.clone(), b"{}").await {
+        return Verdict::Pass(format!("connection closed on PUBLISH: {e}"));
+    }
+    let verdict = match client.next(silence(target)).await {
+        Answer::Closed => Verdict::Pass(format!("connection closed after PUBLISH to {topic}")),
+        Answer::Packet(Packet::PubAck(_)) => {
+            // Acknowledged: is the connection still open?
+            let _ = client.send(&Packet::PingReq).await;
+            match client.next(silence(target)).await {
+                Answer::Packet(Packet::PingResp) => {
+                    Verdict::Fail(format!("PUBLISH to {topic} was acknowledged and the connection stayed open"))
+                }
+                _ => Verdict::Pass(format!("PUBLISH to {topic} was acknowledged, then the connection closed")),
+            }
+        }
+        Answer::Packet(other) => Verdict::Fail(format!("PUBLISH to {topic} was answered: {}", describe(&other))),
+        Answer::Silent => Verdict::Pass(format!(
+            "PUBLISH to {topic} was neither acknowledged nor answered in {} s",
+            silence(target).as_secs_f32()
+        )),
+    };
+    client.disconnect().await;
+    verdict
+}
