@@ -136,7 +136,8 @@ pub async fn status_only_forward(target: &ProbeTarget) -> Verdict {
                     ))
                 });
             }
-            if reply.status.is_final() {
+            // Anything but assigning ends the operation (unassigned too: it is never valid here).
+            if reply.status != OperationStatus::Assigning {
                 final_status = Some(reply.status.as_str());
             }
         }
