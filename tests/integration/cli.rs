@@ -8,16 +8,17 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
-const TV1_GROUP_KEY: &str = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
+pub const TV1_GROUP_KEY: &str =
+    "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
 
-fn temp_dir(name: &str) -> PathBuf {
+pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dpsbench-it-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn dpsbench(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn dpsbench(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BIN);
     command.args(args).env_remove("DPS_GROUP_KEY").env_remove("DPS_DEVICE_KEY");
     for (k, v) in env {
@@ -26,11 +27,11 @@ fn dpsbench(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
     path
@@ -44,8 +45,27 @@ fn small_embedded_scenario(devices: u32) -> String {
     )
 }
 
+/// Writes a CA (`trust.pem`) and a server chain (`chain.pem`, `key.pem`) for localhost and
+/// 127.0.0.1 into `dir`, as an operator would provide them; returns the CA's PEM.
+pub fn write_certificates(dir: &Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name.push(DnType::CommonName, "test CA from files");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    write(dir, "chain.pem", &format!("{}{}", server.pem(), ca.pem()));
+    write(dir, "key.pem", &server_key.serialize_pem());
+    write(dir, "trust.pem", &ca.pem());
+    ca.pem()
+}
+
 /// A child process killed when the test ends, even by a failed assertion.
-struct KillOnDrop(std::process::Child);
+pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -326,20 +346,8 @@ fn emulator_config_errors_name_file_and_field() {
 /// With `[tls]` files, the emulator serves that chain and `--ca-out` writes the configured CA.
 #[test]
 fn standalone_emulator_serves_certificates_from_files() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let dir = temp_dir("emulator-tls");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.distinguished_name.push(DnType::CommonName, "test CA from files");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    write(&dir, "chain.pem", &format!("{}{}", server.pem(), ca.pem()));
-    write(&dir, "key.pem", &server_key.serialize_pem());
-    write(&dir, "trust.pem", &ca.pem());
+    let ca = write_certificates(&dir);
     let config = write(
         &dir,
         "emulator.toml",
@@ -351,7 +359,7 @@ fn standalone_emulator_serves_certificates_from_files() {
     );
     let ca_out = dir.join("ca-out.pem");
     let (mut emulator, port) = spawn_emulator(&config, &ca_out);
-    assert_eq!(std::fs::read_to_string(&ca_out).unwrap().trim(), ca.pem().trim(), "--ca-out writes the configured CA");
+    assert_eq!(std::fs::read_to_string(&ca_out).unwrap().trim(), ca.trim(), "--ca-out writes the configured CA");
 
     let scenario = write(
         &dir,

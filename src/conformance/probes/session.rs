@@ -27,17 +27,21 @@ async fn connected(target: &ProbeTarget, name: &str, clean: bool) -> Result<(Pro
     Ok((client, connack.session_present))
 }
 
-/// DPS-MQTT-002 (and DPS-MQTT-001 with CleanSession 0): subscribe, reconnect with CleanSession
-/// 0, register without subscribing: no reply may arrive.
+/// DPS-MQTT-002 (and DPS-MQTT-001 with CleanSession 0): subscribe and register (a reply must
+/// come: the control), reconnect with CleanSession 0 and register without subscribing: no reply
+/// may come now.
 pub async fn no_session_survives(target: &ProbeTarget) -> (Verdict, Verdict) {
+    let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("session"));
     let first = async {
         let (mut client, present) = connected(target, "session", false).await?;
         client.subscribe(&[(topics::RESPONSE_FILTER, QoS::AtLeastOnce)]).await?;
+        client.publish(topics::register_topic("1"), body.as_bytes()).await?;
+        let control = client.reply(target.deadline).await;
         client.disconnect().await;
-        Ok::<bool, String>(present)
+        Ok::<_, String>((present, matches!(control, Answer::Packet(Packet::Publish(_)))))
     };
-    let first_present = match first.await {
-        Ok(present) => present,
+    let (first_present, control_replied) = match first.await {
+        Ok(first) => first,
         Err(e) => return (could_not("first connection", e.clone()), could_not("first connection", e)),
     };
     let (mut client, second_present) = match connected(target, "session", false).await {
@@ -49,11 +53,16 @@ pub async fn no_session_survives(target: &ProbeTarget) -> (Verdict, Verdict) {
     } else {
         Verdict::Pass("CleanSession 0 twice: SessionPresent 0 both times".into())
     };
-    let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("session"));
-    if let Err(e) = client.publish(topics::register_topic("1"), body.as_bytes()).await {
+    if !control_replied {
+        client.disconnect().await;
+        let why = "no reply to register even while subscribed, so silence after reconnecting would prove nothing";
+        return (session_present, Verdict::Fail(why.into()));
+    }
+    if let Err(e) = client.publish(topics::register_topic("2"), body.as_bytes()).await {
         return (session_present, could_not("register", e));
     }
-    let survived = match client.reply(silence(target)).await {
+    let wait = silence(target);
+    let survived = match client.reply(wait).await {
         Answer::Packet(Packet::Publish(reply)) => Verdict::Fail(format!(
             "a reply arrived without a new SUBSCRIBE (the subscription survived): {}",
             reply.topic
@@ -61,8 +70,8 @@ pub async fn no_session_survives(target: &ProbeTarget) -> (Verdict, Verdict) {
         Answer::Packet(other) => Verdict::Pass(format!("no reply after reconnecting; got {}", describe(&other))),
         Answer::Closed => Verdict::Pass("no reply after reconnecting (connection closed)".into()),
         Answer::Silent => Verdict::Pass(format!(
-            "no reply within {} s after reconnecting without SUBSCRIBE",
-            silence(target).as_secs_f32()
+            "a reply came while subscribed; none within {} s after reconnecting without SUBSCRIBE",
+            wait.as_secs_f32()
         )),
     };
     client.disconnect().await;

@@ -1,0 +1,143 @@
+//! `dpsbench conform` as CI jobs use it: reports, exit codes, waivers, and a general MQTT broker
+//! (mosquitto, with TLS) that is not DPS: the suite must end within its deadlines with clear
+//! failures, never hang.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cli::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn results(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap()
+}
+
+fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
+    let result = report["results"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap();
+    result["status"].as_str().unwrap()
+}
+
+#[test]
+fn conform_against_the_embedded_emulator_passes_and_writes_three_reports() {
+    let out = temp_dir("conform-embedded");
+    let port = free_port().to_string();
+    let output = dpsbench(&["conform", "--out", out.to_str().unwrap(), "--deadline", "2", "--plain-port", &port], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output.stdout), text(&output.stderr));
+    assert!(text(&output.stdout).contains("0 failed (0 must)"), "{}", text(&output.stdout));
+    let report = results(&out);
+    assert_eq!(report["schema"], "dpsbench.conformance/v1");
+    assert_eq!(report["results"].as_array().unwrap().len(), dpsbench::conformance::CATALOGUE.len());
+    let junit = std::fs::read_to_string(out.join("conformance.junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), dpsbench::conformance::CATALOGUE.len());
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    let markdown = std::fs::read_to_string(out.join("conformance.md")).unwrap();
+    assert!(markdown.starts_with("# DPS MQTT conformance") && markdown.contains("| `DPS-TLS-001` |"), "{markdown}");
+}
+
+#[test]
+fn conform_input_errors_are_one_line_with_exit_2() {
+    let dir = temp_dir("conform-bad");
+    let waivers = write(&dir, "waivers.toml", "[[waiver]]\ncheck = \"DPS-NOPE-001\"\nreason = \"typo\"\n");
+    let empty_reason = write(&dir, "empty.toml", "[[waiver]]\ncheck = \"DPS-TLS-002\"\nreason = \" \"\n");
+    let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
+    let closed = format!("mqtts://127.0.0.1:{}", free_port());
+    let out = dir.join("out");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--waivers", waivers.to_str().unwrap()], "DPS-NOPE-001"),
+        (vec!["--waivers", empty_reason.to_str().unwrap()], "waiver[0].reason"),
+        (vec!["--target", "http://example"], "mqtts://"),
+        (vec!["--target", &closed], "--ca"),
+        (vec!["--target", &closed, "--ca", ca.to_str().unwrap(), "--id-scope", "0ne1"], "unreachable"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["conform", "--out", out.to_str().unwrap()];
+        args.extend(extra.iter().copied());
+        let output = dpsbench(&args, &[("DPS_GROUP_KEY", TV1_GROUP_KEY)]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_general_mqtt_broker_fails_clearly_within_the_deadlines() {
+    let dir = temp_dir("mosquitto");
+    write_certificates(&dir);
+    let port = free_port();
+    let config = write(
+        &dir,
+        "mosquitto.conf",
+        &format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {0}/trust.pem\ncertfile {0}/chain.pem\n\
+             keyfile {0}/key.pem\ntls_version tlsv1.2\npersistence false\nlog_dest stderr\n",
+            dir.display()
+        ),
+    );
+    let mosquitto = Command::new("mosquitto")
+        .args(["-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto is installed (apt-get install mosquitto; .ci/run does it)");
+    let _mosquitto = KillOnDrop(mosquitto);
+    let ready = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(ready.elapsed() < Duration::from_secs(10), "mosquitto did not start on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let out = dir.join("out");
+    let started = Instant::now();
+    let target = format!("mqtts://127.0.0.1:{port}");
+    let output = dpsbench(
+        &[
+            "conform",
+            "--target",
+            &target,
+            "--ca",
+            dir.join("trust.pem").to_str().unwrap(),
+            "--id-scope",
+            "0ne00MOSQ01",
+            "--out",
+            out.to_str().unwrap(),
+            "--deadline",
+            "2",
+            "--throttle-requests",
+            "3",
+            "--plain-port",
+            &free_port().to_string(),
+        ],
+        &[("DPS_GROUP_KEY", TV1_GROUP_KEY)],
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}\n{}", text(&output.stdout), text(&output.stderr));
+    assert!(elapsed < Duration::from_secs(120), "the suite must not hang: {elapsed:?}");
+    assert!(text(&output.stderr).contains("billable"), "real targets are warned about billable probes");
+    let report = results(&out);
+    // A broker accepts anyone and anything: DPS's promises fail, each with its evidence.
+    for failing in [
+        "DPS-AUTH-001",
+        "DPS-AUTH-002",
+        "DPS-MQTT-001",
+        "DPS-MQTT-002",
+        "DPS-MQTT-006",
+        "DPS-MQTT-007",
+        "DPS-FLOW-005",
+        "DPS-FLOW-001",
+    ] {
+        assert_eq!(status_of(&report, failing), "fail", "{failing}");
+    }
+    // What a broker does keep: TLS 1.2, no plain MQTT on the TLS port.
+    for passing in ["DPS-TLS-001", "DPS-TLS-003"] {
+        assert_eq!(status_of(&report, passing), "pass", "{passing}");
+    }
+    let junit = std::fs::read_to_string(out.join("conformance.junit.xml")).unwrap();
+    assert!(junit.contains("<failure type=\"must\""), "{junit}");
+}
