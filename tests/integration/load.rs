@@ -156,3 +156,38 @@ async fn a_source_address_pool_spreads_devices_and_counts_each_address() {
         assert_eq!((counts.connections, counts.assigned, counts.connect_errors), (10, 10, 0), "{sources:?}");
     }
 }
+
+/// Passive checks in a load run: a target that puts `retry-after` before `$rid` is caught on
+/// every flow, with evidence, while the devices still provision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_checks_count_violations_per_check_in_a_run() {
+    let emulator = crate::support::start_emulator(|c| {
+        c.retry_after_seconds = 1;
+        c.deviations.rid_not_first = true;
+    });
+    let dir = std::env::temp_dir().join(format!("dpsbench-passive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), &emulator.ca_pem).unwrap();
+    let scenario = format!(
+        "name = \"passive\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {}\nid_scope = \"{}\"\n\
+         ca_certificate = \"ca.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\ngroup_key_env = \"KEY\"\n\
+         [arrival]\nrate = 100\n",
+        emulator.handle.address.port(),
+        crate::support::SCOPE
+    );
+    let path = dir.join("passive.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let key = emulator.group_key.to_base64();
+    let plan = Plan::load(&path, &|name| (name == "KEY").then(|| key.clone())).unwrap();
+    let summary = run(&plan).await;
+    assert_eq!(summary.results.devices.assigned, 5);
+    let conformance = &summary.results.conformance;
+    let late_rid = &conformance["DPS-TOPIC-003"];
+    // No assignment delay: each flow gets one 202 (with retry-after, so misordered) and one 200.
+    assert_eq!((late_rid.flows, late_rid.violations), (5, 5), "{late_rid:?}");
+    assert_eq!(late_rid.examples.len(), 3);
+    assert!(late_rid.examples[0].evidence.contains("?retry-after=1&$rid="), "{:?}", late_rid.examples[0]);
+    let others: Vec<_> = conformance.iter().filter(|(id, c)| *id != "DPS-TOPIC-003" && c.violations > 0).collect();
+    assert!(others.is_empty(), "{others:?}");
+    emulator.handle.stop().await;
+}
