@@ -94,23 +94,25 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// Accepts connections until `shutdown` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    service: Arc<Service>,
-    tls: TlsAcceptor,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Accepts TLS connections until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, service: Arc<Service>, tls: TlsAcceptor, shutdown: watch::Receiver<bool>) {
+    let signal = shutdown.clone();
+    accept_loop(listener, shutdown, |stream| {
+        service.stats.connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(connection(stream, service.clone(), tls.clone(), signal.clone()));
+    })
+    .await;
+}
+
+/// Hands each accepted stream to `on_stream` until `shutdown` turns true.
+async fn accept_loop(listener: TcpListener, mut shutdown: watch::Receiver<bool>, on_stream: impl Fn(TcpStream)) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => return,
         };
         match accepted {
-            Ok((stream, _)) => {
-                service.stats.connections.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection(stream, service.clone(), tls.clone(), shutdown.clone()));
-            }
+            Ok((stream, _)) => on_stream(stream),
             // Out of descriptors or a connection reset before accept: back off briefly
             // instead of spinning, and keep serving the connections already open.
             Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
@@ -134,19 +136,12 @@ async fn starts_with_plain_connect(stream: &TcpStream) -> bool {
 }
 
 /// Serves plain MQTT (no TLS) on `listener`: only for the `plain_listen` deviation.
-pub async fn serve_plain(listener: TcpListener, service: Arc<Service>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_mqtt(stream, service.clone(), shutdown.clone()));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    }
+pub async fn serve_plain(listener: TcpListener, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
+    let signal = shutdown.clone();
+    accept_loop(listener, shutdown, |stream| {
+        tokio::spawn(serve_mqtt(stream, service.clone(), signal.clone()));
+    })
+    .await;
 }
 
 async fn serve_mqtt<S>(stream: S, service: Arc<Service>, mut shutdown: watch::Receiver<bool>)
