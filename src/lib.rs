@@ -37,3 +37,4 @@ pub mod runner;
 pub mod scenario;
 pub mod tls;
 pub mod topics;
+pub mod websocket;

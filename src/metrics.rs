@@ -23,10 +23,11 @@ const MAX_MICROS: u64 = 3_600_000_000;
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// Phase names, in the order a flow goes through them.
-pub const PHASES: [&str; 10] = [
+pub const PHASES: [&str; 11] = [
     "schedule_lag",
     "tcp_connect",
     "tls_handshake",
+    "ws_upgrade",
     "connack",
     "suback",
     "register_accepted",
@@ -153,6 +154,7 @@ impl Metrics {
             ("schedule_lag", Some(t.start.saturating_duration_since(t.intended_start))),
             ("tcp_connect", between(Some(t.start), t.tcp_connected)),
             ("tls_handshake", between(t.tcp_connected, t.tls_done)),
+            ("ws_upgrade", between(t.tls_done, t.ws_upgraded)),
             ("connack", between(t.connect_sent, t.connack)),
             ("suback", between(t.subscribe_sent, t.suback)),
             ("register_accepted", between(t.register_sent, t.register_accepted)),

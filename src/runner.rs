@@ -21,7 +21,7 @@ use crate::arrival::Arrivals;
 use crate::credentials::SymmetricKey;
 use crate::credentials::{SasStyle, SasToken};
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, RetryProfile, Target, run_device};
+use crate::device::{DeviceIdentity, FlowSettings, RetryProfile, Target, Transport, run_device};
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
 use crate::metrics::{IntervalStats, Metrics, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
@@ -262,26 +262,36 @@ struct PreparedTarget {
 
 async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
     match &plan.target {
-        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota } => {
+        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport } => {
             let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
-            let emulator = emulator::start_on_loopback(config)?;
+            let mut emulator = emulator::start_on_loopback(config)?;
+            let address = match transport {
+                Transport::Mqtt => emulator.handle.address,
+                Transport::WebSocket { .. } => {
+                    let listener =
+                        emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(emulator::StartError::Io)?;
+                    emulator.handle.serve_websocket(listener).map_err(emulator::StartError::Io)?
+                }
+            };
             let target = Target {
-                address: emulator.handle.address,
+                address,
                 server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
                 tls: tls::client_config(emulator.roots, TlsVersions::Tls12Only)?,
+                transport: transport.clone(),
             };
             Ok(PreparedTarget { target, kind: "embedded", emulator: Some(emulator.handle) })
         }
-        TargetPlan::Dps { host, port, ca_pem, ca_path, server_name } => {
+        TargetPlan::Dps { host, port, ca_pem, ca_path, server_name, transport } => {
             let address = resolve(host, *port).await?;
             preflight(address).await?;
             let roots = tls::roots_from_pem(ca_pem, ca_path)?;
             let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
                 .map_err(|_| RunError::ServerName(server_name.clone()))?;
-            let target = Target { address, server_name, tls: tls::client_config(roots, TlsVersions::Tls12Only)? };
+            let tls = tls::client_config(roots, TlsVersions::Tls12Only)?;
+            let target = Target { address, server_name, tls, transport: transport.clone() };
             Ok(PreparedTarget { target, kind: "dps", emulator: None })
         }
     }

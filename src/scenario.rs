@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::arrival::{ArrivalPlan, Stage};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
-use crate::device::{FlowSettings, RetryPolicy, RetryProfile, Timeouts};
+use crate::device::{FlowSettings, RetryPolicy, RetryProfile, Timeouts, Transport};
 use crate::emulator::config::{QuotaConfig, one_line};
 
 /// A quota high enough never to throttle, for the one of the two quotas a scenario leaves out.
@@ -56,18 +56,23 @@ pub enum TargetSection {
         /// DPS quota on poll requests (per minute); none when absent.
         #[serde(default)]
         operations_per_minute: Option<u32>,
+        #[serde(default, flatten)]
+        transport: TransportSection,
     },
     /// A DPS endpoint (or an emulator in another process) over MQTT/TLS.
     Dps {
         host: String,
-        #[serde(default = "default_port")]
-        port: u16,
+        /// 8883, or 443 for WebSocket.
+        #[serde(default)]
+        port: Option<u16>,
         id_scope: String,
         /// PEM file of the CA that signs the server certificate.
         ca_certificate: PathBuf,
         /// Name checked against the server certificate; defaults to `host`.
         #[serde(default)]
         server_name: Option<String>,
+        #[serde(default, flatten)]
+        transport: TransportSection,
     },
 }
 
@@ -79,8 +84,36 @@ fn default_retry_after() -> u32 {
     1
 }
 
-fn default_port() -> u16 {
-    8883
+/// How devices carry MQTT: `transport = "mqtt"` (default) or `"websocket"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TransportSection {
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// WebSocket path (default `/$iothub/websocket`; C# uses `/`).
+    #[serde(default)]
+    pub websocket_path: Option<String>,
+    /// WebSocket subprotocol offered (default `mqtt`; the C SDK sends `MQTT`).
+    #[serde(default)]
+    pub websocket_subprotocol: Option<String>,
+}
+
+impl TransportSection {
+    fn resolve(&self) -> Result<Transport, (&'static str, String)> {
+        match self.transport.as_deref().unwrap_or("mqtt") {
+            "mqtt" if self.websocket_path.is_none() && self.websocket_subprotocol.is_none() => Ok(Transport::Mqtt),
+            "mqtt" => Err(("target.websocket_path", "websocket_* fields need transport = \"websocket\"".into())),
+            "websocket" => {
+                let path = self.websocket_path.clone().unwrap_or_else(|| crate::websocket::DEFAULT_PATH.into());
+                if !path.starts_with('/') {
+                    return Err(("target.websocket_path", format!("{path:?} must start with /")));
+                }
+                let subprotocol =
+                    self.websocket_subprotocol.clone().unwrap_or_else(|| crate::websocket::SUBPROTOCOL.into());
+                Ok(Transport::WebSocket { path, subprotocol })
+            }
+            other => Err(("target.transport", format!("{other:?} is not mqtt or websocket"))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,8 +210,21 @@ pub enum ScenarioError {
 /// Where the devices go.
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
-    Embedded { hubs: Vec<String>, retry_after_seconds: u32, assign_delay: Duration, quota: Option<QuotaConfig> },
-    Dps { host: String, port: u16, ca_pem: Vec<u8>, ca_path: PathBuf, server_name: String },
+    Embedded {
+        hubs: Vec<String>,
+        retry_after_seconds: u32,
+        assign_delay: Duration,
+        quota: Option<QuotaConfig>,
+        transport: Transport,
+    },
+    Dps {
+        host: String,
+        port: u16,
+        ca_pem: Vec<u8>,
+        ca_path: PathBuf,
+        server_name: String,
+        transport: Transport,
+    },
 }
 
 /// A registration ID pattern with one `{index}` or `{index:0N}` placeholder.
@@ -294,6 +340,7 @@ impl Plan {
                 assign_delay_ms,
                 registrations_per_minute,
                 operations_per_minute,
+                transport,
             } => {
                 let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
                     .map_err(|e| field("target.id_scope", e.to_string()))?;
@@ -315,15 +362,18 @@ impl Plan {
                         registrations_per_minute: registrations_per_minute.unwrap_or(UNLIMITED_PER_MINUTE),
                         operations_per_minute: operations_per_minute.unwrap_or(UNLIMITED_PER_MINUTE),
                     });
-                (TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota }, scope)
+                let transport = transport.resolve().map_err(|(name, reason)| field(name, reason))?;
+                (TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport }, scope)
             }
-            TargetSection::Dps { host, port, id_scope, ca_certificate, server_name } => {
+            TargetSection::Dps { host, port, id_scope, ca_certificate, server_name, transport } => {
+                let transport = transport.resolve().map_err(|(name, reason)| field(name, reason))?;
+                let port = port.unwrap_or(if transport == Transport::Mqtt { 8883 } else { 443 });
                 let scope = IdScope::new(id_scope).map_err(|e| field("target.id_scope", e.to_string()))?;
                 let ca_path = base.join(&ca_certificate);
                 let ca_pem = std::fs::read(&ca_path)
                     .map_err(|e| field("target.ca_certificate", format!("cannot read {}: {e}", ca_path.display())))?;
                 let server_name = server_name.unwrap_or_else(|| host.clone());
-                (TargetPlan::Dps { host, port, ca_pem, ca_path, server_name }, scope)
+                (TargetPlan::Dps { host, port, ca_pem, ca_path, server_name, transport }, scope)
             }
         };
         let devices = &file.devices;

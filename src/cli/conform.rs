@@ -67,9 +67,11 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     config.retry_after_seconds = 1;
     config.assign_delay = Duration::from_millis(1500);
     config.quota = Some(QuotaConfig { registrations_per_minute: EMBEDDED_QUOTA, operations_per_minute: 6000 });
-    let emulator = emulator::start_on_loopback(config)?;
+    let mut emulator = emulator::start_on_loopback(config)?;
+    let ws_address = emulator.handle.serve_websocket(emulator::bind(([127, 0, 0, 1], 0).into())?)?;
     let target = ProbeTarget {
         address: emulator.handle.address,
+        ws_address: Some(ws_address),
         server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
         roots: emulator.roots.clone(),
         id_scope: scope,
@@ -83,35 +85,30 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
 }
 
 async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> Result<ProbeTarget> {
-    let Some(rest) = url.strip_prefix("mqtts://") else {
-        bail!("--target {url:?}: expected mqtts://HOST[:PORT]");
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-            (host, port.parse::<u16>().with_context(|| format!("--target {url:?}: {port:?} is not a port"))?)
-        }
-        _ => (rest, 8883),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = host_port(url, "mqtts://", 8883).with_context(|| format!("--target {url:?}"))?;
+    let host = host.as_str();
     let Some(ca) = &args.ca else { bail!("--target needs --ca PEM (the CA that signs the target's certificate)") };
     let Some(scope) = &args.id_scope else { bail!("--target needs --id-scope") };
     let id_scope = IdScope::new(scope.clone()).context("--id-scope")?;
     let group_key = read_key(&args.key_env, None)?;
     let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
     let roots = crate::tls::roots_from_pem(&pem, ca)?;
-    let address = tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("cannot resolve {host}"))?
-        .next()
-        .with_context(|| format!("{host} has no address"))?;
+    let address = resolve(host, port).await?;
     match tokio::time::timeout(deadline, tokio::net::TcpStream::connect(address)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => bail!("target {address} is unreachable: {e}"),
         Err(_) => bail!("target {address} is unreachable: no answer within {} s", deadline.as_secs()),
     }
+    let ws_address = match &args.ws_target {
+        Some(url) => {
+            let (ws_host, ws_port) = host_port(url, "wss://", 443).with_context(|| format!("--ws-target {url:?}"))?;
+            Some(resolve(&ws_host, ws_port).await?)
+        }
+        None => None,
+    };
     Ok(ProbeTarget {
         address,
+        ws_address,
         server_name: rustls_pki_types::ServerName::try_from(host.to_string())
             .with_context(|| format!("{host:?} is not a TLS server name"))?,
         roots,
@@ -122,6 +119,27 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
         deadline,
         throttle_requests: args.throttle_requests,
     })
+}
+
+/// Splits `{scheme}HOST[:PORT]` (IPv6 in brackets).
+fn host_port(url: &str, scheme: &str, default_port: u16) -> Result<(String, u16)> {
+    let Some(rest) = url.strip_prefix(scheme) else { bail!("expected {scheme}HOST[:PORT]") };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            (host, port.parse::<u16>().with_context(|| format!("{port:?} is not a port"))?)
+        }
+        _ => (rest, default_port),
+    };
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+}
+
+async fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))
 }
 
 #[derive(Debug, Deserialize)]

@@ -64,6 +64,10 @@ pub struct ConformArgs {
     /// The target, mqtts://HOST[:PORT] (port 8883 by default) [default: the embedded emulator].
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// The target's MQTT-over-WebSocket endpoint, wss://HOST[:PORT] (port 443 by default), for
+    /// the DPS-WS checks [default with --target: none, and those checks are skipped].
+    #[arg(long, value_name = "URL")]
+    pub ws_target: Option<String>,
     /// PEM file of the CA that signs the target's certificate (required with --target).
     #[arg(long, value_name = "PEM")]
     pub ca: Option<PathBuf>,
@@ -119,6 +123,10 @@ pub struct EmulatorArgs {
     /// Write the CA certificate clients must trust to this file (PEM).
     #[arg(long, value_name = "PEM")]
     pub ca_out: Option<PathBuf>,
+    /// Also serve MQTT over WebSocket (wss, paths /$iothub/websocket and /, subprotocol mqtt)
+    /// on this address, e.g. 127.0.0.1:443.
+    #[arg(long, value_name = "ADDR")]
+    pub ws_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -431,9 +439,17 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     }
     let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let service = Arc::new(Service::new(service_config));
-    let handle = emulator::spawn(listener, service.clone(), identity.server_config(TlsVersions::Tls12Only)?)?;
+    let mut handle = emulator::spawn(listener, service.clone(), identity.server_config(TlsVersions::Tls12Only)?)?;
+    let websocket = match args.ws_listen {
+        Some(address) => {
+            let listener =
+                emulator::bind(address).with_context(|| format!("cannot listen on --ws-listen {address}"))?;
+            format!(", MQTT over WebSocket on {}", handle.serve_websocket(listener)?)
+        }
+        None => String::new(),
+    };
     println!(
-        "dpsbench emulator listening on {} (id scope {}, {} enrollment groups, {} individual enrollments)",
+        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments)",
         handle.address,
         service.config().id_scope,
         service.config().groups.len(),

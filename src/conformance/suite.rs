@@ -18,15 +18,11 @@ pub const CONFORMANCE_SCHEMA: &str = "dpsbench.conformance/v1";
 /// carries every passive check.
 pub fn billable(id: &str) -> bool {
     PassiveCheck::ALL.iter().any(|c| c.id() == id)
-        || ["DPS-FLOW-005", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001"].contains(&id)
+        || ["DPS-FLOW-005", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-WS-001"].contains(&id)
 }
 
 /// Checks not yet runnable: the transport or attestation they need is not in dpsbench yet.
-const NOT_YET: &[(&str, &str)] = &[
-    ("DPS-AUTH-005", "dpsbench has no X.509 attestation yet"),
-    ("DPS-WS-001", "dpsbench has no MQTT-over-WebSocket transport yet"),
-    ("DPS-WS-002", "dpsbench has no MQTT-over-WebSocket transport yet"),
-];
+const NOT_YET: &[(&str, &str)] = &[("DPS-AUTH-005", "dpsbench has no X.509 attestation yet")];
 
 /// What to run and what to skip.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +101,8 @@ pub async fn run_suite(target: &ProbeTarget, options: &SuiteOptions) -> Conforma
     suite.one("DPS-AUTH-003", deadline * 4, probes::auth::wrong_scope(target)).await;
     suite.one("DPS-AUTH-004", deadline * 4, probes::auth::client_id_mismatch(target)).await;
     suite.one("DPS-FLOW-004", deadline * 8, probes::flow::status_only_forward(target)).await;
+    suite.one("DPS-WS-001", deadline * 15, probes::websocket::lifecycle_over_websocket(target)).await;
+    suite.one("DPS-WS-002", deadline * 3, probes::websocket::wrong_subprotocol_refused(target)).await;
     // Last: it spends the registration quota.
     let throttle_deadline = deadline * (target.throttle_requests + 2);
     suite.one("DPS-THR-001", throttle_deadline, probes::flow::throttled_with_retry_after(target)).await;

@@ -17,6 +17,7 @@ use super::flow::Flow;
 use super::outcome::{FailureKind, FlowReport, Phase, Timings};
 use super::{DeviceIdentity, FlowSettings};
 use crate::mqtt::{Framed, MqttError};
+use crate::websocket;
 
 /// Where devices connect, and how they trust it.
 #[derive(Clone)]
@@ -25,6 +26,17 @@ pub struct Target {
     /// The name the server certificate must carry (SNI and verification).
     pub server_name: ServerName<'static>,
     pub tls: Arc<ClientConfig>,
+    pub transport: Transport,
+}
+
+/// How MQTT is carried over TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// MQTT directly on TLS (port 8883).
+    #[default]
+    Mqtt,
+    /// MQTT over WebSocket (port 443): the upgrade's path and offered subprotocol.
+    WebSocket { path: String, subprotocol: String },
 }
 
 impl std::fmt::Debug for Target {
@@ -86,9 +98,29 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     };
     flow.timings_mut().tls_done = Some(now());
 
-    let mut framed = Framed::new(tls);
-    flow.connected(now());
-    drive(flow, &mut framed).await;
+    match &target.transport {
+        Transport::Mqtt => {
+            let mut framed = Framed::new(tls);
+            flow.connected(now());
+            drive(flow, &mut framed).await;
+        }
+        Transport::WebSocket { path, subprotocol } => {
+            let host = match &target.server_name {
+                ServerName::DnsName(name) => name.as_ref().to_string(),
+                _ => target.address.ip().to_string(),
+            };
+            let upgrade = websocket::client_handshake(tls, &host, path, subprotocol);
+            let ws = match timeout(timeouts.tls_handshake, upgrade).await {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(_)) => return flow.fail(now(), FailureKind::WebSocket),
+                Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::WebSocketUpgrade)),
+            };
+            flow.timings_mut().ws_upgraded = Some(now());
+            let mut framed = Framed::new(ws);
+            flow.connected(now());
+            drive(flow, &mut framed).await;
+        }
+    }
 }
 
 /// Opens the TCP connection, from `source` when given. The kernel picks the port at connect

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crate::credentials::{IdScope, RegistrationId, SasToken};
 use crate::mqtt::QoS;
 
-pub use driver::{Target, run_device};
+pub use driver::{Target, Transport, run_device};
 pub use flow::Flow;
 pub use outcome::{FailureKind, FlowReport, Outcome, Phase, Timings};
 pub use retry::{Decision, RetryPolicy, RetryProfile};

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub enum Phase {
     TcpConnect,
     TlsHandshake,
+    WebSocketUpgrade,
     Connack,
     Suback,
     Register,
@@ -23,6 +24,7 @@ impl Phase {
         match self {
             Phase::TcpConnect => "tcp_connect",
             Phase::TlsHandshake => "tls_handshake",
+            Phase::WebSocketUpgrade => "ws_upgrade",
             Phase::Connack => "connack",
             Phase::Suback => "suback",
             Phase::Register => "register",
@@ -39,6 +41,8 @@ pub enum FailureKind {
     Connect,
     /// The TLS handshake failed (certificate, version, alert).
     Tls,
+    /// The WebSocket upgrade was refused (path, subprotocol) or broke.
+    WebSocket,
     /// CONNACK with a non-zero return code.
     Refused(u8),
     /// SUBACK refused the response filter (0x80).
@@ -65,6 +69,7 @@ impl FailureKind {
         match self {
             FailureKind::Connect => "connect".into(),
             FailureKind::Tls => "tls".into(),
+            FailureKind::WebSocket => "websocket".into(),
             FailureKind::Refused(code) => format!("refused_{code}"),
             FailureKind::SubscribeRefused => "subscribe_refused".into(),
             FailureKind::Status(status) => format!("status_{status}"),
@@ -128,6 +133,8 @@ pub struct Timings {
     pub start: Instant,
     pub tcp_connected: Option<Instant>,
     pub tls_done: Option<Instant>,
+    /// When the WebSocket upgrade completed (WebSocket transport only).
+    pub ws_upgraded: Option<Instant>,
     pub connect_sent: Option<Instant>,
     pub connack: Option<Instant>,
     pub subscribe_sent: Option<Instant>,
@@ -147,6 +154,7 @@ impl Timings {
             start,
             tcp_connected: None,
             tls_done: None,
+            ws_upgraded: None,
             connect_sent: None,
             connack: None,
             subscribe_sent: None,

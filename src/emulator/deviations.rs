@@ -44,15 +44,18 @@ pub struct Deviations {
     /// Answer `assigning` again to a poll after the operation was reported done (fails
     /// DPS-FLOW-004).
     pub status_backwards: bool,
-    /// `assigned` without `deviceId` (fails DPS-BODY-001 and, as SDKs reject it, DPS-FLOW-005).
+    /// `assigned` without `deviceId` (fails DPS-BODY-001 and, as SDKs reject it, the flow:
+    /// DPS-FLOW-005 and DPS-WS-001).
     pub incomplete_assignment: bool,
-    /// `unassigned` instead of `assigned` (fails DPS-BODY-002 and, as SDKs reject it,
-    /// DPS-FLOW-005).
+    /// `unassigned` instead of `assigned` (fails DPS-BODY-002 and, as SDKs reject it, the flow:
+    /// DPS-FLOW-005 and DPS-WS-001).
     pub unassigned_final: bool,
     /// Accept any password (fails DPS-AUTH-001 and DPS-AUTH-002).
     pub accept_any_password: bool,
     /// Accept a clientId that differs from the username's registration ID (fails DPS-AUTH-004).
     pub accept_client_id_mismatch: bool,
+    /// Accept a WebSocket upgrade with any subprotocol (fails DPS-WS-002).
+    pub accept_any_subprotocol: bool,
 }
 
 impl Deviations {

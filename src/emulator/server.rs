@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::service::{Service, Session};
 use crate::mqtt::Framed;
+use crate::websocket;
 
 /// Deadline for a client's TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,12 +40,23 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// A running emulator: its address, its service (for counters) and its shutdown switch.
 pub struct EmulatorHandle {
     pub address: SocketAddr,
+    /// The MQTT-over-WebSocket address, once [`EmulatorHandle::serve_websocket`] was called.
+    pub ws_address: Option<SocketAddr>,
     pub service: Arc<Service>,
+    tls: TlsAcceptor,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl EmulatorHandle {
+    /// Also serves MQTT over WebSocket (TLS, then the upgrade) on an already bound listener.
+    pub fn serve_websocket(&mut self, listener: TcpListener) -> std::io::Result<SocketAddr> {
+        let address = listener.local_addr()?;
+        tokio::spawn(serve_websocket(listener, self.service.clone(), self.tls.clone(), self.shutdown.subscribe()));
+        self.ws_address = Some(address);
+        Ok(address)
+    }
+
     /// Stops accepting, closes every connection and waits for the accept loop to end.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -63,8 +75,9 @@ pub fn spawn(
     if let Some(plain) = service.config().deviations.plain_listen {
         tokio::spawn(serve_plain(bind(plain)?, service.clone(), signal.clone()));
     }
-    let task = tokio::spawn(serve(listener, service.clone(), TlsAcceptor::from(tls), signal));
-    Ok(EmulatorHandle { address, service, shutdown, task })
+    let tls = TlsAcceptor::from(tls);
+    let task = tokio::spawn(serve(listener, service.clone(), tls.clone(), signal));
+    Ok(EmulatorHandle { address, ws_address: None, service, tls, shutdown, task })
 }
 
 /// An emulator started in-process on `127.0.0.1` (a free port) with a CA generated for it, and
@@ -127,6 +140,36 @@ async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, 
     }
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
     serve_mqtt(stream, service, shutdown).await;
+}
+
+/// Accepts MQTT-over-WebSocket connections until `shutdown` turns true.
+async fn serve_websocket(
+    listener: TcpListener,
+    service: Arc<Service>,
+    tls: TlsAcceptor,
+    shutdown: watch::Receiver<bool>,
+) {
+    let signal = shutdown.clone();
+    accept_loop(listener, shutdown, |stream| {
+        service.stats.connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(websocket_connection(stream, service.clone(), tls.clone(), signal.clone()));
+    })
+    .await;
+}
+
+async fn websocket_connection(
+    stream: TcpStream,
+    service: Arc<Service>,
+    tls: TlsAcceptor,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+    let any_subprotocol = service.config().deviations.accept_any_subprotocol;
+    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, any_subprotocol)).await else {
+        return;
+    };
+    serve_mqtt(ws, service, shutdown).await;
 }
 
 /// Whether the first byte is an MQTT CONNECT (0x10) rather than a TLS record (0x16).

@@ -10,8 +10,8 @@ use dpsbench::credentials::{IdScope, SymmetricKey};
 use dpsbench::emulator::config::QuotaConfig;
 use dpsbench::emulator::{self, Deviations, ServiceConfig, ServiceStats};
 
-/// Checks that cannot run until X.509 and WebSocket exist.
-const NOT_YET: [&str; 3] = ["DPS-AUTH-005", "DPS-WS-001", "DPS-WS-002"];
+/// Checks that cannot run until X.509 exists.
+const NOT_YET: [&str; 1] = ["DPS-AUTH-005"];
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -25,9 +25,11 @@ async fn suite(deviations: Deviations, plain_port: u16, options: SuiteOptions) -
     config.assign_delay = Duration::ZERO;
     config.quota = Some(QuotaConfig { registrations_per_minute: 20, operations_per_minute: 6000 });
     config.deviations = deviations;
-    let started = emulator::start_on_loopback(config).unwrap();
+    let mut started = emulator::start_on_loopback(config).unwrap();
+    let ws_address = started.handle.serve_websocket(emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
     let target = ProbeTarget {
         address: started.handle.address,
+        ws_address: Some(ws_address),
         server_name: "localhost".try_into().unwrap(),
         roots: started.roots.clone(),
         id_scope: scope,
@@ -97,10 +99,12 @@ deviation_fails_exactly!(rid_not_first, rid_not_first, ["DPS-TOPIC-003"]);
 deviation_fails_exactly!(omit_retry_after, omit_retry_after, ["DPS-TOPIC-004", "DPS-THR-001"]);
 deviation_fails_exactly!(change_operation_id, change_operation_id, ["DPS-FLOW-003"]);
 deviation_fails_exactly!(status_backwards, status_backwards, ["DPS-FLOW-004"]);
-deviation_fails_exactly!(incomplete_assignment, incomplete_assignment, ["DPS-BODY-001", "DPS-FLOW-005"]);
-deviation_fails_exactly!(unassigned_final, unassigned_final, ["DPS-BODY-002", "DPS-FLOW-005"]);
+// A final body SDKs reject breaks the flow itself, over MQTT and over WebSocket alike.
+deviation_fails_exactly!(incomplete_assignment, incomplete_assignment, ["DPS-BODY-001", "DPS-FLOW-005", "DPS-WS-001"]);
+deviation_fails_exactly!(unassigned_final, unassigned_final, ["DPS-BODY-002", "DPS-FLOW-005", "DPS-WS-001"]);
 deviation_fails_exactly!(accept_any_password, accept_any_password, ["DPS-AUTH-001", "DPS-AUTH-002"]);
 deviation_fails_exactly!(accept_client_id_mismatch, accept_client_id_mismatch, ["DPS-AUTH-004"]);
+deviation_fails_exactly!(accept_any_subprotocol, accept_any_subprotocol, ["DPS-WS-002"]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_plain_mqtt_on_the_plain_port_fails_only_that_check() {
@@ -127,7 +131,9 @@ async fn waivers_and_the_billable_exclusion_skip_probes_and_say_why() {
     let waived = report.results.iter().find(|r| r.id == "DPS-TLS-002").unwrap();
     assert_eq!(waived.evidence, "waived: the lab gateway serves 1883");
     let skipped = with_status(&report, Status::Skipped);
-    for billable in ["DPS-FLOW-005", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-TOPIC-002", "DPS-BODY-001"] {
+    for billable in
+        ["DPS-FLOW-005", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-TOPIC-002", "DPS-BODY-001", "DPS-WS-001"]
+    {
         assert!(skipped.contains(billable), "{billable} not skipped: {skipped:?}");
     }
     assert_eq!(with_status(&report, Status::Fail), BTreeSet::new());

@@ -37,6 +37,7 @@ pub fn target_for(address: SocketAddr, ca_pem: &str) -> Target {
         address,
         server_name: "localhost".try_into().unwrap(),
         tls: tls::client_config(roots, TlsVersions::Tls12Only).unwrap(),
+        transport: Default::default(),
     }
 }
 

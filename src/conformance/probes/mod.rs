@@ -9,6 +9,7 @@ pub mod auth;
 pub mod flow;
 pub mod session;
 pub mod tls;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub enum Verdict {
 #[derive(Clone)]
 pub struct ProbeTarget {
     pub address: SocketAddr,
+    /// Where MQTT over WebSocket is served, if the target has it.
+    pub ws_address: Option<SocketAddr>,
     pub server_name: ServerName<'static>,
     pub roots: RootCertStore,
     pub id_scope: IdScope,
@@ -70,7 +73,12 @@ impl ProbeTarget {
 
     /// The device-side target for full flows.
     pub fn device_target(&self) -> Target {
-        Target { address: self.address, server_name: self.server_name.clone(), tls: self.tls12() }
+        Target {
+            address: self.address,
+            server_name: self.server_name.clone(),
+            tls: self.tls12(),
+            transport: crate::device::Transport::Mqtt,
+        }
     }
 
     /// A registration ID for the probe named `name`.
@@ -272,6 +280,7 @@ mod tests {
     fn describe_never_shows_a_password() {
         let target = ProbeTarget {
             address: "127.0.0.1:1".parse().unwrap(),
+            ws_address: None,
             server_name: "localhost".try_into().unwrap(),
             roots: RootCertStore::empty(),
             id_scope: IdScope::new("0ne1").unwrap(),

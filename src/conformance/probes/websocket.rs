@@ -1,0 +1,91 @@
+//! WebSocket probes: the registration lifecycle over `wss` in every SDK's dialect, and a wrong
+//! subprotocol refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+use super::{ProbeTarget, Verdict};
+use crate::device::driver::{never_abort, now};
+use crate::device::{FlowSettings, Outcome, RetryPolicy, Target, Timeouts, Transport, run_device};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::websocket::DEFAULT_PATH;
+
+/// The dialects SDKs speak: Python/Node/C's path, C#'s root path, the C SDK's `MQTT`.
+const DIALECTS: [(&str, &str, &str); 3] =
+    [("sdk default", DEFAULT_PATH, "mqtt"), ("C# path /", "/", "mqtt"), ("C SDK MQTT", DEFAULT_PATH, "MQTT")];
+
+/// DPS-WS-001: the lifecycle completes over WebSocket in every dialect.
+pub async fn lifecycle_over_websocket(target: &ProbeTarget) -> Verdict {
+    let Some(address) = target.ws_address else {
+        return Verdict::Skipped("the target has no WebSocket endpoint (give --ws-target)".into());
+    };
+    let deadline = target.deadline;
+    let settings = Arc::new(FlowSettings {
+        timeouts: Timeouts {
+            tcp_connect: deadline,
+            tls_handshake: deadline,
+            connack: deadline,
+            suback: deadline,
+            reply: deadline,
+            flow: deadline * 4,
+        },
+        retry: RetryPolicy { max_retries: Some(3), default_wait: Duration::from_secs(1), ..RetryPolicy::default() },
+        lenient_rid: true,
+        ..FlowSettings::default()
+    });
+    let mut done = Vec::new();
+    for (i, (name, path, subprotocol)) in DIALECTS.iter().enumerate() {
+        let device_target = Target {
+            address,
+            server_name: target.server_name.clone(),
+            tls: target.tls12(),
+            transport: Transport::WebSocket { path: path.to_string(), subprotocol: subprotocol.to_string() },
+        };
+        let report =
+            run_device(&device_target, settings.clone(), target.device(&format!("ws-{i}")), now(), never_abort()).await;
+        match report.outcome {
+            Outcome::Assigned { .. } => done.push(format!("{name} ({path}, {subprotocol})")),
+            Outcome::Failed(kind) => {
+                return Verdict::Fail(format!("{name} ({path}, subprotocol {subprotocol}): {}", kind.label()));
+            }
+        }
+    }
+    Verdict::Pass(format!("assigned over WebSocket: {}", done.join("; ")))
+}
+
+/// DPS-WS-002: an upgrade offering another subprotocol is refused.
+pub async fn wrong_subprotocol_refused(target: &ProbeTarget) -> Verdict {
+    let Some(address) = target.ws_address else {
+        return Verdict::Skipped("the target has no WebSocket endpoint (give --ws-target)".into());
+    };
+    let upgrade = async {
+        let tcp = TcpStream::connect(address).await.map_err(|e| format!("connect: {e}"))?;
+        let tls = TlsConnector::from(target.tls12())
+            .connect(target.server_name.clone(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let host = match &target.server_name {
+            rustls_pki_types::ServerName::DnsName(name) => name.as_ref().to_string(),
+            _ => address.ip().to_string(),
+        };
+        // The raw upgrade: what matters is the server's answer (101 or a refusal), not whether
+        // a device would accept the subprotocol it selected.
+        let mut request = format!("wss://{host}{DEFAULT_PATH}").into_client_request().map_err(|e| e.to_string())?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("wamp"));
+        Ok::<_, String>(tokio_tungstenite::client_async(request, tls).await.map(|(_, response)| response.status()))
+    };
+    match timeout(target.deadline * 2, upgrade).await {
+        Ok(Ok(Err(refused))) => Verdict::Pass(format!("subprotocol wamp refused: {refused}")),
+        Ok(Ok(Ok(status))) => {
+            Verdict::Fail(format!("an upgrade offering only subprotocol wamp was accepted ({status})"))
+        }
+        Ok(Err(e)) => Verdict::Fail(format!("could not reach the WebSocket endpoint: {e}")),
+        Err(_) => Verdict::Fail("no answer to the upgrade within the deadline".into()),
+    }
+}
