@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Python SDK interop test: Microsoft's azure-iot-device SDK provisions devices of a symmetric-key
-# enrollment group against `dpsbench emulator`, unchanged, trusting only the emulator's CA.
+# enrollment group against `dpsbench emulator`, unchanged, trusting only the emulator's CA: over
+# MQTT (SNI host name, then again by IP address), and over MQTT over WebSocket.
 #
-# The SDK always connects to port 8883, so the emulator listens on 127.0.0.1:8883 (loopback only).
+# The SDK always connects to port 8883 (MQTT) or 443 (WebSocket), so the emulator listens on
+# 127.0.0.1:8883 and 127.0.0.1:443 (loopback only; 443 needs root or CAP_NET_BIND_SERVICE).
 # Installs the pinned SDK into target/interop-venv on first use (needs PyPI).
 set -euo pipefail
 
@@ -37,8 +39,9 @@ name = "python-sdk"
 primary_key = "$group_key"
 TOML
 
-"$bin" emulator --config "$work/emulator.toml" --listen 127.0.0.1:8883 --ca-out "$work/ca.pem" \
-  >"$work/emulator.out" 2>"$work/emulator.err" &
+# The SDK always uses port 8883 for MQTT and 443 for MQTT over WebSocket.
+"$bin" emulator --config "$work/emulator.toml" --listen 127.0.0.1:8883 --ws-listen 127.0.0.1:443 \
+  --ca-out "$work/ca.pem" >"$work/emulator.out" 2>"$work/emulator.err" &
 emulator_pid=$!
 for _ in $(seq 100); do
   grep -q "listening on" "$work/emulator.out" 2>/dev/null && break
@@ -65,6 +68,8 @@ if ! diff <(grep '^ok ' "$work/first.txt" | sort) <(grep '^ok ' "$work/second.tx
   diff <(grep '^ok ' "$work/first.txt" | sort) <(grep '^ok ' "$work/second.txt" | sort) >&2 || true
   failed=1
 fi
-passed=$(grep -c '^ok ' "$work/first.txt" "$work/second.txt" | awk -F: '{s+=$2} END {print s}')
-echo "interop: $passed passed, $((2 * count - passed)) failed"
+echo "interop: $count more devices through the Python SDK over MQTT over WebSocket (wss, port 443)"
+provision --host localhost --count "$count" --prefix pysdk-ws --websockets | tee "$work/websocket.txt" || failed=1
+passed=$(grep -c '^ok ' "$work/first.txt" "$work/second.txt" "$work/websocket.txt" | awk -F: '{s+=$2} END {print s}')
+echo "interop: $passed passed, $((3 * count - passed)) failed"
 exit "$failed"
