@@ -53,6 +53,8 @@ pub struct Metrics {
     hubs: BTreeMap<String, u64>,
     sources: BTreeMap<String, SourceCounts>,
     conformance: BTreeMap<&'static str, CheckCounts>,
+    personalities: BTreeMap<&'static str, PersonalityCounts>,
+    payloads: PayloadCounts,
     assigned: u64,
     failed: u64,
     aborted: u64,
@@ -107,6 +109,8 @@ impl Metrics {
             hubs: BTreeMap::new(),
             sources: BTreeMap::new(),
             conformance: BTreeMap::new(),
+            personalities: BTreeMap::new(),
+            payloads: PayloadCounts::default(),
             assigned: 0,
             failed: 0,
             aborted: 0,
@@ -193,6 +197,21 @@ impl Metrics {
             }
         }
         self.early_requests += u64::from(report.early_requests);
+        let personality = self.personalities.entry(report.personality.name()).or_default();
+        personality.devices += 1;
+        match &report.outcome {
+            Outcome::Assigned { .. } => personality.assigned += 1,
+            Outcome::Failed(FailureKind::Aborted) => {}
+            Outcome::Failed(_) => personality.failed += 1,
+        }
+        match report.payload_returned {
+            Some(true) => {
+                (self.payloads.returned, self.payloads.matching) =
+                    (self.payloads.returned + 1, self.payloads.matching + 1)
+            }
+            Some(false) => self.payloads.returned += 1,
+            None => {}
+        }
         for check in PassiveCheck::ALL {
             if report.checks.evaluated(check) {
                 let counts = self.conformance.entry(check.id()).or_default();
@@ -244,6 +263,13 @@ impl Metrics {
         };
         sum(&mut self.failures, &other.failures);
         sum(&mut self.hubs, &other.hubs);
+        for (name, counts) in &other.personalities {
+            let mine = self.personalities.entry(name).or_default();
+            (mine.devices, mine.assigned, mine.failed) =
+                (mine.devices + counts.devices, mine.assigned + counts.assigned, mine.failed + counts.failed);
+        }
+        self.payloads.returned += other.payloads.returned;
+        self.payloads.matching += other.payloads.matching;
         for (id, counts) in &other.conformance {
             self.conformance.entry(id).or_default().add(counts);
         }
@@ -316,6 +342,8 @@ impl Metrics {
             hubs: self.hubs.clone(),
             source_addresses: self.sources.clone(),
             conformance: self.conformance.iter().map(|(id, c)| (id.to_string(), c.clone())).collect(),
+            personalities: self.personalities.iter().map(|(name, c)| (name.to_string(), *c)).collect(),
+            payloads: self.payloads,
             stray_replies: self.stray_replies,
             early_requests: self.early_requests,
             late_starts: self.late_starts,
@@ -365,6 +393,21 @@ impl PhaseStats {
             max_us: h.max(),
         }
     }
+}
+
+/// Devices of one SDK personality.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalityCounts {
+    pub devices: u64,
+    pub assigned: u64,
+    pub failed: u64,
+}
+
+/// Custom allocation payloads returned with the assignment, and how many equal what was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadCounts {
+    pub returned: u64,
+    pub matching: u64,
 }
 
 /// One passive check over a run.
@@ -450,6 +493,10 @@ pub struct Summary {
     pub source_addresses: BTreeMap<String, SourceCounts>,
     /// Passive conformance checks by ID: flows checked, violations, first examples.
     pub conformance: BTreeMap<String, CheckCounts>,
+    /// Devices by SDK personality.
+    pub personalities: BTreeMap<String, PersonalityCounts>,
+    /// Custom allocation payloads that came back in `registrationState.payload`.
+    pub payloads: PayloadCounts,
     pub stray_replies: u64,
     /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
     pub early_requests: u64,
@@ -487,6 +534,8 @@ mod tests {
             stray_replies: 0,
             source_address: None,
             early_requests: 0,
+            payload_returned: None,
+            personality: Default::default(),
             checks: Default::default(),
         }
     }

@@ -93,6 +93,18 @@ pub fn summary_table(summary: &RunSummary) -> String {
     } else {
         let _ = writeln!(out, "conformance violations: {} (examples in summary.json)", violated.join(", "));
     }
+    if r.personalities.len() > 1 || !r.personalities.contains_key("dpsbench") {
+        let mix: Vec<String> =
+            r.personalities.iter().map(|(name, c)| format!("{name}={}/{}", c.assigned, c.devices)).collect();
+        let _ = writeln!(out, "personalities (assigned/devices): {}", mix.join(", "));
+    }
+    if r.payloads.returned > 0 {
+        let _ = writeln!(
+            out,
+            "payloads returned: {}, matching what was sent: {}",
+            r.payloads.returned, r.payloads.matching
+        );
+    }
     if !r.hubs.is_empty() {
         let hubs: Vec<String> = r.hubs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "hubs: {}", hubs.join(", "));

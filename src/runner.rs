@@ -17,11 +17,12 @@ use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::arrival::Arrivals;
+use crate::credentials::SasToken;
 #[cfg(test)]
 use crate::credentials::SymmetricKey;
-use crate::credentials::{SasStyle, SasToken};
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, RetryProfile, Target, Transport, run_device};
+use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device};
+use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
 use crate::metrics::{IntervalStats, Metrics, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
@@ -262,8 +263,14 @@ struct PreparedTarget {
 
 async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
     match &plan.target {
-        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport } => {
+        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload } => {
             let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
+            config.individuals = plan
+                .individual_enrollments()
+                .into_iter()
+                .map(|(registration_id, primary)| IndividualEnrollment { registration_id, primary, secondary: None })
+                .collect();
+            config.echo_payload = *echo_payload;
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
@@ -321,10 +328,13 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
     (0..plan.stop.devices)
         .map(|n| {
             let registration_id = plan.registration_id(n);
-            let device_key = plan.group_key.derive_device_key(&registration_id);
-            let password = SasToken::build(&plan.id_scope, &registration_id, &device_key, expiry, SasStyle::default());
+            let personality = plan.personalities.of(n);
+            let device_key = plan.device_key(n, &registration_id);
+            let password =
+                SasToken::build(&plan.id_scope, &registration_id, &device_key, expiry, personality.sas_style());
+            let payload = plan.payload.as_ref().map(|template| template.render(&registration_id, n));
             DeviceIdentity {
-                register_body: DeviceIdentity::default_register_body(&registration_id),
+                register_body: personality.register_body(&registration_id, payload.as_ref()),
                 registration_id,
                 id_scope: plan.id_scope.clone(),
                 password: Some(password),
@@ -332,9 +342,16 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
                     0 => None,
                     pool => Some(plan.source_addresses[(n % pool as u64) as usize]),
                 },
+                personality,
+                payload,
             }
         })
         .collect()
+}
+
+/// The flow settings of each personality the plan uses.
+fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>> {
+    plan.personalities.personalities().map(|p| (p, Arc::new(p.settings(&plan.flow)))).collect()
 }
 
 /// Runs the plan until every device finished or `max_duration` passed. Each change of
@@ -348,7 +365,7 @@ pub async fn run(
     let budget = descriptor_budget(plan, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
     let devices = prepare_devices(plan);
-    let settings = Arc::new(plan.flow.clone());
+    let settings = personality_settings(plan);
     let started_at = crate::messages::format_timestamp(SystemTime::now());
 
     let stall = StallMonitor::start();
@@ -403,7 +420,7 @@ async fn schedule(
     plan: &Plan,
     in_flight_cap: Option<u64>,
     target: &Target,
-    settings: Arc<FlowSettings>,
+    settings: BTreeMap<Personality, Arc<FlowSettings>>,
     devices: Vec<DeviceIdentity>,
     mut interrupts: watch::Receiver<u32>,
     on_tick: &mut impl FnMut(&Tick),
@@ -435,7 +452,8 @@ async fn schedule(
             match next {
                 Some(intended) if intended <= now() + START_TOLERANCE && in_flight < in_flight_cap => {
                     let identity = devices.next().expect("one identity was prepared per device");
-                    let (target, settings, aborted) = (target.clone(), settings.clone(), aborted.clone());
+                    let settings = settings[&identity.personality].clone();
+                    let (target, aborted) = (target.clone(), aborted.clone());
                     tasks.spawn(async move { run_device(&target, settings, identity, intended, aborted).await });
                     starts.started();
                     started += 1;

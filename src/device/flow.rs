@@ -67,7 +67,7 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings) -> Self {
-        let source_address = identity.source_address;
+        let (source_address, personality) = (identity.source_address, identity.personality);
         let mut flow = Self {
             settings,
             identity,
@@ -93,6 +93,8 @@ impl Flow {
                 stray_replies: 0,
                 source_address: None,
                 early_requests: 0,
+                payload_returned: None,
+                personality,
                 checks: CheckLog::default(),
             },
         };
@@ -283,7 +285,11 @@ impl Flow {
                 (topics::poll_topic(&rid, operation_id), body, Phase::Poll)
             }
         };
-        let mut publish = Publish::from_bytes(topic, self.settings.publish_qos, payload);
+        let qos = match kind {
+            RequestKind::Register => self.settings.register_qos,
+            RequestKind::Poll => self.settings.poll_qos,
+        };
+        let mut publish = Publish::from_bytes(topic, qos, payload);
         if publish.qos != QoS::AtMostOnce {
             publish.pkid = self.packet_id();
         }
@@ -363,6 +369,9 @@ impl Flow {
             }
             OperationStatus::Assigned => match (state.assigned_hub, state.device_id) {
                 (Some(hub), Some(device_id)) => {
+                    if let (Some(sent), Some(returned)) = (&self.identity.payload, &state.payload) {
+                        self.report.payload_returned = Some(sent == returned);
+                    }
                     self.report.timings.assigned = Some(now);
                     self.finish(now, Outcome::Assigned { hub, device_id });
                 }
@@ -432,6 +441,8 @@ mod tests {
             id_scope,
             password: Some(password),
             source_address: None,
+            personality: Default::default(),
+            payload: None,
         };
         let t0 = Instant::now();
         (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0)), t0)

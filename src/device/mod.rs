@@ -8,6 +8,7 @@
 pub mod driver;
 pub mod flow;
 pub mod outcome;
+pub mod personality;
 pub mod retry;
 
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use crate::mqtt::QoS;
 pub use driver::{Target, Transport, run_device};
 pub use flow::Flow;
 pub use outcome::{FailureKind, FlowReport, Outcome, Phase, Timings};
+pub use personality::Personality;
 pub use retry::{Decision, RetryPolicy, RetryProfile};
 
 /// How `$rid` values are chosen (SDKs differ, `dps-mqtt.md` §3).
@@ -71,7 +73,10 @@ pub struct FlowSettings {
     pub keep_alive: u16,
     pub clean_session: bool,
     pub subscribe_qos: QoS,
-    pub publish_qos: QoS,
+    /// QoS of register requests.
+    pub register_qos: QoS,
+    /// QoS of poll requests (azure-sdk-for-c samples poll at 0).
+    pub poll_qos: QoS,
     pub rid_style: RidStyle,
     /// Body of the poll request (SDKs send nothing, a space, or the register body).
     pub poll_body: PollBody,
@@ -90,7 +95,8 @@ impl Default for FlowSettings {
             keep_alive: 60,
             clean_session: true,
             subscribe_qos: QoS::AtLeastOnce,
-            publish_qos: QoS::AtLeastOnce,
+            register_qos: QoS::AtLeastOnce,
+            poll_qos: QoS::AtLeastOnce,
             rid_style: RidStyle::Counter,
             poll_body: PollBody::Empty,
             timeouts: Timeouts::default(),
@@ -119,6 +125,10 @@ pub struct DeviceIdentity {
     /// Local address its connection is bound to (from a source-address pool); `None` lets the
     /// kernel choose.
     pub source_address: Option<IpAddr>,
+    /// Whose wire dialect it speaks (for reporting; its settings already follow it).
+    pub personality: Personality,
+    /// The custom allocation payload in its register body, to compare with what comes back.
+    pub payload: Option<serde_json::Value>,
 }
 
 impl DeviceIdentity {

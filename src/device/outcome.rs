@@ -188,6 +188,11 @@ pub struct FlowReport {
     /// Requests sent before the previous reply's `retry-after` had passed. Always 0 for the
     /// dpsbench profile (anything else is a harness bug); SDK profiles may do it on purpose.
     pub early_requests: u32,
+    /// Whether the assignment returned a custom allocation payload equal to the one sent
+    /// (`None` when none was sent or none came back).
+    pub payload_returned: Option<bool>,
+    /// The device's SDK personality.
+    pub personality: super::Personality,
     /// What the passive conformance checks found on this flow's packets.
     pub checks: crate::conformance::CheckLog,
 }

@@ -37,6 +37,10 @@ pub struct EmulatorConfig {
     /// Deliberate deviations from DPS, for proving conformance checks can fail.
     #[serde(default)]
     pub deviations: Deviations,
+    /// Return each device's custom allocation payload as `registrationState.payload`, as a
+    /// custom allocation policy that echoes would.
+    #[serde(default)]
+    pub echo_payload: bool,
 }
 
 fn default_retry_after() -> u32 {
@@ -134,6 +138,7 @@ pub struct ServiceConfig {
     pub individuals: Vec<IndividualEnrollment>,
     pub quota: Option<QuotaConfig>,
     pub deviations: Deviations,
+    pub echo_payload: bool,
 }
 
 impl ServiceConfig {
@@ -149,6 +154,7 @@ impl ServiceConfig {
             individuals: Vec::new(),
             quota: None,
             deviations: Deviations::default(),
+            echo_payload: false,
         }
     }
 }
@@ -216,6 +222,7 @@ impl EmulatorConfig {
             individuals,
             quota: self.quota,
             deviations: self.deviations.clone(),
+            echo_payload: self.echo_payload,
         })
     }
 }

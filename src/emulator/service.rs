@@ -49,6 +49,8 @@ struct Record {
     created: String,
     last_updated: String,
     etag: String,
+    /// The custom allocation payload of the last registration (kept when echoing).
+    payload: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,7 +191,14 @@ impl Service {
     }
 
     /// Starts a registration; returns its operation ID.
-    fn register(&self, registration_id: &RegistrationId, now: Instant, wall: SystemTime) -> String {
+    fn register(
+        &self,
+        registration_id: &RegistrationId,
+        payload: Option<serde_json::Value>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> String {
+        let payload = payload.filter(|_| self.config.echo_payload);
         let canonical = registration_id.canonical();
         let operation_id = messages::operation_id(self.instance);
         let ready_at = now + self.config.assign_delay;
@@ -210,6 +219,7 @@ impl Service {
                 // A second registration of the same device keeps its hub, ID and creation time.
                 record.last_updated = timestamp.clone();
                 record.etag = etag.clone();
+                record.payload = payload.clone();
             })
             .or_insert_with(|| Record {
                 registration_id: registration_id.as_str().to_string(),
@@ -217,6 +227,7 @@ impl Service {
                 created: timestamp.clone(),
                 last_updated: timestamp,
                 etag,
+                payload,
             });
         registry
             .operations
@@ -260,6 +271,7 @@ impl Service {
                 substatus: Some(Substatus::InitialAssignment),
                 last_updated_date_time_utc: Some(record.last_updated.clone()),
                 etag: Some(record.etag.clone()),
+                payload: record.payload.clone(),
                 ..Default::default()
             }),
         };
@@ -432,7 +444,7 @@ impl Session {
         // PUBACK goes out before the reply: C# v1 fails on any other order.
         response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
         let (status, retry_after, body) = if *authorized {
-            answer(service, registration_id, request, now, wall)
+            answer(service, registration_id, request, &publish.payload, now, wall)
         } else {
             let error = ErrorBody::new(401000, "Unauthorized", wall);
             (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
@@ -475,6 +487,7 @@ fn answer(
     service: &Service,
     registration_id: &RegistrationId,
     request: RequestTopic<'_>,
+    body: &[u8],
     now: Instant,
     wall: SystemTime,
 ) -> (u16, Option<u32>, Vec<u8>) {
@@ -491,7 +504,9 @@ fn answer(
                 return throttled(seconds);
             }
             service.stats.registrations.fetch_add(1, Ordering::Relaxed);
-            let operation_id = service.register(registration_id, now, wall);
+            // DPS takes identity from the connection; the body only matters for its payload.
+            let payload = messages::DeviceRegistration::parse(body).ok().and_then(|r| r.payload);
+            let operation_id = service.register(registration_id, payload, now, wall);
             let accepted = RegistrationOperationStatus {
                 operation_id,
                 status: OperationStatus::Assigning,

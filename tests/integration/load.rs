@@ -191,3 +191,53 @@ async fn passive_checks_count_violations_per_check_in_a_run() {
     assert!(others.is_empty(), "{others:?}");
     emulator.handle.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_mixing_every_sdk_personality_provisions() {
+    // retry-after 1 and no assignment delay: every profile polls once after its own wait.
+    let mixed = plan(
+        "mix",
+        "retry_after_seconds = 1\n[devices]\ncount = 12\npersonalities = { dpsbench = 1, python = 1, node = 1, c = 1, embedded-c = 1, csharp = 1 }\n\
+         [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let summary = run(&mixed).await;
+    assert_eq!(summary.results.devices.assigned, 12, "{:?}", summary.results.failures);
+    let personalities = &summary.results.personalities;
+    assert_eq!(personalities.len(), 6, "{personalities:?}");
+    for (name, counts) in personalities {
+        assert_eq!((counts.devices, counts.assigned), (2, 2), "{name}");
+    }
+    // Python waits a fixed 2 s before its first poll, C# at least 2 s: longer than retry-after 1,
+    // so no profile polls early here.
+    assert_eq!(summary.results.early_requests, 0, "no profile polls before a 1 s retry-after");
+    assert!(summary.validity.valid, "{:?}", summary.validity);
+    let checks: Vec<_> = summary.results.conformance.iter().filter(|(_, c)| c.violations > 0).collect();
+    assert!(checks.is_empty(), "every dialect's exchange is conformant: {checks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn individual_enrollments_from_csv_sign_with_their_own_keys() {
+    let dir = std::env::temp_dir().join(format!("dpsbench-individual-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys: Vec<String> = (0..3).map(|_| dpsbench::credentials::SymmetricKey::random().to_base64()).collect();
+    let csv = format!("registration_id,key\nsolo-1,{}\nsolo-2,{}\nsolo-3,{}\n", keys[0], keys[1], keys[2]);
+    std::fs::write(dir.join("devices.csv"), csv).unwrap();
+    let body =
+        format!("[devices]\nregistration_ids_file = \"{}\"\n[arrival]\nrate = 50\n", dir.join("devices.csv").display());
+    let summary = run(&plan("individual", &body)).await;
+    assert_eq!(summary.results.devices.assigned, 3, "{:?}", summary.results.failures);
+    assert_eq!(summary.emulator.as_ref().unwrap().connects_refused, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_payloads_go_out_and_come_back() {
+    let echoed = plan(
+        "payload",
+        "echo_payload = true\n[devices]\ncount = 6\npersonalities = { dpsbench = 1, python = 1, c = 1 }\n\
+         payload = { modelId = \"dtmi:com:example:Thermostat;1\", site = \"site-{index}\", tier = { one_of = [\"gold\", \"silver\"] } }\n\
+         [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let summary = run(&echoed).await;
+    assert_eq!(summary.results.devices.assigned, 6);
+    assert_eq!((summary.results.payloads.returned, summary.results.payloads.matching), (6, 6));
+}

@@ -60,6 +60,8 @@ pub fn device_signed_with(device_key: &SymmetricKey, id: &str, valid_for_seconds
         registration_id,
         id_scope: scope(),
         source_address: None,
+        personality: Default::default(),
+        payload: None,
     }
 }
 

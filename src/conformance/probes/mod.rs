@@ -96,6 +96,8 @@ impl ProbeTarget {
             id_scope: self.id_scope.clone(),
             password: Some(password),
             source_address: None,
+            personality: crate::device::Personality::Dpsbench,
+            payload: None,
         }
     }
 

@@ -12,8 +12,12 @@ use serde::Deserialize;
 
 use crate::arrival::{ArrivalPlan, Stage};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
-use crate::device::{FlowSettings, RetryPolicy, RetryProfile, Timeouts, Transport};
+use crate::device::{FlowSettings, Personality, RetryPolicy, RetryProfile, Timeouts, Transport};
 use crate::emulator::config::{QuotaConfig, one_line};
+
+mod devices;
+
+pub use devices::{IdPattern, Identities, PayloadTemplate, PersonalityMix};
 
 /// A quota high enough never to throttle, for the one of the two quotas a scenario leaves out.
 const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
@@ -56,6 +60,9 @@ pub enum TargetSection {
         /// DPS quota on poll requests (per minute); none when absent.
         #[serde(default)]
         operations_per_minute: Option<u32>,
+        /// Return each device's payload as `registrationState.payload`.
+        #[serde(default)]
+        echo_payload: bool,
         #[serde(default, flatten)]
         transport: TransportSection,
     },
@@ -136,10 +143,20 @@ pub struct DevicesSection {
     /// File holding the enrollment group key.
     #[serde(default)]
     pub group_key_file: Option<PathBuf>,
+    /// Every device's SDK personality: dpsbench (default), python, node, c, embedded-c, csharp.
+    #[serde(default)]
+    pub personality: Option<Personality>,
+    /// A mix of personalities by weight, e.g. `{ python = 3, c = 1 }`.
+    #[serde(default)]
+    pub personalities: Option<std::collections::BTreeMap<Personality, u32>>,
+    /// Custom allocation data each device sends (a table; strings may hold `{registration_id}`
+    /// and `{index}`; `{ one_of = [...] }` picks one per device).
+    #[serde(default)]
+    pub payload: Option<toml::Table>,
 }
 
 /// Registration IDs when a scenario names none.
-const DEFAULT_PATTERN: &str = "bench-{index:06}";
+pub(crate) const DEFAULT_PATTERN: &str = "bench-{index:06}";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +233,7 @@ pub enum TargetPlan {
         assign_delay: Duration,
         quota: Option<QuotaConfig>,
         transport: Transport,
+        echo_payload: bool,
     },
     Dps {
         host: String,
@@ -225,34 +243,6 @@ pub enum TargetPlan {
         server_name: String,
         transport: Transport,
     },
-}
-
-/// A registration ID pattern with one `{index}` or `{index:0N}` placeholder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdPattern {
-    prefix: String,
-    suffix: String,
-    width: usize,
-}
-
-impl IdPattern {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let start = text.find("{index").ok_or("it must contain {index} or {index:06}")?;
-        let end = start + text[start..].find('}').ok_or("unclosed {index")?;
-        let width = match &text[start + "{index".len()..end] {
-            "" => 0,
-            spec => spec
-                .strip_prefix(":0")
-                .and_then(|w| w.parse::<usize>().ok())
-                .filter(|w| *w <= 20)
-                .ok_or_else(|| format!("{{index{spec}}} is not a known format; use {{index}} or {{index:06}}"))?,
-        };
-        Ok(Self { prefix: text[..start].into(), suffix: text[end + 1..].into(), width })
-    }
-
-    pub fn render(&self, index: u64) -> String {
-        format!("{}{:0width$}{}", self.prefix, index, self.suffix, width = self.width)
-    }
 }
 
 /// How devices are started: on an open arrival plan, or closed (one starts as one finishes).
@@ -301,6 +291,8 @@ pub struct Plan {
     pub target: TargetPlan,
     pub id_scope: IdScope,
     pub identities: Identities,
+    pub personalities: PersonalityMix,
+    pub payload: Option<PayloadTemplate>,
     /// The group key; for the embedded target a random one when none is named.
     pub group_key: SymmetricKey,
     pub load: Load,
@@ -341,6 +333,7 @@ impl Plan {
                 registrations_per_minute,
                 operations_per_minute,
                 transport,
+                echo_payload,
             } => {
                 let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
                     .map_err(|e| field("target.id_scope", e.to_string()))?;
@@ -363,7 +356,10 @@ impl Plan {
                         operations_per_minute: operations_per_minute.unwrap_or(UNLIMITED_PER_MINUTE),
                     });
                 let transport = transport.resolve().map_err(|(name, reason)| field(name, reason))?;
-                (TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport }, scope)
+                (
+                    TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload },
+                    scope,
+                )
             }
             TargetSection::Dps { host, port, id_scope, ca_certificate, server_name, transport } => {
                 let transport = transport.resolve().map_err(|(name, reason)| field(name, reason))?;
@@ -377,12 +373,19 @@ impl Plan {
             }
         };
         let devices = &file.devices;
-        let identities = identities(devices, base).map_err(|(name, reason)| field(name, reason))?;
-        let group_key = Self::group_key(devices, &target, base, env).map_err(|(name, reason)| field(name, reason))?;
-        let listed = match &identities {
-            Identities::List(ids) => Some(ids.len() as u64),
-            Identities::Pattern { .. } => None,
+        let identities = devices::identities(devices, base).map_err(|(name, reason)| field(name, reason))?;
+        let personalities = PersonalityMix::resolve(devices).map_err(|(name, reason)| field(name, reason))?;
+        let payload = match &devices.payload {
+            Some(table) => {
+                let value = serde_json::to_value(table).map_err(|e| field("devices.payload", e.to_string()))?;
+                Some(PayloadTemplate::new(value).map_err(|(name, reason)| field(name, reason))?)
+            }
+            None => None,
         };
+        let all_keyed = identities.all_keyed();
+        let group_key =
+            Self::group_key(devices, &target, base, env, all_keyed).map_err(|(name, reason)| field(name, reason))?;
+        let listed = identities.listed();
         let load = load(&file.arrival, devices.count.or(listed)).map_err(|(name, reason)| field(name, reason))?;
         let duration = match file.run.duration_seconds {
             Some(s) if !(s.is_finite() && s > 0.0) => {
@@ -431,6 +434,8 @@ impl Plan {
             target,
             id_scope,
             identities,
+            personalities,
+            payload,
             group_key,
             load,
             stop: Stop { devices: count, duration },
@@ -448,6 +453,7 @@ impl Plan {
         target: &TargetPlan,
         base: &Path,
         env: &dyn Fn(&str) -> Option<String>,
+        all_keyed: bool,
     ) -> Result<SymmetricKey, (&'static str, String)> {
         match (&devices.group_key_env, &devices.group_key_file) {
             (Some(_), Some(_)) => {
@@ -466,11 +472,33 @@ impl Plan {
                     .map_err(|e| ("devices.group_key_file", format!("{}: {e}", path.display())))
             }
             (None, None) => match target {
+                // Nobody derives from it: every device has its own key, or the emulator is ours.
+                _ if all_keyed => Ok(SymmetricKey::random()),
                 TargetPlan::Embedded { .. } => Ok(SymmetricKey::random()),
                 TargetPlan::Dps { .. } => {
                     Err(("devices.group_key_env", "a dps target needs group_key_env or group_key_file".into()))
                 }
             },
+        }
+    }
+
+    /// The key the `n`-th device signs with: its own (individual enrollment), or derived from
+    /// the group key.
+    pub fn device_key(&self, n: u64, registration_id: &RegistrationId) -> SymmetricKey {
+        match &self.identities {
+            Identities::List(ids) => match &ids[n as usize].1 {
+                Some(key) => key.clone(),
+                None => self.group_key.derive_device_key(registration_id),
+            },
+            Identities::Pattern { .. } => self.group_key.derive_device_key(registration_id),
+        }
+    }
+
+    /// Individual enrollments the embedded emulator must know: devices with their own key.
+    pub fn individual_enrollments(&self) -> Vec<(RegistrationId, SymmetricKey)> {
+        match &self.identities {
+            Identities::List(ids) => ids.iter().filter_map(|(id, key)| Some((id.clone(), key.clone()?))).collect(),
+            Identities::Pattern { .. } => Vec::new(),
         }
     }
 
@@ -480,59 +508,12 @@ impl Plan {
         match &self.identities {
             Identities::Pattern { pattern, start_index } => RegistrationId::new(pattern.render(start_index + n))
                 .expect("resolve checked the first and last IDs, and the pattern only varies digits"),
-            Identities::List(ids) => ids[n as usize].clone(),
+            Identities::List(ids) => ids[n as usize].0.clone(),
         }
     }
 }
 
-type FieldError = (&'static str, String);
-
-/// Where registration IDs come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identities {
-    Pattern {
-        pattern: IdPattern,
-        start_index: u64,
-    },
-    /// Read from a CSV file, one per row.
-    List(Vec<RegistrationId>),
-}
-
-fn identities(devices: &DevicesSection, base: &Path) -> Result<Identities, FieldError> {
-    let Some(file) = &devices.registration_ids_file else {
-        let text = devices.registration_id.as_deref().unwrap_or(DEFAULT_PATTERN);
-        let pattern = IdPattern::parse(text).map_err(|e| ("devices.registration_id", e))?;
-        return Ok(Identities::Pattern { pattern, start_index: devices.start_index.unwrap_or(0) });
-    };
-    if devices.registration_id.is_some() || devices.start_index.is_some() {
-        return Err(("devices.registration_ids_file", "give a registration_id pattern or a file, not both".into()));
-    }
-    let path = base.join(file);
-    let field = "devices.registration_ids_file";
-    let mut reader =
-        csv::Reader::from_path(&path).map_err(|e| (field, format!("cannot read {}: {e}", path.display())))?;
-    let headers = reader.headers().map_err(|e| (field, format!("{}: {e}", path.display())))?;
-    let column = headers
-        .iter()
-        .position(|h| h.trim() == "registration_id")
-        .ok_or_else(|| (field, format!("{} has no registration_id column in its header row", path.display())))?;
-    let mut ids = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (row, record) in reader.records().enumerate() {
-        let line = row + 2;
-        let record = record.map_err(|e| (field, format!("{} line {line}: {e}", path.display())))?;
-        let text = record.get(column).unwrap_or_default().trim();
-        let id = RegistrationId::new(text).map_err(|e| (field, format!("{} line {line}: {e}", path.display())))?;
-        if !seen.insert(id.canonical()) {
-            return Err((field, format!("{} line {line}: registration ID {text:?} appears twice", path.display())));
-        }
-        ids.push(id);
-    }
-    if ids.is_empty() {
-        return Err((field, format!("{} lists no devices", path.display())));
-    }
-    Ok(Identities::List(ids))
-}
+pub(crate) type FieldError = (&'static str, String);
 
 /// Most addresses a pool may expand to.
 const MAX_POOL: u128 = 65_536;

@@ -1,0 +1,226 @@
+//! The devices of a scenario: where their registration IDs and keys come from, which SDK
+//! personality each one has, and the custom allocation payload each one sends.
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use super::{DEFAULT_PATTERN, DevicesSection, FieldError};
+use crate::credentials::{RegistrationId, SymmetricKey};
+use crate::device::Personality;
+
+/// A registration ID pattern with one `{index}` or `{index:0N}` placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPattern {
+    prefix: String,
+    suffix: String,
+    width: usize,
+}
+
+impl IdPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let start = text.find("{index").ok_or("it must contain {index} or {index:06}")?;
+        let end = start + text[start..].find('}').ok_or("unclosed {index")?;
+        let width = match &text[start + "{index".len()..end] {
+            "" => 0,
+            spec => spec
+                .strip_prefix(":0")
+                .and_then(|w| w.parse::<usize>().ok())
+                .filter(|w| *w <= 20)
+                .ok_or_else(|| format!("{{index{spec}}} is not a known format; use {{index}} or {{index:06}}"))?,
+        };
+        Ok(Self { prefix: text[..start].into(), suffix: text[end + 1..].into(), width })
+    }
+
+    pub fn render(&self, index: u64) -> String {
+        format!("{}{:0width$}{}", self.prefix, index, self.suffix, width = self.width)
+    }
+}
+
+/// Where registration IDs (and, for individual enrollments, keys) come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identities {
+    Pattern {
+        pattern: IdPattern,
+        start_index: u64,
+    },
+    /// Read from a CSV file, one per row; `key` set when the file has a `key` column
+    /// (individual enrollments: the device signs with its own key).
+    List(Vec<(RegistrationId, Option<SymmetricKey>)>),
+}
+
+impl Identities {
+    /// How many devices the file lists (`None` for a pattern, which has no end).
+    pub fn listed(&self) -> Option<u64> {
+        match self {
+            Identities::List(ids) => Some(ids.len() as u64),
+            Identities::Pattern { .. } => None,
+        }
+    }
+
+    /// Whether every device has its own key, so no group key is needed.
+    pub fn all_keyed(&self) -> bool {
+        matches!(self, Identities::List(ids) if ids.iter().all(|(_, key)| key.is_some()))
+    }
+}
+
+pub(super) fn identities(devices: &DevicesSection, base: &Path) -> Result<Identities, FieldError> {
+    let Some(file) = &devices.registration_ids_file else {
+        let text = devices.registration_id.as_deref().unwrap_or(DEFAULT_PATTERN);
+        let pattern = IdPattern::parse(text).map_err(|e| ("devices.registration_id", e))?;
+        return Ok(Identities::Pattern { pattern, start_index: devices.start_index.unwrap_or(0) });
+    };
+    if devices.registration_id.is_some() || devices.start_index.is_some() {
+        return Err(("devices.registration_ids_file", "give a registration_id pattern or a file, not both".into()));
+    }
+    let path = base.join(file);
+    let field = "devices.registration_ids_file";
+    let at = |line: usize, why: String| (field, format!("{} line {line}: {why}", path.display()));
+    let mut reader =
+        csv::Reader::from_path(&path).map_err(|e| (field, format!("cannot read {}: {e}", path.display())))?;
+    let headers = reader.headers().map_err(|e| (field, format!("{}: {e}", path.display())))?.clone();
+    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let id_column = column("registration_id")
+        .ok_or_else(|| (field, format!("{} has no registration_id column in its header row", path.display())))?;
+    let key_column = column("key");
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (row, record) in reader.records().enumerate() {
+        let line = row + 2;
+        let record = record.map_err(|e| at(line, e.to_string()))?;
+        let text = record.get(id_column).unwrap_or_default().trim();
+        let id = RegistrationId::new(text).map_err(|e| at(line, e.to_string()))?;
+        if !seen.insert(id.canonical()) {
+            return Err(at(line, format!("registration ID {text:?} appears twice")));
+        }
+        // The key never appears in an error: only that it is malformed.
+        let key = match key_column.and_then(|k| record.get(k)).map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key) => Some(SymmetricKey::from_base64(key).map_err(|e| at(line, format!("key: {e}")))?),
+            None => None,
+        };
+        ids.push((id, key));
+    }
+    if ids.is_empty() {
+        return Err((field, format!("{} lists no devices", path.display())));
+    }
+    Ok(Identities::List(ids))
+}
+
+/// Which personality each device has: one, or a mix by weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalityMix(Vec<(Personality, u32)>);
+
+impl PersonalityMix {
+    pub fn single(personality: Personality) -> Self {
+        Self(vec![(personality, 1)])
+    }
+
+    pub(super) fn resolve(devices: &DevicesSection) -> Result<Self, FieldError> {
+        match (&devices.personality, &devices.personalities) {
+            (Some(_), Some(_)) => Err(("devices.personalities", "give personality or personalities, not both".into())),
+            (Some(one), None) => Ok(Self::single(*one)),
+            (None, None) => Ok(Self::single(Personality::default())),
+            (None, Some(weights)) => {
+                let mut mix: Vec<(Personality, u32)> =
+                    weights.iter().map(|(p, w)| (*p, *w)).filter(|(_, w)| *w > 0).collect();
+                mix.sort();
+                if mix.is_empty() {
+                    return Err(("devices.personalities", "give at least one personality a weight above 0".into()));
+                }
+                Ok(Self(mix))
+            }
+        }
+    }
+
+    /// The personality of the `n`-th device: weights are kept exactly in every run of
+    /// `total weight` consecutive devices.
+    pub fn of(&self, n: u64) -> Personality {
+        let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut slot = n % total;
+        for (personality, weight) in &self.0 {
+            if slot < u64::from(*weight) {
+                return *personality;
+            }
+            slot -= u64::from(*weight);
+        }
+        unreachable!("slot < total weight always lands in a bucket")
+    }
+
+    pub fn personalities(&self) -> impl Iterator<Item = Personality> + '_ {
+        self.0.iter().map(|(p, _)| *p)
+    }
+}
+
+/// A custom allocation payload template: a JSON object whose strings may hold
+/// `{registration_id}` and `{index}`, and where `{"one_of": [...]}` picks one value per device
+/// (reproducibly: the pick depends on the device index only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadTemplate(Value);
+
+impl PayloadTemplate {
+    pub(super) fn new(value: Value) -> Result<Self, FieldError> {
+        if !value.is_object() {
+            return Err(("devices.payload", "the payload must be a table (a JSON object), as DPS requires".into()));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn render(&self, registration_id: &RegistrationId, index: u64) -> Value {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(index);
+        render(&self.0, registration_id.as_str(), index, &mut rng)
+    }
+}
+
+fn render(value: &Value, id: &str, index: u64, rng: &mut rand::rngs::StdRng) -> Value {
+    match value {
+        Value::String(text) => {
+            Value::String(text.replace("{registration_id}", id).replace("{index}", &index.to_string()))
+        }
+        Value::Object(map) if map.len() == 1 && map.get("one_of").is_some_and(Value::is_array) => {
+            let choices = map["one_of"].as_array().expect("checked to be an array");
+            match choices.len() {
+                0 => Value::Null,
+                n => render(&choices[rng.random_range(0..n)], id, index, rng),
+            }
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), render(v, id, index, rng))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, id, index, rng)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_keeps_its_weights_exactly() {
+        let mix = PersonalityMix(vec![(Personality::Python, 3), (Personality::C, 1)]);
+        let first_eight: Vec<Personality> = (0..8).map(|n| mix.of(n)).collect();
+        assert_eq!(first_eight.iter().filter(|p| **p == Personality::Python).count(), 6);
+        assert_eq!(first_eight.iter().filter(|p| **p == Personality::C).count(), 2);
+    }
+
+    #[test]
+    fn payload_templates_fill_placeholders_and_pick_reproducibly() {
+        let template = PayloadTemplate::new(serde_json::json!({
+            "modelId": "dtmi:com:example:Thermostat;1",
+            "site": "site-{index}",
+            "device": "{registration_id}",
+            "tier": { "one_of": ["gold", "silver", "bronze"] },
+            "limits": [1, 2]
+        }))
+        .unwrap();
+        let id = RegistrationId::new("dev-7").unwrap();
+        let rendered = template.render(&id, 7);
+        assert_eq!(rendered["site"], "site-7");
+        assert_eq!(rendered["device"], "dev-7");
+        assert!(["gold", "silver", "bronze"].contains(&rendered["tier"].as_str().unwrap()));
+        assert_eq!(rendered, template.render(&id, 7), "the same device gets the same payload");
+        let tiers: std::collections::HashSet<String> =
+            (0..60).map(|i| template.render(&id, i)["tier"].as_str().unwrap().to_string()).collect();
+        assert_eq!(tiers.len(), 3, "every choice is picked across devices");
+        assert!(PayloadTemplate::new(serde_json::json!("text")).is_err());
+    }
+}
