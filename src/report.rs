@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 
+use crate::device::Transport;
 use crate::metrics::PHASES;
 use crate::runner::RunSummary;
+use crate::scenario::{Load, Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
 pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
@@ -110,6 +112,93 @@ pub fn summary_table(summary: &RunSummary) -> String {
         let _ = writeln!(out, "hubs: {}", hubs.join(", "));
     }
     out
+}
+
+/// What `dpsbench run --dry-run` prints: the resolved plan, what it will bill and the
+/// throttling to expect, without touching the network.
+pub fn dry_run(plan: &Plan) -> String {
+    let mut out = String::new();
+    let devices = plan.stop.devices;
+    let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
+    let (target, billed, quota) = match &plan.target {
+        TargetPlan::Embedded { .. } => {
+            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false, None)
+        }
+        TargetPlan::Dps { host, port, ca, transport, loopback, dps_units, .. } => {
+            let trust = match ca {
+                Some((_, path)) => format!("trusting {}", path.display()),
+                None => "trusting the public web roots".into(),
+            };
+            let transport = match transport {
+                Transport::Mqtt => "MQTT over TLS 1.2".to_string(),
+                Transport::WebSocket { path, .. } => format!("MQTT over WebSocket ({path}) over TLS 1.2"),
+            };
+            let place = if *loopback { "on this machine" } else { "NOT on this machine" };
+            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback, Some(*dps_units))
+        }
+    };
+    let _ = writeln!(out, "target      {target}");
+    let _ = writeln!(out, "id scope    {}", plan.id_scope);
+    let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
+    let _ = writeln!(out, "devices     up to {devices} ({})", mix.join(", "));
+    let _ = writeln!(out, "arrivals    {}", plan.load.describe());
+    let arrivals = arrival_seconds(plan);
+    match arrivals {
+        Some(seconds) => {
+            let _ = writeln!(
+                out,
+                "duration    arrivals end after about {seconds:.0} s; run limit {} s",
+                plan.max_duration.as_secs()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "duration    set by the target's speed (closed model); run limit {} s",
+                plan.max_duration.as_secs()
+            );
+        }
+    }
+    if billed {
+        let _ = writeln!(
+            out,
+            "billing     {devices} registrations are billable (register requests; retries after 429 bill again; polls are free)"
+        );
+    }
+    if let Some(units) = quota {
+        let per_second = f64::from(units) * 1000.0 / 60.0;
+        let _ = write!(
+            out,
+            "quota       {units} DPS unit(s): about {:.0} registrations per minute ({per_second:.1}/s)",
+            f64::from(units) * 1000.0
+        );
+        match arrivals.filter(|s| *s > 0.0).map(|s| devices as f64 / s) {
+            Some(offered) if offered > per_second => {
+                let drain = devices as f64 / per_second;
+                let _ = writeln!(
+                    out,
+                    "; the plan offers {offered:.1}/s on average: expect 429 throttling, and about {drain:.0} s to register everyone"
+                );
+            }
+            Some(offered) => {
+                let _ = writeln!(out, "; the plan offers {offered:.1}/s on average: within the quota");
+            }
+            None => {
+                let _ = writeln!(out);
+            }
+        }
+    }
+    out
+}
+
+/// When the last arrival of an open plan is due, in seconds.
+fn arrival_seconds(plan: &Plan) -> Option<f64> {
+    let Load::Open(arrivals) = &plan.load else { return None };
+    let planned = match arrivals.natural_duration() {
+        Some(duration) => duration.as_secs_f64(),
+        None => plan.stop.devices.saturating_sub(1) as f64 / arrivals.peak_rate(),
+    };
+    Some(plan.stop.duration.map_or(planned, |d| d.as_secs_f64().min(planned)))
 }
 
 /// Formats microseconds for humans: `840us`, `12.3ms`, `4.20s`.

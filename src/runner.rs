@@ -291,10 +291,13 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             };
             Ok(PreparedTarget { target, kind: "embedded", emulator: Some(emulator.handle) })
         }
-        TargetPlan::Dps { host, port, ca_pem, ca_path, server_name, transport } => {
+        TargetPlan::Dps { host, port, ca, server_name, transport, .. } => {
             let address = resolve(host, *port).await?;
             preflight(address).await?;
-            let roots = tls::roots_from_pem(ca_pem, ca_path)?;
+            let roots = match ca {
+                Some((pem, path)) => tls::roots_from_pem(pem, path)?,
+                None => tls::public_roots(),
+            };
             let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
                 .map_err(|_| RunError::ServerName(server_name.clone()))?;
             let tls = tls::client_config(roots, TlsVersions::Tls12Only)?;

@@ -154,6 +154,11 @@ pub fn roots_from_pem(pem: &[u8], origin: &Path) -> Result<RootCertStore, TlsErr
     Ok(roots)
 }
 
+/// The public web's roots (Mozilla's list, compiled in): what a real DPS endpoint chains to.
+pub fn public_roots() -> RootCertStore {
+    RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+}
+
 /// A device-side config trusting `roots`, offering `versions`, without session resumption.
 pub fn client_config(roots: RootCertStore, versions: TlsVersions) -> Result<Arc<ClientConfig>, TlsError> {
     let mut config = ClientConfig::builder_with_provider(provider())

@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the resolved plan (target, devices, rate, expected duration, billable
+    /// registrations, expected throttling) and exit without connecting anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +220,10 @@ fn token(args: TokenArgs) -> Result<i32> {
 
 async fn run(args: RunArgs) -> Result<i32> {
     let plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    if args.dry_run {
+        print!("{}", report::dry_run(&plan));
+        return Ok(0);
+    }
     let out = match args.out {
         Some(dir) => dir,
         None => default_out_dir(&plan.name),

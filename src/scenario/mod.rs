@@ -68,13 +68,24 @@ pub enum TargetSection {
     },
     /// A DPS endpoint (or an emulator in another process) over MQTT/TLS.
     Dps {
+        #[serde(default = "default_dps_host")]
         host: String,
         /// 8883, or 443 for WebSocket.
         #[serde(default)]
         port: Option<u16>,
         id_scope: String,
-        /// PEM file of the CA that signs the server certificate.
-        ca_certificate: PathBuf,
+        /// PEM file of the CA that signs the server certificate; the public web roots
+        /// (Mozilla's, as DPS's certificates chain to) when absent.
+        #[serde(default)]
+        ca_certificate: Option<PathBuf>,
+        /// Required for a target that is not on this machine: the highest rate of new devices
+        /// per second the plan may offer (a guard against thousands per second in production).
+        #[serde(default)]
+        max_devices_per_second: Option<f64>,
+        /// DPS units of the instance, for the throttling `--dry-run` expects (1,000
+        /// registrations per minute each).
+        #[serde(default)]
+        dps_units: Option<u32>,
         /// Name checked against the server certificate; defaults to `host`.
         #[serde(default)]
         server_name: Option<String>,
@@ -238,11 +249,27 @@ pub enum TargetPlan {
     Dps {
         host: String,
         port: u16,
-        ca_pem: Vec<u8>,
-        ca_path: PathBuf,
+        /// The CA to trust and where it came from; `None` trusts the public web roots.
+        ca: Option<(Vec<u8>, PathBuf)>,
         server_name: String,
         transport: Transport,
+        /// Whether the host is this machine (loopback).
+        loopback: bool,
+        dps_units: u32,
     },
+}
+
+/// DPS's global device endpoint.
+pub const GLOBAL_ENDPOINT: &str = "global.azure-devices-provisioning.net";
+
+fn default_dps_host() -> String {
+    GLOBAL_ENDPOINT.into()
+}
+
+/// Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// How devices are started: on an open arrival plan, or closed (one starts as one finishes).
@@ -324,6 +351,11 @@ impl Plan {
         let field =
             |field: &'static str, reason: String| ScenarioError::Field { path: path.to_path_buf(), field, reason };
         let base = path.parent().unwrap_or(Path::new("."));
+        if let TargetSection::Dps { host, max_devices_per_second, .. } = &file.target
+            && !is_loopback(host)
+        {
+            guard_production(&file, *max_devices_per_second).map_err(|(name, reason)| field(name, reason))?;
+        }
         let (target, id_scope) = match file.target {
             TargetSection::Embedded {
                 id_scope,
@@ -361,15 +393,34 @@ impl Plan {
                     scope,
                 )
             }
-            TargetSection::Dps { host, port, id_scope, ca_certificate, server_name, transport } => {
+            TargetSection::Dps {
+                host,
+                port,
+                id_scope,
+                ca_certificate,
+                // Checked above, before the target was taken apart.
+                max_devices_per_second: _,
+                dps_units,
+                server_name,
+                transport,
+            } => {
                 let transport = transport.resolve().map_err(|(name, reason)| field(name, reason))?;
                 let port = port.unwrap_or(if transport == Transport::Mqtt { 8883 } else { 443 });
                 let scope = IdScope::new(id_scope).map_err(|e| field("target.id_scope", e.to_string()))?;
-                let ca_path = base.join(&ca_certificate);
-                let ca_pem = std::fs::read(&ca_path)
-                    .map_err(|e| field("target.ca_certificate", format!("cannot read {}: {e}", ca_path.display())))?;
+                let ca = match ca_certificate {
+                    Some(file) => {
+                        let path = base.join(file);
+                        let pem = std::fs::read(&path).map_err(|e| {
+                            field("target.ca_certificate", format!("cannot read {}: {e}", path.display()))
+                        })?;
+                        Some((pem, path))
+                    }
+                    None => None,
+                };
                 let server_name = server_name.unwrap_or_else(|| host.clone());
-                (TargetPlan::Dps { host, port, ca_pem, ca_path, server_name, transport }, scope)
+                let loopback = is_loopback(&host);
+                let dps_units = dps_units.unwrap_or(1).max(1);
+                (TargetPlan::Dps { host, port, ca, server_name, transport, loopback, dps_units }, scope)
             }
         };
         let devices = &file.devices;
@@ -514,6 +565,35 @@ impl Plan {
 }
 
 pub(crate) type FieldError = (&'static str, String);
+
+/// A target off this machine needs an explicit device count, an explicit ceiling on the rate of
+/// new devices, and an open plan that stays under it.
+fn guard_production(file: &ScenarioFile, ceiling: Option<f64>) -> Result<(), FieldError> {
+    let off = "the target is not on this machine";
+    let Some(ceiling) = ceiling.filter(|c| c.is_finite() && *c > 0.0) else {
+        return Err(("target.max_devices_per_second", format!("{off}: set a ceiling on new devices per second")));
+    };
+    if file.devices.count.is_none() {
+        return Err(("devices.count", format!("{off}: give the number of devices explicitly")));
+    }
+    let peak = match load(&file.arrival, file.devices.count) {
+        Ok(Load::Open(plan)) => plan.peak_rate(),
+        Ok(Load::Closed { .. }) => {
+            return Err((
+                "arrival.model",
+                format!("{off}: use an open plan with an explicit rate, not a closed model"),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    if peak > ceiling {
+        return Err((
+            "arrival",
+            format!("the plan peaks at {peak} devices/s, above target.max_devices_per_second = {ceiling}"),
+        ));
+    }
+    Ok(())
+}
 
 /// Most addresses a pool may expand to.
 const MAX_POOL: u128 = 65_536;
@@ -755,6 +835,37 @@ mod tests {
         std::fs::write(dir.join("nohead.csv"), "id\nx\n").unwrap();
         let err = resolve("registration_ids_file = \"nohead.csv\"\n").unwrap_err().to_string();
         assert!(err.contains("no registration_id column"), "{err}");
+    }
+
+    #[test]
+    fn a_target_off_this_machine_needs_explicit_limits() {
+        let with = |target: &str, rest: &str| {
+            let text = format!("name = \"t\"\n[target]\nkind = \"dps\"\nid_scope = \"0ne1\"\n{target}\n{rest}");
+            load(&text, &|_| Some(SymmetricKey::random().to_base64()))
+        };
+        let keyed = "[devices]\ncount = 10\ngroup_key_env = \"K\"\n";
+        let err =
+            with("host = \"dps.example.invalid\"", &format!("{keyed}[arrival]\nrate = 5\n")).unwrap_err().to_string();
+        assert!(err.contains("`target.max_devices_per_second`"), "{err}");
+        let ceiling = "host = \"dps.example.invalid\"\nmax_devices_per_second = 10";
+        let err = with(ceiling, &format!("{keyed}[arrival]\nrate = 50\n")).unwrap_err().to_string();
+        assert!(err.contains("peaks at 50"), "{err}");
+        let err =
+            with(ceiling, "[devices]\ngroup_key_env = \"K\"\n[arrival]\nrate = 5\n[run]\nduration_seconds = 10\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("`devices.count`"), "{err}");
+        let err =
+            with(ceiling, &format!("{keyed}[arrival]\nmodel = \"closed\"\nconcurrency = 2\n")).unwrap_err().to_string();
+        assert!(err.contains("open plan"), "{err}");
+        let plan = with(ceiling, &format!("{keyed}[arrival]\nrate = 5\n")).unwrap();
+        assert!(matches!(plan.target, TargetPlan::Dps { loopback: false, ca: None, port: 8883, .. }));
+        // This machine needs no guard, and the public roots are the default trust.
+        let local =
+            with("host = \"127.0.0.1\"\ntransport = \"websocket\"", &format!("{keyed}[arrival]\nrate = 5000\n"))
+                .unwrap();
+        assert!(matches!(local.target, TargetPlan::Dps { loopback: true, port: 443, .. }));
+        assert!(is_loopback("localhost") && is_loopback("::1") && is_loopback("127.0.0.9") && !is_loopback("10.0.0.1"));
     }
 
     #[test]

@@ -447,3 +447,28 @@ fn sigint_drains_and_writes_a_partial_summary() {
     let series = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
     assert!(series.lines().count() >= 3, "{series}");
 }
+
+/// --dry-run resolves the plan and says what it will bill and how DPS will throttle it, without
+/// connecting anywhere (the host here does not even resolve).
+#[test]
+fn dry_run_prints_the_plan_billing_and_throttling_without_connecting() {
+    let dir = temp_dir("dry-run");
+    let scenario = write(
+        &dir,
+        "rollout.toml",
+        "name = \"rollout\"\n[target]\nkind = \"dps\"\nhost = \"dps.example.invalid\"\nid_scope = \"0ne0026656D\"\n\
+         max_devices_per_second = 50\ndps_units = 2\n[devices]\ncount = 6000\ngroup_key_env = \"BENCH_KEY\"\n\
+         [arrival]\nrate = 40\n",
+    );
+    let output = dpsbench(&["run", scenario.to_str().unwrap(), "--dry-run"], &[("BENCH_KEY", TV1_GROUP_KEY)]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("dps.example.invalid:8883") && stdout.contains("NOT on this machine"), "{stdout}");
+    assert!(stdout.contains("6000 registrations are billable"), "{stdout}");
+    // 2 units: 2,000 registrations a minute (33.3/s) against 40/s offered.
+    assert!(
+        stdout.contains("expect 429 throttling") && stdout.contains("about 180 s to register everyone"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(TV1_GROUP_KEY));
+}
