@@ -274,7 +274,12 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
-            let mut emulator = emulator::start_on_loopback(config)?;
+            // The emulator enforces TLS 1.2, as DPS does, unless the scenario opted into 1.3.
+            let accepts = match plan.tls.versions {
+                TlsVersions::Tls12Only => TlsVersions::Tls12Only,
+                _ => TlsVersions::Tls12And13,
+            };
+            let mut emulator = emulator::start_on_loopback_with(config, accepts.into())?;
             let address = match transport {
                 Transport::Mqtt => emulator.handle.address,
                 Transport::WebSocket { .. } => {
@@ -286,7 +291,7 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             let target = Target {
                 address,
                 server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
-                tls: tls::client_config(emulator.roots, TlsVersions::Tls12Only)?,
+                tls: tls::client_config(emulator.roots, plan.tls.clone())?,
                 transport: transport.clone(),
             };
             Ok(PreparedTarget { target, kind: "embedded", emulator: Some(emulator.handle) })
@@ -300,7 +305,7 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             };
             let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
                 .map_err(|_| RunError::ServerName(server_name.clone()))?;
-            let tls = tls::client_config(roots, TlsVersions::Tls12Only)?;
+            let tls = tls::client_config(roots, plan.tls.clone())?;
             let target = Target { address, server_name, tls, transport: transport.clone() };
             Ok(PreparedTarget { target, kind: "dps", emulator: None })
         }

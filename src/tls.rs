@@ -62,9 +62,56 @@ impl TlsVersions {
     }
 }
 
-/// The crypto provider every config uses (ring).
+/// The crypto provider every config uses (ring), with all its cipher suites.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS versions and cipher suites one side offers or accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsPolicy {
+    pub versions: TlsVersions,
+    /// Cipher suite names (`TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`, ...); empty means all.
+    pub cipher_suites: Vec<String>,
+}
+
+impl From<TlsVersions> for TlsPolicy {
+    fn from(versions: TlsVersions) -> Self {
+        Self { versions, cipher_suites: Vec::new() }
+    }
+}
+
+impl TlsPolicy {
+    /// Parses version names (`"1.2"`, `"1.3"`) and suite names, as scenario and config files give them.
+    pub fn parse(versions: &[String], cipher_suites: &[String]) -> Result<Self, String> {
+        let has = |v: &str| versions.iter().any(|x| x == v);
+        if let Some(bad) = versions.iter().find(|v| !matches!(v.as_str(), "1.2" | "1.3")) {
+            return Err(format!("TLS version {bad:?} is not offered (DPS uses 1.2; 1.3 is opt-in)"));
+        }
+        let versions = match (has("1.2"), has("1.3")) {
+            (true, true) => TlsVersions::Tls12And13,
+            (false, true) => TlsVersions::Tls13Only,
+            _ => TlsVersions::Tls12Only,
+        };
+        let known: Vec<String> = provider().cipher_suites.iter().map(suite_name).collect();
+        if let Some(bad) = cipher_suites.iter().find(|s| !known.contains(s)) {
+            return Err(format!("cipher suite {bad:?} is not one of {}", known.join(", ")));
+        }
+        Ok(Self { versions, cipher_suites: cipher_suites.to_vec() })
+    }
+
+    /// The provider restricted to this policy's suites.
+    fn provider(&self) -> Arc<CryptoProvider> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !self.cipher_suites.is_empty() {
+            provider.cipher_suites.retain(|s| self.cipher_suites.contains(&suite_name(s)));
+        }
+        Arc::new(provider)
+    }
+}
+
+fn suite_name(suite: &rustls::SupportedCipherSuite) -> String {
+    format!("{:?}", suite.suite())
 }
 
 /// The emulator's server identity: its certificate chain, key and the CA that clients trust.
@@ -131,10 +178,11 @@ impl ServerIdentity {
         &self.ca_pem
     }
 
-    /// A server config accepting `versions`.
-    pub fn server_config(&self, versions: TlsVersions) -> Result<Arc<ServerConfig>, TlsError> {
-        let config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(versions.list())?
+    /// A server config accepting `policy` (TLS 1.2 only, as DPS, unless configured otherwise).
+    pub fn server_config(&self, policy: impl Into<TlsPolicy>) -> Result<Arc<ServerConfig>, TlsError> {
+        let policy = policy.into();
+        let config = ServerConfig::builder_with_provider(policy.provider())
+            .with_protocol_versions(policy.versions.list())?
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         Ok(Arc::new(config))
@@ -160,9 +208,10 @@ pub fn public_roots() -> RootCertStore {
 }
 
 /// A device-side config trusting `roots`, offering `versions`, without session resumption.
-pub fn client_config(roots: RootCertStore, versions: TlsVersions) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions.list())?
+pub fn client_config(roots: RootCertStore, policy: impl Into<TlsPolicy>) -> Result<Arc<ClientConfig>, TlsError> {
+    let policy = policy.into();
+    let mut config = ClientConfig::builder_with_provider(policy.provider())
+        .with_protocol_versions(policy.versions.list())?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.resumption = Resumption::disabled();
@@ -220,6 +269,16 @@ mod tests {
         let loaded = ServerIdentity::load(&dir.join("chain.pem"), &dir.join("key.pem"), None).unwrap();
         assert_eq!(loaded.ca_pem(), identity.ca_pem());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn policies_parse_and_restrict_the_handshake() {
+        let strict = TlsPolicy::parse(&["1.2".into()], &["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()]).unwrap();
+        assert_eq!(strict.versions, TlsVersions::Tls12Only);
+        assert_eq!(strict.provider().cipher_suites.len(), 1);
+        assert_eq!(TlsPolicy::parse(&["1.2".into(), "1.3".into()], &[]).unwrap().versions, TlsVersions::Tls12And13);
+        assert!(TlsPolicy::parse(&["1.1".into()], &[]).unwrap_err().contains("1.1"));
+        assert!(TlsPolicy::parse(&[], &["TLS_NOPE".into()]).unwrap_err().contains("TLS_NOPE"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
 use crate::report;
 use crate::runner::{self, Tick};
 use crate::scenario::Plan;
-use crate::tls::{ServerIdentity, TlsVersions};
+use crate::tls::ServerIdentity;
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -447,7 +447,8 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     }
     let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let service = Arc::new(Service::new(service_config));
-    let mut handle = emulator::spawn(listener, service.clone(), identity.server_config(TlsVersions::Tls12Only)?)?;
+    let policy = config.tls_policy(&args.config)?;
+    let mut handle = emulator::spawn(listener, service.clone(), identity.server_config(policy)?)?;
     let websocket = match args.ws_listen {
         Some(address) => {
             let listener =

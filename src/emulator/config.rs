@@ -41,6 +41,26 @@ pub struct EmulatorConfig {
     /// custom allocation policy that echoes would.
     #[serde(default)]
     pub echo_payload: bool,
+    /// TLS versions accepted: `["1.2"]` (default, as DPS) or with `"1.3"`.
+    #[serde(default)]
+    pub tls_versions: Option<Vec<String>>,
+    /// Cipher suites accepted, by name (default: all that ring supports).
+    #[serde(default)]
+    pub cipher_suites: Option<Vec<String>>,
+}
+
+impl EmulatorConfig {
+    /// The TLS versions and suites this emulator accepts.
+    pub fn tls_policy(&self, path: &Path) -> Result<crate::tls::TlsPolicy, ConfigError> {
+        let versions = self.tls_versions.clone().unwrap_or_else(|| vec!["1.2".into()]);
+        crate::tls::TlsPolicy::parse(&versions, self.cipher_suites.as_deref().unwrap_or_default()).map_err(|reason| {
+            ConfigError::Field {
+                path: path.to_path_buf(),
+                field: if self.cipher_suites.is_some() { "cipher_suites" } else { "tls_versions" }.into(),
+                reason,
+            }
+        })
+    }
 }
 
 fn default_retry_after() -> u32 {

@@ -11,5 +11,7 @@ pub mod service;
 
 pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
-pub use server::{EmulatorHandle, LoopbackEmulator, StartError, bind, spawn, start_on_loopback};
+pub use server::{
+    EmulatorHandle, LoopbackEmulator, StartError, bind, spawn, start_on_loopback, start_on_loopback_with,
+};
 pub use service::{Service, ServiceStats, Session};

@@ -90,9 +90,17 @@ pub struct LoopbackEmulator {
 
 /// Starts `config` on `127.0.0.1:0` with a freshly generated CA, TLS 1.2 only.
 pub fn start_on_loopback(config: super::ServiceConfig) -> Result<LoopbackEmulator, StartError> {
+    start_on_loopback_with(config, crate::tls::TlsPolicy::default())
+}
+
+/// Starts `config` on `127.0.0.1:0` with a freshly generated CA, accepting `policy`.
+pub fn start_on_loopback_with(
+    config: super::ServiceConfig,
+    policy: crate::tls::TlsPolicy,
+) -> Result<LoopbackEmulator, StartError> {
     let identity = crate::tls::ServerIdentity::generate(&[])?;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    let server_config = identity.server_config(crate::tls::TlsVersions::Tls12Only)?;
+    let server_config = identity.server_config(policy)?;
     let handle = spawn(listener, Arc::new(Service::new(config)), server_config)?;
     let roots = crate::tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
     Ok(LoopbackEmulator { handle, roots, ca_pem: identity.ca_pem().to_string() })

@@ -14,6 +14,7 @@ use crate::arrival::{ArrivalPlan, Stage};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::device::{FlowSettings, Personality, RetryPolicy, RetryProfile, Timeouts, Transport};
 use crate::emulator::config::{QuotaConfig, one_line};
+use crate::tls::TlsPolicy;
 
 mod devices;
 
@@ -113,9 +114,21 @@ pub struct TransportSection {
     /// WebSocket subprotocol offered (default `mqtt`; the C SDK sends `MQTT`).
     #[serde(default)]
     pub websocket_subprotocol: Option<String>,
+    /// TLS versions devices offer: `["1.2"]` (default, as DPS requires) or with `"1.3"`.
+    #[serde(default)]
+    pub tls_versions: Option<Vec<String>>,
+    /// Cipher suites devices offer, by name (default: all that ring supports).
+    #[serde(default)]
+    pub cipher_suites: Option<Vec<String>>,
 }
 
 impl TransportSection {
+    fn tls(&self) -> Result<TlsPolicy, (&'static str, String)> {
+        let versions = self.tls_versions.clone().unwrap_or_else(|| vec!["1.2".into()]);
+        let field = if self.cipher_suites.is_some() { "target.cipher_suites" } else { "target.tls_versions" };
+        TlsPolicy::parse(&versions, self.cipher_suites.as_deref().unwrap_or_default()).map_err(|e| (field, e))
+    }
+
     fn resolve(&self) -> Result<Transport, (&'static str, String)> {
         match self.transport.as_deref().unwrap_or("mqtt") {
             "mqtt" if self.websocket_path.is_none() && self.websocket_subprotocol.is_none() => Ok(Transport::Mqtt),
@@ -331,6 +344,8 @@ pub struct Plan {
     pub max_schedule_lag_p99: Duration,
     /// Source addresses, used round-robin; empty lets the kernel choose.
     pub source_addresses: Vec<IpAddr>,
+    /// TLS versions and suites devices offer.
+    pub tls: TlsPolicy,
 }
 
 impl Plan {
@@ -351,6 +366,10 @@ impl Plan {
         let field =
             |field: &'static str, reason: String| ScenarioError::Field { path: path.to_path_buf(), field, reason };
         let base = path.parent().unwrap_or(Path::new("."));
+        let tls = match &file.target {
+            TargetSection::Embedded { transport, .. } | TargetSection::Dps { transport, .. } => transport.tls(),
+        }
+        .map_err(|(name, reason)| field(name, reason))?;
         if let TargetSection::Dps { host, max_devices_per_second, .. } = &file.target
             && !is_loopback(host)
         {
@@ -494,6 +513,7 @@ impl Plan {
             drain,
             max_schedule_lag_p99,
             source_addresses,
+            tls,
             flow,
             max_duration,
         })

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use dpsbench::credentials::SymmetricKey;
+use dpsbench::device::Target;
 use dpsbench::device::driver::{never_abort, now};
 use dpsbench::device::{FailureKind, Outcome, Phase, RetryPolicy, run_device};
 use dpsbench::emulator::ServiceStats;
@@ -291,4 +292,56 @@ async fn the_python_profile_polls_first_after_two_seconds_in_virtual_time() {
     let waited = report.timings.assigned.unwrap() - report.timings.register_accepted.unwrap();
     assert!(waited >= Duration::from_secs(12) && waited < Duration::from_millis(12_100), "{waited:?}");
     emulator.handle.stop().await;
+}
+
+#[tokio::test]
+async fn tls_13_is_refused_unless_both_sides_opt_in_and_suites_are_honoured() {
+    use dpsbench::tls::{TlsPolicy, TlsVersions};
+    let device_with = |emulator: &dpsbench::emulator::LoopbackEmulator, policy: TlsPolicy| Target {
+        address: emulator.handle.address,
+        server_name: "localhost".try_into().unwrap(),
+        tls: dpsbench::tls::client_config(emulator.roots.clone(), policy).unwrap(),
+        transport: Default::default(),
+    };
+    let group_key = SymmetricKey::random();
+    let config = || {
+        let mut config =
+            dpsbench::emulator::ServiceConfig::single_group(scope(), vec!["hub".into()], group_key.clone());
+        config.retry_after_seconds = 0;
+        config.assign_delay = Duration::ZERO;
+        config
+    };
+    let tls13 = TlsPolicy::from(TlsVersions::Tls13Only);
+
+    // DPS's default: TLS 1.2 only. A device offering only 1.3 fails the handshake.
+    let strict = dpsbench::emulator::start_on_loopback(config()).unwrap();
+    let report = run_device(
+        &device_with(&strict, tls13.clone()),
+        quick_settings(),
+        device(&group_key, "d13"),
+        now(),
+        never_abort(),
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Tls));
+    // One ECDSA suite only: fine with the emulator's P-256 certificate; an RSA-only offer is not.
+    let ecdsa = TlsPolicy::parse(&["1.2".into()], &["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()]).unwrap();
+    let report =
+        run_device(&device_with(&strict, ecdsa), quick_settings(), device(&group_key, "d-ecdsa"), now(), never_abort())
+            .await;
+    assert!(matches!(report.outcome, Outcome::Assigned { .. }), "{:?}", report.outcome);
+    let rsa = TlsPolicy::parse(&["1.2".into()], &["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into()]).unwrap();
+    let report =
+        run_device(&device_with(&strict, rsa), quick_settings(), device(&group_key, "d-rsa"), now(), never_abort())
+            .await;
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Tls));
+    strict.handle.stop().await;
+
+    // Opted in on both sides, TLS 1.3 provisions.
+    let open = dpsbench::emulator::start_on_loopback_with(config(), TlsVersions::Tls12And13.into()).unwrap();
+    let report =
+        run_device(&device_with(&open, tls13), quick_settings(), device(&group_key, "d13-ok"), now(), never_abort())
+            .await;
+    assert!(matches!(report.outcome, Outcome::Assigned { .. }), "{:?}", report.outcome);
+    open.handle.stop().await;
 }
