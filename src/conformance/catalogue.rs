@@ -165,6 +165,13 @@ pub static CATALOGUE: &[Check] = &[
         "The registration lifecycle completes: register, poll, assigned",
         "§4: the flow, steps 1-5"
     ),
+    check!(
+        "DPS-FLOW-006",
+        Must,
+        Probe,
+        "Every SDK's dialect provisions (python, node, c, embedded-c, csharp)",
+        "§1-5: SDKs differ on sr encoding, skn, username, api-version, $rid, bodies, keep-alive, CleanSession and QoS, and all work against DPS"
+    ),
     // Bodies (§4; §6 item 10).
     check!(
         "DPS-BODY-001",

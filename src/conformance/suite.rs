@@ -18,7 +18,7 @@ pub const CONFORMANCE_SCHEMA: &str = "dpsbench.conformance/v1";
 /// carries every passive check.
 pub fn billable(id: &str) -> bool {
     PassiveCheck::ALL.iter().any(|c| c.id() == id)
-        || ["DPS-FLOW-005", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-WS-001"].contains(&id)
+        || ["DPS-FLOW-005", "DPS-FLOW-006", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-WS-001"].contains(&id)
 }
 
 /// Checks not yet runnable: the transport or attestation they need is not in dpsbench yet.
@@ -101,6 +101,7 @@ pub async fn run_suite(target: &ProbeTarget, options: &SuiteOptions) -> Conforma
     suite.one("DPS-AUTH-003", deadline * 4, probes::auth::wrong_scope(target)).await;
     suite.one("DPS-AUTH-004", deadline * 4, probes::auth::client_id_mismatch(target)).await;
     suite.one("DPS-FLOW-004", deadline * 8, probes::flow::status_only_forward(target)).await;
+    suite.one("DPS-FLOW-006", deadline * 8, probes::flow::every_dialect(target)).await;
     suite.one("DPS-WS-001", deadline * 15, probes::websocket::lifecycle_over_websocket(target)).await;
     suite.one("DPS-WS-002", deadline * 3, probes::websocket::wrong_subprotocol_refused(target)).await;
     // Last: it spends the registration quota.

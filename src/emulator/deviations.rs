@@ -45,10 +45,10 @@ pub struct Deviations {
     /// DPS-FLOW-004).
     pub status_backwards: bool,
     /// `assigned` without `deviceId` (fails DPS-BODY-001 and, as SDKs reject it, the flow:
-    /// DPS-FLOW-005 and DPS-WS-001).
+    /// DPS-FLOW-005, DPS-FLOW-006 and DPS-WS-001).
     pub incomplete_assignment: bool,
     /// `unassigned` instead of `assigned` (fails DPS-BODY-002 and, as SDKs reject it, the flow:
-    /// DPS-FLOW-005 and DPS-WS-001).
+    /// DPS-FLOW-005, DPS-FLOW-006 and DPS-WS-001).
     pub unassigned_final: bool,
     /// Accept any password (fails DPS-AUTH-001 and DPS-AUTH-002).
     pub accept_any_password: bool,

@@ -100,8 +100,16 @@ deviation_fails_exactly!(omit_retry_after, omit_retry_after, ["DPS-TOPIC-004", "
 deviation_fails_exactly!(change_operation_id, change_operation_id, ["DPS-FLOW-003"]);
 deviation_fails_exactly!(status_backwards, status_backwards, ["DPS-FLOW-004"]);
 // A final body SDKs reject breaks the flow itself, over MQTT and over WebSocket alike.
-deviation_fails_exactly!(incomplete_assignment, incomplete_assignment, ["DPS-BODY-001", "DPS-FLOW-005", "DPS-WS-001"]);
-deviation_fails_exactly!(unassigned_final, unassigned_final, ["DPS-BODY-002", "DPS-FLOW-005", "DPS-WS-001"]);
+deviation_fails_exactly!(
+    incomplete_assignment,
+    incomplete_assignment,
+    ["DPS-BODY-001", "DPS-FLOW-005", "DPS-FLOW-006", "DPS-WS-001"]
+);
+deviation_fails_exactly!(
+    unassigned_final,
+    unassigned_final,
+    ["DPS-BODY-002", "DPS-FLOW-005", "DPS-FLOW-006", "DPS-WS-001"]
+);
 deviation_fails_exactly!(accept_any_password, accept_any_password, ["DPS-AUTH-001", "DPS-AUTH-002"]);
 deviation_fails_exactly!(accept_client_id_mismatch, accept_client_id_mismatch, ["DPS-AUTH-004"]);
 deviation_fails_exactly!(accept_any_subprotocol, accept_any_subprotocol, ["DPS-WS-002"]);

@@ -9,8 +9,9 @@ use rumqttc::mqttbytes::v4::Packet;
 
 use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
 use crate::conformance::PassiveCheck;
+use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
-use crate::device::{FlowReport, FlowSettings, Outcome, RetryPolicy, Timeouts, run_device};
+use crate::device::{FlowReport, FlowSettings, Outcome, Personality, RetryPolicy, Timeouts, run_device};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
@@ -44,6 +45,53 @@ pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Ver
         Outcome::Failed(kind) => Verdict::Fail(format!("the lifecycle ended with {}", kind.label())),
     };
     (completed, passive_verdicts(&report))
+}
+
+/// DPS-FLOW-006: one device of each SDK personality provisions, all at once.
+pub async fn every_dialect(target: &ProbeTarget) -> Verdict {
+    let deadline = target.deadline;
+    let base = FlowSettings {
+        timeouts: Timeouts {
+            tcp_connect: deadline,
+            tls_handshake: deadline,
+            connack: deadline,
+            suback: deadline,
+            reply: deadline,
+            flow: deadline * 6,
+        },
+        lenient_rid: true,
+        ..FlowSettings::default()
+    };
+    let flows = Personality::ALL.into_iter().filter(|p| *p != Personality::Dpsbench).map(|personality| {
+        let settings = Arc::new(FlowSettings { lenient_rid: true, ..personality.settings(&base) });
+        let mut identity = target.device(&format!("dialect-{}", personality.name()));
+        let key = target.device_key(&identity.registration_id);
+        let token =
+            SasToken::build(&target.id_scope, &identity.registration_id, &key, expiry(), personality.sas_style());
+        identity.password = Some(token);
+        identity.register_body = personality.register_body(&identity.registration_id, None);
+        identity.personality = personality;
+        let device_target = target.device_target();
+        async move { (personality, run_device(&device_target, settings, identity, now(), never_abort()).await) }
+    });
+    let results = futures_util::future::join_all(flows).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(p, report)| match &report.outcome {
+            Outcome::Assigned { .. } => None,
+            Outcome::Failed(kind) => Some(format!("{}: {}", p.name(), kind.label())),
+        })
+        .collect();
+    if failed.is_empty() {
+        let names: Vec<&str> = results.iter().map(|(p, _)| p.name()).collect();
+        Verdict::Pass(format!("assigned in every dialect: {}", names.join(", ")))
+    } else {
+        Verdict::Fail(failed.join("; "))
+    }
+}
+
+fn expiry() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default() + 3600
 }
 
 /// Turns a flow's check log into one verdict per passive check.
