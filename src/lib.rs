@@ -38,3 +38,4 @@ pub mod scenario;
 pub mod tls;
 pub mod topics;
 pub mod websocket;
+pub mod x509;

@@ -352,6 +352,7 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
                 },
                 personality,
                 payload,
+                client_tls: None,
             }
         })
         .collect()

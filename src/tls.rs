@@ -180,14 +180,129 @@ impl ServerIdentity {
 
     /// A server config accepting `policy` (TLS 1.2 only, as DPS, unless configured otherwise).
     pub fn server_config(&self, policy: impl Into<TlsPolicy>) -> Result<Arc<ServerConfig>, TlsError> {
+        self.server_config_with_clients(policy, &ClientTrust::default())
+    }
+
+    /// A server config that also asks for client certificates (X.509 attestation): optional, so
+    /// symmetric-key devices connect without one; a presented one must chain to a trusted CA or
+    /// be a pinned leaf.
+    pub fn server_config_with_clients(
+        &self,
+        policy: impl Into<TlsPolicy>,
+        clients: &ClientTrust,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let policy = policy.into();
-        let config = ServerConfig::builder_with_provider(policy.provider())
-            .with_protocol_versions(policy.versions.list())?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        let provider = policy.provider();
+        let builder =
+            ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(policy.versions.list())?;
+        let config = if clients.is_empty() {
+            builder.with_no_client_auth().with_single_cert(self.chain.clone(), self.key.clone_key())?
+        } else {
+            let verifier = Arc::new(ClientVerifier::new(clients, &provider)?);
+            builder.with_client_cert_verifier(verifier).with_single_cert(self.chain.clone(), self.key.clone_key())?
+        };
         Ok(Arc::new(config))
     }
 }
+
+/// Which client certificates the emulator accepts.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTrust {
+    /// CAs of X.509 enrollment groups: a chain to any of them is accepted.
+    pub cas: Vec<CertificateDer<'static>>,
+    /// SHA-256 of pinned leaves (X.509 individual enrollments, possibly self-signed).
+    pub pinned: Vec<[u8; 32]>,
+}
+
+impl ClientTrust {
+    pub fn is_empty(&self) -> bool {
+        self.cas.is_empty() && self.pinned.is_empty()
+    }
+}
+
+/// Accepts a client certificate pinned by hash, else one that chains to a group CA; asks for
+/// one without requiring it.
+#[derive(Debug)]
+struct ClientVerifier {
+    chains: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    pinned: Vec<[u8; 32]>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl ClientVerifier {
+    fn new(trust: &ClientTrust, provider: &Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let chains = if trust.cas.is_empty() {
+            None
+        } else {
+            let mut roots = RootCertStore::empty();
+            for ca in &trust.cas {
+                roots.add(ca.clone())?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+            Some(verifier)
+        };
+        Ok(Self { chains, pinned: trust.pinned.clone(), algorithms: provider.signature_verification_algorithms })
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        use sha2::Digest as _;
+        let hash: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if self.pinned.contains(&hash) {
+            return Ok(rustls::server::danger::ClientCertVerified::assertion());
+        }
+        match &self.chains {
+            Some(chains) => chains.verify_client_cert(end_entity, intermediates, now),
+            None => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl ServerIdentity {}
 
 /// Trust roots parsed from PEM text (the emulator's CA, or a target's).
 pub fn roots_from_pem(pem: &[u8], origin: &Path) -> Result<RootCertStore, TlsError> {
@@ -208,12 +323,31 @@ pub fn public_roots() -> RootCertStore {
 }
 
 /// A device-side config trusting `roots`, offering `versions`, without session resumption.
-pub fn client_config(roots: RootCertStore, policy: impl Into<TlsPolicy>) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    roots: impl Into<Arc<RootCertStore>>,
+    policy: impl Into<TlsPolicy>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let policy = policy.into();
     let mut config = ClientConfig::builder_with_provider(policy.provider())
         .with_protocol_versions(policy.versions.list())?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// A device-side config that also presents a client certificate (X.509 attestation).
+pub fn client_config_with_certificate(
+    roots: impl Into<Arc<RootCertStore>>,
+    policy: impl Into<TlsPolicy>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let policy = policy.into();
+    let mut config = ClientConfig::builder_with_provider(policy.provider())
+        .with_protocol_versions(policy.versions.list())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
 }

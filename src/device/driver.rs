@@ -89,7 +89,8 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     let _ = tcp.set_nodelay(true);
     flow.timings_mut().tcp_connected = Some(now());
 
-    let connector = TlsConnector::from(target.tls.clone());
+    let config = flow.identity().client_tls.clone().unwrap_or_else(|| target.tls.clone());
+    let connector = TlsConnector::from(config);
     let handshake = connector.connect(target.server_name.clone(), tcp);
     let tls = match timeout(timeouts.tls_handshake, handshake).await {
         Ok(Ok(stream)) => stream,

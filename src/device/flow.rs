@@ -443,6 +443,7 @@ mod tests {
             source_address: None,
             personality: Default::default(),
             payload: None,
+            client_tls: None,
         };
         let t0 = Instant::now();
         (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0)), t0)

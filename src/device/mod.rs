@@ -129,6 +129,9 @@ pub struct DeviceIdentity {
     pub personality: Personality,
     /// The custom allocation payload in its register body, to compare with what comes back.
     pub payload: Option<serde_json::Value>,
+    /// An X.509 device's own TLS configuration, presenting its certificate; `None` uses the
+    /// target's shared one.
+    pub client_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl DeviceIdentity {

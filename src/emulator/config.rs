@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::deviations::Deviations;
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
+use crate::tls::ClientTrust;
 
 /// The file format of `dpsbench emulator --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,18 +76,27 @@ fn default_assign_delay() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     pub name: String,
-    pub primary_key: String,
+    /// Symmetric-key group: the group key devices derive theirs from.
+    #[serde(default)]
+    pub primary_key: Option<String>,
     #[serde(default)]
     pub secondary_key: Option<String>,
+    /// X.509 group, in place of keys: the (root or intermediate) CA device chains must reach.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndividualConfig {
     pub registration_id: String,
-    pub primary_key: String,
+    #[serde(default)]
+    pub primary_key: Option<String>,
     #[serde(default)]
     pub secondary_key: Option<String>,
+    /// X.509 individual enrollment, in place of keys: the device's own (pinned) certificate.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
 }
 
 /// DPS quotas, per minute, as DPS counts them per unit (`dps-mqtt.md` §5).
@@ -146,6 +156,21 @@ pub struct IndividualEnrollment {
     pub secondary: Option<SymmetricKey>,
 }
 
+/// An X.509 enrollment group: devices whose chain reaches this CA.
+#[derive(Debug, Clone)]
+pub struct X509Group {
+    pub name: String,
+    /// The CA's subject name, matched against the issuers of a presented chain.
+    pub subject: String,
+}
+
+/// An X.509 individual enrollment: one pinned device certificate.
+#[derive(Debug, Clone)]
+pub struct X509Individual {
+    pub registration_id: RegistrationId,
+    pub sha256: [u8; 32],
+}
+
 /// The validated configuration the DPS service logic runs on.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -156,6 +181,10 @@ pub struct ServiceConfig {
     pub auth_failure: AuthFailure,
     pub groups: Vec<GroupEnrollment>,
     pub individuals: Vec<IndividualEnrollment>,
+    pub x509_groups: Vec<X509Group>,
+    pub x509_individuals: Vec<X509Individual>,
+    /// What the TLS server accepts as client certificates (from the X.509 enrollments).
+    pub client_trust: ClientTrust,
     pub quota: Option<QuotaConfig>,
     pub deviations: Deviations,
     pub echo_payload: bool,
@@ -172,6 +201,9 @@ impl ServiceConfig {
             auth_failure: AuthFailure::Connack,
             groups: vec![GroupEnrollment { name: "default".into(), primary: group_key, secondary: None }],
             individuals: Vec::new(),
+            x509_groups: Vec::new(),
+            x509_individuals: Vec::new(),
+            client_trust: ClientTrust::default(),
             quota: None,
             deviations: Deviations::default(),
             echo_payload: false,
@@ -208,24 +240,60 @@ impl EmulatorConfig {
         if self.retry_after_seconds > 300 {
             return Err(field("retry_after_seconds", "must be 0 to 300 (the C SDK clamps larger values to 1)".into()));
         }
-        let mut groups = Vec::new();
+        let base = path.parent().unwrap_or(Path::new("."));
+        let read_pem = |name: String, file: &Path| {
+            let full = base.join(file);
+            std::fs::read_to_string(&full).map_err(|e| field(&name, format!("cannot read {}: {e}", full.display())))
+        };
+        let (mut groups, mut x509_groups, mut client_trust) = (Vec::new(), Vec::new(), ClientTrust::default());
         for (i, group) in self.enrollment_groups.iter().enumerate() {
             let at = |name: &str| format!("enrollment_groups[{i}].{name}");
-            groups.push(GroupEnrollment {
-                name: group.name.clone(),
-                primary: key(at("primary_key"), &group.primary_key)?,
-                secondary: group.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
-            });
+            match (&group.primary_key, &group.ca_certificate) {
+                (Some(primary), None) => groups.push(GroupEnrollment {
+                    name: group.name.clone(),
+                    primary: key(at("primary_key"), primary)?,
+                    secondary: group.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
+                }),
+                (None, Some(file)) => {
+                    let pem = read_pem(at("ca_certificate"), file)?;
+                    let (subject, der) =
+                        crate::x509::subject_of(&pem, file).map_err(|e| field(&at("ca_certificate"), e.to_string()))?;
+                    client_trust.cas.push(der);
+                    x509_groups.push(X509Group { name: group.name.clone(), subject });
+                }
+                _ => {
+                    return Err(field(
+                        &at("primary_key"),
+                        "give primary_key (symmetric key) or ca_certificate (X.509), one of the two".into(),
+                    ));
+                }
+            }
         }
-        let mut individuals = Vec::new();
+        let (mut individuals, mut x509_individuals) = (Vec::new(), Vec::new());
         for (i, individual) in self.individual_enrollments.iter().enumerate() {
             let at = |name: &str| format!("individual_enrollments[{i}].{name}");
-            individuals.push(IndividualEnrollment {
-                registration_id: RegistrationId::new(individual.registration_id.clone())
-                    .map_err(|e| field(&at("registration_id"), e.to_string()))?,
-                primary: key(at("primary_key"), &individual.primary_key)?,
-                secondary: individual.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
-            });
+            let registration_id = RegistrationId::new(individual.registration_id.clone())
+                .map_err(|e| field(&at("registration_id"), e.to_string()))?;
+            match (&individual.primary_key, &individual.certificate) {
+                (Some(primary), None) => individuals.push(IndividualEnrollment {
+                    registration_id,
+                    primary: key(at("primary_key"), primary)?,
+                    secondary: individual.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
+                }),
+                (None, Some(file)) => {
+                    let pem = read_pem(at("certificate"), file)?;
+                    let sha256 =
+                        crate::x509::sha256_of(&pem, file).map_err(|e| field(&at("certificate"), e.to_string()))?;
+                    client_trust.pinned.push(sha256);
+                    x509_individuals.push(X509Individual { registration_id, sha256 });
+                }
+                _ => {
+                    return Err(field(
+                        &at("primary_key"),
+                        "give primary_key (symmetric key) or certificate (X.509), one of the two".into(),
+                    ));
+                }
+            }
         }
         if let Some(quota) = &self.quota
             && (quota.registrations_per_minute == 0 || quota.operations_per_minute == 0)
@@ -240,6 +308,9 @@ impl EmulatorConfig {
             auth_failure: self.auth_failure,
             groups,
             individuals,
+            x509_groups,
+            x509_individuals,
+            client_trust,
             quota: self.quota,
             deviations: self.deviations.clone(),
             echo_payload: self.echo_payload,

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::service::{Service, Session};
 use crate::mqtt::Framed;
 use crate::websocket;
+use crate::x509::PeerCertificate;
 
 /// Deadline for a client's TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,7 +101,7 @@ pub fn start_on_loopback_with(
 ) -> Result<LoopbackEmulator, StartError> {
     let identity = crate::tls::ServerIdentity::generate(&[])?;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    let server_config = identity.server_config(policy)?;
+    let server_config = identity.server_config_with_clients(policy, &config.client_trust)?;
     let handle = spawn(listener, Arc::new(Service::new(config)), server_config)?;
     let roots = crate::tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
     Ok(LoopbackEmulator { handle, roots, ca_pem: identity.ca_pem().to_string() })
@@ -144,10 +145,16 @@ async fn accept_loop(listener: TcpListener, mut shutdown: watch::Receiver<bool>,
 async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
-        return serve_mqtt(stream, service, shutdown).await;
+        return serve_mqtt(stream, service, shutdown, None).await;
     }
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
-    serve_mqtt(stream, service, shutdown).await;
+    let peer = peer_certificate(&stream);
+    serve_mqtt(stream, service, shutdown, peer).await;
+}
+
+/// The client certificate a TLS handshake presented, if any.
+fn peer_certificate(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Option<PeerCertificate> {
+    stream.get_ref().1.peer_certificates().and_then(PeerCertificate::inspect)
 }
 
 /// Accepts MQTT-over-WebSocket connections until `shutdown` turns true.
@@ -173,11 +180,12 @@ async fn websocket_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+    let peer = peer_certificate(&stream);
     let any_subprotocol = service.config().deviations.accept_any_subprotocol;
     let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, any_subprotocol)).await else {
         return;
     };
-    serve_mqtt(ws, service, shutdown).await;
+    serve_mqtt(ws, service, shutdown, peer).await;
 }
 
 /// Whether the first byte is an MQTT CONNECT (0x10) rather than a TLS record (0x16).
@@ -190,17 +198,21 @@ async fn starts_with_plain_connect(stream: &TcpStream) -> bool {
 pub async fn serve_plain(listener: TcpListener, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
     let signal = shutdown.clone();
     accept_loop(listener, shutdown, |stream| {
-        tokio::spawn(serve_mqtt(stream, service.clone(), signal.clone()));
+        tokio::spawn(serve_mqtt(stream, service.clone(), signal.clone(), None));
     })
     .await;
 }
 
-async fn serve_mqtt<S>(stream: S, service: Arc<Service>, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve_mqtt<S>(
+    stream: S,
+    service: Arc<Service>,
+    mut shutdown: watch::Receiver<bool>,
+    peer: Option<PeerCertificate>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut framed = Framed::new(stream);
-    let mut session = Session::new();
+    let mut session = Session::with_peer(peer);
     loop {
         let idle = match session.keep_alive() {
             _ if !session.is_connected() => CONNECT_TIMEOUT,

@@ -23,6 +23,7 @@ use crate::credentials::{RegistrationId, SasToken, SymmetricKey};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, RequestTopic};
+use crate::x509::PeerCertificate;
 
 /// Counters of what the emulator served, readable while it runs.
 #[derive(Debug, Default)]
@@ -51,6 +52,8 @@ struct Record {
     etag: String,
     /// The custom allocation payload of the last registration (kept when echoing).
     payload: Option<serde_json::Value>,
+    /// `registrationState.x509` for X.509 devices.
+    x509: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +186,31 @@ impl Service {
         })
     }
 
+    /// Checks a client certificate for `registration_id`: its CN must be the registration ID, and
+    /// it must be pinned by an individual enrollment or chain to a group's CA. Returns the
+    /// `registrationState.x509` object DPS reports.
+    fn authenticate_x509(&self, registration_id: &RegistrationId, peer: &PeerCertificate) -> Option<serde_json::Value> {
+        let cn = peer.common_name.as_deref()?;
+        if !cn.eq_ignore_ascii_case(registration_id.as_str()) {
+            return None;
+        }
+        let canonical = registration_id.canonical();
+        if self
+            .config
+            .x509_individuals
+            .iter()
+            .any(|i| i.registration_id.canonical() == canonical && i.sha256 == peer.sha256)
+        {
+            return Some(serde_json::json!({ "certificateInfo": peer.info }));
+        }
+        let group = self
+            .config
+            .x509_groups
+            .iter()
+            .find(|g| peer.issuers.contains(&g.subject) || peer.subjects[1..].contains(&g.subject))?;
+        Some(serde_json::json!({ "enrollmentGroupId": group.name, "certificateInfo": peer.info }))
+    }
+
     fn throttle(&self, bucket: impl Fn(&Quotas) -> &Mutex<Bucket>, now: Instant) -> Result<(), u32> {
         match &self.quotas {
             None => Ok(()),
@@ -195,6 +223,7 @@ impl Service {
         &self,
         registration_id: &RegistrationId,
         payload: Option<serde_json::Value>,
+        x509: Option<serde_json::Value>,
         now: Instant,
         wall: SystemTime,
     ) -> String {
@@ -220,6 +249,7 @@ impl Service {
                 record.last_updated = timestamp.clone();
                 record.etag = etag.clone();
                 record.payload = payload.clone();
+                record.x509 = x509.clone();
             })
             .or_insert_with(|| Record {
                 registration_id: registration_id.as_str().to_string(),
@@ -228,6 +258,7 @@ impl Service {
                 last_updated: timestamp,
                 etag,
                 payload,
+                x509,
             });
         registry
             .operations
@@ -263,6 +294,7 @@ impl Service {
             operation_id: operation_id.to_string(),
             status: OperationStatus::Assigned,
             registration_state: Some(RegistrationState {
+                x509: record.x509.clone(),
                 registration_id: Some(record.registration_id.clone()),
                 created_date_time_utc: Some(record.created.clone()),
                 assigned_hub: Some(record.hub.clone()),
@@ -310,7 +342,13 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SessionState {
     AwaitConnect,
-    Connected { registration_id: RegistrationId, authorized: bool, clean_session: bool },
+    Connected {
+        registration_id: RegistrationId,
+        authorized: bool,
+        clean_session: bool,
+        /// `registrationState.x509` of an X.509 device.
+        x509: Option<serde_json::Value>,
+    },
 }
 
 /// One device connection's protocol state.
@@ -321,6 +359,8 @@ pub struct Session {
     reply_qos: Option<QoS>,
     next_packet_id: u16,
     keep_alive: u16,
+    /// The client certificate presented in the TLS handshake, if any.
+    peer: Option<PeerCertificate>,
 }
 
 impl Default for Session {
@@ -331,7 +371,12 @@ impl Default for Session {
 
 impl Session {
     pub fn new() -> Self {
-        Self { state: SessionState::AwaitConnect, reply_qos: None, next_packet_id: 1, keep_alive: 0 }
+        Self::with_peer(None)
+    }
+
+    /// A session whose TLS handshake presented `peer` as client certificate.
+    pub fn with_peer(peer: Option<PeerCertificate>) -> Self {
+        Self { state: SessionState::AwaitConnect, reply_qos: None, next_packet_id: 1, keep_alive: 0, peer }
     }
 
     /// The keep-alive the device asked for, once connected (0 before).
@@ -380,7 +425,12 @@ impl Session {
         };
         let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
-        let authorized = deviations.accept_any_password || service.authenticate(&registration_id, password, now_unix);
+        // A device that presented a certificate is an X.509 device: no password is needed.
+        let x509 = self.peer.as_ref().and_then(|peer| service.authenticate_x509(&registration_id, peer));
+        let authorized = match &self.peer {
+            Some(_) => x509.is_some(),
+            None => deviations.accept_any_password || service.authenticate(&registration_id, password, now_unix),
+        };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
             return refuse(ConnectReturnCode::NotAuthorized);
         }
@@ -392,7 +442,8 @@ impl Session {
         {
             self.reply_qos = Some(QoS::AtLeastOnce);
         }
-        self.state = SessionState::Connected { registration_id, authorized, clean_session: connect.clean_session };
+        self.state =
+            SessionState::Connected { registration_id, authorized, clean_session: connect.clean_session, x509 };
         // DPS keeps no sessions: SessionPresent is 0 whatever CleanSession said.
         Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, deviations.session_present)))
     }
@@ -424,7 +475,7 @@ impl Session {
     }
 
     fn publish(&mut self, service: &Service, publish: Publish, now: Instant, wall: SystemTime) -> Response {
-        let SessionState::Connected { registration_id, authorized, .. } = &self.state else {
+        let SessionState::Connected { registration_id, authorized, x509, .. } = &self.state else {
             return Response::close_after(None);
         };
         if publish.qos == QoS::ExactlyOnce {
@@ -444,7 +495,7 @@ impl Session {
         // PUBACK goes out before the reply: C# v1 fails on any other order.
         response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
         let (status, retry_after, body) = if *authorized {
-            answer(service, registration_id, request, &publish.payload, now, wall)
+            answer(service, registration_id, x509.clone(), request, &publish.payload, now, wall)
         } else {
             let error = ErrorBody::new(401000, "Unauthorized", wall);
             (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
@@ -486,6 +537,7 @@ fn registration_from_username(service: &Service, connect: &Connect, any_client_i
 fn answer(
     service: &Service,
     registration_id: &RegistrationId,
+    x509: Option<serde_json::Value>,
     request: RequestTopic<'_>,
     body: &[u8],
     now: Instant,
@@ -506,7 +558,7 @@ fn answer(
             service.stats.registrations.fetch_add(1, Ordering::Relaxed);
             // DPS takes identity from the connection; the body only matters for its payload.
             let payload = messages::DeviceRegistration::parse(body).ok().and_then(|r| r.payload);
-            let operation_id = service.register(registration_id, payload, now, wall);
+            let operation_id = service.register(registration_id, payload, x509, now, wall);
             let accepted = RegistrationOperationStatus {
                 operation_id,
                 status: OperationStatus::Assigning,

@@ -7,3 +7,4 @@ mod conformance;
 mod flow;
 mod load;
 mod support;
+mod x509;

@@ -62,6 +62,7 @@ pub fn device_signed_with(device_key: &SymmetricKey, id: &str, valid_for_seconds
         source_address: None,
         personality: Default::default(),
         payload: None,
+        client_tls: None,
     }
 }
 

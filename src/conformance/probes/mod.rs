@@ -98,6 +98,7 @@ impl ProbeTarget {
             source_address: None,
             personality: crate::device::Personality::Dpsbench,
             payload: None,
+            client_tls: None,
         }
     }
 

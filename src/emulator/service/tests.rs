@@ -306,3 +306,31 @@ fn hubs_are_spread_evenly_and_stably() {
     let again = Service::new(ServiceConfig::single_group(scope(), hubs, SymmetricKey::random()));
     assert_eq!(service.hub_for("bench-000001"), again.hub_for("bench-000001"));
 }
+
+#[test]
+fn an_x509_device_is_assigned_with_its_group_and_certificate_info() {
+    use crate::emulator::config::X509Group;
+    use crate::x509::{CertificateAuthority, PeerCertificate, subject_of};
+    let ca = CertificateAuthority::generate().unwrap();
+    let (subject, _) = subject_of(ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
+    let (service, _) = service_with(|c| c.x509_groups.push(X509Group { name: "certs".into(), subject }));
+    let leaf = ca.mint(&RegistrationId::new("cert-1").unwrap()).unwrap();
+    let peer = PeerCertificate::inspect(&leaf.chain);
+    let mut connect = Connect::new("cert-1");
+    connect.login = Some(Login::new("0ne00DPS001/registrations/cert-1/api-version=2019-03-31", ""));
+    let mut session = Session::with_peer(peer);
+    let response = session.handle(&service, Packet::Connect(connect), Instant::now(), wall());
+    assert_eq!(connack_code(&response).0, ConnectReturnCode::Success);
+    let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    session.handle(&service, Packet::Subscribe(subscribe), Instant::now(), wall());
+    let t0 = Instant::now();
+    let (_, _, body) = request(&mut session, &service, topics::register_topic("1"), t0);
+    let operation_id = operation(&body).operation_id;
+    let (status, _, body) =
+        request(&mut session, &service, topics::poll_topic("2", &operation_id), t0 + Duration::from_secs(1));
+    assert_eq!(status, 200);
+    let x509 = operation(&body).registration_state.unwrap().x509.unwrap();
+    assert_eq!(x509["enrollmentGroupId"], "certs");
+    assert_eq!(x509["certificateInfo"]["subjectName"], "CN=cert-1");
+}
