@@ -48,6 +48,8 @@ pub enum RunError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Emulator(#[from] emulator::StartError),
+    #[error(transparent)]
+    X509(#[from] crate::x509::X509Error),
     #[error("cannot resolve target host {host}: {reason}")]
     Resolve { host: String, reason: String },
     #[error("target {address} is unreachable: {reason}")]
@@ -257,6 +259,8 @@ impl EmulatorCounts {
 /// A prepared target: where devices connect, and the emulator when it is embedded.
 struct PreparedTarget {
     target: Target,
+    /// What devices trust, for X.509 devices' own configs.
+    roots: Arc<rustls::RootCertStore>,
     kind: &'static str,
     emulator: Option<emulator::EmulatorHandle>,
 }
@@ -274,6 +278,14 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
+            if let Some(x509) = &plan.x509 {
+                let root = x509.ca_dir.join("root.pem");
+                let pem = std::fs::read_to_string(&root)
+                    .map_err(|source| crate::x509::X509Error::Read { path: root.clone(), source })?;
+                let (subject, der) = crate::x509::subject_of(&pem, &root)?;
+                config.x509_groups.push(crate::emulator::config::X509Group { name: "x509".into(), subject });
+                config.client_trust.cas.push(der);
+            }
             // The emulator enforces TLS 1.2, as DPS does, unless the scenario opted into 1.3.
             let accepts = match plan.tls.versions {
                 TlsVersions::Tls12Only => TlsVersions::Tls12Only,
@@ -288,13 +300,14 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
                     emulator.handle.serve_websocket(listener).map_err(emulator::StartError::Io)?
                 }
             };
+            let roots = Arc::new(emulator.roots);
             let target = Target {
                 address,
                 server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
-                tls: tls::client_config(emulator.roots, plan.tls.clone())?,
+                tls: tls::client_config(roots.clone(), plan.tls.clone())?,
                 transport: transport.clone(),
             };
-            Ok(PreparedTarget { target, kind: "embedded", emulator: Some(emulator.handle) })
+            Ok(PreparedTarget { target, roots, kind: "embedded", emulator: Some(emulator.handle) })
         }
         TargetPlan::Dps { host, port, ca, server_name, transport, .. } => {
             let address = resolve(host, *port).await?;
@@ -305,9 +318,10 @@ async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
             };
             let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
                 .map_err(|_| RunError::ServerName(server_name.clone()))?;
-            let tls = tls::client_config(roots, plan.tls.clone())?;
+            let roots = Arc::new(roots);
+            let tls = tls::client_config(roots.clone(), plan.tls.clone())?;
             let target = Target { address, server_name, tls, transport: transport.clone() };
-            Ok(PreparedTarget { target, kind: "dps", emulator: None })
+            Ok(PreparedTarget { target, roots, kind: "dps", emulator: None })
         }
     }
 }
@@ -358,6 +372,28 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
         .collect()
 }
 
+/// Gives every X.509 device its certificate (loaded from the cache, or minted and cached) and
+/// its own TLS config presenting it, before the clock starts. Devices then send no password.
+fn attach_certificates(
+    plan: &Plan,
+    x509: &crate::scenario::X509Plan,
+    roots: &Arc<rustls::RootCertStore>,
+    devices: &mut [DeviceIdentity],
+) -> Result<(), RunError> {
+    let ca = crate::x509::CertificateAuthority::load(&x509.ca_dir)?;
+    for device in devices {
+        let certificate = crate::x509::DeviceCertificate::load_or_mint(&ca, &x509.cache, &device.registration_id)?;
+        device.client_tls = Some(tls::client_config_with_certificate(
+            roots.clone(),
+            plan.tls.clone(),
+            certificate.chain.clone(),
+            certificate.key(),
+        )?);
+        device.password = None;
+    }
+    Ok(())
+}
+
 /// The flow settings of each personality the plan uses.
 fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>> {
     plan.personalities.personalities().map(|p| (p, Arc::new(p.settings(&plan.flow)))).collect()
@@ -373,7 +409,10 @@ pub async fn run(
 ) -> Result<RunSummary, RunError> {
     let budget = descriptor_budget(plan, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
-    let devices = prepare_devices(plan);
+    let mut devices = prepare_devices(plan);
+    if let Some(x509) = &plan.x509 {
+        attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
+    }
     let settings = personality_settings(plan);
     let started_at = crate::messages::format_timestamp(SystemTime::now());
 

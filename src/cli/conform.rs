@@ -1,6 +1,7 @@
 //! `dpsbench conform`: resolve the target, run the suite, write the three reports.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -67,19 +68,25 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     config.retry_after_seconds = 1;
     config.assign_delay = Duration::from_millis(1500);
     config.quota = Some(QuotaConfig { registrations_per_minute: EMBEDDED_QUOTA, operations_per_minute: 6000 });
+    // An X.509 group trusting a CA made for this run, so DPS-AUTH-005 can mint its certificates.
+    let ca = crate::x509::CertificateAuthority::generate()?;
+    let (subject, der) = crate::x509::subject_of(ca.root_pem(), Path::new("<conformance CA>"))?;
+    config.x509_groups.push(emulator::config::X509Group { name: "conformance-x509".into(), subject });
+    config.client_trust.cas.push(der);
     let mut emulator = emulator::start_on_loopback(config)?;
     let ws_address = emulator.handle.serve_websocket(emulator::bind(([127, 0, 0, 1], 0).into())?)?;
     let target = ProbeTarget {
         address: emulator.handle.address,
         ws_address: Some(ws_address),
         server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
-        roots: emulator.roots.clone(),
+        roots: Arc::new(emulator.roots.clone()),
         id_scope: scope,
         group_key,
         plain_port: args.plain_port,
         prefix: args.prefix.clone(),
         deadline,
         throttle_requests: args.throttle_requests,
+        x509: Some(Arc::new(ca)),
     };
     Ok((target, emulator))
 }
@@ -111,13 +118,17 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
         ws_address,
         server_name: rustls_pki_types::ServerName::try_from(host.to_string())
             .with_context(|| format!("{host:?} is not a TLS server name"))?,
-        roots,
+        roots: Arc::new(roots),
         id_scope,
         group_key,
         plain_port: args.plain_port,
         prefix: args.prefix.clone(),
         deadline,
         throttle_requests: args.throttle_requests,
+        x509: match &args.x509_ca_dir {
+            Some(dir) => Some(Arc::new(crate::x509::CertificateAuthority::load(dir)?)),
+            None => None,
+        },
     })
 }
 

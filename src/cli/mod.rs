@@ -49,6 +49,12 @@ pub enum Command {
     Keys(KeysCommand),
     /// Print a SAS token (MQTT password) for one device.
     Token(TokenArgs),
+    /// Create a test CA hierarchy and device certificates for X.509 attestation.
+    ///
+    /// Writes root.pem and intermediate.pem with their keys (0600) into --out, unless they exist
+    /// already, then mints (or keeps) one ECDSA P-256 certificate per device, subject CN = its
+    /// registration ID, into --out/devices. Trust root.pem in an X.509 enrollment group.
+    Certs(CertsArgs),
     /// Probe a target against what the DPS MQTT documentation promises.
     ///
     /// Runs every check of the catalogue (transport, TLS, sessions, subscriptions, topics, the
@@ -57,6 +63,22 @@ pub enum Command {
     /// Without --target it starts the embedded emulator. Exit status: 0 when every must-check
     /// passes, 1 when any fails, 2 when the suite could not run.
     Conform(ConformArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// The CA folder (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Device certificates to mint.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub count: u64,
+    /// Registration ID pattern of the devices ({index} or {index:06}).
+    #[arg(long, value_name = "PATTERN", default_value = "bench-{index:06}")]
+    pub registration_id: String,
+    /// Index of the first device.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub start_index: u64,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +120,10 @@ pub struct ConformArgs {
     /// Registration IDs of the probe devices start with this.
     #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform")]
     pub prefix: String,
+    /// A CA folder (`dpsbench certs`) whose root the target's X.509 enrollment group trusts,
+    /// for DPS-AUTH-005 [default with --target: none, and that check is skipped].
+    #[arg(long, value_name = "DIR")]
+    pub x509_ca_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +203,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Keys(KeysCommand::Derive(args)) => derive(args),
         Command::Token(args) => token(args),
         Command::Conform(args) => runtime()?.block_on(conform::run(args)),
+        Command::Certs(args) => certs(args),
     }
 }
 
@@ -206,6 +233,29 @@ fn derive(args: DeriveArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     for id in ids {
         writeln!(out, "{}", group_key.derive_device_key(&id).to_base64())?;
+    }
+    Ok(0)
+}
+
+fn certs(args: CertsArgs) -> Result<i32> {
+    use crate::x509::{CertificateAuthority, DeviceCertificate};
+    let pattern = crate::scenario::IdPattern::parse(&args.registration_id)
+        .map_err(|e| anyhow::anyhow!("--registration-id {:?}: {e}", args.registration_id))?;
+    let ca = if args.out.join("intermediate.key").exists() {
+        CertificateAuthority::load(&args.out)?
+    } else {
+        let ca = CertificateAuthority::generate()?;
+        ca.write(&args.out)?;
+        ca
+    };
+    let devices = args.out.join("devices");
+    for index in args.start_index..args.start_index.saturating_add(args.count) {
+        let id = RegistrationId::new(pattern.render(index))?;
+        DeviceCertificate::load_or_mint(&ca, &devices, &id)?;
+    }
+    println!("CA: {} (trust it in an X.509 enrollment group)", args.out.join("root.pem").display());
+    if args.count > 0 {
+        println!("{} device certificates in {}", args.count, devices.display());
     }
     Ok(0)
 }

@@ -21,9 +21,6 @@ pub fn billable(id: &str) -> bool {
         || ["DPS-FLOW-005", "DPS-FLOW-006", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-WS-001"].contains(&id)
 }
 
-/// Checks not yet runnable: the transport or attestation they need is not in dpsbench yet.
-const NOT_YET: &[(&str, &str)] = &[("DPS-AUTH-005", "dpsbench has no X.509 attestation yet")];
-
 /// What to run and what to skip.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteOptions {
@@ -100,6 +97,7 @@ pub async fn run_suite(target: &ProbeTarget, options: &SuiteOptions) -> Conforma
     suite.one("DPS-AUTH-002", deadline * 4, probes::auth::expired_token(target)).await;
     suite.one("DPS-AUTH-003", deadline * 4, probes::auth::wrong_scope(target)).await;
     suite.one("DPS-AUTH-004", deadline * 4, probes::auth::client_id_mismatch(target)).await;
+    suite.one("DPS-AUTH-005", deadline * 4, probes::auth::x509_cn_mismatch(target)).await;
     suite.one("DPS-FLOW-004", deadline * 8, probes::flow::status_only_forward(target)).await;
     suite.one("DPS-FLOW-006", deadline * 8, probes::flow::every_dialect(target)).await;
     suite.one("DPS-WS-001", deadline * 15, probes::websocket::lifecycle_over_websocket(target)).await;
@@ -188,8 +186,6 @@ fn over_time(limit: Duration) -> Verdict {
 fn result(check: &Check, options: &SuiteOptions, verdict: Option<(Verdict, f64)>) -> CheckResult {
     let (status, evidence, seconds) = if let Some(reason) = options.waivers.get(check.id) {
         (Status::Waived, format!("waived: {reason}"), 0.0)
-    } else if let Some((_, why)) = NOT_YET.iter().find(|(id, _)| *id == check.id) {
-        (Status::Skipped, format!("not run: {why}"), 0.0)
     } else {
         match verdict {
             Some((Verdict::Pass(e), s)) => (Status::Pass, e, s),

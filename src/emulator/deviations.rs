@@ -56,6 +56,8 @@ pub struct Deviations {
     pub accept_client_id_mismatch: bool,
     /// Accept a WebSocket upgrade with any subprotocol (fails DPS-WS-002).
     pub accept_any_subprotocol: bool,
+    /// Accept an X.509 certificate whose CN is not the registration ID (fails DPS-AUTH-005).
+    pub accept_cn_mismatch: bool,
 }
 
 impl Deviations {

@@ -191,7 +191,7 @@ impl Service {
     /// `registrationState.x509` object DPS reports.
     fn authenticate_x509(&self, registration_id: &RegistrationId, peer: &PeerCertificate) -> Option<serde_json::Value> {
         let cn = peer.common_name.as_deref()?;
-        if !cn.eq_ignore_ascii_case(registration_id.as_str()) {
+        if !cn.eq_ignore_ascii_case(registration_id.as_str()) && !self.config.deviations.accept_cn_mismatch {
             return None;
         }
         let canonical = registration_id.canonical();

@@ -173,6 +173,15 @@ pub struct DevicesSection {
     /// A mix of personalities by weight, e.g. `{ python = 3, c = 1 }`.
     #[serde(default)]
     pub personalities: Option<std::collections::BTreeMap<Personality, u32>>,
+    /// `symmetric-key` (default: SAS tokens) or `x509` (client certificates).
+    #[serde(default)]
+    pub attestation: Option<String>,
+    /// X.509: the folder `dpsbench certs` made (root.pem, intermediate.pem, intermediate.key).
+    #[serde(default)]
+    pub x509_ca_dir: Option<PathBuf>,
+    /// X.509: where device certificates are cached (default `{x509_ca_dir}/devices`).
+    #[serde(default)]
+    pub x509_cache: Option<PathBuf>,
     /// Custom allocation data each device sends (a table; strings may hold `{registration_id}`
     /// and `{index}`; `{ one_of = [...] }` picks one per device).
     #[serde(default)]
@@ -346,6 +355,17 @@ pub struct Plan {
     pub source_addresses: Vec<IpAddr>,
     /// TLS versions and suites devices offer.
     pub tls: TlsPolicy,
+    /// X.509 devices: where their certificates come from; `None` for symmetric keys.
+    pub x509: Option<X509Plan>,
+}
+
+/// Where X.509 devices' certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509Plan {
+    /// The CA folder (root.pem, intermediate.pem, intermediate.key).
+    pub ca_dir: PathBuf,
+    /// Device certificates are loaded from here, or minted into it.
+    pub cache: PathBuf,
 }
 
 impl Plan {
@@ -452,7 +472,36 @@ impl Plan {
             }
             None => None,
         };
-        let all_keyed = identities.all_keyed();
+        let x509 = match devices.attestation.as_deref().unwrap_or("symmetric-key") {
+            "symmetric-key" if devices.x509_ca_dir.is_none() && devices.x509_cache.is_none() => None,
+            "symmetric-key" => {
+                return Err(field("devices.x509_ca_dir", "x509_* fields need attestation = \"x509\"".into()));
+            }
+            "x509" => {
+                let Some(dir) = &devices.x509_ca_dir else {
+                    return Err(field(
+                        "devices.x509_ca_dir",
+                        "attestation = \"x509\" needs the CA folder `dpsbench certs` made".into(),
+                    ));
+                };
+                let ca_dir = base.join(dir);
+                if !ca_dir.join("intermediate.key").exists() {
+                    return Err(field(
+                        "devices.x509_ca_dir",
+                        format!(
+                            "{} has no intermediate.key (create it with `dpsbench certs --out {}`)",
+                            ca_dir.display(),
+                            ca_dir.display()
+                        ),
+                    ));
+                }
+                let cache = devices.x509_cache.as_ref().map(|c| base.join(c)).unwrap_or_else(|| ca_dir.join("devices"));
+                Some(X509Plan { ca_dir, cache })
+            }
+            other => return Err(field("devices.attestation", format!("{other:?} is not symmetric-key or x509"))),
+        };
+        // X.509 devices need no key at all.
+        let all_keyed = identities.all_keyed() || x509.is_some();
         let group_key =
             Self::group_key(devices, &target, base, env, all_keyed).map_err(|(name, reason)| field(name, reason))?;
         let listed = identities.listed();
@@ -514,6 +563,7 @@ impl Plan {
             max_schedule_lag_p99,
             source_addresses,
             tls,
+            x509,
             flow,
             max_duration,
         })

@@ -89,7 +89,7 @@ impl std::ops::DerefMut for KillOnDrop {
 
 /// Starts `dpsbench emulator` on a free loopback port; returns the child and the port once it
 /// printed its ready line. Its stderr stays piped for the caller to read.
-fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
+pub fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
     let mut emulator = Command::new(BIN)
         .args([
             "emulator",

@@ -10,9 +10,6 @@ use dpsbench::credentials::{IdScope, SymmetricKey};
 use dpsbench::emulator::config::QuotaConfig;
 use dpsbench::emulator::{self, Deviations, ServiceConfig, ServiceStats};
 
-/// Checks that cannot run until X.509 exists.
-const NOT_YET: [&str; 1] = ["DPS-AUTH-005"];
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -25,19 +22,24 @@ async fn suite(deviations: Deviations, plain_port: u16, options: SuiteOptions) -
     config.assign_delay = Duration::ZERO;
     config.quota = Some(QuotaConfig { registrations_per_minute: 20, operations_per_minute: 6000 });
     config.deviations = deviations;
+    let ca = dpsbench::x509::CertificateAuthority::generate().unwrap();
+    let (subject, der) = dpsbench::x509::subject_of(ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
+    config.x509_groups.push(dpsbench::emulator::config::X509Group { name: "conf-x509".into(), subject });
+    config.client_trust.cas.push(der);
     let mut started = emulator::start_on_loopback(config).unwrap();
     let ws_address = started.handle.serve_websocket(emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
     let target = ProbeTarget {
         address: started.handle.address,
         ws_address: Some(ws_address),
         server_name: "localhost".try_into().unwrap(),
-        roots: started.roots.clone(),
+        roots: std::sync::Arc::new(started.roots.clone()),
         id_scope: scope,
         group_key: key,
         plain_port,
         prefix: "conf".into(),
         deadline: Duration::from_secs(2),
         throttle_requests: 25,
+        x509: Some(std::sync::Arc::new(ca)),
     };
     let report = run_suite(&target, &options).await;
     let registrations = ServiceStats::get(&started.handle.service.stats.registrations);
@@ -67,11 +69,10 @@ async fn the_unmodified_emulator_passes_the_whole_catalogue() {
     let not_passed: Vec<String> = report
         .results
         .iter()
-        .filter(|r| r.status != Status::Pass && !NOT_YET.contains(&r.id.as_str()))
+        .filter(|r| r.status != Status::Pass)
         .map(|r| format!("{} {:?}: {}", r.id, r.status, r.evidence))
         .collect();
     assert!(not_passed.is_empty(), "{not_passed:#?}");
-    assert_eq!(with_status(&report, Status::Skipped), set(&NOT_YET));
     assert_eq!(report.results.len(), dpsbench::conformance::CATALOGUE.len());
     assert_eq!(report.must_failures(), 0);
 }
@@ -113,6 +114,7 @@ deviation_fails_exactly!(
 deviation_fails_exactly!(accept_any_password, accept_any_password, ["DPS-AUTH-001", "DPS-AUTH-002"]);
 deviation_fails_exactly!(accept_client_id_mismatch, accept_client_id_mismatch, ["DPS-AUTH-004"]);
 deviation_fails_exactly!(accept_any_subprotocol, accept_any_subprotocol, ["DPS-WS-002"]);
+deviation_fails_exactly!(accept_cn_mismatch, accept_cn_mismatch, ["DPS-AUTH-005"]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_plain_mqtt_on_the_plain_port_fails_only_that_check() {

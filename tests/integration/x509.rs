@@ -79,3 +79,64 @@ fn the_x509_object_reports_the_group_and_the_certificate() {
     assert_eq!(peer.info["sha256Thumbprint"].as_str().unwrap().len(), 64);
     assert!(peer.info["notAfterUtc"].as_str().unwrap().ends_with('Z'));
 }
+
+/// `dpsbench certs` makes the CA; a standalone emulator trusts it through
+/// `[[enrollment_groups]] ca_certificate = ...`; X.509 devices provision, then again from the
+/// certificate cache.
+#[test]
+fn certs_command_emulator_config_and_x509_runs_work_together() {
+    use crate::cli::{dpsbench, temp_dir, text, write};
+    let dir = temp_dir("x509-run");
+    let ca_dir = dir.join("ca");
+    let output = dpsbench(
+        &["certs", "--out", ca_dir.to_str().unwrap(), "--count", "3", "--registration-id", "cert-{index:02}"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for file in ["root.pem", "intermediate.pem", "devices/cert-00.pem", "devices/cert-02.key"] {
+        assert!(ca_dir.join(file).exists(), "{file}");
+    }
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00X5091\"\nhubs = [\"hub-x.azure-devices.net\"]\nretry_after_seconds = 0\nassign_delay_ms = 0\n\
+             [[enrollment_groups]]\nname = \"x509-fleet\"\nca_certificate = \"{}\"\n",
+            ca_dir.join("root.pem").display()
+        ),
+    );
+    let (_emulator, port) = crate::cli::spawn_emulator(&config, &dir.join("server-ca.pem"));
+    let scenario = write(
+        &dir,
+        "x509.toml",
+        &format!(
+            "name = \"x509\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00X5091\"\n\
+             ca_certificate = \"server-ca.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\nregistration_id = \"cert-{{index:02}}\"\n\
+             attestation = \"x509\"\nx509_ca_dir = \"ca\"\n[arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    );
+    let cached = std::fs::read(ca_dir.join("devices/cert-00.pem")).unwrap();
+    for round in 0..2 {
+        let out = dir.join(format!("out-{round}"));
+        let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
+        assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
+    }
+    assert_eq!(std::fs::read(ca_dir.join("devices/cert-00.pem")).unwrap(), cached, "minted once, then loaded");
+    assert!(ca_dir.join("devices/cert-04.pem").exists(), "the run minted the two certificates `certs` did not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_x509_run_trusts_the_scenarios_ca() {
+    let dir = std::env::temp_dir().join(format!("dpsbench-x509-embedded-{}", std::process::id()));
+    let ca = CertificateAuthority::generate().unwrap();
+    ca.write(&dir.join("ca")).unwrap();
+    let scenario = "name = \"x509-embedded\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n\
+                    [devices]\ncount = 8\nattestation = \"x509\"\nx509_ca_dir = \"ca\"\npersonalities = { python = 1, c = 1 }\n\
+                    [arrival]\nrate = 200\n[run]\nmax_schedule_lag_p99_ms = 5000\n";
+    std::fs::write(dir.join("x509.toml"), scenario).unwrap();
+    let plan = dpsbench::scenario::Plan::load(&dir.join("x509.toml"), &|_| None).unwrap();
+    let (_keep, interrupts) = tokio::sync::watch::channel(0);
+    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    assert_eq!(summary.results.devices.assigned, 8, "{:?}", summary.results.failures);
+    assert_eq!(summary.emulator.unwrap().connects_refused, 0);
+}

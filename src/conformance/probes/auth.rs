@@ -75,6 +75,64 @@ pub async fn wrong_scope(target: &ProbeTarget) -> Verdict {
     refused(target, target.connect_packet(id.as_str(), &scope, id.as_str(), &token, true), id.as_str()).await
 }
 
+/// DPS-AUTH-005: a certificate for one registration ID, used to claim another. The same
+/// certificate claiming its own ID must be accepted first (the control), or nothing is shown.
+pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
+    let Some(ca) = &target.x509 else {
+        return Verdict::Skipped("no CA that the target's X.509 enrollment group trusts (give --x509-ca-dir)".into());
+    };
+    let own = target.registration_id("x509-a");
+    let certificate = match ca.mint(&own) {
+        Ok(certificate) => certificate,
+        Err(e) => return could_not("mint a probe certificate", e.to_string()),
+    };
+    let config = match crate::tls::client_config_with_certificate(
+        target.roots.clone(),
+        crate::tls::TlsVersions::Tls12Only,
+        certificate.chain.clone(),
+        certificate.key(),
+    ) {
+        Ok(config) => config,
+        Err(e) => return could_not("client certificate", e.to_string()),
+    };
+    let connect = |claimed: &str| {
+        let mut connect = rumqttc::mqttbytes::v4::Connect::new(claimed);
+        connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
+            format!("{}/registrations/{claimed}/api-version=2019-03-31", target.id_scope),
+            "",
+        ));
+        Packet::Connect(connect)
+    };
+    let control = match target.open_with(config.clone()).await {
+        Ok(mut client) => client.connect(connect(own.as_str())).await,
+        Err(e) => Err(e),
+    };
+    match control {
+        Ok(connack) if connack.code == ConnectReturnCode::Success => {}
+        Ok(connack) => {
+            return Verdict::Fail(format!(
+                "the control (CN = registration ID) was refused: CONNACK {}",
+                connack.code as u8
+            ));
+        }
+        Err(e) => return could_not("the control connection (CN = registration ID)", e),
+    }
+    let other = target.registration_id("x509-b");
+    let mut client = match target.open_with(config).await {
+        Ok(client) => client,
+        Err(e) if e.contains("TLS") => return Verdict::Pass(format!("refused in the TLS handshake: {e}")),
+        Err(e) => return could_not("connect", e),
+    };
+    match client.connect(connect(other.as_str())).await {
+        Ok(connack) if connack.code != ConnectReturnCode::Success => {
+            Verdict::Pass(format!("a certificate for {own} claiming {other}: CONNACK {}", connack.code as u8))
+        }
+        Ok(_) => Verdict::Fail(format!("a certificate for {own} was accepted as {other}")),
+        Err(e) if e.contains("closed") => Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
+        Err(e) => could_not("CONNECT", e),
+    }
+}
+
 /// DPS-AUTH-004: a valid username and token, but a clientId naming another device.
 pub async fn client_id_mismatch(target: &ProbeTarget) -> Verdict {
     let id = target.registration_id("auth-client");

@@ -42,7 +42,7 @@ pub struct ProbeTarget {
     /// Where MQTT over WebSocket is served, if the target has it.
     pub ws_address: Option<SocketAddr>,
     pub server_name: ServerName<'static>,
-    pub roots: RootCertStore,
+    pub roots: Arc<RootCertStore>,
     pub id_scope: IdScope,
     pub group_key: SymmetricKey,
     /// The plain-MQTT port that must not be served (1883).
@@ -53,6 +53,8 @@ pub struct ProbeTarget {
     pub deadline: Duration,
     /// Most registrations the throttling probe sends looking for a 429.
     pub throttle_requests: u32,
+    /// A CA the target's X.509 enrollment group trusts, to mint probe certificates.
+    pub x509: Option<Arc<crate::x509::CertificateAuthority>>,
 }
 
 impl std::fmt::Debug for ProbeTarget {
@@ -133,12 +135,17 @@ impl ProbeTarget {
 
     /// Opens a TLS 1.2 connection for a probe client.
     pub async fn open(&self) -> Result<ProbeClient, String> {
+        self.open_with(self.tls12()).await
+    }
+
+    /// Opens a connection with `config` (e.g. one presenting a client certificate).
+    pub async fn open_with(&self, config: Arc<ClientConfig>) -> Result<ProbeClient, String> {
         let tcp = timeout(self.deadline, TcpStream::connect(self.address))
             .await
             .map_err(|_| format!("TCP connect to {} timed out", self.address))?
             .map_err(|e| format!("TCP connect to {}: {e}", self.address))?;
         let _ = tcp.set_nodelay(true);
-        let tls = timeout(self.deadline, TlsConnector::from(self.tls12()).connect(self.server_name.clone(), tcp))
+        let tls = timeout(self.deadline, TlsConnector::from(config).connect(self.server_name.clone(), tcp))
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
@@ -285,13 +292,14 @@ mod tests {
             address: "127.0.0.1:1".parse().unwrap(),
             ws_address: None,
             server_name: "localhost".try_into().unwrap(),
-            roots: RootCertStore::empty(),
+            roots: Arc::new(RootCertStore::empty()),
             id_scope: IdScope::new("0ne1").unwrap(),
             group_key: SymmetricKey::random(),
             plain_port: 1883,
             prefix: "p".into(),
             deadline: Duration::from_secs(1),
             throttle_requests: 1,
+            x509: None,
         };
         let id = target.registration_id("x");
         let token = target.token(&target.id_scope, &id, &target.device_key(&id), 60);
