@@ -42,7 +42,7 @@ async fn x509_groups_and_individual_enrollments_with_cn_checks() {
     let pinned_id = RegistrationId::new("pinned-1").unwrap();
     let pinned = other_ca.mint(&pinned_id).unwrap();
     let pinned_hash = PeerCertificate::inspect(&pinned.chain).unwrap().sha256;
-    let emulator = start_emulator(|c| {
+    let mut emulator = start_emulator(|c| {
         c.x509_groups.push(X509Group { name: "x509-fleet".into(), subject: group_subject.clone() });
         c.x509_individuals.push(X509Individual { registration_id: pinned_id.clone(), sha256: pinned_hash });
         c.client_trust.cas.push(group_der.clone());
@@ -66,6 +66,20 @@ async fn x509_groups_and_individual_enrollments_with_cn_checks() {
     assert_eq!(run(x509_device(&emulator, &stranger, "stranger-1")).await, Outcome::Failed(FailureKind::Tls));
     // Symmetric-key devices keep working beside X.509 ones (the certificate is optional).
     assert!(matches!(run(device(&emulator.group_key, "sas-dev-1")).await, Outcome::Assigned { .. }));
+    // X.509 over WebSocket: the certificate goes in the TLS handshake under the upgrade.
+    let listener = dpsbench::emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let ws_address = emulator.handle.serve_websocket(listener).unwrap();
+    let ws_target = dpsbench::device::Target {
+        address: ws_address,
+        transport: dpsbench::device::Transport::WebSocket { path: "/".into(), subprotocol: "mqtt".into() },
+        ..emulator.target.clone()
+    };
+    let member_ws = group_ca.mint(&RegistrationId::new("x509-ws-1").unwrap()).unwrap();
+    let report =
+        run_device(&ws_target, settings.clone(), x509_device(&emulator, &member_ws, "x509-ws-1"), now(), never_abort())
+            .await;
+    assert!(matches!(report.outcome, Outcome::Assigned { .. }), "{:?}", report.outcome);
+    assert!(report.timings.ws_upgraded.is_some());
     emulator.handle.stop().await;
 }
 
