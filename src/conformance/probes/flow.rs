@@ -11,7 +11,7 @@ use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
 use crate::conformance::PassiveCheck;
 use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
-use crate::device::{FlowReport, FlowSettings, Outcome, Personality, RetryPolicy, Timeouts, run_device};
+use crate::device::{FlowReport, FlowSettings, Outcome, Personality, run_device};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
@@ -21,20 +21,7 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
 
 /// DPS-FLOW-005 and every passive check: one device provisions, every packet checked.
 pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Verdict)>) {
-    let deadline = target.deadline;
-    let settings = FlowSettings {
-        timeouts: Timeouts {
-            tcp_connect: deadline,
-            tls_handshake: deadline,
-            connack: deadline,
-            suback: deadline,
-            reply: deadline,
-            flow: deadline * 4,
-        },
-        retry: RetryPolicy { max_retries: Some(3), default_wait: Duration::from_secs(1), ..RetryPolicy::default() },
-        lenient_rid: true,
-        ..FlowSettings::default()
-    };
+    let settings = target.flow_settings(4);
     let report =
         run_device(&target.device_target(), Arc::new(settings), target.device("lifecycle"), now(), never_abort()).await;
     let completed = match &report.outcome {
@@ -49,19 +36,7 @@ pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Ver
 
 /// DPS-FLOW-006: one device of each SDK personality provisions, all at once.
 pub async fn every_dialect(target: &ProbeTarget) -> Verdict {
-    let deadline = target.deadline;
-    let base = FlowSettings {
-        timeouts: Timeouts {
-            tcp_connect: deadline,
-            tls_handshake: deadline,
-            connack: deadline,
-            suback: deadline,
-            reply: deadline,
-            flow: deadline * 6,
-        },
-        lenient_rid: true,
-        ..FlowSettings::default()
-    };
+    let base = target.flow_settings(6);
     let flows = Personality::ALL.into_iter().filter(|p| *p != Personality::Dpsbench).map(|personality| {
         let settings = Arc::new(FlowSettings { lenient_rid: true, ..personality.settings(&base) });
         let mut identity = target.device(&format!("dialect-{}", personality.name()));

@@ -73,6 +73,30 @@ impl ProbeTarget {
             .expect("TLS 1.2 with the ring provider is a valid configuration")
     }
 
+    /// Settings of a probe's device flow: every step within the probe deadline, the whole flow
+    /// within `flow_deadlines` of them, few retries, and any reply taken as the answer (so a
+    /// wrong `$rid` is DPS-TOPIC-002's finding alone, not a timeout everywhere).
+    pub fn flow_settings(&self, flow_deadlines: u32) -> crate::device::FlowSettings {
+        let deadline = self.deadline;
+        crate::device::FlowSettings {
+            timeouts: crate::device::Timeouts {
+                tcp_connect: deadline,
+                tls_handshake: deadline,
+                connack: deadline,
+                suback: deadline,
+                reply: deadline,
+                flow: deadline * flow_deadlines,
+            },
+            retry: crate::device::RetryPolicy {
+                max_retries: Some(3),
+                default_wait: Duration::from_secs(1),
+                ..Default::default()
+            },
+            lenient_rid: true,
+            ..Default::default()
+        }
+    }
+
     /// The device-side target for full flows.
     pub fn device_target(&self) -> Target {
         Target {

@@ -2,7 +2,6 @@
 //! subprotocol refused.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -10,7 +9,7 @@ use tokio_rustls::TlsConnector;
 
 use super::{ProbeTarget, Verdict};
 use crate::device::driver::{never_abort, now};
-use crate::device::{FlowSettings, Outcome, RetryPolicy, Target, Timeouts, Transport, run_device};
+use crate::device::{Outcome, Target, Transport, run_device};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -25,20 +24,7 @@ pub async fn lifecycle_over_websocket(target: &ProbeTarget) -> Verdict {
     let Some(address) = target.ws_address else {
         return Verdict::Skipped("the target has no WebSocket endpoint (give --ws-target)".into());
     };
-    let deadline = target.deadline;
-    let settings = Arc::new(FlowSettings {
-        timeouts: Timeouts {
-            tcp_connect: deadline,
-            tls_handshake: deadline,
-            connack: deadline,
-            suback: deadline,
-            reply: deadline,
-            flow: deadline * 4,
-        },
-        retry: RetryPolicy { max_retries: Some(3), default_wait: Duration::from_secs(1), ..RetryPolicy::default() },
-        lenient_rid: true,
-        ..FlowSettings::default()
-    });
+    let settings = Arc::new(target.flow_settings(4));
     let mut done = Vec::new();
     for (i, (name, path, subprotocol)) in DIALECTS.iter().enumerate() {
         let device_target = Target {
