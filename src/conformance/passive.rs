@@ -8,6 +8,9 @@ use rumqttc::mqttbytes::v4::Publish;
 
 use super::{Finding, excerpt};
 use crate::messages::{ErrorBody, OperationStatus, RegistrationOperationStatus};
+
+/// A 2xx reply body, parsed (or not) as a RegistrationOperationStatus.
+pub type ParsedOperation = Result<RegistrationOperationStatus, serde_json::Error>;
 use crate::mqtt::QoS;
 use crate::topics::{RESPONSE_PREFIX, ReplyTopic};
 
@@ -124,7 +127,13 @@ impl CheckLog {
     }
 
     /// A reply arrived for the request in flight (`rid`, `kind`), or with none in flight.
-    pub fn reply(&mut self, publish: &Publish, request: Option<(&str, RequestKind)>) {
+    /// `operation` is the body already parsed by the caller (2xx replies), so it is parsed once.
+    pub fn reply(
+        &mut self,
+        publish: &Publish,
+        request: Option<(&str, RequestKind)>,
+        operation: Option<&ParsedOperation>,
+    ) {
         let topic = publish.topic.as_str();
         let evidence = || format!("topic {topic}, body {}", excerpt(&publish.payload));
         if self.granted_qos == Some(QoS::AtLeastOnce) {
@@ -176,10 +185,17 @@ impl CheckLog {
         self.verdict(PassiveCheck::RidFirst, query.is_some_and(|q| q.starts_with("$rid=")), || {
             format!("$rid is not first: {}", evidence())
         });
-        self.body(reply.status, &publish.payload, request.map(|(_, kind)| kind), &evidence);
+        self.body(reply.status, &publish.payload, operation, request.map(|(_, kind)| kind), &evidence);
     }
 
-    fn body(&mut self, status: u16, payload: &[u8], kind: Option<RequestKind>, evidence: &dyn Fn() -> String) {
+    fn body(
+        &mut self,
+        status: u16,
+        payload: &[u8],
+        parsed: Option<&ParsedOperation>,
+        kind: Option<RequestKind>,
+        evidence: &dyn Fn() -> String,
+    ) {
         if !(200..300).contains(&status) {
             let parsed = serde_json::from_slice::<ErrorBody>(payload);
             self.verdict(PassiveCheck::BodySchema, parsed.is_ok(), || {
@@ -187,8 +203,15 @@ impl CheckLog {
             });
             return;
         }
-        let operation = serde_json::from_slice::<RegistrationOperationStatus>(payload);
-        let schema_problem = match &operation {
+        let owned;
+        let operation = match parsed {
+            Some(parsed) => parsed.as_ref(),
+            None => {
+                owned = serde_json::from_slice::<RegistrationOperationStatus>(payload);
+                owned.as_ref()
+            }
+        };
+        let schema_problem = match operation {
             Err(e) => Some(format!("not a RegistrationOperationStatus ({e})")),
             Ok(op) => schema_problem(op),
         };
@@ -277,10 +300,15 @@ mod tests {
         log.reply(
             &publish(&reply_topic(202, "1", Some(3)), QoS::AtLeastOnce, ASSIGNING),
             Some(("1", RequestKind::Register)),
+            None,
         );
         log.request_sent(QoS::AtLeastOnce, 3);
         log.puback(3);
-        log.reply(&publish(&reply_topic(200, "2", None), QoS::AtLeastOnce, ASSIGNED), Some(("2", RequestKind::Poll)));
+        log.reply(
+            &publish(&reply_topic(200, "2", None), QoS::AtLeastOnce, ASSIGNED),
+            Some(("2", RequestKind::Poll)),
+            None,
+        );
         assert_eq!(ids(&log), Vec::<&str>::new());
         for check in PassiveCheck::ALL {
             assert!(log.evaluated(check), "{check:?} not evaluated");
@@ -313,7 +341,7 @@ mod tests {
             if pubacked {
                 log.puback(2);
             }
-            log.reply(&publish(topic, qos, body), Some(("1", RequestKind::Register)));
+            log.reply(&publish(topic, qos, body), Some(("1", RequestKind::Register)), None);
             let found = ids(&log);
             // An unassigned register reply is also not "202 assigning".
             let allowed: &[&str] =
@@ -331,12 +359,21 @@ mod tests {
         log.reply(
             &publish(&reply_topic(202, "1", Some(1)), QoS::AtLeastOnce, ASSIGNING),
             Some(("1", RequestKind::Register)),
+            None,
         );
         let moved = r#"{"operationId":"4.abc.2","status":"assigning"}"#;
-        log.reply(&publish(&reply_topic(202, "2", Some(1)), QoS::AtLeastOnce, moved), Some(("2", RequestKind::Poll)));
+        log.reply(
+            &publish(&reply_topic(202, "2", Some(1)), QoS::AtLeastOnce, moved),
+            Some(("2", RequestKind::Poll)),
+            None,
+        );
         assert_eq!(ids(&log), ["DPS-FLOW-003"]);
         let no_hub = r#"{"operationId":"4.abc.1","status":"assigned","registrationState":{"deviceId":"d"}}"#;
-        log.reply(&publish(&reply_topic(200, "3", None), QoS::AtLeastOnce, no_hub), Some(("3", RequestKind::Poll)));
+        log.reply(
+            &publish(&reply_topic(200, "3", None), QoS::AtLeastOnce, no_hub),
+            Some(("3", RequestKind::Poll)),
+            None,
+        );
         assert_eq!(ids(&log), ["DPS-FLOW-003", "DPS-BODY-001"]);
         assert!(log.violations[1].evidence.contains("assignedHub"), "{:?}", log.violations[1]);
         log.connack(true);

@@ -16,8 +16,8 @@ use rumqttc::mqttbytes::v4::{
 
 use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation};
 use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
-use crate::conformance::passive::{CheckLog, RequestKind};
-use crate::messages::{OperationStatus, ReplyBody};
+use crate::conformance::passive::{CheckLog, ParsedOperation, RequestKind};
+use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
 
@@ -227,9 +227,12 @@ impl Flow {
                 if publish.qos != QoS::AtMostOnce {
                     self.push(now, Packet::PubAck(PubAck::new(publish.pkid)));
                 }
+                // A 2xx body is parsed once, for the checks and for the flow.
+                let operation = success_status(&publish.topic)
+                    .then(|| serde_json::from_slice::<RegistrationOperationStatus>(&publish.payload));
                 let request = self.outstanding.as_ref().filter(|_| self.state == State::AwaitReply);
-                self.report.checks.reply(&publish, request.map(|r| (r.rid.as_str(), r.kind)));
-                self.handle_reply(now, &publish);
+                self.report.checks.reply(&publish, request.map(|r| (r.rid.as_str(), r.kind)), operation.as_ref());
+                self.handle_reply(now, &publish, operation);
             }
             (_, Packet::PubAck(ack)) => self.report.checks.puback(ack.pkid),
             (_, Packet::PingResp) => {}
@@ -300,7 +303,7 @@ impl Flow {
         self.deadline = Some((now + self.settings.timeouts.reply, phase));
     }
 
-    fn handle_reply(&mut self, now: Instant, publish: &Publish) {
+    fn handle_reply(&mut self, now: Instant, publish: &Publish, operation: Option<ParsedOperation>) {
         let reply = match ReplyTopic::parse(&publish.topic) {
             Ok(reply) => reply,
             Err(_) => return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyTopic)),
@@ -325,7 +328,7 @@ impl Flow {
         self.told_until = reply.retry_after.flatten().map(|seconds| now + Duration::from_secs(seconds.into()));
         match reply.status {
             429 | 500..=599 => self.retry(now, request.kind, reply.status, reply.retry_after),
-            200..=299 => self.handle_operation(now, request.kind, reply.status, &publish.payload, reply.retry_after),
+            200..=299 => self.handle_operation(now, request.kind, operation, reply.retry_after),
             status => self.fail(now, FailureKind::Status(status)),
         }
     }
@@ -344,18 +347,16 @@ impl Flow {
         &mut self,
         now: Instant,
         kind: RequestKind,
-        status: u16,
-        body: &[u8],
+        operation: Option<ParsedOperation>,
         retry_after: Option<Option<u32>>,
     ) {
-        let Ok(ReplyBody::Operation(operation)) = ReplyBody::parse(status, body) else {
+        let Some(Ok(operation)) = operation else {
             return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyBody));
         };
         self.retries = 0;
         if kind == RequestKind::Register {
             self.report.timings.register_accepted.get_or_insert(now);
         }
-        let operation = *operation;
         let state = operation.registration_state.unwrap_or_default();
         match operation.status {
             OperationStatus::Assigning => {
@@ -422,6 +423,12 @@ impl Flow {
         self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
         id
     }
+}
+
+/// Whether a reply topic's status is 2xx (a RegistrationOperationStatus body), read without a
+/// full parse.
+fn success_status(topic: &str) -> bool {
+    topic.strip_prefix(topics::RESPONSE_PREFIX).is_some_and(|rest| rest.starts_with('2'))
 }
 
 #[cfg(test)]
