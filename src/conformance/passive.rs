@@ -12,7 +12,7 @@ use crate::messages::{ErrorBody, OperationStatus, RegistrationOperationStatus};
 /// A 2xx reply body, parsed (or not) as a RegistrationOperationStatus.
 pub type ParsedOperation = Result<RegistrationOperationStatus, serde_json::Error>;
 use crate::mqtt::QoS;
-use crate::topics::{RESPONSE_PREFIX, ReplyTopic};
+use crate::topics::{RESPONSE_PREFIX, ReplyTopic, TopicError};
 
 /// The passive checks, each mapped to its catalogue ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,18 +165,24 @@ impl CheckLog {
                 format!("retry-after missing or not numeric on {status}: {}", evidence())
             });
         }
-        // Judged without retry-after, which DPS-TOPIC-004 covers.
-        let lenient: String = match query {
-            Some(q) => {
+        // The form is judged without retry-after, which DPS-TOPIC-004 covers: only a topic that
+        // fails on retry-after alone is rebuilt without it (rare; most replies parse as sent).
+        let parsed = match ReplyTopic::parse(topic) {
+            Err(TopicError::BadRetryAfter(_)) => {
+                let q = query.unwrap_or_default();
                 let kept: Vec<&str> =
                     q.split('&').filter(|p| !p.to_ascii_lowercase().starts_with("retry-after=")).collect();
-                format!("{}?{}", &topic[..topic.len() - q.len() - 1], kept.join("&"))
+                let lenient = format!("{}?{}", &topic[..topic.len() - q.len() - 1], kept.join("&"));
+                ReplyTopic::parse(&lenient).map(|r| ReplyTopic { rid: None, ..r }).map(|r| (r, true))
             }
-            None => topic.to_string(),
+            other => other.map(|r| (r, false)),
         };
-        let parsed = ReplyTopic::parse(&lenient);
         self.verdict(PassiveCheck::TopicForm, parsed.is_ok(), || format!("malformed reply topic: {}", evidence()));
-        let Ok(reply) = parsed else { return };
+        let Ok((mut reply, rebuilt)) = parsed else { return };
+        if rebuilt {
+            // The rebuilt topic borrowed a temporary: read $rid from the original query.
+            reply.rid = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("$rid=")));
+        }
         if let Some((rid, _)) = request {
             self.verdict(PassiveCheck::RidEcho, reply.rid == Some(rid), || {
                 format!("request $rid={rid}, reply {}", evidence())
