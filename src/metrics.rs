@@ -204,13 +204,9 @@ impl Metrics {
             Outcome::Failed(FailureKind::Aborted) => {}
             Outcome::Failed(_) => personality.failed += 1,
         }
-        match report.payload_returned {
-            Some(true) => {
-                (self.payloads.returned, self.payloads.matching) =
-                    (self.payloads.returned + 1, self.payloads.matching + 1)
-            }
-            Some(false) => self.payloads.returned += 1,
-            None => {}
+        if let Some(matching) = report.payload_returned {
+            self.payloads.returned += 1;
+            self.payloads.matching += u64::from(matching);
         }
         for check in PassiveCheck::ALL {
             if report.checks.evaluated(check) {
@@ -264,9 +260,7 @@ impl Metrics {
         sum(&mut self.failures, &other.failures);
         sum(&mut self.hubs, &other.hubs);
         for (name, counts) in &other.personalities {
-            let mine = self.personalities.entry(name).or_default();
-            (mine.devices, mine.assigned, mine.failed) =
-                (mine.devices + counts.devices, mine.assigned + counts.assigned, mine.failed + counts.failed);
+            self.personalities.entry(name).or_default().add(counts);
         }
         self.payloads.returned += other.payloads.returned;
         self.payloads.matching += other.payloads.matching;
@@ -401,6 +395,14 @@ pub struct PersonalityCounts {
     pub devices: u64,
     pub assigned: u64,
     pub failed: u64,
+}
+
+impl PersonalityCounts {
+    fn add(&mut self, other: &PersonalityCounts) {
+        self.devices += other.devices;
+        self.assigned += other.assigned;
+        self.failed += other.failed;
+    }
 }
 
 /// Custom allocation payloads returned with the assignment, and how many equal what was sent.

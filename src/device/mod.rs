@@ -146,8 +146,8 @@ impl DeviceIdentity {
         username
     }
 
-    /// The register body most SDKs send: `{"registrationId":"..."}`.
+    /// The register body most SDKs send, `{"registrationId":"..."}`: the dpsbench personality's.
     pub fn default_register_body(registration_id: &RegistrationId) -> Bytes {
-        Bytes::from(format!("{{\"registrationId\":\"{registration_id}\"}}"))
+        Personality::Dpsbench.register_body(registration_id, None)
     }
 }
