@@ -1,0 +1,303 @@
+//! Runs a [`Plan`]: sets up the target (starting the embedded emulator when asked), prepares
+//! every device's credentials outside the timed path, starts devices on the arrival schedule,
+//! folds their reports into [`Metrics`] and returns a [`RunSummary`].
+//!
+//! Writes no files (the CLI does), prints progress only through the callback it is given.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{MissedTickBehavior, sleep_until};
+
+use crate::arrival::Arrivals;
+use crate::credentials::SasToken;
+use crate::device::driver::now;
+use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device};
+use crate::emulator::config::IndividualEnrollment;
+use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
+use crate::metrics::{IntervalStats, Metrics, Summary};
+use crate::scenario::{Load, Plan, TargetPlan};
+use crate::tls::{self, TlsVersions};
+
+mod limits;
+mod schedule;
+mod summary;
+
+pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
+pub use summary::{EmulatorCounts, HostInfo, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, TargetInfo, Validity};
+
+/// Task polls between checks of timers and sockets. A poll that runs a TLS handshake step costs
+/// up to ~0.3 ms of crypto, so tokio's default of 61 can hold a due start back by many
+/// milliseconds; checking more often keeps the arrival schedule (see scripts/bench-hold).
+pub const EVENT_INTERVAL: u32 = 8;
+
+/// The runtime runs are measured on: every core a worker, timers and sockets checked often.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().event_interval(EVENT_INTERVAL).enable_all().build()
+}
+
+/// Setup errors: the run could not start. Failures of the target during a run are data.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Emulator(#[from] emulator::StartError),
+    #[error(transparent)]
+    X509(#[from] crate::x509::X509Error),
+    #[error("cannot resolve target host {host}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("target {address} is unreachable: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("invalid server name {0:?} for TLS")]
+    ServerName(String),
+    #[error(
+        "the plan keeps up to {in_flight} devices in flight, needing {needed} open files, but the open-files limit is \
+         {limit}: lower arrival.concurrency or run.max_in_flight, or raise the hard limit (ulimit -Hn)"
+    )]
+    Descriptors { in_flight: u64, needed: u64, limit: u64 },
+}
+
+/// A progress snapshot, for live output.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub started: u64,
+    pub assigned: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub late_starts: u64,
+    /// `assigned` p99 over the whole run so far.
+    pub assigned_p99_us: u64,
+    /// What happened since the previous tick.
+    pub interval: IntervalStats,
+}
+
+/// A snapshot each second: progress plus failures by kind so far.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub progress: Progress,
+    pub failures: BTreeMap<String, u64>,
+    /// Set once when the run begins draining after an interrupt.
+    pub draining: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Every planned start happened and every device finished.
+    Complete,
+    /// Interrupted: arrivals stopped and in-flight devices drained (or were aborted).
+    Interrupted,
+    /// `max_duration_seconds` passed.
+    TimedOut,
+}
+
+/// A prepared target: where devices connect, and the emulator when it is embedded.
+struct PreparedTarget {
+    target: Target,
+    /// What devices trust, for X.509 devices' own configs.
+    roots: Arc<rustls::RootCertStore>,
+    kind: &'static str,
+    emulator: Option<emulator::EmulatorHandle>,
+}
+
+async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
+    match &plan.target {
+        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload } => {
+            let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
+            config.individuals = plan
+                .individual_enrollments()
+                .into_iter()
+                .map(|(registration_id, primary)| IndividualEnrollment { registration_id, primary, secondary: None })
+                .collect();
+            config.echo_payload = *echo_payload;
+            config.retry_after_seconds = *retry_after_seconds;
+            config.assign_delay = *assign_delay;
+            config.quota = *quota;
+            if let Some(x509) = &plan.x509 {
+                let root = x509.ca_dir.join("root.pem");
+                let pem = std::fs::read_to_string(&root)
+                    .map_err(|source| crate::x509::X509Error::Read { path: root.clone(), source })?;
+                let (subject, der) = crate::x509::subject_of(&pem, &root)?;
+                config.x509_groups.push(crate::emulator::config::X509Group { name: "x509".into(), subject });
+                config.client_trust.cas.push(der);
+            }
+            // The emulator enforces TLS 1.2, as DPS does, unless the scenario opted into 1.3.
+            let accepts = match plan.tls.versions {
+                TlsVersions::Tls12Only => TlsVersions::Tls12Only,
+                _ => TlsVersions::Tls12And13,
+            };
+            let mut emulator = emulator::start_on_loopback_with(config, accepts.into())?;
+            let address = match transport {
+                Transport::Mqtt => emulator.handle.address,
+                Transport::WebSocket { .. } => {
+                    let listener =
+                        emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(emulator::StartError::Io)?;
+                    emulator.handle.serve_websocket(listener).map_err(emulator::StartError::Io)?
+                }
+            };
+            let roots = Arc::new(emulator.roots);
+            let target = Target {
+                address,
+                server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
+                tls: tls::client_config(roots.clone(), plan.tls.clone())?,
+                transport: transport.clone(),
+            };
+            Ok(PreparedTarget { target, roots, kind: "embedded", emulator: Some(emulator.handle) })
+        }
+        TargetPlan::Dps { host, port, ca, server_name, transport, .. } => {
+            let address = resolve(host, *port).await?;
+            preflight(address).await?;
+            let roots = match ca {
+                Some((pem, path)) => tls::roots_from_pem(pem, path)?,
+                None => tls::public_roots(),
+            };
+            let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
+                .map_err(|_| RunError::ServerName(server_name.clone()))?;
+            let roots = Arc::new(roots);
+            let tls = tls::client_config(roots.clone(), plan.tls.clone())?;
+            let target = Target { address, server_name, tls, transport: transport.clone() };
+            Ok(PreparedTarget { target, roots, kind: "dps", emulator: None })
+        }
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, RunError> {
+    let resolve_error = |reason: String| RunError::Resolve { host: host.to_string(), reason };
+    let mut addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| resolve_error(e.to_string()))?;
+    addresses.next().ok_or_else(|| resolve_error("no address".into()))
+}
+
+/// One TCP connect before the run, so an unreachable target is a setup error, not N failures.
+async fn preflight(address: SocketAddr) -> Result<(), RunError> {
+    let unreachable = |reason: String| RunError::Unreachable { address: address.to_string(), reason };
+    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".into())),
+    }
+}
+
+/// Builds every device's identity and SAS token before the clock starts.
+fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
+    let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+        + plan.max_duration.as_secs()
+        + 3600;
+    (0..plan.stop.devices)
+        .map(|n| {
+            let registration_id = plan.registration_id(n);
+            let personality = plan.personalities.of(n);
+            let device_key = plan.device_key(n, &registration_id);
+            let password =
+                SasToken::build(&plan.id_scope, &registration_id, &device_key, expiry, personality.sas_style());
+            let payload = plan.payload.as_ref().map(|template| template.render(&registration_id, n));
+            DeviceIdentity {
+                register_body: personality.register_body(&registration_id, payload.as_ref()),
+                registration_id,
+                id_scope: plan.id_scope.clone(),
+                password: Some(password),
+                source_address: match plan.source_addresses.len() {
+                    0 => None,
+                    pool => Some(plan.source_addresses[(n % pool as u64) as usize]),
+                },
+                personality,
+                payload,
+                client_tls: None,
+            }
+        })
+        .collect()
+}
+
+/// Gives every X.509 device its certificate (loaded from the cache, or minted and cached) and
+/// its own TLS config presenting it, before the clock starts. Devices then send no password.
+fn attach_certificates(
+    plan: &Plan,
+    x509: &crate::scenario::X509Plan,
+    roots: &Arc<rustls::RootCertStore>,
+    devices: &mut [DeviceIdentity],
+) -> Result<(), RunError> {
+    let ca = crate::x509::CertificateAuthority::load(&x509.ca_dir)?;
+    for device in devices {
+        let certificate = crate::x509::DeviceCertificate::load_or_mint(&ca, &x509.cache, &device.registration_id)?;
+        device.client_tls = Some(tls::client_config_with_certificate(
+            roots.clone(),
+            plan.tls.clone(),
+            certificate.chain.clone(),
+            certificate.key(),
+        )?);
+        device.password = None;
+    }
+    Ok(())
+}
+
+/// The flow settings of each personality the plan uses.
+fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>> {
+    plan.personalities.personalities().map(|p| (p, Arc::new(p.settings(&plan.flow)))).collect()
+}
+
+/// Runs the plan until every device finished or `max_duration` passed. Each change of
+/// `interrupts` counts one interrupt: the first stops arrivals and drains in-flight devices for
+/// up to `drain`, the second stops at once. `on_tick` is called about once a second.
+pub async fn run(
+    plan: &Plan,
+    interrupts: watch::Receiver<u32>,
+    mut on_tick: impl FnMut(&Tick),
+) -> Result<RunSummary, RunError> {
+    let budget = descriptor_budget(plan, raise_open_files_limit())?;
+    let prepared = prepare_target(plan).await?;
+    let mut devices = prepare_devices(plan);
+    if let Some(x509) = &plan.x509 {
+        attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
+    }
+    let settings = personality_settings(plan);
+    let started_at = crate::messages::format_timestamp(SystemTime::now());
+
+    let stall = schedule::StallMonitor::start();
+    let (metrics, started, ending, elapsed) =
+        schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
+            .await;
+    let runtime_stall_p99_us = stall.stop().await;
+    let results = metrics.summary(started);
+    let validity = summary::validity(plan, &results, runtime_stall_p99_us);
+
+    let emulator = match prepared.emulator {
+        Some(handle) => {
+            let counts = EmulatorCounts::of(&handle.service);
+            handle.stop().await;
+            Some(counts)
+        }
+        None => None,
+    };
+    Ok(RunSummary {
+        schema: SUMMARY_SCHEMA.into(),
+        scenario: ScenarioInfo {
+            name: plan.name.clone(),
+            file: plan.file.display().to_string(),
+            devices: plan.stop.devices,
+            arrival: plan.load.describe(),
+            duration_seconds: plan.stop.duration.map(|d| d.as_secs_f64()),
+        },
+        target: TargetInfo {
+            kind: prepared.kind.into(),
+            address: prepared.target.address.to_string(),
+            id_scope: plan.id_scope.to_string(),
+        },
+        host: HostInfo::current(),
+        started_at,
+        duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        partial: ending != Ending::Complete,
+        validity,
+        open_files_limit: budget.limit,
+        notes: budget.note.into_iter().collect(),
+        results,
+        emulator,
+    })
+}

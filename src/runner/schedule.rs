@@ -1,0 +1,203 @@
+//! The arrival loop: starts devices as the load model says until the stop condition, collects
+//! their reports, and watches the runtime for saturation.
+
+use super::*;
+
+/// Tokio's timer rounds a deadline up to the next 1 ms tick. Sleeping until half a tick before
+/// a start and starting what is due within half a tick centres that rounding on the intended
+/// instant (at most 0.5 ms early, which makes measured latencies longer, never shorter).
+const START_TOLERANCE: Duration = Duration::from_micros(500);
+
+/// Starts devices as the load model says until the stop condition, and collects their reports.
+/// Returns the metrics, the number of devices started, how the run ended, and its length.
+pub(super) async fn schedule(
+    plan: &Plan,
+    in_flight_cap: Option<u64>,
+    target: &Target,
+    settings: BTreeMap<Personality, Arc<FlowSettings>>,
+    devices: Vec<DeviceIdentity>,
+    mut interrupts: watch::Receiver<u32>,
+    on_tick: &mut impl FnMut(&Tick),
+) -> (Metrics, u64, Ending, Duration) {
+    let mut devices = devices.into_iter();
+    let mut metrics = Metrics::new();
+    let mut tasks = JoinSet::new();
+    let begin: Instant = now() + Duration::from_millis(10);
+    let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
+    let arrivals_end = plan.stop.duration.map(|d| begin + d);
+    let mut starts = Starts::new(&plan.load, begin);
+    let in_flight_cap = in_flight_cap.unwrap_or(u64::MAX);
+    let mut started = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ending = Ending::Complete;
+    let mut draining = false;
+    let (abort, aborted) = watch::channel(false);
+    let mut interrupts_open = true;
+    loop {
+        // Start every device already due. The timer (1 ms resolution) is only for future
+        // starts: going through it for each due start would cap starts near one per tick.
+        let next_start = loop {
+            let in_flight = tasks.len() as u64;
+            let next = (started < plan.stop.devices && !draining)
+                .then(|| starts.next_at(now(), in_flight))
+                .flatten()
+                .filter(|at| arrivals_end.is_none_or(|end| *at < end));
+            match next {
+                Some(intended) if intended <= now() + START_TOLERANCE && in_flight < in_flight_cap => {
+                    let identity = devices.next().expect("one identity was prepared per device");
+                    let settings = settings[&identity.personality].clone();
+                    let (target, aborted) = (target.clone(), aborted.clone());
+                    tasks.spawn(async move { run_device(&target, settings, identity, intended, aborted).await });
+                    starts.started();
+                    started += 1;
+                }
+                next => break next,
+            }
+        };
+        if next_start.is_none() && tasks.is_empty() {
+            break;
+        }
+        // A start that finds no free slot waits for one: it then runs late, and its lag says by
+        // how much.
+        let may_start = next_start.is_some() && (tasks.len() as u64) < in_flight_cap;
+        tokio::select! {
+            () = sleep_until(tokio::time::Instant::from_std(next_start.unwrap_or(begin).checked_sub(START_TOLERANCE).unwrap_or(begin))), if may_start => {
+                // Due now: the loop's top starts it.
+            }
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(report) = joined {
+                    metrics.record(&report);
+                }
+            }
+            _ = ticker.tick() => {
+                let tick = tick(&mut metrics, begin, started, tasks.len() as u64, draining);
+                on_tick(&tick);
+            }
+            changed = interrupts.changed(), if interrupts_open => {
+                if changed.is_err() {
+                    // The sender is gone: no interrupt can come any more.
+                    interrupts_open = false;
+                    continue;
+                }
+                let count = *interrupts.borrow_and_update();
+                ending = Ending::Interrupted;
+                if count >= 2 || draining {
+                    break;
+                }
+                // First interrupt: no more arrivals; in-flight devices get the drain period.
+                draining = true;
+                deadline = deadline.min(tokio::time::Instant::now() + plan.drain);
+                let tick = tick(&mut metrics, begin, started, tasks.len() as u64, draining);
+                on_tick(&tick);
+            }
+            () = sleep_until(deadline) => {
+                if ending == Ending::Complete {
+                    ending = Ending::TimedOut;
+                }
+                break;
+            }
+        }
+    }
+    // Devices still in flight stop where they are and report as aborted, with the phases they
+    // completed; any that do not answer within a second are dropped (not finished).
+    let _ = abort.send(true);
+    let collect = async {
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(report) = joined {
+                metrics.record(&report);
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
+    tasks.shutdown().await;
+    let last = tick(&mut metrics, begin, started, 0, draining);
+    on_tick(&last);
+    (metrics, started, ending, now().saturating_duration_since(begin))
+}
+
+fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, draining: bool) -> Tick {
+    Tick {
+        progress: Progress {
+            elapsed: now().saturating_duration_since(begin),
+            started,
+            assigned: metrics.assigned(),
+            failed: metrics.failed(),
+            in_flight,
+            late_starts: metrics.late_starts(),
+            assigned_p99_us: metrics.p99_us("assigned"),
+            interval: metrics.take_interval(),
+        },
+        failures: metrics.failures().clone(),
+        draining,
+    }
+}
+
+/// Measures runtime saturation: how late a 10 ms timer fires while the run goes on.
+pub(super) struct StallMonitor {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Histogram<u64>>,
+}
+
+impl StallMonitor {
+    const PERIOD: Duration = Duration::from_millis(10);
+
+    pub(super) fn start() -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut stalls = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            loop {
+                let due = tokio::time::Instant::now() + Self::PERIOD;
+                tokio::select! {
+                    () = sleep_until(due) => {
+                        let late = tokio::time::Instant::now().saturating_duration_since(due);
+                        stalls.saturating_record((late.as_micros() as u64).max(1));
+                    }
+                    _ = stopped.changed() => return stalls,
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops the monitor; returns the stall p99 in microseconds.
+    pub(super) async fn stop(self) -> u64 {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(stalls) if !stalls.is_empty() => stalls.value_at_quantile(0.99),
+            _ => 0,
+        }
+    }
+}
+
+/// The *when* of a run: the intended start of the next device under the load model.
+enum Starts {
+    /// Open: the arrival plan alone decides, whatever is in flight.
+    Open { begin: Instant, arrivals: Box<Peekable<Arrivals>> },
+    /// Closed: a device starts as soon as fewer than `concurrency` are in flight.
+    Closed { concurrency: u64 },
+}
+
+impl Starts {
+    fn new(load: &Load, begin: Instant) -> Self {
+        match load {
+            Load::Open(plan) => Starts::Open { begin, arrivals: Box::new(plan.arrivals().peekable()) },
+            Load::Closed { concurrency } => Starts::Closed { concurrency: *concurrency },
+        }
+    }
+
+    /// When the next device should start, or `None` when no start is due (plan exhausted, or
+    /// every closed-model slot taken).
+    fn next_at(&mut self, now: Instant, in_flight: u64) -> Option<Instant> {
+        match self {
+            Starts::Open { begin, arrivals } => arrivals.peek().map(|offset| *begin + *offset),
+            Starts::Closed { concurrency } => (in_flight < *concurrency).then_some(now),
+        }
+    }
+
+    fn started(&mut self) {
+        if let Starts::Open { arrivals, .. } = self {
+            arrivals.next();
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! What `summary.json` holds, and the judgement of whether the generator kept its plan.
+
+use super::*;
+
+/// Identifies the format of `summary.json`; bump on incompatible changes.
+pub const SUMMARY_SCHEMA: &str = "dpsbench.summary/v1";
+
+/// Whether the generator kept up with its plan: when it did not, its numbers describe the
+/// generator, not the target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validity {
+    pub valid: bool,
+    /// Why the run is invalid (empty when valid).
+    pub reasons: Vec<String>,
+    pub schedule_lag_p99_us: u64,
+    /// How late a 10 ms timer on the runtime fired, p99: high values mean the runtime (CPU) was
+    /// saturated.
+    pub runtime_stall_p99_us: u64,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub schema: String,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub host: HostInfo,
+    pub started_at: String,
+    pub duration_seconds: f64,
+    /// True when the run ended early (interrupt or `max_duration_seconds`).
+    pub partial: bool,
+    pub validity: Validity,
+    /// The open-files limit the run had.
+    pub open_files_limit: u64,
+    /// Things the run decided that the user should know (e.g. an in-flight cap from the limit).
+    pub notes: Vec<String>,
+    #[serde(flatten)]
+    pub results: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<EmulatorCounts>,
+}
+
+impl RunSummary {
+    /// Exit status of `dpsbench run`: 0 when every device was assigned, else 1.
+    pub fn all_assigned(&self) -> bool {
+        !self.partial && self.results.devices.assigned == self.results.devices.total
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    /// Most devices the run may start.
+    pub devices: u64,
+    /// The load model, e.g. `constant 200/s`.
+    pub arrival: String,
+    /// Arrivals stop after this many seconds, if set.
+    pub duration_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub kind: String,
+    pub address: String,
+    pub id_scope: String,
+}
+
+/// The machine a run was measured on, so figures can be compared honestly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub cpus: usize,
+    pub os: String,
+    pub dpsbench_version: String,
+}
+
+impl HostInfo {
+    pub fn current() -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Self {
+            hostname,
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            dpsbench_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// What the embedded emulator served during the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmulatorCounts {
+    pub connections: u64,
+    pub connects_refused: u64,
+    pub registrations: u64,
+    pub polls: u64,
+    pub throttled: u64,
+}
+
+impl EmulatorCounts {
+    pub(super) fn of(service: &Service) -> Self {
+        let s = &service.stats;
+        Self {
+            connections: ServiceStats::get(&s.connections),
+            connects_refused: ServiceStats::get(&s.connects_refused),
+            registrations: ServiceStats::get(&s.registrations),
+            polls: ServiceStats::get(&s.polls),
+            throttled: ServiceStats::get(&s.throttled),
+        }
+    }
+}
+
+/// Judges whether the generator kept its plan.
+pub(super) fn validity(plan: &Plan, results: &Summary, runtime_stall_p99_us: u64) -> Validity {
+    let schedule_lag_p99_us = results.phases.get("schedule_lag").map(|p| p.p99_us).unwrap_or(0);
+    let mut reasons = Vec::new();
+    let bound = plan.max_schedule_lag_p99.as_micros() as u64;
+    if matches!(plan.load, Load::Open(_)) && schedule_lag_p99_us > bound {
+        reasons.push(format!(
+            "schedule lag p99 {} us exceeds the bound of {} us: the generator could not keep the arrival plan \
+             (raise run.max_in_flight, lower the rate, or add generator capacity)",
+            schedule_lag_p99_us, bound
+        ));
+    }
+    if results.early_requests > 0 && plan.flow.retry.profile == RetryProfile::Dpsbench {
+        reasons.push(format!(
+            "{} requests were sent before their retry-after had passed (a harness bug)",
+            results.early_requests
+        ));
+    }
+    Validity { valid: reasons.is_empty(), reasons, schedule_lag_p99_us, runtime_stall_p99_us }
+}
