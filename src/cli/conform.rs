@@ -170,8 +170,8 @@ struct Waiver {
 /// Reads a waiver file; unknown check IDs and empty reasons are errors.
 pub fn load_waivers(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read waivers {}", path.display()))?;
-    let file: WaiverFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::emulator::config::one_line(&e.to_string())))?;
+    let file: WaiverFile =
+        crate::toml_file::parse(&text).map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
     let mut waivers = std::collections::BTreeMap::new();
     for (i, waiver) in file.waiver.into_iter().enumerate() {
         if crate::conformance::find(&waiver.check).is_none() {
