@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
 use crate::report;
 use crate::runner::{self, Tick};
-use crate::scenario::Plan;
+use crate::scenario::{KeyError, KeySource, Plan};
 use crate::tls::ServerIdentity;
 
 /// Exit code for bad input and setup errors.
@@ -117,8 +117,9 @@ pub struct ConformArgs {
     /// Deadline of each step of a probe, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub deadline: u64,
-    /// Registration IDs of the probe devices start with this.
-    #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform")]
+    /// Registration IDs of the probe devices start with this: letters, digits and - . _ :,
+    /// starting with a letter or digit, at most 64 characters.
+    #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform", value_parser = conform::parse_prefix)]
     pub prefix: String,
     /// A CA folder (`dpsbench certs`) whose root the target's X.509 enrollment group trusts,
     /// for DPS-AUTH-005 [default with --target: none, and that check is skipped].
@@ -211,20 +212,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     runner::runtime().context("cannot start the async runtime")
 }
 
+/// A key from `--key-file`, else the environment variable `--key-env` names.
 fn read_key(env_var: &str, file: Option<&Path>) -> Result<SymmetricKey> {
-    match file {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
-            SymmetricKey::from_base64(&text).with_context(|| format!("key file {}", path.display()))
-        }
-        None => {
-            let Ok(text) = std::env::var(env_var) else {
-                bail!("environment variable {env_var} is not set (or use --key-file)");
-            };
-            SymmetricKey::from_base64(&text).with_context(|| format!("environment variable {env_var}"))
-        }
-    }
+    let source = match file {
+        Some(path) => KeySource::File(path.to_path_buf()),
+        None => KeySource::Env(env_var.to_string()),
+    };
+    source.read(&|name| std::env::var(name).ok()).map_err(|error| match error {
+        KeyError::Unset(_) => anyhow::anyhow!("{error} (or use --key-file)"),
+        error => error.into(),
+    })
 }
 
 fn derive(args: DeriveArgs) -> Result<i32> {
