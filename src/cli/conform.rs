@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::{ConformArgs, read_key};
+use super::ConformArgs;
+use super::keys::read_key;
 use crate::conformance::probes::ProbeTarget;
 use crate::conformance::report;
 use crate::conformance::suite::{self, SuiteOptions};
