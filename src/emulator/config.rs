@@ -1,7 +1,9 @@
 //! The emulator's TOML configuration, parsed into a validated [`ServiceConfig`].
 //!
 //! Reads no files itself except through [`EmulatorConfig::load`]; errors name the file and the
-//! field. Keys are held as [`SymmetricKey`], so they never print.
+//! field. Keys are held as [`SymmetricKey`], so they never print. [`ServiceConfig::new`] is the
+//! one builder (the emulator file, a scenario's embedded target and `conform` all start from
+//! it), and the checks and defaults an embedded target shares with this file live here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -114,3 +114,24 @@ fn trust_ca_dir(config: &mut ServiceConfig, ca_dir: &Path) -> Result<(), crate::
         std::fs::read_to_string(&root).map_err(|source| crate::x509::X509Error::Read { path: root.clone(), source })?;
     config.trust_x509_ca("x509", &pem, &root)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reach_finds_a_listening_target_and_refuses_a_closed_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let address = reach("127.0.0.1", port, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(address, listener.local_addr().unwrap());
+        drop(listener);
+        let err = reach("127.0.0.1", port, Duration::from_secs(2)).await.unwrap_err();
+        assert!(
+            matches!(&err, RunError::Unreachable { address, .. } if address.ends_with(&format!(":{port}"))),
+            "{err}"
+        );
+        let err = resolve("no-such-host.invalid", 8883, Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(&err, RunError::Resolve { host, .. } if host == "no-such-host.invalid"), "{err}");
+    }
+}

@@ -73,3 +73,28 @@ pub(super) fn group_key(
     };
     source.read(env).map_err(|e| FieldError::new(field, e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_a_variable_or_a_file_and_never_show_in_errors() {
+        let key = SymmetricKey::random();
+        let env = |name: &str| (name == "KEY").then(|| key.to_base64());
+        assert_eq!(KeySource::Env("KEY".into()).read(&env).unwrap().to_base64(), key.to_base64());
+        let err = KeySource::Env("OTHER".into()).read(&env).unwrap_err().to_string();
+        assert_eq!(err, "environment variable OTHER is not set");
+
+        let dir = std::env::temp_dir().join(format!("dpsbench-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key.b64");
+        std::fs::write(&file, format!("{}\n", key.to_base64())).unwrap();
+        assert_eq!(KeySource::File(file.clone()).read(&env).unwrap().to_base64(), key.to_base64());
+        std::fs::write(&file, "not-a-key!").unwrap();
+        let err = KeySource::File(file.clone()).read(&env).unwrap_err().to_string();
+        assert!(err.contains(&file.display().to_string()) && !err.contains("not-a-key"), "{err}");
+        let err = KeySource::File(dir.join("missing")).read(&env).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read key file") && err.contains("missing"), "{err}");
+    }
+}
