@@ -14,7 +14,8 @@
 //!   │                      framing)            ├─► topics, messages, credentials
 //!   └─► emulator::config                       └─► emulator::config
 //!
-//!  shared by both sides: mqtt (framing over rumqttc's mqttbytes v4), tls (rustls configs)
+//!  shared by both sides: mqtt (framing over rumqttc's mqttbytes v4), tls (rustls configs),
+//!  toml_file (the TOML files scenario, emulator::config and cli read)
 //! ```
 //!
 //! Rules: the sans-IO modules (`credentials`, `topics`, `messages`, `device::flow`,
@@ -36,6 +37,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod tls;
+pub mod toml_file;
 pub mod topics;
 pub mod websocket;
 pub mod x509;

@@ -7,12 +7,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use super::{ConformArgs, read_key};
+use super::ConformArgs;
+use super::keys::read_key;
 use crate::conformance::probes::ProbeTarget;
 use crate::conformance::report;
 use crate::conformance::suite::{self, SuiteOptions};
-use crate::credentials::{IdScope, SymmetricKey};
+use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::emulator::{self, ServiceConfig, config::QuotaConfig};
+use crate::runner;
 
 /// Registrations a minute the embedded target allows, low enough for DPS-THR-001 to see a 429.
 const EMBEDDED_QUOTA: u32 = 20;
@@ -65,14 +67,11 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     let scope = IdScope::new(crate::scenario::EMBEDDED_ID_SCOPE).expect("the embedded scope is valid");
     let mut config =
         ServiceConfig::single_group(scope.clone(), vec!["hub-a.azure-devices.net".into()], group_key.clone());
-    config.retry_after_seconds = 1;
     config.assign_delay = Duration::from_millis(1500);
     config.quota = Some(QuotaConfig { registrations_per_minute: EMBEDDED_QUOTA, operations_per_minute: 6000 });
     // An X.509 group trusting a CA made for this run, so DPS-AUTH-005 can mint its certificates.
     let ca = crate::x509::CertificateAuthority::generate()?;
-    let (subject, der) = crate::x509::subject_of(ca.root_pem(), Path::new("<conformance CA>"))?;
-    config.x509_groups.push(emulator::config::X509Group { name: "conformance-x509".into(), subject });
-    config.client_trust.cas.push(der);
+    config.trust_x509_ca("conformance-x509", ca.root_pem(), Path::new("<conformance CA>"))?;
     let mut emulator = emulator::start_on_loopback(config)?;
     let ws_address = emulator.handle.serve_websocket(emulator::bind(([127, 0, 0, 1], 0).into())?)?;
     let target = ProbeTarget {
@@ -100,16 +99,11 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
     let group_key = read_key(&args.key_env, None)?;
     let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
     let roots = crate::tls::roots_from_pem(&pem, ca)?;
-    let address = resolve(host, port).await?;
-    match tokio::time::timeout(deadline, tokio::net::TcpStream::connect(address)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => bail!("target {address} is unreachable: {e}"),
-        Err(_) => bail!("target {address} is unreachable: no answer within {} s", deadline.as_secs()),
-    }
+    let address = runner::reach(host, port, deadline).await?;
     let ws_address = match &args.ws_target {
         Some(url) => {
             let (ws_host, ws_port) = host_port(url, "wss://", 443).with_context(|| format!("--ws-target {url:?}"))?;
-            Some(resolve(&ws_host, ws_port).await?)
+            Some(runner::resolve(&ws_host, ws_port, deadline).await?)
         }
         None => None,
     };
@@ -132,6 +126,19 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
     })
 }
 
+/// Longest `--prefix`: room is left for the probe names after it (registration IDs are at most
+/// 128 characters).
+const MAX_PREFIX_LEN: usize = 64;
+
+/// Checks `--prefix` at the edge: every probe's registration ID is `{prefix}-{probe name}`.
+pub fn parse_prefix(prefix: &str) -> Result<String, String> {
+    let allowed = "letters, digits and - . _ :, starting with a letter or digit, at most 64 characters";
+    if prefix.len() > MAX_PREFIX_LEN || RegistrationId::new(format!("{prefix}-probe")).is_err() {
+        return Err(format!("{prefix:?} cannot start a registration ID: use {allowed}"));
+    }
+    Ok(prefix.to_string())
+}
+
 /// Splits `{scheme}HOST[:PORT]` (IPv6 in brackets).
 fn host_port(url: &str, scheme: &str, default_port: u16) -> Result<(String, u16)> {
     let Some(rest) = url.strip_prefix(scheme) else { bail!("expected {scheme}HOST[:PORT]") };
@@ -143,14 +150,6 @@ fn host_port(url: &str, scheme: &str, default_port: u16) -> Result<(String, u16)
         _ => (rest, default_port),
     };
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
-}
-
-async fn resolve(host: &str, port: u16) -> Result<std::net::SocketAddr> {
-    tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("cannot resolve {host}"))?
-        .next()
-        .with_context(|| format!("{host} has no address"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,8 +169,8 @@ struct Waiver {
 /// Reads a waiver file; unknown check IDs and empty reasons are errors.
 pub fn load_waivers(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read waivers {}", path.display()))?;
-    let file: WaiverFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::emulator::config::one_line(&e.to_string())))?;
+    let file: WaiverFile =
+        crate::toml_file::parse(&text).map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
     let mut waivers = std::collections::BTreeMap::new();
     for (i, waiver) in file.waiver.into_iter().enumerate() {
         if crate::conformance::find(&waiver.check).is_none() {

@@ -2,21 +2,24 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod keys;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
+use crate::credentials::RegistrationId;
 use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
 use crate::report;
 use crate::runner::{self, Tick};
 use crate::scenario::Plan;
+
 use crate::tls::ServerIdentity;
+pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -117,8 +120,9 @@ pub struct ConformArgs {
     /// Deadline of each step of a probe, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub deadline: u64,
-    /// Registration IDs of the probe devices start with this.
-    #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform")]
+    /// Registration IDs of the probe devices start with this: letters, digits and - . _ :,
+    /// starting with a letter or digit, at most 64 characters.
+    #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform", value_parser = conform::parse_prefix)]
     pub prefix: String,
     /// A CA folder (`dpsbench certs`) whose root the target's X.509 enrollment group trusts,
     /// for DPS-AUTH-005 [default with --target: none, and that check is skipped].
@@ -159,49 +163,13 @@ pub struct EmulatorArgs {
     pub ws_listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Print one derived device key per registration ID, one per line.
-    Derive(DeriveArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DeriveArgs {
-    /// Registration IDs to derive keys for.
-    #[arg(required = true, value_name = "REGISTRATION_ID")]
-    pub registration_ids: Vec<String>,
-    /// Environment variable holding the group key.
-    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY", conflicts_with = "key_file")]
-    pub key_env: String,
-    /// File holding the group key (base64).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct TokenArgs {
-    #[arg(long, value_name = "S")]
-    pub id_scope: String,
-    #[arg(long, value_name = "R")]
-    pub registration_id: String,
-    /// Expiry, in Unix seconds.
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    pub expiry: u64,
-    /// Environment variable holding the device key.
-    #[arg(long, value_name = "VAR", default_value = "DPS_DEVICE_KEY", conflicts_with = "key_file")]
-    pub key_env: String,
-    /// File holding the device key (base64).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-}
-
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => runtime()?.block_on(run(args)),
         Command::Emulator(args) => runtime()?.block_on(serve_emulator(args)),
-        Command::Keys(KeysCommand::Derive(args)) => derive(args),
-        Command::Token(args) => token(args),
+        Command::Keys(KeysCommand::Derive(args)) => keys::derive(args),
+        Command::Token(args) => keys::token(args),
         Command::Conform(args) => runtime()?.block_on(conform::run(args)),
         Command::Certs(args) => certs(args),
     }
@@ -209,32 +177,6 @@ pub fn execute(cli: Cli) -> Result<i32> {
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     runner::runtime().context("cannot start the async runtime")
-}
-
-fn read_key(env_var: &str, file: Option<&Path>) -> Result<SymmetricKey> {
-    match file {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
-            SymmetricKey::from_base64(&text).with_context(|| format!("key file {}", path.display()))
-        }
-        None => {
-            let Ok(text) = std::env::var(env_var) else {
-                bail!("environment variable {env_var} is not set (or use --key-file)");
-            };
-            SymmetricKey::from_base64(&text).with_context(|| format!("environment variable {env_var}"))
-        }
-    }
-}
-
-fn derive(args: DeriveArgs) -> Result<i32> {
-    let group_key = read_key(&args.key_env, args.key_file.as_deref())?;
-    let ids = args.registration_ids.into_iter().map(RegistrationId::new).collect::<Result<Vec<_>, _>>()?;
-    let mut out = std::io::stdout().lock();
-    for id in ids {
-        writeln!(out, "{}", group_key.derive_device_key(&id).to_base64())?;
-    }
-    Ok(0)
 }
 
 fn certs(args: CertsArgs) -> Result<i32> {
@@ -257,14 +199,6 @@ fn certs(args: CertsArgs) -> Result<i32> {
     if args.count > 0 {
         println!("{} device certificates in {}", args.count, devices.display());
     }
-    Ok(0)
-}
-
-fn token(args: TokenArgs) -> Result<i32> {
-    let key = read_key(&args.key_env, args.key_file.as_deref())?;
-    let scope = IdScope::new(args.id_scope)?;
-    let id = RegistrationId::new(args.registration_id)?;
-    println!("{}", SasToken::build(&scope, &id, &key, args.expiry, SasStyle::default()).expose());
     Ok(0)
 }
 

@@ -1,7 +1,9 @@
 //! The emulator's TOML configuration, parsed into a validated [`ServiceConfig`].
 //!
 //! Reads no files itself except through [`EmulatorConfig::load`]; errors name the file and the
-//! field. Keys are held as [`SymmetricKey`], so they never print.
+//! field. Keys are held as [`SymmetricKey`], so they never print. [`ServiceConfig::new`] is the
+//! one builder (the emulator file, a scenario's embedded target and `conform` all start from
+//! it), and the checks and defaults an embedded target shares with this file live here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +12,20 @@ use serde::Deserialize;
 
 use super::deviations::Deviations;
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
-use crate::tls::ClientTrust;
+use crate::tls::{ClientTrust, TlsPolicy, TlsVersions};
+
+/// `retry-after` on every 202 when a file sets none: the emulator file and a scenario's embedded
+/// target share it (1 s: the quickstart's documented value, and what `conform` runs with).
+pub const DEFAULT_RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Register-to-assigned time of the emulator file when it sets none.
+pub const DEFAULT_ASSIGN_DELAY_MS: u64 = 500;
+
+/// Largest `retry-after` accepted (the C SDK clamps larger values to 1).
+pub const MAX_RETRY_AFTER_SECONDS: u32 = 300;
+
+/// A quota high enough never to throttle, for the one of the two quotas a file leaves out.
+const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
 
 /// The file format of `dpsbench emulator --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +59,7 @@ pub struct EmulatorConfig {
     pub echo_payload: bool,
     /// TLS versions accepted: `["1.2"]` (default, as DPS) or with `"1.3"`.
     #[serde(default)]
-    pub tls_versions: Option<Vec<String>>,
+    pub tls_versions: Option<Vec<TlsVersion>>,
     /// Cipher suites accepted, by name (default: all that ring supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
@@ -52,24 +67,87 @@ pub struct EmulatorConfig {
 
 impl EmulatorConfig {
     /// The TLS versions and suites this emulator accepts.
-    pub fn tls_policy(&self, path: &Path) -> Result<crate::tls::TlsPolicy, ConfigError> {
-        let versions = self.tls_versions.clone().unwrap_or_else(|| vec!["1.2".into()]);
-        crate::tls::TlsPolicy::parse(&versions, self.cipher_suites.as_deref().unwrap_or_default()).map_err(|reason| {
-            ConfigError::Field {
-                path: path.to_path_buf(),
-                field: if self.cipher_suites.is_some() { "cipher_suites" } else { "tls_versions" }.into(),
-                reason,
-            }
+    pub fn tls_policy(&self, path: &Path) -> Result<TlsPolicy, ConfigError> {
+        tls_policy(self.tls_versions.as_deref(), self.cipher_suites.as_deref()).map_err(|e| ConfigError::Field {
+            path: path.to_path_buf(),
+            field: e.field().into(),
+            reason: e.to_string(),
         })
     }
 }
 
 fn default_retry_after() -> u32 {
-    3
+    DEFAULT_RETRY_AFTER_SECONDS
 }
 
 fn default_assign_delay() -> u64 {
-    500
+    DEFAULT_ASSIGN_DELAY_MS
+}
+
+/// A TLS version a file names: `"1.2"` or `"1.3"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// A setting the emulator file and a scenario's embedded target share that does not hold.
+/// [`SettingError::field`] names the field as the emulator file spells it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    #[error("list at least one IoT hub host name")]
+    NoHubs,
+    #[error("{0:?} is not a host name")]
+    Hub(String),
+    #[error("{0} is not 0 to {MAX_RETRY_AFTER_SECONDS} (the C SDK clamps larger values to 1)")]
+    RetryAfter(u32),
+    #[error("quotas must be at least 1 per minute (omit them for no limit)")]
+    ZeroQuota,
+    #[error("{0}")]
+    CipherSuite(String),
+}
+
+impl SettingError {
+    /// The field, as the emulator file names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SettingError::NoHubs | SettingError::Hub(_) => "hubs",
+            SettingError::RetryAfter(_) => "retry_after_seconds",
+            SettingError::ZeroQuota => "quota",
+            SettingError::CipherSuite(_) => "cipher_suites",
+        }
+    }
+}
+
+/// IoT hubs devices are assigned to: at least one, each a host name.
+pub fn check_hubs(hubs: &[String]) -> Result<(), SettingError> {
+    if hubs.is_empty() {
+        return Err(SettingError::NoHubs);
+    }
+    match hubs.iter().find(|h| h.is_empty() || h.contains(char::is_whitespace)) {
+        Some(bad) => Err(SettingError::Hub(bad.clone())),
+        None => Ok(()),
+    }
+}
+
+/// `retry-after` seconds: 0 to [`MAX_RETRY_AFTER_SECONDS`].
+pub fn check_retry_after(seconds: u32) -> Result<u32, SettingError> {
+    if seconds > MAX_RETRY_AFTER_SECONDS { Err(SettingError::RetryAfter(seconds)) } else { Ok(seconds) }
+}
+
+/// TLS versions (default `["1.2"]`, as DPS) and cipher suites (default all) as files give them.
+pub fn tls_policy(versions: Option<&[TlsVersion]>, suites: Option<&[String]>) -> Result<TlsPolicy, SettingError> {
+    let mut policy = TlsPolicy::parse(&[], suites.unwrap_or_default()).map_err(SettingError::CipherSuite)?;
+    let versions = versions.unwrap_or(&[TlsVersion::Tls12]);
+    let has = |v: TlsVersion| versions.contains(&v);
+    policy.versions = match (has(TlsVersion::Tls12), has(TlsVersion::Tls13)) {
+        (true, true) => TlsVersions::Tls12And13,
+        (false, true) => TlsVersions::Tls13Only,
+        _ => TlsVersions::Tls12Only,
+    };
+    Ok(policy)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +185,20 @@ pub struct QuotaConfig {
     pub registrations_per_minute: u32,
     /// Poll requests per minute (DPS: 1,000 per unit).
     pub operations_per_minute: u32,
+}
+
+impl QuotaConfig {
+    /// Quotas from the two rates a file gives: none when both are absent, and the one left out
+    /// never throttles. Each must be at least 1 per minute.
+    pub fn new(registrations: Option<u32>, operations: Option<u32>) -> Result<Option<Self>, SettingError> {
+        if registrations == Some(0) || operations == Some(0) {
+            return Err(SettingError::ZeroQuota);
+        }
+        Ok((registrations.is_some() || operations.is_some()).then(|| QuotaConfig {
+            registrations_per_minute: registrations.unwrap_or(UNLIMITED_PER_MINUTE),
+            operations_per_minute: operations.unwrap_or(UNLIMITED_PER_MINUTE),
+        }))
+    }
 }
 
 /// Server certificate files; without them the emulator generates a CA at start.
@@ -191,15 +283,15 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// A configuration with one enrollment group, for in-process runs and tests.
-    pub fn single_group(id_scope: IdScope, hubs: Vec<String>, group_key: SymmetricKey) -> Self {
+    /// The one builder: a configuration with no enrollments and every default.
+    pub fn new(id_scope: IdScope, hubs: Vec<String>) -> Self {
         Self {
             id_scope,
             hubs,
-            retry_after_seconds: default_retry_after(),
-            assign_delay: Duration::from_millis(default_assign_delay()),
+            retry_after_seconds: DEFAULT_RETRY_AFTER_SECONDS,
+            assign_delay: Duration::from_millis(DEFAULT_ASSIGN_DELAY_MS),
             auth_failure: AuthFailure::Connack,
-            groups: vec![GroupEnrollment { name: "default".into(), primary: group_key, secondary: None }],
+            groups: Vec::new(),
             individuals: Vec::new(),
             x509_groups: Vec::new(),
             x509_individuals: Vec::new(),
@@ -209,6 +301,22 @@ impl ServiceConfig {
             echo_payload: false,
         }
     }
+
+    /// A configuration with one enrollment group, for in-process runs and tests.
+    pub fn single_group(id_scope: IdScope, hubs: Vec<String>, group_key: SymmetricKey) -> Self {
+        let mut config = Self::new(id_scope, hubs);
+        config.groups.push(GroupEnrollment { name: "default".into(), primary: group_key, secondary: None });
+        config
+    }
+
+    /// Adds an X.509 enrollment group named `name` whose devices' chains must reach the CA in
+    /// `pem` (read from `path`, named in errors), and trusts that CA for client certificates.
+    pub fn trust_x509_ca(&mut self, name: &str, pem: &str, path: &Path) -> Result<(), crate::x509::X509Error> {
+        let (subject, der) = crate::x509::subject_of(pem, path)?;
+        self.x509_groups.push(X509Group { name: name.into(), subject });
+        self.client_trust.cas.push(der);
+        Ok(())
+    }
 }
 
 impl EmulatorConfig {
@@ -216,8 +324,8 @@ impl EmulatorConfig {
     pub fn load(path: &Path) -> Result<(Self, ServiceConfig), ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let config: EmulatorConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: one_line(&e.to_string()) })?;
+        let config: EmulatorConfig = crate::toml_file::parse(&text)
+            .map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })?;
         let service = config.resolve(path)?;
         Ok((config, service))
     }
@@ -230,36 +338,37 @@ impl EmulatorConfig {
             reason,
         };
         let key = |name: String, text: &str| SymmetricKey::from_base64(text).map_err(|e| field(&name, e.to_string()));
+        let setting = |e: SettingError| field(e.field(), e.to_string());
         let id_scope = IdScope::new(self.id_scope.clone()).map_err(|e| field("id_scope", e.to_string()))?;
-        if self.hubs.is_empty() {
-            return Err(field("hubs", "list at least one IoT hub host name".into()));
-        }
-        if let Some(bad) = self.hubs.iter().find(|h| h.is_empty() || h.contains(char::is_whitespace)) {
-            return Err(field("hubs", format!("{bad:?} is not a host name")));
-        }
-        if self.retry_after_seconds > 300 {
-            return Err(field("retry_after_seconds", "must be 0 to 300 (the C SDK clamps larger values to 1)".into()));
+        check_hubs(&self.hubs).map_err(setting)?;
+        let mut config = ServiceConfig::new(id_scope, self.hubs.clone());
+        config.retry_after_seconds = check_retry_after(self.retry_after_seconds).map_err(setting)?;
+        config.assign_delay = Duration::from_millis(self.assign_delay_ms);
+        config.auth_failure = self.auth_failure;
+        config.deviations = self.deviations.clone();
+        config.echo_payload = self.echo_payload;
+        if let Some(quota) = &self.quota {
+            config.quota = QuotaConfig::new(Some(quota.registrations_per_minute), Some(quota.operations_per_minute))
+                .map_err(setting)?;
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let read_pem = |name: String, file: &Path| {
             let full = base.join(file);
             std::fs::read_to_string(&full).map_err(|e| field(&name, format!("cannot read {}: {e}", full.display())))
         };
-        let (mut groups, mut x509_groups, mut client_trust) = (Vec::new(), Vec::new(), ClientTrust::default());
         for (i, group) in self.enrollment_groups.iter().enumerate() {
             let at = |name: &str| format!("enrollment_groups[{i}].{name}");
             match (&group.primary_key, &group.ca_certificate) {
-                (Some(primary), None) => groups.push(GroupEnrollment {
+                (Some(primary), None) => config.groups.push(GroupEnrollment {
                     name: group.name.clone(),
                     primary: key(at("primary_key"), primary)?,
                     secondary: group.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
                 }),
                 (None, Some(file)) => {
                     let pem = read_pem(at("ca_certificate"), file)?;
-                    let (subject, der) =
-                        crate::x509::subject_of(&pem, file).map_err(|e| field(&at("ca_certificate"), e.to_string()))?;
-                    client_trust.cas.push(der);
-                    x509_groups.push(X509Group { name: group.name.clone(), subject });
+                    config
+                        .trust_x509_ca(&group.name, &pem, file)
+                        .map_err(|e| field(&at("ca_certificate"), e.to_string()))?;
                 }
                 _ => {
                     return Err(field(
@@ -269,13 +378,12 @@ impl EmulatorConfig {
                 }
             }
         }
-        let (mut individuals, mut x509_individuals) = (Vec::new(), Vec::new());
         for (i, individual) in self.individual_enrollments.iter().enumerate() {
             let at = |name: &str| format!("individual_enrollments[{i}].{name}");
             let registration_id = RegistrationId::new(individual.registration_id.clone())
                 .map_err(|e| field(&at("registration_id"), e.to_string()))?;
             match (&individual.primary_key, &individual.certificate) {
-                (Some(primary), None) => individuals.push(IndividualEnrollment {
+                (Some(primary), None) => config.individuals.push(IndividualEnrollment {
                     registration_id,
                     primary: key(at("primary_key"), primary)?,
                     secondary: individual.secondary_key.as_deref().map(|k| key(at("secondary_key"), k)).transpose()?,
@@ -284,8 +392,8 @@ impl EmulatorConfig {
                     let pem = read_pem(at("certificate"), file)?;
                     let sha256 =
                         crate::x509::sha256_of(&pem, file).map_err(|e| field(&at("certificate"), e.to_string()))?;
-                    client_trust.pinned.push(sha256);
-                    x509_individuals.push(X509Individual { registration_id, sha256 });
+                    config.client_trust.pinned.push(sha256);
+                    config.x509_individuals.push(X509Individual { registration_id, sha256 });
                 }
                 _ => {
                     return Err(field(
@@ -295,32 +403,8 @@ impl EmulatorConfig {
                 }
             }
         }
-        if let Some(quota) = &self.quota
-            && (quota.registrations_per_minute == 0 || quota.operations_per_minute == 0)
-        {
-            return Err(field("quota", "rates must be at least 1 per minute (omit [quota] for no limit)".into()));
-        }
-        Ok(ServiceConfig {
-            id_scope,
-            hubs: self.hubs.clone(),
-            retry_after_seconds: self.retry_after_seconds,
-            assign_delay: Duration::from_millis(self.assign_delay_ms),
-            auth_failure: self.auth_failure,
-            groups,
-            individuals,
-            x509_groups,
-            x509_individuals,
-            client_trust,
-            quota: self.quota,
-            deviations: self.deviations.clone(),
-            echo_payload: self.echo_payload,
-        })
+        Ok(config)
     }
-}
-
-/// TOML errors span several lines (a source excerpt); the CLI prints one line.
-pub fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -342,8 +426,8 @@ primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
 "#;
 
     fn parse(text: &str) -> Result<ServiceConfig, ConfigError> {
-        let config: EmulatorConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: "emu.toml".into(), message: one_line(&e.to_string()) })?;
+        let config: EmulatorConfig =
+            crate::toml_file::parse(text).map_err(|message| ConfigError::Parse { path: "emu.toml".into(), message })?;
         config.resolve(Path::new("emu.toml"))
     }
 
@@ -376,5 +460,20 @@ primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
         .unwrap_err()
         .to_string();
         assert!(err.contains("`hubs`"), "{err}");
+
+        let err = parse(&format!("tls_versions = [\"1.1\"]\n{ISSUE_EXAMPLE}")).unwrap_err().to_string();
+        assert!(err.contains("emu.toml") && err.contains("tls_versions") && err.contains("`1.2`"), "{err}");
+        let err = parse(&ISSUE_EXAMPLE.replace("retry_after_seconds = 3", "retry_after_seconds = 301"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`retry_after_seconds`") && err.contains("301"), "{err}");
+    }
+
+    #[test]
+    fn the_emulator_file_and_the_builder_share_defaults() {
+        let config = parse(&ISSUE_EXAMPLE.replace("retry_after_seconds = 3\n", "")).unwrap();
+        let built = ServiceConfig::new(config.id_scope.clone(), config.hubs.clone());
+        assert_eq!(config.retry_after_seconds, DEFAULT_RETRY_AFTER_SECONDS);
+        assert_eq!((built.retry_after_seconds, built.assign_delay), (config.retry_after_seconds, config.assign_delay));
     }
 }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,19 +18,21 @@ use tokio::time::{MissedTickBehavior, sleep_until};
 use crate::arrival::Arrivals;
 use crate::credentials::SasToken;
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device};
-use crate::emulator::config::IndividualEnrollment;
-use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
+use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, run_device};
+use crate::emulator::{self, Service, ServiceStats};
 use crate::metrics::{IntervalStats, Metrics, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
-use crate::tls::{self, TlsVersions};
+use crate::tls;
 
 mod limits;
 mod schedule;
 mod summary;
+mod target;
 
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
 pub use summary::{EmulatorCounts, HostInfo, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, TargetInfo, Validity};
+use target::prepare_target;
+pub use target::{reach, resolve};
 
 /// Task polls between checks of timers and sockets. A poll that runs a TLS handshake step costs
 /// up to ~0.3 ms of crypto, so tokio's default of 61 can hold a due start back by many
@@ -98,92 +99,6 @@ enum Ending {
     Interrupted,
     /// `max_duration_seconds` passed.
     TimedOut,
-}
-
-/// A prepared target: where devices connect, and the emulator when it is embedded.
-struct PreparedTarget {
-    target: Target,
-    /// What devices trust, for X.509 devices' own configs.
-    roots: Arc<rustls::RootCertStore>,
-    kind: &'static str,
-    emulator: Option<emulator::EmulatorHandle>,
-}
-
-async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
-    match &plan.target {
-        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload } => {
-            let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
-            config.individuals = plan
-                .individual_enrollments()
-                .into_iter()
-                .map(|(registration_id, primary)| IndividualEnrollment { registration_id, primary, secondary: None })
-                .collect();
-            config.echo_payload = *echo_payload;
-            config.retry_after_seconds = *retry_after_seconds;
-            config.assign_delay = *assign_delay;
-            config.quota = *quota;
-            if let Some(x509) = &plan.x509 {
-                let root = x509.ca_dir.join("root.pem");
-                let pem = std::fs::read_to_string(&root)
-                    .map_err(|source| crate::x509::X509Error::Read { path: root.clone(), source })?;
-                let (subject, der) = crate::x509::subject_of(&pem, &root)?;
-                config.x509_groups.push(crate::emulator::config::X509Group { name: "x509".into(), subject });
-                config.client_trust.cas.push(der);
-            }
-            // The emulator enforces TLS 1.2, as DPS does, unless the scenario opted into 1.3.
-            let accepts = match plan.tls.versions {
-                TlsVersions::Tls12Only => TlsVersions::Tls12Only,
-                _ => TlsVersions::Tls12And13,
-            };
-            let mut emulator = emulator::start_on_loopback_with(config, accepts.into())?;
-            let address = match transport {
-                Transport::Mqtt => emulator.handle.address,
-                Transport::WebSocket { .. } => {
-                    let listener =
-                        emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(emulator::StartError::Io)?;
-                    emulator.handle.serve_websocket(listener).map_err(emulator::StartError::Io)?
-                }
-            };
-            let roots = Arc::new(emulator.roots);
-            let target = Target {
-                address,
-                server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
-                tls: tls::client_config(roots.clone(), plan.tls.clone())?,
-                transport: transport.clone(),
-            };
-            Ok(PreparedTarget { target, roots, kind: "embedded", emulator: Some(emulator.handle) })
-        }
-        TargetPlan::Dps { host, port, ca, server_name, transport, .. } => {
-            let address = resolve(host, *port).await?;
-            preflight(address).await?;
-            let roots = match ca {
-                Some((pem, path)) => tls::roots_from_pem(pem, path)?,
-                None => tls::public_roots(),
-            };
-            let server_name = rustls_pki_types::ServerName::try_from(server_name.clone())
-                .map_err(|_| RunError::ServerName(server_name.clone()))?;
-            let roots = Arc::new(roots);
-            let tls = tls::client_config(roots.clone(), plan.tls.clone())?;
-            let target = Target { address, server_name, tls, transport: transport.clone() };
-            Ok(PreparedTarget { target, roots, kind: "dps", emulator: None })
-        }
-    }
-}
-
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, RunError> {
-    let resolve_error = |reason: String| RunError::Resolve { host: host.to_string(), reason };
-    let mut addresses = tokio::net::lookup_host((host, port)).await.map_err(|e| resolve_error(e.to_string()))?;
-    addresses.next().ok_or_else(|| resolve_error("no address".into()))
-}
-
-/// One TCP connect before the run, so an unreachable target is a setup error, not N failures.
-async fn preflight(address: SocketAddr) -> Result<(), RunError> {
-    let unreachable = |reason: String| RunError::Unreachable { address: address.to_string(), reason };
-    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(address)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
-        Err(_) => Err(unreachable("no answer within 5 s".into())),
-    }
 }
 
 /// Builds every device's identity and SAS token before the clock starts.

@@ -1,14 +1,128 @@
 //! The devices of a scenario: where their registration IDs and keys come from, which SDK
 //! personality each one has, and the custom allocation payload each one sends.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{DEFAULT_PATTERN, DevicesSection, FieldError};
+use super::FieldError;
 use crate::credentials::{RegistrationId, SymmetricKey};
 use crate::device::Personality;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesSection {
+    /// Most devices the run starts; defaults to what the arrival plan and duration imply.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Registration ID pattern: `{index}` or `{index:06}` (zero-padded) is replaced.
+    #[serde(default)]
+    pub registration_id: Option<String>,
+    #[serde(default)]
+    pub start_index: Option<u64>,
+    /// CSV file with a `registration_id` column: one device per row, in order.
+    #[serde(default)]
+    pub registration_ids_file: Option<PathBuf>,
+    /// Environment variable holding the enrollment group key.
+    #[serde(default)]
+    pub group_key_env: Option<String>,
+    /// File holding the enrollment group key.
+    #[serde(default)]
+    pub group_key_file: Option<PathBuf>,
+    /// Every device's SDK personality: dpsbench (default), python, node, c, embedded-c, csharp.
+    #[serde(default)]
+    pub personality: Option<Personality>,
+    /// A mix of personalities by weight, e.g. `{ python = 3, c = 1 }`.
+    #[serde(default)]
+    pub personalities: Option<BTreeMap<Personality, u32>>,
+    /// `symmetric-key` (default: SAS tokens) or `x509` (client certificates).
+    #[serde(default)]
+    pub attestation: Attestation,
+    /// X.509: the folder `dpsbench certs` made (root.pem, intermediate.pem, intermediate.key).
+    #[serde(default)]
+    pub x509_ca_dir: Option<PathBuf>,
+    /// X.509: where device certificates are cached (default `{x509_ca_dir}/devices`).
+    #[serde(default)]
+    pub x509_cache: Option<PathBuf>,
+    /// Custom allocation data each device sends (a table; strings may hold `{registration_id}`
+    /// and `{index}`; `{ one_of = [...] }` picks one per device).
+    #[serde(default)]
+    pub payload: Option<toml::Table>,
+}
+
+/// Registration IDs when a scenario names none.
+pub(crate) const DEFAULT_PATTERN: &str = "bench-{index:06}";
+
+/// How devices prove who they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attestation {
+    /// SAS tokens signed with a symmetric key (default).
+    #[default]
+    SymmetricKey,
+    /// Client certificates.
+    X509,
+}
+
+/// Where X.509 devices' certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509Plan {
+    /// The CA folder (root.pem, intermediate.pem, intermediate.key).
+    pub ca_dir: PathBuf,
+    /// Device certificates are loaded from here, or minted into it.
+    pub cache: PathBuf,
+}
+
+/// `[devices]` resolved (all but the group key, which depends on the target).
+pub(super) struct ResolvedDevices {
+    pub identities: Identities,
+    pub personalities: PersonalityMix,
+    pub payload: Option<PayloadTemplate>,
+    pub x509: Option<X509Plan>,
+}
+
+pub(super) fn resolve(devices: &DevicesSection, base: &Path) -> Result<ResolvedDevices, FieldError> {
+    let identities = identities(devices, base)?;
+    let personalities = PersonalityMix::resolve(devices)?;
+    let payload = match &devices.payload {
+        Some(table) => {
+            let value = serde_json::to_value(table).map_err(|e| FieldError::new("devices.payload", e.to_string()))?;
+            Some(PayloadTemplate::new(value)?)
+        }
+        None => None,
+    };
+    let x509 = x509(devices, base)?;
+    Ok(ResolvedDevices { identities, personalities, payload, x509 })
+}
+
+fn x509(devices: &DevicesSection, base: &Path) -> Result<Option<X509Plan>, FieldError> {
+    let field = "devices.x509_ca_dir";
+    match devices.attestation {
+        Attestation::SymmetricKey if devices.x509_ca_dir.is_none() && devices.x509_cache.is_none() => Ok(None),
+        Attestation::SymmetricKey => Err(FieldError::new(field, "x509_* fields need attestation = \"x509\"")),
+        Attestation::X509 => {
+            let Some(dir) = &devices.x509_ca_dir else {
+                return Err(FieldError::new(field, "attestation = \"x509\" needs the CA folder `dpsbench certs` made"));
+            };
+            let ca_dir = base.join(dir);
+            if !ca_dir.join("intermediate.key").exists() {
+                return Err(FieldError::new(
+                    field,
+                    format!(
+                        "{} has no intermediate.key (create it with `dpsbench certs --out {}`)",
+                        ca_dir.display(),
+                        ca_dir.display()
+                    ),
+                ));
+            }
+            let cache = devices.x509_cache.as_ref().map(|c| base.join(c)).unwrap_or_else(|| ca_dir.join("devices"));
+            Ok(Some(X509Plan { ca_dir, cache }))
+        }
+    }
+}
 
 /// A registration ID pattern with one `{index}` or `{index:0N}` placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,17 +132,28 @@ pub struct IdPattern {
     width: usize,
 }
 
+/// A registration ID pattern that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdPatternError {
+    #[error("it must contain {{index}} or {{index:06}}")]
+    NoPlaceholder,
+    #[error("unclosed {{index")]
+    Unclosed,
+    #[error("{{index{0}}} is not a known format; use {{index}} or {{index:06}}")]
+    UnknownFormat(String),
+}
+
 impl IdPattern {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let start = text.find("{index").ok_or("it must contain {index} or {index:06}")?;
-        let end = start + text[start..].find('}').ok_or("unclosed {index")?;
+    pub fn parse(text: &str) -> Result<Self, IdPatternError> {
+        let start = text.find("{index").ok_or(IdPatternError::NoPlaceholder)?;
+        let end = start + text[start..].find('}').ok_or(IdPatternError::Unclosed)?;
         let width = match &text[start + "{index".len()..end] {
             "" => 0,
             spec => spec
                 .strip_prefix(":0")
                 .and_then(|w| w.parse::<usize>().ok())
                 .filter(|w| *w <= 20)
-                .ok_or_else(|| format!("{{index{spec}}} is not a known format; use {{index}} or {{index:06}}"))?,
+                .ok_or_else(|| IdPatternError::UnknownFormat(spec.to_string()))?,
         };
         Ok(Self { prefix: text[..start].into(), suffix: text[end + 1..].into(), width })
     }
@@ -63,26 +188,48 @@ impl Identities {
     pub fn all_keyed(&self) -> bool {
         matches!(self, Identities::List(ids) if ids.iter().all(|(_, key)| key.is_some()))
     }
+
+    /// Checks that `count` devices have valid IDs: a pattern's first and last, a file's length.
+    pub(super) fn check_count(&self, count: u64) -> Result<(), FieldError> {
+        match self {
+            Identities::Pattern { pattern, start_index } => {
+                for index in [*start_index, start_index.saturating_add(count - 1)] {
+                    RegistrationId::new(pattern.render(index))
+                        .map_err(|e| FieldError::new("devices.registration_id", e.to_string()))?;
+                }
+                Ok(())
+            }
+            Identities::List(ids) if (ids.len() as u64) < count => Err(FieldError::new(
+                "devices.count",
+                format!("the plan needs {count} devices but registration_ids_file lists {}", ids.len()),
+            )),
+            Identities::List(_) => Ok(()),
+        }
+    }
 }
 
-pub(super) fn identities(devices: &DevicesSection, base: &Path) -> Result<Identities, FieldError> {
+fn identities(devices: &DevicesSection, base: &Path) -> Result<Identities, FieldError> {
     let Some(file) = &devices.registration_ids_file else {
         let text = devices.registration_id.as_deref().unwrap_or(DEFAULT_PATTERN);
-        let pattern = IdPattern::parse(text).map_err(|e| ("devices.registration_id", e))?;
+        let pattern = IdPattern::parse(text).map_err(|e| FieldError::new("devices.registration_id", e.to_string()))?;
         return Ok(Identities::Pattern { pattern, start_index: devices.start_index.unwrap_or(0) });
     };
     if devices.registration_id.is_some() || devices.start_index.is_some() {
-        return Err(("devices.registration_ids_file", "give a registration_id pattern or a file, not both".into()));
+        return Err(FieldError::new(
+            "devices.registration_ids_file",
+            "give a registration_id pattern or a file, not both",
+        ));
     }
     let path = base.join(file);
     let field = "devices.registration_ids_file";
-    let at = |line: usize, why: String| (field, format!("{} line {line}: {why}", path.display()));
-    let mut reader =
-        csv::Reader::from_path(&path).map_err(|e| (field, format!("cannot read {}: {e}", path.display())))?;
-    let headers = reader.headers().map_err(|e| (field, format!("{}: {e}", path.display())))?.clone();
+    let at = |line: usize, why: String| FieldError::new(field, format!("{} line {line}: {why}", path.display()));
+    let mut reader = csv::Reader::from_path(&path)
+        .map_err(|e| FieldError::new(field, format!("cannot read {}: {e}", path.display())))?;
+    let headers = reader.headers().map_err(|e| FieldError::new(field, format!("{}: {e}", path.display())))?.clone();
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let id_column = column("registration_id")
-        .ok_or_else(|| (field, format!("{} has no registration_id column in its header row", path.display())))?;
+    let id_column = column("registration_id").ok_or_else(|| {
+        FieldError::new(field, format!("{} has no registration_id column in its header row", path.display()))
+    })?;
     let key_column = column("key");
     let mut ids = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -102,7 +249,7 @@ pub(super) fn identities(devices: &DevicesSection, base: &Path) -> Result<Identi
         ids.push((id, key));
     }
     if ids.is_empty() {
-        return Err((field, format!("{} lists no devices", path.display())));
+        return Err(FieldError::new(field, format!("{} lists no devices", path.display())));
     }
     Ok(Identities::List(ids))
 }
@@ -118,7 +265,9 @@ impl PersonalityMix {
 
     pub(super) fn resolve(devices: &DevicesSection) -> Result<Self, FieldError> {
         match (&devices.personality, &devices.personalities) {
-            (Some(_), Some(_)) => Err(("devices.personalities", "give personality or personalities, not both".into())),
+            (Some(_), Some(_)) => {
+                Err(FieldError::new("devices.personalities", "give personality or personalities, not both"))
+            }
             (Some(one), None) => Ok(Self::single(*one)),
             (None, None) => Ok(Self::single(Personality::default())),
             (None, Some(weights)) => {
@@ -126,7 +275,10 @@ impl PersonalityMix {
                     weights.iter().map(|(p, w)| (*p, *w)).filter(|(_, w)| *w > 0).collect();
                 mix.sort();
                 if mix.is_empty() {
-                    return Err(("devices.personalities", "give at least one personality a weight above 0".into()));
+                    return Err(FieldError::new(
+                        "devices.personalities",
+                        "give at least one personality a weight above 0",
+                    ));
                 }
                 Ok(Self(mix))
             }
@@ -161,7 +313,10 @@ pub struct PayloadTemplate(Value);
 impl PayloadTemplate {
     pub(super) fn new(value: Value) -> Result<Self, FieldError> {
         if !value.is_object() {
-            return Err(("devices.payload", "the payload must be a table (a JSON object), as DPS requires".into()));
+            return Err(FieldError::new(
+                "devices.payload",
+                "the payload must be a table (a JSON object), as DPS requires",
+            ));
         }
         Ok(Self(value))
     }

@@ -251,6 +251,45 @@ fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
     }
 }
 
+/// Values from a fixed list (arrival model, transport, attestation, TLS versions) are typed: an
+/// unknown one is refused on one line naming the file, the field and the values accepted.
+#[test]
+fn unknown_values_name_the_file_the_field_and_the_accepted_ones() {
+    let dir = temp_dir("unknown-values");
+    let scenario = small_embedded_scenario(1);
+    let cases = [
+        ("model.toml", scenario.replace("rate = 500\n", "model = \"steady\"\nrate = 500\n"), "model", "`closed`"),
+        (
+            "transport.toml",
+            scenario.replace("assign_delay_ms = 20\n", "assign_delay_ms = 20\ntransport = \"quic\"\n"),
+            "target.transport",
+            "`websocket`",
+        ),
+        (
+            "attestation.toml",
+            scenario.replace("count = 1\n", "count = 1\nattestation = \"tpm\"\n"),
+            "attestation",
+            "`symmetric-key`",
+        ),
+        (
+            "tls.toml",
+            scenario.replace("assign_delay_ms = 20\n", "assign_delay_ms = 20\ntls_versions = [\"1.0\"]\n"),
+            "target.tls_versions",
+            "`1.2`",
+        ),
+    ];
+    for (name, text_of_file, field, accepted) in cases {
+        let path = write(&dir, name, &text_of_file);
+        let output = dpsbench(&["run", path.to_str().unwrap(), "--dry-run"], &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: one line, got {stderr}");
+        for needle in [path.display().to_string().as_str(), field, accepted] {
+            assert!(stderr.contains(needle), "{name}: {stderr:?} lacks {needle:?}");
+        }
+    }
+}
+
 #[test]
 fn keys_derive_and_token_reproduce_the_published_vectors() {
     let output = dpsbench(

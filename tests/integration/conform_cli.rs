@@ -141,3 +141,18 @@ fn a_general_mqtt_broker_fails_clearly_within_the_deadlines() {
     let junit = std::fs::read_to_string(out.join("conformance.junit.xml")).unwrap();
     assert!(junit.contains("<failure type=\"must\""), "{junit}");
 }
+
+/// `--prefix` starts every probe's registration ID: a bad one is refused at the edge (it used
+/// to panic with exit 101 when the first probe built its ID).
+#[test]
+fn a_bad_prefix_is_refused_with_exit_2_naming_the_flag() {
+    let out = temp_dir("conform-prefix").join("out");
+    for prefix in ["bad prefix", "-dash-first", &"x".repeat(65)] {
+        let flag = format!("--prefix={prefix}");
+        let output = dpsbench(&["conform", "--out", out.to_str().unwrap(), &flag], &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{prefix:?}: {stderr}");
+        assert!(stderr.contains("--prefix") && stderr.contains("letters, digits"), "{prefix:?}: {stderr}");
+    }
+    assert!(!out.exists(), "nothing runs with a bad prefix");
+}

@@ -73,7 +73,10 @@ fn operation(body: &[u8]) -> RegistrationOperationStatus {
 
 #[test]
 fn full_flow_register_poll_assigned() {
-    let (service, key) = service_with(|c| c.assign_delay = Duration::from_millis(500));
+    let (service, key) = service_with(|c| {
+        c.assign_delay = Duration::from_millis(500);
+        c.retry_after_seconds = 3;
+    });
     let mut session = ready_session(&service, &key, "dev-1");
     let t0 = Instant::now();
     let (status, retry, body) = request(&mut session, &service, topics::register_topic("1"), t0);

@@ -1,0 +1,275 @@
+//! `[target]`: where the devices go (the embedded emulator or a DPS endpoint), how they carry
+//! MQTT and which TLS they offer.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+
+use super::FieldError;
+use crate::credentials::IdScope;
+use crate::device::Transport;
+use crate::emulator::config::{
+    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, TlsVersion, check_hubs, check_retry_after, tls_policy,
+};
+use crate::tls::TlsPolicy;
+
+/// Default ID scope of the embedded emulator.
+pub const EMBEDDED_ID_SCOPE: &str = "0ne00DPSB01";
+
+/// DPS's global device endpoint.
+pub const GLOBAL_ENDPOINT: &str = "global.azure-devices-provisioning.net";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
+pub enum TargetSection {
+    /// The emulator, started in-process on 127.0.0.1 with a random port.
+    Embedded {
+        #[serde(default)]
+        id_scope: Option<String>,
+        #[serde(default = "default_hubs")]
+        hubs: Vec<String>,
+        #[serde(default = "default_retry_after")]
+        retry_after_seconds: u32,
+        #[serde(default)]
+        assign_delay_ms: u64,
+        /// DPS quota on register requests (per minute); none when absent.
+        #[serde(default)]
+        registrations_per_minute: Option<u32>,
+        /// DPS quota on poll requests (per minute); none when absent.
+        #[serde(default)]
+        operations_per_minute: Option<u32>,
+        /// Return each device's payload as `registrationState.payload`.
+        #[serde(default)]
+        echo_payload: bool,
+        #[serde(default, flatten)]
+        transport: TransportSection,
+    },
+    /// A DPS endpoint (or an emulator in another process) over MQTT/TLS.
+    Dps {
+        #[serde(default = "default_dps_host")]
+        host: String,
+        /// 8883, or 443 for WebSocket.
+        #[serde(default)]
+        port: Option<u16>,
+        id_scope: String,
+        /// PEM file of the CA that signs the server certificate; the public web roots
+        /// (Mozilla's, as DPS's certificates chain to) when absent.
+        #[serde(default)]
+        ca_certificate: Option<PathBuf>,
+        /// Required for a target that is not on this machine: the highest rate of new devices
+        /// per second the plan may offer (a guard against thousands per second in production).
+        #[serde(default)]
+        max_devices_per_second: Option<f64>,
+        /// DPS units of the instance, for the throttling `--dry-run` expects (1,000
+        /// registrations per minute each).
+        #[serde(default)]
+        dps_units: Option<u32>,
+        /// Name checked against the server certificate; defaults to `host`.
+        #[serde(default)]
+        server_name: Option<String>,
+        #[serde(default, flatten)]
+        transport: TransportSection,
+    },
+}
+
+fn default_hubs() -> Vec<String> {
+    vec!["hub-a.azure-devices.net".into(), "hub-b.azure-devices.net".into()]
+}
+
+fn default_retry_after() -> u32 {
+    DEFAULT_RETRY_AFTER_SECONDS
+}
+
+fn default_dps_host() -> String {
+    GLOBAL_ENDPOINT.into()
+}
+
+/// How devices carry MQTT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// MQTT on TLS (default).
+    #[default]
+    Mqtt,
+    /// MQTT over WebSocket (`wss`).
+    Websocket,
+}
+
+/// How devices carry MQTT: `transport = "mqtt"` (default) or `"websocket"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TransportSection {
+    #[serde(default, deserialize_with = "transport_kind")]
+    pub transport: TransportKind,
+    /// WebSocket path (default `/$iothub/websocket`; C# uses `/`).
+    #[serde(default)]
+    pub websocket_path: Option<String>,
+    /// WebSocket subprotocol offered (default `mqtt`; the C SDK sends `MQTT`).
+    #[serde(default)]
+    pub websocket_subprotocol: Option<String>,
+    /// TLS versions devices offer: `["1.2"]` (default, as DPS requires) or with `"1.3"`.
+    #[serde(default, deserialize_with = "tls_versions")]
+    pub tls_versions: Option<Vec<TlsVersion>>,
+    /// Cipher suites devices offer, by name (default: all that ring supports).
+    #[serde(default)]
+    pub cipher_suites: Option<Vec<String>>,
+}
+
+// `[target]` is tagged by `kind` and flattens these fields, so serde buffers it and the parser's
+// error points at the section, not the key: these two name their field themselves.
+fn transport_kind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TransportKind, D::Error> {
+    TransportKind::deserialize(deserializer).map_err(|e| D::Error::custom(format!("field `target.transport`: {e}")))
+}
+
+fn tls_versions<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<TlsVersion>>, D::Error> {
+    Option::deserialize(deserializer).map_err(|e| D::Error::custom(format!("field `target.tls_versions`: {e}")))
+}
+
+impl TransportSection {
+    fn tls(&self) -> Result<TlsPolicy, FieldError> {
+        tls_policy(self.tls_versions.as_deref(), self.cipher_suites.as_deref()).map_err(setting)
+    }
+
+    fn resolve(&self) -> Result<Transport, FieldError> {
+        match self.transport {
+            TransportKind::Mqtt if self.websocket_path.is_none() && self.websocket_subprotocol.is_none() => {
+                Ok(Transport::Mqtt)
+            }
+            TransportKind::Mqtt => {
+                Err(FieldError::new("target.websocket_path", "websocket_* fields need transport = \"websocket\""))
+            }
+            TransportKind::Websocket => {
+                let path = self.websocket_path.clone().unwrap_or_else(|| crate::websocket::DEFAULT_PATH.into());
+                if !path.starts_with('/') {
+                    return Err(FieldError::new("target.websocket_path", format!("{path:?} must start with /")));
+                }
+                let subprotocol =
+                    self.websocket_subprotocol.clone().unwrap_or_else(|| crate::websocket::SUBPROTOCOL.into());
+                Ok(Transport::WebSocket { path, subprotocol })
+            }
+        }
+    }
+}
+
+/// A setting shared with the emulator's file, named as the scenario spells it.
+fn setting(error: SettingError) -> FieldError {
+    let field = match &error {
+        SettingError::NoHubs | SettingError::Hub(_) => "target.hubs",
+        SettingError::RetryAfter(_) => "target.retry_after_seconds",
+        SettingError::ZeroQuota => "target.registrations_per_minute",
+        SettingError::CipherSuite(_) => "target.cipher_suites",
+    };
+    FieldError::new(field, error.to_string())
+}
+
+/// Where the devices go.
+#[derive(Debug, Clone)]
+pub enum TargetPlan {
+    Embedded {
+        hubs: Vec<String>,
+        retry_after_seconds: u32,
+        assign_delay: Duration,
+        quota: Option<QuotaConfig>,
+        transport: Transport,
+        echo_payload: bool,
+    },
+    Dps {
+        host: String,
+        port: u16,
+        /// The CA to trust and where it came from; `None` trusts the public web roots.
+        ca: Option<(Vec<u8>, PathBuf)>,
+        server_name: String,
+        transport: Transport,
+        /// Whether the host is this machine (loopback).
+        loopback: bool,
+        dps_units: u32,
+    },
+}
+
+/// Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `[target]` resolved.
+pub(super) struct ResolvedTarget {
+    pub plan: TargetPlan,
+    pub id_scope: IdScope,
+    pub tls: TlsPolicy,
+    /// For a target off this machine: the ceiling on new devices per second the plan must keep.
+    pub production_ceiling: Option<f64>,
+}
+
+pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTarget, FieldError> {
+    let tls = match &section {
+        TargetSection::Embedded { transport, .. } | TargetSection::Dps { transport, .. } => transport.tls()?,
+    };
+    let (plan, id_scope, production_ceiling) = match section {
+        TargetSection::Embedded {
+            id_scope,
+            hubs,
+            retry_after_seconds,
+            assign_delay_ms,
+            registrations_per_minute,
+            operations_per_minute,
+            transport,
+            echo_payload,
+        } => {
+            let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
+                .map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
+            check_hubs(&hubs).map_err(setting)?;
+            let retry_after_seconds = check_retry_after(retry_after_seconds).map_err(setting)?;
+            let quota = QuotaConfig::new(registrations_per_minute, operations_per_minute).map_err(setting)?;
+            let transport = transport.resolve()?;
+            let assign_delay = Duration::from_millis(assign_delay_ms);
+            (
+                TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload },
+                scope,
+                None,
+            )
+        }
+        TargetSection::Dps {
+            host,
+            port,
+            id_scope,
+            ca_certificate,
+            max_devices_per_second,
+            dps_units,
+            server_name,
+            transport,
+        } => {
+            let loopback = is_loopback(&host);
+            let ceiling = if loopback { None } else { Some(production_ceiling(max_devices_per_second)?) };
+            let transport = transport.resolve()?;
+            let port = port.unwrap_or(if transport == Transport::Mqtt { 8883 } else { 443 });
+            let scope = IdScope::new(id_scope).map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
+            let ca = match ca_certificate {
+                Some(file) => {
+                    let path = base.join(file);
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        FieldError::new("target.ca_certificate", format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    Some((pem, path))
+                }
+                None => None,
+            };
+            let server_name = server_name.unwrap_or_else(|| host.clone());
+            let dps_units = dps_units.unwrap_or(1).max(1);
+            (TargetPlan::Dps { host, port, ca, server_name, transport, loopback, dps_units }, scope, ceiling)
+        }
+    };
+    Ok(ResolvedTarget { plan, id_scope, tls, production_ceiling })
+}
+
+/// A target off this machine must state a ceiling on new devices per second.
+fn production_ceiling(ceiling: Option<f64>) -> Result<f64, FieldError> {
+    ceiling.filter(|c| c.is_finite() && *c > 0.0).ok_or_else(|| {
+        FieldError::new(
+            "target.max_devices_per_second",
+            "the target is not on this machine: set a ceiling on new devices per second",
+        )
+    })
+}
