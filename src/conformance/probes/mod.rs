@@ -2,12 +2,14 @@
 //!
 //! `tls` probes the transport (plain MQTT, port 1883, TLS versions); `session` the MQTT session
 //! and subscription rules; `auth` refused credentials; `flow` the registration lifecycle, the
-//! passive checks on it, forward-only status and throttling. Probes never panic on what the
+//! passive checks on it, forward-only status and throttling; `table` lists every probe with its
+//! deadline and whether it creates registrations, in run order. Probes never panic on what the
 //! target sends; a target that says nothing fails at the probe's deadline.
 
 pub mod auth;
 pub mod flow;
 pub mod session;
+pub mod table;
 pub mod tls;
 pub mod websocket;
 
