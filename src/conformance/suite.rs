@@ -154,3 +154,25 @@ fn result(check: &Check, options: &SuiteOptions, verdict: Option<(Verdict, f64)>
         seconds: (seconds * 1000.0).round() / 1000.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_of_several_probes_add_up_and_a_failure_stands() {
+        let mut verdicts = BTreeMap::new();
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Pass("lifecycle".into()), 1.0));
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Pass("CleanSession 0".into()), 2.0));
+        assert_eq!(verdicts["DPS-MQTT-001"], (Verdict::Pass("lifecycle; CleanSession 0".into()), 3.0));
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Fail("SessionPresent 1".into()), 0.5));
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Pass("later".into()), 1.0));
+        assert_eq!(verdicts["DPS-MQTT-001"], (Verdict::Fail("SessionPresent 1".into()), 0.5));
+    }
+
+    #[test]
+    fn billable_comes_from_the_probes_that_judge_a_check() {
+        assert!(billable("DPS-FLOW-005") && billable("DPS-TOPIC-002") && billable("DPS-THR-001"));
+        assert!(!billable("DPS-AUTH-001") && !billable("DPS-NOPE-001"));
+    }
+}
