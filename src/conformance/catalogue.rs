@@ -1,245 +1,462 @@
-//! The catalogue of conformance checks: one entry per promise of the DPS MQTT reference, each
-//! with a stable ID. IDs are never reused: a retired check keeps its ID out of use forever.
+//! The catalogue of conformance checks: one entry per promise of the DPS MQTT reference
+//! (`docs/dps-mqtt.md`), each with a stable ID and everything else about its check: level, kind,
+//! statement, how firm its ground is, the probes that judge it in `dpsbench conform`, and the
+//! emulator deviations expected to fail it. The suite, the passive checks' IDs, the tests and the
+//! table in `docs/conformance.md` derive from it. IDs are never reused: a retired check keeps its
+//! ID out of use forever.
 //!
-//! A uniform table, so longer than the usual file.
+//! No IO. A uniform table, so longer than the usual file.
 
-use super::{Check, Kind, Level};
+use std::fmt;
 
-macro_rules! check {
-    ($id:literal, $level:ident, $kind:ident, $title:literal, $statement:literal) => {
-        Check { id: $id, level: Level::$level, kind: Kind::$kind, title: $title, statement: $statement }
-    };
+use serde::{Deserialize, Serialize};
+
+use super::passive::PassiveCheck;
+use super::probes::table::{self, Probe};
+
+/// How binding a check is: a **must** failure fails the suite (exit 1), a **should** failure is
+/// reported but does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Must,
+    Should,
+}
+
+/// How a check runs: passively on every flow, or as an active probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Passive,
+    Probe,
+}
+
+/// What a check rests on, firmest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Documented by Microsoft: the section of `docs/dps-mqtt.md` that says so.
+    Documented(&'static str),
+    /// What an Azure SDK does (and so what DPS must put up with), not documented as such.
+    SdkBehaviour(&'static str),
+    /// Inferred from what is documented or observed; the reasoning.
+    Inference(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Documented(section) => write!(f, "documented: dps-mqtt.md {section}"),
+            Source::SdkBehaviour(what) => write!(f, "SDK behaviour: {what}"),
+            Source::Inference(why) => write!(f, "inference: {why}"),
+        }
+    }
+}
+
+/// One catalogue entry: everything about one check.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Stable, never reused: `DPS-<AREA>-<NNN>`.
+    pub id: &'static str,
+    pub level: Level,
+    pub kind: Kind,
+    /// For a passive check, the one that evaluates it on every packet of every flow.
+    pub passive: Option<PassiveCheck>,
+    pub title: &'static str,
+    /// The statement of `dps-mqtt.md` it verifies.
+    pub statement: &'static str,
+    pub source: Source,
+    /// The probes whose verdicts judge it in `dpsbench conform`; when several do, their findings
+    /// add up (any failure fails it).
+    pub probes: &'static [&'static Probe],
+    /// The `Deviations` switches of the emulator expected to fail it.
+    pub failed_by: &'static [&'static str],
+}
+
+impl Check {
+    /// Whether judging it creates registrations (billable on a real DPS instance).
+    pub fn billable(&self) -> bool {
+        self.probes.iter().any(|probe| probe.billable)
+    }
+
+    /// Whether `probe` judges it.
+    pub fn judged_by(&self, probe: &Probe) -> bool {
+        self.probes.iter().any(|p| p.name == probe.name)
+    }
 }
 
 /// Every check, in report order.
 pub static CATALOGUE: &[Check] = &[
     // Transport and TLS (dps-mqtt.md §1, §5.2; §6 items 1-2).
-    check!(
-        "DPS-TLS-001",
-        Must,
-        Probe,
-        "Plain MQTT on the TLS port is refused",
-        "§1 Transports: MQTT 3.1.1 over TLS on 8883; no plain MQTT. §6.1"
-    ),
-    check!("DPS-TLS-002", Must, Probe, "Port 1883 is not served", "§1 Transports: no port 1883. §6.1"),
-    check!(
-        "DPS-TLS-003",
-        Must,
-        Probe,
-        "A TLS 1.2 handshake succeeds and negotiates TLS 1.2",
-        "§1 TLS: clients must use TLS 1.2. §6.2"
-    ),
-    check!(
-        "DPS-TLS-004",
-        Must,
-        Probe,
-        "TLS 1.0 and TLS 1.1 are refused",
-        "§5.2 (sources): an instance with minTlsVersion 1.2 refuses TLS 1.0/1.1. §6.2"
-    ),
-    check!(
-        "DPS-TLS-005",
-        Should,
-        Probe,
-        "A client offering only TLS 1.3 is refused",
-        "§5.2 (sources): the TLS versions DPS supports are TLS 1.2. §6.2"
-    ),
+    Check {
+        id: "DPS-TLS-001",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "Plain MQTT on the TLS port is refused",
+        statement: "§1 Transports: MQTT 3.1.1 over TLS on 8883; no plain MQTT. §6.1",
+        source: Source::Documented("§1"),
+        probes: &[&table::PLAIN_MQTT],
+        failed_by: &["accept_plain_mqtt"],
+    },
+    Check {
+        id: "DPS-TLS-002",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "Port 1883 is not served",
+        statement: "§1 Transports: no port 1883. §6.1",
+        source: Source::Documented("§1"),
+        probes: &[&table::PLAIN_PORT],
+        failed_by: &["plain_listen"],
+    },
+    Check {
+        id: "DPS-TLS-003",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A TLS 1.2 handshake succeeds and negotiates TLS 1.2",
+        statement: "§1 TLS: clients must use TLS 1.2. §6.2",
+        source: Source::Documented("§1"),
+        probes: &[&table::TLS12],
+        failed_by: &[],
+    },
+    Check {
+        id: "DPS-TLS-004",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "TLS 1.0 and TLS 1.1 are refused",
+        statement: "§5.2 (sources): an instance with minTlsVersion 1.2 refuses TLS 1.0/1.1. §6.2",
+        source: Source::Inference("§5.2: an instance whose minTlsVersion is 1.2 refuses TLS 1.0 and 1.1"),
+        probes: &[&table::OLD_TLS],
+        failed_by: &[],
+    },
+    Check {
+        id: "DPS-TLS-005",
+        level: Level::Should,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A client offering only TLS 1.3 is refused",
+        statement: "§5.2 (sources): the TLS versions DPS supports are TLS 1.2. §6.2",
+        source: Source::Documented("§5.2"),
+        probes: &[&table::TLS13_ALONE],
+        failed_by: &[],
+    },
     // MQTT sessions and subscriptions (§1, §3; §6 items 3-5).
-    check!(
-        "DPS-MQTT-001",
-        Must,
-        Passive,
-        "CONNACK SessionPresent is 0, whatever CleanSession says",
-        "§1 CleanSession: every session is non-persistent; CONNACK always has SessionPresent = 0. §6.3"
-    ),
-    check!(
-        "DPS-MQTT-002",
-        Must,
-        Probe,
-        "No subscription survives a reconnect with CleanSession 0",
-        "§1 CleanSession: DPS ignores it; every session is non-persistent. §6.3"
-    ),
-    check!(
-        "DPS-MQTT-003",
-        Must,
-        Probe,
-        "A QoS 2 subscription is granted QoS 1",
-        "§3: a subscription requested at QoS 2 is granted QoS 1 in SUBACK. §6.4"
-    ),
-    check!(
-        "DPS-MQTT-004",
-        Must,
-        Passive,
-        "Replies to a QoS 1 subscription arrive at QoS 1",
-        "§3: replies are delivered at QoS 1. §6.4"
-    ),
-    check!(
-        "DPS-MQTT-005",
-        Must,
-        Passive,
-        "The device's QoS 1 request is PUBACKed before the reply arrives",
-        "§3: emulator must PUBACK a device's QoS 1 PUBLISH before sending the reply (C# v1 fails otherwise)"
-    ),
-    check!(
-        "DPS-MQTT-006",
-        Must,
-        Probe,
-        "A filter other than $dps/registrations/res/# is refused (SUBACK 0x80)",
-        "§3: DPS accepts only the documented topic filters; it is not a pub/sub broker. §6.5"
-    ),
-    check!(
-        "DPS-MQTT-007",
-        Must,
-        Probe,
-        "Wildcard filters on reply subtopics are refused",
-        "§3: DPS does not allow # or ? to filter subtopics. §6.5"
-    ),
-    check!(
-        "DPS-MQTT-008",
-        Must,
-        Probe,
-        "A PUBLISH to an undocumented topic is refused",
-        "§3: DPS accepts only the documented topic names. §6.5"
-    ),
+    Check {
+        id: "DPS-MQTT-001",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::SessionPresent),
+        title: "CONNACK SessionPresent is 0, whatever CleanSession says",
+        statement: "§1 CleanSession: every session is non-persistent; CONNACK always has SessionPresent = 0. §6.3",
+        source: Source::Documented("§1"),
+        probes: &[&table::LIFECYCLE, &table::CLEAN_SESSION],
+        failed_by: &["session_present"],
+    },
+    Check {
+        id: "DPS-MQTT-002",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "No subscription survives a reconnect with CleanSession 0",
+        statement: "§1 CleanSession: DPS ignores it; every session is non-persistent. §6.3",
+        source: Source::Documented("§1"),
+        probes: &[&table::CLEAN_SESSION],
+        failed_by: &["keep_subscriptions"],
+    },
+    Check {
+        id: "DPS-MQTT-003",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A QoS 2 subscription is granted QoS 1",
+        statement: "§3: a subscription requested at QoS 2 is granted QoS 1 in SUBACK. §6.4",
+        source: Source::Documented("§3"),
+        probes: &[&table::QOS2],
+        failed_by: &["grant_qos2"],
+    },
+    Check {
+        id: "DPS-MQTT-004",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::ReplyQos),
+        title: "Replies to a QoS 1 subscription arrive at QoS 1",
+        statement: "§3: replies are delivered at QoS 1. §6.4",
+        source: Source::Documented("§3"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["reply_qos0"],
+    },
+    Check {
+        id: "DPS-MQTT-005",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::PubackFirst),
+        title: "The device's QoS 1 request is PUBACKed before the reply arrives",
+        statement: "§3: emulator must PUBACK a device's QoS 1 PUBLISH before sending the reply (C# v1 fails otherwise)",
+        source: Source::Inference("§3: the C# SDK v1 fails when the reply arrives before the PUBACK"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["reply_before_puback"],
+    },
+    Check {
+        id: "DPS-MQTT-006",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A filter other than $dps/registrations/res/# is refused (SUBACK 0x80)",
+        statement: "§3: DPS accepts only the documented topic filters; it is not a pub/sub broker. §6.5",
+        source: Source::Documented("§3"),
+        probes: &[&table::OTHER_FILTERS],
+        failed_by: &["accept_other_filters"],
+    },
+    Check {
+        id: "DPS-MQTT-007",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "Wildcard filters on reply subtopics are refused",
+        statement: "§3: DPS does not allow # or ? to filter subtopics. §6.5",
+        source: Source::Documented("§3"),
+        probes: &[&table::WILDCARD_SUBTOPICS],
+        failed_by: &["accept_other_filters"],
+    },
+    Check {
+        id: "DPS-MQTT-008",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A PUBLISH to an undocumented topic is refused",
+        statement: "§3: DPS accepts only the documented topic names. §6.5",
+        source: Source::Documented("§3"),
+        probes: &[&table::UNDOCUMENTED_TOPIC],
+        failed_by: &["accept_undocumented_topics"],
+    },
     // Reply topics (§3; §6 item 6).
-    check!(
-        "DPS-TOPIC-001",
-        Must,
-        Passive,
-        "Reply topics have the form $dps/registrations/res/{status}/?{params}",
-        "§3 Topics: response $dps/registrations/res/{status}/?$rid={rid}[&retry-after={seconds}]"
-    ),
-    check!(
-        "DPS-TOPIC-002",
-        Must,
-        Passive,
-        "$rid is echoed byte for byte",
-        "§3: emulator must echo $rid byte for byte. §6.6"
-    ),
-    check!(
-        "DPS-TOPIC-003",
-        Should,
-        Passive,
-        "$rid comes first in the reply's query",
-        "§3: $rid first in the reply's query (Python loses retry-after otherwise)"
-    ),
-    check!(
-        "DPS-TOPIC-004",
-        Must,
-        Passive,
-        "retry-after is present and numeric on every 202 and 429",
-        "§5: always send retry-after on 202 and 429. §6.6"
-    ),
+    Check {
+        id: "DPS-TOPIC-001",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::TopicForm),
+        title: "Reply topics have the form $dps/registrations/res/{status}/?{params}",
+        statement: "§3 Topics: response $dps/registrations/res/{status}/?$rid={rid}[&retry-after={seconds}]",
+        source: Source::Documented("§3"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &[],
+    },
+    Check {
+        id: "DPS-TOPIC-002",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::RidEcho),
+        title: "$rid is echoed byte for byte",
+        statement: "§3: emulator must echo $rid byte for byte. §6.6",
+        source: Source::Documented("§3"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["wrong_rid"],
+    },
+    Check {
+        id: "DPS-TOPIC-003",
+        level: Level::Should,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::RidFirst),
+        title: "$rid comes first in the reply's query",
+        statement: "§3: $rid first in the reply's query (Python loses retry-after otherwise)",
+        source: Source::SdkBehaviour("§3: the Python SDK parses $rid first and loses retry-after otherwise"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["rid_not_first"],
+    },
+    Check {
+        id: "DPS-TOPIC-004",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::RetryAfter),
+        title: "retry-after is present and numeric on every 202 and 429",
+        statement: "§5: always send retry-after on 202 and 429. §6.6",
+        source: Source::Documented("§5"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["omit_retry_after"],
+    },
     // The provisioning flow (§4; §6 items 6-7).
-    check!(
-        "DPS-FLOW-001",
-        Must,
-        Passive,
-        "Register is answered 202 with an operationId and status assigning",
-        "§4 step 3; §6.6"
-    ),
-    check!(
-        "DPS-FLOW-002",
-        Must,
-        Passive,
-        "Polls are answered 202 while assigning and 200 when done",
-        "§4 step 4; §6.7"
-    ),
-    check!(
-        "DPS-FLOW-003",
-        Must,
-        Passive,
-        "The operationId is stable across polls",
-        "§6.7: operationId is stable across polls"
-    ),
-    check!(
-        "DPS-FLOW-004",
-        Must,
-        Probe,
-        "The status moves only forward (no assigning after a final status)",
-        "§6.7: status moves only forward"
-    ),
-    check!(
-        "DPS-FLOW-005",
-        Must,
-        Probe,
-        "The registration lifecycle completes: register, poll, assigned",
-        "§4: the flow, steps 1-5"
-    ),
-    check!(
-        "DPS-FLOW-006",
-        Must,
-        Probe,
-        "Every SDK's dialect provisions (python, node, c, embedded-c, csharp)",
-        "§1-5: SDKs differ on sr encoding, skn, username, api-version, $rid, bodies, keep-alive, CleanSession and QoS, and all work against DPS"
-    ),
+    Check {
+        id: "DPS-FLOW-001",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::RegisterAccepted),
+        title: "Register is answered 202 with an operationId and status assigning",
+        statement: "§4 step 3; §6.6",
+        source: Source::Documented("§4"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &[],
+    },
+    Check {
+        id: "DPS-FLOW-002",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::PollStatus),
+        title: "Polls are answered 202 while assigning and 200 when done",
+        statement: "§4 step 4; §6.7",
+        source: Source::Documented("§4"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &[],
+    },
+    Check {
+        id: "DPS-FLOW-003",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::OperationIdStable),
+        title: "The operationId is stable across polls",
+        statement: "§6.7: operationId is stable across polls",
+        source: Source::Documented("§6.7"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["change_operation_id"],
+    },
+    Check {
+        id: "DPS-FLOW-004",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "The status moves only forward (no assigning after a final status)",
+        statement: "§6.7: status moves only forward",
+        source: Source::Documented("§6.7"),
+        probes: &[&table::STATUS_FORWARD],
+        failed_by: &["status_backwards"],
+    },
+    Check {
+        id: "DPS-FLOW-005",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "The registration lifecycle completes: register, poll, assigned",
+        statement: "§4: the flow, steps 1-5",
+        source: Source::Documented("§4"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["incomplete_assignment", "unassigned_final"],
+    },
+    Check {
+        id: "DPS-FLOW-006",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "Every SDK's dialect provisions (python, node, c, embedded-c, csharp)",
+        statement: "§1-5: SDKs differ on sr encoding, skn, username, api-version, $rid, bodies, keep-alive, CleanSession and QoS, and all work against DPS",
+        source: Source::SdkBehaviour("§1-5: every SDK provisions against DPS in its own dialect"),
+        probes: &[&table::EVERY_DIALECT],
+        failed_by: &["incomplete_assignment", "unassigned_final"],
+    },
     // Bodies (§4; §6 item 10).
-    check!(
-        "DPS-BODY-001",
-        Must,
-        Passive,
-        "Reply bodies match the schema for their status",
-        "§4: RegistrationOperationStatus on 2xx (types, required fields per status); the error body otherwise. §6.10"
-    ),
-    check!(
-        "DPS-BODY-002",
-        Must,
-        Passive,
-        "status unassigned is never sent over MQTT",
-        "§4: unassigned belongs to the TPM flow; never send it over MQTT. §6.10"
-    ),
+    Check {
+        id: "DPS-BODY-001",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::BodySchema),
+        title: "Reply bodies match the schema for their status",
+        statement: "§4: RegistrationOperationStatus on 2xx (types, required fields per status); the error body otherwise. §6.10",
+        source: Source::Documented("§4"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["incomplete_assignment"],
+    },
+    Check {
+        id: "DPS-BODY-002",
+        level: Level::Must,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::NoUnassigned),
+        title: "status unassigned is never sent over MQTT",
+        statement: "§4: unassigned belongs to the TPM flow; never send it over MQTT. §6.10",
+        source: Source::Documented("§4"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["unassigned_final"],
+    },
     // Authentication (§1, §2; §6 item 8).
-    check!(
-        "DPS-AUTH-001",
-        Must,
-        Probe,
-        "A SAS token with a wrong signature is refused",
-        "§2: DPS verifies the HMAC. §6.8 (CONNACK 5 and res/401 are both conformant)"
-    ),
-    check!("DPS-AUTH-002", Must, Probe, "An expired SAS token is refused", "§2: reject an se in the past. §6.8"),
-    check!(
-        "DPS-AUTH-003",
-        Must,
-        Probe,
-        "A connection naming another ID scope is refused",
-        "§1 Username: {idScope}/registrations/{registrationId}/...; §2: sr names this scope. §6.8"
-    ),
-    check!(
-        "DPS-AUTH-004",
-        Must,
-        Probe,
-        "A clientId that differs from the username's registration ID is refused",
-        "§1 ClientId: the registration ID. §6.8"
-    ),
-    check!(
-        "DPS-AUTH-005",
-        Must,
-        Probe,
-        "An X.509 certificate whose CN differs from the registration ID is refused",
-        "§2 X.509: the registration ID must equal the leaf's subject CN. §6.8"
-    ),
+    Check {
+        id: "DPS-AUTH-001",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A SAS token with a wrong signature is refused",
+        statement: "§2: DPS verifies the HMAC. §6.8 (CONNACK 5 and res/401 are both conformant)",
+        source: Source::Documented("§2"),
+        probes: &[&table::WRONG_SIGNATURE],
+        failed_by: &["accept_any_password"],
+    },
+    Check {
+        id: "DPS-AUTH-002",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "An expired SAS token is refused",
+        statement: "§2: reject an se in the past. §6.8",
+        source: Source::Documented("§2"),
+        probes: &[&table::EXPIRED_TOKEN],
+        failed_by: &["accept_any_password"],
+    },
+    Check {
+        id: "DPS-AUTH-003",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A connection naming another ID scope is refused",
+        statement: "§1 Username: {idScope}/registrations/{registrationId}/...; §2: sr names this scope. §6.8",
+        source: Source::Documented("§1"),
+        probes: &[&table::WRONG_SCOPE],
+        failed_by: &[],
+    },
+    Check {
+        id: "DPS-AUTH-004",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A clientId that differs from the username's registration ID is refused",
+        statement: "§1 ClientId: the registration ID. §6.8",
+        source: Source::Documented("§1"),
+        probes: &[&table::CLIENT_ID_MISMATCH],
+        failed_by: &["accept_client_id_mismatch"],
+    },
+    Check {
+        id: "DPS-AUTH-005",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "An X.509 certificate whose CN differs from the registration ID is refused",
+        statement: "§2 X.509: the registration ID must equal the leaf's subject CN. §6.8",
+        source: Source::Documented("§2"),
+        probes: &[&table::X509_CN_MISMATCH],
+        failed_by: &["accept_cn_mismatch"],
+    },
     // WebSocket (§1; §6 item 9).
-    check!(
-        "DPS-WS-001",
-        Must,
-        Probe,
-        "MQTT over WebSocket with subprotocol mqtt runs the flow",
-        "§1 Transports: MQTT over WebSocket on 443, subprotocol mqtt. §6.9"
-    ),
-    check!(
-        "DPS-WS-002",
-        Should,
-        Probe,
-        "A WebSocket upgrade with a wrong subprotocol is refused",
-        "§1 WebSocket path: DPS matches the subprotocol mqtt"
-    ),
+    Check {
+        id: "DPS-WS-001",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "MQTT over WebSocket with subprotocol mqtt runs the flow",
+        statement: "§1 Transports: MQTT over WebSocket on 443, subprotocol mqtt. §6.9",
+        source: Source::Documented("§1"),
+        probes: &[&table::WEBSOCKET_LIFECYCLE],
+        failed_by: &["incomplete_assignment", "unassigned_final"],
+    },
+    Check {
+        id: "DPS-WS-002",
+        level: Level::Should,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A WebSocket upgrade with a wrong subprotocol is refused",
+        statement: "§1 WebSocket path: DPS matches the subprotocol mqtt",
+        source: Source::Documented("§1"),
+        probes: &[&table::WRONG_SUBPROTOCOL],
+        failed_by: &["accept_any_subprotocol"],
+    },
     // Throttling (§5).
-    check!(
-        "DPS-THR-001",
-        Must,
-        Probe,
-        "A throttled request is answered 429 with retry-after",
-        "§5: throttled requests get res/429/?$rid=..&retry-after=N"
-    ),
+    Check {
+        id: "DPS-THR-001",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A throttled request is answered 429 with retry-after",
+        statement: "§5: throttled requests get res/429/?$rid=..&retry-after=N",
+        source: Source::Documented("§5"),
+        probes: &[&table::THROTTLING],
+        failed_by: &["omit_retry_after"],
+    },
 ];
 
 /// The check with this ID.
@@ -247,20 +464,29 @@ pub fn find(id: &str) -> Option<&'static Check> {
     CATALOGUE.iter().find(|c| c.id == id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_and_well_formed() {
-        let mut seen = std::collections::HashSet::new();
-        for check in CATALOGUE {
-            assert!(seen.insert(check.id), "{} twice", check.id);
-            let parts: Vec<&str> = check.id.split('-').collect();
-            assert!(parts.len() == 3 && parts[0] == "DPS" && parts[2].len() == 3, "{}", check.id);
-            assert!(!check.title.is_empty() && !check.statement.is_empty());
-        }
-        assert!(find("DPS-TLS-001").is_some());
-        assert!(find("DPS-NOPE-001").is_none());
-    }
+/// The catalogue entry of a passive check.
+pub fn passive(check: PassiveCheck) -> &'static Check {
+    CATALOGUE
+        .iter()
+        .find(|c| c.passive == Some(check))
+        .expect("every passive check has its catalogue entry (a test of the catalogue checks it)")
 }
+
+/// IDs of the checks `deviation` (a field of the emulator's `Deviations`) is expected to fail.
+pub fn failed_by(deviation: &str) -> Vec<&'static str> {
+    CATALOGUE.iter().filter(|c| c.failed_by.contains(&deviation)).map(|c| c.id).collect()
+}
+
+/// Every deviation some check names, each once, in catalogue order.
+pub fn deviations() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for name in CATALOGUE.iter().flat_map(|c| c.failed_by.iter().copied()) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,11 @@
 //! Conformance: a catalogue of checks with stable IDs, each verifying one promise of the DPS
 //! MQTT reference (`dps-mqtt.md`).
 //!
-//! `catalogue` lists the checks; `passive` evaluates the passive ones on every packet of every
-//! device flow (sans IO, driven by `device::flow`); `probes` run the active ones against a target
-//! (network, deadlines); `suite` runs the whole catalogue for `dpsbench conform`; `report` renders
-//! JUnit, Markdown and JSON (pure).
+//! `catalogue` lists the checks, each carrying everything about it (level, source, the probes
+//! that judge it, the deviations expected to fail it); `passive` evaluates the passive ones on
+//! every packet of every device flow (sans IO, driven by `device::flow`); `probes` run the active
+//! ones against a target (network, deadlines), listed in `probes::table`; `suite` runs the probes
+//! the catalogue names for `dpsbench conform`; `report` renders JUnit, Markdown and JSON (pure).
 
 pub mod catalogue;
 pub mod passive;
@@ -14,37 +15,8 @@ pub mod suite;
 
 use serde::{Deserialize, Serialize};
 
-pub use catalogue::{CATALOGUE, find};
+pub use catalogue::{CATALOGUE, Check, Kind, Level, Source, find};
 pub use passive::{CheckLog, PassiveCheck};
-
-/// How binding a check is: a **must** failure fails the suite (exit 1), a **should** failure is
-/// reported but does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Must,
-    Should,
-}
-
-/// How a check runs: passively on every flow, or as an active probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Passive,
-    Probe,
-}
-
-/// One catalogue entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Check {
-    /// Stable, never reused: `DPS-<AREA>-<NNN>`.
-    pub id: &'static str,
-    pub level: Level,
-    pub kind: Kind,
-    pub title: &'static str,
-    /// The statement of `dps-mqtt.md` it verifies.
-    pub statement: &'static str,
-}
 
 /// A violation seen: the check and what was observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

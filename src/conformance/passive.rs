@@ -14,7 +14,7 @@ pub type ParsedOperation = Result<RegistrationOperationStatus, serde_json::Error
 use crate::mqtt::QoS;
 use crate::topics::{RESPONSE_PREFIX, ReplyTopic, TopicError};
 
-/// The passive checks, each mapped to its catalogue ID.
+/// The passive checks; the catalogue maps each to its ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum PassiveCheck {
@@ -48,21 +48,9 @@ impl PassiveCheck {
         Self::NoUnassigned,
     ];
 
+    /// Its catalogue ID.
     pub fn id(self) -> &'static str {
-        match self {
-            Self::SessionPresent => "DPS-MQTT-001",
-            Self::ReplyQos => "DPS-MQTT-004",
-            Self::PubackFirst => "DPS-MQTT-005",
-            Self::TopicForm => "DPS-TOPIC-001",
-            Self::RidEcho => "DPS-TOPIC-002",
-            Self::RidFirst => "DPS-TOPIC-003",
-            Self::RetryAfter => "DPS-TOPIC-004",
-            Self::RegisterAccepted => "DPS-FLOW-001",
-            Self::PollStatus => "DPS-FLOW-002",
-            Self::OperationIdStable => "DPS-FLOW-003",
-            Self::BodySchema => "DPS-BODY-001",
-            Self::NoUnassigned => "DPS-BODY-002",
-        }
+        super::catalogue::passive(self).id
     }
 
     fn bit(self) -> u16 {

@@ -207,4 +207,54 @@ mod tests {
         assert!(md.contains("**1 passed, 1 failed (1 must), 0 skipped, 1 waived**"), "{md}");
         assert!(md.contains("CONNACK 0 on \"1883\" \\| <x>"), "{md}");
     }
+
+    /// Every status, both levels and kinds, and evidence that needs escaping in XML and Markdown.
+    fn every_status() -> ConformanceReport {
+        let result = |id: &str, level, kind, status, evidence: &str| CheckResult {
+            id: id.into(),
+            title: format!("Title of {id} with <angle> & \"quotes\""),
+            statement: "§3: it's <documented> & \"quoted\"".into(),
+            level,
+            kind,
+            status,
+            evidence: evidence.into(),
+            seconds: 0.125,
+        };
+        ConformanceReport {
+            schema: "dpsbench.conformance/v1".into(),
+            target: "dps.example:8883".into(),
+            id_scope: "0ne00SNAP01".into(),
+            started_at: "2026-11-26T07:00:00.0000000Z".into(),
+            duration_seconds: 12.345,
+            results: vec![
+                result("DPS-TLS-001", Level::Must, Kind::Probe, Status::Pass, "plain-text CONNECT: connection closed"),
+                result(
+                    "DPS-TOPIC-002",
+                    Level::Must,
+                    Kind::Passive,
+                    Status::Fail,
+                    "reply $dps/registrations/res/202/?$rid=1-wrong | body {\"status\":\"assigning\"}\nsecond line\u{7}bell",
+                ),
+                result("DPS-TLS-005", Level::Should, Kind::Probe, Status::Fail, "a TLS 1.3-only client was accepted"),
+                result(
+                    "DPS-WS-001",
+                    Level::Must,
+                    Kind::Probe,
+                    Status::Skipped,
+                    "the target has no WebSocket endpoint (give --ws-target)",
+                ),
+                result("DPS-TLS-002", Level::Must, Kind::Probe, Status::Waived, "waived: the lab's <gateway> & 1883"),
+            ],
+        }
+    }
+
+    #[test]
+    fn junit_is_pinned() {
+        insta::assert_snapshot!(junit(&every_status()));
+    }
+
+    #[test]
+    fn markdown_is_pinned() {
+        insta::assert_snapshot!(markdown(&every_status()));
+    }
 }

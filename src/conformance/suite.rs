@@ -1,24 +1,23 @@
-//! The conformance suite: every probe of the catalogue against one target, each bounded by its
+//! The conformance suite: every probe the catalogue names against one target, each bounded by its
 //! own deadline, with waivers and the exclusion of billable probes applied.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::timeout;
 
-use super::probes::{self, ProbeTarget, Verdict};
-use super::{CATALOGUE, Check, Kind, Level, PassiveCheck};
+use super::probes::table::PROBES;
+use super::probes::{ProbeTarget, Verdict};
+use super::{CATALOGUE, Check, Kind, Level};
 
 /// Identifies the format of `conformance.json`.
 pub const CONFORMANCE_SCHEMA: &str = "dpsbench.conformance/v1";
 
-/// Checks whose probes create registrations (billable on a real DPS instance): the lifecycle
-/// carries every passive check.
+/// Whether the check `id` is judged by probes that create registrations (billable on a real DPS
+/// instance).
 pub fn billable(id: &str) -> bool {
-    PassiveCheck::ALL.iter().any(|c| c.id() == id)
-        || ["DPS-FLOW-005", "DPS-FLOW-006", "DPS-MQTT-002", "DPS-FLOW-004", "DPS-THR-001", "DPS-WS-001"].contains(&id)
+    super::find(id).is_some_and(Check::billable)
 }
 
 /// What to run and what to skip.
@@ -75,36 +74,28 @@ impl ConformanceReport {
     }
 }
 
-/// Runs the suite against `target`.
+/// Runs the suite against `target`: each probe of the table, in order, when any check it judges
+/// is wanted.
 pub async fn run_suite(target: &ProbeTarget, options: &SuiteOptions) -> ConformanceReport {
     let started = Instant::now();
     let started_at = crate::messages::format_timestamp(SystemTime::now());
     let mut verdicts: BTreeMap<&'static str, (Verdict, f64)> = BTreeMap::new();
-    let mut suite = Runner { target, options, verdicts: &mut verdicts };
-    let deadline = target.deadline;
-    suite.one("DPS-TLS-001", deadline * 2, probes::tls::plain_mqtt_refused(target)).await;
-    suite.one("DPS-TLS-002", deadline * 2, probes::tls::plain_port_not_served(target)).await;
-    suite.one("DPS-TLS-003", deadline * 2, probes::tls::tls12_negotiated(target)).await;
-    suite.one("DPS-TLS-004", deadline * 3, probes::tls::old_tls_refused(target)).await;
-    suite.one("DPS-TLS-005", deadline * 2, probes::tls::tls13_alone_refused(target)).await;
-    suite.lifecycle(deadline * 6).await;
-    suite.session(deadline * 5).await;
-    suite.one("DPS-MQTT-003", deadline * 3, probes::session::qos2_granted_as_1(target)).await;
-    suite.one("DPS-MQTT-006", deadline * 3, probes::session::other_filters_refused(target)).await;
-    suite.one("DPS-MQTT-007", deadline * 3, probes::session::wildcard_subtopics_refused(target)).await;
-    suite.one("DPS-MQTT-008", deadline * 3, probes::session::undocumented_topic_refused(target)).await;
-    suite.one("DPS-AUTH-001", deadline * 4, probes::auth::wrong_signature(target)).await;
-    suite.one("DPS-AUTH-002", deadline * 4, probes::auth::expired_token(target)).await;
-    suite.one("DPS-AUTH-003", deadline * 4, probes::auth::wrong_scope(target)).await;
-    suite.one("DPS-AUTH-004", deadline * 4, probes::auth::client_id_mismatch(target)).await;
-    suite.one("DPS-AUTH-005", deadline * 4, probes::auth::x509_cn_mismatch(target)).await;
-    suite.one("DPS-FLOW-004", deadline * 8, probes::flow::status_only_forward(target)).await;
-    suite.one("DPS-FLOW-006", deadline * 8, probes::flow::every_dialect(target)).await;
-    suite.one("DPS-WS-001", deadline * 15, probes::websocket::lifecycle_over_websocket(target)).await;
-    suite.one("DPS-WS-002", deadline * 3, probes::websocket::wrong_subprotocol_refused(target)).await;
-    // Last: it spends the registration quota.
-    let throttle_deadline = deadline * (target.throttle_requests + 2);
-    suite.one("DPS-THR-001", throttle_deadline, probes::flow::throttled_with_retry_after(target)).await;
+    for probe in PROBES {
+        let judged: Vec<&Check> = CATALOGUE.iter().filter(|check| check.judged_by(probe)).collect();
+        if judged.iter().all(|check| skipped(check, options)) {
+            continue;
+        }
+        let limit = probe.deadline.of(target);
+        let start = Instant::now();
+        let found = match timeout(limit, (probe.run)(target)).await {
+            Ok(found) => found,
+            Err(_) => judged.iter().map(|check| (check.id, over_time(limit))).collect(),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        for (id, verdict) in found {
+            add(&mut verdicts, id, (verdict, seconds));
+        }
+    }
 
     let results = CATALOGUE.iter().map(|check| result(check, options, verdicts.remove(check.id))).collect();
     ConformanceReport {
@@ -117,66 +108,21 @@ pub async fn run_suite(target: &ProbeTarget, options: &SuiteOptions) -> Conforma
     }
 }
 
-struct Runner<'a> {
-    target: &'a ProbeTarget,
-    options: &'a SuiteOptions,
-    verdicts: &'a mut BTreeMap<&'static str, (Verdict, f64)>,
+/// Whether `check` is not to be judged: waived, or billable and billable probes are excluded.
+fn skipped(check: &Check, options: &SuiteOptions) -> bool {
+    options.waivers.contains_key(check.id) || (options.exclude_billable && check.billable())
 }
 
-impl Runner<'_> {
-    /// Whether a probe producing `ids` needs to run at all.
-    fn wanted(&self, ids: &[&str]) -> bool {
-        let skipped =
-            |id: &str| self.options.waivers.contains_key(id) || (self.options.exclude_billable && billable(id));
-        ids.iter().any(|id| !skipped(id))
-    }
-
-    async fn one(&mut self, id: &'static str, limit: Duration, probe: impl Future<Output = Verdict>) {
-        if !self.wanted(&[id]) {
-            return;
-        }
-        let start = Instant::now();
-        let verdict = timeout(limit, probe).await.unwrap_or_else(|_| over_time(limit));
-        self.verdicts.insert(id, (verdict, start.elapsed().as_secs_f64()));
-    }
-
-    async fn lifecycle(&mut self, limit: Duration) {
-        let mut ids: Vec<&str> = PassiveCheck::ALL.iter().map(|c| c.id()).collect();
-        ids.push("DPS-FLOW-005");
-        if !self.wanted(&ids) {
-            return;
-        }
-        let start = Instant::now();
-        let (completed, passive) = match timeout(limit, probes::flow::lifecycle(self.target)).await {
-            Ok(result) => result,
-            Err(_) => (over_time(limit), PassiveCheck::ALL.iter().map(|c| (*c, over_time(limit))).collect()),
-        };
-        let seconds = start.elapsed().as_secs_f64();
-        self.verdicts.insert("DPS-FLOW-005", (completed, seconds));
-        for (check, verdict) in passive {
-            self.verdicts.insert(check.id(), (verdict, seconds));
-        }
-    }
-
-    /// The CleanSession 0 probe adds to the lifecycle's SessionPresent finding.
-    async fn session(&mut self, limit: Duration) {
-        if !self.wanted(&["DPS-MQTT-002"]) {
-            return;
-        }
-        let start = Instant::now();
-        let (present, survived) = timeout(limit, probes::session::no_session_survives(self.target))
-            .await
-            .unwrap_or_else(|_| (over_time(limit), over_time(limit)));
-        let seconds = start.elapsed().as_secs_f64();
-        self.verdicts.insert("DPS-MQTT-002", (survived, seconds));
-        let combined = match (self.verdicts.remove("DPS-MQTT-001"), present) {
-            (Some((Verdict::Fail(a), s)), _) => (Verdict::Fail(a), s),
-            (_, Verdict::Fail(b)) => (Verdict::Fail(b), seconds),
-            (Some((Verdict::Pass(a), s)), Verdict::Pass(b)) => (Verdict::Pass(format!("{a}; {b}")), s + seconds),
-            (_, other) => (other, seconds),
-        };
-        self.verdicts.insert("DPS-MQTT-001", combined);
-    }
+/// Adds a probe's verdict on `id` to what earlier probes found: a failure stands, passes add up
+/// (the CleanSession 0 probe adds to the lifecycle's DPS-MQTT-001).
+fn add(verdicts: &mut BTreeMap<&'static str, (Verdict, f64)>, id: &'static str, found: (Verdict, f64)) {
+    let combined = match (verdicts.remove(id), found) {
+        (Some((Verdict::Fail(a), s)), _) => (Verdict::Fail(a), s),
+        (_, (Verdict::Fail(b), seconds)) => (Verdict::Fail(b), seconds),
+        (Some((Verdict::Pass(a), s)), (Verdict::Pass(b), seconds)) => (Verdict::Pass(format!("{a}; {b}")), s + seconds),
+        (_, other) => other,
+    };
+    verdicts.insert(id, combined);
 }
 
 fn over_time(limit: Duration) -> Verdict {
@@ -191,7 +137,7 @@ fn result(check: &Check, options: &SuiteOptions, verdict: Option<(Verdict, f64)>
             Some((Verdict::Pass(e), s)) => (Status::Pass, e, s),
             Some((Verdict::Fail(e), s)) => (Status::Fail, e, s),
             Some((Verdict::Skipped(e), s)) => (Status::Skipped, e, s),
-            None if options.exclude_billable && billable(check.id) => {
+            None if options.exclude_billable && check.billable() => {
                 (Status::Skipped, "excluded: its probe creates registrations (--exclude-billable)".into(), 0.0)
             }
             None => (Status::Skipped, "no probe produced a result".into(), 0.0),
@@ -206,5 +152,27 @@ fn result(check: &Check, options: &SuiteOptions, verdict: Option<(Verdict, f64)>
         status,
         evidence,
         seconds: (seconds * 1000.0).round() / 1000.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_of_several_probes_add_up_and_a_failure_stands() {
+        let mut verdicts = BTreeMap::new();
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Pass("lifecycle".into()), 1.0));
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Pass("CleanSession 0".into()), 2.0));
+        assert_eq!(verdicts["DPS-MQTT-001"], (Verdict::Pass("lifecycle; CleanSession 0".into()), 3.0));
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Fail("SessionPresent 1".into()), 0.5));
+        add(&mut verdicts, "DPS-MQTT-001", (Verdict::Pass("later".into()), 1.0));
+        assert_eq!(verdicts["DPS-MQTT-001"], (Verdict::Fail("SessionPresent 1".into()), 0.5));
+    }
+
+    #[test]
+    fn billable_comes_from_the_probes_that_judge_a_check() {
+        assert!(billable("DPS-FLOW-005") && billable("DPS-TOPIC-002") && billable("DPS-THR-001"));
+        assert!(!billable("DPS-AUTH-001") && !billable("DPS-NOPE-001"));
     }
 }

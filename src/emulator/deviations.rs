@@ -1,6 +1,8 @@
 //! Deliberate deviations from DPS's behaviour, one switch each (`[deviations]` in the emulator
 //! config). They exist to prove that every conformance check can fail: the unmodified emulator
-//! passes the whole catalogue, and each deviation fails exactly the checks it names.
+//! passes the whole catalogue, and each deviation fails exactly the checks whose catalogue entry
+//! names it (`failed_by` in `conformance::catalogue`, the list of record; the notes below say
+//! why, in prose).
 //!
 //! Sans IO: small rewrites the service applies at the point each promise is kept.
 

@@ -43,6 +43,9 @@ pub struct EmulatorHandle {
     pub address: SocketAddr,
     /// The MQTT-over-WebSocket address, once [`EmulatorHandle::serve_websocket`] was called.
     pub ws_address: Option<SocketAddr>,
+    /// Where plain MQTT is served, under the `plain_listen` deviation (bound as configured, so
+    /// `127.0.0.1:0` picks a free port).
+    pub plain_address: Option<SocketAddr>,
     pub service: Arc<Service>,
     tls: TlsAcceptor,
     shutdown: watch::Sender<bool>,
@@ -73,12 +76,15 @@ pub fn spawn(
 ) -> std::io::Result<EmulatorHandle> {
     let address = listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
+    let mut plain_address = None;
     if let Some(plain) = service.config().deviations.plain_listen {
-        tokio::spawn(serve_plain(bind(plain)?, service.clone(), signal.clone()));
+        let listener = bind(plain)?;
+        plain_address = Some(listener.local_addr()?);
+        tokio::spawn(serve_plain(listener, service.clone(), signal.clone()));
     }
     let tls = TlsAcceptor::from(tls);
     let task = tokio::spawn(serve(listener, service.clone(), tls.clone(), signal));
-    Ok(EmulatorHandle { address, ws_address: None, service, tls, shutdown, task })
+    Ok(EmulatorHandle { address, ws_address: None, plain_address, service, tls, shutdown, task })
 }
 
 /// An emulator started in-process on `127.0.0.1` (a free port) with a CA generated for it, and

@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cli::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::conformance::unserved_port;
 
 fn results(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap()
@@ -26,7 +23,8 @@ fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
 #[test]
 fn conform_against_the_embedded_emulator_passes_and_writes_three_reports() {
     let out = temp_dir("conform-embedded");
-    let port = free_port().to_string();
+    let (_reserved, port) = unserved_port();
+    let port = port.to_string();
     let output = dpsbench(&["conform", "--out", out.to_str().unwrap(), "--deadline", "2", "--plain-port", &port], &[]);
     assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output.stdout), text(&output.stderr));
     assert!(text(&output.stdout).contains("0 failed (0 must)"), "{}", text(&output.stdout));
@@ -46,7 +44,8 @@ fn conform_input_errors_are_one_line_with_exit_2() {
     let waivers = write(&dir, "waivers.toml", "[[waiver]]\ncheck = \"DPS-NOPE-001\"\nreason = \"typo\"\n");
     let empty_reason = write(&dir, "empty.toml", "[[waiver]]\ncheck = \"DPS-TLS-002\"\nreason = \" \"\n");
     let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
-    let closed = format!("mqtts://127.0.0.1:{}", free_port());
+    let (_reserved, closed_port) = unserved_port();
+    let closed = format!("mqtts://127.0.0.1:{closed_port}");
     let out = dir.join("out");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--waivers", waivers.to_str().unwrap()], "DPS-NOPE-001"),
@@ -70,28 +69,8 @@ fn conform_input_errors_are_one_line_with_exit_2() {
 fn a_general_mqtt_broker_fails_clearly_within_the_deadlines() {
     let dir = temp_dir("mosquitto");
     write_certificates(&dir);
-    let port = free_port();
-    let config = write(
-        &dir,
-        "mosquitto.conf",
-        &format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {0}/trust.pem\ncertfile {0}/chain.pem\n\
-             keyfile {0}/key.pem\ntls_version tlsv1.2\npersistence false\nlog_dest stderr\n",
-            dir.display()
-        ),
-    );
-    let mosquitto = Command::new("mosquitto")
-        .args(["-c", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto is installed (apt-get install mosquitto; .ci/run does it)");
-    let _mosquitto = KillOnDrop(mosquitto);
-    let ready = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(ready.elapsed() < Duration::from_secs(10), "mosquitto did not start on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_mosquitto, port) = start_mosquitto(&dir);
+    let (_reserved, plain_port) = unserved_port();
 
     let out = dir.join("out");
     let started = Instant::now();
@@ -112,7 +91,7 @@ fn a_general_mqtt_broker_fails_clearly_within_the_deadlines() {
             "--throttle-requests",
             "3",
             "--plain-port",
-            &free_port().to_string(),
+            &plain_port.to_string(),
         ],
         &[("DPS_GROUP_KEY", TV1_GROUP_KEY)],
     );
@@ -155,4 +134,41 @@ fn a_bad_prefix_is_refused_with_exit_2_naming_the_flag() {
         assert!(stderr.contains("--prefix") && stderr.contains("letters, digits"), "{prefix:?}: {stderr}");
     }
     assert!(!out.exists(), "nothing runs with a bad prefix");
+}
+
+/// Starts mosquitto with TLS on a free loopback port. It cannot bind port 0 and say which port it
+/// got, so a free port is picked; should another process take it first, mosquitto exits and the
+/// next free port is tried.
+fn start_mosquitto(dir: &Path) -> (KillOnDrop, u16) {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = write(
+            dir,
+            "mosquitto.conf",
+            &format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {0}/trust.pem\ncertfile {0}/chain.pem\n\
+                 keyfile {0}/key.pem\ntls_version tlsv1.2\npersistence false\nlog_dest stderr\n",
+                dir.display()
+            ),
+        );
+        let mosquitto = Command::new("mosquitto")
+            .args(["-c", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (apt-get install mosquitto; .ci/run does it)");
+        let mut mosquitto = KillOnDrop(mosquitto);
+        let ready = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if mosquitto.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(ready.elapsed() < Duration::from_secs(10), "mosquitto did not start on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if mosquitto.try_wait().unwrap().is_none() {
+            return (mosquitto, port);
+        }
+    }
+    panic!("mosquitto did not start on any of 5 free ports");
 }

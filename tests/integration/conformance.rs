@@ -1,20 +1,29 @@
 //! The conformance suite against the real emulator: the unmodified emulator passes the whole
-//! catalogue, and each deliberate deviation fails exactly the checks it should, and no others.
+//! catalogue, and each deliberate deviation fails exactly the checks the catalogue says it fails
+//! (`Check::failed_by`), and no others.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use dpsbench::conformance::catalogue;
 use dpsbench::conformance::probes::ProbeTarget;
 use dpsbench::conformance::suite::{ConformanceReport, Status, SuiteOptions, run_suite};
 use dpsbench::credentials::{IdScope, SymmetricKey};
 use dpsbench::emulator::config::QuotaConfig;
 use dpsbench::emulator::{self, Deviations, ServiceConfig, ServiceStats};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A loopback port nobody serves, reserved while the socket lives: bound but not listening, so
+/// connects to it are refused and no one else can take it.
+pub fn unserved_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
-async fn suite(deviations: Deviations, plain_port: u16, options: SuiteOptions) -> (ConformanceReport, u64) {
+/// Runs the suite against an emulator with `deviations`. The plain port probed is the one the
+/// emulator serves under `plain_listen`, or else a port nobody serves.
+async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceReport, u64) {
     let scope = IdScope::new("0ne00CONF01").unwrap();
     let key = SymmetricKey::random();
     let mut config = ServiceConfig::single_group(scope.clone(), vec!["hub-a.example".into()], key.clone());
@@ -28,6 +37,8 @@ async fn suite(deviations: Deviations, plain_port: u16, options: SuiteOptions) -
     config.client_trust.cas.push(der);
     let mut started = emulator::start_on_loopback(config).unwrap();
     let ws_address = started.handle.serve_websocket(emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
+    let (_reserved, unserved) = unserved_port();
+    let plain_port = started.handle.plain_address.map_or(unserved, |address| address.port());
     let target = ProbeTarget {
         address: started.handle.address,
         ws_address: Some(ws_address),
@@ -52,7 +63,7 @@ fn with_status(report: &ConformanceReport, status: Status) -> BTreeSet<String> {
 }
 
 async fn failures_with(deviations: Deviations) -> BTreeSet<String> {
-    let (report, _) = suite(deviations, free_port(), SuiteOptions::default()).await;
+    let (report, _) = suite(deviations, SuiteOptions::default()).await;
     for result in report.results.iter().filter(|r| r.status == Status::Fail) {
         assert!(!result.evidence.is_empty(), "{} failed without evidence", result.id);
     }
@@ -63,9 +74,21 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
 }
 
+/// What the catalogue says `deviation` fails.
+fn failed_by(deviation: &str) -> BTreeSet<String> {
+    let expected = set(&catalogue::failed_by(deviation));
+    assert!(!expected.is_empty(), "the catalogue names no check that {deviation} fails");
+    expected
+}
+
+/// Serves plain MQTT on a port of its own, as on 1883.
+fn plain_listen() -> Deviations {
+    Deviations { plain_listen: Some("127.0.0.1:0".parse().unwrap()), ..Deviations::default() }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unmodified_emulator_passes_the_whole_catalogue() {
-    let (report, _) = suite(Deviations::default(), free_port(), SuiteOptions::default()).await;
+    let (report, _) = suite(Deviations::default(), SuiteOptions::default()).await;
     let not_passed: Vec<String> = report
         .results
         .iter()
@@ -77,52 +100,56 @@ async fn the_unmodified_emulator_passes_the_whole_catalogue() {
     assert_eq!(report.must_failures(), 0);
 }
 
-macro_rules! deviation_fails_exactly {
-    ($name:ident, $field:ident, [$($check:literal),+]) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let deviations = Deviations { $field: true, ..Deviations::default() };
-            assert_eq!(failures_with(deviations).await, set(&[$($check),+]));
-        }
+/// One test per switch of the emulator (they run in parallel), each failing exactly the checks
+/// the catalogue names for it.
+macro_rules! each_deviation_fails_exactly_its_checks {
+    ($($field:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $field() {
+                let deviations = Deviations { $field: true, ..Deviations::default() };
+                assert_eq!(failures_with(deviations).await, failed_by(stringify!($field)));
+            }
+        )+
+
+        /// The switches tested above.
+        const SWITCHES_TESTED: &[&str] = &[$(stringify!($field)),+];
     };
 }
 
-deviation_fails_exactly!(accept_plain_mqtt, accept_plain_mqtt, ["DPS-TLS-001"]);
-deviation_fails_exactly!(session_present, session_present, ["DPS-MQTT-001"]);
-deviation_fails_exactly!(keep_subscriptions, keep_subscriptions, ["DPS-MQTT-002"]);
-deviation_fails_exactly!(grant_qos2, grant_qos2, ["DPS-MQTT-003"]);
-deviation_fails_exactly!(reply_qos0, reply_qos0, ["DPS-MQTT-004"]);
-deviation_fails_exactly!(reply_before_puback, reply_before_puback, ["DPS-MQTT-005"]);
-deviation_fails_exactly!(accept_other_filters, accept_other_filters, ["DPS-MQTT-006", "DPS-MQTT-007"]);
-deviation_fails_exactly!(accept_undocumented_topics, accept_undocumented_topics, ["DPS-MQTT-008"]);
-deviation_fails_exactly!(wrong_rid, wrong_rid, ["DPS-TOPIC-002"]);
-deviation_fails_exactly!(rid_not_first, rid_not_first, ["DPS-TOPIC-003"]);
-deviation_fails_exactly!(omit_retry_after, omit_retry_after, ["DPS-TOPIC-004", "DPS-THR-001"]);
-deviation_fails_exactly!(change_operation_id, change_operation_id, ["DPS-FLOW-003"]);
-deviation_fails_exactly!(status_backwards, status_backwards, ["DPS-FLOW-004"]);
-// A final body SDKs reject breaks the flow itself, over MQTT and over WebSocket alike.
-deviation_fails_exactly!(
+each_deviation_fails_exactly_its_checks!(
+    accept_plain_mqtt,
+    session_present,
+    keep_subscriptions,
+    grant_qos2,
+    reply_qos0,
+    reply_before_puback,
+    accept_other_filters,
+    accept_undocumented_topics,
+    wrong_rid,
+    rid_not_first,
+    omit_retry_after,
+    change_operation_id,
+    status_backwards,
+    // A final body SDKs reject breaks the flow itself, over MQTT and over WebSocket alike.
     incomplete_assignment,
-    incomplete_assignment,
-    ["DPS-BODY-001", "DPS-FLOW-005", "DPS-FLOW-006", "DPS-WS-001"]
-);
-deviation_fails_exactly!(
     unassigned_final,
-    unassigned_final,
-    ["DPS-BODY-002", "DPS-FLOW-005", "DPS-FLOW-006", "DPS-WS-001"]
+    accept_any_password,
+    accept_client_id_mismatch,
+    accept_any_subprotocol,
+    accept_cn_mismatch,
 );
-deviation_fails_exactly!(accept_any_password, accept_any_password, ["DPS-AUTH-001", "DPS-AUTH-002"]);
-deviation_fails_exactly!(accept_client_id_mismatch, accept_client_id_mismatch, ["DPS-AUTH-004"]);
-deviation_fails_exactly!(accept_any_subprotocol, accept_any_subprotocol, ["DPS-WS-002"]);
-deviation_fails_exactly!(accept_cn_mismatch, accept_cn_mismatch, ["DPS-AUTH-005"]);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_plain_mqtt_on_the_plain_port_fails_only_that_check() {
-    let port = free_port();
-    let deviations =
-        Deviations { plain_listen: Some(format!("127.0.0.1:{port}").parse().unwrap()), ..Deviations::default() };
-    let (report, _) = suite(deviations, port, SuiteOptions::default()).await;
-    assert_eq!(with_status(&report, Status::Fail), set(&["DPS-TLS-002"]));
+    assert_eq!(failures_with(plain_listen()).await, failed_by("plain_listen"));
+}
+
+#[test]
+fn every_deviation_the_catalogue_names_has_its_test() {
+    let tested: BTreeSet<&str> = SWITCHES_TESTED.iter().copied().chain(["plain_listen"]).collect();
+    let named: BTreeSet<&str> = catalogue::deviations().into_iter().collect();
+    assert_eq!(tested, named);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,10 +159,7 @@ async fn waivers_and_the_billable_exclusion_skip_probes_and_say_why() {
         exclude_billable: true,
     };
     // Even a target that serves plain MQTT on the plain port passes: that check is waived.
-    let port = free_port();
-    let deviations =
-        Deviations { plain_listen: Some(format!("127.0.0.1:{port}").parse().unwrap()), ..Deviations::default() };
-    let (report, registrations) = suite(deviations, port, options).await;
+    let (report, registrations) = suite(plain_listen(), options).await;
     assert_eq!(registrations, 0, "billable probes did not run");
     assert_eq!(with_status(&report, Status::Waived), set(&["DPS-TLS-002"]));
     let waived = report.results.iter().find(|r| r.id == "DPS-TLS-002").unwrap();

@@ -17,7 +17,7 @@ async fn refused(target: &ProbeTarget, connect: Packet, registration: &str) -> V
     };
     let connack = match client.connect(connect).await {
         Ok(connack) => connack,
-        Err(e) if e.contains("closed") => return Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
+        Err(e) if e.closed() => return Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
         Err(e) => return could_not("CONNECT", e),
     };
     if connack.code != ConnectReturnCode::Success {
@@ -84,7 +84,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
     let own = target.registration_id("x509-a");
     let certificate = match ca.mint(&own) {
         Ok(certificate) => certificate,
-        Err(e) => return could_not("mint a probe certificate", e.to_string()),
+        Err(e) => return could_not("mint a probe certificate", e),
     };
     let config = match crate::tls::client_config_with_certificate(
         target.roots.clone(),
@@ -93,7 +93,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
         certificate.key(),
     ) {
         Ok(config) => config,
-        Err(e) => return could_not("client certificate", e.to_string()),
+        Err(e) => return could_not("client certificate", e),
     };
     let connect = |claimed: &str| {
         let mut connect = rumqttc::mqttbytes::v4::Connect::new(claimed);
@@ -120,7 +120,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
     let other = target.registration_id("x509-b");
     let mut client = match target.open_with(config).await {
         Ok(client) => client,
-        Err(e) if e.contains("TLS") => return Verdict::Pass(format!("refused in the TLS handshake: {e}")),
+        Err(e) if e.in_tls_handshake() => return Verdict::Pass(format!("refused in the TLS handshake: {e}")),
         Err(e) => return could_not("connect", e),
     };
     match client.connect(connect(other.as_str())).await {
@@ -128,7 +128,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
             Verdict::Pass(format!("a certificate for {own} claiming {other}: CONNACK {}", connack.code as u8))
         }
         Ok(_) => Verdict::Fail(format!("a certificate for {own} was accepted as {other}")),
-        Err(e) if e.contains("closed") => Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
+        Err(e) if e.closed() => Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
         Err(e) => could_not("CONNECT", e),
     }
 }

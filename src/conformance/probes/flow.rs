@@ -7,14 +7,27 @@ use std::time::Duration;
 
 use rumqttc::mqttbytes::v4::Packet;
 
-use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
+use super::{Answer, ClientError, ProbeClient, ProbeTarget, Verdict, could_not, describe};
 use crate::conformance::PassiveCheck;
 use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
 use crate::device::{FlowReport, FlowSettings, Outcome, Personality, run_device};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
-use crate::topics::{self, ReplyTopic};
+use crate::topics::{self, ReplyTopic, TopicError};
+
+/// Why a flow probe's exchange went wrong before it could decide.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    ReplyTopic(#[from] TopicError),
+    #[error("reply {topic} has no operation status: {source}")]
+    NoOperationStatus { topic: String, source: serde_json::Error },
+    #[error("no final status after 10 polls")]
+    NoFinalStatus,
+}
 
 /// Longest wait between polls a probe honours (a real DPS says 1-3 s).
 const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
@@ -92,14 +105,14 @@ fn passive_verdicts(report: &FlowReport) -> Vec<(PassiveCheck, Verdict)> {
 }
 
 /// A connected, subscribed probe client for the device `name`.
-async fn subscribed(target: &ProbeTarget, name: &str) -> Result<ProbeClient, String> {
+async fn subscribed(target: &ProbeTarget, name: &str) -> Result<ProbeClient, ClientError> {
     let device = target.device(name);
     let password = device.password.as_ref().expect("probe devices have tokens");
     let id = device.registration_id.as_str();
     let mut client = target.open().await?;
     let connack = client.connect(target.connect_packet(id, &target.id_scope, id, password, true)).await?;
     if connack.code as u8 != 0 {
-        return Err(format!("CONNACK {} for valid credentials", connack.code as u8));
+        return Err(ClientError::Refused(connack.code as u8));
     }
     client.subscribe(&[(topics::RESPONSE_FILTER, QoS::AtLeastOnce)]).await?;
     Ok(client)
@@ -111,18 +124,18 @@ async fn request(
     topic: String,
     body: &[u8],
     wait: Duration,
-) -> Result<(u16, Option<u32>, RegistrationOperationStatus), String> {
+) -> Result<(u16, Option<u32>, RegistrationOperationStatus), FlowError> {
     client.publish(topic, body).await?;
     match client.reply(wait).await {
         Answer::Packet(Packet::Publish(reply)) => {
-            let parsed = ReplyTopic::parse(&reply.topic).map_err(|e| e.to_string())?;
+            let parsed = ReplyTopic::parse(&reply.topic)?;
             let status = serde_json::from_slice(&reply.payload)
-                .map_err(|e| format!("reply {} has no operation status: {e}", reply.topic))?;
+                .map_err(|source| FlowError::NoOperationStatus { topic: reply.topic.clone(), source })?;
             Ok((parsed.status, parsed.retry_after.flatten(), status))
         }
-        Answer::Packet(other) => Err(format!("expected a reply, got {}", describe(&other))),
-        Answer::Closed => Err("connection closed instead of a reply".into()),
-        Answer::Silent => Err(format!("no reply within {} s", wait.as_secs())),
+        Answer::Packet(other) => Err(ClientError::Unexpected { expected: "a reply", got: describe(&other) }.into()),
+        Answer::Closed => Err(ClientError::Closed("a reply").into()),
+        Answer::Silent => Err(ClientError::Silent { expected: "reply", seconds: wait.as_secs() }.into()),
     }
 }
 
@@ -164,7 +177,7 @@ pub async fn status_only_forward(target: &ProbeTarget) -> Verdict {
                 final_status = Some(reply.status.as_str());
             }
         }
-        Err::<Verdict, String>("no final status after 10 polls".into())
+        Err::<Verdict, FlowError>(FlowError::NoFinalStatus)
     };
     let verdict = verdict.await.unwrap_or_else(|e| could_not("lifecycle", e));
     client.disconnect().await;

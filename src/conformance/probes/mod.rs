@@ -2,12 +2,14 @@
 //!
 //! `tls` probes the transport (plain MQTT, port 1883, TLS versions); `session` the MQTT session
 //! and subscription rules; `auth` refused credentials; `flow` the registration lifecycle, the
-//! passive checks on it, forward-only status and throttling. Probes never panic on what the
+//! passive checks on it, forward-only status and throttling; `table` lists every probe with its
+//! deadline and whether it creates registrations, in run order. Probes never panic on what the
 //! target sends; a target that says nothing fails at the probe's deadline.
 
 pub mod auth;
 pub mod flow;
 pub mod session;
+pub mod table;
 pub mod tls;
 pub mod websocket;
 
@@ -26,6 +28,43 @@ use tokio_rustls::client::TlsStream;
 use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 use crate::device::{DeviceIdentity, Target};
 use crate::mqtt::{Framed, MqttError, QoS};
+
+/// Why a probe client could not get as far as the probe's question.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("TCP connect to {0} timed out")]
+    ConnectTimedOut(SocketAddr),
+    #[error("TCP connect to {address}: {source}")]
+    Connect { address: SocketAddr, source: std::io::Error },
+    #[error("TLS handshake timed out")]
+    HandshakeTimedOut,
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("send failed: {0}")]
+    Send(MqttError),
+    #[error("send timed out")]
+    SendTimedOut,
+    #[error("expected {expected}, got {got}")]
+    Unexpected { expected: &'static str, got: String },
+    #[error("connection closed instead of {0}")]
+    Closed(&'static str),
+    #[error("no {expected} within {seconds} s")]
+    Silent { expected: &'static str, seconds: u64 },
+    #[error("CONNACK {0} for valid credentials")]
+    Refused(u8),
+}
+
+impl ClientError {
+    /// Whether the target ended the connection (which refuses what was asked).
+    pub fn closed(&self) -> bool {
+        matches!(self, ClientError::Closed(_) | ClientError::Send(MqttError::Closed))
+    }
+
+    /// Whether the TLS handshake failed or timed out.
+    pub fn in_tls_handshake(&self) -> bool {
+        matches!(self, ClientError::HandshakeTimedOut | ClientError::Handshake(_))
+    }
+}
 
 /// What a probe concluded for one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,21 +197,22 @@ impl ProbeTarget {
     }
 
     /// Opens a TLS 1.2 connection for a probe client.
-    pub async fn open(&self) -> Result<ProbeClient, String> {
+    pub async fn open(&self) -> Result<ProbeClient, ClientError> {
         self.open_with(self.tls12()).await
     }
 
     /// Opens a connection with `config` (e.g. one presenting a client certificate).
-    pub async fn open_with(&self, config: Arc<ClientConfig>) -> Result<ProbeClient, String> {
-        let tcp = timeout(self.deadline, TcpStream::connect(self.address))
+    pub async fn open_with(&self, config: Arc<ClientConfig>) -> Result<ProbeClient, ClientError> {
+        let address = self.address;
+        let tcp = timeout(self.deadline, TcpStream::connect(address))
             .await
-            .map_err(|_| format!("TCP connect to {} timed out", self.address))?
-            .map_err(|e| format!("TCP connect to {}: {e}", self.address))?;
+            .map_err(|_| ClientError::ConnectTimedOut(address))?
+            .map_err(|source| ClientError::Connect { address, source })?;
         let _ = tcp.set_nodelay(true);
         let tls = timeout(self.deadline, TlsConnector::from(config).connect(self.server_name.clone(), tcp))
             .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            .map_err(|_| ClientError::HandshakeTimedOut)?
+            .map_err(ClientError::Handshake)?;
         Ok(ProbeClient { framed: Framed::new(tls), deadline: self.deadline, next_packet_id: 1 })
     }
 }
@@ -193,11 +233,11 @@ pub struct ProbeClient {
 }
 
 impl ProbeClient {
-    pub async fn send(&mut self, packet: &Packet) -> Result<(), String> {
+    pub async fn send(&mut self, packet: &Packet) -> Result<(), ClientError> {
         match timeout(self.deadline, self.framed.send(packet)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("send failed: {e}")),
-            Err(_) => Err("send timed out".into()),
+            Ok(Err(e)) => Err(ClientError::Send(e)),
+            Err(_) => Err(ClientError::SendTimedOut),
         }
     }
 
@@ -221,17 +261,15 @@ impl ProbeClient {
         }
     }
 
-    pub async fn connect(&mut self, connect: Packet) -> Result<ConnAck, String> {
+    pub async fn connect(&mut self, connect: Packet) -> Result<ConnAck, ClientError> {
         self.send(&connect).await?;
         match self.expect().await {
             Answer::Packet(Packet::ConnAck(connack)) => Ok(connack),
-            Answer::Packet(other) => Err(format!("expected CONNACK, got {}", describe(&other))),
-            Answer::Closed => Err("connection closed instead of CONNACK".into()),
-            Answer::Silent => Err(format!("no CONNACK within {} s", self.deadline.as_secs())),
+            other => Err(self.not_the_answer("CONNACK", other)),
         }
     }
 
-    pub async fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Result<SubAck, String> {
+    pub async fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Result<SubAck, ClientError> {
         let mut subscribe = Subscribe::new(filters[0].0, filters[0].1);
         for (path, qos) in &filters[1..] {
             subscribe.add(path.to_string(), *qos);
@@ -242,15 +280,13 @@ impl ProbeClient {
             match self.expect().await {
                 Answer::Packet(Packet::SubAck(suback)) => return Ok(suback),
                 Answer::Packet(Packet::Publish(_) | Packet::PubAck(_)) => continue,
-                Answer::Packet(other) => return Err(format!("expected SUBACK, got {}", describe(&other))),
-                Answer::Closed => return Err("connection closed instead of SUBACK".into()),
-                Answer::Silent => return Err(format!("no SUBACK within {} s", self.deadline.as_secs())),
+                other => return Err(self.not_the_answer("SUBACK", other)),
             }
         }
     }
 
     /// Publishes at QoS 1 and returns its packet id.
-    pub async fn publish(&mut self, topic: String, body: &[u8]) -> Result<u16, String> {
+    pub async fn publish(&mut self, topic: String, body: &[u8]) -> Result<u16, ClientError> {
         let mut publish = Publish::new(topic, QoS::AtLeastOnce, body.to_vec());
         publish.pkid = self.packet_id();
         let id = publish.pkid;
@@ -274,6 +310,15 @@ impl ProbeClient {
                 Answer::Packet(Packet::PubAck(_) | Packet::PingResp) => continue,
                 other => return other,
             }
+        }
+    }
+
+    /// The error for `answer` when `expected` was awaited within the probe deadline.
+    fn not_the_answer(&self, expected: &'static str, answer: Answer) -> ClientError {
+        match answer {
+            Answer::Packet(packet) => ClientError::Unexpected { expected, got: describe(&packet) },
+            Answer::Closed => ClientError::Closed(expected),
+            Answer::Silent => ClientError::Silent { expected, seconds: self.deadline.as_secs() },
         }
     }
 
@@ -302,7 +347,7 @@ pub fn describe(packet: &Packet) -> String {
 }
 
 /// Appends what went wrong before a probe could decide.
-pub fn could_not(step: &str, error: String) -> Verdict {
+pub fn could_not(step: &str, error: impl std::fmt::Display) -> Verdict {
     Verdict::Fail(format!("{step}: {error}"))
 }
 
@@ -330,5 +375,17 @@ mod tests {
         let packet = target.connect_packet("p-x", &target.id_scope, "p-x", &token, true);
         assert_eq!(describe(&packet), "CONNECT");
         assert!(!format!("{target:?}").contains("SymmetricKey("), "{target:?}");
+    }
+
+    #[test]
+    fn client_errors_say_what_failed_and_whether_the_target_closed() {
+        let closed = ClientError::Closed("CONNACK");
+        assert_eq!(closed.to_string(), "connection closed instead of CONNACK");
+        assert!(closed.closed() && ClientError::Send(MqttError::Closed).closed());
+        assert!(!ClientError::Silent { expected: "SUBACK", seconds: 2 }.closed());
+        assert_eq!(ClientError::Silent { expected: "SUBACK", seconds: 2 }.to_string(), "no SUBACK within 2 s");
+        assert_eq!(ClientError::Refused(5).to_string(), "CONNACK 5 for valid credentials");
+        assert!(ClientError::HandshakeTimedOut.in_tls_handshake());
+        assert!(!ClientError::ConnectTimedOut("127.0.0.1:1".parse().unwrap()).in_tls_handshake());
     }
 }

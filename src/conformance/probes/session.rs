@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, SubscribeReasonCode};
 
-use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
+use super::{Answer, ClientError, ProbeClient, ProbeTarget, Verdict, could_not, describe};
 use crate::mqtt::QoS;
 use crate::topics;
 
@@ -15,14 +15,14 @@ fn silence(target: &ProbeTarget) -> Duration {
 }
 
 /// A connected probe client for the device `name`.
-async fn connected(target: &ProbeTarget, name: &str, clean: bool) -> Result<(ProbeClient, bool), String> {
+async fn connected(target: &ProbeTarget, name: &str, clean: bool) -> Result<(ProbeClient, bool), ClientError> {
     let device = target.device(name);
     let password = device.password.as_ref().expect("probe devices have tokens");
     let id = device.registration_id.as_str();
     let mut client = target.open().await?;
     let connack = client.connect(target.connect_packet(id, &target.id_scope, id, password, clean)).await?;
     if connack.code != ConnectReturnCode::Success {
-        return Err(format!("CONNACK {} for valid credentials", connack.code as u8));
+        return Err(ClientError::Refused(connack.code as u8));
     }
     Ok((client, connack.session_present))
 }
@@ -38,15 +38,15 @@ pub async fn no_session_survives(target: &ProbeTarget) -> (Verdict, Verdict) {
         client.publish(topics::register_topic("1"), body.as_bytes()).await?;
         let control = client.reply(target.deadline).await;
         client.disconnect().await;
-        Ok::<_, String>((present, matches!(control, Answer::Packet(Packet::Publish(_)))))
+        Ok::<_, ClientError>((present, matches!(control, Answer::Packet(Packet::Publish(_)))))
     };
     let (first_present, control_replied) = match first.await {
         Ok(first) => first,
-        Err(e) => return (could_not("first connection", e.clone()), could_not("first connection", e)),
+        Err(e) => return (could_not("first connection", &e), could_not("first connection", &e)),
     };
     let (mut client, second_present) = match connected(target, "session", false).await {
         Ok(connected) => connected,
-        Err(e) => return (could_not("reconnect", e.clone()), could_not("reconnect", e)),
+        Err(e) => return (could_not("reconnect", &e), could_not("reconnect", &e)),
     };
     let session_present = if first_present || second_present {
         Verdict::Fail(format!("CleanSession 0: SessionPresent {} then {}", first_present as u8, second_present as u8))
@@ -84,7 +84,7 @@ pub async fn qos2_granted_as_1(target: &ProbeTarget) -> Verdict {
         let (mut client, _) = connected(target, "qos", true).await?;
         let suback = client.subscribe(&[(topics::RESPONSE_FILTER, QoS::ExactlyOnce)]).await?;
         client.disconnect().await;
-        Ok::<_, String>(suback.return_codes)
+        Ok::<_, ClientError>(suback.return_codes)
     };
     match granted.await {
         Ok(codes) if codes == [SubscribeReasonCode::Success(QoS::AtLeastOnce)] => {
@@ -121,7 +121,7 @@ async fn filters_refused(target: &ProbeTarget, name: &str, filters: &[&str]) -> 
             }
         }
         // Closing the connection also refuses the subscription.
-        Err(e) if e.contains("closed") => Verdict::Pass(format!("connection closed on SUBSCRIBE: {e}")),
+        Err(e) if e.closed() => Verdict::Pass(format!("connection closed on SUBSCRIBE: {e}")),
         Err(e) => could_not("subscribe", e),
     }
 }

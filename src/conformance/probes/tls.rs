@@ -15,6 +15,23 @@ use super::{ProbeTarget, Verdict};
 use crate::mqtt::{self, MAX_PACKET_SIZE};
 use crate::tls::{self, TlsVersions};
 
+/// Why a transport probe could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("connect timed out")]
+    ConnectTimedOut,
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error(transparent)]
+    Encode(#[from] rumqttc::mqttbytes::Error),
+    #[error(transparent)]
+    ClientConfig(#[from] tls::TlsError),
+    #[error("handshake timed out")]
+    HandshakeTimedOut,
+    #[error(transparent)]
+    Handshake(std::io::Error),
+}
+
 /// How long a probe waits for a plain-text answer: 3 s, or the deadline if shorter.
 fn answer_wait(target: &ProbeTarget) -> Duration {
     target.deadline.min(Duration::from_secs(3))
@@ -63,20 +80,13 @@ impl PlainAnswer {
 }
 
 /// Sends a valid device CONNECT in plain text; reports what came back.
-async fn plain_connect(target: &ProbeTarget, address: std::net::SocketAddr) -> Result<PlainAnswer, String> {
-    let mut stream = match timeout(target.deadline, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(format!("connect: {e}")),
-        Err(_) => return Err("connect timed out".into()),
-    };
+async fn plain_connect(target: &ProbeTarget, address: std::net::SocketAddr) -> Result<PlainAnswer, TransportError> {
+    let mut stream = tcp_connect(target, address).await?;
     let device = target.device("plain");
     let password = device.password.as_ref().expect("probe devices have tokens");
     let id = device.registration_id.as_str();
     let mut bytes = BytesMut::new();
-    target
-        .connect_packet(id, &target.id_scope, id, password, true)
-        .write(&mut bytes, MAX_PACKET_SIZE)
-        .map_err(|e| e.to_string())?;
+    target.connect_packet(id, &target.id_scope, id, password, true).write(&mut bytes, MAX_PACKET_SIZE)?;
     if stream.write_all(&bytes).await.is_err() {
         return Ok(PlainAnswer::Closed);
     }
@@ -116,16 +126,24 @@ pub async fn tls13_alone_refused(target: &ProbeTarget) -> Verdict {
     }
 }
 
-async fn handshake(target: &ProbeTarget, versions: TlsVersions) -> Result<(Option<ProtocolVersion>, String), String> {
-    let config = tls::client_config(target.roots.clone(), versions).map_err(|e| e.to_string())?;
-    let tcp = timeout(target.deadline, TcpStream::connect(target.address))
+/// A TCP connection to `address` within the deadline.
+async fn tcp_connect(target: &ProbeTarget, address: std::net::SocketAddr) -> Result<TcpStream, TransportError> {
+    timeout(target.deadline, TcpStream::connect(address))
         .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|_| TransportError::ConnectTimedOut)?
+        .map_err(TransportError::Connect)
+}
+
+async fn handshake(
+    target: &ProbeTarget,
+    versions: TlsVersions,
+) -> Result<(Option<ProtocolVersion>, String), TransportError> {
+    let config = tls::client_config(target.roots.clone(), versions)?;
+    let tcp = tcp_connect(target, target.address).await?;
     let stream = timeout(target.deadline, TlsConnector::from(config).connect(target.server_name.clone(), tcp))
         .await
-        .map_err(|_| "handshake timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| TransportError::HandshakeTimedOut)?
+        .map_err(TransportError::Handshake)?;
     let connection = stream.get_ref().1;
     let suite = connection.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
     Ok((connection.protocol_version(), suite))
@@ -169,11 +187,8 @@ impl HelloAnswer {
     }
 }
 
-async fn old_hello(target: &ProbeTarget, version: u16) -> Result<HelloAnswer, String> {
-    let mut stream = timeout(target.deadline, TcpStream::connect(target.address))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
+async fn old_hello(target: &ProbeTarget, version: u16) -> Result<HelloAnswer, TransportError> {
+    let mut stream = tcp_connect(target, target.address).await?;
     if stream.write_all(&client_hello(version)).await.is_err() {
         return Ok(HelloAnswer::Closed);
     }

@@ -15,6 +15,17 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::websocket::DEFAULT_PATH;
 
+/// Why a WebSocket upgrade could not be tried.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    #[error(transparent)]
+    Request(#[from] tokio_tungstenite::tungstenite::Error),
+}
+
 /// The dialects SDKs speak: Python/Node/C's path, C#'s root path, the C SDK's `MQTT`.
 const DIALECTS: [(&str, &str, &str); 3] =
     [("sdk default", DEFAULT_PATH, "mqtt"), ("C# path /", "/", "mqtt"), ("C SDK MQTT", DEFAULT_PATH, "MQTT")];
@@ -51,20 +62,22 @@ pub async fn wrong_subprotocol_refused(target: &ProbeTarget) -> Verdict {
         return Verdict::Skipped("the target has no WebSocket endpoint (give --ws-target)".into());
     };
     let upgrade = async {
-        let tcp = TcpStream::connect(address).await.map_err(|e| format!("connect: {e}"))?;
+        let tcp = TcpStream::connect(address).await.map_err(UpgradeError::Connect)?;
         let tls = TlsConnector::from(target.tls12())
             .connect(target.server_name.clone(), tcp)
             .await
-            .map_err(|e| format!("TLS: {e}"))?;
+            .map_err(UpgradeError::Tls)?;
         let host = match &target.server_name {
             rustls_pki_types::ServerName::DnsName(name) => name.as_ref().to_string(),
             _ => address.ip().to_string(),
         };
         // The raw upgrade: what matters is the server's answer (101 or a refusal), not whether
         // a device would accept the subprotocol it selected.
-        let mut request = format!("wss://{host}{DEFAULT_PATH}").into_client_request().map_err(|e| e.to_string())?;
+        let mut request = format!("wss://{host}{DEFAULT_PATH}").into_client_request()?;
         request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("wamp"));
-        Ok::<_, String>(tokio_tungstenite::client_async(request, tls).await.map(|(_, response)| response.status()))
+        Ok::<_, UpgradeError>(
+            tokio_tungstenite::client_async(request, tls).await.map(|(_, response)| response.status()),
+        )
     };
     match timeout(target.deadline * 2, upgrade).await {
         Ok(Ok(Err(refused))) => Verdict::Pass(format!("subprotocol wamp refused: {refused}")),
