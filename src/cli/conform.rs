@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::ConformArgs;
 use super::keys::read_key;
 use crate::conformance::probes::ProbeTarget;
+use crate::conformance::CATALOGUE;
 use crate::conformance::report;
 use crate::conformance::suite::{self, SuiteOptions};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
@@ -38,10 +39,11 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
         }
     };
     if embedded.is_none() && !args.exclude_billable {
+        let billable: Vec<&str> = CATALOGUE.iter().filter(|check| check.billable()).map(|check| check.id).collect();
         eprintln!(
-            "dpsbench: note: the lifecycle (DPS-FLOW-005 and the passive checks), DPS-MQTT-002, DPS-FLOW-004 and \\
-             DPS-THR-001 create registrations, billable on a real DPS instance (up to {} here); \\
+            "dpsbench: note: {} create registrations, billable on a real DPS instance (up to {} here); \
              --exclude-billable skips them",
+            billable.join(", "),
             args.throttle_requests + 3
         );
     }

@@ -27,14 +27,11 @@ async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceRep
     let scope = IdScope::new("0ne00CONF01").unwrap();
     let key = SymmetricKey::random();
     let mut config = ServiceConfig::single_group(scope.clone(), vec!["hub-a.example".into()], key.clone());
-    config.retry_after_seconds = 1;
     config.assign_delay = Duration::ZERO;
     config.quota = Some(QuotaConfig { registrations_per_minute: 20, operations_per_minute: 6000 });
     config.deviations = deviations;
     let ca = dpsbench::x509::CertificateAuthority::generate().unwrap();
-    let (subject, der) = dpsbench::x509::subject_of(ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
-    config.x509_groups.push(dpsbench::emulator::config::X509Group { name: "conf-x509".into(), subject });
-    config.client_trust.cas.push(der);
+    config.trust_x509_ca("conf-x509", ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
     let mut started = emulator::start_on_loopback(config).unwrap();
     let ws_address = started.handle.serve_websocket(emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
     let (_reserved, unserved) = unserved_port();

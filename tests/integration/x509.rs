@@ -5,9 +5,9 @@
 use dpsbench::credentials::RegistrationId;
 use dpsbench::device::driver::{never_abort, now};
 use dpsbench::device::{DeviceIdentity, FailureKind, Outcome, run_device};
-use dpsbench::emulator::config::{X509Group, X509Individual};
+use dpsbench::emulator::config::X509Individual;
 use dpsbench::tls::{self, TlsVersions};
-use dpsbench::x509::{CertificateAuthority, DeviceCertificate, PeerCertificate, subject_of};
+use dpsbench::x509::{CertificateAuthority, DeviceCertificate, PeerCertificate};
 
 use crate::support::*;
 
@@ -38,14 +38,12 @@ fn x509_device(emulator: &Emulator, certificate: &DeviceCertificate, claimed: &s
 async fn x509_groups_and_individual_enrollments_with_cn_checks() {
     let group_ca = CertificateAuthority::generate().unwrap();
     let other_ca = CertificateAuthority::generate().unwrap();
-    let (group_subject, group_der) = subject_of(group_ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
     let pinned_id = RegistrationId::new("pinned-1").unwrap();
     let pinned = other_ca.mint(&pinned_id).unwrap();
     let pinned_hash = PeerCertificate::inspect(&pinned.chain).unwrap().sha256;
     let mut emulator = start_emulator(|c| {
-        c.x509_groups.push(X509Group { name: "x509-fleet".into(), subject: group_subject.clone() });
+        c.trust_x509_ca("x509-fleet", group_ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
         c.x509_individuals.push(X509Individual { registration_id: pinned_id.clone(), sha256: pinned_hash });
-        c.client_trust.cas.push(group_der.clone());
         c.client_trust.pinned.push(pinned_hash);
     });
     let settings = quick_settings();
