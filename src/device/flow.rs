@@ -18,7 +18,7 @@ use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation
 use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
 use crate::conformance::passive::{CheckLog, ParsedOperation, RequestKind};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
-use crate::mqtt::QoS;
+use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, ReplyTopic};
 
 #[derive(Debug)]
@@ -49,7 +49,7 @@ pub struct Flow {
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     state: State,
-    next_packet_id: u16,
+    packet_ids: PacketIds,
     next_rid: u32,
     outstanding: Option<Request>,
     operation_id: Option<String>,
@@ -72,7 +72,7 @@ impl Flow {
             settings,
             identity,
             state: State::Idle,
-            next_packet_id: 1,
+            packet_ids: PacketIds::new(),
             next_rid: 1,
             outstanding: None,
             operation_id: None,
@@ -249,7 +249,7 @@ impl Flow {
     }
 
     fn subscribe(&mut self, now: Instant) {
-        let packet_id = self.packet_id();
+        let packet_id = self.packet_ids.next_id();
         let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, self.settings.subscribe_qos);
         subscribe.pkid = packet_id;
         self.push(now, Packet::Subscribe(subscribe));
@@ -294,7 +294,7 @@ impl Flow {
         };
         let mut publish = Publish::from_bytes(topic, qos, payload);
         if publish.qos != QoS::AtMostOnce {
-            publish.pkid = self.packet_id();
+            publish.pkid = self.packet_ids.next_id();
         }
         self.report.checks.request_sent(publish.qos, publish.pkid);
         self.push(now, Packet::Publish(publish));
@@ -416,12 +416,6 @@ impl Flow {
             return None;
         }
         self.last_sent.map(|at| at + Duration::from_secs(keep_alive.into()))
-    }
-
-    fn packet_id(&mut self) -> u16 {
-        let id = self.next_packet_id;
-        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-        id
     }
 }
 

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::config::{AuthFailure, QuotaConfig, ServiceConfig};
 use crate::credentials::{RegistrationId, SasToken, SymmetricKey};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
-use crate::mqtt::QoS;
+use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, RequestTopic};
 use crate::x509::PeerCertificate;
 
@@ -357,7 +357,7 @@ pub struct Session {
     state: SessionState,
     /// QoS replies are delivered at; `None` until the response filter is subscribed.
     reply_qos: Option<QoS>,
-    next_packet_id: u16,
+    packet_ids: PacketIds,
     keep_alive: u16,
     /// The client certificate presented in the TLS handshake, if any.
     peer: Option<PeerCertificate>,
@@ -376,7 +376,7 @@ impl Session {
 
     /// A session whose TLS handshake presented `peer` as client certificate.
     pub fn with_peer(peer: Option<PeerCertificate>) -> Self {
-        Self { state: SessionState::AwaitConnect, reply_qos: None, next_packet_id: 1, keep_alive: 0, peer }
+        Self { state: SessionState::AwaitConnect, reply_qos: None, packet_ids: PacketIds::new(), keep_alive: 0, peer }
     }
 
     /// The keep-alive the device asked for, once connected (0 before).
@@ -504,18 +504,12 @@ impl Session {
             let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
             let mut reply = Publish::new(deviations.reply_topic(status, request.rid(), retry_after), qos, body);
             if qos != QoS::AtMostOnce {
-                reply.pkid = self.packet_id();
+                reply.pkid = self.packet_ids.next_id();
             }
             response.packets.push(Packet::Publish(reply));
         }
         response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
         response
-    }
-
-    fn packet_id(&mut self) -> u16 {
-        let id = self.next_packet_id;
-        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-        id
     }
 }
 

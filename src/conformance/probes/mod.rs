@@ -25,7 +25,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 use crate::device::{DeviceIdentity, Target};
-use crate::mqtt::{Framed, MqttError, QoS};
+use crate::mqtt::{Framed, MqttError, PacketIds, QoS};
 
 /// What a probe concluded for one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl ProbeTarget {
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-        Ok(ProbeClient { framed: Framed::new(tls), deadline: self.deadline, next_packet_id: 1 })
+        Ok(ProbeClient { framed: Framed::new(tls), deadline: self.deadline, packet_ids: PacketIds::new() })
     }
 }
 
@@ -189,7 +189,7 @@ pub enum Answer {
 pub struct ProbeClient {
     framed: Framed<TlsStream<TcpStream>>,
     deadline: Duration,
-    next_packet_id: u16,
+    packet_ids: PacketIds,
 }
 
 impl ProbeClient {
@@ -236,7 +236,7 @@ impl ProbeClient {
         for (path, qos) in &filters[1..] {
             subscribe.add(path.to_string(), *qos);
         }
-        subscribe.pkid = self.packet_id();
+        subscribe.pkid = self.packet_ids.next_id();
         self.send(&Packet::Subscribe(subscribe)).await?;
         loop {
             match self.expect().await {
@@ -252,7 +252,7 @@ impl ProbeClient {
     /// Publishes at QoS 1 and returns its packet id.
     pub async fn publish(&mut self, topic: String, body: &[u8]) -> Result<u16, String> {
         let mut publish = Publish::new(topic, QoS::AtLeastOnce, body.to_vec());
-        publish.pkid = self.packet_id();
+        publish.pkid = self.packet_ids.next_id();
         let id = publish.pkid;
         self.send(&Packet::Publish(publish)).await?;
         Ok(id)
@@ -280,12 +280,6 @@ impl ProbeClient {
     pub async fn disconnect(mut self) {
         let _ = self.send(&Packet::Disconnect).await;
         self.framed.shutdown().await;
-    }
-
-    fn packet_id(&mut self) -> u16 {
-        let id = self.next_packet_id;
-        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-        id
     }
 }
 
