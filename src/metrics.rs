@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::conformance::{Finding, PassiveCheck};
-use crate::device::{FailureKind, FlowReport, Outcome, Phase};
+use crate::device::{FailureKind, FlowReport, Outcome, Step};
 
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -188,7 +188,7 @@ impl Metrics {
             counts.connections += 1;
             match &report.outcome {
                 Outcome::Assigned { .. } => counts.assigned += 1,
-                Outcome::Failed(FailureKind::Connect | FailureKind::Timeout(Phase::TcpConnect)) => {
+                Outcome::Failed(FailureKind::Connect | FailureKind::Timeout(Step::TcpConnect)) => {
                     counts.connect_errors += 1;
                     counts.failed += 1;
                 }
@@ -523,7 +523,7 @@ mod tests {
             }
             None => {
                 timings.end = Some(start + Duration::from_millis(10));
-                Outcome::Failed(FailureKind::Timeout(Phase::Connack))
+                Outcome::Failed(FailureKind::Timeout(Step::Connack))
             }
         };
         FlowReport {

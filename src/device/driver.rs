@@ -14,7 +14,7 @@ use tokio::time::{sleep_until, timeout};
 use tokio_rustls::TlsConnector;
 
 use super::flow::Flow;
-use super::outcome::{FailureKind, FlowReport, Phase, Timings};
+use super::outcome::{FailureKind, FlowReport, Step, Timings};
 use super::{DeviceIdentity, FlowSettings};
 use crate::mqtt::{Framed, MqttError};
 use crate::websocket;
@@ -83,7 +83,7 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     let tcp = match timeout(timeouts.tcp_connect, connect(target.address, flow.identity().source_address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(_)) => return flow.fail(now(), FailureKind::Connect),
-        Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TcpConnect)),
+        Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TcpConnect)),
     };
     // Nagle would hold small MQTT packets back and distort every latency measured after it.
     let _ = tcp.set_nodelay(true);
@@ -95,7 +95,7 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     let tls = match timeout(timeouts.tls_handshake, handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(_)) => return flow.fail(now(), FailureKind::Tls),
-        Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TlsHandshake)),
+        Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TlsHandshake)),
     };
     flow.timings_mut().tls_done = Some(now());
 
@@ -114,7 +114,7 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
             let ws = match timeout(timeouts.tls_handshake, upgrade).await {
                 Ok(Ok(ws)) => ws,
                 Ok(Err(_)) => return flow.fail(now(), FailureKind::WebSocket),
-                Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::WebSocketUpgrade)),
+                Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::WebSocketUpgrade)),
             };
             flow.timings_mut().ws_upgraded = Some(now());
             let mut framed = Framed::new(ws);

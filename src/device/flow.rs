@@ -14,7 +14,7 @@ use rumqttc::mqttbytes::v4::{
     Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, Subscribe, SubscribeReasonCode,
 };
 
-use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation};
+use super::outcome::{FailureKind, FlowReport, Outcome, Step, Timings, Violation};
 use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
 use crate::conformance::passive::{CheckLog, ParsedOperation, RequestKind};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
@@ -54,7 +54,7 @@ pub struct Flow {
     outstanding: Option<Request>,
     operation_id: Option<String>,
     retries: u32,
-    deadline: Option<(Instant, Phase)>,
+    deadline: Option<(Instant, Step)>,
     wake: Option<Instant>,
     /// When the device last queued a packet, for keep-alive PINGREQs.
     last_sent: Option<Instant>,
@@ -126,7 +126,7 @@ impl Flow {
         self.push(now, Packet::Connect(connect));
         self.report.timings.connect_sent = Some(now);
         self.state = State::AwaitConnAck;
-        self.deadline = Some((now + self.settings.timeouts.connack, Phase::Connack));
+        self.deadline = Some((now + self.settings.timeouts.connack, Step::Connack));
     }
 
     /// The next packet to send, if any.
@@ -147,17 +147,17 @@ impl Flow {
         self.state == State::Done
     }
 
-    /// The phase the flow is in, for timeouts and lost connections.
-    pub fn phase(&self) -> Phase {
+    /// The step the flow is in, for timeouts and lost connections.
+    pub fn step(&self) -> Step {
         match self.state {
-            State::Idle => Phase::TcpConnect,
-            State::AwaitConnAck => Phase::Connack,
-            State::AwaitSubAck { .. } => Phase::Suback,
+            State::Idle => Step::TcpConnect,
+            State::AwaitConnAck => Step::Connack,
+            State::AwaitSubAck { .. } => Step::Suback,
             State::AwaitReply => match self.outstanding.as_ref().map(|r| r.kind) {
-                Some(RequestKind::Poll) => Phase::Poll,
-                _ => Phase::Register,
+                Some(RequestKind::Poll) => Step::Poll,
+                _ => Step::Register,
             },
-            State::Waiting { .. } | State::Done => Phase::Wait,
+            State::Waiting { .. } | State::Done => Step::Wait,
         }
     }
 
@@ -167,12 +167,12 @@ impl Flow {
             return;
         }
         if now >= self.report.timings.start + self.settings.timeouts.flow {
-            return self.fail(now, FailureKind::Timeout(self.phase()));
+            return self.fail(now, FailureKind::Timeout(self.step()));
         }
-        if let Some((at, phase)) = self.deadline
+        if let Some((at, step)) = self.deadline
             && now >= at
         {
-            return self.fail(now, FailureKind::Timeout(phase));
+            return self.fail(now, FailureKind::Timeout(step));
         }
         if let (Some(at), State::Waiting { next }) = (self.wake, self.state)
             && now >= at
@@ -188,7 +188,7 @@ impl Flow {
     /// The connection closed or broke.
     pub fn handle_closed(&mut self, now: Instant) {
         if self.state != State::Done {
-            self.fail(now, FailureKind::ConnectionLost(self.phase()));
+            self.fail(now, FailureKind::ConnectionLost(self.step()));
         }
     }
 
@@ -255,7 +255,7 @@ impl Flow {
         self.push(now, Packet::Subscribe(subscribe));
         self.report.timings.subscribe_sent = Some(now);
         self.state = State::AwaitSubAck { packet_id };
-        self.deadline = Some((now + self.settings.timeouts.suback, Phase::Suback));
+        self.deadline = Some((now + self.settings.timeouts.suback, Step::Suback));
     }
 
     fn send_request(&mut self, now: Instant, kind: RequestKind) {
@@ -271,11 +271,11 @@ impl Flow {
             RidStyle::Literal1 => "1".to_string(),
             RidStyle::Uuid => crate::messages::uuid_v4(),
         };
-        let (topic, payload, phase) = match kind {
+        let (topic, payload, step) = match kind {
             RequestKind::Register => {
                 self.report.register_attempts += 1;
                 self.report.timings.register_sent.get_or_insert(now);
-                (topics::register_topic(&rid), self.identity.register_body.clone(), Phase::Register)
+                (topics::register_topic(&rid), self.identity.register_body.clone(), Step::Register)
             }
             RequestKind::Poll => {
                 self.report.polls += 1;
@@ -285,7 +285,7 @@ impl Flow {
                     PollBody::Space => Bytes::from_static(b" "),
                     PollBody::RegisterBody => self.identity.register_body.clone(),
                 };
-                (topics::poll_topic(&rid, operation_id), body, Phase::Poll)
+                (topics::poll_topic(&rid, operation_id), body, Step::Poll)
             }
         };
         let qos = match kind {
@@ -300,7 +300,7 @@ impl Flow {
         self.push(now, Packet::Publish(publish));
         self.outstanding = Some(Request { kind, rid, sent_at: now });
         self.state = State::AwaitReply;
-        self.deadline = Some((now + self.settings.timeouts.reply, phase));
+        self.deadline = Some((now + self.settings.timeouts.reply, step));
     }
 
     fn handle_reply(&mut self, now: Instant, publish: &Publish, operation: Option<ParsedOperation>) {
@@ -577,12 +577,12 @@ mod tests {
         flow.handle_timeout(deadline - Duration::from_millis(1));
         assert!(!flow.is_done());
         flow.handle_timeout(deadline);
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Phase::Connack)));
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Step::Connack)));
 
         let (mut flow, t0) = connected_flow(FlowSettings::default());
         expect_publish(&mut flow);
         flow.handle_timeout(t0 + Duration::from_secs(30));
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Phase::Register)));
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Step::Register)));
     }
 
     #[test]
@@ -663,6 +663,6 @@ mod tests {
         flow.poll_transmit();
         flow.handle_closed(t0);
         assert_eq!(flow.poll_transmit(), None);
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::ConnectionLost(Phase::Wait)));
+        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::ConnectionLost(Step::Wait)));
     }
 }

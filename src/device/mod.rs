@@ -21,7 +21,7 @@ use crate::mqtt::QoS;
 
 pub use driver::{Target, Transport, run_device};
 pub use flow::Flow;
-pub use outcome::{FailureKind, FlowReport, Outcome, Phase, Timings};
+pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
 pub use retry::{Decision, RetryPolicy, RetryProfile};
 
