@@ -22,20 +22,75 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// resolution, so every start may lag up to about 1 ms without the plan being missed.
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
-/// Phase names, in the order a flow goes through them.
-pub const PHASES: [&str; 11] = [
-    "schedule_lag",
-    "tcp_connect",
-    "tls_handshake",
-    "ws_upgrade",
-    "connack",
-    "suback",
-    "register_accepted",
-    "poll",
-    "assigned",
-    "assigned_raw",
-    "end_to_end",
-];
+/// A measured phase of a flow: the single source of phase names (summary keys, report rows).
+/// Its `as_str` and serde names are the keys of `summary.json`'s `phases`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// How late the device started after its intended instant.
+    ScheduleLag,
+    TcpConnect,
+    TlsHandshake,
+    #[serde(rename = "ws_upgrade")]
+    WebSocketUpgrade,
+    /// CONNECT sent to CONNACK.
+    Connack,
+    /// SUBSCRIBE sent to SUBACK.
+    Suback,
+    /// First register sent to its 202.
+    RegisterAccepted,
+    /// Round trip of each poll.
+    Poll,
+    /// Intended start to assignment.
+    Assigned,
+    /// Actual start to assignment.
+    AssignedRaw,
+    /// Intended start to the flow's end.
+    EndToEnd,
+}
+
+impl Phase {
+    /// Every phase, in the order a flow goes through them.
+    pub const ALL: [Phase; 11] = [
+        Phase::ScheduleLag,
+        Phase::TcpConnect,
+        Phase::TlsHandshake,
+        Phase::WebSocketUpgrade,
+        Phase::Connack,
+        Phase::Suback,
+        Phase::RegisterAccepted,
+        Phase::Poll,
+        Phase::Assigned,
+        Phase::AssignedRaw,
+        Phase::EndToEnd,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::ScheduleLag => "schedule_lag",
+            Phase::TcpConnect => "tcp_connect",
+            Phase::TlsHandshake => "tls_handshake",
+            Phase::WebSocketUpgrade => "ws_upgrade",
+            Phase::Connack => "connack",
+            Phase::Suback => "suback",
+            Phase::RegisterAccepted => "register_accepted",
+            Phase::Poll => "poll",
+            Phase::Assigned => "assigned",
+            Phase::AssignedRaw => "assigned_raw",
+            Phase::EndToEnd => "end_to_end",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("bounds 1..1h with 3 digits are valid")
@@ -44,7 +99,8 @@ fn histogram() -> Histogram<u64> {
 /// Folded results of many flows.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    phases: BTreeMap<&'static str, Histogram<u64>>,
+    /// One histogram per phase, indexed by [`Phase`].
+    phases: [Histogram<u64>; Phase::ALL.len()],
     register_attempts: Histogram<u64>,
     polls_per_device: Histogram<u64>,
     failures: BTreeMap<String, u64>,
@@ -100,7 +156,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Self {
-            phases: PHASES.iter().map(|name| (*name, histogram())).collect(),
+            phases: Phase::ALL.map(|_| histogram()),
             register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
             polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
             failures: BTreeMap::new(),
@@ -145,9 +201,9 @@ impl Metrics {
         self.late_starts
     }
 
-    fn phase(&mut self, name: &'static str, duration: Duration) {
+    fn phase(&mut self, phase: Phase, duration: Duration) {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-        self.phases.get_mut(name).expect("every phase has a histogram").saturating_record(micros);
+        self.phases[phase.index()].saturating_record(micros);
     }
 
     /// Folds one finished flow in.
@@ -155,24 +211,24 @@ impl Metrics {
         let t = &report.timings;
         let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
         let measured = [
-            ("schedule_lag", Some(t.start.saturating_duration_since(t.intended_start))),
-            ("tcp_connect", between(Some(t.start), t.tcp_connected)),
-            ("tls_handshake", between(t.tcp_connected, t.tls_done)),
-            ("ws_upgrade", between(t.tls_done, t.ws_upgraded)),
-            ("connack", between(t.connect_sent, t.connack)),
-            ("suback", between(t.subscribe_sent, t.suback)),
-            ("register_accepted", between(t.register_sent, t.register_accepted)),
-            ("assigned", between(Some(t.intended_start), t.assigned)),
-            ("assigned_raw", between(Some(t.start), t.assigned)),
-            ("end_to_end", between(Some(t.intended_start), t.end)),
+            (Phase::ScheduleLag, Some(t.start.saturating_duration_since(t.intended_start))),
+            (Phase::TcpConnect, between(Some(t.start), t.tcp_connected)),
+            (Phase::TlsHandshake, between(t.tcp_connected, t.tls_done)),
+            (Phase::WebSocketUpgrade, between(t.tls_done, t.ws_upgraded)),
+            (Phase::Connack, between(t.connect_sent, t.connack)),
+            (Phase::Suback, between(t.subscribe_sent, t.suback)),
+            (Phase::RegisterAccepted, between(t.register_sent, t.register_accepted)),
+            (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
+            (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
+            (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
         ];
-        for (name, duration) in measured {
+        for (phase, duration) in measured {
             if let Some(duration) = duration {
-                self.phase(name, duration);
+                self.phase(phase, duration);
             }
         }
         for poll in &t.polls {
-            self.phase("poll", *poll);
+            self.phase(Phase::Poll, *poll);
         }
         self.register_attempts.saturating_record(report.register_attempts.into());
         self.polls_per_device.saturating_record(report.polls.into());
@@ -247,8 +303,8 @@ impl Metrics {
 
     /// Adds another collector's results; histograms merge exactly.
     pub fn merge(&mut self, other: &Metrics) {
-        for (name, histogram) in &other.phases {
-            self.phases.get_mut(name).expect("same phases").add(histogram).expect("same bounds");
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            mine.add(theirs).expect("same bounds");
         }
         self.register_attempts.add(&other.register_attempts).expect("auto-resizing histograms accept any value");
         self.polls_per_device.add(&other.polls_per_device).expect("auto-resizing histograms accept any value");
@@ -311,8 +367,9 @@ impl Metrics {
     }
 
     /// p99 of a phase so far, in microseconds (0 when empty).
-    pub fn p99_us(&self, phase: &str) -> u64 {
-        self.phases.get(phase).map(|h| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }).unwrap_or(0)
+    pub fn p99_us(&self, phase: Phase) -> u64 {
+        let h = &self.phases[phase.index()];
+        if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }
     }
 
     /// The summary of everything recorded. `total` counts devices planned, including any that
@@ -327,7 +384,10 @@ impl Metrics {
                 not_finished: total.saturating_sub(self.finished()),
             },
             flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
-            phases: self.phases.iter().map(|(name, h)| (name.to_string(), PhaseStats::of(h))).collect(),
+            phases: Phase::ALL
+                .iter()
+                .map(|p| (p.as_str().to_string(), PhaseStats::of(&self.phases[p.index()])))
+                .collect(),
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),
@@ -342,6 +402,13 @@ impl Metrics {
             early_requests: self.early_requests,
             late_starts: self.late_starts,
         }
+    }
+}
+
+impl Summary {
+    /// The statistics of one phase.
+    pub fn phase(&self, phase: Phase) -> Option<&PhaseStats> {
+        self.phases.get(phase.as_str())
     }
 }
 
@@ -480,6 +547,7 @@ impl CountStats {
 pub struct Summary {
     pub devices: DeviceCounts,
     pub flows_per_second: f64,
+    /// Keyed by [`Phase::as_str`]; a string map so the keys stay sorted by name in the file.
     pub phases: BTreeMap<String, PhaseStats>,
     pub register_attempts: CountStats,
     pub polls_per_device: CountStats,
@@ -540,6 +608,36 @@ mod tests {
             personality: Default::default(),
             checks: Default::default(),
         }
+    }
+
+    #[test]
+    fn phase_names_are_the_summary_keys_and_all_is_in_flow_order() {
+        let names: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "schedule_lag",
+                "tcp_connect",
+                "tls_handshake",
+                "ws_upgrade",
+                "connack",
+                "suback",
+                "register_accepted",
+                "poll",
+                "assigned",
+                "assigned_raw",
+                "end_to_end"
+            ]
+        );
+        for (index, phase) in Phase::ALL.into_iter().enumerate() {
+            assert_eq!(phase.index(), index);
+            assert_eq!(serde_json::to_value(phase).unwrap(), phase.as_str());
+            assert_eq!(serde_json::from_value::<Phase>(phase.as_str().into()).unwrap(), phase);
+        }
+        let keys: Vec<String> = Metrics::new().summary(0).phases.into_keys().collect();
+        let mut sorted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        sorted.sort();
+        assert_eq!(keys, sorted);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::device::driver::now;
 use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device};
 use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
-use crate::metrics::{IntervalStats, Metrics, Summary};
+use crate::metrics::{IntervalStats, Metrics, Phase, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls::{self, TlsVersions};
 

@@ -125,7 +125,7 @@ fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, dra
             failed: metrics.failed(),
             in_flight,
             late_starts: metrics.late_starts(),
-            assigned_p99_us: metrics.p99_us("assigned"),
+            assigned_p99_us: metrics.p99_us(Phase::Assigned),
             interval: metrics.take_interval(),
         },
         failures: metrics.failures().clone(),

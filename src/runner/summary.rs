@@ -115,7 +115,7 @@ impl EmulatorCounts {
 
 /// Judges whether the generator kept its plan.
 pub(super) fn validity(plan: &Plan, results: &Summary, runtime_stall_p99_us: u64) -> Validity {
-    let schedule_lag_p99_us = results.phases.get("schedule_lag").map(|p| p.p99_us).unwrap_or(0);
+    let schedule_lag_p99_us = results.phase(Phase::ScheduleLag).map(|p| p.p99_us).unwrap_or(0);
     let mut reasons = Vec::new();
     let bound = plan.max_schedule_lag_p99.as_micros() as u64;
     if matches!(plan.load, Load::Open(_)) && schedule_lag_p99_us > bound {
