@@ -122,6 +122,9 @@ pub struct RegistrationState {
     pub payload: Option<Value>,
 }
 
+/// A 2xx reply body, parsed (or not) as a RegistrationOperationStatus.
+pub type ParsedOperation = Result<RegistrationOperationStatus, serde_json::Error>;
+
 /// The error body on a non-2xx reply (ProvisioningServiceErrorDetails).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::conformance::{Finding, PassiveCheck};
 use crate::device::{FailureKind, FlowReport, Outcome, Step};
 
 /// Highest latency tracked: one hour, in microseconds.
@@ -108,7 +107,6 @@ pub struct Metrics {
     retry_after_seconds: BTreeMap<u32, u64>,
     hubs: BTreeMap<String, u64>,
     sources: BTreeMap<String, SourceCounts>,
-    conformance: BTreeMap<&'static str, CheckCounts>,
     personalities: BTreeMap<&'static str, PersonalityCounts>,
     payloads: PayloadCounts,
     assigned: u64,
@@ -164,7 +162,6 @@ impl Metrics {
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),
             sources: BTreeMap::new(),
-            conformance: BTreeMap::new(),
             personalities: BTreeMap::new(),
             payloads: PayloadCounts::default(),
             assigned: 0,
@@ -206,8 +203,8 @@ impl Metrics {
         self.phases[phase.index()].saturating_record(micros);
     }
 
-    /// Folds one finished flow in.
-    pub fn record(&mut self, report: &FlowReport) {
+    /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
+    pub fn record<O>(&mut self, report: &FlowReport<O>) {
         let t = &report.timings;
         let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
         let measured = [
@@ -264,18 +261,6 @@ impl Metrics {
             self.payloads.returned += 1;
             self.payloads.matching += u64::from(matching);
         }
-        for check in PassiveCheck::ALL {
-            if report.checks.evaluated(check) {
-                let counts = self.conformance.entry(check.id()).or_default();
-                counts.flows += 1;
-                for finding in report.checks.violations_of(check) {
-                    counts.violations += 1;
-                    if counts.examples.len() < CheckCounts::EXAMPLES {
-                        counts.examples.push(finding.clone());
-                    }
-                }
-            }
-        }
         if t.start.saturating_duration_since(t.intended_start) > LATE_AFTER {
             self.late_starts += 1;
         }
@@ -320,9 +305,6 @@ impl Metrics {
         }
         self.payloads.returned += other.payloads.returned;
         self.payloads.matching += other.payloads.matching;
-        for (id, counts) in &other.conformance {
-            self.conformance.entry(id).or_default().add(counts);
-        }
         for (source, counts) in &other.sources {
             self.sources.entry(source.clone()).or_default().add(counts);
         }
@@ -395,7 +377,6 @@ impl Metrics {
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),
             source_addresses: self.sources.clone(),
-            conformance: self.conformance.iter().map(|(id, c)| (id.to_string(), c.clone())).collect(),
             personalities: self.personalities.iter().map(|(name, c)| (name.to_string(), *c)).collect(),
             payloads: self.payloads,
             stray_replies: self.stray_replies,
@@ -479,27 +460,6 @@ pub struct PayloadCounts {
     pub matching: u64,
 }
 
-/// One passive check over a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckCounts {
-    /// Flows on which the check was evaluated.
-    pub flows: u64,
-    pub violations: u64,
-    /// The first few violations, with their evidence.
-    pub examples: Vec<Finding>,
-}
-
-impl CheckCounts {
-    const EXAMPLES: usize = 3;
-
-    fn add(&mut self, other: &CheckCounts) {
-        self.flows += other.flows;
-        self.violations += other.violations;
-        let room = Self::EXAMPLES.saturating_sub(self.examples.len());
-        self.examples.extend(other.examples.iter().take(room).cloned());
-    }
-}
-
 /// What happened on one source address.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceCounts {
@@ -561,8 +521,6 @@ pub struct Summary {
     pub hubs: BTreeMap<String, u64>,
     /// Connections and errors per source address (when a pool is configured).
     pub source_addresses: BTreeMap<String, SourceCounts>,
-    /// Passive conformance checks by ID: flows checked, violations, first examples.
-    pub conformance: BTreeMap<String, CheckCounts>,
     /// Devices by SDK personality.
     pub personalities: BTreeMap<String, PersonalityCounts>,
     /// Custom allocation payloads that came back in `registrationState.payload`.
@@ -606,7 +564,7 @@ mod tests {
             early_requests: 0,
             payload_returned: None,
             personality: Default::default(),
-            checks: Default::default(),
+            observer: (),
         }
     }
 

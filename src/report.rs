@@ -84,14 +84,14 @@ pub fn summary_table(summary: &RunSummary) -> String {
         let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "failures: {}", failures.join(", "));
     }
-    let violated: Vec<String> = r
+    let violated: Vec<String> = summary
         .conformance
         .iter()
         .filter(|(_, c)| c.violations > 0)
         .map(|(id, c)| format!("{id}={}", c.violations))
         .collect();
     if violated.is_empty() {
-        let _ = writeln!(out, "conformance: {} passive checks, no violations", r.conformance.len());
+        let _ = writeln!(out, "conformance: {} passive checks, no violations", summary.conformance.len());
     } else {
         let _ = writeln!(out, "conformance violations: {} (examples in summary.json)", violated.join(", "));
     }

@@ -14,6 +14,7 @@ use tokio::time::{sleep_until, timeout};
 use tokio_rustls::TlsConnector;
 
 use super::flow::Flow;
+use super::observation::Observer;
 use super::outcome::{FailureKind, FlowReport, Step, Timings};
 use super::{DeviceIdentity, FlowSettings};
 use crate::mqtt::{Framed, MqttError};
@@ -61,9 +62,22 @@ pub async fn run_device(
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     intended_start: Instant,
-    mut abort: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
 ) -> FlowReport {
-    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()));
+    run_device_observed(target, settings, identity, intended_start, abort, ()).await
+}
+
+/// [`run_device`], reporting what the device sees on the wire to `observer`, returned in the
+/// report.
+pub async fn run_device_observed<O: Observer>(
+    target: &Target,
+    settings: Arc<FlowSettings>,
+    identity: DeviceIdentity,
+    intended_start: Instant,
+    mut abort: watch::Receiver<bool>,
+    observer: O,
+) -> FlowReport<O> {
+    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()), observer);
     if *abort.borrow_and_update() {
         return failed(flow, FailureKind::Aborted);
     }
@@ -78,7 +92,7 @@ pub async fn run_device(
     flow.into_report()
 }
 
-async fn connect_and_drive(target: &Target, flow: &mut Flow) {
+async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
     let timeouts = flow.settings().timeouts;
     let tcp = match timeout(timeouts.tcp_connect, connect(target.address, flow.identity().source_address)).await {
         Ok(Ok(stream)) => stream,
@@ -167,9 +181,10 @@ pub fn never_abort() -> watch::Receiver<bool> {
     receiver
 }
 
-async fn drive<S>(flow: &mut Flow, framed: &mut Framed<S>)
+async fn drive<S, O>(flow: &mut Flow<O>, framed: &mut Framed<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    O: Observer,
 {
     loop {
         let mut queued = false;
@@ -212,7 +227,7 @@ where
     }
 }
 
-fn failed(mut flow: Flow, kind: FailureKind) -> FlowReport {
+fn failed<O: Observer>(mut flow: Flow<O>, kind: FailureKind) -> FlowReport<O> {
     flow.fail(now(), kind);
     flow.into_report()
 }

@@ -3,7 +3,8 @@
 //! It is fed `now`, decoded packets, timer expiries and connection loss, and produces packets to
 //! send ([`Flow::poll_transmit`]), the next instant it needs waking ([`Flow::poll_timeout`]) and,
 //! once, a [`FlowReport`]. It never touches a socket or reads the clock, so every path (retries,
-//! timeouts, stray replies, violations) is tested by feeding it packets.
+//! timeouts, stray replies, violations) is tested by feeding it packets. What it sees on the wire
+//! goes to its [`Observer`] as it happens; it does not judge it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,10 +15,10 @@ use rumqttc::mqttbytes::v4::{
     Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, Subscribe, SubscribeReasonCode,
 };
 
+use super::observation::{Observation, Observer, RequestKind};
 use super::outcome::{FailureKind, FlowReport, Outcome, Step, Timings, Violation};
 use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
-use crate::conformance::passive::{CheckLog, ParsedOperation, RequestKind};
-use crate::messages::{OperationStatus, RegistrationOperationStatus};
+use crate::messages::{OperationStatus, ParsedOperation, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, ReplyTopic};
 
@@ -44,8 +45,8 @@ enum State {
     Done,
 }
 
-/// One device's provisioning flow.
-pub struct Flow {
+/// One device's provisioning flow, reporting what it sees to `O`.
+pub struct Flow<O = ()> {
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     state: State,
@@ -62,11 +63,11 @@ pub struct Flow {
     told_until: Option<Instant>,
     outbox: VecDeque<Packet>,
     outcome: Option<Outcome>,
-    report: FlowReport,
+    report: FlowReport<O>,
 }
 
-impl Flow {
-    pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings) -> Self {
+impl<O: Observer> Flow<O> {
+    pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings, observer: O) -> Self {
         let (source_address, personality) = (identity.source_address, identity.personality);
         let mut flow = Self {
             settings,
@@ -95,7 +96,7 @@ impl Flow {
                 early_requests: 0,
                 payload_returned: None,
                 personality,
-                checks: CheckLog::default(),
+                observer,
             },
         };
         flow.report.source_address = source_address;
@@ -205,7 +206,7 @@ impl Flow {
         match (self.state, packet) {
             (State::AwaitConnAck, Packet::ConnAck(connack)) => {
                 self.report.timings.connack = Some(now);
-                self.report.checks.connack(connack.session_present);
+                self.observe(Observation::ConnAck { session_present: connack.session_present });
                 if connack.code != ConnectReturnCode::Success {
                     return self.fail(now, FailureKind::Refused(connack.code as u8));
                 }
@@ -217,7 +218,7 @@ impl Flow {
                     Some(SubscribeReasonCode::Success(qos)) => Some(*qos),
                     _ => None,
                 };
-                self.report.checks.suback(granted);
+                self.observe(Observation::SubAck { granted });
                 if suback.return_codes.contains(&SubscribeReasonCode::Failure) {
                     return self.fail(now, FailureKind::SubscribeRefused);
                 }
@@ -231,17 +232,19 @@ impl Flow {
                 let operation = success_status(&publish.topic)
                     .then(|| serde_json::from_slice::<RegistrationOperationStatus>(&publish.payload));
                 let request = self.outstanding.as_ref().filter(|_| self.state == State::AwaitReply);
-                self.report.checks.reply(&publish, request.map(|r| (r.rid.as_str(), r.kind)), operation.as_ref());
+                let request = request.map(|r| (r.rid.as_str(), r.kind));
+                let reply = Observation::Reply { publish: &publish, request, operation: operation.as_ref() };
+                self.report.observer.observe(reply);
                 self.handle_reply(now, &publish, operation);
             }
-            (_, Packet::PubAck(ack)) => self.report.checks.puback(ack.pkid),
+            (_, Packet::PubAck(ack)) => self.observe(Observation::PubAck { packet_id: ack.pkid }),
             (_, Packet::PingResp) => {}
             _ => self.fail(now, FailureKind::ProtocolViolation(Violation::UnexpectedPacket)),
         }
     }
 
     /// The finished flow's report. Call once [`Flow::is_done`].
-    pub fn into_report(mut self) -> FlowReport {
+    pub fn into_report(mut self) -> FlowReport<O> {
         if let Some(outcome) = self.outcome.take() {
             self.report.outcome = outcome;
         }
@@ -296,7 +299,7 @@ impl Flow {
         if publish.qos != QoS::AtMostOnce {
             publish.pkid = self.packet_ids.next_id();
         }
-        self.report.checks.request_sent(publish.qos, publish.pkid);
+        self.observe(Observation::RequestSent { qos: publish.qos, packet_id: publish.pkid });
         self.push(now, Packet::Publish(publish));
         self.outstanding = Some(Request { kind, rid, sent_at: now });
         self.state = State::AwaitReply;
@@ -405,6 +408,10 @@ impl Flow {
         self.outcome = Some(outcome);
     }
 
+    fn observe(&mut self, observation: Observation<'_>) {
+        self.report.observer.observe(observation);
+    }
+
     fn push(&mut self, now: Instant, packet: Packet) {
         self.last_sent = Some(now);
         self.outbox.push_back(packet);
@@ -447,7 +454,7 @@ mod tests {
             client_tls: None,
         };
         let t0 = Instant::now();
-        (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0)), t0)
+        (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0), ()), t0)
     }
 
     fn connected_flow(settings: FlowSettings) -> (Flow, Instant) {
@@ -519,6 +526,51 @@ mod tests {
         assert_eq!((report.register_attempts, report.polls), (1, 1));
         assert_eq!(report.statuses, vec![202, 200]);
         assert_eq!(report.retry_after_seconds, vec![3]);
+    }
+
+    /// Writes each observation down, to show what the flow reports and in which order.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Observer for Recorder {
+        fn observe(&mut self, observation: Observation<'_>) {
+            self.0.push(match observation {
+                Observation::ConnAck { session_present } => format!("connack {session_present}"),
+                Observation::SubAck { granted } => format!("suback {granted:?}"),
+                Observation::RequestSent { qos, packet_id } => format!("sent {qos:?} {packet_id}"),
+                Observation::PubAck { packet_id } => format!("puback {packet_id}"),
+                Observation::Reply { publish, request, operation } => format!(
+                    "reply {} {request:?} parsed={:?}",
+                    publish.topic,
+                    operation.map(|op| op.as_ref().map(|op| op.status.as_str()).ok())
+                ),
+            });
+        }
+    }
+
+    #[test]
+    fn the_observer_sees_each_packet_in_order_with_the_body_parsed_once() {
+        let (flow, t0) = flow_with(FlowSettings::default());
+        let mut flow = Flow::new(flow.settings, flow.identity, Timings::new(t0, t0), Recorder::default());
+        flow.connected(t0);
+        flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
+        flow.handle_packet(t0, Packet::SubAck(SubAck::new(1, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])));
+        flow.handle_packet(t0, Packet::PubAck(PubAck::new(2)));
+        flow.handle_packet(t0, reply(topics::reply_topic(429, "1", Some(0)), r#"{"errorCode":429001}"#));
+        flow.handle_packet(t0, reply(topics::reply_topic(200, "2", None), ASSIGNED));
+        assert!(flow.is_done());
+        assert_eq!(
+            flow.into_report().observer.0,
+            [
+                "connack false",
+                "suback Some(AtLeastOnce)",
+                "sent AtLeastOnce 2",
+                "puback 2",
+                "reply $dps/registrations/res/429/?$rid=1&retry-after=0 Some((\"1\", Register)) parsed=None",
+                "sent AtLeastOnce 3",
+                "reply $dps/registrations/res/200/?$rid=2 Some((\"2\", Register)) parsed=Some(Some(\"assigned\"))",
+            ]
+        );
     }
 
     #[test]

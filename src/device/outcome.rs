@@ -169,9 +169,9 @@ impl Timings {
     }
 }
 
-/// Everything a finished flow reports.
+/// Everything a finished flow reports, with its observer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowReport {
+pub struct FlowReport<O = ()> {
     pub outcome: Outcome,
     pub timings: Timings,
     /// Register requests sent (1 plus retries).
@@ -194,6 +194,6 @@ pub struct FlowReport {
     pub payload_returned: Option<bool>,
     /// The device's SDK personality.
     pub personality: super::Personality,
-    /// What the passive conformance checks found on this flow's packets.
-    pub checks: crate::conformance::CheckLog,
+    /// The observer the flow reported its observations to (the passive checks' log).
+    pub observer: O,
 }

@@ -17,9 +17,11 @@ use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::arrival::Arrivals;
+use crate::conformance::CheckLog;
+use crate::conformance::passive::{CheckCounts, PassiveTally};
 use crate::credentials::SasToken;
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device};
+use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device_observed};
 use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
 use crate::metrics::{IntervalStats, Metrics, Phase, Summary};
@@ -261,7 +263,7 @@ pub async fn run(
     let started_at = crate::messages::format_timestamp(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();
-    let (metrics, started, ending, elapsed) =
+    let (metrics, checks, started, ending, elapsed) =
         schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
             .await;
     let runtime_stall_p99_us = stall.stop().await;
@@ -298,6 +300,7 @@ pub async fn run(
         open_files_limit: budget.limit,
         notes: budget.note.into_iter().collect(),
         results,
+        conformance: checks.counts(),
         emulator,
     })
 }

@@ -36,6 +36,8 @@ pub struct RunSummary {
     pub notes: Vec<String>,
     #[serde(flatten)]
     pub results: Summary,
+    /// Passive conformance checks by ID: flows checked, violations, first examples.
+    pub conformance: BTreeMap<String, CheckCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator: Option<EmulatorCounts>,
 }
