@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use rand::SeedableRng as _;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
@@ -16,7 +17,7 @@ use tokio_rustls::TlsConnector;
 use super::flow::Flow;
 use super::observation::Observer;
 use super::outcome::{FailureKind, FlowReport, Step, Timings};
-use super::{DeviceIdentity, FlowSettings};
+use super::{DeviceIdentity, DeviceRng, FlowSettings};
 use crate::mqtt::{Framed, MqttError};
 use crate::websocket;
 
@@ -64,20 +65,21 @@ pub async fn run_device(
     intended_start: Instant,
     abort: watch::Receiver<bool>,
 ) -> FlowReport {
-    run_device_observed(target, settings, identity, intended_start, abort, ()).await
+    run_device_observed(target, settings, identity, intended_start, abort, fresh_rng(), ()).await
 }
 
-/// [`run_device`], reporting what the device sees on the wire to `observer`, returned in the
-/// report.
+/// [`run_device`] with its randomness drawn from `rng`, reporting what the device sees on the
+/// wire to `observer`, returned in the report.
 pub async fn run_device_observed<O: Observer>(
     target: &Target,
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     intended_start: Instant,
     mut abort: watch::Receiver<bool>,
+    rng: DeviceRng,
     observer: O,
 ) -> FlowReport<O> {
-    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()), observer);
+    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()), rng, observer);
     if *abort.borrow_and_update() {
         return failed(flow, FailureKind::Aborted);
     }
@@ -171,6 +173,11 @@ fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
 fn bind_address_no_port(_socket: &TcpSocket) -> io::Result<()> {
     // Elsewhere the port is chosen at bind time; pools still spread connections over addresses.
     Ok(())
+}
+
+/// A device RNG seeded from the thread's generator: no system call per device.
+pub fn fresh_rng() -> DeviceRng {
+    DeviceRng::from_rng(&mut rand::rng())
 }
 
 /// An abort signal that never fires, for callers that run devices to completion.

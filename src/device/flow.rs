@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand::Rng as _;
 use rumqttc::mqttbytes::v4::{
     Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, Subscribe, SubscribeReasonCode,
 };
 
 use super::observation::{Observation, Observer, RequestKind};
 use super::outcome::{FailureKind, FlowReport, Outcome, Step, Timings, Violation};
-use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
+use super::{Decision, DeviceIdentity, DeviceRng, FlowSettings, PollBody, RidStyle};
 use crate::messages::{OperationStatus, ParsedOperation, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, ReplyTopic};
@@ -63,11 +64,19 @@ pub struct Flow<O = ()> {
     told_until: Option<Instant>,
     outbox: VecDeque<Packet>,
     outcome: Option<Outcome>,
+    /// `$rid` UUIDs and retry jitter.
+    rng: DeviceRng,
     report: FlowReport<O>,
 }
 
 impl<O: Observer> Flow<O> {
-    pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings, observer: O) -> Self {
+    pub fn new(
+        settings: Arc<FlowSettings>,
+        identity: DeviceIdentity,
+        timings: Timings,
+        rng: DeviceRng,
+        observer: O,
+    ) -> Self {
         let (source_address, personality) = (identity.source_address, identity.personality);
         let mut flow = Self {
             settings,
@@ -84,6 +93,7 @@ impl<O: Observer> Flow<O> {
             told_until: None,
             outbox: VecDeque::new(),
             outcome: None,
+            rng,
             report: FlowReport {
                 outcome: Outcome::Failed(FailureKind::Aborted),
                 timings,
@@ -272,7 +282,7 @@ impl<O: Observer> Flow<O> {
                 rid.to_string()
             }
             RidStyle::Literal1 => "1".to_string(),
-            RidStyle::Uuid => crate::messages::uuid_v4(),
+            RidStyle::Uuid => crate::messages::uuid_v4(&mut self.rng),
         };
         let (topic, payload, step) = match kind {
             RequestKind::Register => {
@@ -337,7 +347,7 @@ impl<O: Observer> Flow<O> {
     }
 
     fn retry(&mut self, now: Instant, kind: RequestKind, status: u16, retry_after: Option<Option<u32>>) {
-        match self.settings.retry.after_error(retry_after, self.retries, rand::random()) {
+        match self.settings.retry.after_error(retry_after, self.retries, self.rng.random()) {
             Decision::GiveUp => self.fail(now, FailureKind::Status(status)),
             Decision::Wait(wait) => {
                 self.retries += 1;
@@ -368,7 +378,7 @@ impl<O: Observer> Flow<O> {
                 }
                 self.operation_id = Some(operation.operation_id);
                 let first_poll = self.report.polls == 0;
-                let wait = self.settings.retry.poll_wait(retry_after, first_poll, rand::random());
+                let wait = self.settings.retry.poll_wait(retry_after, first_poll, self.rng.random());
                 self.wait_then(now, RequestKind::Poll, wait);
             }
             OperationStatus::Assigned => match (state.assigned_hub, state.device_id) {
@@ -436,9 +446,14 @@ fn success_status(topic: &str) -> bool {
 mod tests {
     use super::*;
     use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
+    use rand::SeedableRng as _;
     use rumqttc::mqttbytes::v4::{ConnAck, SubAck};
 
     fn flow_with(settings: FlowSettings) -> (Flow, Instant) {
+        flow_seeded(settings, 1)
+    }
+
+    fn flow_seeded(settings: FlowSettings, seed: u64) -> (Flow, Instant) {
         let registration_id = RegistrationId::new("dev-1").unwrap();
         let id_scope = IdScope::new("0ne00DPS001").unwrap();
         let key = SymmetricKey::random();
@@ -454,11 +469,15 @@ mod tests {
             client_tls: None,
         };
         let t0 = Instant::now();
-        (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0), ()), t0)
+        (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0), DeviceRng::seed_from_u64(seed), ()), t0)
     }
 
     fn connected_flow(settings: FlowSettings) -> (Flow, Instant) {
-        let (mut flow, t0) = flow_with(settings);
+        connected_seeded(settings, 1)
+    }
+
+    fn connected_seeded(settings: FlowSettings, seed: u64) -> (Flow, Instant) {
+        let (mut flow, t0) = flow_seeded(settings, seed);
         flow.connected(t0);
         let Some(Packet::Connect(connect)) = flow.poll_transmit() else { panic!("no CONNECT") };
         assert_eq!(connect.client_id, "dev-1");
@@ -551,7 +570,8 @@ mod tests {
     #[test]
     fn the_observer_sees_each_packet_in_order_with_the_body_parsed_once() {
         let (flow, t0) = flow_with(FlowSettings::default());
-        let mut flow = Flow::new(flow.settings, flow.identity, Timings::new(t0, t0), Recorder::default());
+        let (settings, identity, rng) = (flow.settings, flow.identity, flow.rng);
+        let mut flow = Flow::new(settings, identity, Timings::new(t0, t0), rng, Recorder::default());
         flow.connected(t0);
         flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
         flow.handle_packet(t0, Packet::SubAck(SubAck::new(1, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])));
@@ -571,6 +591,28 @@ mod tests {
                 "reply $dps/registrations/res/200/?$rid=2 Some((\"2\", Register)) parsed=Some(Some(\"assigned\"))",
             ]
         );
+    }
+
+    #[test]
+    fn a_seeded_flow_is_reproducible() {
+        // UUID `$rid`s and the backoff jitter after a 503 without retry-after both come from the
+        // flow's RNG.
+        let run = |seed| {
+            let settings = FlowSettings { rid_style: RidStyle::Uuid, ..Default::default() };
+            let (mut flow, t0) = connected_seeded(settings, seed);
+            let register = expect_publish(&mut flow);
+            let rid = register.topic.rsplit_once("$rid=").map(|(_, rid)| rid.to_string()).unwrap();
+            flow.handle_packet(t0, reply(topics::reply_topic(503, &rid, None), "{}"));
+            assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
+            let wait = flow.poll_timeout().unwrap() - t0;
+            flow.handle_timeout(t0 + wait);
+            (rid, wait, expect_publish(&mut flow).topic)
+        };
+        let (rid, _, again) = run(7);
+        assert_eq!((rid.len(), &rid[14..15]), (36, "4"), "a UUID v4: {rid}");
+        assert_ne!(again, format!("$dps/registrations/PUT/iotdps-register/?$rid={rid}"));
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
     }
 
     #[test]

@@ -21,12 +21,16 @@ use bytes::Bytes;
 use crate::credentials::{IdScope, RegistrationId, SasToken};
 use crate::mqtt::QoS;
 
-pub use driver::{Target, Transport, run_device, run_device_observed};
+pub use driver::{Target, Transport, fresh_rng, run_device, run_device_observed};
 pub use flow::Flow;
 pub use observation::{Observation, Observer, RequestKind};
 pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
 pub use retry::{Decision, RetryPolicy, RetryProfile};
+
+/// A device's randomness (`$rid` UUIDs, retry jitter): an input of the flow, so a seeded flow is
+/// reproducible. Small and fast; a run seeds each device's from one run-level generator.
+pub type DeviceRng = rand::rngs::SmallRng;
 
 /// How `$rid` values are chosen (SDKs differ, `dps-mqtt.md` §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

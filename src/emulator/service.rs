@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng as _};
 use rumqttc::mqttbytes::Protocol;
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck,
@@ -128,6 +130,8 @@ pub struct Service {
     instance: u64,
     registry: Mutex<Registry>,
     quotas: Option<Quotas>,
+    /// Source of operation IDs, etags and tracking IDs: seeded from the OS, or by a test.
+    rng: Mutex<SmallRng>,
     pub stats: ServiceStats,
 }
 
@@ -139,8 +143,22 @@ impl std::fmt::Debug for Service {
 
 impl Service {
     pub fn new(config: ServiceConfig) -> Self {
+        Self::with_rng(config, SmallRng::from_os_rng())
+    }
+
+    /// A service drawing its random parts from `rng`: the same seed gives the same instance,
+    /// operation IDs and etags for the same requests.
+    pub fn with_rng(config: ServiceConfig, mut rng: SmallRng) -> Self {
         let quotas = config.quota.map(Quotas::new);
-        Self { config, instance: rand::random(), registry: Mutex::default(), quotas, stats: ServiceStats::default() }
+        let instance = rng.random();
+        Self {
+            config,
+            instance,
+            registry: Mutex::default(),
+            quotas,
+            rng: Mutex::new(rng),
+            stats: ServiceStats::default(),
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -158,6 +176,11 @@ impl Service {
     /// Number of devices with a registration record.
     pub fn registered_devices(&self) -> usize {
         self.lock().records.len()
+    }
+
+    /// Draws from the service's RNG.
+    fn random<T>(&self, draw: impl FnOnce(&mut SmallRng) -> T) -> T {
+        draw(&mut self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -229,12 +252,11 @@ impl Service {
     ) -> String {
         let payload = payload.filter(|_| self.config.echo_payload);
         let canonical = registration_id.canonical();
-        let operation_id = messages::operation_id(self.instance);
+        let (operation_id, etag) = self.random(|rng| (messages::operation_id(self.instance, rng), messages::etag(rng)));
         let ready_at = now + self.config.assign_delay;
         let assigned_wall = wall + self.config.assign_delay;
         let hub = self.hub_for(&canonical).to_string();
         let timestamp = messages::format_timestamp(assigned_wall);
-        let etag = messages::etag();
         let mut registry = self.lock();
         registry.registers_since_prune += 1;
         if registry.registers_since_prune >= 4096 {
@@ -497,7 +519,7 @@ impl Session {
         let (status, retry_after, body) = if *authorized {
             answer(service, registration_id, x509.clone(), request, &publish.payload, now, wall)
         } else {
-            let error = ErrorBody::new(401000, "Unauthorized", wall);
+            let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
             (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
         };
         if let Some(qos) = self.reply_qos {
@@ -540,7 +562,8 @@ fn answer(
     let retry_after = service.config.retry_after_seconds;
     let throttled = |seconds: u32| {
         service.stats.throttled.fetch_add(1, Ordering::Relaxed);
-        let error = ErrorBody::new(429001, "Operations are being throttled by the service.", wall);
+        let message = "Operations are being throttled by the service.";
+        let error = service.random(|rng| ErrorBody::new(429001, message, wall, rng));
         (429, Some(seconds), serde_json::to_vec(&error).expect("error bodies serialise"))
     };
     let json = |status: &RegistrationOperationStatus| serde_json::to_vec(status).expect("operation bodies serialise");
@@ -566,7 +589,7 @@ fn answer(
             }
             service.stats.polls.fetch_add(1, Ordering::Relaxed);
             let status = service.operation_status(registration_id, operation_id, now).map(|mut status| {
-                service.config.deviations.poll_operation_id(&mut status);
+                service.random(|rng| service.config.deviations.poll_operation_id(&mut status, rng));
                 status
             });
             match status {
@@ -576,7 +599,7 @@ fn answer(
                     (200, None, json(&status))
                 }
                 None => {
-                    let error = ErrorBody::new(404202, "Operation not found.", wall);
+                    let error = service.random(|rng| ErrorBody::new(404202, "Operation not found.", wall, rng));
                     (404, None, serde_json::to_vec(&error).expect("error bodies serialise"))
                 }
             }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -21,7 +23,9 @@ use crate::conformance::CheckLog;
 use crate::conformance::passive::{CheckCounts, PassiveTally};
 use crate::credentials::SasToken;
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, Transport, run_device_observed};
+use crate::device::{
+    DeviceIdentity, DeviceRng, FlowSettings, Personality, RetryProfile, Target, Transport, run_device_observed,
+};
 use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, Service, ServiceConfig, ServiceStats};
 use crate::metrics::{IntervalStats, Metrics, Phase, Summary};

@@ -23,6 +23,8 @@ pub(super) async fn schedule(
     let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
     let mut checks = PassiveTally::default();
+    // One OS entropy draw per run; each device's RNG is seeded from it.
+    let mut seeds = StdRng::from_os_rng();
     let mut tasks = JoinSet::new();
     let begin: Instant = now() + Duration::from_millis(10);
     let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
@@ -50,8 +52,10 @@ pub(super) async fn schedule(
                     let identity = devices.next().expect("one identity was prepared per device");
                     let settings = settings[&identity.personality].clone();
                     let (target, aborted) = (target.clone(), aborted.clone());
+                    let rng = DeviceRng::from_rng(&mut seeds);
                     tasks.spawn(async move {
-                        run_device_observed(&target, settings, identity, intended, aborted, CheckLog::default()).await
+                        let checks = CheckLog::default();
+                        run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await
                     });
                     starts.started();
                     started += 1;

@@ -11,7 +11,7 @@ use super::{Answer, ProbeClient, ProbeTarget, Verdict, could_not, describe};
 use crate::conformance::{CheckLog, PassiveCheck};
 use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
-use crate::device::{FlowReport, FlowSettings, Outcome, Personality, run_device, run_device_observed};
+use crate::device::{FlowReport, FlowSettings, Outcome, Personality, fresh_rng, run_device, run_device_observed};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
@@ -22,9 +22,9 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
 /// DPS-FLOW-005 and every passive check: one device provisions, every packet checked.
 pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Verdict)>) {
     let settings = target.flow_settings(4);
-    let (device_target, identity) = (target.device_target(), target.device("lifecycle"));
+    let (device_target, identity, checks) = (target.device_target(), target.device("lifecycle"), CheckLog::default());
     let report =
-        run_device_observed(&device_target, Arc::new(settings), identity, now(), never_abort(), CheckLog::default())
+        run_device_observed(&device_target, Arc::new(settings), identity, now(), never_abort(), fresh_rng(), checks)
             .await;
     let completed = match &report.outcome {
         Outcome::Assigned { hub, device_id } => Verdict::Pass(format!(
