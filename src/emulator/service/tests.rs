@@ -1,8 +1,14 @@
+use rumqttc::mqttbytes::Protocol;
+use rumqttc::mqttbytes::v4::{
+    Connect, ConnectReturnCode, Login, Packet, Publish, SubAck, Subscribe, SubscribeReasonCode,
+};
+
 use super::*;
 use crate::credentials::{IdScope, SasStyle};
-use crate::emulator::config::IndividualEnrollment;
-use crate::topics::ReplyTopic;
-use rumqttc::mqttbytes::v4::Login;
+use crate::emulator::config::{AuthFailure, IndividualEnrollment};
+use crate::messages::ErrorBody;
+use crate::mqtt::QoS;
+use crate::topics::{self, ReplyTopic};
 
 const NOW_UNIX: u64 = 1_800_000_000;
 
