@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 /// A step of the flow, naming where it timed out or lost its connection (`timeout_poll`). Not
-/// the measured phases, which are [`crate::metrics::Phase`].
+/// the measured phases (`metrics::Phase`), which are measured from timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
     TcpConnect,
