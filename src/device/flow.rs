@@ -70,6 +70,8 @@ pub struct Flow<O = ()> {
 }
 
 impl<O: Observer> Flow<O> {
+    /// A flow drawing its `$rid` UUIDs and retry jitter from `rng` (same seed, same flow) and
+    /// reporting each [`Observation`] to `observer`, which ends up in its report.
     pub fn new(
         settings: Arc<FlowSettings>,
         identity: DeviceIdentity,

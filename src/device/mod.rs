@@ -4,7 +4,8 @@
 //! `driver` owns the socket, TLS and clock and runs one flow to its single [`Outcome`];
 //! `outcome` holds what a finished flow reports; `observation` what it saw on the wire, handed to
 //! an [`Observer`] (the passive conformance checks) without judging it. Failures of the service
-//! under test are data ([`FailureKind`]), never Rust errors.
+//! under test are data ([`FailureKind`]), never Rust errors. Randomness (`$rid` UUIDs, retry
+//! jitter) comes from a [`DeviceRng`] the caller seeds.
 
 pub mod driver;
 pub mod flow;
