@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use dpsbench::metrics::Phase;
 use dpsbench::runner;
 use dpsbench::scenario::{Plan, ScenarioFile};
 use dpsbench::tls::{self, ServerIdentity, TlsVersions};
@@ -137,9 +138,11 @@ fn main() {
         println!("tls ceiling   {ceiling:>8.0} handshakes+round trips/s (median)");
         println!("fleet         {fleet_rate:>8.0} assigned devices/s (median)");
         println!("ratio         {:>8.1} %", 100.0 * fleet_rate / ceiling);
-        for phase in ["tls_handshake", "connack", "suback", "register_accepted", "poll", "end_to_end"] {
-            let p = &summary.results.phases[phase];
-            println!("  {phase:<18} p50 {:>7} us  p99 {:>7} us (last round)", p.p50_us, p.p99_us);
+        let shown =
+            [Phase::TlsHandshake, Phase::Connack, Phase::Suback, Phase::RegisterAccepted, Phase::Poll, Phase::EndToEnd];
+        for phase in shown {
+            let p = summary.results.phase(phase).expect("every phase is in the summary");
+            println!("  {:<18} p50 {:>7} us  p99 {:>7} us (last round)", phase.as_str(), p.p50_us, p.p99_us);
         }
     });
 }

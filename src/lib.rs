@@ -3,26 +3,42 @@
 //! # Architecture map
 //!
 //! ```text
-//!  cli ──────────► runner ──────────► device::driver ──► device::flow (sans IO)
-//!   │  (anyhow,     │ (arrival plan,     (socket, TLS,        │
-//!   │   files,      │  metrics fold)      deadlines)          ├─► topics, messages
-//!   │   exit codes) │                                          └─► credentials
-//!   │               ├─► scenario (TOML → Plan)
-//!   │               ├─► metrics (HDR histograms, Summary; sans IO)
-//!   ├─► report      └─► emulator::server ──► emulator::service (sans IO)
-//!   │   (pure writers)    (accept, TLS,        │
-//!   │                      framing)            ├─► topics, messages, credentials
-//!   └─► emulator::config                       └─► emulator::config
+//!  cli ──► runner ─────────────────► device::driver ──► device::flow ──► device::Observer
+//!   │      (arrival × flow × stop;     (socket, TLS,       (sans IO)            ▲ implemented by
+//!   │       folds reports into         WebSocket,                               │
+//!   │       metrics and the passive    deadlines, clock)             conformance::passive
+//!   │       tally; seeds device RNGs)                                (CheckLog, PassiveTally;
+//!   │        │                                                        sans IO)
+//!   │        ├─► scenario (TOML → Plan) ──► arrival (when devices start; sans IO)
+//!   │        ├─► metrics (HDR histograms per metrics::Phase, Summary; sans IO)
+//!   │        └─► emulator::server ──► emulator::service (sans IO) ──► emulator::config, deviations
+//!   │             (accept, TLS,
+//!   │              framing)
+//!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
+//!   │                          report (JUnit, Markdown, JSON; pure)
+//!   ├─► report (pure writers: RunSummary → bytes)
+//!   └─► emulator (standalone `dpsbench emulator`)
 //!
-//!  shared by both sides: mqtt (framing over rumqttc's mqttbytes v4), tls (rustls configs),
-//!  toml_file (the TOML files scenario, emulator::config and cli read)
+//!  leaves, shared by every layer above:
+//!    credentials, topics, messages (sans IO)      mqtt (framing over rumqttc's mqttbytes v4,
+//!    tls (rustls configs)                               packet IDs)
+//!    x509 (CAs, device certificates)              websocket (MQTT over WebSocket)
+//!    toml_file (reading the TOML files of scenario, emulator::config and cli)
 //! ```
 //!
-//! Rules: the sans-IO modules (`credentials`, `topics`, `messages`, `device::flow`,
-//! `emulator::service`, `metrics`, `report`) never touch sockets, files or the clock: they take
-//! `now` and bytes. Only `cli` reads environment variables, writes report files and picks exit
-//! codes. Failures of the service under test are data (`device::FailureKind`), never `Err`.
-//! Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
+//! Rules:
+//! - Calls go down the map, never up. The device core depends only on the leaves: it reports
+//!   what it observed to an [`device::Observer`] and never imports `conformance`, `metrics` or
+//!   `runner`; `metrics` and `arrival` import no `conformance`; among the leaves only `x509`
+//!   (on `credentials`, `messages`) and `websocket` (on `mqtt`) depend on another.
+//! - The sans-IO modules (`credentials`, `topics`, `messages`, `arrival`, `device::flow`,
+//!   `emulator::service`, `conformance::passive`, `metrics`, `report`) never touch sockets, files
+//!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
+//!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
+//! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
+//! - Only `cli` reads environment variables, writes report files and picks exit codes.
+//! - Failures of the service under test are data (`device::FailureKind`), never `Err`.
+//! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 
 pub mod arrival;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! DPS message bodies (`dps-mqtt.md` §4): the register request, the operation status, the error.
 //!
-//! Sans-IO: serde types plus the timestamp, etag and operationId formats. Parsing is tolerant of
+//! Sans-IO: serde types plus the timestamp, etag and operationId formats; random parts come from
+//! the caller's RNG. Parsing is tolerant of
 //! every variant SDKs and DPS produce (missing optional fields, unknown fields, `null`s); the
 //! emulator serialises compact JSON in DPS's field order.
 
@@ -8,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -122,6 +124,9 @@ pub struct RegistrationState {
     pub payload: Option<Value>,
 }
 
+/// A 2xx reply body, parsed (or not) as a RegistrationOperationStatus.
+pub type ParsedOperation = Result<RegistrationOperationStatus, serde_json::Error>;
+
 /// The error body on a non-2xx reply (ProvisioningServiceErrorDetails).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -138,10 +143,11 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    pub fn new(error_code: i64, message: impl Into<String>, now: SystemTime) -> Self {
+    /// An error body with a random tracking ID drawn from `rng`.
+    pub fn new(error_code: i64, message: impl Into<String>, now: SystemTime, rng: &mut impl Rng) -> Self {
         Self {
             error_code,
-            tracking_id: uuid_v4(),
+            tracking_id: uuid_v4(rng),
             message: message.into(),
             info: None,
             timestamp_utc: format_timestamp(now),
@@ -193,8 +199,8 @@ pub fn format_timestamp(at: SystemTime) -> String {
 }
 
 /// A random UUID v4 in its hyphenated text form.
-pub fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
+pub fn uuid_v4(rng: &mut impl Rng) -> String {
+    let mut bytes: [u8; 16] = rng.random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -202,15 +208,15 @@ pub fn uuid_v4() -> String {
 }
 
 /// An operation ID in DPS's form `{n}.{16 hex}.{uuid}`; `instance` is the 16-hex part.
-pub fn operation_id(instance: u64) -> String {
-    format!("4.{instance:016x}.{}", uuid_v4())
+pub fn operation_id(instance: u64, rng: &mut impl Rng) -> String {
+    format!("4.{instance:016x}.{}", uuid_v4(rng))
 }
 
 /// An etag as DPS writes them: base64 of a quoted Cosmos-style etag.
-pub fn etag() -> String {
-    let mut id = uuid_v4();
+pub fn etag(rng: &mut impl Rng) -> String {
+    let mut id = uuid_v4(rng);
     id.truncate(23);
-    BASE64.encode(format!("\"{id}-{:012x}\"", rand::random::<u64>() & 0xffff_ffff_ffff))
+    BASE64.encode(format!("\"{id}-{:012x}\"", rng.random::<u64>() & 0xffff_ffff_ffff))
 }
 
 #[cfg(test)]
@@ -298,12 +304,13 @@ mod tests {
     fn formats() {
         let at = UNIX_EPOCH + Duration::new(1_586_488_273, 27_699_700);
         assert_eq!(format_timestamp(at), "2020-04-10T03:11:13.0276997Z");
-        let id = uuid_v4();
+        let rng = &mut rand::rng();
+        let id = uuid_v4(rng);
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
-        let op = operation_id(0xd0a671905ea5b2c8);
+        let op = operation_id(0xd0a671905ea5b2c8, rng);
         assert!(op.starts_with("4.d0a671905ea5b2c8."), "{op}");
-        let tag = String::from_utf8(BASE64.decode(etag()).unwrap()).unwrap();
+        let tag = String::from_utf8(BASE64.decode(etag(rng)).unwrap()).unwrap();
         assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
     }
 }

@@ -5,15 +5,20 @@
 //! hour. `assigned` and `end_to_end` are measured from the device's **intended** start (so a
 //! stalled generator cannot hide latency); `assigned_raw` from its actual start, side by side.
 //! Collectors merge exactly ([`Metrics::merge`]), so per-worker collectors can be combined.
+//! [`Phase`] (in `phase`) names the measured phases; `summary` holds the serialisable figures.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
-use crate::conformance::{Finding, PassiveCheck};
-use crate::device::{FailureKind, FlowReport, Outcome, Phase};
+use crate::device::{FailureKind, FlowReport, Outcome, Step};
+
+mod phase;
+mod summary;
+
+pub use phase::Phase;
+pub use summary::{CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary};
 
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -22,21 +27,6 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// resolution, so every start may lag up to about 1 ms without the plan being missed.
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
-/// Phase names, in the order a flow goes through them.
-pub const PHASES: [&str; 11] = [
-    "schedule_lag",
-    "tcp_connect",
-    "tls_handshake",
-    "ws_upgrade",
-    "connack",
-    "suback",
-    "register_accepted",
-    "poll",
-    "assigned",
-    "assigned_raw",
-    "end_to_end",
-];
-
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("bounds 1..1h with 3 digits are valid")
 }
@@ -44,7 +34,8 @@ fn histogram() -> Histogram<u64> {
 /// Folded results of many flows.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    phases: BTreeMap<&'static str, Histogram<u64>>,
+    /// One histogram per phase, indexed by [`Phase`].
+    phases: [Histogram<u64>; Phase::ALL.len()],
     register_attempts: Histogram<u64>,
     polls_per_device: Histogram<u64>,
     failures: BTreeMap<String, u64>,
@@ -52,7 +43,6 @@ pub struct Metrics {
     retry_after_seconds: BTreeMap<u32, u64>,
     hubs: BTreeMap<String, u64>,
     sources: BTreeMap<String, SourceCounts>,
-    conformance: BTreeMap<&'static str, CheckCounts>,
     personalities: BTreeMap<&'static str, PersonalityCounts>,
     payloads: PayloadCounts,
     assigned: u64,
@@ -100,7 +90,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Self {
-            phases: PHASES.iter().map(|name| (*name, histogram())).collect(),
+            phases: Phase::ALL.map(|_| histogram()),
             register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
             polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
             failures: BTreeMap::new(),
@@ -108,7 +98,6 @@ impl Metrics {
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),
             sources: BTreeMap::new(),
-            conformance: BTreeMap::new(),
             personalities: BTreeMap::new(),
             payloads: PayloadCounts::default(),
             assigned: 0,
@@ -145,34 +134,34 @@ impl Metrics {
         self.late_starts
     }
 
-    fn phase(&mut self, name: &'static str, duration: Duration) {
+    fn phase(&mut self, phase: Phase, duration: Duration) {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-        self.phases.get_mut(name).expect("every phase has a histogram").saturating_record(micros);
+        self.phases[phase.index()].saturating_record(micros);
     }
 
-    /// Folds one finished flow in.
-    pub fn record(&mut self, report: &FlowReport) {
+    /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
+    pub fn record<O>(&mut self, report: &FlowReport<O>) {
         let t = &report.timings;
         let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
         let measured = [
-            ("schedule_lag", Some(t.start.saturating_duration_since(t.intended_start))),
-            ("tcp_connect", between(Some(t.start), t.tcp_connected)),
-            ("tls_handshake", between(t.tcp_connected, t.tls_done)),
-            ("ws_upgrade", between(t.tls_done, t.ws_upgraded)),
-            ("connack", between(t.connect_sent, t.connack)),
-            ("suback", between(t.subscribe_sent, t.suback)),
-            ("register_accepted", between(t.register_sent, t.register_accepted)),
-            ("assigned", between(Some(t.intended_start), t.assigned)),
-            ("assigned_raw", between(Some(t.start), t.assigned)),
-            ("end_to_end", between(Some(t.intended_start), t.end)),
+            (Phase::ScheduleLag, Some(t.start.saturating_duration_since(t.intended_start))),
+            (Phase::TcpConnect, between(Some(t.start), t.tcp_connected)),
+            (Phase::TlsHandshake, between(t.tcp_connected, t.tls_done)),
+            (Phase::WebSocketUpgrade, between(t.tls_done, t.ws_upgraded)),
+            (Phase::Connack, between(t.connect_sent, t.connack)),
+            (Phase::Suback, between(t.subscribe_sent, t.suback)),
+            (Phase::RegisterAccepted, between(t.register_sent, t.register_accepted)),
+            (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
+            (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
+            (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
         ];
-        for (name, duration) in measured {
+        for (phase, duration) in measured {
             if let Some(duration) = duration {
-                self.phase(name, duration);
+                self.phase(phase, duration);
             }
         }
         for poll in &t.polls {
-            self.phase("poll", *poll);
+            self.phase(Phase::Poll, *poll);
         }
         self.register_attempts.saturating_record(report.register_attempts.into());
         self.polls_per_device.saturating_record(report.polls.into());
@@ -188,7 +177,7 @@ impl Metrics {
             counts.connections += 1;
             match &report.outcome {
                 Outcome::Assigned { .. } => counts.assigned += 1,
-                Outcome::Failed(FailureKind::Connect | FailureKind::Timeout(Phase::TcpConnect)) => {
+                Outcome::Failed(FailureKind::Connect | FailureKind::Timeout(Step::TcpConnect)) => {
                     counts.connect_errors += 1;
                     counts.failed += 1;
                 }
@@ -207,18 +196,6 @@ impl Metrics {
         if let Some(matching) = report.payload_returned {
             self.payloads.returned += 1;
             self.payloads.matching += u64::from(matching);
-        }
-        for check in PassiveCheck::ALL {
-            if report.checks.evaluated(check) {
-                let counts = self.conformance.entry(check.id()).or_default();
-                counts.flows += 1;
-                for finding in report.checks.violations_of(check) {
-                    counts.violations += 1;
-                    if counts.examples.len() < CheckCounts::EXAMPLES {
-                        counts.examples.push(finding.clone());
-                    }
-                }
-            }
         }
         if t.start.saturating_duration_since(t.intended_start) > LATE_AFTER {
             self.late_starts += 1;
@@ -247,8 +224,8 @@ impl Metrics {
 
     /// Adds another collector's results; histograms merge exactly.
     pub fn merge(&mut self, other: &Metrics) {
-        for (name, histogram) in &other.phases {
-            self.phases.get_mut(name).expect("same phases").add(histogram).expect("same bounds");
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            mine.add(theirs).expect("same bounds");
         }
         self.register_attempts.add(&other.register_attempts).expect("auto-resizing histograms accept any value");
         self.polls_per_device.add(&other.polls_per_device).expect("auto-resizing histograms accept any value");
@@ -264,9 +241,6 @@ impl Metrics {
         }
         self.payloads.returned += other.payloads.returned;
         self.payloads.matching += other.payloads.matching;
-        for (id, counts) in &other.conformance {
-            self.conformance.entry(id).or_default().add(counts);
-        }
         for (source, counts) in &other.sources {
             self.sources.entry(source.clone()).or_default().add(counts);
         }
@@ -311,8 +285,9 @@ impl Metrics {
     }
 
     /// p99 of a phase so far, in microseconds (0 when empty).
-    pub fn p99_us(&self, phase: &str) -> u64 {
-        self.phases.get(phase).map(|h| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }).unwrap_or(0)
+    pub fn p99_us(&self, phase: Phase) -> u64 {
+        let h = &self.phases[phase.index()];
+        if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }
     }
 
     /// The summary of everything recorded. `total` counts devices planned, including any that
@@ -327,7 +302,10 @@ impl Metrics {
                 not_finished: total.saturating_sub(self.finished()),
             },
             flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
-            phases: self.phases.iter().map(|(name, h)| (name.to_string(), PhaseStats::of(h))).collect(),
+            phases: Phase::ALL
+                .iter()
+                .map(|p| (p.as_str().to_string(), PhaseStats::of(&self.phases[p.index()])))
+                .collect(),
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),
@@ -335,7 +313,6 @@ impl Metrics {
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),
             source_addresses: self.sources.clone(),
-            conformance: self.conformance.iter().map(|(id, c)| (id.to_string(), c.clone())).collect(),
             personalities: self.personalities.iter().map(|(name, c)| (name.to_string(), *c)).collect(),
             payloads: self.payloads,
             stray_replies: self.stray_replies,
@@ -345,239 +322,5 @@ impl Metrics {
     }
 }
 
-/// Device counts of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeviceCounts {
-    pub total: u64,
-    pub assigned: u64,
-    pub failed: u64,
-    /// Devices stopped by the end of the run (interrupt, drain deadline, max duration), with
-    /// the phases they completed recorded.
-    pub aborted: u64,
-    /// Started devices that never reported at all.
-    pub not_finished: u64,
-}
-
-/// Latency percentiles of one phase, in microseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PhaseStats {
-    pub count: u64,
-    pub min_us: u64,
-    pub mean_us: u64,
-    pub p50_us: u64,
-    pub p90_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
-    pub max_us: u64,
-}
-
-impl PhaseStats {
-    fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self { count: 0, min_us: 0, mean_us: 0, p50_us: 0, p90_us: 0, p99_us: 0, p999_us: 0, max_us: 0 };
-        }
-        Self {
-            count: h.len(),
-            min_us: h.min(),
-            mean_us: h.mean().round() as u64,
-            p50_us: h.value_at_quantile(0.50),
-            p90_us: h.value_at_quantile(0.90),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-        }
-    }
-}
-
-/// Devices of one SDK personality.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersonalityCounts {
-    pub devices: u64,
-    pub assigned: u64,
-    pub failed: u64,
-}
-
-impl PersonalityCounts {
-    fn add(&mut self, other: &PersonalityCounts) {
-        self.devices += other.devices;
-        self.assigned += other.assigned;
-        self.failed += other.failed;
-    }
-}
-
-/// Custom allocation payloads returned with the assignment, and how many equal what was sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PayloadCounts {
-    pub returned: u64,
-    pub matching: u64,
-}
-
-/// One passive check over a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckCounts {
-    /// Flows on which the check was evaluated.
-    pub flows: u64,
-    pub violations: u64,
-    /// The first few violations, with their evidence.
-    pub examples: Vec<Finding>,
-}
-
-impl CheckCounts {
-    const EXAMPLES: usize = 3;
-
-    fn add(&mut self, other: &CheckCounts) {
-        self.flows += other.flows;
-        self.violations += other.violations;
-        let room = Self::EXAMPLES.saturating_sub(self.examples.len());
-        self.examples.extend(other.examples.iter().take(room).cloned());
-    }
-}
-
-/// What happened on one source address.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceCounts {
-    pub connections: u64,
-    pub assigned: u64,
-    pub failed: u64,
-    /// TCP connect failures (refused, unreachable, port exhaustion, timeout).
-    pub connect_errors: u64,
-}
-
-impl SourceCounts {
-    fn add(&mut self, other: &SourceCounts) {
-        self.connections += other.connections;
-        self.assigned += other.assigned;
-        self.failed += other.failed;
-        self.connect_errors += other.connect_errors;
-    }
-}
-
-/// Distribution of a per-device count (register attempts, polls).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CountStats {
-    pub mean: f64,
-    pub p50: u64,
-    pub p99: u64,
-    pub max: u64,
-}
-
-impl CountStats {
-    fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self { mean: 0.0, p50: 0, p99: 0, max: 0 };
-        }
-        Self {
-            mean: (h.mean() * 100.0).round() / 100.0,
-            p50: h.value_at_quantile(0.5),
-            p99: h.value_at_quantile(0.99),
-            max: h.max(),
-        }
-    }
-}
-
-/// The measured part of `summary.json` (the runner adds run metadata around it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub devices: DeviceCounts,
-    pub flows_per_second: f64,
-    pub phases: BTreeMap<String, PhaseStats>,
-    pub register_attempts: CountStats,
-    pub polls_per_device: CountStats,
-    /// Failed devices by failure kind label.
-    pub failures: BTreeMap<String, u64>,
-    /// Replies received by status code.
-    pub statuses: BTreeMap<String, u64>,
-    /// `retry-after` values received (seconds) and how often.
-    pub retry_after_seconds: BTreeMap<String, u64>,
-    /// Assigned devices by hub.
-    pub hubs: BTreeMap<String, u64>,
-    /// Connections and errors per source address (when a pool is configured).
-    pub source_addresses: BTreeMap<String, SourceCounts>,
-    /// Passive conformance checks by ID: flows checked, violations, first examples.
-    pub conformance: BTreeMap<String, CheckCounts>,
-    /// Devices by SDK personality.
-    pub personalities: BTreeMap<String, PersonalityCounts>,
-    /// Custom allocation payloads that came back in `registrationState.payload`.
-    pub payloads: PayloadCounts,
-    pub stray_replies: u64,
-    /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
-    pub early_requests: u64,
-    /// Devices that started more than 2 ms after their intended instant.
-    pub late_starts: u64,
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::device::Timings;
-
-    fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
-        let mut timings = Timings::new(start, start + Duration::from_millis(2));
-        timings.tcp_connected = Some(start + Duration::from_millis(3));
-        let outcome = match assigned_after_ms {
-            Some(ms) => {
-                timings.assigned = Some(start + Duration::from_millis(ms));
-                timings.end = timings.assigned;
-                timings.polls = vec![Duration::from_millis(1), Duration::from_millis(4)];
-                Outcome::Assigned { hub: "hub-a".into(), device_id: "d".into() }
-            }
-            None => {
-                timings.end = Some(start + Duration::from_millis(10));
-                Outcome::Failed(FailureKind::Timeout(Phase::Connack))
-            }
-        };
-        FlowReport {
-            outcome,
-            timings,
-            register_attempts: 1,
-            polls: 2,
-            retry_after_seconds: vec![3],
-            statuses: vec![202, 202, 200],
-            stray_replies: 0,
-            source_address: None,
-            early_requests: 0,
-            payload_returned: None,
-            personality: Default::default(),
-            checks: Default::default(),
-        }
-    }
-
-    #[test]
-    fn records_phases_from_intended_and_actual_start() {
-        let t0 = Instant::now();
-        let mut metrics = Metrics::new();
-        metrics.record(&report(t0, Some(100)));
-        metrics.record(&report(t0, None));
-        let summary = metrics.summary(3);
-        assert_eq!(summary.devices, DeviceCounts { total: 3, assigned: 1, failed: 1, aborted: 0, not_finished: 1 });
-        let assigned = &summary.phases["assigned"];
-        let raw = &summary.phases["assigned_raw"];
-        assert_eq!(assigned.count, 1);
-        assert!((99_900..=100_100).contains(&assigned.max_us), "{assigned:?}");
-        assert!((97_900..=98_100).contains(&raw.max_us), "2 ms late start: {raw:?}");
-        assert_eq!(summary.phases["poll"].count, 2, "only the assigned flow polled");
-        assert_eq!(summary.phases["schedule_lag"].count, 2);
-        assert_eq!(summary.failures["timeout_connack"], 1);
-        assert_eq!(summary.statuses["202"], 4);
-        assert_eq!(summary.hubs["hub-a"], 1);
-        assert_eq!(summary.late_starts, 0, "2 ms late is within the timer's resolution");
-        let interval = metrics.take_interval();
-        assert_eq!((interval.assigned, interval.failed), (1, 1));
-        assert!((99_900..=100_100).contains(&interval.assigned_p99_us), "{interval:?}");
-        assert_eq!(metrics.take_interval().assigned, 0, "a fresh interval after each take");
-    }
-
-    #[test]
-    fn merging_equals_recording_everything_in_one() {
-        let t0 = Instant::now();
-        let reports: Vec<_> = (0..50).map(|i| report(t0, if i % 7 == 0 { None } else { Some(10 + i) })).collect();
-        let mut one = Metrics::new();
-        reports.iter().for_each(|r| one.record(r));
-        let (mut a, mut b) = (Metrics::new(), Metrics::new());
-        for (i, r) in reports.iter().enumerate() {
-            if i % 2 == 0 { a.record(r) } else { b.record(r) }
-        }
-        a.merge(&b);
-        assert_eq!(a.summary(50), one.summary(50));
-    }
-}
+mod tests;

@@ -95,6 +95,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     }
 }
 
+/// Packet identifiers for one connection's QoS 1 packets: 1, 2, ... 65535, then 1 again (0 is not
+/// a valid packet identifier, MQTT 3.1.1 §2.3.1).
+#[derive(Debug, Clone)]
+pub struct PacketIds {
+    next: u16,
+}
+
+impl Default for PacketIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PacketIds {
+    pub fn new() -> Self {
+        Self { next: 1 }
+    }
+
+    /// The next identifier to use.
+    pub fn next_id(&mut self) -> u16 {
+        let id = self.next;
+        self.next = self.next.checked_add(1).unwrap_or(1);
+        id
+    }
+}
+
 /// Frames one packet from `buf`; `Ok(None)` when more bytes are needed.
 pub fn decode(buf: &mut BytesMut) -> Result<Option<Packet>, MqttError> {
     match Packet::read(buf, MAX_PACKET_SIZE) {
@@ -108,6 +134,14 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Packet>, MqttError> {
 mod tests {
     use super::*;
     use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, PubAck, Publish, SubAck, SubscribeReasonCode};
+
+    #[test]
+    fn packet_ids_count_from_1_and_wrap_past_0() {
+        let mut ids = PacketIds::new();
+        assert_eq!((ids.next_id(), ids.next_id()), (1, 2));
+        let mut ids = PacketIds { next: 65534 };
+        assert_eq!([ids.next_id(), ids.next_id(), ids.next_id()], [65534, 65535, 1]);
+    }
 
     #[test]
     fn decodes_field_by_field() {

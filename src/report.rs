@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::device::Transport;
-use crate::metrics::PHASES;
+use crate::metrics::Phase;
 use crate::runner::RunSummary;
 use crate::scenario::{Load, Plan, TargetPlan};
 
@@ -49,15 +49,15 @@ pub fn summary_table(summary: &RunSummary) -> String {
         "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "phase", "count", "p50", "p90", "p99", "p99.9", "max"
     );
-    for name in PHASES {
-        let Some(p) = r.phases.get(name) else { continue };
+    for phase in Phase::ALL {
+        let Some(p) = r.phase(phase) else { continue };
         if p.count == 0 {
             continue;
         }
         let _ = writeln!(
             out,
             "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            name,
+            phase.as_str(),
             p.count,
             micros(p.p50_us),
             micros(p.p90_us),
@@ -84,14 +84,14 @@ pub fn summary_table(summary: &RunSummary) -> String {
         let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "failures: {}", failures.join(", "));
     }
-    let violated: Vec<String> = r
+    let violated: Vec<String> = summary
         .conformance
         .iter()
         .filter(|(_, c)| c.violations > 0)
         .map(|(id, c)| format!("{id}={}", c.violations))
         .collect();
     if violated.is_empty() {
-        let _ = writeln!(out, "conformance: {} passive checks, no violations", r.conformance.len());
+        let _ = writeln!(out, "conformance: {} passive checks, no violations", summary.conformance.len());
     } else {
         let _ = writeln!(out, "conformance violations: {} (examples in summary.json)", violated.join(", "));
     }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::ConformArgs;
 use super::keys::read_key;
-use crate::conformance::probes::ProbeTarget;
 use crate::conformance::CATALOGUE;
+use crate::conformance::probes::ProbeTarget;
 use crate::conformance::report;
 use crate::conformance::suite::{self, SuiteOptions};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};

@@ -1,16 +1,18 @@
 //! Passive checks: evaluated on every packet of a device flow, without sending anything extra.
 //!
-//! Sans IO. `device::flow` reports what it sent and received; [`CheckLog`] records which checks
-//! were evaluated and every violation with its evidence (topic, body excerpt). Evidence never
-//! holds secrets: topics and bodies carry none.
+//! Sans IO. `device::flow` reports what it sent and received as [`Observation`]s; [`CheckLog`],
+//! a flow's [`Observer`], records which checks were evaluated and every violation with its
+//! evidence (topic, body excerpt). [`PassiveTally`] folds the logs of a run's flows. Evidence
+//! never holds secrets: topics and bodies carry none.
+
+use std::collections::BTreeMap;
 
 use rumqttc::mqttbytes::v4::Publish;
+use serde::{Deserialize, Serialize};
 
 use super::{Finding, excerpt};
-use crate::messages::{ErrorBody, OperationStatus, RegistrationOperationStatus};
-
-/// A 2xx reply body, parsed (or not) as a RegistrationOperationStatus.
-pub type ParsedOperation = Result<RegistrationOperationStatus, serde_json::Error>;
+use crate::device::{Observation, Observer, RequestKind};
+use crate::messages::{ErrorBody, OperationStatus, ParsedOperation, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{RESPONSE_PREFIX, ReplyTopic, TopicError};
 
@@ -56,13 +58,6 @@ impl PassiveCheck {
     fn bit(self) -> u16 {
         1 << (self as u8)
     }
-}
-
-/// Which request a reply answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    Register,
-    Poll,
 }
 
 /// What one flow's passive checks found.
@@ -246,6 +241,76 @@ impl CheckLog {
     }
 }
 
+impl Observer for CheckLog {
+    fn observe(&mut self, observation: Observation<'_>) {
+        match observation {
+            Observation::ConnAck { session_present } => self.connack(session_present),
+            Observation::SubAck { granted } => self.suback(granted),
+            Observation::RequestSent { qos, packet_id } => self.request_sent(qos, packet_id),
+            Observation::PubAck { packet_id } => self.puback(packet_id),
+            Observation::Reply { publish, request, operation } => self.reply(publish, request, operation),
+        }
+    }
+}
+
+/// The passive checks over a run, by check ID: what `summary.json`'s `conformance` holds.
+/// Tallies merge exactly, like `metrics::Metrics`, so per-worker tallies can be combined.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassiveTally {
+    checks: BTreeMap<&'static str, CheckCounts>,
+}
+
+impl PassiveTally {
+    /// Folds one flow's log in.
+    pub fn record(&mut self, log: &CheckLog) {
+        for check in PassiveCheck::ALL {
+            if log.evaluated(check) {
+                let counts = self.checks.entry(check.id()).or_default();
+                counts.flows += 1;
+                for finding in log.violations_of(check) {
+                    counts.violations += 1;
+                    if counts.examples.len() < CheckCounts::EXAMPLES {
+                        counts.examples.push(finding.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds another tally.
+    pub fn merge(&mut self, other: &PassiveTally) {
+        for (id, counts) in &other.checks {
+            self.checks.entry(id).or_default().add(counts);
+        }
+    }
+
+    /// The counts by check ID, as `summary.json` writes them.
+    pub fn counts(&self) -> BTreeMap<String, CheckCounts> {
+        self.checks.iter().map(|(id, c)| (id.to_string(), c.clone())).collect()
+    }
+}
+
+/// One passive check over a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckCounts {
+    /// Flows on which the check was evaluated.
+    pub flows: u64,
+    pub violations: u64,
+    /// The first few violations, with their evidence.
+    pub examples: Vec<Finding>,
+}
+
+impl CheckCounts {
+    const EXAMPLES: usize = 3;
+
+    fn add(&mut self, other: &CheckCounts) {
+        self.flows += other.flows;
+        self.violations += other.violations;
+        let room = Self::EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.iter().take(room).cloned());
+    }
+}
+
 /// What a 2xx body lacks for its status, if anything.
 fn schema_problem(op: &RegistrationOperationStatus) -> Option<String> {
     let state = op.registration_state.as_ref();
@@ -372,5 +437,35 @@ mod tests {
         assert!(log.violations[1].evidence.contains("assignedHub"), "{:?}", log.violations[1]);
         log.connack(true);
         assert_eq!(ids(&log).last(), Some(&"DPS-MQTT-001"));
+    }
+
+    #[test]
+    fn tallies_merge_like_recording_everything_in_one() {
+        let logs: Vec<CheckLog> = (0..10)
+            .map(|i| {
+                let mut log = CheckLog::default();
+                log.connack(i % 3 == 0);
+                if i % 2 == 0 {
+                    log.reply(
+                        &publish(&reply_topic(202, "1", Some(1)), QoS::AtLeastOnce, ASSIGNING),
+                        Some(("1", RequestKind::Register)),
+                        None,
+                    );
+                }
+                log
+            })
+            .collect();
+        let mut one = PassiveTally::default();
+        logs.iter().for_each(|log| one.record(log));
+        let (mut a, mut b) = (PassiveTally::default(), PassiveTally::default());
+        for (i, log) in logs.iter().enumerate() {
+            if i < 3 { a.record(log) } else { b.record(log) }
+        }
+        a.merge(&b);
+        assert_eq!(a, one);
+        let counts = one.counts();
+        assert_eq!((counts["DPS-MQTT-001"].flows, counts["DPS-MQTT-001"].violations), (10, 4));
+        assert_eq!(counts["DPS-MQTT-001"].examples.len(), CheckCounts::EXAMPLES);
+        assert_eq!(counts["DPS-FLOW-001"].flows, 5);
     }
 }

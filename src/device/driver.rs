@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use rand::SeedableRng as _;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
@@ -14,8 +15,9 @@ use tokio::time::{sleep_until, timeout};
 use tokio_rustls::TlsConnector;
 
 use super::flow::Flow;
-use super::outcome::{FailureKind, FlowReport, Phase, Timings};
-use super::{DeviceIdentity, FlowSettings};
+use super::observation::Observer;
+use super::outcome::{FailureKind, FlowReport, Step, Timings};
+use super::{DeviceIdentity, DeviceRng, FlowSettings};
 use crate::mqtt::{Framed, MqttError};
 use crate::websocket;
 
@@ -61,9 +63,23 @@ pub async fn run_device(
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     intended_start: Instant,
-    mut abort: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
 ) -> FlowReport {
-    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()));
+    run_device_observed(target, settings, identity, intended_start, abort, fresh_rng(), ()).await
+}
+
+/// [`run_device`] with its randomness drawn from `rng`, reporting what the device sees on the
+/// wire to `observer`, returned in the report.
+pub async fn run_device_observed<O: Observer>(
+    target: &Target,
+    settings: Arc<FlowSettings>,
+    identity: DeviceIdentity,
+    intended_start: Instant,
+    mut abort: watch::Receiver<bool>,
+    rng: DeviceRng,
+    observer: O,
+) -> FlowReport<O> {
+    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()), rng, observer);
     if *abort.borrow_and_update() {
         return failed(flow, FailureKind::Aborted);
     }
@@ -78,12 +94,12 @@ pub async fn run_device(
     flow.into_report()
 }
 
-async fn connect_and_drive(target: &Target, flow: &mut Flow) {
+async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
     let timeouts = flow.settings().timeouts;
     let tcp = match timeout(timeouts.tcp_connect, connect(target.address, flow.identity().source_address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(_)) => return flow.fail(now(), FailureKind::Connect),
-        Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TcpConnect)),
+        Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TcpConnect)),
     };
     // Nagle would hold small MQTT packets back and distort every latency measured after it.
     let _ = tcp.set_nodelay(true);
@@ -95,7 +111,7 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
     let tls = match timeout(timeouts.tls_handshake, handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(_)) => return flow.fail(now(), FailureKind::Tls),
-        Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::TlsHandshake)),
+        Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TlsHandshake)),
     };
     flow.timings_mut().tls_done = Some(now());
 
@@ -114,7 +130,7 @@ async fn connect_and_drive(target: &Target, flow: &mut Flow) {
             let ws = match timeout(timeouts.tls_handshake, upgrade).await {
                 Ok(Ok(ws)) => ws,
                 Ok(Err(_)) => return flow.fail(now(), FailureKind::WebSocket),
-                Err(_) => return flow.fail(now(), FailureKind::Timeout(Phase::WebSocketUpgrade)),
+                Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::WebSocketUpgrade)),
             };
             flow.timings_mut().ws_upgraded = Some(now());
             let mut framed = Framed::new(ws);
@@ -159,6 +175,11 @@ fn bind_address_no_port(_socket: &TcpSocket) -> io::Result<()> {
     Ok(())
 }
 
+/// A device RNG seeded from the thread's generator: no system call per device.
+pub fn fresh_rng() -> DeviceRng {
+    DeviceRng::from_rng(&mut rand::rng())
+}
+
 /// An abort signal that never fires, for callers that run devices to completion.
 pub fn never_abort() -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);
@@ -167,9 +188,10 @@ pub fn never_abort() -> watch::Receiver<bool> {
     receiver
 }
 
-async fn drive<S>(flow: &mut Flow, framed: &mut Framed<S>)
+async fn drive<S, O>(flow: &mut Flow<O>, framed: &mut Framed<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    O: Observer,
 {
     loop {
         let mut queued = false;
@@ -212,7 +234,7 @@ where
     }
 }
 
-fn failed(mut flow: Flow, kind: FailureKind) -> FlowReport {
+fn failed<O: Observer>(mut flow: Flow<O>, kind: FailureKind) -> FlowReport<O> {
     flow.fail(now(), kind);
     flow.into_report()
 }

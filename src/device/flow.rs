@@ -3,22 +3,24 @@
 //! It is fed `now`, decoded packets, timer expiries and connection loss, and produces packets to
 //! send ([`Flow::poll_transmit`]), the next instant it needs waking ([`Flow::poll_timeout`]) and,
 //! once, a [`FlowReport`]. It never touches a socket or reads the clock, so every path (retries,
-//! timeouts, stray replies, violations) is tested by feeding it packets.
+//! timeouts, stray replies, violations) is tested by feeding it packets. What it sees on the wire
+//! goes to its [`Observer`] as it happens; it does not judge it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand::Rng as _;
 use rumqttc::mqttbytes::v4::{
     Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, Subscribe, SubscribeReasonCode,
 };
 
-use super::outcome::{FailureKind, FlowReport, Outcome, Phase, Timings, Violation};
-use super::{Decision, DeviceIdentity, FlowSettings, PollBody, RidStyle};
-use crate::conformance::passive::{CheckLog, ParsedOperation, RequestKind};
-use crate::messages::{OperationStatus, RegistrationOperationStatus};
-use crate::mqtt::QoS;
+use super::observation::{Observation, Observer, RequestKind};
+use super::outcome::{FailureKind, FlowReport, Outcome, Step, Timings, Violation};
+use super::{Decision, DeviceIdentity, DeviceRng, FlowSettings, PollBody, RidStyle};
+use crate::messages::{OperationStatus, ParsedOperation, RegistrationOperationStatus};
+use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, ReplyTopic};
 
 #[derive(Debug)]
@@ -44,17 +46,17 @@ enum State {
     Done,
 }
 
-/// One device's provisioning flow.
-pub struct Flow {
+/// One device's provisioning flow, reporting what it sees to `O`.
+pub struct Flow<O = ()> {
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
     state: State,
-    next_packet_id: u16,
+    packet_ids: PacketIds,
     next_rid: u32,
     outstanding: Option<Request>,
     operation_id: Option<String>,
     retries: u32,
-    deadline: Option<(Instant, Phase)>,
+    deadline: Option<(Instant, Step)>,
     wake: Option<Instant>,
     /// When the device last queued a packet, for keep-alive PINGREQs.
     last_sent: Option<Instant>,
@@ -62,17 +64,27 @@ pub struct Flow {
     told_until: Option<Instant>,
     outbox: VecDeque<Packet>,
     outcome: Option<Outcome>,
-    report: FlowReport,
+    /// `$rid` UUIDs and retry jitter.
+    rng: DeviceRng,
+    report: FlowReport<O>,
 }
 
-impl Flow {
-    pub fn new(settings: Arc<FlowSettings>, identity: DeviceIdentity, timings: Timings) -> Self {
+impl<O: Observer> Flow<O> {
+    /// A flow drawing its `$rid` UUIDs and retry jitter from `rng` (same seed, same flow) and
+    /// reporting each [`Observation`] to `observer`, which ends up in its report.
+    pub fn new(
+        settings: Arc<FlowSettings>,
+        identity: DeviceIdentity,
+        timings: Timings,
+        rng: DeviceRng,
+        observer: O,
+    ) -> Self {
         let (source_address, personality) = (identity.source_address, identity.personality);
         let mut flow = Self {
             settings,
             identity,
             state: State::Idle,
-            next_packet_id: 1,
+            packet_ids: PacketIds::new(),
             next_rid: 1,
             outstanding: None,
             operation_id: None,
@@ -83,6 +95,7 @@ impl Flow {
             told_until: None,
             outbox: VecDeque::new(),
             outcome: None,
+            rng,
             report: FlowReport {
                 outcome: Outcome::Failed(FailureKind::Aborted),
                 timings,
@@ -95,7 +108,7 @@ impl Flow {
                 early_requests: 0,
                 payload_returned: None,
                 personality,
-                checks: CheckLog::default(),
+                observer,
             },
         };
         flow.report.source_address = source_address;
@@ -126,7 +139,7 @@ impl Flow {
         self.push(now, Packet::Connect(connect));
         self.report.timings.connect_sent = Some(now);
         self.state = State::AwaitConnAck;
-        self.deadline = Some((now + self.settings.timeouts.connack, Phase::Connack));
+        self.deadline = Some((now + self.settings.timeouts.connack, Step::Connack));
     }
 
     /// The next packet to send, if any.
@@ -147,17 +160,17 @@ impl Flow {
         self.state == State::Done
     }
 
-    /// The phase the flow is in, for timeouts and lost connections.
-    pub fn phase(&self) -> Phase {
+    /// The step the flow is in, for timeouts and lost connections.
+    pub fn step(&self) -> Step {
         match self.state {
-            State::Idle => Phase::TcpConnect,
-            State::AwaitConnAck => Phase::Connack,
-            State::AwaitSubAck { .. } => Phase::Suback,
+            State::Idle => Step::TcpConnect,
+            State::AwaitConnAck => Step::Connack,
+            State::AwaitSubAck { .. } => Step::Suback,
             State::AwaitReply => match self.outstanding.as_ref().map(|r| r.kind) {
-                Some(RequestKind::Poll) => Phase::Poll,
-                _ => Phase::Register,
+                Some(RequestKind::Poll) => Step::Poll,
+                _ => Step::Register,
             },
-            State::Waiting { .. } | State::Done => Phase::Wait,
+            State::Waiting { .. } | State::Done => Step::Wait,
         }
     }
 
@@ -167,12 +180,12 @@ impl Flow {
             return;
         }
         if now >= self.report.timings.start + self.settings.timeouts.flow {
-            return self.fail(now, FailureKind::Timeout(self.phase()));
+            return self.fail(now, FailureKind::Timeout(self.step()));
         }
-        if let Some((at, phase)) = self.deadline
+        if let Some((at, step)) = self.deadline
             && now >= at
         {
-            return self.fail(now, FailureKind::Timeout(phase));
+            return self.fail(now, FailureKind::Timeout(step));
         }
         if let (Some(at), State::Waiting { next }) = (self.wake, self.state)
             && now >= at
@@ -188,7 +201,7 @@ impl Flow {
     /// The connection closed or broke.
     pub fn handle_closed(&mut self, now: Instant) {
         if self.state != State::Done {
-            self.fail(now, FailureKind::ConnectionLost(self.phase()));
+            self.fail(now, FailureKind::ConnectionLost(self.step()));
         }
     }
 
@@ -205,7 +218,7 @@ impl Flow {
         match (self.state, packet) {
             (State::AwaitConnAck, Packet::ConnAck(connack)) => {
                 self.report.timings.connack = Some(now);
-                self.report.checks.connack(connack.session_present);
+                self.observe(Observation::ConnAck { session_present: connack.session_present });
                 if connack.code != ConnectReturnCode::Success {
                     return self.fail(now, FailureKind::Refused(connack.code as u8));
                 }
@@ -217,7 +230,7 @@ impl Flow {
                     Some(SubscribeReasonCode::Success(qos)) => Some(*qos),
                     _ => None,
                 };
-                self.report.checks.suback(granted);
+                self.observe(Observation::SubAck { granted });
                 if suback.return_codes.contains(&SubscribeReasonCode::Failure) {
                     return self.fail(now, FailureKind::SubscribeRefused);
                 }
@@ -231,17 +244,19 @@ impl Flow {
                 let operation = success_status(&publish.topic)
                     .then(|| serde_json::from_slice::<RegistrationOperationStatus>(&publish.payload));
                 let request = self.outstanding.as_ref().filter(|_| self.state == State::AwaitReply);
-                self.report.checks.reply(&publish, request.map(|r| (r.rid.as_str(), r.kind)), operation.as_ref());
+                let request = request.map(|r| (r.rid.as_str(), r.kind));
+                let reply = Observation::Reply { publish: &publish, request, operation: operation.as_ref() };
+                self.report.observer.observe(reply);
                 self.handle_reply(now, &publish, operation);
             }
-            (_, Packet::PubAck(ack)) => self.report.checks.puback(ack.pkid),
+            (_, Packet::PubAck(ack)) => self.observe(Observation::PubAck { packet_id: ack.pkid }),
             (_, Packet::PingResp) => {}
             _ => self.fail(now, FailureKind::ProtocolViolation(Violation::UnexpectedPacket)),
         }
     }
 
     /// The finished flow's report. Call once [`Flow::is_done`].
-    pub fn into_report(mut self) -> FlowReport {
+    pub fn into_report(mut self) -> FlowReport<O> {
         if let Some(outcome) = self.outcome.take() {
             self.report.outcome = outcome;
         }
@@ -249,13 +264,13 @@ impl Flow {
     }
 
     fn subscribe(&mut self, now: Instant) {
-        let packet_id = self.packet_id();
+        let packet_id = self.packet_ids.next_id();
         let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, self.settings.subscribe_qos);
         subscribe.pkid = packet_id;
         self.push(now, Packet::Subscribe(subscribe));
         self.report.timings.subscribe_sent = Some(now);
         self.state = State::AwaitSubAck { packet_id };
-        self.deadline = Some((now + self.settings.timeouts.suback, Phase::Suback));
+        self.deadline = Some((now + self.settings.timeouts.suback, Step::Suback));
     }
 
     fn send_request(&mut self, now: Instant, kind: RequestKind) {
@@ -269,13 +284,13 @@ impl Flow {
                 rid.to_string()
             }
             RidStyle::Literal1 => "1".to_string(),
-            RidStyle::Uuid => crate::messages::uuid_v4(),
+            RidStyle::Uuid => crate::messages::uuid_v4(&mut self.rng),
         };
-        let (topic, payload, phase) = match kind {
+        let (topic, payload, step) = match kind {
             RequestKind::Register => {
                 self.report.register_attempts += 1;
                 self.report.timings.register_sent.get_or_insert(now);
-                (topics::register_topic(&rid), self.identity.register_body.clone(), Phase::Register)
+                (topics::register_topic(&rid), self.identity.register_body.clone(), Step::Register)
             }
             RequestKind::Poll => {
                 self.report.polls += 1;
@@ -285,7 +300,7 @@ impl Flow {
                     PollBody::Space => Bytes::from_static(b" "),
                     PollBody::RegisterBody => self.identity.register_body.clone(),
                 };
-                (topics::poll_topic(&rid, operation_id), body, Phase::Poll)
+                (topics::poll_topic(&rid, operation_id), body, Step::Poll)
             }
         };
         let qos = match kind {
@@ -294,13 +309,13 @@ impl Flow {
         };
         let mut publish = Publish::from_bytes(topic, qos, payload);
         if publish.qos != QoS::AtMostOnce {
-            publish.pkid = self.packet_id();
+            publish.pkid = self.packet_ids.next_id();
         }
-        self.report.checks.request_sent(publish.qos, publish.pkid);
+        self.observe(Observation::RequestSent { qos: publish.qos, packet_id: publish.pkid });
         self.push(now, Packet::Publish(publish));
         self.outstanding = Some(Request { kind, rid, sent_at: now });
         self.state = State::AwaitReply;
-        self.deadline = Some((now + self.settings.timeouts.reply, phase));
+        self.deadline = Some((now + self.settings.timeouts.reply, step));
     }
 
     fn handle_reply(&mut self, now: Instant, publish: &Publish, operation: Option<ParsedOperation>) {
@@ -334,7 +349,7 @@ impl Flow {
     }
 
     fn retry(&mut self, now: Instant, kind: RequestKind, status: u16, retry_after: Option<Option<u32>>) {
-        match self.settings.retry.after_error(retry_after, self.retries, rand::random()) {
+        match self.settings.retry.after_error(retry_after, self.retries, self.rng.random()) {
             Decision::GiveUp => self.fail(now, FailureKind::Status(status)),
             Decision::Wait(wait) => {
                 self.retries += 1;
@@ -365,7 +380,7 @@ impl Flow {
                 }
                 self.operation_id = Some(operation.operation_id);
                 let first_poll = self.report.polls == 0;
-                let wait = self.settings.retry.poll_wait(retry_after, first_poll, rand::random());
+                let wait = self.settings.retry.poll_wait(retry_after, first_poll, self.rng.random());
                 self.wait_then(now, RequestKind::Poll, wait);
             }
             OperationStatus::Assigned => match (state.assigned_hub, state.device_id) {
@@ -405,6 +420,10 @@ impl Flow {
         self.outcome = Some(outcome);
     }
 
+    fn observe(&mut self, observation: Observation<'_>) {
+        self.report.observer.observe(observation);
+    }
+
     fn push(&mut self, now: Instant, packet: Packet) {
         self.last_sent = Some(now);
         self.outbox.push_back(packet);
@@ -417,12 +436,6 @@ impl Flow {
         }
         self.last_sent.map(|at| at + Duration::from_secs(keep_alive.into()))
     }
-
-    fn packet_id(&mut self) -> u16 {
-        let id = self.next_packet_id;
-        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-        id
-    }
 }
 
 /// Whether a reply topic's status is 2xx (a RegistrationOperationStatus body), read without a
@@ -432,243 +445,4 @@ fn success_status(topic: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
-    use rumqttc::mqttbytes::v4::{ConnAck, SubAck};
-
-    fn flow_with(settings: FlowSettings) -> (Flow, Instant) {
-        let registration_id = RegistrationId::new("dev-1").unwrap();
-        let id_scope = IdScope::new("0ne00DPS001").unwrap();
-        let key = SymmetricKey::random();
-        let password = SasToken::build(&id_scope, &registration_id, &key, 10, SasStyle::default());
-        let identity = DeviceIdentity {
-            register_body: DeviceIdentity::default_register_body(&registration_id),
-            registration_id,
-            id_scope,
-            password: Some(password),
-            source_address: None,
-            personality: Default::default(),
-            payload: None,
-            client_tls: None,
-        };
-        let t0 = Instant::now();
-        (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0)), t0)
-    }
-
-    fn connected_flow(settings: FlowSettings) -> (Flow, Instant) {
-        let (mut flow, t0) = flow_with(settings);
-        flow.connected(t0);
-        let Some(Packet::Connect(connect)) = flow.poll_transmit() else { panic!("no CONNECT") };
-        assert_eq!(connect.client_id, "dev-1");
-        let login = connect.login.unwrap();
-        assert_eq!(
-            login.username,
-            "0ne00DPS001/registrations/dev-1/api-version=2019-03-31&ClientVersion=dpsbench%2F0.1.0"
-        );
-        assert!(login.password.starts_with("SharedAccessSignature sr=0ne00DPS001%2Fregistrations%2Fdev-1&sig="));
-        flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
-        let Some(Packet::Subscribe(subscribe)) = flow.poll_transmit() else { panic!("no SUBSCRIBE") };
-        assert_eq!(subscribe.filters[0].path, "$dps/registrations/res/#");
-        assert_eq!(subscribe.filters[0].qos, QoS::AtLeastOnce);
-        flow.handle_packet(
-            t0,
-            Packet::SubAck(SubAck::new(subscribe.pkid, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])),
-        );
-        (flow, t0)
-    }
-
-    fn expect_publish(flow: &mut Flow) -> Publish {
-        match flow.poll_transmit() {
-            Some(Packet::Publish(publish)) => publish,
-            other => panic!("expected a PUBLISH, got {other:?}"),
-        }
-    }
-
-    fn reply(topic: String, body: &str) -> Packet {
-        let mut publish = Publish::new(topic, QoS::AtLeastOnce, body.as_bytes().to_vec());
-        publish.pkid = 2;
-        Packet::Publish(publish)
-    }
-
-    const ASSIGNING: &str = r#"{"operationId":"4.0000000000000001.x","status":"assigning"}"#;
-    const ASSIGNED: &str = r#"{"operationId":"4.0000000000000001.x","status":"assigned","registrationState":{"registrationId":"dev-1","assignedHub":"hub-a","deviceId":"dev-1","status":"assigned","substatus":"initialAssignment"}}"#;
-
-    #[test]
-    fn happy_path_register_poll_assigned() {
-        let (mut flow, t0) = connected_flow(FlowSettings::default());
-        let register = expect_publish(&mut flow);
-        assert_eq!(register.topic, "$dps/registrations/PUT/iotdps-register/?$rid=1");
-        assert_eq!(&register.payload[..], br#"{"registrationId":"dev-1"}"#);
-        let t1 = t0 + Duration::from_millis(5);
-        flow.handle_packet(t1, reply(topics::reply_topic(202, "1", Some(3)), ASSIGNING));
-        assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
-        assert_eq!(flow.poll_timeout(), Some(t1 + Duration::from_secs(3)));
-        assert_eq!(flow.poll_transmit(), None, "polls only after retry-after");
-
-        let t2 = t1 + Duration::from_secs(3);
-        flow.handle_timeout(t2);
-        let poll = expect_publish(&mut flow);
-        assert_eq!(
-            poll.topic,
-            "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId=4.0000000000000001.x"
-        );
-        let t3 = t2 + Duration::from_millis(7);
-        flow.handle_packet(t3, reply(topics::reply_topic(200, "2", None), ASSIGNED));
-        assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
-        assert_eq!(flow.poll_transmit(), Some(Packet::Disconnect));
-        assert!(flow.is_done());
-        let report = flow.into_report();
-        assert_eq!(report.outcome, Outcome::Assigned { hub: "hub-a".into(), device_id: "dev-1".into() });
-        assert_eq!(report.timings.polls, vec![Duration::from_millis(7)]);
-        assert_eq!(report.timings.register_accepted, Some(t1));
-        assert_eq!((report.register_attempts, report.polls), (1, 1));
-        assert_eq!(report.statuses, vec![202, 200]);
-        assert_eq!(report.retry_after_seconds, vec![3]);
-    }
-
-    #[test]
-    fn throttled_register_is_retried_after_retry_after_then_gives_up() {
-        let settings = FlowSettings {
-            retry: super::super::RetryPolicy { max_retries: Some(1), ..Default::default() },
-            ..Default::default()
-        };
-        let (mut flow, t0) = connected_flow(settings);
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(429, "1", Some(5)), r#"{"errorCode":429001}"#));
-        flow.poll_transmit();
-        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(5)));
-        flow.handle_timeout(t0 + Duration::from_secs(5));
-        let again = expect_publish(&mut flow);
-        assert_eq!(again.topic, "$dps/registrations/PUT/iotdps-register/?$rid=2");
-        flow.handle_packet(t0, reply(topics::reply_topic(503, "2", None), "{}"));
-        assert!(flow.is_done());
-        let report = flow.into_report();
-        assert_eq!(report.outcome, Outcome::Failed(FailureKind::Status(503)));
-        assert_eq!(report.register_attempts, 2);
-    }
-
-    #[test]
-    fn refused_connack_and_auth_reply_are_failures() {
-        let (mut flow, t0) = flow_with(FlowSettings::default());
-        flow.connected(t0);
-        flow.poll_transmit();
-        flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false)));
-        assert_eq!(flow.poll_transmit(), None, "no DISCONNECT after a refused CONNECT");
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Refused(5)));
-
-        let (mut flow, t0) = connected_flow(FlowSettings::default());
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(401, "1", None), r#"{"errorCode":401002}"#));
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Status(401)));
-    }
-
-    #[test]
-    fn stray_replies_are_ignored_and_counted() {
-        let (mut flow, t0) = connected_flow(FlowSettings::default());
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(202, "99", Some(1)), ASSIGNING));
-        assert!(!flow.is_done());
-        flow.handle_packet(t0, reply(topics::reply_topic(200, "1", None), ASSIGNED));
-        let report = flow.into_report();
-        assert_eq!(report.stray_replies, 1);
-        assert!(matches!(report.outcome, Outcome::Assigned { .. }));
-    }
-
-    #[test]
-    fn deadlines_name_their_phase() {
-        let (mut flow, t0) = flow_with(FlowSettings::default());
-        flow.connected(t0);
-        let deadline = flow.poll_timeout().unwrap();
-        flow.handle_timeout(deadline - Duration::from_millis(1));
-        assert!(!flow.is_done());
-        flow.handle_timeout(deadline);
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Phase::Connack)));
-
-        let (mut flow, t0) = connected_flow(FlowSettings::default());
-        expect_publish(&mut flow);
-        flow.handle_timeout(t0 + Duration::from_secs(30));
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::Timeout(Phase::Register)));
-    }
-
-    #[test]
-    fn violations_end_the_flow() {
-        let cases = [
-            (
-                topics::reply_topic(200, "1", None),
-                r#"{"operationId":"x","status":"unassigned"}"#,
-                Violation::Unassigned,
-            ),
-            (
-                topics::reply_topic(200, "1", None),
-                r#"{"operationId":"x","status":"assigned"}"#,
-                Violation::IncompleteAssignment,
-            ),
-            (topics::reply_topic(202, "1", Some(1)), r#"{"status":"assigning"}"#, Violation::MissingOperationId),
-            (topics::reply_topic(202, "1", Some(1)), "not json", Violation::ReplyBody),
-            ("$dps/registrations/res/2x/?$rid=1".to_string(), "{}", Violation::ReplyTopic),
-        ];
-        for (topic, body, violation) in cases {
-            let (mut flow, t0) = connected_flow(FlowSettings::default());
-            expect_publish(&mut flow);
-            flow.handle_packet(t0, reply(topic.clone(), body));
-            assert_eq!(
-                flow.into_report().outcome,
-                Outcome::Failed(FailureKind::ProtocolViolation(violation)),
-                "{topic} {body}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_profile_that_polls_early_is_counted() {
-        let settings = FlowSettings {
-            retry: super::super::RetryPolicy::profile(super::super::RetryProfile::Python),
-            ..Default::default()
-        };
-        let (mut flow, t0) = connected_flow(settings);
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(3)), ASSIGNING));
-        flow.poll_transmit();
-        // Python polls 2 s after register, whatever retry-after said.
-        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(2)));
-        flow.handle_timeout(t0 + Duration::from_secs(2));
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(200, "2", None), ASSIGNED));
-        assert_eq!(flow.into_report().early_requests, 1);
-
-        let (mut flow, t0) = connected_flow(FlowSettings::default());
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(3)), ASSIGNING));
-        assert_eq!(flow.poll_transmit(), Some(Packet::PubAck(PubAck::new(2))));
-        flow.handle_timeout(t0 + Duration::from_secs(3));
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(200, "2", None), ASSIGNED));
-        assert_eq!(flow.into_report().early_requests, 0, "dpsbench's own profile waits as told");
-    }
-
-    #[test]
-    fn keep_alive_pings_while_waiting() {
-        let settings = FlowSettings { keep_alive: 2, ..Default::default() };
-        let (mut flow, t0) = connected_flow(settings);
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(5)), ASSIGNING));
-        flow.poll_transmit();
-        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(2)));
-        flow.handle_timeout(t0 + Duration::from_secs(2));
-        assert_eq!(flow.poll_transmit(), Some(Packet::PingReq));
-        flow.handle_packet(t0, Packet::PingResp);
-        assert_eq!(flow.poll_timeout(), Some(t0 + Duration::from_secs(4)));
-    }
-
-    #[test]
-    fn lost_connection_names_the_phase_and_sends_nothing() {
-        let (mut flow, t0) = connected_flow(FlowSettings::default());
-        expect_publish(&mut flow);
-        flow.handle_packet(t0, reply(topics::reply_topic(202, "1", Some(2)), ASSIGNING));
-        flow.poll_transmit();
-        flow.handle_closed(t0);
-        assert_eq!(flow.poll_transmit(), None);
-        assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::ConnectionLost(Phase::Wait)));
-    }
-}
+mod tests;

@@ -2,11 +2,14 @@
 //!
 //! `flow` is the sans-IO state machine (packets and `now` in, packets and deadlines out);
 //! `driver` owns the socket, TLS and clock and runs one flow to its single [`Outcome`];
-//! `outcome` holds what a finished flow reports. Failures of the service under test are data
-//! ([`FailureKind`]), never Rust errors.
+//! `outcome` holds what a finished flow reports; `observation` what it saw on the wire, handed to
+//! an [`Observer`] (the passive conformance checks) without judging it. Failures of the service
+//! under test are data ([`FailureKind`]), never Rust errors. Randomness (`$rid` UUIDs, retry
+//! jitter) comes from a [`DeviceRng`] the caller seeds.
 
 pub mod driver;
 pub mod flow;
+pub mod observation;
 pub mod outcome;
 pub mod personality;
 pub mod retry;
@@ -19,11 +22,16 @@ use bytes::Bytes;
 use crate::credentials::{IdScope, RegistrationId, SasToken};
 use crate::mqtt::QoS;
 
-pub use driver::{Target, Transport, run_device};
+pub use driver::{Target, Transport, fresh_rng, run_device, run_device_observed};
 pub use flow::Flow;
-pub use outcome::{FailureKind, FlowReport, Outcome, Phase, Timings};
+pub use observation::{Observation, Observer, RequestKind};
+pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
 pub use retry::{Decision, RetryPolicy, RetryProfile};
+
+/// A device's randomness (`$rid` UUIDs, retry jitter): an input of the flow, so a seeded flow is
+/// reproducible. Small and fast; a run seeds each device's from one run-level generator.
+pub type DeviceRng = rand::rngs::SmallRng;
 
 /// How `$rid` values are chosen (SDKs differ, `dps-mqtt.md` §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

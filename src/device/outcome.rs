@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-/// A step of the flow, for timeouts and lost connections.
+/// A step of the flow, naming where it timed out or lost its connection (`timeout_poll`). Not
+/// the measured phases (`metrics::Phase`), which are measured from timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Phase {
+pub enum Step {
     TcpConnect,
     TlsHandshake,
     WebSocketUpgrade,
@@ -19,17 +20,17 @@ pub enum Phase {
     Wait,
 }
 
-impl Phase {
+impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::TcpConnect => "tcp_connect",
-            Phase::TlsHandshake => "tls_handshake",
-            Phase::WebSocketUpgrade => "ws_upgrade",
-            Phase::Connack => "connack",
-            Phase::Suback => "suback",
-            Phase::Register => "register",
-            Phase::Poll => "poll",
-            Phase::Wait => "wait",
+            Step::TcpConnect => "tcp_connect",
+            Step::TlsHandshake => "tls_handshake",
+            Step::WebSocketUpgrade => "ws_upgrade",
+            Step::Connack => "connack",
+            Step::Suback => "suback",
+            Step::Register => "register",
+            Step::Poll => "poll",
+            Step::Wait => "wait",
         }
     }
 }
@@ -53,10 +54,10 @@ pub enum FailureKind {
     RegistrationFailed(Option<i64>),
     /// The operation ended with status `disabled`.
     Disabled,
-    /// No answer within the deadline of this phase.
-    Timeout(Phase),
-    /// The connection closed or broke during this phase.
-    ConnectionLost(Phase),
+    /// No answer within the deadline of this step.
+    Timeout(Step),
+    /// The connection closed or broke during this step.
+    ConnectionLost(Step),
     /// The service broke the protocol; the check that caught it.
     ProtocolViolation(Violation),
     /// The run stopped before this flow finished.
@@ -76,8 +77,8 @@ impl FailureKind {
             FailureKind::RegistrationFailed(Some(code)) => format!("registration_failed_{code}"),
             FailureKind::RegistrationFailed(None) => "registration_failed".into(),
             FailureKind::Disabled => "disabled".into(),
-            FailureKind::Timeout(phase) => format!("timeout_{}", phase.as_str()),
-            FailureKind::ConnectionLost(phase) => format!("connection_lost_{}", phase.as_str()),
+            FailureKind::Timeout(step) => format!("timeout_{}", step.as_str()),
+            FailureKind::ConnectionLost(step) => format!("connection_lost_{}", step.as_str()),
             FailureKind::ProtocolViolation(violation) => format!("protocol_{}", violation.as_str()),
             FailureKind::Aborted => "aborted".into(),
         }
@@ -168,9 +169,9 @@ impl Timings {
     }
 }
 
-/// Everything a finished flow reports.
+/// Everything a finished flow reports, with its observer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowReport {
+pub struct FlowReport<O = ()> {
     pub outcome: Outcome,
     pub timings: Timings,
     /// Register requests sent (1 plus retries).
@@ -193,6 +194,6 @@ pub struct FlowReport {
     pub payload_returned: Option<bool>,
     /// The device's SDK personality.
     pub personality: super::Personality,
-    /// What the passive conformance checks found on this flow's packets.
-    pub checks: crate::conformance::CheckLog,
+    /// The observer the flow reported its observations to (the passive checks' log).
+    pub observer: O,
 }

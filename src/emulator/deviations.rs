@@ -87,10 +87,12 @@ impl Deviations {
         }
     }
 
-    /// Rewrites any poll reply's operationId when it should change between polls.
-    pub fn poll_operation_id(&self, status: &mut RegistrationOperationStatus) {
+    /// Rewrites any poll reply's operationId when it should change between polls, drawing the
+    /// new one from `rng`.
+    pub fn poll_operation_id(&self, status: &mut RegistrationOperationStatus, rng: &mut impl rand::Rng) {
         if self.change_operation_id && !status.operation_id.is_empty() {
-            status.operation_id = crate::messages::operation_id(rand::random());
+            let instance = rng.random();
+            status.operation_id = crate::messages::operation_id(instance, rng);
         }
     }
 }

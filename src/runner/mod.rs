@@ -10,17 +10,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::arrival::Arrivals;
+use crate::conformance::CheckLog;
+use crate::conformance::passive::{CheckCounts, PassiveTally};
 use crate::credentials::SasToken;
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, FlowSettings, Personality, RetryProfile, Target, run_device};
+use crate::device::{DeviceIdentity, DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
 use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{IntervalStats, Metrics, Summary};
+use crate::metrics::{IntervalStats, Metrics, Phase, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls;
 
@@ -176,7 +180,7 @@ pub async fn run(
     let started_at = crate::messages::format_timestamp(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();
-    let (metrics, started, ending, elapsed) =
+    let (metrics, checks, started, ending, elapsed) =
         schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
             .await;
     let runtime_stall_p99_us = stall.stop().await;
@@ -213,6 +217,7 @@ pub async fn run(
         open_files_limit: budget.limit,
         notes: budget.note.into_iter().collect(),
         results,
+        conformance: checks.counts(),
         emulator,
     })
 }

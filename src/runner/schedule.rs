@@ -9,7 +9,8 @@ use super::*;
 const START_TOLERANCE: Duration = Duration::from_micros(500);
 
 /// Starts devices as the load model says until the stop condition, and collects their reports.
-/// Returns the metrics, the number of devices started, how the run ended, and its length.
+/// Returns the metrics, the passive checks' tally, the number of devices started, how the run
+/// ended, and its length.
 pub(super) async fn schedule(
     plan: &Plan,
     in_flight_cap: Option<u64>,
@@ -18,9 +19,12 @@ pub(super) async fn schedule(
     devices: Vec<DeviceIdentity>,
     mut interrupts: watch::Receiver<u32>,
     on_tick: &mut impl FnMut(&Tick),
-) -> (Metrics, u64, Ending, Duration) {
+) -> (Metrics, PassiveTally, u64, Ending, Duration) {
     let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
+    let mut checks = PassiveTally::default();
+    // One OS entropy draw per run; each device's RNG is seeded from it.
+    let mut seeds = StdRng::from_os_rng();
     let mut tasks = JoinSet::new();
     let begin: Instant = now() + Duration::from_millis(10);
     let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
@@ -48,7 +52,11 @@ pub(super) async fn schedule(
                     let identity = devices.next().expect("one identity was prepared per device");
                     let settings = settings[&identity.personality].clone();
                     let (target, aborted) = (target.clone(), aborted.clone());
-                    tasks.spawn(async move { run_device(&target, settings, identity, intended, aborted).await });
+                    let rng = DeviceRng::from_rng(&mut seeds);
+                    tasks.spawn(async move {
+                        let checks = CheckLog::default();
+                        run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await
+                    });
                     starts.started();
                     started += 1;
                 }
@@ -68,6 +76,7 @@ pub(super) async fn schedule(
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(report) = joined {
                     metrics.record(&report);
+                    checks.record(&report.observer);
                 }
             }
             _ = ticker.tick() => {
@@ -106,6 +115,7 @@ pub(super) async fn schedule(
         while let Some(joined) = tasks.join_next().await {
             if let Ok(report) = joined {
                 metrics.record(&report);
+                checks.record(&report.observer);
             }
         }
     };
@@ -113,7 +123,7 @@ pub(super) async fn schedule(
     tasks.shutdown().await;
     let last = tick(&mut metrics, begin, started, 0, draining);
     on_tick(&last);
-    (metrics, started, ending, now().saturating_duration_since(begin))
+    (metrics, checks, started, ending, now().saturating_duration_since(begin))
 }
 
 fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, draining: bool) -> Tick {
@@ -125,7 +135,7 @@ fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, dra
             failed: metrics.failed(),
             in_flight,
             late_starts: metrics.late_starts(),
-            assigned_p99_us: metrics.p99_us("assigned"),
+            assigned_p99_us: metrics.p99_us(Phase::Assigned),
             interval: metrics.take_interval(),
         },
         failures: metrics.failures().clone(),

@@ -36,6 +36,8 @@ pub struct RunSummary {
     pub notes: Vec<String>,
     #[serde(flatten)]
     pub results: Summary,
+    /// Passive conformance checks by ID: flows checked, violations, first examples.
+    pub conformance: BTreeMap<String, CheckCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator: Option<EmulatorCounts>,
 }
@@ -115,7 +117,7 @@ impl EmulatorCounts {
 
 /// Judges whether the generator kept its plan.
 pub(super) fn validity(plan: &Plan, results: &Summary, runtime_stall_p99_us: u64) -> Validity {
-    let schedule_lag_p99_us = results.phases.get("schedule_lag").map(|p| p.p99_us).unwrap_or(0);
+    let schedule_lag_p99_us = results.phase(Phase::ScheduleLag).map(|p| p.p99_us).unwrap_or(0);
     let mut reasons = Vec::new();
     let bound = plan.max_schedule_lag_p99.as_micros() as u64;
     if matches!(plan.load, Load::Open(_)) && schedule_lag_p99_us > bound {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use dpsbench::credentials::SymmetricKey;
 use dpsbench::device::Target;
 use dpsbench::device::driver::{never_abort, now};
-use dpsbench::device::{FailureKind, Outcome, Phase, RetryPolicy, run_device};
+use dpsbench::device::{FailureKind, Outcome, RetryPolicy, Step, run_device};
 use dpsbench::emulator::ServiceStats;
 use dpsbench::emulator::config::{AuthFailure, QuotaConfig};
 
@@ -169,7 +169,7 @@ async fn a_silent_server_times_out_in_the_tls_phase() {
     let target = target_for(address, &emulator.ca_pem);
     let report =
         run_device(&target, quick_settings(), device(&emulator.group_key, "dev-1"), now(), never_abort()).await;
-    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Timeout(Phase::TlsHandshake)));
+    assert_eq!(report.outcome, Outcome::Failed(FailureKind::Timeout(Step::TlsHandshake)));
     silent.abort();
     emulator.handle.stop().await;
 }
@@ -191,7 +191,7 @@ async fn stopping_the_emulator_mid_flow_is_a_lost_connection() {
     emulator.handle.stop().await;
     let report = device_task.await.unwrap();
     assert!(
-        matches!(report.outcome, Outcome::Failed(FailureKind::ConnectionLost(Phase::Wait | Phase::Poll))),
+        matches!(report.outcome, Outcome::Failed(FailureKind::ConnectionLost(Step::Wait | Step::Poll))),
         "{:?}",
         report.outcome
     );

@@ -181,7 +181,7 @@ async fn passive_checks_count_violations_per_check_in_a_run() {
     let plan = Plan::load(&path, &|name| (name == "KEY").then(|| key.clone())).unwrap();
     let summary = run(&plan).await;
     assert_eq!(summary.results.devices.assigned, 5);
-    let conformance = &summary.results.conformance;
+    let conformance = &summary.conformance;
     let late_rid = &conformance["DPS-TOPIC-003"];
     // No assignment delay: each flow gets one 202 (with retry-after, so misordered) and one 200.
     assert_eq!((late_rid.flows, late_rid.violations), (5, 5), "{late_rid:?}");
@@ -211,7 +211,7 @@ async fn a_fleet_mixing_every_sdk_personality_provisions() {
     // so no profile polls early here.
     assert_eq!(summary.results.early_requests, 0, "no profile polls before a 1 s retry-after");
     assert!(summary.validity.valid, "{:?}", summary.validity);
-    let checks: Vec<_> = summary.results.conformance.iter().filter(|(_, c)| c.violations > 0).collect();
+    let checks: Vec<_> = summary.conformance.iter().filter(|(_, c)| c.violations > 0).collect();
     assert!(checks.is_empty(), "every dialect's exchange is conformant: {checks:?}");
 }
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 use rumqttc::mqttbytes::v4::Packet;
 
 use super::{Answer, ClientError, ProbeClient, ProbeTarget, Verdict, could_not, describe};
-use crate::conformance::PassiveCheck;
+use crate::conformance::{CheckLog, PassiveCheck};
 use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
-use crate::device::{FlowReport, FlowSettings, Outcome, Personality, run_device};
+use crate::device::{FlowReport, FlowSettings, Outcome, Personality, fresh_rng, run_device, run_device_observed};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic, TopicError};
@@ -35,8 +35,10 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
 /// DPS-FLOW-005 and every passive check: one device provisions, every packet checked.
 pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Verdict)>) {
     let settings = target.flow_settings(4);
+    let (device_target, identity, checks) = (target.device_target(), target.device("lifecycle"), CheckLog::default());
     let report =
-        run_device(&target.device_target(), Arc::new(settings), target.device("lifecycle"), now(), never_abort()).await;
+        run_device_observed(&device_target, Arc::new(settings), identity, now(), never_abort(), fresh_rng(), checks)
+            .await;
     let completed = match &report.outcome {
         Outcome::Assigned { hub, device_id } => Verdict::Pass(format!(
             "assigned to {hub} as {device_id} after {} register attempt(s) and {} poll(s)",
@@ -83,14 +85,14 @@ fn expiry() -> u64 {
 }
 
 /// Turns a flow's check log into one verdict per passive check.
-fn passive_verdicts(report: &FlowReport) -> Vec<(PassiveCheck, Verdict)> {
+fn passive_verdicts(report: &FlowReport<CheckLog>) -> Vec<(PassiveCheck, Verdict)> {
     PassiveCheck::ALL
         .iter()
         .map(|check| {
-            let violations: Vec<String> = report.checks.violations_of(*check).map(|f| f.evidence.clone()).collect();
+            let violations: Vec<String> = report.observer.violations_of(*check).map(|f| f.evidence.clone()).collect();
             let verdict = if !violations.is_empty() {
                 Verdict::Fail(violations.join("; "))
-            } else if report.checks.evaluated(*check) {
+            } else if report.observer.evaluated(*check) {
                 Verdict::Pass("held on every packet of the lifecycle".into())
             } else {
                 let ended = match &report.outcome {

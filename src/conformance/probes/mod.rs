@@ -27,7 +27,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 use crate::device::{DeviceIdentity, Target};
-use crate::mqtt::{Framed, MqttError, QoS};
+use crate::mqtt::{Framed, MqttError, PacketIds, QoS};
 
 /// Why a probe client could not get as far as the probe's question.
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +213,7 @@ impl ProbeTarget {
             .await
             .map_err(|_| ClientError::HandshakeTimedOut)?
             .map_err(ClientError::Handshake)?;
-        Ok(ProbeClient { framed: Framed::new(tls), deadline: self.deadline, next_packet_id: 1 })
+        Ok(ProbeClient { framed: Framed::new(tls), deadline: self.deadline, packet_ids: PacketIds::new() })
     }
 }
 
@@ -229,7 +229,7 @@ pub enum Answer {
 pub struct ProbeClient {
     framed: Framed<TlsStream<TcpStream>>,
     deadline: Duration,
-    next_packet_id: u16,
+    packet_ids: PacketIds,
 }
 
 impl ProbeClient {
@@ -274,7 +274,7 @@ impl ProbeClient {
         for (path, qos) in &filters[1..] {
             subscribe.add(path.to_string(), *qos);
         }
-        subscribe.pkid = self.packet_id();
+        subscribe.pkid = self.packet_ids.next_id();
         self.send(&Packet::Subscribe(subscribe)).await?;
         loop {
             match self.expect().await {
@@ -288,7 +288,7 @@ impl ProbeClient {
     /// Publishes at QoS 1 and returns its packet id.
     pub async fn publish(&mut self, topic: String, body: &[u8]) -> Result<u16, ClientError> {
         let mut publish = Publish::new(topic, QoS::AtLeastOnce, body.to_vec());
-        publish.pkid = self.packet_id();
+        publish.pkid = self.packet_ids.next_id();
         let id = publish.pkid;
         self.send(&Packet::Publish(publish)).await?;
         Ok(id)
@@ -325,12 +325,6 @@ impl ProbeClient {
     pub async fn disconnect(mut self) {
         let _ = self.send(&Packet::Disconnect).await;
         self.framed.shutdown().await;
-    }
-
-    fn packet_id(&mut self) -> u16 {
-        let id = self.next_packet_id;
-        self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-        id
     }
 }
 

@@ -1,8 +1,14 @@
+use rumqttc::mqttbytes::Protocol;
+use rumqttc::mqttbytes::v4::{
+    Connect, ConnectReturnCode, Login, Packet, Publish, SubAck, Subscribe, SubscribeReasonCode,
+};
+
 use super::*;
 use crate::credentials::{IdScope, SasStyle};
-use crate::emulator::config::IndividualEnrollment;
-use crate::topics::ReplyTopic;
-use rumqttc::mqttbytes::v4::Login;
+use crate::emulator::config::{AuthFailure, IndividualEnrollment};
+use crate::messages::ErrorBody;
+use crate::mqtt::QoS;
+use crate::topics::{self, ReplyTopic};
 
 const NOW_UNIX: u64 = 1_800_000_000;
 
@@ -336,4 +342,21 @@ fn an_x509_device_is_assigned_with_its_group_and_certificate_info() {
     let x509 = operation(&body).registration_state.unwrap().x509.unwrap();
     assert_eq!(x509["enrollmentGroupId"], "certs");
     assert_eq!(x509["certificateInfo"]["subjectName"], "CN=cert-1");
+}
+
+#[test]
+fn a_seeded_service_is_reproducible() {
+    let operation_ids = |seed| {
+        let group_key = SymmetricKey::random();
+        let config = ServiceConfig::single_group(scope(), vec!["hub-a".into()], group_key.clone());
+        let service = Service::with_rng(config, SmallRng::seed_from_u64(seed));
+        let mut session = ready_session(&service, &group_key, "dev-1");
+        let t0 = Instant::now();
+        let mut register = |rid: &str| operation(&request(&mut session, &service, topics::register_topic(rid), t0).2);
+        [register("1").operation_id, register("2").operation_id]
+    };
+    let ids = operation_ids(7);
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(ids, operation_ids(7));
+    assert_ne!(ids, operation_ids(8));
 }

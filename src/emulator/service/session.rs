@@ -1,0 +1,284 @@
+//! One device connection's protocol state: what the emulated DPS answers to each packet of it.
+//!
+//! Sans IO, like the rest of `service`: packets and `now`/`wall` in, packets out.
+
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use rumqttc::mqttbytes::Protocol;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck,
+};
+
+use super::Service;
+use crate::credentials::RegistrationId;
+use crate::emulator::config::AuthFailure;
+use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
+use crate::mqtt::{PacketIds, QoS};
+use crate::topics::{self, RequestTopic};
+use crate::x509::PeerCertificate;
+
+/// What to do after handling a packet.
+#[derive(Debug, Default, PartialEq)]
+pub struct Response {
+    /// Packets to send, in this order.
+    pub packets: Vec<Packet>,
+    /// Close the connection after sending them.
+    pub close: bool,
+}
+
+impl Response {
+    pub(super) fn send(packet: Packet) -> Self {
+        Self { packets: vec![packet], close: false }
+    }
+
+    pub(super) fn close_after(packet: Option<Packet>) -> Self {
+        Self { packets: packet.into_iter().collect(), close: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SessionState {
+    AwaitConnect,
+    Connected {
+        registration_id: RegistrationId,
+        authorized: bool,
+        clean_session: bool,
+        /// `registrationState.x509` of an X.509 device.
+        x509: Option<serde_json::Value>,
+    },
+}
+
+/// One device connection's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    state: SessionState,
+    /// QoS replies are delivered at; `None` until the response filter is subscribed.
+    reply_qos: Option<QoS>,
+    packet_ids: PacketIds,
+    keep_alive: u16,
+    /// The client certificate presented in the TLS handshake, if any.
+    peer: Option<PeerCertificate>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self::with_peer(None)
+    }
+
+    /// A session whose TLS handshake presented `peer` as client certificate.
+    pub fn with_peer(peer: Option<PeerCertificate>) -> Self {
+        Self { state: SessionState::AwaitConnect, reply_qos: None, packet_ids: PacketIds::new(), keep_alive: 0, peer }
+    }
+
+    /// The keep-alive the device asked for, once connected (0 before).
+    pub fn keep_alive(&self) -> u16 {
+        self.keep_alive
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, SessionState::Connected { .. })
+    }
+
+    /// Handles one packet from the device.
+    pub fn handle(&mut self, service: &Service, packet: Packet, now: Instant, wall: SystemTime) -> Response {
+        match (&self.state, packet) {
+            (SessionState::AwaitConnect, Packet::Connect(connect)) => self.connect(service, connect, wall),
+            // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
+            (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
+            (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
+            (_, Packet::Unsubscribe(unsubscribe)) => {
+                if unsubscribe.topics.iter().any(|t| t == topics::RESPONSE_FILTER) {
+                    self.reply_qos = None;
+                }
+                Response::send(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
+            }
+            (_, Packet::Publish(publish)) => self.publish(service, publish, now, wall),
+            (_, Packet::PingReq) => Response::send(Packet::PingResp),
+            (_, Packet::PubAck(_)) => Response::default(),
+            (_, Packet::Disconnect) => Response::close_after(None),
+            // PUBREC/PUBREL/PUBCOMP (QoS 2 is not offered) and server-only packets.
+            _ => Response::close_after(None),
+        }
+    }
+
+    fn connect(&mut self, service: &Service, connect: Connect, wall: SystemTime) -> Response {
+        let refuse = |code| {
+            service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
+            Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))))
+        };
+        if connect.protocol != Protocol::V4 {
+            return refuse(ConnectReturnCode::RefusedProtocolVersion);
+        }
+        let deviations = &service.config.deviations;
+        let Some(registration_id) = registration_from_username(service, &connect, deviations.accept_client_id_mismatch)
+        else {
+            return refuse(ConnectReturnCode::NotAuthorized);
+        };
+        let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
+        // A device that presented a certificate is an X.509 device: no password is needed.
+        let x509 = self.peer.as_ref().and_then(|peer| service.authenticate_x509(&registration_id, peer));
+        let authorized = match &self.peer {
+            Some(_) => x509.is_some(),
+            None => deviations.accept_any_password || service.authenticate(&registration_id, password, now_unix),
+        };
+        if !authorized && service.config.auth_failure == AuthFailure::Connack {
+            return refuse(ConnectReturnCode::NotAuthorized);
+        }
+        service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
+        self.keep_alive = connect.keep_alive;
+        if deviations.keep_subscriptions
+            && !connect.clean_session
+            && service.kept_subscription(&registration_id.canonical())
+        {
+            self.reply_qos = Some(QoS::AtLeastOnce);
+        }
+        self.state =
+            SessionState::Connected { registration_id, authorized, clean_session: connect.clean_session, x509 };
+        // DPS keeps no sessions: SessionPresent is 0 whatever CleanSession said.
+        Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, deviations.session_present)))
+    }
+
+    fn subscribe(&mut self, service: &Service, subscribe: Subscribe) -> Response {
+        let deviations = &service.config.deviations;
+        let codes = subscribe
+            .filters
+            .iter()
+            .map(|filter| {
+                let capped = if filter.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                let granted = if deviations.grant_qos2 { filter.qos } else { capped };
+                if filter.path == topics::RESPONSE_FILTER {
+                    self.reply_qos = Some(capped);
+                    if let SessionState::Connected { registration_id, clean_session: false, .. } = &self.state
+                        && deviations.keep_subscriptions
+                    {
+                        service.keep_subscription(registration_id.canonical());
+                    }
+                    SubscribeReasonCode::Success(granted)
+                } else if deviations.accept_other_filters {
+                    SubscribeReasonCode::Success(granted)
+                } else {
+                    SubscribeReasonCode::Failure
+                }
+            })
+            .collect();
+        Response::send(Packet::SubAck(SubAck::new(subscribe.pkid, codes)))
+    }
+
+    fn publish(&mut self, service: &Service, publish: Publish, now: Instant, wall: SystemTime) -> Response {
+        let SessionState::Connected { registration_id, authorized, x509, .. } = &self.state else {
+            return Response::close_after(None);
+        };
+        if publish.qos == QoS::ExactlyOnce {
+            return Response::close_after(None);
+        }
+        let deviations = &service.config.deviations;
+        let puback = (publish.qos == QoS::AtLeastOnce).then(|| Packet::PubAck(PubAck::new(publish.pkid)));
+        // Only the documented topics exist; anything else ends the connection.
+        let Ok(request) = RequestTopic::parse(&publish.topic) else {
+            return match puback {
+                Some(ack) if deviations.accept_undocumented_topics => Response::send(ack),
+                None if deviations.accept_undocumented_topics => Response::default(),
+                _ => Response::close_after(None),
+            };
+        };
+        let mut response = Response::default();
+        // PUBACK goes out before the reply: C# v1 fails on any other order.
+        response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
+        let (status, retry_after, body) = if *authorized {
+            answer(service, registration_id, x509.clone(), request, &publish.payload, now, wall)
+        } else {
+            let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
+            (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
+        };
+        if let Some(qos) = self.reply_qos {
+            let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
+            let mut reply = Publish::new(deviations.reply_topic(status, request.rid(), retry_after), qos, body);
+            if qos != QoS::AtMostOnce {
+                reply.pkid = self.packet_ids.next_id();
+            }
+            response.packets.push(Packet::Publish(reply));
+        }
+        response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
+        response
+    }
+}
+
+/// The registration ID a CONNECT names, if its username has DPS's form for this scope and its
+/// clientId is the same registration ID.
+fn registration_from_username(service: &Service, connect: &Connect, any_client_id: bool) -> Option<RegistrationId> {
+    let username = connect.login.as_ref().map(|l| l.username.as_str())?;
+    let rest = username.strip_prefix(service.config.id_scope.as_str())?.strip_prefix("/registrations/")?;
+    let (id, rest) = rest.split_once('/')?;
+    let version = rest.strip_prefix("api-version=")?;
+    let version = version.split('&').next().unwrap_or_default();
+    if version.is_empty() || !(any_client_id || id.eq_ignore_ascii_case(&connect.client_id)) {
+        return None;
+    }
+    RegistrationId::new(id).ok()
+}
+
+/// Status, `retry-after` and body for an authorised register or poll.
+fn answer(
+    service: &Service,
+    registration_id: &RegistrationId,
+    x509: Option<serde_json::Value>,
+    request: RequestTopic<'_>,
+    body: &[u8],
+    now: Instant,
+    wall: SystemTime,
+) -> (u16, Option<u32>, Vec<u8>) {
+    let retry_after = service.config.retry_after_seconds;
+    let throttled = |seconds: u32| {
+        service.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        let message = "Operations are being throttled by the service.";
+        let error = service.random(|rng| ErrorBody::new(429001, message, wall, rng));
+        (429, Some(seconds), serde_json::to_vec(&error).expect("error bodies serialise"))
+    };
+    let json = |status: &RegistrationOperationStatus| serde_json::to_vec(status).expect("operation bodies serialise");
+    match request {
+        RequestTopic::Register { .. } => {
+            if let Err(seconds) = service.throttle(|q| &q.registrations, now) {
+                return throttled(seconds);
+            }
+            service.stats.registrations.fetch_add(1, Ordering::Relaxed);
+            // DPS takes identity from the connection; the body only matters for its payload.
+            let payload = messages::DeviceRegistration::parse(body).ok().and_then(|r| r.payload);
+            let operation_id = service.register(registration_id, payload, x509, now, wall);
+            let accepted = RegistrationOperationStatus {
+                operation_id,
+                status: OperationStatus::Assigning,
+                registration_state: None,
+            };
+            (202, Some(retry_after), json(&accepted))
+        }
+        RequestTopic::Poll { operation_id, .. } => {
+            if let Err(seconds) = service.throttle(|q| &q.operations, now) {
+                return throttled(seconds);
+            }
+            service.stats.polls.fetch_add(1, Ordering::Relaxed);
+            let status = service.operation_status(registration_id, operation_id, now).map(|mut status| {
+                service.random(|rng| service.config.deviations.poll_operation_id(&mut status, rng));
+                status
+            });
+            match status {
+                Some(status) if status.status == OperationStatus::Assigning => (202, Some(retry_after), json(&status)),
+                Some(status) => {
+                    service.stats.assigned.fetch_add(1, Ordering::Relaxed);
+                    (200, None, json(&status))
+                }
+                None => {
+                    let error = service.random(|rng| ErrorBody::new(404202, "Operation not found.", wall, rng));
+                    (404, None, serde_json::to_vec(&error).expect("error bodies serialise"))
+                }
+            }
+        }
+    }
+}

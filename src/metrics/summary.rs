@@ -1,0 +1,154 @@
+//! The serialisable figures of a run: the measured part of `summary.json`.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::Phase;
+
+/// The measured part of `summary.json` (the runner adds run metadata around it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub devices: DeviceCounts,
+    pub flows_per_second: f64,
+    /// Keyed by [`Phase::as_str`]; a string map so the keys stay sorted by name in the file.
+    pub phases: BTreeMap<String, PhaseStats>,
+    pub register_attempts: CountStats,
+    pub polls_per_device: CountStats,
+    /// Failed devices by failure kind label.
+    pub failures: BTreeMap<String, u64>,
+    /// Replies received by status code.
+    pub statuses: BTreeMap<String, u64>,
+    /// `retry-after` values received (seconds) and how often.
+    pub retry_after_seconds: BTreeMap<String, u64>,
+    /// Assigned devices by hub.
+    pub hubs: BTreeMap<String, u64>,
+    /// Connections and errors per source address (when a pool is configured).
+    pub source_addresses: BTreeMap<String, SourceCounts>,
+    /// Devices by SDK personality.
+    pub personalities: BTreeMap<String, PersonalityCounts>,
+    /// Custom allocation payloads that came back in `registrationState.payload`.
+    pub payloads: PayloadCounts,
+    pub stray_replies: u64,
+    /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
+    pub early_requests: u64,
+    /// Devices that started more than 2 ms after their intended instant.
+    pub late_starts: u64,
+}
+
+impl Summary {
+    /// The statistics of one phase.
+    pub fn phase(&self, phase: Phase) -> Option<&PhaseStats> {
+        self.phases.get(phase.as_str())
+    }
+}
+
+/// Device counts of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCounts {
+    pub total: u64,
+    pub assigned: u64,
+    pub failed: u64,
+    /// Devices stopped by the end of the run (interrupt, drain deadline, max duration), with
+    /// the phases they completed recorded.
+    pub aborted: u64,
+    /// Started devices that never reported at all.
+    pub not_finished: u64,
+}
+
+/// Latency percentiles of one phase, in microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseStats {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+impl PhaseStats {
+    pub(super) fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self { count: 0, min_us: 0, mean_us: 0, p50_us: 0, p90_us: 0, p99_us: 0, p999_us: 0, max_us: 0 };
+        }
+        Self {
+            count: h.len(),
+            min_us: h.min(),
+            mean_us: h.mean().round() as u64,
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// Devices of one SDK personality.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalityCounts {
+    pub devices: u64,
+    pub assigned: u64,
+    pub failed: u64,
+}
+
+impl PersonalityCounts {
+    pub(super) fn add(&mut self, other: &PersonalityCounts) {
+        self.devices += other.devices;
+        self.assigned += other.assigned;
+        self.failed += other.failed;
+    }
+}
+
+/// Custom allocation payloads returned with the assignment, and how many equal what was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadCounts {
+    pub returned: u64,
+    pub matching: u64,
+}
+
+/// What happened on one source address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub connections: u64,
+    pub assigned: u64,
+    pub failed: u64,
+    /// TCP connect failures (refused, unreachable, port exhaustion, timeout).
+    pub connect_errors: u64,
+}
+
+impl SourceCounts {
+    pub(super) fn add(&mut self, other: &SourceCounts) {
+        self.connections += other.connections;
+        self.assigned += other.assigned;
+        self.failed += other.failed;
+        self.connect_errors += other.connect_errors;
+    }
+}
+
+/// Distribution of a per-device count (register attempts, polls).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountStats {
+    pub mean: f64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl CountStats {
+    pub(super) fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self { mean: 0.0, p50: 0, p99: 0, max: 0 };
+        }
+        Self {
+            mean: (h.mean() * 100.0).round() / 100.0,
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}

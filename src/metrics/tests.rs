@@ -1,0 +1,102 @@
+use super::*;
+use crate::device::Timings;
+
+fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
+    let mut timings = Timings::new(start, start + Duration::from_millis(2));
+    timings.tcp_connected = Some(start + Duration::from_millis(3));
+    let outcome = match assigned_after_ms {
+        Some(ms) => {
+            timings.assigned = Some(start + Duration::from_millis(ms));
+            timings.end = timings.assigned;
+            timings.polls = vec![Duration::from_millis(1), Duration::from_millis(4)];
+            Outcome::Assigned { hub: "hub-a".into(), device_id: "d".into() }
+        }
+        None => {
+            timings.end = Some(start + Duration::from_millis(10));
+            Outcome::Failed(FailureKind::Timeout(Step::Connack))
+        }
+    };
+    FlowReport {
+        outcome,
+        timings,
+        register_attempts: 1,
+        polls: 2,
+        retry_after_seconds: vec![3],
+        statuses: vec![202, 202, 200],
+        stray_replies: 0,
+        source_address: None,
+        early_requests: 0,
+        payload_returned: None,
+        personality: Default::default(),
+        observer: (),
+    }
+}
+
+#[test]
+fn phase_names_are_the_summary_keys_and_all_is_in_flow_order() {
+    let names: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "schedule_lag",
+            "tcp_connect",
+            "tls_handshake",
+            "ws_upgrade",
+            "connack",
+            "suback",
+            "register_accepted",
+            "poll",
+            "assigned",
+            "assigned_raw",
+            "end_to_end"
+        ]
+    );
+    for (index, phase) in Phase::ALL.into_iter().enumerate() {
+        assert_eq!(phase.index(), index);
+        assert_eq!(serde_json::to_value(phase).unwrap(), phase.as_str());
+        assert_eq!(serde_json::from_value::<Phase>(phase.as_str().into()).unwrap(), phase);
+    }
+    let keys: Vec<String> = Metrics::new().summary(0).phases.into_keys().collect();
+    let mut sorted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+}
+
+#[test]
+fn records_phases_from_intended_and_actual_start() {
+    let t0 = Instant::now();
+    let mut metrics = Metrics::new();
+    metrics.record(&report(t0, Some(100)));
+    metrics.record(&report(t0, None));
+    let summary = metrics.summary(3);
+    assert_eq!(summary.devices, DeviceCounts { total: 3, assigned: 1, failed: 1, aborted: 0, not_finished: 1 });
+    let assigned = &summary.phases["assigned"];
+    let raw = &summary.phases["assigned_raw"];
+    assert_eq!(assigned.count, 1);
+    assert!((99_900..=100_100).contains(&assigned.max_us), "{assigned:?}");
+    assert!((97_900..=98_100).contains(&raw.max_us), "2 ms late start: {raw:?}");
+    assert_eq!(summary.phases["poll"].count, 2, "only the assigned flow polled");
+    assert_eq!(summary.phases["schedule_lag"].count, 2);
+    assert_eq!(summary.failures["timeout_connack"], 1);
+    assert_eq!(summary.statuses["202"], 4);
+    assert_eq!(summary.hubs["hub-a"], 1);
+    assert_eq!(summary.late_starts, 0, "2 ms late is within the timer's resolution");
+    let interval = metrics.take_interval();
+    assert_eq!((interval.assigned, interval.failed), (1, 1));
+    assert!((99_900..=100_100).contains(&interval.assigned_p99_us), "{interval:?}");
+    assert_eq!(metrics.take_interval().assigned, 0, "a fresh interval after each take");
+}
+
+#[test]
+fn merging_equals_recording_everything_in_one() {
+    let t0 = Instant::now();
+    let reports: Vec<_> = (0..50).map(|i| report(t0, if i % 7 == 0 { None } else { Some(10 + i) })).collect();
+    let mut one = Metrics::new();
+    reports.iter().for_each(|r| one.record(r));
+    let (mut a, mut b) = (Metrics::new(), Metrics::new());
+    for (i, r) in reports.iter().enumerate() {
+        if i % 2 == 0 { a.record(r) } else { b.record(r) }
+    }
+    a.merge(&b);
+    assert_eq!(a.summary(50), one.summary(50));
+}
