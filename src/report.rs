@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::device::Transport;
 use crate::metrics::PHASES;
-use crate::runner::RunSummary;
+use crate::runner::{RunSummary, Tick};
 use crate::scenario::{Load, Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
@@ -12,6 +12,37 @@ pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
     bytes.push(b'\n');
     bytes
+}
+
+/// A `timeseries.csv` column: its name and how a tick fills it.
+type Column = (&'static str, fn(&Tick) -> String);
+
+/// The columns of `timeseries.csv` (one row a second), in order.
+const TIMESERIES_COLUMNS: &[Column] = &[
+    ("elapsed_s", |t| format!("{:.3}", t.progress.elapsed.as_secs_f64())),
+    ("started", |t| t.progress.started.to_string()),
+    ("assigned", |t| t.progress.assigned.to_string()),
+    ("failed", |t| t.progress.failed.to_string()),
+    ("in_flight", |t| t.progress.in_flight.to_string()),
+    ("late_starts", |t| t.progress.late_starts.to_string()),
+    ("assigned_in_second", |t| t.progress.interval.assigned.to_string()),
+    ("failed_in_second", |t| t.progress.interval.failed.to_string()),
+    ("assigned_p50_us", |t| t.progress.interval.assigned_p50_us.to_string()),
+    ("assigned_p99_us", |t| t.progress.interval.assigned_p99_us.to_string()),
+    ("failures", |t| {
+        let failures: Vec<String> = t.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
+        failures.join(" ")
+    }),
+];
+
+/// The header line of `timeseries.csv`.
+pub fn timeseries_header() -> Vec<u8> {
+    csv_line(TIMESERIES_COLUMNS.iter().map(|(name, _)| name.to_string()))
+}
+
+/// One line of `timeseries.csv`: the second `tick` reports.
+pub fn timeseries_row(tick: &Tick) -> Vec<u8> {
+    csv_line(TIMESERIES_COLUMNS.iter().map(|(_, value)| value(tick)))
 }
 
 /// The summary table printed at the end of `dpsbench run`.
@@ -210,9 +241,41 @@ pub fn micros(us: u64) -> String {
     }
 }
 
+fn csv_line(fields: impl IntoIterator<Item = String>) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(fields).expect("writing CSV into memory cannot fail");
+    writer.into_inner().expect("flushing CSV into memory cannot fail")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeseries_lines_are_csv_one_column_per_figure() {
+        use crate::metrics::IntervalStats;
+        use crate::runner::Progress;
+        assert_eq!(
+            timeseries_header(),
+            b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
+              assigned_p50_us,assigned_p99_us,failures\n"
+        );
+        let tick = Tick {
+            progress: Progress {
+                elapsed: std::time::Duration::from_millis(3_000_250),
+                started: 120,
+                assigned: 100,
+                failed: 3,
+                in_flight: 17,
+                late_starts: 2,
+                assigned_p99_us: 99_000,
+                interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
+            },
+            failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
+            draining: false,
+        };
+        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,timeout=2 tls=1\n");
+    }
 
     #[test]
     fn micros_formats() {
