@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
-use crate::runner::RunSummary;
+use crate::runner::{RunSummary, Tick};
 use crate::scenario::{Load, Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
@@ -12,6 +12,37 @@ pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
     bytes.push(b'\n');
     bytes
+}
+
+/// A `timeseries.csv` column: its name and how a tick fills it.
+type Column = (&'static str, fn(&Tick) -> String);
+
+/// The columns of `timeseries.csv` (one row a second), in order.
+const TIMESERIES_COLUMNS: &[Column] = &[
+    ("elapsed_s", |t| format!("{:.3}", t.progress.elapsed.as_secs_f64())),
+    ("started", |t| t.progress.started.to_string()),
+    ("assigned", |t| t.progress.assigned.to_string()),
+    ("failed", |t| t.progress.failed.to_string()),
+    ("in_flight", |t| t.progress.in_flight.to_string()),
+    ("late_starts", |t| t.progress.late_starts.to_string()),
+    ("assigned_in_second", |t| t.progress.interval.assigned.to_string()),
+    ("failed_in_second", |t| t.progress.interval.failed.to_string()),
+    ("assigned_p50_us", |t| t.progress.interval.assigned_p50_us.to_string()),
+    ("assigned_p99_us", |t| t.progress.interval.assigned_p99_us.to_string()),
+    ("failures", |t| {
+        let failures: Vec<String> = t.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
+        failures.join(" ")
+    }),
+];
+
+/// The header line of `timeseries.csv`.
+pub fn timeseries_header() -> Vec<u8> {
+    csv_line(TIMESERIES_COLUMNS.iter().map(|(name, _)| name.to_string()))
+}
+
+/// One line of `timeseries.csv`: the second `tick` reports.
+pub fn timeseries_row(tick: &Tick) -> Vec<u8> {
+    csv_line(TIMESERIES_COLUMNS.iter().map(|(_, value)| value(tick)))
 }
 
 /// The summary table printed at the end of `dpsbench run`.
@@ -210,9 +241,145 @@ pub fn micros(us: u64) -> String {
     }
 }
 
+fn csv_line(fields: impl IntoIterator<Item = String>) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(fields).expect("writing CSV into memory cannot fail");
+    writer.into_inner().expect("flushing CSV into memory cannot fail")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn phase(count: u64, p50_us: u64, p99_us: u64, max_us: u64) -> serde_json::Value {
+        serde_json::json!({
+            "count": count, "min_us": p50_us / 2, "mean_us": p50_us, "p50_us": p50_us, "p90_us": (p50_us + p99_us) / 2,
+            "p99_us": p99_us, "p999_us": max_us, "max_us": max_us
+        })
+    }
+
+    /// A summary with fixed values: 1,000 devices against the embedded emulator.
+    fn summary() -> serde_json::Value {
+        serde_json::json!({
+            "schema": "dpsbench.summary/v1",
+            "scenario": {
+                "name": "steady", "file": "scenarios/steady.toml", "devices": 1000,
+                "arrival": "constant 100/s", "duration_seconds": null
+            },
+            "target": { "kind": "embedded", "address": "127.0.0.1:41883", "id_scope": "0ne00DPS001" },
+            "host": { "hostname": "bench-1", "cpus": 8, "os": "linux-x86_64", "dpsbench_version": "0.1.0" },
+            "started_at": "2026-01-02T03:04:05.0000000Z",
+            "duration_seconds": 10.042,
+            "partial": false,
+            "validity": { "valid": true, "reasons": [], "schedule_lag_p99_us": 840, "runtime_stall_p99_us": 1_250 },
+            "open_files_limit": 1_048_576,
+            "notes": [],
+            "devices": { "total": 1000, "assigned": 1000, "failed": 0, "aborted": 0, "not_finished": 0 },
+            "flows_per_second": 99.58,
+            "phases": {
+                "schedule_lag": phase(1000, 120, 840, 1_900),
+                "tcp_connect": phase(1000, 95, 410, 2_300),
+                "tls_handshake": phase(1000, 2_100, 6_800, 14_000),
+                "ws_upgrade": phase(0, 0, 0, 0),
+                "connack": phase(1000, 310, 1_200, 3_100),
+                "suback": phase(1000, 180, 700, 1_600),
+                "register_accepted": phase(1000, 420, 1_900, 5_200),
+                "poll": phase(1000, 380, 1_500, 4_100),
+                "assigned": phase(1000, 1_004_000, 1_012_000, 1_030_000),
+                "assigned_raw": phase(1000, 1_003_900, 1_011_000, 1_029_000),
+                "end_to_end": phase(1000, 1_005_000, 1_013_000, 1_031_000)
+            },
+            "register_attempts": { "mean": 1.0, "p50": 1, "p99": 1, "max": 1 },
+            "polls_per_device": { "mean": 1.0, "p50": 1, "p99": 1, "max": 1 },
+            "failures": {},
+            "statuses": { "200": 1000, "202": 1000 },
+            "retry_after_seconds": { "1": 1000 },
+            "hubs": { "hub-a.example": 497, "hub-b.example": 503 },
+            "source_addresses": {},
+            "conformance": {
+                "DPS-TOPIC-002": { "flows": 1000, "violations": 0, "examples": [] },
+                "DPS-TOPIC-003": { "flows": 1000, "violations": 0, "examples": [] }
+            },
+            "personalities": { "dpsbench": { "devices": 1000, "assigned": 1000, "failed": 0 } },
+            "payloads": { "returned": 0, "matching": 0 },
+            "stray_replies": 0,
+            "early_requests": 0,
+            "late_starts": 0,
+            "emulator": {
+                "connections": 1000, "connects_refused": 0, "registrations": 1000, "polls": 1000, "throttled": 0
+            }
+        })
+    }
+
+    fn table(summary: serde_json::Value) -> String {
+        summary_table(&serde_json::from_value(summary).expect("the test summary matches RunSummary"))
+    }
+
+    #[test]
+    fn summary_table_of_a_clean_run() {
+        insta::assert_snapshot!(table(summary()));
+    }
+
+    /// Every optional line: notes, an invalid and partial run, failures, violations, a mix of
+    /// personalities and returned payloads.
+    #[test]
+    fn summary_table_of_an_interrupted_invalid_run_with_failures() {
+        let mut summary = summary();
+        let edits = serde_json::json!({
+            "partial": true,
+            "duration_seconds": 4.5,
+            "validity": {
+                "valid": false, "reasons": ["schedule lag p99 120.0ms exceeds 50.0ms"],
+                "schedule_lag_p99_us": 120_000, "runtime_stall_p99_us": 48_000
+            },
+            "notes": ["in flight capped at 4000 by the open-files limit"],
+            "devices": { "total": 450, "assigned": 400, "failed": 30, "aborted": 15, "not_finished": 5 },
+            "flows_per_second": 88.9,
+            "failures": { "timeout_connack": 20, "tls": 10 },
+            "conformance": {
+                "DPS-TOPIC-002": { "flows": 450, "violations": 0, "examples": [] },
+                "DPS-TOPIC-003": { "flows": 450, "violations": 7, "examples": [] }
+            },
+            "personalities": {
+                "dpsbench": { "devices": 225, "assigned": 200, "failed": 15 },
+                "python": { "devices": 225, "assigned": 200, "failed": 15 }
+            },
+            "payloads": { "returned": 400, "matching": 398 },
+            "register_attempts": { "mean": 1.25, "p50": 1, "p99": 3, "max": 4 },
+            "early_requests": 12,
+            "late_starts": 310
+        });
+        for (field, value) in edits.as_object().expect("an object") {
+            summary[field] = value.clone();
+        }
+        insta::assert_snapshot!(table(summary));
+    }
+
+    #[test]
+    fn timeseries_lines_are_csv_one_column_per_figure() {
+        use crate::metrics::IntervalStats;
+        use crate::runner::Progress;
+        assert_eq!(
+            timeseries_header(),
+            b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
+              assigned_p50_us,assigned_p99_us,failures\n"
+        );
+        let tick = Tick {
+            progress: Progress {
+                elapsed: std::time::Duration::from_millis(3_000_250),
+                started: 120,
+                assigned: 100,
+                failed: 3,
+                in_flight: 17,
+                late_starts: 2,
+                assigned_p99_us: 99_000,
+                interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
+            },
+            failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
+            draining: false,
+        };
+        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,timeout=2 tls=1\n");
+    }
 
     #[test]
     fn micros_formats() {

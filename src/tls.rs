@@ -19,6 +19,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::x509::to_pem;
+
 /// Names the generated server certificate is valid for.
 pub const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
@@ -170,7 +172,7 @@ impl ServerIdentity {
             Some(path) => read_certificates(path)?.remove(0),
             None => chain.last().cloned().expect("read_certificates returns at least one"),
         };
-        Ok(Self { chain, key, ca_pem: to_pem(&ca_der) })
+        Ok(Self { chain, key, ca_pem: to_pem("CERTIFICATE", &ca_der) })
     }
 
     /// The CA certificate clients must trust, as PEM.
@@ -367,18 +369,6 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
     Ok(chain)
 }
 
-fn to_pem(der: &CertificateDer<'_>) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in body.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,13 +383,9 @@ mod tests {
 
         let dir = std::env::temp_dir().join(format!("dpsbench-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let chain: String = identity.chain.iter().map(|c| to_pem(c)).collect();
+        let chain: String = identity.chain.iter().map(|c| to_pem("CERTIFICATE", c)).collect();
         std::fs::write(dir.join("chain.pem"), chain).unwrap();
-        let key = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, identity.key.secret_der())
-        );
-        std::fs::write(dir.join("key.pem"), key).unwrap();
+        std::fs::write(dir.join("key.pem"), to_pem("PRIVATE KEY", identity.key.secret_der())).unwrap();
         let loaded = ServerIdentity::load(&dir.join("chain.pem"), &dir.join("key.pem"), None).unwrap();
         assert_eq!(loaded.ca_pem(), identity.ca_pem());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,9 +1,11 @@
-//! DPS topic names: building and parsing the register, poll and reply topics of `dps-mqtt.md` §3.
+//! DPS topic names: building and parsing the register, poll and reply topics of `dps-mqtt.md` §3,
+//! and the MQTT username of §1 with its default api-version.
 //!
-//! Sans-IO and allocation-light. Both sides use it: the device builds requests and parses replies,
-//! the emulator parses requests and builds replies. Parsing is tolerant where SDKs and DPS are
-//! (parameters in any order, `Retry-After` in any case, empty values) and strict where a wrong
-//! answer would mislead (a status that is not three digits, a `$rid` given twice).
+//! Sans-IO and allocation-light. Both sides use it: the device builds the username and requests
+//! and parses replies, the emulator parses the username and requests and builds replies. Parsing
+//! is tolerant where SDKs and DPS are (parameters in any order, `Retry-After` in any case, empty
+//! values) and strict where a wrong answer would mislead (a status that is not three digits, a
+//! `$rid` given twice).
 
 use std::fmt::Write as _;
 
@@ -15,6 +17,9 @@ pub const RESPONSE_PREFIX: &str = "$dps/registrations/res/";
 pub const REGISTER_PREFIX: &str = "$dps/registrations/PUT/iotdps-register/?";
 /// Prefix of the poll topic, before `$rid`.
 pub const POLL_PREFIX: &str = "$dps/registrations/GET/iotdps-get-operationstatus/?";
+
+/// The api-version a device names in its username unless its personality says otherwise.
+pub const DEFAULT_API_VERSION: &str = "2019-03-31";
 
 /// Errors in topic names. Variants carry the topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +40,49 @@ pub enum TopicError {
     MissingRid(String),
     #[error("poll topic {0:?} lacks operationId")]
     MissingOperationId(String),
+    #[error("username {0:?} is not {{scope}}/registrations/{{id}}/api-version={{v}}")]
+    NotUsername(String),
+}
+
+/// The MQTT username: `{scope}/registrations/{id}/api-version={v}[&ClientVersion={cv}]`.
+///
+/// Fields are plain text so conformance probes can name an ID other than their clientId or scope
+/// on purpose; `Display` builds the username, [`Username::parse`] reads it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Username<'a> {
+    pub id_scope: &'a str,
+    pub registration_id: &'a str,
+    /// Up to the first `&`; never empty once parsed.
+    pub api_version: &'a str,
+    /// `ClientVersion`, as on the wire (already encoded); other parameters are ignored.
+    pub client_version: Option<&'a str>,
+}
+
+impl<'a> Username<'a> {
+    /// Parses a username as DPS does: a scope, `/registrations/`, an ID, then a non-empty
+    /// `api-version`.
+    pub fn parse(username: &'a str) -> Result<Self, TopicError> {
+        let bad = || TopicError::NotUsername(username.to_string());
+        let (id_scope, rest) = username.split_once("/registrations/").ok_or_else(bad)?;
+        let (registration_id, rest) = rest.split_once('/').ok_or_else(bad)?;
+        let query = rest.strip_prefix("api-version=").ok_or_else(bad)?;
+        let (api_version, params) = query.split_once('&').unwrap_or((query, ""));
+        if api_version.is_empty() {
+            return Err(bad());
+        }
+        let client_version = query_pairs(params).find(|(name, _)| *name == "ClientVersion").map(|(_, value)| value);
+        Ok(Username { id_scope, registration_id, api_version, client_version })
+    }
+}
+
+impl std::fmt::Display for Username<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/registrations/{}/api-version={}", self.id_scope, self.registration_id, self.api_version)?;
+        match self.client_version {
+            Some(client_version) => write!(f, "&ClientVersion={client_version}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The register topic for request ID `rid`.
@@ -218,7 +266,57 @@ mod tests {
         assert!(matches!(RequestTopic::parse("$dps/registrations/PUT/other"), Err(TopicError::UnknownRequest(_))));
     }
 
+    #[test]
+    fn usernames_build_and_parse() {
+        let username = |id_scope, api_version, client_version| Username {
+            id_scope,
+            registration_id: "dev-1",
+            api_version,
+            client_version,
+        };
+        let with_client = username("0ne00DPS001", DEFAULT_API_VERSION, Some("dpsbench%2F0.1.0"));
+        assert_eq!(
+            with_client.to_string(),
+            "0ne00DPS001/registrations/dev-1/api-version=2019-03-31&ClientVersion=dpsbench%2F0.1.0"
+        );
+        assert_eq!(
+            username("0ne00DPS001", "2021-06-01", None).to_string(),
+            "0ne00DPS001/registrations/dev-1/api-version=2021-06-01"
+        );
+        // Parameters after api-version other than ClientVersion are ignored.
+        assert_eq!(
+            Username::parse("0ne00DPS001/registrations/dev-1/api-version=2025-07-01-preview&x=1&ClientVersion=1.15.0"),
+            Ok(username("0ne00DPS001", "2025-07-01-preview", Some("1.15.0")))
+        );
+        let err = |u: &str| Username::parse(u).unwrap_err();
+        assert!(matches!(err("0ne00DPS001/registrations/dev-1/api-version="), TopicError::NotUsername(_)));
+        assert!(matches!(
+            err("0ne00DPS001/registrations/dev-1/api-version=&ClientVersion=1"),
+            TopicError::NotUsername(_)
+        ));
+        assert!(matches!(err("0ne00DPS001/registrations/dev-1"), TopicError::NotUsername(_)));
+        assert!(matches!(err("0ne00DPS001/devices/dev-1/api-version=2019-03-31"), TopicError::NotUsername(_)));
+        assert!(matches!(err("0ne00DPS001/registrations/dev-1/version=2019-03-31"), TopicError::NotUsername(_)));
+    }
+
     proptest! {
+        #[test]
+        fn username_round_trip(
+            id_scope in "[A-Za-z0-9]{1,64}",
+            registration_id in "[A-Za-z0-9-._:]{1,128}",
+            api_version in "[0-9a-z-]{1,20}",
+            client_version in proptest::option::of("[A-Za-z0-9.%]{0,80}"),
+        ) {
+            let username = Username {
+                id_scope: &id_scope,
+                registration_id: &registration_id,
+                api_version: &api_version,
+                client_version: client_version.as_deref(),
+            };
+            let text = username.to_string();
+            prop_assert_eq!(Username::parse(&text), Ok(username));
+        }
+
         #[test]
         fn reply_round_trip(status in 100u16..1000, rid in "[A-Za-z0-9-]{0,40}", retry in proptest::option::of(0u32..100_000)) {
             let topic = reply_topic(status, &rid, retry);
@@ -238,6 +336,7 @@ mod tests {
         fn parsers_never_panic(topic in ".{0,120}") {
             let _ = ReplyTopic::parse(&topic);
             let _ = RequestTopic::parse(&topic);
+            let _ = Username::parse(&topic);
             let _ = ReplyTopic::parse(&format!("{RESPONSE_PREFIX}{topic}"));
         }
     }

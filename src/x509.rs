@@ -246,6 +246,20 @@ pub fn sha256_of(pem: &str, path: &Path) -> Result<[u8; 32], X509Error> {
     Ok(Sha256::digest(first_certificate(pem, path)?.as_ref()).into())
 }
 
+/// `der` as a PEM block labelled `label` (`CERTIFICATE`, `PRIVATE KEY`), 64 base64 characters
+/// a line.
+pub fn to_pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
 fn first_certificate(pem: &str, path: &Path) -> Result<CertificateDer<'static>, X509Error> {
     use rustls_pki_types::pem::PemObject as _;
     CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -256,14 +270,6 @@ fn first_certificate(pem: &str, path: &Path) -> Result<CertificateDer<'static>, 
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn to_pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> =
-        body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 fn create_dir(dir: &Path) -> Result<(), X509Error> {
@@ -291,6 +297,13 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), X509Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pem_blocks_wrap_at_64_characters() {
+        let pem = to_pem("CERTIFICATE", &[0xff; 49]);
+        let body = format!("{}\n{}\n", "/".repeat(64), "/w==");
+        assert_eq!(pem, format!("-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"));
+    }
 
     #[test]
     fn minted_certificates_name_the_device_and_cache_with_private_keys() {

@@ -214,12 +214,16 @@ async fn run(args: RunArgs) -> Result<i32> {
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create output folder {}", out.display()))?;
     let series_path = out.join("timeseries.csv");
-    let mut series = TimeSeries::create(&series_path)?;
+    let mut series =
+        std::fs::File::create(&series_path).with_context(|| format!("cannot create {}", series_path.display()))?;
+    series
+        .write_all(&report::timeseries_header())
+        .with_context(|| format!("cannot write {}", series_path.display()))?;
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
         progress.show(tick);
-        // Written and flushed every second, so a crash keeps everything up to then.
-        if let Err(error) = series.write(tick) {
+        // Written (unbuffered) every second, so a crash keeps everything up to then.
+        if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
             progress.warn(&format!("cannot write {}: {error}", series_path.display()));
         }
     })
@@ -237,54 +241,6 @@ async fn run(args: RunArgs) -> Result<i32> {
     } else {
         1
     })
-}
-
-/// The per-second time series, `timeseries.csv`.
-struct TimeSeries {
-    writer: csv::Writer<std::fs::File>,
-}
-
-impl TimeSeries {
-    const HEADER: [&'static str; 11] = [
-        "elapsed_s",
-        "started",
-        "assigned",
-        "failed",
-        "in_flight",
-        "late_starts",
-        "assigned_in_second",
-        "failed_in_second",
-        "assigned_p50_us",
-        "assigned_p99_us",
-        "failures",
-    ];
-
-    fn create(path: &Path) -> Result<Self> {
-        let mut writer = csv::Writer::from_path(path).with_context(|| format!("cannot create {}", path.display()))?;
-        writer.write_record(Self::HEADER)?;
-        writer.flush()?;
-        Ok(Self { writer })
-    }
-
-    fn write(&mut self, tick: &Tick) -> Result<()> {
-        let p = &tick.progress;
-        let failures: Vec<String> = tick.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
-        self.writer.write_record([
-            format!("{:.3}", p.elapsed.as_secs_f64()),
-            p.started.to_string(),
-            p.assigned.to_string(),
-            p.failed.to_string(),
-            p.in_flight.to_string(),
-            p.late_starts.to_string(),
-            p.interval.assigned.to_string(),
-            p.interval.failed.to_string(),
-            p.interval.assigned_p50_us.to_string(),
-            p.interval.assigned_p99_us.to_string(),
-            failures.join(" "),
-        ])?;
-        self.writer.flush()?;
-        Ok(())
-    }
 }
 
 /// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.

@@ -21,6 +21,7 @@ use bytes::Bytes;
 
 use crate::credentials::{IdScope, RegistrationId, SasToken};
 use crate::mqtt::QoS;
+use crate::topics::{DEFAULT_API_VERSION, Username};
 
 pub use driver::{Target, Transport, fresh_rng, run_device, run_device_observed};
 pub use flow::Flow;
@@ -98,7 +99,7 @@ pub struct FlowSettings {
 impl Default for FlowSettings {
     fn default() -> Self {
         Self {
-            api_version: "2019-03-31".into(),
+            api_version: DEFAULT_API_VERSION.into(),
             client_version: Some("dpsbench%2F0.1.0".into()),
             keep_alive: 60,
             clean_session: true,
@@ -145,13 +146,13 @@ pub struct DeviceIdentity {
 impl DeviceIdentity {
     /// The MQTT username: `{scope}/registrations/{id}/api-version={v}[&ClientVersion={cv}]`.
     pub fn username(&self, settings: &FlowSettings) -> String {
-        let mut username =
-            format!("{}/registrations/{}/api-version={}", self.id_scope, self.registration_id, settings.api_version);
-        if let Some(client_version) = &settings.client_version {
-            username.push_str("&ClientVersion=");
-            username.push_str(client_version);
+        Username {
+            id_scope: self.id_scope.as_str(),
+            registration_id: self.registration_id.as_str(),
+            api_version: &settings.api_version,
+            client_version: settings.client_version.as_deref(),
         }
-        username
+        .to_string()
     }
 
     /// The register body most SDKs send, `{"registrationId":"..."}`: the dpsbench personality's.

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{FlowSettings, PollBody, RetryPolicy, RetryProfile, RidStyle};
 use crate::credentials::{RegistrationId, ResourceEncoding, SasStyle};
 use crate::mqtt::QoS;
+use crate::topics::DEFAULT_API_VERSION;
 
 /// Whose wire behaviour a device reproduces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
@@ -68,7 +69,7 @@ impl Personality {
         match self {
             Self::Dpsbench => base.clone(),
             Self::Python => sdk(
-                "2019-03-31",
+                DEFAULT_API_VERSION,
                 Some("azure-iot-device-provisioning-py%2F2.14.0%28python%203.11%3BLinux%3Bx86_64%29"),
                 60,
                 false,
@@ -78,7 +79,7 @@ impl Personality {
                 RetryProfile::Python,
             ),
             Self::Node => sdk(
-                "2019-03-31",
+                DEFAULT_API_VERSION,
                 Some("azure-iot-provisioning-device%2F1.9.1"),
                 180,
                 true,
@@ -98,7 +99,7 @@ impl Personality {
                 RetryProfile::C,
             ),
             Self::EmbeddedC => sdk(
-                "2019-03-31",
+                DEFAULT_API_VERSION,
                 None,
                 240,
                 false,
@@ -108,7 +109,7 @@ impl Personality {
                 RetryProfile::EmbeddedC,
             ),
             Self::Csharp => sdk(
-                "2019-03-31",
+                DEFAULT_API_VERSION,
                 Some("Microsoft.Azure.Devices.Provisioning.Transport.Mqtt%2F1.17.0"),
                 0,
                 true,

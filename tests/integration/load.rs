@@ -1,5 +1,8 @@
 //! The load engine: each load model and stop condition, run through `runner::run` against the
-//! in-process emulator. Assertions use lower bounds on time only (never "finished within").
+//! in-process emulator, on virtual time: tokio's clock is paused and jumps to the next timer
+//! whenever every task waits, so waits cost no real time and timings do not depend on the
+//! machine. Every device therefore waits on a timer, never spins: a plan with an assignment delay
+//! also sets a `retry-after`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +19,14 @@ fn plan(name: &str, body: &str) -> Plan {
     let retry_after = if body.contains("retry_after_seconds") { "" } else { "retry_after_seconds = 0\n" };
     std::fs::write(&path, format!("name = \"{name}\"\n[target]\nkind = \"embedded\"\n{retry_after}{body}")).unwrap();
     Plan::load(&path, &|_| None).unwrap()
+}
+
+/// What the run's latency histograms (microseconds, 3 significant digits) report for a latency
+/// of exactly `duration`: `(min_us, max_us)` when every device took that long.
+fn recorded_as(duration: Duration) -> (u64, u64) {
+    let histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    let micros = duration.as_micros() as u64;
+    (histogram.lowest_equivalent(micros), histogram.highest_equivalent(micros))
 }
 
 async fn run(plan: &Plan) -> RunSummary {
@@ -38,20 +49,27 @@ async fn run_interrupted(plan: &Plan, after: u64, times: u32) -> (RunSummary, Ve
     (summary, ticks)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn closed_model_keeps_concurrency_fixed() {
-    // One device in flight, each taking at least 40 ms: five devices need at least 200 ms.
-    let one =
-        plan("closed1", "assign_delay_ms = 40\n[devices]\ncount = 5\n[arrival]\nmodel = \"closed\"\nconcurrency = 1\n");
+    // One device in flight, each taking one retry-after (1 s): five devices need five seconds.
+    let one = plan(
+        "closed1",
+        "assign_delay_ms = 40\nretry_after_seconds = 1\n[devices]\ncount = 5\n[arrival]\nmodel = \"closed\"\n\
+         concurrency = 1\n",
+    );
     let summary = run(&one).await;
     assert_eq!(summary.results.devices.assigned, 5);
-    assert!(summary.duration_seconds >= 0.2, "{}", summary.duration_seconds);
+    // The first device starts the moment the run does, 10 ms before the run's clock begins.
+    assert_eq!(summary.duration_seconds, 4.99);
     assert_eq!(summary.scenario.arrival, "closed, 1 in flight");
-    // A closed model starts each device the moment a slot frees: no schedule lag to speak of.
-    assert!(summary.results.phases["schedule_lag"].p99_us < 50_000);
+    // A closed model starts each device the instant a slot frees: no schedule lag at all (1 µs
+    // is the histogram's floor), and every device took exactly its retry-after.
+    assert_eq!(summary.results.phases["schedule_lag"].max_us, 1);
+    let assigned = &summary.results.phases["assigned"];
+    assert_eq!((assigned.min_us, assigned.max_us), recorded_as(Duration::from_secs(1)), "{assigned:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn duration_stops_arrivals_before_the_count() {
     let timed = plan("timed", "[devices]\ncount = 1000\n[arrival]\nrate = 50\n[run]\nduration_seconds = 0.5\n");
     let summary = run(&timed).await;
@@ -61,26 +79,30 @@ async fn duration_stops_arrivals_before_the_count() {
     assert!(!summary.partial);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_full_in_flight_cap_makes_starts_late_and_says_by_how_much() {
-    // 20 devices offered at 1,000/s, but only 2 may be in flight and each takes at least 50 ms:
-    // the last starts about 450 ms after its slot. The lag is recorded, never hidden.
+    // 20 devices offered at 1,000/s, but only 2 may be in flight and each takes one retry-after
+    // (1 s): the last starts about 9 s after its slot. The lag is recorded, never hidden.
     let capped = plan(
         "capped",
-        "assign_delay_ms = 50\n[devices]\ncount = 20\n[arrival]\nrate = 1000\n[run]\nmax_in_flight = 2\n",
+        "assign_delay_ms = 50\nretry_after_seconds = 1\n[devices]\ncount = 20\n[arrival]\nrate = 1000\n[run]\n\
+         max_in_flight = 2\n",
     );
     let summary = run(&capped).await;
     assert_eq!(summary.results.devices.assigned, 20);
+    // Devices 2k and 2k+1 start k seconds in, as slots free; the last, due at 19 ms, starts at
+    // 9.001 s. Only the first two start on time.
     let lag = &summary.results.phases["schedule_lag"];
-    assert!(lag.max_us >= 300_000, "{lag:?}");
+    assert_eq!(lag.max_us, recorded_as(Duration::from_millis(8_982)).1, "{lag:?}");
     let assigned = &summary.results.phases["assigned"];
     let raw = &summary.results.phases["assigned_raw"];
-    assert!(assigned.max_us >= raw.max_us + 250_000, "corrected {assigned:?} vs raw {raw:?}");
-    assert!(summary.results.late_starts >= 10, "{}", summary.results.late_starts);
+    assert_eq!(raw.max_us, recorded_as(Duration::from_secs(1)).1, "{raw:?}");
+    assert_eq!(assigned.max_us, recorded_as(Duration::from_millis(9_982)).1, "corrected {assigned:?} vs raw {raw:?}");
+    assert_eq!(summary.results.late_starts, 18);
     assert!(!summary.validity.valid, "a run that could not keep its plan says so");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn stages_and_bursts_start_their_natural_count() {
     let ramp = plan(
         "ramp",
@@ -96,7 +118,7 @@ async fn stages_and_bursts_start_their_natural_count() {
     assert_eq!(summary.results.devices.assigned, 60);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn embedded_quota_throttles_and_devices_retry_as_told() {
     let storm = plan(
         "quota",
@@ -112,10 +134,11 @@ async fn embedded_quota_throttles_and_devices_retry_as_told() {
     assert!(summary.results.phases["assigned"].max_us >= Duration::from_secs(1).as_micros() as u64);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn one_interrupt_stops_arrivals_and_drains_in_flight_devices() {
     // 100 devices over 10 s; interrupted at the first tick after the 10th start.
-    let slow = plan("drain", "assign_delay_ms = 300\n[devices]\ncount = 100\n[arrival]\nrate = 10\n");
+    let slow =
+        plan("drain", "assign_delay_ms = 300\nretry_after_seconds = 1\n[devices]\ncount = 100\n[arrival]\nrate = 10\n");
     let (summary, ticks) = run_interrupted(&slow, 10, 1).await;
     assert!(summary.partial);
     let devices = &summary.results.devices;
@@ -126,7 +149,7 @@ async fn one_interrupt_stops_arrivals_and_drains_in_flight_devices() {
     assert!(ticks.windows(2).all(|w| w[0].progress.started <= w[1].progress.started));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_second_interrupt_stops_at_once_and_still_reports() {
     // Devices take 30 s to be assigned; a double interrupt must not wait for them.
     let stuck = plan(
@@ -135,14 +158,16 @@ async fn a_second_interrupt_stops_at_once_and_still_reports() {
     );
     let (summary, _) = run_interrupted(&stuck, 20, 2).await;
     assert!(summary.partial);
-    assert!(summary.duration_seconds < 25.0, "stopped at once: {}", summary.duration_seconds);
+    // Stopped at once: at the tick 1 s after the run began (its clock starts 10 ms in), when
+    // the interrupts came.
+    assert_eq!(summary.duration_seconds, 0.99, "stopped at once");
     assert_eq!(summary.results.devices.total, 20);
     assert_eq!(summary.results.devices.aborted, 20, "aborted devices are reported, not lost");
     assert_eq!(summary.results.devices.not_finished, 0);
     assert_eq!(summary.results.phases["tls_handshake"].count, 20, "their completed phases are recorded");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_source_address_pool_spreads_devices_and_counts_each_address() {
     let pooled = plan(
         "pool",
@@ -159,7 +184,7 @@ async fn a_source_address_pool_spreads_devices_and_counts_each_address() {
 
 /// Passive checks in a load run: a target that puts `retry-after` before `$rid` is caught on
 /// every flow, with evidence, while the devices still provision.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn passive_checks_count_violations_per_check_in_a_run() {
     let emulator = crate::support::start_emulator(|c| {
         c.retry_after_seconds = 1;
@@ -192,7 +217,7 @@ async fn passive_checks_count_violations_per_check_in_a_run() {
     emulator.handle.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_fleet_mixing_every_sdk_personality_provisions() {
     // retry-after 1 and no assignment delay: every profile polls once after its own wait.
     let mixed = plan(
@@ -215,7 +240,7 @@ async fn a_fleet_mixing_every_sdk_personality_provisions() {
     assert!(checks.is_empty(), "every dialect's exchange is conformant: {checks:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn individual_enrollments_from_csv_sign_with_their_own_keys() {
     let dir = std::env::temp_dir().join(format!("dpsbench-individual-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -229,7 +254,7 @@ async fn individual_enrollments_from_csv_sign_with_their_own_keys() {
     assert_eq!(summary.emulator.as_ref().unwrap().connects_refused, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn custom_payloads_go_out_and_come_back() {
     let echoed = plan(
         "payload",

@@ -98,7 +98,13 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
     let connect = |claimed: &str| {
         let mut connect = rumqttc::mqttbytes::v4::Connect::new(claimed);
         connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
-            format!("{}/registrations/{claimed}/api-version=2019-03-31", target.id_scope),
+            topics::Username {
+                id_scope: target.id_scope.as_str(),
+                registration_id: claimed,
+                api_version: topics::DEFAULT_API_VERSION,
+                client_version: None,
+            }
+            .to_string(),
             "",
         ));
         Packet::Connect(connect)

@@ -190,7 +190,13 @@ impl ProbeTarget {
         connect.keep_alive = 60;
         connect.clean_session = clean;
         connect.login = Some(Login::new(
-            format!("{scope}/registrations/{username_id}/api-version=2019-03-31&ClientVersion=dpsbench-conform"),
+            crate::topics::Username {
+                id_scope: scope.as_str(),
+                registration_id: username_id,
+                api_version: crate::topics::DEFAULT_API_VERSION,
+                client_version: Some("dpsbench-conform"),
+            }
+            .to_string(),
             password.expose(),
         ));
         Packet::Connect(connect)

@@ -15,7 +15,7 @@ use crate::credentials::RegistrationId;
 use crate::emulator::config::AuthFailure;
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
-use crate::topics::{self, RequestTopic};
+use crate::topics::{self, RequestTopic, Username};
 use crate::x509::PeerCertificate;
 
 /// What to do after handling a packet.
@@ -214,12 +214,11 @@ impl Session {
 /// The registration ID a CONNECT names, if its username has DPS's form for this scope and its
 /// clientId is the same registration ID.
 fn registration_from_username(service: &Service, connect: &Connect, any_client_id: bool) -> Option<RegistrationId> {
-    let username = connect.login.as_ref().map(|l| l.username.as_str())?;
-    let rest = username.strip_prefix(service.config.id_scope.as_str())?.strip_prefix("/registrations/")?;
-    let (id, rest) = rest.split_once('/')?;
-    let version = rest.strip_prefix("api-version=")?;
-    let version = version.split('&').next().unwrap_or_default();
-    if version.is_empty() || !(any_client_id || id.eq_ignore_ascii_case(&connect.client_id)) {
+    let username = Username::parse(connect.login.as_ref().map(|l| l.username.as_str())?).ok()?;
+    let id = username.registration_id;
+    if username.id_scope != service.config.id_scope.as_str()
+        || !(any_client_id || id.eq_ignore_ascii_case(&connect.client_id))
+    {
         return None;
     }
     RegistrationId::new(id).ok()
