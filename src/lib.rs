@@ -24,6 +24,7 @@
 //!    tls (rustls configs)                               packet IDs)
 //!    x509 (CAs, device certificates)              websocket (MQTT over WebSocket)
 //!    toml_file (reading the TOML files of scenario, emulator::config and cli)
+//!    timestamp (RFC 3339 text of wall-clock instants, for DPS bodies and reports)
 //! ```
 //!
 //! Rules:
@@ -52,6 +53,7 @@ pub mod mqtt;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod timestamp;
 pub mod tls;
 pub mod toml_file;
 pub mod topics;

@@ -1,11 +1,11 @@
 //! DPS message bodies (`dps-mqtt.md` §4): the register request, the operation status, the error.
 //!
-//! Sans-IO: serde types plus the timestamp, etag and operationId formats; random parts come from
+//! Sans-IO: serde types plus the etag and operationId formats (timestamps: `timestamp`); random parts come from
 //! the caller's RNG. Parsing is tolerant of
 //! every variant SDKs and DPS produce (missing optional fields, unknown fields, `null`s); the
 //! emulator serialises compact JSON in DPS's field order.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -150,7 +150,7 @@ impl ErrorBody {
             tracking_id: uuid_v4(rng),
             message: message.into(),
             info: None,
-            timestamp_utc: format_timestamp(now),
+            timestamp_utc: crate::timestamp::rfc3339(now),
         }
     }
 }
@@ -181,23 +181,6 @@ impl ReplyBody {
     }
 }
 
-/// A DPS timestamp: RFC 3339 UTC with seven fractional digits and `Z`
-/// (`2020-04-10T03:11:13.0276997Z`).
-pub fn format_timestamp(at: SystemTime) -> String {
-    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let utc = time::OffsetDateTime::UNIX_EPOCH + since_epoch;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.nanosecond() / 100
-    )
-}
-
 /// A random UUID v4 in its hyphenated text form.
 pub fn uuid_v4(rng: &mut impl Rng) -> String {
     let mut bytes: [u8; 16] = rng.random();
@@ -222,7 +205,6 @@ pub fn etag(rng: &mut impl Rng) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn register_bodies_seen_in_the_wild_parse() {
@@ -302,8 +284,6 @@ mod tests {
 
     #[test]
     fn formats() {
-        let at = UNIX_EPOCH + Duration::new(1_586_488_273, 27_699_700);
-        assert_eq!(format_timestamp(at), "2020-04-10T03:11:13.0276997Z");
         let rng = &mut rand::rng();
         let id = uuid_v4(rng);
         assert_eq!(id.len(), 36);

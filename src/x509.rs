@@ -217,9 +217,8 @@ impl PeerCertificate {
             }
         }
         let sha256: [u8; 32] = Sha256::digest(leaf_der.as_ref()).into();
-        let timestamp = |t: i64| {
-            crate::messages::format_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
-        };
+        let timestamp =
+            |t: i64| crate::timestamp::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64));
         let info = serde_json::json!({
             "subjectName": leaf.subject().to_string(),
             "sha256Thumbprint": hex(&sha256),

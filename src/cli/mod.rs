@@ -340,7 +340,7 @@ fn interrupt_counter() -> tokio::sync::watch::Receiver<u32> {
 }
 
 fn default_out_dir(name: &str) -> PathBuf {
-    let stamp = crate::messages::format_timestamp(std::time::SystemTime::now());
+    let stamp = crate::timestamp::rfc3339(std::time::SystemTime::now());
     // 2026-11-26T07:10:01.1234567Z -> 20261126-071001
     let compact: String = stamp.chars().take(19).filter(|c| c.is_ascii_digit() || *c == 'T').collect();
     let safe_name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();

@@ -78,7 +78,7 @@ impl ConformanceReport {
 /// is wanted.
 pub async fn run_suite(target: &ProbeTarget, options: &SuiteOptions) -> ConformanceReport {
     let started = Instant::now();
-    let started_at = crate::messages::format_timestamp(SystemTime::now());
+    let started_at = crate::timestamp::rfc3339(SystemTime::now());
     let mut verdicts: BTreeMap<&'static str, (Verdict, f64)> = BTreeMap::new();
     for probe in PROBES {
         let judged: Vec<&Check> = CATALOGUE.iter().filter(|check| check.judged_by(probe)).collect();

@@ -251,7 +251,7 @@ impl Service {
         let ready_at = now + self.config.assign_delay;
         let assigned_wall = wall + self.config.assign_delay;
         let hub = self.hub_for(&canonical).to_string();
-        let timestamp = messages::format_timestamp(assigned_wall);
+        let timestamp = crate::timestamp::rfc3339(assigned_wall);
         let mut registry = self.lock();
         registry.registers_since_prune += 1;
         if registry.registers_since_prune >= 4096 {

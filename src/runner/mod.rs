@@ -177,7 +177,7 @@ pub async fn run(
         attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
     }
     let settings = personality_settings(plan);
-    let started_at = crate::messages::format_timestamp(SystemTime::now());
+    let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();
     let (metrics, checks, started, ending, elapsed) =
