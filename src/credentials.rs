@@ -4,7 +4,7 @@
 //! [`SymmetricKey`] and [`SasToken`], whose `Debug` and `Display` are redacted so a key or token
 //! can never reach a log, a report or an error message by accident.
 //!
-//! The algorithms are those of `dps-mqtt.md` §2: a group enrollment's per-device key is
+//! The algorithms are those of `docs/dps-mqtt.md` §2: a group enrollment's per-device key is
 //! `base64(HMAC-SHA256(base64decode(groupKey), registrationId))`, and a SAS token signs
 //! `{sr}\n{se}` with the device key, `sr` being the resource URI exactly as it appears in the
 //! token (SDKs encode it differently, and DPS verifies over the bytes received).
@@ -171,7 +171,7 @@ impl SymmetricKey {
         BASE64.encode(&self.0)
     }
 
-    /// Derives a device's key from this enrollment group key (`dps-mqtt.md` §2).
+    /// Derives a device's key from this enrollment group key (`docs/dps-mqtt.md` §2).
     pub fn derive_device_key(&self, registration_id: &RegistrationId) -> SymmetricKey {
         SymmetricKey(self.sign(registration_id.as_str().as_bytes()).to_vec())
     }
@@ -201,7 +201,7 @@ impl fmt::Debug for SymmetricKey {
     }
 }
 
-/// How a token's `sr` is written, which differs between SDKs (`dps-mqtt.md` §2).
+/// How a token's `sr` is written, which differs between SDKs (`docs/dps-mqtt.md` §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ResourceEncoding {

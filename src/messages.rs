@@ -1,4 +1,4 @@
-//! DPS message bodies (`dps-mqtt.md` §4): the register request, the operation status, the error.
+//! DPS message bodies (`docs/dps-mqtt.md` §4): the register request, the operation status, the error.
 //!
 //! Sans-IO: serde types plus the etag and operationId formats (timestamps: `timestamp`); random parts come from
 //! the caller's RNG. Parsing is tolerant of

@@ -2,7 +2,7 @@
 //! PEM files) and the devices' client configuration.
 //!
 //! No sockets here: it builds `rustls` configs that the drivers hand to `tokio-rustls`. TLS 1.2 is
-//! the only version offered unless a caller opts into 1.3, as DPS requires (`dps-mqtt.md` §1).
+//! the only version offered unless a caller opts into 1.3, as DPS requires (`docs/dps-mqtt.md` §1).
 //! Client session resumption is off: every simulated device is a distinct device and pays for a
 //! full handshake, as a real fleet does.
 

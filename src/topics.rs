@@ -1,4 +1,4 @@
-//! DPS topic names: building and parsing the register, poll and reply topics of `dps-mqtt.md` §3,
+//! DPS topic names: building and parsing the register, poll and reply topics of `docs/dps-mqtt.md` §3,
 //! and the MQTT username of §1 with its default api-version.
 //!
 //! Sans-IO and allocation-light. Both sides use it: the device builds the username and requests

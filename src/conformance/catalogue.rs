@@ -45,7 +45,7 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Documented(section) => write!(f, "documented: dps-mqtt.md {section}"),
+            Source::Documented(section) => write!(f, "documented: docs/dps-mqtt.md {section}"),
             Source::SdkBehaviour(what) => write!(f, "SDK behaviour: {what}"),
             Source::Inference(why) => write!(f, "inference: {why}"),
         }
@@ -62,7 +62,7 @@ pub struct Check {
     /// For a passive check, the one that evaluates it on every packet of every flow.
     pub passive: Option<PassiveCheck>,
     pub title: &'static str,
-    /// The statement of `dps-mqtt.md` it verifies.
+    /// The statement of `docs/dps-mqtt.md` it verifies.
     pub statement: &'static str,
     pub source: Source,
     /// The probes whose verdicts judge it in `dpsbench conform`; when several do, their findings
@@ -86,7 +86,7 @@ impl Check {
 
 /// Every check, in report order.
 pub static CATALOGUE: &[Check] = &[
-    // Transport and TLS (dps-mqtt.md §1, §5.2; §6 items 1-2).
+    // Transport and TLS (docs/dps-mqtt.md §1; §6 items 1-2).
     Check {
         id: "DPS-TLS-001",
         level: Level::Must,
@@ -126,8 +126,8 @@ pub static CATALOGUE: &[Check] = &[
         kind: Kind::Probe,
         passive: None,
         title: "TLS 1.0 and TLS 1.1 are refused",
-        statement: "§5.2 (sources): an instance with minTlsVersion 1.2 refuses TLS 1.0/1.1. §6.2",
-        source: Source::Inference("§5.2: an instance whose minTlsVersion is 1.2 refuses TLS 1.0 and 1.1"),
+        statement: "§1 TLS: an instance with minimum TLS version 1.2 refuses TLS 1.0/1.1. §6.2",
+        source: Source::Inference("§1: an instance whose minimum TLS version is 1.2 refuses TLS 1.0 and 1.1"),
         probes: &[&table::OLD_TLS],
         failed_by: &[],
     },
@@ -137,8 +137,8 @@ pub static CATALOGUE: &[Check] = &[
         kind: Kind::Probe,
         passive: None,
         title: "A client offering only TLS 1.3 is refused",
-        statement: "§5.2 (sources): the TLS versions DPS supports are TLS 1.2. §6.2",
-        source: Source::Documented("§5.2"),
+        statement: "§1 TLS: the TLS version DPS supports is 1.2. §6.2",
+        source: Source::Documented("§1"),
         probes: &[&table::TLS13_ALONE],
         failed_by: &[],
     },

@@ -1,5 +1,5 @@
 //! Conformance: a catalogue of checks with stable IDs, each verifying one promise of the DPS
-//! MQTT reference (`dps-mqtt.md`).
+//! MQTT reference (`docs/dps-mqtt.md`).
 //!
 //! `catalogue` lists the checks, each carrying everything about it (level, source, the probes
 //! that judge it, the deviations expected to fail it); `passive` evaluates the passive ones on

@@ -42,7 +42,7 @@ fn tv2_sas_token() {
 
 #[test]
 fn tv2_unencoded_resource_signs_differently() {
-    // dps-mqtt-sources.md: signing the raw URI gives this signature instead.
+    // Signing the raw URI instead of the encoded one gives this signature.
     let key = SymmetricKey::from_base64("00mysymmetrickey").unwrap();
     let sig = key.sign(b"myIdScope/registrations/mydeviceregistrationid\n1630175722");
     assert_eq!(BASE64.encode(sig), "l6nCPQlqkWB046a6n2bBXzmeBzVE3rfYFvAMaLBzGDA=");

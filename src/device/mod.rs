@@ -34,7 +34,7 @@ pub use retry::{Decision, RetryPolicy, RetryProfile};
 /// reproducible. Small and fast; a run seeds each device's from one run-level generator.
 pub type DeviceRng = rand::rngs::SmallRng;
 
-/// How `$rid` values are chosen (SDKs differ, `dps-mqtt.md` §3).
+/// How `$rid` values are chosen (SDKs differ, `docs/dps-mqtt.md` §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RidStyle {
     /// 1, 2, 3, ... per connection (C, C#, Java).

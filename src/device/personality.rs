@@ -1,4 +1,4 @@
-//! Device personalities: the wire dialect of each official SDK (`dps-mqtt.md` §1-5), so a
+//! Device personalities: the wire dialect of each official SDK (`docs/dps-mqtt.md` §1-5), so a
 //! capacity test can mirror a real fleet and a conformance run can show that an endpoint
 //! accepts every SDK's dialect.
 //!

@@ -1,5 +1,5 @@
 //! Retry and wait policies: how long a device waits before its next request, and when it gives
-//! up. Ready-made profiles mirror the SDKs' behaviour (`dps-mqtt.md` §5 and sources §3.5–3.6),
+//! up. Ready-made profiles mirror the SDKs' behaviour (`docs/dps-mqtt.md` §5),
 //! so a capacity test can say "a fleet of C-SDK devices".
 //!
 //! Pure functions of the reply's `retry-after`, the retry count and a jitter draw in `[0, 1)`.

@@ -177,7 +177,7 @@ pub struct IndividualConfig {
     pub certificate: Option<PathBuf>,
 }
 
-/// DPS quotas, per minute, as DPS counts them per unit (`dps-mqtt.md` §5).
+/// DPS quotas, per minute, as DPS counts them per unit (`docs/dps-mqtt.md` §5).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {

@@ -4,7 +4,7 @@
 //! quotas, counters); [`Session`] (in `session`) is one connection's state. `Session::handle`
 //! takes a decoded packet plus `now` (monotonic, for delays and quotas) and `wall` (for
 //! timestamps), and returns the packets to send, in order, and whether to close. It follows every
-//! "emulator must" of `dps-mqtt.md`: SessionPresent always 0, QoS granted `min(requested, 1)`,
+//! "emulator must" of `docs/dps-mqtt.md`: SessionPresent always 0, QoS granted `min(requested, 1)`,
 //! 0x80 for other filters, PUBACK before the reply, `$rid` echoed first, `retry-after` on every
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
 
