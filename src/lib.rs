@@ -20,11 +20,11 @@
 //!   └─► emulator (standalone `dpsbench emulator`)
 //!
 //!  leaves, shared by every layer above:
-//!    credentials, topics, messages (sans IO)      mqtt (framing over rumqttc's mqttbytes v4,
-//!    tls (rustls configs)                               packet IDs)
-//!    x509 (CAs, device certificates)              websocket (MQTT over WebSocket)
-//!    toml_file (reading the TOML files of scenario, emulator::config and cli)
-//!    timestamp (RFC 3339 text of wall-clock instants, for DPS bodies and reports)
+//!    credentials (keys, SAS tokens)     topics (topic names, the MQTT username)
+//!    messages (DPS bodies)              timestamp (RFC 3339 text of wall-clock instants)
+//!    mqtt (framing over rumqttc's mqttbytes v4, packet IDs)
+//!    tls (rustls configs)               x509 (CAs, device certificates)
+//!    websocket (MQTT over WebSocket)    toml_file (reading scenario, emulator and waiver files)
 //! ```
 //!
 //! Rules:
