@@ -11,6 +11,7 @@
 //!   │        │                                                        sans IO)
 //!   │        ├─► scenario (TOML → Plan) ──► arrival (when devices start; sans IO)
 //!   │        ├─► metrics (HDR histograms per metrics::Phase, Summary; sans IO)
+//!   │        ├─► slo ([slo] gates → a verdict on a metrics::Summary; sans IO)
 //!   │        └─► emulator::server ──► emulator::service (sans IO) ──► emulator::config, deviations
 //!   │             (accept, TLS,
 //!   │              framing)
@@ -33,7 +34,7 @@
 //!   `runner`; `metrics` and `arrival` import no `conformance`; among the leaves only `x509`
 //!   (on `credentials`, `messages`) and `websocket` (on `mqtt`) depend on another.
 //! - The sans-IO modules (`credentials`, `topics`, `messages`, `arrival`, `device::flow`,
-//!   `emulator::service`, `conformance::passive`, `metrics`, `report`) never touch sockets, files
+//!   `emulator::service`, `conformance::passive`, `metrics`, `slo`, `report`) never touch sockets, files
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
@@ -53,6 +54,7 @@ pub mod mqtt;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod slo;
 pub mod timestamp;
 pub mod tls;
 pub mod toml_file;

@@ -61,6 +61,16 @@ impl Phase {
         }
     }
 
+    /// The phase named `name` (its `as_str`), if any.
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|phase| phase.as_str() == name)
+    }
+
+    /// Every phase name, comma-separated, for errors that list the accepted names.
+    pub fn names() -> String {
+        Phase::ALL.map(Phase::as_str).join(", ")
+    }
+
     pub(super) fn index(self) -> usize {
         self as usize
     }

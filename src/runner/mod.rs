@@ -186,6 +186,10 @@ pub async fn run(
     let runtime_stall_p99_us = stall.stop().await;
     let results = metrics.summary(started);
     let validity = summary::validity(plan, &results, runtime_stall_p99_us);
+    let slo = (!plan.slo.is_empty()).then(|| {
+        let invalid = (!validity.valid).then(|| validity.reasons.join("; "));
+        plan.slo.judge(&results, invalid.as_deref())
+    });
 
     let emulator = match prepared.emulator {
         Some(handle) => {
@@ -219,5 +223,6 @@ pub async fn run(
         results,
         conformance: checks.counts(),
         emulator,
+        slo,
     })
 }

@@ -1,6 +1,7 @@
 //! What `summary.json` holds, and the judgement of whether the generator kept its plan.
 
 use super::*;
+use crate::slo::SloVerdict;
 
 /// Identifies the format of `summary.json`; bump on incompatible changes.
 pub const SUMMARY_SCHEMA: &str = "dpsbench.summary/v1";
@@ -40,12 +41,20 @@ pub struct RunSummary {
     pub conformance: BTreeMap<String, CheckCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator: Option<EmulatorCounts>,
+    /// The verdict on the scenario's `[slo]` gates; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloVerdict>,
 }
 
 impl RunSummary {
     /// Exit status of `dpsbench run`: 0 when every device was assigned, else 1.
     pub fn all_assigned(&self) -> bool {
         !self.partial && self.results.devices.assigned == self.results.devices.total
+    }
+
+    /// Whether the `[slo]` gates (if any) held. An invalid run's gates are not judged: false.
+    pub fn gates_held(&self) -> bool {
+        self.slo.as_ref().is_none_or(|slo| slo.passed)
     }
 }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::device::FlowSettings;
+use crate::slo::{Gates, SloSection};
 use crate::tls::TlsPolicy;
 
 mod devices;
@@ -46,6 +47,9 @@ pub struct ScenarioFile {
     pub flow: FlowSection,
     #[serde(default)]
     pub run: RunSection,
+    /// Gates checked at the end of the run.
+    #[serde(default)]
+    pub slo: SloSection,
 }
 
 /// Errors loading a scenario. Each names the file.
@@ -99,6 +103,8 @@ pub struct Plan {
     pub tls: TlsPolicy,
     /// X.509 devices: where their certificates come from; `None` for symmetric keys.
     pub x509: Option<X509Plan>,
+    /// `[slo]` gates, judged at the end of the run (empty: none).
+    pub slo: Gates,
 }
 
 impl Plan {
@@ -145,6 +151,7 @@ impl Plan {
         let all_keyed = devices.identities.all_keyed() || devices.x509.is_some();
         let group_key = key::group_key(&file.devices, &target, base, env, all_keyed)?;
         let run = run::resolve(&file.run, &file.flow)?;
+        let slo = file.slo.resolve().map_err(|e| FieldError { field: e.field, reason: e.reason })?;
         Ok(Plan {
             name: file.name,
             file: path.to_path_buf(),
@@ -164,6 +171,7 @@ impl Plan {
             x509: devices.x509,
             flow: run.flow,
             max_duration: run.max_duration,
+            slo,
         })
     }
 

@@ -180,3 +180,26 @@ fn unknown_values_name_the_file_the_field_and_what_is_accepted() {
         assert!(!err.contains('\n'), "{err}");
     }
 }
+
+#[test]
+fn slo_gates_resolve_and_unknown_phases_name_the_file_and_field() {
+    let plan =
+        load(&format!("{MINIMAL}[slo]\nmax_failed = 0\nphase_p99_ms = {{ tls_handshake = 50 }}\n"), &|_| None).unwrap();
+    let names: Vec<String> = plan.slo.iter().map(|gate| gate.name()).collect();
+    assert_eq!(names, ["max_failed", "phase_p99_ms.tls_handshake"]);
+    let error = load(&format!("{MINIMAL}[slo]\nphase_p99_ms = {{ handshake = 50 }}\n"), &|_| None).unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("s.toml: field `slo.phase_p99_ms`: unknown phase \"handshake\""), "{message}");
+    assert!(message.contains("tls_handshake"), "{message}");
+}
+
+#[test]
+fn the_nightly_scenario_carries_every_kind_of_gate() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/nightly.toml");
+    let plan = Plan::load(&path, &|_| None).unwrap();
+    let names: Vec<String> = plan.slo.iter().map(|gate| gate.name()).collect();
+    for gate in ["assigned_p99_ms", "assigned_p999_ms", "max_failed", "max_failure_ratio", "min_flows_per_second"] {
+        assert!(names.iter().any(|name| name == gate), "{gate} missing from {names:?}");
+    }
+    assert!(names.contains(&"phase_p99_ms.tls_handshake".to_string()), "{names:?}");
+}

@@ -1,0 +1,159 @@
+//! `report.md`: the run's summary for a CI job page (GitHub's job summary, a merge request
+//! comment). Pure: a [`RunSummary`] in, Markdown bytes out.
+
+use std::fmt::Write as _;
+
+use super::micros;
+use crate::metrics::Phase;
+use crate::runner::RunSummary;
+use crate::slo::SloVerdict;
+
+/// `report.md` of a run.
+pub fn report(summary: &RunSummary) -> Vec<u8> {
+    let mut out = String::new();
+    header(&mut out, summary);
+    outcomes(&mut out, summary);
+    latencies(&mut out, summary);
+    retries(&mut out, summary);
+    conformance(&mut out, summary);
+    if let Some(slo) = &summary.slo {
+        gates(&mut out, slo);
+    }
+    out.into_bytes()
+}
+
+fn header(out: &mut String, summary: &RunSummary) {
+    let _ = writeln!(out, "# dpsbench run `{}`\n", summary.scenario.name);
+    let verdict = match (&summary.validity.valid, &summary.slo) {
+        (false, _) => "❌ **invalid run**: the generator could not keep its plan; its numbers describe the generator",
+        (true, Some(slo)) if !slo.passed => "❌ **SLO gates failed**",
+        (true, _) if summary.all_assigned() => "✅ every device assigned",
+        (true, _) => "⚠️ not every device was assigned",
+    };
+    let _ = writeln!(out, "{verdict}\n");
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| scenario | `{}` ({}) |", summary.scenario.file, summary.scenario.arrival);
+    let _ = writeln!(out, "| target | {} `{}` |", summary.target.kind, summary.target.address);
+    let host = &summary.host;
+    let _ = writeln!(
+        out,
+        "| host | {} ({} CPUs, {}, dpsbench {}) |",
+        host.hostname, host.cpus, host.os, host.dpsbench_version
+    );
+    let _ = writeln!(out, "| started | {} |", summary.started_at);
+    let partial = if summary.partial { " (partial: stopped early)" } else { "" };
+    let _ = writeln!(out, "| duration | {:.1} s{partial} |", summary.duration_seconds);
+    let validity = &summary.validity;
+    let valid =
+        if validity.valid { "valid".to_string() } else { format!("**invalid**: {}", validity.reasons.join("; ")) };
+    let _ = writeln!(
+        out,
+        "| validity | {valid} (schedule lag p99 {}, runtime stall p99 {}) |",
+        micros(validity.schedule_lag_p99_us),
+        micros(validity.runtime_stall_p99_us)
+    );
+    for note in &summary.notes {
+        let _ = writeln!(out, "| note | {note} |");
+    }
+    let _ = writeln!(out);
+}
+
+fn outcomes(out: &mut String, summary: &RunSummary) {
+    let r = &summary.results;
+    let d = &r.devices;
+    let _ = writeln!(out, "## Outcomes\n");
+    let _ = writeln!(out, "| devices | assigned | failed | aborted | not finished | assigned/s | late starts |");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {:.1} | {} |\n",
+        d.total, d.assigned, d.failed, d.aborted, d.not_finished, r.flows_per_second, r.late_starts
+    );
+    if !r.failures.is_empty() {
+        let _ = writeln!(out, "| failure kind | devices |\n|---|---:|");
+        for (kind, count) in &r.failures {
+            let _ = writeln!(out, "| `{kind}` | {count} |");
+        }
+        let _ = writeln!(out);
+    }
+}
+
+fn latencies(out: &mut String, summary: &RunSummary) {
+    let _ = writeln!(out, "## Latency per phase\n");
+    let _ = writeln!(
+        out,
+        "`assigned` and `end_to_end` count from each device's intended start; `assigned_raw` from its actual start.\n"
+    );
+    let _ = writeln!(out, "| phase | count | p50 | p90 | p99 | p99.9 | max |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for phase in Phase::ALL {
+        let Some(p) = summary.results.phase(phase).filter(|p| p.count > 0) else { continue };
+        let _ = writeln!(
+            out,
+            "| `{phase}` | {} | {} | {} | {} | {} | {} |",
+            p.count,
+            micros(p.p50_us),
+            micros(p.p90_us),
+            micros(p.p99_us),
+            micros(p.p999_us),
+            micros(p.max_us)
+        );
+    }
+    let _ = writeln!(out);
+}
+
+fn retries(out: &mut String, summary: &RunSummary) {
+    let r = &summary.results;
+    let _ = writeln!(out, "## Retries\n");
+    let _ = writeln!(out, "| per device | mean | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
+    for (name, c) in [("register attempts", &r.register_attempts), ("polls", &r.polls_per_device)] {
+        let _ = writeln!(out, "| {name} | {:.2} | {} | {} | {} |", c.mean, c.p50, c.p99, c.max);
+    }
+    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    let retry_after: Vec<String> = r.retry_after_seconds.iter().map(|(s, n)| format!("{s} s × {n}")).collect();
+    let retry_after = if retry_after.is_empty() { "none".to_string() } else { retry_after.join(", ") };
+    let _ = writeln!(
+        out,
+        "\n429 replies: {throttled}; retry-after received: {retry_after}; requests sent before their retry-after: {}\n",
+        r.early_requests
+    );
+}
+
+fn conformance(out: &mut String, summary: &RunSummary) {
+    let _ = writeln!(out, "## Conformance (passive checks on every flow)\n");
+    let violated: Vec<_> = summary.conformance.iter().filter(|(_, c)| c.violations > 0).collect();
+    if violated.is_empty() {
+        let _ = writeln!(out, "{} checks, no violations.\n", summary.conformance.len());
+        return;
+    }
+    let _ = writeln!(out, "| check | flows | violations |\n|---|---:|---:|");
+    for (id, c) in violated {
+        let _ = writeln!(out, "| `{id}` | {} | {} |", c.flows, c.violations);
+    }
+    let _ = writeln!(out, "\nExamples with evidence are in `summary.json`.\n");
+}
+
+fn gates(out: &mut String, slo: &SloVerdict) {
+    let _ = writeln!(out, "## SLO gates\n");
+    let headline = match (slo.judged, slo.passed) {
+        (false, _) => format!("⚠️ {}", slo.reason.as_deref().unwrap_or("not judged")),
+        (true, true) => "✅ every gate held".to_string(),
+        (true, false) => format!("❌ failed: {}", slo.failed().collect::<Vec<_>>().join(", ")),
+    };
+    let _ = writeln!(out, "{headline}\n");
+    let _ = writeln!(out, "| gate | limit | observed | verdict |\n|---|---:|---:|---|");
+    for (name, gate) in &slo.gates {
+        let verdict = match gate.held {
+            Some(true) => "✅ held",
+            Some(false) => "❌ failed",
+            None => "not judged",
+        };
+        let _ = writeln!(out, "| `{name}` | {} | {} | {verdict} |", number(gate.limit), number(gate.observed));
+    }
+    let _ = writeln!(out);
+}
+
+/// A gate's number: whole numbers without decimals, others to three places.
+pub(super) fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { format!("{value:.3}") }
+}
