@@ -3,6 +3,7 @@
 
 mod conform;
 mod keys;
+mod reports;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use crate::scenario::Plan;
 
 use crate::tls::ServerIdentity;
 pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
+pub use reports::{CompareArgs, RenderArgs, ReportCommand};
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -67,6 +69,9 @@ pub enum Command {
     /// Without --target it starts the embedded emulator. Exit status: 0 when every must-check
     /// passes, 1 when any fails, 2 when the suite could not run.
     Conform(ConformArgs),
+    /// Re-render a run's reports, or compare two runs and gate on regressions.
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +178,7 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Token(args) => keys::token(args),
         Command::Conform(args) => runtime()?.block_on(conform::run(args)),
         Command::Certs(args) => certs(args),
+        Command::Report(command) => reports::execute(command),
     }
 }
 

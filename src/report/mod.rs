@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 
+pub mod compare;
+pub mod expression;
+pub mod folder;
 pub mod markdown;
 
 use crate::device::Transport;
@@ -289,7 +292,7 @@ mod tests {
     }
 
     /// A summary with fixed values: 1,000 devices against the embedded emulator.
-    fn summary() -> serde_json::Value {
+    pub(super) fn summary() -> serde_json::Value {
         serde_json::json!({
             "schema": "dpsbench.summary/v1",
             "scenario": {

@@ -115,7 +115,7 @@ pub fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
 }
 
 /// Checks `value` against the subset of JSON Schema the committed schema uses.
-fn check_schema(schema: &Value, value: &Value, at: &str) {
+pub fn check_schema(schema: &Value, value: &Value, at: &str) {
     if let Some(kind) = schema.get("type").and_then(Value::as_str) {
         let ok = match kind {
             "object" => value.is_object(),

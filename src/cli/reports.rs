@@ -1,0 +1,87 @@
+//! `dpsbench report render` and `dpsbench report compare`: report folders read back, rendered
+//! again, or compared run against run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::report::compare::{self, Comparison};
+use crate::report::expression::{Expression, Verdict};
+use crate::report::folder::{RENDERED, ReportFolder};
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Rebuild report.md (and the other rendered reports) from a run folder's files.
+    ///
+    /// Reads summary.json (required) and the optional files beside it. Exit status: 0 when
+    /// written, 2 for a folder that is missing or not a report.
+    Render(RenderArgs),
+    /// Compare two runs side by side and fail on regressions.
+    ///
+    /// Prints per phase p50/p90/p99/p99.9/max, flows/s, failures by kind, retries and
+    /// violations with the change of each. Exit status: 0 when no --fail-if trips, 1 when one
+    /// does, 2 for bad input (a missing folder, a folder that is not a report, an expression
+    /// that does not parse).
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The run's report folder (holding summary.json).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The report folder to compare against (e.g. last night's).
+    pub baseline: PathBuf,
+    /// The report folder of the run under judgement.
+    pub current: PathBuf,
+    /// Exit 1 when this holds: FIGURE OP CHANGE, the change from the baseline as a percentage
+    /// or an amount, e.g. `assigned.p99 > +10%`, `tls_handshake.p50 > 5ms` (5 ms slower),
+    /// `failed > 0` (more failures), `flows_per_second < -5%`. Repeatable.
+    #[arg(long = "fail-if", value_name = "EXPR", value_parser = parse_expression)]
+    pub fail_if: Vec<Expression>,
+    /// Write compare.md into this folder (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_expression(text: &str) -> Result<Expression, String> {
+    Expression::parse(text).map_err(|e| e.to_string())
+}
+
+pub fn execute(command: ReportCommand) -> Result<i32> {
+    match command {
+        ReportCommand::Render(args) => render(args),
+        ReportCommand::Compare(args) => compare(args),
+    }
+}
+
+fn render(args: RenderArgs) -> Result<i32> {
+    let folder = ReportFolder::load(&args.dir)?;
+    for (name, writer) in RENDERED {
+        let path = args.dir.join(name);
+        std::fs::write(&path, writer(&folder)).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(0)
+}
+
+fn compare(args: CompareArgs) -> Result<i32> {
+    let baseline = ReportFolder::load(&args.baseline)?;
+    let current = ReportFolder::load(&args.current)?;
+    let comparison = Comparison::of(&baseline.summary, &current.summary);
+    let verdicts: Vec<Verdict> = args.fail_if.iter().map(|e| e.evaluate(&comparison)).collect();
+    let (base_label, current_label) = (args.baseline.display().to_string(), args.current.display().to_string());
+    print!("{}", compare::table(&comparison, &base_label, &current_label, &verdicts));
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
+        let path = out.join("compare.md");
+        std::fs::write(&path, compare::markdown(&comparison, &base_label, &current_label, &verdicts))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("compare: {}", path.display());
+    }
+    Ok(if verdicts.iter().any(|v| v.tripped) { 1 } else { 0 })
+}
