@@ -72,13 +72,47 @@ impl Interval {
 }
 
 /// One interval's figures, for the time series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IntervalStats {
     pub assigned: u64,
     pub failed: u64,
     /// Percentiles of `assigned` (from intended start) among devices assigned in the interval.
     pub assigned_p50_us: u64,
     pub assigned_p99_us: u64,
+}
+
+/// Upper bounds of the coarse latency buckets of live views (Prometheus): 1 ms to 5 min, three
+/// a decade.
+pub const LIVE_BUCKETS_US: [u64; 18] = [
+    1_000,
+    2_000,
+    5_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    300_000_000,
+];
+
+/// One phase's latencies folded into [`LIVE_BUCKETS_US`]: cumulative counts (values at or
+/// below each bound), the count and the sum of everything recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBuckets {
+    pub phase: Phase,
+    /// One count per bound of [`LIVE_BUCKETS_US`], cumulative.
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_us: u64,
 }
 
 impl Default for Metrics {
@@ -282,6 +316,28 @@ impl Metrics {
             (Some(first), Some(last)) if last > first => self.assigned as f64 / (last - first).as_secs_f64(),
             _ => 0.0,
         }
+    }
+
+    /// Every phase's latencies so far in the coarse buckets of [`LIVE_BUCKETS_US`]. Walks each
+    /// histogram once: meant for about one call a second, not per flow.
+    pub fn live_buckets(&self) -> Vec<LiveBuckets> {
+        Phase::ALL
+            .iter()
+            .map(|phase| {
+                let h = &self.phases[phase.index()];
+                let mut cumulative = vec![0u64; LIVE_BUCKETS_US.len()];
+                let mut sum_us = 0u64;
+                for value in h.iter_recorded() {
+                    let (at, count) = (h.lowest_equivalent(value.value_iterated_to()), value.count_at_value());
+                    sum_us = sum_us.saturating_add(h.median_equivalent(at).saturating_mul(count));
+                    let first = LIVE_BUCKETS_US.partition_point(|bound| *bound < at);
+                    for bucket in &mut cumulative[first..] {
+                        *bucket += count;
+                    }
+                }
+                LiveBuckets { phase: *phase, cumulative, count: h.len(), sum_us }
+            })
+            .collect()
     }
 
     /// p99 of a phase so far, in microseconds (0 when empty).

@@ -3,6 +3,7 @@
 
 mod conform;
 mod keys;
+mod metrics_endpoint;
 mod reports;
 
 use std::io::Write as _;
@@ -150,6 +151,10 @@ pub struct RunArgs {
     /// registrations, expected throttling) and exit without connecting anywhere.
     #[arg(long)]
     pub dry_run: bool,
+    /// Serve live Prometheus metrics at http://ADDR/metrics while the run lasts, e.g.
+    /// 127.0.0.1:9464 (port 0 picks a free port; the bound address is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -226,8 +231,16 @@ async fn run(args: RunArgs) -> Result<i32> {
     series
         .write_all(&report::timeseries_header())
         .with_context(|| format!("cannot write {}", series_path.display()))?;
+    let live = match args.metrics_listen {
+        Some(address) => Some(LiveMetrics::start(address).await?),
+        None => None,
+    };
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
+        // Published before the progress line, so a line on stderr means its page is served.
+        if let Some(live) = &live {
+            live.publish(tick);
+        }
         progress.show(tick);
         // Written (unbuffered) every second, so a crash keeps everything up to then.
         if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
@@ -236,6 +249,9 @@ async fn run(args: RunArgs) -> Result<i32> {
     })
     .await?;
     progress.finish();
+    if let Some(live) = live {
+        live.stop().await;
+    }
     for (name, bytes) in
         [("summary.json", report::summary_json(&summary)), ("report.md", report::markdown::report(&summary))]
     {
@@ -253,6 +269,37 @@ async fn run(args: RunArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// `--metrics-listen`: the endpoint's task and the page it serves, replaced each second.
+struct LiveMetrics {
+    page: tokio::sync::watch::Sender<Arc<str>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveMetrics {
+    async fn start(address: SocketAddr) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
+        let bound = listener.local_addr().with_context(|| format!("--metrics-listen {address}"))?;
+        let empty = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
+        let (page, pages) = tokio::sync::watch::channel::<Arc<str>>(report::prometheus::exposition(&empty).into());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(metrics_endpoint::serve(listener, pages, stopped));
+        eprintln!("dpsbench: live metrics at http://{bound}/metrics");
+        Ok(Self { page, stop, task })
+    }
+
+    fn publish(&self, tick: &Tick) {
+        let _ = self.page.send(report::prometheus::exposition(tick).into());
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.

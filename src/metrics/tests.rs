@@ -100,3 +100,22 @@ fn merging_equals_recording_everything_in_one() {
     a.merge(&b);
     assert_eq!(a.summary(50), one.summary(50));
 }
+
+#[test]
+fn live_buckets_are_cumulative_with_exact_counts_at_the_bounds() {
+    let mut metrics = Metrics::new();
+    for ms in [1, 1, 3, 5, 700, 400_000] {
+        metrics.phase(Phase::Connack, Duration::from_millis(ms));
+    }
+    let buckets = metrics.live_buckets();
+    assert_eq!(buckets.len(), Phase::ALL.len());
+    let connack = buckets.iter().find(|b| b.phase == Phase::Connack).unwrap();
+    // Bounds: 1, 2, 5, 10, 20, 50, 100, 200, 500 ms, 1, 2, 5, 10, 20, 50, 100, 200, 300 s.
+    assert_eq!(connack.cumulative, [2, 2, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5]);
+    assert_eq!(connack.count, 6, "the 400 s value lies beyond the last bound, in +Inf only");
+    let expected_sum_us: u64 = [1_000, 1_000, 3_000, 5_000, 700_000, 400_000_000].iter().sum();
+    let error = connack.sum_us.abs_diff(expected_sum_us) as f64 / expected_sum_us as f64;
+    assert!(error < 0.001, "the sum is exact to HDR precision: {} vs {expected_sum_us}", connack.sum_us);
+    let poll = buckets.iter().find(|b| b.phase == Phase::Poll).unwrap();
+    assert_eq!((poll.count, poll.sum_us, poll.cumulative.iter().sum::<u64>()), (0, 0, 0));
+}

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod expression;
 pub mod folder;
 pub mod markdown;
+pub mod prometheus;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
@@ -473,6 +474,7 @@ mod tests {
                 interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
             },
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
+            phases: Vec::new(),
             draining: false,
         };
         assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,timeout=2 tls=1\n");

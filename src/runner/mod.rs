@@ -24,7 +24,7 @@ use crate::credentials::SasToken;
 use crate::device::driver::now;
 use crate::device::{DeviceIdentity, DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
 use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{IntervalStats, Metrics, Phase, Summary};
+use crate::metrics::{IntervalStats, LiveBuckets, Metrics, Phase, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls;
 
@@ -71,7 +71,7 @@ pub enum RunError {
 }
 
 /// A progress snapshot, for live output.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
     pub elapsed: Duration,
     pub started: u64,
@@ -86,10 +86,12 @@ pub struct Progress {
 }
 
 /// A snapshot each second: progress plus failures by kind so far.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tick {
     pub progress: Progress,
     pub failures: BTreeMap<String, u64>,
+    /// Every phase's latencies so far, in coarse buckets (for live metrics).
+    pub phases: Vec<LiveBuckets>,
     /// Set once when the run begins draining after an interrupt.
     pub draining: bool,
 }

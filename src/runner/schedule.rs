@@ -139,6 +139,7 @@ fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, dra
             interval: metrics.take_interval(),
         },
         failures: metrics.failures().clone(),
+        phases: metrics.live_buckets(),
         draining,
     }
 }
