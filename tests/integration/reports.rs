@@ -151,3 +151,28 @@ fn report_commands_refuse_bad_input_with_exit_2_naming_it() {
         assert!(stderr.contains(&expected), "{args:?}: {stderr}");
     }
 }
+
+/// The example nightly workflow parses as YAML with the shape a GitHub runner needs, and what it
+/// runs exists: the scenario, and `--fail-if` expressions that parse.
+#[test]
+fn the_nightly_workflow_parses_and_runs_what_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workflow = root.join("deploy/nightly/dpsbench-nightly.yml");
+    let output = std::process::Command::new(crate::live_metrics::tools_python())
+        .arg(root.join("tests/tools/check_yaml.py"))
+        .arg(&workflow)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}{}", text(&output.stdout), text(&output.stderr));
+    let yaml = std::fs::read_to_string(&workflow).unwrap();
+    assert!(yaml.contains("dpsbench run scenarios/nightly.toml") && root.join("scenarios/nightly.toml").exists());
+    let expressions: Vec<&str> = yaml
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("--fail-if '"))
+        .map(|rest| rest.split('\'').next().unwrap())
+        .collect();
+    assert_eq!(expressions.len(), 4, "{expressions:?}");
+    for expression in expressions {
+        dpsbench::report::expression::Expression::parse(expression).unwrap();
+    }
+}
