@@ -17,7 +17,8 @@
 //!   │              framing)
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
-//!   ├─► report (pure writers: RunSummary → bytes)
+//!   ├─► report (pure writers: RunSummary → bytes; report.md, compare + --fail-if expressions,
+//!   │           Prometheus exposition; folder: reads a report folder back for render/compare)
 //!   └─► emulator (standalone `dpsbench emulator`)
 //!
 //!  leaves, shared by every layer above:
@@ -38,7 +39,8 @@
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
-//! - Only `cli` reads environment variables, writes report files and picks exit codes.
+//! - Only `cli` reads environment variables, writes report files, serves `/metrics` and picks exit
+//!   codes. `report::folder` is the one place outside `cli` that reads files (a report folder).
 //! - Failures of the service under test are data (`device::FailureKind`), never `Err`.
 //! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 

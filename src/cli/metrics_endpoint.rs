@@ -29,7 +29,11 @@ pub async fn serve(listener: TcpListener, page: watch::Receiver<Arc<str>>, mut s
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors, most likely: give the run a moment rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 if connections.len() >= MAX_CONNECTIONS {
                     drop(stream);
                     continue;
