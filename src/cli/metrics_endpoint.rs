@@ -163,4 +163,12 @@ mod tests {
         assert!(matches!(read, Ok(Ok(0))), "closed without a response: {read:?} {response:?}");
         assert!(begin.elapsed() >= DEADLINE, "held until the deadline");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn routing_never_panics(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let (status, _) = route(&head, "page");
+            proptest::prop_assert!(["200", "400", "404", "405"].iter().any(|code| status.starts_with(code)));
+        }
+    }
 }

@@ -215,4 +215,14 @@ mod tests {
         let verdict = parse("failed > 0").evaluate(&comparison);
         assert_eq!(verdict.observed, "failed 0 -> 1 (+1 (new))");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,40}", figure in "[a-z_.0-9]{1,20}", threshold in "[-+0-9.%a-z ]{0,8}") {
+            let _ = Expression::parse(&text);
+            for op in [">", ">=", "<", "<="] {
+                let _ = Expression::parse(&format!("{figure} {op} {threshold}"));
+            }
+        }
+    }
 }
