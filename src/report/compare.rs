@@ -58,10 +58,12 @@ pub struct Figure {
     pub current: f64,
 }
 
-/// Every figure of two runs, in table order.
+/// Every figure of two runs, in table order, and what makes them less comparable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub figures: Vec<Figure>,
+    /// Differences of scenario or host, and runs whose numbers describe the generator.
+    pub notes: Vec<String>,
 }
 
 impl Figure {
@@ -159,7 +161,7 @@ impl Comparison {
                 figures.push(Figure { name: format!("violations.{id}"), unit: Unit::Count, baseline: b, current: c });
             }
         }
-        Self { figures }
+        Self { figures, notes: notes(baseline, current) }
     }
 
     /// The figure named `name`; a failure kind or check neither run has counts 0 in both.
@@ -172,10 +174,42 @@ impl Comparison {
     }
 }
 
+/// What makes two runs less comparable than they look.
+fn notes(baseline: &RunSummary, current: &RunSummary) -> Vec<String> {
+    let mut notes = Vec::new();
+    let (b, c) = (&baseline.scenario, &current.scenario);
+    if (&b.name, b.devices, &b.arrival) != (&c.name, c.devices, &c.arrival) {
+        notes.push(format!(
+            "the runs ran different plans: {} ({} devices, {}) and {} ({} devices, {})",
+            b.name, b.devices, b.arrival, c.name, c.devices, c.arrival
+        ));
+    }
+    let (bh, ch) = (&baseline.host, &current.host);
+    if (&bh.hostname, bh.cpus) != (&ch.hostname, ch.cpus) {
+        notes.push(format!(
+            "the runs ran on different hosts: {} ({} CPUs) and {} ({} CPUs)",
+            bh.hostname, bh.cpus, ch.hostname, ch.cpus
+        ));
+    }
+    for (which, run) in [("baseline", baseline), ("current", current)] {
+        if !run.validity.valid {
+            notes.push(format!("the {which} run is invalid: its numbers describe the generator"));
+        }
+        if run.partial {
+            notes.push(format!("the {which} run stopped early"));
+        }
+    }
+    notes
+}
+
 /// The side-by-side table for the terminal, then one line per `--fail-if`.
 pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &[Verdict]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "baseline {baseline}\ncurrent  {current}\n");
+    let _ = writeln!(out, "baseline {baseline}\ncurrent  {current}");
+    for note in &comparison.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let _ = writeln!(out);
     let _ = writeln!(out, "{:<32} {:>12} {:>12}  change", "figure", "baseline", "current");
     for f in &comparison.figures {
         let _ =
@@ -195,6 +229,9 @@ pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &
 pub fn markdown(comparison: &Comparison, baseline: &str, current: &str, verdicts: &[Verdict]) -> Vec<u8> {
     let mut out = String::new();
     let _ = writeln!(out, "# dpsbench compare\n\nbaseline `{baseline}`, current `{current}`\n");
+    for note in &comparison.notes {
+        let _ = writeln!(out, "> ⚠️ {note}\n");
+    }
     if !verdicts.is_empty() {
         let tripped = verdicts.iter().filter(|v| v.tripped).count();
         let headline = if tripped == 0 {
@@ -245,6 +282,7 @@ mod tests {
         assert_eq!(comparison.get("violations").unwrap().current, 2.0);
         assert_eq!(comparison.get("violations.DPS-TOPIC-003").unwrap().baseline, 0.0);
         assert_eq!(comparison.get("flows_per_second").unwrap().change(), "=");
+        assert!(comparison.notes.is_empty(), "{:?}", comparison.notes);
     }
 
     #[test]
@@ -266,6 +304,7 @@ mod tests {
             s["flows_per_second"] = 91.0.into();
             s["devices"]["failed"] = 4.into();
             s["failures"] = serde_json::json!({ "timeout_poll": 4 });
+            s["host"]["hostname"] = "bench-2".into();
         });
         let comparison = Comparison::of(&baseline, &current);
         let verdicts: Vec<Verdict> = ["tls_handshake.p50 > 5ms", "failed > 0"]
