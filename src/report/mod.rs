@@ -390,7 +390,7 @@ mod tests {
     }
 
     /// A verdict on three gates, one of which failed.
-    fn slo_verdict() -> serde_json::Value {
+    pub(super) fn slo_verdict() -> serde_json::Value {
         serde_json::json!({
             "passed": false, "judged": true,
             "gates": {
@@ -401,56 +401,11 @@ mod tests {
         })
     }
 
-    fn markdown(summary: serde_json::Value) -> String {
-        let summary = serde_json::from_value(summary).expect("the test summary matches RunSummary");
-        String::from_utf8(markdown::report(&summary)).expect("report.md is UTF-8")
-    }
-
     #[test]
     fn summary_table_with_slo_gates() {
         let mut summary = summary();
         summary["slo"] = slo_verdict();
         insta::assert_snapshot!(table(summary));
-    }
-
-    #[test]
-    fn report_md_of_a_clean_run() {
-        insta::assert_snapshot!(markdown(summary()));
-    }
-
-    /// Invalid, partial, failures, violations, notes and gates that were not judged.
-    #[test]
-    fn report_md_of_an_invalid_run_with_failures_and_gates() {
-        let mut summary = summary();
-        summary["partial"] = true.into();
-        summary["validity"] = serde_json::json!({
-            "valid": false, "reasons": ["schedule lag p99 120.0ms exceeds 50.0ms"],
-            "schedule_lag_p99_us": 120_000, "runtime_stall_p99_us": 48_000
-        });
-        summary["notes"] = serde_json::json!(["in flight capped at 4000 by the open-files limit"]);
-        summary["devices"] =
-            serde_json::json!({ "total": 450, "assigned": 400, "failed": 30, "aborted": 15, "not_finished": 5 });
-        summary["failures"] = serde_json::json!({ "timeout_connack": 20, "tls": 10 });
-        summary["statuses"] = serde_json::json!({ "200": 400, "202": 420, "429": 35 });
-        summary["conformance"]["DPS-TOPIC-003"]["violations"] = 7.into();
-        let mut slo = slo_verdict();
-        slo["judged"] = false.into();
-        slo["reason"] = "not judged: the run is invalid (schedule lag p99 120.0ms exceeds 50.0ms)".into();
-        for gate in slo["gates"].as_object_mut().expect("an object").values_mut() {
-            gate["held"] = serde_json::Value::Null;
-        }
-        summary["slo"] = slo;
-        insta::assert_snapshot!(markdown(summary));
-    }
-
-    #[test]
-    fn report_md_says_which_gates_failed() {
-        let mut summary = summary();
-        summary["slo"] = slo_verdict();
-        let report = markdown(summary);
-        assert!(report.contains("❌ **SLO gates failed**"), "{report}");
-        assert!(report.contains("❌ failed: assigned_p99_ms\n"), "{report}");
-        assert!(report.contains("| `phase_p99_ms.tls_handshake` | 50 | 6.800 | ✅ held |"), "{report}");
     }
 
     #[test]
