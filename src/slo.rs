@@ -54,7 +54,10 @@ pub struct Gates(Vec<Gate>);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateVerdict {
     pub limit: f64,
-    pub observed: f64,
+    /// `None` when the run measured nothing the gate reads (a latency gate on a phase no device
+    /// reached): such a gate does not hold, so a run in which every device failed cannot pass
+    /// `assigned_p99_ms`.
+    pub observed: Option<f64>,
     pub held: Option<bool>,
 }
 
@@ -133,28 +136,30 @@ impl Gate {
         }
     }
 
-    /// The limit, what `results` measured, and whether the limit held.
-    pub fn check(&self, results: &Summary) -> (f64, f64, bool) {
+    /// The limit, what `results` measured (`None`: nothing), and whether the limit held.
+    pub fn check(&self, results: &Summary) -> (f64, Option<f64>, bool) {
         let ms = |phase: Phase, pick: fn(&crate::metrics::PhaseStats) -> u64| {
-            results.phase(phase).map_or(0.0, |p| pick(p) as f64 / 1000.0)
+            results.phase(phase).filter(|p| p.count > 0).map(|p| pick(p) as f64 / 1000.0)
         };
         let devices = &results.devices;
         match *self {
             Gate::AssignedP99Ms(limit) => at_most(limit, ms(Phase::Assigned, |p| p.p99_us)),
             Gate::AssignedP999Ms(limit) => at_most(limit, ms(Phase::Assigned, |p| p.p999_us)),
             Gate::PhaseP99Ms(phase, limit) => at_most(limit, ms(phase, |p| p.p99_us)),
-            Gate::MaxFailed(limit) => at_most(limit as f64, devices.failed as f64),
+            Gate::MaxFailed(limit) => at_most(limit as f64, Some(devices.failed as f64)),
             Gate::MaxFailureRatio(limit) => {
                 let ratio = if devices.total == 0 { 0.0 } else { devices.failed as f64 / devices.total as f64 };
-                at_most(limit, ratio)
+                at_most(limit, Some(ratio))
             }
-            Gate::MinFlowsPerSecond(limit) => (limit, results.flows_per_second, results.flows_per_second >= limit),
+            Gate::MinFlowsPerSecond(limit) => {
+                (limit, Some(results.flows_per_second), results.flows_per_second >= limit)
+            }
         }
     }
 }
 
-fn at_most(limit: f64, observed: f64) -> (f64, f64, bool) {
-    (limit, observed, observed <= limit)
+fn at_most(limit: f64, observed: Option<f64>) -> (f64, Option<f64>, bool) {
+    (limit, observed, observed.is_some_and(|observed| observed <= limit))
 }
 
 impl Gates {
@@ -245,8 +250,8 @@ mod tests {
         assert!(verdict.passed && verdict.judged);
         assert_eq!(verdict.gates.len(), 6);
         let tls = &verdict.gates["phase_p99_ms.tls_handshake"];
-        assert_eq!((tls.limit, tls.observed, tls.held), (5.0, 4.0, Some(true)));
-        assert_eq!(verdict.gates["max_failure_ratio"].observed, 0.01);
+        assert_eq!((tls.limit, tls.observed, tls.held), (5.0, Some(4.0), Some(true)));
+        assert_eq!(verdict.gates["max_failure_ratio"].observed, Some(0.01));
     }
 
     #[test]
@@ -258,6 +263,17 @@ mod tests {
         assert_eq!(failed, ["assigned_p99_ms"]);
         let failed: Vec<String> = gates.judge(&results(6, 40.0), None).failed().map(String::from).collect();
         assert_eq!(failed, ["max_failed", "max_failure_ratio", "min_flows_per_second"]);
+    }
+
+    #[test]
+    fn a_latency_gate_on_a_phase_nothing_reached_does_not_hold() {
+        let mut all_failed = results(100, 0.0);
+        all_failed.phases.insert("assigned".into(), PhaseStats { count: 0, ..stats(0, 0) });
+        let verdict = section("assigned_p99_ms = 100\nphase_p99_ms = { poll = 10 }").unwrap().judge(&all_failed, None);
+        assert!(!verdict.passed);
+        for name in ["assigned_p99_ms", "phase_p99_ms.poll"] {
+            assert_eq!((verdict.gates[name].observed, verdict.gates[name].held), (None, Some(false)), "{name}");
+        }
     }
 
     #[test]

@@ -148,9 +148,14 @@ fn gates(out: &mut String, slo: &SloVerdict) {
             Some(false) => "❌ failed",
             None => "not judged",
         };
-        let _ = writeln!(out, "| `{name}` | {} | {} | {verdict} |", number(gate.limit), number(gate.observed));
+        let _ = writeln!(out, "| `{name}` | {} | {} | {verdict} |", number(gate.limit), observed(gate.observed));
     }
     let _ = writeln!(out);
+}
+
+/// What a gate observed, or that nothing was measured.
+pub(super) fn observed(value: Option<f64>) -> String {
+    value.map_or_else(|| "nothing measured".into(), number)
 }
 
 /// A gate's number: whole numbers without decimals, others to three places.

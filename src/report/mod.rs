@@ -174,7 +174,7 @@ fn gate_lines(out: &mut String, slo: &crate::slo::SloVerdict) {
             out,
             "  {name:<32} limit {:>10}  observed {:>10}  {verdict}",
             markdown::number(gate.limit),
-            markdown::number(gate.observed)
+            markdown::observed(gate.observed)
         );
     }
 }
