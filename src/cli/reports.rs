@@ -29,14 +29,17 @@ pub enum ReportCommand {
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The run's report folder (holding summary.json).
+    #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// The report folder to compare against (e.g. last night's).
+    #[arg(value_name = "BASELINE_DIR")]
     pub baseline: PathBuf,
     /// The report folder of the run under judgement.
+    #[arg(value_name = "CURRENT_DIR")]
     pub current: PathBuf,
     /// Exit 1 when this holds: FIGURE OP CHANGE, the change from the baseline as a percentage
     /// or an amount, e.g. `assigned.p99 > +10%`, `tls_handshake.p50 > 5ms` (5 ms slower),
