@@ -27,15 +27,21 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// resolution, so every start may lag up to about 1 ms without the plan being missed.
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram as every phase uses: microseconds, 1 µs to one hour, 3 significant
+/// digits. Histograms read back from `latency.hlog` are added into these.
+pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("bounds 1..1h with 3 digits are valid")
+}
+
+fn histogram() -> Histogram<u64> {
+    latency_histogram()
 }
 
 /// Folded results of many flows.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    /// One histogram per phase, indexed by [`Phase`].
-    phases: [Histogram<u64>; Phase::ALL.len()],
+    /// One histogram per phase over the whole run.
+    phases: PhaseHistograms,
     register_attempts: Histogram<u64>,
     polls_per_device: Histogram<u64>,
     failures: BTreeMap<String, u64>,
@@ -60,19 +66,72 @@ pub struct Metrics {
 /// What happened in one interval (a second of the time series).
 #[derive(Debug, Clone)]
 struct Interval {
-    assigned_latency: Histogram<u64>,
+    latencies: PhaseHistograms,
     assigned: u64,
     failed: u64,
 }
 
 impl Interval {
     fn new() -> Self {
-        Self { assigned_latency: histogram(), assigned: 0, failed: 0 }
+        Self { latencies: PhaseHistograms::new(), assigned: 0, failed: 0 }
     }
 }
 
+/// One latency histogram per [`Phase`]: what `latency.hlog` holds for one interval. Every value
+/// recorded into a run's whole-run histograms is recorded into exactly one interval's too, so the
+/// intervals of a run add up to its whole-run histograms exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseHistograms([Histogram<u64>; Phase::ALL.len()]);
+
+impl PhaseHistograms {
+    /// Empty histograms for every phase.
+    pub fn new() -> Self {
+        Self(Phase::ALL.map(|_| histogram()))
+    }
+
+    pub fn get(&self, phase: Phase) -> &Histogram<u64> {
+        &self.0[phase.index()]
+    }
+
+    /// Every phase with its histogram, in [`Phase::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, &Histogram<u64>)> {
+        Phase::ALL.into_iter().zip(&self.0)
+    }
+
+    /// Adds `histogram` into `phase`'s. Fails when it holds a value above one hour, which no
+    /// histogram of this crate does.
+    pub fn add(&mut self, phase: Phase, histogram: &Histogram<u64>) -> Result<(), hdrhistogram::AdditionError> {
+        self.0[phase.index()].add(histogram)
+    }
+
+    /// Adds every phase of `other` (histograms of the same bounds: exact).
+    pub fn add_all(&mut self, other: &PhaseHistograms) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            mine.add(theirs).expect("histograms of the same bounds always add");
+        }
+    }
+
+    fn record(&mut self, phase: Phase, micros: u64) {
+        self.0[phase.index()].saturating_record(micros);
+    }
+}
+
+impl Default for PhaseHistograms {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`Metrics::take_interval`] hands over: the interval's figures and its latencies.
+#[derive(Debug, Clone)]
+pub struct IntervalTaken {
+    pub stats: IntervalStats,
+    /// Every phase's values recorded in the interval.
+    pub latencies: PhaseHistograms,
+}
+
 /// One interval's figures, for the time series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IntervalStats {
     pub assigned: u64,
     pub failed: u64,
@@ -90,7 +149,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Self {
-            phases: Phase::ALL.map(|_| histogram()),
+            phases: PhaseHistograms::new(),
             register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
             polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
             failures: BTreeMap::new(),
@@ -112,17 +171,23 @@ impl Metrics {
         }
     }
 
-    /// The figures since the previous call, and a fresh interval.
-    pub fn take_interval(&mut self) -> IntervalStats {
+    /// The figures and latencies since the previous call, and a fresh interval.
+    pub fn take_interval(&mut self) -> IntervalTaken {
         let interval = std::mem::replace(&mut self.interval, Interval::new());
-        let h = &interval.assigned_latency;
+        let h = interval.latencies.get(Phase::Assigned);
         let quantile = |q| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
-        IntervalStats {
+        let stats = IntervalStats {
             assigned: interval.assigned,
             failed: interval.failed,
             assigned_p50_us: quantile(0.5),
             assigned_p99_us: quantile(0.99),
-        }
+        };
+        IntervalTaken { stats, latencies: interval.latencies }
+    }
+
+    /// The whole-run histograms of every phase.
+    pub fn latencies(&self) -> &PhaseHistograms {
+        &self.phases
     }
 
     /// Failed devices so far, by failure kind.
@@ -136,7 +201,8 @@ impl Metrics {
 
     fn phase(&mut self, phase: Phase, duration: Duration) {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-        self.phases[phase.index()].saturating_record(micros);
+        self.phases.record(phase, micros);
+        self.interval.latencies.record(phase, micros);
     }
 
     /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
@@ -204,10 +270,6 @@ impl Metrics {
             Outcome::Assigned { hub, .. } => {
                 self.assigned += 1;
                 self.interval.assigned += 1;
-                if let Some(assigned) = t.assigned {
-                    let micros = u64::try_from((assigned - t.intended_start).as_micros()).unwrap_or(MAX_MICROS);
-                    self.interval.assigned_latency.saturating_record(micros.clamp(1, MAX_MICROS));
-                }
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
             Outcome::Failed(FailureKind::Aborted) => self.aborted += 1,
@@ -224,9 +286,7 @@ impl Metrics {
 
     /// Adds another collector's results; histograms merge exactly.
     pub fn merge(&mut self, other: &Metrics) {
-        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
-            mine.add(theirs).expect("same bounds");
-        }
+        self.phases.add_all(&other.phases);
         self.register_attempts.add(&other.register_attempts).expect("auto-resizing histograms accept any value");
         self.polls_per_device.add(&other.polls_per_device).expect("auto-resizing histograms accept any value");
         let sum = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
@@ -258,7 +318,7 @@ impl Metrics {
         self.late_starts += other.late_starts;
         self.interval.assigned += other.interval.assigned;
         self.interval.failed += other.interval.failed;
-        self.interval.assigned_latency.add(&other.interval.assigned_latency).expect("same bounds");
+        self.interval.latencies.add_all(&other.interval.latencies);
         self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
         self.last_end = self.last_end.max(other.last_end);
     }
@@ -286,7 +346,7 @@ impl Metrics {
 
     /// p99 of a phase so far, in microseconds (0 when empty).
     pub fn p99_us(&self, phase: Phase) -> u64 {
-        let h = &self.phases[phase.index()];
+        let h = self.phases.get(phase);
         if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }
     }
 
@@ -302,10 +362,7 @@ impl Metrics {
                 not_finished: total.saturating_sub(self.finished()),
             },
             flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
-            phases: Phase::ALL
-                .iter()
-                .map(|p| (p.as_str().to_string(), PhaseStats::of(&self.phases[p.index()])))
-                .collect(),
+            phases: Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(self.phases.get(*p)))).collect(),
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),

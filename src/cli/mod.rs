@@ -38,7 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario: simulated devices provision against the target it names.
     ///
-    /// Writes summary.json and timeseries.csv (one row a second, flushed as the run goes).
+    /// Writes summary.json, timeseries.csv and latency.hlog (one row, or one interval, a second,
+    /// flushed as the run goes) and report.html.
     /// SIGINT/SIGTERM stops arrivals and drains in-flight devices; a second one stops at once.
     ///
     /// Exit status: 0 when every device was assigned, 1 when the run completed with failures or
@@ -219,12 +220,16 @@ async fn run(args: RunArgs) -> Result<i32> {
     series
         .write_all(&report::timeseries_header())
         .with_context(|| format!("cannot write {}", series_path.display()))?;
+    let mut latency = LatencyLogFile::create(out.join("latency.hlog"))?;
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
         progress.show(tick);
         // Written (unbuffered) every second, so a crash keeps everything up to then.
         if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
             progress.warn(&format!("cannot write {}: {error}", series_path.display()));
+        }
+        if let Err(error) = latency.write(tick) {
+            progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
         }
     })
     .await?;
@@ -241,6 +246,36 @@ async fn run(args: RunArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// `latency.hlog`, written each second as the run goes.
+struct LatencyLogFile {
+    path: PathBuf,
+    file: std::fs::File,
+    lines: Option<report::hlog::IntervalLines>,
+}
+
+impl LatencyLogFile {
+    fn create(path: PathBuf) -> Result<Self> {
+        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { path, file, lines: None })
+    }
+
+    /// Writes the interval `tick` closes; the header first, at the first tick, whose elapsed
+    /// time dates the run's start on the wall clock.
+    fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
+        let lines = match &mut self.lines {
+            Some(lines) => lines,
+            None => {
+                let base_time = std::time::SystemTime::now()
+                    .checked_sub(tick.progress.elapsed)
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                self.file.write_all(&report::hlog::header(base_time))?;
+                self.lines.insert(report::hlog::IntervalLines::new())
+            }
+        };
+        self.file.write_all(&lines.lines(tick))
+    }
 }
 
 /// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.

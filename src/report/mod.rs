@@ -1,5 +1,7 @@
 //! Report writers: pure functions from a [`RunSummary`] to bytes. The CLI does the file IO.
 
+pub mod hlog;
+
 use std::fmt::Write as _;
 
 use crate::device::Transport;
@@ -375,6 +377,7 @@ mod tests {
                 assigned_p99_us: 99_000,
                 interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
             },
+            latencies: Default::default(),
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
             draining: false,
         };

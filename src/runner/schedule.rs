@@ -127,6 +127,7 @@ pub(super) async fn schedule(
 }
 
 fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, draining: bool) -> Tick {
+    let interval = metrics.take_interval();
     Tick {
         progress: Progress {
             elapsed: now().saturating_duration_since(begin),
@@ -136,8 +137,9 @@ fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, dra
             in_flight,
             late_starts: metrics.late_starts(),
             assigned_p99_us: metrics.p99_us(Phase::Assigned),
-            interval: metrics.take_interval(),
+            interval: interval.stats,
         },
+        latencies: interval.latencies,
         failures: metrics.failures().clone(),
         draining,
     }

@@ -6,5 +6,6 @@ mod conform_cli;
 mod conformance;
 mod flow;
 mod load;
+mod reports;
 mod support;
 mod x509;

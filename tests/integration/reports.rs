@@ -1,0 +1,130 @@
+//! The report folder of a real run, read by others: `latency.hlog` decoded by the Rust reader and
+//! by an independent one (the Python HdrHistogram port), `report.html` loaded in a headless
+//! browser, `devices.csv` row by row.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::cli::{dpsbench, temp_dir, text, write};
+use dpsbench::metrics::Phase;
+
+/// Devices at 100/s against the embedded emulator: a run of several one-second intervals.
+fn throttled_scenario(devices: u32) -> String {
+    format!(
+        "name = \"reports\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 30\n\
+         [devices]\ncount = {devices}\nregistration_id = \"rep-{{index:04}}\"\n[arrival]\nrate = 100\n\
+         [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
+    )
+}
+
+/// Runs the throttled scenario into `dir/out` with `extra` arguments; returns the folder and
+/// the parsed summary.json.
+fn run(dir: &Path, devices: u32, extra: &[&str]) -> (PathBuf, Value) {
+    let scenario = write(dir, "reports.toml", &throttled_scenario(devices));
+    let out = dir.join("out");
+    let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+    args.extend_from_slice(extra);
+    let output = dpsbench(&args, &[]);
+    assert!(matches!(output.status.code(), Some(0 | 1)), "stderr: {}", text(&output.stderr));
+    let summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    (out, summary)
+}
+
+/// True under CI, where a missing tool is a failure rather than a skip.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips (loudly) outside CI, fails under CI.
+fn unavailable(what: &str) {
+    assert!(!in_ci(), "{what} (CI=true: this test must run)");
+    eprintln!("\n*** SKIPPED: {what} ***\n");
+}
+
+#[test]
+fn latency_log_adds_up_to_the_summary_in_this_reader_and_an_independent_one() {
+    let dir = temp_dir("hlog");
+    let (out, summary) = run(&dir, 300, &[]);
+    let bytes = std::fs::read(out.join("latency.hlog")).unwrap();
+    assert!(bytes.starts_with(b"#[Logged with dpsbench"), "{}", text(&bytes[..200.min(bytes.len())]));
+    let log = dpsbench::report::hlog::read(&bytes).unwrap();
+    assert!(log.base_time.is_some() && log.start_time.is_some());
+    let seconds: std::collections::BTreeSet<u64> = log.intervals.iter().map(|i| i.start.as_secs()).collect();
+    assert!(seconds.len() >= 3, "one interval a second over a run of several: {seconds:?}");
+
+    let totals = log.totals();
+    let mut phases_seen = 0;
+    for phase in Phase::ALL {
+        let expected = &summary["phases"][phase.as_str()];
+        let histogram = totals.get(phase);
+        assert_eq!(histogram.len(), expected["count"].as_u64().unwrap(), "{phase} count");
+        if histogram.is_empty() {
+            continue;
+        }
+        phases_seen += 1;
+        for (field, quantile) in [("p50_us", 0.5), ("p90_us", 0.9), ("p99_us", 0.99), ("p999_us", 0.999)] {
+            assert_eq!(histogram.value_at_quantile(quantile), expected[field].as_u64().unwrap(), "{phase} {field}");
+        }
+        assert_eq!(histogram.max(), expected["max_us"].as_u64().unwrap(), "{phase} max");
+    }
+    assert!(phases_seen >= 9, "every phase of an MQTT flow is logged");
+
+    let Some(python) = python_reader() else { return };
+    let output = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reports/read_hlog.py"))
+        .arg(out.join("latency.hlog"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "the Python reader failed: {}", text(&output.stderr));
+    let decoded: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for phase in Phase::ALL {
+        let expected = &summary["phases"][phase.as_str()];
+        if expected["count"] == 0 {
+            assert!(decoded.get(phase.as_str()).is_none(), "{phase}: no lines for an empty phase");
+            continue;
+        }
+        let got = &decoded[phase.as_str()];
+        for field in ["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+            assert_eq!(got[field], expected[field], "{phase} {field} as the Python reader decodes it");
+        }
+        // The port's own percentile rounds the rank half up rather than up: where both rules
+        // give the same rank, it must agree too.
+        let count = expected["count"].as_u64().unwrap() as f64;
+        for (field, quantile) in [("p50_us", 0.5), ("p90_us", 0.9), ("p99_us", 0.99), ("p999_us", 0.999)] {
+            let same_rank = (quantile * count).ceil().max(1.0) == (quantile * count + 0.5).floor().max(1.0);
+            if same_rank {
+                assert_eq!(got["python_percentiles"][field], expected[field], "{phase} {field} (port's rule)");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pinned Python HdrHistogram port in a venv under target/ (installed on first use, as the
+/// SDK interop test does), or `None` (skipped loudly) when Python or PyPI is not there outside CI.
+fn python_reader() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/hlog-venv");
+    let python = venv.join("bin/python");
+    let ready =
+        |python: &Path| Command::new(python).args(["-c", "import hdrh.log"]).output().is_ok_and(|o| o.status.success());
+    if ready(&python) {
+        return Some(python);
+    }
+    let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).output();
+    if !created.as_ref().is_ok_and(|o| o.status.success()) {
+        unavailable(&format!("cannot create a Python venv (install python3-venv): {created:?}"));
+        return None;
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(root.join("tests/reports/requirements.txt"))
+        .output();
+    if !installed.as_ref().is_ok_and(|o| o.status.success()) || !ready(&python) {
+        unavailable(&format!("cannot install the Python hdrhistogram package: {installed:?}"));
+        return None;
+    }
+    Some(python)
+}
