@@ -239,6 +239,10 @@ async fn run(args: RunArgs) -> Result<i32> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     print!("{}", report::summary_table(&summary));
     println!("summary: {}", path.display());
+    match write_report_html(&out) {
+        Ok(html) => println!("report: {}", html.display()),
+        Err(error) => eprintln!("dpsbench: report.html not written: {error:#}"),
+    }
     Ok(if !summary.validity.valid {
         EXIT_INVALID
     } else if summary.all_assigned() {
@@ -246,6 +250,22 @@ async fn run(args: RunArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// Builds `report.html` in a report folder from its `summary.json`, `timeseries.csv` and
+/// `latency.hlog` (what `dpsbench run` does at its end and `report render` does again); returns
+/// its path.
+pub fn write_report_html(dir: &Path) -> Result<PathBuf> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let html =
+        report::html::render_folder_files(&read("summary.json")?, &read("timeseries.csv")?, &read("latency.hlog")?)
+            .with_context(|| format!("{} is not a readable report folder", dir.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 /// `latency.hlog`, written each second as the run goes.

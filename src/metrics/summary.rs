@@ -139,8 +139,9 @@ pub struct CountStats {
     pub max: u64,
     /// Devices by count (e.g. `{"1": 950, "2": 50}`), for the distribution chart. Counts up to
     /// 2,047 are exact; above, they share buckets 0.1% wide. Absent from summaries before it.
+    /// String keys: JSON's, and integer keys do not survive `RunSummary`'s flattening.
     #[serde(default)]
-    pub devices_by_count: BTreeMap<u64, u64>,
+    pub devices_by_count: BTreeMap<String, u64>,
 }
 
 impl CountStats {
@@ -155,7 +156,7 @@ impl CountStats {
             max: h.max(),
             devices_by_count: h
                 .iter_recorded()
-                .map(|v| (h.highest_equivalent(v.value_iterated_to()), v.count_at_value()))
+                .map(|v| (h.highest_equivalent(v.value_iterated_to()).to_string(), v.count_at_value()))
                 .collect(),
         }
     }

@@ -135,7 +135,7 @@ fn count_distributions_give_devices_by_count() {
         metrics.record(&report);
     }
     let summary = metrics.summary(5);
-    let expected: std::collections::BTreeMap<u64, u64> = [(1, 3), (2, 1), (5, 1)].into_iter().collect();
-    assert_eq!(summary.register_attempts.devices_by_count, expected);
-    assert_eq!(summary.polls_per_device.devices_by_count, [(2, 5)].into_iter().collect());
+    let by_count = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
+    assert_eq!(summary.register_attempts.devices_by_count, by_count(&[("1", 3), ("2", 1), ("5", 1)]));
+    assert_eq!(summary.polls_per_device.devices_by_count, by_count(&[("2", 5)]));
 }

@@ -1,6 +1,9 @@
 //! Report writers: pure functions from a [`RunSummary`] to bytes. The CLI does the file IO.
 
+pub mod charts;
 pub mod hlog;
+pub mod html;
+mod html_tables;
 
 use std::fmt::Write as _;
 
@@ -261,7 +264,7 @@ mod tests {
     }
 
     /// A summary with fixed values: 1,000 devices against the embedded emulator.
-    fn summary() -> serde_json::Value {
+    pub(super) fn summary() -> serde_json::Value {
         serde_json::json!({
             "schema": "dpsbench.summary/v1",
             "scenario": {
