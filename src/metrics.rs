@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::device::{FailureKind, FlowReport, Outcome, Step};
+use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod phase;
 mod summary;
@@ -208,20 +208,7 @@ impl Metrics {
     /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
     pub fn record<O>(&mut self, report: &FlowReport<O>) {
         let t = &report.timings;
-        let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
-        let measured = [
-            (Phase::ScheduleLag, Some(t.start.saturating_duration_since(t.intended_start))),
-            (Phase::TcpConnect, between(Some(t.start), t.tcp_connected)),
-            (Phase::TlsHandshake, between(t.tcp_connected, t.tls_done)),
-            (Phase::WebSocketUpgrade, between(t.tls_done, t.ws_upgraded)),
-            (Phase::Connack, between(t.connect_sent, t.connack)),
-            (Phase::Suback, between(t.subscribe_sent, t.suback)),
-            (Phase::RegisterAccepted, between(t.register_sent, t.register_accepted)),
-            (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
-            (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
-            (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
-        ];
-        for (phase, duration) in measured {
+        for (phase, duration) in single_phases(t) {
             if let Some(duration) = duration {
                 self.phase(phase, duration);
             }
@@ -375,6 +362,68 @@ impl Metrics {
             stray_replies: self.stray_replies,
             early_requests: self.early_requests,
             late_starts: self.late_starts,
+        }
+    }
+}
+
+/// The time of every phase a flow goes through once (all but [`Phase::Poll`]), `None` for a
+/// phase it did not complete.
+pub fn single_phases(t: &Timings) -> [(Phase, Option<Duration>); 10] {
+    let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
+    [
+        (Phase::ScheduleLag, Some(t.start.saturating_duration_since(t.intended_start))),
+        (Phase::TcpConnect, between(Some(t.start), t.tcp_connected)),
+        (Phase::TlsHandshake, between(t.tcp_connected, t.tls_done)),
+        (Phase::WebSocketUpgrade, between(t.tls_done, t.ws_upgraded)),
+        (Phase::Connack, between(t.connect_sent, t.connack)),
+        (Phase::Suback, between(t.subscribe_sent, t.suback)),
+        (Phase::RegisterAccepted, between(t.register_sent, t.register_accepted)),
+        (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
+        (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
+        (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
+    ]
+}
+
+/// One finished device, as a row of `devices.csv` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub registration_id: String,
+    pub personality: &'static str,
+    /// `assigned`, `failed` or `aborted`.
+    pub outcome: &'static str,
+    /// The failure kind's label, for failed and aborted devices.
+    pub failure_kind: Option<String>,
+    /// Every phase's time in microseconds, in [`Phase::ALL`] order: `None` when not reached;
+    /// for [`Phase::Poll`], the sum of the device's poll round trips.
+    pub phase_us: [Option<u64>; Phase::ALL.len()],
+    pub register_attempts: u32,
+    pub polls: u32,
+    pub hub: Option<String>,
+}
+
+impl DeviceRecord {
+    pub fn of<O>(registration_id: &str, report: &FlowReport<O>) -> Self {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let mut phase_us = [None; Phase::ALL.len()];
+        for (phase, duration) in single_phases(&report.timings) {
+            phase_us[phase.index()] = duration.map(micros);
+        }
+        let polls = &report.timings.polls;
+        phase_us[Phase::Poll.index()] = (!polls.is_empty()).then(|| polls.iter().copied().map(micros).sum());
+        let (outcome, failure_kind, hub) = match &report.outcome {
+            Outcome::Assigned { hub, .. } => ("assigned", None, Some(hub.clone())),
+            Outcome::Failed(kind @ FailureKind::Aborted) => ("aborted", Some(kind.label()), None),
+            Outcome::Failed(kind) => ("failed", Some(kind.label()), None),
+        };
+        Self {
+            registration_id: registration_id.to_string(),
+            personality: report.personality.name(),
+            outcome,
+            failure_kind,
+            phase_us,
+            register_attempts: report.register_attempts,
+            polls: report.polls,
+            hub,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod files;
 mod keys;
 
 use std::io::Write as _;
@@ -19,6 +20,8 @@ use crate::runner::{self, Tick};
 use crate::scenario::Plan;
 
 use crate::tls::ServerIdentity;
+pub use files::write_report_html;
+use files::{DevicesCsvFile, LatencyLogFile};
 pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 
 /// Exit code for bad input and setup errors.
@@ -39,7 +42,7 @@ pub enum Command {
     /// Run a scenario: simulated devices provision against the target it names.
     ///
     /// Writes summary.json, timeseries.csv and latency.hlog (one row, or one interval, a second,
-    /// flushed as the run goes) and report.html.
+    /// flushed as the run goes), report.html at the end, and devices.csv with --devices-csv.
     /// SIGINT/SIGTERM stops arrivals and drains in-flight devices; a second one stops at once.
     ///
     /// Exit status: 0 when every device was assigned, 1 when the run completed with failures or
@@ -145,6 +148,10 @@ pub struct RunArgs {
     /// registrations, expected throttling) and exit without connecting anywhere.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also write devices.csv: one row per device (registration ID, personality, outcome and
+    /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
+    #[arg(long)]
+    pub devices_csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +228,7 @@ async fn run(args: RunArgs) -> Result<i32> {
         .write_all(&report::timeseries_header())
         .with_context(|| format!("cannot write {}", series_path.display()))?;
     let mut latency = LatencyLogFile::create(out.join("latency.hlog"))?;
+    let mut devices = args.devices_csv.then(|| DevicesCsvFile::create(out.join("devices.csv"))).transpose()?;
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
         progress.show(tick);
@@ -230,6 +238,11 @@ async fn run(args: RunArgs) -> Result<i32> {
         }
         if let Err(error) = latency.write(tick) {
             progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
+        }
+        if let Some(devices) = &mut devices
+            && let Err(error) = devices.write(tick)
+        {
+            progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
         }
     })
     .await?;
@@ -250,52 +263,6 @@ async fn run(args: RunArgs) -> Result<i32> {
     } else {
         1
     })
-}
-
-/// Builds `report.html` in a report folder from its `summary.json`, `timeseries.csv` and
-/// `latency.hlog` (what `dpsbench run` does at its end and `report render` does again); returns
-/// its path.
-pub fn write_report_html(dir: &Path) -> Result<PathBuf> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let html =
-        report::html::render_folder_files(&read("summary.json")?, &read("timeseries.csv")?, &read("latency.hlog")?)
-            .with_context(|| format!("{} is not a readable report folder", dir.display()))?;
-    let path = dir.join("report.html");
-    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
-}
-
-/// `latency.hlog`, written each second as the run goes.
-struct LatencyLogFile {
-    path: PathBuf,
-    file: std::fs::File,
-    lines: Option<report::hlog::IntervalLines>,
-}
-
-impl LatencyLogFile {
-    fn create(path: PathBuf) -> Result<Self> {
-        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { path, file, lines: None })
-    }
-
-    /// Writes the interval `tick` closes; the header first, at the first tick, whose elapsed
-    /// time dates the run's start on the wall clock.
-    fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
-        let lines = match &mut self.lines {
-            Some(lines) => lines,
-            None => {
-                let base_time = std::time::SystemTime::now()
-                    .checked_sub(tick.progress.elapsed)
-                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-                self.file.write_all(&report::hlog::header(base_time))?;
-                self.lines.insert(report::hlog::IntervalLines::new())
-            }
-        };
-        self.file.write_all(&lines.lines(tick))
-    }
 }
 
 /// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.

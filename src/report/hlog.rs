@@ -247,6 +247,7 @@ mod tests {
                 interval: Default::default(),
             },
             latencies: latencies(&[(Phase::Connack, 700)]),
+            finished: Vec::new(),
             failures: Default::default(),
             draining: false,
         };

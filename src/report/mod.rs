@@ -1,6 +1,7 @@
 //! Report writers: pure functions from a [`RunSummary`] to bytes. The CLI does the file IO.
 
 pub mod charts;
+pub mod devices;
 pub mod hlog;
 pub mod html;
 mod html_tables;
@@ -381,6 +382,7 @@ mod tests {
                 interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
             },
             latencies: Default::default(),
+            finished: Vec::new(),
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
             draining: false,
         };

@@ -24,7 +24,7 @@ use crate::credentials::SasToken;
 use crate::device::driver::now;
 use crate::device::{DeviceIdentity, DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
 use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{IntervalStats, Metrics, Phase, PhaseHistograms, Summary};
+use crate::metrics::{DeviceRecord, IntervalStats, Metrics, Phase, PhaseHistograms, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls;
 
@@ -91,6 +91,8 @@ pub struct Tick {
     pub progress: Progress,
     /// Every phase's latencies recorded since the previous tick (for `latency.hlog`).
     pub latencies: PhaseHistograms,
+    /// Devices that finished since the previous tick (for `devices.csv`).
+    pub finished: Vec<DeviceRecord>,
     pub failures: BTreeMap<String, u64>,
     /// Set once when the run begins draining after an interrupt.
     pub draining: bool,

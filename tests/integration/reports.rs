@@ -128,3 +128,106 @@ fn python_reader() -> Option<PathBuf> {
     }
     Some(python)
 }
+
+#[test]
+fn devices_csv_has_one_row_per_device_agreeing_with_the_summary() {
+    let dir = temp_dir("devices-csv");
+    let (out, summary) = run(&dir, 120, &["--devices-csv"]);
+    let mut reader = csv::Reader::from_path(out.join("devices.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name}"));
+    for phase in Phase::ALL {
+        column(&format!("{}_us", phase.as_str()));
+    }
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 120);
+    let ids: std::collections::BTreeSet<&str> = rows.iter().map(|r| &r[column("registration_id")]).collect();
+    assert_eq!(ids.len(), 120, "each device once");
+    assert!(ids.contains("rep-0000") && ids.contains("rep-0119"));
+    let mut hubs = std::collections::BTreeMap::<String, u64>::new();
+    let mut attempts = 0u64;
+    let mut assigned_us = Vec::new();
+    for row in &rows {
+        assert_eq!(&row[column("outcome")], "assigned");
+        assert_eq!(&row[column("personality")], "dpsbench");
+        assert_eq!(&row[column("failure_kind")], "");
+        *hubs.entry(row[column("hub")].to_string()).or_default() += 1;
+        attempts += row[column("register_attempts")].parse::<u64>().unwrap();
+        assigned_us.push(row[column("assigned_us")].parse::<u64>().unwrap());
+        assert!(row[column("poll_us")].parse::<u64>().unwrap() > 0);
+    }
+    let expected_hubs: std::collections::BTreeMap<String, u64> =
+        serde_json::from_value(summary["hubs"].clone()).unwrap();
+    assert_eq!(hubs, expected_hubs);
+    let mean = (attempts as f64 / 120.0 * 100.0).round() / 100.0;
+    assert_eq!(mean, summary["register_attempts"]["mean"].as_f64().unwrap());
+    // The summary's max is the top of the histogram bucket (0.1% wide) holding the slowest.
+    let slowest = *assigned_us.iter().max().unwrap() as f64;
+    let max_us = summary["phases"]["assigned"]["max_us"].as_f64().unwrap();
+    assert!(slowest <= max_us && slowest >= max_us * 0.998, "slowest {slowest} vs summary max {max_us}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_html_draws_every_chart_in_a_headless_browser() {
+    let Some(browser) = browser() else { return };
+    let dir = temp_dir("browser");
+    let (out, _) = run(&dir, 120, &[]);
+    let page = format!("file://{}", out.join("report.html").display());
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let profile = |name: &str| format!("--user-data-dir={}", dir.join(name).display());
+    let dumped = Command::new("timeout")
+        .arg("120")
+        .arg(&browser)
+        .args(flags)
+        .args([&profile("profile-dom"), "--enable-logging=stderr", "--v=0", "--dump-dom", &page])
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{} failed: {}", browser.display(), text(&dumped.stderr));
+    let console: Vec<String> =
+        text(&dumped.stderr).lines().filter(|line| line.contains(":CONSOLE")).map(String::from).collect();
+    assert!(console.is_empty(), "the page logged to the console: {console:#?}");
+    let dom = text(&dumped.stdout);
+    // The page's own script counts the charts whose SVG laid out with a non-empty box.
+    assert!(dom.contains("data-charts=\"6\""), "{}", &dom[..dom.len().min(2000)]);
+    assert!(dom.contains("data-charts-drawn=\"6\""), "a chart did not draw");
+
+    let screenshot = dir.join("report.png");
+    let shot = Command::new("timeout")
+        .arg("120")
+        .arg(&browser)
+        .args(flags)
+        .args([&profile("profile-shot"), "--hide-scrollbars", "--window-size=960,3200"])
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(shot.status.success(), "screenshot failed: {}", text(&shot.stderr));
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{} bytes", png.len());
+    eprintln!("report.html screenshot: {}", screenshot.display());
+}
+
+/// A Chromium to load pages with: $DPSBENCH_BROWSER, or Debian's chromium-headless-shell or
+/// chromium on the PATH; `None` (skipped loudly) when there is none outside CI.
+fn browser() -> Option<PathBuf> {
+    let named = std::env::var_os("DPSBENCH_BROWSER").map(PathBuf::from);
+    let candidates = ["chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"];
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|path| {
+        std::env::split_paths(&path).flat_map(|dir| candidates.map(|name| dir.join(name))).collect::<Vec<_>>()
+    });
+    let found = named.into_iter().chain(on_path).find(|path| path.is_file());
+    if found.is_none() {
+        unavailable("no Chromium found (apt-get install chromium-headless-shell, or set DPSBENCH_BROWSER)");
+    }
+    found
+}

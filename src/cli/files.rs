@@ -1,0 +1,74 @@
+//! The report files a run writes as it goes and at its end: the IO around `report`'s pure
+//! writers.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::report;
+use crate::runner::Tick;
+
+/// Builds `report.html` in a report folder from its `summary.json`, `timeseries.csv` and
+/// `latency.hlog` (what `dpsbench run` does at its end and `report render` does again); returns
+/// its path.
+pub fn write_report_html(dir: &Path) -> Result<PathBuf> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let html =
+        report::html::render_folder_files(&read("summary.json")?, &read("timeseries.csv")?, &read("latency.hlog")?)
+            .with_context(|| format!("{} is not a readable report folder", dir.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// `latency.hlog`, written each second as the run goes.
+pub(super) struct LatencyLogFile {
+    pub(super) path: PathBuf,
+    file: std::fs::File,
+    lines: Option<report::hlog::IntervalLines>,
+}
+
+impl LatencyLogFile {
+    pub(super) fn create(path: PathBuf) -> Result<Self> {
+        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { path, file, lines: None })
+    }
+
+    /// Writes the interval `tick` closes; the header first, at the first tick, whose elapsed
+    /// time dates the run's start on the wall clock.
+    pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
+        let lines = match &mut self.lines {
+            Some(lines) => lines,
+            None => {
+                let base_time = std::time::SystemTime::now()
+                    .checked_sub(tick.progress.elapsed)
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                self.file.write_all(&report::hlog::header(base_time))?;
+                self.lines.insert(report::hlog::IntervalLines::new())
+            }
+        };
+        self.file.write_all(&lines.lines(tick))
+    }
+}
+
+/// `devices.csv`, a row appended for each device as it finishes (each second, unbuffered).
+pub(super) struct DevicesCsvFile {
+    pub(super) path: PathBuf,
+    file: std::fs::File,
+}
+
+impl DevicesCsvFile {
+    pub(super) fn create(path: PathBuf) -> Result<Self> {
+        let mut file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(&report::devices::header()).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self { path, file })
+    }
+
+    pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
+        self.file.write_all(&report::devices::rows(&tick.finished))
+    }
+}
