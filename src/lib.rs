@@ -16,7 +16,8 @@
 //!   │              framing)
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
-//!   ├─► report (pure writers: RunSummary → bytes)
+//!   ├─► report (pure writers: RunSummary, ticks → bytes; hlog and html also read a report
+//!   │          folder's bytes back, for render and merge)
 //!   └─► emulator (standalone `dpsbench emulator`)
 //!
 //!  leaves, shared by every layer above:

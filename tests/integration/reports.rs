@@ -231,3 +231,45 @@ fn browser() -> Option<PathBuf> {
     }
     found
 }
+
+/// Killed outright mid-run (no summary), the folder still holds every second logged so far:
+/// `latency.hlog` reads back and `devices.csv` has whole rows.
+#[test]
+fn a_killed_run_keeps_its_latency_log_and_device_rows() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("killed");
+    let scenario = write(
+        &dir,
+        "slow.toml",
+        "name = \"slow\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 100\n\
+         [devices]\ncount = 1000\nregistration_id = \"k-{index:04}\"\n[arrival]\nrate = 50\n\
+         [run]\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let out = dir.join("out");
+    let mut run = crate::cli::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_dpsbench"))
+            .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--devices-csv"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The banner, then a progress line a second: wait for three seconds of the run.
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..4 {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the run ended early");
+    }
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    assert!(!out.join("summary.json").exists(), "killed before the end");
+    let log = dpsbench::report::hlog::read(&std::fs::read(out.join("latency.hlog")).unwrap()).unwrap();
+    let assigned = log.totals().get(Phase::Assigned).len();
+    assert!(assigned >= 50, "about two seconds of 50 devices a second were logged: {assigned}");
+    let mut reader = csv::Reader::from_path(out.join("devices.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert!(rows.len() as u64 >= assigned.saturating_sub(60), "{} rows, {assigned} logged", rows.len());
+    assert!(rows.iter().all(|row| row.len() == 18 && row[0].starts_with("k-")), "whole rows only");
+    let _ = std::fs::remove_dir_all(&dir);
+}
