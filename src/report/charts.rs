@@ -10,6 +10,19 @@ use plotters::prelude::*;
 /// One series of a line chart: its name and its points.
 pub type Series = (String, Vec<(f64, f64)>);
 
+/// Line colours: Tableau's ten, distinct on white and for most colour-blind readers.
+const COLORS: [RGBColor; 9] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(23, 190, 207),
+];
+
 const WIDTH: u32 = 880;
 const HEIGHT: u32 = 420;
 
@@ -36,14 +49,15 @@ pub fn percentile_axis_end(count: u64) -> f64 {
 /// `log_latency` (phases that differ by orders of magnitude).
 pub fn percentiles(caption: &str, series: &[Series], x_max: f64, log_latency: bool) -> String {
     let (low, high) = bounds(series.iter().flat_map(|(_, points)| points.iter().map(|p| p.1)));
-    let label_x = |x: &f64| {
-        let percent = 100.0 * (1.0 - 1.0 / x);
-        let text = format!("{percent:.4}");
-        format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
-    };
+    let label_x = percentile_label;
     svg(|root| {
         let mut builder = ChartBuilder::on(root);
-        builder.caption(caption, ("sans-serif", 20)).margin(14).x_label_area_size(44).y_label_area_size(70);
+        builder
+            .caption(caption, ("sans-serif", 20))
+            .margin(14)
+            .margin_right(26)
+            .x_label_area_size(44)
+            .y_label_area_size(70);
         if log_latency {
             let mut chart =
                 builder.build_cartesian_2d((1.0..x_max).log_scale(), (low.max(0.001)..high * 1.2).log_scale())?;
@@ -53,7 +67,7 @@ pub fn percentiles(caption: &str, series: &[Series], x_max: f64, log_latency: bo
                 .y_desc("latency, ms (log)")
                 .x_label_formatter(&label_x)
                 .draw()?;
-            draw_lines(&mut chart, series)
+            draw_lines(&mut chart, series, true)
         } else {
             let mut chart = builder.build_cartesian_2d((1.0..x_max).log_scale(), 0.0..high * 1.1)?;
             chart
@@ -62,9 +76,44 @@ pub fn percentiles(caption: &str, series: &[Series], x_max: f64, log_latency: bo
                 .y_desc("latency, ms")
                 .x_label_formatter(&label_x)
                 .draw()?;
-            draw_lines(&mut chart, series)
+            draw_lines(&mut chart, series, true)
         }
     })
+}
+
+/// Latency by percentile in panels side by side, one series each, on one latency scale (so
+/// `assigned` and `assigned_raw` compare at a glance).
+pub fn percentiles_side_by_side(caption: &str, panels: &[Series], x_max: f64) -> String {
+    let (_, high) = bounds(panels.iter().flat_map(|(_, points)| points.iter().map(|p| p.1)));
+    svg(|root| {
+        let root = root.titled(caption, ("sans-serif", 20))?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, (name, points)) in areas.iter().zip(panels) {
+            let mut chart = ChartBuilder::on(area)
+                .caption(name, ("sans-serif", 16))
+                .margin(10)
+                .margin_right(26)
+                .x_label_area_size(44)
+                .y_label_area_size(64)
+                .build_cartesian_2d((1.0..x_max).log_scale(), 0.0..high * 1.1)?;
+            chart
+                .configure_mesh()
+                .x_desc("percentile (1 in N, log)")
+                .y_desc("latency, ms")
+                .x_labels(4)
+                .x_label_formatter(&percentile_label)
+                .draw()?;
+            draw_lines(&mut chart, std::slice::from_ref(&(name.clone(), points.clone())), false)?;
+        }
+        Ok(())
+    })
+}
+
+/// A "1 in N" axis position as the percentile it stands for: 10 → `90%`.
+fn percentile_label(x: &f64) -> String {
+    let percent = 100.0 * (1.0 - 1.0 / x);
+    let text = format!("{percent:.4}");
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// A line chart over the run's elapsed seconds.
@@ -79,7 +128,7 @@ pub fn over_time(caption: &str, y_desc: &str, series: &[Series]) -> String {
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..x_high.max(1.0), 0.0..(y_high * 1.1).max(1.0))?;
         chart.configure_mesh().x_desc("elapsed, s").y_desc(y_desc).draw()?;
-        draw_lines(&mut chart, series)
+        draw_lines(&mut chart, series, true)
     })
 }
 
@@ -97,7 +146,7 @@ pub fn distribution(caption: &str, x_desc: &str, devices_by_count: &BTreeMap<u64
         chart.configure_mesh().disable_x_mesh().x_desc(x_desc).y_desc("devices").draw()?;
         chart.draw_series(
             plotters::series::Histogram::vertical(&chart)
-                .style(Palette99::pick(0).filled())
+                .style(COLORS[0].filled())
                 .margin(6)
                 .data(devices_by_count.iter().map(|(count, devices)| (*count, *devices))),
         )?;
@@ -110,6 +159,7 @@ type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 fn draw_lines<'a, 'b, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
     series: &[Series],
+    legend: bool,
 ) -> Result<(), DrawingAreaErrorKind<std::io::Error>>
 where
     'b: 'a,
@@ -117,13 +167,13 @@ where
     Y: Ranged<ValueType = f64>,
 {
     for (index, (name, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(index).to_rgba();
+        let color = COLORS[index % COLORS.len()];
         chart
             .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    if !series.is_empty() {
+    if legend && !series.is_empty() {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -184,6 +234,7 @@ mod tests {
             percentiles("Latency", &series, 1000.0, true),
             percentiles("Latency", &series, 1000.0, false),
             over_time("Over time", "devices", &series),
+            percentiles_side_by_side("Side by side", &[series[0].clone(), series[0].clone()], 1000.0),
         ] {
             assert!(chart.starts_with("<svg"), "{chart}");
             assert!(chart.contains("<polyline"), "a line is drawn: {chart}");
