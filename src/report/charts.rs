@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One series of a line chart: its name and its points.
 pub type Series = (String, Vec<(f64, f64)>);
@@ -150,6 +151,11 @@ pub fn distribution(caption: &str, x_desc: &str, devices_by_count: &BTreeMap<u64
                 .margin(6)
                 .data(devices_by_count.iter().map(|(count, devices)| (*count, *devices))),
         )?;
+        // Each bar's number above it: a bar of 3 devices beside one of 950 is otherwise invisible.
+        chart.draw_series(devices_by_count.iter().map(|(count, devices)| {
+            let style = ("sans-serif", 13).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+            Text::new(devices.to_string(), (SegmentValue::CenterOf(*count), *devices), style)
+        }))?;
         Ok(())
     })
 }
@@ -242,6 +248,7 @@ mod tests {
         }
         let bars = distribution("Attempts", "register attempts", &[(1, 950), (2, 50)].into_iter().collect());
         assert!(bars.contains("<rect"), "{bars}");
+        assert!(bars.contains(">\n950\n<") && bars.contains(">\n50\n<"), "each bar is labelled: {bars}");
         let empty = over_time("Failures", "per second", &[]);
         assert!(empty.starts_with("<svg") && !empty.contains("chart failed"), "an empty chart still draws axes");
     }
