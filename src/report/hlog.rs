@@ -91,6 +91,18 @@ pub struct LoggedInterval {
 }
 
 impl LatencyLog {
+    /// The intervals of one phase, in file order.
+    pub fn intervals_of(&self, phase: Phase) -> impl Iterator<Item = &LoggedInterval> {
+        self.intervals.iter().filter(move |interval| interval.phase == phase)
+    }
+
+    /// When `interval` started on the wall clock (since the epoch): its start plus `BaseTime`,
+    /// which aligns the logs of runs (shards) that started at different instants. `None`
+    /// without a `BaseTime`.
+    pub fn wall_start(&self, interval: &LoggedInterval) -> Option<Duration> {
+        Some(self.base_time? + interval.start)
+    }
+
     /// Every phase's intervals added up: the run's whole-run histograms, exactly.
     pub fn totals(&self) -> PhaseHistograms {
         let mut totals = PhaseHistograms::new();
@@ -229,6 +241,10 @@ mod tests {
             [(Phase::TlsHandshake, 0), (Phase::Assigned, 0), (Phase::TlsHandshake, 2), (Phase::EndToEnd, 2)]
         );
         assert_eq!(log.totals(), expected);
+        let handshakes: Vec<u64> = log.intervals_of(Phase::TlsHandshake).map(|i| i.histogram.len()).collect();
+        assert_eq!(handshakes, [1, 2]);
+        let last = log.intervals.last().expect("intervals");
+        assert_eq!(log.wall_start(last), Some(Duration::from_secs(1_764_000_002)));
     }
 
     #[test]
