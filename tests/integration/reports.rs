@@ -254,10 +254,11 @@ fn a_killed_run_keeps_its_latency_log_and_device_rows() {
             .spawn()
             .unwrap(),
     );
-    // The banner, then a progress line a second: wait for three seconds of the run.
+    // The banner, then a progress line a second (at 0, 1, 2, 3 s): once the line of 3 s is out,
+    // the files of 2 s are written.
     let mut stderr = BufReader::new(run.stderr.take().unwrap());
     let mut line = String::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         line.clear();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "the run ended early");
     }
