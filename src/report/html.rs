@@ -90,30 +90,67 @@ pub fn html(inputs: &HtmlInputs) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Each chart: its element ID, caption and SVG.
-fn charts_of(inputs: &HtmlInputs) -> Vec<(&'static str, String, String)> {
-    let totals = inputs.latency.totals();
-    let phase_series = |phases: &[Phase], x_max: f64| -> Vec<Series> {
+/// A chart of the page: its element ID, caption and SVG.
+type Chart = (&'static str, String, String);
+
+/// Every chart, in page order.
+fn charts_of(inputs: &HtmlInputs) -> Vec<Chart> {
+    let mut charts = latency_charts(&inputs.latency);
+    charts.extend(series_charts(&inputs.series));
+    let r = &inputs.summary.results;
+    charts.push((
+        "register-attempts",
+        "Register requests per device (more than one: retried after 429 or an error)".into(),
+        charts::distribution(
+            "Register attempts per device",
+            "register attempts",
+            &numeric_keys(&r.register_attempts.devices_by_count),
+        ),
+    ));
+    charts.push((
+        "polls",
+        "Status polls per device".into(),
+        charts::distribution("Polls per device", "polls", &numeric_keys(&r.polls_per_device.devices_by_count)),
+    ));
+    charts
+}
+
+/// Latency by percentile from the log's totals: `assigned` beside `assigned_raw`, then the rest.
+fn latency_charts(latency: &LatencyLog) -> Vec<Chart> {
+    let totals = latency.totals();
+    let most = Phase::ALL.iter().map(|p| totals.get(*p).len()).max().unwrap_or(0);
+    let x_max = charts::percentile_axis_end(most);
+    let phase_series = |phases: &[Phase]| -> Vec<Series> {
         phases
             .iter()
             .filter(|phase| !totals.get(**phase).is_empty())
             .map(|phase| (phase.as_str().to_string(), charts::percentile_points(totals.get(*phase), x_max)))
             .collect()
     };
-    let most = Phase::ALL.iter().map(|p| totals.get(*p).len()).max().unwrap_or(0);
-    let x_max = charts::percentile_axis_end(most);
-    let network = [
-        Phase::TcpConnect,
-        Phase::TlsHandshake,
-        Phase::WebSocketUpgrade,
-        Phase::Connack,
-        Phase::Suback,
-        Phase::RegisterAccepted,
-        Phase::Poll,
-        Phase::ScheduleLag,
-        Phase::EndToEnd,
-    ];
-    let rows = &inputs.series;
+    let others: Vec<Phase> =
+        Phase::ALL.into_iter().filter(|p| !matches!(p, Phase::Assigned | Phase::AssignedRaw)).collect();
+    vec![
+        (
+            "latency-assigned",
+            "assigned (from the intended start) beside assigned_raw (from the actual start): where they \
+             differ, the generator started devices late and assigned_raw hides it (coordinated omission)"
+                .into(),
+            charts::percentiles_side_by_side(
+                "Time to assignment by percentile",
+                &phase_series(&[Phase::Assigned, Phase::AssignedRaw]),
+                x_max,
+            ),
+        ),
+        (
+            "latency-phases",
+            "Every other phase by percentile (log latency axis)".into(),
+            charts::percentiles("Phases by percentile", &phase_series(&others), x_max, true),
+        ),
+    ]
+}
+
+/// The run over time and its failures, from `timeseries.csv`.
+fn series_charts(rows: &[SeriesRow]) -> Vec<Chart> {
     let arrivals: Vec<(f64, f64)> = rows
         .windows(2)
         .map(|w| {
@@ -135,26 +172,9 @@ fn charts_of(inputs: &HtmlInputs) -> Vec<(&'static str, String, String)> {
             (kind.clone(), points.collect())
         })
         .collect();
-    let r = &inputs.summary.results;
     let failures_caption =
         if failures.is_empty() { "Failures per second by kind: none" } else { "Failures per second by kind" };
     vec![
-        (
-            "latency-assigned",
-            "assigned (from the intended start) beside assigned_raw (from the actual start): where they \
-             differ, the generator started devices late and assigned_raw hides it (coordinated omission)"
-                .into(),
-            charts::percentiles_side_by_side(
-                "Time to assignment by percentile",
-                &phase_series(&[Phase::Assigned, Phase::AssignedRaw], x_max),
-                x_max,
-            ),
-        ),
-        (
-            "latency-phases",
-            "Every other phase by percentile (log latency axis)".into(),
-            charts::percentiles("Phases by percentile", &phase_series(&network, x_max), x_max, true),
-        ),
         (
             "over-time",
             "Arrivals, assignments and devices in flight, one point a second".into(),
@@ -164,20 +184,6 @@ fn charts_of(inputs: &HtmlInputs) -> Vec<(&'static str, String, String)> {
             "failures",
             failures_caption.into(),
             charts::over_time(failures_caption, "failed devices per second", &failures),
-        ),
-        (
-            "register-attempts",
-            "Register requests per device (more than one: retried after 429 or an error)".into(),
-            charts::distribution(
-                "Register attempts per device",
-                "register attempts",
-                &numeric_keys(&r.register_attempts.devices_by_count),
-            ),
-        ),
-        (
-            "polls",
-            "Status polls per device".into(),
-            charts::distribution("Polls per device", "polls", &numeric_keys(&r.polls_per_device.devices_by_count)),
         ),
     ]
 }

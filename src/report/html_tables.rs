@@ -65,6 +65,14 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
             .chain([format!("{:.1}", r.flows_per_second), r.late_starts.to_string()])
             .collect()],
     );
+    write_latencies_and_replies(out, r);
+    let violations: Vec<Vec<String>> =
+        s.conformance.iter().map(|(id, c)| vec![escape(id), c.flows.to_string(), c.violations.to_string()]).collect();
+    table(out, "Conformance (passive checks)", &["check", "flows", "violations"], &violations);
+}
+
+/// Per-phase percentiles, retries, replies and failures.
+fn write_latencies_and_replies(out: &mut String, r: &crate::metrics::Summary) {
     let phases: Vec<Vec<String>> = Phase::ALL
         .iter()
         .filter_map(|phase| r.phase(*phase).filter(|p| p.count > 0).map(|p| (phase, p)))
@@ -106,9 +114,6 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
     } else {
         table(out, "Failures", &["kind", "devices"], &failures);
     }
-    let violations: Vec<Vec<String>> =
-        s.conformance.iter().map(|(id, c)| vec![escape(id), c.flows.to_string(), c.violations.to_string()]).collect();
-    table(out, "Conformance (passive checks)", &["check", "flows", "violations"], &violations);
 }
 
 fn table(out: &mut String, title: &str, headers: &[&str], rows: &[Vec<String>]) {
