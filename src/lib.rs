@@ -17,8 +17,9 @@
 //!   │              framing)
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
-//!   ├─► report (pure writers: RunSummary → bytes; report.md, compare + --fail-if expressions,
-//!   │           Prometheus exposition; folder: reads a report folder back for render/compare)
+//!   ├─► report (pure writers: RunSummary, ticks → bytes: summary, timeseries, hlog, report.md,
+//!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition; folder,
+//!   │           hlog and html also read a report folder back, for render, compare and merge)
 //!   └─► emulator (standalone `dpsbench emulator`)
 //!
 //!  leaves, shared by every layer above:

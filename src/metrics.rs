@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::device::{FailureKind, FlowReport, Outcome, Step};
+use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod phase;
 mod summary;
@@ -27,15 +27,21 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// resolution, so every start may lag up to about 1 ms without the plan being missed.
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
-fn histogram() -> Histogram<u64> {
+/// An empty latency histogram as every phase uses: microseconds, 1 µs to one hour, 3 significant
+/// digits. Histograms read back from `latency.hlog` are added into these.
+pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("bounds 1..1h with 3 digits are valid")
+}
+
+fn histogram() -> Histogram<u64> {
+    latency_histogram()
 }
 
 /// Folded results of many flows.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    /// One histogram per phase, indexed by [`Phase`].
-    phases: [Histogram<u64>; Phase::ALL.len()],
+    /// One histogram per phase over the whole run.
+    phases: PhaseHistograms,
     register_attempts: Histogram<u64>,
     polls_per_device: Histogram<u64>,
     failures: BTreeMap<String, u64>,
@@ -60,15 +66,68 @@ pub struct Metrics {
 /// What happened in one interval (a second of the time series).
 #[derive(Debug, Clone)]
 struct Interval {
-    assigned_latency: Histogram<u64>,
+    latencies: PhaseHistograms,
     assigned: u64,
     failed: u64,
 }
 
 impl Interval {
     fn new() -> Self {
-        Self { assigned_latency: histogram(), assigned: 0, failed: 0 }
+        Self { latencies: PhaseHistograms::new(), assigned: 0, failed: 0 }
     }
+}
+
+/// One latency histogram per [`Phase`]: what `latency.hlog` holds for one interval. Every value
+/// recorded into a run's whole-run histograms is recorded into exactly one interval's too, so the
+/// intervals of a run add up to its whole-run histograms exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseHistograms([Histogram<u64>; Phase::ALL.len()]);
+
+impl PhaseHistograms {
+    /// Empty histograms for every phase.
+    pub fn new() -> Self {
+        Self(Phase::ALL.map(|_| histogram()))
+    }
+
+    pub fn get(&self, phase: Phase) -> &Histogram<u64> {
+        &self.0[phase.index()]
+    }
+
+    /// Every phase with its histogram, in [`Phase::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Phase, &Histogram<u64>)> {
+        Phase::ALL.into_iter().zip(&self.0)
+    }
+
+    /// Adds `histogram` into `phase`'s. Fails when it holds a value above one hour, which no
+    /// histogram of this crate does.
+    pub fn add(&mut self, phase: Phase, histogram: &Histogram<u64>) -> Result<(), hdrhistogram::AdditionError> {
+        self.0[phase.index()].add(histogram)
+    }
+
+    /// Adds every phase of `other` (histograms of the same bounds: exact).
+    pub fn add_all(&mut self, other: &PhaseHistograms) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            mine.add(theirs).expect("histograms of the same bounds always add");
+        }
+    }
+
+    fn record(&mut self, phase: Phase, micros: u64) {
+        self.0[phase.index()].saturating_record(micros);
+    }
+}
+
+impl Default for PhaseHistograms {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`Metrics::take_interval`] hands over: the interval's figures and its latencies.
+#[derive(Debug, Clone)]
+pub struct IntervalTaken {
+    pub stats: IntervalStats,
+    /// Every phase's values recorded in the interval.
+    pub latencies: PhaseHistograms,
 }
 
 /// One interval's figures, for the time series.
@@ -124,7 +183,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Self {
-            phases: Phase::ALL.map(|_| histogram()),
+            phases: PhaseHistograms::new(),
             register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
             polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
             failures: BTreeMap::new(),
@@ -146,17 +205,23 @@ impl Metrics {
         }
     }
 
-    /// The figures since the previous call, and a fresh interval.
-    pub fn take_interval(&mut self) -> IntervalStats {
+    /// The figures and latencies since the previous call, and a fresh interval.
+    pub fn take_interval(&mut self) -> IntervalTaken {
         let interval = std::mem::replace(&mut self.interval, Interval::new());
-        let h = &interval.assigned_latency;
+        let h = interval.latencies.get(Phase::Assigned);
         let quantile = |q| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
-        IntervalStats {
+        let stats = IntervalStats {
             assigned: interval.assigned,
             failed: interval.failed,
             assigned_p50_us: quantile(0.5),
             assigned_p99_us: quantile(0.99),
-        }
+        };
+        IntervalTaken { stats, latencies: interval.latencies }
+    }
+
+    /// The whole-run histograms of every phase.
+    pub fn latencies(&self) -> &PhaseHistograms {
+        &self.phases
     }
 
     /// Failed devices so far, by failure kind.
@@ -170,26 +235,14 @@ impl Metrics {
 
     fn phase(&mut self, phase: Phase, duration: Duration) {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-        self.phases[phase.index()].saturating_record(micros);
+        self.phases.record(phase, micros);
+        self.interval.latencies.record(phase, micros);
     }
 
     /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
     pub fn record<O>(&mut self, report: &FlowReport<O>) {
         let t = &report.timings;
-        let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
-        let measured = [
-            (Phase::ScheduleLag, Some(t.start.saturating_duration_since(t.intended_start))),
-            (Phase::TcpConnect, between(Some(t.start), t.tcp_connected)),
-            (Phase::TlsHandshake, between(t.tcp_connected, t.tls_done)),
-            (Phase::WebSocketUpgrade, between(t.tls_done, t.ws_upgraded)),
-            (Phase::Connack, between(t.connect_sent, t.connack)),
-            (Phase::Suback, between(t.subscribe_sent, t.suback)),
-            (Phase::RegisterAccepted, between(t.register_sent, t.register_accepted)),
-            (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
-            (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
-            (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
-        ];
-        for (phase, duration) in measured {
+        for (phase, duration) in single_phases(t) {
             if let Some(duration) = duration {
                 self.phase(phase, duration);
             }
@@ -238,10 +291,6 @@ impl Metrics {
             Outcome::Assigned { hub, .. } => {
                 self.assigned += 1;
                 self.interval.assigned += 1;
-                if let Some(assigned) = t.assigned {
-                    let micros = u64::try_from((assigned - t.intended_start).as_micros()).unwrap_or(MAX_MICROS);
-                    self.interval.assigned_latency.saturating_record(micros.clamp(1, MAX_MICROS));
-                }
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
             Outcome::Failed(FailureKind::Aborted) => self.aborted += 1,
@@ -258,9 +307,7 @@ impl Metrics {
 
     /// Adds another collector's results; histograms merge exactly.
     pub fn merge(&mut self, other: &Metrics) {
-        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
-            mine.add(theirs).expect("same bounds");
-        }
+        self.phases.add_all(&other.phases);
         self.register_attempts.add(&other.register_attempts).expect("auto-resizing histograms accept any value");
         self.polls_per_device.add(&other.polls_per_device).expect("auto-resizing histograms accept any value");
         let sum = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
@@ -292,7 +339,7 @@ impl Metrics {
         self.late_starts += other.late_starts;
         self.interval.assigned += other.interval.assigned;
         self.interval.failed += other.interval.failed;
-        self.interval.assigned_latency.add(&other.interval.assigned_latency).expect("same bounds");
+        self.interval.latencies.add_all(&other.interval.latencies);
         self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
         self.last_end = self.last_end.max(other.last_end);
     }
@@ -324,7 +371,7 @@ impl Metrics {
         Phase::ALL
             .iter()
             .map(|phase| {
-                let h = &self.phases[phase.index()];
+                let h = self.phases.get(*phase);
                 let mut cumulative = vec![0u64; LIVE_BUCKETS_US.len()];
                 let mut sum_us = 0u64;
                 for value in h.iter_recorded() {
@@ -342,7 +389,7 @@ impl Metrics {
 
     /// p99 of a phase so far, in microseconds (0 when empty).
     pub fn p99_us(&self, phase: Phase) -> u64 {
-        let h = &self.phases[phase.index()];
+        let h = self.phases.get(phase);
         if h.is_empty() { 0 } else { h.value_at_quantile(0.99) }
     }
 
@@ -358,10 +405,7 @@ impl Metrics {
                 not_finished: total.saturating_sub(self.finished()),
             },
             flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
-            phases: Phase::ALL
-                .iter()
-                .map(|p| (p.as_str().to_string(), PhaseStats::of(&self.phases[p.index()])))
-                .collect(),
+            phases: Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(self.phases.get(*p)))).collect(),
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),
@@ -374,6 +418,68 @@ impl Metrics {
             stray_replies: self.stray_replies,
             early_requests: self.early_requests,
             late_starts: self.late_starts,
+        }
+    }
+}
+
+/// The time of every phase a flow goes through once (all but [`Phase::Poll`]), `None` for a
+/// phase it did not complete.
+pub fn single_phases(t: &Timings) -> [(Phase, Option<Duration>); 10] {
+    let between = |from: Option<Instant>, to: Option<Instant>| Some(to?.saturating_duration_since(from?));
+    [
+        (Phase::ScheduleLag, Some(t.start.saturating_duration_since(t.intended_start))),
+        (Phase::TcpConnect, between(Some(t.start), t.tcp_connected)),
+        (Phase::TlsHandshake, between(t.tcp_connected, t.tls_done)),
+        (Phase::WebSocketUpgrade, between(t.tls_done, t.ws_upgraded)),
+        (Phase::Connack, between(t.connect_sent, t.connack)),
+        (Phase::Suback, between(t.subscribe_sent, t.suback)),
+        (Phase::RegisterAccepted, between(t.register_sent, t.register_accepted)),
+        (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
+        (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
+        (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
+    ]
+}
+
+/// One finished device, as a row of `devices.csv` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub registration_id: String,
+    pub personality: &'static str,
+    /// `assigned`, `failed` or `aborted`.
+    pub outcome: &'static str,
+    /// The failure kind's label, for failed and aborted devices.
+    pub failure_kind: Option<String>,
+    /// Every phase's time in microseconds, in [`Phase::ALL`] order: `None` when not reached;
+    /// for [`Phase::Poll`], the sum of the device's poll round trips.
+    pub phase_us: [Option<u64>; Phase::ALL.len()],
+    pub register_attempts: u32,
+    pub polls: u32,
+    pub hub: Option<String>,
+}
+
+impl DeviceRecord {
+    pub fn of<O>(registration_id: &str, report: &FlowReport<O>) -> Self {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let mut phase_us = [None; Phase::ALL.len()];
+        for (phase, duration) in single_phases(&report.timings) {
+            phase_us[phase.index()] = duration.map(micros);
+        }
+        let polls = &report.timings.polls;
+        phase_us[Phase::Poll.index()] = (!polls.is_empty()).then(|| polls.iter().copied().map(micros).sum());
+        let (outcome, failure_kind, hub) = match &report.outcome {
+            Outcome::Assigned { hub, .. } => ("assigned", None, Some(hub.clone())),
+            Outcome::Failed(kind @ FailureKind::Aborted) => ("aborted", Some(kind.label()), None),
+            Outcome::Failed(kind) => ("failed", Some(kind.label()), None),
+        };
+        Self {
+            registration_id: registration_id.to_string(),
+            personality: report.personality.name(),
+            outcome,
+            failure_kind,
+            phase_us,
+            register_attempts: report.register_attempts,
+            polls: report.polls,
+            hub,
         }
     }
 }

@@ -218,7 +218,7 @@ mod tests {
     }
 
     fn results(failed: u64, flows_per_second: f64) -> Summary {
-        let counts = CountStats { mean: 1.0, p50: 1, p99: 1, max: 1 };
+        let counts = CountStats { mean: 1.0, p50: 1, p99: 1, max: 1, devices_by_count: Default::default() };
         Summary {
             devices: DeviceCounts { total: 100, assigned: 100 - failed, failed, aborted: 0, not_finished: 0 },
             flows_per_second,

@@ -2,6 +2,7 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod files;
 mod keys;
 mod metrics_endpoint;
 mod reports;
@@ -21,6 +22,8 @@ use crate::runner::{self, Tick};
 use crate::scenario::Plan;
 
 use crate::tls::ServerIdentity;
+pub use files::write_rendered;
+use files::{DevicesCsvFile, LatencyLogFile};
 pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 pub use reports::{CompareArgs, RenderArgs, ReportCommand};
 
@@ -41,8 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario: simulated devices provision against the target it names.
     ///
-    /// Writes summary.json, report.md and timeseries.csv (one row a second, flushed as the run
-    /// goes).
+    /// Writes summary.json, report.md, timeseries.csv and latency.hlog (one row, or one interval,
+    /// a second, flushed as the run goes), report.html at the end, and devices.csv with
+    /// --devices-csv.
     /// SIGINT/SIGTERM stops arrivals and drains in-flight devices; a second one stops at once.
     ///
     /// Exit status: 0 when every device was assigned and every [slo] gate held, 1 when the run
@@ -155,6 +159,10 @@ pub struct RunArgs {
     /// 127.0.0.1:9464 (port 0 picks a free port; the bound address is printed on stderr).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Also write devices.csv: one row per device (registration ID, personality, outcome and
+    /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
+    #[arg(long)]
+    pub devices_csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +243,8 @@ async fn run(args: RunArgs) -> Result<i32> {
         Some(address) => Some(LiveMetrics::start(address).await?),
         None => None,
     };
+    let mut latency = LatencyLogFile::create(out.join("latency.hlog"))?;
+    let mut devices = args.devices_csv.then(|| DevicesCsvFile::create(out.join("devices.csv"))).transpose()?;
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
         // Published before the progress line, so a line on stderr means its page is served.
@@ -246,21 +256,30 @@ async fn run(args: RunArgs) -> Result<i32> {
         if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
             progress.warn(&format!("cannot write {}: {error}", series_path.display()));
         }
+        if let Err(error) = latency.write(tick) {
+            progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
+        }
+        if let Some(devices) = &mut devices
+            && let Err(error) = devices.write(tick)
+        {
+            progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
+        }
     })
     .await?;
     progress.finish();
     if let Some(live) = live {
         live.stop().await;
     }
-    for (name, bytes) in
-        [("summary.json", report::summary_json(&summary)), ("report.md", report::markdown::report(&summary))]
-    {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
     let path = out.join("summary.json");
+    std::fs::write(&path, report::summary_json(&summary))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // Every file is written before anything is printed, so a closed stdout loses none.
+    let rendered = write_rendered(&out)?;
     print!("{}", report::summary_table(&summary));
     println!("summary: {}", path.display());
+    for path in rendered {
+        println!("report: {}", path.display());
+    }
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
     Ok(if !summary.validity.valid {
         EXIT_INVALID

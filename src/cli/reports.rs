@@ -12,10 +12,11 @@ use crate::report::folder::{RENDERED, ReportFolder};
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Rebuild report.md (and the other rendered reports) from a run folder's files.
+    /// Rebuild report.md and report.html from a run folder's files.
     ///
-    /// Reads summary.json (required) and the optional files beside it. Exit status: 0 when
-    /// written, 2 for a folder that is missing or not a report.
+    /// Reads summary.json (required), timeseries.csv and latency.hlog (report.html needs them).
+    /// Exit status: 0 when every file was written, 1 when one could not be rendered (stderr says
+    /// why), 2 for a folder that is missing or not a report.
     Render(RenderArgs),
     /// Compare two runs side by side and fail on regressions.
     ///
@@ -63,13 +64,11 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
 }
 
 fn render(args: RenderArgs) -> Result<i32> {
-    let folder = ReportFolder::load(&args.dir)?;
-    for (name, writer) in RENDERED {
-        let path = args.dir.join(name);
-        std::fs::write(&path, writer(&folder)).with_context(|| format!("cannot write {}", path.display()))?;
+    let written = super::files::write_rendered(&args.dir)?;
+    for path in &written {
         println!("{}", path.display());
     }
-    Ok(0)
+    Ok(if written.len() == RENDERED.len() { 0 } else { 1 })
 }
 
 fn compare(args: CompareArgs) -> Result<i32> {

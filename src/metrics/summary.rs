@@ -137,18 +137,27 @@ pub struct CountStats {
     pub p50: u64,
     pub p99: u64,
     pub max: u64,
+    /// Devices by count (e.g. `{"1": 950, "2": 50}`), for the distribution chart. Counts up to
+    /// 2,047 are exact; above, they share buckets 0.1% wide. Absent from summaries before it.
+    /// String keys: JSON's, and integer keys do not survive `RunSummary`'s flattening.
+    #[serde(default)]
+    pub devices_by_count: BTreeMap<String, u64>,
 }
 
 impl CountStats {
     pub(super) fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
-            return Self { mean: 0.0, p50: 0, p99: 0, max: 0 };
+            return Self { mean: 0.0, p50: 0, p99: 0, max: 0, devices_by_count: BTreeMap::new() };
         }
         Self {
             mean: (h.mean() * 100.0).round() / 100.0,
             p50: h.value_at_quantile(0.5),
             p99: h.value_at_quantile(0.99),
             max: h.max(),
+            devices_by_count: h
+                .iter_recorded()
+                .map(|v| (h.highest_equivalent(v.value_iterated_to()).to_string(), v.count_at_value()))
+                .collect(),
         }
     }
 }

@@ -81,10 +81,10 @@ fn records_phases_from_intended_and_actual_start() {
     assert_eq!(summary.statuses["202"], 4);
     assert_eq!(summary.hubs["hub-a"], 1);
     assert_eq!(summary.late_starts, 0, "2 ms late is within the timer's resolution");
-    let interval = metrics.take_interval();
+    let interval = metrics.take_interval().stats;
     assert_eq!((interval.assigned, interval.failed), (1, 1));
     assert!((99_900..=100_100).contains(&interval.assigned_p99_us), "{interval:?}");
-    assert_eq!(metrics.take_interval().assigned, 0, "a fresh interval after each take");
+    assert_eq!(metrics.take_interval().stats.assigned, 0, "a fresh interval after each take");
 }
 
 #[test]
@@ -118,4 +118,43 @@ fn live_buckets_are_cumulative_with_exact_counts_at_the_bounds() {
     assert!(error < 0.001, "the sum is exact to HDR precision: {} vs {expected_sum_us}", connack.sum_us);
     let poll = buckets.iter().find(|b| b.phase == Phase::Poll).unwrap();
     assert_eq!((poll.count, poll.sum_us, poll.cumulative.iter().sum::<u64>()), (0, 0, 0));
+}
+
+/// What `latency.hlog` relies on: every value lands in exactly one interval, so a run's
+/// intervals add up to its whole-run histograms exactly, phase by phase.
+#[test]
+fn intervals_add_up_to_the_whole_run_exactly() {
+    let t0 = Instant::now();
+    let mut metrics = Metrics::new();
+    let mut intervals = Vec::new();
+    for i in 0..60u64 {
+        metrics.record(&report(t0 + Duration::from_millis(i), if i % 9 == 0 { None } else { Some(5 + i * 37) }));
+        if i % 13 == 12 {
+            intervals.push(metrics.take_interval().latencies);
+        }
+    }
+    intervals.push(metrics.take_interval().latencies);
+    assert!(intervals.len() > 3);
+    let mut sum = PhaseHistograms::new();
+    intervals.iter().for_each(|interval| sum.add_all(interval));
+    for (phase, whole) in metrics.latencies().iter() {
+        assert_eq!(sum.get(phase), whole, "{phase}: the intervals' sum differs from the whole run");
+    }
+    assert_eq!(sum.get(Phase::Poll).len(), 2 * 53, "two polls per assigned flow");
+    assert!(metrics.take_interval().latencies.iter().all(|(_, h)| h.is_empty()), "a fresh interval after each take");
+}
+
+#[test]
+fn count_distributions_give_devices_by_count() {
+    let t0 = Instant::now();
+    let mut metrics = Metrics::new();
+    for attempts in [1u32, 1, 1, 2, 5] {
+        let mut report = report(t0, Some(10));
+        report.register_attempts = attempts;
+        metrics.record(&report);
+    }
+    let summary = metrics.summary(5);
+    let by_count = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
+    assert_eq!(summary.register_attempts.devices_by_count, by_count(&[("1", 3), ("2", 1), ("5", 1)]));
+    assert_eq!(summary.polls_per_device.devices_by_count, by_count(&[("2", 5)]));
 }

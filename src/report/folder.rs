@@ -15,6 +15,8 @@ pub struct ReportFolder {
     pub summary: RunSummary,
     /// `timeseries.csv`, when the folder has one.
     pub timeseries: Option<String>,
+    /// `latency.hlog`, when the folder has one.
+    pub latency_hlog: Option<Vec<u8>>,
 }
 
 /// Why a folder cannot be read as a report. Each variant names the folder or file.
@@ -35,10 +37,12 @@ pub enum FolderError {
 }
 
 /// A file `report render` writes: its name and how the folder's files make it.
-pub type FolderWriter = (&'static str, fn(&ReportFolder) -> Vec<u8>);
+pub type FolderWriter = (&'static str, fn(&ReportFolder) -> Result<Vec<u8>, super::html::InputError>);
 
-/// Every file `dpsbench report render` rebuilds, in order.
-pub const RENDERED: &[FolderWriter] = &[("report.md", |folder| super::markdown::report(&folder.summary))];
+/// Every file rendered from a report folder, in order: what `dpsbench run` writes at its end and
+/// `dpsbench report render` rebuilds.
+pub const RENDERED: &[FolderWriter] =
+    &[("report.md", |folder| Ok(super::markdown::report(&folder.summary))), ("report.html", super::html::from_folder)];
 
 impl ReportFolder {
     /// Reads `dir`: `summary.json` (required, of this dpsbench's schema), `timeseries.csv`
@@ -57,8 +61,12 @@ impl ReportFolder {
             Err(source) => return Err(FolderError::Read { path, source }),
         };
         let summary = parse_summary(&path, &bytes)?;
-        let timeseries = optional(&dir.join("timeseries.csv"))?;
-        Ok(Self { dir: dir.to_path_buf(), summary, timeseries })
+        let timeseries = optional(&dir.join("timeseries.csv"))?
+            .map(String::from_utf8)
+            .transpose()
+            .map_err(|_| FolderError::Parse { path: dir.join("timeseries.csv"), message: "not UTF-8 text".into() })?;
+        let latency_hlog = optional(&dir.join("latency.hlog"))?;
+        Ok(Self { dir: dir.to_path_buf(), summary, timeseries, latency_hlog })
     }
 }
 
@@ -74,8 +82,8 @@ fn parse_summary(path: &Path, bytes: &[u8]) -> Result<RunSummary, FolderError> {
     serde_json::from_value(value).map_err(|e| parse_error(e.to_string()))
 }
 
-fn optional(path: &Path) -> Result<Option<String>, FolderError> {
-    match std::fs::read_to_string(path) {
+fn optional(path: &Path) -> Result<Option<Vec<u8>>, FolderError> {
+    match std::fs::read(path) {
         Ok(text) => Ok(Some(text)),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(FolderError::Read { path: path.to_path_buf(), source }),

@@ -1,6 +1,12 @@
 //! Report writers: pure functions from a [`RunSummary`] to bytes, one file per format beyond
 //! the small ones here. The CLI does the file IO.
 
+pub mod charts;
+pub mod devices;
+pub mod hlog;
+pub mod html;
+mod html_tables;
+
 use std::fmt::Write as _;
 
 pub mod compare;
@@ -428,6 +434,8 @@ mod tests {
                 assigned_p99_us: 99_000,
                 interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
             },
+            latencies: Default::default(),
+            finished: Vec::new(),
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
             phases: Vec::new(),
             draining: false,

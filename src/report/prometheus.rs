@@ -91,7 +91,7 @@ mod tests {
             },
             failures: [("timeout_poll".to_string(), 1), ("odd\"kind\\".to_string(), 1)].into_iter().collect(),
             phases: vec![LiveBuckets { phase: Phase::TlsHandshake, cumulative, count: 5, sum_us: 301_234_500 }],
-            draining: false,
+            ..Tick::default()
         };
         insta::assert_snapshot!(exposition(&tick));
     }

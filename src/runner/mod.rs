@@ -24,7 +24,7 @@ use crate::credentials::SasToken;
 use crate::device::driver::now;
 use crate::device::{DeviceIdentity, DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
 use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{IntervalStats, LiveBuckets, Metrics, Phase, Summary};
+use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Metrics, Phase, PhaseHistograms, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls;
 
@@ -89,6 +89,10 @@ pub struct Progress {
 #[derive(Debug, Clone, Default)]
 pub struct Tick {
     pub progress: Progress,
+    /// Every phase's latencies recorded since the previous tick (for `latency.hlog`).
+    pub latencies: PhaseHistograms,
+    /// Devices that finished since the previous tick (for `devices.csv`).
+    pub finished: Vec<DeviceRecord>,
     pub failures: BTreeMap<String, u64>,
     /// Every phase's latencies so far, in coarse buckets (for live metrics).
     pub phases: Vec<LiveBuckets>,

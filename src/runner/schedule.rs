@@ -38,6 +38,8 @@ pub(super) async fn schedule(
     let mut draining = false;
     let (abort, aborted) = watch::channel(false);
     let mut interrupts_open = true;
+    // Devices finished since the last tick, handed over with it (for devices.csv).
+    let mut finished = Vec::new();
     loop {
         // Start every device already due. The timer (1 ms resolution) is only for future
         // starts: going through it for each due start would cap starts near one per tick.
@@ -55,7 +57,10 @@ pub(super) async fn schedule(
                     let rng = DeviceRng::from_rng(&mut seeds);
                     tasks.spawn(async move {
                         let checks = CheckLog::default();
-                        run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await
+                        let registration_id = identity.registration_id.to_string();
+                        let report =
+                            run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await;
+                        (registration_id, report)
                     });
                     starts.started();
                     started += 1;
@@ -74,13 +79,14 @@ pub(super) async fn schedule(
                 // Due now: the loop's top starts it.
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(report) = joined {
+                if let Ok((registration_id, report)) = joined {
+                    finished.push(DeviceRecord::of(&registration_id, &report));
                     metrics.record(&report);
                     checks.record(&report.observer);
                 }
             }
             _ = ticker.tick() => {
-                let tick = tick(&mut metrics, begin, started, tasks.len() as u64, draining);
+                let tick = tick(&mut metrics, &mut finished, begin, started, tasks.len() as u64, draining);
                 on_tick(&tick);
             }
             changed = interrupts.changed(), if interrupts_open => {
@@ -97,7 +103,7 @@ pub(super) async fn schedule(
                 // First interrupt: no more arrivals; in-flight devices get the drain period.
                 draining = true;
                 deadline = deadline.min(tokio::time::Instant::now() + plan.drain);
-                let tick = tick(&mut metrics, begin, started, tasks.len() as u64, draining);
+                let tick = tick(&mut metrics, &mut finished, begin, started, tasks.len() as u64, draining);
                 on_tick(&tick);
             }
             () = sleep_until(deadline) => {
@@ -113,7 +119,8 @@ pub(super) async fn schedule(
     let _ = abort.send(true);
     let collect = async {
         while let Some(joined) = tasks.join_next().await {
-            if let Ok(report) = joined {
+            if let Ok((registration_id, report)) = joined {
+                finished.push(DeviceRecord::of(&registration_id, &report));
                 metrics.record(&report);
                 checks.record(&report.observer);
             }
@@ -121,12 +128,20 @@ pub(super) async fn schedule(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
     tasks.shutdown().await;
-    let last = tick(&mut metrics, begin, started, 0, draining);
+    let last = tick(&mut metrics, &mut finished, begin, started, 0, draining);
     on_tick(&last);
     (metrics, checks, started, ending, now().saturating_duration_since(begin))
 }
 
-fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, draining: bool) -> Tick {
+fn tick(
+    metrics: &mut Metrics,
+    finished: &mut Vec<DeviceRecord>,
+    begin: Instant,
+    started: u64,
+    in_flight: u64,
+    draining: bool,
+) -> Tick {
+    let interval = metrics.take_interval();
     Tick {
         progress: Progress {
             elapsed: now().saturating_duration_since(begin),
@@ -136,8 +151,10 @@ fn tick(metrics: &mut Metrics, begin: Instant, started: u64, in_flight: u64, dra
             in_flight,
             late_starts: metrics.late_starts(),
             assigned_p99_us: metrics.p99_us(Phase::Assigned),
-            interval: metrics.take_interval(),
+            interval: interval.stats,
         },
+        latencies: interval.latencies,
+        finished: std::mem::take(finished),
         failures: metrics.failures().clone(),
         phases: metrics.live_buckets(),
         draining,

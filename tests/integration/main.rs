@@ -5,6 +5,7 @@ mod cli;
 mod conform_cli;
 mod conformance;
 mod flow;
+mod gates;
 mod live_metrics;
 mod load;
 mod reports;

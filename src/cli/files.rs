@@ -1,0 +1,82 @@
+//! The report files a run writes as it goes and at its end: the IO around `report`'s pure
+//! writers.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::report;
+use crate::runner::Tick;
+
+/// Writes every file rendered from the report folder `dir` (report.md, report.html), each on its
+/// own: one that cannot be rendered is reported and does not stop the others. Returns the paths
+/// written.
+pub fn write_rendered(dir: &Path) -> Result<Vec<PathBuf>> {
+    let folder = report::folder::ReportFolder::load(dir)?;
+    let mut written = Vec::new();
+    for (name, writer) in report::folder::RENDERED {
+        let path = dir.join(name);
+        match writer(&folder) {
+            Ok(bytes) => {
+                std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                written.push(path);
+            }
+            Err(error) => eprintln!("dpsbench: {name} not written: {}: {error}", dir.display()),
+        }
+    }
+    Ok(written)
+}
+
+/// `latency.hlog`, written each second as the run goes.
+pub(super) struct LatencyLogFile {
+    pub(super) path: PathBuf,
+    file: std::fs::File,
+    lines: Option<report::hlog::IntervalLines>,
+}
+
+impl LatencyLogFile {
+    pub(super) fn create(path: PathBuf) -> Result<Self> {
+        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { path, file, lines: None })
+    }
+
+    /// Writes the interval `tick` closes; the header first, at the first tick past the run's
+    /// start, whose elapsed time dates that start on the wall clock. (The runner's first tick
+    /// comes just before its clock starts, at elapsed zero, with nothing recorded: it would date
+    /// the start up to 10 ms early.)
+    pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
+        let lines = match &mut self.lines {
+            Some(lines) => lines,
+            None if tick.progress.elapsed.is_zero() && tick.latencies.iter().all(|(_, h)| h.is_empty()) => {
+                return Ok(());
+            }
+            None => {
+                let base_time = std::time::SystemTime::now()
+                    .checked_sub(tick.progress.elapsed)
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                self.file.write_all(&report::hlog::header(base_time))?;
+                self.lines.insert(report::hlog::IntervalLines::new())
+            }
+        };
+        self.file.write_all(&lines.lines(tick))
+    }
+}
+
+/// `devices.csv`, a row appended for each device as it finishes (each second, unbuffered).
+pub(super) struct DevicesCsvFile {
+    pub(super) path: PathBuf,
+    file: std::fs::File,
+}
+
+impl DevicesCsvFile {
+    pub(super) fn create(path: PathBuf) -> Result<Self> {
+        let mut file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(&report::devices::header()).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self { path, file })
+    }
+
+    pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
+        self.file.write_all(&report::devices::rows(&tick.finished))
+    }
+}
