@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::deviations::Deviations;
+use super::faults::{Faults, FaultsSection};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::tls::{ClientTrust, TlsPolicy, TlsVersions};
 
@@ -63,6 +64,12 @@ pub struct EmulatorConfig {
     /// Cipher suites accepted, by name (default: all that ring supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
+    /// Faults injected on demand (`emulator::faults`).
+    #[serde(default)]
+    pub faults: FaultsSection,
+    /// Connections served at once; beyond it new ones are closed at once and counted.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 impl EmulatorConfig {
@@ -280,6 +287,10 @@ pub struct ServiceConfig {
     pub quota: Option<QuotaConfig>,
     pub deviations: Deviations,
     pub echo_payload: bool,
+    /// Faults injected on demand; the default injects none.
+    pub faults: Faults,
+    /// Connections served at once (none: no cap).
+    pub max_connections: Option<usize>,
 }
 
 impl ServiceConfig {
@@ -299,6 +310,8 @@ impl ServiceConfig {
             quota: None,
             deviations: Deviations::default(),
             echo_payload: false,
+            faults: Faults::default(),
+            max_connections: None,
         }
     }
 
@@ -347,6 +360,11 @@ impl EmulatorConfig {
         config.auth_failure = self.auth_failure;
         config.deviations = self.deviations.clone();
         config.echo_payload = self.echo_payload;
+        config.faults = self.faults.resolve().map_err(|e| field(&format!("faults.{}", e.field), e.reason))?;
+        config.max_connections = match self.max_connections {
+            Some(0) => return Err(field("max_connections", "must be at least 1 (omit it for no cap)".into())),
+            cap => cap,
+        };
         if let Some(quota) = &self.quota {
             config.quota = QuotaConfig::new(Some(quota.registrations_per_minute), Some(quota.operations_per_minute))
                 .map_err(setting)?;
