@@ -4,6 +4,7 @@
 mod cli;
 mod conform_cli;
 mod conformance;
+mod faults;
 mod flow;
 mod load;
 mod support;
