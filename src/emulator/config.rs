@@ -494,4 +494,17 @@ primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
         assert_eq!(config.retry_after_seconds, DEFAULT_RETRY_AFTER_SECONDS);
         assert_eq!((built.retry_after_seconds, built.assign_delay), (config.retry_after_seconds, config.assign_delay));
     }
+
+    #[test]
+    fn faults_and_the_connection_cap_parse_and_errors_name_them() {
+        let text = format!("max_connections = 50\n{ISSUE_EXAMPLE}\n[faults]\nseed = 4\ndrop_reply = 0.5\n");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.max_connections, Some(50));
+        assert_eq!((config.faults.seed, config.faults.probability(super::super::faults::Fault::DropReply)), (4, 0.5));
+        assert_eq!(parse(ISSUE_EXAMPLE).unwrap().faults, Faults::default());
+        let err = parse(&format!("{ISSUE_EXAMPLE}\n[faults]\nthrottle = 2.0\n")).unwrap_err().to_string();
+        assert!(err.contains("emu.toml") && err.contains("`faults.throttle`") && err.contains('2'), "{err}");
+        let err = parse(&format!("max_connections = 0\n{ISSUE_EXAMPLE}")).unwrap_err().to_string();
+        assert!(err.contains("`max_connections`"), "{err}");
+    }
 }
