@@ -102,3 +102,94 @@ async fn every_fault_scenario_ends_as_its_comment_says() {
         }
     }
 }
+
+fn plan_in_temp(name: &str, body: &str, env: &dyn Fn(&str) -> Option<String>) -> Plan {
+    let dir = std::env::temp_dir().join(format!("dpsbench-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("name = \"{name}\"\n{body}")).unwrap();
+    Plan::load(&path, env).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn planned_devices_that_never_start_are_counted_as_not_started() {
+    // 50 devices at 10/s need 5 s; the run may last 2 s: about 20 start, the rest never do.
+    let capped = plan_in_temp(
+        "not-started",
+        "[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n[devices]\ncount = 50\n[arrival]\nrate = 10\n\
+         [run]\nmax_duration_seconds = 2\n",
+        &|_| None,
+    );
+    let (_no_interrupts, interrupts) = watch::channel(0);
+    let summary = runner::run(&capped, interrupts, |_| {}).await.unwrap();
+    let devices = &summary.results.devices;
+    assert!(summary.partial);
+    assert!((15..=25).contains(&devices.total), "{devices:?}");
+    assert_eq!(devices.total + devices.not_started, 50, "planned = started + not started: {devices:?}");
+    assert_eq!(devices.total, devices.assigned + devices.failed + devices.aborted + devices.not_finished);
+
+    // A complete run leaves none unstarted.
+    let complete = plan_in_temp(
+        "all-started",
+        "[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n[devices]\ncount = 5\n[arrival]\nrate = 10\n",
+        &|_| None,
+    );
+    let (_no_interrupts, interrupts) = watch::channel(0);
+    let summary = runner::run(&complete, interrupts, |_| {}).await.unwrap();
+    assert_eq!((summary.results.devices.total, summary.results.devices.not_started), (5, 0));
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A target that accepts the runner's one preflight connect, then closes its port: every
+/// device's connect is refused.
+async fn port_that_closes_after_preflight() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), listener.accept()).await;
+    });
+    port
+}
+
+async fn failing_run(devices: u64) -> RunSummary {
+    let port = port_that_closes_after_preflight().await;
+    let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
+    let plan = plan_in_temp(
+        &format!("refused-{devices}"),
+        &format!(
+            "[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00000001\"\n\
+             [devices]\ncount = {devices}\nregistration_id = \"refused-{{index:06}}\"\ngroup_key_env = \"K\"\n\
+             [arrival]\nmodel = \"closed\"\nconcurrency = 200\n[flow]\nconnect_timeout_ms = 2000\n\
+             [run]\nmax_duration_seconds = 300\n"
+        ),
+        &|name| (name == "K").then(|| key.to_string()),
+    );
+    let (_no_interrupts, interrupts) = watch::channel(0);
+    runner::run(&plan, interrupts, |_| {}).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_failing_devices_keep_no_state_per_device() {
+    let small = failing_run(1_000).await;
+    let before = rss_kib();
+    let large = failing_run(100_000).await;
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let devices = &large.results.devices;
+    assert_eq!((devices.total, devices.failed, devices.assigned), (100_000, 100_000, 0), "{devices:?}");
+    assert_eq!(devices.total, devices.assigned + devices.failed + devices.aborted + devices.not_finished);
+    assert_eq!(large.results.failures.values().sum::<u64>(), 100_000);
+    // Failures are counted by kind, never listed per device: the summary of 100,000 failures is
+    // the size of the summary of 1,000 (a few digits more), and the process grew by far less
+    // than a few hundred bytes per failed device would take.
+    let size = |s: &RunSummary| serde_json::to_vec(s).unwrap().len();
+    assert!(size(&large) < size(&small) + 512, "{} vs {}", size(&large), size(&small));
+    assert!(large.results.failures.len() <= 3, "{:?}", large.results.failures);
+    eprintln!("failures {:?}, RSS grew {grown_mib} MiB", large.results.failures);
+    assert!(grown_mib < 256, "RSS grew {grown_mib} MiB over 100,000 failed devices");
+}
