@@ -6,6 +6,7 @@ mod conform_cli;
 mod conformance;
 mod faults;
 mod flow;
+mod hostile;
 mod load;
 mod support;
 mod x509;
