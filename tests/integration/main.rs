@@ -8,5 +8,6 @@ mod faults;
 mod flow;
 mod hostile;
 mod load;
+mod secrets;
 mod support;
 mod x509;
