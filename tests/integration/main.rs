@@ -8,6 +8,7 @@ mod faults;
 mod flow;
 mod hostile;
 mod load;
+mod properties;
 mod secrets;
 mod support;
 mod x509;
