@@ -193,3 +193,23 @@ async fn a_hundred_thousand_failing_devices_keep_no_state_per_device() {
     eprintln!("failures {:?}, RSS grew {grown_mib} MiB", large.results.failures);
     assert!(grown_mib < 256, "RSS grew {grown_mib} MiB over 100,000 failed devices");
 }
+
+#[test]
+fn a_bad_fault_names_the_file_and_the_field() {
+    let dir = std::env::temp_dir().join(format!("dpsbench-faults-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    for (fault, field) in [
+        ("throttle = 1.5", "target.faults.throttle"),
+        ("reply_delay_ms = [9, 1]", "target.faults.reply_delay_ms"),
+        ("outage = { at_seconds = 1.0, for_seconds = -2.0 }", "target.faults.outage"),
+    ] {
+        std::fs::write(
+            &path,
+            format!("name = \"bad\"\n[devices]\ncount = 1\n[target]\nkind = \"embedded\"\n[target.faults]\n{fault}\n"),
+        )
+        .unwrap();
+        let err = Plan::load(&path, &|_| None).unwrap_err().to_string();
+        assert!(err.contains("bad.toml") && err.contains(field), "{fault}: {err}");
+    }
+}
