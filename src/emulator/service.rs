@@ -347,3 +347,6 @@ pub use session::{Response, Session};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fault_tests;
