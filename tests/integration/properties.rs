@@ -140,3 +140,16 @@ proptest! {
         let _ = Stage::parse(&text);
     }
 }
+
+/// Found by the `bodies` fuzz target: a payload number re-serialised one unit in the last place
+/// off (`1.1e69` came back as `1.0999999999999999e69`), so an echoed payload was not the one
+/// sent. serde_json's `float_roundtrip` parses floats exactly.
+#[test]
+fn fuzz_bodies_a_large_float_payload_round_trips_exactly() {
+    let crash = b"[[\t\"\",1100000000000000000000000000000000000000000000000000000000000000000000]";
+    let body = DeviceRegistration::parse(&crash[1..]).unwrap();
+    let again = DeviceRegistration::parse(&serde_json::to_vec(&body).unwrap()).unwrap();
+    assert_eq!(again, body);
+    let payload = DeviceRegistration::parse(br#"{"payload":{"t":1.1e69,"u":0.30000000000000004}}"#).unwrap();
+    assert_eq!(serde_json::to_string(&payload.payload).unwrap(), r#"{"t":1.1e+69,"u":0.30000000000000004}"#);
+}
