@@ -213,3 +213,40 @@ fn a_bad_fault_names_the_file_and_the_field() {
         assert!(err.contains("bad.toml") && err.contains(field), "{fault}: {err}");
     }
 }
+
+#[test]
+fn the_standalone_emulator_injects_the_faults_of_its_file_and_reports_them() {
+    use crate::cli::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+    let dir = temp_dir("emulator-faults");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00TEST03\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 0\n\
+             assign_delay_ms = 0\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n\
+             [faults]\nseed = 1\nconnack_unavailable = 1.0\n"
+        ),
+    );
+    let (mut emulator, port) = spawn_emulator(&config, &dir.join("ca.pem"));
+    let scenario = write(
+        &dir,
+        "remote.toml",
+        &format!(
+            "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST03\"\n\
+             ca_certificate = \"ca.pem\"\n[devices]\ncount = 5\nregistration_id = \"remote-{{index:03}}\"\n\
+             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    );
+    let out = dir.join("out");
+    let run =
+        dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
+    assert_eq!(run.status.code(), Some(1), "not every device was assigned: {}", text(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["failures"]["refused_3"], 5, "{summary}");
+    let status = std::process::Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(emulator.wait().unwrap().code(), Some(0));
+    let mut served = String::new();
+    std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut served).unwrap();
+    assert!(served.contains("injected faults: connack_unavailable 5"), "{served}");
+}
