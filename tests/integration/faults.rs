@@ -250,3 +250,28 @@ fn the_standalone_emulator_injects_the_faults_of_its_file_and_reports_them() {
     std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut served).unwrap();
     assert!(served.contains("injected faults: connack_unavailable 5"), "{served}");
 }
+
+#[tokio::test]
+async fn a_reset_fault_is_a_tcp_reset_not_a_clean_close() {
+    use dpsbench::emulator::faults::{Fault, Faults, Probability};
+    use tokio::io::AsyncReadExt;
+    let emulator = crate::support::start_emulator(|c| {
+        c.faults = Faults::default().with(Fault::ResetAfterConnect, Probability::new(1.0).unwrap());
+    });
+    let tcp = tokio::net::TcpStream::connect(emulator.handle.address).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(emulator.target.tls.clone());
+    let tls = connector.connect(emulator.target.server_name.clone(), tcp).await.unwrap();
+    let mut framed = dpsbench::mqtt::Framed::new(tls);
+    let mut connect = rumqttc::mqttbytes::v4::Connect::new("dev-1");
+    let identity = crate::support::device(&emulator.group_key, "dev-1");
+    let password = identity.password.as_ref().unwrap().expose().to_string();
+    connect.set_login(format!("{}/registrations/dev-1/api-version=2019-03-31", crate::support::SCOPE), password);
+    framed.send(&rumqttc::mqttbytes::v4::Packet::Connect(connect)).await.unwrap();
+    let mut stream = framed.into_inner();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await.unwrap();
+    // An authenticated CONNECT gets no CONNACK and no clean close (FIN): ECONNRESET.
+    let error = read.expect_err("a reset, not bytes or a clean end of stream");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    assert_eq!(emulator.handle.service.faults.counts.get(Fault::ResetAfterConnect), 1);
+}
