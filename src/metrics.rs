@@ -403,6 +403,7 @@ impl Metrics {
                 failed: self.failed,
                 aborted: self.aborted,
                 not_finished: total.saturating_sub(self.finished()),
+                not_started: 0,
             },
             flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
             phases: Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(self.phases.get(*p)))).collect(),

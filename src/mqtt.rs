@@ -93,6 +93,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
+
+    /// The stream, for writing raw bytes; anything read but not yet decoded is dropped.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
 }
 
 /// Packet identifiers for one connection's QoS 1 packets: 1, 2, ... 65535, then 1 again (0 is not

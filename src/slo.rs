@@ -220,7 +220,14 @@ mod tests {
     fn results(failed: u64, flows_per_second: f64) -> Summary {
         let counts = CountStats { mean: 1.0, p50: 1, p99: 1, max: 1, devices_by_count: Default::default() };
         Summary {
-            devices: DeviceCounts { total: 100, assigned: 100 - failed, failed, aborted: 0, not_finished: 0 },
+            devices: DeviceCounts {
+                total: 100,
+                assigned: 100 - failed,
+                failed,
+                aborted: 0,
+                not_finished: 0,
+                not_started: 0,
+            },
             flows_per_second,
             phases: [("assigned".to_string(), stats(80_000, 120_000)), ("tls_handshake".into(), stats(4_000, 9_000))]
                 .into_iter()

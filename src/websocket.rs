@@ -45,6 +45,13 @@ impl<S> WsStream<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
+    /// The stream the WebSocket runs on.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         while self.pending.is_empty() {

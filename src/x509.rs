@@ -279,7 +279,8 @@ fn read_file(path: &Path) -> Result<String, X509Error> {
     std::fs::read_to_string(path).map_err(|source| X509Error::Read { path: path.to_path_buf(), source })
 }
 
-/// Writes `contents`; a private key is created 0600 before any byte is written.
+/// Writes `contents`; a private key is 0600 before any byte is written, also when the file
+/// already existed with a looser mode (creating with a mode does not change an existing file's).
 fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), X509Error> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
@@ -290,6 +291,12 @@ fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), X509Erro
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(|source| X509Error::Write { path: path.to_path_buf(), source })?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| X509Error::Write { path: path.to_path_buf(), source })?;
+    }
     file.write_all(contents.as_bytes()).map_err(|source| X509Error::Write { path: path.to_path_buf(), source })
 }
 
@@ -327,6 +334,33 @@ mod tests {
             assert_eq!(mode, 0o600, "{key}");
         }
         assert!(!format!("{device:?}{ca:?}").contains("BEGIN"), "no key material in Debug");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_keys_become_0600_even_when_the_file_was_looser() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("dpsbench-x509-loose-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("devices")).unwrap();
+        let loose = [dir.join("root.key"), dir.join("intermediate.key"), dir.join("devices/loose-1.key")];
+        for path in &loose {
+            std::fs::write(path, "old").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let ca = CertificateAuthority::generate().unwrap();
+        ca.write(&dir).unwrap();
+        // The device's certificate is missing, so its key is minted again over the loose file.
+        DeviceCertificate::load_or_mint(&ca, &dir.join("devices"), &RegistrationId::new("loose-1").unwrap()).unwrap();
+        for path in &loose {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+            assert_ne!(std::fs::read_to_string(path).unwrap(), "old");
+        }
+        // The public parts stay readable.
+        let mode = std::fs::metadata(dir.join("root.pem")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "root.pem is {mode:o}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

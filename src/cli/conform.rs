@@ -64,8 +64,20 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     Ok(if report.must_failures() == 0 { 0 } else { 1 })
 }
 
+/// The embedded emulator's group key: the one `--key-env` names when it is set (an invalid one
+/// is refused, naming the variable, never its value), else a random one; said either way.
+fn embedded_group_key(env_var: &str) -> Result<SymmetricKey> {
+    if std::env::var_os(env_var).is_none() {
+        eprintln!("dpsbench: embedded emulator: a random group key for this run ({env_var} is not set)");
+        return Ok(SymmetricKey::random());
+    }
+    let key = read_key(env_var, None)?;
+    eprintln!("dpsbench: embedded emulator: the group key from {env_var}");
+    Ok(key)
+}
+
 fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarget, emulator::LoopbackEmulator)> {
-    let group_key = SymmetricKey::random();
+    let group_key = embedded_group_key(&args.key_env)?;
     let scope = IdScope::new(crate::scenario::EMBEDDED_ID_SCOPE).expect("the embedded scope is valid");
     let mut config =
         ServiceConfig::single_group(scope.clone(), vec!["hub-a.azure-devices.net".into()], group_key.clone());

@@ -495,5 +495,10 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ServiceStats::get(&stats.polls),
         ServiceStats::get(&stats.throttled)
     );
+    let faults = service.faults.counts.snapshot();
+    if !faults.is_empty() {
+        let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
+        eprintln!("dpsbench emulator injected faults: {}", listed.join(", "));
+    }
     Ok(0)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::deviations::Deviations;
+use super::faults::{Faults, FaultsSection};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::tls::{ClientTrust, TlsPolicy, TlsVersions};
 
@@ -63,6 +64,12 @@ pub struct EmulatorConfig {
     /// Cipher suites accepted, by name (default: all that ring supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
+    /// Faults injected on demand (`emulator::faults`).
+    #[serde(default)]
+    pub faults: FaultsSection,
+    /// Connections served at once; beyond it new ones are closed at once and counted.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 impl EmulatorConfig {
@@ -280,6 +287,10 @@ pub struct ServiceConfig {
     pub quota: Option<QuotaConfig>,
     pub deviations: Deviations,
     pub echo_payload: bool,
+    /// Faults injected on demand; the default injects none.
+    pub faults: Faults,
+    /// Connections served at once (none: no cap).
+    pub max_connections: Option<usize>,
 }
 
 impl ServiceConfig {
@@ -299,6 +310,8 @@ impl ServiceConfig {
             quota: None,
             deviations: Deviations::default(),
             echo_payload: false,
+            faults: Faults::default(),
+            max_connections: None,
         }
     }
 
@@ -347,6 +360,11 @@ impl EmulatorConfig {
         config.auth_failure = self.auth_failure;
         config.deviations = self.deviations.clone();
         config.echo_payload = self.echo_payload;
+        config.faults = self.faults.resolve().map_err(|e| field(&format!("faults.{}", e.field), e.reason))?;
+        config.max_connections = match self.max_connections {
+            Some(0) => return Err(field("max_connections", "must be at least 1 (omit it for no cap)".into())),
+            cap => cap,
+        };
         if let Some(quota) = &self.quota {
             config.quota = QuotaConfig::new(Some(quota.registrations_per_minute), Some(quota.operations_per_minute))
                 .map_err(setting)?;
@@ -475,5 +493,18 @@ primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
         let built = ServiceConfig::new(config.id_scope.clone(), config.hubs.clone());
         assert_eq!(config.retry_after_seconds, DEFAULT_RETRY_AFTER_SECONDS);
         assert_eq!((built.retry_after_seconds, built.assign_delay), (config.retry_after_seconds, config.assign_delay));
+    }
+
+    #[test]
+    fn faults_and_the_connection_cap_parse_and_errors_name_them() {
+        let text = format!("max_connections = 50\n{ISSUE_EXAMPLE}\n[faults]\nseed = 4\ndrop_reply = 0.5\n");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.max_connections, Some(50));
+        assert_eq!((config.faults.seed, config.faults.probability(super::super::faults::Fault::DropReply)), (4, 0.5));
+        assert_eq!(parse(ISSUE_EXAMPLE).unwrap().faults, Faults::default());
+        let err = parse(&format!("{ISSUE_EXAMPLE}\n[faults]\nthrottle = 2.0\n")).unwrap_err().to_string();
+        assert!(err.contains("emu.toml") && err.contains("`faults.throttle`") && err.contains('2'), "{err}");
+        let err = parse(&format!("max_connections = 0\n{ISSUE_EXAMPLE}")).unwrap_err().to_string();
+        assert!(err.contains("`max_connections`"), "{err}");
     }
 }

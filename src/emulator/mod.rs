@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod deviations;
+pub mod faults;
 pub mod server;
 pub mod service;
 

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
+use super::faults::Fault;
 use super::service::{Service, Session};
 use crate::mqtt::Framed;
 use crate::websocket;
@@ -29,6 +30,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(240);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Listen backlog: bursts of thousands of devices connect at once.
 const BACKLOG: u32 = 4096;
+/// Longest a `tls_stall` fault holds a connection without answering its handshake.
+const STALL_LIMIT: Duration = Duration::from_secs(300);
+/// Attempts (50 ms apart) to take the port back after an `outage` fault.
+const REBIND_ATTEMPTS: u32 = 40;
 
 /// Binds a TCP listener with a backlog sized for connection storms.
 pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
@@ -122,14 +127,112 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// Accepts TLS connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, service: Arc<Service>, tls: TlsAcceptor, shutdown: watch::Receiver<bool>) {
-    let signal = shutdown.clone();
-    accept_loop(listener, shutdown, |stream| {
-        service.stats.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection(stream, service.clone(), tls.clone(), signal.clone()));
-    })
-    .await;
+/// Accepts TLS connections until `shutdown` turns true. An `outage` fault closes the listener
+/// and every connection at its time, then takes the same address back after its length;
+/// `max_connections` closes connections beyond it at once.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    tls: TlsAcceptor,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let address = listener.local_addr();
+    let mut listener = listener;
+    let mut outage = service.faults.faults().outage.map(|o| (tokio::time::Instant::now() + o.at, o.length));
+    loop {
+        // Connections of this listener's life see `drop_all` turn true at shutdown or at an outage.
+        let (drop_all, dropped) = watch::channel(false);
+        let accepting = accept_loop(listener, shutdown.clone(), |stream| {
+            service.stats.connections.fetch_add(1, Ordering::Relaxed);
+            if service.config().max_connections.is_some_and(|cap| live.load(Ordering::Relaxed) >= cap) {
+                service.faults.counts.add(Fault::ConnectionCap);
+                return;
+            }
+            let guard = LiveConnection::enter(&live);
+            let (service, tls, dropped) = (service.clone(), tls.clone(), dropped.clone());
+            tokio::spawn(async move {
+                connection(stream, service, tls, dropped).await;
+                drop(guard);
+            });
+        });
+        let outage_at = async {
+            match outage {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = accepting => {
+                let _ = drop_all.send(true);
+                return;
+            }
+            _ = outage_at => {}
+        }
+        // The accept loop was dropped, and the listener with it.
+        let _ = drop_all.send(true);
+        let Some((_, length)) = outage.take() else { return };
+        service.faults.counts.add(Fault::Outage);
+        tokio::select! {
+            _ = tokio::time::sleep(length) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Ok(address) = address else { return };
+        match rebind(address).await {
+            Some(again) => listener = again,
+            None => return,
+        }
+    }
+}
+
+/// Binds `address` again after an outage, a bounded number of times.
+async fn rebind(address: SocketAddr) -> Option<TcpListener> {
+    for _ in 0..REBIND_ATTEMPTS {
+        if let Ok(listener) = bind(address) {
+            return Some(listener);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// One connection counted against `max_connections` while it lives.
+struct LiveConnection(Arc<AtomicUsize>);
+
+impl LiveConnection {
+    fn enter(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Self(live.clone())
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream that runs on a TCP socket, so a fault can reset it.
+pub trait OnTcp {
+    fn tcp(&self) -> Option<&TcpStream>;
+}
+
+impl OnTcp for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl OnTcp for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self.get_ref().0)
+    }
+}
+
+impl<S: OnTcp + AsyncRead + AsyncWrite + Unpin> OnTcp for websocket::WsStream<S> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.get_ref().tcp()
+    }
 }
 
 /// Hands each accepted stream to `on_stream` until `shutdown` turns true.
@@ -148,8 +251,16 @@ async fn accept_loop(listener: TcpListener, mut shutdown: watch::Receiver<bool>,
     }
 }
 
-async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, shutdown: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    if service.faults.strikes(Fault::TlsStall) {
+        // Hold the connection, never answering its handshake, until the client gives up.
+        tokio::select! {
+            _ = tokio::time::sleep(STALL_LIMIT) => {}
+            _ = shutdown.changed() => {}
+        }
+        return;
+    }
     if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
         return serve_mqtt(stream, service, shutdown, None).await;
     }
@@ -215,7 +326,7 @@ async fn serve_mqtt<S>(
     mut shutdown: watch::Receiver<bool>,
     peer: Option<PeerCertificate>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + OnTcp,
 {
     let mut framed = Framed::new(stream);
     let mut session = Session::with_peer(peer);
@@ -232,15 +343,52 @@ async fn serve_mqtt<S>(
         };
         let Ok(Ok(packet)) = read else { break };
         let response = session.handle(&service, packet, tokio::time::Instant::now().into_std(), SystemTime::now());
-        if response.packets.iter().any(|p| framed.queue(p).is_err()) {
+        if response.reset {
+            // SO_LINGER 0, then close: the peer sees a TCP reset.
+            if let Some(tcp) = framed.get_ref().tcp() {
+                let _ = tcp.set_zero_linger();
+            }
+            return;
+        }
+        if !send_response(&mut framed, response.packets, response.delay, &mut shutdown).await {
             break;
         }
-        if !matches!(timeout(WRITE_TIMEOUT, framed.flush()).await, Ok(Ok(()))) {
-            break;
+        if !response.raw.is_empty() {
+            framed.queue_raw(&response.raw);
+            let _ = timeout(WRITE_TIMEOUT, framed.flush()).await;
         }
         if response.close {
             break;
         }
     }
     let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
+}
+
+/// Sends `packets`, holding the last one back by `delay` (a fault); false when the connection
+/// is done.
+async fn send_response<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    mut packets: Vec<rumqttc::mqttbytes::v4::Packet>,
+    delay: Option<Duration>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let held = delay.and_then(|delay| packets.pop().map(|packet| (delay, packet)));
+    if !write_all(framed, &packets).await {
+        return false;
+    }
+    let Some((delay, packet)) = held else { return true };
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => write_all(framed, std::slice::from_ref(&packet)).await,
+        _ = shutdown.changed() => false,
+    }
+}
+
+async fn write_all<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S>,
+    packets: &[rumqttc::mqttbytes::v4::Packet],
+) -> bool {
+    if packets.iter().any(|p| framed.queue(p).is_err()) {
+        return false;
+    }
+    matches!(timeout(WRITE_TIMEOUT, framed.flush()).await, Ok(Ok(())))
 }

@@ -18,6 +18,7 @@ use rand::{Rng as _, SeedableRng as _};
 use sha2::{Digest, Sha256};
 
 use super::config::{QuotaConfig, ServiceConfig};
+use super::faults::Injector;
 use crate::credentials::{RegistrationId, SasToken, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
@@ -128,6 +129,8 @@ pub struct Service {
     /// Source of operation IDs, etags and tracking IDs: seeded from the OS, or by a test.
     rng: Mutex<SmallRng>,
     pub stats: ServiceStats,
+    /// Faults on demand, drawn from their own seeded generator, and their counts.
+    pub faults: Injector,
 }
 
 impl std::fmt::Debug for Service {
@@ -147,6 +150,7 @@ impl Service {
         let quotas = config.quota.map(Quotas::new);
         let instance = rng.random();
         Self {
+            faults: Injector::new(config.faults.clone()),
             config,
             instance,
             registry: Mutex::default(),
@@ -343,3 +347,6 @@ pub use session::{Response, Session};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fault_tests;

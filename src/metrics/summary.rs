@@ -55,6 +55,10 @@ pub struct DeviceCounts {
     pub aborted: u64,
     /// Started devices that never reported at all.
     pub not_finished: u64,
+    /// Planned devices that never started (a run stopped early, or starts held back by the
+    /// in-flight cap until the end): planned = `total` + `not_started`.
+    #[serde(default)]
+    pub not_started: u64,
 }
 
 /// Latency percentiles of one phase, in microseconds.

@@ -69,7 +69,10 @@ fn records_phases_from_intended_and_actual_start() {
     metrics.record(&report(t0, Some(100)));
     metrics.record(&report(t0, None));
     let summary = metrics.summary(3);
-    assert_eq!(summary.devices, DeviceCounts { total: 3, assigned: 1, failed: 1, aborted: 0, not_finished: 1 });
+    assert_eq!(
+        summary.devices,
+        DeviceCounts { total: 3, assigned: 1, failed: 1, aborted: 0, not_finished: 1, not_started: 0 }
+    );
     let assigned = &summary.phases["assigned"];
     let raw = &summary.phases["assigned_raw"];
     assert_eq!(assigned.count, 1);

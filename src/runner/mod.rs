@@ -190,7 +190,8 @@ pub async fn run(
         schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
             .await;
     let runtime_stall_p99_us = stall.stop().await;
-    let results = metrics.summary(started);
+    let mut results = metrics.summary(started.started);
+    results.devices.not_started = started.not_started;
     let validity = summary::validity(plan, &results, runtime_stall_p99_us);
     let slo = (!plan.slo.is_empty()).then(|| {
         let invalid = (!validity.valid).then(|| validity.reasons.join("; "));

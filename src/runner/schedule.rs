@@ -9,7 +9,7 @@ use super::*;
 const START_TOLERANCE: Duration = Duration::from_micros(500);
 
 /// Starts devices as the load model says until the stop condition, and collects their reports.
-/// Returns the metrics, the passive checks' tally, the number of devices started, how the run
+/// Returns the metrics, the passive checks' tally, the devices started and never started, how the run
 /// ended, and its length.
 pub(super) async fn schedule(
     plan: &Plan,
@@ -19,7 +19,7 @@ pub(super) async fn schedule(
     devices: Vec<DeviceIdentity>,
     mut interrupts: watch::Receiver<u32>,
     on_tick: &mut impl FnMut(&Tick),
-) -> (Metrics, PassiveTally, u64, Ending, Duration) {
+) -> (Metrics, PassiveTally, Started, Ending, Duration) {
     let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
     let mut checks = PassiveTally::default();
@@ -128,9 +128,11 @@ pub(super) async fn schedule(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
     tasks.shutdown().await;
+    let not_started = starts.remaining(plan.stop.devices.saturating_sub(started), plan.stop.duration, now() - begin);
     let last = tick(&mut metrics, &mut finished, begin, started, 0, draining);
     on_tick(&last);
-    (metrics, checks, started, ending, now().saturating_duration_since(begin))
+    let counts = Started { started, not_started };
+    (metrics, checks, counts, ending, now().saturating_duration_since(begin))
 }
 
 fn tick(
@@ -228,4 +230,24 @@ impl Starts {
             arrivals.next();
         }
     }
+
+    /// How many of the next `left` planned devices never started, after `elapsed`: an open
+    /// plan's arrivals still due within `duration`; for a closed model, all `left` unless the
+    /// duration had passed (then none was planned any more).
+    fn remaining(&mut self, left: u64, duration: Option<Duration>, elapsed: Duration) -> u64 {
+        match self {
+            Starts::Open { arrivals, .. } => {
+                arrivals.take(left as usize).take_while(|offset| duration.is_none_or(|d| *offset < d)).count() as u64
+            }
+            Starts::Closed { .. } if duration.is_some_and(|d| elapsed >= d) => 0,
+            Starts::Closed { .. } => left,
+        }
+    }
+}
+
+/// Devices started, and planned devices that never started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Started {
+    pub started: u64,
+    pub not_started: u64,
 }

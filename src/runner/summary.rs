@@ -109,6 +109,9 @@ pub struct EmulatorCounts {
     pub registrations: u64,
     pub polls: u64,
     pub throttled: u64,
+    /// Faults injected on demand, by `[faults]` field (only those injected at least once).
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
 }
 
 impl EmulatorCounts {
@@ -120,6 +123,7 @@ impl EmulatorCounts {
             registrations: ServiceStats::get(&s.registrations),
             polls: ServiceStats::get(&s.polls),
             throttled: ServiceStats::get(&s.throttled),
+            faults: service.faults.counts.snapshot(),
         }
     }
 }

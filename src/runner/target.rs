@@ -54,7 +54,7 @@ pub(super) struct PreparedTarget {
 
 pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
     match &plan.target {
-        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload } => {
+        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload, faults } => {
             let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
             config.individuals = plan
                 .individual_enrollments()
@@ -65,6 +65,7 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
+            config.faults = faults.clone();
             if let Some(x509) = &plan.x509 {
                 trust_ca_dir(&mut config, &x509.ca_dir)?;
             }

@@ -14,6 +14,7 @@ use crate::device::Transport;
 use crate::emulator::config::{
     DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, TlsVersion, check_hubs, check_retry_after, tls_policy,
 };
+use crate::emulator::faults::{Faults, FaultsSection};
 use crate::tls::TlsPolicy;
 
 /// Default ID scope of the embedded emulator.
@@ -44,6 +45,9 @@ pub enum TargetSection {
         /// Return each device's payload as `registrationState.payload`.
         #[serde(default)]
         echo_payload: bool,
+        /// Faults the embedded emulator injects (`emulator::faults`).
+        #[serde(default)]
+        faults: FaultsSection,
         #[serde(default, flatten)]
         transport: TransportSection,
     },
@@ -164,6 +168,25 @@ fn setting(error: SettingError) -> FieldError {
     FieldError::new(field, error.to_string())
 }
 
+/// `target.faults.<field>`, as a scenario spells a `[faults]` field.
+fn target_faults_field(field: &str) -> &'static str {
+    match field {
+        "seed" => "target.faults.seed",
+        "reset_after_connect" => "target.faults.reset_after_connect",
+        "reset_after_subscribe" => "target.faults.reset_after_subscribe",
+        "reset_after_register" => "target.faults.reset_after_register",
+        "connack_unavailable" => "target.faults.connack_unavailable",
+        "reply_delay_ms" => "target.faults.reply_delay_ms",
+        "drop_reply" => "target.faults.drop_reply",
+        "server_error" => "target.faults.server_error",
+        "throttle" => "target.faults.throttle",
+        "malformed_reply" => "target.faults.malformed_reply",
+        "tls_stall" => "target.faults.tls_stall",
+        "outage" => "target.faults.outage",
+        _ => "target.faults",
+    }
+}
+
 /// Where the devices go.
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
@@ -174,6 +197,7 @@ pub enum TargetPlan {
         quota: Option<QuotaConfig>,
         transport: Transport,
         echo_payload: bool,
+        faults: Faults,
     },
     Dps {
         host: String,
@@ -217,6 +241,7 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             operations_per_minute,
             transport,
             echo_payload,
+            faults,
         } => {
             let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
                 .map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
@@ -225,8 +250,17 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             let quota = QuotaConfig::new(registrations_per_minute, operations_per_minute).map_err(setting)?;
             let transport = transport.resolve()?;
             let assign_delay = Duration::from_millis(assign_delay_ms);
+            let faults = faults.resolve().map_err(|e| FieldError::new(target_faults_field(e.field), e.reason))?;
             (
-                TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload },
+                TargetPlan::Embedded {
+                    hubs,
+                    retry_after_seconds,
+                    assign_delay,
+                    quota,
+                    transport,
+                    echo_payload,
+                    faults,
+                },
                 scope,
                 None,
             )

@@ -4,10 +4,14 @@
 mod cli;
 mod conform_cli;
 mod conformance;
+mod faults;
 mod flow;
 mod gates;
+mod hostile;
 mod live_metrics;
 mod load;
+mod properties;
 mod reports;
+mod secrets;
 mod support;
 mod x509;

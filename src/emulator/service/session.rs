@@ -3,7 +3,7 @@
 //! Sans IO, like the rest of `service`: packets and `now`/`wall` in, packets out.
 
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rumqttc::mqttbytes::Protocol;
 use rumqttc::mqttbytes::v4::{
@@ -13,6 +13,7 @@ use rumqttc::mqttbytes::v4::{
 use super::Service;
 use crate::credentials::RegistrationId;
 use crate::emulator::config::AuthFailure;
+use crate::emulator::faults::{Fault, Malformed, RequestFault};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, RequestTopic, Username};
@@ -25,15 +26,26 @@ pub struct Response {
     pub packets: Vec<Packet>,
     /// Close the connection after sending them.
     pub close: bool,
+    /// Close with a TCP reset (SO_LINGER 0) instead of a clean close: a fault on demand.
+    pub reset: bool,
+    /// Hold the last packet (the reply) back this long: a fault on demand.
+    pub delay: Option<Duration>,
+    /// Bytes written after the packets (a truncated reply), before the connection closes.
+    pub raw: Vec<u8>,
 }
 
 impl Response {
     pub(super) fn send(packet: Packet) -> Self {
-        Self { packets: vec![packet], close: false }
+        Self { packets: vec![packet], ..Self::default() }
     }
 
     pub(super) fn close_after(packet: Option<Packet>) -> Self {
-        Self { packets: packet.into_iter().collect(), close: true }
+        Self { packets: packet.into_iter().collect(), close: true, ..Self::default() }
+    }
+
+    /// A TCP reset, nothing sent.
+    pub(super) fn reset() -> Self {
+        Self { close: true, reset: true, ..Self::default() }
     }
 }
 
@@ -132,6 +144,12 @@ impl Session {
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
             return refuse(ConnectReturnCode::NotAuthorized);
         }
+        if service.faults.strikes(Fault::ResetAfterConnect) {
+            return Response::reset();
+        }
+        if service.faults.strikes(Fault::ConnackUnavailable) {
+            return refuse(ConnectReturnCode::ServiceUnavailable);
+        }
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
         if deviations.keep_subscriptions
@@ -147,6 +165,9 @@ impl Session {
     }
 
     fn subscribe(&mut self, service: &Service, subscribe: Subscribe) -> Response {
+        if service.faults.strikes(Fault::ResetAfterSubscribe) {
+            return Response::reset();
+        }
         let deviations = &service.config.deviations;
         let codes = subscribe
             .filters
@@ -189,26 +210,80 @@ impl Session {
                 _ => Response::close_after(None),
             };
         };
+        if *authorized
+            && matches!(request, RequestTopic::Register { .. })
+            && service.faults.strikes(Fault::ResetAfterRegister)
+        {
+            return Response::reset();
+        }
         let mut response = Response::default();
         // PUBACK goes out before the reply: C# v1 fails on any other order.
         response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
-        let (status, retry_after, body) = if *authorized {
-            answer(service, registration_id, x509.clone(), request, &publish.payload, now, wall)
-        } else {
-            let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
-            (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
+        let fault = if *authorized { service.faults.request_fault() } else { None };
+        let (mut status, retry_after, mut body) = match fault {
+            Some(RequestFault::DropReply) => return response,
+            Some(RequestFault::ServerError(status)) => {
+                fault_error(service, status, u32::from(status) * 1000, "The service is unavailable.", wall)
+            }
+            Some(RequestFault::Throttle) => {
+                fault_error(service, 429, 429001, "Operations are being throttled by the service.", wall)
+            }
+            _ if *authorized => answer(service, registration_id, x509.clone(), request, &publish.payload, now, wall),
+            _ => {
+                let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
+                (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
+            }
         };
+        let mut rid = request.rid().to_string();
+        let malformed = match fault {
+            Some(RequestFault::Malformed(malformed)) => Some(malformed),
+            _ => None,
+        };
+        match malformed {
+            Some(Malformed::InvalidJson) => body = b"{\"operationId\": ".to_vec(),
+            Some(Malformed::WrongRid) => rid.push_str("-wrong"),
+            Some(Malformed::UnknownStatus) => status = Malformed::UNKNOWN_STATUS,
+            Some(Malformed::Truncated) | None => {}
+        }
         if let Some(qos) = self.reply_qos {
             let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
-            let mut reply = Publish::new(deviations.reply_topic(status, request.rid(), retry_after), qos, body);
+            let mut reply = Publish::new(deviations.reply_topic(status, &rid, retry_after), qos, body);
             if qos != QoS::AtMostOnce {
                 reply.pkid = self.packet_ids.next_id();
             }
+            if malformed == Some(Malformed::Truncated) {
+                response.raw = truncated(Packet::Publish(reply));
+                response.close = true;
+                return response;
+            }
             response.packets.push(Packet::Publish(reply));
+            response.delay = service.faults.reply_delay();
         }
         response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
         response
     }
+}
+
+/// The first half of `packet` as the wire carries it: its length promises more than follows.
+fn truncated(packet: Packet) -> Vec<u8> {
+    let mut bytes = bytes::BytesMut::new();
+    // A reply the emulator built always encodes; an empty result would only send nothing.
+    let _ = packet.write(&mut bytes, crate::mqtt::MAX_PACKET_SIZE);
+    bytes.truncate(bytes.len() / 2);
+    bytes.to_vec()
+}
+
+/// A fault's error reply: `status` with an error body and `retry-after`.
+fn fault_error(
+    service: &Service,
+    status: u16,
+    code: u32,
+    message: &str,
+    wall: SystemTime,
+) -> (u16, Option<u32>, Vec<u8>) {
+    let error = service.random(|rng| ErrorBody::new(code.into(), message, wall, rng));
+    let retry_after = service.config.retry_after_seconds.max(1);
+    (status, Some(retry_after), serde_json::to_vec(&error).expect("error bodies serialise"))
 }
 
 /// The registration ID a CONNECT names, if its username has DPS's form for this scope and its
