@@ -23,6 +23,11 @@ pub struct DevicesSection {
     pub registration_id: Option<String>,
     #[serde(default)]
     pub start_index: Option<u64>,
+    /// A fleet of this many devices: device n registers as device `n mod distinct_ids`, so a
+    /// long run re-provisions the same fleet (a soak, repeated reboot storms) instead of
+    /// creating ever more registrations. Patterns only.
+    #[serde(default)]
+    pub distinct_ids: Option<u64>,
     /// CSV file with a `registration_id` column: one device per row, in order.
     #[serde(default)]
     pub registration_ids_file: Option<PathBuf>,
@@ -169,6 +174,8 @@ pub enum Identities {
     Pattern {
         pattern: IdPattern,
         start_index: u64,
+        /// Device n uses index `n mod distinct` (a fleet re-provisioning), when set.
+        distinct: Option<u64>,
     },
     /// Read from a CSV file, one per row; `key` set when the file has a `key` column
     /// (individual enrollments: the device signs with its own key).
@@ -192,8 +199,9 @@ impl Identities {
     /// Checks that `count` devices have valid IDs: a pattern's first and last, a file's length.
     pub(super) fn check_count(&self, count: u64) -> Result<(), FieldError> {
         match self {
-            Identities::Pattern { pattern, start_index } => {
-                for index in [*start_index, start_index.saturating_add(count - 1)] {
+            Identities::Pattern { pattern, start_index, distinct } => {
+                let used = distinct.map_or(count, |distinct| count.min(distinct));
+                for index in [*start_index, start_index.saturating_add(used - 1)] {
                     RegistrationId::new(pattern.render(index))
                         .map_err(|e| FieldError::new("devices.registration_id", e.to_string()))?;
                 }
@@ -212,8 +220,15 @@ fn identities(devices: &DevicesSection, base: &Path) -> Result<Identities, Field
     let Some(file) = &devices.registration_ids_file else {
         let text = devices.registration_id.as_deref().unwrap_or(DEFAULT_PATTERN);
         let pattern = IdPattern::parse(text).map_err(|e| FieldError::new("devices.registration_id", e.to_string()))?;
-        return Ok(Identities::Pattern { pattern, start_index: devices.start_index.unwrap_or(0) });
+        if devices.distinct_ids == Some(0) {
+            return Err(FieldError::new("devices.distinct_ids", "must be at least 1"));
+        }
+        let (start_index, distinct) = (devices.start_index.unwrap_or(0), devices.distinct_ids);
+        return Ok(Identities::Pattern { pattern, start_index, distinct });
     };
+    if devices.distinct_ids.is_some() {
+        return Err(FieldError::new("devices.distinct_ids", "applies to a registration_id pattern, not to a file"));
+    }
     if devices.registration_id.is_some() || devices.start_index.is_some() {
         return Err(FieldError::new(
             "devices.registration_ids_file",

@@ -199,8 +199,11 @@ impl Plan {
     pub fn registration_id(&self, n: u64) -> RegistrationId {
         debug_assert!(n < self.stop.devices, "device {n} is beyond the plan's {}", self.stop.devices);
         match &self.identities {
-            Identities::Pattern { pattern, start_index } => RegistrationId::new(pattern.render(start_index + n))
-                .expect("resolve checked the first and last IDs, and the pattern only varies digits"),
+            Identities::Pattern { pattern, start_index, distinct } => {
+                let index = start_index + distinct.map_or(n, |distinct| n % distinct);
+                RegistrationId::new(pattern.render(index))
+                    .expect("resolve checked the first and last IDs, and the pattern only varies digits")
+            }
             Identities::List(ids) => ids[n as usize].0.clone(),
         }
     }

@@ -203,3 +203,25 @@ fn the_nightly_scenario_carries_every_kind_of_gate() {
     }
     assert!(names.contains(&"phase_p99_ms.tls_handshake".to_string()), "{names:?}");
 }
+
+#[test]
+fn a_fleet_of_distinct_ids_re_provisions_in_turn() {
+    let fleet = "name = \"t\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 7\nregistration_id = \"f-{index}\"\n\
+                 start_index = 10\ndistinct_ids = 3\n[arrival]\nrate = 10\n";
+    let plan = load(fleet, &|_| Some(SymmetricKey::random().to_base64())).unwrap();
+    let ids: Vec<String> = (0..7).map(|n| plan.registration_id(n).to_string()).collect();
+    assert_eq!(ids, ["f-10", "f-11", "f-12", "f-10", "f-11", "f-12", "f-10"]);
+    for (bad, why) in [
+        (fleet.replace("distinct_ids = 3", "distinct_ids = 0"), "at least 1"),
+        (
+            fleet.replace(
+                "registration_id = \"f-{index}\"\nstart_index = 10\n",
+                "registration_ids_file = \"ids.csv\"\n",
+            ),
+            "pattern",
+        ),
+    ] {
+        let error = load(&bad, &|_| Some(SymmetricKey::random().to_base64())).unwrap_err().to_string();
+        assert!(error.contains("devices.distinct_ids") && error.contains(why), "{error}");
+    }
+}
