@@ -118,7 +118,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: clients must use TLS 1.2. §6.2",
         source: Source::Documented("§1"),
         probes: &[&table::TLS12],
-        failed_by: &[],
+        failed_by: &["refuse_tls12"],
     },
     Check {
         id: "DPS-TLS-004",
@@ -129,7 +129,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: an instance with minimum TLS version 1.2 refuses TLS 1.0/1.1. §6.2",
         source: Source::Inference("§1: an instance whose minimum TLS version is 1.2 refuses TLS 1.0 and 1.1"),
         probes: &[&table::OLD_TLS],
-        failed_by: &[],
+        failed_by: &["answer_old_tls"],
     },
     Check {
         id: "DPS-TLS-005",
@@ -140,7 +140,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: the TLS version DPS supports is 1.2. §6.2",
         source: Source::Documented("§1"),
         probes: &[&table::TLS13_ALONE],
-        failed_by: &[],
+        failed_by: &["accept_tls13", "refuse_tls12"],
     },
     // MQTT sessions and subscriptions (§1, §3; §6 items 3-5).
     Check {
@@ -241,7 +241,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3 Topics: response $dps/registrations/res/{status}/?$rid={rid}[&retry-after={seconds}]",
         source: Source::Documented("§3"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &[],
+        failed_by: &["reply_topic_without_slash"],
     },
     Check {
         id: "DPS-TOPIC-002",
@@ -286,7 +286,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4 step 3; §6.6",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &[],
+        failed_by: &["register_answered_201"],
     },
     Check {
         id: "DPS-FLOW-002",
@@ -297,7 +297,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4 step 4; §6.7",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &[],
+        failed_by: &["poll_done_201"],
     },
     Check {
         id: "DPS-FLOW-003",
@@ -319,7 +319,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§6.7: status moves only forward",
         source: Source::Documented("§6.7"),
         probes: &[&table::STATUS_FORWARD],
-        failed_by: &["status_backwards"],
+        failed_by: &["status_backwards", "reply_topic_without_slash"],
     },
     Check {
         id: "DPS-FLOW-005",
@@ -330,7 +330,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4: the flow, steps 1-5",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["incomplete_assignment", "unassigned_final"],
+        failed_by: &["incomplete_assignment", "unassigned_final", "reply_topic_without_slash"],
     },
     Check {
         id: "DPS-FLOW-006",
@@ -341,7 +341,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1-5: SDKs differ on sr encoding, skn, username, api-version, $rid, bodies, keep-alive, CleanSession and QoS, and all work against DPS",
         source: Source::SdkBehaviour("§1-5: every SDK provisions against DPS in its own dialect"),
         probes: &[&table::EVERY_DIALECT],
-        failed_by: &["incomplete_assignment", "unassigned_final"],
+        failed_by: &["refuse_unencoded_sr", "incomplete_assignment", "unassigned_final", "reply_topic_without_slash"],
     },
     // Bodies (§4; §6 item 10).
     Check {
@@ -387,7 +387,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: reject an se in the past. §6.8",
         source: Source::Documented("§2"),
         probes: &[&table::EXPIRED_TOKEN],
-        failed_by: &["accept_any_password"],
+        failed_by: &["accept_any_password", "accept_expired_tokens"],
     },
     Check {
         id: "DPS-AUTH-003",
@@ -398,7 +398,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Username: {idScope}/registrations/{registrationId}/...; §2: sr names this scope. §6.8",
         source: Source::Documented("§1"),
         probes: &[&table::WRONG_SCOPE],
-        failed_by: &[],
+        failed_by: &["accept_any_scope"],
     },
     Check {
         id: "DPS-AUTH-004",
@@ -432,7 +432,12 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Transports: MQTT over WebSocket on 443, subprotocol mqtt. §6.9",
         source: Source::Documented("§1"),
         probes: &[&table::WEBSOCKET_LIFECYCLE],
-        failed_by: &["incomplete_assignment", "unassigned_final"],
+        failed_by: &[
+            "case_sensitive_subprotocol",
+            "incomplete_assignment",
+            "unassigned_final",
+            "reply_topic_without_slash",
+        ],
     },
     Check {
         id: "DPS-WS-002",

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
+use crate::tls::{TlsPolicy, TlsVersions};
 use crate::topics;
+use crate::websocket::SubprotocolRule;
 
 /// The deviations an emulator applies. All off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -60,6 +62,37 @@ pub struct Deviations {
     pub accept_any_subprotocol: bool,
     /// Accept an X.509 certificate whose CN is not the registration ID (fails DPS-AUTH-005).
     pub accept_cn_mismatch: bool,
+    /// Accept a token whose `se` has passed, still checking its signature (fails DPS-AUTH-002
+    /// alone, where `accept_any_password` fails DPS-AUTH-001 too).
+    pub accept_expired_tokens: bool,
+    /// Accept a username naming another ID scope, checking the token against that scope (fails
+    /// DPS-AUTH-003).
+    pub accept_any_scope: bool,
+    /// Accept a TLS 1.3 handshake as well as TLS 1.2 (fails DPS-TLS-005).
+    pub accept_tls13: bool,
+    /// Serve TLS 1.3 only, refusing TLS 1.2 (fails DPS-TLS-003 and DPS-TLS-005; as every other
+    /// probe speaks TLS 1.2, as DPS requires, their checks are inconclusive, blocked by
+    /// DPS-TLS-003).
+    pub refuse_tls12: bool,
+    /// Take the WebSocket subprotocol `mqtt` only in lower case, refusing the C SDK's `MQTT`
+    /// (fails DPS-WS-001 alone: one SDK's dialect).
+    pub case_sensitive_subprotocol: bool,
+    /// Refuse a token whose `sr` is not percent-encoded, as the Node SDK sends it (fails
+    /// DPS-FLOW-006 alone: one SDK's dialect).
+    pub refuse_unencoded_sr: bool,
+    /// Answer a TLS 1.0 or 1.1 ClientHello with a ServerHello of that version (fails
+    /// DPS-TLS-004).
+    pub answer_old_tls: bool,
+    /// Leave the `/` out before the reply topic's query: `res/202?$rid=..` (fails DPS-TOPIC-001
+    /// and, as devices cannot read such a reply, the flows: DPS-FLOW-004, DPS-FLOW-005,
+    /// DPS-FLOW-006 and DPS-WS-001; what the lifecycle would have shown is inconclusive).
+    pub reply_topic_without_slash: bool,
+    /// Answer a register with 201 instead of 202 (fails DPS-FLOW-001; devices take any 2xx
+    /// with status `assigning` as accepted, so the flow still completes).
+    pub register_answered_201: bool,
+    /// Answer a poll that finds the operation done with 201 instead of 200 (fails DPS-FLOW-002;
+    /// devices take any 2xx, so the flow still completes).
+    pub poll_done_201: bool,
 }
 
 impl Deviations {
@@ -67,6 +100,10 @@ impl Deviations {
     pub fn reply_topic(&self, status: u16, rid: &str, retry_after: Option<u32>) -> String {
         let retry_after = if self.omit_retry_after { None } else { retry_after };
         let rid = if self.wrong_rid { format!("{rid}-wrong") } else { rid.to_string() };
+        if self.reply_topic_without_slash {
+            let topic = topics::reply_topic(status, &rid, retry_after);
+            return topic.replacen(&format!("/{status}/?"), &format!("/{status}?"), 1);
+        }
         match retry_after {
             Some(seconds) if self.rid_not_first => {
                 format!("{}{status}/?retry-after={seconds}&$rid={rid}", topics::RESPONSE_PREFIX)
@@ -85,6 +122,50 @@ impl Deviations {
         {
             state.device_id = None;
         }
+    }
+
+    /// Which WebSocket subprotocols a deviating DPS takes.
+    pub fn subprotocol_rule(&self) -> SubprotocolRule {
+        match (self.accept_any_subprotocol, self.case_sensitive_subprotocol) {
+            (true, _) => SubprotocolRule::AnyOffered,
+            (false, true) => SubprotocolRule::MqttExactly,
+            (false, false) => SubprotocolRule::MqttAnyCase,
+        }
+    }
+
+    /// Whether a deviating DPS refuses `password` for its form alone, before checking it.
+    pub fn refuses_token_form(&self, password: &str) -> bool {
+        self.refuse_unencoded_sr
+            && crate::credentials::SasToken::from_password(password).parse().is_ok_and(|token| token.sr.contains('/'))
+    }
+
+    /// The TLS policy a deviating DPS would accept instead of `policy`.
+    pub fn tls_policy(&self, mut policy: TlsPolicy) -> TlsPolicy {
+        if self.accept_tls13 {
+            policy.versions = TlsVersions::Tls12And13;
+        }
+        if self.refuse_tls12 {
+            policy.versions = TlsVersions::Tls13Only;
+        }
+        policy
+    }
+
+    /// With `answer_old_tls`, the ServerHello a deviating DPS answers to a TLS 1.0 or 1.1
+    /// ClientHello whose first bytes are `head` (record header, handshake type and length, then
+    /// the client version: 11 bytes); `None` for anything else.
+    pub fn old_tls_server_hello(&self, head: &[u8]) -> Option<Vec<u8>> {
+        let [0x16, _, _, _, _, 0x01, _, _, _, 0x03, minor @ (0x01 | 0x02)] = *head else { return None };
+        if !self.answer_old_tls {
+            return None;
+        }
+        let mut hello = vec![
+            0x16, 0x03, minor, 0x00, 42, // record: handshake, version, length 42
+            0x02, 0x00, 0x00, 38, // ServerHello, length 38
+            0x03, minor, // server_version: the one offered
+        ];
+        hello.extend_from_slice(&[0x5a; 32]); // random
+        hello.extend_from_slice(&[0x00, 0x00, 0x2f, 0x00]); // no session ID, TLS_RSA_WITH_AES_128_CBC_SHA, null compression
+        Some(hello)
     }
 
     /// Rewrites any poll reply's operationId when it should change between polls, drawing the
@@ -109,7 +190,21 @@ mod tests {
         assert_eq!(late_rid.reply_topic(202, "1", Some(3)), "$dps/registrations/res/202/?retry-after=3&$rid=1");
         let omit = Deviations { omit_retry_after: true, ..Default::default() };
         assert_eq!(omit.reply_topic(429, "1", Some(3)), "$dps/registrations/res/429/?$rid=1");
+        let no_slash = Deviations { reply_topic_without_slash: true, ..Default::default() };
+        assert_eq!(no_slash.reply_topic(202, "1", Some(3)), "$dps/registrations/res/202?$rid=1&retry-after=3");
         let wrong = Deviations { wrong_rid: true, ..Default::default() };
         assert_eq!(wrong.reply_topic(200, "7", None), "$dps/registrations/res/200/?$rid=7-wrong");
+    }
+
+    #[test]
+    fn old_tls_is_answered_only_when_asked_and_only_for_old_hellos() {
+        let hello = crate::conformance::probes::tls::client_hello(0x0301);
+        assert_eq!(Deviations::default().old_tls_server_hello(&hello[..11]), None);
+        let answering = Deviations { answer_old_tls: true, ..Default::default() };
+        let answer = answering.old_tls_server_hello(&hello[..11]).expect("a TLS 1.0 hello is answered");
+        assert_eq!(answer.len(), 5 + 42);
+        assert_eq!((answer[0], answer[5], answer[9], answer[10]), (0x16, 0x02, 0x03, 0x01));
+        let modern = crate::conformance::probes::tls::client_hello(0x0303);
+        assert_eq!(answering.old_tls_server_hello(&modern[..11]), None);
     }
 }

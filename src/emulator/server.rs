@@ -107,6 +107,7 @@ pub fn start_on_loopback_with(
 ) -> Result<LoopbackEmulator, StartError> {
     let identity = crate::tls::ServerIdentity::generate(&[])?;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let policy = config.deviations.tls_policy(policy);
     let server_config = identity.server_config_with_clients(policy, &config.client_trust)?;
     let handle = spawn(listener, Arc::new(Service::new(config)), server_config)?;
     let roots = crate::tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
@@ -153,6 +154,16 @@ async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, 
     if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
         return serve_mqtt(stream, service, shutdown, None).await;
     }
+    if service.config().deviations.answer_old_tls {
+        let mut head = [0u8; 11];
+        if let Ok(Ok(11)) = timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut head)).await
+            && let Some(hello) = service.config().deviations.old_tls_server_hello(&head)
+        {
+            let mut stream = stream;
+            let _ = timeout(HANDSHAKE_TIMEOUT, tokio::io::AsyncWriteExt::write_all(&mut stream, &hello)).await;
+            return;
+        }
+    }
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
     let peer = peer_certificate(&stream);
     serve_mqtt(stream, service, shutdown, peer).await;
@@ -187,8 +198,8 @@ async fn websocket_connection(
     let _ = stream.set_nodelay(true);
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
     let peer = peer_certificate(&stream);
-    let any_subprotocol = service.config().deviations.accept_any_subprotocol;
-    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, any_subprotocol)).await else {
+    let rule = service.config().deviations.subprotocol_rule();
+    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, rule)).await else {
         return;
     };
     serve_mqtt(ws, service, shutdown, peer).await;

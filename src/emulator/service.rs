@@ -18,7 +18,7 @@ use rand::{Rng as _, SeedableRng as _};
 use sha2::{Digest, Sha256};
 
 use super::config::{QuotaConfig, ServiceConfig};
-use crate::credentials::{RegistrationId, SasToken, SymmetricKey};
+use crate::credentials::{IdScope, RegistrationId, SasToken, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
 
@@ -186,10 +186,9 @@ impl Service {
 
     /// Checks a SAS password for `registration_id` against its individual enrollment, else
     /// against every group's derived keys.
-    fn authenticate(&self, registration_id: &RegistrationId, password: &str, now_unix: u64) -> bool {
+    fn authenticate(&self, scope: &IdScope, registration_id: &RegistrationId, password: &str, now_unix: u64) -> bool {
         let token = SasToken::from_password(password);
         let Ok(parsed) = token.parse() else { return false };
-        let scope = &self.config.id_scope;
         let canonical = registration_id.canonical();
         if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
             let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());

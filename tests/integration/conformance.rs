@@ -135,6 +135,16 @@ each_deviation_fails_exactly_its_checks!(
     accept_client_id_mismatch,
     accept_any_subprotocol,
     accept_cn_mismatch,
+    accept_expired_tokens,
+    accept_any_scope,
+    accept_tls13,
+    answer_old_tls,
+    reply_topic_without_slash,
+    register_answered_201,
+    poll_done_201,
+    refuse_tls12,
+    case_sensitive_subprotocol,
+    refuse_unencoded_sr,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,12 +13,12 @@ use crate::topics::{self, ReplyTopic};
 async fn refused(target: &ProbeTarget, connect: Packet, registration: &str) -> Verdict {
     let mut client = match target.open().await {
         Ok(client) => client,
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     let connack = match client.connect(connect).await {
         Ok(connack) => connack,
         Err(e) if e.closed() => return Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
-        Err(e) => return could_not("CONNECT", e),
+        Err(e) => return could_not("CONNECT", &e),
     };
     if connack.code != ConnectReturnCode::Success {
         return Verdict::Pass(format!("refused at CONNACK with return code {}", connack.code as u8));
@@ -84,7 +84,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
     let own = target.registration_id("x509-a");
     let certificate = match ca.mint(&own) {
         Ok(certificate) => certificate,
-        Err(e) => return could_not("mint a probe certificate", e),
+        Err(e) => return could_not("mint a probe certificate", &e),
     };
     let config = match crate::tls::client_config_with_certificate(
         target.roots.clone(),
@@ -93,7 +93,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
         certificate.key(),
     ) {
         Ok(config) => config,
-        Err(e) => return could_not("client certificate", e),
+        Err(e) => return could_not("client certificate", &e),
     };
     let connect = |claimed: &str| {
         let mut connect = rumqttc::mqttbytes::v4::Connect::new(claimed);
@@ -121,13 +121,13 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
                 connack.code as u8
             ));
         }
-        Err(e) => return could_not("the control connection (CN = registration ID)", e),
+        Err(e) => return could_not("the control connection (CN = registration ID)", &e),
     }
     let other = target.registration_id("x509-b");
     let mut client = match target.open_with(config).await {
         Ok(client) => client,
         Err(e) if e.in_tls_handshake() => return Verdict::Pass(format!("refused in the TLS handshake: {e}")),
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     match client.connect(connect(other.as_str())).await {
         Ok(connack) if connack.code != ConnectReturnCode::Success => {
@@ -135,7 +135,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
         }
         Ok(_) => Verdict::Fail(format!("a certificate for {own} was accepted as {other}")),
         Err(e) if e.closed() => Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
-        Err(e) => could_not("CONNECT", e),
+        Err(e) => could_not("CONNECT", &e),
     }
 }
 

@@ -56,10 +56,11 @@ pub async fn no_session_survives(target: &ProbeTarget) -> (Verdict, Verdict) {
     if !control_replied {
         client.disconnect().await;
         let why = "no reply to register even while subscribed, so silence after reconnecting would prove nothing";
-        return (session_present, Verdict::Fail(why.into()));
+        let blocked_by = "clean-session-0 (its control: a register while subscribed got no reply)".into();
+        return (session_present, Verdict::Inconclusive { blocked_by, reason: why.into() });
     }
     if let Err(e) = client.publish(topics::register_topic("2"), body.as_bytes()).await {
-        return (session_present, could_not("register", e));
+        return (session_present, could_not("register", &e));
     }
     let wait = silence(target);
     let survived = match client.reply(wait).await {
@@ -91,7 +92,7 @@ pub async fn qos2_granted_as_1(target: &ProbeTarget) -> Verdict {
             Verdict::Pass("QoS 2 request granted QoS 1".into())
         }
         Ok(codes) => Verdict::Fail(format!("QoS 2 request answered {codes:?}")),
-        Err(e) => could_not("subscribe", e),
+        Err(e) => could_not("subscribe", &e),
     }
 }
 
@@ -122,7 +123,7 @@ async fn filters_refused(target: &ProbeTarget, name: &str, filters: &[&str]) -> 
         }
         // Closing the connection also refuses the subscription.
         Err(e) if e.closed() => Verdict::Pass(format!("connection closed on SUBSCRIBE: {e}")),
-        Err(e) => could_not("subscribe", e),
+        Err(e) => could_not("subscribe", &e),
     }
 }
 
@@ -148,7 +149,7 @@ pub async fn wildcard_subtopics_refused(target: &ProbeTarget) -> Verdict {
 pub async fn undocumented_topic_refused(target: &ProbeTarget) -> Verdict {
     let (mut client, _) = match connected(target, "topics", true).await {
         Ok(connected) => connected,
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     let topic = "$dps/registrations/POST/iotdps-undocumented/?$rid=1".to_string();
     if let Err(e) = client.publish(topic.clone(), b"{}").await {

@@ -360,3 +360,32 @@ fn a_seeded_service_is_reproducible() {
     assert_eq!(ids, operation_ids(7));
     assert_ne!(ids, operation_ids(8));
 }
+
+/// Sends a register with `body` and returns the reply's status and body.
+fn register_with(session: &mut Session, service: &Service, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut publish = Publish::new(topics::register_topic("5"), QoS::AtLeastOnce, body.to_vec());
+    publish.pkid = 5;
+    let response = session.handle(service, Packet::Publish(publish), Instant::now(), wall());
+    match response.packets.as_slice() {
+        [Packet::PubAck(_), Packet::Publish(reply)] => {
+            (ReplyTopic::parse(&reply.topic).unwrap().status, reply.payload.to_vec())
+        }
+        other => panic!("expected PUBACK then the reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_register_body_that_is_not_a_registration_gets_400_with_an_error_body() {
+    let (service, key) = service_with(|_| {});
+    let mut session = ready_session(&service, &key, "dev-body");
+    for body in [&b"not json"[..], br#"{"registrationId":"dev-body","payload":"text"}"#, br#"{"payload":[1,2]}"#] {
+        let (status, reply) = register_with(&mut session, &service, body);
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));
+        let error: ErrorBody = serde_json::from_slice(&reply).expect("an error body");
+        assert_eq!(error.error_code, 400004);
+    }
+    assert_eq!(ServiceStats::get(&service.stats.registrations), 0, "a refused body registers nothing");
+    for body in [&b""[..], br#"{"payload": null, "registrationId": "dev-body"}"#, br#"{"payload":{"a":1}}"#] {
+        assert_eq!(register_with(&mut session, &service, body).0, 202, "{}", String::from_utf8_lossy(body));
+    }
+}
