@@ -63,6 +63,37 @@ pub struct EmulatorConfig {
     /// Cipher suites accepted, by name (default: all that ring supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
+    /// DPS's per-device limit on status polls (`[poll_limit]`; on by default, `polls = 0` off).
+    #[serde(default)]
+    pub poll_limit: PollLimit,
+}
+
+/// DPS's limit on operation-status polls per device: at most `polls` in any `window_seconds`
+/// (5 per 10 s, `docs/dps-mqtt.md` §5). Polls beyond it get 429 with `retry-after`.
+///
+/// Enforced only when the configured `retry-after` keeps a device that honours it within the
+/// limit (`retry_after_seconds × polls ≥ window_seconds`): an emulator told to answer
+/// `retry-after` 0 or 1 for throughput runs would otherwise throttle the very polls it asked
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollLimit {
+    /// Polls allowed in a window; 0 turns the limit off.
+    pub polls: u32,
+    pub window_seconds: u32,
+}
+
+impl Default for PollLimit {
+    fn default() -> Self {
+        Self { polls: 5, window_seconds: 10 }
+    }
+}
+
+impl PollLimit {
+    /// Whether the limit applies to an emulator answering `retry_after_seconds`.
+    pub fn enforced(&self, retry_after_seconds: u32) -> bool {
+        self.polls > 0 && u64::from(retry_after_seconds) * u64::from(self.polls) >= u64::from(self.window_seconds)
+    }
 }
 
 impl EmulatorConfig {
@@ -280,6 +311,7 @@ pub struct ServiceConfig {
     pub quota: Option<QuotaConfig>,
     pub deviations: Deviations,
     pub echo_payload: bool,
+    pub poll_limit: PollLimit,
 }
 
 impl ServiceConfig {
@@ -299,6 +331,7 @@ impl ServiceConfig {
             quota: None,
             deviations: Deviations::default(),
             echo_payload: false,
+            poll_limit: PollLimit::default(),
         }
     }
 
@@ -347,6 +380,7 @@ impl EmulatorConfig {
         config.auth_failure = self.auth_failure;
         config.deviations = self.deviations.clone();
         config.echo_payload = self.echo_payload;
+        config.poll_limit = self.poll_limit;
         if let Some(quota) = &self.quota {
             config.quota = QuotaConfig::new(Some(quota.registrations_per_minute), Some(quota.operations_per_minute))
                 .map_err(setting)?;

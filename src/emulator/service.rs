@@ -8,7 +8,7 @@
 //! 0x80 for other filters, PUBACK before the reply, `$rid` echoed first, `retry-after` on every
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -69,6 +69,8 @@ struct Registry {
     registers_since_prune: u32,
     /// Devices whose subscription a deviating emulator keeps across reconnects.
     kept_subscriptions: std::collections::HashSet<String>,
+    /// Each device's recent polls, for the per-device poll limit (at most `polls` kept).
+    recent_polls: HashMap<String, VecDeque<Instant>>,
 }
 
 /// How long an operation stays pollable after its assignment.
@@ -235,6 +237,28 @@ impl Service {
         }
     }
 
+    /// Counts a poll by `canonical` against the per-device limit, or says in how many whole
+    /// seconds (1-300) the device may poll again.
+    fn poll_limit(&self, canonical: &str, now: Instant) -> Result<(), u32> {
+        let limit = self.config.poll_limit;
+        if !limit.enforced(self.config.retry_after_seconds) {
+            return Ok(());
+        }
+        let window = Duration::from_secs(limit.window_seconds.into());
+        let mut registry = self.lock();
+        let polls = registry.recent_polls.entry(canonical.to_string()).or_default();
+        while polls.front().is_some_and(|&at| now.saturating_duration_since(at) >= window) {
+            polls.pop_front();
+        }
+        if polls.len() < limit.polls as usize {
+            polls.push_back(now);
+            return Ok(());
+        }
+        let oldest = *polls.front().expect("a full window holds at least one poll");
+        let wait = (oldest + window).saturating_duration_since(now).as_secs_f64().ceil();
+        Err((wait as u32).clamp(1, 300))
+    }
+
     /// Starts a registration; returns its operation ID.
     fn register(
         &self,
@@ -256,6 +280,7 @@ impl Service {
         if registry.registers_since_prune >= 4096 {
             registry.registers_since_prune = 0;
             registry.operations.retain(|_, op| op.ready_at + OPERATION_RETENTION > now);
+            registry.recent_polls.retain(|_, polls| polls.back().is_some_and(|&at| at + OPERATION_RETENTION > now));
         }
         registry
             .records

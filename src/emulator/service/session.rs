@@ -294,6 +294,9 @@ fn answer(
             if let Err(seconds) = service.throttle(|q| &q.operations, now) {
                 return throttled(seconds);
             }
+            if let Err(seconds) = service.poll_limit(&registration_id.canonical(), now) {
+                return throttled(seconds);
+            }
             service.stats.polls.fetch_add(1, Ordering::Relaxed);
             let status = service.operation_status(registration_id, operation_id, now).map(|mut status| {
                 service.random(|rng| service.config.deviations.poll_operation_id(&mut status, rng));

@@ -389,3 +389,48 @@ fn a_register_body_that_is_not_a_registration_gets_400_with_an_error_body() {
         assert_eq!(register_with(&mut session, &service, body).0, 202, "{}", String::from_utf8_lossy(body));
     }
 }
+
+#[test]
+fn a_device_polling_more_than_5_times_in_10_s_gets_429_with_retry_after() {
+    let (service, key) = service_with(|c| {
+        c.retry_after_seconds = 2;
+        c.assign_delay = Duration::from_secs(60);
+    });
+    let mut session = ready_session(&service, &key, "dev-polls");
+    let start = Instant::now();
+    let (status, _, body) = request(&mut session, &service, topics::register_topic("1"), start);
+    assert_eq!(status, 202);
+    let poll = |session: &mut Session, at| {
+        let topic = topics::poll_topic("2", &operation(&body).operation_id);
+        request(session, &service, topic, at)
+    };
+    for i in 0..5 {
+        assert_eq!(poll(&mut session, start + Duration::from_secs(i)).0, 202, "poll {i} is within the limit");
+    }
+    let (status, retry_after, _) = poll(&mut session, start + Duration::from_millis(4500));
+    assert_eq!((status, retry_after), (429, Some(6)), "the first poll leaves the window at 10 s");
+    // Another device is not limited by this one's polls.
+    let mut other = ready_session(&service, &key, "dev-other");
+    assert_eq!(request(&mut other, &service, topics::register_topic("1"), start).0, 202);
+    // Once the first poll has left the window, polling works again.
+    assert_eq!(poll(&mut session, start + Duration::from_secs(10)).0, 202);
+}
+
+#[test]
+fn the_poll_limit_is_off_when_retry_after_would_break_it_or_when_configured_off() {
+    use crate::emulator::config::PollLimit;
+    assert!(PollLimit::default().enforced(2) && PollLimit::default().enforced(3));
+    assert!(!PollLimit::default().enforced(0) && !PollLimit::default().enforced(1), "throughput runs poll fast");
+    assert!(!PollLimit { polls: 0, window_seconds: 10 }.enforced(3));
+    let (service, key) = service_with(|c| {
+        c.retry_after_seconds = 0;
+        c.assign_delay = Duration::from_secs(60);
+    });
+    let mut session = ready_session(&service, &key, "dev-fast");
+    let start = Instant::now();
+    let (_, _, body) = request(&mut session, &service, topics::register_topic("1"), start);
+    let topic = topics::poll_topic("2", &operation(&body).operation_id);
+    for _ in 0..20 {
+        assert_eq!(request(&mut session, &service, topic.clone(), start).0, 202);
+    }
+}
