@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
-use super::service::{Service, Session};
+use super::service::{Claim, Service, Session};
 use crate::mqtt::Framed;
 use crate::websocket;
 use crate::x509::PeerCertificate;
@@ -230,6 +230,8 @@ async fn serve_mqtt<S>(
 {
     let mut framed = Framed::new(stream);
     let mut session = Session::with_peer(peer);
+    // Held from CONNECT on: another connection with the same client ID closes this one.
+    let mut claim: Option<Claim> = None;
     loop {
         let idle = match session.keep_alive() {
             _ if !session.is_connected() => CONNECT_TIMEOUT,
@@ -237,9 +239,16 @@ async fn serve_mqtt<S>(
             // MQTT 3.1.1 §3.1.2.10: one and a half keep-alive periods.
             seconds => Duration::from_millis(u64::from(seconds) * 1500),
         };
+        let taken_over = async {
+            match &claim {
+                Some(claim) => claim.taken_over.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let read = tokio::select! {
             read = timeout(idle, framed.read_packet()) => read,
             _ = shutdown.changed() => break,
+            _ = taken_over => break,
         };
         let Ok(Ok(packet)) = read else { break };
         let response = session.handle(&service, packet, tokio::time::Instant::now().into_std(), SystemTime::now());
@@ -252,6 +261,14 @@ async fn serve_mqtt<S>(
         if response.close {
             break;
         }
+        if claim.is_none()
+            && let Some(key) = session.client_key()
+        {
+            claim = Some(service.claim_client(key));
+        }
+    }
+    if let Some(claim) = &claim {
+        service.release_client(claim);
     }
     let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
 }

@@ -9,8 +9,8 @@
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::SmallRng;
@@ -120,12 +120,29 @@ impl Quotas {
     }
 }
 
+/// A connection's hold on its client ID among the live connections: when another connection
+/// claims the same ID, `taken_over` is notified and this one must close (MQTT 3.1.1 §3.1.4).
+#[derive(Debug)]
+pub struct Claim {
+    key: String,
+    generation: u64,
+    pub taken_over: Arc<tokio::sync::Notify>,
+}
+
+/// The live connections, by client ID: a notification handle each, no IO.
+#[derive(Debug, Default)]
+struct LiveConnections {
+    next_generation: u64,
+    by_client: HashMap<String, (u64, Arc<tokio::sync::Notify>)>,
+}
+
 /// The shared state of one emulated DPS instance.
 pub struct Service {
     config: ServiceConfig,
     /// The 16-hex-digit middle part of this instance's operation IDs.
     instance: u64,
     registry: Mutex<Registry>,
+    live: Mutex<LiveConnections>,
     quotas: Option<Quotas>,
     /// Source of operation IDs, etags and tracking IDs: seeded from the OS, or by a test.
     rng: Mutex<SmallRng>,
@@ -152,6 +169,7 @@ impl Service {
             config,
             instance,
             registry: Mutex::default(),
+            live: Mutex::default(),
             quotas,
             rng: Mutex::new(rng),
             stats: ServiceStats::default(),
@@ -196,10 +214,17 @@ impl Service {
             let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());
             return parsed.verify(scope, registration_id, now_unix, keys).is_ok();
         }
+        // Registration IDs are case-insensitive: one registration, keyed by the lower-case ID.
+        // Which casing DPS derives a group device key from is not documented, so a key derived
+        // from the ID as the device sends it and one derived from its lower-case form are both
+        // accepted.
+        let lower = RegistrationId::new(canonical.clone()).ok().filter(|lower| lower != registration_id);
         self.config.groups.iter().any(|group| {
             let keys: Vec<SymmetricKey> = std::iter::once(&group.primary)
                 .chain(group.secondary.as_ref())
-                .map(|group_key| group_key.derive_device_key(registration_id))
+                .flat_map(|group_key| {
+                    std::iter::once(registration_id).chain(lower.as_ref()).map(|id| group_key.derive_device_key(id))
+                })
                 .collect();
             parsed.verify(scope, registration_id, now_unix, &keys).is_ok()
         })
@@ -235,6 +260,34 @@ impl Service {
             None => Ok(()),
             Some(quotas) => bucket(quotas).lock().unwrap_or_else(|p| p.into_inner()).take(now),
         }
+    }
+
+    /// Claims `client_key` (a [`Session::client_key`]) for a connection that was just accepted;
+    /// the connection that held it so far is told to close, as a second CONNECT with the same
+    /// client ID closes the first (MQTT 3.1.1 §3.1.4).
+    pub fn claim_client(&self, client_key: String) -> Claim {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.next_generation += 1;
+        let generation = live.next_generation;
+        let taken_over = Arc::new(tokio::sync::Notify::new());
+        if let Some((_, previous)) = live.by_client.insert(client_key.clone(), (generation, taken_over.clone())) {
+            // notify_one keeps the permit should the old connection not be waiting right now.
+            previous.notify_one();
+        }
+        Claim { key: client_key, generation, taken_over }
+    }
+
+    /// Lets go of `claim` when its connection ends (unless another connection took it over).
+    pub fn release_client(&self, claim: &Claim) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.by_client.get(&claim.key).is_some_and(|(generation, _)| *generation == claim.generation) {
+            live.by_client.remove(&claim.key);
+        }
+    }
+
+    /// Number of connections holding a client ID.
+    pub fn live_clients(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).by_client.len()
     }
 
     /// Counts a poll by `canonical` against the per-device limit, or says in how many whole
@@ -363,7 +416,7 @@ impl Service {
 
 mod session;
 
-pub use session::{Response, Session};
+pub use session::{MAX_MESSAGE_BYTES, Response, Session};
 
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,15 @@ impl Session {
         self.keep_alive
     }
 
+    /// The key of the connected client in the service's live connections: its registration ID,
+    /// canonical (DPS's registration IDs are case-insensitive). `None` before CONNECT.
+    pub fn client_key(&self) -> Option<String> {
+        match &self.state {
+            SessionState::Connected { registration_id, .. } => Some(registration_id.canonical()),
+            SessionState::AwaitConnect => None,
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
         matches!(self.state, SessionState::Connected { .. })
     }
@@ -235,6 +244,11 @@ fn registration_from_username(
     Some((RegistrationId::new(id).ok()?, scope))
 }
 
+/// DPS's largest message, 96 KB (`docs/dps-mqtt.md` §5). Larger requests get 413. The MQTT
+/// codec reads packets up to [`crate::mqtt::MAX_PACKET_SIZE`] (100 KiB), so requests between
+/// the two get this answer; larger packets cannot be read and end the connection.
+pub const MAX_MESSAGE_BYTES: usize = 96 * 1024;
+
 /// The custom allocation payload of a register body, or why the body is refused (400): it is
 /// not JSON, or its `payload` is neither an object nor null. An empty body is an empty
 /// registration (the C SDK sends none).
@@ -258,6 +272,13 @@ fn answer(
     now: Instant,
     wall: SystemTime,
 ) -> (u16, Option<u32>, Vec<u8>) {
+    if body.len() > MAX_MESSAGE_BYTES {
+        // DPS documents the limit, not its answer over MQTT: the emulator answers 413 with an
+        // error body, so the device learns why instead of losing its connection.
+        let message = format!("The message is {} bytes; the limit is 96 KB ({MAX_MESSAGE_BYTES} bytes).", body.len());
+        let error = service.random(|rng| ErrorBody::new(413001, message, wall, rng));
+        return (413, None, serde_json::to_vec(&error).expect("error bodies serialise"));
+    }
     let retry_after = service.config.retry_after_seconds;
     let throttled = |seconds: u32| {
         service.stats.throttled.fetch_add(1, Ordering::Relaxed);

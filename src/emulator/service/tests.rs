@@ -434,3 +434,47 @@ fn the_poll_limit_is_off_when_retry_after_would_break_it_or_when_configured_off(
         assert_eq!(request(&mut session, &service, topic.clone(), start).0, 202);
     }
 }
+
+#[test]
+fn a_request_over_96_kb_gets_413_with_an_error_body() {
+    let (service, key) = service_with(|_| {});
+    let mut session = ready_session(&service, &key, "dev-big");
+    let filler = "x".repeat(session::MAX_MESSAGE_BYTES);
+    let body = format!(r#"{{"registrationId":"dev-big","payload":{{"filler":"{filler}"}}}}"#);
+    assert!(body.len() < crate::mqtt::MAX_PACKET_SIZE, "the codec reads it, so the service can answer");
+    let (status, reply) = register_with(&mut session, &service, body.as_bytes());
+    assert_eq!(status, 413);
+    let error: ErrorBody = serde_json::from_slice(&reply).expect("an error body");
+    assert_eq!(error.error_code, 413001);
+    assert_eq!(ServiceStats::get(&service.stats.registrations), 0);
+    let just_under = format!(r#"{{"payload":{{"f":"{}"}}}}"#, "x".repeat(session::MAX_MESSAGE_BYTES - 20));
+    assert!(just_under.len() <= session::MAX_MESSAGE_BYTES);
+    assert_eq!(register_with(&mut session, &service, just_under.as_bytes()).0, 202);
+}
+
+#[test]
+fn another_casing_of_a_registration_id_is_the_same_registration() {
+    let (service, key) = service_with(|c| c.assign_delay = Duration::ZERO);
+    let start = Instant::now();
+    let mut first = ready_session(&service, &key, "Dev-Case");
+    let (_, _, body) = request(&mut first, &service, topics::register_topic("1"), start);
+    // A key derived from the lower-case ID signs for the upper-case casing too.
+    let mut second = Session::new();
+    let lower_key_token = token(&key, "dev-case", NOW_UNIX + 60);
+    let response = second.handle(&service, connect_packet("DEV-CASE", lower_key_token), start, wall());
+    assert_eq!(connack_code(&response), (ConnectReturnCode::Success, false));
+    let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    second.handle(&service, Packet::Subscribe(subscribe), start, wall());
+    let (status, _, again) = request(&mut second, &service, topics::register_topic("1"), start);
+    assert_eq!(status, 202);
+    assert_eq!(service.registered_devices(), 1, "one registration, keyed by the lower-case ID");
+    let poll = |session: &mut Session, body: &[u8]| {
+        let topic = topics::poll_topic("2", &operation(body).operation_id);
+        operation(&request(session, &service, topic, start).2)
+    };
+    let (a, b) = (poll(&mut first, &body), poll(&mut second, &again));
+    let (a, b) = (a.registration_state.unwrap(), b.registration_state.unwrap());
+    assert_eq!((a.assigned_hub, a.created_date_time_utc), (b.assigned_hub, b.created_date_time_utc));
+    assert_eq!(b.registration_id.as_deref(), Some("Dev-Case"), "the casing first registered is kept");
+}
