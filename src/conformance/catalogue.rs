@@ -231,6 +231,30 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::UNDOCUMENTED_TOPIC],
         failed_by: &["accept_undocumented_topics"],
     },
+    Check {
+        id: "DPS-MQTT-009",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "Only MQTT 3.1.1 is served: an MQTT 3.1 or MQTT 5 CONNECT is refused",
+        statement: "§1 Protocol: MQTT 3.1.1 (protocol level 4) only",
+        source: Source::Documented("§1"),
+        probes: &[&table::PROTOCOL_LEVELS],
+        failed_by: &["accept_mqtt5"],
+    },
+    Check {
+        id: "DPS-MQTT-010",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "UNSUBSCRIBE is answered with UNSUBACK and DISCONNECT ends the connection",
+        statement: "§1: DPS speaks MQTT 3.1.1, whose UNSUBSCRIBE (§3.10) and DISCONNECT (§3.14) SDKs send",
+        source: Source::Inference(
+            "§1: an MQTT 3.1.1 server answers UNSUBSCRIBE and closes on DISCONNECT; SDKs send both",
+        ),
+        probes: &[&table::UNSUBSCRIBE_DISCONNECT],
+        failed_by: &["ignore_unsubscribe"],
+    },
     // Reply topics (§3; §6 item 6).
     Check {
         id: "DPS-TOPIC-001",
@@ -341,7 +365,13 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1-5: SDKs differ on sr encoding, skn, username, api-version, $rid, bodies, keep-alive, CleanSession and QoS, and all work against DPS",
         source: Source::SdkBehaviour("§1-5: every SDK provisions against DPS in its own dialect"),
         probes: &[&table::EVERY_DIALECT],
-        failed_by: &["refuse_unencoded_sr", "incomplete_assignment", "unassigned_final", "reply_topic_without_slash"],
+        failed_by: &[
+            "case_sensitive_sig",
+            "refuse_unencoded_sr",
+            "incomplete_assignment",
+            "unassigned_final",
+            "reply_topic_without_slash",
+        ],
     },
     // Bodies (§4; §6 item 10).
     Check {
@@ -421,6 +451,17 @@ pub static CATALOGUE: &[Check] = &[
         source: Source::Documented("§2"),
         probes: &[&table::X509_CN_MISMATCH],
         failed_by: &["accept_cn_mismatch"],
+    },
+    Check {
+        id: "DPS-AUTH-006",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A token whose sig escapes are in lower-case hex is accepted",
+        statement: "§2: the C SDK writes every escape of its token in lower case (%2b %2f %3d) and provisions",
+        source: Source::SdkBehaviour("§2: azure-iot-sdk-c URL-encodes sig with lower-case hex and works against DPS"),
+        probes: &[&table::LOWER_CASE_SIG],
+        failed_by: &["case_sensitive_sig"],
     },
     // WebSocket (§1; §6 item 9).
     Check {

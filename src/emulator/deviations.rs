@@ -80,6 +80,13 @@ pub struct Deviations {
     /// Refuse a token whose `sr` is not percent-encoded, as the Node SDK sends it (fails
     /// DPS-FLOW-006 alone: one SDK's dialect).
     pub refuse_unencoded_sr: bool,
+    /// Accept an MQTT 5 CONNECT (fails DPS-MQTT-009).
+    pub accept_mqtt5: bool,
+    /// Never answer UNSUBSCRIBE (fails DPS-MQTT-010).
+    pub ignore_unsubscribe: bool,
+    /// Refuse a token whose `sig` escapes are in lower-case hex (fails DPS-AUTH-006 and, as the
+    /// C SDK writes them so, DPS-FLOW-006).
+    pub case_sensitive_sig: bool,
     /// Answer a TLS 1.0 or 1.1 ClientHello with a ServerHello of that version (fails
     /// DPS-TLS-004).
     pub answer_old_tls: bool,
@@ -135,8 +142,13 @@ impl Deviations {
 
     /// Whether a deviating DPS refuses `password` for its form alone, before checking it.
     pub fn refuses_token_form(&self, password: &str) -> bool {
-        self.refuse_unencoded_sr
-            && crate::credentials::SasToken::from_password(password).parse().is_ok_and(|token| token.sr.contains('/'))
+        let unencoded_sr =
+            || crate::credentials::SasToken::from_password(password).parse().is_ok_and(|token| token.sr.contains('/'));
+        let lower_case_sig = || {
+            let sig = password.split("sig=").nth(1).and_then(|rest| rest.split('&').next()).unwrap_or_default();
+            sig.split('%').skip(1).any(|escape| escape.chars().take(2).any(|c| c.is_ascii_lowercase()))
+        };
+        (self.refuse_unencoded_sr && unencoded_sr()) || (self.case_sensitive_sig && lower_case_sig())
     }
 
     /// The TLS policy a deviating DPS would accept instead of `policy`.

@@ -197,6 +197,9 @@ each_deviation_fails_exactly_its_checks!(
     refuse_tls12,
     case_sensitive_subprotocol,
     refuse_unencoded_sr,
+    accept_mqtt5,
+    ignore_unsubscribe,
+    case_sensitive_sig,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

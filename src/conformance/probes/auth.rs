@@ -66,6 +66,38 @@ pub async fn expired_token(target: &ProbeTarget) -> Verdict {
     refused(target, target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true), id.as_str()).await
 }
 
+/// DPS-AUTH-006: a token whose `sig` escapes are in lower-case hex, as the C SDK writes them,
+/// is accepted like any other (the signature is compared after URL-decoding).
+pub async fn lower_case_sig_accepted(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-sig-case");
+    let key = target.device_key(&id);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1);
+    // A signature has escapes (for +, / or =) at most expiries; try a bounded few.
+    let style = crate::device::Personality::C.sas_style();
+    let token = (3600..3664)
+        .map(|valid_for| crate::credentials::SasToken::build(&target.id_scope, &id, &key, now + valid_for, style))
+        .find(|token| {
+            token.expose().split("&sig=").nth(1).is_some_and(|sig| sig.split('&').next().unwrap_or("").contains('%'))
+        });
+    let Some(token) = token else {
+        return Verdict::Fail("no signature with an escape in 64 expiries (cannot happen with base64 padding)".into());
+    };
+    let mut client = match target.open().await {
+        Ok(client) => client,
+        Err(e) => return could_not("connect", &e),
+    };
+    let connack =
+        match client.connect(target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true)).await {
+            Ok(connack) => connack,
+            Err(e) => return Verdict::Fail(format!("a token with lower-case sig escapes: {e}")),
+        };
+    client.disconnect().await;
+    match connack.code as u8 {
+        0 => Verdict::Pass("a token with lower-case hex in its sig escapes got CONNACK 0".into()),
+        code => Verdict::Fail(format!("a token with lower-case hex in its sig escapes got CONNACK {code}")),
+    }
+}
+
 /// DPS-AUTH-003: username and token naming another ID scope.
 pub async fn wrong_scope(target: &ProbeTarget) -> Verdict {
     let other = if target.id_scope.as_str() == "0ne00000000" { "0ne11111111" } else { "0ne00000000" };

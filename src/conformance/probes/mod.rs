@@ -336,6 +336,16 @@ impl ProbeClient {
         }
     }
 
+    /// Sends bytes as they are, for packets the codec cannot write (another protocol level).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.framed.queue_raw(bytes);
+        match timeout(self.deadline, self.framed.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ClientError::Send(e)),
+            Err(_) => Err(ClientError::SendTimedOut),
+        }
+    }
+
     pub async fn disconnect(mut self) {
         let _ = self.send(&Packet::Disconnect).await;
         self.framed.shutdown().await;

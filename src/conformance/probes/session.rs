@@ -176,3 +176,93 @@ pub async fn undocumented_topic_refused(target: &ProbeTarget) -> Verdict {
     client.disconnect().await;
     verdict
 }
+
+/// A CONNECT of MQTT 3.1 (protocol name `MQIsdp`, level 3), clean session, no login.
+const MQTT31_CONNECT: &[u8] = &[
+    0x10, 17, // CONNECT, remaining length 17
+    0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', // protocol name
+    0x03, // protocol level 3
+    0x02, // flags: clean session
+    0x00, 0x3c, // keep-alive 60 s
+    0x00, 0x03, b'p', b'3', b'1', // client ID
+];
+
+/// A CONNECT of MQTT 5 (level 5), clean start, no login, no properties.
+const MQTT5_CONNECT: &[u8] = &[
+    0x10, 16, // CONNECT, remaining length 16
+    0x00, 0x04, b'M', b'Q', b'T', b'T', // protocol name
+    0x05, // protocol level 5
+    0x02, // flags: clean start
+    0x00, 0x3c, // keep-alive 60 s
+    0x00, // properties: none
+    0x00, 0x03, b'p', b'5', b'0', // client ID
+];
+
+/// DPS-MQTT-009: only MQTT 3.1.1 (level 4) is served; a CONNECT of MQTT 3.1 or of MQTT 5 gets
+/// CONNACK 1 (unacceptable protocol version) or a closed connection, not another CONNACK.
+pub async fn other_protocol_levels_refused(target: &ProbeTarget) -> Verdict {
+    let mut seen = Vec::new();
+    for (name, connect) in [("MQTT 3.1", MQTT31_CONNECT), ("MQTT 5", MQTT5_CONNECT)] {
+        let mut client = match target.open().await {
+            Ok(client) => client,
+            Err(e) => return could_not("connect", &e),
+        };
+        if let Err(e) = client.send_raw(connect).await {
+            seen.push(format!("{name}: closed on CONNECT ({e})"));
+            continue;
+        }
+        match client.expect().await {
+            // MQTT 3.1.1 §3.1.2.2: an unsupported level gets CONNACK 1, then the close.
+            Answer::Packet(Packet::ConnAck(connack)) if connack.code as u8 == 1 => {
+                seen.push(format!("{name}: CONNACK 1 (unacceptable protocol version)"));
+            }
+            Answer::Packet(other) => {
+                return Verdict::Fail(format!("a {name} CONNECT was read as MQTT 3.1.1: {}", describe(&other)));
+            }
+            Answer::Closed => seen.push(format!("{name}: connection closed")),
+            Answer::Silent => {
+                return Verdict::Fail(format!(
+                    "no CONNACK and no close within {} s after a {name} CONNECT",
+                    target.deadline.as_secs()
+                ));
+            }
+        }
+    }
+    Verdict::Pass(seen.join("; "))
+}
+
+/// DPS-MQTT-010: UNSUBSCRIBE is answered with UNSUBACK for its packet ID, and DISCONNECT ends
+/// the connection.
+pub async fn unsubscribe_and_disconnect(target: &ProbeTarget) -> Verdict {
+    let (mut client, _) = match connected(target, "unsubscribe", true).await {
+        Ok(connected) => connected,
+        Err(e) => return could_not("connect", &e),
+    };
+    if let Err(e) = client.subscribe(&[(topics::RESPONSE_FILTER, QoS::AtLeastOnce)]).await {
+        return could_not("subscribe", &e);
+    }
+    let unsubscribe = Packet::Unsubscribe(rumqttc::mqttbytes::v4::Unsubscribe {
+        pkid: 77,
+        topics: vec![topics::RESPONSE_FILTER.to_string()],
+    });
+    if let Err(e) = client.send(&unsubscribe).await {
+        return Verdict::Fail(format!("connection closed on UNSUBSCRIBE: {e}"));
+    }
+    let unsubscribed = match client.expect().await {
+        Answer::Packet(Packet::UnsubAck(ack)) if ack.pkid == 77 => "UNSUBACK 77".to_string(),
+        Answer::Packet(other) => return Verdict::Fail(format!("UNSUBSCRIBE 77 answered {}", describe(&other))),
+        Answer::Closed => return Verdict::Fail("the connection closed on UNSUBSCRIBE".into()),
+        Answer::Silent => return Verdict::Fail(format!("no UNSUBACK within {} s", target.deadline.as_secs())),
+    };
+    if let Err(e) = client.send(&Packet::Disconnect).await {
+        return Verdict::Pass(format!("{unsubscribed}; closed on DISCONNECT ({e})"));
+    }
+    match client.next(target.deadline).await {
+        Answer::Closed => Verdict::Pass(format!("{unsubscribed}; DISCONNECT closed the connection")),
+        Answer::Packet(other) => Verdict::Fail(format!("{unsubscribed}; DISCONNECT answered {}", describe(&other))),
+        Answer::Silent => Verdict::Fail(format!(
+            "{unsubscribed}; the connection stayed open {} s after DISCONNECT",
+            target.deadline.as_secs()
+        )),
+    }
+}

@@ -103,6 +103,7 @@ impl Session {
             // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
             (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
             (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
+            (_, Packet::Unsubscribe(_)) if service.config.deviations.ignore_unsubscribe => Response::default(),
             (_, Packet::Unsubscribe(unsubscribe)) => {
                 if unsubscribe.topics.iter().any(|t| t == topics::RESPONSE_FILTER) {
                     self.reply_qos = None;
@@ -123,7 +124,7 @@ impl Session {
             service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
             Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))))
         };
-        if connect.protocol != Protocol::V4 {
+        if connect.protocol != Protocol::V4 && !service.config.deviations.accept_mqtt5 {
             return refuse(ConnectReturnCode::RefusedProtocolVersion);
         }
         let deviations = &service.config.deviations;
