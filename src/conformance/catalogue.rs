@@ -255,6 +255,17 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::UNSUBSCRIBE_DISCONNECT],
         failed_by: &["ignore_unsubscribe"],
     },
+    Check {
+        id: "DPS-MQTT-011",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "After a QoS 2 subscription, replies still arrive at QoS 1",
+        statement: "§3: a subscription requested at QoS 2 is granted QoS 1, and replies are delivered at QoS 1. §6.4",
+        source: Source::Documented("§3"),
+        probes: &[&table::QOS2_REPLIES],
+        failed_by: &["reply_at_requested_qos"],
+    },
     // Reply topics (§3; §6 item 6).
     Check {
         id: "DPS-TOPIC-001",

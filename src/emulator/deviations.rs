@@ -80,6 +80,9 @@ pub struct Deviations {
     /// Refuse a token whose `sr` is not percent-encoded, as the Node SDK sends it (fails
     /// DPS-FLOW-006 alone: one SDK's dialect).
     pub refuse_unencoded_sr: bool,
+    /// Deliver replies at the QoS the subscription asked for, 2 included, while granting 1
+    /// (fails DPS-MQTT-011).
+    pub reply_at_requested_qos: bool,
     /// Accept an MQTT 5 CONNECT (fails DPS-MQTT-009).
     pub accept_mqtt5: bool,
     /// Never answer UNSUBSCRIBE (fails DPS-MQTT-010).

@@ -200,6 +200,7 @@ each_deviation_fails_exactly_its_checks!(
     accept_mqtt5,
     ignore_unsubscribe,
     case_sensitive_sig,
+    reply_at_requested_qos,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,6 +96,43 @@ pub async fn qos2_granted_as_1(target: &ProbeTarget) -> Verdict {
     }
 }
 
+/// DPS-MQTT-011: after a subscription requested at QoS 2, a reply still arrives at QoS 1.
+/// Registers one device (billable).
+pub async fn qos2_replies_at_qos1(target: &ProbeTarget) -> Verdict {
+    let (mut client, _) = match connected(target, "qos2-replies", true).await {
+        Ok(connected) => connected,
+        Err(e) => return could_not("connect", &e),
+    };
+    if let Err(e) = client.subscribe(&[(topics::RESPONSE_FILTER, QoS::ExactlyOnce)]).await {
+        return could_not("subscribe at QoS 2", &e);
+    }
+    let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("qos2-replies"));
+    if let Err(e) = client.publish(topics::register_topic("1"), body.as_bytes()).await {
+        return could_not("register", &e);
+    }
+    let verdict = match client.reply(target.deadline).await {
+        Answer::Packet(Packet::Publish(reply)) if reply.qos == QoS::AtLeastOnce => {
+            Verdict::Pass(format!("subscribed at QoS 2; the reply {} came at QoS 1", reply.topic))
+        }
+        Answer::Packet(Packet::Publish(reply)) => {
+            Verdict::Fail(format!("subscribed at QoS 2; the reply {} came at {:?}", reply.topic, reply.qos))
+        }
+        other => Verdict::Inconclusive {
+            blocked_by: "qos2-replies (no reply to register)".into(),
+            reason: format!(
+                "no reply to register to judge: {}",
+                match other {
+                    Answer::Packet(packet) => describe(&packet),
+                    Answer::Closed => "connection closed".into(),
+                    Answer::Silent => format!("silent for {} s", target.deadline.as_secs()),
+                }
+            ),
+        },
+    };
+    client.disconnect().await;
+    verdict
+}
+
 /// Subscribes `filters` and passes when every one is refused with 0x80.
 async fn filters_refused(target: &ProbeTarget, name: &str, filters: &[&str]) -> Verdict {
     let answered = async {

@@ -124,6 +124,7 @@ probe!(
     "DPS-MQTT-010" => session::unsubscribe_and_disconnect
 );
 probe!(LOWER_CASE_SIG, "lower-case-sig", Times(3), billable: false, "DPS-AUTH-006" => auth::lower_case_sig_accepted);
+probe!(QOS2_REPLIES, "qos2-replies", Times(3), billable: true, "DPS-MQTT-011" => session::qos2_replies_at_qos1);
 probe!(QOS2, "qos2", Times(3), billable: false, "DPS-MQTT-003" => session::qos2_granted_as_1);
 probe!(OTHER_FILTERS, "other-filters", Times(3), billable: false, "DPS-MQTT-006" => session::other_filters_refused);
 probe!(
@@ -162,6 +163,7 @@ pub static PROBES: &[&Probe] = &[
     &PROTOCOL_LEVELS,
     &UNSUBSCRIBE_DISCONNECT,
     &LOWER_CASE_SIG,
+    &QOS2_REPLIES,
     &PLAIN_MQTT,
     &PLAIN_PORT,
     &TLS12,

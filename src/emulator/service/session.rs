@@ -170,7 +170,7 @@ impl Session {
                 let capped = if filter.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
                 let granted = if deviations.grant_qos2 { filter.qos } else { capped };
                 if filter.path == topics::RESPONSE_FILTER {
-                    self.reply_qos = Some(capped);
+                    self.reply_qos = Some(if deviations.reply_at_requested_qos { filter.qos } else { capped });
                     if let SessionState::Connected { registration_id, clean_session: false, .. } = &self.state
                         && deviations.keep_subscriptions
                     {
