@@ -474,6 +474,17 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::LOWER_CASE_SIG],
         failed_by: &["case_sensitive_sig"],
     },
+    Check {
+        id: "DPS-AUTH-007",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A token whose sr names another device is refused, the username being the connecting device's",
+        statement: "§2: sr is {idScope}/registrations/{registrationId} of the connecting device. §6.8",
+        source: Source::Documented("§2"),
+        probes: &[&table::SR_OTHER_DEVICE],
+        failed_by: &["trust_sr_device"],
+    },
     // WebSocket (§1; §6 item 9).
     Check {
         id: "DPS-WS-001",

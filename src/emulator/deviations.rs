@@ -83,6 +83,9 @@ pub struct Deviations {
     /// Deliver replies at the QoS the subscription asked for, 2 included, while granting 1
     /// (fails DPS-MQTT-011).
     pub reply_at_requested_qos: bool,
+    /// Check a token against the device its `sr` names instead of the username's (fails
+    /// DPS-AUTH-007: one device's token opens another's connection).
+    pub trust_sr_device: bool,
     /// Accept an MQTT 5 CONNECT (fails DPS-MQTT-009).
     pub accept_mqtt5: bool,
     /// Never answer UNSUBSCRIBE (fails DPS-MQTT-010).
@@ -152,6 +155,19 @@ impl Deviations {
             sig.split('%').skip(1).any(|escape| escape.chars().take(2).any(|c| c.is_ascii_lowercase()))
         };
         (self.refuse_unencoded_sr && unencoded_sr()) || (self.case_sensitive_sig && lower_case_sig())
+    }
+
+    /// With `trust_sr_device`, the registration ID the token's `sr` names (a deviating DPS checks
+    /// the token against it); `None` otherwise.
+    pub fn sr_device(&self, password: &str) -> Option<crate::credentials::RegistrationId> {
+        if !self.trust_sr_device {
+            return None;
+        }
+        let token = crate::credentials::SasToken::from_password(password);
+        let parsed = token.parse().ok()?;
+        let resource = percent_encoding::percent_decode_str(parsed.sr).decode_utf8().ok()?;
+        let (_, id) = resource.split_once("/registrations/")?;
+        crate::credentials::RegistrationId::new(id.to_string()).ok()
     }
 
     /// The TLS policy a deviating DPS would accept instead of `policy`.

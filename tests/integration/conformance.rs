@@ -201,6 +201,7 @@ each_deviation_fails_exactly_its_checks!(
     ignore_unsubscribe,
     case_sensitive_sig,
     reply_at_requested_qos,
+    trust_sr_device,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

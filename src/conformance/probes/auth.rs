@@ -98,6 +98,14 @@ pub async fn lower_case_sig_accepted(target: &ProbeTarget) -> Verdict {
     }
 }
 
+/// DPS-AUTH-007: a valid token of another device, with this device's username and clientId.
+pub async fn token_of_another_device(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-sr-own");
+    let other = target.registration_id("auth-sr-other");
+    let token = target.token(&target.id_scope, &other, &target.device_key(&other), 3600);
+    refused(target, target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true), id.as_str()).await
+}
+
 /// DPS-AUTH-003: username and token naming another ID scope.
 pub async fn wrong_scope(target: &ProbeTarget) -> Verdict {
     let other = if target.id_scope.as_str() == "0ne00000000" { "0ne11111111" } else { "0ne00000000" };

@@ -141,7 +141,8 @@ impl Session {
             Some(_) => x509.is_some(),
             None if deviations.refuses_token_form(password) => false,
             None => {
-                deviations.accept_any_password || service.authenticate(&scope, &registration_id, password, now_unix)
+                let checked_as = deviations.sr_device(password).unwrap_or_else(|| registration_id.clone());
+                deviations.accept_any_password || service.authenticate(&scope, &checked_as, password, now_unix)
             }
         };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
