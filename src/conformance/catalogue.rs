@@ -311,6 +311,17 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::LIFECYCLE],
         failed_by: &["omit_retry_after"],
     },
+    Check {
+        id: "DPS-TOPIC-005",
+        level: Level::Should,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::RetryAfterRange),
+        title: "retry-after is within 1-300 s",
+        statement: "§5: keep retry-after within 1-300 s (the C SDK replaces any other value by 1 s)",
+        source: Source::SdkBehaviour("§5: the C SDK replaces a retry-after outside 1-300 s by 1 s"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["retry_after_zero"],
+    },
     // The provisioning flow (§4; §6 items 6-7).
     Check {
         id: "DPS-FLOW-001",

@@ -39,6 +39,9 @@ pub struct Deviations {
     pub accept_undocumented_topics: bool,
     /// Echo a different `$rid` (fails DPS-TOPIC-002).
     pub wrong_rid: bool,
+    /// Send `retry-after=0` wherever a `retry-after` goes (fails DPS-TOPIC-005). The emulator's
+    /// own `retry_after_seconds = 0`, for throughput runs, does the same on 202s.
+    pub retry_after_zero: bool,
     /// Put `retry-after` before `$rid` (fails DPS-TOPIC-003).
     pub rid_not_first: bool,
     /// Never send `retry-after` (fails DPS-TOPIC-004 and DPS-THR-001).
@@ -112,6 +115,7 @@ impl Deviations {
     /// The reply topic, as a deviating DPS would write it.
     pub fn reply_topic(&self, status: u16, rid: &str, retry_after: Option<u32>) -> String {
         let retry_after = if self.omit_retry_after { None } else { retry_after };
+        let retry_after = if self.retry_after_zero { retry_after.map(|_| 0) } else { retry_after };
         let rid = if self.wrong_rid { format!("{rid}-wrong") } else { rid.to_string() };
         if self.reply_topic_without_slash {
             let topic = topics::reply_topic(status, &rid, retry_after);

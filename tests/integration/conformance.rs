@@ -202,6 +202,7 @@ each_deviation_fails_exactly_its_checks!(
     case_sensitive_sig,
     reply_at_requested_qos,
     trust_sr_device,
+    retry_after_zero,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
