@@ -264,7 +264,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: a subscription requested at QoS 2 is granted QoS 1, and replies are delivered at QoS 1. §6.4",
         source: Source::Documented("§3"),
         probes: &[&table::QOS2_REPLIES],
-        failed_by: &["reply_at_requested_qos"],
+        failed_by: &["reply_at_requested_qos", "reply_qos0"],
     },
     // Reply topics (§3; §6 item 6).
     Check {
@@ -494,7 +494,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: sr is {idScope}/registrations/{registrationId} of the connecting device. §6.8",
         source: Source::Documented("§2"),
         probes: &[&table::SR_OTHER_DEVICE],
-        failed_by: &["trust_sr_device"],
+        failed_by: &["trust_sr_device", "accept_any_password"],
     },
     // WebSocket (§1; §6 item 9).
     Check {

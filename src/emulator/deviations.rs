@@ -29,7 +29,7 @@ pub struct Deviations {
     pub keep_subscriptions: bool,
     /// Grant QoS 2 when asked (fails DPS-MQTT-003).
     pub grant_qos2: bool,
-    /// Deliver replies at QoS 0 whatever was granted (fails DPS-MQTT-004).
+    /// Deliver replies at QoS 0 whatever was granted (fails DPS-MQTT-004 and DPS-MQTT-011).
     pub reply_qos0: bool,
     /// Send the reply before the PUBACK of the request (fails DPS-MQTT-005).
     pub reply_before_puback: bool,
@@ -57,7 +57,7 @@ pub struct Deviations {
     /// `unassigned` instead of `assigned` (fails DPS-BODY-002 and, as SDKs reject it, the flow:
     /// DPS-FLOW-005, DPS-FLOW-006 and DPS-WS-001).
     pub unassigned_final: bool,
-    /// Accept any password (fails DPS-AUTH-001 and DPS-AUTH-002).
+    /// Accept any password (fails DPS-AUTH-001, DPS-AUTH-002 and DPS-AUTH-007).
     pub accept_any_password: bool,
     /// Accept a clientId that differs from the username's registration ID (fails DPS-AUTH-004).
     pub accept_client_id_mismatch: bool,
