@@ -222,12 +222,15 @@ pub struct SasStyle {
     pub key_name: bool,
     /// Node's order: `sr, sig, skn, se` instead of `sr, sig, se, skn`.
     pub skn_before_se: bool,
+    /// `sig`'s escapes in lower-case hex (`%2b %2f %3d`), as the C SDK's URL encoder writes
+    /// every escape; the others write upper case.
+    pub lower_case_sig: bool,
 }
 
 impl Default for SasStyle {
     /// The documented form: upper-case `sr`, `skn=registration` last.
     fn default() -> Self {
-        Self { resource_encoding: ResourceEncoding::Upper, key_name: true, skn_before_se: false }
+        Self { resource_encoding: ResourceEncoding::Upper, key_name: true, skn_before_se: false, lower_case_sig: false }
     }
 }
 
@@ -250,6 +253,7 @@ impl SasToken {
         let se = expiry.to_string();
         let signature = device_key.sign(string_to_sign(&sr, &se).as_bytes());
         let sig = utf8_percent_encode(&BASE64.encode(signature), URL_ENCODE).to_string();
+        let sig = if style.lower_case_sig { lower_hex_escapes(&sig) } else { sig };
         let token = match (style.key_name, style.skn_before_se) {
             (false, _) => format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}"),
             (true, false) => {

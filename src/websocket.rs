@@ -116,21 +116,32 @@ where
     Ok(WsStream::new(socket))
 }
 
+/// Which offered subprotocols a server takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubprotocolRule {
+    /// `mqtt` in any case, as DPS does (the C SDK offers `MQTT`).
+    MqttAnyCase,
+    /// `mqtt` spelled exactly so: a deliberate deviation that refuses the C SDK.
+    MqttExactly,
+    /// Whatever is offered: a deliberate deviation.
+    AnyOffered,
+}
+
 /// Accepts the upgrade as DPS does: path `/$iothub/websocket` or `/`, subprotocol `mqtt` in any
-/// case (answered with the client's own spelling). Anything else gets HTTP 400. With
-/// `any_subprotocol` (a deliberate deviation) any offered subprotocol is taken.
+/// case (answered with the client's own spelling). Anything else gets HTTP 400. Other `rule`s
+/// are deliberate deviations.
 #[allow(clippy::result_large_err, reason = "the callback's types are tungstenite's Callback trait")]
-pub async fn server_handshake<S>(stream: S, any_subprotocol: bool) -> Result<WsStream<S>, WsError>
+pub async fn server_handshake<S>(stream: S, rule: SubprotocolRule) -> Result<WsStream<S>, WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let check = move |request: &Request, response: Response| check_upgrade(request, response, any_subprotocol);
+    let check = move |request: &Request, response: Response| check_upgrade(request, response, rule);
     let socket = tokio_tungstenite::accept_hdr_async(stream, check).await?;
     Ok(WsStream::new(socket))
 }
 
 #[allow(clippy::result_large_err, reason = "the callback's types are tungstenite's Callback trait")]
-fn check_upgrade(request: &Request, mut response: Response, any_subprotocol: bool) -> Result<Response, ErrorResponse> {
+fn check_upgrade(request: &Request, mut response: Response, rule: SubprotocolRule) -> Result<Response, ErrorResponse> {
     let refuse = |why: &str| {
         let mut refusal = ErrorResponse::new(Some(why.to_string()));
         *refusal.status_mut() = StatusCode::BAD_REQUEST;
@@ -146,7 +157,11 @@ fn check_upgrade(request: &Request, mut response: Response, any_subprotocol: boo
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .find(|p| any_subprotocol || p.eq_ignore_ascii_case(SUBPROTOCOL));
+        .find(|p| match rule {
+            SubprotocolRule::MqttAnyCase => p.eq_ignore_ascii_case(SUBPROTOCOL),
+            SubprotocolRule::MqttExactly => *p == SUBPROTOCOL,
+            SubprotocolRule::AnyOffered => true,
+        });
     let Some(offered) = offered else { return Err(refuse("subprotocol mqtt required")) };
     let echoed = HeaderValue::from_str(offered).map_err(|_| refuse("bad subprotocol"))?;
     response.headers_mut().insert("Sec-WebSocket-Protocol", echoed);
@@ -162,7 +177,7 @@ mod tests {
     async fn mqtt_packets_cross_a_websocket_both_ways() {
         let (client_io, server_io) = tokio::io::duplex(4096);
         let server = tokio::spawn(async move {
-            let ws = server_handshake(server_io, false).await.unwrap();
+            let ws = server_handshake(server_io, SubprotocolRule::MqttAnyCase).await.unwrap();
             let mut framed = Framed::new(ws);
             let packet = framed.read_packet().await.unwrap();
             framed.send(&packet).await.unwrap();
@@ -182,7 +197,8 @@ mod tests {
     async fn wrong_paths_and_subprotocols_are_refused() {
         for (path, subprotocol) in [("/mqtt", "mqtt"), (DEFAULT_PATH, "wamp"), ("/", "")] {
             let (client_io, server_io) = tokio::io::duplex(4096);
-            let server = tokio::spawn(async move { server_handshake(server_io, false).await.is_err() });
+            let server =
+                tokio::spawn(async move { server_handshake(server_io, SubprotocolRule::MqttAnyCase).await.is_err() });
             let client = if subprotocol.is_empty() {
                 let request = format!("wss://localhost{path}").into_client_request().unwrap();
                 tokio_tungstenite::client_async(request, client_io).await.map(drop).map_err(WsError::from)

@@ -61,7 +61,13 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     write("conformance.md", report::markdown(&report).as_bytes())?;
     print!("{}", report::table(&report));
     println!("reports: {}", args.out.display());
-    Ok(if report.must_failures() == 0 { 0 } else { 1 })
+    match report.why_not_passed() {
+        None => Ok(0),
+        Some(why) => {
+            println!("{why}");
+            Ok(1)
+        }
+    }
 }
 
 /// The embedded emulator's group key: the one `--key-env` names when it is set (an invalid one

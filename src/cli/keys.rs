@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
+use crate::credentials::{IdScope, RegistrationId, SasToken, SymmetricKey};
+use crate::device::Personality;
 use crate::scenario::{KeyError, KeySource};
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +45,17 @@ pub struct TokenArgs {
     /// File holding the device key (base64).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Whose token form to print, byte for byte: dpsbench (the documented form), python, node,
+    /// c, embedded-c or csharp (`sr` encoding, escapes' hex case, `skn` and field order).
+    #[arg(long, value_name = "SDK", default_value = "dpsbench", value_parser = parse_style)]
+    pub style: Personality,
+}
+
+fn parse_style(name: &str) -> Result<Personality, String> {
+    Personality::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Personality::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown style {name:?}: expected one of {}", names.join(", "))
+    })
 }
 
 /// A key from `--key-file`, else the environment variable `--key-env` names.
@@ -72,6 +84,6 @@ pub(super) fn token(args: TokenArgs) -> Result<i32> {
     let key = read_key(&args.key_env, args.key_file.as_deref())?;
     let scope = IdScope::new(args.id_scope)?;
     let id = RegistrationId::new(args.registration_id)?;
-    println!("{}", SasToken::build(&scope, &id, &key, args.expiry, SasStyle::default()).expose());
+    println!("{}", SasToken::build(&scope, &id, &key, args.expiry, args.style.sas_style()).expose());
     Ok(0)
 }

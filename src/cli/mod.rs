@@ -466,6 +466,7 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let service = Arc::new(Service::new(service_config));
     let policy = config.tls_policy(&args.config)?;
+    let policy = service.config().deviations.tls_policy(policy);
     let server_config = identity.server_config_with_clients(policy, &service.config().client_trust)?;
     let mut handle = emulator::spawn(listener, service.clone(), server_config)?;
     let websocket = match args.ws_listen {

@@ -118,7 +118,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: clients must use TLS 1.2. §6.2",
         source: Source::Documented("§1"),
         probes: &[&table::TLS12],
-        failed_by: &[],
+        failed_by: &["refuse_tls12"],
     },
     Check {
         id: "DPS-TLS-004",
@@ -129,7 +129,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: an instance with minimum TLS version 1.2 refuses TLS 1.0/1.1. §6.2",
         source: Source::Inference("§1: an instance whose minimum TLS version is 1.2 refuses TLS 1.0 and 1.1"),
         probes: &[&table::OLD_TLS],
-        failed_by: &[],
+        failed_by: &["answer_old_tls"],
     },
     Check {
         id: "DPS-TLS-005",
@@ -140,7 +140,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: the TLS version DPS supports is 1.2. §6.2",
         source: Source::Documented("§1"),
         probes: &[&table::TLS13_ALONE],
-        failed_by: &[],
+        failed_by: &["accept_tls13", "refuse_tls12"],
     },
     // MQTT sessions and subscriptions (§1, §3; §6 items 3-5).
     Check {
@@ -231,6 +231,41 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::UNDOCUMENTED_TOPIC],
         failed_by: &["accept_undocumented_topics"],
     },
+    Check {
+        id: "DPS-MQTT-009",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "Only MQTT 3.1.1 is served: an MQTT 3.1 or MQTT 5 CONNECT is refused",
+        statement: "§1 Protocol: MQTT 3.1.1 (protocol level 4) only",
+        source: Source::Documented("§1"),
+        probes: &[&table::PROTOCOL_LEVELS],
+        failed_by: &["accept_mqtt5"],
+    },
+    Check {
+        id: "DPS-MQTT-010",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "UNSUBSCRIBE is answered with UNSUBACK and DISCONNECT ends the connection",
+        statement: "§1: DPS speaks MQTT 3.1.1, whose UNSUBSCRIBE (§3.10) and DISCONNECT (§3.14) SDKs send",
+        source: Source::Inference(
+            "§1: an MQTT 3.1.1 server answers UNSUBSCRIBE and closes on DISCONNECT; SDKs send both",
+        ),
+        probes: &[&table::UNSUBSCRIBE_DISCONNECT],
+        failed_by: &["ignore_unsubscribe"],
+    },
+    Check {
+        id: "DPS-MQTT-011",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "After a QoS 2 subscription, replies still arrive at QoS 1",
+        statement: "§3: a subscription requested at QoS 2 is granted QoS 1, and replies are delivered at QoS 1. §6.4",
+        source: Source::Documented("§3"),
+        probes: &[&table::QOS2_REPLIES],
+        failed_by: &["reply_at_requested_qos", "reply_qos0"],
+    },
     // Reply topics (§3; §6 item 6).
     Check {
         id: "DPS-TOPIC-001",
@@ -241,7 +276,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3 Topics: response $dps/registrations/res/{status}/?$rid={rid}[&retry-after={seconds}]",
         source: Source::Documented("§3"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &[],
+        failed_by: &["reply_topic_without_slash"],
     },
     Check {
         id: "DPS-TOPIC-002",
@@ -276,6 +311,17 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::LIFECYCLE],
         failed_by: &["omit_retry_after"],
     },
+    Check {
+        id: "DPS-TOPIC-005",
+        level: Level::Should,
+        kind: Kind::Passive,
+        passive: Some(PassiveCheck::RetryAfterRange),
+        title: "retry-after is within 1-300 s",
+        statement: "§5: keep retry-after within 1-300 s (the C SDK replaces any other value by 1 s)",
+        source: Source::SdkBehaviour("§5: the C SDK replaces a retry-after outside 1-300 s by 1 s"),
+        probes: &[&table::LIFECYCLE],
+        failed_by: &["retry_after_zero"],
+    },
     // The provisioning flow (§4; §6 items 6-7).
     Check {
         id: "DPS-FLOW-001",
@@ -286,7 +332,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4 step 3; §6.6",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &[],
+        failed_by: &["register_answered_201"],
     },
     Check {
         id: "DPS-FLOW-002",
@@ -297,7 +343,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4 step 4; §6.7",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &[],
+        failed_by: &["poll_done_201"],
     },
     Check {
         id: "DPS-FLOW-003",
@@ -319,7 +365,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§6.7: status moves only forward",
         source: Source::Documented("§6.7"),
         probes: &[&table::STATUS_FORWARD],
-        failed_by: &["status_backwards"],
+        failed_by: &["status_backwards", "reply_topic_without_slash"],
     },
     Check {
         id: "DPS-FLOW-005",
@@ -330,7 +376,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4: the flow, steps 1-5",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["incomplete_assignment", "unassigned_final"],
+        failed_by: &["incomplete_assignment", "unassigned_final", "reply_topic_without_slash"],
     },
     Check {
         id: "DPS-FLOW-006",
@@ -341,7 +387,13 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1-5: SDKs differ on sr encoding, skn, username, api-version, $rid, bodies, keep-alive, CleanSession and QoS, and all work against DPS",
         source: Source::SdkBehaviour("§1-5: every SDK provisions against DPS in its own dialect"),
         probes: &[&table::EVERY_DIALECT],
-        failed_by: &["incomplete_assignment", "unassigned_final"],
+        failed_by: &[
+            "case_sensitive_sig",
+            "refuse_unencoded_sr",
+            "incomplete_assignment",
+            "unassigned_final",
+            "reply_topic_without_slash",
+        ],
     },
     // Bodies (§4; §6 item 10).
     Check {
@@ -387,7 +439,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: reject an se in the past. §6.8",
         source: Source::Documented("§2"),
         probes: &[&table::EXPIRED_TOKEN],
-        failed_by: &["accept_any_password"],
+        failed_by: &["accept_any_password", "accept_expired_tokens"],
     },
     Check {
         id: "DPS-AUTH-003",
@@ -398,7 +450,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Username: {idScope}/registrations/{registrationId}/...; §2: sr names this scope. §6.8",
         source: Source::Documented("§1"),
         probes: &[&table::WRONG_SCOPE],
-        failed_by: &[],
+        failed_by: &["accept_any_scope"],
     },
     Check {
         id: "DPS-AUTH-004",
@@ -422,6 +474,28 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::X509_CN_MISMATCH],
         failed_by: &["accept_cn_mismatch"],
     },
+    Check {
+        id: "DPS-AUTH-006",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A token whose sig escapes are in lower-case hex is accepted",
+        statement: "§2: the C SDK writes every escape of its token in lower case (%2b %2f %3d) and provisions",
+        source: Source::SdkBehaviour("§2: azure-iot-sdk-c URL-encodes sig with lower-case hex and works against DPS"),
+        probes: &[&table::LOWER_CASE_SIG],
+        failed_by: &["case_sensitive_sig"],
+    },
+    Check {
+        id: "DPS-AUTH-007",
+        level: Level::Must,
+        kind: Kind::Probe,
+        passive: None,
+        title: "A token whose sr names another device is refused, the username being the connecting device's",
+        statement: "§2: sr is {idScope}/registrations/{registrationId} of the connecting device. §6.8",
+        source: Source::Documented("§2"),
+        probes: &[&table::SR_OTHER_DEVICE],
+        failed_by: &["trust_sr_device", "accept_any_password"],
+    },
     // WebSocket (§1; §6 item 9).
     Check {
         id: "DPS-WS-001",
@@ -432,7 +506,12 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Transports: MQTT over WebSocket on 443, subprotocol mqtt. §6.9",
         source: Source::Documented("§1"),
         probes: &[&table::WEBSOCKET_LIFECYCLE],
-        failed_by: &["incomplete_assignment", "unassigned_final"],
+        failed_by: &[
+            "case_sensitive_subprotocol",
+            "incomplete_assignment",
+            "unassigned_final",
+            "reply_topic_without_slash",
+        ],
     },
     Check {
         id: "DPS-WS-002",

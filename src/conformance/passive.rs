@@ -27,6 +27,7 @@ pub enum PassiveCheck {
     RidEcho,
     RidFirst,
     RetryAfter,
+    RetryAfterRange,
     RegisterAccepted,
     PollStatus,
     OperationIdStable,
@@ -35,7 +36,7 @@ pub enum PassiveCheck {
 }
 
 impl PassiveCheck {
-    pub const ALL: [PassiveCheck; 12] = [
+    pub const ALL: [PassiveCheck; 13] = [
         Self::SessionPresent,
         Self::ReplyQos,
         Self::PubackFirst,
@@ -43,6 +44,7 @@ impl PassiveCheck {
         Self::RidEcho,
         Self::RidFirst,
         Self::RetryAfter,
+        Self::RetryAfterRange,
         Self::RegisterAccepted,
         Self::PollStatus,
         Self::OperationIdStable,
@@ -147,6 +149,11 @@ impl CheckLog {
             self.verdict(PassiveCheck::RetryAfter, retry_after.is_some_and(|v| v.parse::<u32>().is_ok()), || {
                 format!("retry-after missing or not numeric on {status}: {}", evidence())
             });
+            if let Some(seconds) = retry_after.and_then(|v| v.parse::<u32>().ok()) {
+                self.verdict(PassiveCheck::RetryAfterRange, (1..=300).contains(&seconds), || {
+                    format!("retry-after {seconds} is outside 1-300 s on {status}: {}", evidence())
+                });
+            }
         }
         // The form is judged without retry-after, which DPS-TOPIC-004 covers: only a topic that
         // fails on retry-after alone is rebuilt without it (rare; most replies parse as sent).

@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::Level;
-use super::suite::{ConformanceReport, Status};
+use super::suite::{CheckResult, ConformanceReport, Status};
+use super::{Kind, Level};
 
 /// `conformance.json`.
 pub fn json(report: &ConformanceReport) -> Vec<u8> {
@@ -29,20 +29,24 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// `conformance.junit.xml`: one testcase per check; failures carry the observed evidence;
-/// skipped and waived checks are `<skipped>` with their reason.
+/// inconclusive checks are `<error>` naming what blocked them (the check could not run, which
+/// is not a failure of it); skipped and waived checks are `<skipped>` with their reason. A
+/// testcase's classname names the kind of check and the probe whose verdict it carries:
+/// `dpsbench.conformance.passive.lifecycle` is a passive check judged on the lifecycle probe.
 pub fn junit(report: &ConformanceReport) -> String {
     let tests = report.results.len();
     let failures = report.count(Status::Fail);
+    let errors = report.count(Status::Inconclusive);
     let skipped = report.count(Status::Skipped) + report.count(Status::Waived);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"dpsbench conformance\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
+        "<testsuites name=\"dpsbench conformance\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
         report.duration_seconds
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"dpsbench conformance {}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">",
+        "  <testsuite name=\"dpsbench conformance {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">",
         xml_escape(&report.target),
         report.duration_seconds,
         xml_escape(&report.started_at)
@@ -55,8 +59,8 @@ pub fn junit(report: &ConformanceReport) -> String {
         let level = level_name(result.level);
         let _ = write!(
             out,
-            "    <testcase classname=\"dpsbench.conformance.{}\" name=\"{} {}\" time=\"{:.3}\">",
-            serde_json::to_value(result.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            "    <testcase classname=\"{}\" name=\"{} {}\" time=\"{:.3}\">",
+            xml_escape(&classname(result)),
             xml_escape(&result.id),
             xml_escape(&result.title),
             result.seconds
@@ -73,6 +77,14 @@ pub fn junit(report: &ConformanceReport) -> String {
                     xml_escape(&result.statement)
                 );
             }
+            Status::Inconclusive => {
+                let blocked_by = xml_escape(result.blocked_by.as_deref().unwrap_or("an earlier step"));
+                let _ = write!(
+                    out,
+                    "<error type=\"inconclusive\" message=\"{level}: inconclusive, blocked by {blocked_by}\">{evidence}\n(verifies: {})</error>",
+                    xml_escape(&result.statement)
+                );
+            }
             Status::Skipped | Status::Waived => {
                 let _ = write!(out, "<skipped message=\"{evidence}\"/>");
             }
@@ -81,6 +93,19 @@ pub fn junit(report: &ConformanceReport) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// `dpsbench.conformance.{kind}[.{probe}]`: the kind of check, then the probes whose verdict it
+/// carries (a passive check judged on the lifecycle probe says `passive.lifecycle`).
+fn classname(result: &CheckResult) -> String {
+    let kind = match result.kind {
+        Kind::Passive => "passive",
+        Kind::Probe => "probe",
+    };
+    match result.probes.as_slice() {
+        [] => format!("dpsbench.conformance.{kind}"),
+        probes => format!("dpsbench.conformance.{kind}.{}", probes.join("+")),
+    }
 }
 
 fn level_name(level: Level) -> &'static str {
@@ -94,6 +119,7 @@ fn status_mark(status: &Status) -> &'static str {
     match status {
         Status::Pass => "✅ pass",
         Status::Fail => "❌ fail",
+        Status::Inconclusive => "❔ inconclusive",
         Status::Skipped => "⏭️ skipped",
         Status::Waived => "⚠️ waived",
     }
@@ -104,17 +130,16 @@ pub fn markdown(report: &ConformanceReport) -> String {
     let mut out = String::from("# DPS MQTT conformance\n\n");
     let _ = writeln!(
         out,
-        "Target `{}` (ID scope `{}`), {} in {:.1} s: **{} passed, {} failed ({} must), {} skipped, {} waived**.\n",
+        "Target `{}` (ID scope `{}`), {} in {:.1} s: **{}**.\n",
         report.target,
         report.id_scope,
         report.started_at,
         report.duration_seconds,
-        report.count(Status::Pass),
-        report.count(Status::Fail),
-        report.must_failures(),
-        report.count(Status::Skipped),
-        report.count(Status::Waived)
+        counts(report),
     );
+    if let Some(why) = report.why_not_passed() {
+        let _ = writeln!(out, "{why}.\n");
+    }
     out.push_str("| Result | Check | Level | Title | Evidence |\n|---|---|---|---|---|\n");
     for r in &report.results {
         let evidence = r.evidence.replace('|', "\\|").replace('\n', " ");
@@ -138,30 +163,34 @@ pub fn table(report: &ConformanceReport) -> String {
         let status = match r.status {
             Status::Pass => "pass",
             Status::Fail => "FAIL",
+            Status::Inconclusive => "INCONC",
             Status::Skipped => "skip",
             Status::Waived => "waived",
         };
         let evidence: String = r.evidence.chars().take(110).collect();
         let _ = writeln!(out, "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}", r.id, level_name(r.level), r.title, "");
     }
-    let _ = writeln!(
-        out,
-        "\n{} passed, {} failed ({} must), {} skipped, {} waived in {:.1} s",
+    let _ = writeln!(out, "\n{} in {:.1} s", counts(report), report.duration_seconds);
+    out
+}
+
+/// "N passed, N failed (N must), N inconclusive (N must), N skipped, N waived".
+fn counts(report: &ConformanceReport) -> String {
+    format!(
+        "{} passed, {} failed ({} must), {} inconclusive ({} must), {} skipped, {} waived",
         report.count(Status::Pass),
         report.count(Status::Fail),
         report.must_failures(),
+        report.count(Status::Inconclusive),
+        report.must_inconclusive(),
         report.count(Status::Skipped),
-        report.count(Status::Waived),
-        report.duration_seconds
-    );
-    out
+        report.count(Status::Waived)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::Kind;
-    use crate::conformance::suite::CheckResult;
 
     fn report() -> ConformanceReport {
         let result = |id: &str, status, evidence: &str| CheckResult {
@@ -172,6 +201,8 @@ mod tests {
             kind: Kind::Probe,
             status,
             evidence: evidence.into(),
+            blocked_by: None,
+            probes: Vec::new(),
             seconds: 0.25,
         };
         ConformanceReport {
@@ -191,7 +222,7 @@ mod tests {
     #[test]
     fn junit_escapes_and_counts() {
         let xml = junit(&report());
-        assert!(xml.contains("tests=\"3\" failures=\"1\" skipped=\"1\""), "{xml}");
+        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), "{xml}");
         assert!(xml.contains("name=\"DPS-TLS-001 A &lt;title&gt; &amp; more\""), "{xml}");
         assert!(
             xml.contains("<failure type=\"must\" message=\"must: CONNACK 0 on &quot;1883&quot; | &lt;x&gt;\">"),
@@ -204,7 +235,8 @@ mod tests {
     #[test]
     fn markdown_escapes_pipes() {
         let md = markdown(&report());
-        assert!(md.contains("**1 passed, 1 failed (1 must), 0 skipped, 1 waived**"), "{md}");
+        assert!(md.contains("**1 passed, 1 failed (1 must), 0 inconclusive (0 must), 0 skipped, 1 waived**"), "{md}");
+        assert!(md.contains("not conformant: 1 must-check(s) failed.\n"), "{md}");
         assert!(md.contains("CONNACK 0 on \"1883\" \\| <x>"), "{md}");
     }
 
@@ -218,6 +250,12 @@ mod tests {
             kind,
             status,
             evidence: evidence.into(),
+            blocked_by: (status == Status::Inconclusive).then(|| "lifecycle (DPS-FLOW-005)".to_string()),
+            probes: match (status, kind) {
+                (Status::Waived, _) => Vec::new(),
+                (_, Kind::Passive) => vec!["lifecycle".to_string()],
+                (_, Kind::Probe) => vec![format!("probe-of-{id}")],
+            },
             seconds: 0.125,
         };
         ConformanceReport {
@@ -236,6 +274,13 @@ mod tests {
                     "reply $dps/registrations/res/202/?$rid=1-wrong | body {\"status\":\"assigning\"}\nsecond line\u{7}bell",
                 ),
                 result("DPS-TLS-005", Level::Should, Kind::Probe, Status::Fail, "a TLS 1.3-only client was accepted"),
+                result(
+                    "DPS-TOPIC-004",
+                    Level::Must,
+                    Kind::Passive,
+                    Status::Inconclusive,
+                    "inconclusive, blocked by lifecycle (DPS-FLOW-005): not observed: the lifecycle ended (timeout) before this could be checked",
+                ),
                 result(
                     "DPS-WS-001",
                     Level::Must,

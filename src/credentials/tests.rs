@@ -60,7 +60,7 @@ fn every_sdk_style_verifies() {
     let id = regid("Dev-01");
     for resource_encoding in [ResourceEncoding::Upper, ResourceEncoding::Lower, ResourceEncoding::Raw] {
         for (key_name, skn_before_se) in [(false, false), (true, false), (true, true)] {
-            let style = SasStyle { resource_encoding, key_name, skn_before_se };
+            let style = SasStyle { resource_encoding, key_name, skn_before_se, lower_case_sig: skn_before_se };
             let token = SasToken::build(&scope(), &id, &key, 2_000, style);
             let parsed = token.parse().unwrap();
             assert_eq!(parsed.verify(&scope(), &regid("dev-01"), 1_000, [&key]), Ok(()), "{style:?}");
@@ -75,7 +75,12 @@ fn lower_case_resource_matches_c_sdk() {
         &regid("myRegistrationId"),
         &SymmetricKey::random(),
         1578941692,
-        SasStyle { resource_encoding: ResourceEncoding::Lower, key_name: false, skn_before_se: false },
+        SasStyle {
+            resource_encoding: ResourceEncoding::Lower,
+            key_name: false,
+            skn_before_se: false,
+            lower_case_sig: false,
+        },
     );
     assert!(token.expose().starts_with("SharedAccessSignature sr=0neFEEDC0DE%2fregistrations%2fmyRegistrationId&sig="));
     assert!(token.expose().ends_with("&se=1578941692"));

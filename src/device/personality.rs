@@ -37,6 +37,11 @@ impl Personality {
     pub const ALL: [Personality; 6] =
         [Self::Dpsbench, Self::Python, Self::Node, Self::C, Self::EmbeddedC, Self::Csharp];
 
+    /// The personality called `name` (as [`Personality::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Dpsbench => "dpsbench",
@@ -123,13 +128,18 @@ impl Personality {
 
     /// How this SDK writes its SAS token.
     pub fn sas_style(self) -> SasStyle {
-        let style =
-            |resource_encoding, key_name, skn_before_se| SasStyle { resource_encoding, key_name, skn_before_se };
+        let style = |resource_encoding, key_name, skn_before_se| SasStyle {
+            resource_encoding,
+            key_name,
+            skn_before_se,
+            lower_case_sig: false,
+        };
         match self {
             Self::Dpsbench | Self::Csharp => SasStyle::default(),
             Self::Python => style(ResourceEncoding::Upper, false, false),
             Self::Node => style(ResourceEncoding::Raw, true, true),
-            Self::C => style(ResourceEncoding::Lower, true, false),
+            // azure-iot-sdk-c's URL encoder writes every escape in lower case, sig's too.
+            Self::C => SasStyle { lower_case_sig: true, ..style(ResourceEncoding::Lower, true, false) },
             Self::EmbeddedC => style(ResourceEncoding::Lower, false, false),
         }
     }
@@ -201,7 +211,12 @@ mod tests {
         );
         assert_eq!(
             Personality::Node.sas_style(),
-            SasStyle { resource_encoding: ResourceEncoding::Raw, key_name: true, skn_before_se: true }
+            SasStyle {
+                resource_encoding: ResourceEncoding::Raw,
+                key_name: true,
+                skn_before_se: true,
+                lower_case_sig: false
+            }
         );
         assert_eq!(Personality::Dpsbench.settings(&base).api_version, base.api_version);
         assert_eq!(Personality::Python.settings(&base).timeouts, base.timeouts, "deadlines are the scenario's");

@@ -70,6 +70,37 @@ pub struct EmulatorConfig {
     /// Connections served at once; beyond it new ones are closed at once and counted.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// DPS's per-device limit on status polls (`[poll_limit]`; on by default, `polls = 0` off).
+    #[serde(default)]
+    pub poll_limit: PollLimit,
+}
+
+/// DPS's limit on operation-status polls per device: at most `polls` in any `window_seconds`
+/// (5 per 10 s, `docs/dps-mqtt.md` §5). Polls beyond it get 429 with `retry-after`.
+///
+/// Enforced only when the configured `retry-after` keeps a device that honours it within the
+/// limit (`retry_after_seconds × polls ≥ window_seconds`): an emulator told to answer
+/// `retry-after` 0 or 1 for throughput runs would otherwise throttle the very polls it asked
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollLimit {
+    /// Polls allowed in a window; 0 turns the limit off.
+    pub polls: u32,
+    pub window_seconds: u32,
+}
+
+impl Default for PollLimit {
+    fn default() -> Self {
+        Self { polls: 5, window_seconds: 10 }
+    }
+}
+
+impl PollLimit {
+    /// Whether the limit applies to an emulator answering `retry_after_seconds`.
+    pub fn enforced(&self, retry_after_seconds: u32) -> bool {
+        self.polls > 0 && u64::from(retry_after_seconds) * u64::from(self.polls) >= u64::from(self.window_seconds)
+    }
 }
 
 impl EmulatorConfig {
@@ -291,6 +322,7 @@ pub struct ServiceConfig {
     pub faults: Faults,
     /// Connections served at once (none: no cap).
     pub max_connections: Option<usize>,
+    pub poll_limit: PollLimit,
 }
 
 impl ServiceConfig {
@@ -312,6 +344,7 @@ impl ServiceConfig {
             echo_payload: false,
             faults: Faults::default(),
             max_connections: None,
+            poll_limit: PollLimit::default(),
         }
     }
 
@@ -365,6 +398,7 @@ impl EmulatorConfig {
             Some(0) => return Err(field("max_connections", "must be at least 1 (omit it for no cap)".into())),
             cap => cap,
         };
+        config.poll_limit = self.poll_limit;
         if let Some(quota) = &self.quota {
             config.quota = QuotaConfig::new(Some(quota.registrations_per_minute), Some(quota.operations_per_minute))
                 .map_err(setting)?;

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
+use crate::tls::{TlsPolicy, TlsVersions};
 use crate::topics;
+use crate::websocket::SubprotocolRule;
 
 /// The deviations an emulator applies. All off by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -27,7 +29,7 @@ pub struct Deviations {
     pub keep_subscriptions: bool,
     /// Grant QoS 2 when asked (fails DPS-MQTT-003).
     pub grant_qos2: bool,
-    /// Deliver replies at QoS 0 whatever was granted (fails DPS-MQTT-004).
+    /// Deliver replies at QoS 0 whatever was granted (fails DPS-MQTT-004 and DPS-MQTT-011).
     pub reply_qos0: bool,
     /// Send the reply before the PUBACK of the request (fails DPS-MQTT-005).
     pub reply_before_puback: bool,
@@ -37,6 +39,9 @@ pub struct Deviations {
     pub accept_undocumented_topics: bool,
     /// Echo a different `$rid` (fails DPS-TOPIC-002).
     pub wrong_rid: bool,
+    /// Send `retry-after=0` wherever a `retry-after` goes (fails DPS-TOPIC-005). The emulator's
+    /// own `retry_after_seconds = 0`, for throughput runs, does the same on 202s.
+    pub retry_after_zero: bool,
     /// Put `retry-after` before `$rid` (fails DPS-TOPIC-003).
     pub rid_not_first: bool,
     /// Never send `retry-after` (fails DPS-TOPIC-004 and DPS-THR-001).
@@ -52,7 +57,7 @@ pub struct Deviations {
     /// `unassigned` instead of `assigned` (fails DPS-BODY-002 and, as SDKs reject it, the flow:
     /// DPS-FLOW-005, DPS-FLOW-006 and DPS-WS-001).
     pub unassigned_final: bool,
-    /// Accept any password (fails DPS-AUTH-001 and DPS-AUTH-002).
+    /// Accept any password (fails DPS-AUTH-001, DPS-AUTH-002 and DPS-AUTH-007).
     pub accept_any_password: bool,
     /// Accept a clientId that differs from the username's registration ID (fails DPS-AUTH-004).
     pub accept_client_id_mismatch: bool,
@@ -60,13 +65,62 @@ pub struct Deviations {
     pub accept_any_subprotocol: bool,
     /// Accept an X.509 certificate whose CN is not the registration ID (fails DPS-AUTH-005).
     pub accept_cn_mismatch: bool,
+    /// Accept a token whose `se` has passed, still checking its signature (fails DPS-AUTH-002
+    /// alone, where `accept_any_password` fails DPS-AUTH-001 too).
+    pub accept_expired_tokens: bool,
+    /// Accept a username naming another ID scope, checking the token against that scope (fails
+    /// DPS-AUTH-003).
+    pub accept_any_scope: bool,
+    /// Accept a TLS 1.3 handshake as well as TLS 1.2 (fails DPS-TLS-005).
+    pub accept_tls13: bool,
+    /// Serve TLS 1.3 only, refusing TLS 1.2 (fails DPS-TLS-003 and DPS-TLS-005; as every other
+    /// probe speaks TLS 1.2, as DPS requires, their checks are inconclusive, blocked by
+    /// DPS-TLS-003).
+    pub refuse_tls12: bool,
+    /// Take the WebSocket subprotocol `mqtt` only in lower case, refusing the C SDK's `MQTT`
+    /// (fails DPS-WS-001 alone: one SDK's dialect).
+    pub case_sensitive_subprotocol: bool,
+    /// Refuse a token whose `sr` is not percent-encoded, as the Node SDK sends it (fails
+    /// DPS-FLOW-006 alone: one SDK's dialect).
+    pub refuse_unencoded_sr: bool,
+    /// Deliver replies at the QoS the subscription asked for, 2 included, while granting 1
+    /// (fails DPS-MQTT-011).
+    pub reply_at_requested_qos: bool,
+    /// Check a token against the device its `sr` names instead of the username's (fails
+    /// DPS-AUTH-007: one device's token opens another's connection).
+    pub trust_sr_device: bool,
+    /// Accept an MQTT 5 CONNECT (fails DPS-MQTT-009).
+    pub accept_mqtt5: bool,
+    /// Never answer UNSUBSCRIBE (fails DPS-MQTT-010).
+    pub ignore_unsubscribe: bool,
+    /// Refuse a token whose `sig` escapes are in lower-case hex (fails DPS-AUTH-006 and, as the
+    /// C SDK writes them so, DPS-FLOW-006).
+    pub case_sensitive_sig: bool,
+    /// Answer a TLS 1.0 or 1.1 ClientHello with a ServerHello of that version (fails
+    /// DPS-TLS-004).
+    pub answer_old_tls: bool,
+    /// Leave the `/` out before the reply topic's query: `res/202?$rid=..` (fails DPS-TOPIC-001
+    /// and, as devices cannot read such a reply, the flows: DPS-FLOW-004, DPS-FLOW-005,
+    /// DPS-FLOW-006 and DPS-WS-001; what the lifecycle would have shown is inconclusive).
+    pub reply_topic_without_slash: bool,
+    /// Answer a register with 201 instead of 202 (fails DPS-FLOW-001; devices take any 2xx
+    /// with status `assigning` as accepted, so the flow still completes).
+    pub register_answered_201: bool,
+    /// Answer a poll that finds the operation done with 201 instead of 200 (fails DPS-FLOW-002;
+    /// devices take any 2xx, so the flow still completes).
+    pub poll_done_201: bool,
 }
 
 impl Deviations {
     /// The reply topic, as a deviating DPS would write it.
     pub fn reply_topic(&self, status: u16, rid: &str, retry_after: Option<u32>) -> String {
         let retry_after = if self.omit_retry_after { None } else { retry_after };
+        let retry_after = if self.retry_after_zero { retry_after.map(|_| 0) } else { retry_after };
         let rid = if self.wrong_rid { format!("{rid}-wrong") } else { rid.to_string() };
+        if self.reply_topic_without_slash {
+            let topic = topics::reply_topic(status, &rid, retry_after);
+            return topic.replacen(&format!("/{status}/?"), &format!("/{status}?"), 1);
+        }
         match retry_after {
             Some(seconds) if self.rid_not_first => {
                 format!("{}{status}/?retry-after={seconds}&$rid={rid}", topics::RESPONSE_PREFIX)
@@ -85,6 +139,68 @@ impl Deviations {
         {
             state.device_id = None;
         }
+    }
+
+    /// Which WebSocket subprotocols a deviating DPS takes.
+    pub fn subprotocol_rule(&self) -> SubprotocolRule {
+        match (self.accept_any_subprotocol, self.case_sensitive_subprotocol) {
+            (true, _) => SubprotocolRule::AnyOffered,
+            (false, true) => SubprotocolRule::MqttExactly,
+            (false, false) => SubprotocolRule::MqttAnyCase,
+        }
+    }
+
+    /// Whether a deviating DPS refuses `password` for its form alone, before checking it.
+    pub fn refuses_token_form(&self, password: &str) -> bool {
+        let unencoded_sr =
+            || crate::credentials::SasToken::from_password(password).parse().is_ok_and(|token| token.sr.contains('/'));
+        let lower_case_sig = || {
+            let sig = password.split("sig=").nth(1).and_then(|rest| rest.split('&').next()).unwrap_or_default();
+            sig.split('%').skip(1).any(|escape| escape.chars().take(2).any(|c| c.is_ascii_lowercase()))
+        };
+        (self.refuse_unencoded_sr && unencoded_sr()) || (self.case_sensitive_sig && lower_case_sig())
+    }
+
+    /// With `trust_sr_device`, the registration ID the token's `sr` names (a deviating DPS checks
+    /// the token against it); `None` otherwise.
+    pub fn sr_device(&self, password: &str) -> Option<crate::credentials::RegistrationId> {
+        if !self.trust_sr_device {
+            return None;
+        }
+        let token = crate::credentials::SasToken::from_password(password);
+        let parsed = token.parse().ok()?;
+        let resource = percent_encoding::percent_decode_str(parsed.sr).decode_utf8().ok()?;
+        let (_, id) = resource.split_once("/registrations/")?;
+        crate::credentials::RegistrationId::new(id.to_string()).ok()
+    }
+
+    /// The TLS policy a deviating DPS would accept instead of `policy`.
+    pub fn tls_policy(&self, mut policy: TlsPolicy) -> TlsPolicy {
+        if self.accept_tls13 {
+            policy.versions = TlsVersions::Tls12And13;
+        }
+        if self.refuse_tls12 {
+            policy.versions = TlsVersions::Tls13Only;
+        }
+        policy
+    }
+
+    /// With `answer_old_tls`, the ServerHello a deviating DPS answers to a TLS 1.0 or 1.1
+    /// ClientHello whose first bytes are `head` (record header, handshake type and length, then
+    /// the client version: 11 bytes); `None` for anything else.
+    pub fn old_tls_server_hello(&self, head: &[u8]) -> Option<Vec<u8>> {
+        let [0x16, _, _, _, _, 0x01, _, _, _, 0x03, minor @ (0x01 | 0x02)] = *head else { return None };
+        if !self.answer_old_tls {
+            return None;
+        }
+        let mut hello = vec![
+            0x16, 0x03, minor, 0x00, 42, // record: handshake, version, length 42
+            0x02, 0x00, 0x00, 38, // ServerHello, length 38
+            0x03, minor, // server_version: the one offered
+        ];
+        hello.extend_from_slice(&[0x5a; 32]); // random
+        hello.extend_from_slice(&[0x00, 0x00, 0x2f, 0x00]); // no session ID, TLS_RSA_WITH_AES_128_CBC_SHA, null compression
+        Some(hello)
     }
 
     /// Rewrites any poll reply's operationId when it should change between polls, drawing the
@@ -109,7 +225,21 @@ mod tests {
         assert_eq!(late_rid.reply_topic(202, "1", Some(3)), "$dps/registrations/res/202/?retry-after=3&$rid=1");
         let omit = Deviations { omit_retry_after: true, ..Default::default() };
         assert_eq!(omit.reply_topic(429, "1", Some(3)), "$dps/registrations/res/429/?$rid=1");
+        let no_slash = Deviations { reply_topic_without_slash: true, ..Default::default() };
+        assert_eq!(no_slash.reply_topic(202, "1", Some(3)), "$dps/registrations/res/202?$rid=1&retry-after=3");
         let wrong = Deviations { wrong_rid: true, ..Default::default() };
         assert_eq!(wrong.reply_topic(200, "7", None), "$dps/registrations/res/200/?$rid=7-wrong");
+    }
+
+    #[test]
+    fn old_tls_is_answered_only_when_asked_and_only_for_old_hellos() {
+        let hello = crate::conformance::probes::tls::client_hello(0x0301);
+        assert_eq!(Deviations::default().old_tls_server_hello(&hello[..11]), None);
+        let answering = Deviations { answer_old_tls: true, ..Default::default() };
+        let answer = answering.old_tls_server_hello(&hello[..11]).expect("a TLS 1.0 hello is answered");
+        assert_eq!(answer.len(), 5 + 42);
+        assert_eq!((answer[0], answer[5], answer[9], answer[10]), (0x16, 0x02, 0x03, 0x01));
+        let modern = crate::conformance::probes::tls::client_hello(0x0303);
+        assert_eq!(answering.old_tls_server_hello(&modern[..11]), None);
     }
 }

@@ -15,7 +15,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
 use super::faults::Fault;
-use super::service::{Service, Session};
+use super::service::{Claim, Service, Session};
 use crate::mqtt::Framed;
 use crate::websocket;
 use crate::x509::PeerCertificate;
@@ -112,6 +112,7 @@ pub fn start_on_loopback_with(
 ) -> Result<LoopbackEmulator, StartError> {
     let identity = crate::tls::ServerIdentity::generate(&[])?;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let policy = config.deviations.tls_policy(policy);
     let server_config = identity.server_config_with_clients(policy, &config.client_trust)?;
     let handle = spawn(listener, Arc::new(Service::new(config)), server_config)?;
     let roots = crate::tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
@@ -264,6 +265,16 @@ async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, 
     if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
         return serve_mqtt(stream, service, shutdown, None).await;
     }
+    if service.config().deviations.answer_old_tls {
+        let mut head = [0u8; 11];
+        if let Ok(Ok(11)) = timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut head)).await
+            && let Some(hello) = service.config().deviations.old_tls_server_hello(&head)
+        {
+            let mut stream = stream;
+            let _ = timeout(HANDSHAKE_TIMEOUT, tokio::io::AsyncWriteExt::write_all(&mut stream, &hello)).await;
+            return;
+        }
+    }
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
     let peer = peer_certificate(&stream);
     serve_mqtt(stream, service, shutdown, peer).await;
@@ -298,8 +309,8 @@ async fn websocket_connection(
     let _ = stream.set_nodelay(true);
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
     let peer = peer_certificate(&stream);
-    let any_subprotocol = service.config().deviations.accept_any_subprotocol;
-    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, any_subprotocol)).await else {
+    let rule = service.config().deviations.subprotocol_rule();
+    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, rule)).await else {
         return;
     };
     serve_mqtt(ws, service, shutdown, peer).await;
@@ -330,6 +341,8 @@ async fn serve_mqtt<S>(
 {
     let mut framed = Framed::new(stream);
     let mut session = Session::with_peer(peer);
+    // Held from CONNECT on: another connection with the same client ID closes this one.
+    let mut claim: Option<Claim> = None;
     loop {
         let idle = match session.keep_alive() {
             _ if !session.is_connected() => CONNECT_TIMEOUT,
@@ -337,9 +350,16 @@ async fn serve_mqtt<S>(
             // MQTT 3.1.1 §3.1.2.10: one and a half keep-alive periods.
             seconds => Duration::from_millis(u64::from(seconds) * 1500),
         };
+        let taken_over = async {
+            match &claim {
+                Some(claim) => claim.taken_over.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let read = tokio::select! {
             read = timeout(idle, framed.read_packet()) => read,
             _ = shutdown.changed() => break,
+            _ = taken_over => break,
         };
         let Ok(Ok(packet)) = read else { break };
         let response = session.handle(&service, packet, tokio::time::Instant::now().into_std(), SystemTime::now());
@@ -360,6 +380,14 @@ async fn serve_mqtt<S>(
         if response.close {
             break;
         }
+        if claim.is_none()
+            && let Some(key) = session.client_key()
+        {
+            claim = Some(service.claim_client(key));
+        }
+    }
+    if let Some(claim) = &claim {
+        service.release_client(claim);
     }
     let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
 }

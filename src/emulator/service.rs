@@ -8,9 +8,9 @@
 //! 0x80 for other filters, PUBACK before the reply, `$rid` echoed first, `retry-after` on every
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::SmallRng;
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::{QuotaConfig, ServiceConfig};
 use super::faults::Injector;
-use crate::credentials::{RegistrationId, SasToken, SymmetricKey};
+use crate::credentials::{IdScope, RegistrationId, SasToken, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
 
@@ -70,6 +70,8 @@ struct Registry {
     registers_since_prune: u32,
     /// Devices whose subscription a deviating emulator keeps across reconnects.
     kept_subscriptions: std::collections::HashSet<String>,
+    /// Each device's recent polls, for the per-device poll limit (at most `polls` kept).
+    recent_polls: HashMap<String, VecDeque<Instant>>,
 }
 
 /// How long an operation stays pollable after its assignment.
@@ -119,12 +121,29 @@ impl Quotas {
     }
 }
 
+/// A connection's hold on its client ID among the live connections: when another connection
+/// claims the same ID, `taken_over` is notified and this one must close (MQTT 3.1.1 §3.1.4).
+#[derive(Debug)]
+pub struct Claim {
+    key: String,
+    generation: u64,
+    pub taken_over: Arc<tokio::sync::Notify>,
+}
+
+/// The live connections, by client ID: a notification handle each, no IO.
+#[derive(Debug, Default)]
+struct LiveConnections {
+    next_generation: u64,
+    by_client: HashMap<String, (u64, Arc<tokio::sync::Notify>)>,
+}
+
 /// The shared state of one emulated DPS instance.
 pub struct Service {
     config: ServiceConfig,
     /// The 16-hex-digit middle part of this instance's operation IDs.
     instance: u64,
     registry: Mutex<Registry>,
+    live: Mutex<LiveConnections>,
     quotas: Option<Quotas>,
     /// Source of operation IDs, etags and tracking IDs: seeded from the OS, or by a test.
     rng: Mutex<SmallRng>,
@@ -154,6 +173,7 @@ impl Service {
             config,
             instance,
             registry: Mutex::default(),
+            live: Mutex::default(),
             quotas,
             rng: Mutex::new(rng),
             stats: ServiceStats::default(),
@@ -190,19 +210,25 @@ impl Service {
 
     /// Checks a SAS password for `registration_id` against its individual enrollment, else
     /// against every group's derived keys.
-    fn authenticate(&self, registration_id: &RegistrationId, password: &str, now_unix: u64) -> bool {
+    fn authenticate(&self, scope: &IdScope, registration_id: &RegistrationId, password: &str, now_unix: u64) -> bool {
         let token = SasToken::from_password(password);
         let Ok(parsed) = token.parse() else { return false };
-        let scope = &self.config.id_scope;
         let canonical = registration_id.canonical();
         if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
             let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());
             return parsed.verify(scope, registration_id, now_unix, keys).is_ok();
         }
+        // Registration IDs are case-insensitive: one registration, keyed by the lower-case ID.
+        // Which casing DPS derives a group device key from is not documented, so a key derived
+        // from the ID as the device sends it and one derived from its lower-case form are both
+        // accepted.
+        let lower = RegistrationId::new(canonical.clone()).ok().filter(|lower| lower != registration_id);
         self.config.groups.iter().any(|group| {
             let keys: Vec<SymmetricKey> = std::iter::once(&group.primary)
                 .chain(group.secondary.as_ref())
-                .map(|group_key| group_key.derive_device_key(registration_id))
+                .flat_map(|group_key| {
+                    std::iter::once(registration_id).chain(lower.as_ref()).map(|id| group_key.derive_device_key(id))
+                })
                 .collect();
             parsed.verify(scope, registration_id, now_unix, &keys).is_ok()
         })
@@ -240,6 +266,56 @@ impl Service {
         }
     }
 
+    /// Claims `client_key` (a [`Session::client_key`]) for a connection that was just accepted;
+    /// the connection that held it so far is told to close, as a second CONNECT with the same
+    /// client ID closes the first (MQTT 3.1.1 §3.1.4).
+    pub fn claim_client(&self, client_key: String) -> Claim {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.next_generation += 1;
+        let generation = live.next_generation;
+        let taken_over = Arc::new(tokio::sync::Notify::new());
+        if let Some((_, previous)) = live.by_client.insert(client_key.clone(), (generation, taken_over.clone())) {
+            // notify_one keeps the permit should the old connection not be waiting right now.
+            previous.notify_one();
+        }
+        Claim { key: client_key, generation, taken_over }
+    }
+
+    /// Lets go of `claim` when its connection ends (unless another connection took it over).
+    pub fn release_client(&self, claim: &Claim) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.by_client.get(&claim.key).is_some_and(|(generation, _)| *generation == claim.generation) {
+            live.by_client.remove(&claim.key);
+        }
+    }
+
+    /// Number of connections holding a client ID.
+    pub fn live_clients(&self) -> usize {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).by_client.len()
+    }
+
+    /// Counts a poll by `canonical` against the per-device limit, or says in how many whole
+    /// seconds (1-300) the device may poll again.
+    fn poll_limit(&self, canonical: &str, now: Instant) -> Result<(), u32> {
+        let limit = self.config.poll_limit;
+        if !limit.enforced(self.config.retry_after_seconds) {
+            return Ok(());
+        }
+        let window = Duration::from_secs(limit.window_seconds.into());
+        let mut registry = self.lock();
+        let polls = registry.recent_polls.entry(canonical.to_string()).or_default();
+        while polls.front().is_some_and(|&at| now.saturating_duration_since(at) >= window) {
+            polls.pop_front();
+        }
+        if polls.len() < limit.polls as usize {
+            polls.push_back(now);
+            return Ok(());
+        }
+        let oldest = *polls.front().expect("a full window holds at least one poll");
+        let wait = (oldest + window).saturating_duration_since(now).as_secs_f64().ceil();
+        Err((wait as u32).clamp(1, 300))
+    }
+
     /// Starts a registration; returns its operation ID.
     fn register(
         &self,
@@ -261,6 +337,7 @@ impl Service {
         if registry.registers_since_prune >= 4096 {
             registry.registers_since_prune = 0;
             registry.operations.retain(|_, op| op.ready_at + OPERATION_RETENTION > now);
+            registry.recent_polls.retain(|_, polls| polls.back().is_some_and(|&at| at + OPERATION_RETENTION > now));
         }
         registry
             .records
@@ -343,7 +420,7 @@ impl Service {
 
 mod session;
 
-pub use session::{Response, Session};
+pub use session::{MAX_MESSAGE_BYTES, Response, Session};
 
 #[cfg(test)]
 mod tests;

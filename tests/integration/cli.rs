@@ -324,6 +324,62 @@ fn keys_derive_and_token_reproduce_the_published_vectors() {
     );
 }
 
+/// `token --style` prints each SDK's exact form of the same token: the `sr` encoding (and so the
+/// signature), the escapes' hex case, `skn` and the field order (docs/dps-mqtt.md §2).
+#[test]
+fn token_style_prints_each_sdks_exact_form() {
+    let dir = temp_dir("token-style");
+    let key_file = write(&dir, "device.key", "00mysymmetrickey\n");
+    let token = |style: &str| {
+        let output = dpsbench(
+            &[
+                "token",
+                "--id-scope",
+                "myIdScope",
+                "--registration-id",
+                "mydeviceregistrationid",
+                "--expiry",
+                "1630175722",
+                "--key-file",
+                key_file.to_str().unwrap(),
+                "--style",
+                style,
+            ],
+            &[],
+        );
+        assert_eq!(output.status.code(), Some(0), "{style}: {}", text(&output.stderr));
+        text(&output.stdout).trim_end().to_string()
+    };
+    let upper_sr = "sr=myIdScope%2Fregistrations%2Fmydeviceregistrationid";
+    let upper_sig = "sig=SDpdbUNk%2F1DSjEpeb29BLVe6gRDZI7T41Y4BPsHHoUg%3D";
+    let documented = format!("SharedAccessSignature {upper_sr}&{upper_sig}&se=1630175722&skn=registration");
+    assert_eq!(token("dpsbench"), documented);
+    assert_eq!(token("csharp"), documented);
+    assert_eq!(token("python"), format!("SharedAccessSignature {upper_sr}&{upper_sig}&se=1630175722"));
+    // Node signs the raw resource (test vector 2) and puts skn before se.
+    assert_eq!(
+        token("node"),
+        "SharedAccessSignature sr=myIdScope/registrations/mydeviceregistrationid&sig=l6nCPQlqkWB046a6n2bBXzmeBzVE3rfYFvAMaLBzGDA%3D&skn=registration&se=1630175722"
+    );
+    // The C SDK signs its lower-case sr and writes every escape in lower case, sig's too.
+    let c = token("c");
+    assert!(c.starts_with("SharedAccessSignature sr=myIdScope%2fregistrations%2fmydeviceregistrationid&sig="), "{c}");
+    assert!(c.ends_with("&se=1630175722&skn=registration"), "{c}");
+    let embedded = token("embedded-c");
+    assert!(embedded.starts_with("SharedAccessSignature sr=myIdScope%2fregistrations%2fmydeviceregistrationid&sig="));
+    assert!(embedded.ends_with("&se=1630175722") && !embedded.contains("skn"), "{embedded}");
+    let sig = |token: &str| token.split("&sig=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    // Both C SDKs sign the same sr; only the case of sig's escapes differs.
+    assert_eq!(sig(&c), sig(&embedded).replace("%2F", "%2f").replace("%2B", "%2b").replace("%3D", "%3d"));
+    assert!(sig(&c).contains('%'), "this key's signature has escapes: {c}");
+    assert!(!c.split('%').skip(1).any(|escape| escape[..2].chars().any(|ch| ch.is_ascii_uppercase())), "{c}");
+
+    let output =
+        dpsbench(&["token", "--id-scope", "s", "--registration-id", "r", "--expiry", "1", "--style", "java"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("expected one of dpsbench, python, node, c, embedded-c, csharp"));
+}
+
 /// The standalone emulator serves a run in another process, writes its CA, and stops on SIGTERM.
 #[test]
 fn standalone_emulator_serves_a_dps_target_run_and_stops_on_sigterm() {

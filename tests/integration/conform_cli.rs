@@ -29,7 +29,7 @@ fn conform_against_the_embedded_emulator_passes_and_writes_three_reports() {
     assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output.stdout), text(&output.stderr));
     assert!(text(&output.stdout).contains("0 failed (0 must)"), "{}", text(&output.stdout));
     let report = results(&out);
-    assert_eq!(report["schema"], "dpsbench.conformance/v1");
+    assert_eq!(report["schema"], "dpsbench.conformance/v2");
     assert_eq!(report["results"].as_array().unwrap().len(), dpsbench::conformance::CATALOGUE.len());
     let junit = std::fs::read_to_string(out.join("conformance.junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), dpsbench::conformance::CATALOGUE.len());
@@ -101,24 +101,40 @@ fn a_general_mqtt_broker_fails_clearly_within_the_deadlines() {
     assert!(text(&output.stderr).contains("billable"), "real targets are warned about billable probes");
     let report = results(&out);
     // A broker accepts anyone and anything: DPS's promises fail, each with its evidence.
-    for failing in [
-        "DPS-AUTH-001",
-        "DPS-AUTH-002",
-        "DPS-MQTT-001",
-        "DPS-MQTT-002",
-        "DPS-MQTT-006",
-        "DPS-MQTT-007",
-        "DPS-FLOW-005",
-        "DPS-FLOW-001",
-    ] {
+    for failing in
+        ["DPS-AUTH-001", "DPS-AUTH-002", "DPS-AUTH-003", "DPS-MQTT-001", "DPS-MQTT-006", "DPS-MQTT-007", "DPS-FLOW-005"]
+    {
         assert_eq!(status_of(&report, failing), "fail", "{failing}");
     }
+    // One root cause (no reply to register) is one failure, DPS-FLOW-005: what the lifecycle
+    // would have shown is inconclusive, blocked by it, and so is DPS-MQTT-002, whose control
+    // (a reply while subscribed) never came.
+    let blocked_by = |id: &str| {
+        let result = report["results"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap();
+        result["blocked_by"].as_str().unwrap_or_default().to_string()
+    };
+    for inconclusive in ["DPS-TOPIC-001", "DPS-TOPIC-002", "DPS-FLOW-001", "DPS-FLOW-002", "DPS-BODY-001"] {
+        assert_eq!(status_of(&report, inconclusive), "inconclusive", "{inconclusive}");
+        assert_eq!(blocked_by(inconclusive), "lifecycle (DPS-FLOW-005)", "{inconclusive}");
+    }
+    assert_eq!(status_of(&report, "DPS-MQTT-002"), "inconclusive");
+    assert!(blocked_by("DPS-MQTT-002").starts_with("clean-session-0"), "{}", blocked_by("DPS-MQTT-002"));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("inconclusive, blocked by lifecycle (DPS-FLOW-005)"), "{stdout}");
+    assert!(!stdout.contains("not observed: the lifecycle ended") || stdout.contains("INCONC"), "{stdout}");
     // What a broker does keep: TLS 1.2, no plain MQTT on the TLS port.
     for passing in ["DPS-TLS-001", "DPS-TLS-003"] {
         assert_eq!(status_of(&report, passing), "pass", "{passing}");
     }
     let junit = std::fs::read_to_string(out.join("conformance.junit.xml")).unwrap();
     assert!(junit.contains("<failure type=\"must\""), "{junit}");
+    assert!(
+        junit.contains(
+            "<error type=\"inconclusive\" message=\"must: inconclusive, blocked by lifecycle (DPS-FLOW-005)\""
+        ),
+        "{junit}"
+    );
+    assert!(junit.contains("classname=\"dpsbench.conformance.passive.lifecycle\""), "{junit}");
 }
 
 /// `--prefix` starts every probe's registration ID: a bad one is refused at the edge (it used

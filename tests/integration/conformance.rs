@@ -21,6 +21,58 @@ pub fn unserved_port() -> (tokio::net::TcpSocket, u16) {
     (socket, port)
 }
 
+/// An emulator with one group and the probe target that reaches it (and the emulator, to stop).
+fn emulator_and_target(deviations: Deviations) -> (emulator::LoopbackEmulator, ProbeTarget) {
+    let scope = IdScope::new("0ne00CONF01").unwrap();
+    let key = SymmetricKey::random();
+    let mut config = ServiceConfig::single_group(scope.clone(), vec!["hub-a.example".into()], key.clone());
+    config.assign_delay = Duration::ZERO;
+    config.deviations = deviations;
+    let started = emulator::start_on_loopback(config).unwrap();
+    let target = ProbeTarget {
+        address: started.handle.address,
+        ws_address: None,
+        server_name: "localhost".try_into().unwrap(),
+        roots: std::sync::Arc::new(started.roots.clone()),
+        id_scope: scope,
+        group_key: key,
+        plain_port: unserved_port().1,
+        prefix: "conf".into(),
+        deadline: Duration::from_secs(2),
+        throttle_requests: 25,
+        x509: None,
+    };
+    (started, target)
+}
+
+/// MQTT 3.1.1 §3.1.4: a second connection with the same client ID closes the first, in any
+/// casing of the registration ID (DPS's registration IDs are case-insensitive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_with_the_same_client_id_closes_the_first() {
+    use dpsbench::conformance::probes::Answer;
+    let (started, target) = emulator_and_target(Deviations::default());
+    let id = target.registration_id("twice");
+    let password = target.token(&target.id_scope, &id, &target.device_key(&id), 3600);
+    let mut first = target.open().await.unwrap();
+    let connack =
+        first.connect(target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &password, true)).await;
+    assert_eq!(connack.unwrap().code as u8, 0);
+    let other = target.registration_id("other");
+    let other_password = target.token(&target.id_scope, &other, &target.device_key(&other), 3600);
+    let mut bystander = target.open().await.unwrap();
+    let packet = target.connect_packet(other.as_str(), &target.id_scope, other.as_str(), &other_password, true);
+    assert_eq!(bystander.connect(packet).await.unwrap().code as u8, 0);
+
+    let upper = id.as_str().to_ascii_uppercase();
+    let mut second = target.open().await.unwrap();
+    let packet = target.connect_packet(&upper, &target.id_scope, &upper, &password, true);
+    assert_eq!(second.connect(packet).await.unwrap().code as u8, 0, "the same device in another casing");
+    assert!(matches!(first.reply(Duration::from_secs(2)).await, Answer::Closed), "the first connection is closed");
+    assert!(matches!(bystander.reply(Duration::from_millis(300)).await, Answer::Silent), "others stay open");
+    assert_eq!(started.handle.service.live_clients(), 2);
+    started.handle.stop().await;
+}
+
 /// Runs the suite against an emulator with `deviations`. The plain port probed is the one the
 /// emulator serves under `plain_listen`, or else a port nobody serves.
 async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceReport, u64) {
@@ -135,6 +187,22 @@ each_deviation_fails_exactly_its_checks!(
     accept_client_id_mismatch,
     accept_any_subprotocol,
     accept_cn_mismatch,
+    accept_expired_tokens,
+    accept_any_scope,
+    accept_tls13,
+    answer_old_tls,
+    reply_topic_without_slash,
+    register_answered_201,
+    poll_done_201,
+    refuse_tls12,
+    case_sensitive_subprotocol,
+    refuse_unencoded_sr,
+    accept_mqtt5,
+    ignore_unsubscribe,
+    case_sensitive_sig,
+    reply_at_requested_qos,
+    trust_sr_device,
+    retry_after_zero,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,12 +13,12 @@ use crate::topics::{self, ReplyTopic};
 async fn refused(target: &ProbeTarget, connect: Packet, registration: &str) -> Verdict {
     let mut client = match target.open().await {
         Ok(client) => client,
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     let connack = match client.connect(connect).await {
         Ok(connack) => connack,
         Err(e) if e.closed() => return Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
-        Err(e) => return could_not("CONNECT", e),
+        Err(e) => return could_not("CONNECT", &e),
     };
     if connack.code != ConnectReturnCode::Success {
         return Verdict::Pass(format!("refused at CONNACK with return code {}", connack.code as u8));
@@ -66,6 +66,46 @@ pub async fn expired_token(target: &ProbeTarget) -> Verdict {
     refused(target, target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true), id.as_str()).await
 }
 
+/// DPS-AUTH-006: a token whose `sig` escapes are in lower-case hex, as the C SDK writes them,
+/// is accepted like any other (the signature is compared after URL-decoding).
+pub async fn lower_case_sig_accepted(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-sig-case");
+    let key = target.device_key(&id);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1);
+    // A signature has escapes (for +, / or =) at most expiries; try a bounded few.
+    let style = crate::device::Personality::C.sas_style();
+    let token = (3600..3664)
+        .map(|valid_for| crate::credentials::SasToken::build(&target.id_scope, &id, &key, now + valid_for, style))
+        .find(|token| {
+            token.expose().split("&sig=").nth(1).is_some_and(|sig| sig.split('&').next().unwrap_or("").contains('%'))
+        });
+    let Some(token) = token else {
+        return Verdict::Fail("no signature with an escape in 64 expiries (cannot happen with base64 padding)".into());
+    };
+    let mut client = match target.open().await {
+        Ok(client) => client,
+        Err(e) => return could_not("connect", &e),
+    };
+    let connack =
+        match client.connect(target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true)).await {
+            Ok(connack) => connack,
+            Err(e) => return Verdict::Fail(format!("a token with lower-case sig escapes: {e}")),
+        };
+    client.disconnect().await;
+    match connack.code as u8 {
+        0 => Verdict::Pass("a token with lower-case hex in its sig escapes got CONNACK 0".into()),
+        code => Verdict::Fail(format!("a token with lower-case hex in its sig escapes got CONNACK {code}")),
+    }
+}
+
+/// DPS-AUTH-007: a valid token of another device, with this device's username and clientId.
+pub async fn token_of_another_device(target: &ProbeTarget) -> Verdict {
+    let id = target.registration_id("auth-sr-own");
+    let other = target.registration_id("auth-sr-other");
+    let token = target.token(&target.id_scope, &other, &target.device_key(&other), 3600);
+    refused(target, target.connect_packet(id.as_str(), &target.id_scope, id.as_str(), &token, true), id.as_str()).await
+}
+
 /// DPS-AUTH-003: username and token naming another ID scope.
 pub async fn wrong_scope(target: &ProbeTarget) -> Verdict {
     let other = if target.id_scope.as_str() == "0ne00000000" { "0ne11111111" } else { "0ne00000000" };
@@ -84,7 +124,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
     let own = target.registration_id("x509-a");
     let certificate = match ca.mint(&own) {
         Ok(certificate) => certificate,
-        Err(e) => return could_not("mint a probe certificate", e),
+        Err(e) => return could_not("mint a probe certificate", &e),
     };
     let config = match crate::tls::client_config_with_certificate(
         target.roots.clone(),
@@ -93,7 +133,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
         certificate.key(),
     ) {
         Ok(config) => config,
-        Err(e) => return could_not("client certificate", e),
+        Err(e) => return could_not("client certificate", &e),
     };
     let connect = |claimed: &str| {
         let mut connect = rumqttc::mqttbytes::v4::Connect::new(claimed);
@@ -121,13 +161,13 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
                 connack.code as u8
             ));
         }
-        Err(e) => return could_not("the control connection (CN = registration ID)", e),
+        Err(e) => return could_not("the control connection (CN = registration ID)", &e),
     }
     let other = target.registration_id("x509-b");
     let mut client = match target.open_with(config).await {
         Ok(client) => client,
         Err(e) if e.in_tls_handshake() => return Verdict::Pass(format!("refused in the TLS handshake: {e}")),
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     match client.connect(connect(other.as_str())).await {
         Ok(connack) if connack.code != ConnectReturnCode::Success => {
@@ -135,7 +175,7 @@ pub async fn x509_cn_mismatch(target: &ProbeTarget) -> Verdict {
         }
         Ok(_) => Verdict::Fail(format!("a certificate for {own} was accepted as {other}")),
         Err(e) if e.closed() => Verdict::Pass(format!("connection closed instead of CONNACK ({e})")),
-        Err(e) => could_not("CONNECT", e),
+        Err(e) => could_not("CONNECT", &e),
     }
 }
 

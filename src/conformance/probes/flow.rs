@@ -11,7 +11,9 @@ use super::{Answer, ClientError, ProbeClient, ProbeTarget, Verdict, could_not, d
 use crate::conformance::{CheckLog, PassiveCheck};
 use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
-use crate::device::{FlowReport, FlowSettings, Outcome, Personality, fresh_rng, run_device, run_device_observed};
+use crate::device::{
+    FailureKind, FlowReport, FlowSettings, Outcome, Personality, fresh_rng, run_device, run_device_observed,
+};
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic, TopicError};
@@ -44,7 +46,7 @@ pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Ver
             "assigned to {hub} as {device_id} after {} register attempt(s) and {} poll(s)",
             report.register_attempts, report.polls
         )),
-        Outcome::Failed(kind) => Verdict::Fail(format!("the lifecycle ended with {}", kind.label())),
+        Outcome::Failed(kind) => super::flow_failed(kind, format!("the lifecycle ended with {}", kind.label())),
     };
     (completed, passive_verdicts(&report))
 }
@@ -72,6 +74,10 @@ pub async fn every_dialect(target: &ProbeTarget) -> Verdict {
             Outcome::Failed(kind) => Some(format!("{}: {}", p.name(), kind.label())),
         })
         .collect();
+    let tls_only = results.iter().all(|(_, r)| matches!(&r.outcome, Outcome::Failed(FailureKind::Tls)));
+    if tls_only {
+        return super::flow_failed(&FailureKind::Tls, failed.join("; "));
+    }
     if failed.is_empty() {
         let names: Vec<&str> = results.iter().map(|(p, _)| p.name()).collect();
         Verdict::Pass(format!("assigned in every dialect: {}", names.join(", ")))
@@ -95,11 +101,17 @@ fn passive_verdicts(report: &FlowReport<CheckLog>) -> Vec<(PassiveCheck, Verdict
             } else if report.observer.evaluated(*check) {
                 Verdict::Pass("held on every packet of the lifecycle".into())
             } else {
-                let ended = match &report.outcome {
-                    Outcome::Assigned { .. } => "assigned".to_string(),
-                    Outcome::Failed(kind) => kind.label(),
+                // Nothing to judge: the flow that would have shown it ended first. When the flow
+                // failed, DPS-FLOW-005 says why; this check is not failed by it.
+                let (blocked_by, ended) = match &report.outcome {
+                    Outcome::Assigned { .. } => ("lifecycle", "assigned".to_string()),
+                    Outcome::Failed(kind @ FailureKind::Tls) => ("DPS-TLS-003", kind.label()),
+                    Outcome::Failed(kind) => ("lifecycle (DPS-FLOW-005)", kind.label()),
                 };
-                Verdict::Fail(format!("not observed: the lifecycle ended ({ended}) before this could be checked"))
+                Verdict::Inconclusive {
+                    blocked_by: blocked_by.into(),
+                    reason: format!("not observed: the lifecycle ended ({ended}) before this could be checked"),
+                }
             };
             (*check, verdict)
         })
@@ -145,7 +157,7 @@ async fn request(
 pub async fn status_only_forward(target: &ProbeTarget) -> Verdict {
     let mut client = match subscribed(target, "forward").await {
         Ok(client) => client,
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("forward"));
     let verdict = async {
@@ -181,7 +193,7 @@ pub async fn status_only_forward(target: &ProbeTarget) -> Verdict {
         }
         Err::<Verdict, FlowError>(FlowError::NoFinalStatus)
     };
-    let verdict = verdict.await.unwrap_or_else(|e| could_not("lifecycle", e));
+    let verdict = verdict.await.unwrap_or_else(|e| could_not("lifecycle", &e));
     client.disconnect().await;
     verdict
 }
@@ -190,7 +202,7 @@ pub async fn status_only_forward(target: &ProbeTarget) -> Verdict {
 pub async fn throttled_with_retry_after(target: &ProbeTarget) -> Verdict {
     let mut client = match subscribed(target, "throttle").await {
         Ok(client) => client,
-        Err(e) => return could_not("connect", e),
+        Err(e) => return could_not("connect", &e),
     };
     let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("throttle"));
     let mut verdict = Verdict::Skipped(format!(

@@ -72,6 +72,14 @@ pub enum Verdict {
     Pass(String),
     Fail(String),
     Skipped(String),
+    /// The check could not be exercised: something else went wrong first. Not a pass, not a
+    /// failure of this check.
+    Inconclusive {
+        /// The check or probe that stood in the way (`DPS-FLOW-005`, `lifecycle`).
+        blocked_by: String,
+        /// Why, in one line.
+        reason: String,
+    },
 }
 
 /// Everything a probe needs to reach the target and act as its devices.
@@ -328,6 +336,16 @@ impl ProbeClient {
         }
     }
 
+    /// Sends bytes as they are, for packets the codec cannot write (another protocol level).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.framed.queue_raw(bytes);
+        match timeout(self.deadline, self.framed.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ClientError::Send(e)),
+            Err(_) => Err(ClientError::SendTimedOut),
+        }
+    }
+
     pub async fn disconnect(mut self) {
         let _ = self.send(&Packet::Disconnect).await;
         self.framed.shutdown().await;
@@ -346,8 +364,29 @@ pub fn describe(packet: &Packet) -> String {
     }
 }
 
-/// Appends what went wrong before a probe could decide.
-pub fn could_not(step: &str, error: impl std::fmt::Display) -> Verdict {
+/// A flow that ended with `kind`: when the TLS handshake failed, the flow never reached DPS and
+/// says nothing about it (inconclusive, blocked by DPS-TLS-003); otherwise `failed` says what
+/// failed.
+pub fn flow_failed(kind: &crate::device::FailureKind, failed: String) -> Verdict {
+    if *kind == crate::device::FailureKind::Tls {
+        return Verdict::Inconclusive { blocked_by: "DPS-TLS-003".into(), reason: failed };
+    }
+    Verdict::Fail(failed)
+}
+
+/// What a probe that could not do `step` concludes.
+///
+/// A TLS handshake that fails keeps the probe from asking its question at all: that is
+/// DPS-TLS-003's failure (a TLS 1.2 handshake must succeed), and this check is inconclusive,
+/// blocked by it. Anything else the probe could not do fails the check.
+pub fn could_not(step: &str, error: &(dyn std::error::Error + 'static)) -> Verdict {
+    let client_error = error.downcast_ref::<ClientError>().or_else(|| match error.downcast_ref::<flow::FlowError>() {
+        Some(flow::FlowError::Client(client)) => Some(client),
+        _ => None,
+    });
+    if client_error.is_some_and(ClientError::in_tls_handshake) {
+        return Verdict::Inconclusive { blocked_by: "DPS-TLS-003".into(), reason: format!("{step}: {error}") };
+    }
     Verdict::Fail(format!("{step}: {error}"))
 }
 

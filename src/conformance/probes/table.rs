@@ -115,6 +115,17 @@ pub static CLEAN_SESSION: Probe = Probe {
     },
 };
 
+probe!(
+    PROTOCOL_LEVELS, "protocol-levels", Times(3), billable: false,
+    "DPS-MQTT-009" => session::other_protocol_levels_refused
+);
+probe!(
+    UNSUBSCRIBE_DISCONNECT, "unsubscribe-disconnect", Times(3), billable: false,
+    "DPS-MQTT-010" => session::unsubscribe_and_disconnect
+);
+probe!(LOWER_CASE_SIG, "lower-case-sig", Times(3), billable: false, "DPS-AUTH-006" => auth::lower_case_sig_accepted);
+probe!(QOS2_REPLIES, "qos2-replies", Times(3), billable: true, "DPS-MQTT-011" => session::qos2_replies_at_qos1);
+probe!(SR_OTHER_DEVICE, "sr-other-device", Times(4), billable: false, "DPS-AUTH-007" => auth::token_of_another_device);
 probe!(QOS2, "qos2", Times(3), billable: false, "DPS-MQTT-003" => session::qos2_granted_as_1);
 probe!(OTHER_FILTERS, "other-filters", Times(3), billable: false, "DPS-MQTT-006" => session::other_filters_refused);
 probe!(
@@ -150,6 +161,11 @@ probe!(
 
 /// Every probe, in run order.
 pub static PROBES: &[&Probe] = &[
+    &PROTOCOL_LEVELS,
+    &UNSUBSCRIBE_DISCONNECT,
+    &LOWER_CASE_SIG,
+    &QOS2_REPLIES,
+    &SR_OTHER_DEVICE,
     &PLAIN_MQTT,
     &PLAIN_PORT,
     &TLS12,

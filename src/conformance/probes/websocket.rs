@@ -49,7 +49,8 @@ pub async fn lifecycle_over_websocket(target: &ProbeTarget) -> Verdict {
         match report.outcome {
             Outcome::Assigned { .. } => done.push(format!("{name} ({path}, {subprotocol})")),
             Outcome::Failed(kind) => {
-                return Verdict::Fail(format!("{name} ({path}, subprotocol {subprotocol}): {}", kind.label()));
+                let failed = format!("{name} ({path}, subprotocol {subprotocol}): {}", kind.label());
+                return super::flow_failed(&kind, failed);
             }
         }
     }
@@ -84,6 +85,10 @@ pub async fn wrong_subprotocol_refused(target: &ProbeTarget) -> Verdict {
         Ok(Ok(Ok(status))) => {
             Verdict::Fail(format!("an upgrade offering only subprotocol wamp was accepted ({status})"))
         }
+        Ok(Err(UpgradeError::Tls(e))) => Verdict::Inconclusive {
+            blocked_by: "DPS-TLS-003".into(),
+            reason: format!("could not reach the WebSocket endpoint: TLS handshake failed: {e}"),
+        },
         Ok(Err(e)) => Verdict::Fail(format!("could not reach the WebSocket endpoint: {e}")),
         Err(_) => Verdict::Fail("no answer to the upgrade within the deadline".into()),
     }

@@ -11,7 +11,8 @@ use rumqttc::mqttbytes::v4::{
 };
 
 use super::Service;
-use crate::credentials::RegistrationId;
+use crate::credentials::{IdScope, RegistrationId};
+use crate::emulator::Deviations;
 use crate::emulator::config::AuthFailure;
 use crate::emulator::faults::{Fault, Malformed, RequestFault};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
@@ -94,6 +95,15 @@ impl Session {
         self.keep_alive
     }
 
+    /// The key of the connected client in the service's live connections: its registration ID,
+    /// canonical (DPS's registration IDs are case-insensitive). `None` before CONNECT.
+    pub fn client_key(&self) -> Option<String> {
+        match &self.state {
+            SessionState::Connected { registration_id, .. } => Some(registration_id.canonical()),
+            SessionState::AwaitConnect => None,
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
         matches!(self.state, SessionState::Connected { .. })
     }
@@ -105,6 +115,7 @@ impl Session {
             // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
             (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
             (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
+            (_, Packet::Unsubscribe(_)) if service.config.deviations.ignore_unsubscribe => Response::default(),
             (_, Packet::Unsubscribe(unsubscribe)) => {
                 if unsubscribe.topics.iter().any(|t| t == topics::RESPONSE_FILTER) {
                     self.reply_qos = None;
@@ -125,21 +136,26 @@ impl Session {
             service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
             Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))))
         };
-        if connect.protocol != Protocol::V4 {
+        if connect.protocol != Protocol::V4 && !service.config.deviations.accept_mqtt5 {
             return refuse(ConnectReturnCode::RefusedProtocolVersion);
         }
         let deviations = &service.config.deviations;
-        let Some(registration_id) = registration_from_username(service, &connect, deviations.accept_client_id_mismatch)
-        else {
+        let Some((registration_id, scope)) = registration_from_username(service, &connect, deviations) else {
             return refuse(ConnectReturnCode::NotAuthorized);
         };
         let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        // A deviating DPS that ignores expiry checks the token as if it were the epoch.
+        let now_unix = if deviations.accept_expired_tokens { 0 } else { now_unix };
         let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
         // A device that presented a certificate is an X.509 device: no password is needed.
         let x509 = self.peer.as_ref().and_then(|peer| service.authenticate_x509(&registration_id, peer));
         let authorized = match &self.peer {
             Some(_) => x509.is_some(),
-            None => deviations.accept_any_password || service.authenticate(&registration_id, password, now_unix),
+            None if deviations.refuses_token_form(password) => false,
+            None => {
+                let checked_as = deviations.sr_device(password).unwrap_or_else(|| registration_id.clone());
+                deviations.accept_any_password || service.authenticate(&scope, &checked_as, password, now_unix)
+            }
         };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
             return refuse(ConnectReturnCode::NotAuthorized);
@@ -176,7 +192,7 @@ impl Session {
                 let capped = if filter.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
                 let granted = if deviations.grant_qos2 { filter.qos } else { capped };
                 if filter.path == topics::RESPONSE_FILTER {
-                    self.reply_qos = Some(capped);
+                    self.reply_qos = Some(if deviations.reply_at_requested_qos { filter.qos } else { capped });
                     if let SessionState::Connected { registration_id, clean_session: false, .. } = &self.state
                         && deviations.keep_subscriptions
                     {
@@ -286,17 +302,41 @@ fn fault_error(
     (status, Some(retry_after), serde_json::to_vec(&error).expect("error bodies serialise"))
 }
 
-/// The registration ID a CONNECT names, if its username has DPS's form for this scope and its
-/// clientId is the same registration ID.
-fn registration_from_username(service: &Service, connect: &Connect, any_client_id: bool) -> Option<RegistrationId> {
+/// The registration ID a CONNECT names and the scope its token is checked against, if its
+/// username has DPS's form for this scope and its clientId is the same registration ID.
+fn registration_from_username(
+    service: &Service,
+    connect: &Connect,
+    deviations: &Deviations,
+) -> Option<(RegistrationId, IdScope)> {
     let username = Username::parse(connect.login.as_ref().map(|l| l.username.as_str())?).ok()?;
     let id = username.registration_id;
-    if username.id_scope != service.config.id_scope.as_str()
-        || !(any_client_id || id.eq_ignore_ascii_case(&connect.client_id))
+    let own_scope = username.id_scope == service.config.id_scope.as_str();
+    if !(own_scope || deviations.accept_any_scope)
+        || !(deviations.accept_client_id_mismatch || id.eq_ignore_ascii_case(&connect.client_id))
     {
         return None;
     }
-    RegistrationId::new(id).ok()
+    let scope = if own_scope { service.config.id_scope.clone() } else { IdScope::new(username.id_scope).ok()? };
+    Some((RegistrationId::new(id).ok()?, scope))
+}
+
+/// DPS's largest message, 96 KB (`docs/dps-mqtt.md` §5). Larger requests get 413. The MQTT
+/// codec reads packets up to [`crate::mqtt::MAX_PACKET_SIZE`] (100 KiB), so requests between
+/// the two get this answer; larger packets cannot be read and end the connection.
+pub const MAX_MESSAGE_BYTES: usize = 96 * 1024;
+
+/// The custom allocation payload of a register body, or why the body is refused (400): it is
+/// not JSON, or its `payload` is neither an object nor null. An empty body is an empty
+/// registration (the C SDK sends none).
+pub(super) fn register_payload(body: &[u8]) -> Result<Option<serde_json::Value>, &'static str> {
+    let registration =
+        messages::DeviceRegistration::parse(body).map_err(|_| "The request body is not a valid registration.")?;
+    match registration.payload {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(object @ serde_json::Value::Object(_)) => Ok(Some(object)),
+        Some(_) => Err("The registration payload must be a JSON object."),
+    }
 }
 
 /// Status, `retry-after` and body for an authorised register or poll.
@@ -309,6 +349,13 @@ fn answer(
     now: Instant,
     wall: SystemTime,
 ) -> (u16, Option<u32>, Vec<u8>) {
+    if body.len() > MAX_MESSAGE_BYTES {
+        // DPS documents the limit, not its answer over MQTT: the emulator answers 413 with an
+        // error body, so the device learns why instead of losing its connection.
+        let message = format!("The message is {} bytes; the limit is 96 KB ({MAX_MESSAGE_BYTES} bytes).", body.len());
+        let error = service.random(|rng| ErrorBody::new(413001, message, wall, rng));
+        return (413, None, serde_json::to_vec(&error).expect("error bodies serialise"));
+    }
     let retry_after = service.config.retry_after_seconds;
     let throttled = |seconds: u32| {
         service.stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -322,19 +369,30 @@ fn answer(
             if let Err(seconds) = service.throttle(|q| &q.registrations, now) {
                 return throttled(seconds);
             }
+            // DPS takes identity from the connection; the body only matters for its payload,
+            // but it must be a registration: JSON, with a `payload` that is an object (or null).
+            let payload = match register_payload(body) {
+                Ok(payload) => payload,
+                Err(message) => {
+                    let error = service.random(|rng| ErrorBody::new(400004, message, wall, rng));
+                    return (400, None, serde_json::to_vec(&error).expect("error bodies serialise"));
+                }
+            };
             service.stats.registrations.fetch_add(1, Ordering::Relaxed);
-            // DPS takes identity from the connection; the body only matters for its payload.
-            let payload = messages::DeviceRegistration::parse(body).ok().and_then(|r| r.payload);
             let operation_id = service.register(registration_id, payload, x509, now, wall);
             let accepted = RegistrationOperationStatus {
                 operation_id,
                 status: OperationStatus::Assigning,
                 registration_state: None,
             };
-            (202, Some(retry_after), json(&accepted))
+            let code = if service.config.deviations.register_answered_201 { 201 } else { 202 };
+            (code, Some(retry_after), json(&accepted))
         }
         RequestTopic::Poll { operation_id, .. } => {
             if let Err(seconds) = service.throttle(|q| &q.operations, now) {
+                return throttled(seconds);
+            }
+            if let Err(seconds) = service.poll_limit(&registration_id.canonical(), now) {
                 return throttled(seconds);
             }
             service.stats.polls.fetch_add(1, Ordering::Relaxed);
@@ -346,7 +404,8 @@ fn answer(
                 Some(status) if status.status == OperationStatus::Assigning => (202, Some(retry_after), json(&status)),
                 Some(status) => {
                     service.stats.assigned.fetch_add(1, Ordering::Relaxed);
-                    (200, None, json(&status))
+                    let code = if service.config.deviations.poll_done_201 { 201 } else { 200 };
+                    (code, None, json(&status))
                 }
                 None => {
                     let error = service.random(|rng| ErrorBody::new(404202, "Operation not found.", wall, rng));

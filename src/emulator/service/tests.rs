@@ -360,3 +360,121 @@ fn a_seeded_service_is_reproducible() {
     assert_eq!(ids, operation_ids(7));
     assert_ne!(ids, operation_ids(8));
 }
+
+/// Sends a register with `body` and returns the reply's status and body.
+fn register_with(session: &mut Session, service: &Service, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut publish = Publish::new(topics::register_topic("5"), QoS::AtLeastOnce, body.to_vec());
+    publish.pkid = 5;
+    let response = session.handle(service, Packet::Publish(publish), Instant::now(), wall());
+    match response.packets.as_slice() {
+        [Packet::PubAck(_), Packet::Publish(reply)] => {
+            (ReplyTopic::parse(&reply.topic).unwrap().status, reply.payload.to_vec())
+        }
+        other => panic!("expected PUBACK then the reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_register_body_that_is_not_a_registration_gets_400_with_an_error_body() {
+    let (service, key) = service_with(|_| {});
+    let mut session = ready_session(&service, &key, "dev-body");
+    for body in [&b"not json"[..], br#"{"registrationId":"dev-body","payload":"text"}"#, br#"{"payload":[1,2]}"#] {
+        let (status, reply) = register_with(&mut session, &service, body);
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));
+        let error: ErrorBody = serde_json::from_slice(&reply).expect("an error body");
+        assert_eq!(error.error_code, 400004);
+    }
+    assert_eq!(ServiceStats::get(&service.stats.registrations), 0, "a refused body registers nothing");
+    for body in [&b""[..], br#"{"payload": null, "registrationId": "dev-body"}"#, br#"{"payload":{"a":1}}"#] {
+        assert_eq!(register_with(&mut session, &service, body).0, 202, "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn a_device_polling_more_than_5_times_in_10_s_gets_429_with_retry_after() {
+    let (service, key) = service_with(|c| {
+        c.retry_after_seconds = 2;
+        c.assign_delay = Duration::from_secs(60);
+    });
+    let mut session = ready_session(&service, &key, "dev-polls");
+    let start = Instant::now();
+    let (status, _, body) = request(&mut session, &service, topics::register_topic("1"), start);
+    assert_eq!(status, 202);
+    let poll = |session: &mut Session, at| {
+        let topic = topics::poll_topic("2", &operation(&body).operation_id);
+        request(session, &service, topic, at)
+    };
+    for i in 0..5 {
+        assert_eq!(poll(&mut session, start + Duration::from_secs(i)).0, 202, "poll {i} is within the limit");
+    }
+    let (status, retry_after, _) = poll(&mut session, start + Duration::from_millis(4500));
+    assert_eq!((status, retry_after), (429, Some(6)), "the first poll leaves the window at 10 s");
+    // Another device is not limited by this one's polls.
+    let mut other = ready_session(&service, &key, "dev-other");
+    assert_eq!(request(&mut other, &service, topics::register_topic("1"), start).0, 202);
+    // Once the first poll has left the window, polling works again.
+    assert_eq!(poll(&mut session, start + Duration::from_secs(10)).0, 202);
+}
+
+#[test]
+fn the_poll_limit_is_off_when_retry_after_would_break_it_or_when_configured_off() {
+    use crate::emulator::config::PollLimit;
+    assert!(PollLimit::default().enforced(2) && PollLimit::default().enforced(3));
+    assert!(!PollLimit::default().enforced(0) && !PollLimit::default().enforced(1), "throughput runs poll fast");
+    assert!(!PollLimit { polls: 0, window_seconds: 10 }.enforced(3));
+    let (service, key) = service_with(|c| {
+        c.retry_after_seconds = 0;
+        c.assign_delay = Duration::from_secs(60);
+    });
+    let mut session = ready_session(&service, &key, "dev-fast");
+    let start = Instant::now();
+    let (_, _, body) = request(&mut session, &service, topics::register_topic("1"), start);
+    let topic = topics::poll_topic("2", &operation(&body).operation_id);
+    for _ in 0..20 {
+        assert_eq!(request(&mut session, &service, topic.clone(), start).0, 202);
+    }
+}
+
+#[test]
+fn a_request_over_96_kb_gets_413_with_an_error_body() {
+    let (service, key) = service_with(|_| {});
+    let mut session = ready_session(&service, &key, "dev-big");
+    let filler = "x".repeat(session::MAX_MESSAGE_BYTES);
+    let body = format!(r#"{{"registrationId":"dev-big","payload":{{"filler":"{filler}"}}}}"#);
+    assert!(body.len() < crate::mqtt::MAX_PACKET_SIZE, "the codec reads it, so the service can answer");
+    let (status, reply) = register_with(&mut session, &service, body.as_bytes());
+    assert_eq!(status, 413);
+    let error: ErrorBody = serde_json::from_slice(&reply).expect("an error body");
+    assert_eq!(error.error_code, 413001);
+    assert_eq!(ServiceStats::get(&service.stats.registrations), 0);
+    let just_under = format!(r#"{{"payload":{{"f":"{}"}}}}"#, "x".repeat(session::MAX_MESSAGE_BYTES - 20));
+    assert!(just_under.len() <= session::MAX_MESSAGE_BYTES);
+    assert_eq!(register_with(&mut session, &service, just_under.as_bytes()).0, 202);
+}
+
+#[test]
+fn another_casing_of_a_registration_id_is_the_same_registration() {
+    let (service, key) = service_with(|c| c.assign_delay = Duration::ZERO);
+    let start = Instant::now();
+    let mut first = ready_session(&service, &key, "Dev-Case");
+    let (_, _, body) = request(&mut first, &service, topics::register_topic("1"), start);
+    // A key derived from the lower-case ID signs for the upper-case casing too.
+    let mut second = Session::new();
+    let lower_key_token = token(&key, "dev-case", NOW_UNIX + 60);
+    let response = second.handle(&service, connect_packet("DEV-CASE", lower_key_token), start, wall());
+    assert_eq!(connack_code(&response), (ConnectReturnCode::Success, false));
+    let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    second.handle(&service, Packet::Subscribe(subscribe), start, wall());
+    let (status, _, again) = request(&mut second, &service, topics::register_topic("1"), start);
+    assert_eq!(status, 202);
+    assert_eq!(service.registered_devices(), 1, "one registration, keyed by the lower-case ID");
+    let poll = |session: &mut Session, body: &[u8]| {
+        let topic = topics::poll_topic("2", &operation(body).operation_id);
+        operation(&request(session, &service, topic, start).2)
+    };
+    let (a, b) = (poll(&mut first, &body), poll(&mut second, &again));
+    let (a, b) = (a.registration_state.unwrap(), b.registration_state.unwrap());
+    assert_eq!((a.assigned_hub, a.created_date_time_utc), (b.assigned_hub, b.created_date_time_utc));
+    assert_eq!(b.registration_id.as_deref(), Some("Dev-Case"), "the casing first registered is kept");
+}
