@@ -52,6 +52,8 @@ struct Record {
     payload: Option<serde_json::Value>,
     /// `registrationState.x509` for X.509 devices.
     x509: Option<serde_json::Value>,
+    /// The operation of the latest registration: a new one supersedes it.
+    operation_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -339,11 +341,17 @@ impl Service {
             registry.operations.retain(|_, op| op.ready_at + OPERATION_RETENTION > now);
             registry.recent_polls.retain(|_, polls| polls.back().is_some_and(|&at| at + OPERATION_RETENTION > now));
         }
+        // One live operation per device: registering again supersedes the previous one, so a
+        // fleet that re-provisions keeps the registry the same size.
+        if let Some(superseded) = registry.records.get(&canonical).map(|record| record.operation_id.clone()) {
+            registry.operations.remove(&superseded);
+        }
         registry
             .records
             .entry(canonical.clone())
             .and_modify(|record| {
                 // A second registration of the same device keeps its hub, ID and creation time.
+                record.operation_id = operation_id.clone();
                 record.last_updated = timestamp.clone();
                 record.etag = etag.clone();
                 record.payload = payload.clone();
@@ -357,6 +365,7 @@ impl Service {
                 etag,
                 payload,
                 x509,
+                operation_id: operation_id.clone(),
             });
         registry
             .operations

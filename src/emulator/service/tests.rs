@@ -456,8 +456,13 @@ fn a_request_over_96_kb_gets_413_with_an_error_body() {
 fn another_casing_of_a_registration_id_is_the_same_registration() {
     let (service, key) = service_with(|c| c.assign_delay = Duration::ZERO);
     let start = Instant::now();
+    let poll = |session: &mut Session, body: &[u8]| {
+        let topic = topics::poll_topic("2", &operation(body).operation_id);
+        operation(&request(session, &service, topic, start).2)
+    };
     let mut first = ready_session(&service, &key, "Dev-Case");
     let (_, _, body) = request(&mut first, &service, topics::register_topic("1"), start);
+    let a = poll(&mut first, &body);
     // A key derived from the lower-case ID signs for the upper-case casing too.
     let mut second = Session::new();
     let lower_key_token = token(&key, "dev-case", NOW_UNIX + 60);
@@ -469,12 +474,24 @@ fn another_casing_of_a_registration_id_is_the_same_registration() {
     let (status, _, again) = request(&mut second, &service, topics::register_topic("1"), start);
     assert_eq!(status, 202);
     assert_eq!(service.registered_devices(), 1, "one registration, keyed by the lower-case ID");
-    let poll = |session: &mut Session, body: &[u8]| {
-        let topic = topics::poll_topic("2", &operation(body).operation_id);
-        operation(&request(session, &service, topic, start).2)
-    };
-    let (a, b) = (poll(&mut first, &body), poll(&mut second, &again));
+    let b = poll(&mut second, &again);
     let (a, b) = (a.registration_state.unwrap(), b.registration_state.unwrap());
     assert_eq!((a.assigned_hub, a.created_date_time_utc), (b.assigned_hub, b.created_date_time_utc));
     assert_eq!(b.registration_id.as_deref(), Some("Dev-Case"), "the casing first registered is kept");
+}
+
+#[test]
+fn registering_again_supersedes_the_previous_operation() {
+    let (service, key) = service_with(|c| c.assign_delay = Duration::ZERO);
+    let start = Instant::now();
+    let mut session = ready_session(&service, &key, "dev-again");
+    let (_, _, first) = request(&mut session, &service, topics::register_topic("1"), start);
+    let (_, _, second) = request(&mut session, &service, topics::register_topic("2"), start);
+    let poll = |session: &mut Session, body: &[u8]| {
+        let topic = topics::poll_topic("3", &operation(body).operation_id);
+        request(session, &service, topic, start).0
+    };
+    assert_eq!(poll(&mut session, &second), 200, "the latest operation answers");
+    assert_eq!(poll(&mut session, &first), 404, "the superseded one is gone: one live operation per device");
+    assert_eq!(service.registered_devices(), 1);
 }
