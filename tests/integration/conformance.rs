@@ -238,3 +238,19 @@ async fn waivers_and_the_billable_exclusion_skip_probes_and_say_why() {
     assert_eq!(with_status(&report, Status::Fail), BTreeSet::new());
     assert!(with_status(&report, Status::Pass).contains("DPS-AUTH-001"), "non-billable probes still run");
 }
+
+/// A target that refuses TLS 1.2 fails the TLS checks, and every check that needs a TLS 1.2
+/// connection is inconclusive, blocked by DPS-TLS-003, rather than failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_a_refused_handshake_keeps_from_running_are_inconclusive_not_failed() {
+    let deviations = Deviations { refuse_tls12: true, ..Deviations::default() };
+    let (report, _) = suite(deviations, SuiteOptions::default()).await;
+    assert_eq!(with_status(&report, Status::Fail), failed_by("refuse_tls12"));
+    let inconclusive: Vec<_> = report.results.iter().filter(|r| r.status == Status::Inconclusive).collect();
+    assert!(inconclusive.len() >= 20, "most checks need a TLS 1.2 connection: {inconclusive:#?}");
+    for result in &inconclusive {
+        let blocker = result.blocked_by.as_deref().unwrap_or_default();
+        assert!(blocker.contains("DPS-TLS-003"), "{} blocked by {blocker:?}", result.id);
+    }
+    assert!(report.must_failures() > 0);
+}
