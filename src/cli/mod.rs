@@ -6,6 +6,7 @@ mod files;
 mod keys;
 mod metrics_endpoint;
 mod reports;
+mod sharding;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -163,6 +164,15 @@ pub struct RunArgs {
     /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
     #[arg(long)]
     pub devices_csv: bool,
+    /// Run only shard K of N (K from 0 to N-1): the devices whose index i has i mod N = K, each
+    /// at the instant the whole plan gives it; a closed model's concurrency is split. Merge the
+    /// shards' folders with `dpsbench report merge`.
+    #[arg(long, value_name = "K/N", env = "DPSBENCH_SHARD", value_parser = sharding::parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// The wall-clock instant (RFC 3339) of the plan's zero, the same for every shard; refused
+    /// when more than a second past.
+    #[arg(long, value_name = "RFC3339", env = "DPSBENCH_START_AT", value_parser = sharding::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Args)]
@@ -223,7 +233,8 @@ fn certs(args: CertsArgs) -> Result<i32> {
 }
 
 async fn run(args: RunArgs) -> Result<i32> {
-    let plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     if args.dry_run {
         print!("{}", report::dry_run(&plan));
         return Ok(0);
@@ -246,6 +257,9 @@ async fn run(args: RunArgs) -> Result<i32> {
     let mut latency = LatencyLogFile::create(out.join("latency.hlog"))?;
     let mut devices = args.devices_csv.then(|| DevicesCsvFile::create(out.join("devices.csv"))).transpose()?;
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
+    if let Some(wait) = wait {
+        progress.warn(&wait);
+    }
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
         // Published before the progress line, so a line on stderr means its page is served.
         if let Some(live) = &live {
