@@ -4,6 +4,7 @@
 mod conform;
 mod files;
 mod keys;
+mod merge;
 mod metrics_endpoint;
 mod reports;
 mod sharding;
@@ -26,7 +27,7 @@ use crate::tls::ServerIdentity;
 pub use files::write_rendered;
 use files::{DevicesCsvFile, LatencyLogFile};
 pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
-pub use reports::{CompareArgs, RenderArgs, ReportCommand};
+pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;

@@ -9,5 +9,6 @@ mod gates;
 mod live_metrics;
 mod load;
 mod reports;
+mod shards;
 mod support;
 mod x509;

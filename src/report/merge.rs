@@ -1,0 +1,306 @@
+//! `dpsbench report merge`: the report folders of a plan's shards added up into one, as if one
+//! process had run the whole plan.
+//!
+//! Exact where it can be: outcomes and counters are added, every phase's histogram is the sum
+//! of the shards' `latency.hlog` intervals (percentiles are computed from the added histograms,
+//! never averaged), the merged `latency.hlog` and `timeseries.csv` are aligned by wall-clock
+//! second, per-device count distributions are rebuilt from their exact buckets. Pure: report
+//! folders in, bytes out; the CLI reads and writes the files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use super::folder::ReportFolder;
+use super::hlog::{self, LatencyLog};
+use crate::conformance::passive::CheckCounts;
+use crate::metrics::{CountStats, Phase, PhaseHistograms, PhaseStats, Summary};
+use crate::runner::{HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
+
+#[path = "merge_series.rs"]
+mod series;
+
+/// Why shards cannot be merged; each names the folder.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("no shard folders given")]
+    Empty,
+    #[error("{0}: not a shard of a plan: its summary.json has no `shard` (written by a dpsbench before sharding)")]
+    NotAShard(PathBuf),
+    #[error("{folder}: a shard of another plan: plan hash {found}, not {expected} of {first}")]
+    DifferentPlan { folder: PathBuf, found: String, expected: String, first: PathBuf },
+    #[error("{folder}: a shard of another run of the plan: --start-at {found}, not {expected} of {first}")]
+    DifferentStart { folder: PathBuf, found: String, expected: String, first: PathBuf },
+    #[error("{folder}: shard {index} of {found}, but {first} is of {expected} shards")]
+    DifferentCount { folder: PathBuf, index: u64, found: u64, expected: u64, first: PathBuf },
+    #[error("{folder}: shard {index} is given twice (also {other})")]
+    Duplicate { folder: PathBuf, index: u64, other: PathBuf },
+    #[error("{0}: no latency.hlog, so its histograms cannot be added (percentiles are never averaged)")]
+    NoLatencyLog(PathBuf),
+    #[error("{folder}: latency.hlog: {error}")]
+    Hlog { folder: PathBuf, error: hlog::HlogError },
+    #[error("{folder}: started_at: {error}")]
+    StartedAt { folder: PathBuf, error: crate::timestamp::TimestampError },
+    #[error("{folder}: timeseries.csv: {reason}")]
+    Series { folder: PathBuf, reason: String },
+}
+
+/// The merged report folder's files.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    pub summary: RunSummary,
+    pub latency_hlog: Vec<u8>,
+    pub timeseries_csv: Vec<u8>,
+}
+
+/// One shard, read and checked.
+struct ShardRun<'a> {
+    folder: &'a ReportFolder,
+    shard: &'a ShardInfo,
+    log: LatencyLog,
+    /// When its clock started, on the wall clock (since the epoch).
+    base: Duration,
+}
+
+/// Merges the report folders of shards of one plan. Refuses shards of different plans or shard
+/// counts, a shard given twice, a folder that is no shard or lacks its `latency.hlog`.
+pub fn merge(folders: &[ReportFolder]) -> Result<Merged, MergeError> {
+    let shards = check(folders)?;
+    let first = &shards[0];
+    let count = first.shard.count;
+    let present: Vec<u64> = shards.iter().map(|s| s.shard.index).collect();
+    let missing: Vec<u64> = (0..count).filter(|k| !present.contains(k)).collect();
+
+    let mut totals = PhaseHistograms::new();
+    for shard in &shards {
+        totals.add_all(&shard.log.totals());
+    }
+    let base = shards.iter().map(|s| s.base).min().expect("at least one shard");
+    let base_second = Duration::from_secs(base.as_secs());
+    let seconds = series::by_second(&shards.iter().map(|s| (&s.log, s.base)).collect::<Vec<_>>());
+    let mut latency_hlog = hlog::header(UNIX_EPOCH + base_second);
+    for (second, latencies) in &seconds {
+        let start = Duration::from_secs(*second) - base_second;
+        latency_hlog.extend(hlog::interval(start, Duration::from_secs(1), latencies));
+    }
+    let mut timeseries_csv = super::timeseries_header();
+    for shard in &shards {
+        // Checked up front so an unreadable series names its folder (a missing one is skipped).
+        if let Some(text) = &shard.folder.timeseries {
+            series::rows(text).map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
+        }
+    }
+    let inputs: Vec<(&str, Duration)> =
+        shards.iter().map(|s| (s.folder.timeseries.as_deref().unwrap_or(""), s.base)).collect();
+    timeseries_csv.extend(series::merged_rows(&inputs, base_second, &seconds));
+
+    let end = shards
+        .iter()
+        .map(|s| s.base + Duration::from_secs_f64(s.folder.summary.duration_seconds.max(0.0)))
+        .max()
+        .expect("at least one shard");
+    let span = end.saturating_sub(base);
+    let summary = summary(&shards, &totals, base, span, missing);
+    Ok(Merged { summary, latency_hlog, timeseries_csv })
+}
+
+/// Reads every folder's shard, log and start; refuses what cannot be merged.
+fn check(folders: &[ReportFolder]) -> Result<Vec<ShardRun<'_>>, MergeError> {
+    let mut shards: Vec<ShardRun<'_>> = Vec::new();
+    for folder in folders {
+        let dir = || folder.dir.clone();
+        let shard = folder.summary.shard.as_ref().ok_or_else(|| MergeError::NotAShard(dir()))?;
+        if let Some(first) = shards.first() {
+            if shard.plan_hash != first.shard.plan_hash {
+                return Err(MergeError::DifferentPlan {
+                    folder: dir(),
+                    found: shard.plan_hash.clone(),
+                    expected: first.shard.plan_hash.clone(),
+                    first: first.folder.dir.clone(),
+                });
+            }
+            if shard.start_at != first.shard.start_at {
+                return Err(MergeError::DifferentStart {
+                    folder: dir(),
+                    found: shard.start_at.clone().unwrap_or_else(|| "none".into()),
+                    expected: first.shard.start_at.clone().unwrap_or_else(|| "none".into()),
+                    first: first.folder.dir.clone(),
+                });
+            }
+            if shard.count != first.shard.count {
+                return Err(MergeError::DifferentCount {
+                    folder: dir(),
+                    index: shard.index,
+                    found: shard.count,
+                    expected: first.shard.count,
+                    first: first.folder.dir.clone(),
+                });
+            }
+        }
+        if let Some(other) = shards.iter().find(|s| s.shard.index == shard.index) {
+            return Err(MergeError::Duplicate { folder: dir(), index: shard.index, other: other.folder.dir.clone() });
+        }
+        let bytes = folder.latency_hlog.as_ref().ok_or_else(|| MergeError::NoLatencyLog(dir()))?;
+        let log = hlog::read(bytes).map_err(|error| MergeError::Hlog { folder: dir(), error })?;
+        let started = crate::timestamp::parse_rfc3339(&folder.summary.started_at)
+            .map_err(|error| MergeError::StartedAt { folder: dir(), error })?;
+        let base = log.base_time.unwrap_or_else(|| started.duration_since(UNIX_EPOCH).unwrap_or_default());
+        shards.push(ShardRun { folder, shard, log, base });
+    }
+    if shards.is_empty() {
+        return Err(MergeError::Empty);
+    }
+    shards.sort_by_key(|s| s.shard.index);
+    Ok(shards)
+}
+
+/// The merged `summary.json`.
+fn summary(
+    shards: &[ShardRun<'_>],
+    totals: &PhaseHistograms,
+    base: Duration,
+    span: Duration,
+    missing: Vec<u64>,
+) -> RunSummary {
+    let first = &shards[0].folder.summary;
+    let all = || shards.iter().map(|s| &s.folder.summary);
+    let labelled = |s: &ShardRun<'_>, text: &String| format!("shard {}: {text}", s.shard.index);
+    let mut results = results(shards, totals, span);
+    results.devices.total = all().map(|s| s.results.devices.total).sum();
+    let reasons: Vec<String> =
+        shards.iter().flat_map(|s| s.folder.summary.validity.reasons.iter().map(move |r| labelled(s, r))).collect();
+    let mut notes: Vec<String> =
+        shards.iter().flat_map(|s| s.folder.summary.notes.iter().map(move |n| labelled(s, n))).collect();
+    if all().any(|s| s.slo.is_some()) {
+        notes.push(
+            "the shards' [slo] verdicts are not carried over: gate the merged report with `report compare --fail-if`"
+                .into(),
+        );
+    }
+    let mut conformance: BTreeMap<String, CheckCounts> = BTreeMap::new();
+    for summary in all() {
+        for (id, counts) in &summary.conformance {
+            conformance.entry(id.clone()).or_default().add(counts);
+        }
+    }
+    let mut hostnames: Vec<&str> = all().map(|s| s.host.hostname.as_str()).collect();
+    hostnames.sort_unstable();
+    hostnames.dedup();
+    let emulator = all().filter_map(|s| s.emulator.clone()).reduce(|mut a, b| {
+        a.connections += b.connections;
+        a.connects_refused += b.connects_refused;
+        a.registrations += b.registrations;
+        a.polls += b.polls;
+        a.throttled += b.throttled;
+        a
+    });
+    RunSummary {
+        schema: first.schema.clone(),
+        scenario: first.scenario.clone(),
+        target: first.target.clone(),
+        host: HostInfo {
+            hostname: hostnames.join(","),
+            cpus: all().map(|s| s.host.cpus).sum(),
+            os: first.host.os.clone(),
+            dpsbench_version: first.host.dpsbench_version.clone(),
+        },
+        started_at: crate::timestamp::rfc3339(UNIX_EPOCH + base),
+        duration_seconds: (span.as_secs_f64() * 1000.0).round() / 1000.0,
+        partial: !missing.is_empty() || all().any(|s| s.partial),
+        validity: Validity {
+            valid: reasons.is_empty() && all().all(|s| s.validity.valid),
+            reasons,
+            schedule_lag_p99_us: results.phase(Phase::ScheduleLag).map_or(0, |p| p.p99_us),
+            runtime_stall_p99_us: all().map(|s| s.validity.runtime_stall_p99_us).max().unwrap_or(0),
+        },
+        open_files_limit: all().map(|s| s.open_files_limit).min().unwrap_or(0),
+        notes,
+        results,
+        conformance,
+        emulator,
+        slo: None,
+        shard: Some(ShardInfo {
+            index: 0,
+            count: 1,
+            plan_hash: shards[0].shard.plan_hash.clone(),
+            start_at: shards[0].shard.start_at.clone(),
+            start_offset_seconds: worst_offset(shards),
+        }),
+        merged: Some(MergeInfo {
+            shards: shards
+                .iter()
+                .map(|s| MergedShard {
+                    index: s.shard.index,
+                    folder: s.folder.dir.display().to_string(),
+                    hostname: s.folder.summary.host.hostname.clone(),
+                    started_at: s.folder.summary.started_at.clone(),
+                    start_offset_seconds: s.shard.start_offset_seconds,
+                })
+                .collect(),
+            missing,
+        }),
+    }
+}
+
+/// The start offset furthest from the instant, of any shard.
+fn worst_offset(shards: &[ShardRun<'_>]) -> Option<f64> {
+    shards.iter().filter_map(|s| s.shard.start_offset_seconds).max_by(|a, b| a.abs().total_cmp(&b.abs()))
+}
+
+/// The measured part: counters added, phases from the added histograms.
+fn results(shards: &[ShardRun<'_>], totals: &PhaseHistograms, span: Duration) -> Summary {
+    let mut merged = shards[0].folder.summary.results.clone();
+    for shard in &shards[1..] {
+        let other = &shard.folder.summary.results;
+        let d = &mut merged.devices;
+        d.assigned += other.devices.assigned;
+        d.failed += other.devices.failed;
+        d.aborted += other.devices.aborted;
+        d.not_finished += other.devices.not_finished;
+        for (map, theirs) in [
+            (&mut merged.failures, &other.failures),
+            (&mut merged.statuses, &other.statuses),
+            (&mut merged.retry_after_seconds, &other.retry_after_seconds),
+            (&mut merged.hubs, &other.hubs),
+        ] {
+            add_counts(map, theirs);
+        }
+        for (address, counts) in &other.source_addresses {
+            merged.source_addresses.entry(address.clone()).or_default().add(counts);
+        }
+        for (name, counts) in &other.personalities {
+            merged.personalities.entry(name.clone()).or_default().add(counts);
+        }
+        merged.payloads.returned += other.payloads.returned;
+        merged.payloads.matching += other.payloads.matching;
+        merged.stray_replies += other.stray_replies;
+        merged.early_requests += other.early_requests;
+        merged.late_starts += other.late_starts;
+    }
+    merged.phases = Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(totals.get(*p)))).collect();
+    let counts = |pick: fn(&Summary) -> &CountStats| {
+        let mut added = Histogram::<u64>::new(3).expect("3 significant digits are valid");
+        for shard in shards {
+            for (value, devices) in &pick(&shard.folder.summary.results).devices_by_count {
+                if let Ok(value) = value.parse::<u64>() {
+                    added.saturating_record_n(value, *devices);
+                }
+            }
+        }
+        CountStats::of(&added)
+    };
+    merged.register_attempts = counts(|s| &s.register_attempts);
+    merged.polls_per_device = counts(|s| &s.polls_per_device);
+    let seconds = span.as_secs_f64();
+    merged.flows_per_second =
+        if seconds > 0.0 { (merged.devices.assigned as f64 / seconds * 10.0).round() / 10.0 } else { 0.0 };
+    merged
+}
+
+fn add_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
+    for (key, value) in theirs {
+        *mine.entry(key.clone()).or_default() += value;
+    }
+}
