@@ -2,6 +2,7 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod emulator_processes;
 mod files;
 mod keys;
 mod merge;
@@ -191,6 +192,14 @@ pub struct EmulatorArgs {
     /// on this address, e.g. 127.0.0.1:443.
     #[arg(long, value_name = "ADDR")]
     pub ws_listen: Option<SocketAddr>,
+    /// Serve from this many processes sharing the address (SO_REUSEPORT), so one process's
+    /// open-files limit and cores do not cap the devices served. Registrations, quotas and
+    /// operation IDs are per process; WebSocket is served by the first process only.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: u16,
+    /// (Internal) run as a copy of a multi-process emulator, with the TLS identity in DIR.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub worker_identity: Option<PathBuf>,
 }
 
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
@@ -475,10 +484,11 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => ServerIdentity::generate(&[])?,
     };
+    let identity = emulator_processes::identity(&args, identity)?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, identity.ca_pem()).with_context(|| format!("cannot write --ca-out {}", path.display()))?;
     }
-    let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = emulator_processes::bind(&args)?;
     let service = Arc::new(Service::new(service_config));
     let policy = config.tls_policy(&args.config)?;
     let server_config = identity.server_config_with_clients(policy, &service.config().client_trust)?;
@@ -491,15 +501,21 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => String::new(),
     };
+    let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
     println!(
-        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments)",
+        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments{})",
         handle.address,
         service.config().id_scope,
         service.config().groups.len(),
-        service.config().individuals.len()
+        service.config().individuals.len(),
+        match copies.count() {
+            1 => String::new(),
+            n => format!(", {n} processes sharing the address"),
+        }
     );
     std::io::stdout().flush()?;
     interrupted().await;
+    copies.stop();
     handle.stop().await;
     let stats = &service.stats;
     eprintln!(

@@ -187,3 +187,59 @@ fn four_shards_merge_into_the_plan_exactly() {
     assert_eq!(partial["merged"]["missing"], serde_json::json!([3]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_emulator_over_three_processes_shares_one_address_and_stops_them_all() {
+    let dir = temp_dir("emulator-processes");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00PROCS1\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 0\n\
+             assign_delay_ms = 10\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    let mut emulator = KillOnDrop(
+        Command::new(BIN)
+            .args(["emulator", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--processes", "3"])
+            .arg("--ca-out")
+            .arg(dir.join("ca.pem"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(emulator.stdout.take().unwrap()), &mut ready).unwrap();
+    assert!(ready.contains("3 processes sharing the address"), "{ready}");
+    let port = ready.split_whitespace().find_map(|w| w.strip_prefix("127.0.0.1:")).unwrap().to_string();
+    let scenario = write(
+        &dir,
+        "spread.toml",
+        &format!(
+            "name = \"spread\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00PROCS1\"\n\
+             ca_certificate = \"ca.pem\"\n[devices]\ncount = 150\nregistration_id = \"spread-{{index:03}}\"\n\
+             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 300\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    );
+    let out = dir.join("out");
+    let run =
+        dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+
+    // SIGTERM to the first process stops every process; each reports what it served.
+    let status = Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(wait(&mut emulator, Duration::from_secs(30)), Some(0));
+    let mut served = String::new();
+    std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut served).unwrap();
+    let registrations: Vec<u64> = served
+        .lines()
+        .filter_map(|line| line.split(", ").find_map(|part| part.strip_suffix(" registrations")))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(registrations.len(), 3, "{served}");
+    assert_eq!(registrations.iter().sum::<u64>(), 150, "{served}");
+    assert!(registrations.iter().filter(|n| **n > 0).count() >= 2, "the kernel spread connections: {served}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
