@@ -89,19 +89,17 @@ impl Copies {
         self.children.len() + 1
     }
 
-    /// Sends SIGTERM to every copy and waits for each (bounded; killed past the deadline).
+    /// Stops the copies one after the other (SIGTERM, then wait, bounded; killed past the
+    /// deadline), so their closing lines on the shared stderr do not interleave.
     pub(super) fn stop(mut self) {
-        for child in &self.children {
-            // SAFETY: kill(2) on the id of a child this process started and has not reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        }
         let deadline = Instant::now() + COPY_DEADLINE;
         for child in &mut self.children {
+            // SAFETY: kill(2) on the id of a child this process started and has not reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        self.children.clear();
     }
 }
 

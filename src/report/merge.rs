@@ -202,7 +202,8 @@ fn summary(
         target: first.target.clone(),
         host: HostInfo {
             hostname: hostnames.join(","),
-            cpus: all().map(|s| s.host.cpus).sum(),
+            // Shards on one machine share its cores: each host counted once.
+            cpus: distinct_hosts(shards).map(|h| h.cpus).sum(),
             os: first.host.os.clone(),
             dpsbench_version: first.host.dpsbench_version.clone(),
         },
@@ -242,6 +243,12 @@ fn summary(
             missing,
         }),
     }
+}
+
+/// Each host the shards ran on, once.
+fn distinct_hosts<'a>(shards: &'a [ShardRun<'a>]) -> impl Iterator<Item = &'a HostInfo> {
+    let mut seen = std::collections::BTreeSet::new();
+    shards.iter().map(|s| &s.folder.summary.host).filter(move |h| seen.insert(h.hostname.as_str()))
 }
 
 /// The start offset furthest from the instant, of any shard.

@@ -243,3 +243,30 @@ fn an_emulator_over_three_processes_shares_one_address_and_stops_them_all() {
     assert!(registrations.iter().filter(|n| **n > 0).count() >= 2, "the kernel spread connections: {served}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_start_in_the_past_and_a_bad_shard_are_refused_with_exit_2() {
+    let dir = temp_dir("shard-flags");
+    let scenario = write(
+        &dir,
+        "s.toml",
+        "name = \"s\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 10\n[arrival]\nmodel = \"closed\"\nconcurrency = 2\n",
+    );
+    let scenario = scenario.to_str().unwrap();
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let past = dpsbench(&["run", scenario, "--out", out, "--start-at", "2020-01-01T00:00:00Z"], &[]);
+    assert_eq!(past.status.code(), Some(2));
+    assert!(text(&past.stderr).contains("--start-at 2020-01-01T00:00:00.0000000Z is"), "{}", text(&past.stderr));
+    let bad = dpsbench(&["run", scenario, "--out", out, "--shard", "4/4"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("K must be from 0 to N-1"), "{}", text(&bad.stderr));
+    let idle = dpsbench(&["run", scenario, "--out", out, "--shard", "2/3"], &[]);
+    assert_eq!(idle.status.code(), Some(2));
+    assert!(text(&idle.stderr).contains("concurrency of 2 leaves this shard no device"), "{}", text(&idle.stderr));
+    let from_env = dpsbench(&["run", scenario, "--out", out, "--quiet"], &[("DPSBENCH_SHARD", "1/3")]);
+    assert_eq!(from_env.status.code(), Some(0), "{}", text(&from_env.stderr));
+    assert_eq!(summary(Path::new(out))["shard"]["index"], 1);
+    assert_eq!(summary(Path::new(out))["devices"]["total"], 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
