@@ -311,3 +311,114 @@ fn add_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) 
         *mine.entry(key.clone()).or_default() += value;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    const HASH: &str = "sha256:00112233445566778899aabbccddeeff";
+
+    /// A shard's folder: the fixture summary as shard `index` of `count`, started at `start`
+    /// (seconds since the epoch), its `assigned` phase the values `assigned_us`, one a second.
+    fn shard(index: u64, count: u64, start: u64, assigned_us: &[u64]) -> ReportFolder {
+        let mut json = super::super::tests::summary();
+        json["shard"] = serde_json::json!({
+            "index": index, "count": count, "plan_hash": HASH,
+            "start_at": "2026-11-26T15:00:00Z", "start_offset_seconds": 0.001 * index as f64
+        });
+        json["started_at"] = crate::timestamp::rfc3339(UNIX_EPOCH + Duration::from_secs(start)).into();
+        json["devices"]["total"] = (assigned_us.len() as u64).into();
+        json["devices"]["assigned"] = (assigned_us.len() as u64).into();
+        let summary: RunSummary = serde_json::from_value(json).expect("the fixture is a summary");
+        let base: SystemTime = UNIX_EPOCH + Duration::from_millis(start * 1000 + 250);
+        let mut log = hlog::header(base);
+        for (second, micros) in assigned_us.iter().enumerate() {
+            let mut latencies = PhaseHistograms::new();
+            let mut one = crate::metrics::latency_histogram();
+            one.record(*micros).expect("in range");
+            latencies.add(Phase::Assigned, &one).expect("same bounds");
+            log.extend(hlog::interval(Duration::from_secs(second as u64), Duration::from_secs(1), &latencies));
+        }
+        let series = "elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
+                      assigned_p50_us,assigned_p99_us,failures\n0.000,1,0,0,1,0,0,0,0,0,\n1.000,1,1,0,0,0,1,0,5,5,\n";
+        ReportFolder {
+            dir: PathBuf::from(format!("shard-{index}")),
+            summary,
+            timeseries: Some(series.into()),
+            latency_hlog: Some(log),
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_added_histograms_and_counts_add_up() {
+        // Shard 0: 99 fast flows; shard 1: one slow one. Averaging the shards' p99s would give
+        // about 50 ms; the whole run's p99 is the fast value.
+        let merged = merge(&[shard(0, 2, 1000, &[1_000; 99]), shard(1, 2, 1000, &[100_000])]).expect("mergeable");
+        let summary = &merged.summary;
+        let assigned = summary.results.phase(Phase::Assigned).expect("assigned");
+        assert_eq!(assigned.count, 100);
+        assert_eq!(assigned.p99_us, 1_000);
+        assert_eq!(assigned.max_us, 100_031, "the highest equivalent value of 100 ms");
+        assert_eq!(summary.results.devices.assigned, 100);
+        assert_eq!(summary.results.devices.total, 100);
+        assert!(!summary.partial);
+        let info = summary.merged.as_ref().expect("merge info");
+        assert_eq!(info.shards.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1]);
+        assert!(info.missing.is_empty());
+        assert_eq!(summary.shard.as_ref().map(|s| (s.index, s.count)), Some((0, 1)));
+        // The merged log holds the same values.
+        let log = hlog::read(&merged.latency_hlog).expect("the merged log reads back");
+        assert_eq!(log.totals().get(Phase::Assigned).len(), 100);
+    }
+
+    #[test]
+    fn logs_and_series_align_by_wall_clock_second() {
+        // Shard 1 started 2 s after shard 0: its first second is the merged third.
+        let merged = merge(&[shard(0, 2, 1000, &[10, 20]), shard(1, 2, 1002, &[30])]).expect("mergeable");
+        let log = hlog::read(&merged.latency_hlog).expect("reads back");
+        let starts: Vec<u64> = log.intervals.iter().map(|i| i.start.as_secs()).collect();
+        assert_eq!(starts, [0, 1, 2]);
+        assert_eq!(log.base_time, Some(Duration::from_secs(1000)));
+        let series = String::from_utf8(merged.timeseries_csv).expect("text");
+        let rows: Vec<&str> = series.lines().skip(1).collect();
+        // Seconds 1000..=1003: shard 1's rows at 1002 and 1003 add to shard 0's carried totals.
+        assert_eq!(rows.len(), 4, "{series}");
+        assert!(rows[0].starts_with("0.000,1,0,0,1,"), "{series}");
+        assert!(rows[1].starts_with("1.000,1,1,0,0,0,1,"), "{series}");
+        assert!(rows[2].starts_with("2.000,2,1,0,1,"), "{series}");
+        assert!(rows[3].starts_with("3.000,2,2,0,0,0,1,"), "{series}");
+        // From the first shard's start to the last one's end: 2 s more than one shard's length.
+        let one = shard(0, 2, 1000, &[10]).summary.duration_seconds;
+        assert!((merged.summary.duration_seconds - (one + 2.0)).abs() < 1e-6, "{}", merged.summary.duration_seconds);
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_merged_naming_the_folder() {
+        let other_plan = {
+            let mut folder = shard(1, 2, 1000, &[10]);
+            folder.summary.shard.as_mut().expect("set").plan_hash = "sha256:ffffffffffffffffffffffffffffffff".into();
+            folder
+        };
+        let error = merge(&[shard(0, 2, 1000, &[10]), other_plan]).unwrap_err().to_string();
+        assert!(error.starts_with("shard-1: a shard of another plan"), "{error}");
+        let error = merge(&[shard(0, 2, 1000, &[10]), shard(0, 2, 1000, &[10])]).unwrap_err().to_string();
+        assert_eq!(error, "shard-0: shard 0 is given twice (also shard-0)");
+        let error = merge(&[shard(0, 2, 1000, &[10]), shard(1, 3, 1000, &[10])]).unwrap_err().to_string();
+        assert!(error.contains("shard 1 of 3, but shard-0 is of 2 shards"), "{error}");
+        let mut no_log = shard(0, 2, 1000, &[10]);
+        no_log.latency_hlog = None;
+        assert!(matches!(merge(&[no_log]), Err(MergeError::NoLatencyLog(_))));
+        let mut unsharded = shard(0, 2, 1000, &[10]);
+        unsharded.summary.shard = None;
+        assert!(merge(&[unsharded]).unwrap_err().to_string().contains("not a shard of a plan"));
+        assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+
+    #[test]
+    fn missing_shards_make_the_result_partial() {
+        let merged = merge(&[shard(0, 4, 1000, &[10]), shard(2, 4, 1000, &[10])]).expect("mergeable");
+        assert!(merged.summary.partial);
+        assert_eq!(merged.summary.merged.expect("info").missing, [1, 3]);
+    }
+}
