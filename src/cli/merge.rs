@@ -34,9 +34,10 @@ pub(super) fn merge(args: MergeArgs) -> Result<i32> {
     }
     let missing: Vec<String> = info.missing.iter().map(u64::to_string).collect();
     eprintln!(
-        "dpsbench: partial: shards {} of {} are missing",
-        missing.join(", "),
-        merged.summary.shard.as_ref().map_or(0, |_| info.shards.len() + info.missing.len())
+        "dpsbench: partial: {} of {} shards missing (index {}); summary.json lists them under merged.missing",
+        info.missing.len(),
+        info.shards.len() + info.missing.len(),
+        missing.join(", ")
     );
     Ok(1)
 }

@@ -20,7 +20,7 @@ pub(super) fn parse_start_at(text: &str) -> Result<SystemTime, String> {
 }
 
 /// Sets `plan`'s shard and start instant; refuses a shard with nothing to run and an instant
-/// more than a second past. Returns what to tell the user about the wait, if anything.
+/// more than a second past. Returns what to tell the user about the shard and the wait, if anything.
 pub(super) fn apply(
     plan: &mut Plan,
     shard: Option<Shard>,
@@ -31,7 +31,15 @@ pub(super) fn apply(
         shard.load_of(&plan.load).map_err(|e| anyhow::anyhow!("--shard {shard}: {e}"))?;
         plan.shard = shard;
     }
-    let Some(at) = start_at else { return Ok(None) };
+    let part = (!plan.shard.is_whole()).then(|| {
+        format!(
+            "dpsbench: shard {}: {} of the plan's {} devices",
+            plan.shard,
+            plan.shard.devices_of(plan.stop.devices),
+            plan.stop.devices
+        )
+    });
+    let Some(at) = start_at else { return Ok(part) };
     let text = crate::timestamp::rfc3339(at);
     let wait = match at.duration_since(now) {
         Ok(wait) => wait,
@@ -44,9 +52,10 @@ pub(super) fn apply(
         ),
     };
     plan.start_at = Some(at);
-    Ok(Some(format!(
-        "dpsbench: shard {} waits {:.1} s for --start-at {text} (devices are prepared first)",
-        plan.shard,
-        wait.as_secs_f64()
-    )))
+    let wait =
+        format!("dpsbench: waits {:.1} s for --start-at {text} (devices are prepared first)", wait.as_secs_f64());
+    Ok(Some(match part {
+        Some(part) => format!("{part}; {}", wait.trim_start_matches("dpsbench: ")),
+        None => wait,
+    }))
 }
