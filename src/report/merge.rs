@@ -17,7 +17,7 @@ use super::folder::ReportFolder;
 use super::hlog::{self, LatencyLog};
 use crate::conformance::passive::CheckCounts;
 use crate::metrics::{CountStats, Phase, PhaseHistograms, PhaseStats, Summary};
-use crate::runner::{HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
+use crate::runner::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
 
 #[path = "merge_series.rs"]
 mod series;
@@ -166,47 +166,21 @@ fn summary(
 ) -> RunSummary {
     let first = &shards[0].folder.summary;
     let all = || shards.iter().map(|s| &s.folder.summary);
-    let labelled = |s: &ShardRun<'_>, text: &String| format!("shard {}: {text}", s.shard.index);
     let mut results = results(shards, totals, span);
     results.devices.total = all().map(|s| s.results.devices.total).sum();
-    let reasons: Vec<String> =
-        shards.iter().flat_map(|s| s.folder.summary.validity.reasons.iter().map(move |r| labelled(s, r))).collect();
-    let mut notes: Vec<String> =
-        shards.iter().flat_map(|s| s.folder.summary.notes.iter().map(move |n| labelled(s, n))).collect();
+    let mut notes = labelled(shards, |s| &s.notes);
     if all().any(|s| s.slo.is_some()) {
         notes.push(
             "the shards' [slo] verdicts are not carried over: gate the merged report with `report compare --fail-if`"
                 .into(),
         );
     }
-    let mut conformance: BTreeMap<String, CheckCounts> = BTreeMap::new();
-    for summary in all() {
-        for (id, counts) in &summary.conformance {
-            conformance.entry(id.clone()).or_default().add(counts);
-        }
-    }
-    let mut hostnames: Vec<&str> = all().map(|s| s.host.hostname.as_str()).collect();
-    hostnames.sort_unstable();
-    hostnames.dedup();
-    let emulator = all().filter_map(|s| s.emulator.clone()).reduce(|mut a, b| {
-        a.connections += b.connections;
-        a.connects_refused += b.connects_refused;
-        a.registrations += b.registrations;
-        a.polls += b.polls;
-        a.throttled += b.throttled;
-        a
-    });
+    let reasons = labelled(shards, |s| &s.validity.reasons);
     RunSummary {
         schema: first.schema.clone(),
         scenario: first.scenario.clone(),
         target: first.target.clone(),
-        host: HostInfo {
-            hostname: hostnames.join(","),
-            // Shards on one machine share its cores: each host counted once.
-            cpus: distinct_hosts(shards).map(|h| h.cpus).sum(),
-            os: first.host.os.clone(),
-            dpsbench_version: first.host.dpsbench_version.clone(),
-        },
+        host: host(shards),
         started_at: crate::timestamp::rfc3339(UNIX_EPOCH + base),
         duration_seconds: (span.as_secs_f64() * 1000.0).round() / 1000.0,
         partial: !missing.is_empty() || all().any(|s| s.partial),
@@ -219,8 +193,8 @@ fn summary(
         open_files_limit: all().map(|s| s.open_files_limit).min().unwrap_or(0),
         notes,
         results,
-        conformance,
-        emulator,
+        conformance: conformance(shards),
+        emulator: emulator(shards),
         slo: None,
         shard: Some(ShardInfo {
             index: 0,
@@ -229,20 +203,65 @@ fn summary(
             start_at: shards[0].shard.start_at.clone(),
             start_offset_seconds: worst_offset(shards),
         }),
-        merged: Some(MergeInfo {
-            shards: shards
-                .iter()
-                .map(|s| MergedShard {
-                    index: s.shard.index,
-                    folder: s.folder.dir.display().to_string(),
-                    hostname: s.folder.summary.host.hostname.clone(),
-                    started_at: s.folder.summary.started_at.clone(),
-                    start_offset_seconds: s.shard.start_offset_seconds,
-                })
-                .collect(),
-            missing,
-        }),
+        merged: Some(merge_info(shards, missing)),
     }
+}
+
+/// Every shard's lines of one list (notes, validity reasons), each prefixed with its shard.
+fn labelled(shards: &[ShardRun<'_>], pick: fn(&RunSummary) -> &Vec<String>) -> Vec<String> {
+    shards
+        .iter()
+        .flat_map(|s| pick(&s.folder.summary).iter().map(move |line| format!("shard {}: {line}", s.shard.index)))
+        .collect()
+}
+
+/// The hosts the shards ran on: their names, and the cores of each machine counted once.
+fn host(shards: &[ShardRun<'_>]) -> HostInfo {
+    let first = &shards[0].folder.summary.host;
+    let hosts: Vec<&HostInfo> = distinct_hosts(shards).collect();
+    HostInfo {
+        hostname: hosts.iter().map(|h| h.hostname.as_str()).collect::<Vec<_>>().join(","),
+        cpus: hosts.iter().map(|h| h.cpus).sum(),
+        os: first.os.clone(),
+        dpsbench_version: first.dpsbench_version.clone(),
+    }
+}
+
+/// Passive conformance counts added check by check, the first examples kept.
+fn conformance(shards: &[ShardRun<'_>]) -> BTreeMap<String, CheckCounts> {
+    let mut added: BTreeMap<String, CheckCounts> = BTreeMap::new();
+    for shard in shards {
+        for (id, counts) in &shard.folder.summary.conformance {
+            added.entry(id.clone()).or_default().add(counts);
+        }
+    }
+    added
+}
+
+/// The embedded emulators' counters added (none when no shard had one).
+fn emulator(shards: &[ShardRun<'_>]) -> Option<EmulatorCounts> {
+    shards.iter().filter_map(|s| s.folder.summary.emulator.clone()).reduce(|mut a, b| {
+        a.connections += b.connections;
+        a.connects_refused += b.connects_refused;
+        a.registrations += b.registrations;
+        a.polls += b.polls;
+        a.throttled += b.throttled;
+        a
+    })
+}
+
+fn merge_info(shards: &[ShardRun<'_>], missing: Vec<u64>) -> MergeInfo {
+    let shards = shards
+        .iter()
+        .map(|s| MergedShard {
+            index: s.shard.index,
+            folder: s.folder.dir.display().to_string(),
+            hostname: s.folder.summary.host.hostname.clone(),
+            started_at: s.folder.summary.started_at.clone(),
+            start_offset_seconds: s.shard.start_offset_seconds,
+        })
+        .collect();
+    MergeInfo { shards, missing }
 }
 
 /// Each host the shards ran on, once.
