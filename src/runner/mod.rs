@@ -188,7 +188,7 @@ pub async fn run(
         attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
     }
     let settings = personality_settings(plan);
-    let start_offset = wait_for_start(plan.start_at).await;
+    let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();

@@ -7,9 +7,14 @@ use std::time::{Duration, SystemTime};
 /// this much before the instant, so the plan's zero falls on it.
 pub const START_LEAD: Duration = Duration::from_millis(10);
 
-/// Waits until `START_LEAD` before `start_at` (at once when unset or past); returns how far
-/// from `start_at` the plan's zero then fell, in seconds (positive: late). `None` when unset.
-pub(super) async fn wait_for_start(start_at: Option<SystemTime>) -> Option<f64> {
+/// Waits until `START_LEAD` before `start_at` (at once when unset or past), or until an
+/// interrupt (which the scheduler then sees too, and ends the run with nothing started); returns
+/// how far from `start_at` the plan's zero then fell, in seconds (positive: late). `None` when
+/// unset.
+pub(super) async fn wait_for_start(
+    start_at: Option<SystemTime>,
+    mut interrupts: tokio::sync::watch::Receiver<u32>,
+) -> Option<f64> {
     let start_at = start_at?;
     // Sleep on the monotonic clock in bounded steps, re-reading the wall clock each time, so a
     // clock step during a long wait does not carry the start away from the instant.
@@ -18,7 +23,16 @@ pub(super) async fn wait_for_start(start_at: Option<SystemTime>) -> Option<f64> 
         if remaining.is_zero() {
             break;
         }
-        tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
+        tokio::select! {
+            () = tokio::time::sleep(remaining.min(Duration::from_secs(1))) => {}
+            changed = interrupts.changed() => {
+                if changed.is_ok() {
+                    break;
+                }
+                // No sender: no interrupt can come; keep waiting on the clock alone.
+                interrupts = tokio::sync::watch::channel(0).1;
+            }
+        }
     }
     Some(offset_seconds(SystemTime::now() + START_LEAD, start_at))
 }
@@ -45,10 +59,21 @@ mod tests {
 
     #[tokio::test]
     async fn an_instant_just_ahead_is_waited_for_and_unset_is_none() {
-        assert_eq!(wait_for_start(None).await, None);
+        let (_sender, interrupts) = tokio::sync::watch::channel(0u32);
+        assert_eq!(wait_for_start(None, interrupts.clone()).await, None);
         let at = SystemTime::now() + Duration::from_millis(60);
-        let offset = wait_for_start(Some(at)).await.expect("set");
+        let offset = wait_for_start(Some(at), interrupts).await.expect("set");
         assert!(offset > -0.002, "{offset}");
         assert!(SystemTime::now() + START_LEAD >= at - Duration::from_millis(2));
+    }
+
+    #[tokio::test]
+    async fn an_interrupt_ends_the_wait() {
+        let (sender, interrupts) = tokio::sync::watch::channel(0u32);
+        let at = SystemTime::now() + Duration::from_secs(3600);
+        let waiting = tokio::spawn(wait_for_start(Some(at), interrupts));
+        sender.send_modify(|count| *count += 1);
+        let offset = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("ended").expect("joined");
+        assert!(offset.expect("set") < -3000.0, "an hour early");
     }
 }
