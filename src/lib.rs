@@ -10,6 +10,7 @@
 //!   │       tally; seeds device RNGs)                                (CheckLog, PassiveTally;
 //!   │        │                                                        sans IO)
 //!   │        ├─► scenario (TOML → Plan) ──► arrival (when devices start; sans IO)
+//!   │        ├─► shard (K of N: its devices, starts, concurrency; the plan hash; sans IO)
 //!   │        ├─► metrics (HDR histograms per metrics::Phase, Summary; sans IO)
 //!   │        ├─► slo ([slo] gates → a verdict on a metrics::Summary; sans IO)
 //!   │        └─► emulator::server ──► emulator::service (sans IO) ──► emulator::config, deviations
@@ -57,6 +58,7 @@ pub mod mqtt;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod slo;
 pub mod timestamp;
 pub mod tls;

@@ -175,6 +175,18 @@ impl ServerIdentity {
         Ok(Self { chain, key, ca_pem: to_pem("CERTIFICATE", &ca_der) })
     }
 
+    /// The chain (leaf first) and the key as PEM, for handing this identity to the other
+    /// processes of one emulator (`dpsbench emulator --processes`).
+    pub fn chain_and_key_pem(&self) -> (String, String) {
+        let chain = self.chain.iter().map(|c| to_pem("CERTIFICATE", c)).collect();
+        let label = match &self.key {
+            PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+            PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+            _ => "PRIVATE KEY",
+        };
+        (chain, to_pem(label, self.key.secret_der()))
+    }
+
     /// The CA certificate clients must trust, as PEM.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem

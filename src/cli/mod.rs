@@ -2,10 +2,13 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod emulator_processes;
 mod files;
 mod keys;
+mod merge;
 mod metrics_endpoint;
 mod reports;
+mod sharding;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -25,7 +28,7 @@ use crate::tls::ServerIdentity;
 pub use files::write_rendered;
 use files::{DevicesCsvFile, LatencyLogFile};
 pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
-pub use reports::{CompareArgs, RenderArgs, ReportCommand};
+pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -163,6 +166,15 @@ pub struct RunArgs {
     /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
     #[arg(long)]
     pub devices_csv: bool,
+    /// Run only shard K of N (K from 0 to N-1): the devices whose index i has i mod N = K, each
+    /// at the instant the whole plan gives it; a closed model's concurrency is split. Merge the
+    /// shards' folders with `dpsbench report merge`.
+    #[arg(long, value_name = "K/N", env = "DPSBENCH_SHARD", value_parser = sharding::parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// The wall-clock instant (RFC 3339) of the plan's zero, the same for every shard; refused
+    /// when more than a second past.
+    #[arg(long, value_name = "RFC3339", env = "DPSBENCH_START_AT", value_parser = sharding::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +192,14 @@ pub struct EmulatorArgs {
     /// on this address, e.g. 127.0.0.1:443.
     #[arg(long, value_name = "ADDR")]
     pub ws_listen: Option<SocketAddr>,
+    /// Serve from this many processes sharing the address (SO_REUSEPORT), so one process's
+    /// open-files limit and cores do not cap the devices served. Registrations, quotas and
+    /// operation IDs are per process; WebSocket is served by the first process only.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: u16,
+    /// (Internal) run as a copy of a multi-process emulator, with the TLS identity in DIR.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub worker_identity: Option<PathBuf>,
 }
 
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
@@ -223,7 +243,8 @@ fn certs(args: CertsArgs) -> Result<i32> {
 }
 
 async fn run(args: RunArgs) -> Result<i32> {
-    let plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     if args.dry_run {
         print!("{}", report::dry_run(&plan));
         return Ok(0);
@@ -246,6 +267,9 @@ async fn run(args: RunArgs) -> Result<i32> {
     let mut latency = LatencyLogFile::create(out.join("latency.hlog"))?;
     let mut devices = args.devices_csv.then(|| DevicesCsvFile::create(out.join("devices.csv"))).transpose()?;
     let mut progress = ProgressView::new(args.quiet, &plan, &out);
+    if let Some(wait) = wait {
+        progress.warn(&wait);
+    }
     let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
         // Published before the progress line, so a line on stderr means its page is served.
         if let Some(live) = &live {
@@ -460,10 +484,11 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => ServerIdentity::generate(&[])?,
     };
+    let identity = emulator_processes::identity(&args, identity)?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, identity.ca_pem()).with_context(|| format!("cannot write --ca-out {}", path.display()))?;
     }
-    let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = emulator_processes::bind(&args)?;
     let service = Arc::new(Service::new(service_config));
     let policy = config.tls_policy(&args.config)?;
     let policy = service.config().deviations.tls_policy(policy);
@@ -477,15 +502,21 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => String::new(),
     };
+    let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
     println!(
-        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments)",
+        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments{})",
         handle.address,
         service.config().id_scope,
         service.config().groups.len(),
-        service.config().individuals.len()
+        service.config().individuals.len(),
+        match copies.count() {
+            1 => String::new(),
+            n => format!(", {n} processes sharing the address"),
+        }
     );
     std::io::stdout().flush()?;
     interrupted().await;
+    copies.stop();
     handle.stop().await;
     let stats = &service.stats;
     eprintln!(

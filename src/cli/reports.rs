@@ -25,6 +25,27 @@ pub enum ReportCommand {
     /// does, 2 for bad input (a missing folder, a folder that is not a report, an expression
     /// that does not parse).
     Compare(CompareArgs),
+    /// Merge the report folders of a plan's shards (`run --shard K/N`) into one, as if one
+    /// process had run the whole plan.
+    ///
+    /// Outcomes and counters are added; every phase's histogram is the sum of the shards'
+    /// latency.hlog (percentiles come from it, never averaged); latency.hlog and timeseries.csv
+    /// are aligned by wall-clock second; devices.csv is joined when every shard has one. Writes
+    /// summary.json, latency.hlog, timeseries.csv, report.md and report.html into --out.
+    /// Exit status: 0 when every shard was merged, 1 when shards are missing (the result is
+    /// `partial`, summary.json lists them), 2 for folders that are not reports, shards of
+    /// different plans, or a shard given twice.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' report folders.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Folder for the merged report (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +81,7 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
     match command {
         ReportCommand::Render(args) => render(args),
         ReportCommand::Compare(args) => compare(args),
+        ReportCommand::Merge(args) => super::merge::merge(args),
     }
 }
 

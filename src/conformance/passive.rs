@@ -310,7 +310,8 @@ pub struct CheckCounts {
 impl CheckCounts {
     const EXAMPLES: usize = 3;
 
-    fn add(&mut self, other: &CheckCounts) {
+    /// Adds another count: flows and violations summed, examples kept up to the first few.
+    pub fn add(&mut self, other: &CheckCounts) {
         self.flows += other.flows;
         self.violations += other.violations;
         let room = Self::EXAMPLES.saturating_sub(self.examples.len());

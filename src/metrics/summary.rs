@@ -75,7 +75,7 @@ pub struct PhaseStats {
 }
 
 impl PhaseStats {
-    pub(super) fn of(h: &Histogram<u64>) -> Self {
+    pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self { count: 0, min_us: 0, mean_us: 0, p50_us: 0, p90_us: 0, p99_us: 0, p999_us: 0, max_us: 0 };
         }
@@ -101,7 +101,7 @@ pub struct PersonalityCounts {
 }
 
 impl PersonalityCounts {
-    pub(super) fn add(&mut self, other: &PersonalityCounts) {
+    pub fn add(&mut self, other: &PersonalityCounts) {
         self.devices += other.devices;
         self.assigned += other.assigned;
         self.failed += other.failed;
@@ -126,7 +126,7 @@ pub struct SourceCounts {
 }
 
 impl SourceCounts {
-    pub(super) fn add(&mut self, other: &SourceCounts) {
+    pub fn add(&mut self, other: &SourceCounts) {
         self.connections += other.connections;
         self.assigned += other.assigned;
         self.failed += other.failed;
@@ -149,7 +149,7 @@ pub struct CountStats {
 }
 
 impl CountStats {
-    pub(super) fn of(h: &Histogram<u64>) -> Self {
+    pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self { mean: 0.0, p50: 0, p99: 0, max: 0, devices_by_count: BTreeMap::new() };
         }

@@ -41,6 +41,9 @@ fn header(out: &mut String, summary: &RunSummary) {
         host.hostname, host.cpus, host.os, host.dpsbench_version
     );
     let _ = writeln!(out, "| started | {} |", summary.started_at);
+    if let Some(shards) = shards(summary) {
+        let _ = writeln!(out, "| shards | {shards} |");
+    }
     let partial = if summary.partial { " (partial: stopped early)" } else { "" };
     let _ = writeln!(out, "| duration | {:.1} s{partial} |", summary.duration_seconds);
     let validity = &summary.validity;
@@ -56,6 +59,30 @@ fn header(out: &mut String, summary: &RunSummary) {
         let _ = writeln!(out, "| note | {note} |");
     }
     let _ = writeln!(out);
+}
+
+/// What a shard or a merge of shards was; `None` for an unsharded run.
+fn shards(summary: &RunSummary) -> Option<String> {
+    let shard = summary.shard.as_ref()?;
+    if let Some(merged) = &summary.merged {
+        let total = merged.shards.len() + merged.missing.len();
+        let missing = match merged.missing.as_slice() {
+            [] => String::new(),
+            list => {
+                let list: Vec<String> = list.iter().map(u64::to_string).collect();
+                format!(", **missing {}**", list.join(", "))
+            }
+        };
+        return Some(format!(
+            "merged from {} of {total} shards{missing}, plan `{}`",
+            merged.shards.len(),
+            shard.plan_hash
+        ));
+    }
+    (shard.count > 1).then(|| {
+        let offset = shard.start_offset_seconds.map(|o| format!(", {:+.1} ms from --start-at", o * 1000.0));
+        format!("shard {} of {}, plan `{}`{}", shard.index, shard.count, shard.plan_hash, offset.unwrap_or_default())
+    })
 }
 
 fn outcomes(out: &mut String, summary: &RunSummary) {

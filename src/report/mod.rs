@@ -13,6 +13,7 @@ pub mod compare;
 pub mod expression;
 pub mod folder;
 pub mod markdown;
+pub mod merge;
 pub mod prometheus;
 
 use crate::device::Transport;

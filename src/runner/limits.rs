@@ -24,16 +24,21 @@ pub fn descriptor_budget(plan: &Plan, limit: u64) -> Result<DescriptorBudget, Ru
     // The embedded emulator holds the server side of every connection in the same process.
     let per_device = if matches!(plan.target, TargetPlan::Embedded { .. }) { 2 } else { 1 };
     let available = limit.saturating_sub(RESERVED_DESCRIPTORS) / per_device;
+    // A shard holds only its own devices and its share of a closed model's concurrency.
+    let devices = plan.shard.devices_of(plan.stop.devices);
     let explicit = match plan.load {
-        Load::Closed { concurrency } => Some(plan.max_in_flight.map_or(concurrency, |cap| cap.min(concurrency))),
+        Load::Closed { concurrency } => {
+            let concurrency = plan.shard.concurrency_of(concurrency);
+            Some(plan.max_in_flight.map_or(concurrency, |cap| cap.min(concurrency)))
+        }
         Load::Open(_) => plan.max_in_flight,
     };
-    match explicit.map(|n| n.min(plan.stop.devices)) {
+    match explicit.map(|n| n.min(devices)) {
         Some(in_flight) if in_flight > available => {
             Err(RunError::Descriptors { in_flight, needed: in_flight * per_device + RESERVED_DESCRIPTORS, limit })
         }
         Some(_) => Ok(DescriptorBudget { limit, in_flight_cap: plan.max_in_flight, note: None }),
-        None if plan.stop.devices <= available => Ok(DescriptorBudget { limit, in_flight_cap: None, note: None }),
+        None if devices <= available => Ok(DescriptorBudget { limit, in_flight_cap: None, note: None }),
         None => Ok(DescriptorBudget {
             limit,
             in_flight_cap: Some(available),

@@ -17,7 +17,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
-use crate::arrival::Arrivals;
 use crate::conformance::CheckLog;
 use crate::conformance::passive::{CheckCounts, PassiveTally};
 use crate::credentials::SasToken;
@@ -30,11 +29,16 @@ use crate::tls;
 
 mod limits;
 mod schedule;
+mod start;
 mod summary;
 mod target;
 
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
-pub use summary::{EmulatorCounts, HostInfo, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, TargetInfo, Validity};
+use start::wait_for_start;
+pub use summary::{
+    EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
+    Validity,
+};
 use target::prepare_target;
 pub use target::{reach, resolve};
 
@@ -116,7 +120,8 @@ fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
     let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
         + plan.max_duration.as_secs()
         + 3600;
-    (0..plan.stop.devices)
+    plan.shard
+        .indexes(plan.stop.devices)
         .map(|n| {
             let registration_id = plan.registration_id(n);
             let personality = plan.personalities.of(n);
@@ -183,6 +188,7 @@ pub async fn run(
         attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
     }
     let settings = personality_settings(plan);
+    let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();
@@ -231,5 +237,7 @@ pub async fn run(
         conformance: checks.counts(),
         emulator,
         slo,
+        shard: Some(ShardInfo::of(plan, start_offset)),
+        merged: None,
     })
 }

@@ -2,6 +2,7 @@
 //! their reports, and watches the runtime for saturation.
 
 use super::*;
+use crate::shard::Shard;
 
 /// Tokio's timer rounds a deadline up to the next 1 ms tick. Sleeping until half a tick before
 /// a start and starting what is due within half a tick centres that rounding on the intended
@@ -29,7 +30,8 @@ pub(super) async fn schedule(
     let begin: Instant = now() + Duration::from_millis(10);
     let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
     let arrivals_end = plan.stop.duration.map(|d| begin + d);
-    let mut starts = Starts::new(&plan.load, begin);
+    let mut starts = Starts::new(&plan.load, plan.shard, begin);
+    let shard_devices = plan.shard.devices_of(plan.stop.devices);
     let in_flight_cap = in_flight_cap.unwrap_or(u64::MAX);
     let mut started = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -45,7 +47,7 @@ pub(super) async fn schedule(
         // starts: going through it for each due start would cap starts near one per tick.
         let next_start = loop {
             let in_flight = tasks.len() as u64;
-            let next = (started < plan.stop.devices && !draining)
+            let next = (started < shard_devices && !draining)
                 .then(|| starts.next_at(now(), in_flight))
                 .flatten()
                 .filter(|at| arrivals_end.is_none_or(|end| *at < end));
@@ -202,17 +204,21 @@ impl StallMonitor {
 
 /// The *when* of a run: the intended start of the next device under the load model.
 enum Starts {
-    /// Open: the arrival plan alone decides, whatever is in flight.
-    Open { begin: Instant, arrivals: Box<Peekable<Arrivals>> },
+    /// Open: the arrival plan alone decides, whatever is in flight (a shard's own starts of
+    /// the unsharded plan).
+    Open { begin: Instant, arrivals: Box<Peekable<Box<dyn Iterator<Item = Duration> + Send>>> },
     /// Closed: a device starts as soon as fewer than `concurrency` are in flight.
     Closed { concurrency: u64 },
 }
 
 impl Starts {
-    fn new(load: &Load, begin: Instant) -> Self {
+    fn new(load: &Load, shard: Shard, begin: Instant) -> Self {
         match load {
-            Load::Open(plan) => Starts::Open { begin, arrivals: Box::new(plan.arrivals().peekable()) },
-            Load::Closed { concurrency } => Starts::Closed { concurrency: *concurrency },
+            Load::Open(plan) => {
+                let starts: Box<dyn Iterator<Item = Duration> + Send> = Box::new(shard.starts(plan));
+                Starts::Open { begin, arrivals: Box::new(starts.peekable()) }
+            }
+            Load::Closed { concurrency } => Starts::Closed { concurrency: shard.concurrency_of(*concurrency) },
         }
     }
 

@@ -44,6 +44,55 @@ pub struct RunSummary {
     /// The verdict on the scenario's `[slo]` gates; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloVerdict>,
+    /// Which part of which plan this run was (`0/1` unsharded); absent from summaries before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// Set by `report merge`: the shards this summary adds up, and those missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
+}
+
+/// The shard a run was, of which plan, and how close to `--start-at` it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub index: u64,
+    pub count: u64,
+    /// The same for every shard of one plan (see `shard::plan_hash`).
+    pub plan_hash: String,
+    /// `--start-at`, RFC 3339, when given.
+    pub start_at: Option<String>,
+    /// Where the plan's zero fell from `start_at`, in seconds (positive: late).
+    pub start_offset_seconds: Option<f64>,
+}
+
+impl ShardInfo {
+    pub(super) fn of(plan: &Plan, start_offset_seconds: Option<f64>) -> Self {
+        Self {
+            index: plan.shard.index,
+            count: plan.shard.count,
+            plan_hash: crate::shard::plan_hash(plan),
+            start_at: plan.start_at.map(crate::timestamp::rfc3339),
+            start_offset_seconds,
+        }
+    }
+}
+
+/// What `report merge` added up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeInfo {
+    /// Each shard merged: its index, folder, host and start offset.
+    pub shards: Vec<MergedShard>,
+    /// Indexes of the plan's shards that were not given (the result is then `partial`).
+    pub missing: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    pub index: u64,
+    pub folder: String,
+    pub hostname: String,
+    pub started_at: String,
+    pub start_offset_seconds: Option<f64>,
 }
 
 impl RunSummary {

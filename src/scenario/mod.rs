@@ -105,6 +105,10 @@ pub struct Plan {
     pub x509: Option<X509Plan>,
     /// `[slo]` gates, judged at the end of the run (empty: none).
     pub slo: Gates,
+    /// The part of the plan this process runs (`--shard`); the whole plan unless set.
+    pub shard: crate::shard::Shard,
+    /// The wall-clock instant of the plan's zero (`--start-at`); as soon as set up unless set.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Plan {
@@ -172,6 +176,8 @@ impl Plan {
             flow: run.flow,
             max_duration: run.max_duration,
             slo,
+            shard: crate::shard::Shard::WHOLE,
+            start_at: None,
         })
     }
 

@@ -13,5 +13,6 @@ mod load;
 mod properties;
 mod reports;
 mod secrets;
+mod shards;
 mod support;
 mod x509;

@@ -3,6 +3,8 @@ prints, per phase, the intervals added together as JSON:
 {"phase": {"count": n, "p50_us": ..., "p90_us": ..., "p99_us": ..., "p999_us": ..., "max_us": ...,
            "python_percentiles": {...}, "intervals": k}}.
 
+With --counts, each phase also has "counts": {"value": count} of its added histogram.
+
 Percentiles are computed twice from the decoded counts: by nearest rank (rank = ceil(q * n), the
 definition summary.json uses), walking the decoded histogram's recorded values; and by the port's
 own get_value_at_percentile, which rounds the rank half up instead (reported for comparison).
@@ -27,7 +29,15 @@ def nearest_rank(histogram, quantile):
     raise ValueError("rank beyond the histogram")
 
 
-def main(path):
+def counts(histogram):
+    """Every recorded value (its bucket's highest equivalent) with its count, as text keys."""
+    return {
+        str(histogram.get_highest_equivalent_value(item.value_iterated_to)): item.count_at_value_iterated_to
+        for item in histogram.get_recorded_iterator()
+    }
+
+
+def main(path, with_counts=False):
     # Bounds of dpsbench's latency histograms: 1 us to one hour, 3 significant digits.
     reader = HistogramLogReader(path, HdrHistogram(1, 3_600_000_000, 3))
     totals, intervals = {}, {}
@@ -52,9 +62,12 @@ def main(path):
             name: histogram.get_value_at_percentile(q * 100) for name, q in QUANTILES.items()
         }
         stats["intervals"] = intervals[tag]
+        if with_counts:
+            stats["counts"] = counts(histogram)
         out[tag] = stats
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    # --counts: also every phase's added histogram, value by value.
+    main(sys.argv[1], with_counts="--counts" in sys.argv[2:])

@@ -1,0 +1,227 @@
+//! Shards: one plan split across processes (Kubernetes Indexed Job pods) so that the union of
+//! the shards is the unsharded run, exactly.
+//!
+//! Shard `K` of `N` owns the devices whose global index `i` has `i mod N = K`: it keeps their
+//! registration IDs and starts each at the instant the **unsharded** arrival plan gives it (the
+//! plan is generated whole, seed and all, and filtered, so Poisson and burst plans agree to the
+//! nanosecond). A closed model splits its concurrency, the remainder to the lowest shards.
+//!
+//! Sans-IO: no clock, no files. The runner asks which devices and starts are its own; the plan
+//! hash lets `report merge` refuse shards of different plans.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::arrival::ArrivalPlan;
+use crate::scenario::{Load, Plan};
+
+/// Which part of the plan this process runs: `index` of `count` (the whole plan is `0/1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+/// A `--shard` value that does not hold; variants carry the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("shard {0:?} is not K/N (e.g. 3/10, K from 0 to N-1)")]
+    Syntax(String),
+    #[error("shard {index}/{count}: K must be from 0 to N-1 and N at least 1")]
+    Range { index: u64, count: u64 },
+    #[error(
+        "shard {index}/{count}: the closed model's concurrency of {concurrency} leaves this shard no device in \
+         flight; use at most {concurrency} shards or raise arrival.concurrency"
+    )]
+    NoConcurrency { index: u64, count: u64, concurrency: u64 },
+}
+
+impl Shard {
+    /// The whole plan, unsharded.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Parses `K/N`, e.g. `3/10`.
+    pub fn parse(text: &str) -> Result<Self, ShardError> {
+        let syntax = || ShardError::Syntax(text.to_string());
+        let (index, count) = text.trim().split_once('/').ok_or_else(syntax)?;
+        let index: u64 = index.trim().parse().map_err(|_| syntax())?;
+        let count: u64 = count.trim().parse().map_err(|_| syntax())?;
+        Self::new(index, count)
+    }
+
+    pub fn new(index: u64, count: u64) -> Result<Self, ShardError> {
+        if count == 0 || index >= count {
+            return Err(ShardError::Range { index, count });
+        }
+        Ok(Self { index, count })
+    }
+
+    pub fn is_whole(self) -> bool {
+        self.count == 1
+    }
+
+    /// Whether the device of global index `i` is this shard's.
+    pub fn owns(self, i: u64) -> bool {
+        i % self.count == self.index
+    }
+
+    /// How many of the devices `0..total` are this shard's.
+    pub fn devices_of(self, total: u64) -> u64 {
+        total / self.count + u64::from(total % self.count > self.index)
+    }
+
+    /// The global indexes of this shard's devices among `0..total`, in order.
+    pub fn indexes(self, total: u64) -> impl Iterator<Item = u64> {
+        (self.index..total).step_by(self.count as usize)
+    }
+
+    /// This shard's part of a closed model's concurrency: an equal share, the remainder to the
+    /// lowest shards.
+    pub fn concurrency_of(self, concurrency: u64) -> u64 {
+        concurrency / self.count + u64::from(concurrency % self.count > self.index)
+    }
+
+    /// This shard's load: an open plan is unchanged (its starts are filtered by [`Self::starts`]);
+    /// a closed model gets its share of the concurrency, refused when that is none.
+    pub fn load_of(self, load: &Load) -> Result<Load, ShardError> {
+        match load {
+            Load::Open(plan) => Ok(Load::Open(plan.clone())),
+            Load::Closed { concurrency } => match self.concurrency_of(*concurrency) {
+                0 => Err(ShardError::NoConcurrency { index: self.index, count: self.count, concurrency: *concurrency }),
+                share => Ok(Load::Closed { concurrency: share }),
+            },
+        }
+    }
+
+    /// The intended starts of this shard's devices: the unsharded plan's, those of its own
+    /// indexes, in order.
+    pub fn starts(self, plan: &ArrivalPlan) -> impl Iterator<Item = Duration> + Send + use<> {
+        plan.arrivals().enumerate().filter(move |(i, _)| self.owns(*i as u64)).map(|(_, at)| at)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A hash of the resolved plan, the same for every shard of it: SHA-256 over everything that
+/// decides what the run does (target, identities, load, stop, flow, limits, gates), not the
+/// scenario's path, the group key (a secret, and random for the embedded target) or the shard.
+/// `sha256:` and the first 16 bytes in hex.
+pub fn plan_hash(plan: &Plan) -> String {
+    let described = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        plan.name,
+        plan.target,
+        plan.id_scope,
+        plan.identities,
+        plan.personalities,
+        plan.payload,
+        plan.load,
+        plan.stop,
+        plan.max_in_flight,
+        plan.flow,
+        plan.max_duration,
+        plan.drain,
+        plan.max_schedule_lag_p99,
+        plan.source_addresses,
+        plan.x509.as_ref().map(|x| &x.ca_dir),
+        plan.slo,
+    );
+    let digest = Sha256::digest(described.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arrival::Stage;
+
+    fn union_of_shards(plan: &ArrivalPlan, total: usize, count: u64) -> Vec<Duration> {
+        let mut union: Vec<(u64, Duration)> = Vec::new();
+        for index in 0..count {
+            let shard = Shard::new(index, count).unwrap();
+            let devices = shard.devices_of(total as u64) as usize;
+            union.extend(shard.indexes(total as u64).zip(shard.starts(plan).take(devices)));
+        }
+        union.sort_by_key(|(i, _)| *i);
+        assert_eq!(union.len(), total);
+        assert!(union.iter().enumerate().all(|(n, (i, _))| n as u64 == *i), "every index once");
+        union.into_iter().map(|(_, at)| at).collect()
+    }
+
+    #[test]
+    fn the_union_of_the_shards_is_the_unsharded_plan_for_every_open_model() {
+        let stages = ["2s:0->300/s", "3s:300/s", "2s:300->0/s"].iter().map(|s| Stage::parse(s).unwrap()).collect();
+        let plans = [
+            ArrivalPlan::constant(250.0).unwrap(),
+            ArrivalPlan::stages(stages).unwrap(),
+            ArrivalPlan::poisson(400.0, 17).unwrap(),
+            ArrivalPlan::Burst { devices: 1001, within: Duration::from_secs(3), seed: 9 },
+        ];
+        for plan in &plans {
+            let total = plan.natural_count().map_or(1001, |n| n as usize);
+            let whole: Vec<Duration> = plan.arrivals().take(total).collect();
+            for count in [1, 2, 3, 4, 7, 10] {
+                assert_eq!(union_of_shards(plan, total, count), whole, "{plan:?} in {count} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn a_closed_model_splits_its_concurrency_remainder_to_the_lowest_shards() {
+        let shares: Vec<u64> = (0..4).map(|k| Shard::new(k, 4).unwrap().concurrency_of(10)).collect();
+        assert_eq!(shares, [3, 3, 2, 2]);
+        assert_eq!(shares.iter().sum::<u64>(), 10);
+        let load = Load::Closed { concurrency: 10 };
+        assert_eq!(Shard::new(1, 4).unwrap().load_of(&load).unwrap(), Load::Closed { concurrency: 3 });
+        assert_eq!(
+            Shard::new(3, 4).unwrap().load_of(&Load::Closed { concurrency: 3 }).unwrap_err(),
+            ShardError::NoConcurrency { index: 3, count: 4, concurrency: 3 }
+        );
+    }
+
+    #[test]
+    fn devices_split_by_index_modulo_the_count() {
+        let shard = Shard::parse("2/4").unwrap();
+        assert_eq!(shard.indexes(11).collect::<Vec<_>>(), [2, 6, 10]);
+        assert_eq!(shard.devices_of(11), 3);
+        assert_eq!((0..4).map(|k| Shard::new(k, 4).unwrap().devices_of(11)).sum::<u64>(), 11);
+        assert!(shard.owns(6) && !shard.owns(7));
+    }
+
+    fn plan(rate: u32) -> Plan {
+        let text = format!(
+            "name = \"h\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 100\nregistration_id = \"h-{{index}}\"\n\
+             [arrival]\nrate = {rate}\n"
+        );
+        let file = crate::toml_file::parse(&text).expect("the scenario parses");
+        Plan::resolve(file, std::path::Path::new("h.toml"), &|_| None).expect("the scenario resolves")
+    }
+
+    #[test]
+    fn the_plan_hash_is_the_same_for_every_shard_and_differs_for_another_plan() {
+        let (one, mut two) = (plan(50), plan(50));
+        two.shard = Shard::new(3, 4).unwrap();
+        two.file = "elsewhere/h.toml".into();
+        assert_eq!(plan_hash(&one), plan_hash(&two), "random embedded key, shard and path do not count");
+        assert_ne!(plan_hash(&one), plan_hash(&plan(51)));
+        assert!(plan_hash(&one).starts_with("sha256:") && plan_hash(&one).len() == 7 + 32);
+    }
+
+    #[test]
+    fn shard_text_parses_and_names_what_is_wrong() {
+        assert_eq!(Shard::parse("0/1").unwrap(), Shard::WHOLE);
+        assert_eq!(Shard::parse(" 9/10 ").unwrap(), Shard { index: 9, count: 10 });
+        assert_eq!(Shard::parse("10/10"), Err(ShardError::Range { index: 10, count: 10 }));
+        assert_eq!(Shard::parse("0/0"), Err(ShardError::Range { index: 0, count: 0 }));
+        for bad in ["3", "a/4", "1/", "-1/4"] {
+            assert_eq!(Shard::parse(bad), Err(ShardError::Syntax(bad.into())));
+        }
+        assert_eq!(Shard::new(3, 10).unwrap().to_string(), "3/10");
+    }
+}

@@ -1,0 +1,272 @@
+//! Issue 10: four `run --shard K/4` processes against one `dpsbench emulator`, merged with
+//! `report merge`, checked by readers independent of the code that wrote and merged the files
+//! (the Python HdrHistogram port for the histograms, devices.csv for the registration IDs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::cli::{KillOnDrop, TV1_GROUP_KEY, check_schema, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::live_metrics::tools_python;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
+const SHARDS: u64 = 4;
+const DEVICES: u64 = 203;
+
+/// Waits for `child` up to `limit`; its exit code (the child is killed on drop past it).
+fn wait(child: &mut KillOnDrop, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("a shard did not finish within {limit:?}");
+}
+
+/// The Python reader's view of a latency.hlog: per phase, every value's count.
+fn decoded(python: &str, hlog: &Path) -> Value {
+    let output = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/read_hlog.py"))
+        .arg(hlog)
+        .arg("--counts")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}: {}", hlog.display(), text(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Registration IDs in a devices.csv, in file order.
+fn registration_ids(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("devices.csv")).unwrap();
+    text.lines().skip(1).map(|line| line.split(',').next().unwrap().to_string()).collect()
+}
+
+/// Runs the four shards against one emulator; returns the temp dir and the shards' folders.
+fn run_shards() -> (PathBuf, Vec<PathBuf>) {
+    let dir = temp_dir("shards");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00SHARD1\"\nhubs = [\"hub-a.azure-devices.net\", \"hub-b.azure-devices.net\"]\n\
+             retry_after_seconds = 0\nassign_delay_ms = 10\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    let (_emulator, port) = spawn_emulator(&config, &dir.join("ca.pem"));
+    let scenario = write(
+        &dir,
+        "sharded.toml",
+        &format!(
+            "name = \"sharded\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00SHARD1\"\n\
+             ca_certificate = \"ca.pem\"\n[devices]\ncount = {DEVICES}\nregistration_id = \"sh-{{index:03}}\"\n\
+             group_key_env = \"BENCH_KEY\"\n[arrival]\nmodel = \"poisson\"\nrate = 150\nseed = 11\n\
+             [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    );
+    let start_at = dpsbench::timestamp::rfc3339(SystemTime::now() + Duration::from_secs(3));
+    let folders: Vec<PathBuf> = (0..SHARDS).map(|k| dir.join(format!("shard-{k}"))).collect();
+    let mut children: Vec<KillOnDrop> = folders
+        .iter()
+        .enumerate()
+        .map(|(k, out)| {
+            KillOnDrop(
+                Command::new(BIN)
+                    .args(["run", scenario.to_str().unwrap(), "--quiet", "--devices-csv", "--out"])
+                    .arg(out)
+                    .args(["--shard", &format!("{k}/{SHARDS}"), "--start-at", &start_at])
+                    .env("BENCH_KEY", TV1_GROUP_KEY)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for (k, child) in children.iter_mut().enumerate() {
+        assert_eq!(wait(child, Duration::from_secs(90)), Some(0), "shard {k}");
+    }
+    (dir, folders)
+}
+
+#[test]
+fn four_shards_merge_into_the_plan_exactly() {
+    let python = tools_python();
+    let (dir, folders) = run_shards();
+    let merged = dir.join("merged");
+    let mut args: Vec<&str> = vec!["report", "merge"];
+    args.extend(folders.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["--out", merged.to_str().unwrap()]);
+    let output = dpsbench(&args, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output.stdout), text(&output.stderr));
+
+    // Devices: the plan's count, every one assigned; one plan hash across the shards.
+    let result = summary(&merged);
+    assert_eq!(result["devices"]["total"], DEVICES);
+    assert_eq!(result["devices"]["assigned"], DEVICES);
+    assert_eq!(result["partial"], false);
+    assert_eq!(result["merged"]["missing"], serde_json::json!([]));
+    let hashes: BTreeSet<String> =
+        folders.iter().map(|f| summary(f)["shard"]["plan_hash"].as_str().unwrap().to_string()).collect();
+    assert_eq!(hashes.len(), 1, "{hashes:?}");
+    for (k, folder) in folders.iter().enumerate() {
+        let shard = summary(folder);
+        assert_eq!(shard["shard"]["index"], k as u64);
+        assert_eq!(shard["devices"]["total"], (DEVICES - k as u64).div_ceil(SHARDS));
+        assert!(shard["shard"]["start_offset_seconds"].as_f64().unwrap().abs() < 0.5, "{}", shard["shard"]);
+    }
+    let schema: Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/summary.schema.json")))
+            .unwrap();
+    check_schema(&schema, &result, "merged summary.json");
+    for name in ["latency.hlog", "timeseries.csv", "report.md", "report.html", "devices.csv"] {
+        assert!(merged.join(name).is_file(), "no merged {name}");
+    }
+
+    // Every merged phase histogram is the sum of the shards', value by value, as the Python
+    // HdrHistogram port decodes them; the merged summary's percentiles are those of the sum.
+    let shards: Vec<Value> = folders.iter().map(|f| decoded(&python, &f.join("latency.hlog"))).collect();
+    let whole = decoded(&python, &merged.join("latency.hlog"));
+    let phases = whole.as_object().unwrap();
+    assert!(phases.contains_key("assigned") && phases.contains_key("tls_handshake"), "{whole}");
+    for (phase, stats) in phases {
+        let mut added: BTreeMap<String, u64> = BTreeMap::new();
+        for shard in &shards {
+            for (value, count) in shard[phase]["counts"].as_object().into_iter().flatten() {
+                *added.entry(value.clone()).or_default() += count.as_u64().unwrap();
+            }
+        }
+        let merged_counts: BTreeMap<String, u64> =
+            stats["counts"].as_object().unwrap().iter().map(|(v, c)| (v.clone(), c.as_u64().unwrap())).collect();
+        assert_eq!(merged_counts, added, "{phase}: the merged histogram is not the shards' sum");
+        let reported = &result["phases"][phase];
+        for figure in ["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+            assert_eq!(reported[figure], stats[figure], "{phase} {figure}");
+        }
+    }
+    assert_eq!(whole["assigned"]["count"], DEVICES);
+
+    // Registration IDs: disjoint across shards, together the plan's, each shard its own indexes.
+    let mut all = BTreeSet::new();
+    for (k, folder) in folders.iter().enumerate() {
+        for id in registration_ids(folder) {
+            let index: u64 = id.strip_prefix("sh-").unwrap().parse().unwrap();
+            assert_eq!(index % SHARDS, k as u64, "{id} ran in shard {k}");
+            assert!(all.insert(id.clone()), "{id} ran in two shards");
+        }
+    }
+    let expected: BTreeSet<String> = (0..DEVICES).map(|i| format!("sh-{i:03}")).collect();
+    assert_eq!(all, expected);
+    assert_eq!(registration_ids(&merged).len() as u64, DEVICES);
+
+    // Refusals name the folder (exit 2); a missing shard makes the result partial (exit 1).
+    let refused = dir.join("refused");
+    let (first, refused) = (folders[0].to_str().unwrap(), refused.to_str().unwrap());
+    let twice = dpsbench(&["report", "merge", first, first, "--out", refused], &[]);
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(text(&twice.stderr).contains("shard 0 is given twice"), "{}", text(&twice.stderr));
+    let not_a_report = dpsbench(&["report", "merge", first, dir.to_str().unwrap(), "--out", refused], &[]);
+    assert_eq!(not_a_report.status.code(), Some(2));
+    assert!(text(&not_a_report.stderr).contains(&format!("{} is not a dpsbench report folder", dir.display())));
+    let partial_dir = dir.join("partial");
+    let mut args: Vec<&str> = vec!["report", "merge"];
+    args.extend(folders[..3].iter().map(|f| f.to_str().unwrap()));
+    args.extend(["--out", partial_dir.to_str().unwrap()]);
+    let partial = dpsbench(&args, &[]);
+    assert_eq!(partial.status.code(), Some(1), "{}", text(&partial.stderr));
+    let partial = summary(&partial_dir);
+    assert_eq!(partial["partial"], true);
+    assert_eq!(partial["merged"]["missing"], serde_json::json!([3]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_emulator_over_three_processes_shares_one_address_and_stops_them_all() {
+    let dir = temp_dir("emulator-processes");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00PROCS1\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 0\n\
+             assign_delay_ms = 10\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    let mut emulator = KillOnDrop(
+        Command::new(BIN)
+            .args(["emulator", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--processes", "3"])
+            .arg("--ca-out")
+            .arg(dir.join("ca.pem"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(emulator.stdout.take().unwrap()), &mut ready).unwrap();
+    assert!(ready.contains("3 processes sharing the address"), "{ready}");
+    let port = ready.split_whitespace().find_map(|w| w.strip_prefix("127.0.0.1:")).unwrap().to_string();
+    let scenario = write(
+        &dir,
+        "spread.toml",
+        &format!(
+            "name = \"spread\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00PROCS1\"\n\
+             ca_certificate = \"ca.pem\"\n[devices]\ncount = 150\nregistration_id = \"spread-{{index:03}}\"\n\
+             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 300\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    );
+    let out = dir.join("out");
+    let run =
+        dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+
+    // SIGTERM to the first process stops every process; each reports what it served.
+    let status = Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(wait(&mut emulator, Duration::from_secs(30)), Some(0));
+    let mut served = String::new();
+    std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut served).unwrap();
+    let registrations: Vec<u64> = served
+        .lines()
+        .filter_map(|line| line.split(", ").find_map(|part| part.strip_suffix(" registrations")))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(registrations.len(), 3, "{served}");
+    assert_eq!(registrations.iter().sum::<u64>(), 150, "{served}");
+    assert!(registrations.iter().filter(|n| **n > 0).count() >= 2, "the kernel spread connections: {served}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_start_in_the_past_and_a_bad_shard_are_refused_with_exit_2() {
+    let dir = temp_dir("shard-flags");
+    let scenario = write(
+        &dir,
+        "s.toml",
+        "name = \"s\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 10\n[arrival]\nmodel = \"closed\"\nconcurrency = 2\n",
+    );
+    let scenario = scenario.to_str().unwrap();
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let past = dpsbench(&["run", scenario, "--out", out, "--start-at", "2020-01-01T00:00:00Z"], &[]);
+    assert_eq!(past.status.code(), Some(2));
+    assert!(text(&past.stderr).contains("--start-at 2020-01-01T00:00:00.0000000Z is"), "{}", text(&past.stderr));
+    let bad = dpsbench(&["run", scenario, "--out", out, "--shard", "4/4"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("K must be from 0 to N-1"), "{}", text(&bad.stderr));
+    let idle = dpsbench(&["run", scenario, "--out", out, "--shard", "2/3"], &[]);
+    assert_eq!(idle.status.code(), Some(2));
+    assert!(text(&idle.stderr).contains("concurrency of 2 leaves this shard no device"), "{}", text(&idle.stderr));
+    let from_env = dpsbench(&["run", scenario, "--out", out, "--quiet"], &[("DPSBENCH_SHARD", "1/3")]);
+    assert_eq!(from_env.status.code(), Some(0), "{}", text(&from_env.stderr));
+    assert_eq!(summary(Path::new(out))["shard"]["index"], 1);
+    assert_eq!(summary(Path::new(out))["devices"]["total"], 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
