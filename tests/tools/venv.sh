@@ -8,6 +8,6 @@ venv="$root/target/report-venv"
 if ! "$venv/bin/python" -c "import prometheus_client, yaml, hdrh.log, kubernetes_validate" 2>/dev/null; then
   echo "tools: installing prometheus-client, PyYAML, hdrhistogram and kubernetes-validate into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/tools/requirements.txt" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/tests/tools/requirements.txt" >&2
 fi
 echo "$venv/bin/python"
