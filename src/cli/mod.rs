@@ -182,6 +182,23 @@ pub struct EmulatorArgs {
     pub ws_listen: Option<SocketAddr>,
 }
 
+/// An error and its causes on one line, each cause once: errors that already quote their source
+/// (`cannot read x: No such file…`) are not followed by it again.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {

@@ -191,7 +191,8 @@ pub async fn run(
             .await;
     let runtime_stall_p99_us = stall.stop().await;
     let results = metrics.summary(started);
-    let validity = summary::validity(plan, &results, runtime_stall_p99_us);
+    let limit_cap = budget.note.is_some().then_some(budget.in_flight_cap).flatten().map(|cap| (budget.limit, cap));
+    let validity = summary::validity(plan, &results, runtime_stall_p99_us, limit_cap);
     let slo = (!plan.slo.is_empty()).then(|| {
         let invalid = (!validity.valid).then(|| validity.reasons.join("; "));
         plan.slo.judge(&results, invalid.as_deref())
