@@ -4,6 +4,7 @@
 mod cli;
 mod conform_cli;
 mod conformance;
+mod first_hour;
 mod flow;
 mod gates;
 mod live_metrics;

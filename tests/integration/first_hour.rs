@@ -1,0 +1,235 @@
+//! Issue 14, a new user's first hour: nothing left behind by a command that could not start,
+//! setup mistakes named as such, skipped checks listed, and messages that say what to do.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::cli::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::conformance::unserved_port;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
+
+/// Runs `dpsbench args` with `dir` as its working folder.
+fn dpsbench_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).args(args).env_remove("DPS_GROUP_KEY").env_remove("DPS_DEVICE_KEY");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+fn emulator_config(dir: &Path) -> std::path::PathBuf {
+    write(
+        dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00TEST14\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 0\n\
+             assign_delay_ms = 10\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    )
+}
+
+#[test]
+fn issue_14_a_command_that_cannot_start_leaves_nothing_behind() {
+    let dir = temp_dir("first-hour-nothing");
+    let (_reserved, closed_port) = unserved_port();
+    let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
+    write(
+        &dir,
+        "unreachable.toml",
+        &format!(
+            "name = \"u\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {closed_port}\nid_scope = \"0ne00TEST01\"\n\
+             ca_certificate = \"{}\"\n[devices]\ncount = 1\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 1\n",
+            ca.display()
+        ),
+    );
+    let before = entries(&dir);
+    let closed = format!("mqtts://127.0.0.1:{closed_port}");
+    let key = [("BENCH_KEY", TV1_GROUP_KEY), ("DPS_GROUP_KEY", TV1_GROUP_KEY)];
+    let cases: Vec<Vec<&str>> = vec![
+        // The default folder under reports/ is not created either.
+        vec!["run", "unreachable.toml"],
+        vec!["run", "unreachable.toml", "--out", "out-run"],
+        vec!["conform", "--target", &closed, "--ca", "ca.pem", "--id-scope", "0ne00TEST01", "--out", "out-conform"],
+        // Renders "bad id 000000", not a registration ID: refused before the CA is made.
+        vec!["certs", "--out", "ca-dir", "--count", "1", "--registration-id", "bad id {index:06}"],
+    ];
+    for args in cases {
+        let output = dpsbench_in(&dir, &args, &key);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        assert_eq!(entries(&dir), before, "{args:?} left something in {}", dir.display());
+    }
+}
+
+#[test]
+fn issue_14_an_out_folder_holding_a_report_is_refused_unless_forced() {
+    let dir = temp_dir("first-hour-force");
+    let scenario = write(
+        &dir,
+        "small.toml",
+        "name = \"small\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 0\n\
+         [devices]\ncount = 3\n[arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let out = dir.join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
+        args.extend_from_slice(extra);
+        dpsbench(&args, &[])
+    };
+    let first = run(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let summary = std::fs::read(out.join("summary.json")).unwrap();
+    let again = run(&[]);
+    let stderr = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already holds a report") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), summary, "the refused run changed nothing");
+    assert_eq!(run(&["--force"]).status.code(), Some(0));
+}
+
+#[test]
+fn issue_14_conform_names_the_setup_mistake_when_the_positive_control_fails() {
+    let dir = temp_dir("first-hour-control");
+    let (_emulator, port) = spawn_emulator(&emulator_config(&dir), &dir.join("ca.pem"));
+    let wrong_ca = write(&dir, "other-ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
+    let target = format!("mqtts://127.0.0.1:{port}");
+    let wrong_key = dpsbench::credentials::SymmetricKey::random().to_base64();
+    let cases = [
+        ("wrong CA", wrong_ca.to_str().unwrap().to_string(), "0ne00TEST14", TV1_GROUP_KEY, "--ca"),
+        ("wrong key", dir.join("ca.pem").to_str().unwrap().to_string(), "0ne00TEST14", &wrong_key, "wrong group key"),
+        ("wrong scope", dir.join("ca.pem").to_str().unwrap().to_string(), "0ne00OTHER1", TV1_GROUP_KEY, "--id-scope"),
+    ];
+    for (name, ca, scope, key, expected) in cases {
+        let out = dir.join(format!("out-{}", name.replace(' ', "-")));
+        let args = ["conform", "--target", &target, "--ca", &ca, "--id-scope", scope, "--out", out.to_str().unwrap()];
+        let output = dpsbench(&args, &[("DPS_GROUP_KEY", key)]);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(2), "{name}: {stdout}\n{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: one line, got {stderr}");
+        assert!(stderr.contains("positive control") && stderr.contains(expected), "{name}: {stderr}");
+        assert!(!stdout.contains("failed"), "{name}: no suite ran: {stdout}");
+        assert!(!out.exists(), "{name}: no report folder");
+        assert!(!stderr.contains(TV1_GROUP_KEY) && !stderr.contains(key), "{name}: secret in {stderr}");
+    }
+}
+
+#[test]
+fn issue_14_skipped_must_checks_are_listed_and_require_all_fails_on_them() {
+    let dir = temp_dir("first-hour-skips");
+    let (_emulator, port) = spawn_emulator(&emulator_config(&dir), &dir.join("ca.pem"));
+    let key_file = write(&dir, "group.key", TV1_GROUP_KEY);
+    let (_reserved, plain_port) = unserved_port();
+    let (target, plain_port) = (format!("mqtts://127.0.0.1:{port}"), plain_port.to_string());
+    let out = dir.join("out");
+    let ca = dir.join("ca.pem");
+    let args = [
+        "conform",
+        "--target",
+        &target,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--id-scope",
+        "0ne00TEST14",
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--plain-port",
+        &plain_port,
+        "--deadline",
+        "2",
+        "--exclude-billable",
+        "--require-all",
+    ];
+    let output = dpsbench(&args, &[]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(stdout.contains("0 failed (0 must)"), "{stdout}\n{stderr}");
+    assert_eq!(output.status.code(), Some(1), "--require-all fails on skips: {stdout}\n{stderr}");
+    let line = stderr.lines().find(|l| l.contains("must-checks skipped")).unwrap_or_else(|| panic!("{stderr}"));
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("conformance.json")).unwrap()).unwrap();
+    let skipped: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "skipped" && r["level"] == "must")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(skipped.contains(&"DPS-WS-001") && skipped.contains(&"DPS-AUTH-005"), "{skipped:?}");
+    for id in &skipped {
+        assert!(line.contains(id), "{id} missing from {line}");
+    }
+    assert!(line.contains("DPS-AUTH-005 (--x509-ca-dir)"), "{line}");
+    assert!(line.contains("DPS-WS-001") && line.contains("(--exclude-billable)"), "billable ones: {line}");
+}
+
+#[test]
+fn issue_14_embedded_conform_probes_a_plain_port_it_owns() {
+    let out = temp_dir("first-hour-plain").join("out");
+    let output = dpsbench(&["conform", "--out", out.to_str().unwrap(), "--deadline", "2", "--exclude-billable"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output.stdout), text(&output.stderr));
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("conformance.json")).unwrap()).unwrap();
+    let check = report["results"].as_array().unwrap().iter().find(|r| r["id"] == "DPS-TLS-002").unwrap();
+    let evidence = check["evidence"].as_str().unwrap();
+    assert_eq!(check["status"], "pass", "{evidence}");
+    assert!(evidence.starts_with("port ") && !evidence.starts_with("port 1883:"), "{evidence}");
+}
+
+#[test]
+fn issue_14_messages_say_what_happened_and_what_to_do() {
+    let dir = temp_dir("first-hour-messages");
+    let rate_zero = write(
+        &dir,
+        "zero.toml",
+        "name = \"z\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 1\n[arrival]\nrate = 0\n",
+    );
+    let output = dpsbench(&["run", rate_zero.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("arrival.rate") && stderr.contains("more than 0"), "{stderr}");
+    assert!(!stderr.contains("between 0 and"), "{stderr}");
+
+    let output = dpsbench(&["run", "/nonexistent/scenario.toml"], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "the OS error once: {stderr}");
+
+    let token = |expiry: &str| {
+        dpsbench(
+            &["token", "--id-scope", "0ne00000A0A", "--registration-id", "dev-1", "--expiry", expiry],
+            &[("DPS_DEVICE_KEY", TV1_GROUP_KEY)],
+        )
+    };
+    let past = token("1");
+    assert_eq!(past.status.code(), Some(0));
+    assert!(text(&past.stdout).starts_with("SharedAccessSignature "), "still printed for test vectors");
+    assert!(text(&past.stderr).contains("warning") && text(&past.stderr).contains("in the past"));
+    let future = token("4102444800");
+    assert_eq!(text(&future.stderr), "", "no warning for a future expiry");
+
+    let help = text(&dpsbench(&["token", "--help"], &[]).stdout);
+    for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+        assert!(line.split("  ").filter(|part| !part.trim().is_empty()).count() >= 2, "no help text: {line}");
+    }
+    let help = text(&dpsbench(&["conform", "--help"], &[]).stdout);
+    assert!(help.contains("--key-file") && help.contains("--require-all"), "{help}");
+}
+
+#[test]
+fn issue_14_completions_for_bash_zsh_and_fish() {
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef dpsbench"), ("fish", "complete -c dpsbench")] {
+        let output = dpsbench(&["completions", shell], &[]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = text(&output.stdout);
+        assert!(script.contains(marker) && script.contains("conform") && script.contains("dry-run"), "{shell}");
+    }
+    let output = dpsbench(&["completions", "tcsh"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+}
