@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod phase;
+mod reasons;
 mod summary;
 
 pub use phase::Phase;
@@ -45,6 +46,8 @@ pub struct Metrics {
     register_attempts: Histogram<u64>,
     polls_per_device: Histogram<u64>,
     failures: BTreeMap<String, u64>,
+    /// By failure kind label: its reason and first examples (see `reasons.rs`).
+    failure_reasons: BTreeMap<String, crate::device::FailureReason>,
     statuses: BTreeMap<u16, u64>,
     retry_after_seconds: BTreeMap<u32, u64>,
     hubs: BTreeMap<String, u64>,
@@ -187,6 +190,7 @@ impl Metrics {
             register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
             polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
             failures: BTreeMap::new(),
+            failure_reasons: BTreeMap::new(),
             statuses: BTreeMap::new(),
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),
@@ -317,6 +321,7 @@ impl Metrics {
         };
         sum(&mut self.failures, &other.failures);
         sum(&mut self.hubs, &other.hubs);
+        self.merge_reasons(&other.failure_reasons);
         for (name, counts) in &other.personalities {
             self.personalities.entry(name).or_default().add(counts);
         }
@@ -409,6 +414,7 @@ impl Metrics {
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),
+            failure_reasons: self.failure_reasons.clone(),
             statuses: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),

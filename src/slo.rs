@@ -228,6 +228,7 @@ mod tests {
             register_attempts: counts.clone(),
             polls_per_device: counts,
             failures: BTreeMap::new(),
+            failure_reasons: BTreeMap::new(),
             statuses: BTreeMap::new(),
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),

@@ -2,6 +2,7 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod early_warning;
 mod files;
 mod keys;
 mod metrics_endpoint;
@@ -405,6 +406,8 @@ struct ProgressView {
     announced: bool,
     banner: String,
     drain_announced: bool,
+    /// Whether the early word on every device failing alike was said (once a run).
+    early_warned: bool,
 }
 
 impl ProgressView {
@@ -426,7 +429,7 @@ impl ProgressView {
             );
             bar
         });
-        Self { quiet, bar, announced: false, banner, drain_announced: false }
+        Self { quiet, bar, announced: false, banner, drain_announced: false, early_warned: false }
     }
 
     fn show(&mut self, tick: &Tick) {
@@ -437,6 +440,12 @@ impl ProgressView {
             // Printed once the target is set up, so a setup error stays the only line.
             self.announced = true;
             self.warn(&self.banner.clone());
+        }
+        if !self.early_warned
+            && let Some(line) = early_warning::every_device_failed_alike(tick)
+        {
+            self.early_warned = true;
+            self.warn(&line);
         }
         let p = &tick.progress;
         if tick.draining && !self.drain_announced {

@@ -127,6 +127,11 @@ pub fn summary_table(summary: &RunSummary) -> String {
     if !r.failures.is_empty() {
         let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "failures: {}", failures.join(", "));
+        for (label, reason) in &r.failure_reasons {
+            let examples: Vec<&str> =
+                reason.examples.iter().map(|e| e.split_once(": ").map_or(e.as_str(), |(id, _)| id)).collect();
+            let _ = writeln!(out, "  {label}: {}; e.g. {}", reason.reason, examples.join(", "));
+        }
     }
     let violated: Vec<String> = summary
         .conformance
@@ -376,6 +381,16 @@ mod tests {
             "devices": { "total": 450, "assigned": 400, "failed": 30, "aborted": 15, "not_finished": 5 },
             "flows_per_second": 88.9,
             "failures": { "timeout_connack": 20, "tls": 10 },
+            "failure_reasons": {
+                "timeout_connack": {
+                    "reason": "no answer within the connack deadline (target overloaded or silent?)",
+                    "examples": ["dev-000007", "dev-000012"]
+                },
+                "tls": {
+                    "reason": "TLS handshake failed: certificate signed by an unknown issuer (is [target].ca_certificate the emulator's --ca-out?)",
+                    "examples": ["dev-000001: invalid peer certificate: UnknownIssuer"]
+                }
+            },
             "conformance": {
                 "DPS-TOPIC-002": { "flows": 450, "violations": 0, "examples": [] },
                 "DPS-TOPIC-003": { "flows": 450, "violations": 7, "examples": [] }
@@ -437,6 +452,7 @@ mod tests {
             latencies: Default::default(),
             finished: Vec::new(),
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
+            failure_reasons: Default::default(),
             phases: Vec::new(),
             draining: false,
         };

@@ -94,6 +94,8 @@ pub struct Tick {
     /// Devices that finished since the previous tick (for `devices.csv`).
     pub finished: Vec<DeviceRecord>,
     pub failures: BTreeMap<String, u64>,
+    /// By failure kind label: its reason and first examples, so far.
+    pub failure_reasons: BTreeMap<String, crate::device::FailureReason>,
     /// Every phase's latencies so far, in coarse buckets (for live metrics).
     pub phases: Vec<LiveBuckets>,
     /// Set once when the run begins draining after an interrupt.

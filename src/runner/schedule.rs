@@ -82,6 +82,7 @@ pub(super) async fn schedule(
                 if let Ok((registration_id, report)) = joined {
                     finished.push(DeviceRecord::of(&registration_id, &report));
                     metrics.record(&report);
+                    metrics.note_failure(&registration_id, &report);
                     checks.record(&report.observer);
                 }
             }
@@ -122,6 +123,7 @@ pub(super) async fn schedule(
             if let Ok((registration_id, report)) = joined {
                 finished.push(DeviceRecord::of(&registration_id, &report));
                 metrics.record(&report);
+                metrics.note_failure(&registration_id, &report);
                 checks.record(&report.observer);
             }
         }
@@ -156,6 +158,7 @@ fn tick(
         latencies: interval.latencies,
         finished: std::mem::take(finished),
         failures: metrics.failures().clone(),
+        failure_reasons: metrics.failure_reasons().clone(),
         phases: metrics.live_buckets(),
         draining,
     }

@@ -233,3 +233,46 @@ fn issue_14_completions_for_bash_zsh_and_fish() {
     let output = dpsbench(&["completions", "tcsh"], &[]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
+    let dir = temp_dir("first-hour-reasons");
+    let (_emulator, port) = spawn_emulator(&emulator_config(&dir), &dir.join("ca.pem"));
+    // A CA of another name: the emulator's certificate has an unknown issuer.
+    crate::cli::write_certificates(&dir);
+    let scenario = |ca: &str| {
+        format!(
+            "name = \"reasons\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST14\"\n\
+             ca_certificate = \"{ca}\"\n[devices]\ncount = 4\nregistration_id = \"why-{{index:02}}\"\ngroup_key_env = \"BENCH_KEY\"\n\
+             [arrival]\nrate = 40\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
+        )
+    };
+    let wrong_key = dpsbench::credentials::SymmetricKey::random().to_base64();
+    let cases = [
+        ("trust.pem", TV1_GROUP_KEY, "tls", "certificate signed by an unknown issuer"),
+        ("ca.pem", wrong_key.as_str(), "refused_5", "CONNACK 5 not authorized (wrong group key or scope?)"),
+    ];
+    for (ca, key, label, reason) in cases {
+        let file = write(&dir, &format!("{label}.toml"), &scenario(ca));
+        let out = dir.join(format!("out-{label}"));
+        let output = dpsbench(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", key)]);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{label}: {stdout}\n{stderr}");
+        let line = stdout.lines().find(|l| l.trim_start().starts_with(&format!("{label}:"))).unwrap_or_else(|| {
+            panic!("{label}: no reason line in {stdout}");
+        });
+        assert!(line.contains(reason) && line.contains("e.g. why-0"), "{line}");
+        assert!(
+            stderr.contains(&format!("failed with {label}: ")) && stderr.contains(reason),
+            "{label}: said early on stderr: {stderr}"
+        );
+        let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["failures"][label], 4, "{label}: counted by label as before");
+        let found = &summary["failure_reasons"][label];
+        assert!(found["reason"].as_str().unwrap().contains(reason), "{found}");
+        assert!(!found["examples"].as_array().unwrap().is_empty(), "{found}");
+        for output in [&stdout, &stderr, &summary.to_string()] {
+            assert!(!output.contains(key) && !output.contains("SharedAccessSignature"), "secret in output");
+        }
+    }
+}
