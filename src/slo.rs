@@ -229,6 +229,7 @@ mod tests {
             polls_per_device: counts,
             failures: BTreeMap::new(),
             failure_reasons: BTreeMap::new(),
+            rates: None,
             statuses: BTreeMap::new(),
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),

@@ -456,13 +456,15 @@ impl ProgressView {
             ));
         }
         let line = format!(
-            "started {}  assigned {}  failed {}  in flight {}  late {}  {}/s  p99 assigned {}",
+            "started {}  assigned {}  failed {}  in flight {}  late {}  {} assigned/s  throttled {} ({}/s)  p99 assigned {}",
             p.started,
             p.assigned,
             p.failed,
             p.in_flight,
             p.late_starts,
             p.interval.assigned,
+            p.throttled,
+            p.interval.throttled,
             report::micros(p.assigned_p99_us)
         );
         match &self.bar {

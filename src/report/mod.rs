@@ -18,7 +18,7 @@ pub mod prometheus;
 use crate::device::Transport;
 use crate::metrics::Phase;
 use crate::runner::{RunSummary, Tick};
-use crate::scenario::{Load, Plan, TargetPlan};
+use crate::scenario::{Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
 pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
@@ -42,6 +42,8 @@ const TIMESERIES_COLUMNS: &[Column] = &[
     ("failed_in_second", |t| t.progress.interval.failed.to_string()),
     ("assigned_p50_us", |t| t.progress.interval.assigned_p50_us.to_string()),
     ("assigned_p99_us", |t| t.progress.interval.assigned_p99_us.to_string()),
+    ("throttled", |t| t.progress.throttled.to_string()),
+    ("throttled_in_second", |t| t.progress.interval.throttled.to_string()),
     ("failures", |t| {
         let failures: Vec<String> = t.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
         failures.join(" ")
@@ -79,14 +81,23 @@ pub fn summary_table(summary: &RunSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished; {:.1} assigned/s",
-        r.devices.total,
-        r.devices.assigned,
-        r.devices.failed,
-        r.devices.aborted,
-        r.devices.not_finished,
-        r.flows_per_second
+        "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished",
+        r.devices.total, r.devices.assigned, r.devices.failed, r.devices.aborted, r.devices.not_finished,
     );
+    if let Some(rates) = &r.rates {
+        let offered = match rates.offered_per_second {
+            Some(rate) => format!("offered {rate:.1}/s"),
+            None => "offered: closed model".into(),
+        };
+        let _ = writeln!(
+            out,
+            "rates    {offered}; achieved {:.1} assigned/s over the arrival window; peak {} assigned in one second",
+            rates.achieved_per_second, rates.peak_one_second
+        );
+    }
+    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    let per_second = if summary.duration_seconds > 0.0 { throttled as f64 / summary.duration_seconds } else { 0.0 };
+    let _ = writeln!(out, "throttled {throttled} replies 429 ({per_second:.1}/s over the run)");
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -218,7 +229,7 @@ pub fn dry_run(plan: &Plan) -> String {
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
     let _ = writeln!(out, "devices     up to {devices} ({})", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());
-    let arrivals = arrival_seconds(plan);
+    let arrivals = plan.arrival_seconds();
     match arrivals {
         Some(seconds) => {
             let _ = writeln!(
@@ -267,16 +278,6 @@ pub fn dry_run(plan: &Plan) -> String {
     out
 }
 
-/// When the last arrival of an open plan is due, in seconds.
-fn arrival_seconds(plan: &Plan) -> Option<f64> {
-    let Load::Open(arrivals) = &plan.load else { return None };
-    let planned = match arrivals.natural_duration() {
-        Some(duration) => duration.as_secs_f64(),
-        None => plan.stop.devices.saturating_sub(1) as f64 / arrivals.peak_rate(),
-    };
-    Some(plan.stop.duration.map_or(planned, |d| d.as_secs_f64().min(planned)))
-}
-
 /// Formats microseconds for humans: `840us`, `12.3ms`, `4.20s`.
 pub fn micros(us: u64) -> String {
     match us {
@@ -321,6 +322,7 @@ mod tests {
             "notes": [],
             "devices": { "total": 1000, "assigned": 1000, "failed": 0, "aborted": 0, "not_finished": 0 },
             "flows_per_second": 99.58,
+            "rates": { "offered_per_second": 100.0, "achieved_per_second": 99.9, "peak_one_second": 104 },
             "phases": {
                 "schedule_lag": phase(1000, 120, 840, 1_900),
                 "tcp_connect": phase(1000, 95, 410, 2_300),
@@ -380,6 +382,7 @@ mod tests {
             "notes": ["in flight capped at 4000 by the open-files limit"],
             "devices": { "total": 450, "assigned": 400, "failed": 30, "aborted": 15, "not_finished": 5 },
             "flows_per_second": 88.9,
+            "statuses": { "200": 400, "202": 800, "429": 36 },
             "failures": { "timeout_connack": 20, "tls": 10 },
             "failure_reasons": {
                 "timeout_connack": {
@@ -436,7 +439,7 @@ mod tests {
         assert_eq!(
             timeseries_header(),
             b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
-              assigned_p50_us,assigned_p99_us,failures\n"
+              assigned_p50_us,assigned_p99_us,throttled,throttled_in_second,failures\n"
         );
         let tick = Tick {
             progress: Progress {
@@ -447,7 +450,14 @@ mod tests {
                 in_flight: 17,
                 late_starts: 2,
                 assigned_p99_us: 99_000,
-                interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
+                throttled: 9,
+                interval: IntervalStats {
+                    assigned: 40,
+                    failed: 1,
+                    throttled: 4,
+                    assigned_p50_us: 12_000,
+                    assigned_p99_us: 48_000,
+                },
             },
             latencies: Default::default(),
             finished: Vec::new(),
@@ -456,7 +466,7 @@ mod tests {
             phases: Vec::new(),
             draining: false,
         };
-        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,timeout=2 tls=1\n");
+        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n");
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub struct Progress {
     pub failed: u64,
     pub in_flight: u64,
     pub late_starts: u64,
+    /// 429 replies so far (received by devices that finished).
+    pub throttled: u64,
     /// `assigned` p99 over the whole run so far.
     pub assigned_p99_us: u64,
     /// What happened since the previous tick.
@@ -192,7 +194,10 @@ pub async fn run(
         schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
             .await;
     let runtime_stall_p99_us = stall.stop().await;
-    let results = metrics.summary(started);
+    let mut results = metrics.summary(started);
+    if let Some(rates) = &mut results.rates {
+        rates.offered_per_second = plan.offered_rate();
+    }
     let limit_cap = budget.note.is_some().then_some(budget.in_flight_cap).flatten().map(|cap| (budget.limit, cap));
     let validity = summary::validity(plan, &results, runtime_stall_p99_us, limit_cap);
     let slo = (!plan.slo.is_empty()).then(|| {

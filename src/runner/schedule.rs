@@ -152,6 +152,7 @@ fn tick(
             failed: metrics.failed(),
             in_flight,
             late_starts: metrics.late_starts(),
+            throttled: metrics.throttled(),
             assigned_p99_us: metrics.p99_us(Phase::Assigned),
             interval: interval.stats,
         },

@@ -20,6 +20,7 @@ use crate::tls::TlsPolicy;
 mod devices;
 mod key;
 mod load;
+mod offered;
 mod run;
 mod target;
 

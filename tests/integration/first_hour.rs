@@ -276,3 +276,43 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
         }
     }
 }
+
+/// A burst over a small quota: 429s are counted in the live line, the final table and the CSV,
+/// and the rates are each named for what they are.
+#[test]
+fn issue_14_throttling_and_rates_are_visible_everywhere() {
+    let dir = temp_dir("first-hour-throttled");
+    let scenario = write(
+        &dir,
+        "burst.toml",
+        "name = \"burst\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 0\n\
+         registrations_per_minute = 120\n[devices]\ncount = 130\n[arrival]\nmodel = \"burst\"\nwithin_seconds = 1\n\
+         seed = 1\n[flow]\nmax_retries = 100\n[run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let out = dir.join("out");
+    let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let throttled = summary["statuses"]["429"].as_u64().expect("429s counted");
+    assert!(throttled > 0);
+    assert!(stdout.contains(&format!("throttled {throttled} replies 429 (")), "{stdout}");
+    assert!(stderr.contains("throttled "), "the live line: {stderr}");
+
+    let csv = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name}"));
+    let (total, in_second) = (column("throttled"), column("throttled_in_second"));
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let per_second: u64 = rows.iter().map(|r| r[in_second].parse::<u64>().unwrap()).sum();
+    assert_eq!(rows.last().unwrap()[total].parse::<u64>().unwrap(), throttled, "{csv}");
+    assert_eq!(per_second, throttled, "the seconds add up to the total: {csv}");
+
+    let rates = &summary["rates"];
+    let offered = rates["offered_per_second"].as_f64().unwrap();
+    assert!(offered > 100.0, "130 devices within 1 s: {rates}");
+    let peak = rates["peak_one_second"].as_u64().unwrap();
+    assert!(peak > 0 && peak <= 130, "{rates}");
+    assert!(rates["achieved_per_second"].as_f64().unwrap() > 0.0, "{rates}");
+    assert!(stdout.contains("rates    offered ") && stdout.contains("over the arrival window"), "{stdout}");
+}
