@@ -13,6 +13,7 @@ pub mod compare;
 pub mod expression;
 pub mod folder;
 pub mod markdown;
+pub mod prediction;
 pub mod prometheus;
 
 use crate::device::Transport;
@@ -127,11 +128,15 @@ pub fn summary_table(summary: &RunSummary) -> String {
         "register attempts per device: mean {:.2}, max {}; polls per device: mean {:.2}, max {}",
         r.register_attempts.mean, r.register_attempts.max, r.polls_per_device.mean, r.polls_per_device.max
     );
+    let lag = match r.phase(Phase::ScheduleLag) {
+        Some(_) => {
+            format!("late starts: {}; schedule lag p99 {}", r.late_starts, micros(summary.validity.schedule_lag_p99_us))
+        }
+        None => "no schedule lag (closed model: no arrival plan to be late against)".into(),
+    };
     let _ = writeln!(
         out,
-        "late starts: {}; schedule lag p99 {}; runtime stall p99 {}; early requests: {}",
-        r.late_starts,
-        micros(summary.validity.schedule_lag_p99_us),
+        "{lag}; runtime stall p99 {}; early requests: {}",
         micros(summary.validity.runtime_stall_p99_us),
         r.early_requests
     );
@@ -207,11 +212,11 @@ pub fn dry_run(plan: &Plan) -> String {
     let mut out = String::new();
     let devices = plan.stop.devices;
     let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
-    let (target, billed, quota) = match &plan.target {
+    let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
-            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false, None)
+            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false)
         }
-        TargetPlan::Dps { host, port, ca, transport, loopback, dps_units, .. } => {
+        TargetPlan::Dps { host, port, ca, transport, loopback, .. } => {
             let trust = match ca {
                 Some((_, path)) => format!("trusting {}", path.display()),
                 None => "trusting the public web roots".into(),
@@ -221,7 +226,7 @@ pub fn dry_run(plan: &Plan) -> String {
                 Transport::WebSocket { path, .. } => format!("MQTT over WebSocket ({path}) over TLS 1.2"),
             };
             let place = if *loopback { "on this machine" } else { "NOT on this machine" };
-            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback, Some(*dps_units))
+            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback)
         }
     };
     let _ = writeln!(out, "target      {target}");
@@ -229,8 +234,8 @@ pub fn dry_run(plan: &Plan) -> String {
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
     let _ = writeln!(out, "devices     up to {devices} ({})", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());
-    let arrivals = plan.arrival_seconds();
-    match arrivals {
+    let prediction = prediction::predict(plan);
+    match plan.arrival_seconds() {
         Some(seconds) => {
             let _ = writeln!(
                 out,
@@ -252,30 +257,32 @@ pub fn dry_run(plan: &Plan) -> String {
             "billing     {devices} registrations are billable (register requests; retries after 429 bill again; polls are free)"
         );
     }
-    if let Some(units) = quota {
-        let per_second = f64::from(units) * 1000.0 / 60.0;
-        let _ = write!(
-            out,
-            "quota       {units} DPS unit(s): about {:.0} registrations per minute ({per_second:.1}/s)",
-            f64::from(units) * 1000.0
-        );
-        match arrivals.filter(|s| *s > 0.0).map(|s| devices as f64 / s) {
-            Some(offered) if offered > per_second => {
-                let drain = devices as f64 / per_second;
-                let _ = writeln!(
-                    out,
-                    "; the plan offers {offered:.1}/s on average: expect 429 throttling, and about {drain:.0} s to register everyone"
-                );
-            }
-            Some(offered) => {
-                let _ = writeln!(out, "; the plan offers {offered:.1}/s on average: within the quota");
-            }
-            None => {
-                let _ = writeln!(out);
-            }
-        }
-    }
+    let _ = writeln!(out, "{}", forecast_line(plan, &prediction));
     out
+}
+
+/// The dry run's `expect` line: the quota, whether 429s are certain, and about how long.
+fn forecast_line(plan: &Plan, prediction: &prediction::Prediction) -> String {
+    let quota = match (prediction.quota, &plan.target) {
+        (Some(q), _) => format!(
+            "a quota of {:.0} registrations per minute ({:.1}/s, from {})",
+            q.per_second * 60.0,
+            q.per_second,
+            q.source
+        ),
+        (None, TargetPlan::Embedded { .. }) => "no registration quota".into(),
+        (None, _) => "the local target's own quota (the plan does not say it)".into(),
+    };
+    let throttling = match (prediction.quota, prediction.throttled) {
+        (_, true) => "429 throttling certain",
+        (Some(_), false) => "no throttling (the plan fits the quota)",
+        (None, _) => "no throttling predicted",
+    };
+    let duration = match prediction.seconds {
+        Some(seconds) => format!("about {seconds:.0} s to register everyone"),
+        None => "duration set by the target's speed".into(),
+    };
+    format!("expect      {quota}: {throttling}; {duration}")
 }
 
 /// Formats microseconds for humans: `840us`, `12.3ms`, `4.20s`.

@@ -316,3 +316,74 @@ fn issue_14_throttling_and_rates_are_visible_everywhere() {
     assert!(rates["achieved_per_second"].as_f64().unwrap() > 0.0, "{rates}");
     assert!(stdout.contains("rates    offered ") && stdout.contains("over the arrival window"), "{stdout}");
 }
+
+/// The dry run's forecast against the real run: throttling present or absent as predicted, and
+/// the duration within 50 % + 3 s of the prediction (a shared, loaded machine adds seconds).
+#[test]
+fn issue_14_dry_run_predictions_hold_in_real_runs() {
+    let dir = temp_dir("first-hour-predict");
+    let cases = [
+        (
+            "calm",
+            "retry_after_seconds = 1\nassign_delay_ms = 100\n[devices]\ncount = 100\n[arrival]\nrate = 50\n",
+            false,
+        ),
+        (
+            "storm",
+            "retry_after_seconds = 1\nassign_delay_ms = 100\nregistrations_per_minute = 120\n[devices]\ncount = 130\n\
+             [arrival]\nmodel = \"burst\"\nwithin_seconds = 1\nseed = 1\n[flow]\nmax_retries = 100\n",
+            true,
+        ),
+    ];
+    for (name, body, throttled) in cases {
+        let scenario = write(
+            &dir,
+            &format!("{name}.toml"),
+            &format!(
+                "name = \"{name}\"\n[target]\nkind = \"embedded\"\n{body}[run]\nmax_duration_seconds = 60\n\
+                 max_schedule_lag_p99_ms = 5000\n"
+            ),
+        );
+        let dry = text(&dpsbench(&["run", scenario.to_str().unwrap(), "--dry-run"], &[]).stdout);
+        let expect = dry.lines().find(|l| l.starts_with("expect")).unwrap_or_else(|| panic!("{dry}"));
+        assert_eq!(expect.contains("429 throttling certain"), throttled, "{name}: {expect}");
+        let predicted: f64 = expect
+            .split("about ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no duration in {expect}"));
+
+        let out = dir.join(format!("out-{name}"));
+        let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
+        assert_eq!(run.status.code(), Some(0), "{name}: {}", text(&run.stderr));
+        let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let got_429 = summary["statuses"]["429"].as_u64().unwrap_or(0) > 0;
+        assert_eq!(got_429, throttled, "{name}: {}", summary["statuses"]);
+        let actual = summary["duration_seconds"].as_f64().unwrap();
+        assert!(
+            (actual - predicted).abs() <= predicted * 0.5 + 3.0,
+            "{name}: predicted {predicted} s, took {actual} s"
+        );
+    }
+}
+
+/// scenarios/closed.toml does what its comment says, at a smaller scale: no schedule lag, no
+/// late starts, and each device polls about once.
+#[test]
+fn issue_14_closed_model_has_no_schedule_lag_and_polls_about_once() {
+    let dir = temp_dir("first-hour-closed");
+    let shipped = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/closed.toml"));
+    assert!(shipped.contains("count = 2000\n"), "the test scales the shipped file down");
+    let scenario = write(&dir, "closed.toml", &shipped.replace("count = 2000\n", "count = 200\n"));
+    let out = dir.join("out");
+    let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("no schedule lag (closed model"), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with("schedule_lag")), "{stdout}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["phases"].get("schedule_lag").is_none(), "{}", summary["phases"]);
+    assert_eq!(summary["late_starts"], 0);
+    assert!(summary["polls_per_device"]["mean"].as_f64().unwrap() <= 2.0, "{}", summary["polls_per_device"]);
+}
