@@ -548,8 +548,14 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => ServerIdentity::generate(&[])?,
     };
-    if let Some(path) = &args.ca_out {
-        std::fs::write(path, identity.ca_pem()).with_context(|| format!("cannot write --ca-out {}", path.display()))?;
+    match &args.ca_out {
+        Some(path) => std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
+        None if config.tls.is_none() => eprintln!(
+            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
+             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)"
+        ),
+        None => {}
     }
     let listener = emulator::bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let service = Arc::new(Service::new(service_config));
@@ -572,8 +578,12 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         service.config().individuals.len()
     );
     std::io::stdout().flush()?;
+    let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
+    let log = tokio::spawn(log_activity(service.clone(), log_stopped));
     interrupted().await;
     handle.stop().await;
+    let _ = stop_log.send(true);
+    let _ = log.await;
     let stats = &service.stats;
     eprintln!(
         "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
@@ -584,4 +594,26 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ServiceStats::get(&stats.throttled)
     );
     Ok(0)
+}
+
+/// Logs one line a second on stderr while the emulator has traffic (nothing while idle), and
+/// the last part-second when `stopped` turns true.
+async fn log_activity(service: Arc<Service>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut before = emulator::activity::Totals::of(&service.stats);
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = stopped.changed() => true,
+        };
+        let now = emulator::activity::Totals::of(&service.stats);
+        if let Some(line) = now.line_since(&before) {
+            eprintln!("{line}");
+        }
+        if stopping {
+            return;
+        }
+        before = now;
+    }
 }

@@ -237,7 +237,7 @@ fn issue_14_completions_for_bash_zsh_and_fish() {
 #[test]
 fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
     let dir = temp_dir("first-hour-reasons");
-    let (_emulator, port) = spawn_emulator(&emulator_config(&dir), &dir.join("ca.pem"));
+    let (mut emulator, port) = spawn_emulator(&emulator_config(&dir), &dir.join("ca.pem"));
     // A CA of another name: the emulator's certificate has an unknown issuer.
     crate::cli::write_certificates(&dir);
     let scenario = |ca: &str| {
@@ -275,6 +275,17 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
             assert!(!output.contains(key) && !output.contains("SharedAccessSignature"), "secret in output");
         }
     }
+
+    // The emulator logged each busy second, refusals by reason, and no secret.
+    let status = Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(emulator.wait().unwrap().code(), Some(0));
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut log).unwrap();
+    let busy: Vec<&str> = log.lines().filter(|l| l.starts_with("dpsbench emulator: ")).collect();
+    assert!(busy.iter().any(|l| l.contains("connections +")), "{log}");
+    assert!(busy.iter().any(|l| l.contains("refused credentials +")), "{log}");
+    assert!(!log.contains(TV1_GROUP_KEY) && !log.contains(&wrong_key) && !log.contains("SharedAccessSignature"));
 }
 
 /// A burst over a small quota: 429s are counted in the live line, the final table and the CSV,
@@ -386,4 +397,24 @@ fn issue_14_closed_model_has_no_schedule_lag_and_polls_about_once() {
     assert!(summary["phases"].get("schedule_lag").is_none(), "{}", summary["phases"]);
     assert_eq!(summary["late_starts"], 0);
     assert!(summary["polls_per_device"]["mean"].as_f64().unwrap() <= 2.0, "{}", summary["polls_per_device"]);
+}
+
+#[test]
+fn issue_14_the_emulator_warns_when_no_client_can_trust_it() {
+    let dir = temp_dir("first-hour-ca-out");
+    let mut emulator = crate::cli::KillOnDrop(
+        Command::new(BIN)
+            .args(["emulator", "--config", emulator_config(&dir).to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The warning comes before the ready line: once that is out, the warning is too.
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(emulator.stdout.take().unwrap()), &mut ready).unwrap();
+    assert!(ready.contains("listening on 127.0.0.1:"), "{ready}");
+    let mut warning = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(emulator.stderr.take().unwrap()), &mut warning).unwrap();
+    assert!(warning.contains("warning: no --ca-out") && warning.contains("[target].ca_certificate"), "{warning}");
 }

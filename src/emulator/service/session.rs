@@ -12,6 +12,7 @@ use rumqttc::mqttbytes::v4::{
 
 use super::Service;
 use crate::credentials::RegistrationId;
+use crate::emulator::activity::Refusal;
 use crate::emulator::config::AuthFailure;
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
@@ -109,17 +110,18 @@ impl Session {
     }
 
     fn connect(&mut self, service: &Service, connect: Connect, wall: SystemTime) -> Response {
-        let refuse = |code| {
+        let refuse = |code, reason| {
             service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
+            service.stats.refusals.add(reason);
             Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))))
         };
         if connect.protocol != Protocol::V4 {
-            return refuse(ConnectReturnCode::RefusedProtocolVersion);
+            return refuse(ConnectReturnCode::RefusedProtocolVersion, Refusal::ProtocolVersion);
         }
         let deviations = &service.config.deviations;
         let Some(registration_id) = registration_from_username(service, &connect, deviations.accept_client_id_mismatch)
         else {
-            return refuse(ConnectReturnCode::NotAuthorized);
+            return refuse(ConnectReturnCode::NotAuthorized, Refusal::UserName);
         };
         let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
@@ -130,7 +132,7 @@ impl Session {
             None => deviations.accept_any_password || service.authenticate(&registration_id, password, now_unix),
         };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
-            return refuse(ConnectReturnCode::NotAuthorized);
+            return refuse(ConnectReturnCode::NotAuthorized, Refusal::Credentials);
         }
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
