@@ -323,8 +323,7 @@ impl Metrics {
             }
         }
         self.first_start = self.first_start.min(Some(t.start)).or(Some(t.start));
-        self.assignment_clock
-            .record(t.start, t.assigned.filter(|_| matches!(report.outcome, Outcome::Assigned { .. })));
+        self.assignment_clock.record(t.assigned.filter(|_| matches!(report.outcome, Outcome::Assigned { .. })));
         let end = t.end.unwrap_or(t.start);
         self.last_end = self.last_end.max(Some(end));
     }

@@ -7,6 +7,8 @@ mod files;
 mod keys;
 mod metrics_endpoint;
 mod out_folder;
+#[cfg(test)]
+mod readme_examples;
 mod reports;
 
 use std::io::Write as _;

@@ -1,6 +1,7 @@
-//! Rates named for what they are: assignments in each tenth of a second, from which the rate
-//! achieved over the arrival window (first start to last start, without the ramp-down tail) and
-//! the peak one-second rate follow. The offered rate comes from the plan (the runner adds it).
+//! Rates named for what they are: assignments in each tenth of a second, from which the peak
+//! one-second rate follows, and the span of assignments, over which the achieved rate is taken
+//! (from the first assignment to the last: neither the wait for the first nor the run's tail
+//! after the last dilutes it). The offered rate comes from the plan (the runner adds it).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// Width of a bucket: edges of the arrival window are this precise.
+/// Width of a bucket: the peak one-second rate is this precise.
 const BUCKET: Duration = Duration::from_millis(100);
 /// Buckets in one second, for the peak one-second rate.
 const PER_SECOND: u64 = 10;
@@ -19,7 +20,7 @@ pub struct Rates {
     /// Devices a second the arrival plan offers on average (none for a closed model).
     #[serde(default)]
     pub offered_per_second: Option<f64>,
-    /// Assignments a second between the first start and the last start.
+    /// Assignments a second from the first assignment to the last.
     #[serde(default)]
     pub achieved_per_second: f64,
     /// Most assignments in any one second.
@@ -31,16 +32,18 @@ pub struct Rates {
 #[derive(Debug, Clone, Default)]
 pub(super) struct AssignmentClock {
     by_bucket: BTreeMap<u64, u64>,
-    first_start: Option<Instant>,
-    last_start: Option<Instant>,
+    assigned: u64,
+    first_assigned: Option<Instant>,
+    last_assigned: Option<Instant>,
 }
 
 impl AssignmentClock {
-    pub(super) fn record(&mut self, start: Instant, assigned: Option<Instant>) {
-        self.first_start = self.first_start.min(Some(start)).or(Some(start));
-        self.last_start = self.last_start.max(Some(start));
+    pub(super) fn record(&mut self, assigned: Option<Instant>) {
         if let Some(at) = assigned {
             *self.by_bucket.entry(bucket(at)).or_default() += 1;
+            self.assigned += 1;
+            self.first_assigned = self.first_assigned.min(Some(at)).or(Some(at));
+            self.last_assigned = self.last_assigned.max(Some(at));
         }
     }
 
@@ -48,17 +51,18 @@ impl AssignmentClock {
         for (bucket, count) in &other.by_bucket {
             *self.by_bucket.entry(*bucket).or_default() += count;
         }
-        self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
-        self.last_start = self.last_start.max(other.last_start);
+        self.assigned += other.assigned;
+        self.first_assigned = [self.first_assigned, other.first_assigned].into_iter().flatten().min();
+        self.last_assigned = self.last_assigned.max(other.last_assigned);
     }
 
     /// The achieved and peak rates (the offered one is the plan's).
     pub(super) fn rates(&self) -> Rates {
-        let achieved = match (self.first_start, self.last_start) {
-            (Some(first), Some(last)) => {
-                let window = (last - first).max(BUCKET);
-                let assigned: u64 = self.by_bucket.range(bucket(first)..=bucket(first + window)).map(|(_, n)| n).sum();
-                (assigned as f64 / window.as_secs_f64() * 10.0).round() / 10.0
+        let achieved = match (self.first_assigned, self.last_assigned) {
+            // N assignments span N - 1 gaps (as N arrivals do for the offered rate).
+            (Some(first), Some(last)) if last > first => {
+                let rate = self.assigned.saturating_sub(1) as f64 / (last - first).as_secs_f64();
+                (rate * 10.0).round() / 10.0
             }
             _ => 0.0,
         };
@@ -92,22 +96,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn achieved_counts_the_arrival_window_and_peak_the_busiest_second() {
+    fn achieved_spans_the_assignments_and_peak_the_busiest_second() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let mut clock = AssignmentClock::default();
-        // Arrivals over 2 s; 10 assignments in the window, 5 in the tail after it.
-        for n in 0..10 {
-            clock.record(ms(n * 200), Some(ms(n * 200 + 50)));
+        // One a second from 1 s (the wait for the first) to 10 s; a device that never got
+        // assigned adds nothing.
+        for n in 1..=10 {
+            clock.record(Some(ms(n * 1000)));
         }
-        let mut tail = AssignmentClock::default();
-        for n in 0..5 {
-            tail.record(ms(1800), Some(ms(3000 + n)));
+        clock.record(None);
+        let mut burst = AssignmentClock::default();
+        for n in 0..9 {
+            burst.record(Some(ms(10_000 + n)));
         }
-        clock.merge(&tail);
+        clock.merge(&burst);
         let rates = clock.rates();
-        assert!((rates.achieved_per_second - 10.0 / 1.8).abs() < 0.7, "{rates:?}");
-        assert_eq!(rates.peak_one_second, 5, "{rates:?}");
+        assert_eq!(rates.achieved_per_second, 2.0, "19 assignments, 18 gaps over 9.008 s: {rates:?}");
+        assert_eq!(rates.peak_one_second, 10, "{rates:?}");
         assert_eq!(rates.offered_per_second, None);
     }
 }

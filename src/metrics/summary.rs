@@ -21,7 +21,7 @@ pub struct Summary {
     /// By failure kind label: a one-line reason and the first examples.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failure_reasons: BTreeMap<String, crate::device::FailureReason>,
-    /// The offered, achieved (over the arrival window) and peak one-second rates (absent from
+    /// The offered, achieved (first to last assignment) and peak one-second rates (absent from
     /// summaries written before they were measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rates: Option<super::rates::Rates>,

@@ -92,7 +92,7 @@ pub fn summary_table(summary: &RunSummary) -> String {
         };
         let _ = writeln!(
             out,
-            "rates    {offered}; achieved {:.1} assigned/s over the arrival window; peak {} assigned in one second",
+            "rates    {offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",
             rates.achieved_per_second, rates.peak_one_second
         );
     }

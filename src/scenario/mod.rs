@@ -41,6 +41,8 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub description: Option<String>,
     pub target: TargetSection,
+    /// Optional: every field has a default.
+    #[serde(default)]
     pub devices: DevicesSection,
     #[serde(default)]
     pub arrival: ArrivalSection,

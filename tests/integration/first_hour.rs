@@ -325,7 +325,7 @@ fn issue_14_throttling_and_rates_are_visible_everywhere() {
     let peak = rates["peak_one_second"].as_u64().unwrap();
     assert!(peak > 0 && peak <= 130, "{rates}");
     assert!(rates["achieved_per_second"].as_f64().unwrap() > 0.0, "{rates}");
-    assert!(stdout.contains("rates    offered ") && stdout.contains("over the arrival window"), "{stdout}");
+    assert!(stdout.contains("rates    offered ") && stdout.contains("(first to last assignment)"), "{stdout}");
 }
 
 /// The dry run's forecast against the real run: throttling present or absent as predicted, and
@@ -417,4 +417,51 @@ fn issue_14_the_emulator_warns_when_no_client_can_trust_it() {
     let mut warning = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(emulator.stderr.take().unwrap()), &mut warning).unwrap();
     assert!(warning.contains("warning: no --ca-out") && warning.contains("[target].ca_certificate"), "{warning}");
+}
+
+/// A line's shape: every word holding a digit becomes `#`, so numbers may differ but the words,
+/// their order and the columns may not.
+fn shape(line: &str) -> String {
+    line.split_whitespace()
+        .map(|word| if word.chars().any(|c| c.is_ascii_digit()) { "#" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// README's "What a run prints" is the quickstart's real output: the quickstart, scaled down,
+/// prints every line of the sample in order, and every line of its head is in the sample.
+#[test]
+fn issue_14_the_readme_sample_output_has_the_real_output_shape() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let sample: Vec<&str> = readme
+        .split("## What a run prints\n\n```\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has the sample output")
+        .lines()
+        .filter(|line| *line != "...")
+        .collect();
+    assert!(sample.len() > 5, "{sample:?}");
+
+    let dir = temp_dir("first-hour-sample");
+    let shipped = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quickstart.toml"));
+    assert!(shipped.contains("count = 1000\n"));
+    let scenario = write(&dir, "quickstart.toml", &shipped.replace("count = 1000\n", "count = 100\n"));
+    let out = dir.join("out");
+    let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
+    let stdout = text(&output.stdout);
+    assert!(matches!(output.status.code(), Some(0 | 3)), "{stdout}{}", text(&output.stderr));
+    // Lines a loaded machine may add (an invalid run, a note) are not part of the shape.
+    let real: Vec<String> =
+        stdout.lines().filter(|l| !l.starts_with("INVALID RUN") && !l.starts_with("note:")).map(shape).collect();
+    let mut rest = real.iter();
+    for line in &sample {
+        let wanted = shape(line);
+        assert!(rest.any(|r| *r == wanted), "README line {line:?} is not in the real output, in order:\n{stdout}");
+    }
+    let head = real.iter().take_while(|l| !l.is_empty());
+    let sample_shapes: Vec<String> = sample.iter().map(|l| shape(l)).collect();
+    for line in head {
+        assert!(sample_shapes.contains(line), "the real output's {line:?} is missing from README's sample");
+    }
 }
