@@ -13,6 +13,8 @@ use crate::scenario::{KeyError, KeySource};
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Print one derived device key per registration ID, one per line.
+    // The usage is spelled out: clap's own shows a flag given on the command line as required.
+    #[command(override_usage = "dpsbench keys derive [--key-env <VAR> | --key-file <FILE>] <REGISTRATION_ID>...")]
     Derive(DeriveArgs),
 }
 

@@ -32,6 +32,11 @@ pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 use out_folder::OutFolder;
 pub use reports::{CompareArgs, RenderArgs, ReportCommand};
 
+const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <UNIX_SECONDS> \
+                           [--key-env <VAR> | --key-file <FILE>]";
+const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --ca <PEM> --id-scope <S>] \
+                             [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
+
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code for a run the generator could not keep (see `validity` in summary.json).
@@ -64,6 +69,8 @@ pub enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print a SAS token (MQTT password) for one device.
+    // The usage is spelled out: clap's own shows a flag given on the command line as required.
+    #[command(override_usage = TOKEN_USAGE)]
     Token(TokenArgs),
     /// Create a test CA hierarchy and device certificates for X.509 attestation.
     ///
@@ -80,6 +87,7 @@ pub enum Command {
     /// cannot (wrong CA, key or scope), the suite stops there. Skipped must-checks are listed at the
     /// end with the flag that would run them. Exit status: 0 when every must-check that ran passes
     /// (with --require-all: and none was skipped), 1 when any fails, 2 when the suite could not run.
+    #[command(override_usage = CONFORM_USAGE)]
     Conform(ConformArgs),
     /// Re-render a run's reports, or compare two runs and gate on regressions.
     #[command(subcommand)]

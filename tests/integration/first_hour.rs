@@ -220,6 +220,29 @@ fn issue_14_messages_say_what_happened_and_what_to_do() {
     }
     let help = text(&dpsbench(&["conform", "--help"], &[]).stdout);
     assert!(help.contains("--key-file") && help.contains("--require-all"), "{help}");
+
+    // A flag given on the command line is not shown as required in the usage of the error.
+    for args in [
+        vec!["keys", "derive", "--key-file", "k", "--key-env", "K", "dev-1"],
+        vec![
+            "token",
+            "--key-file",
+            "k",
+            "--key-env",
+            "K",
+            "--id-scope",
+            "s",
+            "--registration-id",
+            "r",
+            "--expiry",
+            "1",
+        ],
+        vec!["conform", "--key-file", "k", "--key-env", "K", "--out", "o"],
+    ] {
+        let stderr = text(&dpsbench(&args, &[]).stderr);
+        let usage = stderr.lines().find(|l| l.starts_with("Usage:")).unwrap_or_else(|| panic!("{stderr}"));
+        assert!(usage.contains("[--key-env <VAR> | --key-file <FILE>]"), "{args:?}: {usage}");
+    }
 }
 
 #[test]
