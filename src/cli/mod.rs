@@ -3,6 +3,7 @@
 
 mod conform;
 mod early_warning;
+mod emulator_log;
 mod files;
 mod keys;
 mod metrics_endpoint;
@@ -589,7 +590,7 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     );
     std::io::stdout().flush()?;
     let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
-    let log = tokio::spawn(log_activity(service.clone(), log_stopped));
+    let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
     interrupted().await;
     handle.stop().await;
     let _ = stop_log.send(true);
@@ -604,26 +605,4 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ServiceStats::get(&stats.throttled)
     );
     Ok(0)
-}
-
-/// Logs one line a second on stderr while the emulator has traffic (nothing while idle), and
-/// the last part-second when `stopped` turns true.
-async fn log_activity(service: Arc<Service>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut before = emulator::activity::Totals::of(&service.stats);
-    loop {
-        let stopping = tokio::select! {
-            _ = ticker.tick() => false,
-            _ = stopped.changed() => true,
-        };
-        let now = emulator::activity::Totals::of(&service.stats);
-        if let Some(line) = now.line_since(&before) {
-            eprintln!("{line}");
-        }
-        if stopping {
-            return;
-        }
-        before = now;
-    }
 }
