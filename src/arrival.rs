@@ -14,8 +14,9 @@ use rand::{Rng, SeedableRng};
 pub enum ArrivalError {
     #[error("stage {0:?} is not DURATION:RATE/s or DURATION:FROM->TO/s (e.g. \"30s:0->500/s\", \"2m:500/s\")")]
     BadStage(String),
-    #[error("rate {0} is not between 0 and 1,000,000 per second")]
-    BadRate(f64),
+    /// The rate, and whether 0 was allowed where it was given (a stage may start or end at 0).
+    #[error("rate {0} per second is out of range: {range}", range = rate_range(*.1))]
+    BadRate(f64, bool),
     #[error("the plan starts no device: every stage has rate 0")]
     Empty,
 }
@@ -86,7 +87,11 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 fn check_rate(rate: f64, zero_ok: bool) -> Result<(), ArrivalError> {
     let ok = rate.is_finite() && rate <= 1_000_000.0 && (rate > 0.0 || (zero_ok && rate == 0.0));
-    if ok { Ok(()) } else { Err(ArrivalError::BadRate(rate)) }
+    if ok { Ok(()) } else { Err(ArrivalError::BadRate(rate, zero_ok)) }
+}
+
+fn rate_range(zero_ok: bool) -> &'static str {
+    if zero_ok { "use 0 to 1,000,000" } else { "use more than 0 and at most 1,000,000" }
 }
 
 /// An open arrival plan.

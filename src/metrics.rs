@@ -15,9 +15,12 @@ use hdrhistogram::Histogram;
 use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod phase;
+mod rates;
+mod reasons;
 mod summary;
 
 pub use phase::Phase;
+pub use rates::Rates;
 pub use summary::{CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary};
 
 /// Highest latency tracked: one hour, in microseconds.
@@ -37,6 +40,9 @@ fn histogram() -> Histogram<u64> {
     latency_histogram()
 }
 
+/// The reply status of throttling.
+const THROTTLED: u16 = 429;
+
 /// Folded results of many flows.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -45,6 +51,8 @@ pub struct Metrics {
     register_attempts: Histogram<u64>,
     polls_per_device: Histogram<u64>,
     failures: BTreeMap<String, u64>,
+    /// By failure kind label: its reason and first examples (see `reasons.rs`).
+    failure_reasons: BTreeMap<String, crate::device::FailureReason>,
     statuses: BTreeMap<u16, u64>,
     retry_after_seconds: BTreeMap<u32, u64>,
     hubs: BTreeMap<String, u64>,
@@ -59,6 +67,8 @@ pub struct Metrics {
     late_starts: u64,
     first_start: Option<Instant>,
     last_end: Option<Instant>,
+    /// Assignments over time, for the achieved and peak rates.
+    assignment_clock: rates::AssignmentClock,
     /// Since the last [`Metrics::take_interval`].
     interval: Interval,
 }
@@ -69,11 +79,12 @@ struct Interval {
     latencies: PhaseHistograms,
     assigned: u64,
     failed: u64,
+    throttled: u64,
 }
 
 impl Interval {
     fn new() -> Self {
-        Self { latencies: PhaseHistograms::new(), assigned: 0, failed: 0 }
+        Self { latencies: PhaseHistograms::new(), assigned: 0, failed: 0, throttled: 0 }
     }
 }
 
@@ -135,6 +146,8 @@ pub struct IntervalTaken {
 pub struct IntervalStats {
     pub assigned: u64,
     pub failed: u64,
+    /// 429 replies received by the devices that finished in the interval.
+    pub throttled: u64,
     /// Percentiles of `assigned` (from intended start) among devices assigned in the interval.
     pub assigned_p50_us: u64,
     pub assigned_p99_us: u64,
@@ -187,6 +200,7 @@ impl Metrics {
             register_attempts: Histogram::new(3).expect("3 significant digits are valid"),
             polls_per_device: Histogram::new(3).expect("3 significant digits are valid"),
             failures: BTreeMap::new(),
+            failure_reasons: BTreeMap::new(),
             statuses: BTreeMap::new(),
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),
@@ -201,6 +215,7 @@ impl Metrics {
             late_starts: 0,
             first_start: None,
             last_end: None,
+            assignment_clock: rates::AssignmentClock::default(),
             interval: Interval::new(),
         }
     }
@@ -213,6 +228,7 @@ impl Metrics {
         let stats = IntervalStats {
             assigned: interval.assigned,
             failed: interval.failed,
+            throttled: interval.throttled,
             assigned_p50_us: quantile(0.5),
             assigned_p99_us: quantile(0.99),
         };
@@ -222,6 +238,11 @@ impl Metrics {
     /// The whole-run histograms of every phase.
     pub fn latencies(&self) -> &PhaseHistograms {
         &self.phases
+    }
+
+    /// 429 replies received so far (by devices that finished).
+    pub fn throttled(&self) -> u64 {
+        self.statuses.get(&THROTTLED).copied().unwrap_or(0)
     }
 
     /// Failed devices so far, by failure kind.
@@ -253,6 +274,7 @@ impl Metrics {
         self.register_attempts.saturating_record(report.register_attempts.into());
         self.polls_per_device.saturating_record(report.polls.into());
         for status in &report.statuses {
+            self.interval.throttled += u64::from(*status == THROTTLED);
             *self.statuses.entry(*status).or_default() += 1;
         }
         for seconds in &report.retry_after_seconds {
@@ -301,6 +323,7 @@ impl Metrics {
             }
         }
         self.first_start = self.first_start.min(Some(t.start)).or(Some(t.start));
+        self.assignment_clock.record(t.assigned.filter(|_| matches!(report.outcome, Outcome::Assigned { .. })));
         let end = t.end.unwrap_or(t.start);
         self.last_end = self.last_end.max(Some(end));
     }
@@ -317,6 +340,7 @@ impl Metrics {
         };
         sum(&mut self.failures, &other.failures);
         sum(&mut self.hubs, &other.hubs);
+        self.merge_reasons(&other.failure_reasons);
         for (name, counts) in &other.personalities {
             self.personalities.entry(name).or_default().add(counts);
         }
@@ -341,6 +365,7 @@ impl Metrics {
         self.interval.failed += other.interval.failed;
         self.interval.latencies.add_all(&other.interval.latencies);
         self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
+        self.assignment_clock.merge(&other.assignment_clock);
         self.last_end = self.last_end.max(other.last_end);
     }
 
@@ -410,6 +435,8 @@ impl Metrics {
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),
+            failure_reasons: self.failure_reasons.clone(),
+            rates: Some(self.assignment_clock.rates()),
             statuses: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),

@@ -235,6 +235,8 @@ mod tests {
             register_attempts: counts.clone(),
             polls_per_device: counts,
             failures: BTreeMap::new(),
+            failure_reasons: BTreeMap::new(),
+            rates: None,
             statuses: BTreeMap::new(),
             retry_after_seconds: BTreeMap::new(),
             hubs: BTreeMap::new(),

@@ -17,6 +17,11 @@ use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::emulator::{self, ServiceConfig, config::QuotaConfig};
 use crate::runner;
 
+mod precheck;
+
+/// The plain-MQTT port probed on an external target.
+const DEFAULT_PLAIN_PORT: u16 = 1883;
+
 /// Registrations a minute the embedded target allows, low enough for DPS-THR-001 to see a 429.
 const EMBEDDED_QUOTA: u32 = 20;
 
@@ -28,8 +33,6 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
         },
         exclude_billable: args.exclude_billable,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let deadline = Duration::from_secs(args.deadline.max(1));
     let (target, embedded) = match &args.target {
         Some(url) => (external_target(&args, url, deadline).await?, None),
@@ -38,6 +41,14 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
             (target, Some(emulator))
         }
     };
+    // The positive control: a valid device must get in, or every check would blame the target
+    // for a setup mistake.
+    if let Err(mistake) = precheck::valid_device_connects(&target).await {
+        if let Some(embedded) = embedded {
+            embedded.emulator.handle.stop().await;
+        }
+        bail!("{mistake}");
+    }
     if embedded.is_none() && !args.exclude_billable {
         let billable: Vec<&str> = CATALOGUE.iter().filter(|check| check.billable()).map(|check| check.id).collect();
         eprintln!(
@@ -49,9 +60,12 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     }
     eprintln!("dpsbench: conformance suite against {} (ID scope {})", target.address, target.id_scope);
     let report = suite::run_suite(&target, &options).await;
-    if let Some(emulator) = embedded {
-        emulator.handle.stop().await;
+    if let Some(embedded) = embedded {
+        embedded.emulator.handle.stop().await;
     }
+    // Created only now: a suite that could not run leaves no folder behind.
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
     let write = |name: &str, bytes: &[u8]| {
         let path = args.out.join(name);
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
@@ -61,13 +75,15 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     write("conformance.md", report::markdown(&report).as_bytes())?;
     print!("{}", report::table(&report));
     println!("reports: {}", args.out.display());
-    match report.why_not_passed() {
-        None => Ok(0),
-        Some(why) => {
-            println!("{why}");
-            Ok(1)
-        }
+    let skipped = precheck::skipped_must_checks(&report);
+    if let Some(line) = precheck::skipped_line(&skipped, args.require_all) {
+        eprintln!("{line}");
     }
+    let why = report.why_not_passed();
+    if let Some(why) = &why {
+        println!("{why}");
+    }
+    Ok(if why.is_some() || (args.require_all && !skipped.is_empty()) { 1 } else { 0 })
 }
 
 /// The embedded emulator's group key: the one `--key-env` names when it is set (an invalid one
@@ -82,7 +98,15 @@ fn embedded_group_key(env_var: &str) -> Result<SymmetricKey> {
     Ok(key)
 }
 
-fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarget, emulator::LoopbackEmulator)> {
+/// The embedded emulator and the plain port it holds unserved for DPS-TLS-002.
+struct Embedded {
+    emulator: emulator::LoopbackEmulator,
+    /// Bound and never listening, so nothing else on the machine (mosquitto on 1883) can answer
+    /// the plain-port probe in the emulator's place.
+    _plain_port: Option<tokio::net::TcpSocket>,
+}
+
+fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarget, Embedded)> {
     let group_key = embedded_group_key(&args.key_env)?;
     let scope = IdScope::new(crate::scenario::EMBEDDED_ID_SCOPE).expect("the embedded scope is valid");
     let mut config =
@@ -94,6 +118,14 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     config.trust_x509_ca("conformance-x509", ca.root_pem(), Path::new("<conformance CA>"))?;
     let mut emulator = emulator::start_on_loopback(config)?;
     let ws_address = emulator.handle.serve_websocket(emulator::bind(([127, 0, 0, 1], 0).into())?)?;
+    let (plain_port, reservation) = match args.plain_port {
+        Some(port) => (port, None),
+        None => {
+            let socket = tokio::net::TcpSocket::new_v4().context("cannot reserve a plain port")?;
+            socket.bind(([127, 0, 0, 1], 0).into()).context("cannot reserve a plain port")?;
+            (socket.local_addr().context("cannot reserve a plain port")?.port(), Some(socket))
+        }
+    };
     let target = ProbeTarget {
         address: emulator.handle.address,
         ws_address: Some(ws_address),
@@ -101,13 +133,13 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
         roots: Arc::new(emulator.roots.clone()),
         id_scope: scope,
         group_key,
-        plain_port: args.plain_port,
+        plain_port,
         prefix: args.prefix.clone(),
         deadline,
         throttle_requests: args.throttle_requests,
         x509: Some(Arc::new(ca)),
     };
-    Ok((target, emulator))
+    Ok((target, Embedded { emulator, _plain_port: reservation }))
 }
 
 async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> Result<ProbeTarget> {
@@ -116,7 +148,7 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
     let Some(ca) = &args.ca else { bail!("--target needs --ca PEM (the CA that signs the target's certificate)") };
     let Some(scope) = &args.id_scope else { bail!("--target needs --id-scope") };
     let id_scope = IdScope::new(scope.clone()).context("--id-scope")?;
-    let group_key = read_key(&args.key_env, None)?;
+    let group_key = read_key(&args.key_env, args.key_file.as_deref())?;
     let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
     let roots = crate::tls::roots_from_pem(&pem, ca)?;
     let address = runner::reach(host, port, deadline).await?;
@@ -135,7 +167,7 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
         roots: Arc::new(roots),
         id_scope,
         group_key,
-        plain_port: args.plain_port,
+        plain_port: args.plain_port.unwrap_or(DEFAULT_PLAIN_PORT),
         prefix: args.prefix.clone(),
         deadline,
         throttle_requests: args.throttle_requests,

@@ -14,6 +14,8 @@ use crate::scenario::{KeyError, KeySource};
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Print one derived device key per registration ID, one per line.
+    // The usage is spelled out: clap's own shows a flag given on the command line as required.
+    #[command(override_usage = "dpsbench keys derive [--key-env <VAR> | --key-file <FILE>] <REGISTRATION_ID>...")]
     Derive(DeriveArgs),
 }
 
@@ -32,11 +34,14 @@ pub struct DeriveArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
+    /// The DPS instance's ID scope, e.g. 0ne00000A0A.
     #[arg(long, value_name = "S")]
     pub id_scope: String,
+    /// The device's registration ID.
     #[arg(long, value_name = "R")]
     pub registration_id: String,
-    /// Expiry, in Unix seconds.
+    /// Expiry, in Unix seconds, e.g. $(($(date +%s) + 3600)) for an hour from now (a past expiry
+    /// is printed too, for test vectors, with a warning on stderr).
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub expiry: u64,
     /// Environment variable holding the device key.
@@ -84,6 +89,31 @@ pub(super) fn token(args: TokenArgs) -> Result<i32> {
     let key = read_key(&args.key_env, args.key_file.as_deref())?;
     let scope = IdScope::new(args.id_scope)?;
     let id = RegistrationId::new(args.registration_id)?;
+    if let Some(warning) = expiry_warning(args.expiry, std::time::SystemTime::now()) {
+        eprintln!("dpsbench: warning: {warning}");
+    }
     println!("{}", SasToken::build(&scope, &id, &key, args.expiry, args.style.sas_style()).expose());
     Ok(0)
+}
+
+/// A warning when `expiry` (Unix seconds) is not after `now`: DPS refuses such a token.
+fn expiry_warning(expiry: u64, now: std::time::SystemTime) -> Option<String> {
+    let now = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    (expiry <= now)
+        .then(|| format!("--expiry {expiry} is {} s in the past: DPS refuses this token (CONNACK 5)", now - expiry))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn a_past_expiry_is_warned_about_and_a_future_one_is_not() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let warning = expiry_warning(999_940, now).expect("a warning");
+        assert!(warning.contains("--expiry 999940") && warning.contains("60 s in the past"), "{warning}");
+        assert_eq!(expiry_warning(1_000_001, now), None);
+    }
 }

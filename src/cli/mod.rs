@@ -2,11 +2,16 @@
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
 mod conform;
+mod early_warning;
+mod emulator_log;
 mod emulator_processes;
 mod files;
 mod keys;
 mod merge;
 mod metrics_endpoint;
+mod out_folder;
+#[cfg(test)]
+mod readme_examples;
 mod reports;
 mod sharding;
 
@@ -28,7 +33,13 @@ use crate::tls::ServerIdentity;
 pub use files::write_rendered;
 use files::{DevicesCsvFile, LatencyLogFile};
 pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
+use out_folder::OutFolder;
 pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
+
+const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <UNIX_SECONDS> \
+                           [--key-env <VAR> | --key-file <FILE>]";
+const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --ca <PEM> --id-scope <S>] \
+                             [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
 
 /// Exit code for bad input and setup errors.
 pub const EXIT_USAGE: i32 = 2;
@@ -62,6 +73,8 @@ pub enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print a SAS token (MQTT password) for one device.
+    // The usage is spelled out: clap's own shows a flag given on the command line as required.
+    #[command(override_usage = TOKEN_USAGE)]
     Token(TokenArgs),
     /// Create a test CA hierarchy and device certificates for X.509 attestation.
     ///
@@ -74,12 +87,24 @@ pub enum Command {
     /// Runs every check of the catalogue (transport, TLS, sessions, subscriptions, topics, the
     /// registration lifecycle with every passive check, authentication, throttling), each within
     /// its own deadline, and writes conformance.junit.xml, conformance.md and conformance.json.
-    /// Without --target it starts the embedded emulator. Exit status: 0 when every must-check
-    /// passes, 1 when any fails, 2 when the suite could not run.
+    /// Without --target it starts the embedded emulator. First a valid device connects: when it
+    /// cannot (wrong CA, key or scope), the suite stops there. Skipped must-checks are listed at the
+    /// end with the flag that would run them. Exit status: 0 when every must-check that ran passes
+    /// (with --require-all: and none was skipped), 1 when any fails, 2 when the suite could not run.
+    #[command(override_usage = CONFORM_USAGE)]
     Conform(ConformArgs),
     /// Re-render a run's reports, or compare two runs and gate on regressions.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Print a shell completion script, e.g. `dpsbench completions bash > ~/.local/share/bash-completion/completions/dpsbench`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -114,8 +139,11 @@ pub struct ConformArgs {
     #[arg(long, value_name = "S")]
     pub id_scope: Option<String>,
     /// Environment variable holding the enrollment group key the probe devices derive theirs from.
-    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY")]
+    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY", conflicts_with = "key_file")]
     pub key_env: String,
+    /// File holding the enrollment group key (base64), instead of --key-env.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// Folder for the three reports.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -125,9 +153,13 @@ pub struct ConformArgs {
     /// Skip the probes that create registrations (billable on a real DPS instance).
     #[arg(long)]
     pub exclude_billable: bool,
-    /// The plain-MQTT port that must not be served.
-    #[arg(long, value_name = "PORT", default_value_t = 1883)]
-    pub plain_port: u16,
+    /// Exit 1 when any must-check is skipped (not waived), not only when one fails.
+    #[arg(long)]
+    pub require_all: bool,
+    /// The plain-MQTT port that must not be served [default with --target: 1883; without it, a
+    /// port the embedded emulator holds unserved, so a local broker on 1883 cannot interfere].
+    #[arg(long, value_name = "PORT")]
+    pub plain_port: Option<u16>,
     /// Most registrations the throttling probe sends while looking for a 429.
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub throttle_requests: u32,
@@ -151,6 +183,9 @@ pub struct RunArgs {
     /// Folder for summary.json [default: a new folder under reports/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Overwrite the report already in --out.
+    #[arg(long)]
+    pub force: bool,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -202,6 +237,23 @@ pub struct EmulatorArgs {
     pub worker_identity: Option<PathBuf>,
 }
 
+/// An error and its causes on one line, each cause once: errors that already quote their source
+/// (`cannot read x: No such file…`) are not followed by it again.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -212,6 +264,13 @@ pub fn execute(cli: Cli) -> Result<i32> {
         Command::Conform(args) => runtime()?.block_on(conform::run(args)),
         Command::Certs(args) => certs(args),
         Command::Report(command) => reports::execute(command),
+        Command::Completions(args) => {
+            use clap::CommandFactory as _;
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "dpsbench", &mut script);
+            std::io::stdout().write_all(&script).context("cannot write the completion script")?;
+            Ok(0)
+        }
     }
 }
 
@@ -223,6 +282,13 @@ fn certs(args: CertsArgs) -> Result<i32> {
     use crate::x509::{CertificateAuthority, DeviceCertificate};
     let pattern = crate::scenario::IdPattern::parse(&args.registration_id)
         .map_err(|e| anyhow::anyhow!("--registration-id {:?}: {e}", args.registration_id))?;
+    // Checked before the CA is made, so bad input leaves nothing behind: the pattern varies only
+    // in digits, so the first and the last ID stand for all of them.
+    let last = args.start_index.saturating_add(args.count.saturating_sub(1));
+    for index in [args.start_index, last] {
+        RegistrationId::new(pattern.render(index))
+            .map_err(|e| anyhow::anyhow!("--registration-id {:?}: {e}", args.registration_id))?;
+    }
     let ca = if args.out.join("intermediate.key").exists() {
         CertificateAuthority::load(&args.out)?
     } else {
@@ -249,48 +315,24 @@ async fn run(args: RunArgs) -> Result<i32> {
         print!("{}", report::dry_run(&plan));
         return Ok(0);
     }
-    let out = match args.out {
-        Some(dir) => dir,
-        None => default_out_dir(&plan.name),
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create output folder {}", out.display()))?;
-    let series_path = out.join("timeseries.csv");
-    let mut series =
-        std::fs::File::create(&series_path).with_context(|| format!("cannot create {}", series_path.display()))?;
-    series
-        .write_all(&report::timeseries_header())
-        .with_context(|| format!("cannot write {}", series_path.display()))?;
+    let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
+    let mut folder = OutFolder::check(&out, "--out", args.force)?;
     let live = match args.metrics_listen {
         Some(address) => Some(LiveMetrics::start(address).await?),
         None => None,
     };
-    let mut latency = LatencyLogFile::create(out.join("latency.hlog"))?;
-    let mut devices = args.devices_csv.then(|| DevicesCsvFile::create(out.join("devices.csv"))).transpose()?;
-    let mut progress = ProgressView::new(args.quiet, &plan, &out);
-    if let Some(wait) = wait {
-        progress.warn(&wait);
-    }
-    let summary = runner::run(&plan, interrupt_counter(), |tick: &Tick| {
-        // Published before the progress line, so a line on stderr means its page is served.
-        if let Some(live) = &live {
-            live.publish(tick);
+    // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
+    folder.create()?;
+    let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait).await {
+        Ok(summary) => summary,
+        Err(error) => {
+            folder.discard();
+            if let Some(live) = live {
+                live.stop().await;
+            }
+            return Err(error);
         }
-        progress.show(tick);
-        // Written (unbuffered) every second, so a crash keeps everything up to then.
-        if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
-            progress.warn(&format!("cannot write {}: {error}", series_path.display()));
-        }
-        if let Err(error) = latency.write(tick) {
-            progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
-        }
-        if let Some(devices) = &mut devices
-            && let Err(error) = devices.write(tick)
-        {
-            progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
-        }
-    })
-    .await?;
-    progress.finish();
+    };
     if let Some(live) = live {
         live.stop().await;
     }
@@ -312,6 +354,54 @@ async fn run(args: RunArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// Runs `plan`, writing the files that grow as it goes into `folder`; returns the summary, or
+/// the setup error that kept the run from starting.
+async fn record_run(
+    plan: &Plan,
+    args: &RunArgs,
+    folder: &mut OutFolder,
+    live: Option<&LiveMetrics>,
+    wait: Option<String>,
+) -> Result<runner::RunSummary> {
+    let series_path = folder.file("timeseries.csv");
+    let mut series =
+        std::fs::File::create(&series_path).with_context(|| format!("cannot create {}", series_path.display()))?;
+    series
+        .write_all(&report::timeseries_header())
+        .with_context(|| format!("cannot write {}", series_path.display()))?;
+    let mut latency = LatencyLogFile::create(folder.file("latency.hlog"))?;
+    let mut devices = match args.devices_csv {
+        true => Some(DevicesCsvFile::create(folder.file("devices.csv"))?),
+        false => None,
+    };
+    let mut progress = ProgressView::new(args.quiet, plan, folder.path());
+    if let Some(wait) = wait {
+        progress.warn(&wait);
+    }
+    let summary = runner::run(plan, interrupt_counter(), |tick: &Tick| {
+        // Published before the progress line, so a line on stderr means its page is served.
+        if let Some(live) = live {
+            live.publish(tick);
+        }
+        progress.show(tick);
+        // Written (unbuffered) every second, so a crash keeps everything up to then.
+        if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
+            progress.warn(&format!("cannot write {}: {error}", series_path.display()));
+        }
+        if let Err(error) = latency.write(tick) {
+            progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
+        }
+        if let Some(devices) = &mut devices
+            && let Err(error) = devices.write(tick)
+        {
+            progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
+        }
+    })
+    .await;
+    progress.finish();
+    Ok(summary?)
 }
 
 /// `--metrics-listen`: the endpoint's task and the page it serves, replaced each second.
@@ -352,6 +442,8 @@ struct ProgressView {
     announced: bool,
     banner: String,
     drain_announced: bool,
+    /// Whether the early word on every device failing alike was said (once a run).
+    early_warned: bool,
 }
 
 impl ProgressView {
@@ -373,7 +465,7 @@ impl ProgressView {
             );
             bar
         });
-        Self { quiet, bar, announced: false, banner, drain_announced: false }
+        Self { quiet, bar, announced: false, banner, drain_announced: false, early_warned: false }
     }
 
     fn show(&mut self, tick: &Tick) {
@@ -385,6 +477,12 @@ impl ProgressView {
             self.announced = true;
             self.warn(&self.banner.clone());
         }
+        if !self.early_warned
+            && let Some(line) = early_warning::every_device_failed_alike(tick)
+        {
+            self.early_warned = true;
+            self.warn(&line);
+        }
         let p = &tick.progress;
         if tick.draining && !self.drain_announced {
             self.drain_announced = true;
@@ -394,13 +492,15 @@ impl ProgressView {
             ));
         }
         let line = format!(
-            "started {}  assigned {}  failed {}  in flight {}  late {}  {}/s  p99 assigned {}",
+            "started {}  assigned {}  failed {}  in flight {}  late {}  {} assigned/s  throttled {} ({}/s)  p99 assigned {}",
             p.started,
             p.assigned,
             p.failed,
             p.in_flight,
             p.late_starts,
             p.interval.assigned,
+            p.throttled,
+            p.interval.throttled,
             report::micros(p.assigned_p99_us)
         );
         match &self.bar {
@@ -485,8 +585,14 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         None => ServerIdentity::generate(&[])?,
     };
     let identity = emulator_processes::identity(&args, identity)?;
-    if let Some(path) = &args.ca_out {
-        std::fs::write(path, identity.ca_pem()).with_context(|| format!("cannot write --ca-out {}", path.display()))?;
+    match &args.ca_out {
+        Some(path) => std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
+        None if config.tls.is_none() && args.worker_identity.is_none() => eprintln!(
+            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
+             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)"
+        ),
+        None => {}
     }
     let listener = emulator_processes::bind(&args)?;
     let service = Arc::new(Service::new(service_config));
@@ -515,9 +621,13 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
     );
     std::io::stdout().flush()?;
+    let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
+    let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
     interrupted().await;
     copies.stop();
     handle.stop().await;
+    let _ = stop_log.send(true);
+    let _ = log.await;
     let stats = &service.stats;
     eprintln!(
         "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",

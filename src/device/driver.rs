@@ -98,7 +98,7 @@ async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
     let timeouts = flow.settings().timeouts;
     let tcp = match timeout(timeouts.tcp_connect, connect(target.address, flow.identity().source_address)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) => return flow.fail(now(), FailureKind::Connect),
+        Ok(Err(error)) => return flow.fail_because(now(), FailureKind::Connect, error.to_string()),
         Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TcpConnect)),
     };
     // Nagle would hold small MQTT packets back and distort every latency measured after it.
@@ -110,7 +110,7 @@ async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
     let handshake = connector.connect(target.server_name.clone(), tcp);
     let tls = match timeout(timeouts.tls_handshake, handshake).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) => return flow.fail(now(), FailureKind::Tls),
+        Ok(Err(error)) => return flow.fail_because(now(), FailureKind::Tls, error.to_string()),
         Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TlsHandshake)),
     };
     flow.timings_mut().tls_done = Some(now());

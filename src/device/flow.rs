@@ -108,6 +108,7 @@ impl<O: Observer> Flow<O> {
                 early_requests: 0,
                 payload_returned: None,
                 personality,
+                failure_detail: None,
                 observer,
             },
         };
@@ -208,6 +209,14 @@ impl<O: Observer> Flow<O> {
     /// The driver failed before or outside MQTT (TCP, TLS, abort).
     pub fn fail(&mut self, now: Instant, kind: FailureKind) {
         self.finish(now, Outcome::Failed(kind));
+    }
+
+    /// [`Flow::fail`] with what the network said, kept for the failure's examples.
+    pub fn fail_because(&mut self, now: Instant, kind: FailureKind, detail: String) {
+        if self.state != State::Done {
+            self.report.failure_detail = Some(detail);
+        }
+        self.fail(now, kind);
     }
 
     /// A packet arrived.

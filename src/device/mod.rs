@@ -12,6 +12,7 @@ pub mod flow;
 pub mod observation;
 pub mod outcome;
 pub mod personality;
+pub mod reason;
 pub mod retry;
 
 use std::net::IpAddr;
@@ -28,6 +29,7 @@ pub use flow::Flow;
 pub use observation::{Observation, Observer, RequestKind};
 pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
+pub use reason::FailureReason;
 pub use retry::{Decision, RetryPolicy, RetryProfile};
 
 /// A device's randomness (`$rid` UUIDs, retry jitter): an input of the flow, so a seeded flow is

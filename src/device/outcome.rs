@@ -194,6 +194,9 @@ pub struct FlowReport<O = ()> {
     pub payload_returned: Option<bool>,
     /// The device's SDK personality.
     pub personality: super::Personality,
+    /// What the network said when the flow failed on it (the TLS or socket error), for the
+    /// failure's examples. Never a secret: errors of the transport only.
+    pub failure_detail: Option<String>,
     /// The observer the flow reported its observations to (the passive checks' log).
     pub observer: O,
 }

@@ -48,7 +48,7 @@ pub struct EmulatorConfig {
     #[serde(default)]
     pub individual_enrollments: Vec<IndividualConfig>,
     #[serde(default)]
-    pub quota: Option<QuotaConfig>,
+    pub quota: Option<QuotaFile>,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     /// Deliberate deviations from DPS, for proving conformance checks can fail.
@@ -215,9 +215,19 @@ pub struct IndividualConfig {
     pub certificate: Option<PathBuf>,
 }
 
-/// DPS quotas, per minute, as DPS counts them per unit (`docs/dps-mqtt.md` §5).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+/// The `[quota]` table as a file gives it: each rate optional on its own, as the scenario
+/// fields are; the one left out never throttles.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+pub struct QuotaFile {
+    /// Register requests per minute (DPS: 1,000 per unit).
+    pub registrations_per_minute: Option<u32>,
+    /// Poll requests per minute (DPS: 1,000 per unit).
+    pub operations_per_minute: Option<u32>,
+}
+
+/// DPS quotas, per minute, as DPS counts them per unit (`docs/dps-mqtt.md` §5).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaConfig {
     /// Register requests per minute (DPS: 1,000 per unit).
     pub registrations_per_minute: u32,
@@ -400,8 +410,8 @@ impl EmulatorConfig {
         };
         config.poll_limit = self.poll_limit;
         if let Some(quota) = &self.quota {
-            config.quota = QuotaConfig::new(Some(quota.registrations_per_minute), Some(quota.operations_per_minute))
-                .map_err(setting)?;
+            config.quota =
+                QuotaConfig::new(quota.registrations_per_minute, quota.operations_per_minute).map_err(setting)?;
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let read_pem = |name: String, file: &Path| {
@@ -540,5 +550,19 @@ primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
         assert!(err.contains("emu.toml") && err.contains("`faults.throttle`") && err.contains('2'), "{err}");
         let err = parse(&format!("max_connections = 0\n{ISSUE_EXAMPLE}")).unwrap_err().to_string();
         assert!(err.contains("`max_connections`"), "{err}");
+    }
+
+    /// Issue 14, item 13: each quota is optional on its own, as the scenario fields are.
+    #[test]
+    fn each_quota_is_optional_on_its_own() {
+        let with = |table: &str| parse(&format!("{ISSUE_EXAMPLE}[quota]\n{table}\n"));
+        let quota = with("registrations_per_minute = 60").unwrap().quota.expect("a quota");
+        assert_eq!(quota.registrations_per_minute, 60);
+        assert_eq!(quota.operations_per_minute, UNLIMITED_PER_MINUTE);
+        let quota = with("operations_per_minute = 90").unwrap().quota.expect("a quota");
+        assert_eq!((quota.registrations_per_minute, quota.operations_per_minute), (UNLIMITED_PER_MINUTE, 90));
+        assert_eq!(with("").unwrap().quota, None, "an empty [quota] limits nothing");
+        let err = with("registrations_per_minute = 0").unwrap_err().to_string();
+        assert!(err.contains("quota") && err.contains("at least 1"), "{err}");
     }
 }

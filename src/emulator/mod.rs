@@ -4,6 +4,7 @@
 //! the network loop (TLS, framing, deadlines, shutdown). Tests and `dpsbench run` start it
 //! in-process on `127.0.0.1:0`; `dpsbench emulator` serves it standalone.
 
+pub mod activity;
 pub mod config;
 pub mod deviations;
 pub mod faults;

@@ -33,6 +33,8 @@ pub struct ServiceStats {
     pub polls: AtomicU64,
     pub assigned: AtomicU64,
     pub throttled: AtomicU64,
+    /// Refused CONNECTs by reason (a part of `connects_refused`).
+    pub refusals: super::activity::RefusalCounts,
 }
 
 impl ServiceStats {

@@ -18,6 +18,13 @@ pub struct Summary {
     pub polls_per_device: CountStats,
     /// Failed devices by failure kind label.
     pub failures: BTreeMap<String, u64>,
+    /// By failure kind label: a one-line reason and the first examples.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failure_reasons: BTreeMap<String, crate::device::FailureReason>,
+    /// The offered, achieved (first to last assignment) and peak one-second rates (absent from
+    /// summaries written before they were measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<super::rates::Rates>,
     /// Replies received by status code.
     pub statuses: BTreeMap<String, u64>,
     /// `retry-after` values received (seconds) and how often.

@@ -28,6 +28,7 @@ fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
         early_requests: 0,
         payload_returned: None,
         personality: Default::default(),
+        failure_detail: None,
         observer: (),
     }
 }

@@ -259,6 +259,7 @@ mod tests {
                 failed: 0,
                 in_flight: 0,
                 late_starts: 0,
+                throttled: 0,
                 assigned_p99_us: 0,
                 interval: Default::default(),
             },

@@ -14,12 +14,13 @@ pub mod expression;
 pub mod folder;
 pub mod markdown;
 pub mod merge;
+pub mod prediction;
 pub mod prometheus;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
 use crate::runner::{RunSummary, Tick};
-use crate::scenario::{Load, Plan, TargetPlan};
+use crate::scenario::{Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
 pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
@@ -43,6 +44,8 @@ const TIMESERIES_COLUMNS: &[Column] = &[
     ("failed_in_second", |t| t.progress.interval.failed.to_string()),
     ("assigned_p50_us", |t| t.progress.interval.assigned_p50_us.to_string()),
     ("assigned_p99_us", |t| t.progress.interval.assigned_p99_us.to_string()),
+    ("throttled", |t| t.progress.throttled.to_string()),
+    ("throttled_in_second", |t| t.progress.interval.throttled.to_string()),
     ("failures", |t| {
         let failures: Vec<String> = t.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
         failures.join(" ")
@@ -80,14 +83,23 @@ pub fn summary_table(summary: &RunSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished; {:.1} assigned/s",
-        r.devices.total,
-        r.devices.assigned,
-        r.devices.failed,
-        r.devices.aborted,
-        r.devices.not_finished,
-        r.flows_per_second
+        "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished",
+        r.devices.total, r.devices.assigned, r.devices.failed, r.devices.aborted, r.devices.not_finished,
     );
+    if let Some(rates) = &r.rates {
+        let offered = match rates.offered_per_second {
+            Some(rate) => format!("offered {rate:.1}/s"),
+            None => "offered: closed model".into(),
+        };
+        let _ = writeln!(
+            out,
+            "rates    {offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",
+            rates.achieved_per_second, rates.peak_one_second
+        );
+    }
+    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    let per_second = if summary.duration_seconds > 0.0 { throttled as f64 / summary.duration_seconds } else { 0.0 };
+    let _ = writeln!(out, "throttled {throttled} replies 429 ({per_second:.1}/s over the run)");
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -117,17 +129,26 @@ pub fn summary_table(summary: &RunSummary) -> String {
         "register attempts per device: mean {:.2}, max {}; polls per device: mean {:.2}, max {}",
         r.register_attempts.mean, r.register_attempts.max, r.polls_per_device.mean, r.polls_per_device.max
     );
+    let lag = match r.phase(Phase::ScheduleLag) {
+        Some(_) => {
+            format!("late starts: {}; schedule lag p99 {}", r.late_starts, micros(summary.validity.schedule_lag_p99_us))
+        }
+        None => "no schedule lag (closed model: no arrival plan to be late against)".into(),
+    };
     let _ = writeln!(
         out,
-        "late starts: {}; schedule lag p99 {}; runtime stall p99 {}; early requests: {}",
-        r.late_starts,
-        micros(summary.validity.schedule_lag_p99_us),
+        "{lag}; runtime stall p99 {}; early requests: {}",
         micros(summary.validity.runtime_stall_p99_us),
         r.early_requests
     );
     if !r.failures.is_empty() {
         let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "failures: {}", failures.join(", "));
+        for (label, reason) in &r.failure_reasons {
+            let examples: Vec<&str> =
+                reason.examples.iter().map(|e| e.split_once(": ").map_or(e.as_str(), |(id, _)| id)).collect();
+            let _ = writeln!(out, "  {label}: {}; e.g. {}", reason.reason, examples.join(", "));
+        }
     }
     let violated: Vec<String> = summary
         .conformance
@@ -192,11 +213,11 @@ pub fn dry_run(plan: &Plan) -> String {
     let mut out = String::new();
     let devices = plan.stop.devices;
     let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
-    let (target, billed, quota) = match &plan.target {
+    let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
-            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false, None)
+            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false)
         }
-        TargetPlan::Dps { host, port, ca, transport, loopback, dps_units, .. } => {
+        TargetPlan::Dps { host, port, ca, transport, loopback, .. } => {
             let trust = match ca {
                 Some((_, path)) => format!("trusting {}", path.display()),
                 None => "trusting the public web roots".into(),
@@ -206,7 +227,7 @@ pub fn dry_run(plan: &Plan) -> String {
                 Transport::WebSocket { path, .. } => format!("MQTT over WebSocket ({path}) over TLS 1.2"),
             };
             let place = if *loopback { "on this machine" } else { "NOT on this machine" };
-            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback, Some(*dps_units))
+            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback)
         }
     };
     let _ = writeln!(out, "target      {target}");
@@ -214,8 +235,8 @@ pub fn dry_run(plan: &Plan) -> String {
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
     let _ = writeln!(out, "devices     up to {devices} ({})", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());
-    let arrivals = arrival_seconds(plan);
-    match arrivals {
+    let prediction = prediction::predict(plan);
+    match plan.arrival_seconds() {
         Some(seconds) => {
             let _ = writeln!(
                 out,
@@ -237,40 +258,32 @@ pub fn dry_run(plan: &Plan) -> String {
             "billing     {devices} registrations are billable (register requests; retries after 429 bill again; polls are free)"
         );
     }
-    if let Some(units) = quota {
-        let per_second = f64::from(units) * 1000.0 / 60.0;
-        let _ = write!(
-            out,
-            "quota       {units} DPS unit(s): about {:.0} registrations per minute ({per_second:.1}/s)",
-            f64::from(units) * 1000.0
-        );
-        match arrivals.filter(|s| *s > 0.0).map(|s| devices as f64 / s) {
-            Some(offered) if offered > per_second => {
-                let drain = devices as f64 / per_second;
-                let _ = writeln!(
-                    out,
-                    "; the plan offers {offered:.1}/s on average: expect 429 throttling, and about {drain:.0} s to register everyone"
-                );
-            }
-            Some(offered) => {
-                let _ = writeln!(out, "; the plan offers {offered:.1}/s on average: within the quota");
-            }
-            None => {
-                let _ = writeln!(out);
-            }
-        }
-    }
+    let _ = writeln!(out, "{}", forecast_line(plan, &prediction));
     out
 }
 
-/// When the last arrival of an open plan is due, in seconds.
-fn arrival_seconds(plan: &Plan) -> Option<f64> {
-    let Load::Open(arrivals) = &plan.load else { return None };
-    let planned = match arrivals.natural_duration() {
-        Some(duration) => duration.as_secs_f64(),
-        None => plan.stop.devices.saturating_sub(1) as f64 / arrivals.peak_rate(),
+/// The dry run's `expect` line: the quota, whether 429s are certain, and about how long.
+fn forecast_line(plan: &Plan, prediction: &prediction::Prediction) -> String {
+    let quota = match (prediction.quota, &plan.target) {
+        (Some(q), _) => format!(
+            "a quota of {:.0} registrations per minute ({:.1}/s, from {})",
+            q.per_second * 60.0,
+            q.per_second,
+            q.source
+        ),
+        (None, TargetPlan::Embedded { .. }) => "no registration quota".into(),
+        (None, _) => "the local target's own quota (the plan does not say it)".into(),
     };
-    Some(plan.stop.duration.map_or(planned, |d| d.as_secs_f64().min(planned)))
+    let throttling = match (prediction.quota, prediction.throttled) {
+        (_, true) => "429 throttling certain",
+        (Some(_), false) => "no throttling (the plan fits the quota)",
+        (None, _) => "no throttling predicted",
+    };
+    let duration = match prediction.seconds {
+        Some(seconds) => format!("about {seconds:.0} s to register everyone"),
+        None => "duration set by the target's speed".into(),
+    };
+    format!("expect      {quota}: {throttling}; {duration}")
 }
 
 /// Formats microseconds for humans: `840us`, `12.3ms`, `4.20s`.
@@ -317,6 +330,7 @@ mod tests {
             "notes": [],
             "devices": { "total": 1000, "assigned": 1000, "failed": 0, "aborted": 0, "not_finished": 0 },
             "flows_per_second": 99.58,
+            "rates": { "offered_per_second": 100.0, "achieved_per_second": 99.9, "peak_one_second": 104 },
             "phases": {
                 "schedule_lag": phase(1000, 120, 840, 1_900),
                 "tcp_connect": phase(1000, 95, 410, 2_300),
@@ -376,7 +390,18 @@ mod tests {
             "notes": ["in flight capped at 4000 by the open-files limit"],
             "devices": { "total": 450, "assigned": 400, "failed": 30, "aborted": 15, "not_finished": 5 },
             "flows_per_second": 88.9,
+            "statuses": { "200": 400, "202": 800, "429": 36 },
             "failures": { "timeout_connack": 20, "tls": 10 },
+            "failure_reasons": {
+                "timeout_connack": {
+                    "reason": "no answer within the connack deadline (target overloaded or silent?)",
+                    "examples": ["dev-000007", "dev-000012"]
+                },
+                "tls": {
+                    "reason": "TLS handshake failed: certificate signed by an unknown issuer (is [target].ca_certificate the emulator's --ca-out?)",
+                    "examples": ["dev-000001: invalid peer certificate: UnknownIssuer"]
+                }
+            },
             "conformance": {
                 "DPS-TOPIC-002": { "flows": 450, "violations": 0, "examples": [] },
                 "DPS-TOPIC-003": { "flows": 450, "violations": 7, "examples": [] }
@@ -422,7 +447,7 @@ mod tests {
         assert_eq!(
             timeseries_header(),
             b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
-              assigned_p50_us,assigned_p99_us,failures\n"
+              assigned_p50_us,assigned_p99_us,throttled,throttled_in_second,failures\n"
         );
         let tick = Tick {
             progress: Progress {
@@ -433,15 +458,23 @@ mod tests {
                 in_flight: 17,
                 late_starts: 2,
                 assigned_p99_us: 99_000,
-                interval: IntervalStats { assigned: 40, failed: 1, assigned_p50_us: 12_000, assigned_p99_us: 48_000 },
+                throttled: 9,
+                interval: IntervalStats {
+                    assigned: 40,
+                    failed: 1,
+                    throttled: 4,
+                    assigned_p50_us: 12_000,
+                    assigned_p99_us: 48_000,
+                },
             },
             latencies: Default::default(),
             finished: Vec::new(),
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
+            failure_reasons: Default::default(),
             phases: Vec::new(),
             draining: false,
         };
-        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,timeout=2 tls=1\n");
+        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n");
     }
 
     #[test]

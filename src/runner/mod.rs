@@ -83,6 +83,8 @@ pub struct Progress {
     pub failed: u64,
     pub in_flight: u64,
     pub late_starts: u64,
+    /// 429 replies so far (received by devices that finished).
+    pub throttled: u64,
     /// `assigned` p99 over the whole run so far.
     pub assigned_p99_us: u64,
     /// What happened since the previous tick.
@@ -98,6 +100,8 @@ pub struct Tick {
     /// Devices that finished since the previous tick (for `devices.csv`).
     pub finished: Vec<DeviceRecord>,
     pub failures: BTreeMap<String, u64>,
+    /// By failure kind label: its reason and first examples, so far.
+    pub failure_reasons: BTreeMap<String, crate::device::FailureReason>,
     /// Every phase's latencies so far, in coarse buckets (for live metrics).
     pub phases: Vec<LiveBuckets>,
     /// Set once when the run begins draining after an interrupt.
@@ -198,7 +202,15 @@ pub async fn run(
     let runtime_stall_p99_us = stall.stop().await;
     let mut results = metrics.summary(started.started);
     results.devices.not_started = started.not_started;
-    let validity = summary::validity(plan, &results, runtime_stall_p99_us);
+    if matches!(plan.load, Load::Closed { .. }) {
+        // No arrival plan, so no lag behind one (every start is on time by definition).
+        results.phases.remove(Phase::ScheduleLag.as_str());
+    }
+    if let Some(rates) = &mut results.rates {
+        rates.offered_per_second = plan.offered_rate();
+    }
+    let limit_cap = budget.note.is_some().then_some(budget.in_flight_cap).flatten().map(|cap| (budget.limit, cap));
+    let validity = summary::validity(plan, &results, runtime_stall_p99_us, limit_cap);
     let slo = (!plan.slo.is_empty()).then(|| {
         let invalid = (!validity.valid).then(|| validity.reasons.join("; "));
         plan.slo.judge(&results, invalid.as_deref())

@@ -42,6 +42,7 @@ pub(super) async fn schedule(
     let mut interrupts_open = true;
     // Devices finished since the last tick, handed over with it (for devices.csv).
     let mut finished = Vec::new();
+    let closed = matches!(plan.load, Load::Closed { .. });
     loop {
         // Start every device already due. The timer (1 ms resolution) is only for future
         // starts: going through it for each due start would cap starts near one per tick.
@@ -58,6 +59,9 @@ pub(super) async fn schedule(
                     let (target, aborted) = (target.clone(), aborted.clone());
                     let rng = DeviceRng::from_rng(&mut seeds);
                     tasks.spawn(async move {
+                        // A closed model has no plan to be late against: a device is due when
+                        // it starts.
+                        let intended = if closed { now() } else { intended };
                         let checks = CheckLog::default();
                         let registration_id = identity.registration_id.to_string();
                         let report =
@@ -84,6 +88,7 @@ pub(super) async fn schedule(
                 if let Ok((registration_id, report)) = joined {
                     finished.push(DeviceRecord::of(&registration_id, &report));
                     metrics.record(&report);
+                    metrics.note_failure(&registration_id, &report);
                     checks.record(&report.observer);
                 }
             }
@@ -124,6 +129,7 @@ pub(super) async fn schedule(
             if let Ok((registration_id, report)) = joined {
                 finished.push(DeviceRecord::of(&registration_id, &report));
                 metrics.record(&report);
+                metrics.note_failure(&registration_id, &report);
                 checks.record(&report.observer);
             }
         }
@@ -154,12 +160,14 @@ fn tick(
             failed: metrics.failed(),
             in_flight,
             late_starts: metrics.late_starts(),
+            throttled: metrics.throttled(),
             assigned_p99_us: metrics.p99_us(Phase::Assigned),
             interval: interval.stats,
         },
         latencies: interval.latencies,
         finished: std::mem::take(finished),
         failures: metrics.failures().clone(),
+        failure_reasons: metrics.failure_reasons().clone(),
         phases: metrics.live_buckets(),
         draining,
     }

@@ -177,16 +177,35 @@ impl EmulatorCounts {
     }
 }
 
-/// Judges whether the generator kept its plan.
-pub(super) fn validity(plan: &Plan, results: &Summary, runtime_stall_p99_us: u64) -> Validity {
+/// Judges whether the generator kept its plan. `limit_cap` is the open-files limit and the
+/// in-flight cap it imposed, when it imposed one the scenario did not ask for.
+pub(super) fn validity(
+    plan: &Plan,
+    results: &Summary,
+    runtime_stall_p99_us: u64,
+    limit_cap: Option<(u64, u64)>,
+) -> Validity {
     let schedule_lag_p99_us = results.phase(Phase::ScheduleLag).map(|p| p.p99_us).unwrap_or(0);
     let mut reasons = Vec::new();
     let bound = plan.max_schedule_lag_p99.as_micros() as u64;
     if matches!(plan.load, Load::Open(_)) && schedule_lag_p99_us > bound {
+        let advice = match (limit_cap, plan.max_in_flight) {
+            (Some((limit, cap)), _) => format!(
+                "the open-files limit of {limit} allowed only {cap} devices in flight, so starts waited for a free \
+                 slot (raise the hard limit, ulimit -Hn, or lower the rate)"
+            ),
+            (None, Some(cap)) => format!(
+                "the generator could not keep the arrival plan (raise run.max_in_flight from {cap}, lower the rate, \
+                 or add generator capacity)"
+            ),
+            (None, None) => {
+                "the generator could not keep the arrival plan (lower the rate or add generator capacity)".to_string()
+            }
+        };
         reasons.push(format!(
-            "schedule lag p99 {} us exceeds the bound of {} us: the generator could not keep the arrival plan \
-             (raise run.max_in_flight, lower the rate, or add generator capacity)",
-            schedule_lag_p99_us, bound
+            "schedule lag p99 {} exceeds run.max_schedule_lag_p99_ms ({}): {advice}",
+            millis(schedule_lag_p99_us),
+            millis(bound)
         ));
     }
     if results.early_requests > 0 && plan.flow.retry.profile == RetryProfile::Dpsbench {
@@ -196,4 +215,9 @@ pub(super) fn validity(plan: &Plan, results: &Summary, runtime_stall_p99_us: u64
         ));
     }
     Validity { valid: reasons.is_empty(), reasons, schedule_lag_p99_us, runtime_stall_p99_us }
+}
+
+/// Microseconds as milliseconds for a message: `1234.5 ms`.
+fn millis(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
 }

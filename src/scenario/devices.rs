@@ -12,7 +12,7 @@ use super::FieldError;
 use crate::credentials::{RegistrationId, SymmetricKey};
 use crate::device::Personality;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevicesSection {
     /// Most devices the run starts; defaults to what the arrival plan and duration imply.

@@ -20,6 +20,7 @@ use crate::tls::TlsPolicy;
 mod devices;
 mod key;
 mod load;
+mod offered;
 mod run;
 mod target;
 
@@ -40,6 +41,8 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub description: Option<String>,
     pub target: TargetSection,
+    /// Optional: every field has a default.
+    #[serde(default)]
     pub devices: DevicesSection,
     #[serde(default)]
     pub arrival: ArrivalSection,

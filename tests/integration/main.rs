@@ -5,6 +5,7 @@ mod cli;
 mod conform_cli;
 mod conformance;
 mod faults;
+mod first_hour;
 mod flow;
 mod gates;
 mod hostile;

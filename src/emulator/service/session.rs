@@ -13,6 +13,7 @@ use rumqttc::mqttbytes::v4::{
 use super::Service;
 use crate::credentials::{IdScope, RegistrationId};
 use crate::emulator::Deviations;
+use crate::emulator::activity::Refusal;
 use crate::emulator::config::AuthFailure;
 use crate::emulator::faults::{Fault, Malformed, RequestFault};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
@@ -132,16 +133,17 @@ impl Session {
     }
 
     fn connect(&mut self, service: &Service, connect: Connect, wall: SystemTime) -> Response {
-        let refuse = |code| {
+        let refuse = |code, reason| {
             service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
+            service.stats.refusals.add(reason);
             Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))))
         };
         if connect.protocol != Protocol::V4 && !service.config.deviations.accept_mqtt5 {
-            return refuse(ConnectReturnCode::RefusedProtocolVersion);
+            return refuse(ConnectReturnCode::RefusedProtocolVersion, Refusal::ProtocolVersion);
         }
         let deviations = &service.config.deviations;
         let Some((registration_id, scope)) = registration_from_username(service, &connect, deviations) else {
-            return refuse(ConnectReturnCode::NotAuthorized);
+            return refuse(ConnectReturnCode::NotAuthorized, Refusal::UserName);
         };
         let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         // A deviating DPS that ignores expiry checks the token as if it were the epoch.
@@ -158,13 +160,13 @@ impl Session {
             }
         };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
-            return refuse(ConnectReturnCode::NotAuthorized);
+            return refuse(ConnectReturnCode::NotAuthorized, Refusal::Credentials);
         }
         if service.faults.strikes(Fault::ResetAfterConnect) {
             return Response::reset();
         }
         if service.faults.strikes(Fault::ConnackUnavailable) {
-            return refuse(ConnectReturnCode::ServiceUnavailable);
+            return refuse(ConnectReturnCode::ServiceUnavailable, Refusal::Fault);
         }
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
