@@ -2,6 +2,7 @@
 //! bytes. Must never panic; the stream ends when the input does.
 #![no_main]
 
+use dpsbench::websocket::SubprotocolRule;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -12,7 +13,13 @@ fuzz_target!(|data: &[u8]| {
         // The whole input is written, then the client's side closes: every read ends.
         let _ = client.write_all(data).await;
         let _ = client.shutdown().await;
-        let Ok(mut ws) = dpsbench::websocket::server_handshake(server, data.first() == Some(&b'G')).await else {
+        // The first byte also picks the subprotocol rule, so every rule's path is explored.
+        let rule = match data.first().map(|b| b % 3) {
+            Some(0) => SubprotocolRule::AnyOffered,
+            Some(1) => SubprotocolRule::MqttExactly,
+            _ => SubprotocolRule::MqttAnyCase,
+        };
+        let Ok(mut ws) = dpsbench::websocket::server_handshake(server, rule).await else {
             return;
         };
         let mut buf = [0u8; 4096];
