@@ -111,7 +111,8 @@ impl<'a> ReplyTopic<'a> {
     pub fn parse(topic: &'a str) -> Result<Self, TopicError> {
         let rest = topic.strip_prefix(RESPONSE_PREFIX).ok_or_else(|| TopicError::NotReply(topic.to_string()))?;
         let (status, query) = rest.split_once('/').unwrap_or((rest, ""));
-        if status.len() != 3 || !status.bytes().all(|b| b.is_ascii_digit()) {
+        // Three digits, an HTTP status: `086` is not one (and would render back as `86`).
+        if status.len() != 3 || !status.bytes().all(|b| b.is_ascii_digit()) || status.starts_with('0') {
             return Err(TopicError::BadStatus(topic.to_string()));
         }
         let status = status.parse().map_err(|_| TopicError::BadStatus(topic.to_string()))?;
@@ -238,6 +239,8 @@ mod tests {
         assert!(matches!(err("devices/x/messages"), TopicError::NotReply(_)));
         assert!(matches!(err("$dps/registrations/res/20/?$rid=1"), TopicError::BadStatus(_)));
         assert!(matches!(err("$dps/registrations/res/abc/?$rid=1"), TopicError::BadStatus(_)));
+        // Found by the `topics` fuzz target: `086` parsed as 86, which renders as `res/86/`.
+        assert!(matches!(err("$dps/registrations/res/086/?$rid="), TopicError::BadStatus(_)));
         assert!(matches!(err("$dps/registrations/res/200"), TopicError::NoQuery(_)));
         assert!(matches!(err("$dps/registrations/res/200/$rid=1"), TopicError::NoQuery(_)));
         assert!(matches!(err("$dps/registrations/res/202/?$rid=1&retry-after=x"), TopicError::BadRetryAfter(_)));
