@@ -311,6 +311,7 @@ fn certs(args: CertsArgs) -> Result<i32> {
 async fn run(args: RunArgs) -> Result<i32> {
     let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
     let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
+    plan.device_records = args.devices_csv;
     if args.dry_run {
         print!("{}", report::dry_run(&plan));
         return Ok(0);

@@ -97,7 +97,8 @@ pub struct Tick {
     pub progress: Progress,
     /// Every phase's latencies recorded since the previous tick (for `latency.hlog`).
     pub latencies: PhaseHistograms,
-    /// Devices that finished since the previous tick (for `devices.csv`).
+    /// Devices that finished since the previous tick (for `devices.csv`; empty unless the plan
+    /// asks for `device_records`).
     pub finished: Vec<DeviceRecord>,
     pub failures: BTreeMap<String, u64>,
     /// By failure kind label: its reason and first examples, so far.

@@ -86,7 +86,9 @@ pub(super) async fn schedule(
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok((registration_id, report)) = joined {
-                    finished.push(DeviceRecord::of(&registration_id, &report));
+                    if plan.device_records {
+                        finished.push(DeviceRecord::of(&registration_id, &report));
+                    }
                     metrics.record(&report);
                     metrics.note_failure(&registration_id, &report);
                     checks.record(&report.observer);
@@ -127,7 +129,9 @@ pub(super) async fn schedule(
     let collect = async {
         while let Some(joined) = tasks.join_next().await {
             if let Ok((registration_id, report)) = joined {
-                finished.push(DeviceRecord::of(&registration_id, &report));
+                if plan.device_records {
+                    finished.push(DeviceRecord::of(&registration_id, &report));
+                }
                 metrics.record(&report);
                 metrics.note_failure(&registration_id, &report);
                 checks.record(&report.observer);

@@ -112,6 +112,9 @@ pub struct Plan {
     pub shard: crate::shard::Shard,
     /// The wall-clock instant of the plan's zero (`--start-at`); as soon as set up unless set.
     pub start_at: Option<std::time::SystemTime>,
+    /// Keep a record of every finished device for `devices.csv` (`run --devices-csv`); off, the
+    /// runner builds none.
+    pub device_records: bool,
 }
 
 impl Plan {
@@ -181,6 +184,7 @@ impl Plan {
             slo,
             shard: crate::shard::Shard::WHOLE,
             start_at: None,
+            device_records: false,
         })
     }
 
