@@ -248,21 +248,40 @@ impl SasToken {
         expiry: u64,
         style: SasStyle,
     ) -> Self {
-        let resource = format!("{scope}/registrations/{registration_id}");
-        let sr = encode_resource(&resource, style.resource_encoding);
-        let se = expiry.to_string();
-        let signature = device_key.sign(string_to_sign(&sr, &se).as_bytes());
-        let sig = utf8_percent_encode(&BASE64.encode(signature), URL_ENCODE).to_string();
-        let sig = if style.lower_case_sig { lower_hex_escapes(&sig) } else { sig };
-        let token = match (style.key_name, style.skn_before_se) {
-            (false, _) => format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}"),
-            (true, false) => {
-                format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}&skn=registration")
-            }
-            (true, true) => {
-                format!("SharedAccessSignature sr={sr}&sig={sig}&skn=registration&se={se}")
-            }
+        // One buffer, no intermediate strings: this runs once per simulated device.
+        let mut token = String::with_capacity(96 + 3 * (scope.0.len() + registration_id.as_str().len()));
+        token.push_str("SharedAccessSignature sr=");
+        let sr = token.len();
+        push_resource(
+            &mut token,
+            &[scope.0.as_str(), "/registrations/", registration_id.as_str()],
+            style.resource_encoding,
+        );
+        let sr = sr..token.len();
+        let mut digits = [0u8; 20];
+        let se = decimal(expiry, &mut digits);
+        let mut mac = device_key.mac();
+        mac.update(token[sr].as_bytes());
+        mac.update(b"\n");
+        mac.update(se.as_bytes());
+        let mut sig = [0u8; 44];
+        let written = BASE64.encode_slice(mac.finalize().into_bytes(), &mut sig).expect("32 bytes are 44 in base64");
+        token.push_str("&sig=");
+        push_escaped_base64(&mut token, &sig[..written], style.lower_case_sig);
+        let (se_first, tail) = match (style.key_name, style.skn_before_se) {
+            (false, _) => (true, ""),
+            (true, false) => (true, "&skn=registration"),
+            (true, true) => (false, "&skn=registration"),
         };
+        if se_first {
+            token.push_str("&se=");
+            token.push_str(se);
+            token.push_str(tail);
+        } else {
+            token.push_str(tail);
+            token.push_str("&se=");
+            token.push_str(se);
+        }
         Self(token)
     }
 
@@ -368,26 +387,57 @@ pub fn string_to_sign(sr: &str, se: &str) -> String {
     format!("{sr}\n{se}")
 }
 
-fn encode_resource(resource: &str, encoding: ResourceEncoding) -> String {
-    match encoding {
-        ResourceEncoding::Raw => resource.to_string(),
-        ResourceEncoding::Upper => utf8_percent_encode(resource, URL_ENCODE).to_string(),
-        ResourceEncoding::Lower => lower_hex_escapes(&utf8_percent_encode(resource, URL_ENCODE).to_string()),
+/// Appends `parts` (one resource URI) written as `encoding` says.
+fn push_resource(out: &mut String, parts: &[&str], encoding: ResourceEncoding) {
+    for part in parts {
+        match encoding {
+            ResourceEncoding::Raw => out.push_str(part),
+            ResourceEncoding::Upper => out.extend(utf8_percent_encode(part, URL_ENCODE)),
+            ResourceEncoding::Lower => {
+                // The encoder yields each escape as its own `%XX` piece.
+                for piece in utf8_percent_encode(part, URL_ENCODE) {
+                    if piece.starts_with('%') {
+                        out.extend(piece.chars().map(|c| c.to_ascii_lowercase()));
+                    } else {
+                        out.push_str(piece);
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Rewrites `%2F` as `%2f`: the C SDKs' URL encoder emits lower-case hex digits.
-fn lower_hex_escapes(encoded: &str) -> String {
-    let mut out = String::with_capacity(encoded.len());
-    let mut rest = encoded;
-    while let Some(at) = rest.find('%') {
-        out.push_str(&rest[..at]);
-        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
-        out.push_str(&escape.to_ascii_lowercase());
-        rest = &rest[at + escape.len()..];
+/// Appends base64 text URL-encoded: of its alphabet only `+`, `/` and `=` need escapes.
+fn push_escaped_base64(out: &mut String, base64: &[u8], lower_case: bool) {
+    for &byte in base64 {
+        let escape = match (byte, lower_case) {
+            (b'+', false) => "%2B",
+            (b'/', false) => "%2F",
+            (b'=', false) => "%3D",
+            (b'+', true) => "%2b",
+            (b'/', true) => "%2f",
+            (b'=', true) => "%3d",
+            _ => {
+                out.push(char::from(byte));
+                continue;
+            }
+        };
+        out.push_str(escape);
     }
-    out.push_str(rest);
-    out
+}
+
+/// `value` in decimal, written into `buffer`.
+fn decimal(mut value: u64, buffer: &mut [u8; 20]) -> &str {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[at..]).expect("ASCII digits")
 }
 
 /// The field name of a malformed `name=value` pair, without its value (which may be secret).
