@@ -64,9 +64,10 @@ impl TlsVersions {
     }
 }
 
-/// The crypto provider every config uses (ring), with all its cipher suites.
+/// The crypto provider every config uses (aws-lc-rs, the fastest rustls has here), with all its
+/// cipher suites.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// TLS versions and cipher suites one side offers or accepts.
@@ -104,7 +105,7 @@ impl TlsPolicy {
 
     /// The provider restricted to this policy's suites.
     fn provider(&self) -> Arc<CryptoProvider> {
-        let mut provider = rustls::crypto::ring::default_provider();
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if !self.cipher_suites.is_empty() {
             provider.cipher_suites.retain(|s| self.cipher_suites.contains(&suite_name(s)));
         }

@@ -61,7 +61,7 @@ pub struct EmulatorConfig {
     /// TLS versions accepted: `["1.2"]` (default, as DPS) or with `"1.3"`.
     #[serde(default)]
     pub tls_versions: Option<Vec<TlsVersion>>,
-    /// Cipher suites accepted, by name (default: all that ring supports).
+    /// Cipher suites accepted, by name (default: all that aws-lc-rs supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
     /// Faults injected on demand (`emulator::faults`).

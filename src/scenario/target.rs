@@ -116,7 +116,7 @@ pub struct TransportSection {
     /// TLS versions devices offer: `["1.2"]` (default, as DPS requires) or with `"1.3"`.
     #[serde(default, deserialize_with = "tls_versions")]
     pub tls_versions: Option<Vec<TlsVersion>>,
-    /// Cipher suites devices offer, by name (default: all that ring supports).
+    /// Cipher suites devices offer, by name (default: all that aws-lc-rs supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
 }
