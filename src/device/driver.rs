@@ -126,7 +126,9 @@ async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
                 ServerName::DnsName(name) => name.as_ref().to_string(),
                 _ => target.address.ip().to_string(),
             };
-            let upgrade = websocket::client_handshake(tls, &host, path, subprotocol);
+            // Boxed: the upgrade's state is ~11 KB and lives only for the upgrade; inline, every
+            // device task would carry it for its whole life (see the size test below).
+            let upgrade = Box::pin(websocket::client_handshake(tls, &host, path, subprotocol));
             let ws = match timeout(timeouts.tls_handshake, upgrade).await {
                 Ok(Ok(ws)) => ws,
                 Ok(Err(_)) => return flow.fail(now(), FailureKind::WebSocket),
@@ -237,4 +239,40 @@ where
 fn failed<O: Observer>(mut flow: Flow<O>, kind: FailureKind) -> FlowReport<O> {
     flow.fail(now(), kind);
     flow.into_report()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A held device costs its task's size in memory for as long as it waits: keep the task
+    /// to what a waiting device needs (scripts/bench-hold measures the whole per-device RSS).
+    #[test]
+    fn a_device_task_stays_small() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _entered = runtime.enter();
+        let tls =
+            crate::tls::client_config(rustls::RootCertStore::empty(), crate::tls::TlsVersions::Tls12Only).unwrap();
+        let target = Target {
+            address: SocketAddr::from(([127, 0, 0, 1], 8883)),
+            server_name: ServerName::try_from("localhost").unwrap(),
+            tls,
+            transport: Transport::WebSocket { path: "/$iothub/websocket".into(), subprotocol: "mqtt".into() },
+        };
+        let identity = DeviceIdentity {
+            registration_id: crate::credentials::RegistrationId::new("size-0001").unwrap(),
+            id_scope: crate::credentials::IdScope::new("0ne00SIZE01").unwrap(),
+            password: None,
+            register_body: bytes::Bytes::new(),
+            source_address: None,
+            personality: Default::default(),
+            payload: None,
+            client_tls: None,
+        };
+        let settings = Arc::new(FlowSettings::default());
+        let observer = crate::conformance::passive::CheckLog::default();
+        let task = run_device_observed(&target, settings, identity, now(), never_abort(), fresh_rng(), observer);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 4096, "a device task takes {size} bytes");
+    }
 }

@@ -310,7 +310,7 @@ async fn websocket_connection(
     let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
     let peer = peer_certificate(&stream);
     let rule = service.config().deviations.subprotocol_rule();
-    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, websocket::server_handshake(stream, rule)).await else {
+    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, Box::pin(websocket::server_handshake(stream, rule))).await else {
         return;
     };
     serve_mqtt(ws, service, shutdown, peer).await;
