@@ -176,6 +176,11 @@ fn summary(
         );
     }
     let reasons = labelled(shards, |s| &s.validity.reasons);
+    let generator = crate::runner::GeneratorCost::merge(
+        all().filter_map(|s| s.generator.clone()),
+        results.devices.total,
+        results.devices.assigned,
+    );
     RunSummary {
         schema: first.schema.clone(),
         scenario: first.scenario.clone(),
@@ -195,6 +200,7 @@ fn summary(
         results,
         conformance: conformance(shards),
         emulator: emulator(shards),
+        generator,
         slo: None,
         shard: Some(ShardInfo {
             index: 0,

@@ -63,6 +63,21 @@ pub fn timeseries_row(tick: &Tick) -> Vec<u8> {
 }
 
 /// The summary table printed at the end of `dpsbench run`.
+/// The generator's CPU cost, one line: per started device, and per core against an external target.
+fn generator_line(cost: &crate::runner::GeneratorCost) -> String {
+    let scope = match cost.flows_per_core_second {
+        Some(flows) => format!("; {flows:.0} flows/s per core"),
+        None if cost.includes_emulator => "; includes the embedded emulator's CPU".into(),
+        None => String::new(),
+    };
+    format!(
+        "generator CPU: {} per started device (user {:.2} s, system {:.2} s){scope}",
+        micros(cost.cpu_us_per_device.round() as u64),
+        cost.cpu_user_seconds,
+        cost.cpu_system_seconds
+    )
+}
+
 pub fn summary_table(summary: &RunSummary) -> String {
     let r = &summary.results;
     let mut out = String::new();
@@ -141,6 +156,9 @@ pub fn summary_table(summary: &RunSummary) -> String {
         micros(summary.validity.runtime_stall_p99_us),
         r.early_requests
     );
+    if let Some(cost) = &summary.generator {
+        let _ = writeln!(out, "{}", generator_line(cost));
+    }
     if !r.failures.is_empty() {
         let failures: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "failures: {}", failures.join(", "));
@@ -362,6 +380,10 @@ mod tests {
             "late_starts": 0,
             "emulator": {
                 "connections": 1000, "connects_refused": 0, "registrations": 1000, "polls": 1000, "throttled": 0
+            },
+            "generator": {
+                "cpu_user_seconds": 0.31, "cpu_system_seconds": 0.12, "cpu_us_per_device": 430.0,
+                "includes_emulator": true
             }
         })
     }
@@ -413,7 +435,11 @@ mod tests {
             "payloads": { "returned": 400, "matching": 398 },
             "register_attempts": { "mean": 1.25, "p50": 1, "p99": 3, "max": 4 },
             "early_requests": 12,
-            "late_starts": 310
+            "late_starts": 310,
+            "generator": {
+                "cpu_user_seconds": 0.061, "cpu_system_seconds": 0.034, "cpu_us_per_device": 211.1,
+                "includes_emulator": false, "flows_per_core_second": 4210.5
+            }
         });
         for (field, value) in edits.as_object().expect("an object") {
             summary[field] = value.clone();

@@ -27,12 +27,14 @@ use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Metrics, Phase, P
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::tls;
 
+mod generator;
 mod limits;
 mod schedule;
 mod start;
 mod summary;
 mod target;
 
+pub use generator::{CpuTime, GeneratorCost};
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
 use start::wait_for_start;
 pub use summary::{
@@ -197,12 +199,16 @@ pub async fn run(
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();
+    let cpu_before = CpuTime::of_process();
     let (metrics, checks, started, ending, elapsed) =
         schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
             .await;
+    let cpu_used = CpuTime::of_process().since(cpu_before);
     let runtime_stall_p99_us = stall.stop().await;
     let mut results = metrics.summary(started.started);
     results.devices.not_started = started.not_started;
+    let generator =
+        GeneratorCost::new(cpu_used, started.started, results.devices.assigned, prepared.emulator.is_some());
     if matches!(plan.load, Load::Closed { .. }) {
         // No arrival plan, so no lag behind one (every start is on time by definition).
         results.phases.remove(Phase::ScheduleLag.as_str());
@@ -249,6 +255,7 @@ pub async fn run(
         results,
         conformance: checks.counts(),
         emulator,
+        generator: Some(generator),
         slo,
         shard: Some(ShardInfo::of(plan, start_offset)),
         merged: None,

@@ -41,6 +41,9 @@ pub struct RunSummary {
     pub conformance: BTreeMap<String, CheckCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emulator: Option<EmulatorCounts>,
+    /// What generating the load cost this process in CPU; absent from summaries before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<super::GeneratorCost>,
     /// The verdict on the scenario's `[slo]` gates; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloVerdict>,

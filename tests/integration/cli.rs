@@ -179,6 +179,12 @@ fn run_assigns_every_device_and_writes_a_summary_matching_the_schema() {
         summary["phases"]["assigned"]["p50_us"].as_u64().unwrap() >= 20_000,
         "assignment delay is inside 'assigned'"
     );
+    // 60 full TLS handshakes on both sides cost CPU, and the process says so.
+    let generator = &summary["generator"];
+    assert_eq!(generator["includes_emulator"], true);
+    assert!(generator["cpu_us_per_device"].as_f64().unwrap() > 0.0, "{generator}");
+    assert!(generator.get("flows_per_core_second").is_none(), "the emulator's CPU is in it: {generator}");
+    assert!(stdout.contains("generator CPU: ") && stdout.contains("includes the embedded emulator"), "{stdout}");
 }
 
 #[test]
@@ -414,6 +420,15 @@ fn standalone_emulator_serves_a_dps_target_run_and_stops_on_sigterm() {
     let summary: Value = serde_json::from_str(&summary_text).unwrap();
     assert_eq!(summary["devices"]["assigned"], 40);
     assert_eq!(summary["target"]["kind"], "dps");
+    // Against an external target the process's CPU is the generator's alone: per core too.
+    let generator = &summary["generator"];
+    assert_eq!(generator["includes_emulator"], false);
+    let per_device = generator["cpu_us_per_device"].as_f64().unwrap();
+    let per_core = generator["flows_per_core_second"].as_f64().unwrap();
+    let cpu = generator["cpu_user_seconds"].as_f64().unwrap() + generator["cpu_system_seconds"].as_f64().unwrap();
+    assert!(per_device > 0.0 && per_core > 0.0, "{generator}");
+    assert!((per_core - 40.0 / cpu).abs() <= 0.01 * per_core + 1.0, "{generator}");
+    assert!(stdout.contains("flows/s per core"), "{stdout}");
     for output in [&stdout, &stderr, &summary_text] {
         assert!(!output.contains(TV1_GROUP_KEY) && !output.contains("SharedAccessSignature"), "secret in output");
     }

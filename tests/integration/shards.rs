@@ -131,6 +131,15 @@ fn four_shards_merge_into_the_plan_exactly() {
         assert!(merged.join(name).is_file(), "no merged {name}");
     }
 
+    // The generator's CPU is the shards' CPU added, per device over the plan's devices.
+    let cpu = |s: &Value| {
+        s["generator"]["cpu_user_seconds"].as_f64().unwrap() + s["generator"]["cpu_system_seconds"].as_f64().unwrap()
+    };
+    let shards_cpu: f64 = folders.iter().map(|f| cpu(&summary(f))).sum();
+    assert!((cpu(&result) - shards_cpu).abs() < 0.005, "{} vs {shards_cpu}", result["generator"]);
+    let per_device = result["generator"]["cpu_us_per_device"].as_f64().unwrap();
+    assert!((per_device - cpu(&result) * 1e6 / DEVICES as f64).abs() < 1.0, "{}", result["generator"]);
+
     // Every merged phase histogram is the sum of the shards', value by value, as the Python
     // HdrHistogram port decodes them; the merged summary's percentiles are those of the sum.
     let shards: Vec<Value> = folders.iter().map(|f| decoded(&python, &f.join("latency.hlog"))).collect();
