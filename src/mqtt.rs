@@ -90,6 +90,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
         let _ = self.stream.shutdown().await;
     }
 
+    /// Sends what is queued and closes the write side. A stream that can [`Stage`] bytes sends
+    /// the queued packets and its close (TLS close_notify) in one write; the caller then drops
+    /// it (FIN). Any other stream flushes, then shuts down.
+    pub async fn close(&mut self) -> Result<(), MqttError>
+    where
+        S: Stage,
+    {
+        if self.stream.stage(&self.write_buf) && self.stream.stage_close() {
+            // Packets and close_notify go in one write; dropping the socket then sends FIN.
+            self.write_buf.clear();
+            self.stream.flush().await?;
+            return Ok(());
+        }
+        self.flush().await?;
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
@@ -97,6 +115,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     /// The stream, for writing raw bytes; anything read but not yet decoded is dropped.
     pub fn into_inner(self) -> S {
         self.stream
+    }
+}
+
+/// A stream that can hold bytes for its next write instead of writing them at once, so what
+/// is sent together leaves in one system call.
+pub trait Stage {
+    /// Takes `bytes` for the next write; false when this stream cannot (nothing was taken).
+    fn stage(&mut self, bytes: &[u8]) -> bool;
+    /// Takes the stream's own closing message (TLS close_notify) for the next write; false when
+    /// it cannot.
+    fn stage_close(&mut self) -> bool;
+}
+
+impl<S> Stage for tokio_rustls::client::TlsStream<S> {
+    /// The session encrypts `bytes` into its outgoing records; the next flush sends them.
+    fn stage(&mut self, bytes: &[u8]) -> bool {
+        use std::io::Write as _;
+        self.get_mut().1.writer().write_all(bytes).is_ok()
+    }
+
+    fn stage_close(&mut self) -> bool {
+        self.get_mut().1.send_close_notify();
+        true
+    }
+}
+
+impl<S> Stage for crate::websocket::WsStream<S> {
+    fn stage(&mut self, _: &[u8]) -> bool {
+        false
+    }
+
+    fn stage_close(&mut self) -> bool {
+        false
     }
 }
 

@@ -192,7 +192,7 @@ pub fn never_abort() -> watch::Receiver<bool> {
 
 async fn drive<S, O>(flow: &mut Flow<O>, framed: &mut Framed<S>)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + crate::mqtt::Stage,
     O: Observer,
 {
     loop {
@@ -202,6 +202,13 @@ where
                 return flow.fail(now(), FailureKind::Aborted);
             }
             queued = true;
+        }
+        if flow.is_done() {
+            if queued {
+                // DISCONNECT is queued: it and TLS close_notify leave in one write, briefly.
+                let _ = timeout(std::time::Duration::from_secs(1), framed.close()).await;
+            }
+            return;
         }
         if queued {
             // A write only blocks when the peer stops reading: bound it like a reply.
@@ -216,13 +223,9 @@ where
                 Some(Err(_)) => flow.handle_closed(now()),
                 None => flow.handle_timeout(now()),
             }
-        }
-        if flow.is_done() {
-            if queued {
-                // DISCONNECT went out with the last flush; close TLS politely but briefly.
-                let _ = timeout(std::time::Duration::from_secs(1), framed.shutdown()).await;
+            if flow.is_done() {
+                return;
             }
-            return;
         }
         let wake = flow.poll_timeout().expect("a flow that is not done always has a deadline");
         tokio::select! {

@@ -343,6 +343,9 @@ async fn serve_mqtt<S>(
     let mut session = Session::with_peer(peer);
     // Held from CONNECT on: another connection with the same client ID closes this one.
     let mut claim: Option<Claim> = None;
+    // A client that sent DISCONNECT has closed its side: the emulator just closes too (FIN),
+    // with no close_notify of its own for a peer that is gone, as a busy server does.
+    let mut disconnected = false;
     loop {
         let idle = match session.keep_alive() {
             _ if !session.is_connected() => CONNECT_TIMEOUT,
@@ -362,6 +365,7 @@ async fn serve_mqtt<S>(
             _ = taken_over => break,
         };
         let Ok(Ok(packet)) = read else { break };
+        disconnected = matches!(packet, rumqttc::mqttbytes::v4::Packet::Disconnect);
         let response = session.handle(&service, packet, tokio::time::Instant::now().into_std(), SystemTime::now());
         if response.reset {
             // SO_LINGER 0, then close: the peer sees a TCP reset.
@@ -389,7 +393,9 @@ async fn serve_mqtt<S>(
     if let Some(claim) = &claim {
         service.release_client(claim);
     }
-    let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
+    if !disconnected {
+        let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
+    }
 }
 
 /// Sends `packets`, holding the last one back by `delay` (a fault); false when the connection
