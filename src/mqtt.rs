@@ -247,6 +247,29 @@ mod tests {
         assert!(matches!(server.read_packet().await, Err(MqttError::Closed)));
     }
 
+    /// A device's last write: DISCONNECT and close_notify staged together; the peer reads the
+    /// packet, then a clean TLS close (not an abrupt end).
+    #[tokio::test]
+    async fn close_sends_the_queued_packet_then_close_notify() {
+        use crate::tls::{ServerIdentity, TlsVersions, client_config, roots_from_pem};
+        let identity = ServerIdentity::generate(&[]).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(TlsVersions::Tls12Only).unwrap());
+        let roots = roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("ca")).unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client_config(roots, TlsVersions::Tls12Only).unwrap());
+        let (a, b) = tokio::io::duplex(16 * 1024);
+        let server = tokio::spawn(async move { Framed::new(acceptor.accept(b).await.unwrap()) });
+        let client = connector.connect("localhost".try_into().unwrap(), a).await.unwrap();
+        let mut server = server.await.unwrap();
+        let mut client = Framed::new(client);
+        client.queue(&Packet::Disconnect).unwrap();
+        client.close().await.unwrap();
+        let within = std::time::Duration::from_secs(5);
+        let first = tokio::time::timeout(within, server.read_packet()).await.expect("DISCONNECT arrives");
+        assert_eq!(first.unwrap(), Packet::Disconnect);
+        let end = tokio::time::timeout(within, server.read_packet()).await.expect("close_notify arrives");
+        assert!(matches!(end, Err(MqttError::Closed)), "{end:?}");
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut buf = BytesMut::from(&[0x00, 0x00][..]);
