@@ -232,6 +232,13 @@ fn main() {
         (env("FLEET_DEVICES", 20_000), env("FLEET_CONCURRENCY", 256), env("FLEET_SECONDS", 5), env("FLEET_ROUNDS", 5))
     };
     let runtime = runner::runtime().unwrap();
+    // `FLEET_PROFILE=ceiling|floor` runs only that loop (for `perf record` of one side of a ratio).
+    if let Ok(which) = std::env::var("FLEET_PROFILE") {
+        let trips = if which == "floor" { 4 } else { 1 };
+        let rate = runtime.block_on(tls_ceiling(concurrency, seconds, trips));
+        println!("{which}: {rate:.0}/s");
+        return;
+    }
     let external = ExternalEmulator::start();
     runtime.block_on(async {
         // Rounds interleave the measurements, so drifting machine speed (a shared VM) hits

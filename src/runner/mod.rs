@@ -33,6 +33,7 @@ mod schedule;
 mod start;
 mod summary;
 mod target;
+mod timer;
 
 pub use generator::{CpuTime, GeneratorCost};
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
@@ -46,7 +47,7 @@ pub use target::{reach, resolve};
 
 /// Task polls between checks of timers and sockets. A poll that runs a TLS handshake step costs
 /// up to ~0.3 ms of crypto, so tokio's default of 61 can hold a due start back by many
-/// milliseconds; checking more often keeps the arrival schedule (see scripts/bench-hold).
+/// milliseconds; checking more often keeps the arrival schedule (see scripts/bench-lag).
 pub const EVENT_INTERVAL: u32 = 8;
 
 /// The runtime runs are measured on: every core a worker, timers and sockets checked often.
@@ -200,9 +201,32 @@ pub async fn run(
 
     let stall = schedule::StallMonitor::start();
     let cpu_before = CpuTime::of_process();
-    let (metrics, checks, started, ending, elapsed) =
-        schedule::schedule(plan, budget.in_flight_cap, &prepared.target, settings, devices, interrupts, &mut on_tick)
-            .await;
+    // The arrival loop runs as a task on the runtime's workers, not on the caller's thread
+    // (`block_on` runs on a thread of its own): it starts each device and collects each report,
+    // and on a thread of its own every one of those was a wake-up across threads. Ticks come
+    // back to the caller once a second.
+    let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
+    let (owned_plan, target, cap) = (plan.clone(), prepared.target.clone(), budget.in_flight_cap);
+    let mut scheduled = tokio::spawn(async move {
+        let on_tick = move |tick| {
+            let _ = ticks.send(tick);
+        };
+        schedule::schedule(&owned_plan, cap, &target, settings, devices, interrupts, on_tick).await
+    });
+    let scheduled = loop {
+        tokio::select! {
+            biased;
+            Some(tick) = ticked.recv() => on_tick(&tick),
+            joined = &mut scheduled => break joined,
+        }
+    };
+    while let Ok(tick) = ticked.try_recv() {
+        on_tick(&tick);
+    }
+    let (metrics, checks, started, ending, elapsed) = match scheduled {
+        Ok(done) => done,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
     let cpu_used = CpuTime::of_process().since(cpu_before);
     let runtime_stall_p99_us = stall.stop().await;
     let mut results = metrics.summary(started.started);

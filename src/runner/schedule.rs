@@ -1,13 +1,9 @@
 //! The arrival loop: starts devices as the load model says until the stop condition, collects
 //! their reports, and watches the runtime for saturation.
 
+use super::timer::PreciseTimer;
 use super::*;
 use crate::shard::Shard;
-
-/// Tokio's timer rounds a deadline up to the next 1 ms tick. Sleeping until half a tick before
-/// a start and starting what is due within half a tick centres that rounding on the intended
-/// instant (at most 0.5 ms early, which makes measured latencies longer, never shorter).
-const START_TOLERANCE: Duration = Duration::from_micros(500);
 
 /// Starts devices as the load model says until the stop condition, and collects their reports.
 /// Returns the metrics, the passive checks' tally, the devices started and never started, how the run
@@ -19,7 +15,7 @@ pub(super) async fn schedule(
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
     devices: Vec<DeviceIdentity>,
     mut interrupts: watch::Receiver<u32>,
-    on_tick: &mut impl FnMut(&Tick),
+    mut on_tick: impl FnMut(Tick),
 ) -> (Metrics, PassiveTally, Started, Ending, Duration) {
     let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
@@ -34,6 +30,10 @@ pub(super) async fn schedule(
     let shard_devices = plan.shard.devices_of(plan.stop.devices);
     let in_flight_cap = in_flight_cap.unwrap_or(u64::MAX);
     let mut started = 0u64;
+    // Future starts wait on a timer with the kernel's precision: a device never starts before
+    // its instant, and its lag is how late the runtime served it (tokio's own sleep alone ends
+    // up to 2 ms late by design).
+    let mut timer = PreciseTimer::new();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut ending = Ending::Complete;
@@ -53,7 +53,7 @@ pub(super) async fn schedule(
                 .flatten()
                 .filter(|at| arrivals_end.is_none_or(|end| *at < end));
             match next {
-                Some(intended) if intended <= now() + START_TOLERANCE && in_flight < in_flight_cap => {
+                Some(intended) if intended <= now() && in_flight < in_flight_cap => {
                     let identity = devices.next().expect("one identity was prepared per device");
                     let settings = settings[&identity.personality].clone();
                     let (target, aborted) = (target.clone(), aborted.clone());
@@ -81,7 +81,7 @@ pub(super) async fn schedule(
         // how much.
         let may_start = next_start.is_some() && (tasks.len() as u64) < in_flight_cap;
         tokio::select! {
-            () = sleep_until(tokio::time::Instant::from_std(next_start.unwrap_or(begin).checked_sub(START_TOLERANCE).unwrap_or(begin))), if may_start => {
+            () = timer.sleep_until(next_start.unwrap_or(begin)), if may_start => {
                 // Due now: the loop's top starts it.
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
@@ -96,7 +96,7 @@ pub(super) async fn schedule(
             }
             _ = ticker.tick() => {
                 let tick = tick(&mut metrics, &mut finished, begin, started, tasks.len() as u64, draining);
-                on_tick(&tick);
+                on_tick(tick);
             }
             changed = interrupts.changed(), if interrupts_open => {
                 if changed.is_err() {
@@ -113,7 +113,7 @@ pub(super) async fn schedule(
                 draining = true;
                 deadline = deadline.min(tokio::time::Instant::now() + plan.drain);
                 let tick = tick(&mut metrics, &mut finished, begin, started, tasks.len() as u64, draining);
-                on_tick(&tick);
+                on_tick(tick);
             }
             () = sleep_until(deadline) => {
                 if ending == Ending::Complete {
@@ -142,7 +142,7 @@ pub(super) async fn schedule(
     tasks.shutdown().await;
     let not_started = starts.remaining(plan.stop.devices.saturating_sub(started), plan.stop.duration, now() - begin);
     let last = tick(&mut metrics, &mut finished, begin, started, 0, draining);
-    on_tick(&last);
+    on_tick(last);
     let counts = Started { started, not_started };
     (metrics, checks, counts, ending, now().saturating_duration_since(begin))
 }
@@ -177,7 +177,8 @@ fn tick(
     }
 }
 
-/// Measures runtime saturation: how late a 10 ms timer fires while the run goes on.
+/// Measures runtime saturation: how late a precise 10 ms timer is served while the run goes on
+/// (tokio's own timer would add its 1 ms tick and millisecond park to every reading).
 pub(super) struct StallMonitor {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Histogram<u64>>,
@@ -190,11 +191,12 @@ impl StallMonitor {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut stalls = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            let mut timer = PreciseTimer::new();
             loop {
-                let due = tokio::time::Instant::now() + Self::PERIOD;
+                let due = now() + Self::PERIOD;
                 tokio::select! {
-                    () = sleep_until(due) => {
-                        let late = tokio::time::Instant::now().saturating_duration_since(due);
+                    () = timer.sleep_until(due) => {
+                        let late = now().saturating_duration_since(due);
                         stalls.saturating_record((late.as_micros() as u64).max(1));
                     }
                     _ = stopped.changed() => return stalls,
