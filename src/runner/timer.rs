@@ -14,6 +14,10 @@ use std::time::Instant;
 pub(super) struct PreciseTimer {
     #[cfg(target_os = "linux")]
     fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    /// The deadline the timerfd is armed for: the arrival loop asks again for the same start
+    /// after every report it collects, and that needs no new system call.
+    #[cfg(target_os = "linux")]
+    armed_for: Option<Instant>,
 }
 
 impl PreciseTimer {
@@ -27,6 +31,8 @@ impl PreciseTimer {
                 // which happens only with the AsyncFd that owns it.
                 unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
             }),
+            #[cfg(target_os = "linux")]
+            armed_for: None,
         }
     }
 
@@ -39,8 +45,11 @@ impl PreciseTimer {
             if remaining.is_zero() {
                 return;
             }
-            if linux::arm(fd.get_ref(), remaining).is_ok() {
-                return linux::expired(fd).await;
+            if self.armed_for == Some(deadline) || linux::arm(fd.get_ref(), remaining).is_ok() {
+                self.armed_for = Some(deadline);
+                linux::expired(fd).await;
+                self.armed_for = None;
+                return;
             }
         }
         tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
@@ -136,6 +145,21 @@ mod tests {
         let deadline = now() + Duration::from_millis(1);
         timer.sleep_until(deadline).await;
         assert!(now() >= deadline);
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_and_asked_again_still_ends_at_its_deadline() {
+        let mut timer = PreciseTimer::new();
+        let deadline = now() + Duration::from_millis(200);
+        // Dropped before the deadline, as the arrival loop drops it when a report comes first.
+        let cut_short = tokio::time::timeout(Duration::from_millis(2), timer.sleep_until(deadline)).await;
+        assert!(cut_short.is_err());
+        timer.sleep_until(deadline).await;
+        assert!(now() >= deadline);
+        // Then a nearer deadline re-arms it.
+        let nearer = now() + Duration::from_micros(300);
+        timer.sleep_until(nearer).await;
+        assert!(now() >= nearer);
     }
 
     #[tokio::test(start_paused = true)]
