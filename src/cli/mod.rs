@@ -144,9 +144,13 @@ pub struct ConformArgs {
     /// File holding the enrollment group key (base64), instead of --key-env.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// Folder for the three reports.
+    /// Folder for the three reports (conformance.json, .junit.xml, .md); refused when it already
+    /// holds a report, unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite the report already in --out.
+    #[arg(long)]
+    pub force: bool,
     /// TOML file of waived checks: [[waiver]] check = "DPS-..." reason = "...".
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,

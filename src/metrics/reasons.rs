@@ -29,15 +29,7 @@ impl Metrics {
 
     /// Adds another collector's reasons: the first reason said stands, examples up to the limit.
     pub(super) fn merge_reasons(&mut self, other: &BTreeMap<String, FailureReason>) {
-        for (label, theirs) in other {
-            let ours = self
-                .failure_reasons
-                .entry(label.clone())
-                .or_insert_with(|| FailureReason { reason: theirs.reason.clone(), examples: Vec::new() });
-            for example in &theirs.examples {
-                ours.add_example(example.clone());
-            }
-        }
+        super::summary::add_reasons(&mut self.failure_reasons, other);
     }
 }
 

@@ -38,7 +38,11 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
             vec!["started".into(), escape(&s.started_at)],
             vec![
                 "duration".into(),
-                format!("{:.1} s{}", s.duration_seconds, if s.partial { " (partial: stopped early)" } else { "" }),
+                format!(
+                    "{:.1} s{}",
+                    s.duration_seconds,
+                    s.partial_reason().map(|why| format!(" (partial: {why})")).unwrap_or_default()
+                ),
             ],
             vec!["validity".into(), validity],
             vec![

@@ -44,7 +44,7 @@ fn header(out: &mut String, summary: &RunSummary) {
     if let Some(shards) = shards(summary) {
         let _ = writeln!(out, "| shards | {shards} |");
     }
-    let partial = if summary.partial { " (partial: stopped early)" } else { "" };
+    let partial = summary.partial_reason().map(|why| format!(" (partial: {why})")).unwrap_or_default();
     let _ = writeln!(out, "| duration | {:.1} s{partial} |", summary.duration_seconds);
     let validity = &summary.validity;
     let valid =
@@ -136,7 +136,7 @@ fn retries(out: &mut String, summary: &RunSummary) {
     for (name, c) in [("register attempts", &r.register_attempts), ("polls", &r.polls_per_device)] {
         let _ = writeln!(out, "| {name} | {:.2} | {} | {} | {} |", c.mean, c.p50, c.p99, c.max);
     }
-    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    let throttled = r.throttled();
     let retry_after: Vec<String> = r.retry_after_seconds.iter().map(|(s, n)| format!("{s} s × {n}")).collect();
     let retry_after = if retry_after.is_empty() { "none".to_string() } else { retry_after.join(", ") };
     let _ = writeln!(

@@ -35,6 +35,8 @@ pub(super) struct Row {
     late_starts: u64,
     assigned_in_second: u64,
     failed_in_second: u64,
+    throttled: u64,
+    throttled_in_second: u64,
     failures: BTreeMap<String, u64>,
 }
 
@@ -57,6 +59,9 @@ pub(super) fn rows(text: &str) -> Result<Vec<Row>, String> {
     .map(column);
     let (elapsed, started, assigned, failed, in_flight, late, assigned_s, failed_s, failures) =
         (elapsed?, started?, assigned?, failed?, in_flight?, late?, assigned_s?, failed_s?, failures?);
+    // Written since throttling was counted per second: a series of an older dpsbench has none.
+    let throttled = column("throttled").ok();
+    let throttled_s = column("throttled_in_second").ok();
     let mut rows = Vec::new();
     for (line, record) in reader.records().enumerate() {
         let record = record.map_err(|e| e.to_string())?;
@@ -73,6 +78,8 @@ pub(super) fn rows(text: &str) -> Result<Vec<Row>, String> {
             late_starts: number(late)?,
             assigned_in_second: number(assigned_s)?,
             failed_in_second: number(failed_s)?,
+            throttled: throttled.map(number).transpose()?.unwrap_or(0),
+            throttled_in_second: throttled_s.map(number).transpose()?.unwrap_or(0),
             failures: at(failures)
                 .split_whitespace()
                 .filter_map(|pair| {
@@ -121,6 +128,7 @@ pub(super) fn merged_rows(
                 total.failed += latest.failed;
                 total.in_flight += latest.in_flight;
                 total.late_starts += latest.late_starts;
+                total.throttled += latest.throttled;
                 for (kind, n) in &latest.failures {
                     *total.failures.entry(kind.clone()).or_default() += n;
                 }
@@ -128,6 +136,7 @@ pub(super) fn merged_rows(
             for (_, row) in rows.iter().filter(|(s, _)| *s == second) {
                 total.assigned_in_second += row.assigned_in_second;
                 total.failed_in_second += row.failed_in_second;
+                total.throttled_in_second += row.throttled_in_second;
             }
         }
         let assigned = seconds.get(&second).map(|h| h.get(Phase::Assigned)).filter(|h| !h.is_empty());
@@ -145,8 +154,10 @@ pub(super) fn merged_rows(
                 "failed_in_second" => total.failed_in_second.to_string(),
                 "assigned_p50_us" => quantile(0.5).to_string(),
                 "assigned_p99_us" => quantile(0.99).to_string(),
+                "throttled" => total.throttled.to_string(),
+                "throttled_in_second" => total.throttled_in_second.to_string(),
                 "failures" => total.failures.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(" "),
-                _ => String::new(),
+                other => unreachable!("timeseries.csv column {other} has no merge: add it here"),
             })
             .collect();
         writer.write_record(&record).expect("writing CSV into memory cannot fail");

@@ -88,7 +88,7 @@ pub fn summary_table(summary: &RunSummary) -> String {
         summary.target.address,
         summary.target.kind,
         summary.duration_seconds,
-        if summary.partial { " [PARTIAL: stopped early]" } else { "" }
+        summary.partial_reason().map(|why| format!(" [PARTIAL: {why}]")).unwrap_or_default()
     );
     for note in &summary.notes {
         let _ = writeln!(out, "note: {note}");
@@ -112,7 +112,7 @@ pub fn summary_table(summary: &RunSummary) -> String {
             rates.achieved_per_second, rates.peak_one_second
         );
     }
-    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    let throttled = r.throttled();
     let per_second = if summary.duration_seconds > 0.0 { throttled as f64 / summary.duration_seconds } else { 0.0 };
     let _ = writeln!(out, "throttled {throttled} replies 429 ({per_second:.1}/s over the run)");
     let _ = writeln!(out);

@@ -140,7 +140,7 @@ pub(super) async fn schedule(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
     tasks.shutdown().await;
-    let not_started = starts.remaining(plan.stop.devices.saturating_sub(started), plan.stop.duration, now() - begin);
+    let not_started = starts.remaining(shard_devices.saturating_sub(started), plan.stop.duration, now() - begin);
     let last = tick(&mut metrics, &mut finished, begin, started, 0, draining);
     on_tick(last);
     let counts = Started { started, not_started };
