@@ -288,7 +288,7 @@ impl Metrics {
                     counts.connect_errors += 1;
                     counts.failed += 1;
                 }
-                Outcome::Failed(FailureKind::Aborted) => {}
+                Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => {}
                 Outcome::Failed(_) => counts.failed += 1,
             }
         }
@@ -297,7 +297,7 @@ impl Metrics {
         personality.devices += 1;
         match &report.outcome {
             Outcome::Assigned { .. } => personality.assigned += 1,
-            Outcome::Failed(FailureKind::Aborted) => {}
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => {}
             Outcome::Failed(_) => personality.failed += 1,
         }
         if let Some(matching) = report.payload_returned {
@@ -313,7 +313,9 @@ impl Metrics {
                 self.interval.assigned += 1;
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
-            Outcome::Failed(FailureKind::Aborted) => self.aborted += 1,
+            // A connect-only flow (a preflight) is never part of a run's results; were one
+            // recorded, it would count as stopped before its end.
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => self.aborted += 1,
             Outcome::Failed(kind) => {
                 self.failed += 1;
                 self.interval.failed += 1;
@@ -502,6 +504,7 @@ impl DeviceRecord {
         let (outcome, failure_kind, hub) = match &report.outcome {
             Outcome::Assigned { hub, .. } => ("assigned", None, Some(hub.clone())),
             Outcome::Failed(kind @ FailureKind::Aborted) => ("aborted", Some(kind.label()), None),
+            Outcome::Connected => ("aborted", None, None),
             Outcome::Failed(kind) => ("failed", Some(kind.label()), None),
         };
         Self {

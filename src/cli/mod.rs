@@ -312,12 +312,20 @@ fn certs(args: CertsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Writes `text` to stdout. A reader that went away (`| head -1`) is no error: the command's
+/// exit status stays its own, and nothing panics.
+pub(crate) fn say(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
 async fn run(args: RunArgs) -> Result<i32> {
     let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
     let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     plan.device_records = args.devices_csv;
     if args.dry_run {
-        print!("{}", report::dry_run(&plan));
+        say(&report::dry_run(&plan));
         return Ok(0);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
@@ -346,11 +354,12 @@ async fn run(args: RunArgs) -> Result<i32> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     // Every file is written before anything is printed, so a closed stdout loses none.
     let rendered = write_rendered(&out)?;
-    print!("{}", report::summary_table(&summary));
-    println!("summary: {}", path.display());
+    let mut printed = report::summary_table(&summary);
+    printed.push_str(&format!("summary: {}\n", path.display()));
     for path in rendered {
-        println!("report: {}", path.display());
+        printed.push_str(&format!("report: {}\n", path.display()));
     }
+    say(&printed);
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
     Ok(if !summary.validity.valid {
         EXIT_INVALID

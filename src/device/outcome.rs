@@ -186,7 +186,13 @@ impl Violation {
 /// The single result of a flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Assigned { hub: String, device_id: String },
+    Assigned {
+        hub: String,
+        device_id: String,
+    },
+    /// CONNECT was accepted and the flow ended there, as a connect-only flow (the run's
+    /// preflight, [`super::FlowSettings::connect_only`]) does: nothing registered.
+    Connected,
     Failed(FailureKind),
 }
 

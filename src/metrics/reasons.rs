@@ -11,7 +11,7 @@ impl Metrics {
     /// devices). `registration_id` names the example.
     pub fn note_failure<O>(&mut self, registration_id: &str, report: &FlowReport<O>) {
         let kind = match &report.outcome {
-            Outcome::Failed(FailureKind::Aborted) | Outcome::Assigned { .. } => return,
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Assigned { .. } | Outcome::Connected => return,
             Outcome::Failed(kind) => kind,
         };
         let detail = report.failure_detail.as_deref();

@@ -229,7 +229,8 @@ fn gate_lines(out: &mut String, slo: &crate::slo::SloVerdict) {
 /// throttling to expect, without touching the network.
 pub fn dry_run(plan: &Plan) -> String {
     let mut out = String::new();
-    let devices = plan.stop.devices;
+    // A shard runs its own part of the plan: the devices it starts, and bills, are those.
+    let devices = plan.shard.devices_of(plan.stop.devices);
     let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
     let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
@@ -251,7 +252,11 @@ pub fn dry_run(plan: &Plan) -> String {
     let _ = writeln!(out, "target      {target}");
     let _ = writeln!(out, "id scope    {}", plan.id_scope);
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
-    let _ = writeln!(out, "devices     up to {devices} ({})", mix.join(", "));
+    let of_plan = match plan.shard.is_whole() {
+        true => String::new(),
+        false => format!(", shard {} of the plan's {}", plan.shard, plan.stop.devices),
+    };
+    let _ = writeln!(out, "devices     up to {devices} ({}){of_plan}", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());
     let prediction = prediction::predict(plan);
     match plan.arrival_seconds() {

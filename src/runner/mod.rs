@@ -29,6 +29,7 @@ use crate::tls;
 
 mod generator;
 mod limits;
+mod preflight;
 mod schedule;
 mod start;
 mod summary;
@@ -75,6 +76,8 @@ pub enum RunError {
          {limit}: lower arrival.concurrency or run.max_in_flight, or raise the hard limit (ulimit -Hn)"
     )]
     Descriptors { in_flight: u64, needed: u64, limit: u64 },
+    #[error("preflight: device {registration_id} could not connect, so no device was started: {reason}")]
+    Preflight { registration_id: String, reason: String },
 }
 
 /// A progress snapshot, for live output.
@@ -196,6 +199,13 @@ pub async fn run(
         attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
     }
     let settings = personality_settings(plan);
+    let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
+    if let Some(first) = devices.first().filter(|_| plan.preflight) {
+        notes.extend(preflight::preflight(plan, &prepared.target, &settings[&first.personality], first).await?);
+    }
+    if let Some(emulator) = &prepared.emulator {
+        emulator.service.faults.arm();
+    }
     let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
@@ -275,7 +285,7 @@ pub async fn run(
         partial: ending != Ending::Complete,
         validity,
         open_files_limit: budget.limit,
-        notes: budget.note.into_iter().collect(),
+        notes,
         results,
         conformance: checks.counts(),
         emulator,

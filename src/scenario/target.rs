@@ -208,7 +208,9 @@ pub enum TargetPlan {
         transport: Transport,
         /// Whether the host is this machine (loopback).
         loopback: bool,
-        dps_units: u32,
+        /// The DPS units the scenario states (their quota is forecast; absent, one unit off this
+        /// machine and none known on it).
+        dps_units: Option<u32>,
     },
 }
 
@@ -276,7 +278,11 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             transport,
         } => {
             let loopback = is_loopback(&host);
-            let ceiling = if loopback { None } else { Some(production_ceiling(max_devices_per_second)?) };
+            // A ceiling is required off this machine, and holds on it too when stated.
+            let ceiling = match (loopback, max_devices_per_second) {
+                (true, None) => None,
+                (_, given) => Some(production_ceiling(given)?),
+            };
             let transport = transport.resolve()?;
             let port = port.unwrap_or(if transport == Transport::Mqtt { 8883 } else { 443 });
             let scope = IdScope::new(id_scope).map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
@@ -291,14 +297,15 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
                 None => None,
             };
             let server_name = server_name.unwrap_or_else(|| host.clone());
-            let dps_units = dps_units.unwrap_or(1).max(1);
+            let dps_units = dps_units.map(|units| units.max(1));
             (TargetPlan::Dps { host, port, ca, server_name, transport, loopback, dps_units }, scope, ceiling)
         }
     };
     Ok(ResolvedTarget { plan, id_scope, tls, production_ceiling })
 }
 
-/// A target off this machine must state a ceiling on new devices per second.
+/// A target off this machine must state a ceiling on new devices per second; a stated one must
+/// be a positive number.
 fn production_ceiling(ceiling: Option<f64>) -> Result<f64, FieldError> {
     ceiling.filter(|c| c.is_finite() && *c > 0.0).ok_or_else(|| {
         FieldError::new(
