@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use super::micros;
-use crate::metrics::Phase;
 use crate::runner::RunSummary;
 use crate::slo::SloVerdict;
 
@@ -87,15 +86,8 @@ fn shards(summary: &RunSummary) -> Option<String> {
 
 fn outcomes(out: &mut String, summary: &RunSummary) {
     let r = &summary.results;
-    let d = &r.devices;
     let _ = writeln!(out, "## Outcomes\n");
-    let _ = writeln!(out, "| devices | assigned | failed | aborted | not finished | assigned/s | late starts |");
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
-    let _ = writeln!(
-        out,
-        "| {} | {} | {} | {} | {} | {:.1} | {} |\n",
-        d.total, d.assigned, d.failed, d.aborted, d.not_finished, r.flows_per_second, r.late_starts
-    );
+    let _ = writeln!(out, "{}", super::table::outcomes(r).markdown());
     if !r.failures.is_empty() {
         let _ = writeln!(out, "| failure kind | devices |\n|---|---:|");
         for (kind, count) in &r.failures {
@@ -111,31 +103,13 @@ fn latencies(out: &mut String, summary: &RunSummary) {
         out,
         "`assigned` and `end_to_end` count from each device's intended start; `assigned_raw` from its actual start.\n"
     );
-    let _ = writeln!(out, "| phase | count | p50 | p90 | p99 | p99.9 | max |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
-    for phase in Phase::ALL {
-        let Some(p) = summary.results.phase(phase).filter(|p| p.count > 0) else { continue };
-        let _ = writeln!(
-            out,
-            "| `{phase}` | {} | {} | {} | {} | {} | {} |",
-            p.count,
-            micros(p.p50_us),
-            micros(p.p90_us),
-            micros(p.p99_us),
-            micros(p.p999_us),
-            micros(p.max_us)
-        );
-    }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", super::table::phases(&summary.results).markdown());
 }
 
 fn retries(out: &mut String, summary: &RunSummary) {
     let r = &summary.results;
     let _ = writeln!(out, "## Retries\n");
-    let _ = writeln!(out, "| per device | mean | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
-    for (name, c) in [("register attempts", &r.register_attempts), ("polls", &r.polls_per_device)] {
-        let _ = writeln!(out, "| {name} | {:.2} | {} | {} | {} |", c.mean, c.p50, c.p99, c.max);
-    }
+    out.push_str(&super::table::retries(r).markdown());
     let throttled = r.throttled();
     let retry_after: Vec<String> = r.retry_after_seconds.iter().map(|(s, n)| format!("{s} s × {n}")).collect();
     let retry_after = if retry_after.is_empty() { "none".to_string() } else { retry_after.join(", ") };

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod hlog;
 pub mod html;
 mod html_tables;
+pub mod table;
 
 use std::fmt::Write as _;
 
@@ -116,28 +117,7 @@ pub fn summary_table(summary: &RunSummary) -> String {
     let per_second = if summary.duration_seconds > 0.0 { throttled as f64 / summary.duration_seconds } else { 0.0 };
     let _ = writeln!(out, "throttled {throttled} replies 429 ({per_second:.1}/s over the run)");
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "phase", "count", "p50", "p90", "p99", "p99.9", "max"
-    );
-    for phase in Phase::ALL {
-        let Some(p) = r.phase(phase) else { continue };
-        if p.count == 0 {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            phase.as_str(),
-            p.count,
-            micros(p.p50_us),
-            micros(p.p90_us),
-            micros(p.p99_us),
-            micros(p.p999_us),
-            micros(p.max_us)
-        );
-    }
+    out.push_str(&table::phases(r).terminal());
     let _ = writeln!(out);
     let _ = writeln!(
         out,
