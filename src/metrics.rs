@@ -28,8 +28,9 @@ pub use summary::{
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
 
-/// A start later than this behind its intended instant counts as late. Tokio's timer has 1 ms
-/// resolution, so every start may lag up to about 1 ms without the plan being missed.
+/// A start later than this behind its intended instant counts as late: a margin for the wake-up
+/// of a worker that is busy with another device's handshake when the start falls due (the
+/// arrival timer itself is a timerfd, with the kernel's precision).
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// An empty latency histogram as every phase uses: microseconds, 1 µs to one hour, 3 significant

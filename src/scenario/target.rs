@@ -12,10 +12,10 @@ use super::FieldError;
 use crate::credentials::IdScope;
 use crate::device::Transport;
 use crate::emulator::config::{
-    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, TlsVersion, check_hubs, check_retry_after, tls_policy,
+    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, check_hubs, check_retry_after, tls_policy,
 };
 use crate::emulator::faults::{Faults, FaultsSection};
-use crate::tls::TlsPolicy;
+use crate::tls::{TlsPolicy, TlsVersion};
 
 /// Default ID scope of the embedded emulator.
 pub const EMBEDDED_ID_SCOPE: &str = "0ne00DPSB01";
