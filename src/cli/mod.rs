@@ -383,7 +383,7 @@ async fn record_run(
     let mut series =
         std::fs::File::create(&series_path).with_context(|| format!("cannot create {}", series_path.display()))?;
     series
-        .write_all(&report::timeseries_header())
+        .write_all(&report::timeseries::header())
         .with_context(|| format!("cannot write {}", series_path.display()))?;
     let mut latency = LatencyLogFile::create(folder.file("latency.hlog"))?;
     let mut devices = match args.devices_csv {
@@ -401,7 +401,7 @@ async fn record_run(
         }
         progress.show(tick);
         // Written (unbuffered) every second, so a crash keeps everything up to then.
-        if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
+        if let Err(error) = series.write_all(&report::timeseries::Row::of(tick).line()) {
             progress.warn(&format!("cannot write {}: {error}", series_path.display()));
         }
         if let Err(error) = latency.write(tick) {

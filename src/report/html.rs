@@ -17,19 +17,8 @@ use crate::runner::RunSummary;
 #[derive(Debug, Clone)]
 pub struct HtmlInputs {
     pub summary: RunSummary,
-    pub series: Vec<SeriesRow>,
+    pub series: Vec<super::timeseries::Row>,
     pub latency: LatencyLog,
-}
-
-/// The figures of one `timeseries.csv` row the charts use.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesRow {
-    pub elapsed_s: f64,
-    pub started: u64,
-    pub in_flight: u64,
-    pub assigned_in_second: u64,
-    /// Failed devices so far, by kind.
-    pub failures: BTreeMap<String, u64>,
 }
 
 /// A report folder file that cannot be read.
@@ -165,7 +154,7 @@ fn latency_charts(latency: &LatencyLog) -> Vec<Chart> {
 }
 
 /// The run over time and its failures, from `timeseries.csv`.
-fn series_charts(rows: &[SeriesRow]) -> Vec<Chart> {
+fn series_charts(rows: &[super::timeseries::Row]) -> Vec<Chart> {
     let arrivals: Vec<(f64, f64)> = rows
         .windows(2)
         .map(|w| {
@@ -182,7 +171,7 @@ fn series_charts(rows: &[SeriesRow]) -> Vec<Chart> {
     let failures: Vec<Series> = kinds
         .into_iter()
         .map(|kind| {
-            let count = |row: &SeriesRow| row.failures.get(kind).copied().unwrap_or(0);
+            let count = |row: &super::timeseries::Row| row.failures.get(kind).copied().unwrap_or(0);
             let points = rows.windows(2).map(|w| (w[1].elapsed_s, count(&w[1]).saturating_sub(count(&w[0])) as f64));
             (kind.clone(), points.collect())
         })
@@ -209,42 +198,9 @@ fn numeric_keys(map: &BTreeMap<String, u64>) -> BTreeMap<u64, u64> {
 }
 
 /// Reads `timeseries.csv` by column name.
-fn read_series(bytes: &[u8]) -> Result<Vec<SeriesRow>, InputError> {
-    let mut reader = csv::Reader::from_reader(bytes);
-    let headers = reader.headers().map_err(|e| InputError::Series(e.to_string()))?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| InputError::Series(format!("no column {name:?}")))
-    };
-    let (elapsed, started, in_flight, assigned, failures) = (
-        column("elapsed_s")?,
-        column("started")?,
-        column("in_flight")?,
-        column("assigned_in_second")?,
-        column("failures")?,
-    );
-    let mut rows = Vec::new();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| InputError::Series(e.to_string()))?;
-        let field = |index: usize| record.get(index).unwrap_or("");
-        let bad = |name: &str| {
-            InputError::Series(format!("row {}: bad {name} {:?}", line + 1, field(column(name).unwrap_or(0))))
-        };
-        let number = |index: usize, name: &str| field(index).parse::<u64>().map_err(|_| bad(name));
-        rows.push(SeriesRow {
-            elapsed_s: field(elapsed).parse().map_err(|_| bad("elapsed_s"))?,
-            started: number(started, "started")?,
-            in_flight: number(in_flight, "in_flight")?,
-            assigned_in_second: number(assigned, "assigned_in_second")?,
-            failures: field(failures)
-                .split_whitespace()
-                .map(|pair| {
-                    let (kind, count) = pair.split_once('=').ok_or_else(|| bad("failures"))?;
-                    Ok((kind.to_string(), count.parse::<u64>().map_err(|_| bad("failures"))?))
-                })
-                .collect::<Result<_, InputError>>()?,
-        });
-    }
-    Ok(rows)
+fn read_series(bytes: &[u8]) -> Result<Vec<super::timeseries::Row>, InputError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| InputError::Series("not UTF-8 text".into()))?;
+    super::timeseries::read(text).map_err(InputError::Series)
 }
 
 /// Escapes text for HTML.

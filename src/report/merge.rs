@@ -86,11 +86,12 @@ pub fn merge(folders: &[ReportFolder]) -> Result<Merged, MergeError> {
         let start = Duration::from_secs(*second) - base_second;
         latency_hlog.extend(hlog::interval(start, Duration::from_secs(1), latencies));
     }
-    let mut timeseries_csv = super::timeseries_header();
+    let mut timeseries_csv = super::timeseries::header();
     for shard in &shards {
         // Checked up front so an unreadable series names its folder (a missing one is skipped).
         if let Some(text) = &shard.folder.timeseries {
-            series::rows(text).map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
+            super::timeseries::read(text)
+                .map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
         }
     }
     let inputs: Vec<(&str, Duration)> =

@@ -7,6 +7,7 @@ pub mod hlog;
 pub mod html;
 mod html_tables;
 pub mod table;
+pub mod timeseries;
 
 use std::fmt::Write as _;
 
@@ -20,7 +21,7 @@ pub mod prometheus;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
-use crate::runner::{RunSummary, Tick};
+use crate::runner::RunSummary;
 use crate::scenario::{Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
@@ -28,39 +29,6 @@ pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
     bytes.push(b'\n');
     bytes
-}
-
-/// A `timeseries.csv` column: its name and how a tick fills it.
-type Column = (&'static str, fn(&Tick) -> String);
-
-/// The columns of `timeseries.csv` (one row a second), in order.
-const TIMESERIES_COLUMNS: &[Column] = &[
-    ("elapsed_s", |t| format!("{:.3}", t.progress.elapsed.as_secs_f64())),
-    ("started", |t| t.progress.started.to_string()),
-    ("assigned", |t| t.progress.assigned.to_string()),
-    ("failed", |t| t.progress.failed.to_string()),
-    ("in_flight", |t| t.progress.in_flight.to_string()),
-    ("late_starts", |t| t.progress.late_starts.to_string()),
-    ("assigned_in_second", |t| t.progress.interval.assigned.to_string()),
-    ("failed_in_second", |t| t.progress.interval.failed.to_string()),
-    ("assigned_p50_us", |t| t.progress.interval.assigned_p50_us.to_string()),
-    ("assigned_p99_us", |t| t.progress.interval.assigned_p99_us.to_string()),
-    ("throttled", |t| t.progress.throttled.to_string()),
-    ("throttled_in_second", |t| t.progress.interval.throttled.to_string()),
-    ("failures", |t| {
-        let failures: Vec<String> = t.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
-        failures.join(" ")
-    }),
-];
-
-/// The header line of `timeseries.csv`.
-pub fn timeseries_header() -> Vec<u8> {
-    csv_line(TIMESERIES_COLUMNS.iter().map(|(name, _)| name.to_string()))
-}
-
-/// One line of `timeseries.csv`: the second `tick` reports.
-pub fn timeseries_row(tick: &Tick) -> Vec<u8> {
-    csv_line(TIMESERIES_COLUMNS.iter().map(|(_, value)| value(tick)))
 }
 
 /// The summary table printed at the end of `dpsbench run`.
@@ -307,6 +275,7 @@ fn csv_line(fields: impl IntoIterator<Item = String>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::Tick;
 
     fn phase(count: u64, p50_us: u64, p99_us: u64, max_us: u64) -> serde_json::Value {
         serde_json::json!({
@@ -456,7 +425,7 @@ mod tests {
         use crate::metrics::IntervalStats;
         use crate::runner::Progress;
         assert_eq!(
-            timeseries_header(),
+            timeseries::header(),
             b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
               assigned_p50_us,assigned_p99_us,throttled,throttled_in_second,failures\n"
         );
@@ -485,7 +454,10 @@ mod tests {
             phases: Vec::new(),
             draining: false,
         };
-        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n");
+        assert_eq!(
+            timeseries::Row::of(&tick).line(),
+            b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n"
+        );
     }
 
     #[test]
