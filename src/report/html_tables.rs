@@ -62,6 +62,15 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
     let violations: Vec<Vec<String>> =
         s.conformance.iter().map(|(id, c)| vec![escape(id), c.flows.to_string(), c.violations.to_string()]).collect();
     table(out, "Conformance (passive checks)", &["check", "flows", "violations"], &violations);
+    if let Some(slo) = &s.slo {
+        let headline = match (slo.judged, slo.passed) {
+            (false, _) => format!("not judged: {}", slo.reason.as_deref().unwrap_or("the run is invalid")),
+            (true, true) => "every gate held".to_string(),
+            (true, false) => format!("FAILED: {}", slo.failed().collect::<Vec<_>>().join(", ")),
+        };
+        out.push_str(&super::table::gates(slo).html());
+        let _ = writeln!(out, "<p class=\"slo-verdict\">SLO gates: {}</p>", escape(&headline));
+    }
 }
 
 /// Per-phase percentiles, retries, replies and failures.

@@ -54,10 +54,16 @@ fn header(out: &mut String, summary: &RunSummary) {
         micros(validity.schedule_lag_p99_us),
         micros(validity.runtime_stall_p99_us)
     );
+    if let Some(rates) = super::rates_line(&summary.results) {
+        let _ = writeln!(out, "| rates | {rates} |");
+    }
+    if let Some(cost) = &summary.generator {
+        let _ = writeln!(out, "| generator | {} |", super::generator_line(cost));
+    }
     for note in &summary.notes {
         let _ = writeln!(out, "| note | {note} |");
     }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "\nCharts, and these tables: [report.html](report.html).\n");
 }
 
 /// What a shard or a merge of shards was; `None` for an unsharded run.
@@ -142,16 +148,7 @@ fn gates(out: &mut String, slo: &SloVerdict) {
         (true, false) => format!("❌ failed: {}", slo.failed().collect::<Vec<_>>().join(", ")),
     };
     let _ = writeln!(out, "{headline}\n");
-    let _ = writeln!(out, "| gate | limit | observed | verdict |\n|---|---:|---:|---|");
-    for (name, gate) in &slo.gates {
-        let verdict = match gate.held {
-            Some(true) => "✅ held",
-            Some(false) => "❌ failed",
-            None => "not judged",
-        };
-        let _ = writeln!(out, "| `{name}` | {} | {} | {verdict} |", number(gate.limit), observed(gate.observed));
-    }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", super::table::gates(slo).markdown());
 }
 
 /// What a gate observed, or that nothing was measured.

@@ -31,6 +31,19 @@ pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
     bytes
 }
 
+/// The rates, one line: offered, the one achieved rate, and the peak one-second rate.
+fn rates_line(r: &crate::metrics::Summary) -> Option<String> {
+    let rates = r.rates.as_ref()?;
+    let offered = match rates.offered_per_second {
+        Some(rate) => format!("offered {rate:.1}/s"),
+        None => "offered: closed model".into(),
+    };
+    Some(format!(
+        "{offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",
+        rates.achieved_per_second, rates.peak_one_second
+    ))
+}
+
 /// The summary table printed at the end of `dpsbench run`.
 /// The generator's CPU cost, one line: per started device, and per core against an external target.
 fn generator_line(cost: &crate::runner::GeneratorCost) -> String {
@@ -70,16 +83,8 @@ pub fn summary_table(summary: &RunSummary) -> String {
         "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished",
         r.devices.total, r.devices.assigned, r.devices.failed, r.devices.aborted, r.devices.not_finished,
     );
-    if let Some(rates) = &r.rates {
-        let offered = match rates.offered_per_second {
-            Some(rate) => format!("offered {rate:.1}/s"),
-            None => "offered: closed model".into(),
-        };
-        let _ = writeln!(
-            out,
-            "rates    {offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",
-            rates.achieved_per_second, rates.peak_one_second
-        );
+    if let Some(rates) = rates_line(r) {
+        let _ = writeln!(out, "rates    {rates}");
     }
     let throttled = r.throttled();
     let per_second = if summary.duration_seconds > 0.0 { throttled as f64 / summary.duration_seconds } else { 0.0 };

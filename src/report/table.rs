@@ -103,6 +103,29 @@ pub fn retries(r: &Summary) -> Table {
     }
 }
 
+/// The `[slo]` gates: each one's limit, what the run measured, and whether it held.
+pub fn gates(slo: &crate::slo::SloVerdict) -> Table {
+    let rows = slo
+        .gates
+        .iter()
+        .map(|(name, gate)| {
+            let verdict = match gate.held {
+                Some(true) => "✅ held",
+                Some(false) => "❌ failed",
+                None => "not judged",
+            };
+            vec![
+                Cell::Name(name.clone()),
+                Cell::Text(super::markdown::number(gate.limit)),
+                Cell::Text(super::markdown::observed(gate.observed)),
+                Cell::Text(verdict.into()),
+            ]
+        })
+        .collect();
+    let columns = vec![left("gate", 32), right("limit", 10), right("observed", 16), left("verdict", 10)];
+    Table { title: "SLO gates", columns, rows }
+}
+
 impl Table {
     /// Aligned columns, one space apart, header first; no title.
     pub fn terminal(&self) -> String {
