@@ -36,7 +36,7 @@ pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 use out_folder::OutFolder;
 pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
 
-const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <UNIX_SECONDS> \
+const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <DURATION|UNIX_SECONDS> \
                            [--key-env <VAR> | --key-file <FILE>]";
 const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --ca <PEM> --id-scope <S>] \
                              [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";

@@ -292,6 +292,9 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
                     let pem = std::fs::read(&path).map_err(|e| {
                         FieldError::new("target.ca_certificate", format!("cannot read {}: {e}", path.display()))
                     })?;
+                    // Checked now, so the error names the scenario's field, not only the file.
+                    crate::tls::roots_from_pem(&pem, &path)
+                        .map_err(|e| FieldError::new("target.ca_certificate", e.to_string()))?;
                     Some((pem, path))
                 }
                 None => None,
