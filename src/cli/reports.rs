@@ -61,12 +61,10 @@ pub struct RenderArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The report folder to compare against (e.g. last night's).
-    #[arg(value_name = "BASELINE_DIR")]
-    pub baseline: PathBuf,
-    /// The report folder of the run under judgement.
-    #[arg(value_name = "CURRENT_DIR")]
-    pub current: PathBuf,
+    /// The baseline run's report folder (e.g. last night's), or several (the figures' mean and
+    /// spread are the baseline), then last the report folder of the run under judgement.
+    #[arg(value_name = "BASELINE_DIR... CURRENT_DIR", num_args = 2.., required = true)]
+    pub runs: Vec<PathBuf>,
     /// Exit 1 when this holds: FIGURE OP CHANGE, the change from the baseline as a percentage
     /// or an amount, e.g. `assigned.p99 > +10%`, `tls_handshake.p50 > 5ms` (5 ms slower),
     /// `failed > 0` (more failures), `flows_per_second < -5%`. Repeatable.
@@ -75,6 +73,12 @@ pub struct CompareArgs {
     /// Write compare.md into this folder (created if needed).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Print the comparison as JSON (the runs, every figure, every verdict) instead of the table.
+    #[arg(long, conflicts_with = "summary")]
+    pub json: bool,
+    /// Print only the verdicts and the five figures that changed most.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 fn parse_expression(text: &str) -> Result<Expression, String> {
@@ -98,18 +102,37 @@ fn render(args: RenderArgs) -> Result<i32> {
 }
 
 fn compare(args: CompareArgs) -> Result<i32> {
-    let baseline = ReportFolder::load(&args.baseline)?;
-    let current = ReportFolder::load(&args.current)?;
-    let comparison = Comparison::of(&baseline.summary, &current.summary);
+    let (current_dir, baseline_dirs) = args.runs.split_last().expect("clap requires two runs or more");
+    if let Some(expression) = args.fail_if.iter().find(|e| e.needs_spread()).filter(|_| baseline_dirs.len() < 2) {
+        anyhow::bail!(
+            "--fail-if {:?}: a threshold in standard deviations needs two or more baseline runs \
+             (report compare BASELINE_DIR BASELINE_DIR... CURRENT_DIR)",
+            expression.text
+        );
+    }
+    let baselines = baseline_dirs.iter().map(|dir| ReportFolder::load(dir)).collect::<Result<Vec<_>, _>>()?;
+    let current = ReportFolder::load(current_dir)?;
+    let summaries: Vec<&crate::runner::RunSummary> = baselines.iter().map(|b| &b.summary).collect();
+    let comparison = Comparison::of_many(&summaries, &current.summary);
     let verdicts: Vec<Verdict> = args.fail_if.iter().map(|e| e.evaluate(&comparison)).collect();
-    let (base_label, current_label) = (args.baseline.display().to_string(), args.current.display().to_string());
-    print!("{}", compare::table(&comparison, &base_label, &current_label, &verdicts));
+    let labels: Vec<String> = baseline_dirs.iter().map(|d| d.display().to_string()).collect();
+    let (base_label, current_label) = (labels.join(", "), current_dir.display().to_string());
+    let printed = match (args.json, args.summary) {
+        (true, _) => {
+            String::from_utf8(compare::json(&comparison, &labels, &current_label, &verdicts)).expect("JSON is UTF-8")
+        }
+        (false, true) => compare::summary(&comparison, &base_label, &current_label, &verdicts),
+        (false, false) => compare::table(&comparison, &base_label, &current_label, &verdicts),
+    };
+    super::say(&printed);
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
         let path = out.join("compare.md");
         std::fs::write(&path, compare::markdown(&comparison, &base_label, &current_label, &verdicts))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("compare: {}", path.display());
+        if !args.json {
+            super::say(&format!("compare: {}\n", path.display()));
+        }
     }
     Ok(if verdicts.iter().any(|v| v.tripped) { 1 } else { 0 })
 }

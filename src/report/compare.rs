@@ -50,12 +50,38 @@ const FIGURES: [RunFigure; 9] = [
 ];
 
 /// One figure of both runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Figure {
     pub name: String,
+    #[serde(skip)]
     pub unit: Unit,
+    /// The baseline's value; over several baseline runs, their mean.
     pub baseline: f64,
     pub current: f64,
+    /// Over several baseline runs: how their values spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+}
+
+/// How a figure spread over the baseline runs: the noise a change must stand out of.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Spread {
+    pub runs: usize,
+    /// The sample standard deviation (n - 1).
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Spread { runs: values.len(), sd: variance.sqrt(), min, max }
+    }
 }
 
 /// Every figure of two runs, in table order, and what makes them less comparable.
@@ -87,6 +113,20 @@ impl Figure {
             Unit::PerSecond => format!("{value:.1}/s"),
             Unit::Mean => format!("{value:.2}"),
         }
+    }
+
+    /// The change in standard deviations of the baseline runs (`None` with one baseline run;
+    /// infinite when the runs agreed exactly and the current differs).
+    pub fn change_sd(&self) -> Option<f64> {
+        let spread = self.spread?;
+        let delta = self.current - self.baseline;
+        Some(if delta == 0.0 {
+            0.0
+        } else if spread.sd == 0.0 {
+            f64::INFINITY.copysign(delta)
+        } else {
+            delta / spread.sd
+        })
     }
 
     /// The change, e.g. `+1.2ms (+12.3%)`, or `=` when there is none.
@@ -140,28 +180,87 @@ impl Comparison {
             }
             for (stat, value) in PHASE_STATS {
                 let name = format!("{phase}.{stat}");
-                figures.push(Figure { name, unit: Unit::Micros, baseline: value(b) as f64, current: value(c) as f64 });
+                figures.push(Figure {
+                    name,
+                    unit: Unit::Micros,
+                    baseline: value(b) as f64,
+                    current: value(c) as f64,
+                    spread: None,
+                });
             }
         }
         for (name, unit, value) in FIGURES {
-            figures.push(Figure { name: name.into(), unit, baseline: value(baseline), current: value(current) });
+            figures.push(Figure {
+                name: name.into(),
+                unit,
+                baseline: value(baseline),
+                current: value(current),
+                spread: None,
+            });
         }
         let kinds: BTreeSet<&String> =
             baseline.results.failures.keys().chain(current.results.failures.keys()).collect();
         for kind in kinds {
             let count = |s: &RunSummary| s.results.failures.get(kind).copied().unwrap_or(0) as f64;
             let name = format!("failures.{kind}");
-            figures.push(Figure { name, unit: Unit::Count, baseline: count(baseline), current: count(current) });
+            figures.push(Figure {
+                name,
+                unit: Unit::Count,
+                baseline: count(baseline),
+                current: count(current),
+                spread: None,
+            });
         }
         let violations = |s: &RunSummary, id: &str| s.conformance.get(id).map_or(0, |c| c.violations) as f64;
         let checks: BTreeSet<&String> = baseline.conformance.keys().chain(current.conformance.keys()).collect();
         for id in checks {
             let (b, c) = (violations(baseline, id), violations(current, id));
             if b > 0.0 || c > 0.0 {
-                figures.push(Figure { name: format!("violations.{id}"), unit: Unit::Count, baseline: b, current: c });
+                figures.push(Figure {
+                    name: format!("violations.{id}"),
+                    unit: Unit::Count,
+                    baseline: b,
+                    current: c,
+                    spread: None,
+                });
             }
         }
         Self { figures, notes: notes(baseline, current) }
+    }
+
+    /// `current` against several baseline runs: each figure's baseline is their mean, with its
+    /// spread (a figure some baseline runs lack counts 0 in them when it is a count, and is
+    /// left out of those runs otherwise). One baseline is [`Comparison::of`].
+    pub fn of_many(baselines: &[&RunSummary], current: &RunSummary) -> Self {
+        let [first, rest @ ..] = baselines else { panic!("compare needs at least one baseline run") };
+        if rest.is_empty() {
+            return Self::of(first, current);
+        }
+        let each: Vec<Comparison> = baselines.iter().map(|b| Self::of(b, current)).collect();
+        let mut names: Vec<(String, Unit)> = Vec::new();
+        for figure in each.iter().flat_map(|c| &c.figures) {
+            if !names.iter().any(|(n, _)| *n == figure.name) {
+                names.push((figure.name.clone(), figure.unit));
+            }
+        }
+        let figures = names
+            .into_iter()
+            .filter_map(|(name, unit)| {
+                let found: Vec<Figure> = each.iter().filter_map(|c| c.get(&name)).collect();
+                let current = found.first()?.current;
+                let values: Vec<f64> = found.iter().map(|f| f.baseline).collect();
+                let spread = Spread::of(&values);
+                let baseline = values.iter().sum::<f64>() / values.len() as f64;
+                Some(Figure { name, unit, baseline, current, spread: Some(spread) })
+            })
+            .collect();
+        let mut notes: Vec<String> = Vec::new();
+        for note in each.into_iter().flat_map(|c| c.notes) {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+        Self { figures, notes }
     }
 
     /// The figure named `name`; a failure kind or check neither run has counts 0 in both.
@@ -170,7 +269,7 @@ impl Comparison {
             return Some(figure.clone());
         }
         (unit_of(name) == Some(Unit::Count) && (name.starts_with("failures.") || name.starts_with("violations.")))
-            .then(|| Figure { name: name.into(), unit: Unit::Count, baseline: 0.0, current: 0.0 })
+            .then(|| Figure { name: name.into(), unit: Unit::Count, baseline: 0.0, current: 0.0, spread: None })
     }
 }
 
@@ -210,10 +309,11 @@ pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &
         let _ = writeln!(out, "note: {note}");
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<32} {:>12} {:>12}  change", "figure", "baseline", "current");
+    let runs = comparison.figures.iter().find_map(|f| f.spread).map(|s| s.runs);
+    let baseline_header = runs.map_or("baseline".to_string(), |n| format!("mean of {n} ± sd"));
+    let _ = writeln!(out, "{:<32} {:>22} {:>12}  change", "figure", baseline_header, "current");
     for f in &comparison.figures {
-        let _ =
-            writeln!(out, "{:<32} {:>12} {:>12}  {}", f.name, f.format(f.baseline), f.format(f.current), f.change());
+        let _ = writeln!(out, "{:<32} {:>22} {:>12}  {}", f.name, baseline_cell(f), f.format(f.current), f.change());
     }
     if !verdicts.is_empty() {
         let _ = writeln!(out);
@@ -223,6 +323,70 @@ pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &
         let _ = writeln!(out, "{mark} --fail-if {}: {}", verdict.expression, verdict.observed);
     }
     out
+}
+
+/// A figure's baseline: the value, or the mean of several runs with their standard deviation.
+fn baseline_cell(f: &Figure) -> String {
+    match f.spread {
+        Some(spread) => format!("{} ± {}", f.format(f.baseline), f.format(spread.sd)),
+        None => f.format(f.baseline),
+    }
+}
+
+/// The short form (`--summary`): the verdicts, and the figures that changed most, a few lines
+/// instead of the whole table.
+pub fn summary(comparison: &Comparison, baseline: &str, current: &str, verdicts: &[Verdict]) -> String {
+    const MOST: usize = 5;
+    let mut out = String::new();
+    let _ = writeln!(out, "baseline {baseline}\ncurrent  {current}");
+    for note in &comparison.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let mut changed: Vec<&Figure> = comparison.figures.iter().filter(|f| f.current != f.baseline).collect();
+    changed.sort_by(|a, b| b.change_percent().abs().total_cmp(&a.change_percent().abs()));
+    let _ = writeln!(out, "{} figures compared, {} changed", comparison.figures.len(), changed.len());
+    for f in changed.iter().take(MOST) {
+        let _ = writeln!(out, "  {:<32} {} -> {}  {}", f.name, baseline_cell(f), f.format(f.current), f.change());
+    }
+    for verdict in verdicts {
+        let mark = if verdict.tripped { "TRIPPED" } else { "ok     " };
+        let _ = writeln!(out, "{mark} --fail-if {}: {}", verdict.expression, verdict.observed);
+    }
+    out
+}
+
+/// `--json`: the comparison for programs: the runs, every figure (with its change and, over
+/// several baseline runs, its spread) and every verdict.
+pub fn json(comparison: &Comparison, baselines: &[String], current: &str, verdicts: &[Verdict]) -> Vec<u8> {
+    let figures: Vec<serde_json::Value> = comparison
+        .figures
+        .iter()
+        .map(|f| {
+            let mut value = serde_json::to_value(f).expect("a figure serialises");
+            let change = f.change_percent();
+            value["change_percent"] = if change.is_finite() { change.into() } else { serde_json::Value::Null };
+            if let Some(sd) = f.change_sd().filter(|sd| sd.is_finite()) {
+                value["change_sd"] = sd.into();
+            }
+            value
+        })
+        .collect();
+    let verdicts: Vec<serde_json::Value> = verdicts
+        .iter()
+        .map(|v| serde_json::json!({ "expression": v.expression, "tripped": v.tripped, "observed": v.observed }))
+        .collect();
+    let value = serde_json::json!({
+        "schema": "dpsbench.compare/v1",
+        "baselines": baselines,
+        "current": current,
+        "notes": comparison.notes,
+        "tripped": verdicts.iter().any(|v| v["tripped"] == true),
+        "verdicts": verdicts,
+        "figures": figures,
+    });
+    let mut bytes = serde_json::to_vec_pretty(&value).expect("a comparison serialises");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// `compare.md`: the same table in Markdown, with the `--fail-if` verdicts first.
@@ -248,7 +412,7 @@ pub fn markdown(comparison: &Comparison, baseline: &str, current: &str, verdicts
     }
     let _ = writeln!(out, "| figure | baseline | current | change |\n|---|---:|---:|---:|");
     for f in &comparison.figures {
-        let _ = writeln!(out, "| `{}` | {} | {} | {} |", f.name, f.format(f.baseline), f.format(f.current), f.change());
+        let _ = writeln!(out, "| `{}` | {} | {} | {} |", f.name, baseline_cell(f), f.format(f.current), f.change());
     }
     out.into_bytes()
 }
@@ -283,6 +447,47 @@ mod tests {
         assert_eq!(comparison.get("violations.DPS-TOPIC-003").unwrap().baseline, 0.0);
         assert_eq!(comparison.get("flows_per_second").unwrap().change(), "=");
         assert!(comparison.notes.is_empty(), "{:?}", comparison.notes);
+    }
+
+    #[test]
+    fn several_baselines_give_each_figure_its_mean_and_spread_and_a_gate_beyond_the_noise() {
+        let run = |p99: u64, failed: u64| {
+            summary(|s| {
+                s["phases"]["assigned"]["p99_us"] = p99.into();
+                s["devices"]["failed"] = failed.into();
+            })
+        };
+        let baselines = [run(1_000_000, 0), run(1_020_000, 2), run(1_010_000, 1)];
+        let refs: Vec<&RunSummary> = baselines.iter().collect();
+        let current = run(1_050_000, 1);
+        let comparison = Comparison::of_many(&refs, &current);
+        let p99 = comparison.get("assigned.p99").unwrap();
+        assert_eq!(p99.baseline, 1_010_000.0, "the mean");
+        let spread = p99.spread.unwrap();
+        assert_eq!((spread.runs, spread.min, spread.max), (3, 1_000_000.0, 1_020_000.0));
+        assert!((spread.sd - 10_000.0).abs() < 1e-6, "{spread:?}");
+        assert!((p99.change_sd().unwrap() - 4.0).abs() < 1e-9);
+        let gate = |text: &str| super::super::expression::Expression::parse(text).unwrap().evaluate(&comparison);
+        assert!(gate("assigned.p99 > +3sd").tripped, "4 sd beyond the noise");
+        assert!(!gate("assigned.p99 > +5σ").tripped);
+        assert!(gate("assigned.p99 > +3sd").observed.contains("+4.0 sd of 3 baseline runs"));
+        assert!(!gate("failed > +1sd").tripped, "1 failure is the baselines' mean");
+        // One baseline: no spread, and a gate in sd cannot trip (the CLI refuses it up front).
+        let single = Comparison::of_many(&refs[..1], &current);
+        assert_eq!(single, Comparison::of(&baselines[0], &current));
+        assert!(!super::super::expression::Expression::parse("assigned.p99 > +1sd").unwrap().evaluate(&single).tripped);
+        // The short form and the JSON say the same.
+        let short = summary_text(&comparison);
+        assert!(short.lines().count() < table(&comparison, "b", "c", &[]).lines().count() / 2, "{short}");
+        assert!(short.contains("assigned.p99"), "{short}");
+        let json: serde_json::Value = serde_json::from_slice(&json(&comparison, &["a".into()], "c", &[])).unwrap();
+        let figure = json["figures"].as_array().unwrap().iter().find(|f| f["name"] == "assigned.p99").unwrap();
+        assert_eq!(figure["spread"]["runs"], 3);
+        assert!((figure["change_sd"].as_f64().unwrap() - 4.0).abs() < 1e-9);
+    }
+
+    fn summary_text(comparison: &Comparison) -> String {
+        super::summary(comparison, "b", "c", &[])
     }
 
     #[test]

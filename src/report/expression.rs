@@ -24,6 +24,8 @@ pub enum Threshold {
     /// The absolute change from baseline to current, in the figure's unit (microseconds for
     /// latencies).
     Delta(f64),
+    /// The change in standard deviations of several baseline runs (`+2sd`): beyond the noise.
+    Deviations(f64),
 }
 
 /// A parsed `--fail-if` expression.
@@ -54,7 +56,8 @@ pub enum ExpressionError {
     )]
     Check { text: String, id: String },
     #[error(
-        "--fail-if {text:?}: {threshold:?} is not a percentage (+10%), a number (3) or a duration (250us, 5ms, 2s)"
+        "--fail-if {text:?}: {threshold:?} is not a percentage (+10%), a number (3), a duration (250us, 5ms, 2s) or \
+         standard deviations of several baseline runs (+2sd)"
     )]
     Threshold { text: String, threshold: String },
     #[error("--fail-if {text:?}: {figure} is a latency: give a unit (us, ms, s) or a percentage")]
@@ -78,6 +81,11 @@ pub struct Verdict {
 }
 
 impl Expression {
+    /// Whether it needs several baseline runs (a threshold in standard deviations).
+    pub fn needs_spread(&self) -> bool {
+        matches!(self.threshold, Threshold::Deviations(_))
+    }
+
     pub fn parse(text: &str) -> Result<Self, ExpressionError> {
         let shape = || ExpressionError::Shape(text.to_string());
         let at = text.find(['<', '>']).ok_or_else(shape)?;
@@ -118,6 +126,13 @@ impl Expression {
         let (value, limit) = match self.threshold {
             Threshold::Change(percent) => (figure.change_percent(), percent),
             Threshold::Delta(delta) => (figure.current - figure.baseline, delta),
+            Threshold::Deviations(deviations) => match figure.change_sd() {
+                Some(change) => (change, deviations),
+                None => {
+                    let observed = format!("{} needs two or more baseline runs to have a spread", self.figure);
+                    return Verdict { expression: self.text.clone(), tripped: false, observed };
+                }
+            },
         };
         let tripped = match self.op {
             Op::Above => value > limit,
@@ -125,8 +140,14 @@ impl Expression {
             Op::Below => value < limit,
             Op::AtMost => value <= limit,
         };
+        let spread = match (figure.spread, figure.change_sd()) {
+            (Some(spread), Some(sd)) => {
+                format!(", {sd:+.1} sd of {} baseline runs (sd {})", spread.runs, figure.format(spread.sd))
+            }
+            _ => String::new(),
+        };
         let observed = format!(
-            "{} {} -> {} ({})",
+            "{} {} -> {} ({}{spread})",
             figure.name,
             figure.format(figure.baseline),
             figure.format(figure.current),
@@ -141,6 +162,9 @@ fn parse_threshold(text: &str, figure: &str, unit: Unit, threshold: &str) -> Res
     let number = |s: &str| s.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(bad);
     if let Some(percent) = threshold.strip_suffix('%') {
         return Ok(Threshold::Change(number(percent)?));
+    }
+    if let Some(deviations) = threshold.strip_suffix("sd").or_else(|| threshold.strip_suffix('σ')) {
+        return Ok(Threshold::Deviations(number(deviations)?));
     }
     let duration = [("us", 1.0), ("ms", 1_000.0), ("s", 1_000_000.0)]
         .into_iter()

@@ -232,6 +232,21 @@ fn a_merge_never_writes_into_an_input_nor_over_a_report() {
     }
     let known = dpsbench(&["report", "compare", s0, s1, "--fail-if", "failures.status_503 > 0"], &[]);
     assert_eq!(known.status.code(), Some(0), "{}", text(&known.stderr));
+    // Several baselines: the figures' mean and spread; a gate in standard deviations; JSON and
+    // the short form (issue 24).
+    let json = dpsbench(&["report", "compare", s0, s1, m, "--json", "--fail-if", "assigned.p50 > +50sd"], &[]);
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
+    let value: Value = serde_json::from_slice(&json.stdout).expect("--json prints JSON only");
+    assert_eq!(value["baselines"].as_array().map(Vec::len), Some(2));
+    assert_eq!(value["verdicts"][0]["tripped"], false);
+    let p50 = value["figures"].as_array().unwrap().iter().find(|f| f["name"] == "assigned.p50").unwrap();
+    assert_eq!(p50["spread"]["runs"], 2);
+    let short = dpsbench(&["report", "compare", s0, m, "--summary"], &[]);
+    let full = dpsbench(&["report", "compare", s0, m], &[]);
+    assert!(text(&short.stdout).lines().count() * 3 < text(&full.stdout).lines().count(), "{}", text(&short.stdout));
+    let lone = dpsbench(&["report", "compare", s0, m, "--fail-if", "assigned.p50 > +2sd"], &[]);
+    assert_eq!(lone.status.code(), Some(2));
+    assert!(text(&lone.stderr).contains("two or more baseline runs"), "{}", text(&lone.stderr));
     // One achieved rate: report.md shows the summary's.
     let achieved = summary(&shards[0])["rates"]["achieved_per_second"].as_f64().unwrap();
     assert_eq!(summary(&shards[0])["flows_per_second"].as_f64(), Some(achieved));
