@@ -49,7 +49,11 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
         if let Some(embedded) = embedded {
             embedded.emulator.handle.stop().await;
         }
-        bail!("{mistake}");
+        let roots = match (&args.target, &args.ca) {
+            (Some(_), None) if mistake.contains("--ca") => " (no --ca was given, so the public roots were trusted)",
+            _ => "",
+        };
+        bail!("{mistake}{roots}");
     }
     if embedded.is_none() && !args.exclude_billable {
         let billable: Vec<&str> = CATALOGUE.iter().filter(|check| check.billable()).map(|check| check.id).collect();
@@ -151,12 +155,17 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
 async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> Result<ProbeTarget> {
     let (host, port) = host_port(url, "mqtts://", 8883).with_context(|| format!("--target {url:?}"))?;
     let host = host.as_str();
-    let Some(ca) = &args.ca else { bail!("--target needs --ca PEM (the CA that signs the target's certificate)") };
     let Some(scope) = &args.id_scope else { bail!("--target needs --id-scope") };
     let id_scope = IdScope::new(scope.clone()).context("--id-scope")?;
     let group_key = read_key(&args.key_env, args.key_file.as_deref())?;
-    let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
-    let roots = crate::tls::roots_from_pem(&pem, ca)?;
+    // Without --ca, the public roots, as `run` trusts them for a real DPS instance.
+    let roots = match &args.ca {
+        Some(ca) => {
+            let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
+            crate::tls::roots_from_pem(&pem, ca)?
+        }
+        None => crate::tls::public_roots(),
+    };
     let address = runner::reach(host, port, deadline).await?;
     let ws_address = match &args.ws_target {
         Some(url) => {

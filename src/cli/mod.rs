@@ -38,7 +38,7 @@ pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
 
 const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <DURATION|UNIX_SECONDS> \
                            [--key-env <VAR> | --key-file <FILE>]";
-const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --ca <PEM> --id-scope <S>] \
+const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --id-scope <S> [--ca <PEM>]] \
                              [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
 
 /// Exit code for bad input and setup errors.
@@ -132,7 +132,8 @@ pub struct ConformArgs {
     /// the DPS-WS checks [default with --target: none, and those checks are skipped].
     #[arg(long, value_name = "URL")]
     pub ws_target: Option<String>,
-    /// PEM file of the CA that signs the target's certificate (required with --target).
+    /// PEM file of the CA that signs the target's certificate [default with --target: the public
+    /// web roots, as a real DPS instance needs; for the emulator, its --ca-out].
     #[arg(long, value_name = "PEM")]
     pub ca: Option<PathBuf>,
     /// The target's ID scope (required with --target).

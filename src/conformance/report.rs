@@ -137,9 +137,7 @@ pub fn markdown(report: &ConformanceReport) -> String {
         report.duration_seconds,
         counts(report),
     );
-    if let Some(why) = report.why_not_passed() {
-        let _ = writeln!(out, "{why}.\n");
-    }
+    let _ = writeln!(out, "**{}.**\n", report.verdict());
     out.push_str("| Result | Check | Level | Title | Evidence |\n|---|---|---|---|---|\n");
     for r in &report.results {
         let evidence = r.evidence.replace('|', "\\|").replace('\n', " ");
@@ -233,10 +231,25 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_says_conformant_only_with_what_was_skipped() {
+        let mut report = report();
+        report.results.retain(|r| r.status != Status::Fail);
+        assert_eq!(report.verdict(), "Verdict: conformant: every must-check passed (or was waived)");
+        let mut skipped = report.results[0].clone();
+        (skipped.id, skipped.status, skipped.level) = ("DPS-WS-001".into(), Status::Skipped, Level::Must);
+        report.results.push(skipped);
+        let md = markdown(&report);
+        assert!(
+            md.contains("**Verdict: conformant in what was judged, but 1 must-check(s) were skipped and not judged: DPS-WS-001.**"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn markdown_escapes_pipes() {
         let md = markdown(&report());
         assert!(md.contains("**1 passed, 1 failed (1 must), 0 inconclusive (0 must), 0 skipped, 1 waived**"), "{md}");
-        assert!(md.contains("not conformant: 1 must-check(s) failed.\n"), "{md}");
+        assert!(md.contains("**Verdict: not conformant: 1 must-check(s) failed.**\n"), "{md}");
         assert!(md.contains("CONNACK 0 on \"1883\" \\| <x>"), "{md}");
     }
 

@@ -90,6 +90,28 @@ impl ConformanceReport {
         self.results.iter().filter(|r| r.status == Status::Inconclusive && r.level == Level::Must).count()
     }
 
+    /// Must-checks the suite skipped (waived ones are deliberate and not counted).
+    pub fn must_skipped(&self) -> impl Iterator<Item = &CheckResult> {
+        self.results.iter().filter(|r| r.status == Status::Skipped && r.level == Level::Must)
+    }
+
+    /// The overall verdict, one line: not conformant (why), or conformant, saying whether that
+    /// rests on every must-check or leaves skipped ones unjudged.
+    pub fn verdict(&self) -> String {
+        if let Some(why) = self.why_not_passed() {
+            return format!("Verdict: {why}");
+        }
+        let skipped: Vec<&str> = self.must_skipped().map(|r| r.id.as_str()).collect();
+        match skipped.as_slice() {
+            [] => "Verdict: conformant: every must-check passed (or was waived)".into(),
+            ids => format!(
+                "Verdict: conformant in what was judged, but {} must-check(s) were skipped and not judged: {}",
+                ids.len(),
+                ids.join(", ")
+            ),
+        }
+    }
+
     /// Whether every must-check passed (or was skipped or waived): exit 0.
     pub fn passed(&self) -> bool {
         self.must_failures() == 0 && self.must_inconclusive() == 0

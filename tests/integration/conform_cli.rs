@@ -88,7 +88,8 @@ fn conform_input_errors_are_one_line_with_exit_2() {
         (vec!["--waivers", waivers.to_str().unwrap()], "DPS-NOPE-001"),
         (vec!["--waivers", empty_reason.to_str().unwrap()], "waiver[0].reason"),
         (vec!["--target", "http://example"], "mqtts://"),
-        (vec!["--target", &closed], "--ca"),
+        // No --ca: the public roots, as `run` trusts them; the scope is still required.
+        (vec!["--target", &closed], "--id-scope"),
         (vec!["--target", &closed, "--ca", ca.to_str().unwrap(), "--id-scope", "0ne1"], "unreachable"),
     ];
     for (extra, expected) in cases {

@@ -4,9 +4,8 @@
 
 use rumqttc::mqttbytes::v4::ConnectReturnCode;
 
-use crate::conformance::Level;
 use crate::conformance::probes::{ClientError, ProbeTarget};
-use crate::conformance::suite::{ConformanceReport, Status};
+use crate::conformance::suite::ConformanceReport;
 
 /// Connects one valid device of the group (no registration, so nothing billable). Err names the
 /// likely setup mistake in one line.
@@ -60,9 +59,7 @@ pub(super) struct Skipped {
 /// Must-checks skipped (waived ones are deliberate and not listed).
 pub(super) fn skipped_must_checks(report: &ConformanceReport) -> Vec<Skipped> {
     report
-        .results
-        .iter()
-        .filter(|result| result.status == Status::Skipped && result.level == Level::Must)
+        .must_skipped()
         .map(|result| Skipped {
             id: result.id.clone(),
             flag: result
@@ -103,7 +100,9 @@ pub(super) fn skipped_line(skipped: &[Skipped], require_all: bool) -> Option<Str
 mod tests {
     use super::*;
     use crate::conformance::Kind;
+    use crate::conformance::Level;
     use crate::conformance::suite::CheckResult;
+    use crate::conformance::suite::Status;
 
     fn result(id: &str, level: Level, status: Status, evidence: &str) -> CheckResult {
         CheckResult {

@@ -209,7 +209,8 @@ pub async fn throttled_with_retry_after(target: &ProbeTarget) -> Verdict {
     };
     let body = format!("{{\"registrationId\":\"{}\"}}", target.registration_id("throttle"));
     let mut verdict = Verdict::Skipped(format!(
-        "no 429 within {} registrations: the quota was not reached (raise --throttle-requests)",
+        "no 429 within {} registrations back to back: the target enforces no quota (an emulator without one; a \
+         real DPS instance always has one), or a quota above that many (then raise --throttle-requests)",
         target.throttle_requests
     ));
     for rid in 1..=target.throttle_requests {
