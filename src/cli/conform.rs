@@ -83,15 +83,15 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
             return Err(error).with_context(|| format!("cannot write {}", path.display()));
         }
     }
-    print!("{}", report::table(&report));
-    println!("reports: {}", args.out.display());
+    out!("{}", report::table(&report));
+    outln!("reports: {}", args.out.display());
     let skipped = precheck::skipped_must_checks(&report);
     if let Some(line) = precheck::skipped_line(&skipped, args.require_all) {
         eprintln!("{line}");
     }
     let why = report.why_not_passed();
     if let Some(why) = &why {
-        println!("{why}");
+        outln!("{why}");
     }
     Ok(if why.is_some() || (args.require_all && !skipped.is_empty()) { 1 } else { 0 })
 }

@@ -132,7 +132,7 @@ pub(super) fn token(args: TokenArgs) -> Result<i32> {
     if let Some(warning) = expiry_warning(expiry, now) {
         eprintln!("dpsbench: warning: {warning}");
     }
-    println!("{}", SasToken::build(&scope, &id, &key, expiry, args.style.sas_style()).expose());
+    outln!("{}", SasToken::build(&scope, &id, &key, expiry, args.style.sas_style()).expose());
     Ok(0)
 }
 

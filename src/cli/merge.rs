@@ -24,11 +24,11 @@ pub(super) fn merge(args: MergeArgs) -> Result<i32> {
         }
     };
     let out = folder.path();
-    print!("{}", report::summary_table(&merged.summary));
+    out!("{}", report::summary_table(&merged.summary));
     let info = merged.summary.merged.as_ref().expect("a merge records its shards");
-    println!("merged {} shards into {}", info.shards.len(), out.display());
+    outln!("merged {} shards into {}", info.shards.len(), out.display());
     for path in rendered {
-        println!("report: {}", path.display());
+        outln!("report: {}", path.display());
     }
     if info.missing.is_empty() {
         return Ok(0);

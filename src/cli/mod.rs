@@ -1,6 +1,16 @@
 //! The command line: clap definitions and one handler per command. The only layer that uses
 //! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
 
+/// `print!` to stdout through [`say`]: a reader that went away ends nothing and panics nothing.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::say(&format!($($arg)*)) };
+}
+
+/// `println!` through [`say`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 mod conform;
 mod early_warning;
 mod emulator_log;
@@ -306,9 +316,9 @@ fn certs(args: CertsArgs) -> Result<i32> {
         let id = RegistrationId::new(pattern.render(index))?;
         DeviceCertificate::load_or_mint(&ca, &devices, &id)?;
     }
-    println!("CA: {} (trust it in an X.509 enrollment group)", args.out.join("root.pem").display());
+    outln!("CA: {} (trust it in an X.509 enrollment group)", args.out.join("root.pem").display());
     if args.count > 0 {
-        println!("{} device certificates in {}", args.count, devices.display());
+        outln!("{} device certificates in {}", args.count, devices.display());
     }
     Ok(0)
 }
@@ -624,7 +634,7 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         None => String::new(),
     };
     let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
-    println!(
+    outln!(
         "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments{})",
         handle.address,
         service.config().id_scope,

@@ -96,7 +96,7 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
 fn render(args: RenderArgs) -> Result<i32> {
     let written = super::files::write_rendered(&args.dir)?;
     for path in &written {
-        println!("{}", path.display());
+        outln!("{}", path.display());
     }
     Ok(if written.len() == RENDERED.len() { 0 } else { 1 })
 }

@@ -133,9 +133,9 @@ impl FailureKind {
         let steps = Step::ALL.map(Step::as_str).join("|");
         let violations = Violation::ALL.map(Violation::as_str).join("|");
         format!(
-            "connect, tls, websocket, refused_<CONNACK code>, subscribe_refused, status_<HTTP status>, \
+            "connect, tls, websocket, refused_<CONNACK code 1-255>, subscribe_refused, status_<HTTP status, not 2xx>, \
              registration_failed, registration_failed_<errorCode>, disabled, timeout_<{steps}>, \
-             connection_lost_<{steps}>, protocol_<{violations}>, aborted"
+             connection_lost_<{steps}>, protocol_<{violations}>"
         )
     }
 }

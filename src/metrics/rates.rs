@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 const TENTH: Duration = Duration::from_millis(100);
 /// Buckets in one second, for the peak one-second rate.
 const PER_SECOND: usize = 10;
+/// Most tenths a merge spans (a week): parts of one plan run together, and parts further apart
+/// than this are no one run's rates (nor worth an array of millions of zeros).
+const MAX_TENTHS: u64 = 7 * 86_400 * 10;
 
 /// Rates of a run, in `summary.json` as `rates`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,6 +46,14 @@ pub struct Rates {
 }
 
 impl Rates {
+    /// Whether the data the rates derive from is here: a summary of an older dpsbench has the
+    /// rates but not it (then no merge can recompute them).
+    pub fn derivable(&self) -> bool {
+        let assigned = self.assigned_by_tenth.total();
+        let none = assigned == 0 && self.peak_one_second == 0 && self.achieved_per_second == 0.0;
+        none || (self.first_assignment_unix_us.is_some() && self.last_assignment_unix_us.is_some() && assigned > 0)
+    }
+
     /// Adds another part of the same plan (a shard): assignments per tenth added, the span from
     /// the earliest first to the latest last assignment, the derived rates recomputed. The
     /// offered rate is the plan's: the first one known stands.
@@ -61,6 +72,17 @@ impl Rates {
         self.last_assignment_unix_us = self.last_assignment_unix_us.max(*last_assignment_unix_us);
         self.assigned_by_tenth.add(assigned_by_tenth);
         self.derive();
+    }
+
+    /// The rates of two parts, when both carry their data and span at most a week together;
+    /// `None` (unknown) otherwise: never a rate derived from missing data.
+    pub fn added(&self, other: &Rates) -> Option<Rates> {
+        if !(self.derivable() && other.derivable()) || !self.assigned_by_tenth.fits_with(&other.assigned_by_tenth) {
+            return None;
+        }
+        let mut sum = self.clone();
+        sum.add(other);
+        Some(sum)
     }
 
     /// Recomputes the achieved and peak rates from the data they are derived from.
@@ -93,6 +115,22 @@ impl AssignmentTenths {
 
     fn total(&self) -> u64 {
         self.counts.iter().sum()
+    }
+
+    /// The first tenth past the last, `None` when that overflows (a file edited by hand).
+    fn end(&self) -> Option<u64> {
+        self.first_tenth.checked_add(self.counts.len() as u64)
+    }
+
+    /// Whether the two span at most [`MAX_TENTHS`] together (and neither overflows).
+    fn fits_with(&self, other: &AssignmentTenths) -> bool {
+        if self.is_empty() || other.is_empty() {
+            return self.end().is_some() && other.end().is_some();
+        }
+        match (self.end(), other.end()) {
+            (Some(a), Some(b)) => a.max(b) - self.first_tenth.min(other.first_tenth) <= MAX_TENTHS,
+            _ => false,
+        }
     }
 
     /// Adds `other`'s counts tenth by tenth.

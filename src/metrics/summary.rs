@@ -89,11 +89,11 @@ impl Summary {
             add_counts(mine, theirs);
         }
         add_reasons(&mut self.failure_reasons, failure_reasons);
-        match (&mut self.rates, rates) {
-            (Some(mine), Some(theirs)) => mine.add(theirs),
-            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
-            (_, None) => {}
-        }
+        // Rates are recomputed from both parts' data, or unknown: never one part's copy.
+        self.rates = match (&self.rates, rates) {
+            (Some(mine), Some(theirs)) => mine.added(theirs),
+            _ => None,
+        };
         self.flows_per_second = self.rates.as_ref().map_or(0.0, |r| r.achieved_per_second);
         for (address, counts) in source_addresses {
             self.source_addresses.entry(address.clone()).or_default().add(counts);

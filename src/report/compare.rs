@@ -74,13 +74,26 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(values: &[f64]) -> Self {
+    /// The spread of two values or more (`None` for fewer: one value has no spread). The
+    /// standard deviation is at least the figure's resolution, or a thousandth of the mean
+    /// (latencies are kept to three significant digits): runs that agree to the last step do
+    /// not make every later step a change beyond the noise.
+    fn of(values: &[f64], unit: Unit) -> Option<Self> {
+        if values.len() < 2 {
+            return None;
+        }
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
-        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let resolution: f64 = match unit {
+            Unit::Micros | Unit::Count => 1.0,
+            Unit::PerSecond => 0.1,
+            Unit::Mean => 0.01,
+        };
+        let floor = resolution.max(mean.abs() * 0.001);
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Spread { runs: values.len(), sd: variance.sqrt(), min, max }
+        Some(Spread { runs: values.len(), sd: variance.sqrt().max(floor), min, max })
     }
 }
 
@@ -115,18 +128,12 @@ impl Figure {
         }
     }
 
-    /// The change in standard deviations of the baseline runs (`None` with one baseline run;
-    /// infinite when the runs agreed exactly and the current differs).
+    /// The change in standard deviations of the baseline runs (`None` without a spread: fewer
+    /// than two baseline runs measured the figure).
     pub fn change_sd(&self) -> Option<f64> {
         let spread = self.spread?;
-        let delta = self.current - self.baseline;
-        Some(if delta == 0.0 {
-            0.0
-        } else if spread.sd == 0.0 {
-            f64::INFINITY.copysign(delta)
-        } else {
-            delta / spread.sd
-        })
+        // The spread's floor keeps sd above zero.
+        Some((self.current - self.baseline) / spread.sd)
     }
 
     /// The change, e.g. `+1.2ms (+12.3%)`, or `=` when there is none.
@@ -246,12 +253,23 @@ impl Comparison {
         let figures = names
             .into_iter()
             .filter_map(|(name, unit)| {
-                let found: Vec<Figure> = each.iter().filter_map(|c| c.get(&name)).collect();
-                let current = found.first()?.current;
+                // A latency of a phase a baseline run never measured is no value of that run.
+                let measured = |b: &RunSummary| {
+                    unit != Unit::Micros
+                        || name
+                            .split_once('.')
+                            .and_then(|(phase, _)| b.results.phases.get(phase))
+                            .is_some_and(|p| p.count > 0)
+                };
+                let found: Vec<Figure> =
+                    each.iter().zip(baselines).filter(|(_, b)| measured(b)).filter_map(|(c, _)| c.get(&name)).collect();
+                let current = each.iter().find_map(|c| c.get(&name))?.current;
+                if found.is_empty() {
+                    return Some(Figure { name, unit, baseline: 0.0, current, spread: None });
+                }
                 let values: Vec<f64> = found.iter().map(|f| f.baseline).collect();
-                let spread = Spread::of(&values);
                 let baseline = values.iter().sum::<f64>() / values.len() as f64;
-                Some(Figure { name, unit, baseline, current, spread: Some(spread) })
+                Some(Figure { name, unit, baseline, current, spread: Spread::of(&values, unit) })
             })
             .collect();
         let mut notes: Vec<String> = Vec::new();
@@ -472,6 +490,23 @@ mod tests {
         assert!(!gate("assigned.p99 > +5σ").tripped);
         assert!(gate("assigned.p99 > +3sd").observed.contains("+4.0 sd of 3 baseline runs"));
         assert!(!gate("failed > +1sd").tripped, "1 failure is the baselines' mean");
+        // Baselines that agree to the last step: the floor (a thousandth of the mean) keeps a
+        // step of rounding from counting as a change beyond the noise.
+        let tied = [run(1_000_000, 0), run(1_000_000, 0)];
+        let tied_refs: Vec<&RunSummary> = tied.iter().collect();
+        let stepped = Comparison::of_many(&tied_refs, &run(1_001_000, 0));
+        let p99 = stepped.get("assigned.p99").unwrap();
+        assert_eq!(p99.spread.unwrap().sd, 1_000.0);
+        assert!((p99.change_sd().unwrap() - 1.0).abs() < 1e-9, "{p99:?}");
+        // A phase only one baseline run measured has no spread (and no zero dragging its mean).
+        let mut without = run(1_000_000, 0);
+        without.results.phases.remove("tls_handshake");
+        let partial: Vec<&RunSummary> = vec![&without, &tied[0]];
+        let tls = Comparison::of_many(&partial, &current).get("tls_handshake.p50").unwrap();
+        assert_eq!(
+            (tls.spread, tls.baseline),
+            (None, Comparison::of(&tied[0], &current).get("tls_handshake.p50").unwrap().baseline)
+        );
         // One baseline: no spread, and a gate in sd cannot trip (the CLI refuses it up front).
         let single = Comparison::of_many(&refs[..1], &current);
         assert_eq!(single, Comparison::of(&baselines[0], &current));

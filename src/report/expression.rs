@@ -45,7 +45,8 @@ pub enum ExpressionError {
     #[error("--fail-if {text:?}: unknown figure {figure:?}; the figures are {names}", names = figure_names())]
     Figure { text: String, figure: String },
     #[error(
-        "--fail-if {text:?}: {kind:?} is no failure kind, so failures.{kind} could never trip; the kinds are {forms}",
+        "--fail-if {text:?}: {kind:?} is no failure kind, so failures.{kind} could never trip (stopped devices are the \
+         figure `aborted`; a 2xx reply or CONNACK 0 is no failure); the kinds are {forms}",
         forms = crate::device::FailureKind::label_forms()
     )]
     FailureKind { text: String, kind: String },
@@ -101,15 +102,26 @@ impl Expression {
             return Err(shape());
         }
         if let Some(kind) = figure.strip_prefix("failures.") {
-            if crate::device::FailureKind::from_label(kind).is_none() {
-                return Err(ExpressionError::FailureKind { text: text.to_string(), kind: kind.to_string() });
+            use crate::device::FailureKind;
+            match FailureKind::from_label(kind) {
+                // Counted apart (the figure `aborted`), or no failure at all: never in `failures`.
+                Some(FailureKind::Aborted | FailureKind::Refused(0)) => {}
+                Some(FailureKind::Status(status)) if (200..300).contains(&status) => {}
+                Some(_) => return Self::parsed(text, figure, op, threshold),
+                None => {}
             }
+            return Err(ExpressionError::FailureKind { text: text.to_string(), kind: kind.to_string() });
         }
         if let Some(id) = figure.strip_prefix("violations.") {
             if !passive_check_ids().contains(&id) {
                 return Err(ExpressionError::Check { text: text.to_string(), id: id.to_string() });
             }
         }
+        Self::parsed(text, figure, op, threshold)
+    }
+
+    /// The expression of a known-good figure name, its threshold parsed for its unit.
+    fn parsed(text: &str, figure: &str, op: Op, threshold: &str) -> Result<Self, ExpressionError> {
         let unit = unit_of(figure)
             .ok_or_else(|| ExpressionError::Figure { text: text.to_string(), figure: figure.to_string() })?;
         let threshold = parse_threshold(text, figure, unit, threshold)?;
@@ -210,7 +222,10 @@ mod tests {
     #[test]
     fn bad_input_is_refused_quoting_the_expression() {
         type Case = (&'static str, fn(&ExpressionError) -> bool);
-        let cases: [Case; 12] = [
+        let cases: [Case; 15] = [
+            ("failures.aborted > 0", |e| matches!(e, ExpressionError::FailureKind { .. })),
+            ("failures.status_202 > 0", |e| matches!(e, ExpressionError::FailureKind { .. })),
+            ("failures.refused_0 > 0", |e| matches!(e, ExpressionError::FailureKind { .. })),
             ("failures.status429 > 0", |e| matches!(e, ExpressionError::FailureKind { .. })),
             ("failures.timeout_nap >= 1", |e| matches!(e, ExpressionError::FailureKind { .. })),
             ("violations.DPS-NOPE-999 > 0", |e| matches!(e, ExpressionError::Check { .. })),
@@ -232,7 +247,10 @@ mod tests {
         let unknown = Expression::parse("tls.p99 > 5ms").unwrap_err().to_string();
         assert!(unknown.contains("tls_handshake"), "the error lists the phases: {unknown}");
         let kind = Expression::parse("failures.status429 > 0").unwrap_err().to_string();
-        assert!(kind.contains("status_<HTTP status>") && kind.contains("timeout_<"), "lists the kinds: {kind}");
+        assert!(
+            kind.contains("status_<HTTP status, not 2xx>") && kind.contains("timeout_<"),
+            "lists the kinds: {kind}"
+        );
         let check = Expression::parse("violations.DPS-NOPE-999 > 0").unwrap_err().to_string();
         let passive = passive_check_ids();
         assert!(!passive.is_empty() && passive.iter().all(|id| check.contains(id)), "lists the checks: {check}");

@@ -170,8 +170,15 @@ fn summary(
 ) -> RunSummary {
     let first = &shards[0].folder.summary;
     let all = || shards.iter().map(|s| &s.folder.summary);
-    let results = results(shards, totals);
+    let results = results(shards, totals, &missing);
     let mut notes = labelled(shards, |s| &s.notes);
+    if results.rates.is_none() && all().any(|s| s.results.rates.is_some()) {
+        notes.push(
+            "rates unknown: a shard's summary.json lacks the data they are recomputed from (written by an older \
+             dpsbench), or the shards ran more than a week apart"
+                .into(),
+        );
+    }
     if all().any(|s| s.slo.is_some()) {
         notes.push(
             "the shards' [slo] verdicts are not carried over: gate the merged report with `report compare --fail-if`"
@@ -282,12 +289,20 @@ fn worst_offset(shards: &[ShardRun<'_>]) -> Option<f64> {
 
 /// The measured part: every shard's results added ([`Summary::add`]), phases from the added
 /// histograms.
-fn results(shards: &[ShardRun<'_>], totals: &PhaseHistograms) -> Summary {
+fn results(shards: &[ShardRun<'_>], totals: &PhaseHistograms, missing: &[u64]) -> Summary {
     let mut merged = shards[0].folder.summary.results.clone();
     for shard in &shards[1..] {
         merged.add(&shard.folder.summary.results);
     }
     merged.set_phases(totals);
+    // Only the phases the shards report (a closed model reports no schedule lag).
+    merged.phases.retain(|name, _| shards.iter().any(|s| s.folder.summary.results.phases.contains_key(name)));
+    // The devices of shards not given never started here: planned = total + not_started.
+    let planned = shards[0].folder.summary.scenario.devices;
+    let count = shards[0].shard.count;
+    let absent: u64 =
+        missing.iter().filter_map(|&k| crate::shard::Shard::new(k, count).ok()).map(|s| s.devices_of(planned)).sum();
+    merged.devices.not_started += absent;
     merged
 }
 
