@@ -77,7 +77,7 @@ impl Rates {
     /// The rates of two parts, when both carry their data and span at most a week together;
     /// `None` (unknown) otherwise: never a rate derived from missing data.
     pub fn added(&self, other: &Rates) -> Option<Rates> {
-        if !(self.derivable() && other.derivable()) || !self.assigned_by_tenth.fits_with(&other.assigned_by_tenth) {
+        if !(self.derivable() && other.derivable() && self.assigned_by_tenth.fits_with(&other.assigned_by_tenth)) {
             return None;
         }
         let mut sum = self.clone();
