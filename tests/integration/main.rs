@@ -11,6 +11,7 @@ mod gates;
 mod hostile;
 mod live_metrics;
 mod load;
+mod plan_size;
 mod properties;
 mod reports;
 mod secrets;
