@@ -29,6 +29,9 @@ const MIN_WINDOW: usize = 256;
 /// The most a window holds (a few tens of MB of identities): past it, the fastest plans prepare
 /// some devices as they start.
 const MAX_WINDOW: usize = 65_536;
+/// The most the arrival loop prepares in one wait (a few hundred microseconds of SAS tokens), so
+/// refilling a large window never holds the loop, and the worker it runs on, for long.
+pub(super) const FILL_BATCH: usize = 64;
 
 /// Prepares the device of one global index.
 pub(super) trait Prepare {
@@ -68,11 +71,14 @@ impl<P: Prepare> Lookahead<P> {
         }
     }
 
-    /// Prepares devices until the window is full or the plan has none left; with `due` (the
-    /// next start), only while the next preparation, at the cost of the slowest recent one,
-    /// still ends before it. A start already due prepares nothing.
-    pub(super) fn fill(&mut self, due: Option<Instant>, clock: &impl Fn() -> Instant) {
-        while self.ready.len() < self.window {
+    /// Prepares up to `most` devices, until the window is full or the plan has none left; with
+    /// `due` (the next start), only while the next preparation, at the cost of the slowest
+    /// recent one, still ends before it. A start already due prepares nothing.
+    pub(super) fn fill(&mut self, due: Option<Instant>, most: usize, clock: &impl Fn() -> Instant) {
+        for _ in 0..most {
+            if self.ready.len() >= self.window {
+                return;
+            }
             let at = clock();
             if due.is_some_and(|due| at + self.cost >= due) {
                 return;
@@ -144,7 +150,7 @@ pub(super) fn lookahead(
 ) -> Result<Lookahead<DevicePreparer>, RunError> {
     let preparer = DevicePreparer::new(plan.clone(), roots)?;
     let mut devices = Lookahead::new(preparer, plan.shard.indexes(plan.stop.devices), window(plan));
-    devices.fill(None, &now);
+    devices.fill(None, usize::MAX, &now);
     // A failure is the last one prepared (nothing is prepared after it).
     match devices.ready.pop_back() {
         Some(Err(error)) => Err(error),
@@ -273,7 +279,9 @@ mod tests {
         let (clock, prepared) = (Cell::new(Instant::now()), Cell::new(0));
         let read = || clock.get();
         let mut devices = counting(&clock, &prepared, 0, 1_000_000, 64);
-        devices.fill(None, &read);
+        devices.fill(None, 5, &read);
+        assert_eq!(devices.held(), 5, "one fill prepares at most the batch it is given");
+        devices.fill(None, usize::MAX, &read);
         assert_eq!((devices.held(), prepared.get()), (64, 64), "the window, not the plan, is prepared first");
         let mut taken = 0;
         for round in 0..5_000u64 {
@@ -282,7 +290,7 @@ mod tests {
                 assert_eq!(devices.take(&read), Some(Ok(taken)), "devices come in start order");
                 taken += 1;
             }
-            devices.fill(None, &read);
+            devices.fill(None, usize::MAX, &read);
             assert!(devices.held() <= 64 && prepared.get() - taken <= 64, "round {round}: {}", devices.held());
         }
         assert_eq!(devices.most_held(), 64);
@@ -301,18 +309,18 @@ mod tests {
         assert_eq!(devices.behind(), 1, "taken before any fill, the first was prepared as it started");
         // The next start is due in 3.5 ms and one preparation costs 1 ms: three fit before it.
         let due = clock.get() + Duration::from_micros(3_500);
-        devices.fill(Some(due), &read);
+        devices.fill(Some(due), usize::MAX, &read);
         assert_eq!(devices.held(), 3);
         assert!(clock.get() <= due, "filling ended before the start was due");
         // A start that is due (or overdue) gets no preparation before it.
         let before = prepared.get();
-        devices.fill(Some(clock.get()), &read);
-        devices.fill(Some(clock.get() - Duration::from_millis(5)), &read);
+        devices.fill(Some(clock.get()), usize::MAX, &read);
+        devices.fill(Some(clock.get() - Duration::from_millis(5)), usize::MAX, &read);
         assert_eq!(prepared.get(), before);
         // Every gap between starts longer than a preparation is used, and no fill passes a start.
         for _ in 0..40 {
             let due = clock.get() + Duration::from_micros(2_500);
-            devices.fill(Some(due), &read);
+            devices.fill(Some(due), usize::MAX, &read);
             assert!(clock.get() <= due);
             clock.set(due);
             assert!(matches!(devices.take(&read), Some(Ok(_))));
@@ -329,18 +337,18 @@ mod tests {
         let read = || clock.get();
         let preparer = Counting { clock: &clock, cost: Duration::from_millis(40), prepared: &prepared, fail_at: None };
         let mut devices = Lookahead::new(preparer, 0..1000, 8);
-        devices.fill(None, &read);
+        devices.fill(None, usize::MAX, &read);
         devices.preparer.cost = Duration::from_micros(100);
         // With 40 ms as the cost, a start 10 ms ahead leaves no room: the loop prepares nothing.
         let held = devices.held();
-        devices.fill(Some(clock.get() + Duration::from_millis(10)), &read);
+        devices.fill(Some(clock.get() + Duration::from_millis(10)), usize::MAX, &read);
         assert_eq!(devices.held(), held);
         // Starts prepared as they come (behind) teach it the new cost, and filling resumes.
         while devices.take(&read).is_some() && devices.held() > 0 {}
         for _ in 0..40 {
             devices.take(&read);
         }
-        devices.fill(Some(clock.get() + Duration::from_millis(10)), &read);
+        devices.fill(Some(clock.get() + Duration::from_millis(10)), usize::MAX, &read);
         assert!(devices.held() > 0, "the estimate decayed: {:?}", devices.cost);
     }
 
@@ -350,7 +358,7 @@ mod tests {
         let read = || clock.get();
         let preparer = Counting { clock: &clock, cost: Duration::ZERO, prepared: &prepared, fail_at: Some(2) };
         let mut devices = Lookahead::new(preparer, 0..10, 8);
-        devices.fill(None, &read);
+        devices.fill(None, usize::MAX, &read);
         assert_eq!(devices.held(), 3, "nothing is prepared after a failure");
         assert_eq!(devices.take(&read), Some(Ok(0)));
         assert_eq!(devices.take(&read), Some(Ok(1)));

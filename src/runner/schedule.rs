@@ -2,7 +2,7 @@
 //! their reports, prepares the devices that start next while it waits (see `prepare`), and
 //! watches the runtime for saturation.
 
-use super::prepare::{DevicePreparer, Lookahead};
+use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
 use super::timer::PreciseTimer;
 use super::*;
 use crate::arrival::ArrivalPlan;
@@ -95,7 +95,7 @@ pub(super) async fn schedule(
         let more = !draining && unprepared.is_none() && started < shard_devices;
         let due = if closed { None } else { next_start };
         if more && (closed || due.is_some()) && arrivals_end.is_none_or(|end| now() < end) {
-            devices.fill(due, &now);
+            devices.fill(due, FILL_BATCH, &now);
         }
         // A start that finds no free slot waits for one: it then runs late, and its lag says by
         // how much.
