@@ -5,12 +5,14 @@
 //!
 //! [`Lookahead`] keeps at most `window` devices prepared, in the order they start. It is filled
 //! before the clock starts, then by the arrival loop while it waits for a start, and only while
-//! the slowest recent preparation would still end before that start is due: preparing never
-//! makes a start late. A start that finds nothing prepared (the loop had no time to spare)
-//! prepares its device then; its schedule lag shows the cost and [`Lookahead::behind`] counts it.
-//! [`DevicePreparer`] is what one device's preparation is.
+//! the slowest recent preparation would still end before that start is due, so preparing does
+//! not make a start late (short of one preparation far slower than the recent ones). A start
+//! that finds nothing prepared (the loop had no time to spare) prepares its device then; its
+//! schedule lag shows the cost and [`Lookahead::behind`] counts it. [`DevicePreparer`] is what
+//! one device's preparation is.
 //!
-//! The clock is an argument; the only IO is the X.509 certificate cache.
+//! `Lookahead` takes its clock as an argument and does no IO; `DevicePreparer` reads and writes
+//! the X.509 certificate cache.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
