@@ -31,6 +31,10 @@ const MIN_WINDOW: usize = 256;
 /// The most a window holds (a few tens of MB of identities): past it, the fastest plans prepare
 /// some devices as they start.
 const MAX_WINDOW: usize = 65_536;
+/// How fast the cost of a slow preparation is forgotten: the estimate halves every this long, so
+/// a preparation held up once (the process preempted on a busy machine) pauses the lookahead for
+/// a fraction of a second, not until the window has run dry.
+const COST_HALF_LIFE: Duration = Duration::from_millis(100);
 /// The most the arrival loop prepares in one wait (a few hundred microseconds of SAS tokens), so
 /// refilling a large window never holds the loop, and the worker it runs on, for long.
 pub(super) const FILL_BATCH: usize = 64;
@@ -49,9 +53,10 @@ pub(super) struct Lookahead<P: Prepare> {
     indexes: Box<dyn Iterator<Item = u64> + Send>,
     ready: VecDeque<Result<P::Item, P::Error>>,
     window: usize,
-    /// What one preparation costs: the slowest of the recent ones (it decays by an eighth with
-    /// each preparation, so one slow outlier does not stop the lookahead for good).
+    /// What one preparation costs: the slowest recent one, as of `cost_at` (see
+    /// [`COST_HALF_LIFE`] and [`Self::cost`]).
     cost: Duration,
+    cost_at: Option<Instant>,
     /// Set after a preparation failed: nothing after it is prepared.
     failed: bool,
     behind: u64,
@@ -67,6 +72,7 @@ impl<P: Prepare> Lookahead<P> {
             ready: VecDeque::with_capacity(window.min(MAX_WINDOW)),
             window,
             cost: Duration::ZERO,
+            cost_at: None,
             failed: false,
             behind: 0,
             most_held: 0,
@@ -82,7 +88,7 @@ impl<P: Prepare> Lookahead<P> {
                 return;
             }
             let at = clock();
-            if due.is_some_and(|due| at + self.cost >= due) {
+            if due.is_some_and(|due| at + self.cost(at) >= due) {
                 return;
             }
             let Some(prepared) = self.prepare_next(at, clock) else { return };
@@ -119,6 +125,14 @@ impl<P: Prepare> Lookahead<P> {
         self.behind
     }
 
+    /// The cost estimate at `now`: the slowest recent preparation, halved for every
+    /// [`COST_HALF_LIFE`] since it was last raised.
+    fn cost(&self, now: Instant) -> Duration {
+        let since = self.cost_at.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        let halvings = since.as_nanos() / COST_HALF_LIFE.as_nanos();
+        self.cost.checked_div(1 << halvings.min(31)).unwrap_or_default()
+    }
+
     fn prepare_next(&mut self, at: Instant, clock: &impl Fn() -> Instant) -> Option<Result<P::Item, P::Error>> {
         if self.failed {
             return None;
@@ -126,7 +140,7 @@ impl<P: Prepare> Lookahead<P> {
         let index = self.indexes.next()?;
         let prepared = self.preparer.prepare(index);
         let took = clock().saturating_duration_since(at);
-        self.cost = took.max(self.cost - self.cost / 8);
+        (self.cost, self.cost_at) = (took.max(self.cost(at)), Some(at));
         self.failed = prepared.is_err();
         Some(prepared)
     }
@@ -341,17 +355,23 @@ mod tests {
         let mut devices = Lookahead::new(preparer, 0..1000, 8);
         devices.fill(None, usize::MAX, &read);
         devices.preparer.cost = Duration::from_micros(100);
+        for n in 0..4 {
+            assert_eq!(devices.take(&read), Some(Ok(n)));
+        }
         // With 40 ms as the cost, a start 10 ms ahead leaves no room: the loop prepares nothing.
         let held = devices.held();
+        assert_eq!(held, 4);
         devices.fill(Some(clock.get() + Duration::from_millis(10)), usize::MAX, &read);
         assert_eq!(devices.held(), held);
-        // Starts prepared as they come (behind) teach it the new cost, and filling resumes.
-        while devices.take(&read).is_some() && devices.held() > 0 {}
-        for _ in 0..40 {
-            devices.take(&read);
-        }
+        // A tenth of a second later the estimate is half (20 ms), still no room; three tenths
+        // later it is 5 ms, and filling resumes, at the new cost.
+        clock.set(clock.get() + Duration::from_millis(100));
         devices.fill(Some(clock.get() + Duration::from_millis(10)), usize::MAX, &read);
-        assert!(devices.held() > 0, "the estimate decayed: {:?}", devices.cost);
+        assert_eq!(devices.held(), held);
+        clock.set(clock.get() + Duration::from_millis(200));
+        devices.fill(Some(clock.get() + Duration::from_millis(10)), usize::MAX, &read);
+        assert_eq!(devices.held(), 8, "the estimate decayed: {:?}", devices.cost);
+        assert_eq!(devices.cost(clock.get()), Duration::from_millis(5), "the slowest recent one, halved three times");
     }
 
     #[test]

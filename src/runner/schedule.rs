@@ -50,6 +50,7 @@ pub(super) async fn schedule(
     loop {
         // Start every device already due. The timer (1 ms resolution) is only for future
         // starts: going through it for each due start would cap starts near one per tick.
+        let started_before = started;
         let next_start = loop {
             let in_flight = tasks.len() as u64;
             let next = (started < shard_devices && !draining && unprepared.is_none())
@@ -95,6 +96,11 @@ pub(super) async fn schedule(
         let more = !draining && unprepared.is_none() && started < shard_devices;
         let due = if closed { None } else { next_start };
         if more && (closed || due.is_some()) && arrivals_end.is_none_or(|end| now() < end) {
+            if started > started_before {
+                // The devices just started wait in this worker's LIFO slot, which no other worker
+                // may take: they run first, so preparing delays none of them.
+                tokio::task::yield_now().await;
+            }
             devices.fill(due, FILL_BATCH, &now);
         }
         // A start that finds no free slot waits for one: it then runs late, and its lag says by
