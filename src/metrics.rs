@@ -20,14 +20,17 @@ mod reasons;
 mod summary;
 
 pub use phase::Phase;
-pub use rates::Rates;
-pub use summary::{CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary};
+pub use rates::{AssignmentTenths, Rates};
+pub use summary::{
+    CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary, add_counts,
+};
 
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
 
-/// A start later than this behind its intended instant counts as late. Tokio's timer has 1 ms
-/// resolution, so every start may lag up to about 1 ms without the plan being missed.
+/// A start later than this behind its intended instant counts as late: a margin for the wake-up
+/// of a worker that is busy with another device's handshake when the start falls due (the
+/// arrival timer itself is a timerfd, with the kernel's precision).
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// An empty latency histogram as every phase uses: microseconds, 1 µs to one hour, 3 significant
@@ -41,7 +44,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// The reply status of throttling.
-const THROTTLED: u16 = 429;
+pub const THROTTLED: u16 = 429;
 
 /// Folded results of many flows.
 #[derive(Debug, Clone)]
@@ -65,8 +68,6 @@ pub struct Metrics {
     stray_replies: u64,
     early_requests: u64,
     late_starts: u64,
-    first_start: Option<Instant>,
-    last_end: Option<Instant>,
     /// Assignments over time, for the achieved and peak rates.
     assignment_clock: rates::AssignmentClock,
     /// Since the last [`Metrics::take_interval`].
@@ -213,8 +214,6 @@ impl Metrics {
             stray_replies: 0,
             early_requests: 0,
             late_starts: 0,
-            first_start: None,
-            last_end: None,
             assignment_clock: rates::AssignmentClock::default(),
             interval: Interval::new(),
         }
@@ -290,7 +289,7 @@ impl Metrics {
                     counts.connect_errors += 1;
                     counts.failed += 1;
                 }
-                Outcome::Failed(FailureKind::Aborted) => {}
+                Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => {}
                 Outcome::Failed(_) => counts.failed += 1,
             }
         }
@@ -299,7 +298,7 @@ impl Metrics {
         personality.devices += 1;
         match &report.outcome {
             Outcome::Assigned { .. } => personality.assigned += 1,
-            Outcome::Failed(FailureKind::Aborted) => {}
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => {}
             Outcome::Failed(_) => personality.failed += 1,
         }
         if let Some(matching) = report.payload_returned {
@@ -315,58 +314,74 @@ impl Metrics {
                 self.interval.assigned += 1;
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
-            Outcome::Failed(FailureKind::Aborted) => self.aborted += 1,
+            // A connect-only flow (a preflight) is never part of a run's results; were one
+            // recorded, it would count as stopped before its end.
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => self.aborted += 1,
             Outcome::Failed(kind) => {
                 self.failed += 1;
                 self.interval.failed += 1;
                 *self.failures.entry(kind.label()).or_default() += 1;
             }
         }
-        self.first_start = self.first_start.min(Some(t.start)).or(Some(t.start));
         self.assignment_clock.record(t.assigned.filter(|_| matches!(report.outcome, Outcome::Assigned { .. })));
-        let end = t.end.unwrap_or(t.start);
-        self.last_end = self.last_end.max(Some(end));
     }
 
-    /// Adds another collector's results; histograms merge exactly.
+    /// Adds another collector's results; histograms merge exactly. Every field is named, so a
+    /// field added to `Metrics` does not compile until its merge is decided.
     pub fn merge(&mut self, other: &Metrics) {
-        self.phases.add_all(&other.phases);
-        self.register_attempts.add(&other.register_attempts).expect("auto-resizing histograms accept any value");
-        self.polls_per_device.add(&other.polls_per_device).expect("auto-resizing histograms accept any value");
-        let sum = |into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>| {
-            for (key, count) in from {
-                *into.entry(key.clone()).or_default() += count;
-            }
-        };
-        sum(&mut self.failures, &other.failures);
-        sum(&mut self.hubs, &other.hubs);
-        self.merge_reasons(&other.failure_reasons);
-        for (name, counts) in &other.personalities {
+        let Metrics {
+            phases,
+            register_attempts,
+            polls_per_device,
+            failures,
+            failure_reasons,
+            statuses,
+            retry_after_seconds,
+            hubs,
+            sources,
+            personalities,
+            payloads,
+            assigned,
+            failed,
+            aborted,
+            stray_replies,
+            early_requests,
+            late_starts,
+            assignment_clock,
+            interval,
+        } = other;
+        self.phases.add_all(phases);
+        self.register_attempts.add(register_attempts).expect("auto-resizing histograms accept any value");
+        self.polls_per_device.add(polls_per_device).expect("auto-resizing histograms accept any value");
+        summary::add_counts(&mut self.failures, failures);
+        summary::add_counts(&mut self.hubs, hubs);
+        self.merge_reasons(failure_reasons);
+        for (name, counts) in personalities {
             self.personalities.entry(name).or_default().add(counts);
         }
-        self.payloads.returned += other.payloads.returned;
-        self.payloads.matching += other.payloads.matching;
-        for (source, counts) in &other.sources {
+        self.payloads.returned += payloads.returned;
+        self.payloads.matching += payloads.matching;
+        for (source, counts) in sources {
             self.sources.entry(source.clone()).or_default().add(counts);
         }
-        for (status, count) in &other.statuses {
+        for (status, count) in statuses {
             *self.statuses.entry(*status).or_default() += count;
         }
-        for (seconds, count) in &other.retry_after_seconds {
+        for (seconds, count) in retry_after_seconds {
             *self.retry_after_seconds.entry(*seconds).or_default() += count;
         }
-        self.assigned += other.assigned;
-        self.failed += other.failed;
-        self.aborted += other.aborted;
-        self.stray_replies += other.stray_replies;
-        self.early_requests += other.early_requests;
-        self.late_starts += other.late_starts;
-        self.interval.assigned += other.interval.assigned;
-        self.interval.failed += other.interval.failed;
-        self.interval.latencies.add_all(&other.interval.latencies);
-        self.first_start = [self.first_start, other.first_start].into_iter().flatten().min();
-        self.assignment_clock.merge(&other.assignment_clock);
-        self.last_end = self.last_end.max(other.last_end);
+        self.assigned += assigned;
+        self.failed += failed;
+        self.aborted += aborted;
+        self.stray_replies += stray_replies;
+        self.early_requests += early_requests;
+        self.late_starts += late_starts;
+        let Interval { latencies, assigned, failed, throttled } = interval;
+        self.interval.assigned += assigned;
+        self.interval.failed += failed;
+        self.interval.throttled += throttled;
+        self.interval.latencies.add_all(latencies);
+        self.assignment_clock.merge(assignment_clock);
     }
 
     pub fn assigned(&self) -> u64 {
@@ -380,14 +395,6 @@ impl Metrics {
     /// Flows that reported (assigned, failed or aborted).
     pub fn finished(&self) -> u64 {
         self.assigned + self.failed + self.aborted
-    }
-
-    /// Assigned devices per second, from the first start to the last end.
-    pub fn flows_per_second(&self) -> f64 {
-        match (self.first_start, self.last_end) {
-            (Some(first), Some(last)) if last > first => self.assigned as f64 / (last - first).as_secs_f64(),
-            _ => 0.0,
-        }
     }
 
     /// Every phase's latencies so far in the coarse buckets of [`LIVE_BUCKETS_US`]. Walks each
@@ -421,6 +428,7 @@ impl Metrics {
     /// The summary of everything recorded. `total` counts devices planned, including any that
     /// never finished.
     pub fn summary(&self, total: u64) -> Summary {
+        let rates = self.assignment_clock.rates();
         Summary {
             devices: DeviceCounts {
                 total,
@@ -430,13 +438,13 @@ impl Metrics {
                 not_finished: total.saturating_sub(self.finished()),
                 not_started: 0,
             },
-            flows_per_second: (self.flows_per_second() * 10.0).round() / 10.0,
+            flows_per_second: rates.achieved_per_second,
             phases: Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(self.phases.get(*p)))).collect(),
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),
             failure_reasons: self.failure_reasons.clone(),
-            rates: Some(self.assignment_clock.rates()),
+            rates: Some(rates),
             statuses: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             retry_after_seconds: self.retry_after_seconds.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             hubs: self.hubs.clone(),
@@ -497,6 +505,7 @@ impl DeviceRecord {
         let (outcome, failure_kind, hub) = match &report.outcome {
             Outcome::Assigned { hub, .. } => ("assigned", None, Some(hub.clone())),
             Outcome::Failed(kind @ FailureKind::Aborted) => ("aborted", Some(kind.label()), None),
+            Outcome::Connected => ("aborted", None, None),
             Outcome::Failed(kind) => ("failed", Some(kind.label()), None),
         };
         Self {

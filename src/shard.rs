@@ -109,28 +109,43 @@ impl std::fmt::Display for Shard {
 }
 
 /// A hash of the resolved plan, the same for every shard of it: SHA-256 over everything that
-/// decides what the run does (target, identities, load, stop, flow, limits, gates), not the
-/// scenario's path, the group key (a secret, and random for the embedded target) or the shard.
-/// `sha256:` and the first 16 bytes in hex.
+/// decides what the run does (target, identities, load, stop, flow, TLS, limits, gates), not the
+/// scenario's path, the group key (a secret, and random for the embedded target), where the key
+/// came from, or the invocation's shard, start instant and extra outputs. Every field of
+/// [`Plan`] is named here, so a field added later does not compile until it is hashed or left
+/// out on purpose. `sha256:` and the first 16 bytes in hex.
 pub fn plan_hash(plan: &Plan) -> String {
+    let Plan {
+        name,
+        file: _,
+        target,
+        id_scope,
+        identities,
+        personalities,
+        payload,
+        group_key: _,
+        key_origin: _,
+        load,
+        stop,
+        max_in_flight,
+        flow,
+        max_duration,
+        drain,
+        max_schedule_lag_p99,
+        source_addresses,
+        tls,
+        x509,
+        preflight,
+        slo,
+        shard: _,
+        start_at: _,
+        device_records: _,
+    } = plan;
     let described = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        plan.name,
-        plan.target,
-        plan.id_scope,
-        plan.identities,
-        plan.personalities,
-        plan.payload,
-        plan.load,
-        plan.stop,
-        plan.max_in_flight,
-        plan.flow,
-        plan.max_duration,
-        plan.drain,
-        plan.max_schedule_lag_p99,
-        plan.source_addresses,
-        plan.x509.as_ref().map(|x| &x.ca_dir),
-        plan.slo,
+        "{name:?}|{target:?}|{id_scope:?}|{identities:?}|{personalities:?}|{payload:?}|{load:?}|{stop:?}|\
+         {max_in_flight:?}|{flow:?}|{max_duration:?}|{drain:?}|{max_schedule_lag_p99:?}|{source_addresses:?}|\
+         {tls:?}|{:?}|{preflight:?}|{slo:?}",
+        x509.as_ref().map(|x| &x.ca_dir),
     );
     let digest = Sha256::digest(described.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -212,6 +227,57 @@ mod tests {
         assert_eq!(plan_hash(&one), plan_hash(&two), "random embedded key, shard and path do not count");
         assert_ne!(plan_hash(&one), plan_hash(&plan(51)));
         assert!(plan_hash(&one).starts_with("sha256:") && plan_hash(&one).len() == 7 + 32);
+    }
+
+    #[test]
+    fn changing_any_hashed_field_of_the_plan_changes_the_hash() {
+        type Edit = (&'static str, fn(&mut Plan));
+        let edits: [Edit; 17] = [
+            ("name", |p| p.name.push('x')),
+            ("target", |p| {
+                if let crate::scenario::TargetPlan::Embedded { retry_after_seconds, .. } = &mut p.target {
+                    *retry_after_seconds += 1;
+                }
+            }),
+            ("id_scope", |p| p.id_scope = crate::credentials::IdScope::new("0ne00OTHER1").unwrap()),
+            ("identities", |p| p.identities = plan_with("start_index = 5").identities),
+            ("personalities", |p| p.personalities = plan_with("personality = \"python\"").personalities),
+            ("payload", |p| p.payload = plan_with("payload = { a = 1 }").payload),
+            ("load", |p| p.load = plan(51).load),
+            ("stop", |p| p.stop.devices += 1),
+            ("max_in_flight", |p| p.max_in_flight = Some(7)),
+            ("flow", |p| p.flow.keep_alive += 1),
+            ("max_duration", |p| p.max_duration += Duration::from_secs(1)),
+            ("drain", |p| p.drain += Duration::from_secs(1)),
+            ("max_schedule_lag_p99", |p| p.max_schedule_lag_p99 += Duration::from_millis(1)),
+            ("source_addresses", |p| p.source_addresses.push("127.0.0.2".parse().unwrap())),
+            ("tls", |p| p.tls.versions = crate::tls::TlsVersions::Tls12And13),
+            ("preflight", |p| p.preflight = !p.preflight),
+            ("slo", |p| p.slo = plan_with_slo().slo),
+        ];
+        let base = plan_hash(&plan(50));
+        for (field, edit) in edits {
+            let mut changed = plan(50);
+            edit(&mut changed);
+            assert_ne!(plan_hash(&changed), base, "changing {field} leaves the hash as it was");
+        }
+    }
+
+    /// The test plan with one more `[devices]` line.
+    fn plan_with(devices_line: &str) -> Plan {
+        let text = format!(
+            "name = \"h\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 100\nregistration_id = \"h-{{index}}\"\n\
+             {devices_line}\n[arrival]\nrate = 50\n"
+        );
+        let file = crate::toml_file::parse(&text).expect("the scenario parses");
+        Plan::resolve(file, std::path::Path::new("h.toml"), &|_| None).expect("the scenario resolves")
+    }
+
+    fn plan_with_slo() -> Plan {
+        let text = "name = \"h\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 100\nregistration_id = \"h-{index}\"\n\
+                    [arrival]\nrate = 50\n[slo]\nmax_failed = 0\n";
+        let file = crate::toml_file::parse(text).expect("the scenario parses");
+        Plan::resolve(file, std::path::Path::new("h.toml"), &|_| None).expect("the scenario resolves")
     }
 
     #[test]

@@ -39,6 +39,26 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// A TLS version as scenario and emulator files name it: `"1.2"` or `"1.3"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `"1.2"` or `"1.3"`; any other version is not offered.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "1.2" => Ok(TlsVersion::Tls12),
+            "1.3" => Ok(TlsVersion::Tls13),
+            other => Err(format!("TLS version {other:?} is not offered (DPS uses 1.2; 1.3 is opt-in)")),
+        }
+    }
+}
+
 /// TLS versions to offer or accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TlsVersions {
@@ -52,6 +72,16 @@ pub enum TlsVersions {
 }
 
 impl TlsVersions {
+    /// The set a file's list names; none named is TLS 1.2 alone, as DPS.
+    pub fn of(versions: &[TlsVersion]) -> Self {
+        let has = |v: TlsVersion| versions.contains(&v);
+        match (has(TlsVersion::Tls12), has(TlsVersion::Tls13)) {
+            (true, true) => TlsVersions::Tls12And13,
+            (false, true) => TlsVersions::Tls13Only,
+            _ => TlsVersions::Tls12Only,
+        }
+    }
+
     fn list(self) -> &'static [&'static SupportedProtocolVersion] {
         static TLS12_ONLY: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
         static TLS12_AND_13: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS12, &rustls::version::TLS13];
@@ -87,15 +117,8 @@ impl From<TlsVersions> for TlsPolicy {
 impl TlsPolicy {
     /// Parses version names (`"1.2"`, `"1.3"`) and suite names, as scenario and config files give them.
     pub fn parse(versions: &[String], cipher_suites: &[String]) -> Result<Self, String> {
-        let has = |v: &str| versions.iter().any(|x| x == v);
-        if let Some(bad) = versions.iter().find(|v| !matches!(v.as_str(), "1.2" | "1.3")) {
-            return Err(format!("TLS version {bad:?} is not offered (DPS uses 1.2; 1.3 is opt-in)"));
-        }
-        let versions = match (has("1.2"), has("1.3")) {
-            (true, true) => TlsVersions::Tls12And13,
-            (false, true) => TlsVersions::Tls13Only,
-            _ => TlsVersions::Tls12Only,
-        };
+        let versions = versions.iter().map(|v| TlsVersion::parse(v)).collect::<Result<Vec<_>, _>>()?;
+        let versions = TlsVersions::of(&versions);
         let known: Vec<String> = provider().cipher_suites.iter().map(suite_name).collect();
         if let Some(bad) = cipher_suites.iter().find(|s| !known.contains(s)) {
             return Err(format!("cipher suite {bad:?} is not one of {}", known.join(", ")));

@@ -1,31 +1,87 @@
 //! TOML files dpsbench reads (scenarios, emulator configurations, waivers): text into a typed
-//! serde value, with the parser's error on one line. Reads no files itself; callers name the file.
+//! serde value, with the parser's error on one line a person reads: where (line and column,
+//! with the line itself) and what, in words rather than Rust type names. Reads no files
+//! itself; callers name the file.
 
 use serde::de::DeserializeOwned;
 
-/// Parses `text`; the error is the parser's message on one line (it names the line, shows the
-/// offending key and, for an unknown value, lists the accepted ones).
+/// Parses `text`; the error says where (`line 3, column 9: count = "ten"`) and what (`expected
+/// a whole number, found the string "ten"`), on one line.
 pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    toml::from_str(text).map_err(|e| one_line(&e.to_string()))
+    toml::from_str(text).map_err(|e| describe(text, e.message(), e.span()))
 }
 
-/// TOML errors span several lines (a source excerpt); the CLI prints one line.
-pub fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+/// The error at `span` of `text`, on one line.
+fn describe(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let what = plain(message);
+    let Some(span) = span.filter(|s| s.start < text.len() && !(s.start == 0 && what.starts_with("missing field")))
+    else {
+        return what;
+    };
+    let before = &text[..span.start];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    let column = text[line_start..span.start].chars().count() + 1;
+    let source = text[line_start..].lines().next().unwrap_or("").trim();
+    format!("line {line}, column {column}: {source}: {what}")
+}
+
+/// serde's words for types, in a user's: `u64` is a whole number, `f64` a number.
+fn plain(message: &str) -> String {
+    const WORDS: [(&str, &str); 14] = [
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u8", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i64", "expected an integer"),
+        ("expected i32", "expected an integer"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("invalid type: string ", "found the string "),
+        ("invalid type: integer ", "found the number "),
+        ("invalid type: floating point ", "found the number "),
+        ("invalid type: boolean ", "found "),
+    ];
+    let mut text = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (from, to) in WORDS {
+        text = text.replace(from, to);
+    }
+    // `found the string "ten", expected a whole number` reads better the other way round.
+    match text.split_once(", expected ") {
+        Some((found, expected)) if found.starts_with("found ") => format!("expected {expected}, {found}"),
+        _ => text,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only the error is looked at")]
+    struct File {
+        name: String,
+        count: Option<u32>,
+        rate: Option<f64>,
+    }
+
     #[test]
-    fn errors_fit_on_one_line() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code, reason = "only the error is looked at")]
-        struct File {
-            count: u32,
+    fn errors_say_where_and_what_on_one_line_in_words() {
+        let err = parse::<File>("name = \"x\"\n\ncount = \"ten\"\n").unwrap_err();
+        assert_eq!(err, "line 3, column 9: count = \"ten\": expected a whole number, found the string \"ten\"");
+        let err = parse::<File>("name = \"x\"\nrate = true\n").unwrap_err();
+        assert_eq!(err, "line 2, column 8: rate = true: expected a number, found `true`");
+        let err = parse::<File>("count = 3\n").unwrap_err();
+        assert_eq!(err, "missing field `name`");
+        let err = parse::<File>("name = \"x\"\ncont = 3\n").unwrap_err();
+        assert!(err.starts_with("line 2, column 1: cont = 3: unknown field `cont`, expected one of"), "{err}");
+        let err = parse::<File>("name = \"x\n").unwrap_err();
+        assert!(err.starts_with("line 1, column") && !err.contains('\n'), "{err}");
+        for err in [err, parse::<File>("name = [\n").unwrap_err()] {
+            assert!(!err.contains(" | ") && !err.contains("u32") && !err.contains('\n'), "{err}");
         }
-        let err = parse::<File>("count = \"many\"\n").unwrap_err();
-        assert!(!err.contains('\n') && err.contains("count"), "{err}");
     }
 }

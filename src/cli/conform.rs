@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::ConformArgs;
 use super::keys::read_key;
+use super::out_folder::OutFolder;
 use crate::conformance::CATALOGUE;
 use crate::conformance::probes::ProbeTarget;
 use crate::conformance::report;
@@ -33,6 +34,7 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
         },
         exclude_billable: args.exclude_billable,
     };
+    let mut out = OutFolder::check(&args.out, "--out", args.force)?;
     let deadline = Duration::from_secs(args.deadline.max(1));
     let (target, embedded) = match &args.target {
         Some(url) => (external_target(&args, url, deadline).await?, None),
@@ -64,15 +66,19 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
         embedded.emulator.handle.stop().await;
     }
     // Created only now: a suite that could not run leaves no folder behind.
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
-    write("conformance.json", &report::json(&report))?;
-    write("conformance.junit.xml", report::junit(&report).as_bytes())?;
-    write("conformance.md", report::markdown(&report).as_bytes())?;
+    out.create()?;
+    let files = [
+        ("conformance.json", report::json(&report)),
+        ("conformance.junit.xml", report::junit(&report).into_bytes()),
+        ("conformance.md", report::markdown(&report).into_bytes()),
+    ];
+    for (name, bytes) in files {
+        let path = out.file(name);
+        if let Err(error) = std::fs::write(&path, bytes) {
+            out.discard();
+            return Err(error).with_context(|| format!("cannot write {}", path.display()));
+        }
+    }
     print!("{}", report::table(&report));
     println!("reports: {}", args.out.display());
     let skipped = precheck::skipped_must_checks(&report);

@@ -8,11 +8,17 @@ use crate::runner::Tick;
 /// How long into the run the early word may come: later, the final table says it.
 const WINDOW: Duration = Duration::from_secs(10);
 
-/// The line to print when every device finished so far failed with one kind, within the first
-/// seconds; `None` otherwise.
+/// The line to print when, within the first seconds, every device finished so far failed with
+/// one kind and those failures are most of the devices started (failures come back faster than
+/// assignments, so a few early ones at a low fault rate say nothing yet); `None` otherwise.
 pub(super) fn every_device_failed_alike(tick: &Tick) -> Option<String> {
     let progress = &tick.progress;
-    if progress.elapsed > WINDOW || progress.assigned > 0 || progress.failed == 0 || tick.failures.len() != 1 {
+    if progress.elapsed > WINDOW
+        || progress.assigned > 0
+        || progress.failed == 0
+        || progress.failed * 2 <= progress.started
+        || tick.failures.len() != 1
+    {
         return None;
     }
     let (label, count) = tick.failures.iter().next()?;
@@ -30,6 +36,7 @@ mod tests {
         tick.progress.elapsed = Duration::from_secs(seconds);
         tick.progress.assigned = assigned;
         tick.progress.failed = failures.iter().map(|(_, n)| n).sum();
+        tick.progress.started = tick.progress.failed + assigned;
         tick.failures = failures.iter().map(|(k, n)| (k.to_string(), *n)).collect();
         tick.failure_reasons.insert("refused_5".into(), FailureReason::new(&FailureKind::Refused(5), None));
         tick
@@ -47,5 +54,9 @@ mod tests {
         assert_eq!(every_device_failed_alike(&tick(0, &[("refused_5", 4), ("tls", 1)], 1)), None, "two kinds");
         assert_eq!(every_device_failed_alike(&tick(0, &[], 1)), None, "nothing finished");
         assert_eq!(every_device_failed_alike(&tick(0, &[("refused_5", 4)], 11)), None, "too late to be early");
+        // Issue 24: a 3 % fault rate's first failures, while most devices are still in flight.
+        let mut early = tick(0, &[("refused_5", 6)], 1);
+        early.progress.started = 200;
+        assert_eq!(every_device_failed_alike(&early), None, "6 of 200 started, the rest in flight");
     }
 }

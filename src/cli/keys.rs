@@ -40,10 +40,10 @@ pub struct TokenArgs {
     /// The device's registration ID.
     #[arg(long, value_name = "R")]
     pub registration_id: String,
-    /// Expiry, in Unix seconds, e.g. $(($(date +%s) + 3600)) for an hour from now (a past expiry
-    /// is printed too, for test vectors, with a warning on stderr).
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    pub expiry: u64,
+    /// Expiry: a duration from now (`90s`, `30m`, `1h`, `7d`) or an instant in Unix seconds
+    /// (`1767225600`; a past expiry is printed too, for test vectors, with a warning on stderr).
+    #[arg(long, value_name = "DURATION|UNIX_SECONDS", value_parser = parse_expiry)]
+    pub expiry: Expiry,
     /// Environment variable holding the device key.
     #[arg(long, value_name = "VAR", default_value = "DPS_DEVICE_KEY", conflicts_with = "key_file")]
     pub key_env: String,
@@ -54,6 +54,44 @@ pub struct TokenArgs {
     /// c, embedded-c or csharp (`sr` encoding, escapes' hex case, `skn` and field order).
     #[arg(long, value_name = "SDK", default_value = "dpsbench", value_parser = parse_style)]
     pub style: Personality,
+}
+
+/// `--expiry`: an instant, or a duration from when the token is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    UnixSeconds(u64),
+    After(std::time::Duration),
+}
+
+impl Expiry {
+    /// The instant in Unix seconds, a duration counted from `now`.
+    fn at(self, now: std::time::SystemTime) -> u64 {
+        match self {
+            Expiry::UnixSeconds(seconds) => seconds,
+            Expiry::After(duration) => {
+                (now + duration).duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+fn parse_expiry(text: &str) -> Result<Expiry, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Expiry::UnixSeconds(seconds));
+    }
+    let unit = |u: char| match u {
+        's' => Some(1),
+        'm' => Some(60),
+        'h' => Some(3600),
+        'd' => Some(86_400),
+        _ => None,
+    };
+    let bad = || format!("{text:?} is neither a duration (90s, 30m, 1h, 7d) nor Unix seconds (1767225600)");
+    let last = text.chars().last().ok_or_else(bad)?;
+    let count: u64 = text[..text.len() - last.len_utf8()].parse().map_err(|_| bad())?;
+    let seconds = count.checked_mul(unit(last).ok_or_else(bad)?).ok_or_else(bad)?;
+    Ok(Expiry::After(std::time::Duration::from_secs(seconds)))
 }
 
 fn parse_style(name: &str) -> Result<Personality, String> {
@@ -89,10 +127,12 @@ pub(super) fn token(args: TokenArgs) -> Result<i32> {
     let key = read_key(&args.key_env, args.key_file.as_deref())?;
     let scope = IdScope::new(args.id_scope)?;
     let id = RegistrationId::new(args.registration_id)?;
-    if let Some(warning) = expiry_warning(args.expiry, std::time::SystemTime::now()) {
+    let now = std::time::SystemTime::now();
+    let expiry = args.expiry.at(now);
+    if let Some(warning) = expiry_warning(expiry, now) {
         eprintln!("dpsbench: warning: {warning}");
     }
-    println!("{}", SasToken::build(&scope, &id, &key, args.expiry, args.style.sas_style()).expose());
+    println!("{}", SasToken::build(&scope, &id, &key, expiry, args.style.sas_style()).expose());
     Ok(0)
 }
 
@@ -108,6 +148,20 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn expiry_is_a_duration_from_now_or_unix_seconds() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(parse_expiry("1767225600").unwrap().at(now), 1_767_225_600);
+        assert_eq!(parse_expiry("1h").unwrap().at(now), 1_003_600);
+        assert_eq!(parse_expiry("90s").unwrap().at(now), 1_000_090);
+        assert_eq!(parse_expiry("30m").unwrap().at(now), 1_001_800);
+        assert_eq!(parse_expiry("7d").unwrap().at(now), 1_604_800);
+        for bad in ["1 hour", "h", "-5m", "1.5h", ""] {
+            let error = parse_expiry(bad).unwrap_err();
+            assert!(error.contains("neither a duration") && error.contains("1h"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn a_past_expiry_is_warned_about_and_a_future_one_is_not() {

@@ -1,28 +1,29 @@
 //! `dpsbench report merge`: reads the shards' folders, writes the merged one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
+use super::out_folder::OutFolder;
 use super::reports::MergeArgs;
 use crate::report;
 use crate::report::folder::ReportFolder;
+use crate::report::merge::Merged;
 
 pub(super) fn merge(args: MergeArgs) -> Result<i32> {
+    refuse_an_input(&args.out, &args.shards)?;
+    let mut folder = OutFolder::check(&args.out, "--out", args.force)?;
     let folders = args.shards.iter().map(|dir| ReportFolder::load(dir)).collect::<Result<Vec<_>, _>>()?;
     let merged = report::merge::merge(&folders)?;
-    let out = &args.out;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
-    for (name, bytes) in [
-        ("summary.json", report::summary_json(&merged.summary)),
-        ("latency.hlog", merged.latency_hlog),
-        ("timeseries.csv", merged.timeseries_csv),
-    ] {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    join_devices_csv(&args.shards, out)?;
-    let rendered = super::write_rendered(out)?;
+    folder.create()?;
+    let rendered = match write(&mut folder, &args.shards, &merged) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            folder.discard();
+            return Err(error);
+        }
+    };
+    let out = folder.path();
     print!("{}", report::summary_table(&merged.summary));
     let info = merged.summary.merged.as_ref().expect("a merge records its shards");
     println!("merged {} shards into {}", info.shards.len(), out.display());
@@ -42,8 +43,37 @@ pub(super) fn merge(args: MergeArgs) -> Result<i32> {
     Ok(1)
 }
 
+/// Refuses an `--out` that is one of the shards' folders: a merge never writes into an input.
+fn refuse_an_input(out: &Path, shards: &[PathBuf]) -> Result<()> {
+    let Ok(out_real) = out.canonicalize() else { return Ok(()) };
+    for shard in shards {
+        if shard.canonicalize().is_ok_and(|real| real == out_real) {
+            bail!(
+                "--out {} is the shard folder {} given to merge: a merge never writes into an input; choose another folder",
+                out.display(),
+                shard.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes the merged files and the rendered reports; returns the rendered reports' paths.
+fn write(folder: &mut OutFolder, shards: &[PathBuf], merged: &Merged) -> Result<Vec<PathBuf>> {
+    for (name, bytes) in [
+        ("summary.json", report::summary_json(&merged.summary)),
+        ("latency.hlog", merged.latency_hlog.clone()),
+        ("timeseries.csv", merged.timeseries_csv.clone()),
+    ] {
+        let path = folder.file(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    join_devices_csv(shards, folder)?;
+    super::write_rendered(folder.path())
+}
+
 /// Joins the shards' `devices.csv` (one header) when every shard has one.
-fn join_devices_csv(shards: &[std::path::PathBuf], out: &Path) -> Result<()> {
+fn join_devices_csv(shards: &[PathBuf], folder: &mut OutFolder) -> Result<()> {
     let mut joined = Vec::new();
     for dir in shards {
         let path = dir.join("devices.csv");
@@ -54,6 +84,6 @@ fn join_devices_csv(shards: &[std::path::PathBuf], out: &Path) -> Result<()> {
         };
         joined.extend_from_slice(body);
     }
-    let path = out.join("devices.csv");
+    let path = folder.file("devices.csv");
     std::fs::write(&path, joined).with_context(|| format!("cannot write {}", path.display()))
 }

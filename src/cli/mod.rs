@@ -36,7 +36,7 @@ pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 use out_folder::OutFolder;
 pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
 
-const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <UNIX_SECONDS> \
+const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <DURATION|UNIX_SECONDS> \
                            [--key-env <VAR> | --key-file <FILE>]";
 const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --ca <PEM> --id-scope <S>] \
                              [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
@@ -144,9 +144,13 @@ pub struct ConformArgs {
     /// File holding the enrollment group key (base64), instead of --key-env.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// Folder for the three reports.
+    /// Folder for the three reports (conformance.json, .junit.xml, .md); refused when it already
+    /// holds a report, unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite the report already in --out.
+    #[arg(long)]
+    pub force: bool,
     /// TOML file of waived checks: [[waiver]] check = "DPS-..." reason = "...".
     #[arg(long, value_name = "FILE")]
     pub waivers: Option<PathBuf>,
@@ -308,12 +312,20 @@ fn certs(args: CertsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Writes `text` to stdout. A reader that went away (`| head -1`) is no error: the command's
+/// exit status stays its own, and nothing panics.
+pub(crate) fn say(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
 async fn run(args: RunArgs) -> Result<i32> {
     let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
     let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     plan.device_records = args.devices_csv;
     if args.dry_run {
-        print!("{}", report::dry_run(&plan));
+        say(&report::dry_run(&plan));
         return Ok(0);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
@@ -342,11 +354,12 @@ async fn run(args: RunArgs) -> Result<i32> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     // Every file is written before anything is printed, so a closed stdout loses none.
     let rendered = write_rendered(&out)?;
-    print!("{}", report::summary_table(&summary));
-    println!("summary: {}", path.display());
+    let mut printed = report::summary_table(&summary);
+    printed.push_str(&format!("summary: {}\n", path.display()));
     for path in rendered {
-        println!("report: {}", path.display());
+        printed.push_str(&format!("report: {}\n", path.display()));
     }
+    say(&printed);
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
     Ok(if !summary.validity.valid {
         EXIT_INVALID
@@ -370,7 +383,7 @@ async fn record_run(
     let mut series =
         std::fs::File::create(&series_path).with_context(|| format!("cannot create {}", series_path.display()))?;
     series
-        .write_all(&report::timeseries_header())
+        .write_all(&report::timeseries::header())
         .with_context(|| format!("cannot write {}", series_path.display()))?;
     let mut latency = LatencyLogFile::create(folder.file("latency.hlog"))?;
     let mut devices = match args.devices_csv {
@@ -392,7 +405,7 @@ async fn record_run(
         }
         progress.show(tick);
         // Written (unbuffered) every second, so a crash keeps everything up to then.
-        if let Err(error) = series.write_all(&report::timeseries_row(tick)) {
+        if let Err(error) = series.write_all(&report::timeseries::Row::of(tick).line()) {
             progress.warn(&format!("cannot write {}: {error}", series_path.display()));
         }
         if let Err(error) = latency.write(tick) {

@@ -43,9 +43,13 @@ pub struct MergeArgs {
     /// The shards' report folders.
     #[arg(value_name = "SHARD_DIR", required = true)]
     pub shards: Vec<PathBuf>,
-    /// Folder for the merged report (created if needed).
+    /// Folder for the merged report (created if needed): never one of the shards' folders, and
+    /// refused when it already holds a report, unless --force.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Overwrite the report already in --out (never a shard's folder).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::passive::PassiveCheck;
 use super::probes::table::{self, Probe};
+use crate::emulator::deviations::Deviation;
 
 /// How binding a check is: a **must** failure fails the suite (exit 1), a **should** failure is
 /// reported but does not.
@@ -69,7 +70,7 @@ pub struct Check {
     /// add up (any failure fails it).
     pub probes: &'static [&'static Probe],
     /// The `Deviations` switches of the emulator expected to fail it.
-    pub failed_by: &'static [&'static str],
+    pub failed_by: &'static [Deviation],
 }
 
 impl Check {
@@ -96,7 +97,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Transports: MQTT 3.1.1 over TLS on 8883; no plain MQTT. §6.1",
         source: Source::Documented("§1"),
         probes: &[&table::PLAIN_MQTT],
-        failed_by: &["accept_plain_mqtt"],
+        failed_by: &[Deviation::AcceptPlainMqtt],
     },
     Check {
         id: "DPS-TLS-002",
@@ -107,7 +108,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Transports: no port 1883. §6.1",
         source: Source::Documented("§1"),
         probes: &[&table::PLAIN_PORT],
-        failed_by: &["plain_listen"],
+        failed_by: &[Deviation::PlainListen],
     },
     Check {
         id: "DPS-TLS-003",
@@ -118,7 +119,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: clients must use TLS 1.2. §6.2",
         source: Source::Documented("§1"),
         probes: &[&table::TLS12],
-        failed_by: &["refuse_tls12"],
+        failed_by: &[Deviation::RefuseTls12],
     },
     Check {
         id: "DPS-TLS-004",
@@ -129,7 +130,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: an instance with minimum TLS version 1.2 refuses TLS 1.0/1.1. §6.2",
         source: Source::Inference("§1: an instance whose minimum TLS version is 1.2 refuses TLS 1.0 and 1.1"),
         probes: &[&table::OLD_TLS],
-        failed_by: &["answer_old_tls"],
+        failed_by: &[Deviation::AnswerOldTls],
     },
     Check {
         id: "DPS-TLS-005",
@@ -140,7 +141,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 TLS: the TLS version DPS supports is 1.2. §6.2",
         source: Source::Documented("§1"),
         probes: &[&table::TLS13_ALONE],
-        failed_by: &["accept_tls13", "refuse_tls12"],
+        failed_by: &[Deviation::AcceptTls13, Deviation::RefuseTls12],
     },
     // MQTT sessions and subscriptions (§1, §3; §6 items 3-5).
     Check {
@@ -152,7 +153,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 CleanSession: every session is non-persistent; CONNACK always has SessionPresent = 0. §6.3",
         source: Source::Documented("§1"),
         probes: &[&table::LIFECYCLE, &table::CLEAN_SESSION],
-        failed_by: &["session_present"],
+        failed_by: &[Deviation::SessionPresent],
     },
     Check {
         id: "DPS-MQTT-002",
@@ -163,7 +164,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 CleanSession: DPS ignores it; every session is non-persistent. §6.3",
         source: Source::Documented("§1"),
         probes: &[&table::CLEAN_SESSION],
-        failed_by: &["keep_subscriptions"],
+        failed_by: &[Deviation::KeepSubscriptions],
     },
     Check {
         id: "DPS-MQTT-003",
@@ -174,7 +175,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: a subscription requested at QoS 2 is granted QoS 1 in SUBACK. §6.4",
         source: Source::Documented("§3"),
         probes: &[&table::QOS2],
-        failed_by: &["grant_qos2"],
+        failed_by: &[Deviation::GrantQos2],
     },
     Check {
         id: "DPS-MQTT-004",
@@ -185,7 +186,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: replies are delivered at QoS 1. §6.4",
         source: Source::Documented("§3"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["reply_qos0"],
+        failed_by: &[Deviation::ReplyQos0],
     },
     Check {
         id: "DPS-MQTT-005",
@@ -196,7 +197,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: emulator must PUBACK a device's QoS 1 PUBLISH before sending the reply (C# v1 fails otherwise)",
         source: Source::Inference("§3: the C# SDK v1 fails when the reply arrives before the PUBACK"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["reply_before_puback"],
+        failed_by: &[Deviation::ReplyBeforePuback],
     },
     Check {
         id: "DPS-MQTT-006",
@@ -207,7 +208,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: DPS accepts only the documented topic filters; it is not a pub/sub broker. §6.5",
         source: Source::Documented("§3"),
         probes: &[&table::OTHER_FILTERS],
-        failed_by: &["accept_other_filters"],
+        failed_by: &[Deviation::AcceptOtherFilters],
     },
     Check {
         id: "DPS-MQTT-007",
@@ -218,7 +219,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: DPS does not allow # or ? to filter subtopics. §6.5",
         source: Source::Documented("§3"),
         probes: &[&table::WILDCARD_SUBTOPICS],
-        failed_by: &["accept_other_filters"],
+        failed_by: &[Deviation::AcceptOtherFilters],
     },
     Check {
         id: "DPS-MQTT-008",
@@ -229,7 +230,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: DPS accepts only the documented topic names. §6.5",
         source: Source::Documented("§3"),
         probes: &[&table::UNDOCUMENTED_TOPIC],
-        failed_by: &["accept_undocumented_topics"],
+        failed_by: &[Deviation::AcceptUndocumentedTopics],
     },
     Check {
         id: "DPS-MQTT-009",
@@ -240,7 +241,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Protocol: MQTT 3.1.1 (protocol level 4) only",
         source: Source::Documented("§1"),
         probes: &[&table::PROTOCOL_LEVELS],
-        failed_by: &["accept_mqtt5"],
+        failed_by: &[Deviation::AcceptMqtt5],
     },
     Check {
         id: "DPS-MQTT-010",
@@ -253,7 +254,7 @@ pub static CATALOGUE: &[Check] = &[
             "§1: an MQTT 3.1.1 server answers UNSUBSCRIBE and closes on DISCONNECT; SDKs send both",
         ),
         probes: &[&table::UNSUBSCRIBE_DISCONNECT],
-        failed_by: &["ignore_unsubscribe"],
+        failed_by: &[Deviation::IgnoreUnsubscribe],
     },
     Check {
         id: "DPS-MQTT-011",
@@ -264,7 +265,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: a subscription requested at QoS 2 is granted QoS 1, and replies are delivered at QoS 1. §6.4",
         source: Source::Documented("§3"),
         probes: &[&table::QOS2_REPLIES],
-        failed_by: &["reply_at_requested_qos", "reply_qos0"],
+        failed_by: &[Deviation::ReplyAtRequestedQos, Deviation::ReplyQos0],
     },
     // Reply topics (§3; §6 item 6).
     Check {
@@ -276,7 +277,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3 Topics: response $dps/registrations/res/{status}/?$rid={rid}[&retry-after={seconds}]",
         source: Source::Documented("§3"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["reply_topic_without_slash"],
+        failed_by: &[Deviation::ReplyTopicWithoutSlash],
     },
     Check {
         id: "DPS-TOPIC-002",
@@ -287,7 +288,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: emulator must echo $rid byte for byte. §6.6",
         source: Source::Documented("§3"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["wrong_rid"],
+        failed_by: &[Deviation::WrongRid],
     },
     Check {
         id: "DPS-TOPIC-003",
@@ -298,7 +299,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§3: $rid first in the reply's query (Python loses retry-after otherwise)",
         source: Source::SdkBehaviour("§3: the Python SDK parses $rid first and loses retry-after otherwise"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["rid_not_first"],
+        failed_by: &[Deviation::RidNotFirst],
     },
     Check {
         id: "DPS-TOPIC-004",
@@ -309,7 +310,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§5: always send retry-after on 202 and 429. §6.6",
         source: Source::Documented("§5"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["omit_retry_after"],
+        failed_by: &[Deviation::OmitRetryAfter],
     },
     Check {
         id: "DPS-TOPIC-005",
@@ -320,7 +321,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§5: keep retry-after within 1-300 s (the C SDK replaces any other value by 1 s)",
         source: Source::SdkBehaviour("§5: the C SDK replaces a retry-after outside 1-300 s by 1 s"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["retry_after_zero"],
+        failed_by: &[Deviation::RetryAfterZero],
     },
     // The provisioning flow (§4; §6 items 6-7).
     Check {
@@ -332,7 +333,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4 step 3; §6.6",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["register_answered_201"],
+        failed_by: &[Deviation::RegisterAnswered201],
     },
     Check {
         id: "DPS-FLOW-002",
@@ -343,7 +344,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4 step 4; §6.7",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["poll_done_201"],
+        failed_by: &[Deviation::PollDone201],
     },
     Check {
         id: "DPS-FLOW-003",
@@ -354,7 +355,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§6.7: operationId is stable across polls",
         source: Source::Documented("§6.7"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["change_operation_id"],
+        failed_by: &[Deviation::ChangeOperationId],
     },
     Check {
         id: "DPS-FLOW-004",
@@ -365,7 +366,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§6.7: status moves only forward",
         source: Source::Documented("§6.7"),
         probes: &[&table::STATUS_FORWARD],
-        failed_by: &["status_backwards", "reply_topic_without_slash"],
+        failed_by: &[Deviation::StatusBackwards, Deviation::ReplyTopicWithoutSlash],
     },
     Check {
         id: "DPS-FLOW-005",
@@ -376,7 +377,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4: the flow, steps 1-5",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["incomplete_assignment", "unassigned_final", "reply_topic_without_slash"],
+        failed_by: &[Deviation::IncompleteAssignment, Deviation::UnassignedFinal, Deviation::ReplyTopicWithoutSlash],
     },
     Check {
         id: "DPS-FLOW-006",
@@ -388,11 +389,11 @@ pub static CATALOGUE: &[Check] = &[
         source: Source::SdkBehaviour("§1-5: every SDK provisions against DPS in its own dialect"),
         probes: &[&table::EVERY_DIALECT],
         failed_by: &[
-            "case_sensitive_sig",
-            "refuse_unencoded_sr",
-            "incomplete_assignment",
-            "unassigned_final",
-            "reply_topic_without_slash",
+            Deviation::CaseSensitiveSig,
+            Deviation::RefuseUnencodedSr,
+            Deviation::IncompleteAssignment,
+            Deviation::UnassignedFinal,
+            Deviation::ReplyTopicWithoutSlash,
         ],
     },
     // Bodies (§4; §6 item 10).
@@ -405,7 +406,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4: RegistrationOperationStatus on 2xx (types, required fields per status); the error body otherwise. §6.10",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["incomplete_assignment"],
+        failed_by: &[Deviation::IncompleteAssignment],
     },
     Check {
         id: "DPS-BODY-002",
@@ -416,7 +417,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§4: unassigned belongs to the TPM flow; never send it over MQTT. §6.10",
         source: Source::Documented("§4"),
         probes: &[&table::LIFECYCLE],
-        failed_by: &["unassigned_final"],
+        failed_by: &[Deviation::UnassignedFinal],
     },
     // Authentication (§1, §2; §6 item 8).
     Check {
@@ -428,7 +429,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: DPS verifies the HMAC. §6.8 (CONNACK 5 and res/401 are both conformant)",
         source: Source::Documented("§2"),
         probes: &[&table::WRONG_SIGNATURE],
-        failed_by: &["accept_any_password"],
+        failed_by: &[Deviation::AcceptAnyPassword],
     },
     Check {
         id: "DPS-AUTH-002",
@@ -439,7 +440,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: reject an se in the past. §6.8",
         source: Source::Documented("§2"),
         probes: &[&table::EXPIRED_TOKEN],
-        failed_by: &["accept_any_password", "accept_expired_tokens"],
+        failed_by: &[Deviation::AcceptAnyPassword, Deviation::AcceptExpiredTokens],
     },
     Check {
         id: "DPS-AUTH-003",
@@ -450,7 +451,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 Username: {idScope}/registrations/{registrationId}/...; §2: sr names this scope. §6.8",
         source: Source::Documented("§1"),
         probes: &[&table::WRONG_SCOPE],
-        failed_by: &["accept_any_scope"],
+        failed_by: &[Deviation::AcceptAnyScope],
     },
     Check {
         id: "DPS-AUTH-004",
@@ -461,7 +462,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 ClientId: the registration ID. §6.8",
         source: Source::Documented("§1"),
         probes: &[&table::CLIENT_ID_MISMATCH],
-        failed_by: &["accept_client_id_mismatch"],
+        failed_by: &[Deviation::AcceptClientIdMismatch],
     },
     Check {
         id: "DPS-AUTH-005",
@@ -472,7 +473,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2 X.509: the registration ID must equal the leaf's subject CN. §6.8",
         source: Source::Documented("§2"),
         probes: &[&table::X509_CN_MISMATCH],
-        failed_by: &["accept_cn_mismatch"],
+        failed_by: &[Deviation::AcceptCnMismatch],
     },
     Check {
         id: "DPS-AUTH-006",
@@ -483,7 +484,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: the C SDK writes every escape of its token in lower case (%2b %2f %3d) and provisions",
         source: Source::SdkBehaviour("§2: azure-iot-sdk-c URL-encodes sig with lower-case hex and works against DPS"),
         probes: &[&table::LOWER_CASE_SIG],
-        failed_by: &["case_sensitive_sig"],
+        failed_by: &[Deviation::CaseSensitiveSig],
     },
     Check {
         id: "DPS-AUTH-007",
@@ -494,7 +495,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§2: sr is {idScope}/registrations/{registrationId} of the connecting device. §6.8",
         source: Source::Documented("§2"),
         probes: &[&table::SR_OTHER_DEVICE],
-        failed_by: &["trust_sr_device", "accept_any_password"],
+        failed_by: &[Deviation::TrustSrDevice, Deviation::AcceptAnyPassword],
     },
     // WebSocket (§1; §6 item 9).
     Check {
@@ -507,10 +508,10 @@ pub static CATALOGUE: &[Check] = &[
         source: Source::Documented("§1"),
         probes: &[&table::WEBSOCKET_LIFECYCLE],
         failed_by: &[
-            "case_sensitive_subprotocol",
-            "incomplete_assignment",
-            "unassigned_final",
-            "reply_topic_without_slash",
+            Deviation::CaseSensitiveSubprotocol,
+            Deviation::IncompleteAssignment,
+            Deviation::UnassignedFinal,
+            Deviation::ReplyTopicWithoutSlash,
         ],
     },
     Check {
@@ -522,7 +523,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§1 WebSocket path: DPS matches the subprotocol mqtt",
         source: Source::Documented("§1"),
         probes: &[&table::WRONG_SUBPROTOCOL],
-        failed_by: &["accept_any_subprotocol"],
+        failed_by: &[Deviation::AcceptAnySubprotocol],
     },
     // Throttling (§5).
     Check {
@@ -534,7 +535,7 @@ pub static CATALOGUE: &[Check] = &[
         statement: "§5: throttled requests get res/429/?$rid=..&retry-after=N",
         source: Source::Documented("§5"),
         probes: &[&table::THROTTLING],
-        failed_by: &["omit_retry_after"],
+        failed_by: &[Deviation::OmitRetryAfter],
     },
 ];
 
@@ -551,14 +552,14 @@ pub fn passive(check: PassiveCheck) -> &'static Check {
         .expect("every passive check has its catalogue entry (a test of the catalogue checks it)")
 }
 
-/// IDs of the checks `deviation` (a field of the emulator's `Deviations`) is expected to fail.
-pub fn failed_by(deviation: &str) -> Vec<&'static str> {
+/// IDs of the checks `deviation` (a switch of the emulator's `Deviations`) is expected to fail.
+pub fn failed_by(deviation: Deviation) -> Vec<&'static str> {
     CATALOGUE.iter().filter(|c| c.failed_by.contains(&deviation)).map(|c| c.id).collect()
 }
 
 /// Every deviation some check names, each once, in catalogue order.
-pub fn deviations() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Vec::new();
+pub fn deviations() -> Vec<Deviation> {
+    let mut names: Vec<Deviation> = Vec::new();
     for name in CATALOGUE.iter().flat_map(|c| c.failed_by.iter().copied()) {
         if !names.contains(&name) {
             names.push(name);

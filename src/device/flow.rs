@@ -231,6 +231,10 @@ impl<O: Observer> Flow<O> {
                 if connack.code != ConnectReturnCode::Success {
                     return self.fail(now, FailureKind::Refused(connack.code as u8));
                 }
+                if self.settings.connect_only {
+                    self.push(now, Packet::Disconnect);
+                    return self.finish(now, Outcome::Connected);
+                }
                 self.subscribe(now);
             }
             (State::AwaitSubAck { packet_id }, Packet::SubAck(suback)) if suback.pkid == packet_id => {

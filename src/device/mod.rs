@@ -96,6 +96,9 @@ pub struct FlowSettings {
     /// Take any reply as the answer to the request in flight, whatever its `$rid` (conformance
     /// probes, so a wrong `$rid` is one finding, not a timeout). SDKs drop such replies.
     pub lenient_rid: bool,
+    /// End the flow at an accepted CONNACK with [`Outcome::Connected`], sending DISCONNECT:
+    /// credentials and TLS tried, nothing registered (nothing billable). The run's preflight.
+    pub connect_only: bool,
 }
 
 impl Default for FlowSettings {
@@ -113,6 +116,7 @@ impl Default for FlowSettings {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             lenient_rid: false,
+            connect_only: false,
         }
     }
 }

@@ -21,6 +21,17 @@ pub enum Step {
 }
 
 impl Step {
+    pub const ALL: [Step; 8] = [
+        Step::TcpConnect,
+        Step::TlsHandshake,
+        Step::WebSocketUpgrade,
+        Step::Connack,
+        Step::Suback,
+        Step::Register,
+        Step::Poll,
+        Step::Wait,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Step::TcpConnect => "tcp_connect",
@@ -83,6 +94,50 @@ impl FailureKind {
             FailureKind::Aborted => "aborted".into(),
         }
     }
+
+    /// The failure kind a [`FailureKind::label`] names: its inverse, for gates that name a kind
+    /// (`failures.status_429`). `None` for a label no failure can have.
+    pub fn from_label(label: &str) -> Option<FailureKind> {
+        let step = |rest: &str| Step::ALL.into_iter().find(|s| s.as_str() == rest);
+        let kind = match label {
+            "connect" => FailureKind::Connect,
+            "tls" => FailureKind::Tls,
+            "websocket" => FailureKind::WebSocket,
+            "subscribe_refused" => FailureKind::SubscribeRefused,
+            "registration_failed" => FailureKind::RegistrationFailed(None),
+            "disabled" => FailureKind::Disabled,
+            "aborted" => FailureKind::Aborted,
+            _ if label.starts_with("refused_") => FailureKind::Refused(label["refused_".len()..].parse().ok()?),
+            _ if label.starts_with("status_") => {
+                FailureKind::Status(label["status_".len()..].parse().ok().filter(|s| (100..=999).contains(s))?)
+            }
+            _ if label.starts_with("registration_failed_") => {
+                FailureKind::RegistrationFailed(Some(label["registration_failed_".len()..].parse().ok()?))
+            }
+            _ if label.starts_with("timeout_") => FailureKind::Timeout(step(&label["timeout_".len()..])?),
+            _ if label.starts_with("connection_lost_") => {
+                FailureKind::ConnectionLost(step(&label["connection_lost_".len()..])?)
+            }
+            _ if label.starts_with("protocol_") => {
+                let rest = &label["protocol_".len()..];
+                FailureKind::ProtocolViolation(Violation::ALL.into_iter().find(|v| v.as_str() == rest)?)
+            }
+            _ => return None,
+        };
+        // Numbers as a label spells them: `status_0429` or `refused_+5` name nothing.
+        (kind.label() == label).then_some(kind)
+    }
+
+    /// Every form a label takes, for errors that list them.
+    pub fn label_forms() -> String {
+        let steps = Step::ALL.map(Step::as_str).join("|");
+        let violations = Violation::ALL.map(Violation::as_str).join("|");
+        format!(
+            "connect, tls, websocket, refused_<CONNACK code>, subscribe_refused, status_<HTTP status>, \
+             registration_failed, registration_failed_<errorCode>, disabled, timeout_<{steps}>, \
+             connection_lost_<{steps}>, protocol_<{violations}>, aborted"
+        )
+    }
 }
 
 /// Protocol violations that end a flow.
@@ -105,6 +160,16 @@ pub enum Violation {
 }
 
 impl Violation {
+    pub const ALL: [Violation; 7] = [
+        Violation::MalformedPacket,
+        Violation::UnexpectedPacket,
+        Violation::ReplyTopic,
+        Violation::ReplyBody,
+        Violation::Unassigned,
+        Violation::IncompleteAssignment,
+        Violation::MissingOperationId,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Violation::MalformedPacket => "malformed_packet",
@@ -121,7 +186,13 @@ impl Violation {
 /// The single result of a flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Assigned { hub: String, device_id: String },
+    Assigned {
+        hub: String,
+        device_id: String,
+    },
+    /// CONNECT was accepted and the flow ended there, as a connect-only flow (the run's
+    /// preflight, [`super::FlowSettings::connect_only`]) does: nothing registered.
+    Connected,
     Failed(FailureKind),
 }
 
@@ -199,4 +270,35 @@ pub struct FlowReport<O = ()> {
     pub failure_detail: Option<String>,
     /// The observer the flow reported its observations to (the passive checks' log).
     pub observer: O,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_label_parses_back_to_its_kind_and_nothing_else_does() {
+        let mut kinds = vec![
+            FailureKind::Connect,
+            FailureKind::Tls,
+            FailureKind::WebSocket,
+            FailureKind::Refused(5),
+            FailureKind::SubscribeRefused,
+            FailureKind::Status(429),
+            FailureKind::Status(503),
+            FailureKind::RegistrationFailed(None),
+            FailureKind::RegistrationFailed(Some(400_209)),
+            FailureKind::RegistrationFailed(Some(-1)),
+            FailureKind::Disabled,
+            FailureKind::Aborted,
+        ];
+        kinds.extend(Step::ALL.into_iter().flat_map(|s| [FailureKind::Timeout(s), FailureKind::ConnectionLost(s)]));
+        kinds.extend(Violation::ALL.map(FailureKind::ProtocolViolation));
+        for kind in kinds {
+            assert_eq!(FailureKind::from_label(&kind.label()), Some(kind.clone()), "{}", kind.label());
+        }
+        for label in ["status429", "status_0429", "status_42", "refused_+5", "refused_256", "timeout_nap", "Tls", ""] {
+            assert_eq!(FailureKind::from_label(label), None, "{label}");
+        }
+    }
 }

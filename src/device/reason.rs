@@ -29,6 +29,17 @@ impl FailureReason {
             self.examples.push(example);
         }
     }
+
+    /// Adds another collector's reason of the same kind: the first reason said stands, its
+    /// examples are kept up to the limit.
+    pub fn add(&mut self, other: &FailureReason) {
+        if self.reason.is_empty() {
+            self.reason = other.reason.clone();
+        }
+        for example in &other.examples {
+            self.add_example(example.clone());
+        }
+    }
 }
 
 impl FailureKind {

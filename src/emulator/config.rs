@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::deviations::Deviations;
 use super::faults::{Faults, FaultsSection};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
-use crate::tls::{ClientTrust, TlsPolicy, TlsVersions};
+use crate::tls::{ClientTrust, TlsPolicy, TlsVersion, TlsVersions};
 
 /// `retry-after` on every 202 when a file sets none: the emulator file and a scenario's embedded
 /// target share it (1 s: the quickstart's documented value, and what `conform` runs with).
@@ -122,15 +122,6 @@ fn default_assign_delay() -> u64 {
     DEFAULT_ASSIGN_DELAY_MS
 }
 
-/// A TLS version a file names: `"1.2"` or `"1.3"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum TlsVersion {
-    #[serde(rename = "1.2")]
-    Tls12,
-    #[serde(rename = "1.3")]
-    Tls13,
-}
-
 /// A setting the emulator file and a scenario's embedded target share that does not hold.
 /// [`SettingError::field`] names the field as the emulator file spells it.
 #[derive(Debug, thiserror::Error)]
@@ -178,13 +169,7 @@ pub fn check_retry_after(seconds: u32) -> Result<u32, SettingError> {
 /// TLS versions (default `["1.2"]`, as DPS) and cipher suites (default all) as files give them.
 pub fn tls_policy(versions: Option<&[TlsVersion]>, suites: Option<&[String]>) -> Result<TlsPolicy, SettingError> {
     let mut policy = TlsPolicy::parse(&[], suites.unwrap_or_default()).map_err(SettingError::CipherSuite)?;
-    let versions = versions.unwrap_or(&[TlsVersion::Tls12]);
-    let has = |v: TlsVersion| versions.contains(&v);
-    policy.versions = match (has(TlsVersion::Tls12), has(TlsVersion::Tls13)) {
-        (true, true) => TlsVersions::Tls12And13,
-        (false, true) => TlsVersions::Tls13Only,
-        _ => TlsVersions::Tls12Only,
-    };
+    policy.versions = TlsVersions::of(versions.unwrap_or_default());
     Ok(policy)
 }
 

@@ -15,100 +15,166 @@ use crate::tls::{TlsPolicy, TlsVersions};
 use crate::topics;
 use crate::websocket::SubprotocolRule;
 
-/// The deviations an emulator applies. All off by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Deviations {
+/// Declares [`Deviations`] (the `[deviations]` switches, as the config file spells them) and
+/// [`Deviation`] (one value per switch, which the catalogue's `failed_by` lists) from one list,
+/// so the two cannot fall out of step.
+macro_rules! deviations {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty => $variant:ident, )*) => {
+        /// The deviations an emulator applies. All off by default.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Deviations {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        /// One switch of [`Deviations`]: what a conformance check names as its failing control.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Deviation {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Deviation {
+            /// Every switch, in the order of [`Deviations`]' fields.
+            pub const ALL: &'static [Deviation] = &[$(Deviation::$variant),*];
+
+            /// The switch's name in `[deviations]`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Deviation::$variant => stringify!($field),)*
+                }
+            }
+
+            /// Deviations with this switch alone turned on.
+            pub fn alone(self) -> Deviations {
+                match self {
+                    $(Deviation::$variant => Deviations { $field: Switch::on(), ..Deviations::default() },)*
+                }
+            }
+        }
+    };
+}
+
+/// The value that turns a switch on: `true`, or for an extra listener a free loopback port.
+trait Switch {
+    fn on() -> Self;
+}
+
+impl Switch for bool {
+    fn on() -> Self {
+        true
+    }
+}
+
+impl Switch for Option<SocketAddr> {
+    fn on() -> Self {
+        Some(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+impl Deviation {
+    /// The switch called `name` in `[deviations]`.
+    pub fn parse(name: &str) -> Option<Deviation> {
+        Deviation::ALL.iter().copied().find(|d| d.name() == name)
+    }
+}
+
+impl std::fmt::Display for Deviation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+deviations! {
     /// Serve plain MQTT on the TLS port too (fails DPS-TLS-001).
-    pub accept_plain_mqtt: bool,
+    accept_plain_mqtt: bool => AcceptPlainMqtt,
     /// Also serve plain MQTT on this address, like port 1883 (fails DPS-TLS-002).
-    pub plain_listen: Option<SocketAddr>,
+    plain_listen: Option<SocketAddr> => PlainListen,
     /// CONNACK with SessionPresent 1 (fails DPS-MQTT-001).
-    pub session_present: bool,
+    session_present: bool => SessionPresent,
     /// Restore a CleanSession-0 device's subscription when it reconnects (fails DPS-MQTT-002).
-    pub keep_subscriptions: bool,
+    keep_subscriptions: bool => KeepSubscriptions,
     /// Grant QoS 2 when asked (fails DPS-MQTT-003).
-    pub grant_qos2: bool,
+    grant_qos2: bool => GrantQos2,
     /// Deliver replies at QoS 0 whatever was granted (fails DPS-MQTT-004 and DPS-MQTT-011).
-    pub reply_qos0: bool,
+    reply_qos0: bool => ReplyQos0,
     /// Send the reply before the PUBACK of the request (fails DPS-MQTT-005).
-    pub reply_before_puback: bool,
+    reply_before_puback: bool => ReplyBeforePuback,
     /// Grant any filter (fails DPS-MQTT-006 and DPS-MQTT-007).
-    pub accept_other_filters: bool,
+    accept_other_filters: bool => AcceptOtherFilters,
     /// Acknowledge PUBLISHes to undocumented topics instead of closing (fails DPS-MQTT-008).
-    pub accept_undocumented_topics: bool,
+    accept_undocumented_topics: bool => AcceptUndocumentedTopics,
     /// Echo a different `$rid` (fails DPS-TOPIC-002).
-    pub wrong_rid: bool,
+    wrong_rid: bool => WrongRid,
     /// Send `retry-after=0` wherever a `retry-after` goes (fails DPS-TOPIC-005). The emulator's
     /// own `retry_after_seconds = 0`, for throughput runs, does the same on 202s.
-    pub retry_after_zero: bool,
+    retry_after_zero: bool => RetryAfterZero,
     /// Put `retry-after` before `$rid` (fails DPS-TOPIC-003).
-    pub rid_not_first: bool,
+    rid_not_first: bool => RidNotFirst,
     /// Never send `retry-after` (fails DPS-TOPIC-004 and DPS-THR-001).
-    pub omit_retry_after: bool,
+    omit_retry_after: bool => OmitRetryAfter,
     /// A new operationId in every poll reply (fails DPS-FLOW-003).
-    pub change_operation_id: bool,
+    change_operation_id: bool => ChangeOperationId,
     /// Answer `assigning` again to a poll after the operation was reported done (fails
     /// DPS-FLOW-004).
-    pub status_backwards: bool,
+    status_backwards: bool => StatusBackwards,
     /// `assigned` without `deviceId` (fails DPS-BODY-001 and, as SDKs reject it, the flow:
     /// DPS-FLOW-005, DPS-FLOW-006 and DPS-WS-001).
-    pub incomplete_assignment: bool,
+    incomplete_assignment: bool => IncompleteAssignment,
     /// `unassigned` instead of `assigned` (fails DPS-BODY-002 and, as SDKs reject it, the flow:
     /// DPS-FLOW-005, DPS-FLOW-006 and DPS-WS-001).
-    pub unassigned_final: bool,
+    unassigned_final: bool => UnassignedFinal,
     /// Accept any password (fails DPS-AUTH-001, DPS-AUTH-002 and DPS-AUTH-007).
-    pub accept_any_password: bool,
+    accept_any_password: bool => AcceptAnyPassword,
     /// Accept a clientId that differs from the username's registration ID (fails DPS-AUTH-004).
-    pub accept_client_id_mismatch: bool,
+    accept_client_id_mismatch: bool => AcceptClientIdMismatch,
     /// Accept a WebSocket upgrade with any subprotocol (fails DPS-WS-002).
-    pub accept_any_subprotocol: bool,
+    accept_any_subprotocol: bool => AcceptAnySubprotocol,
     /// Accept an X.509 certificate whose CN is not the registration ID (fails DPS-AUTH-005).
-    pub accept_cn_mismatch: bool,
+    accept_cn_mismatch: bool => AcceptCnMismatch,
     /// Accept a token whose `se` has passed, still checking its signature (fails DPS-AUTH-002
     /// alone, where `accept_any_password` fails DPS-AUTH-001 too).
-    pub accept_expired_tokens: bool,
+    accept_expired_tokens: bool => AcceptExpiredTokens,
     /// Accept a username naming another ID scope, checking the token against that scope (fails
     /// DPS-AUTH-003).
-    pub accept_any_scope: bool,
+    accept_any_scope: bool => AcceptAnyScope,
     /// Accept a TLS 1.3 handshake as well as TLS 1.2 (fails DPS-TLS-005).
-    pub accept_tls13: bool,
+    accept_tls13: bool => AcceptTls13,
     /// Serve TLS 1.3 only, refusing TLS 1.2 (fails DPS-TLS-003 and DPS-TLS-005; as every other
     /// probe speaks TLS 1.2, as DPS requires, their checks are inconclusive, blocked by
     /// DPS-TLS-003).
-    pub refuse_tls12: bool,
+    refuse_tls12: bool => RefuseTls12,
     /// Take the WebSocket subprotocol `mqtt` only in lower case, refusing the C SDK's `MQTT`
     /// (fails DPS-WS-001 alone: one SDK's dialect).
-    pub case_sensitive_subprotocol: bool,
+    case_sensitive_subprotocol: bool => CaseSensitiveSubprotocol,
     /// Refuse a token whose `sr` is not percent-encoded, as the Node SDK sends it (fails
     /// DPS-FLOW-006 alone: one SDK's dialect).
-    pub refuse_unencoded_sr: bool,
+    refuse_unencoded_sr: bool => RefuseUnencodedSr,
     /// Deliver replies at the QoS the subscription asked for, 2 included, while granting 1
     /// (fails DPS-MQTT-011).
-    pub reply_at_requested_qos: bool,
+    reply_at_requested_qos: bool => ReplyAtRequestedQos,
     /// Check a token against the device its `sr` names instead of the username's (fails
     /// DPS-AUTH-007: one device's token opens another's connection).
-    pub trust_sr_device: bool,
+    trust_sr_device: bool => TrustSrDevice,
     /// Accept an MQTT 5 CONNECT (fails DPS-MQTT-009).
-    pub accept_mqtt5: bool,
+    accept_mqtt5: bool => AcceptMqtt5,
     /// Never answer UNSUBSCRIBE (fails DPS-MQTT-010).
-    pub ignore_unsubscribe: bool,
+    ignore_unsubscribe: bool => IgnoreUnsubscribe,
     /// Refuse a token whose `sig` escapes are in lower-case hex (fails DPS-AUTH-006 and, as the
     /// C SDK writes them so, DPS-FLOW-006).
-    pub case_sensitive_sig: bool,
+    case_sensitive_sig: bool => CaseSensitiveSig,
     /// Answer a TLS 1.0 or 1.1 ClientHello with a ServerHello of that version (fails
     /// DPS-TLS-004).
-    pub answer_old_tls: bool,
+    answer_old_tls: bool => AnswerOldTls,
     /// Leave the `/` out before the reply topic's query: `res/202?$rid=..` (fails DPS-TOPIC-001
     /// and, as devices cannot read such a reply, the flows: DPS-FLOW-004, DPS-FLOW-005,
     /// DPS-FLOW-006 and DPS-WS-001; what the lifecycle would have shown is inconclusive).
-    pub reply_topic_without_slash: bool,
+    reply_topic_without_slash: bool => ReplyTopicWithoutSlash,
     /// Answer a register with 201 instead of 202 (fails DPS-FLOW-001; devices take any 2xx
     /// with status `assigning` as accepted, so the flow still completes).
-    pub register_answered_201: bool,
+    register_answered_201: bool => RegisterAnswered201,
     /// Answer a poll that finds the operation done with 201 instead of 200 (fails DPS-FLOW-002;
     /// devices take any 2xx, so the flow still completes).
-    pub poll_done_201: bool,
+    poll_done_201: bool => PollDone201,
 }
 
 impl Deviations {

@@ -270,13 +270,29 @@ impl FaultCounts {
 pub struct Injector {
     faults: Faults,
     rng: Mutex<SmallRng>,
+    /// Off, nothing strikes and nothing is drawn: held while a run's preflight device connects,
+    /// so the check of the user's setup neither meets a fault nor uses one up.
+    armed: std::sync::atomic::AtomicBool,
     pub counts: FaultCounts,
 }
 
 impl Injector {
     pub fn new(faults: Faults) -> Self {
         let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
-        Self { faults, rng, counts: FaultCounts::default() }
+        Self { faults, rng, armed: true.into(), counts: FaultCounts::default() }
+    }
+
+    /// Holds every fault (none strikes) until [`Injector::arm`].
+    pub fn hold(&self) {
+        self.armed.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn armed(&self) -> bool {
+        self.armed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn faults(&self) -> &Faults {
@@ -291,7 +307,7 @@ impl Injector {
     /// so adding one fault does not reshuffle the others' draws.
     pub fn strikes(&self, fault: Fault) -> bool {
         let p = self.faults.probability(fault);
-        let strikes = p > 0.0 && self.draw(|rng| rng.random_bool(p));
+        let strikes = p > 0.0 && self.armed() && self.draw(|rng| rng.random_bool(p));
         if strikes {
             self.counts.add(fault);
         }
@@ -300,7 +316,7 @@ impl Injector {
 
     /// How long to hold this reply back, if `reply_delay_ms` is set (counted when non-zero).
     pub fn reply_delay(&self) -> Option<Duration> {
-        let (min, max) = self.faults.reply_delay?;
+        let (min, max) = self.faults.reply_delay.filter(|_| self.armed())?;
         let delay = self.draw(|rng| rng.random_range(min..=max));
         (!delay.is_zero()).then(|| {
             self.counts.add(Fault::ReplyDelay);
@@ -389,6 +405,21 @@ mod tests {
         assert_eq!(first.counts.get(Fault::ReplyDelay), 200);
         assert!(drawn.iter().any(|(f, _)| matches!(f, Some(RequestFault::ServerError(500)))));
         assert!(drawn.iter().any(|(f, _)| matches!(f, Some(RequestFault::ServerError(503)))));
+    }
+
+    #[test]
+    fn a_held_injector_strikes_nothing_and_draws_nothing() {
+        let faults =
+            section("seed = 3\nserver_error = 0.5\nreset_after_connect = 1.0\nreply_delay_ms = [1, 9]").unwrap();
+        let (held, fresh) = (Injector::new(faults.clone()), Injector::new(faults));
+        held.hold();
+        assert!((0..20).all(|_| held.request_fault().is_none() && held.reply_delay().is_none()));
+        assert!(!held.strikes(Fault::ResetAfterConnect));
+        assert_eq!(held.counts.total(), 0);
+        held.arm();
+        // Nothing was drawn while held: armed, it draws what a fresh one draws.
+        let draws = |i: &Injector| (0..50).map(|_| (i.request_fault(), i.reply_delay())).collect::<Vec<_>>();
+        assert_eq!(draws(&held), draws(&fresh));
     }
 
     #[test]

@@ -1,38 +1,137 @@
-//! Rates named for what they are: assignments in each tenth of a second, from which the peak
-//! one-second rate follows, and the span of assignments, over which the achieved rate is taken
-//! (from the first assignment to the last: neither the wait for the first nor the run's tail
-//! after the last dilutes it). The offered rate comes from the plan (the runner adds it).
+//! Rates named for what they are: assignments in each tenth of a second of the wall clock, from
+//! which the peak one-second rate follows, and the span of assignments, over which the achieved
+//! rate is taken (from the first assignment to the last: neither the wait for the first nor the
+//! run's tail after the last dilutes it). The offered rate comes from the plan (the runner adds it).
+//!
+//! The data the rates are derived from is kept in [`Rates`] itself ([`AssignmentTenths`], the
+//! first and last assignment instants), on the wall clock, so shards of one plan add up exactly
+//! ([`Rates::add`]) and the merged rates are recomputed, never copied from one shard.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 /// Width of a bucket: the peak one-second rate is this precise.
-const BUCKET: Duration = Duration::from_millis(100);
+const TENTH: Duration = Duration::from_millis(100);
 /// Buckets in one second, for the peak one-second rate.
-const PER_SECOND: u64 = 10;
+const PER_SECOND: usize = 10;
 
 /// Rates of a run, in `summary.json` as `rates`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rates {
-    /// Devices a second the arrival plan offers on average (none for a closed model).
+    /// Devices a second the arrival plan offers on average (none for a closed model). The whole
+    /// plan's rate, also in a shard's summary.
     #[serde(default)]
     pub offered_per_second: Option<f64>,
-    /// Assignments a second from the first assignment to the last.
+    /// Assignments a second from the first assignment to the last: the run's one achieved rate
+    /// (`flows_per_second` holds the same figure).
     #[serde(default)]
     pub achieved_per_second: f64,
-    /// Most assignments in any one second.
+    /// Most assignments in any one second (ten consecutive tenths of the wall clock).
     #[serde(default)]
     pub peak_one_second: u64,
+    /// The first and the last assignment, microseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_assignment_unix_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_assignment_unix_us: Option<u64>,
+    /// Assignments in each tenth of a second of the wall clock.
+    #[serde(default, skip_serializing_if = "AssignmentTenths::is_empty")]
+    pub assigned_by_tenth: AssignmentTenths,
 }
 
-/// Assignment instants in buckets of [`BUCKET`], and the span of starts.
+impl Rates {
+    /// Adds another part of the same plan (a shard): assignments per tenth added, the span from
+    /// the earliest first to the latest last assignment, the derived rates recomputed. The
+    /// offered rate is the plan's: the first one known stands.
+    pub fn add(&mut self, other: &Rates) {
+        let Rates {
+            offered_per_second,
+            achieved_per_second: _,
+            peak_one_second: _,
+            first_assignment_unix_us,
+            last_assignment_unix_us,
+            assigned_by_tenth,
+        } = other;
+        self.offered_per_second = self.offered_per_second.or(*offered_per_second);
+        self.first_assignment_unix_us =
+            [self.first_assignment_unix_us, *first_assignment_unix_us].into_iter().flatten().min();
+        self.last_assignment_unix_us = self.last_assignment_unix_us.max(*last_assignment_unix_us);
+        self.assigned_by_tenth.add(assigned_by_tenth);
+        self.derive();
+    }
+
+    /// Recomputes the achieved and peak rates from the data they are derived from.
+    fn derive(&mut self) {
+        let assigned = self.assigned_by_tenth.total();
+        self.achieved_per_second = match (self.first_assignment_unix_us, self.last_assignment_unix_us) {
+            // N assignments span N - 1 gaps (as N arrivals do for the offered rate).
+            (Some(first), Some(last)) if last > first => {
+                let rate = assigned.saturating_sub(1) as f64 / ((last - first) as f64 / 1e6);
+                (rate * 10.0).round() / 10.0
+            }
+            _ => 0.0,
+        };
+        self.peak_one_second = self.assigned_by_tenth.peak(PER_SECOND);
+    }
+}
+
+/// Assignments per tenth of a second, `counts[k]` in the tenth `first_tenth + k` (tenths since
+/// the Unix epoch).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentTenths {
+    pub first_tenth: u64,
+    pub counts: Vec<u64>,
+}
+
+impl AssignmentTenths {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Adds `other`'s counts tenth by tenth.
+    pub fn add(&mut self, other: &AssignmentTenths) {
+        if other.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            *self = other.clone();
+            return;
+        }
+        let first = self.first_tenth.min(other.first_tenth);
+        let end = (self.first_tenth + self.counts.len() as u64).max(other.first_tenth + other.counts.len() as u64);
+        let mut counts = vec![0; (end - first) as usize];
+        for part in [&*self, other] {
+            let offset = (part.first_tenth - first) as usize;
+            for (slot, count) in counts[offset..].iter_mut().zip(&part.counts) {
+                *slot += count;
+            }
+        }
+        *self = AssignmentTenths { first_tenth: first, counts };
+    }
+
+    /// Most assignments in any `width` consecutive tenths.
+    fn peak(&self, width: usize) -> u64 {
+        let mut window: u64 = self.counts.iter().take(width).sum();
+        let mut peak = window;
+        for k in width..self.counts.len() {
+            window = window + self.counts[k] - self.counts[k - width];
+            peak = peak.max(window);
+        }
+        peak
+    }
+}
+
+/// Assignment instants as they happen, for [`Rates`].
 #[derive(Debug, Clone, Default)]
 pub(super) struct AssignmentClock {
-    by_bucket: BTreeMap<u64, u64>,
-    assigned: u64,
+    by_tenth: BTreeMap<u64, u64>,
     first_assigned: Option<Instant>,
     last_assigned: Option<Instant>,
 }
@@ -40,55 +139,56 @@ pub(super) struct AssignmentClock {
 impl AssignmentClock {
     pub(super) fn record(&mut self, assigned: Option<Instant>) {
         if let Some(at) = assigned {
-            *self.by_bucket.entry(bucket(at)).or_default() += 1;
-            self.assigned += 1;
+            *self.by_tenth.entry(unix_micros(at) / TENTH.as_micros() as u64).or_default() += 1;
             self.first_assigned = self.first_assigned.min(Some(at)).or(Some(at));
             self.last_assigned = self.last_assigned.max(Some(at));
         }
     }
 
     pub(super) fn merge(&mut self, other: &AssignmentClock) {
-        for (bucket, count) in &other.by_bucket {
-            *self.by_bucket.entry(*bucket).or_default() += count;
+        for (tenth, count) in &other.by_tenth {
+            *self.by_tenth.entry(*tenth).or_default() += count;
         }
-        self.assigned += other.assigned;
         self.first_assigned = [self.first_assigned, other.first_assigned].into_iter().flatten().min();
         self.last_assigned = self.last_assigned.max(other.last_assigned);
     }
 
-    /// The achieved and peak rates (the offered one is the plan's).
+    /// The achieved and peak rates with the data they come from (the offered one is the plan's).
     pub(super) fn rates(&self) -> Rates {
-        let achieved = match (self.first_assigned, self.last_assigned) {
-            // N assignments span N - 1 gaps (as N arrivals do for the offered rate).
-            (Some(first), Some(last)) if last > first => {
-                let rate = self.assigned.saturating_sub(1) as f64 / (last - first).as_secs_f64();
-                (rate * 10.0).round() / 10.0
+        let assigned_by_tenth = match (self.by_tenth.first_key_value(), self.by_tenth.last_key_value()) {
+            (Some((&first, _)), Some((&last, _))) => {
+                let mut counts = vec![0; (last - first + 1) as usize];
+                for (tenth, count) in &self.by_tenth {
+                    counts[(tenth - first) as usize] = *count;
+                }
+                AssignmentTenths { first_tenth: first, counts }
             }
-            _ => 0.0,
+            _ => AssignmentTenths::default(),
         };
-        Rates { offered_per_second: None, achieved_per_second: achieved, peak_one_second: self.peak_one_second() }
-    }
-
-    /// Most assignments in any run of [`PER_SECOND`] consecutive buckets.
-    fn peak_one_second(&self) -> u64 {
-        let mut peak = 0;
-        for &first in self.by_bucket.keys() {
-            let second: u64 = self.by_bucket.range(first..first + PER_SECOND).map(|(_, n)| n).sum();
-            peak = peak.max(second);
-        }
-        peak
+        let mut rates = Rates {
+            first_assignment_unix_us: self.first_assigned.map(unix_micros),
+            last_assignment_unix_us: self.last_assigned.map(unix_micros),
+            assigned_by_tenth,
+            ..Rates::default()
+        };
+        rates.derive();
+        rates
     }
 }
 
-/// The bucket of `at`, counted from a base shared by every collector of the process.
-fn bucket(at: Instant) -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    // A base a day before the first call, so instants of the run before it still count forward.
-    let base = *BASE.get_or_init(|| {
-        let now = Instant::now();
-        now.checked_sub(Duration::from_secs(86_400)).unwrap_or(now)
+/// `at` on the wall clock, in microseconds since the Unix epoch, through one reading of both
+/// clocks shared by every collector of the process (so instants keep their order and spacing,
+/// and the tenths of processes on one machine line up).
+fn unix_micros(at: Instant) -> u64 {
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (instant, micros) = *ANCHOR.get_or_init(|| {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        (Instant::now(), since_epoch.as_micros() as u64)
     });
-    (at.saturating_duration_since(base).as_millis() / BUCKET.as_millis()) as u64
+    match at.checked_duration_since(instant) {
+        Some(after) => micros + after.as_micros() as u64,
+        None => micros.saturating_sub(instant.duration_since(at).as_micros() as u64),
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +215,39 @@ mod tests {
         assert_eq!(rates.achieved_per_second, 2.0, "19 assignments, 18 gaps over 9.008 s: {rates:?}");
         assert_eq!(rates.peak_one_second, 10, "{rates:?}");
         assert_eq!(rates.offered_per_second, None);
+        assert_eq!(rates.assigned_by_tenth.total(), 19);
+    }
+
+    #[test]
+    fn rates_added_from_their_data_equal_the_rates_of_the_whole() {
+        // Two shards' assignments interleaved in time: the rates of the added data are those
+        // one collector of every assignment computes, not either shard's.
+        let t0 = Instant::now();
+        let (mut whole, mut even, mut odd) =
+            (AssignmentClock::default(), AssignmentClock::default(), AssignmentClock::default());
+        for n in 0..300u64 {
+            let at = Some(t0 + Duration::from_millis(n * 7 + (n % 5) * 13));
+            whole.record(at);
+            if n % 2 == 0 { even.record(at) } else { odd.record(at) }
+        }
+        let mut merged = even.rates();
+        merged.offered_per_second = Some(140.0);
+        merged.add(&odd.rates());
+        let mut expected = whole.rates();
+        expected.offered_per_second = Some(140.0);
+        assert_eq!(merged, expected);
+        assert!(merged.achieved_per_second > 1.9 * even.rates().achieved_per_second, "{merged:?}");
+    }
+
+    #[test]
+    fn tenths_add_across_gaps_and_the_peak_slides() {
+        let mut a = AssignmentTenths { first_tenth: 100, counts: vec![1, 2] };
+        a.add(&AssignmentTenths { first_tenth: 95, counts: vec![4, 0, 0, 0, 0, 3, 1, 0, 0, 0, 0, 0, 0, 5] });
+        assert_eq!(a.first_tenth, 95);
+        assert_eq!(a.counts, [4, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(a.peak(10), 12, "tenths 99..=108: 4 + 3 + 5");
+        assert_eq!(a.peak(1), 5);
+        a.add(&AssignmentTenths::default());
+        assert_eq!(a.total(), 16);
     }
 }

@@ -11,7 +11,7 @@ impl Metrics {
     /// devices). `registration_id` names the example.
     pub fn note_failure<O>(&mut self, registration_id: &str, report: &FlowReport<O>) {
         let kind = match &report.outcome {
-            Outcome::Failed(FailureKind::Aborted) | Outcome::Assigned { .. } => return,
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Assigned { .. } | Outcome::Connected => return,
             Outcome::Failed(kind) => kind,
         };
         let detail = report.failure_detail.as_deref();
@@ -29,15 +29,7 @@ impl Metrics {
 
     /// Adds another collector's reasons: the first reason said stands, examples up to the limit.
     pub(super) fn merge_reasons(&mut self, other: &BTreeMap<String, FailureReason>) {
-        for (label, theirs) in other {
-            let ours = self
-                .failure_reasons
-                .entry(label.clone())
-                .or_insert_with(|| FailureReason { reason: theirs.reason.clone(), examples: Vec::new() });
-            for example in &theirs.examples {
-                ours.add_example(example.clone());
-            }
-        }
+        super::summary::add_reasons(&mut self.failure_reasons, other);
     }
 }
 

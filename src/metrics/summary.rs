@@ -49,6 +49,91 @@ impl Summary {
     pub fn phase(&self, phase: Phase) -> Option<&PhaseStats> {
         self.phases.get(phase.as_str())
     }
+
+    /// Adds another part of the same plan (a shard's results): every count added, reasons and
+    /// examples united, the per-device distributions rebuilt from their added buckets, the rates
+    /// recomputed from their added data. Phase percentiles cannot be added from percentiles:
+    /// [`Summary::set_phases`] sets them from the added histograms.
+    ///
+    /// Every field is named here, so a field added to `Summary` does not compile until its merge
+    /// is decided.
+    pub fn add(&mut self, other: &Summary) {
+        let Summary {
+            devices,
+            flows_per_second: _,
+            phases: _,
+            register_attempts,
+            polls_per_device,
+            failures,
+            failure_reasons,
+            rates,
+            statuses,
+            retry_after_seconds,
+            hubs,
+            source_addresses,
+            personalities,
+            payloads,
+            stray_replies,
+            early_requests,
+            late_starts,
+        } = other;
+        self.devices.add(devices);
+        self.register_attempts.add(register_attempts);
+        self.polls_per_device.add(polls_per_device);
+        for (mine, theirs) in [
+            (&mut self.failures, failures),
+            (&mut self.statuses, statuses),
+            (&mut self.retry_after_seconds, retry_after_seconds),
+            (&mut self.hubs, hubs),
+        ] {
+            add_counts(mine, theirs);
+        }
+        add_reasons(&mut self.failure_reasons, failure_reasons);
+        match (&mut self.rates, rates) {
+            (Some(mine), Some(theirs)) => mine.add(theirs),
+            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+            (_, None) => {}
+        }
+        self.flows_per_second = self.rates.as_ref().map_or(0.0, |r| r.achieved_per_second);
+        for (address, counts) in source_addresses {
+            self.source_addresses.entry(address.clone()).or_default().add(counts);
+        }
+        for (name, counts) in personalities {
+            self.personalities.entry(name.clone()).or_default().add(counts);
+        }
+        self.payloads.returned += payloads.returned;
+        self.payloads.matching += payloads.matching;
+        self.stray_replies += stray_replies;
+        self.early_requests += early_requests;
+        self.late_starts += late_starts;
+    }
+
+    /// Sets every phase's statistics from its whole-run histogram.
+    pub fn set_phases(&mut self, histograms: &super::PhaseHistograms) {
+        self.phases = histograms.iter().map(|(p, h)| (p.as_str().to_string(), PhaseStats::of(h))).collect();
+    }
+
+    /// Replies 429 received (throttled requests).
+    pub fn throttled(&self) -> u64 {
+        self.statuses.get(&super::THROTTLED.to_string()).copied().unwrap_or(0)
+    }
+}
+
+/// Adds `theirs` counts into `mine`, key by key.
+pub fn add_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
+    for (key, value) in theirs {
+        *mine.entry(key.clone()).or_default() += value;
+    }
+}
+
+/// Adds `theirs` reasons into `mine`, kind by kind.
+pub(super) fn add_reasons(
+    mine: &mut BTreeMap<String, crate::device::FailureReason>,
+    theirs: &BTreeMap<String, crate::device::FailureReason>,
+) {
+    for (label, reason) in theirs {
+        mine.entry(label.clone()).or_default().add(reason);
+    }
 }
 
 /// Device counts of a run.
@@ -66,6 +151,19 @@ pub struct DeviceCounts {
     /// in-flight cap until the end): planned = `total` + `not_started`.
     #[serde(default)]
     pub not_started: u64,
+}
+
+impl DeviceCounts {
+    /// Adds another part's counts (each shard counts only its own devices).
+    pub fn add(&mut self, other: &DeviceCounts) {
+        let DeviceCounts { total, assigned, failed, aborted, not_finished, not_started } = other;
+        self.total += total;
+        self.assigned += assigned;
+        self.failed += failed;
+        self.aborted += aborted;
+        self.not_finished += not_finished;
+        self.not_started += not_started;
+    }
 }
 
 /// Latency percentiles of one phase, in microseconds.
@@ -156,6 +254,19 @@ pub struct CountStats {
 }
 
 impl CountStats {
+    /// Adds another part's distribution: rebuilt from both parts' buckets (exact up to 2,047).
+    pub fn add(&mut self, other: &CountStats) {
+        let mut added = Histogram::<u64>::new(3).expect("3 significant digits are valid");
+        for stats in [&*self, other] {
+            for (value, devices) in &stats.devices_by_count {
+                if let Ok(value) = value.parse::<u64>() {
+                    added.saturating_record_n(value, *devices);
+                }
+            }
+        }
+        *self = CountStats::of(&added);
+    }
+
     pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self { mean: 0.0, p50: 0, p99: 0, max: 0, devices_by_count: BTreeMap::new() };

@@ -1,3 +1,5 @@
+use proptest::prelude::*;
+
 use super::*;
 use crate::device::Timings;
 
@@ -161,4 +163,109 @@ fn count_distributions_give_devices_by_count() {
     let by_count = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
     assert_eq!(summary.register_attempts.devices_by_count, by_count(&[("1", 3), ("2", 1), ("5", 1)]));
     assert_eq!(summary.polls_per_device.devices_by_count, by_count(&[("2", 5)]));
+}
+
+/// One random flow for the merge property: its outcome and what it received.
+fn random_flow(t0: Instant, seed: (u8, u16, u8, u8, u16, bool)) -> (String, FlowReport) {
+    let (kind, offset_ms, polls, retry_after, lag_us, payload) = seed;
+    let intended = t0 + Duration::from_millis(u64::from(offset_ms));
+    let start = intended + Duration::from_micros(u64::from(lag_us));
+    let mut timings = Timings::new(intended, start);
+    timings.tcp_connected = Some(start + Duration::from_micros(300));
+    timings.tls_done = Some(start + Duration::from_micros(900 + u64::from(lag_us % 700)));
+    let outcome = match kind % 6 {
+        0..=2 => {
+            let at = start + Duration::from_millis(5 + u64::from(polls) * 40 + u64::from(offset_ms % 13));
+            timings.assigned = Some(at);
+            timings.end = Some(at);
+            timings.polls = (0..polls).map(|p| Duration::from_micros(200 + u64::from(p) * 31)).collect();
+            let hub = if kind % 2 == 0 { "hub-a" } else { "hub-b" };
+            Outcome::Assigned { hub: hub.into(), device_id: "d".into() }
+        }
+        3 => Outcome::Failed(FailureKind::Status(if offset_ms % 2 == 0 { 503 } else { 429 })),
+        4 => Outcome::Failed(FailureKind::Timeout(Step::Poll)),
+        _ => Outcome::Failed(FailureKind::Aborted),
+    };
+    if timings.end.is_none() {
+        timings.end = Some(start + Duration::from_millis(3));
+    }
+    let mut statuses = vec![202; usize::from(polls)];
+    statuses.push(if kind % 6 <= 2 { 200 } else { 429 });
+    let report = FlowReport {
+        outcome,
+        timings,
+        register_attempts: 1 + u32::from(kind % 3),
+        polls: u32::from(polls),
+        retry_after_seconds: vec![u32::from(retry_after % 4); usize::from(polls)],
+        statuses,
+        stray_replies: u32::from(kind % 4 == 0),
+        source_address: Some(std::net::IpAddr::from([127, 0, 0, 1 + kind % 3])),
+        early_requests: u32::from(retry_after % 7 == 0),
+        payload_returned: payload.then_some(kind % 2 == 0),
+        personality: crate::device::Personality::ALL[usize::from(kind) % crate::device::Personality::ALL.len()],
+        failure_detail: (kind % 6 == 3).then(|| "said the network".to_string()),
+        observer: (),
+    };
+    (format!("dev-{offset_ms}-{kind}"), report)
+}
+
+/// Every leaf of a JSON value by its path.
+fn leaves(value: &serde_json::Value, path: String, into: &mut BTreeMap<String, serde_json::Value>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                leaves(child, if path.is_empty() { key.clone() } else { format!("{path}.{key}") }, into);
+            }
+        }
+        other => {
+            into.insert(path, other.clone());
+        }
+    }
+}
+
+proptest! {
+    /// Two parts' summaries added (`Summary::add`, phases from the added histograms) equal the
+    /// summary of one collector of every flow, in every field of the schema: compared leaf by
+    /// leaf over the JSON, so a field added later is compared without being named here. Only
+    /// which failure examples are kept may differ (each part keeps its first few).
+    #[test]
+    fn added_summaries_equal_the_summary_of_the_whole(
+        flows in proptest::collection::vec(
+            any::<(u8, u16, u8, u8, u16, bool)>().prop_map(|(k, o, p, r, l, y)| (k, o % 4000, p % 5, r, l % 3000, y)),
+            1..60,
+        ),
+        split in 0u8..=255,
+    ) {
+        let t0 = Instant::now();
+        let (mut whole, mut one, mut two) = (Metrics::new(), Metrics::new(), Metrics::new());
+        let (mut in_one, mut in_two) = (0, 0);
+        for (n, seed) in flows.iter().enumerate() {
+            let (id, report) = random_flow(t0, *seed);
+            whole.record(&report);
+            whole.note_failure(&id, &report);
+            let part = if (n as u8).wrapping_mul(31) < split { in_one += 1; &mut one } else { in_two += 1; &mut two };
+            part.record(&report);
+            part.note_failure(&id, &report);
+        }
+        let mut added = one.summary(in_one + 1);
+        added.add(&two.summary(in_two));
+        let mut histograms = one.latencies().clone();
+        histograms.add_all(two.latencies());
+        added.set_phases(&histograms);
+        let expected = whole.summary(flows.len() as u64 + 1);
+        let (mut got, mut want) = (BTreeMap::new(), BTreeMap::new());
+        leaves(&serde_json::to_value(&added).unwrap(), String::new(), &mut got);
+        leaves(&serde_json::to_value(&expected).unwrap(), String::new(), &mut want);
+        let examples = |m: &BTreeMap<String, serde_json::Value>| {
+            m.keys().filter(|k| !k.contains(".examples")).cloned().collect::<Vec<_>>()
+        };
+        prop_assert_eq!(examples(&got), examples(&want));
+        for path in examples(&want) {
+            prop_assert_eq!(got.get(&path), want.get(&path), "{}", path);
+        }
+        for (label, reason) in &expected.failure_reasons {
+            let merged = &added.failure_reasons[label];
+            prop_assert_eq!(merged.examples.len(), reason.examples.len(), "{}", label);
+        }
+    }
 }

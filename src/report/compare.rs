@@ -45,7 +45,7 @@ const FIGURES: [RunFigure; 9] = [
     ("register_attempts.mean", Unit::Mean, |s| s.results.register_attempts.mean),
     ("register_attempts.max", Unit::Count, |s| s.results.register_attempts.max as f64),
     ("polls.mean", Unit::Mean, |s| s.results.polls_per_device.mean),
-    ("throttled", Unit::Count, |s| s.results.statuses.get("429").copied().unwrap_or(0) as f64),
+    ("throttled", Unit::Count, |s| s.results.throttled() as f64),
     ("violations", Unit::Count, |s| s.conformance.values().map(|c| c.violations).sum::<u64>() as f64),
 ];
 
@@ -195,8 +195,8 @@ fn notes(baseline: &RunSummary, current: &RunSummary) -> Vec<String> {
         if !run.validity.valid {
             notes.push(format!("the {which} run is invalid: its numbers describe the generator"));
         }
-        if run.partial {
-            notes.push(format!("the {which} run stopped early"));
+        if let Some(why) = run.partial_reason() {
+            notes.push(format!("the {which} run is partial ({why})"));
         }
     }
     notes

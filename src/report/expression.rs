@@ -43,6 +43,17 @@ pub enum ExpressionError {
     #[error("--fail-if {text:?}: unknown figure {figure:?}; the figures are {names}", names = figure_names())]
     Figure { text: String, figure: String },
     #[error(
+        "--fail-if {text:?}: {kind:?} is no failure kind, so failures.{kind} could never trip; the kinds are {forms}",
+        forms = crate::device::FailureKind::label_forms()
+    )]
+    FailureKind { text: String, kind: String },
+    #[error(
+        "--fail-if {text:?}: {id:?} is no passive conformance check, so violations.{id} could never trip; the checks \
+         are {ids}",
+        ids = passive_check_ids().join(", ")
+    )]
+    Check { text: String, id: String },
+    #[error(
         "--fail-if {text:?}: {threshold:?} is not a percentage (+10%), a number (3) or a duration (250us, 5ms, 2s)"
     )]
     Threshold { text: String, threshold: String },
@@ -50,6 +61,11 @@ pub enum ExpressionError {
     NeedsUnit { text: String, figure: String },
     #[error("--fail-if {text:?}: {figure} is not a latency, so it takes no duration")]
     NotALatency { text: String, figure: String },
+}
+
+/// The IDs of the catalogue's passive checks: those a run's `conformance` counts violations of.
+fn passive_check_ids() -> Vec<&'static str> {
+    crate::conformance::CATALOGUE.iter().filter(|c| c.passive.is_some()).map(|c| c.id).collect()
 }
 
 /// How one expression fared on a comparison.
@@ -75,6 +91,16 @@ impl Expression {
         let threshold = threshold.trim();
         if figure.is_empty() || figure.contains(char::is_whitespace) || threshold.is_empty() {
             return Err(shape());
+        }
+        if let Some(kind) = figure.strip_prefix("failures.") {
+            if crate::device::FailureKind::from_label(kind).is_none() {
+                return Err(ExpressionError::FailureKind { text: text.to_string(), kind: kind.to_string() });
+            }
+        }
+        if let Some(id) = figure.strip_prefix("violations.") {
+            if !passive_check_ids().contains(&id) {
+                return Err(ExpressionError::Check { text: text.to_string(), id: id.to_string() });
+            }
         }
         let unit = unit_of(figure)
             .ok_or_else(|| ExpressionError::Figure { text: text.to_string(), figure: figure.to_string() })?;
@@ -160,7 +186,10 @@ mod tests {
     #[test]
     fn bad_input_is_refused_quoting_the_expression() {
         type Case = (&'static str, fn(&ExpressionError) -> bool);
-        let cases: [Case; 9] = [
+        let cases: [Case; 12] = [
+            ("failures.status429 > 0", |e| matches!(e, ExpressionError::FailureKind { .. })),
+            ("failures.timeout_nap >= 1", |e| matches!(e, ExpressionError::FailureKind { .. })),
+            ("violations.DPS-NOPE-999 > 0", |e| matches!(e, ExpressionError::Check { .. })),
             ("assigned.p99", |e| matches!(e, ExpressionError::Shape(_))),
             ("> 3", |e| matches!(e, ExpressionError::Shape(_))),
             ("failed >", |e| matches!(e, ExpressionError::Shape(_))),
@@ -178,6 +207,16 @@ mod tests {
         }
         let unknown = Expression::parse("tls.p99 > 5ms").unwrap_err().to_string();
         assert!(unknown.contains("tls_handshake"), "the error lists the phases: {unknown}");
+        let kind = Expression::parse("failures.status429 > 0").unwrap_err().to_string();
+        assert!(kind.contains("status_<HTTP status>") && kind.contains("timeout_<"), "lists the kinds: {kind}");
+        let check = Expression::parse("violations.DPS-NOPE-999 > 0").unwrap_err().to_string();
+        let passive = passive_check_ids();
+        assert!(!passive.is_empty() && passive.iter().all(|id| check.contains(id)), "lists the checks: {check}");
+        // Names from the catalogues parse whether or not a run had them.
+        for id in passive {
+            assert_eq!(parse(&format!("violations.{id} > 0")).figure, format!("violations.{id}"));
+        }
+        assert_eq!(parse("failures.status_503 > 0").figure, "failures.status_503");
     }
 
     #[test]

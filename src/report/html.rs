@@ -17,19 +17,8 @@ use crate::runner::RunSummary;
 #[derive(Debug, Clone)]
 pub struct HtmlInputs {
     pub summary: RunSummary,
-    pub series: Vec<SeriesRow>,
+    pub series: Vec<super::timeseries::Row>,
     pub latency: LatencyLog,
-}
-
-/// The figures of one `timeseries.csv` row the charts use.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesRow {
-    pub elapsed_s: f64,
-    pub started: u64,
-    pub in_flight: u64,
-    pub assigned_in_second: u64,
-    /// Failed devices so far, by kind.
-    pub failures: BTreeMap<String, u64>,
 }
 
 /// A report folder file that cannot be read.
@@ -94,19 +83,23 @@ pub fn html(inputs: &HtmlInputs) -> Vec<u8> {
     super::html_tables::write_tables(&mut out, s);
     out.push_str("<h2>Charts</h2>\n");
     for (id, caption, svg) in charts_of(inputs) {
-        let _ = writeln!(
-            out,
-            "<figure class=\"chart\" id=\"{id}\">{svg}<figcaption>{}</figcaption></figure>",
-            escape(&caption)
-        );
+        let _ = match svg {
+            Some(svg) => writeln!(
+                out,
+                "<figure class=\"chart\" id=\"{id}\">{svg}<figcaption>{}</figcaption></figure>",
+                escape(&caption)
+            ),
+            // Nothing to draw: a line says so, rather than an empty 0-1 chart.
+            None => writeln!(out, "<p class=\"no-chart\" id=\"{id}\">{}</p>", escape(&caption)),
+        };
     }
     out.push_str(CHECK_SCRIPT);
     out.push_str("</body>\n</html>\n");
     out.into_bytes()
 }
 
-/// A chart of the page: its element ID, caption and SVG.
-type Chart = (&'static str, String, String);
+/// A chart of the page: its element ID, caption and SVG (none when there is nothing to draw).
+type Chart = (&'static str, String, Option<String>);
 
 /// Every chart, in page order.
 fn charts_of(inputs: &HtmlInputs) -> Vec<Chart> {
@@ -116,16 +109,16 @@ fn charts_of(inputs: &HtmlInputs) -> Vec<Chart> {
     charts.push((
         "register-attempts",
         "Register requests per device (more than one: retried after 429 or an error)".into(),
-        charts::distribution(
+        Some(charts::distribution(
             "Register attempts per device",
             "register attempts",
             &numeric_keys(&r.register_attempts.devices_by_count),
-        ),
+        )),
     ));
     charts.push((
         "polls",
         "Status polls per device".into(),
-        charts::distribution("Polls per device", "polls", &numeric_keys(&r.polls_per_device.devices_by_count)),
+        Some(charts::distribution("Polls per device", "polls", &numeric_keys(&r.polls_per_device.devices_by_count))),
     ));
     charts
 }
@@ -150,22 +143,22 @@ fn latency_charts(latency: &LatencyLog) -> Vec<Chart> {
             "assigned (from the intended start) beside assigned_raw (from the actual start): where they \
              differ, the generator started devices late and assigned_raw hides it (coordinated omission)"
                 .into(),
-            charts::percentiles_side_by_side(
+            Some(charts::percentiles_side_by_side(
                 "Time to assignment by percentile",
                 &phase_series(&[Phase::Assigned, Phase::AssignedRaw]),
                 x_max,
-            ),
+            )),
         ),
         (
             "latency-phases",
             "Every other phase by percentile (log latency axis)".into(),
-            charts::percentiles("Phases by percentile", &phase_series(&others), x_max, true),
+            Some(charts::percentiles("Phases by percentile", &phase_series(&others), x_max)),
         ),
     ]
 }
 
 /// The run over time and its failures, from `timeseries.csv`.
-fn series_charts(rows: &[SeriesRow]) -> Vec<Chart> {
+fn series_charts(rows: &[super::timeseries::Row]) -> Vec<Chart> {
     let arrivals: Vec<(f64, f64)> = rows
         .windows(2)
         .map(|w| {
@@ -173,33 +166,43 @@ fn series_charts(rows: &[SeriesRow]) -> Vec<Chart> {
             (w[1].elapsed_s, w[1].started.saturating_sub(w[0].started) as f64 / seconds)
         })
         .collect();
-    let over_time = vec![
+    let per_second = |pick: fn(&super::timeseries::Row) -> u64| -> Vec<(f64, f64)> {
+        rows.iter().map(|r| (r.elapsed_s, pick(r) as f64)).collect()
+    };
+    let rates = vec![
         ("arrivals per second".to_string(), arrivals),
-        ("assigned per second".to_string(), rows.iter().map(|r| (r.elapsed_s, r.assigned_in_second as f64)).collect()),
-        ("devices in flight".to_string(), rows.iter().map(|r| (r.elapsed_s, r.in_flight as f64)).collect()),
+        ("assigned per second".to_string(), per_second(|r| r.assigned_in_second)),
+        ("429 replies per second".to_string(), per_second(|r| r.throttled_in_second)),
     ];
+    let in_flight = vec![("devices in flight".to_string(), per_second(|r| r.in_flight))];
     let kinds: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.failures.keys()).collect();
     let failures: Vec<Series> = kinds
         .into_iter()
         .map(|kind| {
-            let count = |row: &SeriesRow| row.failures.get(kind).copied().unwrap_or(0);
+            let count = |row: &super::timeseries::Row| row.failures.get(kind).copied().unwrap_or(0);
             let points = rows.windows(2).map(|w| (w[1].elapsed_s, count(&w[1]).saturating_sub(count(&w[0])) as f64));
             (kind.clone(), points.collect())
         })
         .collect();
-    let failures_caption =
-        if failures.is_empty() { "Failures per second by kind: none" } else { "Failures per second by kind" };
     vec![
         (
             "over-time",
-            "Arrivals, assignments and devices in flight, one point a second".into(),
-            charts::over_time("The run over time", "devices (per second / in flight)", &over_time),
+            "Arrivals, assignments and 429 replies, one point a second".into(),
+            Some(charts::over_time("Rates over the run", "per second", &rates)),
         ),
         (
-            "failures",
-            failures_caption.into(),
-            charts::over_time(failures_caption, "failed devices per second", &failures),
+            "in-flight",
+            "Devices started and not yet finished, one point a second".into(),
+            Some(charts::over_time("Devices in flight", "devices", &in_flight)),
         ),
+        match failures.is_empty() {
+            true => ("failures", "Failures per second by kind: none failed".into(), None),
+            false => (
+                "failures",
+                "Failures per second by kind".into(),
+                Some(charts::over_time("Failures per second by kind", "failed devices per second", &failures)),
+            ),
+        },
     ]
 }
 
@@ -209,42 +212,9 @@ fn numeric_keys(map: &BTreeMap<String, u64>) -> BTreeMap<u64, u64> {
 }
 
 /// Reads `timeseries.csv` by column name.
-fn read_series(bytes: &[u8]) -> Result<Vec<SeriesRow>, InputError> {
-    let mut reader = csv::Reader::from_reader(bytes);
-    let headers = reader.headers().map_err(|e| InputError::Series(e.to_string()))?.clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| h == name).ok_or_else(|| InputError::Series(format!("no column {name:?}")))
-    };
-    let (elapsed, started, in_flight, assigned, failures) = (
-        column("elapsed_s")?,
-        column("started")?,
-        column("in_flight")?,
-        column("assigned_in_second")?,
-        column("failures")?,
-    );
-    let mut rows = Vec::new();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| InputError::Series(e.to_string()))?;
-        let field = |index: usize| record.get(index).unwrap_or("");
-        let bad = |name: &str| {
-            InputError::Series(format!("row {}: bad {name} {:?}", line + 1, field(column(name).unwrap_or(0))))
-        };
-        let number = |index: usize, name: &str| field(index).parse::<u64>().map_err(|_| bad(name));
-        rows.push(SeriesRow {
-            elapsed_s: field(elapsed).parse().map_err(|_| bad("elapsed_s"))?,
-            started: number(started, "started")?,
-            in_flight: number(in_flight, "in_flight")?,
-            assigned_in_second: number(assigned, "assigned_in_second")?,
-            failures: field(failures)
-                .split_whitespace()
-                .map(|pair| {
-                    let (kind, count) = pair.split_once('=').ok_or_else(|| bad("failures"))?;
-                    Ok((kind.to_string(), count.parse::<u64>().map_err(|_| bad("failures"))?))
-                })
-                .collect::<Result<_, InputError>>()?,
-        });
-    }
-    Ok(rows)
+fn read_series(bytes: &[u8]) -> Result<Vec<super::timeseries::Row>, InputError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| InputError::Series("not UTF-8 text".into()))?;
+    super::timeseries::read(text).map_err(InputError::Series)
 }
 
 /// Escapes text for HTML.
@@ -263,11 +233,15 @@ th:first-child,td:first-child{text-align:left}th{background:#f2f2f2}.invalid{col
 figure.chart{margin:1em 0}figure.chart svg{max-width:100%;height:auto}figcaption{font-size:0.9em;color:#555}";
 
 /// Marks the page once every chart has laid out with a non-empty box (`data-charts-drawn`), so
-/// a headless browser's DOM dump shows the charts really drew; reports errors to the console.
+/// a headless browser's DOM dump shows the charts really drew; reports errors to the console,
+/// among them a legend whose laid-out box overlaps a plotted line.
 const CHECK_SCRIPT: &str = "<script>\n(function(){var figures=document.querySelectorAll('figure.chart');\
 var drawn=0;figures.forEach(function(f){var svg=f.querySelector('svg');if(!svg){console.error('no svg in '+f.id);return;}\
 var box=svg.getBBox();if(box.width>0&&box.height>0&&svg.querySelectorAll('polyline,rect,path,line').length>2){drawn++;}\
-else{console.error('empty chart '+f.id);}});document.body.setAttribute('data-charts',figures.length);\
+else{console.error('empty chart '+f.id);}var legend=svg.querySelector('g.legend');if(legend){var l=legend.getBoundingClientRect();\
+svg.querySelectorAll('polyline:not([stroke-width=\"1\"])').forEach(function(p){var b=p.getBoundingClientRect();\
+if(b.left<l.right&&l.left<b.right&&b.top<l.bottom&&l.top<b.bottom){console.error('legend overlaps a line in '+f.id);}});}});\
+document.body.setAttribute('data-charts',figures.length);\
 document.body.setAttribute('data-charts-drawn',drawn);})();\n</script>\n";
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use super::html::{cell_micros, escape};
-use crate::metrics::Phase;
 use crate::runner::RunSummary;
 
 /// Writes every table of the run into `out`.
@@ -38,7 +37,11 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
             vec!["started".into(), escape(&s.started_at)],
             vec![
                 "duration".into(),
-                format!("{:.1} s{}", s.duration_seconds, if s.partial { " (partial: stopped early)" } else { "" }),
+                format!(
+                    "{:.1} s{}",
+                    s.duration_seconds,
+                    s.partial_reason().map(|why| format!(" (partial: {why})")).unwrap_or_default()
+                ),
             ],
             vec!["validity".into(), validity],
             vec![
@@ -54,44 +57,26 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
     for note in &s.notes {
         let _ = writeln!(out, "<p>note: {}</p>", escape(note));
     }
-    let d = &r.devices;
-    table(
-        out,
-        "Outcomes",
-        &["devices", "assigned", "failed", "aborted", "not finished", "assigned/s", "late starts"],
-        &[[d.total, d.assigned, d.failed, d.aborted, d.not_finished]
-            .iter()
-            .map(u64::to_string)
-            .chain([format!("{:.1}", r.flows_per_second), r.late_starts.to_string()])
-            .collect()],
-    );
+    out.push_str(&super::table::outcomes(r).html());
     write_latencies_and_replies(out, r);
     let violations: Vec<Vec<String>> =
         s.conformance.iter().map(|(id, c)| vec![escape(id), c.flows.to_string(), c.violations.to_string()]).collect();
     table(out, "Conformance (passive checks)", &["check", "flows", "violations"], &violations);
+    if let Some(slo) = &s.slo {
+        let headline = match (slo.judged, slo.passed) {
+            (false, _) => format!("not judged: {}", slo.reason.as_deref().unwrap_or("the run is invalid")),
+            (true, true) => "every gate held".to_string(),
+            (true, false) => format!("FAILED: {}", slo.failed().collect::<Vec<_>>().join(", ")),
+        };
+        out.push_str(&super::table::gates(slo).html());
+        let _ = writeln!(out, "<p class=\"slo-verdict\">SLO gates: {}</p>", escape(&headline));
+    }
 }
 
 /// Per-phase percentiles, retries, replies and failures.
 fn write_latencies_and_replies(out: &mut String, r: &crate::metrics::Summary) {
-    let phases: Vec<Vec<String>> = Phase::ALL
-        .iter()
-        .filter_map(|phase| r.phase(*phase).filter(|p| p.count > 0).map(|p| (phase, p)))
-        .map(|(phase, p)| {
-            let mut row = vec![phase.as_str().to_string(), p.count.to_string()];
-            row.extend([p.min_us, p.p50_us, p.p90_us, p.p99_us, p.p999_us, p.max_us].map(cell_micros));
-            row
-        })
-        .collect();
-    table(out, "Latency by phase", &["phase", "count", "min", "p50", "p90", "p99", "p99.9", "max"], &phases);
-    let counts = |name: &str, c: &crate::metrics::CountStats| {
-        vec![name.to_string(), format!("{:.2}", c.mean), c.p50.to_string(), c.p99.to_string(), c.max.to_string()]
-    };
-    table(
-        out,
-        "Retries",
-        &["per device", "mean", "p50", "p99", "max"],
-        &[counts("register attempts", &r.register_attempts), counts("polls", &r.polls_per_device)],
-    );
+    out.push_str(&super::table::phases(r).html());
+    out.push_str(&super::table::retries(r).html());
     let pairs = |map: &std::collections::BTreeMap<String, u64>| -> String {
         let listed: Vec<String> = map.iter().map(|(k, v)| format!("{}={v}", escape(k))).collect();
         if listed.is_empty() { "none".into() } else { listed.join(", ") }

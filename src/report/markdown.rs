@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use super::micros;
-use crate::metrics::Phase;
 use crate::runner::RunSummary;
 use crate::slo::SloVerdict;
 
@@ -44,7 +43,7 @@ fn header(out: &mut String, summary: &RunSummary) {
     if let Some(shards) = shards(summary) {
         let _ = writeln!(out, "| shards | {shards} |");
     }
-    let partial = if summary.partial { " (partial: stopped early)" } else { "" };
+    let partial = summary.partial_reason().map(|why| format!(" (partial: {why})")).unwrap_or_default();
     let _ = writeln!(out, "| duration | {:.1} s{partial} |", summary.duration_seconds);
     let validity = &summary.validity;
     let valid =
@@ -55,10 +54,16 @@ fn header(out: &mut String, summary: &RunSummary) {
         micros(validity.schedule_lag_p99_us),
         micros(validity.runtime_stall_p99_us)
     );
+    if let Some(rates) = super::rates_line(&summary.results) {
+        let _ = writeln!(out, "| rates | {rates} |");
+    }
+    if let Some(cost) = &summary.generator {
+        let _ = writeln!(out, "| generator | {} |", super::generator_line(cost));
+    }
     for note in &summary.notes {
         let _ = writeln!(out, "| note | {note} |");
     }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "\nCharts, and these tables: [report.html](report.html).\n");
 }
 
 /// What a shard or a merge of shards was; `None` for an unsharded run.
@@ -87,15 +92,8 @@ fn shards(summary: &RunSummary) -> Option<String> {
 
 fn outcomes(out: &mut String, summary: &RunSummary) {
     let r = &summary.results;
-    let d = &r.devices;
     let _ = writeln!(out, "## Outcomes\n");
-    let _ = writeln!(out, "| devices | assigned | failed | aborted | not finished | assigned/s | late starts |");
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
-    let _ = writeln!(
-        out,
-        "| {} | {} | {} | {} | {} | {:.1} | {} |\n",
-        d.total, d.assigned, d.failed, d.aborted, d.not_finished, r.flows_per_second, r.late_starts
-    );
+    let _ = writeln!(out, "{}", super::table::outcomes(r).markdown());
     if !r.failures.is_empty() {
         let _ = writeln!(out, "| failure kind | devices |\n|---|---:|");
         for (kind, count) in &r.failures {
@@ -111,32 +109,14 @@ fn latencies(out: &mut String, summary: &RunSummary) {
         out,
         "`assigned` and `end_to_end` count from each device's intended start; `assigned_raw` from its actual start.\n"
     );
-    let _ = writeln!(out, "| phase | count | p50 | p90 | p99 | p99.9 | max |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
-    for phase in Phase::ALL {
-        let Some(p) = summary.results.phase(phase).filter(|p| p.count > 0) else { continue };
-        let _ = writeln!(
-            out,
-            "| `{phase}` | {} | {} | {} | {} | {} | {} |",
-            p.count,
-            micros(p.p50_us),
-            micros(p.p90_us),
-            micros(p.p99_us),
-            micros(p.p999_us),
-            micros(p.max_us)
-        );
-    }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", super::table::phases(&summary.results).markdown());
 }
 
 fn retries(out: &mut String, summary: &RunSummary) {
     let r = &summary.results;
     let _ = writeln!(out, "## Retries\n");
-    let _ = writeln!(out, "| per device | mean | p50 | p99 | max |\n|---|---:|---:|---:|---:|");
-    for (name, c) in [("register attempts", &r.register_attempts), ("polls", &r.polls_per_device)] {
-        let _ = writeln!(out, "| {name} | {:.2} | {} | {} | {} |", c.mean, c.p50, c.p99, c.max);
-    }
-    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    out.push_str(&super::table::retries(r).markdown());
+    let throttled = r.throttled();
     let retry_after: Vec<String> = r.retry_after_seconds.iter().map(|(s, n)| format!("{s} s × {n}")).collect();
     let retry_after = if retry_after.is_empty() { "none".to_string() } else { retry_after.join(", ") };
     let _ = writeln!(
@@ -168,16 +148,7 @@ fn gates(out: &mut String, slo: &SloVerdict) {
         (true, false) => format!("❌ failed: {}", slo.failed().collect::<Vec<_>>().join(", ")),
     };
     let _ = writeln!(out, "{headline}\n");
-    let _ = writeln!(out, "| gate | limit | observed | verdict |\n|---|---:|---:|---|");
-    for (name, gate) in &slo.gates {
-        let verdict = match gate.held {
-            Some(true) => "✅ held",
-            Some(false) => "❌ failed",
-            None => "not judged",
-        };
-        let _ = writeln!(out, "| `{name}` | {} | {} | {verdict} |", number(gate.limit), observed(gate.observed));
-    }
-    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", super::table::gates(slo).markdown());
 }
 
 /// What a gate observed, or that nothing was measured.

@@ -11,12 +11,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use hdrhistogram::Histogram;
-
 use super::folder::ReportFolder;
 use super::hlog::{self, LatencyLog};
 use crate::conformance::passive::CheckCounts;
-use crate::metrics::{CountStats, Phase, PhaseHistograms, PhaseStats, Summary};
+use crate::metrics::{Phase, PhaseHistograms, Summary};
 use crate::runner::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
 
 #[path = "merge_series.rs"]
@@ -60,8 +58,11 @@ struct ShardRun<'a> {
     folder: &'a ReportFolder,
     shard: &'a ShardInfo,
     log: LatencyLog,
-    /// When its clock started, on the wall clock (since the epoch).
+    /// When its clock started, on the wall clock (since the epoch): what its log and series
+    /// count from.
     base: Duration,
+    /// Its `started_at`, since the epoch.
+    started: Duration,
 }
 
 /// Merges the report folders of shards of one plan. Refuses shards of different plans or shard
@@ -85,24 +86,26 @@ pub fn merge(folders: &[ReportFolder]) -> Result<Merged, MergeError> {
         let start = Duration::from_secs(*second) - base_second;
         latency_hlog.extend(hlog::interval(start, Duration::from_secs(1), latencies));
     }
-    let mut timeseries_csv = super::timeseries_header();
+    let mut timeseries_csv = super::timeseries::header();
     for shard in &shards {
         // Checked up front so an unreadable series names its folder (a missing one is skipped).
         if let Some(text) = &shard.folder.timeseries {
-            series::rows(text).map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
+            super::timeseries::read(text)
+                .map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
         }
     }
     let inputs: Vec<(&str, Duration)> =
         shards.iter().map(|s| (s.folder.timeseries.as_deref().unwrap_or(""), s.base)).collect();
     timeseries_csv.extend(series::merged_rows(&inputs, base_second, &seconds));
 
+    // The merged run spans the earliest shard's start to the latest one's end, on the wall clock.
+    let started = shards.iter().map(|s| s.started).min().expect("at least one shard");
     let end = shards
         .iter()
-        .map(|s| s.base + Duration::from_secs_f64(s.folder.summary.duration_seconds.max(0.0)))
+        .map(|s| s.started + Duration::from_secs_f64(s.folder.summary.duration_seconds.max(0.0)))
         .max()
         .expect("at least one shard");
-    let span = end.saturating_sub(base);
-    let summary = summary(&shards, &totals, base, span, missing);
+    let summary = summary(&shards, &totals, started, end.saturating_sub(started), missing);
     Ok(Merged { summary, latency_hlog, timeseries_csv })
 }
 
@@ -146,8 +149,9 @@ fn check(folders: &[ReportFolder]) -> Result<Vec<ShardRun<'_>>, MergeError> {
         let log = hlog::read(bytes).map_err(|error| MergeError::Hlog { folder: dir(), error })?;
         let started = crate::timestamp::parse_rfc3339(&folder.summary.started_at)
             .map_err(|error| MergeError::StartedAt { folder: dir(), error })?;
-        let base = log.base_time.unwrap_or_else(|| started.duration_since(UNIX_EPOCH).unwrap_or_default());
-        shards.push(ShardRun { folder, shard, log, base });
+        let started = started.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let base = log.base_time.unwrap_or(started);
+        shards.push(ShardRun { folder, shard, log, base, started });
     }
     if shards.is_empty() {
         return Err(MergeError::Empty);
@@ -160,14 +164,13 @@ fn check(folders: &[ReportFolder]) -> Result<Vec<ShardRun<'_>>, MergeError> {
 fn summary(
     shards: &[ShardRun<'_>],
     totals: &PhaseHistograms,
-    base: Duration,
+    started: Duration,
     span: Duration,
     missing: Vec<u64>,
 ) -> RunSummary {
     let first = &shards[0].folder.summary;
     let all = || shards.iter().map(|s| &s.folder.summary);
-    let mut results = results(shards, totals, span);
-    results.devices.total = all().map(|s| s.results.devices.total).sum();
+    let results = results(shards, totals);
     let mut notes = labelled(shards, |s| &s.notes);
     if all().any(|s| s.slo.is_some()) {
         notes.push(
@@ -186,7 +189,7 @@ fn summary(
         scenario: first.scenario.clone(),
         target: first.target.clone(),
         host: host(shards),
-        started_at: crate::timestamp::rfc3339(UNIX_EPOCH + base),
+        started_at: crate::timestamp::rfc3339(UNIX_EPOCH + started),
         duration_seconds: (span.as_secs_f64() * 1000.0).round() / 1000.0,
         partial: !missing.is_empty() || all().any(|s| s.partial),
         validity: Validity {
@@ -247,11 +250,7 @@ fn conformance(shards: &[ShardRun<'_>]) -> BTreeMap<String, CheckCounts> {
 /// The embedded emulators' counters added (none when no shard had one).
 fn emulator(shards: &[ShardRun<'_>]) -> Option<EmulatorCounts> {
     shards.iter().filter_map(|s| s.folder.summary.emulator.clone()).reduce(|mut a, b| {
-        a.connections += b.connections;
-        a.connects_refused += b.connects_refused;
-        a.registrations += b.registrations;
-        a.polls += b.polls;
-        a.throttled += b.throttled;
+        a.add(&b);
         a
     })
 }
@@ -281,60 +280,15 @@ fn worst_offset(shards: &[ShardRun<'_>]) -> Option<f64> {
     shards.iter().filter_map(|s| s.shard.start_offset_seconds).max_by(|a, b| a.abs().total_cmp(&b.abs()))
 }
 
-/// The measured part: counters added, phases from the added histograms.
-fn results(shards: &[ShardRun<'_>], totals: &PhaseHistograms, span: Duration) -> Summary {
+/// The measured part: every shard's results added ([`Summary::add`]), phases from the added
+/// histograms.
+fn results(shards: &[ShardRun<'_>], totals: &PhaseHistograms) -> Summary {
     let mut merged = shards[0].folder.summary.results.clone();
     for shard in &shards[1..] {
-        let other = &shard.folder.summary.results;
-        let d = &mut merged.devices;
-        d.assigned += other.devices.assigned;
-        d.failed += other.devices.failed;
-        d.aborted += other.devices.aborted;
-        d.not_finished += other.devices.not_finished;
-        for (map, theirs) in [
-            (&mut merged.failures, &other.failures),
-            (&mut merged.statuses, &other.statuses),
-            (&mut merged.retry_after_seconds, &other.retry_after_seconds),
-            (&mut merged.hubs, &other.hubs),
-        ] {
-            add_counts(map, theirs);
-        }
-        for (address, counts) in &other.source_addresses {
-            merged.source_addresses.entry(address.clone()).or_default().add(counts);
-        }
-        for (name, counts) in &other.personalities {
-            merged.personalities.entry(name.clone()).or_default().add(counts);
-        }
-        merged.payloads.returned += other.payloads.returned;
-        merged.payloads.matching += other.payloads.matching;
-        merged.stray_replies += other.stray_replies;
-        merged.early_requests += other.early_requests;
-        merged.late_starts += other.late_starts;
+        merged.add(&shard.folder.summary.results);
     }
-    merged.phases = Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(totals.get(*p)))).collect();
-    let counts = |pick: fn(&Summary) -> &CountStats| {
-        let mut added = Histogram::<u64>::new(3).expect("3 significant digits are valid");
-        for shard in shards {
-            for (value, devices) in &pick(&shard.folder.summary.results).devices_by_count {
-                if let Ok(value) = value.parse::<u64>() {
-                    added.saturating_record_n(value, *devices);
-                }
-            }
-        }
-        CountStats::of(&added)
-    };
-    merged.register_attempts = counts(|s| &s.register_attempts);
-    merged.polls_per_device = counts(|s| &s.polls_per_device);
-    let seconds = span.as_secs_f64();
-    merged.flows_per_second =
-        if seconds > 0.0 { (merged.devices.assigned as f64 / seconds * 10.0).round() / 10.0 } else { 0.0 };
+    merged.set_phases(totals);
     merged
-}
-
-fn add_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
-    for (key, value) in theirs {
-        *mine.entry(key.clone()).or_default() += value;
-    }
 }
 
 #[cfg(test)]

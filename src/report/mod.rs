@@ -6,6 +6,8 @@ pub mod devices;
 pub mod hlog;
 pub mod html;
 mod html_tables;
+pub mod table;
+pub mod timeseries;
 
 use std::fmt::Write as _;
 
@@ -19,7 +21,7 @@ pub mod prometheus;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
-use crate::runner::{RunSummary, Tick};
+use crate::runner::RunSummary;
 use crate::scenario::{Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
@@ -29,37 +31,17 @@ pub fn summary_json(summary: &RunSummary) -> Vec<u8> {
     bytes
 }
 
-/// A `timeseries.csv` column: its name and how a tick fills it.
-type Column = (&'static str, fn(&Tick) -> String);
-
-/// The columns of `timeseries.csv` (one row a second), in order.
-const TIMESERIES_COLUMNS: &[Column] = &[
-    ("elapsed_s", |t| format!("{:.3}", t.progress.elapsed.as_secs_f64())),
-    ("started", |t| t.progress.started.to_string()),
-    ("assigned", |t| t.progress.assigned.to_string()),
-    ("failed", |t| t.progress.failed.to_string()),
-    ("in_flight", |t| t.progress.in_flight.to_string()),
-    ("late_starts", |t| t.progress.late_starts.to_string()),
-    ("assigned_in_second", |t| t.progress.interval.assigned.to_string()),
-    ("failed_in_second", |t| t.progress.interval.failed.to_string()),
-    ("assigned_p50_us", |t| t.progress.interval.assigned_p50_us.to_string()),
-    ("assigned_p99_us", |t| t.progress.interval.assigned_p99_us.to_string()),
-    ("throttled", |t| t.progress.throttled.to_string()),
-    ("throttled_in_second", |t| t.progress.interval.throttled.to_string()),
-    ("failures", |t| {
-        let failures: Vec<String> = t.failures.iter().map(|(kind, n)| format!("{kind}={n}")).collect();
-        failures.join(" ")
-    }),
-];
-
-/// The header line of `timeseries.csv`.
-pub fn timeseries_header() -> Vec<u8> {
-    csv_line(TIMESERIES_COLUMNS.iter().map(|(name, _)| name.to_string()))
-}
-
-/// One line of `timeseries.csv`: the second `tick` reports.
-pub fn timeseries_row(tick: &Tick) -> Vec<u8> {
-    csv_line(TIMESERIES_COLUMNS.iter().map(|(_, value)| value(tick)))
+/// The rates, one line: offered, the one achieved rate, and the peak one-second rate.
+fn rates_line(r: &crate::metrics::Summary) -> Option<String> {
+    let rates = r.rates.as_ref()?;
+    let offered = match rates.offered_per_second {
+        Some(rate) => format!("offered {rate:.1}/s"),
+        None => "offered: closed model".into(),
+    };
+    Some(format!(
+        "{offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",
+        rates.achieved_per_second, rates.peak_one_second
+    ))
 }
 
 /// The summary table printed at the end of `dpsbench run`.
@@ -88,7 +70,7 @@ pub fn summary_table(summary: &RunSummary) -> String {
         summary.target.address,
         summary.target.kind,
         summary.duration_seconds,
-        if summary.partial { " [PARTIAL: stopped early]" } else { "" }
+        summary.partial_reason().map(|why| format!(" [PARTIAL: {why}]")).unwrap_or_default()
     );
     for note in &summary.notes {
         let _ = writeln!(out, "note: {note}");
@@ -101,43 +83,14 @@ pub fn summary_table(summary: &RunSummary) -> String {
         "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished",
         r.devices.total, r.devices.assigned, r.devices.failed, r.devices.aborted, r.devices.not_finished,
     );
-    if let Some(rates) = &r.rates {
-        let offered = match rates.offered_per_second {
-            Some(rate) => format!("offered {rate:.1}/s"),
-            None => "offered: closed model".into(),
-        };
-        let _ = writeln!(
-            out,
-            "rates    {offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",
-            rates.achieved_per_second, rates.peak_one_second
-        );
+    if let Some(rates) = rates_line(r) {
+        let _ = writeln!(out, "rates    {rates}");
     }
-    let throttled = r.statuses.get("429").copied().unwrap_or(0);
+    let throttled = r.throttled();
     let per_second = if summary.duration_seconds > 0.0 { throttled as f64 / summary.duration_seconds } else { 0.0 };
     let _ = writeln!(out, "throttled {throttled} replies 429 ({per_second:.1}/s over the run)");
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "phase", "count", "p50", "p90", "p99", "p99.9", "max"
-    );
-    for phase in Phase::ALL {
-        let Some(p) = r.phase(phase) else { continue };
-        if p.count == 0 {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "{:<18} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            phase.as_str(),
-            p.count,
-            micros(p.p50_us),
-            micros(p.p90_us),
-            micros(p.p99_us),
-            micros(p.p999_us),
-            micros(p.max_us)
-        );
-    }
+    out.push_str(&table::phases(r).terminal());
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -229,7 +182,8 @@ fn gate_lines(out: &mut String, slo: &crate::slo::SloVerdict) {
 /// throttling to expect, without touching the network.
 pub fn dry_run(plan: &Plan) -> String {
     let mut out = String::new();
-    let devices = plan.stop.devices;
+    // A shard runs its own part of the plan: the devices it starts, and bills, are those.
+    let devices = plan.shard.devices_of(plan.stop.devices);
     let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
     let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
@@ -251,7 +205,11 @@ pub fn dry_run(plan: &Plan) -> String {
     let _ = writeln!(out, "target      {target}");
     let _ = writeln!(out, "id scope    {}", plan.id_scope);
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
-    let _ = writeln!(out, "devices     up to {devices} ({})", mix.join(", "));
+    let of_plan = match plan.shard.is_whole() {
+        true => String::new(),
+        false => format!(", shard {} of the plan's {}", plan.shard, plan.stop.devices),
+    };
+    let _ = writeln!(out, "devices     up to {devices} ({}){of_plan}", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());
     let prediction = prediction::predict(plan);
     match plan.arrival_seconds() {
@@ -322,6 +280,7 @@ fn csv_line(fields: impl IntoIterator<Item = String>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::Tick;
 
     fn phase(count: u64, p50_us: u64, p99_us: u64, max_us: u64) -> serde_json::Value {
         serde_json::json!({
@@ -471,7 +430,7 @@ mod tests {
         use crate::metrics::IntervalStats;
         use crate::runner::Progress;
         assert_eq!(
-            timeseries_header(),
+            timeseries::header(),
             b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
               assigned_p50_us,assigned_p99_us,throttled,throttled_in_second,failures\n"
         );
@@ -500,7 +459,10 @@ mod tests {
             phases: Vec::new(),
             draining: false,
         };
-        assert_eq!(timeseries_row(&tick), b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n");
+        assert_eq!(
+            timeseries::Row::of(&tick).line(),
+            b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n"
+        );
     }
 
     #[test]

@@ -36,12 +36,15 @@ pub fn quota(plan: &Plan) -> Option<Quota> {
             per_second: f64::from(q.registrations_per_minute) / 60.0,
             source: "[target].registrations_per_minute",
         }),
-        // On this machine: the emulator's own configuration decides, which the plan does not say.
-        TargetPlan::Dps { loopback: true, .. } => None,
-        // DPS publishes a rate per unit, not a burst: assume none.
-        TargetPlan::Dps { dps_units, .. } => {
-            Some(Quota { burst: 0.0, per_second: f64::from(*dps_units) * 1000.0 / 60.0, source: "[target].dps_units" })
-        }
+        // On this machine, unless the scenario states its units: the emulator's own
+        // configuration decides, which the plan does not say.
+        TargetPlan::Dps { loopback: true, dps_units: None, .. } => None,
+        // DPS publishes a rate per unit, not a burst: assume none. One unit unless stated.
+        TargetPlan::Dps { dps_units, .. } => Some(Quota {
+            burst: 0.0,
+            per_second: f64::from(dps_units.unwrap_or(1)) * 1000.0 / 60.0,
+            source: if dps_units.is_some() { "[target].dps_units" } else { "one DPS unit ([target].dps_units unset)" },
+        }),
     }
 }
 

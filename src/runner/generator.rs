@@ -119,13 +119,23 @@ mod tests {
 
     #[test]
     fn the_process_clock_counts_work_done() {
+        // Spins until this thread has used 30 ms of CPU by the kernel's per-thread clock (an
+        // independent reading, and not wall time, which a busy machine stretches): the process
+        // clock must have counted at least that much.
+        let thread_cpu = || {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `ts` is a valid timespec for the call to fill.
+            assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
+            ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+        };
         let before = CpuTime::of_process();
+        let start = thread_cpu();
         let mut x = 0u64;
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {
+        while thread_cpu() - start < 0.03 {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
         let used = CpuTime::of_process().since(before);
+        // The process clock ticks in 10 ms units on some kernels.
         assert!(used.user_seconds + used.system_seconds >= 0.02, "{used:?}");
     }
 }

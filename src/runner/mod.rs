@@ -29,6 +29,7 @@ use crate::tls;
 
 mod generator;
 mod limits;
+mod preflight;
 mod prepare;
 mod schedule;
 mod start;
@@ -76,6 +77,8 @@ pub enum RunError {
          {limit}: lower arrival.concurrency or run.max_in_flight, or raise the hard limit (ulimit -Hn)"
     )]
     Descriptors { in_flight: u64, needed: u64, limit: u64 },
+    #[error("preflight: device {registration_id} could not connect, so no device was started: {reason}")]
+    Preflight { registration_id: String, reason: String },
 }
 
 /// A progress snapshot, for live output.
@@ -162,6 +165,13 @@ pub async fn run(
     let owned_plan = Arc::new(plan.clone());
     let devices = prepare::lookahead(&owned_plan, &prepared.roots)?;
     let settings = personality_settings(plan);
+    let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
+    if let Some(first) = devices.first().filter(|_| plan.preflight) {
+        notes.extend(preflight::preflight(plan, &prepared.target, &settings[&first.personality], first).await?);
+    }
+    if let Some(emulator) = &prepared.emulator {
+        emulator.service.faults.arm();
+    }
     let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
@@ -195,6 +205,7 @@ pub async fn run(
     };
     let cpu_used = CpuTime::of_process().since(cpu_before);
     let runtime_stall_p99_us = stall.stop().await;
+    notes.extend(preparation_note(plan, &started));
     let mut results = metrics.summary(started.started);
     results.devices.not_started = started.not_started;
     let generator =
@@ -241,7 +252,7 @@ pub async fn run(
         partial: ending != Ending::Complete,
         validity,
         open_files_limit: budget.limit,
-        notes: budget.note.into_iter().chain(preparation_note(plan, &started)).collect(),
+        notes,
         results,
         conformance: checks.counts(),
         emulator,

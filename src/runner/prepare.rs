@@ -109,6 +109,12 @@ impl<P: Prepare> Lookahead<P> {
         Some(prepared)
     }
 
+    /// The next device to start, when it is prepared and its preparation went well (the
+    /// preflight connects as it).
+    pub(super) fn first(&self) -> Option<&P::Item> {
+        self.ready.front()?.as_ref().ok()
+    }
+
     /// Devices prepared and not yet taken.
     #[cfg(test)]
     pub(super) fn held(&self) -> usize {
@@ -382,6 +388,7 @@ mod tests {
         let mut devices = Lookahead::new(preparer, 0..10, 8);
         devices.fill(None, usize::MAX, &read);
         assert_eq!(devices.held(), 3, "nothing is prepared after a failure");
+        assert_eq!(devices.first(), Some(&0));
         assert_eq!(devices.take(&read), Some(Ok(0)));
         assert_eq!(devices.take(&read), Some(Ok(1)));
         assert_eq!(devices.take(&read), Some(Err("device 2".into())));

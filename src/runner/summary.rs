@@ -104,6 +104,23 @@ impl RunSummary {
         !self.partial && self.results.devices.assigned == self.results.devices.total
     }
 
+    /// Why the summary is partial, in a few words (none when it is whole): a merge with shards
+    /// missing says so; otherwise the run (or a merged shard) stopped early.
+    pub fn partial_reason(&self) -> Option<String> {
+        if !self.partial {
+            return None;
+        }
+        Some(match &self.merged {
+            Some(merged) if !merged.missing.is_empty() => {
+                let missing: Vec<String> = merged.missing.iter().map(u64::to_string).collect();
+                let of = merged.shards.len() + merged.missing.len();
+                format!("{} of {of} shards missing: {}", merged.missing.len(), missing.join(", "))
+            }
+            Some(_) => "a shard stopped early".into(),
+            None => "stopped early".into(),
+        })
+    }
+
     /// Whether the `[slo]` gates (if any) held. An invalid run's gates are not judged: false.
     pub fn gates_held(&self) -> bool {
         self.slo.as_ref().is_none_or(|slo| slo.passed)
@@ -167,6 +184,17 @@ pub struct EmulatorCounts {
 }
 
 impl EmulatorCounts {
+    /// Adds another emulator's counters (every field named, so none is forgotten).
+    pub fn add(&mut self, other: &EmulatorCounts) {
+        let EmulatorCounts { connections, connects_refused, registrations, polls, throttled, faults } = other;
+        self.connections += connections;
+        self.connects_refused += connects_refused;
+        self.registrations += registrations;
+        self.polls += polls;
+        self.throttled += throttled;
+        crate::metrics::add_counts(&mut self.faults, faults);
+    }
+
     pub(super) fn of(service: &Service) -> Self {
         let s = &service.stats;
         Self {

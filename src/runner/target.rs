@@ -75,6 +75,8 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
                 _ => TlsVersions::Tls12And13,
             };
             let mut emulator = emulator::start_on_loopback_with(config, accepts.into())?;
+            // Faults wait for the preflight (the runner arms them once it passed).
+            emulator.handle.service.faults.hold();
             let address = match transport {
                 Transport::Mqtt => emulator.handle.address,
                 Transport::WebSocket { .. } => {

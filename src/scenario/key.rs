@@ -47,14 +47,15 @@ impl KeySource {
 }
 
 /// The plan's group key: the one `[devices]` names, else a random one when nobody derives from
-/// it (every device has its own key, or the emulator is ours).
+/// it (every device has its own key, or the emulator is ours); with where it came from, for
+/// errors that must name it (never the key itself).
 pub(super) fn group_key(
     devices: &DevicesSection,
     target: &TargetPlan,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     all_keyed: bool,
-) -> Result<SymmetricKey, FieldError> {
+) -> Result<(SymmetricKey, String), FieldError> {
     let (field, source) = match (&devices.group_key_env, &devices.group_key_file) {
         (Some(_), Some(_)) => {
             return Err(FieldError::new("devices.group_key_env", "give group_key_env or group_key_file, not both"));
@@ -63,15 +64,23 @@ pub(super) fn group_key(
         (None, Some(file)) => ("devices.group_key_file", KeySource::File(base.join(file))),
         (None, None) => {
             return match target {
-                _ if all_keyed => Ok(SymmetricKey::random()),
-                TargetPlan::Embedded { .. } => Ok(SymmetricKey::random()),
+                _ if all_keyed => {
+                    Ok((SymmetricKey::random(), "no group key (each device has its own key or certificate)".into()))
+                }
+                TargetPlan::Embedded { .. } => {
+                    Ok((SymmetricKey::random(), "the embedded emulator's random group key".into()))
+                }
                 TargetPlan::Dps { .. } => {
                     Err(FieldError::new("devices.group_key_env", "a dps target needs group_key_env or group_key_file"))
                 }
             };
         }
     };
-    source.read(env).map_err(|e| FieldError::new(field, e.to_string()))
+    let origin = match &source {
+        KeySource::Env(var) => format!("{field} (variable {var})"),
+        KeySource::File(path) => format!("{field} ({})", path.display()),
+    };
+    Ok((source.read(env).map_err(|e| FieldError::new(field, e.to_string()))?, origin))
 }
 
 #[cfg(test)]

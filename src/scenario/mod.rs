@@ -94,6 +94,8 @@ pub struct Plan {
     pub payload: Option<PayloadTemplate>,
     /// The group key; for the embedded target a random one when none is named.
     pub group_key: SymmetricKey,
+    /// Where the devices' keys come from, for messages (`devices.group_key_env (variable K)`).
+    pub key_origin: String,
     pub load: Load,
     pub stop: Stop,
     pub max_in_flight: Option<u64>,
@@ -107,6 +109,8 @@ pub struct Plan {
     pub tls: TlsPolicy,
     /// X.509 devices: where their certificates come from; `None` for symmetric keys.
     pub x509: Option<X509Plan>,
+    /// Connect the first device before the plan starts (`run.preflight`, default on).
+    pub preflight: bool,
     /// `[slo]` gates, judged at the end of the run (empty: none).
     pub slo: Gates,
     /// The part of the plan this process runs (`--shard`); the whole plan unless set.
@@ -160,7 +164,7 @@ impl Plan {
         devices.identities.check_count(count)?;
         // X.509 devices need no key at all.
         let all_keyed = devices.identities.all_keyed() || devices.x509.is_some();
-        let group_key = key::group_key(&file.devices, &target, base, env, all_keyed)?;
+        let (group_key, key_origin) = key::group_key(&file.devices, &target, base, env, all_keyed)?;
         let run = run::resolve(&file.run, &file.flow)?;
         let slo = file.slo.resolve().map_err(|e| FieldError { field: e.field, reason: e.reason })?;
         Ok(Plan {
@@ -172,6 +176,7 @@ impl Plan {
             personalities: devices.personalities,
             payload: devices.payload,
             group_key,
+            key_origin,
             load,
             stop: Stop { devices: count, duration },
             max_in_flight: run.max_in_flight,
@@ -182,6 +187,7 @@ impl Plan {
             x509: devices.x509,
             flow: run.flow,
             max_duration: run.max_duration,
+            preflight: run.preflight,
             slo,
             shard: crate::shard::Shard::WHOLE,
             start_at: None,

@@ -39,6 +39,9 @@ pub struct RunSection {
     /// Local addresses devices connect from, in turn: `"127.0.0.2"` or `"127.0.0.10-127.0.0.40"`.
     #[serde(default)]
     pub source_addresses: Vec<String>,
+    /// Connect one device before the plan starts and stop on a setup mistake (default true);
+    /// off for runs whose every device is meant to fail.
+    pub preflight: Option<bool>,
 }
 
 /// An entry of `run.source_addresses` that does not expand.
@@ -96,6 +99,7 @@ pub(super) struct RunSettings {
     pub source_addresses: Vec<IpAddr>,
     pub flow: FlowSettings,
     pub max_duration: Duration,
+    pub preflight: bool,
 }
 
 /// `run.duration_seconds`: how long devices keep starting, when given.
@@ -136,6 +140,7 @@ pub(super) fn resolve(run: &RunSection, flow: &FlowSection) -> Result<RunSetting
         source_addresses,
         flow,
         max_duration,
+        preflight: run.preflight.unwrap_or(true),
     })
 }
 

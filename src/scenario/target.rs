@@ -12,10 +12,10 @@ use super::FieldError;
 use crate::credentials::IdScope;
 use crate::device::Transport;
 use crate::emulator::config::{
-    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, TlsVersion, check_hubs, check_retry_after, tls_policy,
+    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, check_hubs, check_retry_after, tls_policy,
 };
 use crate::emulator::faults::{Faults, FaultsSection};
-use crate::tls::TlsPolicy;
+use crate::tls::{TlsPolicy, TlsVersion};
 
 /// Default ID scope of the embedded emulator.
 pub const EMBEDDED_ID_SCOPE: &str = "0ne00DPSB01";
@@ -208,7 +208,9 @@ pub enum TargetPlan {
         transport: Transport,
         /// Whether the host is this machine (loopback).
         loopback: bool,
-        dps_units: u32,
+        /// The DPS units the scenario states (their quota is forecast; absent, one unit off this
+        /// machine and none known on it).
+        dps_units: Option<u32>,
     },
 }
 
@@ -276,7 +278,11 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             transport,
         } => {
             let loopback = is_loopback(&host);
-            let ceiling = if loopback { None } else { Some(production_ceiling(max_devices_per_second)?) };
+            // A ceiling is required off this machine, and holds on it too when stated.
+            let ceiling = match (loopback, max_devices_per_second) {
+                (true, None) => None,
+                (_, given) => Some(production_ceiling(given)?),
+            };
             let transport = transport.resolve()?;
             let port = port.unwrap_or(if transport == Transport::Mqtt { 8883 } else { 443 });
             let scope = IdScope::new(id_scope).map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
@@ -286,19 +292,23 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
                     let pem = std::fs::read(&path).map_err(|e| {
                         FieldError::new("target.ca_certificate", format!("cannot read {}: {e}", path.display()))
                     })?;
+                    // Checked now, so the error names the scenario's field, not only the file.
+                    crate::tls::roots_from_pem(&pem, &path)
+                        .map_err(|e| FieldError::new("target.ca_certificate", e.to_string()))?;
                     Some((pem, path))
                 }
                 None => None,
             };
             let server_name = server_name.unwrap_or_else(|| host.clone());
-            let dps_units = dps_units.unwrap_or(1).max(1);
+            let dps_units = dps_units.map(|units| units.max(1));
             (TargetPlan::Dps { host, port, ca, server_name, transport, loopback, dps_units }, scope, ceiling)
         }
     };
     Ok(ResolvedTarget { plan, id_scope, tls, production_ceiling })
 }
 
-/// A target off this machine must state a ceiling on new devices per second.
+/// A target off this machine must state a ceiling on new devices per second; a stated one must
+/// be a positive number.
 fn production_ceiling(ceiling: Option<f64>) -> Result<f64, FieldError> {
     ceiling.filter(|c| c.is_finite() && *c > 0.0).ok_or_else(|| {
         FieldError::new(

@@ -15,6 +15,42 @@ fn results(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap()
 }
 
+/// Reads `conformance.junit.xml` with an independent JUnit parser (junitparser) and checks it
+/// says what `conformance.json` says: one test case per check, each with its status, and the
+/// suite's counts.
+fn junit_agrees_with_json(dir: &Path) {
+    let python = crate::live_metrics::tools_python();
+    let output = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/read_junit.py"))
+        .arg(dir.join("conformance.junit.xml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "junitparser could not read it: {}", text(&output.stderr));
+    let junit: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = results(dir);
+    let checks = report["results"].as_array().unwrap();
+    let cases = junit["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), checks.len());
+    let mut counts = [0u64; 3];
+    for (case, check) in cases.iter().zip(checks) {
+        let id = check["id"].as_str().unwrap();
+        assert!(case["name"].as_str().unwrap().starts_with(id), "{case} for {id}");
+        let expected = match check["status"].as_str().unwrap() {
+            "pass" => "passed",
+            "fail" => "failure",
+            "inconclusive" => "error",
+            _ => "skipped",
+        };
+        assert_eq!(case["result"], expected, "{id}");
+        if let Some(slot) = ["failure", "error", "skipped"].iter().position(|r| *r == expected) {
+            counts[slot] += 1;
+        }
+    }
+    let suite = &junit["suites"][0];
+    assert_eq!([&suite["failures"], &suite["errors"], &suite["skipped"]], counts.map(Value::from).each_ref());
+    assert_eq!(suite["tests"], checks.len());
+}
+
 fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
     let result = report["results"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap();
     result["status"].as_str().unwrap()
@@ -34,6 +70,7 @@ fn conform_against_the_embedded_emulator_passes_and_writes_three_reports() {
     let junit = std::fs::read_to_string(out.join("conformance.junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), dpsbench::conformance::CATALOGUE.len());
     assert!(junit.contains("failures=\"0\""), "{junit}");
+    junit_agrees_with_json(&out);
     let markdown = std::fs::read_to_string(out.join("conformance.md")).unwrap();
     assert!(markdown.starts_with("# DPS MQTT conformance") && markdown.contains("| `DPS-TLS-001` |"), "{markdown}");
 }
@@ -135,6 +172,7 @@ fn a_general_mqtt_broker_fails_clearly_within_the_deadlines() {
         "{junit}"
     );
     assert!(junit.contains("classname=\"dpsbench.conformance.passive.lifecycle\""), "{junit}");
+    junit_agrees_with_json(&out);
 }
 
 /// `--prefix` starts every probe's registration ID: a bad one is refused at the edge (it used

@@ -4,6 +4,7 @@
 mod cli;
 mod conform_cli;
 mod conformance;
+mod edges;
 mod faults;
 mod first_hour;
 mod flow;

@@ -59,25 +59,19 @@ fn billable_checks_are_those_whose_probes_create_registrations() {
     assert!(!billable.contains("DPS-AUTH-001") && !billable.contains("DPS-TLS-002"));
 }
 
-/// The names of `Deviations`' fields, as its deserializer lists them when it meets an unknown one.
-fn deviation_fields() -> BTreeSet<String> {
-    let error = toml::from_str::<Deviations>("no_such_deviation = true").expect_err("unknown fields are refused");
-    let message = error.to_string();
-    let expected = message.split("expected one of").nth(1).expect("serde lists the fields it expects");
-    expected.split('`').skip(1).step_by(2).map(String::from).collect()
-}
-
 #[test]
 fn every_deviation_named_is_a_switch_of_the_emulator() {
-    for name in deviations() {
-        let toml = if name == "plain_listen" {
-            "plain_listen = \"127.0.0.1:0\"".to_string()
-        } else {
-            format!("{name} = true")
+    for &deviation in &deviations() {
+        // As the config file would turn it on: the name parses back and switches something.
+        let toml = match deviation.alone().plain_listen {
+            Some(address) => format!("{deviation} = \"{address}\""),
+            None => format!("{deviation} = true"),
         };
-        let parsed: Deviations = toml::from_str(&toml).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_ne!(parsed, Deviations::default(), "{name} switches nothing");
-        assert!(!failed_by(name).is_empty());
+        let parsed: Deviations = toml::from_str(&toml).unwrap_or_else(|e| panic!("{deviation}: {e}"));
+        assert_eq!(parsed, deviation.alone(), "{deviation}");
+        assert_ne!(parsed, Deviations::default(), "{deviation} switches nothing");
+        assert_eq!(Deviation::parse(deviation.name()), Some(deviation));
+        assert!(!failed_by(deviation).is_empty());
     }
 }
 
@@ -91,10 +85,9 @@ fn every_check_has_a_failing_control() {
 
 #[test]
 fn every_switch_of_the_emulator_fails_some_check() {
-    let named: BTreeSet<String> = deviations().into_iter().map(String::from).collect();
-    let fields = deviation_fields();
-    assert!(fields.contains("plain_listen") && fields.contains("wrong_rid"), "{fields:?}");
-    assert_eq!(named, fields, "each deviation fails at least one check, and the catalogue says which");
+    let named: BTreeSet<Deviation> = deviations().into_iter().collect();
+    let switches: BTreeSet<Deviation> = Deviation::ALL.iter().copied().collect();
+    assert_eq!(named, switches, "each deviation fails at least one check, and the catalogue says which");
 }
 
 /// The tables `docs/conformance.md` holds between its markers.
@@ -111,7 +104,7 @@ fn docs_tables() -> String {
             check.title.replace('|', "\\|"),
             check.source,
             code(check.probes.iter().map(|p| p.name).collect()),
-            code(check.failed_by.to_vec()),
+            code(check.failed_by.iter().map(|d| d.name()).collect()),
         ));
     }
     out.push_str("\nProbes, in the order `dpsbench conform` runs them:\n\n");

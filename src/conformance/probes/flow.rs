@@ -47,6 +47,7 @@ pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Ver
             report.register_attempts, report.polls
         )),
         Outcome::Failed(kind) => super::flow_failed(kind, format!("the lifecycle ended with {}", kind.label())),
+        Outcome::Connected => unreachable!("probes run whole flows, never connect-only ones"),
     };
     (completed, passive_verdicts(&report))
 }
@@ -71,6 +72,7 @@ pub async fn every_dialect(target: &ProbeTarget) -> Verdict {
         .iter()
         .filter_map(|(p, report)| match &report.outcome {
             Outcome::Assigned { .. } => None,
+            Outcome::Connected => Some(format!("{}: ended at CONNACK", p.name())),
             Outcome::Failed(kind) => Some(format!("{}: {}", p.name(), kind.label())),
         })
         .collect();
@@ -105,6 +107,7 @@ fn passive_verdicts(report: &FlowReport<CheckLog>) -> Vec<(PassiveCheck, Verdict
                 // failed, DPS-FLOW-005 says why; this check is not failed by it.
                 let (blocked_by, ended) = match &report.outcome {
                     Outcome::Assigned { .. } => ("lifecycle", "assigned".to_string()),
+                    Outcome::Connected => ("lifecycle", "connected".to_string()),
                     Outcome::Failed(kind @ FailureKind::Tls) => ("DPS-TLS-003", kind.label()),
                     Outcome::Failed(kind) => ("lifecycle (DPS-FLOW-005)", kind.label()),
                 };

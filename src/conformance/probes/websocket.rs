@@ -48,6 +48,7 @@ pub async fn lifecycle_over_websocket(target: &ProbeTarget) -> Verdict {
             run_device(&device_target, settings.clone(), target.device(&format!("ws-{i}")), now(), never_abort()).await;
         match report.outcome {
             Outcome::Assigned { .. } => done.push(format!("{name} ({path}, {subprotocol})")),
+            Outcome::Connected => unreachable!("probes run whole flows, never connect-only ones"),
             Outcome::Failed(kind) => {
                 let failed = format!("{name} ({path}, subprotocol {subprotocol}): {}", kind.label());
                 return super::flow_failed(&kind, failed);

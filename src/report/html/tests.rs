@@ -48,9 +48,10 @@ fn the_page_is_self_contained_with_every_chart_inline() {
     }
     assert!(page.contains("default-src 'none'"), "a CSP forbids any fetch");
     let figures = page.matches("<figure class=\"chart\"").count();
-    assert_eq!(figures, 6);
+    assert_eq!(figures, 7);
     assert_eq!(page.matches("<svg").count(), figures, "one inline SVG per chart");
-    for id in ["latency-assigned", "latency-phases", "over-time", "failures", "register-attempts", "polls"] {
+    for id in ["latency-assigned", "latency-phases", "over-time", "in-flight", "failures", "register-attempts", "polls"]
+    {
         assert!(page.contains(&format!("id=\"{id}\"")), "chart {id}");
     }
 }
@@ -58,12 +59,58 @@ fn the_page_is_self_contained_with_every_chart_inline() {
 #[test]
 fn charts_show_the_folder_data() {
     let page = page();
-    for series in
-        ["assigned_raw", "tls_handshake", "arrivals per second", "devices in flight", "timeout_connack", "tls"]
-    {
-        assert!(page.contains(&format!(">\n{series}\n<")), "legend entry {series}");
+    for series in ["tls_handshake", "arrivals per second", "429 replies per second", "timeout_connack", "tls"] {
+        assert!(page.contains(&format!(">{series}</text>")), "legend entry {series}");
     }
+    // The side-by-side panels are captioned by their series.
+    assert!(page.contains(">\nassigned_raw\n<"), "panel assigned_raw");
     assert!(!page.contains("chart failed"));
+}
+
+/// The x coordinates of every plotted line of an SVG (axes and ticks are drawn 1 wide, lines wider).
+fn plotted_x(svg: &str) -> Vec<f64> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter(|line| !line.contains("stroke-width=\"1\""))
+        .filter_map(|line| line.split("points=\"").nth(1)?.split('"').next())
+        .flat_map(|points| points.split_whitespace().filter_map(|p| p.split(',').next()?.parse::<f64>().ok()))
+        .collect()
+}
+
+#[test]
+fn legends_sit_beside_the_plot_never_over_a_line_and_ticks_carry_units() {
+    let page = page();
+    let legend_left = f64::from(880 - crate::report::charts::LEGEND_WIDTH);
+    let mut legends = 0;
+    for figure in page.split("<figure class=\"chart\"").skip(1) {
+        let svg = &figure[..figure.find("</svg>").expect("an svg")];
+        let Some(legend) = svg.find("<g class=\"legend\">") else { continue };
+        legends += 1;
+        // Every legend mark starts right of the plot; every plotted point lies left of it.
+        let marks = &svg[legend..];
+        for x in marks.split(" x1=\"").skip(1).chain(marks.split(" x=\"").skip(1)) {
+            let x: f64 = x.split('"').next().unwrap().parse().unwrap();
+            assert!(x >= legend_left, "a legend mark at x {x} is inside the plot");
+        }
+        let xs = plotted_x(&svg[..legend]);
+        assert!(!xs.is_empty(), "lines are drawn");
+        assert!(xs.iter().all(|x| *x < legend_left), "a line runs under the legend: {xs:?}");
+    }
+    assert_eq!(legends, 4, "the phases, rates, in-flight and failures charts have legends");
+    // Ticks say their unit: latencies in µs/ms/s, elapsed time in s.
+    assert!(page.contains(" ms\n<") || page.contains(">\n1 s\n<") || page.contains(" s\n<"), "latency ticks");
+    assert!(page.contains(">\n1 s\n<") || page.contains(">\n2 s\n<"), "elapsed ticks in seconds");
+    assert!(!page.contains(">\n1000.0\n<") && !page.contains(">\n2.0\n<"), "no bare decimals on ticks");
+}
+
+#[test]
+fn an_empty_series_is_a_line_saying_so_not_an_empty_chart() {
+    let (summary, series, log) = folder();
+    let series =
+        String::from_utf8(series).unwrap().replace("timeout_connack=1", "").replace("timeout_connack=2 tls=2", "");
+    let page = String::from_utf8(render_folder_files(&summary, series.as_bytes(), &log).unwrap()).unwrap();
+    assert!(page.contains("<p class=\"no-chart\" id=\"failures\">Failures per second by kind: none failed</p>"));
+    assert_eq!(page.matches("<figure class=\"chart\"").count(), 6);
 }
 
 #[test]
@@ -85,4 +132,20 @@ fn unreadable_inputs_name_the_file() {
     assert!(error.to_string().starts_with("timeseries.csv:"), "{error}");
     let error = render_folder_files(&summary, &series, b"Tag=nope,0.0,1.0,1.0,AAAA\n").expect_err("bad log");
     assert!(error.to_string().starts_with("latency.hlog:"), "{error}");
+}
+
+#[test]
+fn the_slo_verdict_is_on_the_page_gate_by_gate() {
+    let (_, series, log) = folder();
+    let mut summary = crate::report::tests::summary();
+    summary["slo"] = crate::report::tests::slo_verdict();
+    let verdict: crate::slo::SloVerdict = serde_json::from_value(summary["slo"].clone()).unwrap();
+    let page =
+        String::from_utf8(render_folder_files(&serde_json::to_vec(&summary).unwrap(), &series, &log).unwrap()).unwrap();
+    assert!(page.contains("<h2>SLO gates</h2>"), "a table of the gates");
+    for name in verdict.gates.keys() {
+        assert!(page.contains(&format!("<td>{name}</td>")), "gate {name}");
+    }
+    let headline = if verdict.passed { "every gate held" } else { "FAILED" };
+    assert!(page.contains(&format!("<p class=\"slo-verdict\">SLO gates: {headline}")), "the verdict");
 }

@@ -1,0 +1,114 @@
+//! The preflight: before the plan starts, one real device (the shard's first) connects as the
+//! run's devices will, over the same transport, TLS configuration and credentials, and stops at
+//! CONNACK: nothing is registered, so nothing is billable. A wrong CA, key, ID scope or X.509
+//! chain then stops the run with one line naming the field to fix, instead of failing every
+//! device of the plan (or hiding behind an invalid-run verdict).
+//!
+//! Failures the service may produce on its own (a reset, "server unavailable", a deadline) are
+//! tried again a few times, then the run goes on with a note (they say nothing of the setup); a
+//! refusal of the credentials or the certificates, a refused TCP connect, is final at once.
+//! `run.preflight = false` skips it, for runs whose every device is meant to fail.
+
+use std::sync::Arc;
+
+use super::RunError;
+use crate::device::driver::{never_abort, now, run_device};
+use crate::device::{DeviceIdentity, FailureKind, FlowSettings, Outcome, Target, Transport};
+use crate::scenario::{Plan, TargetPlan};
+
+/// Attempts at most, when the failure may be the service's passing state.
+const ATTEMPTS: u32 = 3;
+
+/// Connects `identity` once (up to [`ATTEMPTS`] for passing failures). Err names the field of a
+/// setup mistake; Ok(Some(note)) says the target kept failing in a way that may pass (the run
+/// goes on, with the note in its summary).
+pub(super) async fn preflight(
+    plan: &Plan,
+    target: &Target,
+    settings: &FlowSettings,
+    identity: &DeviceIdentity,
+) -> Result<Option<String>, RunError> {
+    let settings = Arc::new(FlowSettings { connect_only: true, ..settings.clone() });
+    let mut attempt = 1;
+    loop {
+        let report = run_device(target, settings.clone(), identity.clone(), now(), never_abort()).await;
+        let kind = match report.outcome {
+            Outcome::Connected => return Ok(None),
+            Outcome::Failed(kind) => kind,
+            Outcome::Assigned { .. } => unreachable!("a connect-only flow ends at CONNACK"),
+        };
+        let reason = || explain(plan, target, identity, &kind, report.failure_detail.as_deref());
+        if !passing(&kind) {
+            let registration_id = identity.registration_id.to_string();
+            return Err(RunError::Preflight { registration_id, reason: reason() });
+        }
+        if attempt >= ATTEMPTS {
+            return Ok(Some(format!(
+                "the preflight could not judge the setup: {} attempts by {} ended with {}; the run went on",
+                ATTEMPTS,
+                identity.registration_id,
+                reason()
+            )));
+        }
+        attempt += 1;
+    }
+}
+
+/// Whether `kind` may be the service's passing state rather than the setup's mistake.
+fn passing(kind: &FailureKind) -> bool {
+    matches!(kind, FailureKind::Refused(3) | FailureKind::ConnectionLost(_) | FailureKind::Timeout(_))
+}
+
+/// One line: what failed and the field that most likely holds the mistake.
+fn explain(
+    plan: &Plan,
+    target: &Target,
+    identity: &DeviceIdentity,
+    kind: &FailureKind,
+    detail: Option<&str>,
+) -> String {
+    let said = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+    let ca = match &plan.target {
+        TargetPlan::Dps { ca: Some((_, path)), .. } => format!("[target].ca_certificate {}", path.display()),
+        TargetPlan::Dps { ca: None, .. } => {
+            "[target].ca_certificate (none given, so the public roots are trusted)".to_string()
+        }
+        TargetPlan::Embedded { .. } => "the embedded emulator's CA".to_string(),
+    };
+    let credentials = match &plan.x509 {
+        Some(x509) => format!(
+            "the device certificate of {} (from [devices] x509 CA {}, cached in {}): is that CA trusted by the \
+             enrollment group?",
+            identity.registration_id,
+            x509.ca_dir.display(),
+            x509.cache.display()
+        ),
+        None => format!(
+            "the key ({}) or [target].id_scope {:?}: does the enrollment group hold that key, in that scope?",
+            plan.key_origin,
+            plan.id_scope.as_str()
+        ),
+    };
+    match kind {
+        FailureKind::Connect | FailureKind::Timeout(crate::device::Step::TcpConnect) => {
+            format!("TCP connect to {} failed{said}: check [target].host and port", target.address)
+        }
+        FailureKind::Tls if detail.is_some_and(|d| d.contains("invalid peer certificate")) => {
+            format!("the server's certificate is not trusted{said}: check {ca}")
+        }
+        FailureKind::Tls if plan.x509.is_some() => {
+            format!("the TLS handshake failed{said}: check {credentials}")
+        }
+        FailureKind::Tls => format!("the TLS handshake failed{said}: check {ca} and [target].tls"),
+        FailureKind::WebSocket | FailureKind::Timeout(crate::device::Step::WebSocketUpgrade) => {
+            let path = match &target.transport {
+                Transport::WebSocket { path, .. } => path.as_str(),
+                Transport::Mqtt => "",
+            };
+            format!("the WebSocket upgrade to {path:?} failed{said}: check [target].transport")
+        }
+        FailureKind::Refused(code @ (4 | 5)) => format!("CONNECT refused with code {code}: check {credentials}"),
+        FailureKind::Refused(code) => format!("CONNECT refused with code {code}{said}"),
+        other => format!("{}{said}: is {} a DPS endpoint?", other.label(), target.address),
+    }
+}

@@ -1,0 +1,321 @@
+//! Issue 19: numbers to trust at the edges. The same plan run whole and as three shards against
+//! one external emulator agrees in every figure; merges never write into an input or over a
+//! report; gates refuse names that could never trip; a misconfigured run stops at its preflight
+//! before any device starts; a closed stdout is no panic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cli::{KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
+const SCOPE: &str = "0ne00EDGES1";
+const DEVICES: u64 = 150;
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+/// An emulator whose every device registers once (202, retry-after 1 s) and polls once (200):
+/// every count of a run against it is decided by the plan, not by timing.
+fn deterministic_emulator(dir: &Path) -> (KillOnDrop, String) {
+    let config = write(
+        dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"{SCOPE}\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\nassign_delay_ms = 20\n\
+             [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    spawn_emulator(&config, &dir.join("ca.pem"))
+}
+
+fn scenario(dir: &Path, port: &str, extra_target: &str) -> PathBuf {
+    write(
+        dir,
+        "edges.toml",
+        &format!(
+            "name = \"edges\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
+             ca_certificate = \"ca.pem\"\n{extra_target}[devices]\ncount = {DEVICES}\nregistration_id = \"edge-{{index:03}}\"\n\
+             group_key_env = \"BENCH_KEY\"\n[arrival]\nmodel = \"poisson\"\nrate = 100\nseed = 5\n\
+             [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    )
+}
+
+fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(BIN)
+            .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
+            .arg(out)
+            .args(extra)
+            .env("BENCH_KEY", TV1_GROUP_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn finish(mut child: KillOnDrop, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "{what} exited {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not finish in time");
+}
+
+/// Every leaf of a JSON value by its path (`devices.total`, `statuses.202`, ...).
+fn leaves(value: &Value, path: &str, into: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                leaves(child, &if path.is_empty() { key.clone() } else { format!("{path}.{key}") }, into);
+            }
+        }
+        other => {
+            into.insert(path.to_string(), other.clone());
+        }
+    }
+}
+
+/// What a path of summary.json is, for comparing a whole run with its merged shards: figures
+/// the plan decides (equal), measured ones (close), and what describes the run, not the work.
+fn class(path: &str) -> &'static str {
+    const MEASURED: [&str; 4] = ["phases.", "rates.", "flows_per_second", "late_starts"];
+    const OF_THE_RUN: [&str; 14] = [
+        "started_at",
+        "duration_seconds",
+        "host.",
+        "generator.",
+        "validity.",
+        "shard.",
+        "merged.",
+        "notes",
+        "open_files_limit",
+        "scenario.",
+        "target.",
+        "schema",
+        "partial",
+        "conformance.",
+    ];
+    if OF_THE_RUN.iter().any(|p| path.starts_with(p)) {
+        "run"
+    } else if MEASURED.iter().any(|p| path.starts_with(p)) {
+        "measured"
+    } else {
+        "exact"
+    }
+}
+
+#[test]
+fn a_plan_run_whole_and_as_three_shards_agrees_in_every_figure() {
+    let dir = temp_dir("edges-merge");
+    let (_emulator, port) = deterministic_emulator(&dir);
+    let plan = scenario(&dir, &port, "");
+    finish(run_to(&plan, &dir.join("whole"), &[]), "the unsharded run");
+    let start_at = dpsbench::timestamp::rfc3339(std::time::SystemTime::now() + Duration::from_secs(3));
+    let shards: Vec<PathBuf> = (0..3).map(|k| dir.join(format!("shard-{k}"))).collect();
+    let children: Vec<KillOnDrop> = shards
+        .iter()
+        .enumerate()
+        .map(|(k, out)| run_to(&plan, out, &["--shard", &format!("{k}/3"), "--start-at", &start_at]))
+        .collect();
+    for (k, child) in children.into_iter().enumerate() {
+        finish(child, &format!("shard {k}"));
+    }
+    for (k, shard) in shards.iter().enumerate() {
+        let s = summary(shard);
+        assert_eq!(s["devices"]["not_started"], 0, "shard {k} counts only its own devices: {}", s["devices"]);
+        assert_eq!(s["devices"]["total"], DEVICES / 3, "shard {k}");
+    }
+    let merged = dir.join("merged");
+    let mut args = vec!["report", "merge"];
+    args.extend(shards.iter().map(|s| s.to_str().unwrap()));
+    args.extend(["--out", merged.to_str().unwrap()]);
+    let output = dpsbench(&args, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    let (whole, merged_summary) = (summary(&dir.join("whole")), summary(&merged));
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    leaves(&whole, "", &mut a);
+    leaves(&merged_summary, "", &mut b);
+    let exact: Vec<&String> = a.keys().chain(b.keys()).filter(|p| class(p) == "exact").collect();
+    assert!(exact.len() > 40, "the plan-decided figures are many: {exact:?}");
+    for path in exact {
+        assert_eq!(a.get(path), b.get(path), "{path}: whole run vs merged shards");
+    }
+    // Measured figures agree within what timing moves: each phase's count exactly, assigned
+    // (dominated by the 1 s retry-after) within 5 %, the achieved rate within 15 %.
+    for (phase, stats) in whole["phases"].as_object().unwrap() {
+        assert_eq!(stats["count"], merged_summary["phases"][phase]["count"], "{phase} count");
+    }
+    let close = |path: &str, x: f64, y: f64, tolerance: f64| {
+        assert!((x - y).abs() <= tolerance * x.abs().max(1e-9), "{path}: whole {x}, merged {y}");
+    };
+    let f = |v: &Value, path: &[&str]| path.iter().fold(v, |v, k| &v[*k]).as_f64().unwrap();
+    close(
+        "assigned.p50",
+        f(&whole, &["phases", "assigned", "p50_us"]),
+        f(&merged_summary, &["phases", "assigned", "p50_us"]),
+        0.05,
+    );
+    let achieved = f(&merged_summary, &["rates", "achieved_per_second"]);
+    close("rates.achieved", f(&whole, &["rates", "achieved_per_second"]), achieved, 0.15);
+    assert_eq!(f(&merged_summary, &["flows_per_second"]), achieved, "one achieved rate");
+    // Recomputed from the added data, not a shard's copy: every shard achieved about a third.
+    for shard in &shards {
+        assert!(f(&summary(shard), &["rates", "achieved_per_second"]) < 0.6 * achieved, "{}", shard.display());
+    }
+    // The merged run began when its first shard did.
+    let starts: Vec<String> = shards.iter().map(|s| summary(s)["started_at"].as_str().unwrap().to_string()).collect();
+    assert_eq!(merged_summary["started_at"].as_str(), starts.iter().min().map(String::as_str));
+    // Throttling columns survive the merge of the time series.
+    let series = std::fs::read_to_string(merged.join("timeseries.csv")).unwrap();
+    let header: Vec<&str> = series.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|h| *h == "throttled").unwrap();
+    assert!(series.lines().skip(1).all(|row| !row.split(',').nth(column).unwrap().is_empty()), "{series}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_merge_never_writes_into_an_input_nor_over_a_report() {
+    let dir = temp_dir("edges-out");
+    let (_emulator, port) = deterministic_emulator(&dir);
+    let plan = scenario(&dir, &port, "");
+    let shards: Vec<PathBuf> = (0..2).map(|k| dir.join(format!("s{k}"))).collect();
+    for (k, out) in shards.iter().enumerate() {
+        finish(run_to(&plan, out, &["--shard", &format!("{k}/2")]), "a shard");
+    }
+    let (s0, s1) = (shards[0].to_str().unwrap(), shards[1].to_str().unwrap());
+    let before = std::fs::read(shards[1].join("summary.json")).unwrap();
+    // Into an input, spelled another way: refused, the shard untouched, merging again works.
+    let other_spelling = format!("{}/../s1", s0);
+    let refused = dpsbench(&["report", "merge", s0, s1, "--out", &other_spelling], &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let error = text(&refused.stderr);
+    assert!(error.contains("never writes into an input") && error.contains(s1), "{error}");
+    assert_eq!(std::fs::read(shards[1].join("summary.json")).unwrap(), before, "the shard is untouched");
+    let forced = dpsbench(&["report", "merge", s0, s1, "--out", s1, "--force"], &[]);
+    assert_eq!(forced.status.code(), Some(2), "--force never makes an input writable");
+    // Over another report: refused unless --force.
+    let merged = dir.join("merged");
+    let m = merged.to_str().unwrap();
+    assert_eq!(dpsbench(&["report", "merge", s0, s1, "--out", m], &[]).status.code(), Some(0));
+    let again = dpsbench(&["report", "merge", s0, s1, "--out", m], &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already holds a report"), "{}", text(&again.stderr));
+    assert_eq!(dpsbench(&["report", "merge", s0, s1, "--out", m, "--force"], &[]).status.code(), Some(0));
+    // conform --out likewise.
+    let conform = dpsbench(&["conform", "--out", s1, "--exclude-billable"], &[]);
+    assert_eq!(conform.status.code(), Some(2), "{}", text(&conform.stderr));
+    assert!(text(&conform.stderr).contains("already holds a report"), "{}", text(&conform.stderr));
+    assert_eq!(std::fs::read(shards[1].join("summary.json")).unwrap(), before);
+
+    // Gates whose names cannot exist are refused, listing what can.
+    for (gate, listed) in [
+        ("failures.status429 > 0", "status_<HTTP status>"),
+        ("violations.DPS-NOPE-999 > 0", "DPS-TOPIC-005"),
+        ("assigned.p98 > 5ms", "p99.9"),
+    ] {
+        let output = dpsbench(&["report", "compare", s0, s1, "--fail-if", gate], &[]);
+        assert_eq!(output.status.code(), Some(2), "{gate}: {}", text(&output.stdout));
+        assert!(text(&output.stderr).contains(listed), "{gate}: {}", text(&output.stderr));
+    }
+    let known = dpsbench(&["report", "compare", s0, s1, "--fail-if", "failures.status_503 > 0"], &[]);
+    assert_eq!(known.status.code(), Some(0), "{}", text(&known.stderr));
+    // One achieved rate: report.md shows the summary's.
+    let achieved = summary(&shards[0])["rates"]["achieved_per_second"].as_f64().unwrap();
+    assert_eq!(summary(&shards[0])["flows_per_second"].as_f64(), Some(achieved));
+    let report_md = std::fs::read_to_string(shards[0].join("report.md")).unwrap();
+    assert!(report_md.contains(&format!("| {achieved:.1} |")), "{achieved} in {report_md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `scenario` expecting the preflight to stop it: exit 2, one line naming `field`, no
+/// report folder, no registration at the emulator.
+fn stopped_by_preflight(scenario: &Path, out: &Path, key: &str, field: &str) {
+    let output = Command::new(BIN)
+        .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
+        .arg(out)
+        .env("BENCH_KEY", key)
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{field}: {stderr}");
+    assert!(stderr.contains("preflight") && stderr.contains(field), "names {field}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(!stderr.contains(key), "never the key");
+    assert!(!out.exists(), "no report folder for a run that never ran");
+}
+
+#[test]
+fn a_misconfigured_run_stops_at_its_preflight_naming_the_field() {
+    let dir = temp_dir("edges-preflight");
+    let (_emulator, port) = deterministic_emulator(&dir);
+    // A CA that signs nothing the emulator shows.
+    crate::cli::write_certificates(&dir);
+    let wrong_ca = scenario(&dir, &port, "").to_string_lossy().into_owned();
+    let text_of = std::fs::read_to_string(&wrong_ca).unwrap().replace("ca.pem", "trust.pem");
+    let wrong_ca = write(&dir, "wrong-ca.toml", &text_of);
+    stopped_by_preflight(&wrong_ca, &dir.join("r1"), TV1_GROUP_KEY, "[target].ca_certificate");
+    let other_key = "c2VjcmV0LWJ1dC13cm9uZy1rZXktb2YtZW5vdWdoLWxlbmd0aC10by1iZS1hLWtleQ==";
+    let plan = scenario(&dir, &port, "");
+    stopped_by_preflight(&plan, &dir.join("r2"), other_key, "devices.group_key_env (variable BENCH_KEY)");
+    let wrong_scope = std::fs::read_to_string(&plan).unwrap().replace(SCOPE, "0ne00WRONG9");
+    let wrong_scope = write(&dir, "wrong-scope.toml", &wrong_scope);
+    stopped_by_preflight(&wrong_scope, &dir.join("r3"), TV1_GROUP_KEY, "[target].id_scope \"0ne00WRONG9\"");
+    // A closed stdout ends the run quietly with its own exit status.
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "BENCH_KEY='{TV1_GROUP_KEY}' '{BIN}' run '{}' --quiet --out '{}' | head -1",
+            plan.display(),
+            dir.join("r4").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!text(&piped.stderr).contains("panicked"), "{}", text(&piped.stderr));
+    assert_eq!(text(&piped.stdout).lines().count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--dry-run` forecasts from what the scenario states for any DPS target, on this machine too,
+/// holds a stated ceiling there, and shows a shard's own devices.
+#[test]
+fn a_dry_run_uses_the_stated_quota_and_ceiling_on_this_machine_and_a_shards_own_devices() {
+    let dir = temp_dir("edges-dry-run");
+    let plan = |extra: &str, rate: u32| {
+        format!(
+            "name = \"local\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"{SCOPE}\"\n{extra}\
+             [devices]\ncount = 3000\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = {rate}\n"
+        )
+    };
+    let key = [("BENCH_KEY", TV1_GROUP_KEY)];
+    let units = write(&dir, "units.toml", &plan("dps_units = 1\n", 40));
+    let output = dpsbench(&["run", units.to_str().unwrap(), "--dry-run"], &key);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(stdout.contains("429 throttling certain") && stdout.contains("[target].dps_units"), "{stdout}");
+    let unstated = write(&dir, "unstated.toml", &plan("", 40));
+    let stdout = text(&dpsbench(&["run", unstated.to_str().unwrap(), "--dry-run"], &key).stdout);
+    assert!(!stdout.contains("429 throttling certain"), "no quota is known for a local target: {stdout}");
+
+    let over = write(&dir, "over.toml", &plan("max_devices_per_second = 10\n", 40));
+    let output = dpsbench(&["run", over.to_str().unwrap(), "--dry-run"], &key);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains("target.max_devices_per_second = 10"), "{}", text(&output.stderr));
+
+    let output = dpsbench(&["run", unstated.to_str().unwrap(), "--dry-run", "--shard", "0/2"], &key);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("up to 1500 (") && stdout.contains("shard 0/2 of the plan's 3000"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
