@@ -2,7 +2,9 @@
 //! condition (until); the runner composes the three.
 //!
 //! Sans-IO: an [`Arrivals`] iterator yields each device's intended start as an offset from the
-//! run's start, never decreasing. Stochastic plans take a seed, so a run can be repeated.
+//! run's start, never decreasing. Stochastic plans take a seed, so a run can be repeated. Each
+//! start is generated when it is asked for, in constant memory whatever the plan's size (a
+//! burst included): a plan of ten million devices costs nothing until its devices start.
 
 use std::time::Duration;
 
@@ -152,21 +154,39 @@ impl ArrivalPlan {
         }
     }
 
-    pub fn arrivals(&self) -> Arrivals {
-        let burst = match self {
-            Self::Burst { devices, within, seed } => {
-                let mut rng = StdRng::seed_from_u64(*seed);
-                let mut offsets: Vec<f64> = (0..*devices).map(|_| rng.random::<f64>() * within.as_secs_f64()).collect();
-                offsets.sort_by(f64::total_cmp);
-                offsets
+    /// How many starts the plan has due before `elapsed`, on average (exact for constant and
+    /// staged plans, the expected count for Poisson and burst plans).
+    pub fn expected_by(&self, elapsed: Duration) -> f64 {
+        let t = elapsed.as_secs_f64();
+        match self {
+            // Start n is due at n / rate: those with n < rate * t.
+            Self::Constant { rate } => (rate * t).ceil(),
+            // The first at 0, then `rate` a second.
+            Self::Poisson { rate, .. } => 1.0 + rate * t,
+            Self::Stages(stages) => {
+                let (mut devices, mut left) = (0.0, t);
+                for stage in stages {
+                    let d = stage.duration.as_secs_f64();
+                    if left >= d {
+                        devices += stage.devices();
+                        left -= d;
+                        continue;
+                    }
+                    devices += stage.from * left + (stage.to - stage.from) / d * left * left / 2.0;
+                    break;
+                }
+                devices.ceil().min(self.natural_count().unwrap_or(u64::MAX) as f64)
             }
-            _ => Vec::new(),
-        };
+            Self::Burst { devices, within, .. } => *devices as f64 * (t / within.as_secs_f64().max(1e-9)).min(1.0),
+        }
+    }
+
+    pub fn arrivals(&self) -> Arrivals {
         let seed = match self {
-            Self::Poisson { seed, .. } => *seed,
+            Self::Poisson { seed, .. } | Self::Burst { seed, .. } => *seed,
             _ => 0,
         };
-        Arrivals { plan: self.clone(), n: 0, last: 0.0, rng: StdRng::seed_from_u64(seed), burst }
+        Arrivals { plan: self.clone(), n: 0, last: 0.0, rng: StdRng::seed_from_u64(seed) }
     }
 }
 
@@ -175,9 +195,9 @@ impl ArrivalPlan {
 pub struct Arrivals {
     plan: ArrivalPlan,
     n: u64,
+    /// Poisson: the last start, in seconds. Burst: `ln(1 - u)` of the last uniform drawn.
     last: f64,
     rng: StdRng,
-    burst: Vec<f64>,
 }
 
 impl Iterator for Arrivals {
@@ -210,7 +230,16 @@ impl Iterator for Arrivals {
                 }
                 found?
             }
-            ArrivalPlan::Burst { .. } => *self.burst.get(n as usize)?,
+            ArrivalPlan::Burst { devices, within, .. } => {
+                // The uniform instants in ascending order, one at a time (no sorted list of
+                // them all): after k of the `devices` uniforms, the rest are uniform above the
+                // last, so the gap to 1 shrinks by the smallest of `devices - k` uniforms,
+                // V^(1/(devices - k)); kept in log space so ten million steps lose no precision.
+                let left = devices.checked_sub(n).filter(|left| *left > 0)?;
+                let v = 1.0 - self.rng.random::<f64>();
+                self.last += v.ln() / left as f64;
+                -self.last.exp_m1() * within.as_secs_f64()
+            }
         };
         self.n += 1;
         Some(Duration::from_secs_f64(seconds))
@@ -290,6 +319,57 @@ mod tests {
         assert!(starts.iter().all(|t| (0.0..10.0).contains(t)));
         let first_half = starts.iter().filter(|t| **t < 5.0).count();
         assert!((400..600).contains(&first_half), "{first_half}");
+        assert_eq!(starts, plan.arrivals().map(secs).collect::<Vec<_>>(), "the seed repeats the burst");
+        let other = ArrivalPlan::Burst { devices: 1000, within: Duration::from_secs(10), seed: 8 };
+        assert_ne!(starts, other.arrivals().map(secs).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn burst_instants_are_uniform_over_the_window() {
+        // 100,000 uniform instants over 10 s: each second holds 10,000 of them, give or take a
+        // few standard deviations (about 95 each).
+        let plan = ArrivalPlan::Burst { devices: 100_000, within: Duration::from_secs(10), seed: 3 };
+        let mut per_second = [0u32; 10];
+        let mut count = 0;
+        for at in plan.arrivals() {
+            per_second[at.as_secs() as usize] += 1;
+            count += 1;
+        }
+        assert_eq!(count, 100_000);
+        assert!(per_second.iter().all(|n| (9_600..10_400).contains(n)), "{per_second:?}");
+    }
+
+    #[test]
+    fn a_burst_of_any_size_yields_its_first_starts_at_once() {
+        // Generated one at a time: a trillion-device burst costs what its first starts cost.
+        let plan = ArrivalPlan::Burst { devices: 1 << 40, within: Duration::from_secs(3600), seed: 5 };
+        let first: Vec<Duration> = plan.arrivals().take(1000).collect();
+        assert!(first.windows(2).all(|w| w[0] <= w[1]));
+        assert!(first[999] < Duration::from_millis(1), "the first thousand of 2^40 fall in the first instant");
+    }
+
+    #[test]
+    fn the_expected_starts_by_an_instant_match_the_plans_arrivals() {
+        let stages = ["10s:0->100/s", "10s:100/s", "10s:100->0/s"].iter().map(|s| Stage::parse(s).unwrap()).collect();
+        let plans = [
+            ArrivalPlan::constant(50.0).unwrap(),
+            ArrivalPlan::constant(3.3).unwrap(),
+            ArrivalPlan::stages(stages).unwrap(),
+            ArrivalPlan::poisson(400.0, 17).unwrap(),
+            ArrivalPlan::Burst { devices: 20_000, within: Duration::from_secs(20), seed: 9 },
+        ];
+        for plan in &plans {
+            for seconds in [0.5, 4.0, 15.0, 25.0, 40.0] {
+                let by = Duration::from_secs_f64(seconds);
+                let actual = plan.arrivals().take(100_000).take_while(|at| *at < by).count() as f64;
+                let expected = plan.expected_by(by);
+                let exact = matches!(plan, ArrivalPlan::Constant { .. } | ArrivalPlan::Stages(_));
+                // Random plans: within four standard deviations of a Poisson count.
+                let tolerance = if exact { 1.0 } else { 4.0 * expected.sqrt() + 1.0 };
+                assert!((actual - expected).abs() <= tolerance, "{plan:?} by {seconds} s: {actual} vs {expected}");
+            }
+        }
+        assert_eq!(ArrivalPlan::constant(50.0).unwrap().expected_by(Duration::from_secs(4)), 200.0);
     }
 
     #[test]

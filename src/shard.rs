@@ -2,9 +2,10 @@
 //! the shards is the unsharded run, exactly.
 //!
 //! Shard `K` of `N` owns the devices whose global index `i` has `i mod N = K`: it keeps their
-//! registration IDs and starts each at the instant the **unsharded** arrival plan gives it (the
-//! plan is generated whole, seed and all, and filtered, so Poisson and burst plans agree to the
-//! nanosecond). A closed model splits its concurrency, the remainder to the lowest shards.
+//! registration IDs and starts each at the instant the **unsharded** arrival plan gives it (every
+//! shard generates the whole plan's starts as the run goes, seed and all, and keeps its own, so
+//! Poisson and burst plans agree to the nanosecond). A closed model splits its concurrency, the
+//! remainder to the lowest shards.
 //!
 //! Sans-IO: no clock, no files. The runner asks which devices and starts are its own; the plan
 //! hash lets `report merge` refuse shards of different plans.

@@ -405,6 +405,10 @@ async fn record_run(
     if let Some(wait) = wait {
         progress.warn(&wait);
     }
+    // Said before anything is set up: most of a plan this large will never start.
+    if let Some(estimate) = plan.starts_within_limits() {
+        progress.warn(&format!("dpsbench: {estimate}"));
+    }
     let summary = runner::run(plan, interrupt_counter(), |tick: &Tick| {
         // Published before the progress line, so a line on stderr means its page is served.
         if let Some(live) = live {

@@ -1,6 +1,7 @@
 //! Runs a [`Plan`]: sets up the target (starting the embedded emulator when asked), prepares
-//! every device's credentials outside the timed path, starts devices on the arrival schedule,
-//! folds their reports into [`Metrics`] and returns a [`RunSummary`].
+//! devices' credentials a bounded window ahead of their start and outside the timed path,
+//! starts devices on the arrival schedule, folds their reports into [`Metrics`] and returns a
+//! [`RunSummary`].
 //!
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
@@ -19,9 +20,8 @@ use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::conformance::CheckLog;
 use crate::conformance::passive::{CheckCounts, PassiveTally};
-use crate::credentials::SasToken;
 use crate::device::driver::now;
-use crate::device::{DeviceIdentity, DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
+use crate::device::{DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
 use crate::emulator::{self, Service, ServiceStats};
 use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Metrics, Phase, PhaseHistograms, Summary};
 use crate::scenario::{Load, Plan, TargetPlan};
@@ -30,6 +30,7 @@ use crate::tls;
 mod generator;
 mod limits;
 mod preflight;
+mod prepare;
 mod schedule;
 mod start;
 mod summary;
@@ -124,59 +125,26 @@ enum Ending {
     Interrupted,
     /// `max_duration_seconds` passed.
     TimedOut,
+    /// A device could not be prepared (an X.509 certificate that could not be minted or
+    /// cached): no device started after it.
+    Unprepared,
 }
 
-/// Builds every device's identity and SAS token before the clock starts.
-fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
-    let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-        + plan.max_duration.as_secs()
-        + 3600;
-    plan.shard
-        .indexes(plan.stop.devices)
-        .map(|n| {
-            let registration_id = plan.registration_id(n);
-            let personality = plan.personalities.of(n);
-            let device_key = plan.device_key(n, &registration_id);
-            let password =
-                SasToken::build(&plan.id_scope, &registration_id, &device_key, expiry, personality.sas_style());
-            let payload = plan.payload.as_ref().map(|template| template.render(&registration_id, n));
-            DeviceIdentity {
-                register_body: personality.register_body(&registration_id, payload.as_ref()),
-                registration_id,
-                id_scope: plan.id_scope.clone(),
-                password: Some(password),
-                source_address: match plan.source_addresses.len() {
-                    0 => None,
-                    pool => Some(plan.source_addresses[(n % pool as u64) as usize]),
-                },
-                personality,
-                payload,
-                client_tls: None,
-            }
-        })
-        .collect()
-}
-
-/// Gives every X.509 device its certificate (loaded from the cache, or minted and cached) and
-/// its own TLS config presenting it, before the clock starts. Devices then send no password.
-fn attach_certificates(
-    plan: &Plan,
-    x509: &crate::scenario::X509Plan,
-    roots: &Arc<rustls::RootCertStore>,
-    devices: &mut [DeviceIdentity],
-) -> Result<(), RunError> {
-    let ca = crate::x509::CertificateAuthority::load(&x509.ca_dir)?;
-    for device in devices {
-        let certificate = crate::x509::DeviceCertificate::load_or_mint(&ca, &x509.cache, &device.registration_id)?;
-        device.client_tls = Some(tls::client_config_with_certificate(
-            roots.clone(),
-            plan.tls.clone(),
-            certificate.chain.clone(),
-            certificate.key(),
-        )?);
-        device.password = None;
+/// What the summary says about preparing devices, when it is worth a word: arrivals stopped by
+/// a device that could not be prepared, or starts of an open plan that found their device not
+/// yet prepared (their schedule lag includes its preparation).
+fn preparation_note(plan: &Plan, started: &schedule::Started) -> Option<String> {
+    if let Some(unprepared) = &started.unprepared {
+        return Some(unprepared.clone());
     }
-    Ok(())
+    let open = matches!(plan.load, Load::Open(_));
+    (open && started.prepared_late > 0).then(|| {
+        format!(
+            "{} starts found their device not yet prepared (the arrival loop had no time to prepare ahead) and \
+             prepared it as they started; their schedule lag includes it",
+            started.prepared_late
+        )
+    })
 }
 
 /// The flow settings of each personality the plan uses.
@@ -194,10 +162,8 @@ pub async fn run(
 ) -> Result<RunSummary, RunError> {
     let budget = descriptor_budget(plan, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
-    let mut devices = prepare_devices(plan);
-    if let Some(x509) = &plan.x509 {
-        attach_certificates(plan, x509, &prepared.roots, &mut devices)?;
-    }
+    let owned_plan = Arc::new(plan.clone());
+    let devices = prepare::lookahead(&owned_plan, &prepared.roots)?;
     let settings = personality_settings(plan);
     let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
     if let Some(first) = devices.first().filter(|_| plan.preflight) {
@@ -216,7 +182,7 @@ pub async fn run(
     // and on a thread of its own every one of those was a wake-up across threads. Ticks come
     // back to the caller once a second.
     let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
-    let (owned_plan, target, cap) = (plan.clone(), prepared.target.clone(), budget.in_flight_cap);
+    let (target, cap) = (prepared.target.clone(), budget.in_flight_cap);
     let mut scheduled = tokio::spawn(async move {
         let on_tick = move |tick| {
             let _ = ticks.send(tick);
@@ -239,6 +205,7 @@ pub async fn run(
     };
     let cpu_used = CpuTime::of_process().since(cpu_before);
     let runtime_stall_p99_us = stall.stop().await;
+    notes.extend(preparation_note(plan, &started));
     let mut results = metrics.summary(started.started);
     results.devices.not_started = started.not_started;
     let generator =

@@ -1,8 +1,11 @@
 //! The arrival loop: starts devices as the load model says until the stop condition, collects
-//! their reports, and watches the runtime for saturation.
+//! their reports, prepares the devices that start next while it waits (see `prepare`), and
+//! watches the runtime for saturation.
 
+use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
 use super::timer::PreciseTimer;
 use super::*;
+use crate::arrival::ArrivalPlan;
 use crate::shard::Shard;
 
 /// Starts devices as the load model says until the stop condition, and collects their reports.
@@ -13,11 +16,10 @@ pub(super) async fn schedule(
     in_flight_cap: Option<u64>,
     target: &Target,
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
-    devices: Vec<DeviceIdentity>,
+    mut devices: Lookahead<DevicePreparer>,
     mut interrupts: watch::Receiver<u32>,
     mut on_tick: impl FnMut(Tick),
 ) -> (Metrics, PassiveTally, Started, Ending, Duration) {
-    let mut devices = devices.into_iter();
     let mut metrics = Metrics::new();
     let mut checks = PassiveTally::default();
     // One OS entropy draw per run; each device's RNG is seeded from it.
@@ -43,18 +45,30 @@ pub(super) async fn schedule(
     // Devices finished since the last tick, handed over with it (for devices.csv).
     let mut finished = Vec::new();
     let closed = matches!(plan.load, Load::Closed { .. });
+    // Set when a device could not be prepared: no device starts after it.
+    let mut unprepared = None;
     loop {
         // Start every device already due. The timer (1 ms resolution) is only for future
         // starts: going through it for each due start would cap starts near one per tick.
+        let started_before = started;
         let next_start = loop {
             let in_flight = tasks.len() as u64;
-            let next = (started < shard_devices && !draining)
+            let next = (started < shard_devices && !draining && unprepared.is_none())
                 .then(|| starts.next_at(now(), in_flight))
                 .flatten()
                 .filter(|at| arrivals_end.is_none_or(|end| *at < end));
             match next {
                 Some(intended) if intended <= now() && in_flight < in_flight_cap => {
-                    let identity = devices.next().expect("one identity was prepared per device");
+                    let identity = match devices.take(&now).expect("the lookahead covers every device of the shard") {
+                        Ok(identity) => identity,
+                        Err(error) => {
+                            unprepared = Some(format!(
+                                "arrivals stopped after {started} starts: the next device could not be prepared: {error}"
+                            ));
+                            ending = Ending::Unprepared;
+                            continue;
+                        }
+                    };
                     let settings = settings[&identity.personality].clone();
                     let (target, aborted) = (target.clone(), aborted.clone());
                     let rng = DeviceRng::from_rng(&mut seeds);
@@ -76,6 +90,18 @@ pub(super) async fn schedule(
         };
         if next_start.is_none() && tasks.is_empty() {
             break;
+        }
+        // Off the hot path: while it waits, the loop prepares the devices that start next, each
+        // only if it is ready before the next start is due (a closed model has no due instant).
+        let more = !draining && unprepared.is_none() && started < shard_devices;
+        let due = if closed { None } else { next_start };
+        if more && (closed || due.is_some()) && arrivals_end.is_none_or(|end| now() < end) {
+            if started > started_before {
+                // The devices just started wait in this worker's LIFO slot, which no other worker
+                // may take: they run first, so preparing delays none of them.
+                tokio::task::yield_now().await;
+            }
+            devices.fill(due, FILL_BATCH, &now);
         }
         // A start that finds no free slot waits for one: it then runs late, and its lag says by
         // how much.
@@ -140,10 +166,17 @@ pub(super) async fn schedule(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
     tasks.shutdown().await;
+    // Only this shard's own devices count: the other shards start the rest.
     let not_started = starts.remaining(shard_devices.saturating_sub(started), plan.stop.duration, now() - begin);
     let last = tick(&mut metrics, &mut finished, begin, started, 0, draining);
     on_tick(last);
-    let counts = Started { started, not_started };
+    let counts = Started {
+        started,
+        not_started,
+        prepared_late: devices.behind(),
+        most_prepared: devices.most_held(),
+        unprepared,
+    };
     (metrics, checks, counts, ending, now().saturating_duration_since(begin))
 }
 
@@ -219,8 +252,10 @@ impl StallMonitor {
 /// The *when* of a run: the intended start of the next device under the load model.
 enum Starts {
     /// Open: the arrival plan alone decides, whatever is in flight (a shard's own starts of
-    /// the unsharded plan).
-    Open { begin: Instant, arrivals: Box<Peekable<Box<dyn Iterator<Item = Duration> + Send>>> },
+    /// the unsharded plan). `supply` is how many arrivals the shard's plan has left when that
+    /// is known without generating them (endless for constant and Poisson plans, the shard's
+    /// share of a burst); `None` for stages, counted one by one.
+    Open { begin: Instant, arrivals: Box<Peekable<Box<dyn Iterator<Item = Duration> + Send>>>, supply: Option<u64> },
     /// Closed: a device starts as soon as fewer than `concurrency` are in flight.
     Closed { concurrency: u64 },
 }
@@ -230,7 +265,12 @@ impl Starts {
         match load {
             Load::Open(plan) => {
                 let starts: Box<dyn Iterator<Item = Duration> + Send> = Box::new(shard.starts(plan));
-                Starts::Open { begin, arrivals: Box::new(starts.peekable()) }
+                let supply = match plan {
+                    ArrivalPlan::Constant { .. } | ArrivalPlan::Poisson { .. } => Some(u64::MAX),
+                    ArrivalPlan::Burst { devices, .. } => Some(shard.devices_of(*devices)),
+                    ArrivalPlan::Stages(_) => None,
+                };
+                Starts::Open { begin, arrivals: Box::new(starts.peekable()), supply }
             }
             Load::Closed { concurrency } => Starts::Closed { concurrency: shard.concurrency_of(*concurrency) },
         }
@@ -240,14 +280,15 @@ impl Starts {
     /// every closed-model slot taken).
     fn next_at(&mut self, now: Instant, in_flight: u64) -> Option<Instant> {
         match self {
-            Starts::Open { begin, arrivals } => arrivals.peek().map(|offset| *begin + *offset),
+            Starts::Open { begin, arrivals, .. } => arrivals.peek().map(|offset| *begin + *offset),
             Starts::Closed { concurrency } => (in_flight < *concurrency).then_some(now),
         }
     }
 
     fn started(&mut self) {
-        if let Starts::Open { arrivals, .. } = self {
+        if let Starts::Open { arrivals, supply, .. } = self {
             arrivals.next();
+            *supply = supply.map(|left| left.saturating_sub(1));
         }
     }
 
@@ -256,6 +297,9 @@ impl Starts {
     /// duration had passed (then none was planned any more).
     fn remaining(&mut self, left: u64, duration: Option<Duration>, elapsed: Duration) -> u64 {
         match self {
+            // Without a duration every arrival left was due: those of a plan that says how many
+            // it has are not generated one by one (ten million would take a while).
+            Starts::Open { supply: Some(supply), .. } if duration.is_none() => left.min(*supply),
             Starts::Open { arrivals, .. } => {
                 arrivals.take(left as usize).take_while(|offset| duration.is_none_or(|d| *offset < d)).count() as u64
             }
@@ -265,9 +309,15 @@ impl Starts {
     }
 }
 
-/// Devices started, and planned devices that never started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Devices started, planned devices that never started, and how their preparation went.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Started {
     pub started: u64,
     pub not_started: u64,
+    /// Starts that found their device not yet prepared, and prepared it as they started.
+    pub prepared_late: u64,
+    /// The most devices held prepared ahead of their start at once.
+    pub most_prepared: usize,
+    /// Why arrivals stopped early: a device could not be prepared.
+    pub unprepared: Option<String>,
 }

@@ -29,6 +29,7 @@ pub use devices::{
 };
 pub use key::{KeyError, KeySource};
 pub use load::{ArrivalModel, ArrivalSection, Load, Stop};
+pub use offered::StartsWithinLimits;
 pub use run::{AddressPoolError, FlowSection, RunSection, address_pool};
 pub use target::{
     EMBEDDED_ID_SCOPE, GLOBAL_ENDPOINT, TargetPlan, TargetSection, TransportKind, TransportSection, is_loopback,

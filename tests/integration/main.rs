@@ -12,6 +12,7 @@ mod gates;
 mod hostile;
 mod live_metrics;
 mod load;
+mod plan_size;
 mod properties;
 mod reports;
 mod secrets;

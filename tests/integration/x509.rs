@@ -152,3 +152,36 @@ async fn an_embedded_x509_run_trusts_the_scenarios_ca() {
     assert_eq!(summary.results.devices.assigned, 8, "{:?}", summary.results.failures);
     assert_eq!(summary.emulator.unwrap().connects_refused, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_device_that_cannot_be_prepared_stops_arrivals_there_with_a_note() {
+    // 300 X.509 devices at 50/s: the first 256 are prepared before the clock, the rest as the
+    // run goes. Device 280's certificate cannot be cached (a folder stands where its file goes).
+    let dir = std::env::temp_dir().join(format!("dpsbench-x509-unprepared-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    CertificateAuthority::generate().unwrap().write(&dir.join("ca")).unwrap();
+    let scenario = "name = \"x509-unprepared\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n\
+                    [devices]\ncount = 300\nattestation = \"x509\"\nx509_ca_dir = \"ca\"\n\
+                    [arrival]\nrate = 50\n[run]\nmax_duration_seconds = 60\n";
+    std::fs::write(dir.join("x509.toml"), scenario).unwrap();
+    let plan = dpsbench::scenario::Plan::load(&dir.join("x509.toml"), &|_| None).unwrap();
+    let blocker = dir.join("ca/devices/bench-000280.pem");
+    std::fs::create_dir_all(&blocker).unwrap();
+    let (_keep, interrupts) = tokio::sync::watch::channel(0);
+    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let devices = &summary.results.devices;
+    assert_eq!((devices.total, devices.assigned, devices.not_started), (280, 280, 20), "{devices:?}");
+    assert!(summary.partial);
+    let note = summary.notes.iter().find(|n| n.contains("arrivals stopped after 280 starts")).expect("a note");
+    assert!(note.contains("bench-000280.pem"), "{note}");
+
+    // In the first window it is a setup error: nothing starts.
+    std::fs::remove_dir_all(&blocker).unwrap();
+    for cached in ["bench-000005.pem", "bench-000005.key"] {
+        std::fs::remove_file(dir.join("ca/devices").join(cached)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("ca/devices/bench-000005.pem")).unwrap();
+    let (_keep, interrupts) = tokio::sync::watch::channel(0);
+    let error = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap_err().to_string();
+    assert!(error.contains("bench-000005.pem"), "{error}");
+}
