@@ -9,6 +9,7 @@
 
 pub mod driver;
 pub mod flow;
+pub mod misbehaviour;
 pub mod observation;
 pub mod outcome;
 pub mod personality;
@@ -26,6 +27,7 @@ use crate::topics::{DEFAULT_API_VERSION, Username};
 
 pub use driver::{Target, Transport, fresh_rng, run_device, run_device_observed};
 pub use flow::Flow;
+pub use misbehaviour::{Misbehaviour, Misbehaviours};
 pub use observation::{Observation, Observer, RequestKind};
 pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
@@ -96,6 +98,8 @@ pub struct FlowSettings {
     /// Take any reply as the answer to the request in flight, whatever its `$rid` (conformance
     /// probes, so a wrong `$rid` is one finding, not a timeout). SDKs drop such replies.
     pub lenient_rid: bool,
+    /// Client checks the device breaks on purpose (failing controls); none by default.
+    pub misbehave: Misbehaviours,
 }
 
 impl Default for FlowSettings {
@@ -113,6 +117,7 @@ impl Default for FlowSettings {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),
             lenient_rid: false,
+            misbehave: Misbehaviours::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::tls;
 
 mod generator;
 mod limits;
+mod misbehaving;
 mod schedule;
 mod start;
 mod summary;
@@ -125,20 +126,22 @@ enum Ending {
 
 /// Builds every device's identity and SAS token before the clock starts.
 fn prepare_devices(plan: &Plan) -> Vec<DeviceIdentity> {
-    let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-        + plan.max_duration.as_secs()
-        + 3600;
+    let now_unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let expiry = misbehaving::expiry(plan.flow.misbehave, now_unix, plan.max_duration.as_secs() + 3600);
     plan.shard
         .indexes(plan.stop.devices)
         .map(|n| {
             let registration_id = plan.registration_id(n);
             let personality = plan.personalities.of(n);
             let device_key = plan.device_key(n, &registration_id);
-            let password =
-                SasToken::build(&plan.id_scope, &registration_id, &device_key, expiry, personality.sas_style());
+            let misbehave = plan.flow.misbehave;
+            let signed_for = misbehaving::signed_for(misbehave, &registration_id);
+            let style = misbehaving::sas_style(misbehave, personality.sas_style());
+            let password = SasToken::build(&plan.id_scope, &signed_for, &device_key, expiry, style);
             let payload = plan.payload.as_ref().map(|template| template.render(&registration_id, n));
+            let register_body = personality.register_body(&registration_id, payload.as_ref());
             DeviceIdentity {
-                register_body: personality.register_body(&registration_id, payload.as_ref()),
+                register_body: misbehaving::register_body(misbehave, &registration_id, register_body),
                 registration_id,
                 id_scope: plan.id_scope.clone(),
                 password: Some(password),
@@ -164,7 +167,8 @@ fn attach_certificates(
 ) -> Result<(), RunError> {
     let ca = crate::x509::CertificateAuthority::load(&x509.ca_dir)?;
     for device in devices {
-        let certificate = crate::x509::DeviceCertificate::load_or_mint(&ca, &x509.cache, &device.registration_id)?;
+        let named = misbehaving::signed_for(plan.flow.misbehave, &device.registration_id);
+        let certificate = crate::x509::DeviceCertificate::load_or_mint(&ca, &x509.cache, &named)?;
         device.client_tls = Some(tls::client_config_with_certificate(
             roots.clone(),
             plan.tls.clone(),
@@ -283,5 +287,6 @@ pub async fn run(
         slo,
         shard: Some(ShardInfo::of(plan, start_offset)),
         merged: None,
+        misbehave: plan.flow.misbehave.list(),
     })
 }
