@@ -568,4 +568,4 @@ pub fn deviations() -> Vec<&'static str> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -323,3 +323,41 @@ fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_c
         );
     }
 }
+
+/// The nightly job's script judges dpsbench's own devices (exit 0), and a client command given
+/// the emulator's address, scope, CA and group key through its environment (here a fleet that
+/// polls early: exit 1).
+#[test]
+fn the_nightly_judge_client_script_passes_a_good_client_and_fails_a_bad_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("nightly");
+    let script = root.join("deploy/nightly/judge-client.sh");
+    let judge = |client: Option<&str>| {
+        let mut command = std::process::Command::new(&script);
+        command
+            .env("DPSBENCH", env!("CARGO_BIN_EXE_dpsbench"))
+            .env("OUT", dir.join("out"))
+            .env("CONNECTIONS", "2")
+            .env("TIMEOUT", "60")
+            .env_remove("CLIENT_COMMAND");
+        if let Some(client) = client {
+            command.env("CLIENT_COMMAND", client);
+        }
+        command.output().unwrap()
+    };
+    let good = judge(None);
+    assert_eq!(good.status.code(), Some(0), "{}", String::from_utf8_lossy(&good.stderr));
+    assert!(dir.join("out/clients/clients.junit.xml").exists());
+    let bad = format!(
+        "printf '%s\\n' 'name = \"bad\"' '[target]' 'kind = \"dps\"' \"host = \\\"$DPS_HOST\\\"\" \"port = $DPS_PORT\" \
+         \"id_scope = \\\"$DPS_ID_SCOPE\\\"\" \"ca_certificate = \\\"$DPS_CA\\\"\" 'server_name = \"localhost\"' \
+         '[devices]' 'count = 2' 'group_key_env = \"DPS_GROUP_KEY\"' 'misbehave = [\"poll_early\"]' '[arrival]' 'rate = 10' \
+         > {dir}/bad.toml && {bin} run {dir}/bad.toml --out {dir}/bad-run --quiet --force",
+        dir = dir.display(),
+        bin = env!("CARGO_BIN_EXE_dpsbench"),
+    );
+    let bad = judge(Some(&bad));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 must-checks"), "{stderr}");
+}

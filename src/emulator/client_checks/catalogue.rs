@@ -162,8 +162,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::CleanSession,
         level: Level::Should,
         title: "CONNECT sets CleanSession 1",
-        statement: "§7: CleanSession 1 is recommended; DPS keeps no session (§1)",
-        source: Source::Documented("§7"),
+        statement: "§9: CleanSession 1 is recommended; DPS keeps no session (§1)",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::KeepSession],
     },
     Entry {
@@ -180,8 +180,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::SasKeyName,
         level: Level::Should,
         title: "A group-enrollment device's SAS token carries skn=registration",
-        statement: "§7: the password's skn is `registration`; §2: Python and azure-sdk-for-c send none, and DPS accepts that",
-        source: Source::Documented("§7"),
+        statement: "§9: the password's skn is `registration`; §2: Python and azure-sdk-for-c send none, and DPS accepts that",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::NoSkn],
     },
     Entry {
@@ -218,8 +218,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::SubscribeFirst,
         level: Level::Must,
         title: "The device subscribes to $dps/registrations/res/# before its first PUBLISH",
-        statement: "§7: subscribe to $dps/registrations/res/# before publishing; §4 step 2 (replies to an unsubscribed device are lost)",
-        source: Source::Documented("§7"),
+        statement: "§9: subscribe to $dps/registrations/res/# before publishing; §4 step 2 (replies to an unsubscribed device are lost)",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::PublishBeforeSubscribe],
     },
     Entry {
@@ -246,7 +246,7 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::DistinctRid,
         level: Level::Must,
         title: "No two requests in flight share a $rid",
-        statement: "§7: distinct $rid per request in flight (a reply is matched to its request by $rid, §3)",
+        statement: "§9: distinct $rid per request in flight (a reply is matched to its request by $rid, §3)",
         source: Source::SdkBehaviour(
             "every SDK matches replies by $rid; azure-sdk-for-c's literal 1 is safe only one request at a time",
         ),
@@ -257,8 +257,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::RegisterBody,
         level: Level::Must,
         title: "The register body is empty or a JSON Device Registration naming no other device",
-        statement: "§4, §7: register with a JSON Device Registration body; the C SDK sends none",
-        source: Source::Documented("§7"),
+        statement: "§4, §9: register with a JSON Device Registration body; the C SDK sends none",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::RegisterBodyOtherId],
     },
     Entry {
@@ -284,8 +284,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::PollAfterRetryAfter,
         level: Level::Must,
         title: "The device polls only after the retry-after it was given",
-        statement: "§7: poll after a delay equal to retry-after (judged with 100 ms of slack)",
-        source: Source::Documented("§7"),
+        statement: "§9: poll after a delay equal to retry-after (judged with 100 ms of slack)",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::PollEarly],
     },
     Entry {
@@ -293,8 +293,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::PollOwnOperation,
         level: Level::Must,
         title: "The device polls with the operationId it received",
-        statement: "§7: poll with the operationId it was given (§4 step 4)",
-        source: Source::Documented("§7"),
+        statement: "§9: poll with the operationId it was given (§4 step 4)",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::WrongOperationId],
     },
     Entry {
@@ -302,8 +302,8 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::StopAfterFinal,
         level: Level::Must,
         title: "The device stops polling after a final status",
-        statement: "§7: poll until a 200; §4: status moves only forward, so a final status is the end",
-        source: Source::Documented("§7"),
+        statement: "§9: poll until a 200; §4: status moves only forward, so a final status is the end",
+        source: Source::Documented("§9"),
         failed_by: &[Misbehaviour::PollAfterAssigned],
     },
     Entry {
@@ -320,7 +320,7 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::ReconnectBackoff,
         level: Level::Must,
         title: "After failed connections the device reconnects with a delay, not in a tight loop",
-        statement: "§7: reconnect after a refusal or a dropped connection with a growing delay. One quick reconnect \
+        statement: "§9: reconnect after a refusal or a dropped connection with a growing delay. One quick reconnect \
                     (under 1 s) is allowed; two in a row after failed connections are a tight loop",
         source: Source::SdkBehaviour(
             "the SDKs back off (Python: 10 s after a first quick retry); a fleet reconnecting at once is the storm that hurts DPS",
@@ -332,7 +332,7 @@ pub static CATALOGUE: &[Entry] = &[
         check: ClientCheck::Disconnect,
         level: Level::Should,
         title: "After its final status the device sends DISCONNECT",
-        statement: "§4 step 5 and §7: DISCONNECT when done",
+        statement: "§4 step 5 and §9: DISCONNECT when done",
         source: Source::SdkBehaviour("Python, Node and the C SDKs send DISCONNECT after provisioning"),
         failed_by: &[Misbehaviour::NoDisconnect],
     },
@@ -365,6 +365,34 @@ mod tests {
             assert!(!entry.failed_by.is_empty(), "{} names no misbehaviour that fails it", entry.id);
             assert!(!entry.statement.is_empty() && !entry.title.is_empty(), "{}", entry.id);
         }
+    }
+
+    /// The table `docs/clients.md` holds between its markers.
+    fn docs_table() -> String {
+        let mut out = String::from("| ID | Level | Title | Source | Failed by |\n|---|---|---|---|---|\n");
+        for entry in CATALOGUE {
+            let level = if entry.level == Level::Must { "must" } else { "should" };
+            let failed_by: Vec<String> = entry.failed_by.iter().map(|m| format!("`{m}`")).collect();
+            out.push_str(&format!(
+                "| `{}` | {level} | {} | {} | {} |\n",
+                entry.id,
+                entry.title.replace('|', "\\|"),
+                entry.source,
+                failed_by.join(", ")
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn docs_clients_md_holds_the_catalogue() {
+        crate::conformance::catalogue::tests::assert_docs_hold(
+            "docs/clients.md",
+            "<!-- BEGIN client catalogue: generated from src/emulator/client_checks/catalogue.rs -->\n",
+            "<!-- END client catalogue -->\n",
+            &docs_table(),
+            "docs_clients_md_holds_the_catalogue",
+        );
     }
 
     #[test]
