@@ -310,3 +310,112 @@ impl ConnectionLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::mqttbytes::v4::Login;
+
+    use super::*;
+    use crate::credentials::{IdScope, RegistrationId, SasStyle, SymmetricKey};
+
+    const SCOPE: &str = "0ne00UNIT01";
+
+    fn facts(now_unix: u64) -> ConnectFacts<'static> {
+        ConnectFacts { id_scope: SCOPE, certificate_cn: None, x509: false, individual: false, now_unix }
+    }
+
+    fn connect(id: &str, style: SasStyle, expiry: u64) -> Connect {
+        let registration_id = RegistrationId::new(id).unwrap();
+        let scope = IdScope::new(SCOPE).unwrap();
+        let token = SasToken::build(&scope, &registration_id, &SymmetricKey::random(), expiry, style);
+        let mut connect = Connect::new(id);
+        connect.login = Some(Login::new(format!("{SCOPE}/registrations/{id}/api-version=2019-03-31"), token.expose()));
+        connect
+    }
+
+    fn broken(log: &ConnectionLog) -> Vec<&'static str> {
+        ClientCheck::ALL.into_iter().filter(|c| log.broke(*c)).map(ClientCheck::id).collect()
+    }
+
+    /// CONNECT, SUBSCRIBE, register, its 202 PUBACKed, a poll `after` later, its 200 PUBACKed.
+    fn flow(log: &mut ConnectionLog, start: Instant, after: Duration) {
+        log.connect(&connect("dev-1", SasStyle::default(), 10_000), facts(1_000));
+        log.subscribe(std::iter::once(topics::RESPONSE_FILTER));
+        log.request(&topics::register_topic("1"), br#"{"registrationId":"dev-1"}"#, start, || None);
+        log.replied("1", 202, Some(3), false, Some(1), start);
+        log.acked(1);
+        let at = start + after;
+        log.request(&topics::poll_topic("2", "op-1"), b"", at, || Some("op-1".into()));
+        log.replied("2", 200, None, true, Some(2), at);
+        log.acked(2);
+    }
+
+    #[test]
+    fn a_conformant_client_breaks_nothing_and_is_judged_on_every_connection_check() {
+        let mut log = ConnectionLog::new(Some(true));
+        flow(&mut log, Instant::now(), Duration::from_secs(3));
+        log.end(Ending::Disconnect);
+        assert_eq!(broken(&log), Vec::<&str>::new());
+        for check in [
+            ClientCheck::Tls12,
+            ClientCheck::Mqtt311,
+            ClientCheck::UsernameForm,
+            ClientCheck::SasResource,
+            ClientCheck::SasKeyName,
+            ClientCheck::SubscribeFirst,
+            ClientCheck::PollAfterRetryAfter,
+            ClientCheck::PollOwnOperation,
+            ClientCheck::StopAfterFinal,
+            ClientCheck::Disconnect,
+        ] {
+            assert!(log.judged(check), "{check:?} not judged");
+        }
+        assert!(!log.judged(ClientCheck::CertificateCn) && !log.judged(ClientCheck::WaitAfterThrottle));
+    }
+
+    #[test]
+    fn retry_after_counts_from_the_reply_with_slack_and_no_disconnect_is_a_should() {
+        let mut log = ConnectionLog::new(Some(true));
+        flow(&mut log, Instant::now(), Duration::from_millis(2_950));
+        log.end(Ending::Dropped);
+        assert_eq!(broken(&log), ["DPS-CLIENT-CONN-002"], "50 ms early is within the slack");
+        let mut early = ConnectionLog::new(Some(true));
+        flow(&mut early, Instant::now(), Duration::from_secs(2));
+        assert_eq!(broken(&early), ["DPS-CLIENT-FLOW-001"]);
+        assert!(early.evidence[0].1.contains("1000 ms before"), "{:?}", early.evidence);
+    }
+
+    #[test]
+    fn a_request_sent_before_the_device_had_the_reply_is_not_early_but_a_shared_rid_is_caught() {
+        let now = Instant::now();
+        let mut log = ConnectionLog::new(None);
+        log.connect(&connect("dev-1", SasStyle::default(), 10_000), facts(1_000));
+        log.subscribe(std::iter::once(topics::RESPONSE_FILTER));
+        log.request(&topics::register_topic("1"), b"", now, || None);
+        log.replied("1", 202, Some(3), false, Some(1), now);
+        log.request(&topics::poll_topic("7", "op-1"), b"", now, || Some("op-1".into()));
+        log.request(&topics::poll_topic("7", "op-1"), b"", now, || Some("op-1".into()));
+        assert_eq!(broken(&log), ["DPS-CLIENT-TOPIC-002", "DPS-CLIENT-BODY-002"]);
+    }
+
+    #[test]
+    fn connect_checks_read_the_token_certificate_and_tls_version() {
+        let style = SasStyle { key_name: false, ..SasStyle::default() };
+        let mut log = ConnectionLog::new(Some(false));
+        let mut packet = connect("dev-1", style, 500);
+        packet.clean_session = false;
+        log.connect(&packet, facts(1_000));
+        assert_eq!(
+            broken(&log),
+            ["DPS-CLIENT-TLS-001", "DPS-CLIENT-MQTT-004", "DPS-CLIENT-AUTH-002", "DPS-CLIENT-AUTH-003"]
+        );
+        let mut individual = ConnectionLog::new(Some(true));
+        individual.connect(&connect("dev-1", style, 5_000), ConnectFacts { individual: true, ..facts(1_000) });
+        assert_eq!(broken(&individual), Vec::<&str>::new(), "an individual enrollment needs no skn");
+        let mut x509 = ConnectionLog::new(Some(true));
+        let x509_facts = ConnectFacts { x509: true, certificate_cn: Some("dev-2"), ..facts(1_000) };
+        x509.connect(&Connect::new("dev-1"), x509_facts);
+        assert!(broken(&x509).contains(&"DPS-CLIENT-AUTH-005"), "{:?}", broken(&x509));
+        assert!(!x509.judged(ClientCheck::SasResource), "an X.509 device has no token");
+    }
+}

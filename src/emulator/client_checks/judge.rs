@@ -183,3 +183,65 @@ impl Verdict {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::mqttbytes::v4::Connect;
+
+    use super::*;
+    use crate::emulator::client_checks::{ConnectFacts, Ending};
+
+    /// A connection of `id` at `at` that ends (as the emulator refusing it) without a final status.
+    fn failed_connection(judge: &Judge, id: &str, at: Instant) {
+        let mut log = ConnectionLog::new(Some(true));
+        let facts =
+            ConnectFacts { id_scope: "0ne00UNIT01", certificate_cn: None, x509: true, individual: false, now_unix: 0 };
+        log.connect(&Connect::new(id), facts);
+        judge.connection_attempt(&mut log, at);
+        log.end(Ending::Emulator);
+        judge.finish(log, at);
+    }
+
+    fn reconnect(judge: &Judge) -> super::super::report::CheckResult {
+        judge.report().check(ClientCheck::ReconnectBackoff).clone()
+    }
+
+    #[test]
+    fn one_quick_reconnect_is_allowed_two_in_a_row_are_a_tight_loop() {
+        let judge = Judge::new(JudgeConfig::default());
+        let start = Instant::now();
+        // Backing off: at once, then 2 s, 4 s.
+        for at in [0, 100, 2_100, 6_100] {
+            failed_connection(&judge, "patient", start + Duration::from_millis(at));
+        }
+        let result = reconnect(&judge);
+        assert_eq!((result.judged, result.violations), (3, 0));
+        // A tight loop: three reconnects 10 ms apart.
+        for at in [0, 10, 20, 30] {
+            failed_connection(&judge, "storm", start + Duration::from_millis(at));
+        }
+        let result = reconnect(&judge);
+        assert_eq!((result.judged, result.violations), (6, 2));
+        assert_eq!(result.examples[0].registration_id.as_deref(), Some("storm"));
+        assert!(result.examples[0].evidence.contains("10 ms after"), "{:?}", result.examples);
+    }
+
+    #[test]
+    fn a_fleet_is_aggregated_with_capped_examples_and_detail_for_the_first_and_the_named() {
+        let judge = Judge::new(JudgeConfig { detail: vec!["Dev-0042".into(), "absent".into()] });
+        let start = Instant::now();
+        for n in 0..100 {
+            failed_connection(&judge, &format!("dev-{n:04}"), start);
+        }
+        let report = judge.report();
+        assert_eq!(report.connections, 100);
+        let cn = report.check(ClientCheck::CertificateCn);
+        assert_eq!((cn.judged, cn.violations, cn.examples.len()), (100, 100, EXAMPLES));
+        let detailed: Vec<&str> = report.clients.iter().map(|c| c.registration_id.as_str()).collect();
+        assert_eq!(detailed.len(), DETAILED_CLIENTS + 1, "{detailed:?}");
+        assert!(detailed.contains(&"dev-0042"), "{detailed:?}");
+        assert_eq!(report.named_but_unseen, ["absent"]);
+        assert!(report.must_broken);
+        assert_eq!(judge.finished(), 100);
+    }
+}
