@@ -284,3 +284,68 @@ pub fn markdown(report: &ClientReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::client_checks::CATALOGUE;
+
+    /// A report where one must-check and one should-check broke and one was never judged.
+    fn report() -> ClientReport {
+        let checks = CATALOGUE
+            .iter()
+            .map(|entry| match entry.check {
+                ClientCheck::PollAfterRetryAfter => {
+                    let example = Example {
+                        registration_id: Some("fw-001".into()),
+                        evidence: "the next request came 1000 ms before the retry-after of 3 s ran out".into(),
+                    };
+                    CheckResult::new(entry, 4, 2, vec![example])
+                }
+                ClientCheck::CleanSession => {
+                    let example =
+                        Example { registration_id: Some("fw-000".into()), evidence: "CONNECT CleanSession 0".into() };
+                    CheckResult::new(entry, 4, 4, vec![example])
+                }
+                ClientCheck::Tls12 => {
+                    let example = Example {
+                        registration_id: None,
+                        evidence: "a TLS handshake from 127.0.0.1 offered no TLS 1.2".into(),
+                    };
+                    CheckResult::new(entry, 5, 1, vec![example])
+                }
+                ClientCheck::CertificateCn | ClientCheck::WaitAfterThrottle | ClientCheck::ReconnectBackoff => {
+                    CheckResult::new(entry, 0, 0, Vec::new())
+                }
+                _ => CheckResult::new(entry, 4, 0, Vec::new()),
+            })
+            .collect();
+        let client = ClientDetail {
+            registration_id: "fw-001".into(),
+            connections: 1,
+            passed: vec!["DPS-CLIENT-MQTT-001".into()],
+            broken: vec!["DPS-CLIENT-FLOW-001".into()],
+            evidence: Vec::new(),
+        };
+        ClientReport::new(4, checks, vec![client], vec!["fw-999".into()])
+    }
+
+    #[test]
+    fn markdown_is_pinned() {
+        insta::assert_snapshot!(markdown(&report()));
+    }
+
+    #[test]
+    fn junit_is_pinned() {
+        insta::assert_snapshot!(junit(&report()));
+    }
+
+    #[test]
+    fn json_round_trips_and_says_a_must_check_broke() {
+        let report = report();
+        assert!(report.must_broken);
+        let parsed: ClientReport = serde_json::from_slice(&json(&report)).unwrap();
+        assert_eq!(parsed, report);
+        assert_eq!(report.failed(), ["DPS-CLIENT-TLS-001", "DPS-CLIENT-MQTT-004", "DPS-CLIENT-FLOW-001"]);
+    }
+}
