@@ -1,6 +1,15 @@
-# Shared by the SDK interop scripts (sourced, not run): a judging emulator on the SDKs' fixed
-# ports and the check of its client report. Needs $bin, $work and $group_key set, and an
-# `emulator_pid` the caller's cleanup stops.
+# Shared by the SDK interop scripts (sourced, not run): a work folder and a group key, a judging
+# emulator on the SDKs' fixed ports (stopped and the folder removed on exit), and the check of
+# its client report. Needs $bin set.
+
+work=$(mktemp -d)
+emulator_pid=""
+cleanup() {
+  if [ -n "$emulator_pid" ]; then kill -TERM "$emulator_pid" 2>/dev/null || true; wait "$emulator_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+group_key=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(64)).decode())')
 
 # emulator_config RETRY_AFTER: the emulator's configuration: a symmetric-key group, and an X.509
 # group when $work/x509 holds a CA (`dpsbench certs`).

@@ -23,15 +23,6 @@ if [ ! -d "$modules/node_modules/azure-iot-provisioning-device-mqtt" ]; then
 fi
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet)
 
-work=$(mktemp -d)
-emulator_pid=""
-cleanup() {
-  if [ -n "$emulator_pid" ]; then kill -TERM "$emulator_pid" 2>/dev/null || true; wait "$emulator_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-group_key=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(64)).decode())')
 source "$root/tests/interop/judging.sh"
 emulator_config 1
 start_emulator "$work/clients" nodesdk-000

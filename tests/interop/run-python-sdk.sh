@@ -23,17 +23,8 @@ if ! "$venv/bin/python" -c "import azure.iot.device" 2>/dev/null; then
 fi
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet)
 
-work=$(mktemp -d)
-emulator_pid=""
-cleanup() {
-  if [ -n "$emulator_pid" ]; then kill -TERM "$emulator_pid" 2>/dev/null || true; wait "$emulator_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-group_key=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(64)).decode())')
-"$bin" certs --out "$work/x509" --count "$count" --registration-id "pysdk-x509-{index:03}" >/dev/null
 source "$root/tests/interop/judging.sh"
+"$bin" certs --out "$work/x509" --count "$count" --registration-id "pysdk-x509-{index:03}" >/dev/null
 
 emulator_config 1
 start_emulator "$work/clients" pysdk-000
