@@ -64,12 +64,15 @@ impl ClientCheck {
         Self::Disconnect,
     ];
 
-    /// Its catalogue entry.
+    /// Its catalogue entry: the catalogue lists the checks in the order of [`ClientCheck::ALL`]
+    /// (a test of the catalogue checks it), so this is an index.
     pub fn entry(self) -> &'static Entry {
-        CATALOGUE
-            .iter()
-            .find(|entry| entry.check == self)
-            .expect("every client check has its catalogue entry (a test of the catalogue checks it)")
+        &CATALOGUE[self.index()]
+    }
+
+    /// Its place in [`ClientCheck::ALL`] and in the catalogue.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     pub fn id(self) -> &'static str {
@@ -359,7 +362,8 @@ mod tests {
         let ids: HashSet<&str> = CATALOGUE.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), CATALOGUE.len(), "IDs are unique");
         assert_eq!(CATALOGUE.len(), ClientCheck::ALL.len());
-        for check in ClientCheck::ALL {
+        for (index, check) in ClientCheck::ALL.into_iter().enumerate() {
+            assert_eq!((CATALOGUE[index].check, check.index()), (check, index), "the catalogue is in the order of ALL");
             let entry = check.entry();
             assert!(entry.id.starts_with("DPS-CLIENT-"), "{}", entry.id);
             assert!(!entry.failed_by.is_empty(), "{} names no misbehaviour that fails it", entry.id);

@@ -27,7 +27,7 @@ pub enum Ending {
 }
 
 /// What the emulator knows about the device's CONNECT beyond the packet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ConnectFacts<'a> {
     /// The emulator's own ID scope.
     pub id_scope: &'a str,
@@ -35,8 +35,9 @@ pub struct ConnectFacts<'a> {
     pub certificate_cn: Option<&'a str>,
     /// Whether the device presented a certificate (an X.509 device sends no SAS token).
     pub x509: bool,
-    /// Whether the registration ID has an individual enrollment (no `skn` expected then).
-    pub individual: bool,
+    /// Whether a registration ID has an individual enrollment (no `skn` expected then); asked
+    /// only of a token without `skn`.
+    pub individual: &'a dyn Fn(&str) -> bool,
     pub now_unix: u64,
 }
 
@@ -153,19 +154,17 @@ impl ConnectionLog {
 
     /// The SAS password's fields; a password that does not parse breaks the resource check.
     fn token(&mut self, password: &str, registration_id: &str, facts: ConnectFacts<'_>) {
-        let token = SasToken::from_password(password);
-        let Ok(parsed) = token.parse() else {
+        let Ok(parsed) = SasToken::parse_password(password) else {
             return self.verdict(ClientCheck::SasResource, false, || "the password is not a SAS token".into());
         };
-        let expected = format!("{}/registrations/{registration_id}", facts.id_scope);
         let resource = percent_encoding::percent_decode_str(parsed.sr).decode_utf8_lossy();
-        self.verdict(ClientCheck::SasResource, resource.eq_ignore_ascii_case(&expected), || {
-            format!("sr names {resource}, not {expected}")
+        self.verdict(ClientCheck::SasResource, names_device(&resource, facts.id_scope, registration_id), || {
+            format!("sr names {resource}, not {}/registrations/{registration_id}", facts.id_scope)
         });
         let key_name = parsed.key_name;
         let key_ok = match key_name {
             Some(name) => name == "registration",
-            None => facts.individual,
+            None => (facts.individual)(registration_id),
         };
         self.verdict(ClientCheck::SasKeyName, key_ok, || match key_name {
             Some(name) => format!("skn={name}"),
@@ -311,6 +310,17 @@ impl ConnectionLog {
     }
 }
 
+/// Whether `resource` is `{scope}/registrations/{registration_id}`, ignoring case.
+fn names_device(resource: &str, scope: &str, registration_id: &str) -> bool {
+    const MIDDLE: &[u8] = b"/registrations/";
+    let (resource, scope, id) = (resource.as_bytes(), scope.as_bytes(), registration_id.as_bytes());
+    let (middle_at, id_at) = (scope.len(), scope.len() + MIDDLE.len());
+    resource.len() == id_at + id.len()
+        && resource[..middle_at].eq_ignore_ascii_case(scope)
+        && resource[middle_at..id_at].eq_ignore_ascii_case(MIDDLE)
+        && resource[id_at..].eq_ignore_ascii_case(id)
+}
+
 #[cfg(test)]
 mod tests {
     use rumqttc::mqttbytes::v4::Login;
@@ -321,7 +331,7 @@ mod tests {
     const SCOPE: &str = "0ne00UNIT01";
 
     fn facts(now_unix: u64) -> ConnectFacts<'static> {
-        ConnectFacts { id_scope: SCOPE, certificate_cn: None, x509: false, individual: false, now_unix }
+        ConnectFacts { id_scope: SCOPE, certificate_cn: None, x509: false, individual: &|_| false, now_unix }
     }
 
     fn connect(id: &str, style: SasStyle, expiry: u64) -> Connect {
@@ -410,7 +420,8 @@ mod tests {
             ["DPS-CLIENT-TLS-001", "DPS-CLIENT-MQTT-004", "DPS-CLIENT-AUTH-002", "DPS-CLIENT-AUTH-003"]
         );
         let mut individual = ConnectionLog::new(Some(true));
-        individual.connect(&connect("dev-1", style, 5_000), ConnectFacts { individual: true, ..facts(1_000) });
+        individual
+            .connect(&connect("dev-1", style, 5_000), ConnectFacts { individual: &|id| id == "dev-1", ..facts(1_000) });
         assert_eq!(broken(&individual), Vec::<&str>::new(), "an individual enrollment needs no skn");
         let mut x509 = ConnectionLog::new(Some(true));
         let x509_facts = ConnectFacts { x509: true, certificate_cn: Some("dev-2"), ..facts(1_000) };

@@ -49,13 +49,25 @@ struct Attempts {
     quick_in_a_row: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    counts: BTreeMap<&'static str, Counts>,
+    /// By [`ClientCheck::index`].
+    counts: Vec<Counts>,
     details: BTreeMap<String, ClientDetail>,
     followed: HashMap<String, Attempts>,
     /// Connections judged (those that sent CONNECT).
     connections: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            counts: vec![Counts::default(); CATALOGUE.len()],
+            details: BTreeMap::new(),
+            followed: HashMap::new(),
+            connections: 0,
+        }
+    }
 }
 
 /// The judge of a judging emulator.
@@ -109,7 +121,7 @@ impl Judge {
     /// A connection that refused its TLS handshake because the device offered no TLS 1.2.
     pub fn tls_refused(&self, evidence: String) {
         let mut state = self.lock();
-        let counts = state.counts.entry(ClientCheck::Tls12.id()).or_default();
+        let counts = &mut state.counts[ClientCheck::Tls12.index()];
         counts.judged += 1;
         counts.violations += 1;
         if counts.examples.len() < EXAMPLES {
@@ -125,7 +137,7 @@ impl Judge {
         state.connections += 1;
         for check in ClientCheck::ALL {
             if log.judged(check) {
-                let counts = state.counts.entry(check.id()).or_default();
+                let counts = &mut state.counts[check.index()];
                 counts.judged += 1;
                 if log.broke(check) {
                     counts.violations += 1;
@@ -159,8 +171,8 @@ impl Judge {
         let checks = CATALOGUE
             .iter()
             .map(|entry| {
-                let counts = state.counts.get(entry.id).cloned().unwrap_or_default();
-                CheckResult::new(entry, counts.judged, counts.violations, counts.examples)
+                let counts = &state.counts[entry.check.index()];
+                CheckResult::new(entry, counts.judged, counts.violations, counts.examples.clone())
             })
             .collect();
         let clients = state.details.values().cloned().collect::<Vec<_>>();
@@ -194,8 +206,13 @@ mod tests {
     /// A connection of `id` at `at` that ends (as the emulator refusing it) without a final status.
     fn failed_connection(judge: &Judge, id: &str, at: Instant) {
         let mut log = ConnectionLog::new(Some(true));
-        let facts =
-            ConnectFacts { id_scope: "0ne00UNIT01", certificate_cn: None, x509: true, individual: false, now_unix: 0 };
+        let facts = ConnectFacts {
+            id_scope: "0ne00UNIT01",
+            certificate_cn: None,
+            x509: true,
+            individual: &|_| false,
+            now_unix: 0,
+        };
         log.connect(&Connect::new(id), facts);
         judge.connection_attempt(&mut log, at);
         log.end(Ending::Emulator);

@@ -176,18 +176,13 @@ impl Session {
         let Some(judge) = &service.judge else { return };
         let config = &service.config;
         let mut log = Box::new(ConnectionLog::new(self.tls12));
-        let username_id = connect
-            .login
-            .as_ref()
-            .and_then(|login| topics::Username::parse(&login.username).ok())
-            .map(|username| username.registration_id.to_ascii_lowercase());
         let individual =
-            username_id.is_some_and(|id| config.individuals.iter().any(|i| i.registration_id.canonical() == id));
+            |id: &str| config.individuals.iter().any(|i| i.registration_id.as_str().eq_ignore_ascii_case(id));
         let facts = ConnectFacts {
             id_scope: config.id_scope.as_str(),
             certificate_cn: self.peer.as_ref().and_then(|peer| peer.common_name.as_deref()),
             x509: self.peer.is_some(),
-            individual,
+            individual: &individual,
             now_unix: wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
         };
         log.connect(connect, facts);
