@@ -297,7 +297,13 @@ impl SasToken {
 
     /// Splits the token into its fields. `sr` and `se` are kept as received, `sig` is decoded.
     pub fn parse(&self) -> Result<ParsedSas<'_>, CredentialError> {
-        let fields = self.0.strip_prefix("SharedAccessSignature ").ok_or(CredentialError::NotSharedAccessSignature)?;
+        Self::parse_password(&self.0)
+    }
+
+    /// [`SasToken::parse`] of an MQTT password as received, without copying it.
+    pub fn parse_password(password: &str) -> Result<ParsedSas<'_>, CredentialError> {
+        let fields =
+            password.strip_prefix("SharedAccessSignature ").ok_or(CredentialError::NotSharedAccessSignature)?;
         let (mut sr, mut sig, mut se, mut skn) = (None, None, None, None);
         for pair in fields.split('&') {
             let (name, value) =

@@ -14,8 +14,9 @@
 //!   │        ├─► metrics (HDR histograms per metrics::Phase, Summary; sans IO)
 //!   │        ├─► slo ([slo] gates → a verdict on a metrics::Summary; sans IO)
 //!   │        └─► emulator::server ──► emulator::service (sans IO) ──► emulator::config, deviations
-//!   │             (accept, TLS,
-//!   │              framing)
+//!   │             (accept, TLS,              │
+//!   │              framing)                  └─► emulator::client_checks (judges each client
+//!   │                                            against its catalogue; sans IO)
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
 //!   ├─► report (pure writers: RunSummary, ticks → bytes: summary, timeseries, hlog, report.md,
@@ -36,8 +37,12 @@
 //!   what it observed to an [`device::Observer`] and never imports `conformance`, `metrics` or
 //!   `runner`; `metrics` and `arrival` import no `conformance`; among the leaves only `x509`
 //!   (on `credentials`, `messages`) and `websocket` (on `mqtt`) depend on another.
+//!   `emulator::client_checks` borrows two plain data types from `conformance` (`Level`,
+//!   `Source`, so both catalogues grade alike) and names `device::Misbehaviour`, the failing
+//!   control of each check; it calls into neither.
 //! - The sans-IO modules (`credentials`, `topics`, `messages`, `arrival`, `device::flow`,
-//!   `emulator::service`, `conformance::passive`, `metrics`, `slo`, `report`) never touch sockets, files
+//!   `emulator::service`, `emulator::client_checks`, `conformance::passive`, `metrics`, `slo`,
+//!   `report`) never touch sockets, files
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].

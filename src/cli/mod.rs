@@ -11,6 +11,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+mod client_report;
 mod conform;
 mod early_warning;
 mod emulator_log;
@@ -78,6 +79,10 @@ pub enum Command {
     /// could not keep its plan; summary.json says why).
     Run(RunArgs),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
+    ///
+    /// With --client-report it also judges every client it serves against the client checks
+    /// and writes clients.json, clients.md and clients.junit.xml when it stops. Exit status: 0,
+    /// or 1 when a client broke a must-check (with --client-report), 2 for bad input.
     Emulator(EmulatorArgs),
     /// Derive per-device keys from an enrollment group key.
     #[command(subcommand)]
@@ -250,6 +255,8 @@ pub struct EmulatorArgs {
     /// (Internal) run as a copy of a multi-process emulator, with the TLS identity in DIR.
     #[arg(long, value_name = "DIR", hide = true)]
     pub worker_identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub clients: client_report::ClientReportArgs,
 }
 
 /// An error and its causes on one line, each cause once: errors that already quote their source
@@ -623,8 +630,13 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ),
         None => {}
     }
+    let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
     let listener = emulator_processes::bind(&args)?;
-    let service = Arc::new(Service::new(service_config));
+    let (clients, service) = match clients {
+        Some((report, judge)) => (Some(report), Service::new(service_config).judging(judge)),
+        None => (None, Service::new(service_config)),
+    };
+    let service = Arc::new(service);
     let policy = config.tls_policy(&args.config)?;
     let policy = service.config().deviations.tls_policy(policy);
     let server_config = identity.server_config_with_clients(policy, &service.config().client_trust)?;
@@ -652,7 +664,16 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     std::io::stdout().flush()?;
     let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
     let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
-    interrupted().await;
+    match &clients {
+        Some(report) => {
+            let judge = service.judge.as_ref().expect("a client report comes with its judge");
+            tokio::select! {
+                () = interrupted() => {}
+                () = report.enough(judge) => {}
+            }
+        }
+        None => interrupted().await,
+    }
     copies.stop();
     handle.stop().await;
     let _ = stop_log.send(true);
@@ -671,5 +692,11 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
         eprintln!("dpsbench emulator injected faults: {}", listed.join(", "));
     }
-    Ok(0)
+    match (clients, &service.judge) {
+        (Some(report), Some(judge)) => {
+            report.settle(&service).await;
+            report.write(judge)
+        }
+        _ => Ok(0),
+    }
 }

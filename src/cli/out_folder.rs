@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 /// Files whose presence means the folder already holds a report.
-const REPORT_FILES: [&str; 4] = ["summary.json", "timeseries.csv", "conformance.json", "conformance.md"];
+const REPORT_FILES: [&str; 6] =
+    ["summary.json", "timeseries.csv", "conformance.json", "conformance.md", "clients.json", "clients.md"];
 
 /// An output folder a command is about to fill.
 #[derive(Debug)]

@@ -569,4 +569,4 @@ pub fn deviations() -> Vec<Deviation> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,7 +12,7 @@ pub fn json(report: &ConformanceReport) -> Vec<u8> {
     bytes
 }
 
-fn xml_escape(text: &str) -> String {
+pub(crate) fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -83,8 +83,14 @@ pub async fn run_device_observed<O: Observer>(
     if *abort.borrow_and_update() {
         return failed(flow, FailureKind::Aborted);
     }
+    let attempts = async {
+        connect_and_drive(target, &mut flow).await;
+        while flow.reconnect_at_once() {
+            connect_and_drive(target, &mut flow).await;
+        }
+    };
     let aborted = tokio::select! {
-        () = connect_and_drive(target, &mut flow) => false,
+        () = attempts => false,
         // A closed channel (`never_abort`) never matches: the flow runs to its end.
         Ok(_) = abort.wait_for(|stop| *stop) => true,
     };

@@ -18,7 +18,7 @@ use rumqttc::mqttbytes::v4::{
 
 use super::observation::{Observation, Observer, RequestKind};
 use super::outcome::{FailureKind, FlowReport, Outcome, Step, Timings, Violation};
-use super::{Decision, DeviceIdentity, DeviceRng, FlowSettings, PollBody, RidStyle};
+use super::{Decision, DeviceIdentity, DeviceRng, FlowSettings, Misbehaviour, PollBody, RidStyle};
 use crate::messages::{OperationStatus, ParsedOperation, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, ReplyTopic};
@@ -66,6 +66,8 @@ pub struct Flow<O = ()> {
     outcome: Option<Outcome>,
     /// `$rid` UUIDs and retry jitter.
     rng: DeviceRng,
+    /// Reconnects made by a device that reconnects in a tight loop on purpose.
+    reconnects: u32,
     report: FlowReport<O>,
 }
 
@@ -96,6 +98,7 @@ impl<O: Observer> Flow<O> {
             outbox: VecDeque::new(),
             outcome: None,
             rng,
+            reconnects: 0,
             report: FlowReport {
                 outcome: Outcome::Failed(FailureKind::Aborted),
                 timings,
@@ -132,11 +135,22 @@ impl<O: Observer> Flow<O> {
     /// The transport is up: queue CONNECT.
     pub fn connected(&mut self, now: Instant) {
         let settings = &self.settings;
+        let misbehaves = |m| settings.misbehave.has(m);
         let mut connect = Connect::new(self.identity.registration_id.as_str());
+        if misbehaves(Misbehaviour::ClientIdMismatch) {
+            connect.client_id.push_str("-other");
+        }
+        if misbehaves(Misbehaviour::Mqtt5) {
+            connect.protocol = rumqttc::mqttbytes::Protocol::V5;
+        }
         connect.keep_alive = settings.keep_alive;
-        connect.clean_session = settings.clean_session;
+        connect.clean_session = settings.clean_session && !misbehaves(Misbehaviour::KeepSession);
         let password = self.identity.password.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
-        connect.login = Some(Login::new(self.identity.username(settings), password));
+        let username = match misbehaves(Misbehaviour::UnknownApiVersion) {
+            true => self.identity.username(&FlowSettings { api_version: "2099-01-01".into(), ..(**settings).clone() }),
+            false => self.identity.username(settings),
+        };
+        connect.login = Some(Login::new(username, password));
         self.push(now, Packet::Connect(connect));
         self.report.timings.connect_sent = Some(now);
         self.state = State::AwaitConnAck;
@@ -235,6 +249,10 @@ impl<O: Observer> Flow<O> {
                     self.push(now, Packet::Disconnect);
                     return self.finish(now, Outcome::Connected);
                 }
+                if self.misbehaves(Misbehaviour::PublishBeforeSubscribe) {
+                    // The reply to this register is lost: the device registers again once subscribed.
+                    self.send_request(now, RequestKind::Register);
+                }
                 self.subscribe(now);
             }
             (State::AwaitSubAck { packet_id }, Packet::SubAck(suback)) if suback.pkid == packet_id => {
@@ -244,7 +262,12 @@ impl<O: Observer> Flow<O> {
                     _ => None,
                 };
                 self.observe(Observation::SubAck { granted });
-                if suback.return_codes.contains(&SubscribeReasonCode::Failure) {
+                // A device subscribing to an extra filter on purpose does not mind its refusal.
+                let codes = match self.misbehaves(Misbehaviour::ExtraSubscription) {
+                    true => &suback.return_codes[..suback.return_codes.len().min(1)],
+                    false => &suback.return_codes[..],
+                };
+                if codes.contains(&SubscribeReasonCode::Failure) {
                     return self.fail(now, FailureKind::SubscribeRefused);
                 }
                 self.send_request(now, RequestKind::Register);
@@ -279,6 +302,9 @@ impl<O: Observer> Flow<O> {
     fn subscribe(&mut self, now: Instant) {
         let packet_id = self.packet_ids.next_id();
         let mut subscribe = Subscribe::new(topics::RESPONSE_FILTER, self.settings.subscribe_qos);
+        if self.misbehaves(Misbehaviour::ExtraSubscription) {
+            subscribe.add("#".into(), self.settings.subscribe_qos);
+        }
         subscribe.pkid = packet_id;
         self.push(now, Packet::Subscribe(subscribe));
         self.report.timings.subscribe_sent = Some(now);
@@ -303,17 +329,24 @@ impl<O: Observer> Flow<O> {
             RequestKind::Register => {
                 self.report.register_attempts += 1;
                 self.report.timings.register_sent.get_or_insert(now);
-                (topics::register_topic(&rid), self.identity.register_body.clone(), Step::Register)
+                let topic = match self.misbehaves(Misbehaviour::RegisterWithoutRid) {
+                    true => "$dps/registrations/PUT/iotdps-register/".to_string(),
+                    false => topics::register_topic(&rid),
+                };
+                (topic, self.identity.register_body.clone(), Step::Register)
             }
             RequestKind::Poll => {
                 self.report.polls += 1;
-                let operation_id = self.operation_id.as_deref().unwrap_or_default();
+                let mut operation_id = self.operation_id.clone().unwrap_or_default();
+                if self.misbehaves(Misbehaviour::WrongOperationId) {
+                    operation_id.push_str("-other");
+                }
                 let body = match self.settings.poll_body {
                     PollBody::Empty => Bytes::new(),
                     PollBody::Space => Bytes::from_static(b" "),
                     PollBody::RegisterBody => self.identity.register_body.clone(),
                 };
-                (topics::poll_topic(&rid, operation_id), body, Step::Poll)
+                (topics::poll_topic(&rid, &operation_id), body, Step::Poll)
             }
         };
         let qos = match kind {
@@ -325,6 +358,13 @@ impl<O: Observer> Flow<O> {
             publish.pkid = self.packet_ids.next_id();
         }
         self.observe(Observation::RequestSent { qos: publish.qos, packet_id: publish.pkid });
+        if kind == RequestKind::Poll && self.misbehaves(Misbehaviour::DuplicateRid) {
+            let mut again = publish.clone();
+            if again.qos != QoS::AtMostOnce {
+                again.pkid = self.packet_ids.next_id();
+            }
+            self.push(now, Packet::Publish(again));
+        }
         self.push(now, Packet::Publish(publish));
         self.outstanding = Some(Request { kind, rid, sent_at: now });
         self.state = State::AwaitReply;
@@ -366,6 +406,7 @@ impl<O: Observer> Flow<O> {
             Decision::GiveUp => self.fail(now, FailureKind::Status(status)),
             Decision::Wait(wait) => {
                 self.retries += 1;
+                let wait = if self.misbehaves(Misbehaviour::IgnoreThrottleRetryAfter) { Duration::ZERO } else { wait };
                 self.wait_then(now, kind, wait);
             }
         }
@@ -394,6 +435,7 @@ impl<O: Observer> Flow<O> {
                 self.operation_id = Some(operation.operation_id);
                 let first_poll = self.report.polls == 0;
                 let wait = self.settings.retry.poll_wait(retry_after, first_poll, self.rng.random());
+                let wait = if self.misbehaves(Misbehaviour::PollEarly) { Duration::ZERO } else { wait };
                 self.wait_then(now, RequestKind::Poll, wait);
             }
             OperationStatus::Assigned => match (state.assigned_hub, state.device_id) {
@@ -402,6 +444,10 @@ impl<O: Observer> Flow<O> {
                         self.report.payload_returned = Some(sent == returned);
                     }
                     self.report.timings.assigned = Some(now);
+                    if self.misbehaves(Misbehaviour::PollAfterAssigned) {
+                        let topic = topics::poll_topic("after-final", self.operation_id.as_deref().unwrap_or_default());
+                        self.push(now, Packet::Publish(Publish::new(topic, QoS::AtMostOnce, Vec::new())));
+                    }
                     self.finish(now, Outcome::Assigned { hub, device_id });
                 }
                 _ => self.fail(now, FailureKind::ProtocolViolation(Violation::IncompleteAssignment)),
@@ -423,7 +469,8 @@ impl<O: Observer> Flow<O> {
 
     fn finish(&mut self, now: Instant, outcome: Outcome) {
         let connected = !matches!(self.state, State::Idle | State::AwaitConnAck | State::Done);
-        if connected && !matches!(outcome, Outcome::Failed(FailureKind::ConnectionLost(_))) {
+        let lost = matches!(outcome, Outcome::Failed(FailureKind::ConnectionLost(_)));
+        if connected && !lost && !self.misbehaves(Misbehaviour::NoDisconnect) {
             self.push(now, Packet::Disconnect);
         }
         self.state = State::Done;
@@ -431,6 +478,29 @@ impl<O: Observer> Flow<O> {
         self.wake = None;
         self.report.timings.end = Some(now);
         self.outcome = Some(outcome);
+    }
+
+    fn misbehaves(&self, misbehaviour: Misbehaviour) -> bool {
+        self.settings.misbehave.has(misbehaviour)
+    }
+
+    /// A device that reconnects in a tight loop on purpose: after a failed connection, back to
+    /// the start (at most `RECONNECTS` times), with no wait. False when the flow is over.
+    pub fn reconnect_at_once(&mut self) -> bool {
+        const RECONNECTS: u32 = 3;
+        let failed = matches!(&self.outcome, Some(Outcome::Failed(kind)) if *kind != FailureKind::Aborted);
+        if !self.misbehaves(Misbehaviour::ReconnectTightLoop) || !failed || self.reconnects >= RECONNECTS {
+            return false;
+        }
+        self.reconnects += 1;
+        self.state = State::Idle;
+        self.outcome = None;
+        self.outstanding = None;
+        self.outbox.clear();
+        self.deadline = None;
+        self.wake = None;
+        self.report.timings.end = None;
+        true
     }
 
     fn observe(&mut self, observation: Observation<'_>) {

@@ -9,6 +9,7 @@
 
 pub mod driver;
 pub mod flow;
+pub mod misbehaviour;
 pub mod observation;
 pub mod outcome;
 pub mod personality;
@@ -26,6 +27,7 @@ use crate::topics::{DEFAULT_API_VERSION, Username};
 
 pub use driver::{Target, Transport, fresh_rng, run_device, run_device_observed};
 pub use flow::Flow;
+pub use misbehaviour::{Misbehaviour, Misbehaviours};
 pub use observation::{Observation, Observer, RequestKind};
 pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
@@ -99,6 +101,8 @@ pub struct FlowSettings {
     /// End the flow at an accepted CONNACK with [`Outcome::Connected`], sending DISCONNECT:
     /// credentials and TLS tried, nothing registered (nothing billable). The run's preflight.
     pub connect_only: bool,
+    /// Client checks the device breaks on purpose (failing controls); none by default.
+    pub misbehave: Misbehaviours,
 }
 
 impl Default for FlowSettings {
@@ -117,6 +121,7 @@ impl Default for FlowSettings {
             retry: RetryPolicy::default(),
             lenient_rid: false,
             connect_only: false,
+            misbehave: Misbehaviours::default(),
         }
     }
 }

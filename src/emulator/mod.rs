@@ -5,6 +5,7 @@
 //! in-process on `127.0.0.1:0`; `dpsbench emulator` serves it standalone.
 
 pub mod activity;
+pub mod client_checks;
 pub mod config;
 pub mod deviations;
 pub mod faults;
@@ -15,5 +16,6 @@ pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
 pub use server::{
     EmulatorHandle, LoopbackEmulator, StartError, bind, spawn, start_on_loopback, start_on_loopback_with,
+    start_service_on_loopback,
 };
 pub use service::{Service, ServiceStats, Session};

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
+use super::client_checks::Ending;
 use super::faults::Fault;
 use super::service::{Claim, Service, Session};
 use crate::mqtt::Framed;
@@ -110,11 +111,21 @@ pub fn start_on_loopback_with(
     config: super::ServiceConfig,
     policy: crate::tls::TlsPolicy,
 ) -> Result<LoopbackEmulator, StartError> {
+    start_service_on_loopback(Service::new(config), policy)
+}
+
+/// Starts `service` (a judging one, say) on `127.0.0.1:0` with a freshly generated CA,
+/// accepting `policy`.
+pub fn start_service_on_loopback(
+    service: Service,
+    policy: crate::tls::TlsPolicy,
+) -> Result<LoopbackEmulator, StartError> {
     let identity = crate::tls::ServerIdentity::generate(&[])?;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let config = service.config();
     let policy = config.deviations.tls_policy(policy);
     let server_config = identity.server_config_with_clients(policy, &config.client_trust)?;
-    let handle = spawn(listener, Arc::new(Service::new(config)), server_config)?;
+    let handle = spawn(listener, Arc::new(service), server_config)?;
     let roots = crate::tls::roots_from_pem(identity.ca_pem().as_bytes(), std::path::Path::new("<embedded CA>"))?;
     Ok(LoopbackEmulator { handle, roots, ca_pem: identity.ca_pem().to_string() })
 }
@@ -263,7 +274,7 @@ async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, 
         return;
     }
     if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
-        return serve_mqtt(stream, service, shutdown, None).await;
+        return serve_mqtt(stream, service, shutdown, None, None).await;
     }
     if service.config().deviations.answer_old_tls {
         let mut head = [0u8; 11];
@@ -275,9 +286,49 @@ async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, 
             return;
         }
     }
-    let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+    let Some(stream) = handshake(&service, &tls, stream).await else { return };
     let peer = peer_certificate(&stream);
-    serve_mqtt(stream, service, shutdown, peer).await;
+    let tls12 = negotiated_tls12(&stream);
+    serve_mqtt(stream, service, shutdown, peer, Some(tls12)).await;
+}
+
+/// The TLS handshake, within its deadline. A judging emulator counts a handshake that offered
+/// no TLS 1.2 against the device's TLS check.
+async fn handshake(
+    service: &Service,
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    match timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            if let Some(judge) = &service.judge
+                && offered_no_tls12(&error)
+            {
+                let from = peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "an unknown peer".into());
+                judge.tls_refused(format!("a TLS handshake from {from} offered no TLS 1.2 ({error})"));
+            }
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Whether a failed handshake failed because the client offered no TLS 1.2.
+fn offered_no_tls12(error: &std::io::Error) -> bool {
+    use rustls::PeerIncompatible::{SupportedVersionsExtensionRequired, Tls12NotOffered, Tls12NotOfferedOrEnabled};
+    matches!(
+        error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::PeerIncompatible(
+            Tls12NotOffered | Tls12NotOfferedOrEnabled | SupportedVersionsExtensionRequired
+        ))
+    )
+}
+
+/// Whether the handshake negotiated TLS 1.2.
+fn negotiated_tls12(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> bool {
+    stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2)
 }
 
 /// The client certificate a TLS handshake presented, if any.
@@ -307,13 +358,14 @@ async fn websocket_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let Ok(Ok(stream)) = timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else { return };
+    let Some(stream) = handshake(&service, &tls, stream).await else { return };
     let peer = peer_certificate(&stream);
+    let tls12 = negotiated_tls12(&stream);
     let rule = service.config().deviations.subprotocol_rule();
     let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, Box::pin(websocket::server_handshake(stream, rule))).await else {
         return;
     };
-    serve_mqtt(ws, service, shutdown, peer).await;
+    serve_mqtt(ws, service, shutdown, peer, Some(tls12)).await;
 }
 
 /// Whether the first byte is an MQTT CONNECT (0x10) rather than a TLS record (0x16).
@@ -326,7 +378,7 @@ async fn starts_with_plain_connect(stream: &TcpStream) -> bool {
 pub async fn serve_plain(listener: TcpListener, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
     let signal = shutdown.clone();
     accept_loop(listener, shutdown, |stream| {
-        tokio::spawn(serve_mqtt(stream, service.clone(), signal.clone(), None));
+        tokio::spawn(serve_mqtt(stream, service.clone(), signal.clone(), None, None));
     })
     .await;
 }
@@ -336,11 +388,17 @@ async fn serve_mqtt<S>(
     service: Arc<Service>,
     mut shutdown: watch::Receiver<bool>,
     peer: Option<PeerCertificate>,
+    tls12: Option<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + OnTcp,
 {
     let mut framed = Framed::new(stream);
     let mut session = Session::with_peer(peer);
+    if let Some(tls12) = tls12 {
+        session.set_tls12(tls12);
+    }
+    // How the connection ended, for the client checks: the device's doing unless said otherwise.
+    let mut ending = Ending::Dropped;
     // Held from CONNECT on: another connection with the same client ID closes this one.
     let mut claim: Option<Claim> = None;
     // A client that sent DISCONNECT has closed its side: the emulator just closes too (FIN),
@@ -361,8 +419,14 @@ async fn serve_mqtt<S>(
         };
         let read = tokio::select! {
             read = timeout(idle, framed.read_packet()) => read,
-            _ = shutdown.changed() => break,
-            _ = taken_over => break,
+            _ = shutdown.changed() => {
+                ending = Ending::Emulator;
+                break;
+            }
+            _ = taken_over => {
+                ending = Ending::Emulator;
+                break;
+            }
         };
         let Ok(Ok(packet)) = read else { break };
         disconnected = matches!(packet, rumqttc::mqttbytes::v4::Packet::Disconnect);
@@ -372,7 +436,11 @@ async fn serve_mqtt<S>(
             if let Some(tcp) = framed.get_ref().tcp() {
                 let _ = tcp.set_zero_linger();
             }
+            session.finish(&service, Ending::Emulator, tokio::time::Instant::now().into_std());
             return;
+        }
+        if response.close {
+            ending = if disconnected { Ending::Disconnect } else { Ending::Emulator };
         }
         if !send_response(&mut framed, response.packets, response.delay, &mut shutdown).await {
             break;
@@ -393,6 +461,7 @@ async fn serve_mqtt<S>(
     if let Some(claim) = &claim {
         service.release_client(claim);
     }
+    session.finish(&service, ending, tokio::time::Instant::now().into_std());
     if !disconnected {
         let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
     }

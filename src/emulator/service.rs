@@ -154,6 +154,8 @@ pub struct Service {
     pub stats: ServiceStats,
     /// Faults on demand, drawn from their own seeded generator, and their counts.
     pub faults: Injector,
+    /// The client checks' judge, when the emulator judges its clients (`--client-report`).
+    pub judge: Option<super::client_checks::Judge>,
 }
 
 impl std::fmt::Debug for Service {
@@ -181,7 +183,19 @@ impl Service {
             quotas,
             rng: Mutex::new(rng),
             stats: ServiceStats::default(),
+            judge: None,
         }
+    }
+
+    /// This service, judging every client it serves against the client checks.
+    pub fn judging(mut self, judge: super::client_checks::Judge) -> Self {
+        self.judge = Some(judge);
+        self
+    }
+
+    /// The operation of the latest registration of the device `canonical`.
+    fn latest_operation(&self, canonical: &str) -> Option<String> {
+        self.lock().records.get(canonical).map(|record| record.operation_id.clone())
     }
 
     pub fn config(&self) -> &ServiceConfig {

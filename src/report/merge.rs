@@ -220,6 +220,7 @@ fn summary(
             start_offset_seconds: worst_offset(shards),
         }),
         merged: Some(merge_info(shards, missing)),
+        misbehave: first.misbehave.clone(),
     }
 }
 

@@ -29,6 +29,7 @@ use crate::tls;
 
 mod generator;
 mod limits;
+mod misbehaving;
 mod preflight;
 mod prepare;
 mod schedule;
@@ -260,5 +261,6 @@ pub async fn run(
         slo,
         shard: Some(ShardInfo::of(plan, start_offset)),
         merged: None,
+        misbehave: plan.flow.misbehave.list(),
     })
 }

@@ -201,9 +201,8 @@ struct X509Devices {
 
 impl DevicePreparer {
     fn new(plan: Arc<Plan>, roots: &Arc<rustls::RootCertStore>) -> Result<Self, RunError> {
-        let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-            + plan.max_duration.as_secs()
-            + 3600;
+        let now_unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let expiry = super::misbehaving::expiry(plan.flow.misbehave, now_unix, plan.max_duration.as_secs() + 3600);
         let x509 = match &plan.x509 {
             Some(x509) => Some(X509Devices {
                 ca: CertificateAuthority::load(&x509.ca_dir)?,
@@ -227,14 +226,17 @@ impl Prepare for DevicePreparer {
         let registration_id = plan.registration_id(n);
         let personality = plan.personalities.of(n);
         let payload = plan.payload.as_ref().map(|template| template.render(&registration_id, n));
+        // The credential names another device under a misbehaviour (failing controls).
+        let misbehave = plan.flow.misbehave;
+        let signed_for = super::misbehaving::signed_for(misbehave, &registration_id);
         let (password, client_tls) = match &self.x509 {
             None => {
                 let device_key = plan.device_key(n, &registration_id);
-                let sas_style = personality.sas_style();
-                (Some(SasToken::build(&plan.id_scope, &registration_id, &device_key, self.expiry, sas_style)), None)
+                let sas_style = super::misbehaving::sas_style(misbehave, personality.sas_style());
+                (Some(SasToken::build(&plan.id_scope, &signed_for, &device_key, self.expiry, sas_style)), None)
             }
             Some(x509) => {
-                let certificate = DeviceCertificate::load_or_mint(&x509.ca, &x509.cache, &registration_id)?;
+                let certificate = DeviceCertificate::load_or_mint(&x509.ca, &x509.cache, &signed_for)?;
                 let config = tls::client_config_with_certificate(
                     x509.roots.clone(),
                     plan.tls.clone(),
@@ -244,8 +246,9 @@ impl Prepare for DevicePreparer {
                 (None, Some(config))
             }
         };
+        let register_body = personality.register_body(&registration_id, payload.as_ref());
         Ok(DeviceIdentity {
-            register_body: personality.register_body(&registration_id, payload.as_ref()),
+            register_body: super::misbehaving::register_body(misbehave, &registration_id, register_body),
             registration_id,
             id_scope: plan.id_scope.clone(),
             password,

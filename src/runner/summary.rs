@@ -53,6 +53,9 @@ pub struct RunSummary {
     /// Set by `report merge`: the shards this summary adds up, and those missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
+    /// The client checks the devices broke on purpose (`[devices] misbehave`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub misbehave: Vec<crate::device::Misbehaviour>,
 }
 
 /// The shard a run was, of which plan, and how close to `--start-at` it started.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::FieldError;
 use crate::credentials::{RegistrationId, SymmetricKey};
-use crate::device::Personality;
+use crate::device::{Misbehaviour, Misbehaviours, Personality};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +56,10 @@ pub struct DevicesSection {
     /// and `{index}`; `{ one_of = [...] }` picks one per device).
     #[serde(default)]
     pub payload: Option<toml::Table>,
+    /// Client checks every device breaks on purpose (failing controls for a judging
+    /// emulator), e.g. `["poll_early"]`; none by default.
+    #[serde(default)]
+    pub misbehave: Vec<Misbehaviour>,
 }
 
 /// Registration IDs when a scenario names none.
@@ -87,6 +91,7 @@ pub(super) struct ResolvedDevices {
     pub personalities: PersonalityMix,
     pub payload: Option<PayloadTemplate>,
     pub x509: Option<X509Plan>,
+    pub misbehave: Misbehaviours,
 }
 
 pub(super) fn resolve(devices: &DevicesSection, base: &Path) -> Result<ResolvedDevices, FieldError> {
@@ -100,7 +105,11 @@ pub(super) fn resolve(devices: &DevicesSection, base: &Path) -> Result<ResolvedD
         None => None,
     };
     let x509 = x509(devices, base)?;
-    Ok(ResolvedDevices { identities, personalities, payload, x509 })
+    if devices.misbehave.contains(&Misbehaviour::CnMismatch) && x509.is_none() {
+        return Err(FieldError::new("devices.misbehave", "cn_mismatch needs attestation = \"x509\""));
+    }
+    let misbehave = devices.misbehave.iter().copied().collect();
+    Ok(ResolvedDevices { identities, personalities, payload, x509, misbehave })
 }
 
 fn x509(devices: &DevicesSection, base: &Path) -> Result<Option<X509Plan>, FieldError> {

@@ -165,7 +165,12 @@ impl Plan {
         // X.509 devices need no key at all.
         let all_keyed = devices.identities.all_keyed() || devices.x509.is_some();
         let (group_key, key_origin) = key::group_key(&file.devices, &target, base, env, all_keyed)?;
-        let run = run::resolve(&file.run, &file.flow)?;
+        let mut run = run::resolve(&file.run, &file.flow)?;
+        run.flow.misbehave = devices.misbehave;
+        let mut tls = resolved_target.tls;
+        if devices.misbehave.has(crate::device::Misbehaviour::Tls13Only) {
+            tls.versions = crate::tls::TlsVersions::Tls13Only;
+        }
         let slo = file.slo.resolve().map_err(|e| FieldError { field: e.field, reason: e.reason })?;
         Ok(Plan {
             name: file.name,
@@ -183,7 +188,7 @@ impl Plan {
             drain: run.drain,
             max_schedule_lag_p99: run.max_schedule_lag_p99,
             source_addresses: run.source_addresses,
-            tls: resolved_target.tls,
+            tls,
             x509: devices.x509,
             flow: run.flow,
             max_duration: run.max_duration,

@@ -90,6 +90,11 @@ impl std::ops::DerefMut for KillOnDrop {
 /// Starts `dpsbench emulator` on a free loopback port; returns the child and the port once it
 /// printed its ready line. Its stderr stays piped for the caller to read.
 pub fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
+    spawn_emulator_with(config, ca_out, &[])
+}
+
+/// [`spawn_emulator`] with `extra` arguments.
+pub fn spawn_emulator_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
     let mut emulator = Command::new(BIN)
         .args([
             "emulator",
@@ -100,6 +105,7 @@ pub fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
             "--ca-out",
             ca_out.to_str().unwrap(),
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

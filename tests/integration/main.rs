@@ -2,6 +2,7 @@
 //! emulator over TLS on 127.0.0.1 with an OS-assigned port.
 
 mod cli;
+mod client_checks;
 mod conform_cli;
 mod conformance;
 mod edges;

@@ -93,6 +93,12 @@ def parse_args(argv=None):
         help="per-device timeout in seconds (default: 60)",
     )
     p.add_argument(
+        "--x509-dir",
+        metavar="DIR",
+        help="X.509 attestation: each device presents DIR/{regid}.pem (its chain) and DIR/{regid}.key "
+        "(as `dpsbench certs` writes them) instead of a SAS token; no group key is needed",
+    )
+    p.add_argument(
         "--self-test",
         action="store_true",
         help="only verify the key-derivation test vector offline, then exit",
@@ -160,17 +166,31 @@ def register_one(args, ca_pem, group_key, registration_id):
     """Runs one registration. Returns (ok: bool, text) where text is the rest of the line."""
     from azure.iot.device import ProvisioningDeviceClient
 
-    device_key = derive_device_key(group_key, registration_id)
     kwargs = {"server_verification_cert": ca_pem}
     if args.websockets:
         kwargs["websockets"] = True
-    client = ProvisioningDeviceClient.create_from_symmetric_key(
-        provisioning_host=args.host,
-        registration_id=registration_id,
-        id_scope=args.id_scope,
-        symmetric_key=device_key,
-        **kwargs
-    )
+    if args.x509_dir:
+        from azure.iot.device import X509
+
+        certificate = X509(
+            cert_file=os.path.join(args.x509_dir, registration_id + ".pem"),
+            key_file=os.path.join(args.x509_dir, registration_id + ".key"),
+        )
+        client = ProvisioningDeviceClient.create_from_x509_certificate(
+            provisioning_host=args.host,
+            registration_id=registration_id,
+            id_scope=args.id_scope,
+            x509=certificate,
+            **kwargs
+        )
+    else:
+        client = ProvisioningDeviceClient.create_from_symmetric_key(
+            provisioning_host=args.host,
+            registration_id=registration_id,
+            id_scope=args.id_scope,
+            symmetric_key=derive_device_key(group_key, registration_id),
+            **kwargs
+        )
     result = client.register()
     if result is None:
         return False, "register() returned None"
@@ -198,11 +218,14 @@ def main(argv=None):
         return self_test()
 
     group_key = os.environ.get(GROUP_KEY_ENV, "").strip()
-    if not group_key:
+    if args.x509_dir:
+        group_key = None
+    elif not group_key:
         print("error: environment variable {} is not set".format(GROUP_KEY_ENV), file=sys.stderr)
         return 2
     try:
-        base64.b64decode(group_key, validate=True)
+        if group_key is not None:
+            base64.b64decode(group_key, validate=True)
     except (binascii.Error, ValueError):
         print("error: {} is not valid base64".format(GROUP_KEY_ENV), file=sys.stderr)
         return 2
@@ -225,7 +248,8 @@ def main(argv=None):
     redact = _Redactor([group_key])
     reg_ids = ["{}-{:03}".format(args.prefix, i) for i in range(args.count)]
     for rid in reg_ids:
-        redact.add(derive_device_key(group_key, rid))
+        if group_key is not None:
+            redact.add(derive_device_key(group_key, rid))
 
     out_lock = threading.Lock()
     slots = threading.BoundedSemaphore(args.concurrency)

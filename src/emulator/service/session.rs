@@ -14,6 +14,7 @@ use super::Service;
 use crate::credentials::{IdScope, RegistrationId};
 use crate::emulator::Deviations;
 use crate::emulator::activity::Refusal;
+use crate::emulator::client_checks::{ConnectFacts, ConnectionLog, Ending};
 use crate::emulator::config::AuthFailure;
 use crate::emulator::faults::{Fault, Malformed, RequestFault};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
@@ -73,6 +74,10 @@ pub struct Session {
     keep_alive: u16,
     /// The client certificate presented in the TLS handshake, if any.
     peer: Option<PeerCertificate>,
+    /// Whether the TLS handshake negotiated TLS 1.2 (`None` without TLS).
+    tls12: Option<bool>,
+    /// The client checks of this connection, once CONNECT came to a judging emulator.
+    judged: Option<Box<ConnectionLog>>,
 }
 
 impl Default for Session {
@@ -88,7 +93,33 @@ impl Session {
 
     /// A session whose TLS handshake presented `peer` as client certificate.
     pub fn with_peer(peer: Option<PeerCertificate>) -> Self {
-        Self { state: SessionState::AwaitConnect, reply_qos: None, packet_ids: PacketIds::new(), keep_alive: 0, peer }
+        Self {
+            state: SessionState::AwaitConnect,
+            reply_qos: None,
+            packet_ids: PacketIds::new(),
+            keep_alive: 0,
+            peer,
+            tls12: None,
+            judged: None,
+        }
+    }
+
+    /// Records the TLS version the handshake negotiated, for the client checks.
+    pub fn set_tls12(&mut self, tls12: bool) {
+        self.tls12 = Some(tls12);
+    }
+
+    /// The connection ended as `ending` says: a judging emulator folds its client checks in.
+    pub fn finish(&mut self, service: &Service, ending: Ending, now: Instant) {
+        if let (Some(mut log), Some(judge)) = (self.judged.take(), &service.judge) {
+            log.end(ending);
+            judge.finish(*log, now);
+        }
+    }
+
+    /// This connection's client checks so far (a judging emulator, after CONNECT).
+    pub fn client_checks(&self) -> Option<&ConnectionLog> {
+        self.judged.as_deref()
     }
 
     /// The keep-alive the device asked for, once connected (0 before).
@@ -112,7 +143,10 @@ impl Session {
     /// Handles one packet from the device.
     pub fn handle(&mut self, service: &Service, packet: Packet, now: Instant, wall: SystemTime) -> Response {
         match (&self.state, packet) {
-            (SessionState::AwaitConnect, Packet::Connect(connect)) => self.connect(service, connect, wall),
+            (SessionState::AwaitConnect, Packet::Connect(connect)) => {
+                self.judge_connect(service, &connect, now, wall);
+                self.connect(service, connect, wall)
+            }
             // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
             (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
             (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
@@ -125,11 +159,35 @@ impl Session {
             }
             (_, Packet::Publish(publish)) => self.publish(service, publish, now, wall),
             (_, Packet::PingReq) => Response::send(Packet::PingResp),
-            (_, Packet::PubAck(_)) => Response::default(),
+            (_, Packet::PubAck(ack)) => {
+                if let Some(log) = &mut self.judged {
+                    log.acked(ack.pkid);
+                }
+                Response::default()
+            }
             (_, Packet::Disconnect) => Response::close_after(None),
             // PUBREC/PUBREL/PUBCOMP (QoS 2 is not offered) and server-only packets.
             _ => Response::close_after(None),
         }
+    }
+
+    /// Starts judging this connection's client, when the emulator judges clients.
+    fn judge_connect(&mut self, service: &Service, connect: &Connect, now: Instant, wall: SystemTime) {
+        let Some(judge) = &service.judge else { return };
+        let config = &service.config;
+        let mut log = Box::new(ConnectionLog::new(self.tls12));
+        let individual =
+            |id: &str| config.individuals.iter().any(|i| i.registration_id.as_str().eq_ignore_ascii_case(id));
+        let facts = ConnectFacts {
+            id_scope: config.id_scope.as_str(),
+            certificate_cn: self.peer.as_ref().and_then(|peer| peer.common_name.as_deref()),
+            x509: self.peer.is_some(),
+            individual: &individual,
+            now_unix: wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
+        };
+        log.connect(connect, facts);
+        judge.connection_attempt(&mut log, now);
+        self.judged = Some(log);
     }
 
     fn connect(&mut self, service: &Service, connect: Connect, wall: SystemTime) -> Response {
@@ -186,6 +244,9 @@ impl Session {
         if service.faults.strikes(Fault::ResetAfterSubscribe) {
             return Response::reset();
         }
+        if let Some(log) = &mut self.judged {
+            log.subscribe(subscribe.filters.iter().map(|filter| filter.path.as_str()));
+        }
         let deviations = &service.config.deviations;
         let codes = subscribe
             .filters
@@ -215,6 +276,10 @@ impl Session {
         let SessionState::Connected { registration_id, authorized, x509, .. } = &self.state else {
             return Response::close_after(None);
         };
+        if let Some(log) = &mut self.judged {
+            let canonical = registration_id.canonical();
+            log.request(&publish.topic, &publish.payload, now, || service.latest_operation(&canonical));
+        }
         if publish.qos == QoS::ExactlyOnce {
             return Response::close_after(None);
         }
@@ -268,6 +333,11 @@ impl Session {
             let mut reply = Publish::new(deviations.reply_topic(status, &rid, retry_after), qos, body);
             if qos != QoS::AtMostOnce {
                 reply.pkid = self.packet_ids.next_id();
+            }
+            if let Some(log) = &mut self.judged {
+                let poll = matches!(request, RequestTopic::Poll { .. });
+                let packet_id = (qos != QoS::AtMostOnce).then_some(reply.pkid);
+                log.replied(request.rid(), status, retry_after, poll, packet_id, now);
             }
             if malformed == Some(Malformed::Truncated) {
                 response.raw = truncated(Packet::Publish(reply));

@@ -1,0 +1,264 @@
+//! The judge shared by every connection of a judging emulator: folds each finished
+//! [`ConnectionLog`] into per-check counts with the first registration IDs as evidence, keeps
+//! per-client detail for the first few clients and for those named, and follows each
+//! registration ID's connection attempts over time for the reconnect check.
+//!
+//! Sans IO: `now` is an input. One lock, taken twice per connection (at CONNECT and at its end).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::catalogue::{CATALOGUE, ClientCheck, QUICK_RECONNECT_MS};
+use super::connection::ConnectionLog;
+use super::report::{CheckResult, ClientDetail, ClientReport, Example, Verdict};
+
+/// Examples kept per check.
+pub const EXAMPLES: usize = 5;
+/// Clients whose detail is kept without being named.
+pub const DETAILED_CLIENTS: usize = 5;
+/// Evidence lines kept per detailed client.
+const DETAIL_LINES: usize = 20;
+/// Registration IDs followed for reconnects before the oldest are forgotten.
+const FOLLOWED_LIMIT: usize = 200_000;
+/// A failed connection older than this no longer counts towards a tight loop.
+const FOLLOW_WINDOW: Duration = Duration::from_secs(600);
+
+/// What the judge needs from the emulator's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct JudgeConfig {
+    /// Registration IDs whose every connection is detailed (`--client-detail`).
+    pub detail: Vec<String>,
+}
+
+/// The counts of one check.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    judged: u64,
+    violations: u64,
+    examples: Vec<Example>,
+}
+
+/// A registration ID's recent failed connections.
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    /// When its last failed connection ended.
+    failed_at: Instant,
+    /// Quick reconnects in a row after failed connections.
+    quick_in_a_row: u32,
+}
+
+#[derive(Debug)]
+struct State {
+    /// By [`ClientCheck::index`].
+    counts: Vec<Counts>,
+    details: BTreeMap<String, ClientDetail>,
+    followed: HashMap<String, Attempts>,
+    /// Connections judged (those that sent CONNECT).
+    connections: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            counts: vec![Counts::default(); CATALOGUE.len()],
+            details: BTreeMap::new(),
+            followed: HashMap::new(),
+            connections: 0,
+        }
+    }
+}
+
+/// The judge of a judging emulator.
+#[derive(Debug, Default)]
+pub struct Judge {
+    config: JudgeConfig,
+    state: Mutex<State>,
+    /// Connections that sent CONNECT and ended, readable without the lock (`--exit-after`).
+    finished: AtomicU64,
+}
+
+impl Judge {
+    pub fn new(mut config: JudgeConfig) -> Self {
+        config.detail.iter_mut().for_each(|id| *id = id.to_ascii_lowercase());
+        Self { config, ..Self::default() }
+    }
+
+    /// Connections judged and finished so far.
+    pub fn finished(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Counts are whole after every update, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A CONNECT from `log`'s registration ID at `now`: judges the reconnect check when its
+    /// last connection failed.
+    pub fn connection_attempt(&self, log: &mut ConnectionLog, now: Instant) {
+        let Some(id) = log.registration_id().map(str::to_ascii_lowercase) else { return };
+        let mut state = self.lock();
+        let Some(attempts) = state.followed.get_mut(&id) else { return };
+        let since = now.saturating_duration_since(attempts.failed_at);
+        if since > FOLLOW_WINDOW {
+            state.followed.remove(&id);
+            return;
+        }
+        let quick = since < Duration::from_millis(QUICK_RECONNECT_MS);
+        attempts.quick_in_a_row = if quick { attempts.quick_in_a_row + 1 } else { 0 };
+        let in_a_row = attempts.quick_in_a_row;
+        drop(state);
+        log.verdict(ClientCheck::ReconnectBackoff, in_a_row < 2, || {
+            format!(
+                "reconnected {} ms after a failed connection, the {in_a_row}th quick reconnect in a row",
+                since.as_millis()
+            )
+        });
+    }
+
+    /// A connection that refused its TLS handshake because the device offered no TLS 1.2.
+    pub fn tls_refused(&self, evidence: String) {
+        let mut state = self.lock();
+        let counts = &mut state.counts[ClientCheck::Tls12.index()];
+        counts.judged += 1;
+        counts.violations += 1;
+        if counts.examples.len() < EXAMPLES {
+            counts.examples.push(Example { registration_id: None, evidence });
+        }
+    }
+
+    /// Folds a finished connection in.
+    pub fn finish(&self, log: ConnectionLog, now: Instant) {
+        let Some(id) = log.registration_id.clone() else { return };
+        let canonical = id.to_ascii_lowercase();
+        let mut state = self.lock();
+        state.connections += 1;
+        for check in ClientCheck::ALL {
+            if log.judged(check) {
+                let counts = &mut state.counts[check.index()];
+                counts.judged += 1;
+                if log.broke(check) {
+                    counts.violations += 1;
+                    if counts.examples.len() < EXAMPLES {
+                        let evidence = evidence_of(&log, check);
+                        counts.examples.push(Example { registration_id: Some(id.clone()), evidence });
+                    }
+                }
+            }
+        }
+        let named = self.config.detail.contains(&canonical);
+        if named || state.details.contains_key(&canonical) || state.details.len() < DETAILED_CLIENTS {
+            state.details.entry(canonical.clone()).or_insert_with(|| ClientDetail::new(&id)).add(&log, DETAIL_LINES);
+        }
+        if log.final_sent {
+            state.followed.remove(&canonical);
+        } else {
+            if state.followed.len() >= FOLLOWED_LIMIT {
+                state.followed.retain(|_, a| now.saturating_duration_since(a.failed_at) < FOLLOW_WINDOW);
+            }
+            let quick_in_a_row = state.followed.get(&canonical).map_or(0, |a| a.quick_in_a_row);
+            state.followed.insert(canonical, Attempts { failed_at: now, quick_in_a_row });
+        }
+        drop(state);
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> ClientReport {
+        let state = self.lock();
+        let checks = CATALOGUE
+            .iter()
+            .map(|entry| {
+                let counts = &state.counts[entry.check.index()];
+                CheckResult::new(entry, counts.judged, counts.violations, counts.examples.clone())
+            })
+            .collect();
+        let clients = state.details.values().cloned().collect::<Vec<_>>();
+        let missing = self.config.detail.iter().filter(|id| !state.details.contains_key(*id)).cloned().collect();
+        ClientReport::new(state.connections, checks, clients, missing)
+    }
+}
+
+/// The evidence `log` holds for `check`.
+pub(super) fn evidence_of(log: &ConnectionLog, check: ClientCheck) -> String {
+    log.evidence.iter().find(|(c, _)| *c == check).map(|(_, e)| e.clone()).unwrap_or_default()
+}
+
+impl Verdict {
+    pub(super) fn of(judged: u64, violations: u64) -> Self {
+        match (judged, violations) {
+            (0, _) => Verdict::NotJudged,
+            (_, 0) => Verdict::Pass,
+            _ => Verdict::Fail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::mqttbytes::v4::Connect;
+
+    use super::*;
+    use crate::emulator::client_checks::{ConnectFacts, Ending};
+
+    /// A connection of `id` at `at` that ends (as the emulator refusing it) without a final status.
+    fn failed_connection(judge: &Judge, id: &str, at: Instant) {
+        let mut log = ConnectionLog::new(Some(true));
+        let facts = ConnectFacts {
+            id_scope: "0ne00UNIT01",
+            certificate_cn: None,
+            x509: true,
+            individual: &|_| false,
+            now_unix: 0,
+        };
+        log.connect(&Connect::new(id), facts);
+        judge.connection_attempt(&mut log, at);
+        log.end(Ending::Emulator);
+        judge.finish(log, at);
+    }
+
+    fn reconnect(judge: &Judge) -> super::super::report::CheckResult {
+        judge.report().check(ClientCheck::ReconnectBackoff).clone()
+    }
+
+    #[test]
+    fn one_quick_reconnect_is_allowed_two_in_a_row_are_a_tight_loop() {
+        let judge = Judge::new(JudgeConfig::default());
+        let start = Instant::now();
+        // Backing off: at once, then 2 s, 4 s.
+        for at in [0, 100, 2_100, 6_100] {
+            failed_connection(&judge, "patient", start + Duration::from_millis(at));
+        }
+        let result = reconnect(&judge);
+        assert_eq!((result.judged, result.violations), (3, 0));
+        // A tight loop: three reconnects 10 ms apart.
+        for at in [0, 10, 20, 30] {
+            failed_connection(&judge, "storm", start + Duration::from_millis(at));
+        }
+        let result = reconnect(&judge);
+        assert_eq!((result.judged, result.violations), (6, 2));
+        assert_eq!(result.examples[0].registration_id.as_deref(), Some("storm"));
+        assert!(result.examples[0].evidence.contains("10 ms after"), "{:?}", result.examples);
+    }
+
+    #[test]
+    fn a_fleet_is_aggregated_with_capped_examples_and_detail_for_the_first_and_the_named() {
+        let judge = Judge::new(JudgeConfig { detail: vec!["Dev-0042".into(), "absent".into()] });
+        let start = Instant::now();
+        for n in 0..100 {
+            failed_connection(&judge, &format!("dev-{n:04}"), start);
+        }
+        let report = judge.report();
+        assert_eq!(report.connections, 100);
+        let cn = report.check(ClientCheck::CertificateCn);
+        assert_eq!((cn.judged, cn.violations, cn.examples.len()), (100, 100, EXAMPLES));
+        let detailed: Vec<&str> = report.clients.iter().map(|c| c.registration_id.as_str()).collect();
+        assert_eq!(detailed.len(), DETAILED_CLIENTS + 1, "{detailed:?}");
+        assert!(detailed.contains(&"dev-0042"), "{detailed:?}");
+        assert_eq!(report.named_but_unseen, ["absent"]);
+        assert!(report.must_broken);
+        assert_eq!(judge.finished(), 100);
+    }
+}

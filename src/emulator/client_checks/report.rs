@@ -1,0 +1,351 @@
+//! The client report: what `--client-report` writes (clients.json, clients.md,
+//! clients.junit.xml), as data and as pure writers `&ClientReport -> bytes`. Evidence names a
+//! check and a registration ID, never a token or key.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::catalogue::{ClientCheck, Entry};
+use super::connection::ConnectionLog;
+use super::judge::evidence_of;
+use crate::conformance::Level;
+use crate::conformance::report::xml_escape;
+
+/// The schema name of clients.json.
+pub const CLIENTS_SCHEMA: &str = "dpsbench-clients/1";
+
+/// Everything the judge found, per check and for the detailed clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientReport {
+    pub schema: String,
+    /// Connections judged (each CONNECT to its close).
+    pub connections: u64,
+    /// Whether a client broke a must-check (the exit status is 1 then).
+    pub must_broken: bool,
+    pub checks: Vec<CheckResult>,
+    /// Per-client detail: the first few clients and those named with `--client-detail`.
+    pub clients: Vec<ClientDetail>,
+    /// Clients named with `--client-detail` that never connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_but_unseen: Vec<String>,
+}
+
+/// A check's verdict over every connection judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// No connection gave the check a chance (no X.509 device, no 429, no reconnect).
+    NotJudged,
+}
+
+/// One check over the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub level: Level,
+    pub title: String,
+    pub statement: String,
+    pub source: String,
+    /// The dpsbench misbehaviours that fail it on purpose.
+    pub failed_by: Vec<String>,
+    pub verdict: Verdict,
+    /// Connections (or TLS handshakes) on which it was judged.
+    pub judged: u64,
+    pub violations: u64,
+    /// The first violations: registration ID (none for a refused TLS handshake) and evidence.
+    pub examples: Vec<Example>,
+}
+
+/// One violation seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Example {
+    pub registration_id: Option<String>,
+    pub evidence: String,
+}
+
+/// One client's checks over its connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientDetail {
+    pub registration_id: String,
+    pub connections: u64,
+    /// IDs of the checks judged on its connections, and of those it broke.
+    pub passed: Vec<String>,
+    pub broken: Vec<String>,
+    /// What it did wrong, check by check (the first lines).
+    pub evidence: Vec<Example>,
+}
+
+impl ClientReport {
+    pub fn new(
+        connections: u64,
+        checks: Vec<CheckResult>,
+        clients: Vec<ClientDetail>,
+        named_but_unseen: Vec<String>,
+    ) -> Self {
+        let must_broken = checks.iter().any(|c| c.level == Level::Must && c.verdict == Verdict::Fail);
+        Self { schema: CLIENTS_SCHEMA.into(), connections, must_broken, checks, clients, named_but_unseen }
+    }
+
+    /// The result of `check`.
+    pub fn check(&self, check: ClientCheck) -> &CheckResult {
+        let id = check.id();
+        self.checks.iter().find(|c| c.id == id).expect("a report holds every check of the catalogue")
+    }
+
+    /// IDs of the checks that failed.
+    pub fn failed(&self) -> Vec<&str> {
+        self.checks.iter().filter(|c| c.verdict == Verdict::Fail).map(|c| c.id.as_str()).collect()
+    }
+}
+
+impl CheckResult {
+    pub(super) fn new(entry: &Entry, judged: u64, violations: u64, examples: Vec<Example>) -> Self {
+        Self {
+            id: entry.id.into(),
+            level: entry.level,
+            title: entry.title.into(),
+            statement: entry.statement.into(),
+            source: entry.source.to_string(),
+            failed_by: entry.failed_by.iter().map(|m| m.name().to_string()).collect(),
+            verdict: Verdict::of(judged, violations),
+            judged,
+            violations,
+            examples,
+        }
+    }
+}
+
+impl ClientDetail {
+    pub(super) fn new(registration_id: &str) -> Self {
+        Self {
+            registration_id: registration_id.into(),
+            connections: 0,
+            passed: Vec::new(),
+            broken: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// Adds one of its connections, keeping at most `lines` lines of evidence.
+    pub(super) fn add(&mut self, log: &ConnectionLog, lines: usize) {
+        self.connections += 1;
+        for check in ClientCheck::ALL {
+            let id = check.id().to_string();
+            if log.broke(check) {
+                self.passed.retain(|p| *p != id);
+                if !self.broken.contains(&id) {
+                    self.broken.push(id);
+                }
+                if self.evidence.len() < lines {
+                    let evidence = format!("{}: {}", check.id(), evidence_of(log, check));
+                    self.evidence.push(Example { registration_id: Some(self.registration_id.clone()), evidence });
+                }
+            } else if log.judged(check) && !self.broken.contains(&id) && !self.passed.contains(&id) {
+                self.passed.push(id);
+            }
+        }
+    }
+}
+
+/// `clients.json`.
+pub fn json(report: &ClientReport) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(report).expect("a report always serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Must => "must",
+        Level::Should => "should",
+    }
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "FAIL",
+        Verdict::NotJudged => "not judged",
+    }
+}
+
+fn example_line(example: &Example) -> String {
+    match &example.registration_id {
+        Some(id) => format!("{id}: {}", example.evidence),
+        None => example.evidence.clone(),
+    }
+}
+
+/// `clients.junit.xml`: one testcase per check; a broken check is a `<failure>` (a should-check's
+/// too, so CI shows it; its message says it is a should) listing the first clients that broke
+/// it; a check no client gave a chance is `<skipped>`.
+pub fn junit(report: &ClientReport) -> String {
+    let failures = report.checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let skipped = report.checks.iter().filter(|c| c.verdict == Verdict::NotJudged).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"dpsbench client checks\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+        report.checks.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"dpsbench.clients\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+        report.checks.len()
+    );
+    let _ = writeln!(
+        out,
+        "    <properties>\n      <property name=\"connections\" value=\"{}\"/>\n    </properties>",
+        report.connections
+    );
+    for check in &report.checks {
+        let name = xml_escape(&format!("{} {}", check.id, check.title));
+        let classname = format!("dpsbench.clients.{}", level_name(check.level));
+        let _ = write!(out, "    <testcase classname=\"{classname}\" name=\"{name}\"");
+        match check.verdict {
+            Verdict::Pass => {
+                let _ = writeln!(out, "/>");
+            }
+            Verdict::NotJudged => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"no connection gave this check a chance\"/>\n    </testcase>"
+                );
+            }
+            Verdict::Fail => {
+                let message = format!(
+                    "{} of {} connections broke this {}-check: {}",
+                    check.violations,
+                    check.judged,
+                    level_name(check.level),
+                    check.statement
+                );
+                let lines: Vec<String> = check.examples.iter().map(example_line).collect();
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    xml_escape(&message),
+                    xml_escape(&lines.join("\n"))
+                );
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// `clients.md`: the verdict, a table of every check, the first clients that broke each one,
+/// and the detailed clients.
+pub fn markdown(report: &ClientReport) -> String {
+    let mut out = String::from("# dpsbench client checks\n\n");
+    let broken: Vec<&CheckResult> = report.checks.iter().filter(|c| c.verdict == Verdict::Fail).collect();
+    let verdict = match (report.must_broken, broken.is_empty()) {
+        (true, _) => "**FAIL**: a client broke a must-check",
+        (false, false) => "**pass** on every must-check; should-checks broken below",
+        (false, true) => "**pass**: no client broke a check",
+    };
+    let _ = writeln!(out, "{verdict} ({} connections judged).\n", report.connections);
+    out.push_str("| Check | Level | Verdict | Judged | Broken | Title |\n|---|---|---|---:|---:|---|\n");
+    for check in &report.checks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            check.id,
+            level_name(check.level),
+            verdict_name(check.verdict),
+            check.judged,
+            check.violations,
+            check.title.replace('|', "\\|")
+        );
+    }
+    if !broken.is_empty() {
+        out.push_str("\n## Broken checks\n");
+        for check in broken {
+            let _ = writeln!(out, "\n### {} ({})\n\n{}\n", check.id, level_name(check.level), check.statement);
+            let _ = writeln!(out, "Source: {}.\n", check.source);
+            for example in &check.examples {
+                let _ = writeln!(out, "- {}", example_line(example));
+            }
+        }
+    }
+    if !report.clients.is_empty() {
+        out.push_str("\n## Clients in detail\n\n| Registration ID | Connections | Broken |\n|---|---:|---|\n");
+        for client in &report.clients {
+            let broken = if client.broken.is_empty() { "none".to_string() } else { client.broken.join(", ") };
+            let _ = writeln!(out, "| {} | {} | {} |", client.registration_id, client.connections, broken);
+        }
+    }
+    if !report.named_but_unseen.is_empty() {
+        let _ =
+            writeln!(out, "\nNamed with --client-detail but never connected: {}.", report.named_but_unseen.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::client_checks::CATALOGUE;
+
+    /// A report where one must-check and one should-check broke and one was never judged.
+    fn report() -> ClientReport {
+        let checks = CATALOGUE
+            .iter()
+            .map(|entry| match entry.check {
+                ClientCheck::PollAfterRetryAfter => {
+                    let example = Example {
+                        registration_id: Some("fw-001".into()),
+                        evidence: "the next request came 1000 ms before the retry-after of 3 s ran out".into(),
+                    };
+                    CheckResult::new(entry, 4, 2, vec![example])
+                }
+                ClientCheck::CleanSession => {
+                    let example =
+                        Example { registration_id: Some("fw-000".into()), evidence: "CONNECT CleanSession 0".into() };
+                    CheckResult::new(entry, 4, 4, vec![example])
+                }
+                ClientCheck::Tls12 => {
+                    let example = Example {
+                        registration_id: None,
+                        evidence: "a TLS handshake from 127.0.0.1 offered no TLS 1.2".into(),
+                    };
+                    CheckResult::new(entry, 5, 1, vec![example])
+                }
+                ClientCheck::CertificateCn | ClientCheck::WaitAfterThrottle | ClientCheck::ReconnectBackoff => {
+                    CheckResult::new(entry, 0, 0, Vec::new())
+                }
+                _ => CheckResult::new(entry, 4, 0, Vec::new()),
+            })
+            .collect();
+        let client = ClientDetail {
+            registration_id: "fw-001".into(),
+            connections: 1,
+            passed: vec!["DPS-CLIENT-MQTT-001".into()],
+            broken: vec!["DPS-CLIENT-FLOW-001".into()],
+            evidence: Vec::new(),
+        };
+        ClientReport::new(4, checks, vec![client], vec!["fw-999".into()])
+    }
+
+    #[test]
+    fn markdown_is_pinned() {
+        insta::assert_snapshot!(markdown(&report()));
+    }
+
+    #[test]
+    fn junit_is_pinned() {
+        insta::assert_snapshot!(junit(&report()));
+    }
+
+    #[test]
+    fn json_round_trips_and_says_a_must_check_broke() {
+        let report = report();
+        assert!(report.must_broken);
+        let parsed: ClientReport = serde_json::from_slice(&json(&report)).unwrap();
+        assert_eq!(parsed, report);
+        assert_eq!(report.failed(), ["DPS-CLIENT-TLS-001", "DPS-CLIENT-MQTT-004", "DPS-CLIENT-FLOW-001"]);
+    }
+}
