@@ -7,6 +7,7 @@ arguments, its security context, its resource limits and its volumes. A field of
 container that the simulation cannot reproduce is an error, never silently dropped: a manifest
 that gains one must teach the simulation first.
 """
+
 import base64
 import re
 

@@ -16,6 +16,7 @@
 
 Exit 0 when every check holds, 1 when one fails (each is printed), 2 for bad input.
 """
+
 import argparse
 import base64
 import json
@@ -131,12 +132,32 @@ def start_emulator(image, work, run, key):
     os.chmod(config / "emulator.toml", 0o600)
     name = f"{run}-dps"
     docker(
-        "run", "-d", "--name", name, "--label", f"dpsbench-sim={run}", "--network", "none", "--read-only",
-        "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--mount", f"type=bind,src={config},dst=/emulator", image,
-        "emulator", "--config", "/emulator/emulator.toml", "--listen", f"127.0.0.1:{EMULATOR_PORT}",
-        "--ca-out", "/emulator/ca/ca.pem",
-    )  # fmt: skip
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        f"dpsbench-sim={run}",
+        "--network",
+        "none",
+        "--read-only",
+        "--user",
+        "10001:10001",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--mount",
+        f"type=bind,src={config},dst=/emulator",
+        image,
+        "emulator",
+        "--config",
+        "/emulator/emulator.toml",
+        "--listen",
+        f"127.0.0.1:{EMULATOR_PORT}",
+        "--ca-out",
+        "/emulator/ca/ca.pem",
+    )
     for _ in range(100):
         if "127.0.0.1:" in subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout:
             return name
@@ -159,13 +180,14 @@ def kustomization(options, work, run):
                 operation["value"] = options.shards
         patch["patch"] = yaml.safe_dump(operations)
     start_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=START_LEAD_SECONDS)
+    literals = {"START_AT": start_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "RUN_ID": run}
     for generator in document["configMapGenerator"]:
         if generator["name"] == "dpsbench-run":
+            names = [item.split("=", 1)[0] for item in generator["literals"]]
             generator["literals"] = [
-                f"START_AT={start_at.strftime('%Y-%m-%dT%H:%M:%SZ')}" if item.startswith("START_AT=") else
-                f"RUN_ID={run}" if item.startswith("RUN_ID=") else item
-                for item in generator["literals"]
-            ]  # fmt: skip
+                f"{name}={literals[name]}" if name in literals else item
+                for name, item in zip(names, generator["literals"])
+            ]
         if generator["name"] == "dpsbench-scenario":
             generator["files"].append("ca.pem")
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -204,10 +226,23 @@ def secret(work, key):
     key_file.write_text(key)
     os.chmod(key_file, 0o600)
     result = subprocess.run(
-        ["kubectl", "-n", "dpsbench", "create", "secret", "generic", "dpsbench-group-key",
-         f"--from-file=DPS_GROUP_KEY={key_file}", "--dry-run=client", "-o", "yaml"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "kubectl",
+            "-n",
+            "dpsbench",
+            "create",
+            "secret",
+            "generic",
+            "dpsbench-group-key",
+            f"--from-file=DPS_GROUP_KEY={key_file}",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [yaml.safe_load(result.stdout)]
 
 
@@ -241,9 +276,22 @@ def start_pod(pod, resources, work, run, emulator):
         binds += ["--mount", f"type=bind,src={source},dst={mount_path}" + (",readonly" if read_only else "")]
     entry = ["--entrypoint", entrypoint] if entrypoint else []
     docker(
-        "run", "-d", "--name", name, "--label", f"dpsbench-sim={run}", "--network", f"container:{emulator}",
-        "--env-file", str(env_file), *flags, *binds, *entry, image, *arguments,
-    )  # fmt: skip
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        f"dpsbench-sim={run}",
+        "--network",
+        f"container:{emulator}",
+        "--env-file",
+        str(env_file),
+        *flags,
+        *binds,
+        *entry,
+        image,
+        *arguments,
+    )
     return name
 
 
@@ -310,7 +358,9 @@ def check_report(run_dir, scenario, shards, resources):
     for index in range(shards):
         shard = json.loads((run_dir / f"shard-{index}/summary.json").read_text())
         hashes.add(shard["shard"]["plan_hash"])
-        check(shard["shard"]["index"] == index and shard["shard"]["count"] == shards, f"shard-{index}: {shard['shard']}")
+        check(
+            shard["shard"]["index"] == index and shard["shard"]["count"] == shards, f"shard-{index}: {shard['shard']}"
+        )
         check(
             parse_instant(shard["shard"]["start_at"]) == parse_instant(start_at),
             f"shard-{index} started at {shard['shard']['start_at']}, START_AT is {start_at}",
@@ -321,7 +371,10 @@ def check_report(run_dir, scenario, shards, resources):
     ids = [line.split(",")[0] for line in (merged_dir / "devices.csv").read_text().splitlines()[1:]]
     pattern = scenario["devices"]["registration_id"]
     expected = {registration_id(pattern, i) for i in range(count)}
-    check(len(ids) == count and set(ids) == expected, f"devices.csv: {len(ids)} rows, {len(set(ids) & expected)} of the plan")
+    check(
+        len(ids) == count and set(ids) == expected,
+        f"devices.csv: {len(ids)} rows, {len(set(ids) & expected)} of the plan",
+    )
     owners = {p.stat().st_uid for p in run_dir.rglob("*")}
     check(owners == {10001}, f"files on the reports volume owned by {owners}, the pods run as 10001")
     failures += page_renders(merged_dir / "report.html")
@@ -376,16 +429,33 @@ def page_renders(page):
         return ["no headless Chromium to load report.html with (apt-get install chromium-headless-shell)"]
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            ["timeout", "120", browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--dump-dom", f"file://{page}"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                "timeout",
+                "120",
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--dump-dom",
+                f"file://{page}",
+            ],
+            capture_output=True,
+            text=True,
+        )
     charts = re.search(r'data-charts="(\d+)"', result.stdout)
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     if result.returncode != 0 or not charts or not drawn or charts.group(1) != drawn.group(1) or charts.group(1) == "0":
-        return [f"report.html did not draw its charts (charts {charts and charts.group(1)}, drawn {drawn and drawn.group(1)})"]
+        return [
+            f"report.html did not draw its charts (charts {charts and charts.group(1)}, drawn {drawn and drawn.group(1)})"
+        ]
     if console:
         return [f"report.html logged to the console: {console}"]
     return []
