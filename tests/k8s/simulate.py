@@ -54,8 +54,7 @@ def main():
     run = f"dpsbench-sim-{os.getpid()}"
     try:
         failures = simulate(options, work, run)
-    except pods.Unsupported as error:
-        print(f"k8s-sim: {error}", file=sys.stderr)
+    except (pods.Unsupported, RuntimeError) as error:
         failures = [str(error)]
     finally:
         subprocess.run(["docker", "rm", "-f", *containers(run)], capture_output=True)
@@ -201,9 +200,13 @@ def kustomization(options, work, run):
 
 
 def toml_text(document):
-    """Top-level keys, then one [table] of scalars each: all a scenario file needs here."""
+    """Top-level keys, then one [table] each (nested tables and lists written inline)."""
 
     def value(item):
+        if isinstance(item, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(v)}" for k, v in item.items()) + " }"
+        if isinstance(item, list):
+            return "[" + ", ".join(value(v) for v in item) + "]"
         return json.dumps(item) if isinstance(item, (str, bool)) else str(item)
 
     lines = [f"{k} = {value(v)}" for k, v in document.items() if not isinstance(v, dict)]

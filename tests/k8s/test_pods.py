@@ -1,9 +1,12 @@
-"""tests/k8s/pods.py: how a rendered pod template becomes a container (python -m unittest)."""
+"""tests/k8s/pods.py: how a rendered pod template becomes a container; and the scenario file
+tests/k8s/simulate.py writes (python -m unittest)."""
 
 import base64
+import tomllib
 import unittest
 
 import pods
+import simulate
 
 
 def job(env, **container):
@@ -94,6 +97,17 @@ class Limits(unittest.TestCase):
             {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi", "cpu": "2"}}
         )
         self.assertEqual(flags, ["--memory=2147483648", "--cpus=2.0", "--cpu-shares=512"])
+
+
+class ScenarioText(unittest.TestCase):
+    def test_the_written_scenario_reads_back_as_the_merged_tables(self):
+        document = {
+            "name": "k8s-storm",
+            "target": {"kind": "dps", "port": 8883, "hubs": ["a", "b"]},
+            "slo": {"phase_p99_ms": {"tls_handshake": 250}, "max_failed": 0},
+            "run": {"max_schedule_lag_p99_ms": 1000, "ratio": 1.5, "flag": True},
+        }
+        self.assertEqual(tomllib.loads(simulate.toml_text(document)), document)
 
 
 if __name__ == "__main__":
