@@ -38,7 +38,7 @@ import yaml
 import pods
 
 ROOT = Path(__file__).resolve().parents[2]
-EMULATOR_PORT = 8883
+SMOKE = ROOT / "tests/k8s/smoke.toml"
 # Pods are created, started and prepare their devices before this many seconds have passed.
 START_LEAD_SECONDS = 20
 
@@ -69,8 +69,9 @@ def main():
 
 def simulate(options, work, run):
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    emulator = start_emulator(options.image, work, run, key)
-    scenario = kustomization(options, work, run)
+    smoke = tomllib.loads(SMOKE.read_text())
+    emulator = start_emulator(options.image, work, run, key, smoke["target"])
+    scenario = kustomization(options, work, run, smoke)
     rendered = render(work / "kustomize") + secret(work, key)
     resources = {(r["kind"], r["metadata"]["name"]): r for r in rendered}
     jobs = [r for r in rendered if r["kind"] == "Job"]
@@ -117,12 +118,13 @@ def docker(*args):
     return result.stdout.strip()
 
 
-def start_emulator(image, work, run, key):
-    """The emulator container: DPS's stand-in, on the loopback of its own network namespace."""
+def start_emulator(image, work, run, key, target):
+    """The emulator container: DPS's stand-in, on the loopback of its own network namespace, at
+    the smoke scenario's target."""
     config = work / "emulator"
     (config / "ca").mkdir(parents=True)
     (config / "emulator.toml").write_text(
-        'id_scope = "0ne00K8SSIM"\nhubs = ["hub-a.azure-devices.net", "hub-b.azure-devices.net"]\n'
+        f'id_scope = "{target["id_scope"]}"\nhubs = ["hub-a.azure-devices.net", "hub-b.azure-devices.net"]\n'
         "retry_after_seconds = 1\nassign_delay_ms = 50\n"
         f'[[enrollment_groups]]\nname = "k8s-sim"\nprimary_key = "{key}"\n'
     )
@@ -153,18 +155,18 @@ def start_emulator(image, work, run, key):
         "--config",
         "/emulator/emulator.toml",
         "--listen",
-        f"127.0.0.1:{EMULATOR_PORT}",
+        f"{target['host']}:{target['port']}",
         "--ca-out",
         "/emulator/ca/ca.pem",
     )
     for _ in range(100):
-        if "127.0.0.1:" in subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout:
+        if f"{target['host']}:" in subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout:
             return name
         time.sleep(0.2)
     raise RuntimeError(f"the emulator container did not report its address: {docker('logs', name)}")
 
 
-def kustomization(options, work, run):
+def kustomization(options, work, run, smoke):
     """A copy of deploy/k8s with what a user sets before applying it; returns the scenario."""
     target = work / "kustomize"
     shutil.copytree(options.manifests, target)
@@ -191,7 +193,7 @@ def kustomization(options, work, run):
             generator["files"].append("ca.pem")
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     scenario = tomllib.loads((target / "scenario.toml").read_text())
-    for table, fields in tomllib.loads((ROOT / "tests/k8s/smoke.toml").read_text()).items():
+    for table, fields in smoke.items():
         scenario[table] = {**scenario.get(table, {}), **fields} if table != "target" else fields
     (target / "scenario.toml").write_text(toml_text(scenario))
     shutil.copy(work / "emulator/ca/ca.pem", target / "ca.pem")
