@@ -9,7 +9,7 @@
 # The base images are build arguments, so the same file builds where a registry serves them
 # (the defaults) and where it does not: scripts/image builds both bases from Debian's packages
 # (a debootstrap root filesystem; Debian's rustc-web and cargo-web for the build stage) and
-# passes them here. CARGO_PROFILE=dev builds the debug binary instead (faster, for smoke tests).
+# passes them here. CARGO_PROFILE=dev builds the debug binary instead (quicker to build).
 ARG BUILD_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
