@@ -457,13 +457,13 @@ def page_renders(page):
             capture_output=True,
             text=True,
         )
+    figures = str(page.read_text().count('<figure class="chart"'))
     charts = re.search(r'data-charts="(\d+)"', result.stdout)
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
-    if result.returncode != 0 or not charts or not drawn or charts.group(1) != drawn.group(1) or charts.group(1) == "0":
-        return [
-            f"report.html did not draw its charts (charts {charts and charts.group(1)}, drawn {drawn and drawn.group(1)})"
-        ]
+    counted = (charts and charts.group(1), drawn and drawn.group(1))
+    if result.returncode != 0 or figures == "0" or counted != (figures, figures):
+        return [f"report.html did not draw its {figures} charts (counted, drawn: {counted})"]
     if console:
         return [f"report.html logged to the console: {console}"]
     return []
