@@ -141,6 +141,12 @@ pub fn plan_hash(plan: &Plan) -> String {
         start_at: _,
         device_records: _,
     } = plan;
+    // The CA a DPS target is trusted through counts by its content, not by how its path was
+    // spelled (`s.toml` and `./s.toml` name the same plan).
+    let mut target = target.clone();
+    if let crate::scenario::TargetPlan::Dps { ca: Some((_, path)), .. } = &mut target {
+        *path = std::path::PathBuf::new();
+    }
     let described = format!(
         "{name:?}|{target:?}|{id_scope:?}|{identities:?}|{personalities:?}|{payload:?}|{load:?}|{stop:?}|\
          {max_in_flight:?}|{flow:?}|{max_duration:?}|{drain:?}|{max_schedule_lag_p99:?}|{source_addresses:?}|\
@@ -278,6 +284,26 @@ mod tests {
                     [arrival]\nrate = 50\n[slo]\nmax_failed = 0\n";
         let file = crate::toml_file::parse(text).expect("the scenario parses");
         Plan::resolve(file, std::path::Path::new("h.toml"), &|_| None).expect("the scenario resolves")
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_how_the_scenarios_path_is_spelled() {
+        let dir = std::env::temp_dir().join(format!("dpsbench-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), crate::tls::ServerIdentity::generate(&[]).unwrap().ca_pem()).unwrap();
+        let text = "name = \"h\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"0ne00HASH01\"\n\
+                    ca_certificate = \"ca.pem\"\n[devices]\ncount = 10\n[arrival]\nrate = 5\n";
+        let key = crate::credentials::SymmetricKey::random().to_base64();
+        let text = text.replace("count = 10", &format!("count = 10\ngroup_key_env = \"K\""));
+        let hash = |path: std::path::PathBuf| {
+            let file = crate::toml_file::parse(&text).expect("parses");
+            plan_hash(&Plan::resolve(file, &path, &|_| Some(key.clone())).expect("resolves"))
+        };
+        let plain = hash(dir.join("s.toml"));
+        assert_eq!(plain, hash(dir.join(".").join("s.toml")), "./s.toml is s.toml");
+        std::fs::write(dir.join("ca.pem"), crate::tls::ServerIdentity::generate(&[]).unwrap().ca_pem()).unwrap();
+        assert_ne!(plain, hash(dir.join("s.toml")), "another CA is another plan");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -348,13 +348,21 @@ async fn run(args: RunArgs) -> Result<i32> {
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
     let mut folder = OutFolder::check(&out, "--out", args.force)?;
+    // Said before anything is set up: most of a plan this large will never start.
+    if let Some(estimate) = plan.starts_within_limits() {
+        eprintln!("dpsbench: {estimate}");
+    }
+    // Set up and preflighted before the folder is touched: a run that cannot start leaves
+    // nothing behind, and an old report under --force stays whole.
+    let mut interrupts = interrupt_counter();
+    let ready = runner::prepare(&plan, &mut interrupts).await?;
     let live = match args.metrics_listen {
         Some(address) => Some(LiveMetrics::start(address).await?),
         None => None,
     };
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait).await {
+    let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(summary) => summary,
         Err(error) => {
             folder.discard();
@@ -388,14 +396,16 @@ async fn run(args: RunArgs) -> Result<i32> {
     })
 }
 
-/// Runs `plan`, writing the files that grow as it goes into `folder`; returns the summary, or
-/// the setup error that kept the run from starting.
+/// Runs the prepared plan, writing the files that grow as it goes into `folder`; returns the
+/// summary, or the error that kept it from finishing.
 async fn record_run(
     plan: &Plan,
     args: &RunArgs,
     folder: &mut OutFolder,
     live: Option<&LiveMetrics>,
     wait: Option<String>,
+    ready: runner::Ready,
+    interrupts: tokio::sync::watch::Receiver<u32>,
 ) -> Result<runner::RunSummary> {
     let series_path = folder.file("timeseries.csv");
     let mut series =
@@ -412,30 +422,27 @@ async fn record_run(
     if let Some(wait) = wait {
         progress.warn(&wait);
     }
-    // Said before anything is set up: most of a plan this large will never start.
-    if let Some(estimate) = plan.starts_within_limits() {
-        progress.warn(&format!("dpsbench: {estimate}"));
-    }
-    let summary = runner::run(plan, interrupt_counter(), |tick: &Tick| {
-        // Published before the progress line, so a line on stderr means its page is served.
-        if let Some(live) = live {
-            live.publish(tick);
-        }
-        progress.show(tick);
-        // Written (unbuffered) every second, so a crash keeps everything up to then.
-        if let Err(error) = series.write_all(&report::timeseries::Row::of(tick).line()) {
-            progress.warn(&format!("cannot write {}: {error}", series_path.display()));
-        }
-        if let Err(error) = latency.write(tick) {
-            progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
-        }
-        if let Some(devices) = &mut devices
-            && let Err(error) = devices.write(tick)
-        {
-            progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
-        }
-    })
-    .await;
+    let summary = ready
+        .run(interrupts, |tick: &Tick| {
+            // Published before the progress line, so a line on stderr means its page is served.
+            if let Some(live) = live {
+                live.publish(tick);
+            }
+            progress.show(tick);
+            // Written (unbuffered) every second, so a crash keeps everything up to then.
+            if let Err(error) = series.write_all(&report::timeseries::Row::of(tick).line()) {
+                progress.warn(&format!("cannot write {}: {error}", series_path.display()));
+            }
+            if let Err(error) = latency.write(tick) {
+                progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
+            }
+            if let Some(devices) = &mut devices
+                && let Err(error) = devices.write(tick)
+            {
+                progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
+            }
+        })
+        .await;
     progress.finish();
     Ok(summary?)
 }

@@ -273,13 +273,15 @@ pub struct Injector {
     /// Off, nothing strikes and nothing is drawn: held while a run's preflight device connects,
     /// so the check of the user's setup neither meets a fault nor uses one up.
     armed: std::sync::atomic::AtomicBool,
+    /// Told when the faults are armed: an `outage` counts its `at_seconds` from then.
+    armed_now: tokio::sync::Notify,
     pub counts: FaultCounts,
 }
 
 impl Injector {
     pub fn new(faults: Faults) -> Self {
         let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
-        Self { faults, rng, armed: true.into(), counts: FaultCounts::default() }
+        Self { faults, rng, armed: true.into(), armed_now: tokio::sync::Notify::new(), counts: FaultCounts::default() }
     }
 
     /// Holds every fault (none strikes) until [`Injector::arm`].
@@ -289,6 +291,19 @@ impl Injector {
 
     pub fn arm(&self) {
         self.armed.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.armed_now.notify_waiters();
+    }
+
+    /// Returns once the faults are armed (at once when they are).
+    pub async fn armed_wait(&self) {
+        loop {
+            // Made before the check: a notification between the two is not lost.
+            let notified = self.armed_now.notified();
+            if self.armed() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     fn armed(&self) -> bool {
@@ -405,6 +420,21 @@ mod tests {
         assert_eq!(first.counts.get(Fault::ReplyDelay), 200);
         assert!(drawn.iter().any(|(f, _)| matches!(f, Some(RequestFault::ServerError(500)))));
         assert!(drawn.iter().any(|(f, _)| matches!(f, Some(RequestFault::ServerError(503)))));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_arming_ends_when_armed() {
+        let injector = std::sync::Arc::new(Injector::new(Faults::default()));
+        injector.armed_wait().await;
+        injector.hold();
+        let waiter = tokio::spawn({
+            let injector = injector.clone();
+            async move { injector.armed_wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "held: still waiting");
+        injector.arm();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("armed: done").unwrap();
     }
 
     #[test]

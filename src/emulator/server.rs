@@ -151,7 +151,8 @@ pub async fn serve(
     let live = Arc::new(AtomicUsize::new(0));
     let address = listener.local_addr();
     let mut listener = listener;
-    let mut outage = service.faults.faults().outage.map(|o| (tokio::time::Instant::now() + o.at, o.length));
+    // Counted from when the faults are armed (a run's preflight holds them; otherwise at once).
+    let mut outage = service.faults.faults().outage.map(|o| (o.at, o.length));
     loop {
         // Connections of this listener's life see `drop_all` turn true at shutdown or at an outage.
         let (drop_all, dropped) = watch::channel(false);
@@ -170,7 +171,10 @@ pub async fn serve(
         });
         let outage_at = async {
             match outage {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
+                Some((at, _)) => {
+                    service.faults.armed_wait().await;
+                    tokio::time::sleep(at).await
+                }
                 None => std::future::pending().await,
             }
         };

@@ -78,6 +78,8 @@ pub enum RunError {
          {limit}: lower arrival.concurrency or run.max_in_flight, or raise the hard limit (ulimit -Hn)"
     )]
     Descriptors { in_flight: u64, needed: u64, limit: u64 },
+    #[error("interrupted before the run started: no device was started")]
+    Interrupted,
     #[error("preflight: device {registration_id} could not connect, so no device was started: {reason}")]
     Preflight { registration_id: String, reason: String },
 }
@@ -158,9 +160,28 @@ fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>>
 /// up to `drain`, the second stops at once. `on_tick` is called about once a second.
 pub async fn run(
     plan: &Plan,
-    interrupts: watch::Receiver<u32>,
-    mut on_tick: impl FnMut(&Tick),
+    mut interrupts: watch::Receiver<u32>,
+    on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
+    let ready = prepare(plan, &mut interrupts).await?;
+    ready.run(interrupts, on_tick).await
+}
+
+/// A plan set up and checked, nothing started: its target (the embedded emulator running), the
+/// first devices prepared, and the preflight passed. What can go wrong before a run is found
+/// here, so a caller creates nothing (no report folder, no files) until it has a `Ready`.
+pub struct Ready {
+    budget: DescriptorBudget,
+    prepared: target::PreparedTarget,
+    owned_plan: Arc<Plan>,
+    devices: prepare::Lookahead<prepare::DevicePreparer>,
+    settings: BTreeMap<Personality, Arc<FlowSettings>>,
+    notes: Vec<String>,
+}
+
+/// Sets `plan` up and runs its preflight ([`Ready`]). An interrupt meanwhile stops it with
+/// nothing started.
+pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Result<Ready, RunError> {
     let budget = descriptor_budget(plan, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
     let owned_plan = Arc::new(plan.clone());
@@ -168,11 +189,37 @@ pub async fn run(
     let settings = personality_settings(plan);
     let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
     if let Some(first) = devices.first().filter(|_| plan.preflight) {
-        notes.extend(preflight::preflight(plan, &prepared.target, &settings[&first.personality], first).await?);
+        let check = preflight::preflight(plan, &prepared.target, &settings[&first.personality], first);
+        tokio::select! {
+            checked = check => notes.extend(checked?),
+            Ok(()) = interrupts.changed() => return Err(RunError::Interrupted),
+        }
     }
     if let Some(emulator) = &prepared.emulator {
         emulator.service.faults.arm();
     }
+    Ok(Ready { budget, prepared, owned_plan, devices, settings, notes })
+}
+
+impl Ready {
+    /// Runs the prepared plan until every device finished or `max_duration` passed (see [`run`]).
+    pub async fn run(
+        self,
+        interrupts: watch::Receiver<u32>,
+        on_tick: impl FnMut(&Tick),
+    ) -> Result<RunSummary, RunError> {
+        let plan = self.owned_plan.clone();
+        record(&plan, self, interrupts, on_tick).await
+    }
+}
+
+async fn record(
+    plan: &Plan,
+    ready: Ready,
+    interrupts: watch::Receiver<u32>,
+    mut on_tick: impl FnMut(&Tick),
+) -> Result<RunSummary, RunError> {
+    let Ready { budget, prepared, owned_plan, devices, settings, mut notes } = ready;
     let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::RunError;
 use crate::device::driver::{never_abort, now, run_device};
-use crate::device::{DeviceIdentity, FailureKind, FlowSettings, Outcome, Target, Transport};
+use crate::device::{DeviceIdentity, FailureKind, FlowSettings, Outcome, Step, Target, Transport};
 use crate::scenario::{Plan, TargetPlan};
 
 /// Attempts at most, when the failure may be the service's passing state.
@@ -39,6 +39,13 @@ pub(super) async fn preflight(
         };
         let reason = || explain(plan, target, identity, &kind, report.failure_detail.as_deref());
         if !passing(&kind) {
+            let registration_id = identity.registration_id.to_string();
+            return Err(RunError::Preflight { registration_id, reason: reason() });
+        }
+        // Under TLS 1.3 a server refuses a client certificate after the client's handshake is
+        // done: the refusal shows as the connection closing before CONNACK, every time.
+        let refused_certificate = plan.x509.is_some() && kind == FailureKind::ConnectionLost(Step::Connack);
+        if attempt >= ATTEMPTS && refused_certificate {
             let registration_id = identity.registration_id.to_string();
             return Err(RunError::Preflight { registration_id, reason: reason() });
         }
@@ -75,6 +82,10 @@ fn explain(
         }
         TargetPlan::Embedded { .. } => "the embedded emulator's CA".to_string(),
     };
+    let source = match (identity.source_address, plan.source_addresses.is_empty()) {
+        (Some(address), false) => format!(" from {address} (run.source_addresses)"),
+        _ => String::new(),
+    };
     let credentials = match &plan.x509 {
         Some(x509) => format!(
             "the device certificate of {} (from [devices] x509 CA {}, cached in {}): is that CA trusted by the \
@@ -90,8 +101,8 @@ fn explain(
         ),
     };
     match kind {
-        FailureKind::Connect | FailureKind::Timeout(crate::device::Step::TcpConnect) => {
-            format!("TCP connect to {} failed{said}: check [target].host and port", target.address)
+        FailureKind::Connect | FailureKind::Timeout(Step::TcpConnect) => {
+            format!("TCP connect to {}{source} failed{said}: check [target].host and port", target.address)
         }
         FailureKind::Tls if detail.is_some_and(|d| d.contains("invalid peer certificate")) => {
             format!("the server's certificate is not trusted{said}: check {ca}")
@@ -99,8 +110,12 @@ fn explain(
         FailureKind::Tls if plan.x509.is_some() => {
             format!("the TLS handshake failed{said}: check {credentials}")
         }
-        FailureKind::Tls => format!("the TLS handshake failed{said}: check {ca} and [target].tls"),
-        FailureKind::WebSocket | FailureKind::Timeout(crate::device::Step::WebSocketUpgrade) => {
+        FailureKind::Tls => format!("the TLS handshake failed{said}: check {ca} and [target].tls_versions"),
+        FailureKind::ConnectionLost(Step::Connack) if plan.x509.is_some() => format!(
+            "the connection closed before CONNACK, as a server refusing the client certificate closes it under \
+             TLS 1.3: check {credentials}"
+        ),
+        FailureKind::WebSocket | FailureKind::Timeout(Step::WebSocketUpgrade) => {
             let path = match &target.transport {
                 Transport::WebSocket { path, .. } => path.as_str(),
                 Transport::Mqtt => "",

@@ -201,7 +201,8 @@ struct X509Devices {
 
 impl DevicePreparer {
     fn new(plan: Arc<Plan>, roots: &Arc<rustls::RootCertStore>) -> Result<Self, RunError> {
-        let now_unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let now_unix =
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let expiry = super::misbehaving::expiry(plan.flow.misbehave, now_unix, plan.max_duration.as_secs() + 3600);
         let x509 = match &plan.x509 {
             Some(x509) => Some(X509Devices {

@@ -132,6 +132,9 @@ fn x509(devices: &DevicesSection, base: &Path) -> Result<Option<X509Plan>, Field
                     ),
                 ));
             }
+            // One spelling of the folder however the scenario was named (`s.toml`, `./s.toml`), so
+            // shards of one plan hash alike.
+            let ca_dir = std::fs::canonicalize(&ca_dir).unwrap_or(ca_dir);
             let cache = devices.x509_cache.as_ref().map(|c| base.join(c)).unwrap_or_else(|| ca_dir.join("devices"));
             Ok(Some(X509Plan { ca_dir, cache }))
         }

@@ -65,7 +65,7 @@ pub(super) fn group_key(
         (None, None) => {
             return match target {
                 _ if all_keyed => {
-                    Ok((SymmetricKey::random(), "no group key (each device has its own key or certificate)".into()))
+                    Ok((SymmetricKey::random(), "each device's own key, in devices.registration_ids_file".into()))
                 }
                 TargetPlan::Embedded { .. } => {
                     Ok((SymmetricKey::random(), "the embedded emulator's random group key".into()))

@@ -336,3 +336,80 @@ fn a_dry_run_uses_the_stated_quota_and_ceiling_on_this_machine_and_a_shards_own_
     assert!(stdout.contains("up to 1500 (") && stdout.contains("shard 0/2 of the plan's 3000"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run whose preflight fails leaves an old report under `--force` whole (it is set up and
+/// checked before its folder is touched); an interrupt during the preflight ends it at once;
+/// an embedded emulator's outage at second 0 counts from after the preflight, which passes.
+#[test]
+fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
+    let dir = temp_dir("edges-preflight-force");
+    let (_emulator, port) = deterministic_emulator(&dir);
+    let plan = scenario(&dir, &port, "");
+    let out = dir.join("old");
+    finish(run_to(&plan, &out, &[]), "the first run");
+    let files: Vec<(String, Vec<u8>)> = ["summary.json", "timeseries.csv", "latency.hlog", "report.html"]
+        .iter()
+        .map(|name| (name.to_string(), std::fs::read(out.join(name)).unwrap()))
+        .collect();
+    let wrong_key = "c2VjcmV0LWJ1dC13cm9uZy1rZXktb2YtZW5vdWdoLWxlbmd0aC10by1iZS1hLWtleQ==";
+    let output = Command::new(BIN)
+        .args(["run", plan.to_str().unwrap(), "--quiet", "--force", "--out"])
+        .arg(&out)
+        .env("BENCH_KEY", wrong_key)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    for (name, bytes) in &files {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name} of the old report is untouched");
+    }
+
+    // A target that accepts and never answers holds the preflight in its TLS handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let kept: Vec<_> = silent.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(15));
+        drop(kept);
+    });
+    let stalled =
+        std::fs::read_to_string(&plan).unwrap().replace(&format!("port = {port}"), &format!("port = {silent_port}"));
+    let stalled = write(&dir, "stalled.toml", &stalled);
+    let mut child = Command::new(BIN)
+        .args(["run", stalled.to_str().unwrap(), "--quiet", "--out"])
+        .arg(dir.join("never"))
+        .env("BENCH_KEY", TV1_GROUP_KEY)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(began.elapsed() < Duration::from_secs(5), "the interrupt did not end the preflight");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted before the run started"), "{stderr}");
+    assert!(!dir.join("never").exists());
+    let _ = held.join();
+
+    let outage = write(
+        &dir,
+        "outage.toml",
+        "name = \"outage\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n\
+         [target.faults]\noutage = { at_seconds = 0, for_seconds = 1 }\n[devices]\ncount = 20\n\
+         [arrival]\nrate = 10\n[run]\nmax_duration_seconds = 30\nmax_schedule_lag_p99_ms = 5000\n",
+    );
+    let output =
+        dpsbench(&["run", outage.to_str().unwrap(), "--quiet", "--out", dir.join("outage").to_str().unwrap()], &[]);
+    assert_ne!(output.status.code(), Some(2), "the preflight passed: {}", text(&output.stderr));
+    let result = summary(&dir.join("outage"));
+    assert_eq!(result["emulator"]["faults"]["outage"], 1, "the outage came after the preflight: {result}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
