@@ -292,11 +292,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.pem"), crate::tls::ServerIdentity::generate(&[]).unwrap().ca_pem()).unwrap();
         let text = "name = \"h\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"0ne00HASH01\"\n\
-                    ca_certificate = \"ca.pem\"\n[devices]\ncount = 10\n[arrival]\nrate = 5\n";
+                    ca_certificate = \"ca.pem\"\n[devices]\ncount = 10\ngroup_key_env = \"K\"\n[arrival]\nrate = 5\n";
         let key = crate::credentials::SymmetricKey::random().to_base64();
-        let text = text.replace("count = 10", &format!("count = 10\ngroup_key_env = \"K\""));
         let hash = |path: std::path::PathBuf| {
-            let file = crate::toml_file::parse(&text).expect("parses");
+            let file = crate::toml_file::parse(text).expect("parses");
             plan_hash(&Plan::resolve(file, &path, &|_| Some(key.clone())).expect("resolves"))
         };
         let plain = hash(dir.join("s.toml"));

@@ -188,7 +188,10 @@ pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Resu
     let devices = prepare::lookahead(&owned_plan, &prepared.roots)?;
     let settings = personality_settings(plan);
     let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
-    if let Some(first) = devices.first().filter(|_| plan.preflight) {
+    // A failing control (`[devices] misbehave`) breaks the flow on purpose: a preflight would
+    // refuse the control itself.
+    let preflight = plan.preflight && plan.flow.misbehave.is_empty();
+    if let Some(first) = devices.first().filter(|_| preflight) {
         let check = preflight::preflight(plan, &prepared.target, &settings[&first.personality], first);
         tokio::select! {
             checked = check => notes.extend(checked?),

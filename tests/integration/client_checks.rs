@@ -232,6 +232,8 @@ fn spawn_judging_emulator(dir: &Path, report: &Path, exit_after: u64, extra: &[&
     crate::cli::spawn_emulator_with(&config, &dir.join("ca.pem"), &args)
 }
 
+/// A fleet of `devices` against a judging emulator, one connection each (no preflight: the
+/// emulator's `--exit-after` counts the fleet's connections).
 fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &str) -> PathBuf {
     crate::cli::write(
         dir,
@@ -240,7 +242,7 @@ fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &str) -> Pat
             "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
              ca_certificate = \"ca.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = {devices}\n\
              registration_id = \"fw-{{index:03}}\"\ngroup_key_env = \"BENCH_KEY\"\nmisbehave = [{misbehave}]\n\
-             [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
+             [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\npreflight = false\n"
         ),
     )
 }
