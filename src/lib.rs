@@ -4,11 +4,12 @@
 //!
 //! ```text
 //!  cli ──► runner ─────────────────► device::driver ──► device::flow ──► device::Observer
-//!   │      (arrival × flow × stop;     (socket, TLS,       (sans IO)            ▲ implemented by
-//!   │       folds reports into         WebSocket,                               │
-//!   │       metrics and the passive    deadlines, clock)             conformance::passive
-//!   │       tally; seeds device RNGs)                                (CheckLog, PassiveTally;
-//!   │        │                                                        sans IO)
+//!   │      (prepare: target, the      (socket, TLS,       (sans IO)            ▲ implemented by
+//!   │       devices' lookahead, the   WebSocket,                               │
+//!   │       preflight; then arrival   deadlines, clock)             conformance::passive
+//!   │       × flow × stop, folding                                   (CheckLog, PassiveTally;
+//!   │       reports into metrics)                                     sans IO)
+//!   │        │
 //!   │        ├─► scenario (TOML → Plan) ──► arrival (when devices start; sans IO)
 //!   │        ├─► shard (K of N: its devices, starts, concurrency; the plan hash; sans IO)
 //!   │        ├─► metrics (HDR histograms per metrics::Phase, Summary; sans IO)
