@@ -57,9 +57,12 @@ pub const EXIT_USAGE: i32 = 2;
 /// Exit code for a run the generator could not keep (see `validity` in summary.json).
 pub const EXIT_INVALID: i32 = 3;
 
+/// `--version`: the package's version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DPSBENCH_COMMIT"), ")");
+
 /// Load generation and conformance benchmarks for Azure IoT Hub DPS over MQTT.
 #[derive(Debug, Parser)]
-#[command(name = "dpsbench", version, about, long_about = None)]
+#[command(name = "dpsbench", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -80,14 +83,22 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
     ///
+    /// The configuration file's format (ID scope, hubs, enrollment groups and individual
+    /// enrollments, quotas, [faults], [deviations]) is in README.md, "The emulator's
+    /// configuration"; without --config it serves one group with a random key.
+    ///
     /// With --client-report it also judges every client it serves against the client checks
     /// and writes clients.json, clients.md and clients.junit.xml when it stops. Exit status: 0,
     /// or 1 when a client broke a must-check (with --client-report), 2 for bad input.
     Emulator(EmulatorArgs),
     /// Derive per-device keys from an enrollment group key.
+    ///
+    /// Exit status: 0, or 2 for bad input (a missing or invalid key, a bad registration ID).
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print a SAS token (MQTT password) for one device.
+    ///
+    /// Exit status: 0 (a past expiry too, with a warning), or 2 for bad input.
     // The usage is spelled out: clap's own shows a flag given on the command line as required.
     #[command(override_usage = TOKEN_USAGE)]
     Token(TokenArgs),
@@ -96,6 +107,8 @@ pub enum Command {
     /// Writes root.pem and intermediate.pem with their keys (0600) into --out, unless they exist
     /// already, then mints (or keeps) one ECDSA P-256 certificate per device, subject CN = its
     /// registration ID, into --out/devices. Trust root.pem in an X.509 enrollment group.
+    ///
+    /// Exit status: 0, or 2 for bad input or a folder that cannot be written.
     Certs(CertsArgs),
     /// Probe a target against what the DPS MQTT documentation promises.
     ///
@@ -108,7 +121,7 @@ pub enum Command {
     /// (with --require-all: and none was skipped), 1 when any fails, 2 when the suite could not run.
     #[command(override_usage = CONFORM_USAGE)]
     Conform(ConformArgs),
-    /// Re-render a run's reports, or compare two runs and gate on regressions.
+    /// Re-render a run's reports, compare runs and gate on regressions, or merge shards' reports.
     #[command(subcommand)]
     Report(ReportCommand),
     /// Print a shell completion script, e.g. `dpsbench completions bash > ~/.local/share/bash-completion/completions/dpsbench`.
@@ -200,7 +213,8 @@ pub struct ConformArgs {
 pub struct RunArgs {
     /// Scenario file (TOML), e.g. scenarios/quickstart.toml.
     pub scenario: PathBuf,
-    /// Folder for summary.json [default: a new folder under reports/].
+    /// Folder for the run's reports: summary.json, report.md, report.html, timeseries.csv,
+    /// latency.hlog (and devices.csv) [default: a new folder under reports/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Overwrite the report already in --out.

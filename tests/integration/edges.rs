@@ -413,3 +413,26 @@ fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
     assert_eq!(result["emulator"]["faults"]["outage"], 1, "the outage came after the preflight: {result}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 24, item 7: the help says what a user needs (exit codes, where formats are documented,
+/// what a folder holds), and --version names the commit.
+#[test]
+fn help_names_exit_codes_formats_and_the_commit() {
+    // Words as a reader sees them, whatever the terminal width wrapped.
+    let help = |args: &[&str]| text(&dpsbench(args, &[]).stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    for command in ["emulator", "certs", "keys", "token", "run", "conform"] {
+        assert!(help(&[command, "--help"]).contains("Exit status"), "{command} --help names its exit codes");
+    }
+    assert!(help(&["emulator", "--help"]).contains("The emulator's configuration"), "where the format is");
+    assert!(help(&["report", "--help"]).contains("merge"), "report --help lists merge");
+    let run = help(&["run", "--help"]);
+    assert!(run.contains("report.html") && run.contains("latency.hlog"), "what --out holds: {run}");
+    let version = help(&["--version"]);
+    assert!(version.starts_with("dpsbench ") && version.contains("commit"), "{version}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shells = help(&["completions", "--help"]);
+    let listed = readme.lines().find(|l| l.contains("`dpsbench completions")).expect("README lists completions");
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        assert!(shells.contains(shell) && listed.contains(shell), "{shell}: {listed}");
+    }
+}
