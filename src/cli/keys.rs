@@ -42,7 +42,7 @@ pub struct TokenArgs {
     pub registration_id: String,
     /// Expiry: a duration from now (`90s`, `30m`, `1h`, `7d`) or an instant in Unix seconds
     /// (`1767225600`; a past expiry is printed too, for test vectors, with a warning on stderr).
-    #[arg(long, value_name = "DURATION|UNIX_SECONDS", value_parser = parse_expiry)]
+    #[arg(long, value_name = "WHEN", value_parser = parse_expiry)]
     pub expiry: Expiry,
     /// Environment variable holding the device key.
     #[arg(long, value_name = "VAR", default_value = "DPS_DEVICE_KEY", conflicts_with = "key_file")]

@@ -47,7 +47,7 @@ pub use keys::{DeriveArgs, KeysCommand, TokenArgs};
 use out_folder::OutFolder;
 pub use reports::{CompareArgs, MergeArgs, RenderArgs, ReportCommand};
 
-const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <DURATION|UNIX_SECONDS> \
+const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <WHEN> \
                            [--key-env <VAR> | --key-file <FILE>]";
 const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --id-scope <S> [--ca <PEM>]] \
                              [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
@@ -97,10 +97,9 @@ pub enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Print a SAS token (MQTT password) for one device.
-    ///
-    /// Exit status: 0 (a past expiry too, with a warning), or 2 for bad input.
     // The usage is spelled out: clap's own shows a flag given on the command line as required.
-    #[command(override_usage = TOKEN_USAGE)]
+    // The exit status goes after the options, so the help stays in its short, one-line form.
+    #[command(override_usage = TOKEN_USAGE, after_help = "Exit status: 0 (a past expiry too, with a warning), or 2 for bad input.")]
     Token(TokenArgs),
     /// Create a test CA hierarchy and device certificates for X.509 attestation.
     ///

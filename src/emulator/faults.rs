@@ -146,6 +146,9 @@ pub struct Faults {
     /// Each reply delayed uniformly within `[min, max]`.
     pub reply_delay: Option<(Duration, Duration)>,
     pub outage: Option<Outage>,
+    /// Held from the start until [`Injector::arm`]: the embedded emulator of a run, whose
+    /// preflight must neither meet a fault nor use one up (an outage counts from the arming).
+    pub held: bool,
 }
 
 impl Faults {
@@ -281,7 +284,8 @@ pub struct Injector {
 impl Injector {
     pub fn new(faults: Faults) -> Self {
         let rng = Mutex::new(SmallRng::seed_from_u64(faults.seed));
-        Self { faults, rng, armed: true.into(), armed_now: tokio::sync::Notify::new(), counts: FaultCounts::default() }
+        let armed = (!faults.held).into();
+        Self { faults, rng, armed, armed_now: tokio::sync::Notify::new(), counts: FaultCounts::default() }
     }
 
     /// Holds every fault (none strikes) until [`Injector::arm`].

@@ -65,7 +65,10 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
             config.retry_after_seconds = *retry_after_seconds;
             config.assign_delay = *assign_delay;
             config.quota = *quota;
+            // Held from the start (the server must not see them armed even for a moment): the
+            // runner arms them once the preflight passed.
             config.faults = faults.clone();
+            config.faults.held = true;
             if let Some(x509) = &plan.x509 {
                 trust_ca_dir(&mut config, &x509.ca_dir)?;
             }
@@ -75,8 +78,6 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
                 _ => TlsVersions::Tls12And13,
             };
             let mut emulator = emulator::start_on_loopback_with(config, accepts.into())?;
-            // Faults wait for the preflight (the runner arms them once it passed).
-            emulator.handle.service.faults.hold();
             let address = match transport {
                 Transport::Mqtt => emulator.handle.address,
                 Transport::WebSocket { .. } => {
