@@ -42,7 +42,8 @@ fn kind(block: &str) -> Kind {
     let top_level = |key: &str| block.lines().take_while(|l| !l.starts_with('[')).any(|l| l.starts_with(key));
     if block.contains("[[waiver]]") {
         Kind::Waivers
-    } else if top_level("id_scope") && top_level("hubs") {
+    } else if top_level("id_scope") {
+        // A scenario's ID scope is in its [target]; only the emulator's file has one on top.
         Kind::EmulatorConfig
     } else {
         Kind::Scenario
