@@ -304,9 +304,18 @@ async fn handshake(
     stream: TcpStream,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let peer = stream.peer_addr().ok();
-    match timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(error)) => {
+    let attempt = async {
+        // A connection closed before its first byte is a reachability check (dpsbench's own
+        // before a run, a health check), not a failed handshake.
+        if matches!(stream.peek(&mut [0u8; 1]).await, Ok(0)) {
+            return None;
+        }
+        Some(tls.accept(stream).await)
+    };
+    match timeout(HANDSHAKE_TIMEOUT, attempt).await {
+        Ok(None) => None,
+        Ok(Some(Ok(stream))) => Some(stream),
+        Ok(Some(Err(error))) => {
             service.stats.tls_failures.add(&handshake_failure(&error));
             if let Some(judge) = &service.judge
                 && offered_no_tls12(&error)
