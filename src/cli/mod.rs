@@ -360,7 +360,7 @@ async fn run(args: RunArgs) -> Result<i32> {
     let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     plan.device_records = args.devices_csv;
     if args.dry_run {
-        say(&report::dry_run(&plan));
+        say(&overrides::dry_run(&plan, &applied));
         return Ok(0);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));

@@ -100,6 +100,18 @@ fn blame(applied: &[Applied], error: ScenarioError, from_file: bool) -> anyhow::
     }
 }
 
+/// `--dry-run`'s plan, with a line after the scenario's naming the overrides and the fields
+/// they replaced (`overrides   --rate 50 (arrival.rate)`).
+pub fn dry_run(plan: &Plan, applied: &[Applied]) -> String {
+    let printed = crate::report::dry_run(plan);
+    if applied.is_empty() {
+        return printed;
+    }
+    let listed: Vec<String> = applied.iter().map(|a| format!("{} {} ({})", a.flag, a.value, a.field)).collect();
+    let (first, rest) = printed.split_once('\n').unwrap_or((&printed, ""));
+    format!("{first}\noverrides   {}\n{rest}", listed.join(", "))
+}
+
 impl OverrideArgs {
     fn overrides(&self) -> Result<Overrides> {
         let cwd = || std::env::current_dir().context("cannot read the working directory");

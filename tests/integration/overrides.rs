@@ -211,6 +211,12 @@ fn a_bad_override_is_exit_2_naming_the_flag_and_leaves_nothing() {
         }
         assert!(!out.exists(), "{args:?} left {} behind", out.display());
     }
+    // The dry run says what the flags replaced, beside the plan they make.
+    let dry = dpsbench(&["run", closed, "--concurrency", "7", "--dry-run"], &[]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    let printed = text(&dry.stdout);
+    assert!(printed.contains("overrides   --concurrency 7 (arrival.concurrency)"), "{printed}");
+    assert!(printed.contains("closed, 7 in flight"), "{printed}");
     let bad_target = dpsbench(&["run", "--target", "http://x", "--dry-run"], &[]);
     assert_eq!(bad_target.status.code(), Some(2));
     assert!(text(&bad_target.stderr).contains("--target"), "{}", text(&bad_target.stderr));
