@@ -86,7 +86,7 @@ pub enum Command {
     ///
     /// The configuration file's format (ID scope, hubs, enrollment groups and individual
     /// enrollments, quotas, [faults], [deviations]) is in README.md, "The emulator's
-    /// configuration"; without --config it serves one group with a random key.
+    /// configuration"; examples/emulator.toml is a complete one to start from.
     ///
     /// With --client-report it also judges every client it serves against the client checks
     /// and writes clients.json, clients.md and clients.junit.xml when it stops. Exit status: 0,
@@ -251,7 +251,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Emulator configuration (TOML): id_scope, hubs, enrollments, delays.
+    /// Emulator configuration (TOML): id_scope (required), hubs, enrollments, delays.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Address to listen on, e.g. 127.0.0.1:8883 (port 0 picks a free port).

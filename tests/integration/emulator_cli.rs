@@ -16,9 +16,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
 /// Starts the emulator on a free port; returns it with its ready line.
 fn start(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
+    start_with(config, ca_out, &[])
+}
+
+/// [`start`] with `extra` arguments.
+pub fn start_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
     let mut child = Command::new(BIN)
         .args(["emulator", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .args(["--ca-out", ca_out.to_str().unwrap()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::cli::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::cli::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
 
 fn summary_in(out: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
@@ -125,31 +125,24 @@ fn target_points_a_scenario_at_a_standalone_emulator() {
     let dir = temp_dir("target-flag");
     let config = crate::emulator_cli::one_group_config(&dir, "0ne00OVER01");
     let ca = dir.join("ca.pem");
-    let (_emulator, port) = spawn_emulator(&config, &ca);
+    let (_emulator, ready) = crate::emulator_cli::start_with(&config, &ca, &["--ws-listen", "127.0.0.1:0"]);
+    // "listening on 127.0.0.1:P, MQTT over WebSocket on 127.0.0.1:W (...)"
+    let ports: Vec<&str> = ready.split_whitespace().filter_map(|w| w.strip_prefix("127.0.0.1:")).collect();
+    let (port, ws_port) = match ports[..] {
+        [port, ws_port] => (port.trim_end_matches(','), ws_port),
+        _ => panic!("two addresses expected in {ready:?}"),
+    };
     let target = format!("mqtts://127.0.0.1:{port}");
+    // A quick run at the standalone emulator, with what a remote target takes from the flags.
+    let remote_run = |target: &str, count: &str, out: &std::path::Path| {
+        let ca = ca.to_str().unwrap();
+        let flags = ["--target", target, "--id-scope", "0ne00OVER01", "--ca", ca, "--key-env", "BENCH_KEY"];
+        let rest = ["--count", count, "--rate", "40", "--out", out.to_str().unwrap(), "-q"];
+        let run = dpsbench(&[&["run"][..], &flags, &rest].concat(), &[("BENCH_KEY", TV1_GROUP_KEY)]);
+        assert_ran(&run, out)
+    };
     let out = dir.join("out");
-    let run = dpsbench(
-        &[
-            "run",
-            "--target",
-            &target,
-            "--id-scope",
-            "0ne00OVER01",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--key-env",
-            "BENCH_KEY",
-            "--count",
-            "8",
-            "--rate",
-            "40",
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-        &[("BENCH_KEY", TV1_GROUP_KEY)],
-    );
-    let summary = assert_ran(&run, &out);
+    let summary = remote_run(&target, "8", &out);
     assert_eq!((summary["target"]["kind"].as_str(), summary["devices"]["assigned"].as_u64()), (Some("dps"), Some(8)));
     assert_eq!(summary["target"]["address"], format!("127.0.0.1:{port}"));
     let flags: Vec<String> =
@@ -158,6 +151,13 @@ fn target_points_a_scenario_at_a_standalone_emulator() {
         flags.contains(&format!("--target {target}")) && flags.contains(&"--key-env BENCH_KEY".into()),
         "{flags:?}"
     );
+    // The same devices over MQTT over WebSocket: wss:// makes the transport WebSocket.
+    let ws = dir.join("ws");
+    let ws_target = format!("wss://127.0.0.1:{ws_port}");
+    let summary = remote_run(&ws_target, "3", &ws);
+    assert_eq!(summary["devices"]["assigned"], 3);
+    assert_eq!(summary["target"]["address"], format!("127.0.0.1:{ws_port}"));
+    assert!(summary["phases"]["ws_upgrade"]["count"].as_u64().unwrap_or(0) >= 3, "{}", summary["phases"]);
     // Back to the embedded emulator from a dps scenario: its address and CA are dropped.
     let remote = write(
         &dir,
