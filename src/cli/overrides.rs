@@ -42,7 +42,7 @@ pub struct OverrideArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<f64>,
     /// Where devices connect: `embedded`, or a DPS endpoint mqtts://HOST[:PORT] (8883 by
-    /// default) or wss://HOST[:PORT] (443). From an embedded scenario it needs --id-scope; the
+    /// default; the scheme may be left out) or wss://HOST[:PORT] (443). From an embedded scenario it needs --id-scope; the
     /// group key then comes from --key-env or --key-file (a quick run: DPS_GROUP_KEY).
     #[arg(long, value_name = "TARGET", value_parser = TargetOverride::parse)]
     pub target: Option<TargetOverride>,

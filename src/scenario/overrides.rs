@@ -44,7 +44,8 @@ pub enum TargetOverride {
 }
 
 impl TargetOverride {
-    /// Parses `embedded`, `mqtts://HOST[:PORT]` or `wss://HOST[:PORT]` (IPv6 in brackets).
+    /// Parses `embedded`, `mqtts://HOST[:PORT]`, `wss://HOST[:PORT]` or a bare `HOST[:PORT]`
+    /// (MQTT over TLS); IPv6 in brackets.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text == "embedded" {
             return Ok(TargetOverride::Embedded);
@@ -52,7 +53,10 @@ impl TargetOverride {
         let (transport, rest) = match (text.strip_prefix("mqtts://"), text.strip_prefix("wss://")) {
             (Some(rest), _) => (TransportKind::Mqtt, rest),
             (None, Some(rest)) => (TransportKind::Websocket, rest),
-            (None, None) => return Err("expected embedded, mqtts://HOST[:PORT] or wss://HOST[:PORT]".into()),
+            (None, None) if text.contains("://") => {
+                return Err("expected embedded, mqtts://HOST[:PORT], wss://HOST[:PORT] or HOST[:PORT]".into());
+            }
+            (None, None) => (TransportKind::Mqtt, text),
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
@@ -292,5 +296,82 @@ fn describe(target: &TargetOverride) -> String {
                 None => format!("{scheme}://{host}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dps(host: &str, port: Option<u16>, transport: TransportKind) -> TargetOverride {
+        TargetOverride::Dps { host: host.into(), port, transport }
+    }
+
+    #[test]
+    fn targets_parse_as_typed_and_print_back() {
+        for (text, parsed) in [
+            ("embedded", TargetOverride::Embedded),
+            ("mqtts://127.0.0.1:8883", dps("127.0.0.1", Some(8883), TransportKind::Mqtt)),
+            ("mqtts://dps.example.com", dps("dps.example.com", None, TransportKind::Mqtt)),
+            ("wss://[::1]:4443", dps("::1", Some(4443), TransportKind::Websocket)),
+            ("127.0.0.1:8883", dps("127.0.0.1", Some(8883), TransportKind::Mqtt)),
+        ] {
+            assert_eq!(TargetOverride::parse(text), Ok(parsed.clone()), "{text}");
+            let printed = describe(&parsed);
+            assert_eq!(TargetOverride::parse(&printed), Ok(parsed), "{printed} reads back");
+        }
+        for bad in ["http://x", "mqtts://", "mqtts://h:port", "mqtts://a b"] {
+            assert!(TargetOverride::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn file(text: &str) -> ScenarioFile {
+        crate::toml_file::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_new_address_keeps_the_rest_of_a_dps_target_and_the_transport_details() {
+        let mut scenario = file(
+            "name = \"n\"\n[target]\nkind = \"dps\"\nhost = \"a.example\"\nid_scope = \"S1\"\nca_certificate = \"ca.pem\"\n\
+             server_name = \"a.example\"\nmax_devices_per_second = 5.0\nwebsocket_path = \"/\"\ntransport = \"websocket\"\n",
+        );
+        let overrides =
+            Overrides { target: Some(dps("b.example", Some(9), TransportKind::Websocket)), ..Overrides::default() };
+        let applied = overrides.apply(&mut scenario).unwrap();
+        let TargetSection::Dps {
+            host,
+            port,
+            id_scope,
+            ca_certificate,
+            server_name,
+            max_devices_per_second,
+            transport,
+            ..
+        } = scenario.target
+        else {
+            panic!("still a dps target")
+        };
+        assert_eq!((host.as_str(), port, id_scope.as_str()), ("b.example", Some(9), "S1"));
+        assert_eq!((ca_certificate, max_devices_per_second), (Some(PathBuf::from("ca.pem")), Some(5.0)));
+        assert_eq!(server_name, None, "the old host's name is not checked against the new one");
+        assert_eq!((transport.transport, transport.websocket_path.as_deref()), (TransportKind::Websocket, Some("/")));
+        assert_eq!(
+            applied,
+            [Applied { flag: "--target".into(), value: "wss://b.example:9".into(), field: "target".into() }]
+        );
+    }
+
+    #[test]
+    fn a_refused_field_is_blamed_on_the_flag_behind_it() {
+        let applied = |flag: &str, field: &str| Applied { flag: flag.into(), value: "v".into(), field: field.into() };
+        let refused = |field: &'static str| ScenarioError::Field { path: "s.toml".into(), field, reason: "no".into() };
+        let given =
+            [applied("--rate", "arrival.rate"), applied("--target", "target"), applied("--count", "devices.count")];
+        let culprit = |field| Overrides::culprit(&given, &refused(field)).map(|a| a.flag.as_str());
+        assert_eq!(culprit("arrival.rate"), Some("--rate"));
+        assert_eq!(culprit("arrival"), Some("--rate"), "the plan's peak comes from the rate");
+        assert_eq!(culprit("target.id_scope"), Some("--target"));
+        assert_eq!(culprit("devices.count"), Some("--count"));
+        assert_eq!(culprit("flow.api_version"), None, "no flag set it");
     }
 }
