@@ -53,6 +53,7 @@
 //! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 
 pub mod arrival;
+pub mod certificates;
 pub mod cli;
 pub mod conformance;
 pub mod credentials;

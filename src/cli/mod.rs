@@ -17,6 +17,7 @@ mod early_warning;
 mod emulator_log;
 mod emulator_processes;
 mod files;
+mod issuer_out;
 mod keys;
 mod merge;
 mod metrics_endpoint;
@@ -256,6 +257,10 @@ pub struct EmulatorArgs {
     /// Write the CA certificate clients must trust to this file (PEM).
     #[arg(long, value_name = "PEM")]
     pub ca_out: Option<PathBuf>,
+    /// Write the certificate of the CA that signs the operational certificates issued at
+    /// registration (enrollments with issue_certificates) to this file (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub issuer_ca_out: Option<PathBuf>,
     /// Also serve MQTT over WebSocket (wss, paths /$iothub/websocket and /, subprotocol mqtt)
     /// on this address, e.g. 127.0.0.1:443.
     #[arg(long, value_name = "ADDR")]
@@ -629,6 +634,7 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     // Every device connection is a descriptor: serve as many as the hard limit allows.
     runner::raise_open_files_limit();
     let (config, service_config) = EmulatorConfig::load(&args.config)?;
+    issuer_out::write(args.issuer_ca_out.as_deref(), &config, &service_config, args.processes)?;
     let identity = match &config.tls {
         Some(files) => {
             let base = args.config.parent().unwrap_or(Path::new("."));

@@ -11,6 +11,7 @@ mod first_hour;
 mod flow;
 mod gates;
 mod hostile;
+mod issuance;
 mod live_metrics;
 mod load;
 mod plan_size;

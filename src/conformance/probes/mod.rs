@@ -172,6 +172,7 @@ impl ProbeTarget {
             personality: crate::device::Personality::Dpsbench,
             payload: None,
             client_tls: None,
+            certificate_request: None,
         }
     }
 

@@ -21,6 +21,7 @@ fn flow_seeded(settings: FlowSettings, seed: u64) -> (Flow, Instant) {
         personality: Default::default(),
         payload: None,
         client_tls: None,
+        certificate_request: None,
     };
     let t0 = Instant::now();
     (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0), DeviceRng::seed_from_u64(seed), ()), t0)
