@@ -186,6 +186,54 @@ pub struct VerifiedChain {
     pub validity_days: i64,
 }
 
+/// Whether an issued chain has the preview's shape: not empty, every entry base64 of a DER
+/// X.509 certificate, the leaf first (the first is no CA, every later one is). Why not, if not.
+pub fn chain_shape(chain: &[String]) -> Result<(), String> {
+    if chain.is_empty() {
+        return Err("empty".into());
+    }
+    for (at, entry) in chain.iter().enumerate() {
+        let der = BASE64.decode(entry).map_err(|_| format!("entry {at} is not base64"))?;
+        let (_, certificate) =
+            X509Certificate::from_der(&der).map_err(|_| format!("entry {at} is not a DER X.509 certificate"))?;
+        if certificate.is_ca() != (at > 0) {
+            return Err(match at {
+                0 => "the first certificate is a CA: the leaf is not first".into(),
+                _ => format!("entry {at} is not a CA, after the leaf"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What the issued end-entity certificate of a chain says: the first certificate that is no CA
+/// (the first, whatever it is, when all are), wherever it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedLeaf {
+    /// DER SubjectPublicKeyInfo.
+    pub public_key: Vec<u8>,
+    pub common_name: Option<String>,
+    /// `notAfter - notBefore`, in seconds.
+    pub validity_seconds: i64,
+}
+
+impl IssuedLeaf {
+    /// The leaf of `chain` (base64 DER); `None` when an entry does not decode.
+    pub fn of(chain: &[String]) -> Option<Self> {
+        let ders: Vec<Vec<u8>> = chain.iter().map(|b64| BASE64.decode(b64).ok()).collect::<Option<_>>()?;
+        let parsed: Vec<X509Certificate<'_>> =
+            ders.iter().map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c)).collect::<Option<_>>()?;
+        let leaf = parsed.iter().find(|c| !c.is_ca()).or(parsed.first())?;
+        let common_name = leaf.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(String::from);
+        let validity = leaf.validity();
+        Some(Self {
+            public_key: leaf.public_key().raw.to_vec(),
+            common_name,
+            validity_seconds: validity.not_after.timestamp() - validity.not_before.timestamp(),
+        })
+    }
+}
+
 /// Checks an issued chain (base64 DER, leaf first) against the request that asked for it: every
 /// entry decodes, the leaf's key is the CSR's, its CN is the registration ID (or `device_id`),
 /// `now_unix` is inside its validity window, each certificate is signed by the next, and, with

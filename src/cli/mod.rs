@@ -11,6 +11,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+mod certs_issuing;
 mod client_report;
 mod conform;
 mod early_warning;
@@ -149,6 +150,11 @@ pub struct CertsArgs {
     /// Index of the first device.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub start_index: u64,
+    /// Also write emulator.toml (an X.509 group trusting root.pem that issues operational
+    /// certificates at registration) and scenario.toml (devices that onboard with these
+    /// certificates and ask for one), unless they exist.
+    #[arg(long)]
+    pub issuing: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +213,11 @@ pub struct ConformArgs {
     /// for DPS-AUTH-005 [default with --target: none, and that check is skipped].
     #[arg(long, value_name = "DIR")]
     pub x509_ca_dir: Option<PathBuf>,
+    /// PEM file of the CA the target's enrollment group issues operational certificates with
+    /// (api-version 2025-07-01-preview), for the DPS-CERT checks [default with --target: none,
+    /// and those checks are skipped; for the emulator, its --issuer-ca-out].
+    #[arg(long, value_name = "PEM")]
+    pub issuer_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +355,9 @@ fn certs(args: CertsArgs) -> Result<i32> {
     outln!("CA: {} (trust it in an X.509 enrollment group)", args.out.join("root.pem").display());
     if args.count > 0 {
         outln!("{} device certificates in {}", args.count, devices.display());
+    }
+    if args.issuing {
+        certs_issuing::write(&args.out, &args.registration_id, args.count)?.iter().for_each(|line| outln!("{line}"));
     }
     Ok(0)
 }

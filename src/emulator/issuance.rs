@@ -17,6 +17,7 @@ use rcgen::{
 };
 use rustls_pki_types::CertificateDer;
 
+use super::Deviations;
 use crate::credentials::RegistrationId;
 use crate::x509::X509Error;
 
@@ -93,31 +94,108 @@ impl IssuingCa {
         validity_days: u32,
         wall: SystemTime,
     ) -> Result<Vec<String>, CsrRefusal> {
+        self.sign_deviating(csr_base64, registration_id, validity_days, wall, &Deviations::default())
+    }
+
+    /// [`IssuingCa::sign`] as a DPS with `deviations` would (the `issue_*`, `accept_bad_csr` and
+    /// `issued_chain_reversed` switches).
+    pub fn sign_deviating(
+        &self,
+        csr_base64: &str,
+        registration_id: &RegistrationId,
+        validity_days: u32,
+        wall: SystemTime,
+        deviations: &Deviations,
+    ) -> Result<Vec<String>, CsrRefusal> {
         let der = BASE64.decode(csr_base64.trim()).map_err(|_| CsrRefusal::Malformed)?;
-        let request = CertificateSigningRequestParams::from_der(&der.as_slice().into()).map_err(|e| match e {
-            rcgen::Error::InvalidCertificationRequestSignature => CsrRefusal::BadSignature,
-            rcgen::Error::UnsupportedSignatureAlgorithm => CsrRefusal::UnsupportedKey,
-            _ => CsrRefusal::Malformed,
-        })?;
-        let algorithm = request.public_key.algorithm();
+        let public_key = match CertificateSigningRequestParams::from_der(&der.as_slice().into()) {
+            Ok(request) => SigningRequestKey::Checked(request.public_key),
+            Err(rcgen::Error::InvalidCertificationRequestSignature) if deviations.accept_bad_csr => {
+                SigningRequestKey::Unchecked(unchecked_key(&der).ok_or(CsrRefusal::Malformed)?)
+            }
+            Err(rcgen::Error::InvalidCertificationRequestSignature) => return Err(CsrRefusal::BadSignature),
+            Err(rcgen::Error::UnsupportedSignatureAlgorithm) => return Err(CsrRefusal::UnsupportedKey),
+            Err(_) => return Err(CsrRefusal::Malformed),
+        };
+        let algorithm = rcgen::PublicKeyData::algorithm(&public_key);
         if algorithm != &rcgen::PKCS_ECDSA_P256_SHA256 && algorithm != &rcgen::PKCS_ECDSA_P384_SHA384 {
             return Err(CsrRefusal::UnsupportedKey);
         }
-        let common_name = common_name_of(&der);
-        if !common_name.is_some_and(|cn| cn.eq_ignore_ascii_case(registration_id.as_str())) {
+        if !common_name_of(&der).is_some_and(|cn| cn.eq_ignore_ascii_case(registration_id.as_str())) {
             return Err(CsrRefusal::CommonName);
         }
-        let now = time::OffsetDateTime::from(wall);
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|_| CsrRefusal::Malformed)?;
-        params.distinguished_name.push(DnType::CommonName, registration_id.as_str());
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before = now - BACKDATE;
-        params.not_after = now + time::Duration::days(validity_days.into());
-        params.serial_number = Some(rand::random::<[u8; 16]>().map(|b| b & 0x7f).to_vec().into());
-        let leaf = params.signed_by(&request.public_key, &self.issuer).map_err(|_| CsrRefusal::Malformed)?;
-        Ok(vec![BASE64.encode(leaf.der()), BASE64.encode(&self.der)])
+        let common_name = match deviations.issue_wrong_cn {
+            true => format!("issued-{registration_id}"),
+            false => registration_id.to_string(),
+        };
+        let validity_days = if deviations.issue_long_validity { 365 } else { validity_days };
+        let params = leaf_params(&common_name, validity_days, wall).map_err(|_| CsrRefusal::Malformed)?;
+        let leaf = match deviations.issue_for_other_key {
+            true => KeyPair::generate().and_then(|other| params.signed_by(&other, &self.issuer)),
+            false => params.signed_by(&public_key, &self.issuer),
+        };
+        let leaf = leaf.map_err(|_| CsrRefusal::Malformed)?;
+        let mut chain = vec![BASE64.encode(leaf.der()), BASE64.encode(&self.der)];
+        if deviations.issued_chain_reversed {
+            chain.reverse();
+        }
+        Ok(chain)
     }
+
+    /// A chain for a key of the emulator's own making (the `chain_without_csr` deviation).
+    fn sign_unrequested(
+        &self,
+        registration_id: &RegistrationId,
+        validity_days: u32,
+        wall: SystemTime,
+    ) -> Option<Vec<String>> {
+        let request =
+            crate::certificates::CertificateRequest::generate(Default::default(), registration_id.as_str()).ok()?;
+        self.sign(&request.csr_base64, registration_id, validity_days, wall).ok()
+    }
+}
+
+/// The key of a CSR: checked against the request's signature, or (a deviation) not.
+enum SigningRequestKey {
+    Checked(rcgen::PublicKey),
+    Unchecked(rcgen::SubjectPublicKeyInfo),
+}
+
+impl rcgen::PublicKeyData for SigningRequestKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            SigningRequestKey::Checked(key) => key.der_bytes(),
+            SigningRequestKey::Unchecked(key) => key.der_bytes(),
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            SigningRequestKey::Checked(key) => rcgen::PublicKeyData::algorithm(key),
+            SigningRequestKey::Unchecked(key) => key.algorithm(),
+        }
+    }
+}
+
+/// The key of a CSR whose signature was not checked.
+fn unchecked_key(der: &[u8]) -> Option<rcgen::SubjectPublicKeyInfo> {
+    use x509_parser::prelude::FromDer as _;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(der).ok()?;
+    rcgen::SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw).ok()
+}
+
+/// An operational leaf's parameters: client authentication, subject CN `common_name`, valid
+/// from a few minutes before `wall` for `validity_days`, a random serial.
+fn leaf_params(common_name: &str, validity_days: u32, wall: SystemTime) -> Result<CertificateParams, rcgen::Error> {
+    let now = time::OffsetDateTime::from(wall);
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = now - BACKDATE;
+    params.not_after = now + time::Duration::days(validity_days.into());
+    params.serial_number = Some(rand::random::<[u8; 16]>().map(|b| b & 0x7f).to_vec().into());
+    Ok(params)
 }
 
 /// The subject CN of a DER CSR (one that already parsed).
@@ -296,10 +374,16 @@ pub enum Issued {
 
 /// The final status of an issuing registration: the chain in `registrationState`, or, for a
 /// refused CSR, `failed` with the refusal's code and message.
-pub(super) fn final_status(status: &mut crate::messages::RegistrationOperationStatus, issued: &Issued) {
+/// `omit_chain` (the `omit_issued_chain` deviation) leaves the chain out.
+pub(super) fn final_status(
+    status: &mut crate::messages::RegistrationOperationStatus,
+    issued: &Issued,
+    omit_chain: bool,
+) {
     use crate::messages::OperationStatus;
     let Some(state) = status.registration_state.as_mut() else { return };
     match issued {
+        Issued::Chain(_) if omit_chain => {}
         Issued::Chain(chain) => state.issued_certificate_chain = Some(chain.clone()),
         Issued::Refused(refusal) => {
             status.status = OperationStatus::Failed;
@@ -317,19 +401,25 @@ pub(super) fn final_status(status: &mut crate::messages::RegistrationOperationSt
 /// enrollments with a credential policy); otherwise the chain or the refusal, and the CA's
 /// latency drawn from `[min, max]` with `draw` (a uniform fraction in [0, 1)).
 pub(super) fn issue(
-    issuance: &Issuance,
+    config: &super::ServiceConfig,
     enrollment: Option<&Enrollment>,
     registration_id: &RegistrationId,
     body: &[u8],
     wall: SystemTime,
     draw: f64,
 ) -> Option<(Issued, Duration)> {
+    let (issuance, deviations) = (&config.issuance, &config.deviations);
     let policy = issuance.policy(enrollment?)?;
-    let csr = crate::messages::DeviceRegistration::parse(body).ok()?.csr?;
     let ca = issuance.ca.as_ref()?;
-    let issued = match ca.sign(&csr, registration_id, policy.validity_days, wall) {
-        Ok(chain) => Issued::Chain(chain),
-        Err(refusal) => Issued::Refused(refusal),
+    let issued = match crate::messages::DeviceRegistration::parse(body).ok()?.csr {
+        Some(csr) => match ca.sign_deviating(&csr, registration_id, policy.validity_days, wall, deviations) {
+            Ok(chain) => Issued::Chain(chain),
+            Err(refusal) => Issued::Refused(refusal),
+        },
+        None if deviations.chain_without_csr => {
+            Issued::Chain(ca.sign_unrequested(registration_id, policy.validity_days, wall)?)
+        }
+        None => return None,
     };
     let delay = issuance.delay.map_or(Duration::ZERO, |(min, max)| min + (max - min).mul_f64(draw));
     Some((issued, delay))

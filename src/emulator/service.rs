@@ -451,7 +451,7 @@ impl Service {
             }),
         };
         if let Some(issued) = &issued {
-            super::issuance::final_status(&mut status, issued);
+            super::issuance::final_status(&mut status, issued, self.config.deviations.omit_issued_chain);
         }
         self.config.deviations.final_status(&mut status);
         Some(status)

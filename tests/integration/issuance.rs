@@ -254,3 +254,42 @@ fn the_standalone_emulator_issues_and_writes_its_issuer_ca() {
     assert_eq!(run.status.code(), Some(2));
     assert!(text(&run.stderr).contains("enrollment_groups[0].issue_certificates"), "{}", text(&run.stderr));
 }
+
+#[test]
+fn certs_issuing_writes_an_x509_flow_that_runs_against_the_emulator() {
+    let dir = temp_dir("issuance-certs");
+    let out = dir.join("ca");
+    let made = dpsbench(
+        &[
+            "certs",
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "8",
+            "--registration-id",
+            "x509-issue-{index:02}",
+            "--issuing",
+        ],
+        &[],
+    );
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    assert!(text(&made.stdout).contains("--issuer-ca-out"), "{}", text(&made.stdout));
+    let (config, scenario) = (out.join("emulator.toml"), out.join("scenario.toml"));
+    let (ca, issuer) = (out.join("ca.pem"), out.join("issuer.pem"));
+    let (mut emulator, port) = spawn_emulator_with(&config, &ca, &["--issuer-ca-out", issuer.to_str().unwrap()]);
+    // The scenario as written names port 8883; this test's emulator has a free port.
+    let text_of = std::fs::read_to_string(&scenario).unwrap();
+    std::fs::write(&scenario, text_of.replace("port = 8883", &format!("port = {port}"))).unwrap();
+    let report = dir.join("out");
+    let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", report.to_str().unwrap()], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
+    let summary: Value = serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((&summary["devices"]["assigned"], &summary["certificates"]["verified"]), (&8.into(), &8.into()));
+    let _ = emulator.kill();
+    // Run again: the files the user may have edited are kept.
+    std::fs::write(&config, "# mine\n").unwrap();
+    let again = dpsbench(&["certs", "--out", out.to_str().unwrap(), "--issuing"], &[]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(text(&again.stdout).contains("exists: kept"), "{}", text(&again.stdout));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# mine\n");
+}

@@ -395,6 +395,9 @@ fn registration_from_username(
 ) -> Option<(RegistrationId, IdScope)> {
     let username = Username::parse(connect.login.as_ref().map(|l| l.username.as_str())?).ok()?;
     let id = username.registration_id;
+    if deviations.refuse_preview_api_version && username.api_version == crate::certificates::ISSUANCE_API_VERSION {
+        return None;
+    }
     let own_scope = username.id_scope == service.config.id_scope.as_str();
     if !(own_scope || deviations.accept_any_scope)
         || !(deviations.accept_client_id_mismatch || id.eq_ignore_ascii_case(&connect.client_id))
@@ -473,7 +476,7 @@ fn answer(
             // Drawn only when issuing, so seeded emulators that do not issue answer as before.
             let issuing = service.config.issuance.delay.is_some();
             let draw = if issuing { service.random(rand::Rng::random::<f64>) } else { 0.0 };
-            let issued = issuance::issue(&service.config.issuance, enrollment, registration_id, body, wall, draw);
+            let issued = issuance::issue(&service.config, enrollment, registration_id, body, wall, draw);
             match &issued {
                 Some((Issued::Chain(_), _)) => service.stats.certificates_issued.fetch_add(1, Ordering::Relaxed),
                 Some((Issued::Refused(_), _)) => service.stats.certificates_refused.fetch_add(1, Ordering::Relaxed),
