@@ -24,3 +24,16 @@ pub(super) fn write(out: Option<&Path>, file: &EmulatorConfig, service: &Service
     };
     ca.write_certificate(out).with_context(|| format!("cannot write --issuer-ca-out {}", out.display()))
 }
+
+/// The stopped emulator's line on what it issued, when any enrollment issues.
+pub(super) fn totals(service: &crate::emulator::Service) -> Option<String> {
+    let get = crate::emulator::ServiceStats::get;
+    let stats = &service.stats;
+    service.config().issuance.enabled().then(|| {
+        format!(
+            "dpsbench emulator issued {} certificates, refused {} certificate signing requests",
+            get(&stats.certificates_issued),
+            get(&stats.certificates_refused)
+        )
+    })
+}

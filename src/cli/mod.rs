@@ -727,6 +727,9 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ServiceStats::get(&stats.polls),
         ServiceStats::get(&stats.throttled)
     );
+    if let Some(line) = issuer_out::totals(&service) {
+        eprintln!("{line}");
+    }
     let faults = service.faults.counts.snapshot();
     if !faults.is_empty() {
         let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
