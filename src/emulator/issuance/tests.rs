@@ -31,3 +31,23 @@ fn a_ca_written_and_loaded_signs_alike() {
     assert!(err.contains("ca.pem") && !err.contains("BEGIN"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_emulator_file_names_each_issuance_field_in_its_errors() {
+    let parse = |extra_top: &str, policy: &str| {
+        let text = format!(
+            "id_scope = \"0ne00X\"\nhubs = [\"h.example\"]\n{extra_top}\n[[enrollment_groups]]\nname = \"g\"\n\
+             primary_key = \"NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=\"\n{policy}\n"
+        );
+        let file: super::super::EmulatorConfig = crate::toml_file::parse(&text).expect("parses");
+        file.resolve(Path::new("emu.toml"))
+    };
+    let config = parse("issue_delay_ms = [5, 20]", "issue_certificates = { validity_days = 7 }").expect("valid");
+    assert_eq!(config.issuance.policy(&Enrollment::Group("g".into())), Some(IssuePolicy { validity_days: 7 }));
+    assert_eq!(config.issuance.delay, Some((Duration::from_millis(5), Duration::from_millis(20))));
+    assert!(parse("", "").expect("valid").issuance.ca.is_none(), "no CA is made when nothing issues");
+    let err = parse("issue_delay_ms = [20, 5]", "issue_certificates = {}").unwrap_err().to_string();
+    assert!(err.contains("`issue_delay_ms`") && err.contains("emu.toml"), "{err}");
+    let err = parse("[issuer_ca]\ncertificate = \"nope.pem\"\nprivate_key = \"nope.key\"", "").unwrap_err().to_string();
+    assert!(err.contains("`issuer_ca`") && err.contains("nope.pem"), "{err}");
+}
