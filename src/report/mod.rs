@@ -145,6 +145,16 @@ pub fn summary_table(summary: &RunSummary) -> String {
             r.payloads.returned, r.payloads.matching
         );
     }
+    if !r.certificates.is_empty() {
+        let c = &r.certificates;
+        let failures: Vec<String> = c.failures.iter().map(|(reason, n)| format!("{reason}={n}")).collect();
+        let failures = if failures.is_empty() { String::new() } else { format!(" (failed: {})", failures.join(", ")) };
+        let _ = writeln!(
+            out,
+            "certificates: {} requested, {} issued, {} verified{failures}",
+            c.requested, c.issued, c.verified
+        );
+    }
     if !r.hubs.is_empty() {
         let hubs: Vec<String> = r.hubs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "hubs: {}", hubs.join(", "));
