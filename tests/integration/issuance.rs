@@ -172,6 +172,11 @@ fn an_embedded_run_with_issuance_counts_verified_certificates() {
     let schema: Value = serde_json::from_slice(&std::fs::read("reports/summary.schema.json").unwrap()).unwrap();
     crate::cli::check_schema(&schema, &summary, "summary");
     assert!(text(&run.stdout).contains("certificates: 60 requested, 60 issued, 60 verified"), "{}", text(&run.stdout));
+    // The reports a person reads say it too.
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("| certificates | 60 requested, 60 issued, 60 verified |"), "{markdown}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<p>certificates: 60 requested, 60 issued, 60 verified</p>"), "report.html lacks the line");
 
     // Without issuance at the target, every device misses its chain: a failure of its own kind.
     let no_issue = write(
