@@ -1,0 +1,137 @@
+//! `dpsbench emulator`: its arguments, and serving the emulator standalone until a signal.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::{client_report, emulator_log, emulator_processes, interrupted};
+use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
+use crate::runner;
+use crate::tls::ServerIdentity;
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Emulator configuration (TOML): id_scope, hubs, enrollments, delays.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:8883 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Write the CA certificate clients must trust to this file (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub ca_out: Option<PathBuf>,
+    /// Also serve MQTT over WebSocket (wss, paths /$iothub/websocket and /, subprotocol mqtt)
+    /// on this address, e.g. 127.0.0.1:443.
+    #[arg(long, value_name = "ADDR")]
+    pub ws_listen: Option<SocketAddr>,
+    /// Serve from this many processes sharing the address (SO_REUSEPORT), so one process's
+    /// open-files limit and cores do not cap the devices served. Registrations, quotas and
+    /// operation IDs are per process; WebSocket is served by the first process only.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: u16,
+    /// (Internal) run as a copy of a multi-process emulator, with the TLS identity in DIR.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub worker_identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub clients: client_report::ClientReportArgs,
+}
+
+pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
+    // Every device connection is a descriptor: serve as many as the hard limit allows.
+    runner::raise_open_files_limit();
+    let (config, service_config) = EmulatorConfig::load(&args.config)?;
+    let identity = match &config.tls {
+        Some(files) => {
+            let base = args.config.parent().unwrap_or(Path::new("."));
+            ServerIdentity::load(
+                &base.join(&files.certificate_chain),
+                &base.join(&files.private_key),
+                files.ca_certificate.as_ref().map(|p| base.join(p)).as_deref(),
+            )?
+        }
+        None => ServerIdentity::generate(&[])?,
+    };
+    let identity = emulator_processes::identity(&args, identity)?;
+    match &args.ca_out {
+        Some(path) => std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
+        None if config.tls.is_none() && args.worker_identity.is_none() => eprintln!(
+            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
+             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)"
+        ),
+        None => {}
+    }
+    let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
+    let listener = emulator_processes::bind(&args)?;
+    let (clients, service) = match clients {
+        Some((report, judge)) => (Some(report), Service::new(service_config).judging(judge)),
+        None => (None, Service::new(service_config)),
+    };
+    let service = Arc::new(service);
+    let policy = config.tls_policy(&args.config)?;
+    let policy = service.config().deviations.tls_policy(policy);
+    let server_config = identity.server_config_with_clients(policy, &service.config().client_trust)?;
+    let mut handle = emulator::spawn(listener, service.clone(), server_config)?;
+    let websocket = match args.ws_listen {
+        Some(address) => {
+            let listener =
+                emulator::bind(address).with_context(|| format!("cannot listen on --ws-listen {address}"))?;
+            format!(", MQTT over WebSocket on {}", handle.serve_websocket(listener)?)
+        }
+        None => String::new(),
+    };
+    let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
+    outln!(
+        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments{})",
+        handle.address,
+        service.config().id_scope,
+        service.config().groups.len(),
+        service.config().individuals.len(),
+        match copies.count() {
+            1 => String::new(),
+            n => format!(", {n} processes sharing the address"),
+        }
+    );
+    std::io::stdout().flush()?;
+    let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
+    let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
+    match &clients {
+        Some(report) => {
+            let judge = service.judge.as_ref().expect("a client report comes with its judge");
+            tokio::select! {
+                () = interrupted() => {}
+                () = report.enough(judge) => {}
+            }
+        }
+        None => interrupted().await,
+    }
+    copies.stop();
+    handle.stop().await;
+    let _ = stop_log.send(true);
+    let _ = log.await;
+    let stats = &service.stats;
+    eprintln!(
+        "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
+        ServiceStats::get(&stats.connections),
+        ServiceStats::get(&stats.connects_refused),
+        ServiceStats::get(&stats.registrations),
+        ServiceStats::get(&stats.polls),
+        ServiceStats::get(&stats.throttled)
+    );
+    let faults = service.faults.counts.snapshot();
+    if !faults.is_empty() {
+        let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
+        eprintln!("dpsbench emulator injected faults: {}", listed.join(", "));
+    }
+    match (clients, &service.judge) {
+        (Some(report), Some(judge)) => {
+            report.settle(&service).await;
+            report.write(judge)
+        }
+        _ => Ok(0),
+    }
+}
