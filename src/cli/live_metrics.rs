@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::metrics_endpoint;
+use super::sinks::Sink;
 use crate::report;
 use crate::runner::Tick;
 
@@ -37,5 +38,12 @@ impl LiveMetrics {
     pub(super) async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+impl Sink for &LiveMetrics {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        self.publish(tick);
+        Ok(())
     }
 }

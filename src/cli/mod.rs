@@ -32,6 +32,7 @@ mod readme_examples;
 mod reports;
 mod run;
 mod sharding;
+mod sinks;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};

@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
+use anyhow::Result;
+
 use super::early_warning;
+use super::sinks::Sink;
 use crate::report;
 use crate::runner::Tick;
 use crate::scenario::Plan;
@@ -85,15 +88,44 @@ impl ProgressView {
     }
 
     pub(super) fn warn(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
+        self.warnings().warn(message);
+    }
+
+    /// Where the run's other outputs say what went wrong: above the bar, or on a line of their own.
+    pub(super) fn warnings(&self) -> Warnings {
+        Warnings { bar: self.bar.clone() }
     }
 
     pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl Sink for ProgressView {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        self.show(tick);
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        ProgressView::finish(self);
+    }
+}
+
+/// Warnings on stderr, printed above the progress bar when there is one (a handle on the same
+/// bar), else on lines of their own.
+#[derive(Clone, Default)]
+pub(super) struct Warnings {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Warnings {
+    pub(super) fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
         }
     }
 }

@@ -1,17 +1,17 @@
 //! `dpsbench run`: its arguments, loading and sharding the plan, preparing it, recording the run
 //! into its report folder and picking the exit status.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::files::{DevicesCsvFile, LatencyLogFile, write_rendered};
+use super::files::{DevicesCsvFile, LatencyLogFile, TimeseriesFile, write_rendered};
 use super::live_metrics::LiveMetrics;
 use super::out_folder::OutFolder;
 use super::progress::ProgressView;
+use super::sinks::Sinks;
 use super::{EXIT_INVALID, interrupt_counter, say, sharding};
 use crate::report;
 use crate::runner::{self, Tick};
@@ -123,43 +123,22 @@ async fn record_run(
     ready: runner::Ready,
     interrupts: tokio::sync::watch::Receiver<u32>,
 ) -> Result<runner::RunSummary> {
-    let series_path = folder.file("timeseries.csv");
-    let mut series =
-        std::fs::File::create(&series_path).with_context(|| format!("cannot create {}", series_path.display()))?;
-    series
-        .write_all(&report::timeseries::header())
-        .with_context(|| format!("cannot write {}", series_path.display()))?;
-    let mut latency = LatencyLogFile::create(folder.file("latency.hlog"))?;
-    let mut devices = match args.devices_csv {
-        true => Some(DevicesCsvFile::create(folder.file("devices.csv"))?),
-        false => None,
-    };
-    let mut progress = ProgressView::new(args.quiet, plan, folder.path());
+    let progress = ProgressView::new(args.quiet, plan, folder.path());
     if let Some(wait) = wait {
         progress.warn(&wait);
     }
-    let summary = ready
-        .run(interrupts, |tick: &Tick| {
-            // Published before the progress line, so a line on stderr means its page is served.
-            if let Some(live) = live {
-                live.publish(tick);
-            }
-            progress.show(tick);
-            // Written (unbuffered) every second, so a crash keeps everything up to then.
-            if let Err(error) = series.write_all(&report::timeseries::Row::of(tick).line()) {
-                progress.warn(&format!("cannot write {}: {error}", series_path.display()));
-            }
-            if let Err(error) = latency.write(tick) {
-                progress.warn(&format!("cannot write {}: {error}", latency.path.display()));
-            }
-            if let Some(devices) = &mut devices
-                && let Err(error) = devices.write(tick)
-            {
-                progress.warn(&format!("cannot write {}: {error}", devices.path.display()));
-            }
-        })
-        .await;
-    progress.finish();
+    let mut sinks = Sinks::new(progress.warnings());
+    if let Some(live) = live {
+        sinks.push(live);
+    }
+    sinks.push(progress);
+    sinks.push(TimeseriesFile::create(folder.file("timeseries.csv"))?);
+    sinks.push(LatencyLogFile::create(folder.file("latency.hlog"))?);
+    if args.devices_csv {
+        sinks.push(DevicesCsvFile::create(folder.file("devices.csv"))?);
+    }
+    let summary = ready.run(interrupts, |tick: &Tick| sinks.tick(tick)).await;
+    sinks.finish();
     Ok(summary?)
 }
 
