@@ -11,11 +11,10 @@ pub mod deviations;
 pub mod faults;
 pub mod server;
 pub mod service;
+pub mod start;
 
 pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
-pub use server::{
-    EmulatorHandle, LoopbackEmulator, StartError, bind, spawn, start_on_loopback, start_on_loopback_with,
-    start_service_on_loopback,
-};
+pub use server::{EmulatorHandle, bind, spawn};
 pub use service::{Service, ServiceStats, Session};
+pub use start::{LoopbackEmulator, StartError, start_on_loopback, start_on_loopback_with, start_service_on_loopback};
