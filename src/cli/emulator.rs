@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,7 +11,6 @@ use clap::Args;
 use super::{client_report, emulator_log, emulator_processes, interrupted};
 use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
 use crate::runner;
-use crate::tls::ServerIdentity;
 
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
@@ -44,17 +43,7 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     // Every device connection is a descriptor: serve as many as the hard limit allows.
     runner::raise_open_files_limit();
     let (config, service_config) = EmulatorConfig::load(&args.config)?;
-    let identity = match &config.tls {
-        Some(files) => {
-            let base = args.config.parent().unwrap_or(Path::new("."));
-            ServerIdentity::load(
-                &base.join(&files.certificate_chain),
-                &base.join(&files.private_key),
-                files.ca_certificate.as_ref().map(|p| base.join(p)).as_deref(),
-            )?
-        }
-        None => ServerIdentity::generate(&[])?,
-    };
+    let identity = emulator::server_identity(&config, &args.config)?;
     let identity = emulator_processes::identity(&args, identity)?;
     match &args.ca_out {
         Some(path) => std::fs::write(path, identity.ca_pem())
@@ -73,15 +62,15 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     };
     let service = Arc::new(service);
     let policy = config.tls_policy(&args.config)?;
-    let policy = service.config().deviations.tls_policy(policy);
-    let server_config = identity.server_config_with_clients(policy, &service.config().client_trust)?;
-    let mut handle = emulator::spawn(listener, service.clone(), server_config)?;
     let websocket = match args.ws_listen {
         Some(address) => {
-            let listener =
-                emulator::bind(address).with_context(|| format!("cannot listen on --ws-listen {address}"))?;
-            format!(", MQTT over WebSocket on {}", handle.serve_websocket(listener)?)
+            Some(emulator::bind(address).with_context(|| format!("cannot listen on --ws-listen {address}"))?)
         }
+        None => None,
+    };
+    let handle = emulator::serve(service.clone(), &identity, policy, listener, websocket)?;
+    let websocket = match handle.ws_address {
+        Some(address) => format!(", MQTT over WebSocket on {address}"),
         None => String::new(),
     };
     let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;

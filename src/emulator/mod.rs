@@ -17,4 +17,7 @@ pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
 pub use server::{EmulatorHandle, bind, spawn};
 pub use service::{Service, ServiceStats, Session};
-pub use start::{LoopbackEmulator, StartError, start_on_loopback, start_on_loopback_with, start_service_on_loopback};
+pub use start::{
+    LoopbackEmulator, StartError, serve, server_identity, start_on_loopback, start_on_loopback_with,
+    start_service_on_loopback,
+};
