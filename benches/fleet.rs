@@ -133,7 +133,8 @@ async fn fleet(devices: u64, concurrency: u64) -> runner::RunSummary {
          [arrival]\nmodel = \"closed\"\nconcurrency = {concurrency}\n[run]\nmax_duration_seconds = 600\n"
     );
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    runner::run(&plan(&scenario, Path::new(".")), interrupts, |_| {}).await.unwrap()
+    let plan = plan(&scenario, Path::new("."));
+    runner::run(&plan, &runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
 }
 
 /// `dpsbench emulator` in another process on a free loopback port; killed on drop.
@@ -197,7 +198,8 @@ impl ExternalEmulator {
             self.address.port()
         );
         let (_keep, interrupts) = tokio::sync::watch::channel(0);
-        runner::run(&plan(&scenario, &self.dir), interrupts, |_| {}).await.unwrap()
+        let plan = plan(&scenario, &self.dir);
+        runner::run(&plan, &runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
     }
 }
 

@@ -14,7 +14,7 @@ use super::progress::ProgressView;
 use super::sinks::Sinks;
 use super::{EXIT_INVALID, interrupt_counter, say, sharding};
 use crate::report;
-use crate::runner::{self, Tick};
+use crate::runner::{self, RunOptions, Tick};
 use crate::scenario::Plan;
 
 #[derive(Debug, Args)]
@@ -55,23 +55,24 @@ pub struct RunArgs {
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<i32> {
-    let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
-    let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
-    plan.device_records = args.devices_csv;
+    let plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let mut options = RunOptions::whole(&plan);
+    let wait = sharding::apply(&mut options, &plan, args.shard, args.start_at, std::time::SystemTime::now())?;
+    options.device_records = args.devices_csv;
     if args.dry_run {
-        say(&report::dry_run(&plan));
+        say(&report::dry_run(&plan, &options.part));
         return Ok(0);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
     let mut folder = OutFolder::check(&out, "--out", args.force)?;
     // Said before anything is set up: most of a plan this large will never start.
-    if let Some(estimate) = plan.starts_within_limits() {
+    if let Some(estimate) = options.part.starts_within_limits(&plan) {
         eprintln!("dpsbench: {estimate}");
     }
     // Set up and preflighted before the folder is touched: a run that cannot start leaves
     // nothing behind, and an old report under --force stays whole.
     let mut interrupts = interrupt_counter();
-    let ready = runner::prepare(&plan, &mut interrupts).await?;
+    let ready = runner::prepare(&plan, &options, &mut interrupts).await?;
     let live = match args.metrics_listen {
         Some(address) => Some(LiveMetrics::start(address).await?),
         None => None,

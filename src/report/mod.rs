@@ -178,12 +178,12 @@ fn gate_lines(out: &mut String, slo: &crate::slo::SloVerdict) {
     }
 }
 
-/// What `dpsbench run --dry-run` prints: the resolved plan, what it will bill and the
+/// What `dpsbench run --dry-run` prints: the resolved plan (this shard's `part` of it), what it will bill and the
 /// throttling to expect, without touching the network.
-pub fn dry_run(plan: &Plan) -> String {
+pub fn dry_run(plan: &Plan, part: &crate::shard::Part) -> String {
     let mut out = String::new();
     // A shard runs its own part of the plan: the devices it starts, and bills, are those.
-    let devices = plan.shard.devices_of(plan.stop.devices);
+    let devices = part.devices();
     let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
     let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
@@ -205,9 +205,9 @@ pub fn dry_run(plan: &Plan) -> String {
     let _ = writeln!(out, "target      {target}");
     let _ = writeln!(out, "id scope    {}", plan.id_scope);
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
-    let of_plan = match plan.shard.is_whole() {
+    let of_plan = match part.shard().is_whole() {
         true => String::new(),
-        false => format!(", shard {} of the plan's {}", plan.shard, plan.stop.devices),
+        false => format!(", shard {} of the plan's {}", part.shard(), plan.stop.devices),
     };
     let _ = writeln!(out, "devices     up to {devices} ({}){of_plan}", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());

@@ -30,6 +30,7 @@ use crate::tls;
 mod generator;
 mod limits;
 mod misbehaving;
+mod options;
 mod preflight;
 mod prepare;
 mod schedule;
@@ -40,6 +41,7 @@ mod timer;
 
 pub use generator::{CpuTime, GeneratorCost};
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
+pub use options::RunOptions;
 use start::wait_for_start;
 pub use summary::{
     EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
@@ -107,8 +109,8 @@ pub struct Tick {
     pub progress: Progress,
     /// Every phase's latencies recorded since the previous tick (for `latency.hlog`).
     pub latencies: PhaseHistograms,
-    /// Devices that finished since the previous tick (for `devices.csv`; empty unless the plan
-    /// asks for `device_records`).
+    /// Devices that finished since the previous tick (for `devices.csv`; empty unless the run's
+    /// options ask for `device_records`).
     pub finished: Vec<DeviceRecord>,
     pub failures: BTreeMap<String, u64>,
     /// By failure kind label: its reason and first examples, so far.
@@ -155,15 +157,16 @@ fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>>
     plan.personalities.personalities().map(|p| (p, Arc::new(p.settings(&plan.flow)))).collect()
 }
 
-/// Runs the plan until every device finished or `max_duration` passed. Each change of
+/// Runs the plan as `options` say until every device finished or `max_duration` passed. Each change of
 /// `interrupts` counts one interrupt: the first stops arrivals and drains in-flight devices for
 /// up to `drain`, the second stops at once. `on_tick` is called about once a second.
 pub async fn run(
     plan: &Plan,
+    options: &RunOptions,
     mut interrupts: watch::Receiver<u32>,
     on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
-    let ready = prepare(plan, &mut interrupts).await?;
+    let ready = prepare(plan, options, &mut interrupts).await?;
     ready.run(interrupts, on_tick).await
 }
 
@@ -174,18 +177,23 @@ pub struct Ready {
     budget: DescriptorBudget,
     prepared: target::PreparedTarget,
     owned_plan: Arc<Plan>,
+    options: RunOptions,
     devices: prepare::Lookahead<prepare::DevicePreparer>,
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
     notes: Vec<String>,
 }
 
-/// Sets `plan` up and runs its preflight ([`Ready`]). An interrupt meanwhile stops it with
-/// nothing started.
-pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Result<Ready, RunError> {
-    let budget = descriptor_budget(plan, raise_open_files_limit())?;
+/// Sets `plan` up as `options` say and runs its preflight ([`Ready`]). An interrupt meanwhile
+/// stops it with nothing started.
+pub async fn prepare(
+    plan: &Plan,
+    options: &RunOptions,
+    interrupts: &mut watch::Receiver<u32>,
+) -> Result<Ready, RunError> {
+    let budget = descriptor_budget(plan, &options.part, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
     let owned_plan = Arc::new(plan.clone());
-    let devices = prepare::lookahead(&owned_plan, &prepared.roots)?;
+    let devices = prepare::lookahead(&owned_plan, &options.part, &prepared.roots)?;
     let settings = personality_settings(plan);
     let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
     // A failing control (`[devices] misbehave`) breaks the flow on purpose: a preflight would
@@ -201,7 +209,7 @@ pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Resu
     if let Some(emulator) = &prepared.emulator {
         emulator.service.faults.arm();
     }
-    Ok(Ready { budget, prepared, owned_plan, devices, settings, notes })
+    Ok(Ready { budget, prepared, owned_plan, options: options.clone(), devices, settings, notes })
 }
 
 impl Ready {
@@ -222,8 +230,8 @@ async fn record(
     interrupts: watch::Receiver<u32>,
     mut on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
-    let Ready { budget, prepared, owned_plan, devices, settings, mut notes } = ready;
-    let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
+    let Ready { budget, prepared, owned_plan, options, devices, settings, mut notes } = ready;
+    let start_offset = wait_for_start(options.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
     let stall = schedule::StallMonitor::start();
@@ -233,12 +241,12 @@ async fn record(
     // and on a thread of its own every one of those was a wake-up across threads. Ticks come
     // back to the caller once a second.
     let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
-    let (target, cap) = (prepared.target.clone(), budget.in_flight_cap);
+    let (target, cap, scheduled_options) = (prepared.target.clone(), budget.in_flight_cap, options.clone());
     let mut scheduled = tokio::spawn(async move {
         let on_tick = move |tick| {
             let _ = ticks.send(tick);
         };
-        schedule::schedule(&owned_plan, cap, &target, settings, devices, interrupts, on_tick).await
+        schedule::schedule(&owned_plan, &scheduled_options, cap, &target, settings, devices, interrupts, on_tick).await
     });
     let scheduled = loop {
         tokio::select! {
@@ -309,7 +317,7 @@ async fn record(
         emulator,
         generator: Some(generator),
         slo,
-        shard: Some(ShardInfo::of(plan, start_offset)),
+        shard: Some(ShardInfo::of(plan, &options, start_offset)),
         merged: None,
         misbehave: plan.flow.misbehave.list(),
     })

@@ -6,13 +6,15 @@ use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
 use super::timer::PreciseTimer;
 use super::*;
 use crate::arrival::ArrivalPlan;
-use crate::shard::Shard;
+use crate::shard::Part;
 
 /// Starts devices as the load model says until the stop condition, and collects their reports.
 /// Returns the metrics, the passive checks' tally, the devices started and never started, how the run
 /// ended, and its length.
+#[allow(clippy::too_many_arguments)] // gathered into a struct by the arrival loop's own change
 pub(super) async fn schedule(
     plan: &Plan,
+    options: &RunOptions,
     in_flight_cap: Option<u64>,
     target: &Target,
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
@@ -28,8 +30,8 @@ pub(super) async fn schedule(
     let begin: Instant = now() + Duration::from_millis(10);
     let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
     let arrivals_end = plan.stop.duration.map(|d| begin + d);
-    let mut starts = Starts::new(&plan.load, plan.shard, begin);
-    let shard_devices = plan.shard.devices_of(plan.stop.devices);
+    let mut starts = Starts::new(&options.part, begin);
+    let shard_devices = options.part.devices();
     let in_flight_cap = in_flight_cap.unwrap_or(u64::MAX);
     let mut started = 0u64;
     // Future starts wait on a timer with the kernel's precision: a device never starts before
@@ -112,7 +114,7 @@ pub(super) async fn schedule(
             }
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok((registration_id, report)) = joined {
-                    if plan.device_records {
+                    if options.device_records {
                         finished.push(DeviceRecord::of(&registration_id, &report));
                     }
                     metrics.record(&report);
@@ -155,7 +157,7 @@ pub(super) async fn schedule(
     let collect = async {
         while let Some(joined) = tasks.join_next().await {
             if let Ok((registration_id, report)) = joined {
-                if plan.device_records {
+                if options.device_records {
                     finished.push(DeviceRecord::of(&registration_id, &report));
                 }
                 metrics.record(&report);
@@ -261,8 +263,9 @@ enum Starts {
 }
 
 impl Starts {
-    fn new(load: &Load, shard: Shard, begin: Instant) -> Self {
-        match load {
+    fn new(part: &Part, begin: Instant) -> Self {
+        let shard = part.shard();
+        match part.load() {
             Load::Open(plan) => {
                 let starts: Box<dyn Iterator<Item = Duration> + Send> = Box::new(shard.starts(plan));
                 let supply = match plan {
@@ -272,7 +275,7 @@ impl Starts {
                 };
                 Starts::Open { begin, arrivals: Box::new(starts.peekable()), supply }
             }
-            Load::Closed { concurrency } => Starts::Closed { concurrency: shard.concurrency_of(*concurrency) },
+            Load::Closed { concurrency } => Starts::Closed { concurrency: *concurrency },
         }
     }
 

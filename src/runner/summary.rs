@@ -72,12 +72,13 @@ pub struct ShardInfo {
 }
 
 impl ShardInfo {
-    pub(super) fn of(plan: &Plan, start_offset_seconds: Option<f64>) -> Self {
+    pub(super) fn of(plan: &Plan, options: &super::RunOptions, start_offset_seconds: Option<f64>) -> Self {
+        let shard = options.part.shard();
         Self {
-            index: plan.shard.index,
-            count: plan.shard.count,
+            index: shard.index,
+            count: shard.count,
             plan_hash: crate::shard::plan_hash(plan),
-            start_at: plan.start_at.map(crate::timestamp::rfc3339),
+            start_at: options.start_at.map(crate::timestamp::rfc3339),
             start_offset_seconds,
         }
     }

@@ -81,7 +81,8 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::runner::RunSummary) {
     let key = group_key.to_base64();
     let plan = Plan::load(&dir.join("scenario.toml"), &|name| (name == "KEY").then(|| key.clone())).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary =
+        dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     let service: Arc<Service> = started.handle.service.clone();
     started.handle.stop().await;
     // The last connections fold their checks in as their tasks end.

@@ -67,7 +67,7 @@ fn observed(summary: &RunSummary, what: &[String]) -> u64 {
 async fn run(path: &Path) -> RunSummary {
     let plan = Plan::load(path, &|_| None).unwrap();
     let (_no_interrupts, interrupts) = watch::channel(0);
-    runner::run(&plan, interrupts, |_| {}).await.unwrap()
+    runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -121,7 +121,8 @@ async fn planned_devices_that_never_start_are_counted_as_not_started() {
         &|_| None,
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
-    let summary = runner::run(&capped, interrupts, |_| {}).await.unwrap();
+    let summary =
+        runner::run(&capped, &dpsbench::runner::RunOptions::whole(&capped), interrupts, |_| {}).await.unwrap();
     let devices = &summary.results.devices;
     assert!(summary.partial);
     assert!((15..=25).contains(&devices.total), "{devices:?}");
@@ -135,7 +136,8 @@ async fn planned_devices_that_never_start_are_counted_as_not_started() {
         &|_| None,
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
-    let summary = runner::run(&complete, interrupts, |_| {}).await.unwrap();
+    let summary =
+        runner::run(&complete, &dpsbench::runner::RunOptions::whole(&complete), interrupts, |_| {}).await.unwrap();
     assert_eq!((summary.results.devices.total, summary.results.devices.not_started), (5, 0));
 }
 
@@ -171,7 +173,7 @@ async fn failing_run(devices: u64) -> RunSummary {
         &|name| (name == "K").then(|| key.to_string()),
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
-    runner::run(&plan, interrupts, |_| {}).await.unwrap()
+    runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

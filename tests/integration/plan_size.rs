@@ -86,10 +86,11 @@ fn a_plan_its_run_can_finish_is_not_announced() {
 async fn a_shard_counts_only_its_own_devices_as_not_started() {
     // 100 devices at 10/s for at most 2 s: about 20 of the plan start, 5 of them shard 1/4's.
     let (path, _) = scenario("shard-not-started", 100, 10, 2);
-    let mut plan = dpsbench::scenario::Plan::load(&path, &|_| None).unwrap();
-    plan.shard = dpsbench::shard::Shard::new(1, 4).unwrap();
+    let plan = dpsbench::scenario::Plan::load(&path, &|_| None).unwrap();
+    let mut options = dpsbench::runner::RunOptions::whole(&plan);
+    options.part = dpsbench::shard::Shard::new(1, 4).unwrap().part_of(&plan).unwrap();
     let (_no_interrupts, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary = dpsbench::runner::run(&plan, &options, interrupts, |_| {}).await.unwrap();
     let devices = &summary.results.devices;
     assert!((4..=6).contains(&devices.total), "{devices:?}");
     assert_eq!(devices.total + devices.not_started, 25, "the shard's 25, not the plan's 100: {devices:?}");

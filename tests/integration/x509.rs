@@ -148,7 +148,8 @@ async fn an_embedded_x509_run_trusts_the_scenarios_ca() {
     std::fs::write(dir.join("x509.toml"), scenario).unwrap();
     let plan = dpsbench::scenario::Plan::load(&dir.join("x509.toml"), &|_| None).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary =
+        dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     assert_eq!(summary.results.devices.assigned, 8, "{:?}", summary.results.failures);
     assert_eq!(summary.emulator.unwrap().connects_refused, 0);
 }
@@ -168,7 +169,8 @@ async fn a_device_that_cannot_be_prepared_stops_arrivals_there_with_a_note() {
     let blocker = dir.join("ca/devices/bench-000280.pem");
     std::fs::create_dir_all(&blocker).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary =
+        dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     let devices = &summary.results.devices;
     assert_eq!((devices.total, devices.assigned, devices.not_started), (280, 280, 20), "{devices:?}");
     assert!(summary.partial);
@@ -182,6 +184,9 @@ async fn a_device_that_cannot_be_prepared_stops_arrivals_there_with_a_note() {
     }
     std::fs::create_dir_all(dir.join("ca/devices/bench-000005.pem")).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let error = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap_err().to_string();
+    let error = dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("bench-000005.pem"), "{error}");
 }
