@@ -1,7 +1,8 @@
 //! The open-files budget of a run: raising the limit, refusing plans that cannot fit, capping
 //! open plans that could run out.
 
-use super::*;
+use super::RunError;
+use crate::scenario::{Load, Plan, TargetPlan};
 use crate::shard::Part;
 
 /// Descriptors a run needs apart from its devices' sockets: runtime, stdio, output files.

@@ -6,25 +6,18 @@
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
 use std::collections::BTreeMap;
-use std::iter::Peekable;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use hdrhistogram::Histogram;
-use rand::SeedableRng as _;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tokio::time::{MissedTickBehavior, sleep_until};
 
-use crate::conformance::CheckLog;
-use crate::conformance::passive::{CheckCounts, PassiveTally};
+use crate::conformance::passive::CheckCounts;
 use crate::device::driver::now;
-use crate::device::{DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
+use crate::device::{FlowSettings, Personality, RetryProfile};
 use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Metrics, Phase, PhaseHistograms, Summary};
-use crate::scenario::{Load, Plan, TargetPlan};
+use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Phase, PhaseHistograms, Summary};
+use crate::scenario::{Load, Plan};
 use crate::tls;
 
 mod generator;
@@ -246,7 +239,8 @@ async fn record(
         let on_tick = move |tick| {
             let _ = ticks.send(tick);
         };
-        schedule::schedule(&owned_plan, &scheduled_options, cap, &target, settings, devices, interrupts, on_tick).await
+        let arrivals = schedule::ArrivalLoop::new(&owned_plan, &scheduled_options, cap, &target, settings, devices);
+        arrivals.run(interrupts, on_tick).await
     });
     let scheduled = loop {
         tokio::select! {
@@ -258,13 +252,14 @@ async fn record(
     while let Ok(tick) = ticked.try_recv() {
         on_tick(&tick);
     }
-    let (metrics, checks, started, ending, elapsed) = match scheduled {
+    let schedule::Arrivals { metrics, checks, started, ending, elapsed } = match scheduled {
         Ok(done) => done,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     };
     let cpu_used = CpuTime::of_process().since(cpu_before);
     let runtime_stall_p99_us = stall.stop().await;
     notes.extend(preparation_note(plan, &started));
+    notes.extend(started.panicked.note());
     let mut results = metrics.summary(started.started);
     results.devices.not_started = started.not_started;
     let generator =

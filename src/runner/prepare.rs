@@ -433,17 +433,9 @@ mod tests {
         let devices = lookahead(&plan, &options.part, &target.roots).expect("devices prepare");
         let settings = super::super::personality_settings(&plan);
         let (_no_interrupts, interrupts) = tokio::sync::watch::channel(0);
-        let (_, _, started, ending, _) = super::super::schedule::schedule(
-            &plan,
-            &options,
-            None,
-            &target.target,
-            settings,
-            devices,
-            interrupts,
-            |_| {},
-        )
-        .await;
+        let arrivals =
+            super::super::schedule::ArrivalLoop::new(&plan, &options, None, &target.target, settings, devices);
+        let super::super::schedule::Arrivals { started, ending, .. } = arrivals.run(interrupts, |_| {}).await;
         assert_eq!(ending, super::super::Ending::Complete);
         assert_eq!((started.started, started.not_started), (1500, 0));
         assert_eq!(started.prepared_late, 0, "every start found its device prepared ahead of it");
