@@ -27,6 +27,7 @@ mod options;
 mod preflight;
 mod prepare;
 mod schedule;
+mod stall;
 mod start;
 mod summary;
 mod target;
@@ -227,7 +228,7 @@ async fn record(
     let start_offset = wait_for_start(options.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
-    let stall = schedule::StallMonitor::start();
+    let stall = stall::StallMonitor::start();
     let cpu_before = CpuTime::of_process();
     // The arrival loop runs as a task on the runtime's workers, not on the caller's thread
     // (`block_on` runs on a thread of its own): it starts each device and collects each report,
