@@ -62,6 +62,7 @@ pub mod messages;
 pub mod metrics;
 pub mod mqtt;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod shard;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::sinks::Sink;
 use crate::report;
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// Writes every file rendered from the report folder `dir` (report.md, report.html), each on its
 /// own: one that cannot be rendered is reported and does not stop the others. Returns the paths

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use super::metrics_endpoint;
 use super::sinks::Sink;
 use crate::report;
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// `--metrics-listen`: the endpoint's task and the page it serves, replaced each second.
 pub(super) struct LiveMetrics {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::early_warning;
 use super::sinks::Sink;
 use crate::report;
-use crate::runner::Tick;
+use crate::results::Tick;
 use crate::scenario::Plan;
 
 /// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.

@@ -14,7 +14,8 @@ use super::progress::ProgressView;
 use super::sinks::Sinks;
 use super::{EXIT_INVALID, interrupt_counter, say, sharding};
 use crate::report;
-use crate::runner::{self, RunOptions, Tick};
+use crate::results::Tick;
+use crate::runner::{self, RunOptions};
 use crate::scenario::Plan;
 
 #[derive(Debug, Args)]
@@ -123,7 +124,7 @@ async fn record_run(
     wait: Option<String>,
     ready: runner::Ready,
     interrupts: tokio::sync::watch::Receiver<u32>,
-) -> Result<runner::RunSummary> {
+) -> Result<crate::results::RunSummary> {
     let progress = ProgressView::new(args.quiet, plan, folder.path());
     if let Some(wait) = wait {
         progress.warn(&wait);

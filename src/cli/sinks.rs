@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::error_line;
 use super::progress::Warnings;
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// One output of a run, fed every tick as it comes.
 pub(super) trait Sink {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::expression::Verdict;
 use super::micros;
 use crate::metrics::{Phase, PhaseStats};
-use crate::runner::RunSummary;
+use crate::results::RunSummary;
 
 /// What a figure measures, for formatting and for which thresholds apply to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

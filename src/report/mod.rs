@@ -21,7 +21,7 @@ pub mod prometheus;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
-use crate::runner::RunSummary;
+use crate::results::RunSummary;
 use crate::scenario::{Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
@@ -46,7 +46,7 @@ fn rates_line(r: &crate::metrics::Summary) -> Option<String> {
 
 /// The summary table printed at the end of `dpsbench run`.
 /// The generator's CPU cost, one line: per started device, and per core against an external target.
-fn generator_line(cost: &crate::runner::GeneratorCost) -> String {
+fn generator_line(cost: &crate::results::GeneratorCost) -> String {
     let scope = match cost.flows_per_core_second {
         Some(flows) => format!("; {flows:.0} flows/s per core"),
         None if cost.includes_emulator => "; includes the embedded emulator's CPU".into(),
@@ -280,7 +280,7 @@ fn csv_line(fields: impl IntoIterator<Item = String>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::Tick;
+    use crate::results::Tick;
 
     fn phase(count: u64, p50_us: u64, p99_us: u64, max_us: u64) -> serde_json::Value {
         serde_json::json!({
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn timeseries_lines_are_csv_one_column_per_figure() {
         use crate::metrics::IntervalStats;
-        use crate::runner::Progress;
+        use crate::results::Progress;
         assert_eq!(
             timeseries::header(),
             b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\

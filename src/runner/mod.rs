@@ -7,16 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::conformance::passive::CheckCounts;
 use crate::device::driver::now;
-use crate::device::{FlowSettings, Personality, RetryProfile};
-use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Phase, PhaseHistograms, Summary};
+use crate::device::{FlowSettings, Personality};
+use crate::emulator;
+use crate::metrics::Phase;
+use crate::results::{
+    CpuTime, EmulatorCounts, GeneratorCost, HostInfo, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
+    Tick,
+};
 use crate::scenario::{Load, Plan};
 use crate::tls;
 
@@ -33,14 +35,9 @@ mod summary;
 mod target;
 mod timer;
 
-pub use generator::{CpuTime, GeneratorCost};
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
 pub use options::RunOptions;
 use start::wait_for_start;
-pub use summary::{
-    EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
-    Validity,
-};
 use target::prepare_target;
 pub use target::{reach, resolve};
 
@@ -78,41 +75,6 @@ pub enum RunError {
     Interrupted,
     #[error("preflight: device {registration_id} could not connect, so no device was started: {reason}")]
     Preflight { registration_id: String, reason: String },
-}
-
-/// A progress snapshot, for live output.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Progress {
-    pub elapsed: Duration,
-    pub started: u64,
-    pub assigned: u64,
-    pub failed: u64,
-    pub in_flight: u64,
-    pub late_starts: u64,
-    /// 429 replies so far (received by devices that finished).
-    pub throttled: u64,
-    /// `assigned` p99 over the whole run so far.
-    pub assigned_p99_us: u64,
-    /// What happened since the previous tick.
-    pub interval: IntervalStats,
-}
-
-/// A snapshot each second: progress plus failures by kind so far.
-#[derive(Debug, Clone, Default)]
-pub struct Tick {
-    pub progress: Progress,
-    /// Every phase's latencies recorded since the previous tick (for `latency.hlog`).
-    pub latencies: PhaseHistograms,
-    /// Devices that finished since the previous tick (for `devices.csv`; empty unless the run's
-    /// options ask for `device_records`).
-    pub finished: Vec<DeviceRecord>,
-    pub failures: BTreeMap<String, u64>,
-    /// By failure kind label: its reason and first examples, so far.
-    pub failure_reasons: BTreeMap<String, crate::device::FailureReason>,
-    /// Every phase's latencies so far, in coarse buckets (for live metrics).
-    pub phases: Vec<LiveBuckets>,
-    /// Set once when the run begins draining after an interrupt.
-    pub draining: bool,
 }
 
 /// How a run ended.

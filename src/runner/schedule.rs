@@ -15,13 +15,14 @@ use tokio::time::{MissedTickBehavior, sleep_until};
 use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
 use super::start::START_LEAD;
 use super::timer::PreciseTimer;
-use super::{Ending, Progress, RunOptions, Tick};
+use super::{Ending, RunOptions};
 use crate::arrival::ArrivalPlan;
 use crate::conformance::CheckLog;
 use crate::conformance::passive::PassiveTally;
 use crate::device::driver::now;
 use crate::device::{DeviceRng, FlowReport, FlowSettings, Personality, Target, run_device_observed};
 use crate::metrics::{DeviceRecord, Metrics, Phase};
+use crate::results::{Progress, Tick};
 use crate::scenario::{Load, Plan};
 use crate::shard::Part;
 

@@ -45,7 +45,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs `run`'s devices through `dpsbench run` against a judging emulator on loopback; returns
 /// the emulator's client report and the run's summary.
-async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::runner::RunSummary) {
+async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
     let dir = temp_dir(run.name);
     let group_key = SymmetricKey::random();
     let mut config = ServiceConfig::single_group(

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dpsbench::runner::{self, RunSummary};
+use dpsbench::results::RunSummary;
+use dpsbench::runner;
 use dpsbench::scenario::Plan;
 use tokio::sync::watch;
 

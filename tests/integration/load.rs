@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dpsbench::runner::{self, RunSummary, Tick};
+use dpsbench::results::{RunSummary, Tick};
+use dpsbench::runner;
 use dpsbench::scenario::Plan;
 use tokio::sync::watch;
 
