@@ -219,7 +219,7 @@ fn a_bad_fault_names_the_file_and_the_field() {
 
 #[test]
 fn the_standalone_emulator_injects_the_faults_of_its_file_and_reports_them() {
-    use crate::cli::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+    use crate::support::binary::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
     let dir = temp_dir("emulator-faults");
     let config = write(
         &dir,

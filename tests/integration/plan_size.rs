@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{temp_dir, text, write};
+use crate::support::binary::{temp_dir, text, write};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -76,7 +76,8 @@ fn a_ten_million_device_plan_is_announced_and_starts_what_its_time_limit_allows(
 #[test]
 fn a_plan_its_run_can_finish_is_not_announced() {
     let (scenario, out) = scenario("fits", 20, 100, 30);
-    let output = crate::cli::dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    let output =
+        crate::support::binary::dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["devices"]["total"], 20, "{}", text(&output.stderr));
     assert!(!text(&output.stderr).contains("will start"), "{}", text(&output.stderr));

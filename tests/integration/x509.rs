@@ -97,7 +97,7 @@ fn the_x509_object_reports_the_group_and_the_certificate() {
 /// certificate cache.
 #[test]
 fn certs_command_emulator_config_and_x509_runs_work_together() {
-    use crate::cli::{dpsbench, temp_dir, text, write};
+    use crate::support::binary::{dpsbench, temp_dir, text, write};
     let dir = temp_dir("x509-run");
     let ca_dir = dir.join("ca");
     let output = dpsbench(
@@ -117,7 +117,7 @@ fn certs_command_emulator_config_and_x509_runs_work_together() {
             ca_dir.join("root.pem").display()
         ),
     );
-    let (_emulator, port) = crate::cli::spawn_emulator(&config, &dir.join("server-ca.pem"));
+    let (_emulator, port) = crate::support::binary::spawn_emulator(&config, &dir.join("server-ca.pem"));
     let scenario = write(
         &dir,
         "x509.toml",
