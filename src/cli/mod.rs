@@ -1,6 +1,7 @@
 //! The command line: the top-level clap definitions, dispatch and shared helpers; one file per
-//! command owns its arguments and handler. The only layer that uses
-//! `anyhow`, reads secrets from the environment, writes report files and picks exit codes.
+//! command owns its arguments and handler (`run`, `emulator`, `keys` with `token`, `certs`,
+//! `conform`, `reports`, `completions`). The only layer that uses `anyhow`, reads secrets from
+//! the environment, writes report files and picks exit codes.
 
 /// `print!` to stdout through [`say`]: a reader that went away ends nothing and panics nothing.
 macro_rules! out {
