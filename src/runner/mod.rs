@@ -1,7 +1,7 @@
 //! Runs a [`Plan`]: sets up the target (starting the embedded emulator when asked), prepares
 //! devices' credentials a bounded window ahead of their start and outside the timed path,
-//! starts devices on the arrival schedule, folds their reports into [`Metrics`](crate::metrics::Metrics) and returns a
-//! [`RunSummary`].
+//! starts devices on the arrival schedule, folds their reports into
+//! [`Metrics`](crate::metrics::Metrics) and returns a [`RunSummary`].
 //!
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
