@@ -46,10 +46,11 @@
 //!   `timestamp`, `messages` on `timestamp`.
 //! - Sideways, by value only: `scenario` names the emulator settings of an embedded target
 //!   (`emulator::config`, `emulator::faults`) and the device's flow settings; `results` holds
-//!   `metrics`, `slo` and `conformance` data. `emulator` and `conformance` see each other's data
-//!   types and call into neither: `emulator::client_checks` borrows `Level` and `Source` (so
-//!   both catalogues grade alike) and names `device::Misbehaviour`, the failing control of
-//!   each check; `conformance::catalogue` names each check's failing `emulator::Deviation`.
+//!   `metrics`, `slo` and `conformance` data. Between `emulator` and `conformance` only data
+//!   types and pure text helpers cross, in no circle of files: `emulator::client_checks`
+//!   borrows `Level` and `Source` (so both catalogues grade alike), `excerpt` and
+//!   `xml_escape`, and names `device::Misbehaviour`, the failing control of each check;
+//!   `conformance::catalogue` names each check's failing `emulator::Deviation`.
 //! - The sans-IO modules (`credentials`, `topics`, `messages`, `arrival`, `device::flow`,
 //!   `emulator::service`, `emulator::client_checks`, `conformance::passive`, `metrics`, `slo`,
 //!   `shard`, `results`, `report`) never touch sockets, files
