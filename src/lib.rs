@@ -46,8 +46,9 @@
 //!   `timestamp`, `messages` on `timestamp`.
 //! - Sideways, by value only: `scenario` names the emulator settings of an embedded target
 //!   (`emulator::config`, `emulator::faults`) and the device's flow settings; `results` holds
-//!   `metrics`, `slo` and `conformance` data. Between `emulator` and `conformance` only data
-//!   types and pure text helpers cross, in no circle of files: `emulator::client_checks`
+//!   `metrics`, `slo` and `conformance` data and the scenario's overrides (`scenario::Applied`).
+//!   Between `emulator` and `conformance` only data types and pure text helpers cross, in no
+//!   circle of files: `emulator::client_checks`
 //!   borrows `Level` and `Source` (so both catalogues grade alike), `excerpt` and
 //!   `xml_escape`, and names `device::Misbehaviour`, the failing control of each check;
 //!   `conformance::catalogue` names each check's failing `emulator::Deviation`.

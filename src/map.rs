@@ -46,7 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("report", &["conformance", "device", "metrics", "results", "scenario", "shard", "slo", "timestamp"]),
-    ("results", &["conformance", "device", "metrics", "slo"]),
+    ("results", &["conformance", "device", "metrics", "scenario", "slo"]),
     ("scenario", &["arrival", "credentials", "device", "emulator", "slo", "tls", "toml_file", "websocket"]),
     ("shard", &["arrival", "scenario"]),
     ("slo", &["metrics"]),

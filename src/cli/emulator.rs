@@ -14,7 +14,7 @@ use crate::runner;
 
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Emulator configuration (TOML): id_scope, hubs, enrollments, delays.
+    /// Emulator configuration (TOML): id_scope (required), hubs, enrollments, delays.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Address to listen on, e.g. 127.0.0.1:8883 (port 0 picks a free port).
@@ -45,15 +45,6 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     let (config, service_config) = EmulatorConfig::load(&args.config)?;
     let identity = emulator::server_identity(&config, &args.config)?;
     let identity = emulator_processes::identity(&args, identity)?;
-    match &args.ca_out {
-        Some(path) => std::fs::write(path, identity.ca_pem())
-            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
-        None if config.tls.is_none() && args.worker_identity.is_none() => eprintln!(
-            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
-             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)"
-        ),
-        None => {}
-    }
     let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
     let listener = emulator_processes::bind(&args)?;
     let (clients, service) = match clients {
@@ -73,18 +64,21 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         Some(address) => format!(", MQTT over WebSocket on {address}"),
         None => String::new(),
     };
+    // Written once every address is bound: an emulator that cannot listen leaves no CA behind.
+    match &args.ca_out {
+        Some(path) => std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
+        None if config.tls.is_none() && args.worker_identity.is_none() => emulator_log::log(
+            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
+             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)",
+        ),
+        None => {}
+    }
+    emulator_log::warnings(service.config()).iter().for_each(|warning| emulator_log::log(warning));
     let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
-    outln!(
-        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments{})",
-        handle.address,
-        service.config().id_scope,
-        service.config().groups.len(),
-        service.config().individuals.len(),
-        match copies.count() {
-            1 => String::new(),
-            n => format!(", {n} processes sharing the address"),
-        }
-    );
+    // Listened for before the ready line: a script may signal as soon as it reads it.
+    let stop = interrupted();
+    outln!("{}", emulator_log::ready_line(handle.address, &websocket, service.config(), copies.count()));
     std::io::stdout().flush()?;
     let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
     let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
@@ -92,29 +86,29 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         Some(report) => {
             let judge = service.judge.as_ref().expect("a client report comes with its judge");
             tokio::select! {
-                () = interrupted() => {}
+                () = stop => {}
                 () = report.enough(judge) => {}
             }
         }
-        None => interrupted().await,
+        None => stop.await,
     }
     copies.stop();
     handle.stop().await;
     let _ = stop_log.send(true);
     let _ = log.await;
     let stats = &service.stats;
-    eprintln!(
+    emulator_log::log(&format!(
         "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
         ServiceStats::get(&stats.connections),
         ServiceStats::get(&stats.connects_refused),
         ServiceStats::get(&stats.registrations),
         ServiceStats::get(&stats.polls),
         ServiceStats::get(&stats.throttled)
-    );
+    ));
     let faults = service.faults.counts.snapshot();
     if !faults.is_empty() {
         let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
-        eprintln!("dpsbench emulator injected faults: {}", listed.join(", "));
+        emulator_log::log(&format!("dpsbench emulator injected faults: {}", listed.join(", ")));
     }
     match (clients, &service.judge) {
         (Some(report), Some(judge)) => {

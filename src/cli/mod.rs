@@ -27,6 +27,7 @@ mod live_metrics;
 mod merge;
 mod metrics_endpoint;
 mod out_folder;
+mod overrides;
 mod progress;
 #[cfg(test)]
 mod readme_examples;
@@ -87,7 +88,7 @@ pub enum Command {
     ///
     /// The configuration file's format (ID scope, hubs, enrollment groups and individual
     /// enrollments, quotas, [faults], [deviations]) is in README.md, "The emulator's
-    /// configuration"; without --config it serves one group with a random key.
+    /// configuration"; examples/emulator.toml is a complete one to start from.
     ///
     /// With --client-report it also judges every client it serves against the client checks
     /// and writes clients.json, clients.md and clients.junit.xml when it stops. Exit status: 0,
@@ -187,22 +188,29 @@ fn interrupt_counter() -> tokio::sync::watch::Receiver<u32> {
     receiver
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// first polled, so a signal that comes before the await is not lost (nor fatal).
+fn interrupted() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return ctrl_c.await,
-        };
-        tokio::select! {
-            () = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    ctrl_c.await
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

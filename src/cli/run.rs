@@ -12,7 +12,7 @@ use super::live_metrics::LiveMetrics;
 use super::out_folder::OutFolder;
 use super::progress::ProgressView;
 use super::sinks::Sinks;
-use super::{EXIT_INVALID, interrupt_counter, say, sharding};
+use super::{EXIT_INVALID, interrupt_counter, overrides, say, sharding};
 use crate::report;
 use crate::results::Tick;
 use crate::runner::{self, RunOptions};
@@ -20,8 +20,11 @@ use crate::scenario::Plan;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML), e.g. scenarios/quickstart.toml.
-    pub scenario: PathBuf,
+    /// Scenario file (TOML), e.g. scenarios/quickstart.toml [default: a quick run against the
+    /// embedded emulator, shaped by the overrides below].
+    pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: overrides::OverrideArgs,
     /// Folder for the run's reports: summary.json, report.md, report.html, timeseries.csv,
     /// latency.hlog (and devices.csv) [default: a new folder under reports/].
     #[arg(long, value_name = "DIR")]
@@ -56,12 +59,12 @@ pub struct RunArgs {
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<i32> {
-    let plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let (plan, applied) = overrides::load_plan(args.scenario.as_deref(), &args.overrides)?;
     let mut options = RunOptions::whole(&plan);
     let wait = sharding::apply(&mut options, &plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     options.device_records = args.devices_csv;
     if args.dry_run {
-        say(&report::dry_run(&plan, &options.part));
+        say(&overrides::dry_run(&plan, &options.part, &applied));
         return Ok(0);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
@@ -80,7 +83,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     };
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
+    let mut summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(summary) => summary,
         Err(error) => {
             folder.discard();
@@ -93,6 +96,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     if let Some(live) = live {
         live.stop().await;
     }
+    summary.scenario.overrides = applied;
     let path = out.join("summary.json");
     std::fs::write(&path, report::summary_json(&summary))
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -56,6 +56,19 @@ fn errors_name_the_field() {
     assert!(err.contains("`retry_after_seconds`") && err.contains("301"), "{err}");
 }
 
+/// Issue 24, item 4: `hubs` defaults as a scenario's embedded target does.
+#[test]
+fn hubs_default_as_in_a_scenario() {
+    let without = ISSUE_EXAMPLE.replace("hubs = [\"hub-a.azure-devices.net\", \"hub-b.azure-devices.net\"]\n", "");
+    assert!(!without.contains("hubs"));
+    assert_eq!(parse(&without).unwrap().hubs, DEFAULT_HUBS);
+    let scenario = "name = \"n\"\n[target]\nkind = \"embedded\"\n[arrival]\nrate = 1\n[devices]\ncount = 1\n";
+    let file: crate::scenario::ScenarioFile = crate::toml_file::parse(scenario).unwrap();
+    let plan = crate::scenario::Plan::resolve(file, Path::new("s.toml"), &|_| None).unwrap();
+    let crate::scenario::TargetPlan::Embedded { hubs, .. } = plan.target else { panic!("embedded") };
+    assert_eq!(hubs, DEFAULT_HUBS);
+}
+
 #[test]
 fn the_emulator_file_and_the_builder_share_defaults() {
     let config = parse(&ISSUE_EXAMPLE.replace("retry_after_seconds = 3\n", "")).unwrap();
