@@ -468,9 +468,11 @@ impl Service {
     }
 }
 
+mod answer;
 mod session;
 
-pub use session::{MAX_MESSAGE_BYTES, Response, Session};
+pub use answer::MAX_MESSAGE_BYTES;
+pub use session::{Response, Session};
 
 #[cfg(test)]
 mod tests;

@@ -439,7 +439,7 @@ fn the_poll_limit_is_off_when_retry_after_would_break_it_or_when_configured_off(
 fn a_request_over_96_kb_gets_413_with_an_error_body() {
     let (service, key) = service_with(|_| {});
     let mut session = ready_session(&service, &key, "dev-big");
-    let filler = "x".repeat(session::MAX_MESSAGE_BYTES);
+    let filler = "x".repeat(answer::MAX_MESSAGE_BYTES);
     let body = format!(r#"{{"registrationId":"dev-big","payload":{{"filler":"{filler}"}}}}"#);
     assert!(body.len() < crate::mqtt::MAX_PACKET_SIZE, "the codec reads it, so the service can answer");
     let (status, reply) = register_with(&mut session, &service, body.as_bytes());
@@ -447,8 +447,8 @@ fn a_request_over_96_kb_gets_413_with_an_error_body() {
     let error: ErrorBody = serde_json::from_slice(&reply).expect("an error body");
     assert_eq!(error.error_code, 413001);
     assert_eq!(ServiceStats::get(&service.stats.registrations), 0);
-    let just_under = format!(r#"{{"payload":{{"f":"{}"}}}}"#, "x".repeat(session::MAX_MESSAGE_BYTES - 20));
-    assert!(just_under.len() <= session::MAX_MESSAGE_BYTES);
+    let just_under = format!(r#"{{"payload":{{"f":"{}"}}}}"#, "x".repeat(answer::MAX_MESSAGE_BYTES - 20));
+    assert!(just_under.len() <= answer::MAX_MESSAGE_BYTES);
     assert_eq!(register_with(&mut session, &service, just_under.as_bytes()).0, 202);
 }
 
