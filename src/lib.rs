@@ -21,8 +21,9 @@
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
 //!   ├─► report (pure writers: RunSummary, ticks → bytes: summary, timeseries, hlog, report.md,
-//!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition; folder,
-//!   │           hlog and html also read a report folder back, for render, compare and merge)
+//!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition and
+//!   │           remote write; folder, hlog and html also read a report folder back, for render,
+//!   │           compare and merge)
 //!   └─► emulator (standalone `dpsbench emulator`)
 //!
 //!  leaves, shared by every layer above:
@@ -47,8 +48,8 @@
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
-//! - Only `cli` reads environment variables, writes report files, serves `/metrics` and picks exit
-//!   codes. `report::folder` is the one place outside `cli` that reads files (a report folder).
+//! - Only `cli` reads environment variables, writes report files, serves `/metrics`, pushes
+//!   remote write and picks exit codes. `report::folder` is the one place outside `cli` that reads files (a report folder).
 //! - Failures of the service under test are data (`device::FailureKind`), never `Err`.
 //! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 

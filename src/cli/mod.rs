@@ -18,8 +18,10 @@ mod emulator_log;
 mod emulator_processes;
 mod files;
 mod keys;
+mod live_metrics;
 mod merge;
 mod metrics_endpoint;
+mod metrics_push;
 mod out_folder;
 #[cfg(test)]
 mod readme_examples;
@@ -226,10 +228,8 @@ pub struct RunArgs {
     /// registrations, expected throttling) and exit without connecting anywhere.
     #[arg(long)]
     pub dry_run: bool,
-    /// Serve live Prometheus metrics at http://ADDR/metrics while the run lasts, e.g.
-    /// 127.0.0.1:9464 (port 0 picks a free port; the bound address is printed on stderr).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: live_metrics::MetricsArgs,
     /// Also write devices.csv: one row per device (registration ID, personality, outcome and
     /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
     #[arg(long)]
@@ -369,10 +369,7 @@ async fn run(args: RunArgs) -> Result<i32> {
     // nothing behind, and an old report under --force stays whole.
     let mut interrupts = interrupt_counter();
     let ready = runner::prepare(&plan, &mut interrupts).await?;
-    let live = match args.metrics_listen {
-        Some(address) => Some(LiveMetrics::start(address).await?),
-        None => None,
-    };
+    let live = live_metrics::LiveMetrics::start(&args.metrics).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
     let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
@@ -385,9 +382,6 @@ async fn run(args: RunArgs) -> Result<i32> {
             return Err(error);
         }
     };
-    if let Some(live) = live {
-        live.stop().await;
-    }
     let path = out.join("summary.json");
     std::fs::write(&path, report::summary_json(&summary))
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -399,6 +393,9 @@ async fn run(args: RunArgs) -> Result<i32> {
         printed.push_str(&format!("report: {}\n", path.display()));
     }
     say(&printed);
+    if let Some(live) = live {
+        live.finish().await;
+    }
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
     Ok(if !summary.validity.valid {
         EXIT_INVALID
@@ -415,7 +412,7 @@ async fn record_run(
     plan: &Plan,
     args: &RunArgs,
     folder: &mut OutFolder,
-    live: Option<&LiveMetrics>,
+    live: Option<&live_metrics::LiveMetrics>,
     wait: Option<String>,
     ready: runner::Ready,
     interrupts: tokio::sync::watch::Receiver<u32>,
@@ -438,8 +435,8 @@ async fn record_run(
     let summary = ready
         .run(interrupts, |tick: &Tick| {
             // Published before the progress line, so a line on stderr means its page is served.
-            if let Some(live) = live {
-                live.publish(tick);
+            for line in live.map(|live| live.publish(tick)).unwrap_or_default() {
+                progress.warn(&line);
             }
             progress.show(tick);
             // Written (unbuffered) every second, so a crash keeps everything up to then.
@@ -458,37 +455,6 @@ async fn record_run(
         .await;
     progress.finish();
     Ok(summary?)
-}
-
-/// `--metrics-listen`: the endpoint's task and the page it serves, replaced each second.
-struct LiveMetrics {
-    page: tokio::sync::watch::Sender<Arc<str>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LiveMetrics {
-    async fn start(address: SocketAddr) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
-        let bound = listener.local_addr().with_context(|| format!("--metrics-listen {address}"))?;
-        let empty = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
-        let (page, pages) = tokio::sync::watch::channel::<Arc<str>>(report::prometheus::exposition(&empty).into());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(metrics_endpoint::serve(listener, pages, stopped));
-        eprintln!("dpsbench: live metrics at http://{bound}/metrics");
-        Ok(Self { page, stop, task })
-    }
-
-    fn publish(&self, tick: &Tick) {
-        let _ = self.page.send(report::prometheus::exposition(tick).into());
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
 }
 
 /// Live progress: a bar on a terminal, a plain line per second otherwise, nothing with --quiet.

@@ -13,6 +13,7 @@ mod gates;
 mod hostile;
 mod live_metrics;
 mod load;
+mod metrics_push;
 mod plan_size;
 mod properties;
 mod reports;
