@@ -150,7 +150,7 @@ fn a_run_pushes_remote_write_each_second_and_its_final_figures() {
     assert_eq!(value(last, "dpsbench_devices_assigned_total", &labels), Some(assigned));
     assert_eq!(value(last, "dpsbench_devices_started_total", &labels), Some(150.0));
     assert_eq!(value(last, "dpsbench_devices_in_flight", &labels), Some(0.0));
-    for kind in ["status_429", "timeout_poll", "tls", "aborted"] {
+    for kind in ["status_429", "timeout_poll", "tls", "connect"] {
         assert_eq!(
             value(first, "dpsbench_devices_failed_total", &[("kind", kind)]),
             Some(0.0),
