@@ -78,17 +78,19 @@ pub enum PushError {
     ServerName(String),
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
-    #[error("answered {status}: {body}")]
+    #[error("answered {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
     Status { status: u16, body: String },
     #[error("no answer within {} s", DEADLINE.as_secs())]
     Timeout,
 }
 
 impl PushError {
-    /// Whether trying again soon may succeed: unreachable, 5xx, 429; not another 4xx.
+    /// Whether trying again soon may succeed: unreachable, 5xx, 429; not another 4xx, nor a
+    /// certificate the receiver's chain does not pass (rustls's errors are `InvalidData`).
     fn retryable(&self) -> bool {
         match self {
             PushError::Status { status, .. } => *status >= 500 || *status == 429,
+            PushError::Tls { source, .. } => source.kind() != std::io::ErrorKind::InvalidData,
             PushError::ServerName(_) => false,
             _ => true,
         }
@@ -290,4 +292,146 @@ where
     // Ends when the sender is dropped or the receiver closes the connection.
     tokio::spawn(connection);
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use prost::Message as _;
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+
+    use super::*;
+    use crate::report::prometheus::families;
+    use crate::runner::Tick;
+    use crate::tls::{ServerIdentity, TlsPolicy, client_config, public_roots, roots_from_pem};
+
+    trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+    impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+    /// A remote-write receiver on a free loopback port (TLS with `identity`), one connection at a
+    /// time: answers each request with the next of `answers` (status lines; 200 once they run
+    /// out) until the client closes; returns the port and the bodies received.
+    async fn receiver(
+        identity: Option<&ServerIdentity>,
+        answers: &'static [&'static str],
+    ) -> (u16, tokio::task::JoinHandle<Vec<Vec<u8>>>) {
+        let acceptor =
+            identity.map(|i| tokio_rustls::TlsAcceptor::from(i.server_config(TlsPolicy::default()).unwrap()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut bodies = Vec::new();
+            let mut answers = answers.iter();
+            // Done once no client came for two seconds.
+            while let Ok(Ok((tcp, _))) = tokio::time::timeout(Duration::from_secs(2), listener.accept()).await {
+                let stream: Box<dyn Stream> = match &acceptor {
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(tls) => Box::new(tls),
+                        Err(_) => continue,
+                    },
+                    None => Box::new(tcp),
+                };
+                let mut stream = BufReader::new(stream);
+                while let Some(body) = read_request(&mut stream).await {
+                    bodies.push(body);
+                    let status = answers.next().unwrap_or(&"200 OK");
+                    let response = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                    stream.get_mut().write_all(response.as_bytes()).await.unwrap();
+                }
+            }
+            bodies
+        });
+        (port, task)
+    }
+
+    /// The body of the next request on `stream`, or `None` once the client closed it.
+    async fn read_request(stream: &mut BufReader<Box<dyn Stream>>) -> Option<Vec<u8>> {
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return None;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().ok();
+            }
+        }
+        let mut body = vec![0; length.expect("a push says its length")];
+        stream.read_exact(&mut body).await.ok()?;
+        Some(body)
+    }
+
+    fn final_families() -> Arc<Vec<Family>> {
+        let tick = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
+        Arc::new(families(&tick, true))
+    }
+
+    #[tokio::test]
+    async fn pushes_over_https_to_a_receiver_it_trusts_and_not_to_another() {
+        let identity = ServerIdentity::generate(&[]).unwrap();
+        let (port, received) = receiver(Some(&identity), &[]).await;
+        let url = parse_push_url(&format!("https://127.0.0.1:{port}/api/v1/write")).unwrap();
+        let roots = roots_from_pem(identity.ca_pem().as_bytes(), Path::new("ca.pem")).unwrap();
+        let pusher = Pusher::start(
+            url.clone(),
+            vec![("job".into(), "t".into())],
+            client_config(roots, TlsPolicy::default()).unwrap(),
+        );
+        let line = pusher.finish(final_families()).await;
+        assert!(line.ends_with(": 1 pushes, none failed"), "{line}");
+        let bodies = tokio::time::timeout(DEADLINE * 2, received).await.unwrap().unwrap();
+        assert_eq!(bodies.len(), 1);
+        let decoded = snap::raw::Decoder::new().decompress_vec(&bodies[0]).unwrap();
+        let request = remote_write::WriteRequest::decode(decoded.as_slice()).unwrap();
+        let ended = request.timeseries.iter().find(|s| s.labels[0].value == "dpsbench_run_ended").unwrap();
+        assert_eq!(ended.samples[0].value, 1.0);
+        assert!(ended.labels.iter().any(|l| l.name == "job" && l.value == "t"));
+
+        // The public roots do not trust the test CA: refused, counted, and never retried.
+        let (port, _received) = receiver(Some(&identity), &[]).await;
+        let url = parse_push_url(&format!("https://127.0.0.1:{port}/api/v1/write")).unwrap();
+        let pusher = Pusher::start(url, Vec::new(), client_config(public_roots(), TlsPolicy::default()).unwrap());
+        let line = pusher.finish(final_families()).await;
+        assert!(line.contains("1 of 1 pushes failed (last: TLS with 127.0.0.1: invalid peer certificate"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn the_final_push_is_retried_while_the_receiver_is_busy_but_not_when_it_refuses() {
+        let (port, received) = receiver(None, &["503 Service Unavailable", "429 Too Many Requests"]).await;
+        let url = parse_push_url(&format!("http://127.0.0.1:{port}/api/v1/write")).unwrap();
+        let tls = client_config(public_roots(), TlsPolicy::default()).unwrap();
+        let line = Pusher::start(url, Vec::new(), tls.clone()).finish(final_families()).await;
+        assert!(line.ends_with(": 1 pushes, none failed"), "{line}");
+        let bodies = tokio::time::timeout(DEADLINE * 2, received).await.unwrap().unwrap();
+        assert_eq!(bodies.len(), 3, "503, 429, then 200");
+
+        let (port, received) = receiver(None, &["400 Bad Request"]).await;
+        let url = parse_push_url(&format!("http://127.0.0.1:{port}/api/v1/write")).unwrap();
+        let line = Pusher::start(url, Vec::new(), tls).finish(final_families()).await;
+        assert!(line.ends_with("1 of 1 pushes failed (last: answered 400)"), "{line}");
+        let bodies = tokio::time::timeout(DEADLINE * 2, received).await.unwrap().unwrap();
+        assert_eq!(bodies.len(), 1, "a 400 is not retried");
+    }
+
+    #[test]
+    fn urls_parse_into_what_a_connection_needs() {
+        let url = parse_push_url("https://[::1]:9443/api/v1/write?tenant=a").unwrap();
+        assert_eq!((url.tls, url.host.as_str(), url.port), (true, "::1", 9443));
+        assert_eq!((url.authority.as_str(), url.path.as_str()), ("[::1]:9443", "/api/v1/write?tenant=a"));
+        let url = parse_push_url("http://prometheus/api/v1/write").unwrap();
+        assert_eq!((url.tls, url.port, url.authority.as_str()), (false, 80, "prometheus"));
+        for (bad, why) in [
+            ("ftp://host/x", "scheme \"ftp\""),
+            ("/api/v1/write", "no scheme"),
+            ("http://user:secret@host/w", "user information"),
+            ("not a url", "not a URL"),
+        ] {
+            let error = parse_push_url(bad).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+    }
 }
