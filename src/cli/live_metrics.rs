@@ -24,8 +24,10 @@ const OWN_LABELS: [&str; 3] = ["kind", "phase", "le"];
 /// The live-metrics flags of `dpsbench run`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MetricsArgs {
-    /// Serve live Prometheus metrics at http://ADDR/metrics while the run lasts, e.g.
-    /// 127.0.0.1:9464 (port 0 picks a free port; the bound address is printed on stderr).
+    /// Serve live Prometheus metrics at http://ADDR/metrics while the run lasts (and after it
+    /// with --metrics-linger), e.g. 127.0.0.1:9464 (port 0 picks a free port; the bound address
+    /// is printed on stderr). Every failure kind without a number, and each phase, has its
+    /// series from the start, at 0.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// After the run, keep serving its final metrics (with dpsbench_run_ended 1) until one GET
@@ -104,10 +106,7 @@ impl LiveMetrics {
     /// says, then closes the endpoint.
     pub async fn finish(self) {
         let mut families = self.last.into_inner().expect("the last families are never held while panicking");
-        let ended = Arc::make_mut(&mut families).iter_mut().find(|family| family.name == "dpsbench_run_ended");
-        if let Some(sample) = ended.and_then(|family| family.samples.first_mut()) {
-            sample.value = prometheus::Value::Count(1);
-        }
+        prometheus::mark_ended(Arc::<Vec<Family>>::make_mut(&mut families));
         let page = self.endpoint.as_ref().map(|endpoint| endpoint.serve(&families));
         if let Some(pusher) = self.pusher {
             let pusher = pusher.into_inner().expect("the pusher is never held while panicking");

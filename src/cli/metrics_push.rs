@@ -145,14 +145,14 @@ impl Pusher {
         self.send(families, true);
         // Every attempt has its deadline, and so has the pause between them.
         let bound = (DEADLINE + Duration::from_secs(1)) * (FINAL_ATTEMPTS + 1);
-        let tally = match tokio::time::timeout(bound, &mut self.task).await {
-            Ok(Ok(tally)) => tally,
-            _ => {
-                self.task.abort();
-                Tally { last_error: Some("the final push did not finish".into()), ..Tally::default() }
-            }
-        };
         let url = &self.url;
+        let Ok(Ok(tally)) = tokio::time::timeout(bound, &mut self.task).await else {
+            self.task.abort();
+            return format!(
+                "dpsbench: metrics push to {url}: the final push did not finish within {} s",
+                bound.as_secs()
+            );
+        };
         match (&tally.last_error, tally.failed) {
             (_, 0) => format!("dpsbench: metrics pushed to {url}: {} pushes, none failed", tally.pushes),
             (error, failed) => format!(

@@ -17,6 +17,9 @@ use crate::runner::Tick;
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The gauge that says whether the run has ended.
+const RUN_ENDED: &str = "dpsbench_run_ended";
+
 /// One metric family: what `# HELP` and `# TYPE` say, and its samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Family {
@@ -118,14 +121,17 @@ pub fn families(tick: &Tick, ended: bool) -> Vec<Family> {
             "429 (throttled) replies received by devices that finished.",
             p.throttled,
         ),
-        single(
-            "dpsbench_run_ended",
-            Kind::Gauge,
-            "1 once the run has ended and every figure is final, else 0.",
-            u64::from(ended),
-        ),
+        single(RUN_ENDED, Kind::Gauge, "1 once the run has ended and every figure is final, else 0.", u64::from(ended)),
         phase_histograms(tick),
     ]
+}
+
+/// Marks `families` (of [`families`]) as the final ones: `dpsbench_run_ended` becomes 1.
+pub fn mark_ended(families: &mut [Family]) {
+    let ended = families.iter_mut().find(|family| family.name == RUN_ENDED);
+    if let Some(sample) = ended.and_then(|family| family.samples.first_mut()) {
+        sample.value = Value::Count(1);
+    }
 }
 
 /// The text exposition of `families`.
@@ -248,6 +254,9 @@ mod tests {
             |families: &[Family]| families.iter().find(|f| f.name == "dpsbench_run_ended").unwrap().samples[0].value;
         assert_eq!(ended(&families), Value::Count(0));
         assert_eq!(ended(&super::families(&empty, true)), Value::Count(1));
+        let mut marked = families.clone();
+        mark_ended(&mut marked);
+        assert_eq!(marked, super::families(&empty, true));
     }
 
     #[test]
