@@ -194,9 +194,16 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-/// The pushed labels: `given`, then `job` and `instance` unless given.
+/// The pushed labels: `given` (the last value of a name given twice), then `job` and
+/// `instance` unless given.
 fn push_labels(given: &[(String, String)], host: &str) -> Vec<(String, String)> {
-    let mut labels = given.to_vec();
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for (name, value) in given {
+        match labels.iter_mut().find(|(known, _)| known == name) {
+            Some(label) => label.1 = value.clone(),
+            None => labels.push((name.clone(), value.clone())),
+        }
+    }
     for (name, value) in [("job", "dpsbench"), ("instance", host)] {
         if !labels.iter().any(|(given, _)| given == name) {
             labels.push((name.to_string(), value.to_string()));
@@ -243,6 +250,9 @@ mod tests {
             [("instance".to_string(), "shard-3".to_string()), ("job".to_string(), "dpsbench".to_string())]
         );
         assert_eq!(push_labels(&[], "host")[1], ("instance".to_string(), "host".to_string()));
+        let twice = [("team".to_string(), "a".to_string()), ("team".to_string(), "b".to_string())];
+        assert_eq!(push_labels(&twice, "host")[0], ("team".to_string(), "b".to_string()));
+        assert_eq!(push_labels(&twice, "host").len(), 3, "one team, job, instance");
     }
 
     #[test]
