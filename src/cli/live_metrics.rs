@@ -15,6 +15,7 @@ use super::metrics_endpoint::{self, Page};
 use super::metrics_push::{PushUrl, Pusher, parse_push_url};
 use crate::report::prometheus::{self, Family};
 use crate::runner::Tick;
+use crate::shard::Shard;
 
 /// The longest `--metrics-linger`.
 const MAX_LINGER: Duration = Duration::from_secs(3600);
@@ -42,8 +43,9 @@ pub struct MetricsArgs {
     /// public web's roots. A push that fails is reported on stderr and counted; the run goes on.
     #[arg(long, value_name = "URL", value_parser = parse_push_url)]
     pub metrics_push: Option<PushUrl>,
-    /// A label on every pushed series, NAME=VALUE (repeatable), e.g. instance=shard-3 when
-    /// several runs push to one receiver [default: job=dpsbench, instance=<host name>].
+    /// A label on every pushed series, NAME=VALUE (repeatable), e.g. instance=run-7 when
+    /// several runs push to one receiver [default: job=dpsbench, instance=<host name>, and
+    /// shard=K/N with --shard].
     #[arg(long, value_name = "NAME=VALUE", requires = "metrics_push", value_parser = parse_label)]
     pub metrics_push_label: Vec<(String, String)>,
 }
@@ -64,8 +66,9 @@ struct Endpoint {
 }
 
 impl LiveMetrics {
-    /// Binds the endpoint and starts the pusher; `None` when `args` ask for neither.
-    pub async fn start(args: &MetricsArgs) -> Result<Option<Self>> {
+    /// Binds the endpoint and starts the pusher (its series labelled with `shard` when the run
+    /// is one); `None` when `args` ask for neither.
+    pub async fn start(args: &MetricsArgs, shard: Option<Shard>) -> Result<Option<Self>> {
         if args.metrics_listen.is_none() && args.metrics_push.is_none() {
             return Ok(None);
         }
@@ -79,7 +82,7 @@ impl LiveMetrics {
             Some(url) => {
                 let tls = crate::tls::client_config(crate::tls::public_roots(), crate::tls::TlsPolicy::default())
                     .context("--metrics-push: cannot set up TLS")?;
-                let labels = push_labels(&args.metrics_push_label, &host_name());
+                let labels = push_labels(&args.metrics_push_label, &host_name(), shard);
                 eprintln!("dpsbench: pushing live metrics to {url}");
                 Some(Mutex::new(Pusher::start(url.clone(), labels, tls)))
             }
@@ -194,9 +197,9 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-/// The pushed labels: `given` (the last value of a name given twice), then `job` and
-/// `instance` unless given.
-fn push_labels(given: &[(String, String)], host: &str) -> Vec<(String, String)> {
+/// The pushed labels: `given` (the last value of a name given twice), then `job`, `instance`
+/// and, for a shard, `shard` (`K/N`: shards on one host push apart), unless given.
+fn push_labels(given: &[(String, String)], host: &str, shard: Option<Shard>) -> Vec<(String, String)> {
     let mut labels: Vec<(String, String)> = Vec::new();
     for (name, value) in given {
         match labels.iter_mut().find(|(known, _)| known == name) {
@@ -204,8 +207,12 @@ fn push_labels(given: &[(String, String)], host: &str) -> Vec<(String, String)> 
             None => labels.push((name.clone(), value.clone())),
         }
     }
-    for (name, value) in [("job", "dpsbench"), ("instance", host)] {
-        if !labels.iter().any(|(given, _)| given == name) {
+    let shard = shard.map(|shard| shard.to_string());
+    let defaults = [("job", Some("dpsbench")), ("instance", Some(host)), ("shard", shard.as_deref())];
+    for (name, value) in defaults {
+        if let Some(value) = value
+            && !labels.iter().any(|(given, _)| given == name)
+        {
             labels.push((name.to_string(), value.to_string()));
         }
     }
@@ -245,14 +252,21 @@ mod tests {
     #[test]
     fn given_labels_win_over_the_defaults() {
         let given = [("instance".to_string(), "shard-3".to_string())];
+        let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+        };
+        assert_eq!(push_labels(&given, "host", None), pairs(&[("instance", "shard-3"), ("job", "dpsbench")]));
+        assert_eq!(push_labels(&[], "host", None), pairs(&[("job", "dpsbench"), ("instance", "host")]));
+        let shard = Some(Shard { index: 2, count: 4 });
         assert_eq!(
-            push_labels(&given, "host"),
-            [("instance".to_string(), "shard-3".to_string()), ("job".to_string(), "dpsbench".to_string())]
+            push_labels(&[], "host", shard),
+            pairs(&[("job", "dpsbench"), ("instance", "host"), ("shard", "2/4")])
         );
-        assert_eq!(push_labels(&[], "host")[1], ("instance".to_string(), "host".to_string()));
-        let twice = [("team".to_string(), "a".to_string()), ("team".to_string(), "b".to_string())];
-        assert_eq!(push_labels(&twice, "host")[0], ("team".to_string(), "b".to_string()));
-        assert_eq!(push_labels(&twice, "host").len(), 3, "one team, job, instance");
+        let twice = pairs(&[("team", "a"), ("team", "b")]);
+        assert_eq!(
+            push_labels(&twice, "host", None),
+            pairs(&[("team", "b"), ("job", "dpsbench"), ("instance", "host")])
+        );
     }
 
     #[test]

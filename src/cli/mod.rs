@@ -369,7 +369,7 @@ async fn run(args: RunArgs) -> Result<i32> {
     // nothing behind, and an old report under --force stays whole.
     let mut interrupts = interrupt_counter();
     let ready = runner::prepare(&plan, &mut interrupts).await?;
-    let live = live_metrics::LiveMetrics::start(&args.metrics).await?;
+    let live = live_metrics::LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
     let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {

@@ -274,3 +274,19 @@ fn an_unscraped_endpoint_lingers_for_its_duration_only() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("the final metrics were not scraped within 1s"), "{stderr}");
 }
+
+#[test]
+fn a_shard_pushes_with_its_shard_label() {
+    let (address, pushes) = receiver(|_| ("200 OK", ""));
+    let dir = temp_dir("metrics-push-shard");
+    let out = dir.join("out");
+    let url = format!("http://{address}/api/v1/write");
+    let scenario = scenario(&dir);
+    let args = ["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--shard", "1/2"];
+    let output = dpsbench(&[&args[..], &["--metrics-push", &url]].concat(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let pushes = pushes.lock().unwrap();
+    let last = &pushes.last().expect("pushed").request;
+    let labels = [("shard", "1/2"), ("job", "dpsbench")];
+    assert_eq!(value(last, "dpsbench_devices_started_total", &labels), Some(75.0), "half of 150 devices");
+}
