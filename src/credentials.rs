@@ -10,6 +10,7 @@
 //! token (SDKs encode it differently, and DPS verifies over the bytes received).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -146,38 +147,65 @@ impl fmt::Display for IdScope {
 
 /// A symmetric key (an enrollment group key, an individual enrollment key or a derived device
 /// key), held decoded. Its `Debug` is redacted; the base64 text is only produced on request.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SymmetricKey(Vec<u8>);
+///
+/// The bytes live inline (DPS keys are at most 64 bytes), so deriving a device key allocates
+/// nothing. A key that derives device keys keeps its HMAC state once keyed (the inner and outer
+/// pads hashed, on the first derivation), so a group key hashes its pads once, not once per
+/// device: two of the four SHA-256 blocks of each derivation. Keys that sign once (a device key
+/// building its token) never pay for that state.
+#[derive(Clone)]
+pub struct SymmetricKey {
+    bytes: [u8; MAX_KEY_LEN],
+    len: u8,
+    deriving: OnceLock<Box<HmacSha256>>,
+}
+
+/// Longest key DPS accepts, decoded.
+const MAX_KEY_LEN: usize = 64;
 
 impl SymmetricKey {
+    /// A key of 1 to [`MAX_KEY_LEN`] bytes (callers check the length).
+    fn from_bytes(key: &[u8]) -> Self {
+        debug_assert!((1..=MAX_KEY_LEN).contains(&key.len()));
+        let mut bytes = [0u8; MAX_KEY_LEN];
+        bytes[..key.len()].copy_from_slice(key);
+        Self { bytes, len: key.len() as u8, deriving: OnceLock::new() }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
     /// Parses base64 text. Surrounding whitespace (a trailing newline in a key file) is ignored.
     pub fn from_base64(text: &str) -> Result<Self, CredentialError> {
         let bytes = BASE64.decode(text.trim().as_bytes()).map_err(|_| CredentialError::KeyNotBase64)?;
-        if bytes.is_empty() || bytes.len() > 64 {
+        if bytes.is_empty() || bytes.len() > MAX_KEY_LEN {
             return Err(CredentialError::KeyLength(bytes.len()));
         }
-        Ok(Self(bytes))
+        Ok(Self::from_bytes(&bytes))
     }
 
     /// A new random 64-byte key, as DPS generates them.
     pub fn random() -> Self {
-        let mut bytes = vec![0u8; 64];
+        let mut bytes = [0u8; MAX_KEY_LEN];
         rand::fill(&mut bytes[..]);
-        Self(bytes)
+        Self::from_bytes(&bytes)
     }
 
     /// The key as base64 text. Callers decide where it may go; never into logs or reports.
     pub fn to_base64(&self) -> String {
-        BASE64.encode(&self.0)
+        BASE64.encode(self.as_bytes())
     }
 
     /// Derives a device's key from this enrollment group key (`docs/dps-mqtt.md` §2).
     pub fn derive_device_key(&self, registration_id: &RegistrationId) -> SymmetricKey {
-        SymmetricKey(self.sign(registration_id.as_str().as_bytes()).to_vec())
+        let mut mac = HmacSha256::clone(self.deriving.get_or_init(|| Box::new(self.mac())));
+        mac.update(registration_id.as_str().as_bytes());
+        SymmetricKey::from_bytes(&mac.finalize().into_bytes())
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.0).expect("HMAC-SHA256 accepts keys of any length")
+        HmacSha256::new_from_slice(self.as_bytes()).expect("HMAC-SHA256 accepts keys of any length")
     }
 
     /// HMAC-SHA256 of `message` under this key.
@@ -195,9 +223,17 @@ impl SymmetricKey {
     }
 }
 
+impl PartialEq for SymmetricKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for SymmetricKey {}
+
 impl fmt::Debug for SymmetricKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SymmetricKey(<redacted {} bytes>)", self.0.len())
+        write!(f, "SymmetricKey(<redacted {} bytes>)", self.len)
     }
 }
 

@@ -21,8 +21,13 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::x509::to_pem;
 
-/// Names the generated server certificate is valid for.
+/// Loopback names the generated server certificate is valid for.
 pub const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// DPS's global device endpoint. The generated server certificate names it too: SDK samples
+/// that hard-code it (the embedded C SDK's) reach an emulator on this machine through an
+/// `/etc/hosts` line, and their host-name check must then pass unchanged.
+pub const DPS_GLOBAL_ENDPOINT: &str = "global.azure-devices-provisioning.net";
 
 /// Errors building TLS configuration. Variants name the file involved.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +160,7 @@ impl std::fmt::Debug for ServerIdentity {
 
 impl ServerIdentity {
     /// Generates a CA (ECDSA P-256) and a server certificate it signs for `localhost`,
-    /// `127.0.0.1` and `::1`, plus any `extra_names`.
+    /// `127.0.0.1`, `::1` and [`DPS_GLOBAL_ENDPOINT`], plus any `extra_names`.
     pub fn generate(extra_names: &[String]) -> Result<Self, TlsError> {
         let now = time::OffsetDateTime::now_utc();
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -168,6 +173,7 @@ impl ServerIdentity {
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
         let mut names: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
+        names.push(DPS_GLOBAL_ENDPOINT.into());
         names.extend(extra_names.iter().cloned());
         let mut leaf_params = CertificateParams::new(names)?;
         leaf_params.distinguished_name.push(DnType::CommonName, "localhost");

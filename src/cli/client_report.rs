@@ -88,14 +88,14 @@ impl ClientReport {
         let broken = |level| {
             report.checks.iter().filter(|c| c.level == level && c.verdict == client_checks::Verdict::Fail).count()
         };
-        eprintln!(
+        super::emulator_log::log(&format!(
             "dpsbench emulator: client checks: {} connections judged, {} must-checks and {} should-checks broken; \
              report in {}",
             report.connections,
             broken(crate::conformance::Level::Must),
             broken(crate::conformance::Level::Should),
             self.folder.path().display()
-        );
+        ));
         Ok(i32::from(report.must_broken))
     }
 }

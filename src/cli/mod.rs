@@ -23,6 +23,7 @@ mod merge;
 mod metrics_endpoint;
 mod metrics_push;
 mod out_folder;
+mod overrides;
 #[cfg(test)]
 mod readme_examples;
 mod reports;
@@ -87,7 +88,7 @@ pub enum Command {
     ///
     /// The configuration file's format (ID scope, hubs, enrollment groups and individual
     /// enrollments, quotas, [faults], [deviations]) is in README.md, "The emulator's
-    /// configuration"; without --config it serves one group with a random key.
+    /// configuration"; examples/emulator.toml is a complete one to start from.
     ///
     /// With --client-report it also judges every client it serves against the client checks
     /// and writes clients.json, clients.md and clients.junit.xml when it stops. Exit status: 0,
@@ -212,8 +213,11 @@ pub struct ConformArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML), e.g. scenarios/quickstart.toml.
-    pub scenario: PathBuf,
+    /// Scenario file (TOML), e.g. scenarios/quickstart.toml [default: a quick run against the
+    /// embedded emulator, shaped by the overrides below].
+    pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: overrides::OverrideArgs,
     /// Folder for the run's reports: summary.json, report.md, report.html, timeseries.csv,
     /// latency.hlog (and devices.csv) [default: a new folder under reports/].
     #[arg(long, value_name = "DIR")]
@@ -247,7 +251,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
-    /// Emulator configuration (TOML): id_scope, hubs, enrollments, delays.
+    /// Emulator configuration (TOML): id_scope (required), hubs, enrollments, delays.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Address to listen on, e.g. 127.0.0.1:8883 (port 0 picks a free port).
@@ -352,11 +356,11 @@ pub(crate) fn say(text: &str) {
 }
 
 async fn run(args: RunArgs) -> Result<i32> {
-    let mut plan = Plan::load(&args.scenario, &|name| std::env::var(name).ok())?;
+    let (mut plan, applied) = overrides::load_plan(args.scenario.as_deref(), &args.overrides)?;
     let wait = sharding::apply(&mut plan, args.shard, args.start_at, std::time::SystemTime::now())?;
     plan.device_records = args.devices_csv;
     if args.dry_run {
-        say(&report::dry_run(&plan));
+        say(&overrides::dry_run(&plan, &applied));
         return Ok(0);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
@@ -372,7 +376,7 @@ async fn run(args: RunArgs) -> Result<i32> {
     let live = live_metrics::LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
+    let mut summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(summary) => summary,
         Err(error) => {
             folder.discard();
@@ -382,6 +386,7 @@ async fn run(args: RunArgs) -> Result<i32> {
             return Err(error);
         }
     };
+    summary.scenario.overrides = applied;
     let path = out.join("summary.json");
     std::fs::write(&path, report::summary_json(&summary))
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -571,24 +576,31 @@ fn default_out_dir(name: &str) -> PathBuf {
     PathBuf::from("reports").join(format!("{safe_name}-{}", compact.replace('T', "-")))
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// first polled, so a signal that comes before the await is not lost (nor fatal).
+fn interrupted() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return ctrl_c.await,
-        };
-        tokio::select! {
-            () = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    ctrl_c.await
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
@@ -607,15 +619,6 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         None => ServerIdentity::generate(&[])?,
     };
     let identity = emulator_processes::identity(&args, identity)?;
-    match &args.ca_out {
-        Some(path) => std::fs::write(path, identity.ca_pem())
-            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
-        None if config.tls.is_none() && args.worker_identity.is_none() => eprintln!(
-            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
-             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)"
-        ),
-        None => {}
-    }
     let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
     let listener = emulator_processes::bind(&args)?;
     let (clients, service) = match clients {
@@ -635,18 +638,21 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => String::new(),
     };
+    // Written once every address is bound: an emulator that cannot listen leaves no CA behind.
+    match &args.ca_out {
+        Some(path) => std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
+        None if config.tls.is_none() && args.worker_identity.is_none() => emulator_log::log(
+            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
+             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)",
+        ),
+        None => {}
+    }
+    emulator_log::warnings(service.config()).iter().for_each(|warning| emulator_log::log(warning));
     let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
-    outln!(
-        "dpsbench emulator listening on {}{websocket} (id scope {}, {} enrollment groups, {} individual enrollments{})",
-        handle.address,
-        service.config().id_scope,
-        service.config().groups.len(),
-        service.config().individuals.len(),
-        match copies.count() {
-            1 => String::new(),
-            n => format!(", {n} processes sharing the address"),
-        }
-    );
+    // Listened for before the ready line: a script may signal as soon as it reads it.
+    let stop = interrupted();
+    outln!("{}", emulator_log::ready_line(handle.address, &websocket, service.config(), copies.count()));
     std::io::stdout().flush()?;
     let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
     let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
@@ -654,29 +660,29 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         Some(report) => {
             let judge = service.judge.as_ref().expect("a client report comes with its judge");
             tokio::select! {
-                () = interrupted() => {}
+                () = stop => {}
                 () = report.enough(judge) => {}
             }
         }
-        None => interrupted().await,
+        None => stop.await,
     }
     copies.stop();
     handle.stop().await;
     let _ = stop_log.send(true);
     let _ = log.await;
     let stats = &service.stats;
-    eprintln!(
+    emulator_log::log(&format!(
         "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
         ServiceStats::get(&stats.connections),
         ServiceStats::get(&stats.connects_refused),
         ServiceStats::get(&stats.registrations),
         ServiceStats::get(&stats.polls),
         ServiceStats::get(&stats.throttled)
-    );
+    ));
     let faults = service.faults.counts.snapshot();
     if !faults.is_empty() {
         let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
-        eprintln!("dpsbench emulator injected faults: {}", listed.join(", "));
+        emulator_log::log(&format!("dpsbench emulator injected faults: {}", listed.join(", ")));
     }
     match (clients, &service.judge) {
         (Some(report), Some(judge)) => {

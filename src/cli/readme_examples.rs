@@ -42,7 +42,8 @@ fn kind(block: &str) -> Kind {
     let top_level = |key: &str| block.lines().take_while(|l| !l.starts_with('[')).any(|l| l.starts_with(key));
     if block.contains("[[waiver]]") {
         Kind::Waivers
-    } else if top_level("id_scope") && top_level("hubs") {
+    } else if top_level("id_scope") {
+        // A scenario's ID scope is in its [target]; only the emulator's file has one on top.
         Kind::EmulatorConfig
     } else {
         Kind::Scenario
@@ -110,4 +111,63 @@ fn a_misplaced_field_is_caught() {
     let error = check(misplaced).unwrap_err();
     assert!(error.contains("echo_payload"), "{error}");
     assert_eq!(toml_blocks("a\n```toml\nx = 1\n```\n```sh\nls\n```\n"), [(2, "x = 1\n".to_string())]);
+}
+
+/// The commands of README.md's walkthrough "A remote target, step by step": the fenced `sh`
+/// block after each `<!-- walkthrough: NAME -->` marker, unindented, one command a line.
+/// `tests/readme/walkthrough.sh` runs the same blocks, found the same way.
+fn walkthrough_block(markdown: &str, name: &str) -> Option<Vec<String>> {
+    let marker = format!("<!-- walkthrough: {name} -->");
+    let mut lines = markdown.lines().skip_while(|l| !l.contains(&marker)).skip(1);
+    let fence = lines.find(|l| !l.trim().is_empty())?;
+    if fence.trim() != "```sh" {
+        return None;
+    }
+    let indent = fence.len() - fence.trim_start().len();
+    let commands = lines.take_while(|l| l.trim() != "```").map(|l| l.get(indent..).unwrap_or(l.trim()).to_string());
+    Some(commands.collect())
+}
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+
+/// Issue 24: the walkthrough's commands are all `dpsbench` commands its parser accepts, the
+/// files they name are in the repository, and the example files agree with each other (one
+/// group key). Running them is `tests/readme/walkthrough.sh`'s job (it binds 127.0.0.1:8883).
+#[test]
+fn the_remote_target_walkthrough_names_real_commands_and_files() {
+    use clap::Parser as _;
+    let readme = DOCUMENTS[0].1;
+    let mut commands = Vec::new();
+    for name in ["emulator", "run"] {
+        let block = walkthrough_block(readme, name).unwrap_or_else(|| panic!("no walkthrough block {name:?}"));
+        assert!(!block.is_empty(), "walkthrough block {name:?} is empty");
+        commands.extend(block);
+    }
+    for command in &commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        assert_eq!(words.first(), Some(&"dpsbench"), "{command}");
+        if let Err(error) = super::Cli::try_parse_from(&words) {
+            panic!("README walkthrough: {command}: {error}");
+        }
+        for path in words.iter().filter(|w| w.starts_with("examples/")) {
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+            assert!(file.is_file(), "README walkthrough: {command}: no {}", file.display());
+        }
+    }
+    let examples = Path::new(EXAMPLES);
+    let (_, emulator) = EmulatorConfig::load(&examples.join("emulator.toml")).unwrap();
+    assert_eq!(emulator.groups.len(), 1, "the walkthrough's emulator has one group");
+    // The scenario resolves, its key read from group-key.txt (its CA comes from --ca).
+    let plan = Plan::load(&examples.join("remote-target.toml"), &|_| None).unwrap();
+    assert_eq!(plan.id_scope, emulator.id_scope, "the scenario's ID scope is the emulator's");
+    let registration_id = plan.registration_id(0);
+    assert_eq!(
+        plan.device_key(0, &registration_id).to_base64(),
+        emulator.groups[0].primary.derive_device_key(&registration_id).to_base64(),
+        "group-key.txt holds the example emulator's group key"
+    );
+    assert_eq!(
+        walkthrough_block("<!-- walkthrough: x -->\n  ```sh\n  a b\n  c\n  ```\n", "x"),
+        Some(vec!["a b".to_string(), "c".to_string()])
+    );
 }

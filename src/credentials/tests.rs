@@ -158,7 +158,7 @@ proptest! {
         key in proptest::collection::vec(any::<u8>(), 1..=64),
         upper in any::<bool>(),
     ) {
-        let key = SymmetricKey(key);
+        let key = SymmetricKey::from_bytes(&key);
         let id = regid(&id);
         let style = SasStyle {
             resource_encoding: if upper { ResourceEncoding::Upper } else { ResourceEncoding::Raw },

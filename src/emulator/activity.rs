@@ -47,6 +47,71 @@ impl RefusalCounts {
     }
 }
 
+/// Failed TLS handshakes by reason (the TLS library's error, or the deadline), so a log can say
+/// why clients could not connect, not only that they connected. At most
+/// [`HandshakeFailures::REASONS`] distinct reasons are kept; later ones count as `other`.
+#[derive(Debug, Default)]
+pub struct HandshakeFailures(std::sync::Mutex<Vec<(String, u64)>>);
+
+impl HandshakeFailures {
+    pub const REASONS: usize = 16;
+
+    pub fn add(&self, reason: &str) {
+        let mut reasons = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = reasons.iter().position(|(r, _)| r == reason);
+        let full = reasons.len() >= Self::REASONS;
+        match (known, full) {
+            (Some(at), _) => reasons[at].1 += 1,
+            (None, false) => reasons.push((reason.to_string(), 1)),
+            (None, true) => match reasons.iter_mut().find(|(r, _)| r == "other") {
+                Some(other) => other.1 += 1,
+                None => reasons.push(("other".into(), 1)),
+            },
+        }
+    }
+
+    /// Each reason with its count, in the order first seen.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// One line per reason that grew since `before` (a [`Self::snapshot`]).
+    pub fn lines_since(now: &[(String, u64)], before: &[(String, u64)]) -> Vec<String> {
+        now.iter()
+            .filter_map(|(reason, count)| {
+                let then = before.iter().find(|(r, _)| r == reason).map_or(0, |(_, c)| *c);
+                (*count > then).then(|| {
+                    let hint = hint(reason).map(|h| format!("; {h}")).unwrap_or_default();
+                    format!(
+                        "dpsbench emulator: TLS handshake failed: {reason} (+{}, {count} in all{hint})",
+                        count - then
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// The reason of a handshake the client ended by closing its connection.
+pub const CLOSED_IN_HANDSHAKE: &str = "the client closed the connection";
+
+/// What a handshake failure most likely means for the person reading the log.
+fn hint(reason: &str) -> Option<&'static str> {
+    if ["UnknownCA", "BadCertificate", "CertificateUnknown"].iter().any(|alert| reason.contains(alert)) {
+        Some("the client does not trust this emulator's certificate: give it the --ca-out file as its CA")
+    } else if reason.contains("Tls12NotOffered") || reason.contains("SupportedVersionsExtensionRequired") {
+        Some("the client offered no TLS 1.2 (DPS serves TLS 1.2; tls_versions = [\"1.2\", \"1.3\"] also accepts 1.3)")
+    } else if reason == CLOSED_IN_HANDSHAKE {
+        Some(
+            "a client that does not trust this emulator's certificate may close without an alert: check it trusts the --ca-out file",
+        )
+    } else if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+        Some("the client may be speaking plain MQTT to the TLS port")
+    } else {
+        None
+    }
+}
+
 /// Every total the log reports, at one instant: `(name, value)` in log order, so a counter
 /// added to [`ServiceStats`] joins the line by joining this list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +126,7 @@ impl Totals {
             ("polls", get(&stats.polls)),
             ("assigned", get(&stats.assigned)),
             ("throttled", get(&stats.throttled)),
+            ("tls handshakes failed", stats.tls_failures.snapshot().iter().map(|(_, count)| count).sum()),
         ];
         for refusal in Refusal::ALL {
             totals.push((refusal_key(refusal), stats.refusals.get(refusal)));
@@ -105,5 +171,28 @@ mod tests {
         stats.refusals.add(Refusal::Credentials);
         let line = Totals::of(&stats).line_since(&before).expect("a line");
         assert_eq!(line, "dpsbench emulator: connections +3 (3), registrations +2 (2), refused credentials +1 (1)");
+    }
+
+    #[test]
+    fn handshake_failures_are_logged_by_reason_with_a_hint() {
+        let failures = HandshakeFailures::default();
+        let before = failures.snapshot();
+        failures.add("received fatal alert: UnknownCA");
+        failures.add("received fatal alert: UnknownCA");
+        failures.add("no TLS handshake within 10 s");
+        let lines = HandshakeFailures::lines_since(&failures.snapshot(), &before);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("UnknownCA (+2, 2 in all; the client does not trust") && lines[0].contains("--ca-out")
+        );
+        assert_eq!(lines[1], "dpsbench emulator: TLS handshake failed: no TLS handshake within 10 s (+1, 1 in all)");
+        let seen = failures.snapshot();
+        assert!(HandshakeFailures::lines_since(&failures.snapshot(), &seen).is_empty(), "nothing new, no line");
+        for n in 0..HandshakeFailures::REASONS + 3 {
+            failures.add(&format!("reason {n}"));
+        }
+        let kept = failures.snapshot();
+        assert_eq!(kept.len(), HandshakeFailures::REASONS + 1, "the reasons are bounded: {kept:?}");
+        assert_eq!(kept.last(), Some(&("other".to_string(), 5)));
     }
 }

@@ -22,6 +22,14 @@ pub const DEFAULT_RETRY_AFTER_SECONDS: u32 = 1;
 /// Register-to-assigned time of the emulator file when it sets none.
 pub const DEFAULT_ASSIGN_DELAY_MS: u64 = 500;
 
+/// The IoT hubs of an emulator file or an embedded target that names none.
+pub const DEFAULT_HUBS: [&str; 2] = ["hub-a.azure-devices.net", "hub-b.azure-devices.net"];
+
+/// [`DEFAULT_HUBS`], as the files' serde default.
+pub fn default_hubs() -> Vec<String> {
+    DEFAULT_HUBS.iter().map(|hub| hub.to_string()).collect()
+}
+
 /// Largest `retry-after` accepted (the C SDK clamps larger values to 1).
 pub const MAX_RETRY_AFTER_SECONDS: u32 = 300;
 
@@ -33,6 +41,8 @@ const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
 #[serde(deny_unknown_fields)]
 pub struct EmulatorConfig {
     pub id_scope: String,
+    /// IoT hubs devices are assigned to; [`DEFAULT_HUBS`] when absent, as a scenario's.
+    #[serde(default = "default_hubs")]
     pub hubs: Vec<String>,
     /// `retry-after` on every 202 (seconds; 0 for throughput runs).
     #[serde(default = "default_retry_after")]
@@ -514,6 +524,19 @@ primary_key = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
             .unwrap_err()
             .to_string();
         assert!(err.contains("`retry_after_seconds`") && err.contains("301"), "{err}");
+    }
+
+    /// Issue 24, item 4: `hubs` defaults as a scenario's embedded target does.
+    #[test]
+    fn hubs_default_as_in_a_scenario() {
+        let without = ISSUE_EXAMPLE.replace("hubs = [\"hub-a.azure-devices.net\", \"hub-b.azure-devices.net\"]\n", "");
+        assert!(!without.contains("hubs"));
+        assert_eq!(parse(&without).unwrap().hubs, DEFAULT_HUBS);
+        let scenario = "name = \"n\"\n[target]\nkind = \"embedded\"\n[arrival]\nrate = 1\n[devices]\ncount = 1\n";
+        let file: crate::scenario::ScenarioFile = crate::toml_file::parse(scenario).unwrap();
+        let plan = crate::scenario::Plan::resolve(file, Path::new("s.toml"), &|_| None).unwrap();
+        let crate::scenario::TargetPlan::Embedded { hubs, .. } = plan.target else { panic!("embedded") };
+        assert_eq!(hubs, DEFAULT_HUBS);
     }
 
     #[test]

@@ -304,9 +304,19 @@ async fn handshake(
     stream: TcpStream,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let peer = stream.peer_addr().ok();
-    match timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(error)) => {
+    let attempt = async {
+        // A connection closed before its first byte is a reachability check (dpsbench's own
+        // before a run, a health check), not a failed handshake.
+        if matches!(stream.peek(&mut [0u8; 1]).await, Ok(0)) {
+            return None;
+        }
+        Some(tls.accept(stream).await)
+    };
+    match timeout(HANDSHAKE_TIMEOUT, attempt).await {
+        Ok(None) => None,
+        Ok(Some(Ok(stream))) => Some(stream),
+        Ok(Some(Err(error))) => {
+            service.stats.tls_failures.add(&handshake_failure(&error));
             if let Some(judge) = &service.judge
                 && offered_no_tls12(&error)
             {
@@ -315,7 +325,21 @@ async fn handshake(
             }
             None
         }
-        Err(_) => None,
+        Err(_) => {
+            let seconds = HANDSHAKE_TIMEOUT.as_secs();
+            service.stats.tls_failures.add(&format!("no TLS handshake within {seconds} s"));
+            None
+        }
+    }
+}
+
+/// Why a handshake failed, as the log says it: the TLS library's error (an alert the client
+/// sent, what it did not offer), or how the connection ended.
+fn handshake_failure(error: &std::io::Error) -> String {
+    match error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(tls) => tls.to_string(),
+        None if error.kind() == std::io::ErrorKind::UnexpectedEof => super::activity::CLOSED_IN_HANDSHAKE.into(),
+        None => error.to_string(),
     }
 }
 
@@ -432,7 +456,16 @@ async fn serve_mqtt<S>(
                 break;
             }
         };
-        let Ok(Ok(packet)) = read else { break };
+        let packet = match read {
+            Ok(Ok(packet)) => packet,
+            Ok(Err(crate::mqtt::MqttError::Codec(crate::mqtt::CodecError::InvalidProtocolLevel(_)))) => {
+                let response = session.unsupported_protocol_level(&service);
+                let _ = send_response(&mut framed, response.packets, None, &mut shutdown).await;
+                ending = Ending::Emulator;
+                break;
+            }
+            _ => break,
+        };
         disconnected = matches!(packet, rumqttc::mqttbytes::v4::Packet::Disconnect);
         let response = session.handle(&service, packet, tokio::time::Instant::now().into_std(), SystemTime::now());
         if response.reset {

@@ -35,6 +35,8 @@ pub struct ServiceStats {
     pub throttled: AtomicU64,
     /// Refused CONNECTs by reason (a part of `connects_refused`).
     pub refusals: super::activity::RefusalCounts,
+    /// Failed TLS handshakes by reason.
+    pub tls_failures: super::activity::HandshakeFailures,
 }
 
 impl ServiceStats {

@@ -32,6 +32,9 @@ fn header(out: &mut String, summary: &RunSummary) {
     let _ = writeln!(out, "{verdict}\n");
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| scenario | `{}` ({}) |", summary.scenario.file, summary.scenario.arrival);
+    if let Some(typed) = summary.scenario.typed_overrides() {
+        let _ = writeln!(out, "| overrides | `{typed}` |");
+    }
     let _ = writeln!(out, "| target | {} `{}` |", summary.target.kind, summary.target.address);
     let host = &summary.host;
     let _ = writeln!(

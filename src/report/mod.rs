@@ -66,8 +66,9 @@ pub fn summary_table(summary: &RunSummary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "scenario {} against {} ({}) in {:.1} s{}",
+        "scenario {}{} against {} ({}) in {:.1} s{}",
         summary.scenario.name,
+        summary.scenario.typed_overrides().map(|typed| format!(" ({typed})")).unwrap_or_default(),
         summary.target.address,
         summary.target.kind,
         summary.duration_seconds,

@@ -291,6 +291,8 @@ async fn record(
             devices: plan.stop.devices,
             arrival: plan.load.describe(),
             duration_seconds: plan.stop.duration.map(|d| d.as_secs_f64()),
+            // What the command line changed travels beside the plan; the CLI fills it in.
+            overrides: Vec::new(),
         },
         target: TargetInfo {
             kind: prepared.kind.into(),

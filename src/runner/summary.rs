@@ -140,6 +140,18 @@ pub struct ScenarioInfo {
     pub arrival: String,
     /// Arrivals stop after this many seconds, if set.
     pub duration_seconds: Option<f64>,
+    /// The fields `dpsbench run`'s flags replaced (`--count 1000`: `devices.count`), in the
+    /// order given; the figures above are the effective ones.
+    #[serde(default)]
+    pub overrides: Vec<crate::scenario::Applied>,
+}
+
+impl ScenarioInfo {
+    /// The overrides as typed (`--count 30 --rate 100`), for the reports; `None` without any.
+    pub fn typed_overrides(&self) -> Option<String> {
+        let typed: Vec<String> = self.overrides.iter().map(|o| format!("{} {}", o.flag, o.value)).collect();
+        (!typed.is_empty()).then(|| typed.join(" "))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ mod devices;
 mod key;
 mod load;
 mod offered;
+mod overrides;
 mod run;
 mod target;
 
@@ -30,6 +31,7 @@ pub use devices::{
 pub use key::{KeyError, KeySource};
 pub use load::{ArrivalModel, ArrivalSection, Load, Stop};
 pub use offered::StartsWithinLimits;
+pub use overrides::{Applied, OverrideError, Overrides, TargetOverride};
 pub use run::{AddressPoolError, FlowSection, RunSection, address_pool};
 pub use target::{
     EMBEDDED_ID_SCOPE, GLOBAL_ENDPOINT, TargetPlan, TargetSection, TransportKind, TransportSection, is_loopback,
@@ -54,6 +56,15 @@ pub struct ScenarioFile {
     /// Gates checked at the end of the run.
     #[serde(default)]
     pub slo: SloSection,
+}
+
+impl ScenarioFile {
+    /// Reads and parses `path`, not yet validated ([`Plan::resolve`] does that).
+    pub fn read(path: &Path) -> Result<Self, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+        crate::toml_file::parse(&text).map_err(|message| ScenarioError::Parse { path: path.to_path_buf(), message })
+    }
 }
 
 /// Errors loading a scenario. Each names the file.
@@ -125,11 +136,7 @@ pub struct Plan {
 impl Plan {
     /// Reads and validates `path`. `env` looks up environment variables (injectable for tests).
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
-        let file: ScenarioFile = crate::toml_file::parse(&text)
-            .map_err(|message| ScenarioError::Parse { path: path.to_path_buf(), message })?;
-        Self::resolve(file, path, env)
+        Self::resolve(ScenarioFile::read(path)?, path, env)
     }
 
     /// Validates a parsed scenario, section by section; `path` is for errors and relative paths.

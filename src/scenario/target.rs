@@ -12,7 +12,7 @@ use super::FieldError;
 use crate::credentials::IdScope;
 use crate::device::Transport;
 use crate::emulator::config::{
-    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, check_hubs, check_retry_after, tls_policy,
+    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, check_hubs, check_retry_after, default_hubs, tls_policy,
 };
 use crate::emulator::faults::{Faults, FaultsSection};
 use crate::tls::{TlsPolicy, TlsVersion};
@@ -21,7 +21,7 @@ use crate::tls::{TlsPolicy, TlsVersion};
 pub const EMBEDDED_ID_SCOPE: &str = "0ne00DPSB01";
 
 /// DPS's global device endpoint.
-pub const GLOBAL_ENDPOINT: &str = "global.azure-devices-provisioning.net";
+pub const GLOBAL_ENDPOINT: &str = crate::tls::DPS_GLOBAL_ENDPOINT;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
@@ -77,10 +77,6 @@ pub enum TargetSection {
         #[serde(default, flatten)]
         transport: TransportSection,
     },
-}
-
-fn default_hubs() -> Vec<String> {
-    vec!["hub-a.azure-devices.net".into(), "hub-b.azure-devices.net".into()]
 }
 
 fn default_retry_after() -> u32 {

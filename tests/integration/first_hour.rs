@@ -307,7 +307,14 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
     assert_eq!(emulator.wait().unwrap().code(), Some(0));
     let mut log = String::new();
     std::io::Read::read_to_string(&mut emulator.stderr.take().unwrap(), &mut log).unwrap();
-    let busy: Vec<&str> = log.lines().filter(|l| l.starts_with("dpsbench emulator: ")).collect();
+    // Each line opens with its instant (RFC 3339 UTC), then what happened.
+    let unstamped = |line: &str| {
+        let (instant, rest) = line.split_once(' ').unwrap_or_else(|| panic!("no instant: {line:?}"));
+        assert!(dpsbench::timestamp::parse_rfc3339(instant).is_ok() && instant.ends_with('Z'), "{line:?}");
+        rest.to_string()
+    };
+    let lines: Vec<String> = log.lines().map(unstamped).collect();
+    let busy: Vec<&String> = lines.iter().filter(|l| l.starts_with("dpsbench emulator: ")).collect();
     assert!(busy.iter().any(|l| l.contains("connections +")), "{log}");
     assert!(busy.iter().any(|l| l.contains("refused credentials +")), "{log}");
     assert!(!log.contains(TV1_GROUP_KEY) && !log.contains(&wrong_key) && !log.contains("SharedAccessSignature"));

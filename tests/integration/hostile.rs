@@ -161,6 +161,35 @@ async fn invalid_utf8_in_a_connect_is_refused() {
     good_device_provisions(&emulator, "after-utf8").await;
 }
 
+/// MQTT-3.1.2-2: a CONNECT of a protocol level the server does not support gets CONNACK 0x01
+/// (unacceptable protocol version), then the close: MQTT 3.1's level 3 under the name `MQTT`,
+/// which the codec cannot read, as MQTT 5's level 5, which it can.
+#[tokio::test]
+async fn an_unsupported_protocol_level_gets_connack_1() {
+    let emulator = start_emulator(|_| {});
+    for level in [3u8, 5] {
+        let mut tls = tls_to(&emulator).await;
+        // CONNECT: protocol "MQTT", the level, flags 0x02 (clean session), keep-alive 60, client
+        // ID "l3"; level 5 adds an empty property length.
+        let mut connect = vec![0x10, 14, 0x00, 0x04, b'M', b'Q', b'T', b'T', level, 0x02, 0x00, 0x3C];
+        if level == 5 {
+            connect[1] += 1;
+            connect.push(0x00);
+        }
+        connect.extend_from_slice(&[0x00, 0x02, b'l', b'3']);
+        tls.write_all(&connect).await.unwrap();
+        tls.flush().await.unwrap();
+        let mut connack = [0u8; 4];
+        tokio::time::timeout(CLOSED_WITHIN, tls.read_exact(&mut connack)).await.unwrap().unwrap();
+        // CONNACK, remaining length 2, session present 0, return code 1.
+        assert_eq!(connack, [0x20, 0x02, 0x00, 0x01], "level {level}");
+        assert!(closed_by_peer(&mut tls, 0).await, "level {level}: not closed after CONNACK 1");
+    }
+    let refused = emulator.handle.service.stats.refusals.get(dpsbench::emulator::activity::Refusal::ProtocolVersion);
+    assert_eq!(refused, 2);
+    good_device_provisions(&emulator, "after-level-3").await;
+}
+
 #[tokio::test]
 async fn many_idle_connections_leave_room_for_good_devices() {
     let emulator = start_emulator(|_| {});

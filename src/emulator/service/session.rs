@@ -140,6 +140,19 @@ impl Session {
         matches!(self.state, SessionState::Connected { .. })
     }
 
+    /// A CONNECT the codec could not read because its protocol level is neither 4 nor 5 (MQTT
+    /// 3.1's level 3 under the name `MQTT`): before CONNECT, refused with CONNACK 1
+    /// (unacceptable protocol version) and closed, as MQTT-3.1.2-2 asks; at any other time the
+    /// connection is closed.
+    pub fn unsupported_protocol_level(&mut self, service: &Service) -> Response {
+        if self.is_connected() {
+            return Response::close_after(None);
+        }
+        service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
+        service.stats.refusals.add(Refusal::ProtocolVersion);
+        Response::close_after(Some(Packet::ConnAck(ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false))))
+    }
+
     /// Handles one packet from the device.
     pub fn handle(&mut self, service: &Service, packet: Packet, now: Instant, wall: SystemTime) -> Response {
         match (&self.state, packet) {
