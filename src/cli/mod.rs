@@ -83,7 +83,7 @@ pub enum Command {
     /// Exit status: 0 when every device was assigned and every [slo] gate held, 1 when the run
     /// completed with failures, stopped early or failed a gate, 2 for bad input or setup errors, 3 when the run is invalid (the generator
     /// could not keep its plan; summary.json says why).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
     ///
     /// The configuration file's format (ID scope, hubs, enrollment groups and individual
@@ -296,7 +296,7 @@ pub fn error_line(error: &anyhow::Error) -> String {
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Run(args) => runtime()?.block_on(run(args)),
+        Command::Run(args) => runtime()?.block_on(run(*args)),
         Command::Emulator(args) => runtime()?.block_on(serve_emulator(args)),
         Command::Keys(KeysCommand::Derive(args)) => keys::derive(args),
         Command::Token(args) => keys::token(args),
