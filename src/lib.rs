@@ -14,8 +14,8 @@
 //!   │        ├─► shard (K of N: its devices, starts, concurrency; the plan hash; sans IO)
 //!   │        ├─► metrics (HDR histograms per metrics::Phase, Summary; sans IO)
 //!   │        ├─► slo ([slo] gates → a verdict on a metrics::Summary; sans IO)
-//!   │        └─► emulator::server ──► emulator::service (sans IO) ──► emulator::config, deviations
-//!   │             (accept, TLS,              │
+//!   │        └─► emulator::server ──► emulator::service (sans IO) ──► emulator::config, deviations,
+//!   │             (accept, TLS,              │                          issuance (the issuing CA)
 //!   │              framing)                  └─► emulator::client_checks (judges each client
 //!   │                                            against its catalogue; sans IO)
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
@@ -32,6 +32,7 @@
 //!    mqtt (framing over rumqttc's mqttbytes v4, packet IDs)
 //!    tls (rustls configs)               x509 (CAs, device certificates)
 //!    websocket (MQTT over WebSocket)    toml_file (reading scenario, emulator and waiver files)
+//!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
 //! ```
 //!
 //! Rules:
@@ -54,6 +55,7 @@
 //! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 
 pub mod arrival;
+pub mod certificates;
 pub mod cli;
 pub mod conformance;
 pub mod credentials;

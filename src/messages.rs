@@ -122,6 +122,10 @@ pub struct RegistrationState {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+    /// The operational certificate issued for the CSR of the registration (`2025-07-01-preview`):
+    /// base64 DER certificates, leaf first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_certificate_chain: Option<Vec<String>>,
 }
 
 /// A 2xx reply body, parsed (or not) as a RegistrationOperationStatus.

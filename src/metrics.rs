@@ -14,11 +14,13 @@ use hdrhistogram::Histogram;
 
 use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
+mod certificates;
 mod phase;
 mod rates;
 mod reasons;
 mod summary;
 
+pub use certificates::CertificateCounts;
 pub use phase::Phase;
 pub use rates::{AssignmentTenths, Rates};
 pub use summary::{
@@ -62,6 +64,7 @@ pub struct Metrics {
     sources: BTreeMap<String, SourceCounts>,
     personalities: BTreeMap<&'static str, PersonalityCounts>,
     payloads: PayloadCounts,
+    certificates: CertificateCounts,
     assigned: u64,
     failed: u64,
     aborted: u64,
@@ -208,6 +211,7 @@ impl Metrics {
             sources: BTreeMap::new(),
             personalities: BTreeMap::new(),
             payloads: PayloadCounts::default(),
+            certificates: CertificateCounts::default(),
             assigned: 0,
             failed: 0,
             aborted: 0,
@@ -301,6 +305,9 @@ impl Metrics {
             Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => {}
             Outcome::Failed(_) => personality.failed += 1,
         }
+        if let Some(outcome) = report.certificate {
+            self.certificates.record(outcome);
+        }
         if let Some(matching) = report.payload_returned {
             self.payloads.returned += 1;
             self.payloads.matching += u64::from(matching);
@@ -341,6 +348,7 @@ impl Metrics {
             sources,
             personalities,
             payloads,
+            certificates,
             assigned,
             failed,
             aborted,
@@ -361,6 +369,7 @@ impl Metrics {
         }
         self.payloads.returned += payloads.returned;
         self.payloads.matching += payloads.matching;
+        self.certificates.add(certificates);
         for (source, counts) in sources {
             self.sources.entry(source.clone()).or_default().add(counts);
         }
@@ -451,6 +460,7 @@ impl Metrics {
             source_addresses: self.sources.clone(),
             personalities: self.personalities.iter().map(|(name, c)| (name.to_string(), *c)).collect(),
             payloads: self.payloads,
+            certificates: self.certificates.clone(),
             stray_replies: self.stray_replies,
             early_requests: self.early_requests,
             late_starts: self.late_starts,

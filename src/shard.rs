@@ -140,6 +140,7 @@ pub fn plan_hash(plan: &Plan) -> String {
         shard: _,
         start_at: _,
         device_records: _,
+        certificates,
     } = plan;
     // The CA a DPS target is trusted through counts by its content, not by how its path was
     // spelled (`s.toml` and `./s.toml` name the same plan).
@@ -147,12 +148,16 @@ pub fn plan_hash(plan: &Plan) -> String {
     if let crate::scenario::TargetPlan::Dps { ca: Some((_, path)), .. } = &mut target {
         *path = std::path::PathBuf::new();
     }
-    let described = format!(
+    let mut described = format!(
         "{name:?}|{target:?}|{id_scope:?}|{identities:?}|{personalities:?}|{payload:?}|{load:?}|{stop:?}|\
          {max_in_flight:?}|{flow:?}|{max_duration:?}|{drain:?}|{max_schedule_lag_p99:?}|{source_addresses:?}|\
          {tls:?}|{:?}|{preflight:?}|{slo:?}",
         x509.as_ref().map(|x| &x.ca_dir),
     );
+    // Left out when unused, as it was before issuance existed.
+    if *certificates != crate::scenario::CertificatePlan::default() {
+        described.push_str(&format!("|{certificates:?}"));
+    }
     let digest = Sha256::digest(described.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")

@@ -243,6 +243,7 @@ mod tests {
             source_addresses: BTreeMap::new(),
             personalities: BTreeMap::new(),
             payloads: PayloadCounts::default(),
+            certificates: Default::default(),
             stray_replies: 0,
             early_requests: 0,
             late_starts: 0,

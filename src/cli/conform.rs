@@ -126,6 +126,8 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     // An X.509 group trusting a CA made for this run, so DPS-AUTH-005 can mint its certificates.
     let ca = crate::x509::CertificateAuthority::generate()?;
     config.trust_x509_ca("conformance-x509", ca.root_pem(), Path::new("<conformance CA>"))?;
+    // Its enrollments issue operational certificates, so the DPS-CERT checks run.
+    let issuer_ca = emulator::issuance::issue_for_every_enrollment(&mut config)?;
     let mut emulator = emulator::start_on_loopback(config)?;
     let ws_address = emulator.handle.serve_websocket(emulator::bind(([127, 0, 0, 1], 0).into())?)?;
     let (plain_port, reservation) = match args.plain_port {
@@ -148,6 +150,7 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
         deadline,
         throttle_requests: args.throttle_requests,
         x509: Some(Arc::new(ca)),
+        issuer_ca: Some(issuer_ca),
     };
     Ok((target, Embedded { emulator, _plain_port: reservation }))
 }
@@ -190,7 +193,19 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
             Some(dir) => Some(Arc::new(crate::x509::CertificateAuthority::load(dir)?)),
             None => None,
         },
+        issuer_ca: match &args.issuer_ca {
+            Some(pem) => Some(issuer_certificate(pem)?),
+            None => None,
+        },
     })
+}
+
+/// `--issuer-ca PEM`: the CA the target's enrollment issues operational certificates with.
+fn issuer_certificate(pem: &Path) -> Result<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject as _;
+    let text = std::fs::read(pem).with_context(|| format!("cannot read --issuer-ca {}", pem.display()))?;
+    rustls_pki_types::CertificateDer::from_pem_slice(&text)
+        .with_context(|| format!("--issuer-ca {}: not a PEM certificate", pem.display()))
 }
 
 /// Longest `--prefix`: room is left for the probe names after it (registration IDs are at most

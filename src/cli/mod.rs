@@ -11,12 +11,14 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+mod certs_issuing;
 mod client_report;
 mod conform;
 mod early_warning;
 mod emulator_log;
 mod emulator_processes;
 mod files;
+mod issuer_out;
 mod keys;
 mod live_metrics;
 mod merge;
@@ -151,6 +153,11 @@ pub struct CertsArgs {
     /// Index of the first device.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub start_index: u64,
+    /// Also write emulator.toml (an X.509 group trusting root.pem that issues operational
+    /// certificates at registration) and scenario.toml (devices that onboard with these
+    /// certificates and ask for one), unless they exist.
+    #[arg(long)]
+    pub issuing: bool,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +216,11 @@ pub struct ConformArgs {
     /// for DPS-AUTH-005 [default with --target: none, and that check is skipped].
     #[arg(long, value_name = "DIR")]
     pub x509_ca_dir: Option<PathBuf>,
+    /// PEM file of the CA the target's enrollment group issues operational certificates with
+    /// (api-version 2025-07-01-preview), for the DPS-CERT checks [default with --target: none,
+    /// and those checks are skipped; for the emulator, its --issuer-ca-out].
+    #[arg(long, value_name = "PEM")]
+    pub issuer_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +272,10 @@ pub struct EmulatorArgs {
     /// Write the CA certificate clients must trust to this file (PEM).
     #[arg(long, value_name = "PEM")]
     pub ca_out: Option<PathBuf>,
+    /// Write the certificate of the CA that signs the operational certificates issued at
+    /// registration (enrollments with issue_certificates) to this file (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub issuer_ca_out: Option<PathBuf>,
     /// Also serve MQTT over WebSocket (wss, paths /$iothub/websocket and /, subprotocol mqtt)
     /// on this address, e.g. 127.0.0.1:443.
     #[arg(long, value_name = "ADDR")]
@@ -343,6 +359,9 @@ fn certs(args: CertsArgs) -> Result<i32> {
     outln!("CA: {} (trust it in an X.509 enrollment group)", args.out.join("root.pem").display());
     if args.count > 0 {
         outln!("{} device certificates in {}", args.count, devices.display());
+    }
+    if args.issuing {
+        certs_issuing::write(&args.out, &args.registration_id, args.count)?.iter().for_each(|line| outln!("{line}"));
     }
     Ok(0)
 }
@@ -607,6 +626,7 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     // Every device connection is a descriptor: serve as many as the hard limit allows.
     runner::raise_open_files_limit();
     let (config, service_config) = EmulatorConfig::load(&args.config)?;
+    issuer_out::write(args.issuer_ca_out.as_deref(), &config, &service_config, args.processes)?;
     let identity = match &config.tls {
         Some(files) => {
             let base = args.config.parent().unwrap_or(Path::new("."));
@@ -679,6 +699,9 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ServiceStats::get(&stats.polls),
         ServiceStats::get(&stats.throttled)
     ));
+    if let Some(line) = issuer_out::totals(&service) {
+        emulator_log::log(&line);
+    }
     let faults = service.faults.counts.snapshot();
     if !faults.is_empty() {
         let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();

@@ -33,10 +33,12 @@ pub enum PassiveCheck {
     OperationIdStable,
     BodySchema,
     NoUnassigned,
+    /// `issuedCertificateChain`, where a reply carries one (a device that sent a CSR).
+    IssuedChainShape,
 }
 
 impl PassiveCheck {
-    pub const ALL: [PassiveCheck; 13] = [
+    pub const ALL: [PassiveCheck; 14] = [
         Self::SessionPresent,
         Self::ReplyQos,
         Self::PubackFirst,
@@ -50,6 +52,7 @@ impl PassiveCheck {
         Self::OperationIdStable,
         Self::BodySchema,
         Self::NoUnassigned,
+        Self::IssuedChainShape,
     ];
 
     /// Its catalogue ID.
@@ -218,6 +221,12 @@ impl CheckLog {
         self.verdict(PassiveCheck::NoUnassigned, operation.status != OperationStatus::Unassigned, || {
             format!("status unassigned over MQTT: {}", evidence())
         });
+        if let Some(chain) = operation.registration_state.as_ref().and_then(|s| s.issued_certificate_chain.as_ref()) {
+            let shape = crate::certificates::chain_shape(chain);
+            self.verdict(PassiveCheck::IssuedChainShape, shape.is_ok(), || {
+                format!("issuedCertificateChain: {}: {}", shape.err().unwrap_or_default(), evidence())
+            });
+        }
         match kind {
             Some(RequestKind::Register) => {
                 let ok = status == 202
@@ -357,6 +366,40 @@ mod tests {
         log.violations.iter().map(|f| f.check.as_str()).collect()
     }
 
+    /// An assigned body carrying a chain issued for a fresh CSR of `d`, reversed or not.
+    fn assigned_with_chain(reversed: bool) -> String {
+        let ca = crate::emulator::issuance::IssuingCa::generate().expect("a CA");
+        let request = crate::certificates::CertificateRequest::generate(Default::default(), "d").expect("a CSR");
+        let id = crate::credentials::RegistrationId::new("d").expect("a valid ID");
+        let mut chain = ca.sign(&request.csr_base64, &id, 30, std::time::SystemTime::now()).expect("signed");
+        if reversed {
+            chain.reverse();
+        }
+        let chain = serde_json::to_string(&chain).expect("strings serialise");
+        ASSIGNED
+            .replace(r#""status":"assigned"}"#, &format!(r#""status":"assigned","issuedCertificateChain":{chain}}}"#))
+    }
+
+    #[test]
+    fn an_issued_chain_out_of_order_or_not_der_is_caught_by_its_check_alone() {
+        let body = |chain: &str| {
+            ASSIGNED.replace(
+                r#""status":"assigned"}"#,
+                &format!(r#""status":"assigned","issuedCertificateChain":{chain}}}"#),
+            )
+        };
+        let reversed = assigned_with_chain(true);
+        for body in [reversed, body(r#"["not base64!"]"#), body(r#"["AAAA"]"#), body("[]")] {
+            let mut log = CheckLog::default();
+            log.reply(
+                &publish(&reply_topic(200, "2", None), QoS::AtLeastOnce, &body),
+                Some(("2", RequestKind::Poll)),
+                None,
+            );
+            assert_eq!(ids(&log), ["DPS-CERT-004"], "{body}");
+        }
+    }
+
     #[test]
     fn a_conformant_exchange_evaluates_every_check_without_violation() {
         let mut log = CheckLog::default();
@@ -372,7 +415,7 @@ mod tests {
         log.request_sent(QoS::AtLeastOnce, 3);
         log.puback(3);
         log.reply(
-            &publish(&reply_topic(200, "2", None), QoS::AtLeastOnce, ASSIGNED),
+            &publish(&reply_topic(200, "2", None), QoS::AtLeastOnce, &assigned_with_chain(false)),
             Some(("2", RequestKind::Poll)),
             None,
         );

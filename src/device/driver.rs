@@ -80,6 +80,7 @@ pub async fn run_device_observed<O: Observer>(
     observer: O,
 ) -> FlowReport<O> {
     let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()), rng, observer);
+    flow.set_wall_start(std::time::SystemTime::now());
     if *abort.borrow_and_update() {
         return failed(flow, FailureKind::Aborted);
     }
@@ -277,6 +278,7 @@ mod tests {
             personality: Default::default(),
             payload: None,
             client_tls: None,
+            certificate_request: None,
         };
         let settings = Arc::new(FlowSettings::default());
         let observer = crate::conformance::passive::CheckLog::default();

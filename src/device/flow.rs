@@ -68,6 +68,8 @@ pub struct Flow<O = ()> {
     rng: DeviceRng,
     /// Reconnects made by a device that reconnects in a tight loop on purpose.
     reconnects: u32,
+    /// The wall-clock time at `timings.start`, for the validity of an issued certificate.
+    wall_start: Option<std::time::SystemTime>,
     report: FlowReport<O>,
 }
 
@@ -99,6 +101,7 @@ impl<O: Observer> Flow<O> {
             outcome: None,
             rng,
             reconnects: 0,
+            wall_start: None,
             report: FlowReport {
                 outcome: Outcome::Failed(FailureKind::Aborted),
                 timings,
@@ -112,6 +115,7 @@ impl<O: Observer> Flow<O> {
                 payload_returned: None,
                 personality,
                 failure_detail: None,
+                certificate: None,
                 observer,
             },
         };
@@ -125,6 +129,13 @@ impl<O: Observer> Flow<O> {
 
     pub fn identity(&self) -> &DeviceIdentity {
         &self.identity
+    }
+
+    /// The wall-clock time at the flow's start (the driver reads the clock): an issued
+    /// certificate's validity is judged at `wall_start` plus the flow's time since. Without it,
+    /// the flow judges at the Unix epoch, where no certificate is valid.
+    pub fn set_wall_start(&mut self, wall: std::time::SystemTime) {
+        self.wall_start = Some(wall);
     }
 
     /// Records what the driver measured before MQTT started.
@@ -329,6 +340,9 @@ impl<O: Observer> Flow<O> {
             RequestKind::Register => {
                 self.report.register_attempts += 1;
                 self.report.timings.register_sent.get_or_insert(now);
+                if self.identity.certificate_request.is_some() {
+                    self.report.certificate.get_or_insert(crate::certificates::CertificateOutcome::Requested);
+                }
                 let topic = match self.misbehaves(Misbehaviour::RegisterWithoutRid) {
                     true => "$dps/registrations/PUT/iotdps-register/".to_string(),
                     false => topics::register_topic(&rid),
@@ -444,6 +458,9 @@ impl<O: Observer> Flow<O> {
                         self.report.payload_returned = Some(sent == returned);
                     }
                     self.report.timings.assigned = Some(now);
+                    if let Err(failure) = self.judge_certificate(now, &device_id, state.issued_certificate_chain) {
+                        return self.fail(now, FailureKind::Certificate(failure));
+                    }
                     if self.misbehaves(Misbehaviour::PollAfterAssigned) {
                         let topic = topics::poll_topic("after-final", self.operation_id.as_deref().unwrap_or_default());
                         self.push(now, Packet::Publish(Publish::new(topic, QoS::AtMostOnce, Vec::new())));
@@ -456,6 +473,28 @@ impl<O: Observer> Flow<O> {
             OperationStatus::Disabled => self.fail(now, FailureKind::Disabled),
             OperationStatus::Unassigned => self.fail(now, FailureKind::ProtocolViolation(Violation::Unassigned)),
         }
+    }
+
+    /// Checks the chain issued for the device's CSR, when it sent one, and records the outcome.
+    fn judge_certificate(
+        &mut self,
+        now: Instant,
+        device_id: &str,
+        chain: Option<Vec<String>>,
+    ) -> Result<(), crate::certificates::ChainFailure> {
+        use crate::certificates::CertificateOutcome;
+        let Some(request) = &self.identity.certificate_request else { return Ok(()) };
+        let wall = self.wall_start.map(|at| at + now.saturating_duration_since(self.report.timings.start));
+        let now_unix =
+            wall.and_then(|w| w.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64);
+        let issuer = self.settings.certificate_issuer.as_ref();
+        let verdict =
+            crate::certificates::verify_chain(&chain.unwrap_or_default(), request, Some(device_id), issuer, now_unix);
+        self.report.certificate = Some(match verdict {
+            Ok(_) => CertificateOutcome::Verified,
+            Err(failure) => CertificateOutcome::Failed(failure),
+        });
+        verdict.map(|_| ())
     }
 
     fn wait_then(&mut self, now: Instant, next: RequestKind, wait: Duration) {

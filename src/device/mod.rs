@@ -103,6 +103,9 @@ pub struct FlowSettings {
     pub connect_only: bool,
     /// Client checks the device breaks on purpose (failing controls); none by default.
     pub misbehave: Misbehaviours,
+    /// The issuing CA an operational certificate chain must reach (`[target]
+    /// issuer_ca_certificate`, or the embedded emulator's); `None` checks the chain's own links.
+    pub certificate_issuer: Option<rustls_pki_types::CertificateDer<'static>>,
 }
 
 impl Default for FlowSettings {
@@ -122,6 +125,7 @@ impl Default for FlowSettings {
             lenient_rid: false,
             connect_only: false,
             misbehave: Misbehaviours::default(),
+            certificate_issuer: None,
         }
     }
 }
@@ -152,6 +156,9 @@ pub struct DeviceIdentity {
     /// An X.509 device's own TLS configuration, presenting its certificate; `None` uses the
     /// target's shared one.
     pub client_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The CSR its register body carries (`2025-07-01-preview`), to check the issued chain
+    /// against; `None` requests no certificate.
+    pub certificate_request: Option<std::sync::Arc<crate::certificates::CertificateRequest>>,
 }
 
 impl DeviceIdentity {

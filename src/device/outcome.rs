@@ -71,6 +71,9 @@ pub enum FailureKind {
     ConnectionLost(Step),
     /// The service broke the protocol; the check that caught it.
     ProtocolViolation(Violation),
+    /// Assigned, but the operational certificate issued for the device's CSR is missing or is
+    /// not the one it asked for.
+    Certificate(crate::certificates::ChainFailure),
     /// The run stopped before this flow finished.
     Aborted,
 }
@@ -91,6 +94,7 @@ impl FailureKind {
             FailureKind::Timeout(step) => format!("timeout_{}", step.as_str()),
             FailureKind::ConnectionLost(step) => format!("connection_lost_{}", step.as_str()),
             FailureKind::ProtocolViolation(violation) => format!("protocol_{}", violation.as_str()),
+            FailureKind::Certificate(failure) => format!("certificate_{}", failure.as_str()),
             FailureKind::Aborted => "aborted".into(),
         }
     }
@@ -117,6 +121,11 @@ impl FailureKind {
             _ if label.starts_with("timeout_") => FailureKind::Timeout(step(&label["timeout_".len()..])?),
             _ if label.starts_with("connection_lost_") => {
                 FailureKind::ConnectionLost(step(&label["connection_lost_".len()..])?)
+            }
+            _ if label.starts_with("certificate_") => {
+                let rest = &label["certificate_".len()..];
+                let all = crate::certificates::ChainFailure::ALL;
+                FailureKind::Certificate(all.into_iter().find(|f| f.as_str() == rest)?)
             }
             _ if label.starts_with("protocol_") => {
                 let rest = &label["protocol_".len()..];
@@ -147,6 +156,7 @@ impl FailureKind {
         kinds.extend(Step::ALL.map(FailureKind::Timeout));
         kinds.extend(Step::ALL.map(FailureKind::ConnectionLost));
         kinds.extend(Violation::ALL.map(FailureKind::ProtocolViolation));
+        kinds.extend(crate::certificates::ChainFailure::ALL.map(FailureKind::Certificate));
         kinds
     }
 
@@ -154,10 +164,11 @@ impl FailureKind {
     pub fn label_forms() -> String {
         let steps = Step::ALL.map(Step::as_str).join("|");
         let violations = Violation::ALL.map(Violation::as_str).join("|");
+        let certificates = crate::certificates::ChainFailure::ALL.map(|f| f.as_str()).join("|");
         format!(
             "connect, tls, websocket, refused_<CONNACK code 1-255>, subscribe_refused, status_<HTTP status, not 2xx>, \
              registration_failed, registration_failed_<errorCode>, disabled, timeout_<{steps}>, \
-             connection_lost_<{steps}>, protocol_<{violations}>"
+             connection_lost_<{steps}>, protocol_<{violations}>, certificate_<{certificates}>"
         )
     }
 }
@@ -290,6 +301,9 @@ pub struct FlowReport<O = ()> {
     /// What the network said when the flow failed on it (the TLS or socket error), for the
     /// failure's examples. Never a secret: errors of the transport only.
     pub failure_detail: Option<String>,
+    /// What became of the operational certificate the device asked for; `None` when it sent
+    /// no CSR.
+    pub certificate: Option<crate::certificates::CertificateOutcome>,
     /// The observer the flow reported its observations to (the passive checks' log).
     pub observer: O,
 }
@@ -316,10 +330,22 @@ mod tests {
         ];
         kinds.extend(Step::ALL.into_iter().flat_map(|s| [FailureKind::Timeout(s), FailureKind::ConnectionLost(s)]));
         kinds.extend(Violation::ALL.map(FailureKind::ProtocolViolation));
+        kinds.extend(crate::certificates::ChainFailure::ALL.map(FailureKind::Certificate));
         for kind in kinds {
             assert_eq!(FailureKind::from_label(&kind.label()), Some(kind.clone()), "{}", kind.label());
         }
-        for label in ["status429", "status_0429", "status_42", "refused_+5", "refused_256", "timeout_nap", "Tls", ""] {
+        for label in [
+            "status429",
+            "status_0429",
+            "status_42",
+            "refused_+5",
+            "refused_256",
+            "timeout_nap",
+            "certificate_",
+            "certificate_bogus",
+            "Tls",
+            "",
+        ] {
             assert_eq!(FailureKind::from_label(label), None, "{label}");
         }
     }
@@ -329,7 +355,8 @@ mod tests {
         let kinds = FailureKind::counted_from_start();
         let labels: std::collections::BTreeSet<String> = kinds.iter().map(FailureKind::label).collect();
         assert_eq!(labels.len(), kinds.len(), "{labels:?}");
-        assert_eq!(kinds.len(), 6 + 5 + 6 + 2 * Step::ALL.len() + Violation::ALL.len());
+        let certificates = crate::certificates::ChainFailure::ALL.len();
+        assert_eq!(kinds.len(), 6 + 5 + 6 + 2 * Step::ALL.len() + Violation::ALL.len() + certificates);
         for kind in &kinds {
             assert_eq!(FailureKind::from_label(&kind.label()).as_ref(), Some(kind));
         }

@@ -75,6 +75,7 @@ impl FailureKind {
             }
             FailureKind::RegistrationFailed(None) => "the registration ended `failed` without an errorCode".into(),
             FailureKind::Disabled => "the enrollment or registration is disabled".into(),
+            FailureKind::Certificate(failure) => failure.reason().into(),
             FailureKind::Timeout(Step::Wait) => "the flow's deadline passed while waiting out retry-after".into(),
             FailureKind::Timeout(step) => {
                 format!("no answer within the {} deadline (target overloaded or silent?)", step.as_str())

@@ -127,6 +127,8 @@ impl Totals {
             ("assigned", get(&stats.assigned)),
             ("throttled", get(&stats.throttled)),
             ("tls handshakes failed", stats.tls_failures.snapshot().iter().map(|(_, count)| count).sum()),
+            ("certificates issued", get(&stats.certificates_issued)),
+            ("certificate requests refused", get(&stats.certificates_refused)),
         ];
         for refusal in Refusal::ALL {
             totals.push((refusal_key(refusal), stats.refusals.get(refusal)));
@@ -171,6 +173,9 @@ mod tests {
         stats.refusals.add(Refusal::Credentials);
         let line = Totals::of(&stats).line_since(&before).expect("a line");
         assert_eq!(line, "dpsbench emulator: connections +3 (3), registrations +2 (2), refused credentials +1 (1)");
+        stats.certificates_issued.fetch_add(2, Ordering::Relaxed);
+        let line = Totals::of(&stats).line_since(&before).expect("a line");
+        assert!(line.contains("certificates issued +2 (2)"), "{line}");
     }
 
     #[test]

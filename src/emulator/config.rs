@@ -83,6 +83,14 @@ pub struct EmulatorConfig {
     /// DPS's per-device limit on status polls (`[poll_limit]`; on by default, `polls = 0` off).
     #[serde(default)]
     pub poll_limit: PollLimit,
+    /// The CA that signs operational certificates (`[issuer_ca]`); generated at start when an
+    /// enrollment issues and this is absent.
+    #[serde(default)]
+    pub issuer_ca: Option<super::issuance::IssuerFiles>,
+    /// The issuing CA's latency, `[min, max]` milliseconds, added to an issuing registration's
+    /// assignment delay.
+    #[serde(default)]
+    pub issue_delay_ms: Option<[u64; 2]>,
 }
 
 /// DPS's limit on operation-status polls per device: at most `polls` in any `window_seconds`
@@ -195,6 +203,9 @@ pub struct GroupConfig {
     /// X.509 group, in place of keys: the (root or intermediate) CA device chains must reach.
     #[serde(default)]
     pub ca_certificate: Option<PathBuf>,
+    /// Issue operational certificates for CSRs: `{ validity_days = 30 }`.
+    #[serde(default)]
+    pub issue_certificates: Option<super::issuance::IssuePolicy>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +219,9 @@ pub struct IndividualConfig {
     /// X.509 individual enrollment, in place of keys: the device's own (pinned) certificate.
     #[serde(default)]
     pub certificate: Option<PathBuf>,
+    /// Issue operational certificates for CSRs: `{ validity_days = 30 }`.
+    #[serde(default)]
+    pub issue_certificates: Option<super::issuance::IssuePolicy>,
 }
 
 /// The `[quota]` table as a file gives it: each rate optional on its own, as the scenario
@@ -328,6 +342,8 @@ pub struct ServiceConfig {
     /// Connections served at once (none: no cap).
     pub max_connections: Option<usize>,
     pub poll_limit: PollLimit,
+    /// Operational certificates issued at registration (none by default).
+    pub issuance: super::issuance::Issuance,
 }
 
 impl ServiceConfig {
@@ -350,6 +366,7 @@ impl ServiceConfig {
             faults: Faults::default(),
             max_connections: None,
             poll_limit: PollLimit::default(),
+            issuance: Default::default(),
         }
     }
 
@@ -460,6 +477,7 @@ impl EmulatorConfig {
                 }
             }
         }
+        config.issuance = super::issuance::resolve(self, base).map_err(|(name, reason)| field(&name, reason))?;
         Ok(config)
     }
 }

@@ -175,6 +175,24 @@ deviations! {
     /// Answer a poll that finds the operation done with 201 instead of 200 (fails DPS-FLOW-002;
     /// devices take any 2xx, so the flow still completes).
     poll_done_201: bool => PollDone201,
+    /// Refuse (CONNACK 5) a username whose api-version is `2025-07-01-preview` (fails
+    /// DPS-CERT-001; what a refused preview device would have shown is inconclusive).
+    refuse_preview_api_version: bool => RefusePreviewApiVersion,
+    /// Assign an issuing registration without `issuedCertificateChain` (fails DPS-CERT-002).
+    omit_issued_chain: bool => OmitIssuedChain,
+    /// Issue a chain to a device of an issuing enrollment that sent no CSR, for a key of the
+    /// emulator's making (fails DPS-CERT-003).
+    chain_without_csr: bool => ChainWithoutCsr,
+    /// Send the issued chain CA first (fails DPS-CERT-004).
+    issued_chain_reversed: bool => IssuedChainReversed,
+    /// Issue the leaf for a key of the emulator's making, not the CSR's (fails DPS-CERT-005).
+    issue_for_other_key: bool => IssueForOtherKey,
+    /// Issue the leaf with a subject CN other than the registration ID (fails DPS-CERT-006).
+    issue_wrong_cn: bool => IssueWrongCn,
+    /// Issue leaves valid for 365 days, past DPS's 90 (fails DPS-CERT-007).
+    issue_long_validity: bool => IssueLongValidity,
+    /// Sign a CSR whose own signature does not verify (fails DPS-CERT-008).
+    accept_bad_csr: bool => AcceptBadCsr,
 }
 
 impl Deviations {

@@ -9,6 +9,7 @@ pub mod client_checks;
 pub mod config;
 pub mod deviations;
 pub mod faults;
+pub mod issuance;
 pub mod server;
 pub mod service;
 

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::{QuotaConfig, ServiceConfig};
 use super::faults::Injector;
+use super::issuance::{Enrollment, Issued};
 use crate::credentials::{IdScope, RegistrationId, SasToken, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
@@ -37,6 +38,9 @@ pub struct ServiceStats {
     pub refusals: super::activity::RefusalCounts,
     /// Failed TLS handshakes by reason.
     pub tls_failures: super::activity::HandshakeFailures,
+    /// Operational certificates signed for CSRs, and CSRs refused.
+    pub certificates_issued: AtomicU64,
+    pub certificates_refused: AtomicU64,
 }
 
 impl ServiceStats {
@@ -67,6 +71,8 @@ struct Operation {
     ready_at: Instant,
     /// A final status was sent (for the `status_backwards` deviation).
     reported_final: bool,
+    /// What became of the registration's CSR, when it went to an issuing enrollment.
+    issued: Option<Issued>,
 }
 
 #[derive(Debug, Default)]
@@ -229,21 +235,30 @@ impl Service {
     }
 
     /// Checks a SAS password for `registration_id` against its individual enrollment, else
-    /// against every group's derived keys.
-    fn authenticate(&self, scope: &IdScope, registration_id: &RegistrationId, password: &str, now_unix: u64) -> bool {
+    /// against every group's derived keys: the enrollment it authenticates through, if any.
+    fn authenticate(
+        &self,
+        scope: &IdScope,
+        registration_id: &RegistrationId,
+        password: &str,
+        now_unix: u64,
+    ) -> Option<Enrollment> {
         let token = SasToken::from_password(password);
-        let Ok(parsed) = token.parse() else { return false };
+        let parsed = token.parse().ok()?;
         let canonical = registration_id.canonical();
         if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
             let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());
-            return parsed.verify(scope, registration_id, now_unix, keys).is_ok();
+            return parsed
+                .verify(scope, registration_id, now_unix, keys)
+                .is_ok()
+                .then_some(Enrollment::Individual(canonical));
         }
         // Registration IDs are case-insensitive: one registration, keyed by the lower-case ID.
         // Which casing DPS derives a group device key from is not documented, so a key derived
         // from the ID as the device sends it and one derived from its lower-case form are both
         // accepted.
         let lower = RegistrationId::new(canonical.clone()).ok().filter(|lower| lower != registration_id);
-        self.config.groups.iter().any(|group| {
+        let group = self.config.groups.iter().find(|group| {
             let keys: Vec<SymmetricKey> = std::iter::once(&group.primary)
                 .chain(group.secondary.as_ref())
                 .flat_map(|group_key| {
@@ -251,7 +266,8 @@ impl Service {
                 })
                 .collect();
             parsed.verify(scope, registration_id, now_unix, &keys).is_ok()
-        })
+        })?;
+        Some(Enrollment::Group(group.name.clone()))
     }
 
     /// Checks a client certificate for `registration_id`: its CN must be the registration ID, and
@@ -336,20 +352,23 @@ impl Service {
         Err((wait as u32).clamp(1, 300))
     }
 
-    /// Starts a registration; returns its operation ID.
+    /// Starts a registration; returns its operation ID. `issued` is what became of its CSR
+    /// and how long the CA took.
     fn register(
         &self,
         registration_id: &RegistrationId,
         payload: Option<serde_json::Value>,
         x509: Option<serde_json::Value>,
+        issued: Option<(Issued, Duration)>,
         now: Instant,
         wall: SystemTime,
     ) -> String {
         let payload = payload.filter(|_| self.config.echo_payload);
         let canonical = registration_id.canonical();
         let (operation_id, etag) = self.random(|rng| (messages::operation_id(self.instance, rng), messages::etag(rng)));
-        let ready_at = now + self.config.assign_delay;
-        let assigned_wall = wall + self.config.assign_delay;
+        let (issued, issue_delay) = issued.map_or((None, Duration::ZERO), |(issued, delay)| (Some(issued), delay));
+        let ready_at = now + self.config.assign_delay + issue_delay;
+        let assigned_wall = wall + self.config.assign_delay + issue_delay;
         let hub = self.hub_for(&canonical).to_string();
         let timestamp = crate::timestamp::rfc3339(assigned_wall);
         let mut registry = self.lock();
@@ -387,7 +406,7 @@ impl Service {
             });
         registry
             .operations
-            .insert(operation_id.clone(), Operation { device: canonical, ready_at, reported_final: false });
+            .insert(operation_id.clone(), Operation { device: canonical, ready_at, reported_final: false, issued });
         operation_id
     }
 
@@ -403,6 +422,7 @@ impl Service {
         let operation = registry.operations.get_mut(operation_id).filter(|op| op.device == canonical)?;
         let backwards = self.config.deviations.status_backwards && operation.reported_final;
         operation.reported_final = now >= operation.ready_at;
+        let issued = operation.issued.clone();
         if now < operation.ready_at || backwards {
             return Some(RegistrationOperationStatus {
                 operation_id: operation_id.to_string(),
@@ -432,6 +452,9 @@ impl Service {
                 ..Default::default()
             }),
         };
+        if let Some(issued) = &issued {
+            super::issuance::final_status(&mut status, issued, self.config.deviations.omit_issued_chain);
+        }
         self.config.deviations.final_status(&mut status);
         Some(status)
     }

@@ -57,6 +57,7 @@ mod tests {
             payload_returned: None,
             personality: Default::default(),
             failure_detail: detail.map(str::to_string),
+            certificate: None,
             observer: (),
         }
     }

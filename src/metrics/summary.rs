@@ -37,6 +37,9 @@ pub struct Summary {
     pub personalities: BTreeMap<String, PersonalityCounts>,
     /// Custom allocation payloads that came back in `registrationState.payload`.
     pub payloads: PayloadCounts,
+    /// Operational certificates asked for at registration (absent when no device asked).
+    #[serde(default, skip_serializing_if = "super::CertificateCounts::is_empty")]
+    pub certificates: super::CertificateCounts,
     pub stray_replies: u64,
     /// Requests sent before the previous reply's `retry-after` had passed (see the profile).
     pub early_requests: u64,
@@ -73,6 +76,7 @@ impl Summary {
             source_addresses,
             personalities,
             payloads,
+            certificates,
             stray_replies,
             early_requests,
             late_starts,
@@ -103,6 +107,7 @@ impl Summary {
         }
         self.payloads.returned += payloads.returned;
         self.payloads.matching += payloads.matching;
+        self.certificates.add(certificates);
         self.stray_replies += stray_replies;
         self.early_requests += early_requests;
         self.late_starts += late_starts;

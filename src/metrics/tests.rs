@@ -31,6 +31,7 @@ fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
         payload_returned: None,
         personality: Default::default(),
         failure_detail: None,
+        certificate: None,
         observer: (),
     }
 }
@@ -204,6 +205,14 @@ fn random_flow(t0: Instant, seed: (u8, u16, u8, u8, u16, bool)) -> (String, Flow
         payload_returned: payload.then_some(kind % 2 == 0),
         personality: crate::device::Personality::ALL[usize::from(kind) % crate::device::Personality::ALL.len()],
         failure_detail: (kind % 6 == 3).then(|| "said the network".to_string()),
+        certificate: {
+            use crate::certificates::{CertificateOutcome, ChainFailure};
+            [None, Some(CertificateOutcome::Requested), Some(CertificateOutcome::Verified)]
+                .into_iter()
+                .chain([Some(CertificateOutcome::Failed(ChainFailure::Untrusted))])
+                .nth(usize::from(kind % 4))
+                .flatten()
+        },
         observer: (),
     };
     (format!("dev-{offset_ms}-{kind}"), report)

@@ -63,6 +63,9 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
     for note in &s.notes {
         let _ = writeln!(out, "<p>note: {}</p>", escape(note));
     }
+    if let Some(line) = super::certificates_line(&r.certificates) {
+        let _ = writeln!(out, "<p>certificates: {}</p>", escape(&line));
+    }
     out.push_str(&super::table::outcomes(r).html());
     write_latencies_and_replies(out, r);
     let violations: Vec<Vec<String>> =

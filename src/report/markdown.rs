@@ -63,6 +63,9 @@ fn header(out: &mut String, summary: &RunSummary) {
     if let Some(cost) = &summary.generator {
         let _ = writeln!(out, "| generator | {} |", super::generator_line(cost));
     }
+    if let Some(line) = super::certificates_line(&summary.results.certificates) {
+        let _ = writeln!(out, "| certificates | {line} |");
+    }
     for note in &summary.notes {
         let _ = writeln!(out, "| note | {note} |");
     }

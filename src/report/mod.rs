@@ -47,6 +47,16 @@ fn rates_line(r: &crate::metrics::Summary) -> Option<String> {
 
 /// The summary table printed at the end of `dpsbench run`.
 /// The generator's CPU cost, one line: per started device, and per core against an external target.
+/// The operational certificates the devices asked for, one line; `None` when none asked.
+fn certificates_line(c: &crate::metrics::CertificateCounts) -> Option<String> {
+    if c.is_empty() {
+        return None;
+    }
+    let failures: Vec<String> = c.failures.iter().map(|(reason, n)| format!("{reason}={n}")).collect();
+    let failures = if failures.is_empty() { String::new() } else { format!(" (failed: {})", failures.join(", ")) };
+    Some(format!("{} requested, {} issued, {} verified{failures}", c.requested, c.issued, c.verified))
+}
+
 fn generator_line(cost: &crate::runner::GeneratorCost) -> String {
     let scope = match cost.flows_per_core_second {
         Some(flows) => format!("; {flows:.0} flows/s per core"),
@@ -145,6 +155,9 @@ pub fn summary_table(summary: &RunSummary) -> String {
             "payloads returned: {}, matching what was sent: {}",
             r.payloads.returned, r.payloads.matching
         );
+    }
+    if let Some(line) = certificates_line(&r.certificates) {
+        let _ = writeln!(out, "certificates: {line}");
     }
     if !r.hubs.is_empty() {
         let hubs: Vec<String> = r.hubs.iter().map(|(k, v)| format!("{k}={v}")).collect();

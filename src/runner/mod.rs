@@ -82,6 +82,8 @@ pub enum RunError {
     Interrupted,
     #[error("preflight: device {registration_id} could not connect, so no device was started: {reason}")]
     Preflight { registration_id: String, reason: String },
+    #[error("cannot make a certificate signing request for device {0}")]
+    Certificate(String),
 }
 
 /// A progress snapshot, for live output.
@@ -184,9 +186,14 @@ pub struct Ready {
 pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Result<Ready, RunError> {
     let budget = descriptor_budget(plan, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
-    let owned_plan = Arc::new(plan.clone());
+    let mut owned_plan = plan.clone();
+    // The embedded emulator's issuing CA is known only once it started.
+    if let Some(issuer) = &prepared.certificate_issuer {
+        owned_plan.flow.certificate_issuer = Some(issuer.clone());
+    }
+    let owned_plan = Arc::new(owned_plan);
     let devices = prepare::lookahead(&owned_plan, &prepared.roots)?;
-    let settings = personality_settings(plan);
+    let settings = personality_settings(&owned_plan);
     let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
     // A failing control (`[devices] misbehave`) breaks the flow on purpose: a preflight would
     // refuse the control itself.

@@ -12,13 +12,16 @@
 //! one device's preparation is.
 //!
 //! `Lookahead` takes its clock as an argument and does no IO; `DevicePreparer` reads and writes
-//! the X.509 certificate cache.
+//! the X.509 certificate cache. A device that asks for an operational certificate gets its key
+//! pair and CSR here too, ahead of its start (not cached: a P-256 key and its CSR take tens of
+//! microseconds, and a cache would keep private keys on disk for no gain).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Load, Plan, RunError, now};
+use crate::certificates::CertificateRequest;
 use crate::credentials::SasToken;
 use crate::device::DeviceIdentity;
 use crate::tls;
@@ -247,7 +250,16 @@ impl Prepare for DevicePreparer {
                 (None, Some(config))
             }
         };
-        let register_body = personality.register_body(&registration_id, payload.as_ref());
+        let mut register_body = personality.register_body(&registration_id, payload.as_ref());
+        let certificate_request = match plan.certificates.request {
+            Some(key_type) => {
+                let request = CertificateRequest::generate(key_type, registration_id.as_str())
+                    .map_err(|e| RunError::Certificate(format!("{registration_id}: {e}")))?;
+                register_body = crate::certificates::register_body_with_csr(&register_body, &request.csr_base64);
+                Some(Arc::new(request))
+            }
+            None => None,
+        };
         Ok(DeviceIdentity {
             register_body: super::misbehaving::register_body(misbehave, &registration_id, register_body),
             registration_id,
@@ -260,6 +272,7 @@ impl Prepare for DevicePreparer {
             personality,
             payload,
             client_tls,
+            certificate_request,
         })
     }
 }

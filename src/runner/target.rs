@@ -50,6 +50,8 @@ pub(super) struct PreparedTarget {
     pub roots: Arc<rustls::RootCertStore>,
     pub kind: &'static str,
     pub emulator: Option<emulator::EmulatorHandle>,
+    /// The embedded emulator's issuing CA, when it issues: what issued chains must reach.
+    pub certificate_issuer: Option<rustls_pki_types::CertificateDer<'static>>,
 }
 
 pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
@@ -72,6 +74,10 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
             if let Some(x509) = &plan.x509 {
                 trust_ca_dir(&mut config, &x509.ca_dir)?;
             }
+            let certificate_issuer = match plan.certificates.embedded_issues {
+                true => Some(emulator::issuance::issue_for_every_enrollment(&mut config)?),
+                false => None,
+            };
             // The emulator enforces TLS 1.2, as DPS does, unless the scenario opted into 1.3.
             let accepts = match plan.tls.versions {
                 TlsVersions::Tls12Only => TlsVersions::Tls12Only,
@@ -93,7 +99,7 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
                 tls: tls::client_config(roots.clone(), plan.tls.clone())?,
                 transport: transport.clone(),
             };
-            Ok(PreparedTarget { target, roots, kind: "embedded", emulator: Some(emulator.handle) })
+            Ok(PreparedTarget { target, roots, kind: "embedded", emulator: Some(emulator.handle), certificate_issuer })
         }
         TargetPlan::Dps { host, port, ca, server_name, transport, .. } => {
             let address = reach(host, *port, SETUP_DEADLINE).await?;
@@ -106,7 +112,7 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
             let roots = Arc::new(roots);
             let tls = tls::client_config(roots.clone(), plan.tls.clone())?;
             let target = Target { address, server_name, tls, transport: transport.clone() };
-            Ok(PreparedTarget { target, roots, kind: "dps", emulator: None })
+            Ok(PreparedTarget { target, roots, kind: "dps", emulator: None, certificate_issuer: None })
         }
     }
 }

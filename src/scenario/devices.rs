@@ -60,6 +60,13 @@ pub struct DevicesSection {
     /// emulator), e.g. `["poll_early"]`; none by default.
     #[serde(default)]
     pub misbehave: Vec<Misbehaviour>,
+    /// Each device sends a certificate signing request with its registration
+    /// (api-version 2025-07-01-preview) and checks the chain issued for it.
+    #[serde(default)]
+    pub request_certificate: bool,
+    /// The key type of that request: `ecdsa-p256` (default), `ecdsa-p384` or `ed25519`.
+    #[serde(default)]
+    pub certificate_key: Option<crate::certificates::KeyType>,
 }
 
 /// Registration IDs when a scenario names none.

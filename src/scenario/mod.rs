@@ -17,6 +17,7 @@ use crate::device::FlowSettings;
 use crate::slo::{Gates, SloSection};
 use crate::tls::TlsPolicy;
 
+mod certificates;
 mod devices;
 mod key;
 mod load;
@@ -25,6 +26,7 @@ mod overrides;
 mod run;
 mod target;
 
+pub use certificates::CertificatePlan;
 pub use devices::{
     Attestation, DevicesSection, IdPattern, IdPatternError, Identities, PayloadTemplate, PersonalityMix, X509Plan,
 };
@@ -131,6 +133,8 @@ pub struct Plan {
     /// Keep a record of every finished device for `devices.csv` (`run --devices-csv`); off, the
     /// runner builds none.
     pub device_records: bool,
+    /// Operational certificates asked for and issued at registration.
+    pub certificates: CertificatePlan,
 }
 
 impl Plan {
@@ -158,8 +162,20 @@ impl Plan {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, FieldError> {
         let base = path.parent().unwrap_or(Path::new("."));
+        let issuer_ca_certificate = file.target.issuer_ca_certificate().cloned();
+        let issue_certificates = file.target.issues_certificates();
         let resolved_target = target::resolve(file.target, base)?;
         let devices = devices::resolve(&file.devices, base)?;
+        let certificates = certificates::resolve(
+            certificates::CertificateFields {
+                request_certificate: file.devices.request_certificate,
+                certificate_key: file.devices.certificate_key,
+                issue_certificates,
+                issuer_ca_certificate: issuer_ca_certificate.as_ref(),
+                personalities: &devices.personalities,
+            },
+            base,
+        )?;
         let given_count = file.devices.count.or(devices.identities.listed());
         let load = load::load(&file.arrival, given_count)?;
         if let Some(ceiling) = resolved_target.production_ceiling {
@@ -174,6 +190,11 @@ impl Plan {
         let (group_key, key_origin) = key::group_key(&file.devices, &target, base, env, all_keyed)?;
         let mut run = run::resolve(&file.run, &file.flow)?;
         run.flow.misbehave = devices.misbehave;
+        // A device asking for a certificate speaks the preview, unless the scenario says otherwise.
+        if certificates.request.is_some() && file.flow.api_version.is_none() {
+            run.flow.api_version = crate::certificates::ISSUANCE_API_VERSION.into();
+        }
+        run.flow.certificate_issuer = certificates.issuer.clone();
         let mut tls = resolved_target.tls;
         if devices.misbehave.has(crate::device::Misbehaviour::Tls13Only) {
             tls.versions = crate::tls::TlsVersions::Tls13Only;
@@ -204,6 +225,7 @@ impl Plan {
             shard: crate::shard::Shard::WHOLE,
             start_at: None,
             device_records: false,
+            certificates,
         })
     }
 

@@ -253,7 +253,14 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
         }
         TargetOverride::Dps { host, port, transport } => match current {
             // Another address of the same kind: everything else stays.
-            TargetSection::Dps { id_scope, ca_certificate, max_devices_per_second, dps_units, .. } => {
+            TargetSection::Dps {
+                id_scope,
+                ca_certificate,
+                max_devices_per_second,
+                dps_units,
+                issuer_ca_certificate,
+                ..
+            } => {
                 TargetSection::Dps {
                     host: host.clone(),
                     port: *port,
@@ -261,6 +268,8 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                     ca_certificate: ca_certificate.clone(),
                     max_devices_per_second: *max_devices_per_second,
                     dps_units: *dps_units,
+                    // The issuer belongs to the enrollment, not the address.
+                    issuer_ca_certificate: issuer_ca_certificate.clone(),
                     // A name checked against the certificate belongs to the old host.
                     server_name: None,
                     transport: TransportSection { transport: *transport, ..kept },
@@ -275,6 +284,7 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                 ca_certificate: None,
                 max_devices_per_second: None,
                 dps_units: None,
+                issuer_ca_certificate: None,
                 server_name: None,
                 transport: TransportSection { transport: *transport, ..kept },
             },

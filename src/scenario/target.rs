@@ -48,6 +48,9 @@ pub enum TargetSection {
         /// Faults the embedded emulator injects (`emulator::faults`).
         #[serde(default)]
         faults: FaultsSection,
+        /// The emulator's enrollment group issues operational certificates for CSRs.
+        #[serde(default)]
+        issue_certificates: bool,
         #[serde(default, flatten)]
         transport: TransportSection,
     },
@@ -74,6 +77,9 @@ pub enum TargetSection {
         /// Name checked against the server certificate; defaults to `host`.
         #[serde(default)]
         server_name: Option<String>,
+        /// PEM file of the CA that issues operational certificates: issued chains must reach it.
+        #[serde(default)]
+        issuer_ca_certificate: Option<PathBuf>,
         #[serde(default, flatten)]
         transport: TransportSection,
     },
@@ -240,6 +246,7 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             transport,
             echo_payload,
             faults,
+            issue_certificates: _,
         } => {
             let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
                 .map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
@@ -272,6 +279,7 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             dps_units,
             server_name,
             transport,
+            issuer_ca_certificate: _,
         } => {
             let loopback = is_loopback(&host);
             // A ceiling is required off this machine, and holds on it too when stated.
@@ -301,6 +309,21 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
         }
     };
     Ok(ResolvedTarget { plan, id_scope, tls, production_ceiling })
+}
+
+impl TargetSection {
+    /// `issue_certificates` of an embedded target (false for a DPS endpoint).
+    pub(super) fn issues_certificates(&self) -> bool {
+        matches!(self, TargetSection::Embedded { issue_certificates: true, .. })
+    }
+
+    /// `issuer_ca_certificate` of a DPS endpoint.
+    pub(super) fn issuer_ca_certificate(&self) -> Option<&PathBuf> {
+        match self {
+            TargetSection::Dps { issuer_ca_certificate, .. } => issuer_ca_certificate.as_ref(),
+            TargetSection::Embedded { .. } => None,
+        }
+    }
 }
 
 /// A target off this machine must state a ceiling on new devices per second; a stated one must

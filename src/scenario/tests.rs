@@ -260,3 +260,30 @@ fn a_plan_larger_than_its_time_limit_says_how_many_will_start() {
     let closed = with("1000000", "model = \"closed\"\nconcurrency = 10", "max_duration_seconds = 4");
     assert_eq!(closed.starts_within_limits(), None);
 }
+
+/// Issue 22: certificate issuance at registration in a scenario.
+#[test]
+fn issuance_fields_resolve_and_errors_name_them() {
+    let issuing = MINIMAL
+        .replace("kind = \"embedded\"\n", "kind = \"embedded\"\nissue_certificates = true\n")
+        .replace("count = 3\n", "count = 3\nrequest_certificate = true\ncertificate_key = \"ecdsa-p384\"\n");
+    let plan = load(&issuing, &|_| None).unwrap();
+    let expected =
+        CertificatePlan { request: Some(crate::certificates::KeyType::EcdsaP384), embedded_issues: true, issuer: None };
+    assert_eq!(plan.certificates, expected);
+    assert_eq!(plan.flow.api_version, crate::certificates::ISSUANCE_API_VERSION, "a CSR speaks the preview");
+    let chosen = issuing.replace("[arrival]", "[flow]\napi_version = \"2019-03-31\"\n[arrival]");
+    assert_eq!(load(&chosen, &|_| None).unwrap().flow.api_version, "2019-03-31", "unless the scenario says");
+    assert_eq!(load(MINIMAL, &|_| None).unwrap().certificates, CertificatePlan::default());
+    let err = |text: &str| load(text, &|_| None).unwrap_err().to_string();
+    let key_alone = MINIMAL.replace("count = 3\n", "count = 3\ncertificate_key = \"ecdsa-p256\"\n");
+    assert!(err(&key_alone).contains("devices.certificate_key"), "{}", err(&key_alone));
+    let rsa = issuing.replace("ecdsa-p384", "rsa");
+    assert!(err(&rsa).contains("certificate_key") || err(&rsa).contains("rsa"), "{}", err(&rsa));
+    let python = issuing.replace("count = 3\n", "count = 3\npersonality = \"python\"\n");
+    assert!(err(&python).contains("devices.request_certificate") && err(&python).contains("python"));
+    let dps = "name = \"t\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"0ne00X\"\n\
+               issuer_ca_certificate = \"no-such-issuer.pem\"\n[devices]\ncount = 3\n[arrival]\nrate = 10\n";
+    let missing = load(dps, &|_| Some(crate::credentials::SymmetricKey::random().to_base64())).unwrap_err().to_string();
+    assert!(missing.contains("target.issuer_ca_certificate") && missing.contains("no-such-issuer.pem"), "{missing}");
+}

@@ -42,6 +42,7 @@ fn emulator_and_target(deviations: Deviations) -> (emulator::LoopbackEmulator, P
         deadline: Duration::from_secs(2),
         throttle_requests: 25,
         x509: None,
+        issuer_ca: None,
     };
     (started, target)
 }
@@ -85,6 +86,7 @@ async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceRep
     config.deviations = deviations;
     let ca = dpsbench::x509::CertificateAuthority::generate().unwrap();
     config.trust_x509_ca("conf-x509", ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
+    let issuer_ca = emulator::issuance::issue_for_every_enrollment(&mut config).unwrap();
     let mut started = emulator::start_on_loopback(config).unwrap();
     let ws_address = started.handle.serve_websocket(emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
     let (_reserved, unserved) = unserved_port();
@@ -101,6 +103,7 @@ async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceRep
         deadline: Duration::from_secs(2),
         throttle_requests: 25,
         x509: Some(std::sync::Arc::new(ca)),
+        issuer_ca: Some(issuer_ca),
     };
     let report = run_suite(&target, &options).await;
     let registrations = ServiceStats::get(&started.handle.service.stats.registrations);
@@ -205,6 +208,14 @@ each_deviation_fails_exactly_its_checks!(
     reply_at_requested_qos,
     trust_sr_device,
     retry_after_zero,
+    refuse_preview_api_version,
+    omit_issued_chain,
+    chain_without_csr,
+    issued_chain_reversed,
+    issue_for_other_key,
+    issue_wrong_cn,
+    issue_long_validity,
+    accept_bad_csr,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

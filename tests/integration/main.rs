@@ -12,6 +12,7 @@ mod first_hour;
 mod flow;
 mod gates;
 mod hostile;
+mod issuance;
 mod live_metrics;
 mod load;
 mod metrics_push;

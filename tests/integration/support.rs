@@ -63,6 +63,7 @@ pub fn device_signed_with(device_key: &SymmetricKey, id: &str, valid_for_seconds
         personality: Default::default(),
         payload: None,
         client_tls: None,
+        certificate_request: None,
     }
 }
 

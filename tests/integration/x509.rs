@@ -31,6 +31,7 @@ fn x509_device(emulator: &Emulator, certificate: &DeviceCertificate, claimed: &s
         personality: Default::default(),
         payload: None,
         client_tls: Some(client_tls),
+        certificate_request: None,
     }
 }
 

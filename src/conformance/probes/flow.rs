@@ -102,6 +102,8 @@ fn passive_verdicts(report: &FlowReport<CheckLog>) -> Vec<(PassiveCheck, Verdict
                 Verdict::Fail(violations.join("; "))
             } else if report.observer.evaluated(*check) {
                 Verdict::Pass("held on every packet of the lifecycle".into())
+            } else if *check == PassiveCheck::IssuedChainShape && report.certificate.is_none() {
+                Verdict::Skipped("the lifecycle sends no CSR: the certificate-issuance probe judges it".into())
             } else {
                 // Nothing to judge: the flow that would have shown it ended first. When the flow
                 // failed, DPS-FLOW-005 says why; this check is not failed by it.

@@ -7,6 +7,7 @@
 //! target sends; a target that says nothing fails at the probe's deadline.
 
 pub mod auth;
+pub mod certificates;
 pub mod flow;
 pub mod session;
 pub mod table;
@@ -102,6 +103,9 @@ pub struct ProbeTarget {
     pub throttle_requests: u32,
     /// A CA the target's X.509 enrollment group trusts, to mint probe certificates.
     pub x509: Option<Arc<crate::x509::CertificateAuthority>>,
+    /// The CA the target's enrollment group issues operational certificates with, when it
+    /// issues (the DPS-CERT checks run only then).
+    pub issuer_ca: Option<rustls_pki_types::CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for ProbeTarget {
@@ -172,6 +176,7 @@ impl ProbeTarget {
             personality: crate::device::Personality::Dpsbench,
             payload: None,
             client_tls: None,
+            certificate_request: None,
         }
     }
 
@@ -408,6 +413,7 @@ mod tests {
             deadline: Duration::from_secs(1),
             throttle_requests: 1,
             x509: None,
+            issuer_ca: None,
         };
         let id = target.registration_id("x");
         let token = target.token(&target.id_scope, &id, &target.device_key(&id), 60);

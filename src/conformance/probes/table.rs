@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::{ProbeTarget, Verdict, auth, flow, session, tls, websocket};
+use super::{ProbeTarget, Verdict, auth, certificates, flow, session, tls, websocket};
 
 /// What a probe concluded: one verdict per check ID it judges.
 pub type Verdicts = Vec<(&'static str, Verdict)>;
@@ -102,6 +102,14 @@ pub static LIFECYCLE: Probe = Probe {
     },
 };
 
+/// Three preview devices (no CSR, a CSR, a bad CSR): every DPS-CERT check.
+pub static CERTIFICATE_ISSUANCE: Probe = Probe {
+    name: "certificate-issuance",
+    deadline: Times(8),
+    billable: true,
+    run: |target| Box::pin(certificates::issuance(target)),
+};
+
 /// CleanSession 0 twice: DPS-MQTT-002, and SessionPresent for DPS-MQTT-001.
 pub static CLEAN_SESSION: Probe = Probe {
     name: "clean-session-0",
@@ -187,6 +195,7 @@ pub static PROBES: &[&Probe] = &[
     &EVERY_DIALECT,
     &WEBSOCKET_LIFECYCLE,
     &WRONG_SUBPROTOCOL,
+    &CERTIFICATE_ISSUANCE,
     // Last: it spends the registration quota.
     &THROTTLING,
 ];

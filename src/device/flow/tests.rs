@@ -21,6 +21,7 @@ fn flow_seeded(settings: FlowSettings, seed: u64) -> (Flow, Instant) {
         personality: Default::default(),
         payload: None,
         client_tls: None,
+        certificate_request: None,
     };
     let t0 = Instant::now();
     (Flow::new(Arc::new(settings), identity, Timings::new(t0, t0), DeviceRng::seed_from_u64(seed), ()), t0)
@@ -305,4 +306,54 @@ fn lost_connection_names_the_phase_and_sends_nothing() {
     flow.handle_closed(t0);
     assert_eq!(flow.poll_transmit(), None);
     assert_eq!(flow.into_report().outcome, Outcome::Failed(FailureKind::ConnectionLost(Step::Wait)));
+}
+
+/// A device that sent a CSR (register then straight to `assigned`, no poll), judged at the
+/// wall-clock time `wall` (none: never set), answered with `chain`.
+fn judged(wall: Option<std::time::SystemTime>, chain: Option<Vec<String>>) -> FlowReport {
+    use crate::certificates::{CertificateRequest, KeyType, register_body_with_csr};
+    let ca = crate::emulator::issuance::IssuingCa::generate().expect("a CA");
+    let request = CertificateRequest::generate(KeyType::EcdsaP256, "dev-1").expect("a CSR");
+    let id = RegistrationId::new("dev-1").unwrap();
+    let issued = ca.sign(&request.csr_base64, &id, 30, std::time::SystemTime::now()).expect("signed");
+    let settings = FlowSettings { certificate_issuer: Some(ca.certificate_der().clone()), ..Default::default() };
+    let (mut flow, t0) = flow_with(settings);
+    flow.identity.register_body = register_body_with_csr(&flow.identity.register_body, &request.csr_base64);
+    flow.identity.certificate_request = Some(Arc::new(request));
+    if let Some(wall) = wall {
+        flow.set_wall_start(wall);
+    }
+    flow.connected(t0);
+    assert!(matches!(flow.poll_transmit(), Some(Packet::Connect(_))));
+    flow.handle_packet(t0, Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
+    let Some(Packet::Subscribe(subscribe)) = flow.poll_transmit() else { panic!("no SUBSCRIBE") };
+    flow.handle_packet(
+        t0,
+        Packet::SubAck(SubAck::new(subscribe.pkid, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])),
+    );
+    let register = expect_publish(&mut flow);
+    let body: serde_json::Value = serde_json::from_slice(&register.payload).expect("JSON");
+    assert_eq!(body["registrationId"], "dev-1");
+    assert!(body["csr"].as_str().is_some_and(|csr| !csr.is_empty()), "{body}");
+    let mut assigned: serde_json::Value = serde_json::from_str(ASSIGNED).unwrap();
+    let chain = chain.unwrap_or(issued);
+    assigned["registrationState"]["issuedCertificateChain"] = serde_json::json!(chain);
+    flow.handle_packet(t0, reply(topics::reply_topic(200, "1", None), &assigned.to_string()));
+    assert!(flow.is_done());
+    flow.into_report()
+}
+
+#[test]
+fn an_issued_chain_is_judged_on_assigned() {
+    use crate::certificates::{CertificateOutcome, ChainFailure};
+    let now = Some(std::time::SystemTime::now());
+    let verified = judged(now, None);
+    assert!(matches!(verified.outcome, Outcome::Assigned { .. }));
+    assert_eq!(verified.certificate, Some(CertificateOutcome::Verified));
+    let missing = judged(now, Some(Vec::new()));
+    assert_eq!(missing.outcome, Outcome::Failed(FailureKind::Certificate(ChainFailure::Missing)));
+    assert_eq!(missing.certificate, Some(CertificateOutcome::Failed(ChainFailure::Missing)));
+    // A driver that never said the time: judged at the epoch, where nothing is valid.
+    let unset = judged(None, None);
+    assert_eq!(unset.outcome, Outcome::Failed(FailureKind::Certificate(ChainFailure::Validity)));
 }

@@ -17,6 +17,7 @@ use crate::emulator::activity::Refusal;
 use crate::emulator::client_checks::{ConnectFacts, ConnectionLog, Ending};
 use crate::emulator::config::AuthFailure;
 use crate::emulator::faults::{Fault, Malformed, RequestFault};
+use crate::emulator::issuance::{self, Enrollment, Issued};
 use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, RequestTopic, Username};
@@ -61,6 +62,8 @@ enum SessionState {
         clean_session: bool,
         /// `registrationState.x509` of an X.509 device.
         x509: Option<serde_json::Value>,
+        /// The enrollment it authenticated through (none when it did not).
+        enrollment: Option<Enrollment>,
     },
 }
 
@@ -222,12 +225,13 @@ impl Session {
         let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
         // A device that presented a certificate is an X.509 device: no password is needed.
         let x509 = self.peer.as_ref().and_then(|peer| service.authenticate_x509(&registration_id, peer));
-        let authorized = match &self.peer {
-            Some(_) => x509.is_some(),
-            None if deviations.refuses_token_form(password) => false,
+        let (authorized, enrollment) = match &self.peer {
+            Some(_) => (x509.is_some(), x509.as_ref().map(|x509| issuance::x509_enrollment(x509, &registration_id))),
+            None if deviations.refuses_token_form(password) => (false, None),
             None => {
                 let checked_as = deviations.sr_device(password).unwrap_or_else(|| registration_id.clone());
-                deviations.accept_any_password || service.authenticate(&scope, &checked_as, password, now_unix)
+                let enrollment = service.authenticate(&scope, &checked_as, password, now_unix);
+                (deviations.accept_any_password || enrollment.is_some(), enrollment)
             }
         };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
@@ -247,8 +251,13 @@ impl Session {
         {
             self.reply_qos = Some(QoS::AtLeastOnce);
         }
-        self.state =
-            SessionState::Connected { registration_id, authorized, clean_session: connect.clean_session, x509 };
+        self.state = SessionState::Connected {
+            registration_id,
+            authorized,
+            clean_session: connect.clean_session,
+            x509,
+            enrollment,
+        };
         // DPS keeps no sessions: SessionPresent is 0 whatever CleanSession said.
         Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, deviations.session_present)))
     }
@@ -286,7 +295,7 @@ impl Session {
     }
 
     fn publish(&mut self, service: &Service, publish: Publish, now: Instant, wall: SystemTime) -> Response {
-        let SessionState::Connected { registration_id, authorized, x509, .. } = &self.state else {
+        let SessionState::Connected { registration_id, authorized, x509, enrollment, .. } = &self.state else {
             return Response::close_after(None);
         };
         if let Some(log) = &mut self.judged {
@@ -324,7 +333,10 @@ impl Session {
             Some(RequestFault::Throttle) => {
                 fault_error(service, 429, 429001, "Operations are being throttled by the service.", wall)
             }
-            _ if *authorized => answer(service, registration_id, x509.clone(), request, &publish.payload, now, wall),
+            _ if *authorized => {
+                let device = Device { registration_id, x509: x509.clone(), enrollment: enrollment.as_ref() };
+                answer(service, device, request, &publish.payload, now, wall)
+            }
             _ => {
                 let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
                 (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
@@ -396,6 +408,9 @@ fn registration_from_username(
 ) -> Option<(RegistrationId, IdScope)> {
     let username = Username::parse(connect.login.as_ref().map(|l| l.username.as_str())?).ok()?;
     let id = username.registration_id;
+    if deviations.refuse_preview_api_version && username.api_version == crate::certificates::ISSUANCE_API_VERSION {
+        return None;
+    }
     let own_scope = username.id_scope == service.config.id_scope.as_str();
     if !(own_scope || deviations.accept_any_scope)
         || !(deviations.accept_client_id_mismatch || id.eq_ignore_ascii_case(&connect.client_id))
@@ -424,16 +439,23 @@ pub(super) fn register_payload(body: &[u8]) -> Result<Option<serde_json::Value>,
     }
 }
 
+/// The authorised device a request came from.
+struct Device<'a> {
+    registration_id: &'a RegistrationId,
+    x509: Option<serde_json::Value>,
+    enrollment: Option<&'a Enrollment>,
+}
+
 /// Status, `retry-after` and body for an authorised register or poll.
 fn answer(
     service: &Service,
-    registration_id: &RegistrationId,
-    x509: Option<serde_json::Value>,
+    device: Device<'_>,
     request: RequestTopic<'_>,
     body: &[u8],
     now: Instant,
     wall: SystemTime,
 ) -> (u16, Option<u32>, Vec<u8>) {
+    let Device { registration_id, x509, enrollment } = device;
     if body.len() > MAX_MESSAGE_BYTES {
         // DPS documents the limit, not its answer over MQTT: the emulator answers 413 with an
         // error body, so the device learns why instead of losing its connection.
@@ -464,7 +486,16 @@ fn answer(
                 }
             };
             service.stats.registrations.fetch_add(1, Ordering::Relaxed);
-            let operation_id = service.register(registration_id, payload, x509, now, wall);
+            // Drawn only when issuing, so seeded emulators that do not issue answer as before.
+            let issuing = service.config.issuance.delay.is_some();
+            let draw = if issuing { service.random(rand::Rng::random::<f64>) } else { 0.0 };
+            let issued = issuance::issue(&service.config, enrollment, registration_id, body, wall, draw);
+            match &issued {
+                Some((Issued::Chain(_), _)) => service.stats.certificates_issued.fetch_add(1, Ordering::Relaxed),
+                Some((Issued::Refused(_), _)) => service.stats.certificates_refused.fetch_add(1, Ordering::Relaxed),
+                None => 0,
+            };
+            let operation_id = service.register(registration_id, payload, x509, issued, now, wall);
             let accepted = RegistrationOperationStatus {
                 operation_id,
                 status: OperationStatus::Assigning,
