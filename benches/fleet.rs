@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dpsbench::metrics::Phase;
-use dpsbench::runner::{self, CpuTime};
+use dpsbench::results::CpuTime;
+use dpsbench::runner;
 use dpsbench::scenario::{Plan, ScenarioFile};
 use dpsbench::tls::{self, ServerIdentity, TlsVersions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,14 +127,15 @@ fn plan(scenario: &str, dir: &Path) -> Plan {
 }
 
 /// The whole DPS flow for `devices` devices, `concurrency` in flight (closed model).
-async fn fleet(devices: u64, concurrency: u64) -> runner::RunSummary {
+async fn fleet(devices: u64, concurrency: u64) -> dpsbench::results::RunSummary {
     let scenario = format!(
         "name = \"fleet\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 0\n\
          [devices]\ncount = {devices}\nregistration_id = \"fleet-{{index:07}}\"\n\
          [arrival]\nmodel = \"closed\"\nconcurrency = {concurrency}\n[run]\nmax_duration_seconds = 600\n"
     );
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    runner::run(&plan(&scenario, Path::new(".")), interrupts, |_| {}).await.unwrap()
+    let plan = plan(&scenario, Path::new("."));
+    runner::run(&plan, &runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
 }
 
 /// `dpsbench emulator` in another process on a free loopback port; killed on drop.
@@ -188,7 +190,7 @@ impl ExternalEmulator {
     }
 
     /// The whole DPS flow against it, as a capacity test against a remote DPS runs.
-    async fn fleet(&self, devices: u64, concurrency: u64) -> runner::RunSummary {
+    async fn fleet(&self, devices: u64, concurrency: u64) -> dpsbench::results::RunSummary {
         let scenario = format!(
             "name = \"fleet-client\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {}\n\
              id_scope = \"0ne00FLEET1\"\nca_certificate = \"ca.pem\"\n\
@@ -197,7 +199,8 @@ impl ExternalEmulator {
             self.address.port()
         );
         let (_keep, interrupts) = tokio::sync::watch::channel(0);
-        runner::run(&plan(&scenario, &self.dir), interrupts, |_| {}).await.unwrap()
+        let plan = plan(&scenario, &self.dir);
+        runner::run(&plan, &runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
     }
 }
 

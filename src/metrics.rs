@@ -15,14 +15,18 @@ use hdrhistogram::Histogram;
 use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod certificates;
+mod live;
 mod phase;
 mod rates;
 mod reasons;
+mod record;
 mod summary;
 
 pub use certificates::CertificateCounts;
+pub use live::{LIVE_BUCKETS_US, LiveBuckets};
 pub use phase::Phase;
 pub use rates::{AssignmentTenths, Rates};
+pub use record::DeviceRecord;
 pub use summary::{
     CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary, add_counts,
 };
@@ -155,40 +159,6 @@ pub struct IntervalStats {
     /// Percentiles of `assigned` (from intended start) among devices assigned in the interval.
     pub assigned_p50_us: u64,
     pub assigned_p99_us: u64,
-}
-
-/// Upper bounds of the coarse latency buckets of live views (Prometheus): 1 ms to 5 min, three
-/// a decade.
-pub const LIVE_BUCKETS_US: [u64; 18] = [
-    1_000,
-    2_000,
-    5_000,
-    10_000,
-    20_000,
-    50_000,
-    100_000,
-    200_000,
-    500_000,
-    1_000_000,
-    2_000_000,
-    5_000_000,
-    10_000_000,
-    20_000_000,
-    50_000_000,
-    100_000_000,
-    200_000_000,
-    300_000_000,
-];
-
-/// One phase's latencies folded into [`LIVE_BUCKETS_US`]: cumulative counts (values at or
-/// below each bound), the count and the sum of everything recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveBuckets {
-    pub phase: Phase,
-    /// One count per bound of [`LIVE_BUCKETS_US`], cumulative.
-    pub cumulative: Vec<u64>,
-    pub count: u64,
-    pub sum_us: u64,
 }
 
 impl Default for Metrics {
@@ -484,51 +454,6 @@ pub fn single_phases(t: &Timings) -> [(Phase, Option<Duration>); 10] {
         (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
         (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
     ]
-}
-
-/// One finished device, as a row of `devices.csv` tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRecord {
-    pub registration_id: String,
-    pub personality: &'static str,
-    /// `assigned`, `failed` or `aborted`.
-    pub outcome: &'static str,
-    /// The failure kind's label, for failed and aborted devices.
-    pub failure_kind: Option<String>,
-    /// Every phase's time in microseconds, in [`Phase::ALL`] order: `None` when not reached;
-    /// for [`Phase::Poll`], the sum of the device's poll round trips.
-    pub phase_us: [Option<u64>; Phase::ALL.len()],
-    pub register_attempts: u32,
-    pub polls: u32,
-    pub hub: Option<String>,
-}
-
-impl DeviceRecord {
-    pub fn of<O>(registration_id: &str, report: &FlowReport<O>) -> Self {
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let mut phase_us = [None; Phase::ALL.len()];
-        for (phase, duration) in single_phases(&report.timings) {
-            phase_us[phase.index()] = duration.map(micros);
-        }
-        let polls = &report.timings.polls;
-        phase_us[Phase::Poll.index()] = (!polls.is_empty()).then(|| polls.iter().copied().map(micros).sum());
-        let (outcome, failure_kind, hub) = match &report.outcome {
-            Outcome::Assigned { hub, .. } => ("assigned", None, Some(hub.clone())),
-            Outcome::Failed(kind @ FailureKind::Aborted) => ("aborted", Some(kind.label()), None),
-            Outcome::Connected => ("aborted", None, None),
-            Outcome::Failed(kind) => ("failed", Some(kind.label()), None),
-        };
-        Self {
-            registration_id: registration_id.to_string(),
-            personality: report.personality.name(),
-            outcome,
-            failure_kind,
-            phase_us,
-            register_attempts: report.register_attempts,
-            polls: report.polls,
-            hub,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,12 @@ impl Shard {
         }
     }
 
+    /// This shard's part of `plan`: its devices and its load, refused when it would run nothing
+    /// ([`Self::load_of`]).
+    pub fn part_of(self, plan: &Plan) -> Result<Part, ShardError> {
+        Ok(Part { shard: self, devices: self.devices_of(plan.stop.devices), load: self.load_of(&plan.load)? })
+    }
+
     /// The intended starts of this shard's devices: the unsharded plan's, those of its own
     /// indexes, in order.
     pub fn starts(self, plan: &ArrivalPlan) -> impl Iterator<Item = Duration> + Send + use<> {
@@ -108,10 +114,113 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// A shard's part of one plan, computed once from it and checked ([`Shard::part_of`]): its
+/// devices and its load. The runner, its limits and the reports take it as it is rather than
+/// splitting the plan again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    shard: Shard,
+    devices: u64,
+    load: Load,
+}
+
+impl Part {
+    /// The whole plan, unsharded.
+    pub fn whole(plan: &Plan) -> Self {
+        Self { shard: Shard::WHOLE, devices: plan.stop.devices, load: plan.load.clone() }
+    }
+
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// How many of the plan's devices are this shard's.
+    pub fn devices(&self) -> u64 {
+        self.devices
+    }
+
+    /// This shard's load ([`Shard::load_of`]): a closed model's concurrency is its share.
+    pub fn load(&self) -> &Load {
+        &self.load
+    }
+
+    /// When an open plan has more devices than its time limits let start (`run.duration_seconds`,
+    /// `run.max_duration_seconds`): how many it has and about how many will start, for this
+    /// shard. `None` when all can start, and for a closed model (its pace is the target's).
+    pub fn starts_within_limits(&self, plan: &Plan) -> Option<StartsWithinLimits> {
+        let Load::Open(arrivals) = &plan.load else { return None };
+        let limit = plan.stop.duration.map_or(plan.max_duration, |d| d.min(plan.max_duration));
+        let whole = (arrivals.expected_by(limit).round() as u64).min(plan.stop.devices);
+        let (devices, starting) = (self.devices, self.shard.devices_of(whole));
+        (starting < devices).then(|| StartsWithinLimits {
+            shard: self.shard,
+            plan_devices: plan.stop.devices,
+            devices,
+            starting,
+            load: plan.load.describe(),
+            limit,
+        })
+    }
+}
+
+/// A plan larger than its run can start: said before the run, so a user sees at once that most
+/// of a ten-million-device plan will be counted as not started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartsWithinLimits {
+    pub shard: Shard,
+    /// The whole plan's devices.
+    pub plan_devices: u64,
+    /// This shard's devices (the whole plan's, unsharded).
+    pub devices: u64,
+    /// About how many of them will start.
+    pub starting: u64,
+    /// The arrival plan, described (`constant 50/s`).
+    pub load: String,
+    /// How long devices may start for.
+    pub limit: Duration,
+}
+
+impl std::fmt::Display for StartsWithinLimits {
+    /// `the plan has 1,000,000 devices; at constant 50/s for at most 4 s, about 200 will start`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.shard.is_whole() {
+            true => write!(f, "the plan has {} devices", grouped(self.devices))?,
+            false => write!(
+                f,
+                "shard {} has {} of the plan's {} devices",
+                self.shard,
+                grouped(self.devices),
+                grouped(self.plan_devices)
+            )?,
+        }
+        write!(
+            f,
+            "; at {} for at most {} s, about {} will start (the rest count as not started)",
+            self.load,
+            self.limit.as_secs_f64(),
+            grouped(self.starting)
+        )
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// A hash of the resolved plan, the same for every shard of it: SHA-256 over everything that
 /// decides what the run does (target, identities, load, stop, flow, TLS, limits, gates), not the
 /// scenario's path, the group key (a secret, and random for the embedded target), where the key
-/// came from, or the invocation's shard, start instant and extra outputs. Every field of
+/// came from (the invocation's shard, start instant and extra outputs are no part of a plan:
+/// they travel beside it, in `runner::RunOptions`). Every field of
 /// [`Plan`] is named here, so a field added later does not compile until it is hashed or left
 /// out on purpose. `sha256:` and the first 16 bytes in hex.
 pub fn plan_hash(plan: &Plan) -> String {
@@ -137,9 +246,6 @@ pub fn plan_hash(plan: &Plan) -> String {
         x509,
         preflight,
         slo,
-        shard: _,
-        start_at: _,
-        device_records: _,
         certificates,
     } = plan;
     // The CA a DPS target is trusted through counts by its content, not by how its path was
@@ -233,9 +339,8 @@ mod tests {
     #[test]
     fn the_plan_hash_is_the_same_for_every_shard_and_differs_for_another_plan() {
         let (one, mut two) = (plan(50), plan(50));
-        two.shard = Shard::new(3, 4).unwrap();
         two.file = "elsewhere/h.toml".into();
-        assert_eq!(plan_hash(&one), plan_hash(&two), "random embedded key, shard and path do not count");
+        assert_eq!(plan_hash(&one), plan_hash(&two), "random embedded key and path do not count");
         assert_ne!(plan_hash(&one), plan_hash(&plan(51)));
         assert!(plan_hash(&one).starts_with("sha256:") && plan_hash(&one).len() == 7 + 32);
     }
@@ -243,7 +348,7 @@ mod tests {
     #[test]
     fn changing_any_hashed_field_of_the_plan_changes_the_hash() {
         type Edit = (&'static str, fn(&mut Plan));
-        let edits: [Edit; 17] = [
+        let edits: [Edit; 19] = [
             ("name", |p| p.name.push('x')),
             ("target", |p| {
                 if let crate::scenario::TargetPlan::Embedded { retry_after_seconds, .. } = &mut p.target {
@@ -263,8 +368,10 @@ mod tests {
             ("max_schedule_lag_p99", |p| p.max_schedule_lag_p99 += Duration::from_millis(1)),
             ("source_addresses", |p| p.source_addresses.push("127.0.0.2".parse().unwrap())),
             ("tls", |p| p.tls.versions = crate::tls::TlsVersions::Tls12And13),
+            ("x509", |p| p.x509 = Some(crate::scenario::X509Plan { ca_dir: "ca".into(), cache: "ca/devices".into() })),
             ("preflight", |p| p.preflight = !p.preflight),
             ("slo", |p| p.slo = plan_with_slo().slo),
+            ("certificates", |p| p.certificates = plan_with("request_certificate = true").certificates),
         ];
         let base = plan_hash(&plan(50));
         for (field, edit) in edits {
@@ -308,6 +415,51 @@ mod tests {
         std::fs::write(dir.join("ca.pem"), crate::tls::ServerIdentity::generate(&[]).unwrap().ca_pem()).unwrap();
         assert_ne!(plain, hash(dir.join("s.toml")), "another CA is another plan");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_plan_larger_than_its_time_limit_says_how_many_will_start() {
+        let with = |devices: &str, arrival: &str, run: &str| {
+            let text = format!(
+                "name = \"t\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = {devices}\n[arrival]\n{arrival}\n[run]\n{run}\n"
+            );
+            let file = crate::toml_file::parse(&text).expect("the scenario parses");
+            Plan::resolve(file, std::path::Path::new("s.toml"), &|_| None).expect("the scenario resolves")
+        };
+        let big = with("1000000", "rate = 50", "max_duration_seconds = 4");
+        let estimate = Part::whole(&big).starts_within_limits(&big).expect("a million at 50/s do not start in 4 s");
+        assert_eq!((estimate.devices, estimate.starting), (1_000_000, 200));
+        assert_eq!(
+            estimate.to_string(),
+            "the plan has 1,000,000 devices; at constant 50/s for at most 4 s, about 200 will start (the rest count as \
+             not started)"
+        );
+        // A shard says its own part.
+        let estimate = Shard::new(3, 4).unwrap().part_of(&big).unwrap().starts_within_limits(&big).unwrap();
+        assert_eq!((estimate.devices, estimate.starting), (250_000, 50));
+        assert!(
+            estimate.to_string().starts_with("shard 3/4 has 250,000 of the plan's 1,000,000 devices; "),
+            "{estimate}"
+        );
+        // The shorter of the two limits counts; Poisson and bursts give their expected count.
+        let timed = with(
+            "10000",
+            "model = \"poisson\"\nrate = 100\nseed = 1",
+            "duration_seconds = 10\nmax_duration_seconds = 60",
+        );
+        assert_eq!(whole_estimate(&timed).map(|e| e.starting), Some(1001));
+        let burst = with("10000", "model = \"burst\"\nwithin_seconds = 100", "max_duration_seconds = 25");
+        assert_eq!(whole_estimate(&burst).map(|e| e.starting), Some(2500));
+        // A plan that fits says nothing; nor does a closed model, whose pace is the target's.
+        assert_eq!(whole_estimate(&with("200", "rate = 50", "max_duration_seconds = 4")), None);
+        assert_eq!(whole_estimate(&with("1000", "rate = 200", "max_duration_seconds = 120")), None);
+        let closed = with("1000000", "model = \"closed\"\nconcurrency = 10", "max_duration_seconds = 4");
+        assert_eq!(whole_estimate(&closed), None);
+    }
+
+    /// What the whole of `plan` says about its starts within its time limits.
+    fn whole_estimate(plan: &Plan) -> Option<StartsWithinLimits> {
+        Part::whole(plan).starts_within_limits(plan)
     }
 
     #[test]

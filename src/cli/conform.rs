@@ -1,13 +1,13 @@
 //! `dpsbench conform`: resolve the target, run the suite, write the three reports.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 use serde::Deserialize;
 
-use super::ConformArgs;
 use super::keys::read_key;
 use super::out_folder::OutFolder;
 use crate::conformance::CATALOGUE;
@@ -25,6 +25,69 @@ const DEFAULT_PLAIN_PORT: u16 = 1883;
 
 /// Registrations a minute the embedded target allows, low enough for DPS-THR-001 to see a 429.
 const EMBEDDED_QUOTA: u32 = 20;
+
+#[derive(Debug, Args)]
+pub struct ConformArgs {
+    /// The target, mqtts://HOST[:PORT] (port 8883 by default) [default: the embedded emulator].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The target's MQTT-over-WebSocket endpoint, wss://HOST[:PORT] (port 443 by default), for
+    /// the DPS-WS checks [default with --target: none, and those checks are skipped].
+    #[arg(long, value_name = "URL")]
+    pub ws_target: Option<String>,
+    /// PEM file of the CA that signs the target's certificate [default with --target: the public
+    /// web roots, as a real DPS instance needs; for the emulator, its --ca-out].
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// The target's ID scope (required with --target).
+    #[arg(long, value_name = "S")]
+    pub id_scope: Option<String>,
+    /// Environment variable holding the enrollment group key the probe devices derive theirs from.
+    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY", conflicts_with = "key_file")]
+    pub key_env: String,
+    /// File holding the enrollment group key (base64), instead of --key-env.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Folder for the three reports (conformance.json, .junit.xml, .md); refused when it already
+    /// holds a report, unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite the report already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// TOML file of waived checks: [[waiver]] check = "DPS-..." reason = "...".
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
+    /// Skip the probes that create registrations (billable on a real DPS instance).
+    #[arg(long)]
+    pub exclude_billable: bool,
+    /// Exit 1 when any must-check is skipped (not waived), not only when one fails.
+    #[arg(long)]
+    pub require_all: bool,
+    /// The plain-MQTT port that must not be served [default with --target: 1883; without it, a
+    /// port the embedded emulator holds unserved, so a local broker on 1883 cannot interfere].
+    #[arg(long, value_name = "PORT")]
+    pub plain_port: Option<u16>,
+    /// Most registrations the throttling probe sends while looking for a 429.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub throttle_requests: u32,
+    /// Deadline of each step of a probe, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub deadline: u64,
+    /// Registration IDs of the probe devices start with this: letters, digits and - . _ :,
+    /// starting with a letter or digit, at most 64 characters.
+    #[arg(long, value_name = "PREFIX", default_value = "dpsbench-conform", value_parser = parse_prefix)]
+    pub prefix: String,
+    /// A CA folder (`dpsbench certs`) whose root the target's X.509 enrollment group trusts,
+    /// for DPS-AUTH-005 [default with --target: none, and that check is skipped].
+    #[arg(long, value_name = "DIR")]
+    pub x509_ca_dir: Option<PathBuf>,
+    /// PEM file of the CA the target's enrollment group issues operational certificates with
+    /// (api-version 2025-07-01-preview), for the DPS-CERT checks [default with --target: none,
+    /// and those checks are skipped; for the emulator, its --issuer-ca-out].
+    #[arg(long, value_name = "PEM")]
+    pub issuer_ca: Option<PathBuf>,
+}
 
 pub async fn run(args: ConformArgs) -> Result<i32> {
     let options = SuiteOptions {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// How long into the run the early word may come: later, the final table says it.
 const WINDOW: Duration = Duration::from_secs(10);

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::sinks::Sink;
 use crate::report;
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// Writes every file rendered from the report folder `dir` (report.md, report.html), each on its
 /// own: one that cannot be rendered is reported and does not stop the others. Returns the paths
@@ -28,9 +29,31 @@ pub fn write_rendered(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// `timeseries.csv`, a row written each second as the run goes.
+pub(super) struct TimeseriesFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl TimeseriesFile {
+    pub(super) fn create(path: PathBuf) -> Result<Self> {
+        let mut file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(&report::timeseries::header()).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self { path, file })
+    }
+}
+
+impl Sink for TimeseriesFile {
+    /// Written (unbuffered) every second, so a crash keeps everything up to then.
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        let row = report::timeseries::Row::of(tick).line();
+        self.file.write_all(&row).with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
 /// `latency.hlog`, written each second as the run goes.
 pub(super) struct LatencyLogFile {
-    pub(super) path: PathBuf,
+    path: PathBuf,
     file: std::fs::File,
     lines: Option<report::hlog::IntervalLines>,
 }
@@ -63,9 +86,15 @@ impl LatencyLogFile {
     }
 }
 
+impl Sink for LatencyLogFile {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        self.write(tick).with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
 /// `devices.csv`, a row appended for each device as it finishes (each second, unbuffered).
 pub(super) struct DevicesCsvFile {
-    pub(super) path: PathBuf,
+    path: PathBuf,
     file: std::fs::File,
 }
 
@@ -78,5 +107,11 @@ impl DevicesCsvFile {
 
     pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
         self.file.write_all(&report::devices::rows(&tick.finished))
+    }
+}
+
+impl Sink for DevicesCsvFile {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        self.write(tick).with_context(|| format!("cannot write {}", self.path.display()))
     }
 }

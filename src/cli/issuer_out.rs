@@ -8,9 +8,9 @@ use anyhow::{Context as _, Result, bail};
 use crate::emulator::ServiceConfig;
 use crate::emulator::config::EmulatorConfig;
 
-/// Writes the issuing CA's certificate to `out` (when given); refuses what cannot work: a path
-/// with no enrollment issuing, or several processes each generating their own CA.
-pub(super) fn write(out: Option<&Path>, file: &EmulatorConfig, service: &ServiceConfig, processes: u16) -> Result<()> {
+/// Refuses what cannot work, before anything is bound or written: `--issuer-ca-out` with no
+/// enrollment issuing, or several processes each generating their own CA.
+pub(super) fn check(out: Option<&Path>, file: &EmulatorConfig, service: &ServiceConfig, processes: u16) -> Result<()> {
     let issuance = &service.issuance;
     if issuance.enabled() && processes > 1 && file.issuer_ca.is_none() {
         bail!(
@@ -18,10 +18,17 @@ pub(super) fn write(out: Option<&Path>, file: &EmulatorConfig, service: &Service
              (certificate and private_key): each process would otherwise sign with a CA of its own"
         );
     }
-    let Some(out) = out else { return Ok(()) };
-    let Some(ca) = issuance.ca.as_ref().filter(|_| issuance.enabled()) else {
+    if let Some(out) = out
+        && !(issuance.enabled() && issuance.ca.is_some())
+    {
         bail!("--issuer-ca-out {}: no enrollment issues certificates (issue_certificates)", out.display());
-    };
+    }
+    Ok(())
+}
+
+/// Writes the issuing CA's certificate to `out` (when given; [`check`] passed).
+pub(super) fn write(out: Option<&Path>, service: &ServiceConfig) -> Result<()> {
+    let (Some(out), Some(ca)) = (out, service.issuance.ca.as_ref()) else { return Ok(()) };
     ca.write_certificate(out).with_context(|| format!("cannot write --issuer-ca-out {}", out.display()))
 }
 

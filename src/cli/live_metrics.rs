@@ -13,8 +13,9 @@ use tokio::sync::watch;
 
 use super::metrics_endpoint::{self, Page};
 use super::metrics_push::{PushUrl, Pusher, parse_push_url};
+use super::sinks::Sink;
 use crate::report::prometheus::{self, Family};
-use crate::runner::Tick;
+use crate::results::Tick;
 use crate::shard::Shard;
 
 /// The longest `--metrics-linger`.
@@ -135,6 +136,17 @@ impl LiveMetrics {
         drop(self.pusher);
         if let Some(endpoint) = self.endpoint {
             endpoint.stop().await;
+        }
+    }
+}
+
+/// The live metrics as one of the run's sinks: a failed push since the last tick is its error.
+impl Sink for &LiveMetrics {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        let lines = self.publish(tick);
+        match lines.is_empty() {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(lines.join("\n"))),
         }
     }
 }

@@ -303,7 +303,7 @@ mod tests {
 
     use super::*;
     use crate::report::prometheus::families;
-    use crate::runner::Tick;
+    use crate::results::Tick;
     use crate::tls::{ServerIdentity, TlsPolicy, client_config, public_roots, roots_from_pem};
 
     trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -102,8 +102,8 @@ fn blame(applied: &[Applied], error: ScenarioError, from_file: bool) -> anyhow::
 
 /// `--dry-run`'s plan, with a line after the scenario's naming the overrides and the fields
 /// they replaced (`overrides   --rate 50 (arrival.rate)`).
-pub fn dry_run(plan: &Plan, applied: &[Applied]) -> String {
-    let printed = crate::report::dry_run(plan);
+pub fn dry_run(plan: &Plan, part: &crate::shard::Part, applied: &[Applied]) -> String {
+    let printed = crate::report::dry_run(plan, part);
     if applied.is_empty() {
         return printed;
     }

@@ -112,7 +112,7 @@ fn compare(args: CompareArgs) -> Result<i32> {
     }
     let baselines = baseline_dirs.iter().map(|dir| ReportFolder::load(dir)).collect::<Result<Vec<_>, _>>()?;
     let current = ReportFolder::load(current_dir)?;
-    let summaries: Vec<&crate::runner::RunSummary> = baselines.iter().map(|b| &b.summary).collect();
+    let summaries: Vec<&crate::results::RunSummary> = baselines.iter().map(|b| &b.summary).collect();
     let comparison = Comparison::of_many(&summaries, &current.summary);
     let verdicts: Vec<Verdict> = args.fail_if.iter().map(|e| e.evaluate(&comparison)).collect();
     let labels: Vec<String> = baseline_dirs.iter().map(|d| d.display().to_string()).collect();

@@ -1,9 +1,10 @@
-//! `run --shard K/N --start-at RFC3339`: applying a shard and a start instant to a plan.
+//! `run --shard K/N --start-at RFC3339`: the run's options of a shard and a start instant.
 
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
 
+use crate::runner::RunOptions;
 use crate::scenario::Plan;
 use crate::shard::Shard;
 
@@ -19,25 +20,22 @@ pub(super) fn parse_start_at(text: &str) -> Result<SystemTime, String> {
     crate::timestamp::parse_rfc3339(text).map_err(|e| e.to_string())
 }
 
-/// Sets `plan`'s shard and start instant; refuses a shard with nothing to run and an instant
-/// more than a second past. Returns what to tell the user about the shard and the wait, if anything.
+/// Sets `options`' part of `plan` and start instant; refuses a shard with nothing to run and an
+/// instant more than a second past. Returns what to tell the user about the shard and the wait,
+/// if anything.
 pub(super) fn apply(
-    plan: &mut Plan,
+    options: &mut RunOptions,
+    plan: &Plan,
     shard: Option<Shard>,
     start_at: Option<SystemTime>,
     now: SystemTime,
 ) -> Result<Option<String>> {
     if let Some(shard) = shard {
-        shard.load_of(&plan.load).map_err(|e| anyhow::anyhow!("--shard {shard}: {e}"))?;
-        plan.shard = shard;
+        options.part = shard.part_of(plan).map_err(|e| anyhow::anyhow!("--shard {shard}: {e}"))?;
     }
-    let part = (!plan.shard.is_whole()).then(|| {
-        format!(
-            "dpsbench: shard {}: {} of the plan's {} devices",
-            plan.shard,
-            plan.shard.devices_of(plan.stop.devices),
-            plan.stop.devices
-        )
+    let shard = options.part.shard();
+    let part = (!shard.is_whole()).then(|| {
+        format!("dpsbench: shard {shard}: {} of the plan's {} devices", options.part.devices(), plan.stop.devices)
     });
     let Some(at) = start_at else { return Ok(part) };
     let text = crate::timestamp::rfc3339(at);
@@ -51,7 +49,7 @@ pub(super) fn apply(
             PAST_TOLERANCE.as_secs()
         ),
     };
-    plan.start_at = Some(at);
+    options.start_at = Some(at);
     let wait =
         format!("dpsbench: waits {:.1} s for --start-at {text} (devices are prepared first)", wait.as_secs_f64());
     Ok(Some(match part {

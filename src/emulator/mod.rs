@@ -12,11 +12,13 @@ pub mod faults;
 pub mod issuance;
 pub mod server;
 pub mod service;
+pub mod start;
 
 pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
-pub use server::{
-    EmulatorHandle, LoopbackEmulator, StartError, bind, spawn, start_on_loopback, start_on_loopback_with,
+pub use server::{EmulatorHandle, bind, spawn};
+pub use service::{Service, ServiceStats, Session};
+pub use start::{
+    LoopbackEmulator, StartError, serve, server_identity, start_on_loopback, start_on_loopback_with,
     start_service_on_loopback,
 };
-pub use service::{Service, ServiceStats, Session};

@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn comparing_a_run_with_itself_trips_nothing() {
-        let summary: crate::runner::RunSummary =
+        let summary: crate::results::RunSummary =
             serde_json::from_value(super::super::tests::summary()).expect("the test summary matches RunSummary");
         let comparison = Comparison::of(&summary, &summary);
         for text in ["assigned.p99 > +10%", "tls_handshake.p50 > 5ms", "failed > 0", "flows_per_second < -5%"] {
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn each_form_trips_on_its_regression() {
-        let summary = |edit: fn(&mut serde_json::Value)| -> crate::runner::RunSummary {
+        let summary = |edit: fn(&mut serde_json::Value)| -> crate::results::RunSummary {
             let mut value = super::super::tests::summary();
             edit(&mut value);
             serde_json::from_value(value).expect("the test summary matches RunSummary")

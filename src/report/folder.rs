@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::runner::{RunSummary, SUMMARY_SCHEMA};
+use crate::results::{RunSummary, SUMMARY_SCHEMA};
 
 /// What a report folder holds. `summary.json` is required; the other files are optional.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLog
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 use crate::metrics::{Phase, PhaseHistograms};
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// The legend line the Java writer puts after the headers.
 const LEGEND: &str = "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn interval_lines_follow_the_ticks() {
-        use crate::runner::Progress;
+        use crate::results::Progress;
         let mut lines = IntervalLines::new();
         let tick = |elapsed_ms: u64| Tick {
             progress: Progress {

@@ -10,7 +10,7 @@ use super::folder::ReportFolder;
 use super::hlog::{self, HlogError, LatencyLog};
 use super::micros;
 use crate::metrics::Phase;
-use crate::runner::RunSummary;
+use crate::results::RunSummary;
 
 /// What the page is built from: the parsed contents of `summary.json`, `timeseries.csv` and
 /// `latency.hlog`.

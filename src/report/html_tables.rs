@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::html::{cell_micros, escape};
-use crate::runner::RunSummary;
+use crate::results::RunSummary;
 
 /// Writes every table of the run into `out`.
 pub(super) fn write_tables(out: &mut String, s: &RunSummary) {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::micros;
-use crate::runner::RunSummary;
+use crate::results::RunSummary;
 use crate::slo::SloVerdict;
 
 /// `report.md` of a run.

@@ -15,7 +15,7 @@ use super::folder::ReportFolder;
 use super::hlog::{self, LatencyLog};
 use crate::conformance::passive::CheckCounts;
 use crate::metrics::{Phase, PhaseHistograms, Summary};
-use crate::runner::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
+use crate::results::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
 
 #[path = "merge_series.rs"]
 mod series;
@@ -186,7 +186,7 @@ fn summary(
         );
     }
     let reasons = labelled(shards, |s| &s.validity.reasons);
-    let generator = crate::runner::GeneratorCost::merge(
+    let generator = crate::results::GeneratorCost::merge(
         all().filter_map(|s| s.generator.clone()),
         results.devices.total,
         results.devices.assigned,

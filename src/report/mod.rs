@@ -22,7 +22,7 @@ pub mod remote_write;
 
 use crate::device::Transport;
 use crate::metrics::Phase;
-use crate::runner::RunSummary;
+use crate::results::RunSummary;
 use crate::scenario::{Plan, TargetPlan};
 
 /// `summary.json`, pretty-printed.
@@ -57,7 +57,7 @@ fn certificates_line(c: &crate::metrics::CertificateCounts) -> Option<String> {
     Some(format!("{} requested, {} issued, {} verified{failures}", c.requested, c.issued, c.verified))
 }
 
-fn generator_line(cost: &crate::runner::GeneratorCost) -> String {
+fn generator_line(cost: &crate::results::GeneratorCost) -> String {
     let scope = match cost.flows_per_core_second {
         Some(flows) => format!("; {flows:.0} flows/s per core"),
         None if cost.includes_emulator => "; includes the embedded emulator's CPU".into(),
@@ -193,12 +193,12 @@ fn gate_lines(out: &mut String, slo: &crate::slo::SloVerdict) {
     }
 }
 
-/// What `dpsbench run --dry-run` prints: the resolved plan, what it will bill and the
+/// What `dpsbench run --dry-run` prints: the resolved plan (this shard's `part` of it), what it will bill and the
 /// throttling to expect, without touching the network.
-pub fn dry_run(plan: &Plan) -> String {
+pub fn dry_run(plan: &Plan, part: &crate::shard::Part) -> String {
     let mut out = String::new();
     // A shard runs its own part of the plan: the devices it starts, and bills, are those.
-    let devices = plan.shard.devices_of(plan.stop.devices);
+    let devices = part.devices();
     let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
     let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
@@ -220,9 +220,9 @@ pub fn dry_run(plan: &Plan) -> String {
     let _ = writeln!(out, "target      {target}");
     let _ = writeln!(out, "id scope    {}", plan.id_scope);
     let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
-    let of_plan = match plan.shard.is_whole() {
+    let of_plan = match part.shard().is_whole() {
         true => String::new(),
-        false => format!(", shard {} of the plan's {}", plan.shard, plan.stop.devices),
+        false => format!(", shard {} of the plan's {}", part.shard(), plan.stop.devices),
     };
     let _ = writeln!(out, "devices     up to {devices} ({}){of_plan}", mix.join(", "));
     let _ = writeln!(out, "arrivals    {}", plan.load.describe());
@@ -295,7 +295,7 @@ fn csv_line(fields: impl IntoIterator<Item = String>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::Tick;
+    use crate::results::Tick;
 
     fn phase(count: u64, p50_us: u64, p99_us: u64, max_us: u64) -> serde_json::Value {
         serde_json::json!({
@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn timeseries_lines_are_csv_one_column_per_figure() {
         use crate::metrics::IntervalStats;
-        use crate::runner::Progress;
+        use crate::results::Progress;
         assert_eq!(
             timeseries::header(),
             b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\

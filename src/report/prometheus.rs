@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use crate::device::FailureKind;
 use crate::metrics::LIVE_BUCKETS_US;
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -208,7 +208,7 @@ fn escape(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::metrics::{LiveBuckets, Phase};
-    use crate::runner::Progress;
+    use crate::results::Progress;
 
     #[test]
     fn exposition_of_a_tick() {

@@ -87,7 +87,7 @@ mod tests {
 
     use super::*;
     use crate::report::prometheus::{Kind, Sample as TextSample, Value, families};
-    use crate::runner::Tick;
+    use crate::results::Tick;
 
     fn family(samples: Vec<TextSample>) -> Family {
         Family { name: "dpsbench_x", kind: Kind::Counter, help: "x", samples }

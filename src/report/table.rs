@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn one_table_renders_the_same_cells_in_every_format() {
-        let summary: crate::runner::RunSummary =
+        let summary: crate::results::RunSummary =
             serde_json::from_value(super::super::tests::summary()).expect("the test summary matches RunSummary");
         let table = phases(&summary.results);
         assert!(!table.rows.is_empty());

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::runner::Tick;
+use crate::results::Tick;
 
 /// One row: a second of the run, as its tick reported it.
 #[derive(Debug, Clone, Default, PartialEq)]

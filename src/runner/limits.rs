@@ -1,7 +1,9 @@
 //! The open-files budget of a run: raising the limit, refusing plans that cannot fit, capping
 //! open plans that could run out.
 
-use super::*;
+use super::RunError;
+use crate::scenario::{Load, Plan, TargetPlan};
+use crate::shard::Part;
 
 /// Descriptors a run needs apart from its devices' sockets: runtime, stdio, output files.
 const RESERVED_DESCRIPTORS: u64 = 64;
@@ -17,20 +19,17 @@ pub struct DescriptorBudget {
     pub note: Option<String>,
 }
 
-/// Checks a plan against the open-files `limit`: refuses one whose explicit concurrency cannot
+/// Checks a plan (this shard's `part` of it) against the open-files `limit`: refuses one whose explicit concurrency cannot
 /// fit, and caps an open plan that could otherwise run out of descriptors (its late starts then
 /// show it).
-pub fn descriptor_budget(plan: &Plan, limit: u64) -> Result<DescriptorBudget, RunError> {
+pub fn descriptor_budget(plan: &Plan, part: &Part, limit: u64) -> Result<DescriptorBudget, RunError> {
     // The embedded emulator holds the server side of every connection in the same process.
     let per_device = if matches!(plan.target, TargetPlan::Embedded { .. }) { 2 } else { 1 };
     let available = limit.saturating_sub(RESERVED_DESCRIPTORS) / per_device;
     // A shard holds only its own devices and its share of a closed model's concurrency.
-    let devices = plan.shard.devices_of(plan.stop.devices);
-    let explicit = match plan.load {
-        Load::Closed { concurrency } => {
-            let concurrency = plan.shard.concurrency_of(concurrency);
-            Some(plan.max_in_flight.map_or(concurrency, |cap| cap.min(concurrency)))
-        }
+    let devices = part.devices();
+    let explicit = match *part.load() {
+        Load::Closed { concurrency } => Some(plan.max_in_flight.map_or(concurrency, |cap| cap.min(concurrency))),
         Load::Open(_) => plan.max_in_flight,
     };
     match explicit.map(|n| n.min(devices)) {
@@ -76,22 +75,22 @@ mod tests {
     #[test]
     fn a_closed_plan_that_cannot_fit_is_refused_up_front() {
         let closed = plan(EMBEDDED, "[devices]\ncount = 50000\n[arrival]\nmodel = \"closed\"\nconcurrency = 20000\n");
-        let err = descriptor_budget(&closed, 20_000).unwrap_err();
+        let err = descriptor_budget(&closed, &Part::whole(&closed), 20_000).unwrap_err();
         assert!(matches!(err, RunError::Descriptors { in_flight: 20000, needed: 40064, limit: 20000 }), "{err}");
         assert!(err.to_string().contains("open-files limit is 20000"));
         let fits = plan(EMBEDDED, "[devices]\ncount = 50000\n[arrival]\nmodel = \"closed\"\nconcurrency = 9000\n");
-        assert_eq!(descriptor_budget(&fits, 20_000).unwrap().in_flight_cap, None);
+        assert_eq!(descriptor_budget(&fits, &Part::whole(&fits), 20_000).unwrap().in_flight_cap, None);
     }
 
     #[test]
     fn an_open_plan_larger_than_the_limit_is_capped_and_says_so() {
         let open = plan(EMBEDDED, "[devices]\ncount = 100000\n[arrival]\nrate = 1000\n");
-        let budget = descriptor_budget(&open, 20_000).unwrap();
+        let budget = descriptor_budget(&open, &Part::whole(&open), 20_000).unwrap();
         assert_eq!(budget.in_flight_cap, Some(9_968));
         assert!(budget.note.unwrap().contains("at most 9968 devices in flight"));
         let small = plan(EMBEDDED, "[devices]\ncount = 5000\n[arrival]\nrate = 1000\n");
         assert_eq!(
-            descriptor_budget(&small, 20_000).unwrap(),
+            descriptor_budget(&small, &Part::whole(&small), 20_000).unwrap(),
             DescriptorBudget { limit: 20_000, in_flight_cap: None, note: None }
         );
     }
@@ -105,11 +104,14 @@ mod tests {
         let target =
             format!("kind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"0ne1\"\nca_certificate = \"{}\"", ca.display());
         let held = plan(&target, "[devices]\ncount = 19900\ngroup_key_env = \"K\"\n[arrival]\nrate = 1000\n");
-        assert_eq!(descriptor_budget(&held, 20_000).unwrap().in_flight_cap, None);
+        assert_eq!(descriptor_budget(&held, &Part::whole(&held), 20_000).unwrap().in_flight_cap, None);
         let capped = plan(
             &target,
             "[devices]\ncount = 19900\ngroup_key_env = \"K\"\n[arrival]\nrate = 1000\n[run]\nmax_in_flight = 19950\n",
         );
-        assert!(descriptor_budget(&capped, 20_000).is_ok(), "the cap is bounded by the device count");
+        assert!(
+            descriptor_budget(&capped, &Part::whole(&capped), 20_000).is_ok(),
+            "the cap is bounded by the device count"
+        );
     }
 }

@@ -1,50 +1,43 @@
 //! Runs a [`Plan`]: sets up the target (starting the embedded emulator when asked), prepares
 //! devices' credentials a bounded window ahead of their start and outside the timed path,
-//! starts devices on the arrival schedule, folds their reports into [`Metrics`] and returns a
-//! [`RunSummary`].
+//! starts devices on the arrival schedule, folds their reports into
+//! [`Metrics`](crate::metrics::Metrics) and returns a [`RunSummary`].
 //!
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
 use std::collections::BTreeMap;
-use std::iter::Peekable;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
-use hdrhistogram::Histogram;
-use rand::SeedableRng as _;
-use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tokio::time::{MissedTickBehavior, sleep_until};
 
-use crate::conformance::CheckLog;
-use crate::conformance::passive::{CheckCounts, PassiveTally};
 use crate::device::driver::now;
-use crate::device::{DeviceRng, FlowSettings, Personality, RetryProfile, Target, run_device_observed};
-use crate::emulator::{self, Service, ServiceStats};
-use crate::metrics::{DeviceRecord, IntervalStats, LiveBuckets, Metrics, Phase, PhaseHistograms, Summary};
-use crate::scenario::{Load, Plan, TargetPlan};
+use crate::device::{FlowSettings, Personality};
+use crate::emulator;
+use crate::metrics::Phase;
+use crate::results::{
+    CpuTime, EmulatorCounts, GeneratorCost, HostInfo, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
+    Tick,
+};
+use crate::scenario::{Load, Plan};
 use crate::tls;
 
 mod generator;
 mod limits;
 mod misbehaving;
+mod options;
 mod preflight;
 mod prepare;
 mod schedule;
+mod stall;
 mod start;
 mod summary;
 mod target;
 mod timer;
 
-pub use generator::{CpuTime, GeneratorCost};
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
+pub use options::RunOptions;
 use start::wait_for_start;
-pub use summary::{
-    EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
-    Validity,
-};
 use target::prepare_target;
 pub use target::{reach, resolve};
 
@@ -86,41 +79,6 @@ pub enum RunError {
     Certificate(String),
 }
 
-/// A progress snapshot, for live output.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Progress {
-    pub elapsed: Duration,
-    pub started: u64,
-    pub assigned: u64,
-    pub failed: u64,
-    pub in_flight: u64,
-    pub late_starts: u64,
-    /// 429 replies so far (received by devices that finished).
-    pub throttled: u64,
-    /// `assigned` p99 over the whole run so far.
-    pub assigned_p99_us: u64,
-    /// What happened since the previous tick.
-    pub interval: IntervalStats,
-}
-
-/// A snapshot each second: progress plus failures by kind so far.
-#[derive(Debug, Clone, Default)]
-pub struct Tick {
-    pub progress: Progress,
-    /// Every phase's latencies recorded since the previous tick (for `latency.hlog`).
-    pub latencies: PhaseHistograms,
-    /// Devices that finished since the previous tick (for `devices.csv`; empty unless the plan
-    /// asks for `device_records`).
-    pub finished: Vec<DeviceRecord>,
-    pub failures: BTreeMap<String, u64>,
-    /// By failure kind label: its reason and first examples, so far.
-    pub failure_reasons: BTreeMap<String, crate::device::FailureReason>,
-    /// Every phase's latencies so far, in coarse buckets (for live metrics).
-    pub phases: Vec<LiveBuckets>,
-    /// Set once when the run begins draining after an interrupt.
-    pub draining: bool,
-}
-
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -157,15 +115,16 @@ fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>>
     plan.personalities.personalities().map(|p| (p, Arc::new(p.settings(&plan.flow)))).collect()
 }
 
-/// Runs the plan until every device finished or `max_duration` passed. Each change of
+/// Runs the plan as `options` say until every device finished or `max_duration` passed. Each change of
 /// `interrupts` counts one interrupt: the first stops arrivals and drains in-flight devices for
 /// up to `drain`, the second stops at once. `on_tick` is called about once a second.
 pub async fn run(
     plan: &Plan,
+    options: &RunOptions,
     mut interrupts: watch::Receiver<u32>,
     on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
-    let ready = prepare(plan, &mut interrupts).await?;
+    let ready = prepare(plan, options, &mut interrupts).await?;
     ready.run(interrupts, on_tick).await
 }
 
@@ -176,15 +135,20 @@ pub struct Ready {
     budget: DescriptorBudget,
     prepared: target::PreparedTarget,
     owned_plan: Arc<Plan>,
+    options: RunOptions,
     devices: prepare::Lookahead<prepare::DevicePreparer>,
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
     notes: Vec<String>,
 }
 
-/// Sets `plan` up and runs its preflight ([`Ready`]). An interrupt meanwhile stops it with
-/// nothing started.
-pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Result<Ready, RunError> {
-    let budget = descriptor_budget(plan, raise_open_files_limit())?;
+/// Sets `plan` up as `options` say and runs its preflight ([`Ready`]). An interrupt meanwhile
+/// stops it with nothing started.
+pub async fn prepare(
+    plan: &Plan,
+    options: &RunOptions,
+    interrupts: &mut watch::Receiver<u32>,
+) -> Result<Ready, RunError> {
+    let budget = descriptor_budget(plan, &options.part, raise_open_files_limit())?;
     let prepared = prepare_target(plan).await?;
     let mut owned_plan = plan.clone();
     // The embedded emulator's issuing CA is known only once it started.
@@ -192,7 +156,7 @@ pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Resu
         owned_plan.flow.certificate_issuer = Some(issuer.clone());
     }
     let owned_plan = Arc::new(owned_plan);
-    let devices = prepare::lookahead(&owned_plan, &prepared.roots)?;
+    let devices = prepare::lookahead(&owned_plan, &options.part, &prepared.roots)?;
     let settings = personality_settings(&owned_plan);
     let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
     // A failing control (`[devices] misbehave`) breaks the flow on purpose: a preflight would
@@ -208,7 +172,7 @@ pub async fn prepare(plan: &Plan, interrupts: &mut watch::Receiver<u32>) -> Resu
     if let Some(emulator) = &prepared.emulator {
         emulator.service.faults.arm();
     }
-    Ok(Ready { budget, prepared, owned_plan, devices, settings, notes })
+    Ok(Ready { budget, prepared, owned_plan, options: options.clone(), devices, settings, notes })
 }
 
 impl Ready {
@@ -229,23 +193,24 @@ async fn record(
     interrupts: watch::Receiver<u32>,
     mut on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
-    let Ready { budget, prepared, owned_plan, devices, settings, mut notes } = ready;
-    let start_offset = wait_for_start(plan.start_at, interrupts.clone()).await;
+    let Ready { budget, prepared, owned_plan, options, devices, settings, mut notes } = ready;
+    let start_offset = wait_for_start(options.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
-    let stall = schedule::StallMonitor::start();
+    let stall = stall::StallMonitor::start();
     let cpu_before = CpuTime::of_process();
     // The arrival loop runs as a task on the runtime's workers, not on the caller's thread
     // (`block_on` runs on a thread of its own): it starts each device and collects each report,
     // and on a thread of its own every one of those was a wake-up across threads. Ticks come
     // back to the caller once a second.
     let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
-    let (target, cap) = (prepared.target.clone(), budget.in_flight_cap);
+    let (target, cap, scheduled_options) = (prepared.target.clone(), budget.in_flight_cap, options.clone());
     let mut scheduled = tokio::spawn(async move {
         let on_tick = move |tick| {
             let _ = ticks.send(tick);
         };
-        schedule::schedule(&owned_plan, cap, &target, settings, devices, interrupts, on_tick).await
+        let arrivals = schedule::ArrivalLoop::new(&owned_plan, &scheduled_options, cap, &target, settings, devices);
+        arrivals.run(interrupts, on_tick).await
     });
     let scheduled = loop {
         tokio::select! {
@@ -257,13 +222,14 @@ async fn record(
     while let Ok(tick) = ticked.try_recv() {
         on_tick(&tick);
     }
-    let (metrics, checks, started, ending, elapsed) = match scheduled {
+    let schedule::Arrivals { metrics, checks, started, ending, elapsed } = match scheduled {
         Ok(done) => done,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     };
     let cpu_used = CpuTime::of_process().since(cpu_before);
     let runtime_stall_p99_us = stall.stop().await;
     notes.extend(preparation_note(plan, &started));
+    notes.extend(started.panicked.note());
     let mut results = metrics.summary(started.started);
     results.devices.not_started = started.not_started;
     let generator =
@@ -318,7 +284,7 @@ async fn record(
         emulator,
         generator: Some(generator),
         slo,
-        shard: Some(ShardInfo::of(plan, start_offset)),
+        shard: Some(ShardInfo::of(plan, &options, start_offset)),
         merged: None,
         misbehave: plan.flow.misbehave.list(),
     })

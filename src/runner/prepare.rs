@@ -24,6 +24,7 @@ use super::{Load, Plan, RunError, now};
 use crate::certificates::CertificateRequest;
 use crate::credentials::SasToken;
 use crate::device::DeviceIdentity;
+use crate::shard::Part;
 use crate::tls;
 use crate::x509::{CertificateAuthority, DeviceCertificate};
 
@@ -155,26 +156,27 @@ impl<P: Prepare> Lookahead<P> {
     }
 }
 
-/// How many devices a plan's lookahead holds: a second of starts at its peak rate (the whole
+/// How many devices a shard's lookahead holds: a second of starts at its peak rate (the whole
 /// share of a closed model's concurrency, which starts at once), within bounds, and never more
 /// than the shard has.
-pub(super) fn window(plan: &Plan) -> usize {
-    let ahead = match &plan.load {
+pub(super) fn window(part: &Part) -> usize {
+    let ahead = match part.load() {
         Load::Open(arrivals) => (arrivals.peak_rate() * LOOKAHEAD.as_secs_f64()).ceil() as u64,
-        Load::Closed { concurrency } => plan.shard.concurrency_of(*concurrency),
+        Load::Closed { concurrency } => *concurrency,
     };
     let window = (ahead as usize).clamp(MIN_WINDOW, MAX_WINDOW);
-    window.min(plan.shard.devices_of(plan.stop.devices) as usize).max(1)
+    window.min(part.devices() as usize).max(1)
 }
 
 /// A plan's lookahead over its shard's devices, filled before the clock starts: a device that
 /// cannot be prepared then stops the run before anything started.
 pub(super) fn lookahead(
     plan: &Arc<Plan>,
+    part: &Part,
     roots: &Arc<rustls::RootCertStore>,
 ) -> Result<Lookahead<DevicePreparer>, RunError> {
     let preparer = DevicePreparer::new(plan.clone(), roots)?;
-    let mut devices = Lookahead::new(preparer, plan.shard.indexes(plan.stop.devices), window(plan));
+    let mut devices = Lookahead::new(preparer, part.shard().indexes(plan.stop.devices), window(part));
     devices.fill(None, usize::MAX, &now);
     // A failure is the last one prepared (nothing is prepared after it).
     match devices.ready.pop_back() {
@@ -421,13 +423,13 @@ mod tests {
             let file = crate::toml_file::parse(&text).expect("the scenario parses");
             Plan::resolve(file, std::path::Path::new("w.toml"), &|_| None).expect("the scenario resolves")
         };
-        assert_eq!(window(&plan("rate = 50", 1_000_000)), MIN_WINDOW);
-        assert_eq!(window(&plan("rate = 5000", 1_000_000)), 5000);
-        assert_eq!(window(&plan("rate = 500000", 10_000_000)), MAX_WINDOW);
-        assert_eq!(window(&plan("rate = 5000", 100)), 100, "no more than the plan has");
-        assert_eq!(window(&plan("model = \"closed\"\nconcurrency = 1000", 1_000_000)), 1000);
-        let mut sharded = plan("model = \"closed\"\nconcurrency = 1000", 1_000_000);
-        sharded.shard = crate::shard::Shard::new(1, 4).expect("a valid shard");
+        assert_eq!(window(&Part::whole(&plan("rate = 50", 1_000_000))), MIN_WINDOW);
+        assert_eq!(window(&Part::whole(&plan("rate = 5000", 1_000_000))), 5000);
+        assert_eq!(window(&Part::whole(&plan("rate = 500000", 10_000_000))), MAX_WINDOW);
+        assert_eq!(window(&Part::whole(&plan("rate = 5000", 100))), 100, "no more than the plan has");
+        assert_eq!(window(&Part::whole(&plan("model = \"closed\"\nconcurrency = 1000", 1_000_000))), 1000);
+        let closed = plan("model = \"closed\"\nconcurrency = 1000", 1_000_000);
+        let sharded = crate::shard::Shard::new(1, 4).expect("a valid shard").part_of(&closed).expect("a share of 250");
         assert_eq!(window(&sharded), MIN_WINDOW, "a shard's share of 250, within bounds");
     }
 
@@ -438,13 +440,15 @@ mod tests {
                     count = 1500\n[arrival]\nrate = 300\n[run]\nmax_duration_seconds = 60\n";
         let file = crate::toml_file::parse(text).expect("the scenario parses");
         let plan = Arc::new(Plan::resolve(file, std::path::Path::new("a.toml"), &|_| None).expect("it resolves"));
-        assert_eq!(window(&plan), 300);
+        let options = super::super::RunOptions::whole(&plan);
+        assert_eq!(window(&options.part), 300);
         let target = super::super::target::prepare_target(&plan).await.expect("the embedded emulator starts");
-        let devices = lookahead(&plan, &target.roots).expect("devices prepare");
+        let devices = lookahead(&plan, &options.part, &target.roots).expect("devices prepare");
         let settings = super::super::personality_settings(&plan);
         let (_no_interrupts, interrupts) = tokio::sync::watch::channel(0);
-        let (_, _, started, ending, _) =
-            super::super::schedule::schedule(&plan, None, &target.target, settings, devices, interrupts, |_| {}).await;
+        let arrivals =
+            super::super::schedule::ArrivalLoop::new(&plan, &options, None, &target.target, settings, devices);
+        let super::super::schedule::Arrivals { started, ending, .. } = arrivals.run(interrupts, |_| {}).await;
         assert_eq!(ending, super::super::Ending::Complete);
         assert_eq!((started.started, started.not_started), (1500, 0));
         assert_eq!(started.prepared_late, 0, "every start found its device prepared ahead of it");

@@ -1,251 +1,361 @@
 //! The arrival loop: starts devices as the load model says until the stop condition, collects
-//! their reports, prepares the devices that start next while it waits (see `prepare`), and
-//! watches the runtime for saturation.
+//! their reports and prepares the devices that start next while it waits (see `prepare`).
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use tokio::sync::watch;
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::{MissedTickBehavior, sleep_until};
 
 use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
+use super::start::START_LEAD;
 use super::timer::PreciseTimer;
-use super::*;
+use super::{Ending, RunOptions};
 use crate::arrival::ArrivalPlan;
-use crate::shard::Shard;
+use crate::conformance::CheckLog;
+use crate::conformance::passive::PassiveTally;
+use crate::device::driver::now;
+use crate::device::{DeviceRng, FlowReport, FlowSettings, Personality, Target, run_device_observed};
+use crate::metrics::{DeviceRecord, Metrics, Phase};
+use crate::results::{Progress, Tick};
+use crate::scenario::{Load, Plan};
+use crate::shard::Part;
 
-/// Starts devices as the load model says until the stop condition, and collects their reports.
-/// Returns the metrics, the passive checks' tally, the devices started and never started, how the run
-/// ended, and its length.
-pub(super) async fn schedule(
-    plan: &Plan,
-    in_flight_cap: Option<u64>,
-    target: &Target,
+/// What a device task hands back: its registration ID and its report.
+type Finished = (String, FlowReport<CheckLog>);
+
+/// What the arrival loop ends with.
+pub(super) struct Arrivals {
+    pub metrics: Metrics,
+    /// The passive checks' tally.
+    pub checks: PassiveTally,
+    pub started: Started,
+    pub ending: Ending,
+    /// The run's length, from the plan's zero.
+    pub elapsed: Duration,
+}
+
+/// The arrival loop of one run: when devices start (`starts`), which start next (`devices`),
+/// the tasks in flight, and what it folded from those that finished (`collected`).
+pub(super) struct ArrivalLoop<'a> {
+    plan: &'a Plan,
+    target: &'a Target,
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
-    mut devices: Lookahead<DevicePreparer>,
-    mut interrupts: watch::Receiver<u32>,
-    mut on_tick: impl FnMut(Tick),
-) -> (Metrics, PassiveTally, Started, Ending, Duration) {
-    let mut metrics = Metrics::new();
-    let mut checks = PassiveTally::default();
-    // One OS entropy draw per run; each device's RNG is seeded from it.
-    let mut seeds = StdRng::from_os_rng();
-    let mut tasks = JoinSet::new();
-    let begin: Instant = now() + Duration::from_millis(10);
-    let mut deadline = tokio::time::Instant::from_std(begin + plan.max_duration);
-    let arrivals_end = plan.stop.duration.map(|d| begin + d);
-    let mut starts = Starts::new(&plan.load, plan.shard, begin);
-    let shard_devices = plan.shard.devices_of(plan.stop.devices);
-    let in_flight_cap = in_flight_cap.unwrap_or(u64::MAX);
-    let mut started = 0u64;
-    // Future starts wait on a timer with the kernel's precision: a device never starts before
-    // its instant, and its lag is how late the runtime served it (tokio's own sleep alone ends
-    // up to 2 ms late by design).
-    let mut timer = PreciseTimer::new();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut ending = Ending::Complete;
-    let mut draining = false;
-    let (abort, aborted) = watch::channel(false);
-    let mut interrupts_open = true;
-    // Devices finished since the last tick, handed over with it (for devices.csv).
-    let mut finished = Vec::new();
-    let closed = matches!(plan.load, Load::Closed { .. });
-    // Set when a device could not be prepared: no device starts after it.
-    let mut unprepared = None;
-    loop {
-        // Start every device already due. The timer (1 ms resolution) is only for future
-        // starts: going through it for each due start would cap starts near one per tick.
-        let started_before = started;
-        let next_start = loop {
-            let in_flight = tasks.len() as u64;
-            let next = (started < shard_devices && !draining && unprepared.is_none())
-                .then(|| starts.next_at(now(), in_flight))
-                .flatten()
-                .filter(|at| arrivals_end.is_none_or(|end| *at < end));
-            match next {
-                Some(intended) if intended <= now() && in_flight < in_flight_cap => {
-                    let identity = match devices.take(&now).expect("the lookahead covers every device of the shard") {
-                        Ok(identity) => identity,
-                        Err(error) => {
-                            unprepared = Some(format!(
-                                "arrivals stopped after {started} starts: the next device could not be prepared: {error}"
-                            ));
-                            ending = Ending::Unprepared;
-                            continue;
-                        }
-                    };
-                    let settings = settings[&identity.personality].clone();
-                    let (target, aborted) = (target.clone(), aborted.clone());
-                    let rng = DeviceRng::from_rng(&mut seeds);
-                    tasks.spawn(async move {
-                        // A closed model has no plan to be late against: a device is due when
-                        // it starts.
-                        let intended = if closed { now() } else { intended };
-                        let checks = CheckLog::default();
-                        let registration_id = identity.registration_id.to_string();
-                        let report =
-                            run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await;
-                        (registration_id, report)
-                    });
-                    starts.started();
-                    started += 1;
+    devices: Lookahead<DevicePreparer>,
+    in_flight_cap: u64,
+    /// This shard's devices (the plan's, unsharded).
+    shard_devices: u64,
+    closed: bool,
+    /// The plan's zero.
+    begin: Instant,
+    arrivals_end: Option<Instant>,
+    starts: Starts,
+    /// One OS entropy draw per run; each device's RNG is seeded from it.
+    seeds: StdRng,
+    tasks: JoinSet<Finished>,
+    abort: watch::Sender<bool>,
+    aborted: watch::Receiver<bool>,
+    started: u64,
+    ending: Ending,
+    draining: bool,
+    /// Set when a device could not be prepared: no device starts after it.
+    unprepared: Option<String>,
+    collected: Collected,
+}
+
+impl<'a> ArrivalLoop<'a> {
+    /// A loop over this shard's devices (`options`), whose zero is [`START_LEAD`] from now.
+    pub(super) fn new(
+        plan: &'a Plan,
+        options: &RunOptions,
+        in_flight_cap: Option<u64>,
+        target: &'a Target,
+        settings: BTreeMap<Personality, Arc<FlowSettings>>,
+        devices: Lookahead<DevicePreparer>,
+    ) -> Self {
+        let begin = now() + START_LEAD;
+        let (abort, aborted) = watch::channel(false);
+        Self {
+            plan,
+            target,
+            settings,
+            devices,
+            in_flight_cap: in_flight_cap.unwrap_or(u64::MAX),
+            shard_devices: options.part.devices(),
+            closed: matches!(plan.load, Load::Closed { .. }),
+            begin,
+            arrivals_end: plan.stop.duration.map(|d| begin + d),
+            starts: Starts::new(&options.part, begin),
+            seeds: StdRng::from_os_rng(),
+            tasks: JoinSet::new(),
+            abort,
+            aborted,
+            started: 0,
+            ending: Ending::Complete,
+            draining: false,
+            unprepared: None,
+            collected: Collected::new(options.device_records),
+        }
+    }
+
+    /// Starts devices as the load model says until the stop condition, and collects their
+    /// reports; `on_tick` gets a [`Tick`] each second, at the first interrupt and at the end.
+    pub(super) async fn run(mut self, mut interrupts: watch::Receiver<u32>, mut on_tick: impl FnMut(Tick)) -> Arrivals {
+        let mut deadline = tokio::time::Instant::from_std(self.begin + self.plan.max_duration);
+        // Future starts wait on a timer with the kernel's precision: a device never starts before
+        // its instant, and its lag is how late the runtime served it (tokio's own sleep alone ends
+        // up to 2 ms late by design).
+        let mut timer = PreciseTimer::new();
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut interrupts_open = true;
+        loop {
+            let started_before = self.started;
+            let next_start = self.start_due();
+            if next_start.is_none() && self.tasks.is_empty() {
+                break;
+            }
+            self.prepare_ahead(next_start, started_before).await;
+            // A start that finds no free slot waits for one: it then runs late, and its lag says
+            // by how much.
+            let may_start = next_start.is_some() && (self.tasks.len() as u64) < self.in_flight_cap;
+            tokio::select! {
+                () = timer.sleep_until(next_start.unwrap_or(self.begin)), if may_start => {
+                    // Due now: the loop's top starts it.
                 }
-                next => break next,
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.collected.collect(joined),
+                _ = ticker.tick() => on_tick(self.tick()),
+                changed = interrupts.changed(), if interrupts_open => {
+                    if changed.is_err() {
+                        // The sender is gone: no interrupt can come any more.
+                        interrupts_open = false;
+                        continue;
+                    }
+                    let count = *interrupts.borrow_and_update();
+                    self.ending = Ending::Interrupted;
+                    if count >= 2 || self.draining {
+                        break;
+                    }
+                    // First interrupt: no more arrivals; in-flight devices get the drain period.
+                    self.draining = true;
+                    deadline = deadline.min(tokio::time::Instant::now() + self.plan.drain);
+                    on_tick(self.tick());
+                }
+                () = sleep_until(deadline) => {
+                    if self.ending == Ending::Complete {
+                        self.ending = Ending::TimedOut;
+                    }
+                    break;
+                }
+            }
+        }
+        self.stop_in_flight().await;
+        on_tick(self.tick());
+        self.end()
+    }
+
+    /// Starts every device already due; returns when the next start is due, if any is. The
+    /// timer is only for future starts: going through it for each due start would cost a
+    /// wake-up and a system call a start.
+    fn start_due(&mut self) -> Option<Instant> {
+        loop {
+            let in_flight = self.tasks.len() as u64;
+            let next = (self.started < self.shard_devices && !self.draining && self.unprepared.is_none())
+                .then(|| self.starts.next_at(now(), in_flight))
+                .flatten()
+                .filter(|at| self.arrivals_end.is_none_or(|end| *at < end));
+            match next {
+                Some(intended) if intended <= now() && in_flight < self.in_flight_cap => self.start(intended),
+                next => return next,
+            }
+        }
+    }
+
+    /// Starts the next device, intended at `intended`; or, when it could not be prepared, stops
+    /// the arrivals.
+    fn start(&mut self, intended: Instant) {
+        let identity = match self.devices.take(&now).expect("the lookahead covers every device of the shard") {
+            Ok(identity) => identity,
+            Err(error) => {
+                self.unprepared = Some(format!(
+                    "arrivals stopped after {} starts: the next device could not be prepared: {error}",
+                    self.started
+                ));
+                self.ending = Ending::Unprepared;
+                return;
             }
         };
-        if next_start.is_none() && tasks.is_empty() {
-            break;
-        }
-        // Off the hot path: while it waits, the loop prepares the devices that start next, each
-        // only if it is ready before the next start is due (a closed model has no due instant).
-        let more = !draining && unprepared.is_none() && started < shard_devices;
-        let due = if closed { None } else { next_start };
-        if more && (closed || due.is_some()) && arrivals_end.is_none_or(|end| now() < end) {
-            if started > started_before {
+        let settings = self.settings[&identity.personality].clone();
+        let (target, aborted) = (self.target.clone(), self.aborted.clone());
+        let rng = DeviceRng::from_rng(&mut self.seeds);
+        let closed = self.closed;
+        self.tasks.spawn(async move {
+            // A closed model has no plan to be late against: a device is due when it starts.
+            let intended = if closed { now() } else { intended };
+            let checks = CheckLog::default();
+            let registration_id = identity.registration_id.to_string();
+            let report = run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await;
+            (registration_id, report)
+        });
+        self.starts.started();
+        self.started += 1;
+    }
+
+    /// Off the hot path: while it waits, the loop prepares the devices that start next, each
+    /// only if it is ready before the next start is due (a closed model has no due instant).
+    async fn prepare_ahead(&mut self, next_start: Option<Instant>, started_before: u64) {
+        let more = !self.draining && self.unprepared.is_none() && self.started < self.shard_devices;
+        let due = if self.closed { None } else { next_start };
+        if more && (self.closed || due.is_some()) && self.arrivals_end.is_none_or(|end| now() < end) {
+            if self.started > started_before {
                 // The devices just started wait in this worker's LIFO slot, which no other worker
                 // may take: they run first, so preparing delays none of them.
                 tokio::task::yield_now().await;
             }
-            devices.fill(due, FILL_BATCH, &now);
-        }
-        // A start that finds no free slot waits for one: it then runs late, and its lag says by
-        // how much.
-        let may_start = next_start.is_some() && (tasks.len() as u64) < in_flight_cap;
-        tokio::select! {
-            () = timer.sleep_until(next_start.unwrap_or(begin)), if may_start => {
-                // Due now: the loop's top starts it.
-            }
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok((registration_id, report)) = joined {
-                    if plan.device_records {
-                        finished.push(DeviceRecord::of(&registration_id, &report));
-                    }
-                    metrics.record(&report);
-                    metrics.note_failure(&registration_id, &report);
-                    checks.record(&report.observer);
-                }
-            }
-            _ = ticker.tick() => {
-                let tick = tick(&mut metrics, &mut finished, begin, started, tasks.len() as u64, draining);
-                on_tick(tick);
-            }
-            changed = interrupts.changed(), if interrupts_open => {
-                if changed.is_err() {
-                    // The sender is gone: no interrupt can come any more.
-                    interrupts_open = false;
-                    continue;
-                }
-                let count = *interrupts.borrow_and_update();
-                ending = Ending::Interrupted;
-                if count >= 2 || draining {
-                    break;
-                }
-                // First interrupt: no more arrivals; in-flight devices get the drain period.
-                draining = true;
-                deadline = deadline.min(tokio::time::Instant::now() + plan.drain);
-                let tick = tick(&mut metrics, &mut finished, begin, started, tasks.len() as u64, draining);
-                on_tick(tick);
-            }
-            () = sleep_until(deadline) => {
-                if ending == Ending::Complete {
-                    ending = Ending::TimedOut;
-                }
-                break;
-            }
+            self.devices.fill(due, FILL_BATCH, &now);
         }
     }
-    // Devices still in flight stop where they are and report as aborted, with the phases they
-    // completed; any that do not answer within a second are dropped (not finished).
-    let _ = abort.send(true);
-    let collect = async {
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((registration_id, report)) = joined {
-                if plan.device_records {
-                    finished.push(DeviceRecord::of(&registration_id, &report));
-                }
-                metrics.record(&report);
-                metrics.note_failure(&registration_id, &report);
-                checks.record(&report.observer);
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
-    tasks.shutdown().await;
-    // Only this shard's own devices count: the other shards start the rest.
-    let not_started = starts.remaining(shard_devices.saturating_sub(started), plan.stop.duration, now() - begin);
-    let last = tick(&mut metrics, &mut finished, begin, started, 0, draining);
-    on_tick(last);
-    let counts = Started {
-        started,
-        not_started,
-        prepared_late: devices.behind(),
-        most_prepared: devices.most_held(),
-        unprepared,
-    };
-    (metrics, checks, counts, ending, now().saturating_duration_since(begin))
-}
 
-fn tick(
-    metrics: &mut Metrics,
-    finished: &mut Vec<DeviceRecord>,
-    begin: Instant,
-    started: u64,
-    in_flight: u64,
-    draining: bool,
-) -> Tick {
-    let interval = metrics.take_interval();
-    Tick {
-        progress: Progress {
-            elapsed: now().saturating_duration_since(begin),
+    /// Devices still in flight stop where they are and report as aborted, with the phases they
+    /// completed; any that do not answer within a second are dropped (not finished).
+    async fn stop_in_flight(&mut self) {
+        let _ = self.abort.send(true);
+        let (tasks, collected) = (&mut self.tasks, &mut self.collected);
+        let collect = async {
+            while let Some(joined) = tasks.join_next().await {
+                collected.collect(joined);
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), collect).await;
+        self.tasks.shutdown().await;
+    }
+
+    /// What happened since the last tick, and the run so far.
+    fn tick(&mut self) -> Tick {
+        let metrics = &mut self.collected.metrics;
+        let interval = metrics.take_interval();
+        Tick {
+            progress: Progress {
+                elapsed: now().saturating_duration_since(self.begin),
+                started: self.started,
+                assigned: metrics.assigned(),
+                failed: metrics.failed(),
+                in_flight: self.tasks.len() as u64,
+                late_starts: metrics.late_starts(),
+                throttled: metrics.throttled(),
+                assigned_p99_us: metrics.p99_us(Phase::Assigned),
+                interval: interval.stats,
+            },
+            latencies: interval.latencies,
+            finished: std::mem::take(&mut self.collected.finished),
+            failures: metrics.failures().clone(),
+            failure_reasons: metrics.failure_reasons().clone(),
+            phases: metrics.live_buckets(),
+            draining: self.draining,
+        }
+    }
+
+    fn end(mut self) -> Arrivals {
+        // Only this shard's own devices count: the other shards start the rest.
+        let elapsed = now().saturating_duration_since(self.begin);
+        let left = self.shard_devices.saturating_sub(self.started);
+        let not_started = self.starts.remaining(left, self.plan.stop.duration, now() - self.begin);
+        let started = Started {
+            started: self.started,
+            not_started,
+            prepared_late: self.devices.behind(),
+            most_prepared: self.devices.most_held(),
+            unprepared: self.unprepared,
+            panicked: self.collected.panicked,
+        };
+        Arrivals {
+            metrics: self.collected.metrics,
+            checks: self.collected.checks,
             started,
-            assigned: metrics.assigned(),
-            failed: metrics.failed(),
-            in_flight,
-            late_starts: metrics.late_starts(),
-            throttled: metrics.throttled(),
-            assigned_p99_us: metrics.p99_us(Phase::Assigned),
-            interval: interval.stats,
-        },
-        latencies: interval.latencies,
-        finished: std::mem::take(finished),
-        failures: metrics.failures().clone(),
-        failure_reasons: metrics.failure_reasons().clone(),
-        phases: metrics.live_buckets(),
-        draining,
-    }
-}
-
-/// Measures runtime saturation: how late a precise 10 ms timer is served while the run goes on
-/// (tokio's own timer would add its 1 ms tick and millisecond park to every reading).
-pub(super) struct StallMonitor {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Histogram<u64>>,
-}
-
-impl StallMonitor {
-    const PERIOD: Duration = Duration::from_millis(10);
-
-    pub(super) fn start() -> Self {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut stalls = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-            let mut timer = PreciseTimer::new();
-            loop {
-                let due = now() + Self::PERIOD;
-                tokio::select! {
-                    () = timer.sleep_until(due) => {
-                        let late = now().saturating_duration_since(due);
-                        stalls.saturating_record((late.as_micros() as u64).max(1));
-                    }
-                    _ = stopped.changed() => return stalls,
-                }
-            }
-        });
-        Self { stop, task }
-    }
-
-    /// Stops the monitor; returns the stall p99 in microseconds.
-    pub(super) async fn stop(self) -> u64 {
-        let _ = self.stop.send(true);
-        match self.task.await {
-            Ok(stalls) if !stalls.is_empty() => stalls.value_at_quantile(0.99),
-            _ => 0,
+            ending: self.ending,
+            elapsed,
         }
+    }
+}
+
+/// What the loop folded from the device tasks that finished.
+struct Collected {
+    metrics: Metrics,
+    checks: PassiveTally,
+    /// Keep a [`DeviceRecord`] of each (`devices.csv`).
+    device_records: bool,
+    /// Records of the devices finished since the last tick.
+    finished: Vec<DeviceRecord>,
+    panicked: Panicked,
+}
+
+impl Collected {
+    fn new(device_records: bool) -> Self {
+        Self {
+            metrics: Metrics::new(),
+            checks: PassiveTally::default(),
+            device_records,
+            finished: Vec::new(),
+            panicked: Panicked::default(),
+        }
+    }
+
+    /// Folds in one device task that ended: its report, or, for a task that panicked and left
+    /// none, a count (the device then counts as not finished, and the summary says why).
+    fn collect(&mut self, joined: Result<Finished, JoinError>) {
+        match joined {
+            Ok((registration_id, report)) => {
+                if self.device_records {
+                    self.finished.push(DeviceRecord::of(&registration_id, &report));
+                }
+                self.metrics.record(&report);
+                self.metrics.note_failure(&registration_id, &report);
+                self.checks.record(&report.observer);
+            }
+            Err(error) if error.is_panic() => self.panicked.add(error.into_panic()),
+            // Cancelled: only the loop's own shutdown cancels a task, after it stopped collecting.
+            Err(_) => {}
+        }
+    }
+}
+
+/// Device tasks that panicked (a bug in dpsbench, not a failure of the target): how many, and
+/// what the first one said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Panicked {
+    pub count: u64,
+    pub first: Option<String>,
+}
+
+impl Panicked {
+    fn add(&mut self, payload: Box<dyn std::any::Any + Send>) {
+        self.count += 1;
+        if self.first.is_none() {
+            let message = match payload.downcast::<String>() {
+                Ok(text) => *text,
+                Err(payload) => {
+                    payload.downcast::<&str>().map_or_else(|_| "(no message)".into(), |text| (*text).into())
+                }
+            };
+            self.first = Some(message);
+        }
+    }
+
+    /// The summary's note, when any task panicked.
+    pub(super) fn note(&self) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "{} device tasks panicked, so their devices count as not finished (a bug in dpsbench, not a failure of \
+                 the target; the first said: {})",
+                self.count,
+                self.first.as_deref().unwrap_or("(no message)")
+            )
+        })
     }
 }
 
@@ -261,8 +371,9 @@ enum Starts {
 }
 
 impl Starts {
-    fn new(load: &Load, shard: Shard, begin: Instant) -> Self {
-        match load {
+    fn new(part: &Part, begin: Instant) -> Self {
+        let shard = part.shard();
+        match part.load() {
             Load::Open(plan) => {
                 let starts: Box<dyn Iterator<Item = Duration> + Send> = Box::new(shard.starts(plan));
                 let supply = match plan {
@@ -272,7 +383,7 @@ impl Starts {
                 };
                 Starts::Open { begin, arrivals: Box::new(starts.peekable()), supply }
             }
-            Load::Closed { concurrency } => Starts::Closed { concurrency: shard.concurrency_of(*concurrency) },
+            Load::Closed { concurrency } => Starts::Closed { concurrency: *concurrency },
         }
     }
 
@@ -320,4 +431,35 @@ pub(super) struct Started {
     pub most_prepared: usize,
     /// Why arrivals stopped early: a device could not be prepared.
     pub unprepared: Option<String>,
+    /// Device tasks that panicked and left no report.
+    pub panicked: Panicked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_device_task_that_panics_is_counted_and_said_never_dropped() {
+        let mut tasks: JoinSet<Finished> = JoinSet::new();
+        for n in 0..2 {
+            tasks.spawn(async move {
+                if n < 2 {
+                    panic!("device {n} hit a bug");
+                }
+                unreachable!("every task of this test panics")
+            });
+        }
+        let mut collected = Collected::new(true);
+        while let Some(joined) = tasks.join_next().await {
+            collected.collect(joined);
+        }
+        assert_eq!(collected.panicked.count, 2);
+        assert_eq!(collected.metrics.finished(), 0, "a task that panicked left no report to fold");
+        assert!(collected.finished.is_empty());
+        let note = collected.panicked.note().expect("panics are said in the summary");
+        assert!(note.starts_with("2 device tasks panicked, so their devices count as not finished"), "{note}");
+        assert!(note.contains("the first said: device ") && note.contains(" hit a bug"), "{note}");
+        assert_eq!(Panicked::default().note(), None, "nothing is said when no task panicked");
+    }
 }

@@ -1,177 +1,29 @@
-//! What `summary.json` holds, and the judgement of whether the generator kept its plan.
+//! The run summary's parts the runner works out: the judgement of whether the generator kept
+//! its plan, the shard a run was, the emulator's counters and the host. (The types are
+//! `results`'.)
 
-use super::*;
-use crate::slo::SloVerdict;
-
-/// Identifies the format of `summary.json`; bump on incompatible changes.
-pub const SUMMARY_SCHEMA: &str = "dpsbench.summary/v1";
-
-/// Whether the generator kept up with its plan: when it did not, its numbers describe the
-/// generator, not the target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Validity {
-    pub valid: bool,
-    /// Why the run is invalid (empty when valid).
-    pub reasons: Vec<String>,
-    pub schedule_lag_p99_us: u64,
-    /// How late a 10 ms timer on the runtime fired, p99: high values mean the runtime (CPU) was
-    /// saturated.
-    pub runtime_stall_p99_us: u64,
-}
-
-/// Everything `summary.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub schema: String,
-    pub scenario: ScenarioInfo,
-    pub target: TargetInfo,
-    pub host: HostInfo,
-    pub started_at: String,
-    pub duration_seconds: f64,
-    /// True when the run ended early (interrupt or `max_duration_seconds`).
-    pub partial: bool,
-    pub validity: Validity,
-    /// The open-files limit the run had.
-    pub open_files_limit: u64,
-    /// Things the run decided that the user should know (e.g. an in-flight cap from the limit).
-    pub notes: Vec<String>,
-    #[serde(flatten)]
-    pub results: Summary,
-    /// Passive conformance checks by ID: flows checked, violations, first examples.
-    pub conformance: BTreeMap<String, CheckCounts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub emulator: Option<EmulatorCounts>,
-    /// What generating the load cost this process in CPU; absent from summaries before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generator: Option<super::GeneratorCost>,
-    /// The verdict on the scenario's `[slo]` gates; absent when it has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slo: Option<SloVerdict>,
-    /// Which part of which plan this run was (`0/1` unsharded); absent from summaries before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<ShardInfo>,
-    /// Set by `report merge`: the shards this summary adds up, and those missing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merged: Option<MergeInfo>,
-    /// The client checks the devices broke on purpose (`[devices] misbehave`); absent when none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub misbehave: Vec<crate::device::Misbehaviour>,
-}
-
-/// The shard a run was, of which plan, and how close to `--start-at` it started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardInfo {
-    pub index: u64,
-    pub count: u64,
-    /// The same for every shard of one plan (see `shard::plan_hash`).
-    pub plan_hash: String,
-    /// `--start-at`, RFC 3339, when given.
-    pub start_at: Option<String>,
-    /// Where the plan's zero fell from `start_at`, in seconds (positive: late).
-    pub start_offset_seconds: Option<f64>,
-}
+use crate::device::RetryProfile;
+use crate::emulator::{Service, ServiceStats};
+use crate::metrics::{Phase, Summary};
+use crate::results::{EmulatorCounts, HostInfo, ShardInfo, Validity};
+use crate::scenario::{Load, Plan};
 
 impl ShardInfo {
-    pub(super) fn of(plan: &Plan, start_offset_seconds: Option<f64>) -> Self {
+    pub(super) fn of(plan: &Plan, options: &super::RunOptions, start_offset_seconds: Option<f64>) -> Self {
+        let shard = options.part.shard();
         Self {
-            index: plan.shard.index,
-            count: plan.shard.count,
+            index: shard.index,
+            count: shard.count,
             plan_hash: crate::shard::plan_hash(plan),
-            start_at: plan.start_at.map(crate::timestamp::rfc3339),
+            start_at: options.start_at.map(crate::timestamp::rfc3339),
             start_offset_seconds,
         }
     }
 }
 
-/// What `report merge` added up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MergeInfo {
-    /// Each shard merged: its index, folder, host and start offset.
-    pub shards: Vec<MergedShard>,
-    /// Indexes of the plan's shards that were not given (the result is then `partial`).
-    pub missing: Vec<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MergedShard {
-    pub index: u64,
-    pub folder: String,
-    pub hostname: String,
-    pub started_at: String,
-    pub start_offset_seconds: Option<f64>,
-}
-
-impl RunSummary {
-    /// Exit status of `dpsbench run`: 0 when every device was assigned, else 1.
-    pub fn all_assigned(&self) -> bool {
-        !self.partial && self.results.devices.assigned == self.results.devices.total
-    }
-
-    /// Why the summary is partial, in a few words (none when it is whole): a merge with shards
-    /// missing says so; otherwise the run (or a merged shard) stopped early.
-    pub fn partial_reason(&self) -> Option<String> {
-        if !self.partial {
-            return None;
-        }
-        Some(match &self.merged {
-            Some(merged) if !merged.missing.is_empty() => {
-                let missing: Vec<String> = merged.missing.iter().map(u64::to_string).collect();
-                let of = merged.shards.len() + merged.missing.len();
-                format!("{} of {of} shards missing: {}", merged.missing.len(), missing.join(", "))
-            }
-            Some(_) => "a shard stopped early".into(),
-            None => "stopped early".into(),
-        })
-    }
-
-    /// Whether the `[slo]` gates (if any) held. An invalid run's gates are not judged: false.
-    pub fn gates_held(&self) -> bool {
-        self.slo.as_ref().is_none_or(|slo| slo.passed)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScenarioInfo {
-    pub name: String,
-    pub file: String,
-    /// Most devices the run may start.
-    pub devices: u64,
-    /// The load model, e.g. `constant 200/s`.
-    pub arrival: String,
-    /// Arrivals stop after this many seconds, if set.
-    pub duration_seconds: Option<f64>,
-    /// The fields `dpsbench run`'s flags replaced (`--count 1000`: `devices.count`), in the
-    /// order given; the figures above are the effective ones.
-    #[serde(default)]
-    pub overrides: Vec<crate::scenario::Applied>,
-}
-
-impl ScenarioInfo {
-    /// The overrides as typed (`--count 30 --rate 100`), for the reports; `None` without any.
-    pub fn typed_overrides(&self) -> Option<String> {
-        let typed: Vec<String> = self.overrides.iter().map(|o| format!("{} {}", o.flag, o.value)).collect();
-        (!typed.is_empty()).then(|| typed.join(" "))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TargetInfo {
-    pub kind: String,
-    pub address: String,
-    pub id_scope: String,
-}
-
-/// The machine a run was measured on, so figures can be compared honestly.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostInfo {
-    pub hostname: String,
-    pub cpus: usize,
-    pub os: String,
-    pub dpsbench_version: String,
-}
-
 impl HostInfo {
-    pub fn current() -> Self {
+    /// The machine this process runs on.
+    pub(super) fn current() -> Self {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .or_else(|_| std::env::var("HOSTNAME"))
@@ -185,31 +37,7 @@ impl HostInfo {
     }
 }
 
-/// What the embedded emulator served during the run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EmulatorCounts {
-    pub connections: u64,
-    pub connects_refused: u64,
-    pub registrations: u64,
-    pub polls: u64,
-    pub throttled: u64,
-    /// Faults injected on demand, by `[faults]` field (only those injected at least once).
-    #[serde(default)]
-    pub faults: BTreeMap<String, u64>,
-}
-
 impl EmulatorCounts {
-    /// Adds another emulator's counters (every field named, so none is forgotten).
-    pub fn add(&mut self, other: &EmulatorCounts) {
-        let EmulatorCounts { connections, connects_refused, registrations, polls, throttled, faults } = other;
-        self.connections += connections;
-        self.connects_refused += connects_refused;
-        self.registrations += registrations;
-        self.polls += polls;
-        self.throttled += throttled;
-        crate::metrics::add_counts(&mut self.faults, faults);
-    }
-
     pub(super) fn of(service: &Service) -> Self {
         let s = &service.stats;
         Self {

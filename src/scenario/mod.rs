@@ -32,7 +32,6 @@ pub use devices::{
 };
 pub use key::{KeyError, KeySource};
 pub use load::{ArrivalModel, ArrivalSection, Load, Stop};
-pub use offered::StartsWithinLimits;
 pub use overrides::{Applied, OverrideError, Overrides, TargetOverride};
 pub use run::{AddressPoolError, FlowSection, RunSection, address_pool};
 pub use target::{
@@ -95,7 +94,8 @@ impl FieldError {
     }
 }
 
-/// A validated scenario.
+/// A validated scenario. What the user typed for one run of it (shard, start instant, extra
+/// outputs) is not scenario data: it travels beside the plan, in `runner::RunOptions`.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub name: String,
@@ -126,13 +126,6 @@ pub struct Plan {
     pub preflight: bool,
     /// `[slo]` gates, judged at the end of the run (empty: none).
     pub slo: Gates,
-    /// The part of the plan this process runs (`--shard`); the whole plan unless set.
-    pub shard: crate::shard::Shard,
-    /// The wall-clock instant of the plan's zero (`--start-at`); as soon as set up unless set.
-    pub start_at: Option<std::time::SystemTime>,
-    /// Keep a record of every finished device for `devices.csv` (`run --devices-csv`); off, the
-    /// runner builds none.
-    pub device_records: bool,
     /// Operational certificates asked for and issued at registration.
     pub certificates: CertificatePlan,
 }
@@ -222,9 +215,6 @@ impl Plan {
             max_duration: run.max_duration,
             preflight: run.preflight,
             slo,
-            shard: crate::shard::Shard::WHOLE,
-            start_at: None,
-            device_records: false,
             certificates,
         })
     }

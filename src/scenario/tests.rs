@@ -226,41 +226,6 @@ fn a_fleet_of_distinct_ids_re_provisions_in_turn() {
     }
 }
 
-#[test]
-fn a_plan_larger_than_its_time_limit_says_how_many_will_start() {
-    let with = |devices: &str, arrival: &str, run: &str| {
-        let text = format!(
-            "name = \"t\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = {devices}\n[arrival]\n{arrival}\n[run]\n{run}\n"
-        );
-        load(&text, &|_| None).unwrap()
-    };
-    let big = with("1000000", "rate = 50", "max_duration_seconds = 4");
-    let estimate = big.starts_within_limits().expect("a million at 50/s do not start in 4 s");
-    assert_eq!((estimate.devices, estimate.starting), (1_000_000, 200));
-    assert_eq!(
-        estimate.to_string(),
-        "the plan has 1,000,000 devices; at constant 50/s for at most 4 s, about 200 will start (the rest count as \
-         not started)"
-    );
-    // A shard says its own part.
-    let mut shard = big.clone();
-    shard.shard = crate::shard::Shard::new(3, 4).unwrap();
-    let estimate = shard.starts_within_limits().unwrap();
-    assert_eq!((estimate.devices, estimate.starting), (250_000, 50));
-    assert!(estimate.to_string().starts_with("shard 3/4 has 250,000 of the plan's 1,000,000 devices; "), "{estimate}");
-    // The shorter of the two limits counts; Poisson and bursts give their expected count.
-    let timed =
-        with("10000", "model = \"poisson\"\nrate = 100\nseed = 1", "duration_seconds = 10\nmax_duration_seconds = 60");
-    assert_eq!(timed.starts_within_limits().map(|e| e.starting), Some(1001));
-    let burst = with("10000", "model = \"burst\"\nwithin_seconds = 100", "max_duration_seconds = 25");
-    assert_eq!(burst.starts_within_limits().map(|e| e.starting), Some(2500));
-    // A plan that fits says nothing; nor does a closed model, whose pace is the target's.
-    assert_eq!(with("200", "rate = 50", "max_duration_seconds = 4").starts_within_limits(), None);
-    assert_eq!(with("1000", "rate = 200", "max_duration_seconds = 120").starts_within_limits(), None);
-    let closed = with("1000000", "model = \"closed\"\nconcurrency = 10", "max_duration_seconds = 4");
-    assert_eq!(closed.starts_within_limits(), None);
-}
-
 /// Issue 22: certificate issuance at registration in a scenario.
 #[test]
 fn issuance_fields_resolve_and_errors_name_them() {

@@ -16,7 +16,7 @@ use dpsbench::emulator::faults::{Fault, Faults, Probability};
 use dpsbench::emulator::{self, Service, ServiceConfig};
 use dpsbench::scenario::Plan;
 
-use crate::cli::KillOnDrop;
+use crate::support::binary::KillOnDrop;
 
 const SCOPE: &str = "0ne00CLNT01";
 
@@ -45,7 +45,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Runs `run`'s devices through `dpsbench run` against a judging emulator on loopback; returns
 /// the emulator's client report and the run's summary.
-async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::runner::RunSummary) {
+async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
     let dir = temp_dir(run.name);
     let group_key = SymmetricKey::random();
     let mut config = ServiceConfig::single_group(
@@ -81,7 +81,8 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::runner::RunSummary) {
     let key = group_key.to_base64();
     let plan = Plan::load(&dir.join("scenario.toml"), &|name| (name == "KEY").then(|| key.clone())).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary =
+        dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     let service: Arc<Service> = started.handle.service.clone();
     started.handle.stop().await;
     // The last connections fold their checks in as their tasks end.
@@ -217,25 +218,25 @@ fn a_scenario_names_its_misbehaviours_and_refuses_unknown_ones() {
 
 /// Starts `dpsbench emulator --client-report DIR --exit-after N`; returns it and its port.
 fn spawn_judging_emulator(dir: &Path, report: &Path, exit_after: u64, extra: &[&str]) -> (KillOnDrop, String) {
-    let config = crate::cli::write(
+    let config = crate::support::binary::write(
         dir,
         "emulator.toml",
         &format!(
             "id_scope = \"{SCOPE}\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\nassign_delay_ms = 200\n\
              [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{}\"\n",
-            crate::cli::TV1_GROUP_KEY
+            crate::support::binary::TV1_GROUP_KEY
         ),
     );
     let exit_after = exit_after.to_string();
     let mut args = vec!["--client-report", report.to_str().unwrap(), "--exit-after", &exit_after];
     args.extend_from_slice(extra);
-    crate::cli::spawn_emulator_with(&config, &dir.join("ca.pem"), &args)
+    crate::support::binary::spawn_emulator_with(&config, &dir.join("ca.pem"), &args)
 }
 
 /// A fleet of `devices` against a judging emulator, one connection each (no preflight: the
 /// emulator's `--exit-after` counts the fleet's connections).
 fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &str) -> PathBuf {
-    crate::cli::write(
+    crate::support::binary::write(
         dir,
         "remote.toml",
         &format!(
@@ -260,7 +261,7 @@ fn wait_with_deadline(child: &mut KillOnDrop, seconds: u64) -> std::process::Exi
 
 #[test]
 fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_check() {
-    use crate::cli::{TV1_GROUP_KEY, dpsbench, text};
+    use crate::support::binary::{TV1_GROUP_KEY, dpsbench, text};
     let dir = temp_dir("standalone");
     let report = dir.join("clients");
     // A well-behaved fleet: exit 0 after its 3 connections, three reports written.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
-use crate::conformance::unserved_port;
+use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
+use crate::support::ports::unserved_port;
 
 fn results(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("conformance.json")).unwrap()).unwrap()
@@ -19,7 +19,7 @@ fn results(dir: &Path) -> Value {
 /// says what `conformance.json` says: one test case per check, each with its status, and the
 /// suite's counts.
 fn junit_agrees_with_json(dir: &Path) {
-    let python = crate::live_metrics::tools_python();
+    let python = crate::support::python::tools_python();
     let output = Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/read_junit.py"))
         .arg(dir.join("conformance.junit.xml"))

@@ -13,14 +13,7 @@ use dpsbench::emulator::config::QuotaConfig;
 use dpsbench::emulator::deviations::Deviation;
 use dpsbench::emulator::{self, Deviations, ServiceConfig, ServiceStats};
 
-/// A loopback port nobody serves, reserved while the socket lives: bound but not listening, so
-/// connects to it are refused and no one else can take it.
-pub fn unserved_port() -> (tokio::net::TcpSocket, u16) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = socket.local_addr().unwrap().port();
-    (socket, port)
-}
+use crate::support::ports::unserved_port;
 
 /// An emulator with one group and the probe target that reaches it (and the emulator, to stop).
 fn emulator_and_target(deviations: Deviations) -> (emulator::LoopbackEmulator, ProbeTarget) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 const SCOPE: &str = "0ne00EDGES1";
@@ -277,7 +277,7 @@ fn a_misconfigured_run_stops_at_its_preflight_naming_the_field() {
     let dir = temp_dir("edges-preflight");
     let (_emulator, port) = deterministic_emulator(&dir);
     // A CA that signs nothing the emulator shows.
-    crate::cli::write_certificates(&dir);
+    crate::support::binary::write_certificates(&dir);
     let wrong_ca = scenario(&dir, &port, "").to_string_lossy().into_owned();
     let text_of = std::fs::read_to_string(&wrong_ca).unwrap().replace("ca.pem", "trust.pem");
     let wrong_ca = write(&dir, "wrong-ca.toml", &text_of);

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::cli::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
+use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 

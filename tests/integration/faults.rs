@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dpsbench::runner::{self, RunSummary};
+use dpsbench::results::RunSummary;
+use dpsbench::runner;
 use dpsbench::scenario::Plan;
 use tokio::sync::watch;
 
@@ -67,7 +68,7 @@ fn observed(summary: &RunSummary, what: &[String]) -> u64 {
 async fn run(path: &Path) -> RunSummary {
     let plan = Plan::load(path, &|_| None).unwrap();
     let (_no_interrupts, interrupts) = watch::channel(0);
-    runner::run(&plan, interrupts, |_| {}).await.unwrap()
+    runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -121,7 +122,8 @@ async fn planned_devices_that_never_start_are_counted_as_not_started() {
         &|_| None,
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
-    let summary = runner::run(&capped, interrupts, |_| {}).await.unwrap();
+    let summary =
+        runner::run(&capped, &dpsbench::runner::RunOptions::whole(&capped), interrupts, |_| {}).await.unwrap();
     let devices = &summary.results.devices;
     assert!(summary.partial);
     assert!((15..=25).contains(&devices.total), "{devices:?}");
@@ -135,7 +137,8 @@ async fn planned_devices_that_never_start_are_counted_as_not_started() {
         &|_| None,
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
-    let summary = runner::run(&complete, interrupts, |_| {}).await.unwrap();
+    let summary =
+        runner::run(&complete, &dpsbench::runner::RunOptions::whole(&complete), interrupts, |_| {}).await.unwrap();
     assert_eq!((summary.results.devices.total, summary.results.devices.not_started), (5, 0));
 }
 
@@ -171,7 +174,7 @@ async fn failing_run(devices: u64) -> RunSummary {
         &|name| (name == "K").then(|| key.to_string()),
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
-    runner::run(&plan, interrupts, |_| {}).await.unwrap()
+    runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +219,7 @@ fn a_bad_fault_names_the_file_and_the_field() {
 
 #[test]
 fn the_standalone_emulator_injects_the_faults_of_its_file_and_reports_them() {
-    use crate::cli::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+    use crate::support::binary::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
     let dir = temp_dir("emulator-faults");
     let config = write(
         &dir,

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::cli::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
-use crate::conformance::unserved_port;
+use crate::support::binary::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::support::ports::unserved_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -262,7 +262,7 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
     let dir = temp_dir("first-hour-reasons");
     let (mut emulator, port) = spawn_emulator(&emulator_config(&dir), &dir.join("ca.pem"));
     // A CA of another name: the emulator's certificate has an unknown issuer.
-    crate::cli::write_certificates(&dir);
+    crate::support::binary::write_certificates(&dir);
     let scenario = |ca: &str| {
         format!(
             "name = \"reasons\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST14\"\n\
@@ -434,7 +434,7 @@ fn issue_14_closed_model_has_no_schedule_lag_and_polls_about_once() {
 #[test]
 fn issue_14_the_emulator_warns_when_no_client_can_trust_it() {
     let dir = temp_dir("first-hour-ca-out");
-    let mut emulator = crate::cli::KillOnDrop(
+    let mut emulator = crate::support::binary::KillOnDrop(
         Command::new(BIN)
             .args(["emulator", "--config", emulator_config(&dir).to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .stdout(std::process::Stdio::piped())

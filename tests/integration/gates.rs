@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::cli::{check_schema, dpsbench, temp_dir, text, write};
+use crate::support::binary::{dpsbench, temp_dir, text, write};
+use crate::support::schema::check_schema;
 
 /// 40 devices against the embedded emulator with gates: `max_failed` holds, an `assigned` p99
 /// of 1 us cannot (the emulator waits 20 ms before assigning).
@@ -158,7 +159,7 @@ fn report_commands_refuse_bad_input_with_exit_2_naming_it() {
 fn the_nightly_workflow_parses_and_runs_what_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workflow = root.join("deploy/nightly/dpsbench-nightly.yml");
-    let output = std::process::Command::new(crate::live_metrics::tools_python())
+    let output = std::process::Command::new(crate::support::python::tools_python())
         .arg(root.join("tests/tools/check_yaml.py"))
         .arg(&workflow)
         .output()

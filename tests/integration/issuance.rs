@@ -16,7 +16,7 @@ use dpsbench::emulator::ServiceConfig;
 use dpsbench::emulator::issuance::{CsrRefusal, Enrollment, IssuePolicy, IssuingCa};
 use serde_json::Value;
 
-use crate::cli::{dpsbench, spawn_emulator_with, temp_dir, text, write};
+use crate::support::binary::{dpsbench, spawn_emulator_with, temp_dir, text, write};
 use crate::support::*;
 
 /// The group `default` of [`start_emulator`] issues for `days`, signed by `ca`.
@@ -170,7 +170,7 @@ fn an_embedded_run_with_issuance_counts_verified_certificates() {
         (&60.into(), &60.into(), &60.into())
     );
     let schema: Value = serde_json::from_slice(&std::fs::read("reports/summary.schema.json").unwrap()).unwrap();
-    crate::cli::check_schema(&schema, &summary, "summary");
+    crate::support::schema::check_schema(&schema, &summary, "summary");
     assert!(text(&run.stdout).contains("certificates: 60 requested, 60 issued, 60 verified"), "{}", text(&run.stdout));
     // The reports a person reads say it too.
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -220,7 +220,7 @@ fn the_standalone_emulator_issues_and_writes_its_issuer_ca() {
             "id_scope = \"0ne00TEST03\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 0\nassign_delay_ms = 5\n\
              issue_delay_ms = [1, 3]\n[[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{}\"\n\
              issue_certificates = {{ validity_days = 30 }}\n",
-            crate::cli::TV1_GROUP_KEY
+            crate::support::binary::TV1_GROUP_KEY
         ),
     );
     let (ca, issuer) = (dir.join("ca.pem"), dir.join("issuer.pem"));
@@ -238,7 +238,7 @@ fn the_standalone_emulator_issues_and_writes_its_issuer_ca() {
     let out = dir.join("out");
     let run = dpsbench(
         &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()],
-        &[("BENCH_KEY", crate::cli::TV1_GROUP_KEY)],
+        &[("BENCH_KEY", crate::support::binary::TV1_GROUP_KEY)],
     );
     assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();

@@ -9,17 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli::{KillOnDrop, temp_dir, text, write};
+use crate::support::binary::{KillOnDrop, temp_dir, text, write};
+use crate::support::python::tools_python;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
-
-/// The Python of target/report-venv, installed by tests/tools/venv.sh on first use.
-pub fn tools_python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/venv.sh");
-    let output = Command::new(script).output().unwrap();
-    assert!(output.status.success(), "tests/tools/venv.sh failed: {}", text(&output.stderr));
-    text(&output.stdout).trim().to_string()
-}
 
 /// Reads a run's stderr up to the line where `done(line, whether the endpoint's address was
 /// printed)` (at most 100 lines); returns the address (`127.0.0.1:PORT`) and that line.

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dpsbench::runner::{self, RunSummary, Tick};
+use dpsbench::results::{RunSummary, Tick};
+use dpsbench::runner;
 use dpsbench::scenario::Plan;
 use tokio::sync::watch;
 
@@ -31,14 +32,14 @@ fn recorded_as(duration: Duration) -> (u64, u64) {
 
 async fn run(plan: &Plan) -> RunSummary {
     let (_no_interrupts, interrupts) = watch::channel(0);
-    runner::run(plan, interrupts, |_| {}).await.unwrap()
+    runner::run(plan, &dpsbench::runner::RunOptions::whole(plan), interrupts, |_| {}).await.unwrap()
 }
 
 /// Runs `plan`, interrupting `times` times once `after` devices have started.
 async fn run_interrupted(plan: &Plan, after: u64, times: u32) -> (RunSummary, Vec<Tick>) {
     let (interrupt, interrupts) = watch::channel(0);
     let mut ticks = Vec::new();
-    let summary = runner::run(plan, interrupts, |tick| {
+    let summary = runner::run(plan, &dpsbench::runner::RunOptions::whole(plan), interrupts, |tick| {
         if tick.progress.started >= after && *interrupt.borrow() == 0 {
             interrupt.send_replace(times);
         }

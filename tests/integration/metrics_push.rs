@@ -13,8 +13,8 @@ use dpsbench::report::remote_write::WriteRequest;
 use prost::Message as _;
 use serde_json::Value;
 
-use crate::cli::{dpsbench, temp_dir, text, write};
 use crate::live_metrics::{get, read_until};
+use crate::support::binary::{KillOnDrop, dpsbench, temp_dir, text, write};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -215,7 +215,7 @@ fn bad_push_and_linger_flags_exit_2_naming_the_flag_before_anything_runs() {
 fn the_endpoint_lingers_until_its_final_page_is_scraped() {
     let dir = temp_dir("metrics-linger");
     let out = dir.join("out");
-    let mut run = crate::cli::KillOnDrop(
+    let mut run = KillOnDrop(
         Command::new(BIN)
             .args(["run", scenario(&dir).to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
             .args(["--metrics-listen", "127.0.0.1:0", "--metrics-linger", "60s"])

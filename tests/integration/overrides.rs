@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::cli::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
+use crate::support::binary::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
 
 fn summary_in(out: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
@@ -46,7 +46,7 @@ fn a_quick_run_needs_no_scenario_file() {
     let schema: Value =
         serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/summary.schema.json")))
             .unwrap();
-    crate::cli::check_schema(&schema, &summary, "summary");
+    crate::support::schema::check_schema(&schema, &summary, "summary");
     assert_eq!((summary["devices"]["total"].as_u64(), summary["devices"]["assigned"].as_u64()), (Some(30), Some(30)));
     assert_eq!(summary["target"]["kind"], "embedded");
     let scenario = &summary["scenario"];

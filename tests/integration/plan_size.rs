@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{temp_dir, text, write};
+use crate::support::binary::{temp_dir, text, write};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -76,7 +76,8 @@ fn a_ten_million_device_plan_is_announced_and_starts_what_its_time_limit_allows(
 #[test]
 fn a_plan_its_run_can_finish_is_not_announced() {
     let (scenario, out) = scenario("fits", 20, 100, 30);
-    let output = crate::cli::dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
+    let output =
+        crate::support::binary::dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["devices"]["total"], 20, "{}", text(&output.stderr));
     assert!(!text(&output.stderr).contains("will start"), "{}", text(&output.stderr));
@@ -86,10 +87,11 @@ fn a_plan_its_run_can_finish_is_not_announced() {
 async fn a_shard_counts_only_its_own_devices_as_not_started() {
     // 100 devices at 10/s for at most 2 s: about 20 of the plan start, 5 of them shard 1/4's.
     let (path, _) = scenario("shard-not-started", 100, 10, 2);
-    let mut plan = dpsbench::scenario::Plan::load(&path, &|_| None).unwrap();
-    plan.shard = dpsbench::shard::Shard::new(1, 4).unwrap();
+    let plan = dpsbench::scenario::Plan::load(&path, &|_| None).unwrap();
+    let mut options = dpsbench::runner::RunOptions::whole(&plan);
+    options.part = dpsbench::shard::Shard::new(1, 4).unwrap().part_of(&plan).unwrap();
     let (_no_interrupts, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary = dpsbench::runner::run(&plan, &options, interrupts, |_| {}).await.unwrap();
     let devices = &summary.results.devices;
     assert!((4..=6).contains(&devices.total), "{devices:?}");
     assert_eq!(devices.total + devices.not_started, 25, "the shard's 25, not the plan's 100: {devices:?}");

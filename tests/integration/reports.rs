@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::cli::{dpsbench, temp_dir, text, write};
+use crate::support::binary::{dpsbench, temp_dir, text, write};
 use dpsbench::metrics::Phase;
 
 /// Devices at 100/s against the embedded emulator: a run of several one-second intervals.
@@ -71,7 +71,7 @@ fn latency_log_adds_up_to_the_summary_in_this_reader_and_an_independent_one() {
     }
     assert!(phases_seen >= 9, "every phase of an MQTT flow is logged");
 
-    let python = crate::live_metrics::tools_python();
+    let python = crate::support::python::tools_python();
     let output = Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/read_hlog.py"))
         .arg(out.join("latency.hlog"))
@@ -223,7 +223,7 @@ fn a_killed_run_keeps_its_latency_log_and_device_rows() {
          [run]\nmax_schedule_lag_p99_ms = 5000\n",
     );
     let out = dir.join("out");
-    let mut run = crate::cli::KillOnDrop(
+    let mut run = crate::support::binary::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_dpsbench"))
             .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--devices-csv"])
             .stdout(std::process::Stdio::null())

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use dpsbench::credentials::{RegistrationId, SymmetricKey};
 
-use crate::cli::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
-use crate::conformance::unserved_port;
+use crate::support::binary::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
+use crate::support::ports::unserved_port;
 
 /// Every file under `dir`, as text (lossy), with its path.
 fn files_under(dir: &Path) -> Vec<(String, String)> {

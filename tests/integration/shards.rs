@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::cli::{KillOnDrop, TV1_GROUP_KEY, check_schema, dpsbench, spawn_emulator, temp_dir, text, write};
-use crate::live_metrics::tools_python;
+use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::support::python::tools_python;
+use crate::support::schema::check_schema;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 const SHARDS: u64 = 4;

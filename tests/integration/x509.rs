@@ -98,7 +98,7 @@ fn the_x509_object_reports_the_group_and_the_certificate() {
 /// certificate cache.
 #[test]
 fn certs_command_emulator_config_and_x509_runs_work_together() {
-    use crate::cli::{dpsbench, temp_dir, text, write};
+    use crate::support::binary::{dpsbench, temp_dir, text, write};
     let dir = temp_dir("x509-run");
     let ca_dir = dir.join("ca");
     let output = dpsbench(
@@ -118,7 +118,7 @@ fn certs_command_emulator_config_and_x509_runs_work_together() {
             ca_dir.join("root.pem").display()
         ),
     );
-    let (_emulator, port) = crate::cli::spawn_emulator(&config, &dir.join("server-ca.pem"));
+    let (_emulator, port) = crate::support::binary::spawn_emulator(&config, &dir.join("server-ca.pem"));
     let scenario = write(
         &dir,
         "x509.toml",
@@ -149,7 +149,8 @@ async fn an_embedded_x509_run_trusts_the_scenarios_ca() {
     std::fs::write(dir.join("x509.toml"), scenario).unwrap();
     let plan = dpsbench::scenario::Plan::load(&dir.join("x509.toml"), &|_| None).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary =
+        dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     assert_eq!(summary.results.devices.assigned, 8, "{:?}", summary.results.failures);
     assert_eq!(summary.emulator.unwrap().connects_refused, 0);
 }
@@ -169,7 +170,8 @@ async fn a_device_that_cannot_be_prepared_stops_arrivals_there_with_a_note() {
     let blocker = dir.join("ca/devices/bench-000280.pem");
     std::fs::create_dir_all(&blocker).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let summary = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap();
+    let summary =
+        dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     let devices = &summary.results.devices;
     assert_eq!((devices.total, devices.assigned, devices.not_started), (280, 280, 20), "{devices:?}");
     assert!(summary.partial);
@@ -183,6 +185,9 @@ async fn a_device_that_cannot_be_prepared_stops_arrivals_there_with_a_note() {
     }
     std::fs::create_dir_all(dir.join("ca/devices/bench-000005.pem")).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
-    let error = dpsbench::runner::run(&plan, interrupts, |_| {}).await.unwrap_err().to_string();
+    let error = dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("bench-000005.pem"), "{error}");
 }

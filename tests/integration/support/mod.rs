@@ -1,4 +1,11 @@
-//! Shared test setup: an in-process emulator and a device target that trusts it.
+//! Shared test setup: an in-process emulator and a device target that trusts it (here), the
+//! binary as scripts run it (`binary`), JSON Schema checks (`schema`), an unserved loopback
+//! port (`ports`) and the Python readers (`python`).
+
+pub mod binary;
+pub mod ports;
+pub mod python;
+pub mod schema;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

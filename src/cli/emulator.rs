@@ -1,0 +1,129 @@
+//! `dpsbench emulator`: its arguments, and serving the emulator standalone until a signal.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::{client_report, emulator_log, emulator_processes, interrupted, issuer_out};
+use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
+use crate::runner;
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Emulator configuration (TOML): id_scope (required), hubs, enrollments, delays.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:8883 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Write the CA certificate clients must trust to this file (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub ca_out: Option<PathBuf>,
+    /// Write the certificate of the CA that signs the operational certificates issued at
+    /// registration (enrollments with issue_certificates) to this file (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub issuer_ca_out: Option<PathBuf>,
+    /// Also serve MQTT over WebSocket (wss, paths /$iothub/websocket and /, subprotocol mqtt)
+    /// on this address, e.g. 127.0.0.1:443.
+    #[arg(long, value_name = "ADDR")]
+    pub ws_listen: Option<SocketAddr>,
+    /// Serve from this many processes sharing the address (SO_REUSEPORT), so one process's
+    /// open-files limit and cores do not cap the devices served. Registrations, quotas and
+    /// operation IDs are per process; WebSocket is served by the first process only.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: u16,
+    /// (Internal) run as a copy of a multi-process emulator, with the TLS identity in DIR.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub worker_identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub clients: client_report::ClientReportArgs,
+}
+
+pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
+    // Every device connection is a descriptor: serve as many as the hard limit allows.
+    runner::raise_open_files_limit();
+    let (config, service_config) = EmulatorConfig::load(&args.config)?;
+    issuer_out::check(args.issuer_ca_out.as_deref(), &config, &service_config, args.processes)?;
+    let identity = emulator::server_identity(&config, &args.config)?;
+    let identity = emulator_processes::identity(&args, identity)?;
+    let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
+    let listener = emulator_processes::bind(&args)?;
+    let (clients, service) = match clients {
+        Some((report, judge)) => (Some(report), Service::new(service_config).judging(judge)),
+        None => (None, Service::new(service_config)),
+    };
+    let service = Arc::new(service);
+    let policy = config.tls_policy(&args.config)?;
+    let websocket = match args.ws_listen {
+        Some(address) => {
+            Some(emulator::bind(address).with_context(|| format!("cannot listen on --ws-listen {address}"))?)
+        }
+        None => None,
+    };
+    let handle = emulator::serve(service.clone(), &identity, policy, listener, websocket)?;
+    let websocket = match handle.ws_address {
+        Some(address) => format!(", MQTT over WebSocket on {address}"),
+        None => String::new(),
+    };
+    // Written once every address is bound: an emulator that cannot listen leaves no CA behind.
+    match &args.ca_out {
+        Some(path) => std::fs::write(path, identity.ca_pem())
+            .with_context(|| format!("cannot write --ca-out {}", path.display()))?,
+        None if config.tls.is_none() && args.worker_identity.is_none() => emulator_log::log(
+            "dpsbench emulator: warning: no --ca-out, so no client can trust the certificate made for this run: \
+             pass --ca-out ca.pem and give that file to clients ([target].ca_certificate, conform --ca)",
+        ),
+        None => {}
+    }
+    issuer_out::write(args.issuer_ca_out.as_deref(), service.config())?;
+    emulator_log::warnings(service.config()).iter().for_each(|warning| emulator_log::log(warning));
+    let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
+    // Listened for before the ready line: a script may signal as soon as it reads it.
+    let stop = interrupted();
+    outln!("{}", emulator_log::ready_line(handle.address, &websocket, service.config(), copies.count()));
+    std::io::stdout().flush()?;
+    let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
+    let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
+    match &clients {
+        Some(report) => {
+            let judge = service.judge.as_ref().expect("a client report comes with its judge");
+            tokio::select! {
+                () = stop => {}
+                () = report.enough(judge) => {}
+            }
+        }
+        None => stop.await,
+    }
+    copies.stop();
+    handle.stop().await;
+    let _ = stop_log.send(true);
+    let _ = log.await;
+    let stats = &service.stats;
+    emulator_log::log(&format!(
+        "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
+        ServiceStats::get(&stats.connections),
+        ServiceStats::get(&stats.connects_refused),
+        ServiceStats::get(&stats.registrations),
+        ServiceStats::get(&stats.polls),
+        ServiceStats::get(&stats.throttled)
+    ));
+    if let Some(line) = issuer_out::totals(&service) {
+        emulator_log::log(&line);
+    }
+    let faults = service.faults.counts.snapshot();
+    if !faults.is_empty() {
+        let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
+        emulator_log::log(&format!("dpsbench emulator injected faults: {}", listed.join(", ")));
+    }
+    match (clients, &service.judge) {
+        (Some(report), Some(judge)) => {
+            report.settle(&service).await;
+            report.write(judge)
+        }
+        _ => Ok(0),
+    }
+}

@@ -1,0 +1,151 @@
+//! `dpsbench run`: its arguments, loading and sharding the plan, preparing it, recording the run
+//! into its report folder and picking the exit status.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::files::{DevicesCsvFile, LatencyLogFile, TimeseriesFile, write_rendered};
+use super::live_metrics::LiveMetrics;
+use super::out_folder::OutFolder;
+use super::progress::ProgressView;
+use super::sinks::Sinks;
+use super::{EXIT_INVALID, interrupt_counter, overrides, say, sharding};
+use crate::report;
+use crate::results::Tick;
+use crate::runner::{self, RunOptions};
+use crate::scenario::Plan;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML), e.g. scenarios/quickstart.toml [default: a quick run against the
+    /// embedded emulator, shaped by the overrides below].
+    pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: overrides::OverrideArgs,
+    /// Folder for the run's reports: summary.json, report.md, report.html, timeseries.csv,
+    /// latency.hlog (and devices.csv) [default: a new folder under reports/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Overwrite the report already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the resolved plan (target, devices, rate, expected duration, billable
+    /// registrations, expected throttling) and exit without connecting anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub metrics: super::live_metrics::MetricsArgs,
+    /// Also write devices.csv: one row per device (registration ID, personality, outcome and
+    /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
+    #[arg(long)]
+    pub devices_csv: bool,
+    /// Run only shard K of N (K from 0 to N-1): the devices whose index i has i mod N = K, each
+    /// at the instant the whole plan gives it; a closed model's concurrency is split. Merge the
+    /// shards' folders with `dpsbench report merge`.
+    #[arg(long, value_name = "K/N", env = "DPSBENCH_SHARD", value_parser = sharding::parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// The wall-clock instant (RFC 3339) of the plan's zero, the same for every shard; refused
+    /// when more than a second past.
+    #[arg(long, value_name = "RFC3339", env = "DPSBENCH_START_AT", value_parser = sharding::parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+}
+
+pub(super) async fn run(args: RunArgs) -> Result<i32> {
+    let (plan, applied) = overrides::load_plan(args.scenario.as_deref(), &args.overrides)?;
+    let mut options = RunOptions::whole(&plan);
+    let wait = sharding::apply(&mut options, &plan, args.shard, args.start_at, std::time::SystemTime::now())?;
+    options.device_records = args.devices_csv;
+    if args.dry_run {
+        say(&overrides::dry_run(&plan, &options.part, &applied));
+        return Ok(0);
+    }
+    let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
+    let mut folder = OutFolder::check(&out, "--out", args.force)?;
+    // Said before anything is set up: most of a plan this large will never start.
+    if let Some(estimate) = options.part.starts_within_limits(&plan) {
+        eprintln!("dpsbench: {estimate}");
+    }
+    // Set up and preflighted before the folder is touched: a run that cannot start leaves
+    // nothing behind, and an old report under --force stays whole.
+    let mut interrupts = interrupt_counter();
+    let ready = runner::prepare(&plan, &options, &mut interrupts).await?;
+    let live = LiveMetrics::start(&args.metrics, args.shard).await?;
+    // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
+    folder.create()?;
+    let mut summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
+        Ok(summary) => summary,
+        Err(error) => {
+            folder.discard();
+            if let Some(live) = live {
+                live.stop().await;
+            }
+            return Err(error);
+        }
+    };
+    summary.scenario.overrides = applied;
+    let path = out.join("summary.json");
+    std::fs::write(&path, report::summary_json(&summary))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // Every file is written before anything is printed, so a closed stdout loses none.
+    let rendered = write_rendered(&out)?;
+    let mut printed = report::summary_table(&summary);
+    printed.push_str(&format!("summary: {}\n", path.display()));
+    for path in rendered {
+        printed.push_str(&format!("report: {}\n", path.display()));
+    }
+    say(&printed);
+    if let Some(live) = live {
+        live.finish().await;
+    }
+    // Invalid first: its numbers describe the generator, so neither gates nor failures count.
+    Ok(if !summary.validity.valid {
+        EXIT_INVALID
+    } else if summary.all_assigned() && summary.gates_held() {
+        0
+    } else {
+        1
+    })
+}
+
+/// Runs the prepared plan, writing the files that grow as it goes into `folder`; returns the
+/// summary, or the error that kept it from finishing.
+async fn record_run(
+    plan: &Plan,
+    args: &RunArgs,
+    folder: &mut OutFolder,
+    live: Option<&LiveMetrics>,
+    wait: Option<String>,
+    ready: runner::Ready,
+    interrupts: tokio::sync::watch::Receiver<u32>,
+) -> Result<crate::results::RunSummary> {
+    let progress = ProgressView::new(args.quiet, plan, folder.path());
+    if let Some(wait) = wait {
+        progress.warn(&wait);
+    }
+    let mut sinks = Sinks::new(progress.warnings());
+    if let Some(live) = live {
+        sinks.push(live);
+    }
+    sinks.push(progress);
+    sinks.push(TimeseriesFile::create(folder.file("timeseries.csv"))?);
+    sinks.push(LatencyLogFile::create(folder.file("latency.hlog"))?);
+    if args.devices_csv {
+        sinks.push(DevicesCsvFile::create(folder.file("devices.csv"))?);
+    }
+    let summary = ready.run(interrupts, |tick: &Tick| sinks.tick(tick)).await;
+    sinks.finish();
+    Ok(summary?)
+}
+
+fn default_out_dir(name: &str) -> PathBuf {
+    let stamp = crate::timestamp::rfc3339(std::time::SystemTime::now());
+    // 2026-11-26T07:10:01.1234567Z -> 20261126-071001
+    let compact: String = stamp.chars().take(19).filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let safe_name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    PathBuf::from("reports").join(format!("{safe_name}-{}", compact.replace('T', "-")))
+}

@@ -1,0 +1,111 @@
+//! Running the `dpsbench` binary as scripts do: the binary, scratch folders and files, a child
+//! process killed when its test ends, and a standalone emulator on a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
+pub const TV1_GROUP_KEY: &str =
+    "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dpsbench-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn dpsbench(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("DPS_GROUP_KEY").env_remove("DPS_DEVICE_KEY");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// Writes a CA (`trust.pem`) and a server chain (`chain.pem`, `key.pem`) for localhost and
+/// 127.0.0.1 into `dir`, as an operator would provide them; returns the CA's PEM.
+pub fn write_certificates(dir: &Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name.push(DnType::CommonName, "test CA from files");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    write(dir, "chain.pem", &format!("{}{}", server.pem(), ca.pem()));
+    write(dir, "key.pem", &server_key.serialize_pem());
+    write(dir, "trust.pem", &ca.pem());
+    ca.pem()
+}
+
+/// A child process killed when the test ends, even by a failed assertion.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// Starts `dpsbench emulator` on a free loopback port; returns the child and the port once it
+/// printed its ready line. Its stderr stays piped for the caller to read.
+pub fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
+    spawn_emulator_with(config, ca_out, &[])
+}
+
+/// [`spawn_emulator`] with `extra` arguments.
+pub fn spawn_emulator_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
+    let mut emulator = Command::new(BIN)
+        .args([
+            "emulator",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            ca_out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let port = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no bound address in {ready:?}"))
+        .to_string();
+    (KillOnDrop(emulator), port)
+}
