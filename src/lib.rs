@@ -62,8 +62,9 @@
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
 //! - Only `cli` reads environment variables, writes report files, serves `/metrics`, pushes
-//!   remote write and picks exit codes. Files are read by `cli`, by `report::folder` (a report folder), and by the loaders
-//!   of what a user names: `scenario` (the scenario and the key and CA files it names),
+//!   remote write and picks exit codes. Files are read by `cli`, by `report::folder` (a report
+//!   folder), and by the loaders of what a user names: `scenario` (the scenario and the key and
+//!   CA files it names),
 //!   `emulator::config` and `emulator::start` (the emulator's TOML and TLS files), `tls` (PEM
 //!   files), `x509` (CA folders and device certificates, which it also writes: `dpsbench certs`,
 //!   and the certificates a run mints ahead) and `runner` (an X.509 plan's root for the
