@@ -26,8 +26,9 @@
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
 //!   ├─► report (pure writers: results → bytes: summary, timeseries, hlog, report.md,
-//!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition; folder,
-//!   │           hlog and html also read a report folder back, for render, compare and merge)
+//!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition and
+//!   │           remote write; folder, hlog and html also read a report folder back, for render,
+//!   │           compare and merge)
 //!   └─► emulator (standalone `dpsbench emulator`: the CLI binds, emulator::serve serves)
 //!
 //!  leaves, shared by every layer above:
@@ -60,9 +61,10 @@
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
-//! - Only `cli` reads environment variables, writes report files, serves `/metrics` and picks exit
-//!   codes. Files are read by `cli`, by `report::folder` (a report folder), and by the loaders
-//!   of what a user names: `scenario` (the scenario and the key and CA files it names),
+//! - Only `cli` reads environment variables, writes report files, serves `/metrics`, pushes
+//!   remote write and picks exit codes. Files are read by `cli`, by `report::folder` (a report
+//!   folder), and by the loaders of what a user names: `scenario` (the scenario and the key and
+//!   CA files it names),
 //!   `emulator::config` and `emulator::start` (the emulator's TOML and TLS files), `tls` (PEM
 //!   files), `x509` (CA folders and device certificates, which it also writes: `dpsbench certs`,
 //!   and the certificates a run mints ahead) and `runner` (an X.509 plan's root for the

@@ -1,49 +1,291 @@
-//! `run --metrics-listen`: the live metrics page, replaced each tick, and the task serving it.
+//! A run's live metrics: the `/metrics` endpoint (`--metrics-listen`, lingering after the end
+//! with `--metrics-linger`) and the remote-write pushes (`--metrics-push`), both fed each tick
+//! with the same families (`report::prometheus`), and once more at the end with the final ones
+//! (`dpsbench_run_ended 1`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
+use clap::Args;
+use tokio::sync::watch;
 
-use super::metrics_endpoint;
+use super::metrics_endpoint::{self, Page};
+use super::metrics_push::{PushUrl, Pusher, parse_push_url};
 use super::sinks::Sink;
-use crate::report;
+use crate::report::prometheus::{self, Family};
 use crate::results::Tick;
+use crate::shard::Shard;
 
-/// `--metrics-listen`: the endpoint's task and the page it serves, replaced each second.
-pub(super) struct LiveMetrics {
-    page: tokio::sync::watch::Sender<Arc<str>>,
-    stop: tokio::sync::watch::Sender<bool>,
+/// The longest `--metrics-linger`.
+const MAX_LINGER: Duration = Duration::from_secs(3600);
+/// Label names the metrics themselves use, which `--metrics-push-label` may not set.
+const OWN_LABELS: [&str; 3] = ["kind", "phase", "le"];
+
+/// The live-metrics flags of `dpsbench run`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetricsArgs {
+    /// Serve live Prometheus metrics at http://ADDR/metrics while the run lasts (and after it
+    /// with --metrics-linger), e.g. 127.0.0.1:9464 (port 0 picks a free port; the bound address
+    /// is printed on stderr). Every failure kind without a number, and each phase, has its
+    /// series from the start, at 0.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// After the run, keep serving its final metrics (with dpsbench_run_ended 1) until one GET
+    /// /metrics has read them, or for at most DURATION (500ms, 30s, 2m; at most 1h), whichever
+    /// comes first; Ctrl-C ends it sooner. Give more than the scrape interval, so the final
+    /// state is scraped [default: the endpoint closes when the run ends].
+    #[arg(long, value_name = "DURATION", requires = "metrics_listen", value_parser = parse_linger)]
+    pub metrics_linger: Option<Duration>,
+    /// Push the metrics by Prometheus remote write 1.0 (protobuf, snappy) to URL at each
+    /// second's figures and once more at the end, e.g. http://127.0.0.1:9090/api/v1/write (a
+    /// Prometheus started with --web.enable-remote-write-receiver). http, or https trusting the
+    /// public web's roots. A push that fails is reported on stderr and counted; the run goes on.
+    #[arg(long, value_name = "URL", value_parser = parse_push_url)]
+    pub metrics_push: Option<PushUrl>,
+    /// A label on every pushed series, NAME=VALUE (repeatable), e.g. instance=run-7 when
+    /// several runs push to one receiver [default: job=dpsbench, instance=<host name>, and
+    /// shard=K/N with --shard].
+    #[arg(long, value_name = "NAME=VALUE", requires = "metrics_push", value_parser = parse_label)]
+    pub metrics_push_label: Vec<(String, String)>,
+}
+
+/// The endpoint and the pusher of a run, whichever it asked for.
+pub struct LiveMetrics {
+    endpoint: Option<Endpoint>,
+    pusher: Option<Mutex<Pusher>>,
+    last: Mutex<Arc<Vec<Family>>>,
+    linger: Option<Duration>,
+}
+
+struct Endpoint {
+    address: SocketAddr,
+    page: watch::Sender<Page>,
+    stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl LiveMetrics {
-    pub(super) async fn start(address: SocketAddr) -> Result<Self> {
+    /// Binds the endpoint and starts the pusher (its series labelled with `shard` when the run
+    /// is one); `None` when `args` ask for neither.
+    pub async fn start(args: &MetricsArgs, shard: Option<Shard>) -> Result<Option<Self>> {
+        if args.metrics_listen.is_none() && args.metrics_push.is_none() {
+            return Ok(None);
+        }
+        let empty = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
+        let families = Arc::new(prometheus::families(&empty, false));
+        let endpoint = match args.metrics_listen {
+            Some(address) => Some(Endpoint::start(address, &families).await?),
+            None => None,
+        };
+        let pusher = match &args.metrics_push {
+            Some(url) => {
+                let tls = crate::tls::client_config(crate::tls::public_roots(), crate::tls::TlsPolicy::default())
+                    .context("--metrics-push: cannot set up TLS")?;
+                let labels = push_labels(&args.metrics_push_label, &host_name(), shard);
+                eprintln!("dpsbench: pushing live metrics to {url}");
+                Some(Mutex::new(Pusher::start(url.clone(), labels, tls)))
+            }
+            None => None,
+        };
+        Ok(Some(Self { endpoint, pusher, last: Mutex::new(families), linger: args.metrics_linger }))
+    }
+
+    /// Serves and queues for pushing the metrics of `tick`; returns lines to report (failed
+    /// pushes).
+    pub fn publish(&self, tick: &Tick) -> Vec<String> {
+        let families = Arc::new(prometheus::families(tick, false));
+        *self.last.lock().expect("the last families are never held while panicking") = families.clone();
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.serve(&families);
+        }
+        match &self.pusher {
+            Some(pusher) => pusher.lock().expect("the pusher is never held while panicking").publish(families),
+            None => Vec::new(),
+        }
+    }
+
+    /// The run has ended: serves and pushes its final metrics, lingers as `--metrics-linger`
+    /// says, then closes the endpoint.
+    pub async fn finish(self) {
+        let mut families = self.last.into_inner().expect("the last families are never held while panicking");
+        prometheus::mark_ended(Arc::<Vec<Family>>::make_mut(&mut families));
+        let page = self.endpoint.as_ref().map(|endpoint| endpoint.serve(&families));
+        if let Some(pusher) = self.pusher {
+            let pusher = pusher.into_inner().expect("the pusher is never held while panicking");
+            eprintln!("{}", pusher.finish(families).await);
+        }
+        let Some(endpoint) = self.endpoint else { return };
+        if let (Some(linger), Some(page)) = (self.linger, page) {
+            let url = format!("http://{}/metrics", endpoint.address);
+            eprintln!(
+                "dpsbench: serving the final metrics at {url} until scraped, at most {linger:?} (Ctrl-C ends it)"
+            );
+            tokio::select! {
+                _ = page.scraped() => {}
+                _ = tokio::time::sleep(linger) => eprintln!("dpsbench: the final metrics were not scraped within {linger:?}"),
+                _ = super::interrupted() => {}
+            }
+        }
+        endpoint.stop().await;
+    }
+
+    /// Stops at once, with neither a final push nor lingering (the run could not start).
+    pub async fn stop(self) {
+        drop(self.pusher);
+        if let Some(endpoint) = self.endpoint {
+            endpoint.stop().await;
+        }
+    }
+}
+
+/// The live metrics as one of the run's sinks: a failed push since the last tick is its error.
+impl Sink for &LiveMetrics {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        let lines = self.publish(tick);
+        match lines.is_empty() {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(lines.join("\n"))),
+        }
+    }
+}
+
+impl Endpoint {
+    async fn start(address: SocketAddr, families: &[Family]) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
         let bound = listener.local_addr().with_context(|| format!("--metrics-listen {address}"))?;
-        let empty = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
-        let (page, pages) = tokio::sync::watch::channel::<Arc<str>>(report::prometheus::exposition(&empty).into());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (page, pages) = watch::channel(Page::new(prometheus::exposition(families)));
+        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(metrics_endpoint::serve(listener, pages, stopped));
         eprintln!("dpsbench: live metrics at http://{bound}/metrics");
-        Ok(Self { page, stop, task })
+        Ok(Self { address: bound, page, stop, task })
     }
 
-    pub(super) fn publish(&self, tick: &Tick) {
-        let _ = self.page.send(report::prometheus::exposition(tick).into());
+    /// Serves the exposition of `families` from now on; returns its page.
+    fn serve(&self, families: &[Family]) -> Page {
+        let page = Page::new(prometheus::exposition(families));
+        let _ = self.page.send(page.clone());
+        page
     }
 
-    pub(super) async fn stop(self) {
+    async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
 }
 
-impl Sink for &LiveMetrics {
-    fn tick(&mut self, tick: &Tick) -> Result<()> {
-        self.publish(tick);
-        Ok(())
+/// `--metrics-linger`: a duration of at most [`MAX_LINGER`].
+fn parse_linger(text: &str) -> Result<Duration, String> {
+    let duration = crate::arrival::parse_duration(text.trim())
+        .ok_or_else(|| format!("{text:?} is not a duration: e.g. 500ms, 30s, 2m"))?;
+    if duration > MAX_LINGER {
+        return Err(format!("{text:?} is longer than 1h"));
+    }
+    Ok(duration)
+}
+
+/// `--metrics-push-label`: `NAME=VALUE`, NAME a Prometheus label name not reserved (`__…`) nor
+/// one the metrics use, VALUE not empty.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let mut chars = name.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !well_formed {
+        return Err(format!("label name {name:?}: use letters, digits and _, not starting with a digit"));
+    }
+    if name.starts_with("__") {
+        return Err(format!("label name {name:?}: names starting with __ are reserved"));
+    }
+    if OWN_LABELS.contains(&name) {
+        return Err(format!("label name {name:?} is one the metrics use ({})", OWN_LABELS.join(", ")));
+    }
+    if value.is_empty() {
+        return Err(format!("label {name:?} has an empty value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// The pushed labels: `given` (the last value of a name given twice), then `job`, `instance`
+/// and, for a shard, `shard` (`K/N`: shards on one host push apart), unless given.
+fn push_labels(given: &[(String, String)], host: &str, shard: Option<Shard>) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    for (name, value) in given {
+        match labels.iter_mut().find(|(known, _)| known == name) {
+            Some(label) => label.1 = value.clone(),
+            None => labels.push((name.clone(), value.clone())),
+        }
+    }
+    let shard = shard.map(|shard| shard.to_string());
+    let defaults = [("job", Some("dpsbench")), ("instance", Some(host)), ("shard", shard.as_deref())];
+    for (name, value) in defaults {
+        if let Some(value) = value
+            && !labels.iter().any(|(given, _)| given == name)
+        {
+            labels.push((name.to_string(), value.to_string()));
+        }
+    }
+    labels
+}
+
+/// This machine's host name (Linux), or `dpsbench` where it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "dpsbench".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_or_say_why_not() {
+        assert_eq!(parse_label("instance=shard-3"), Ok(("instance".into(), "shard-3".into())));
+        assert_eq!(parse_label("env=a=b"), Ok(("env".into(), "a=b".into())));
+        for (bad, why) in [
+            ("instance", "NAME=VALUE"),
+            ("9x=1", "not starting with a digit"),
+            ("a-b=1", "letters, digits"),
+            ("__name__=x", "reserved"),
+            ("kind=x", "one the metrics use"),
+            ("job=", "empty value"),
+        ] {
+            let error = parse_label(bad).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn given_labels_win_over_the_defaults() {
+        let given = [("instance".to_string(), "shard-3".to_string())];
+        let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+        };
+        assert_eq!(push_labels(&given, "host", None), pairs(&[("instance", "shard-3"), ("job", "dpsbench")]));
+        assert_eq!(push_labels(&[], "host", None), pairs(&[("job", "dpsbench"), ("instance", "host")]));
+        let shard = Some(Shard { index: 2, count: 4 });
+        assert_eq!(
+            push_labels(&[], "host", shard),
+            pairs(&[("job", "dpsbench"), ("instance", "host"), ("shard", "2/4")])
+        );
+        let twice = pairs(&[("team", "a"), ("team", "b")]);
+        assert_eq!(
+            push_labels(&twice, "host", None),
+            pairs(&[("team", "b"), ("job", "dpsbench"), ("instance", "host")])
+        );
+    }
+
+    #[test]
+    fn lingers_are_bounded_durations() {
+        assert_eq!(parse_linger("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_linger("1h"), Ok(MAX_LINGER));
+        assert!(parse_linger("2h").unwrap_err().contains("longer than 1h"));
+        assert!(parse_linger("30").unwrap_err().contains("e.g. 500ms"));
     }
 }

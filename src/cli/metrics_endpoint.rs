@@ -5,6 +5,9 @@
 //! [`MAX_CONNECTIONS`] are served at once (others are closed), and every connection is closed
 //! after one response. `GET /metrics` (or `HEAD`) gets the page, other paths 404, other methods
 //! 405, anything unreadable 400.
+//!
+//! Each [`Page`] counts the GETs it was served to whole, so a run that lingers after its end
+//! (`--metrics-linger`) can tell when its final page has been scraped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +26,27 @@ pub const MAX_REQUEST: usize = 8 * 1024;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;
 
+/// One exposition to serve, and the number of GETs it was served to whole.
+#[derive(Debug, Clone)]
+pub struct Page {
+    body: Arc<str>,
+    served: Arc<watch::Sender<u64>>,
+}
+
+impl Page {
+    pub fn new(body: String) -> Self {
+        Self { body: body.into(), served: Arc::new(watch::channel(0).0) }
+    }
+
+    /// Resolves once this page has been served whole to a `GET /metrics`.
+    pub async fn scraped(&self) {
+        let mut served = self.served.subscribe();
+        let _ = served.wait_for(|count| *count > 0).await;
+    }
+}
+
 /// Serves `page` (the latest exposition) on `listener` until `shutdown` changes or closes.
-pub async fn serve(listener: TcpListener, page: watch::Receiver<Arc<str>>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, page: watch::Receiver<Page>, mut shutdown: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -51,7 +73,7 @@ pub async fn serve(listener: TcpListener, page: watch::Receiver<Arc<str>>, mut s
 }
 
 /// Reads one request head and writes the response.
-async fn respond(mut stream: TcpStream, page: &str) -> std::io::Result<()> {
+async fn respond(mut stream: TcpStream, page: &Page) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buffer = [0u8; 1024];
     let complete = loop {
@@ -67,7 +89,7 @@ async fn respond(mut stream: TcpStream, page: &str) -> std::io::Result<()> {
         }
         head.extend_from_slice(&buffer[..n.min(MAX_REQUEST - head.len())]);
     };
-    let (status, body) = if complete { route(&head, page) } else { ("400 Bad Request", "bad request\n") };
+    let (status, body) = if complete { route(&head, &page.body) } else { ("400 Bad Request", "bad request\n") };
     let content_type = if status.starts_with("200") { CONTENT_TYPE } else { "text/plain; charset=utf-8" };
     let head_only = head.starts_with(b"HEAD ");
     let response = format!(
@@ -78,7 +100,11 @@ async fn respond(mut stream: TcpStream, page: &str) -> std::io::Result<()> {
     if !head_only {
         stream.write_all(body.as_bytes()).await?;
     }
-    stream.shutdown().await
+    stream.shutdown().await?;
+    if status.starts_with("200") && !head_only {
+        page.served.send_modify(|count| *count += 1);
+    }
+    Ok(())
 }
 
 /// The status and body for a request head.
@@ -104,9 +130,13 @@ mod tests {
 
     /// Starts the endpoint on a free loopback port serving `page`.
     async fn start(page: &str) -> (std::net::SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        start_page(Page::new(page.into())).await
+    }
+
+    async fn start_page(page: Page) -> (std::net::SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (_, pages) = watch::channel::<Arc<str>>(page.into());
+        let (_, pages) = watch::channel(page);
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(serve(listener, pages, stopped));
         (address, stop, task)
@@ -141,6 +171,27 @@ mod tests {
         let _ = stop.send(true);
         task.await.unwrap();
         assert!(TcpStream::connect(address).await.is_err(), "the listener is closed after shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_page_is_scraped_once_a_get_has_read_it_whole() {
+        let page = Page::new("dpsbench_run_ended 1\n".into());
+        let (address, _stop, _task) = start_page(page.clone()).await;
+        let scraped = tokio::spawn({
+            let page = page.clone();
+            async move { page.scraped().await }
+        });
+        for request in
+            [&b"HEAD /metrics HTTP/1.1\r\n\r\n"[..], b"GET /other HTTP/1.1\r\n\r\n", b"POST /metrics HTTP/1.1\r\n\r\n"]
+        {
+            exchange(address, request).await;
+        }
+        tokio::task::yield_now().await;
+        assert!(!scraped.is_finished(), "HEAD, 404 and 405 are no scrape");
+        assert_eq!(*page.served.borrow(), 0);
+        exchange(address, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        tokio::time::timeout(DEADLINE, scraped).await.expect("scraped after a GET").unwrap();
+        assert_eq!(*page.served.borrow(), 1);
     }
 
     #[tokio::test]

@@ -28,6 +28,7 @@ mod keys;
 mod live_metrics;
 mod merge;
 mod metrics_endpoint;
+mod metrics_push;
 mod out_folder;
 mod overrides;
 mod progress;

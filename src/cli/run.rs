@@ -1,7 +1,6 @@
 //! `dpsbench run`: its arguments, loading and sharding the plan, preparing it, recording the run
 //! into its report folder and picking the exit status.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -39,10 +38,8 @@ pub struct RunArgs {
     /// registrations, expected throttling) and exit without connecting anywhere.
     #[arg(long)]
     pub dry_run: bool,
-    /// Serve live Prometheus metrics at http://ADDR/metrics while the run lasts, e.g.
-    /// 127.0.0.1:9464 (port 0 picks a free port; the bound address is printed on stderr).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub metrics: super::live_metrics::MetricsArgs,
     /// Also write devices.csv: one row per device (registration ID, personality, outcome and
     /// failure kind, every phase's time, register attempts, polls, hub), as devices finish.
     #[arg(long)]
@@ -77,10 +74,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     // nothing behind, and an old report under --force stays whole.
     let mut interrupts = interrupt_counter();
     let ready = runner::prepare(&plan, &options, &mut interrupts).await?;
-    let live = match args.metrics_listen {
-        Some(address) => Some(LiveMetrics::start(address).await?),
-        None => None,
-    };
+    let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
     let mut summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
@@ -93,9 +87,6 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
             return Err(error);
         }
     };
-    if let Some(live) = live {
-        live.stop().await;
-    }
     summary.scenario.overrides = applied;
     let path = out.join("summary.json");
     std::fs::write(&path, report::summary_json(&summary))
@@ -108,6 +99,9 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         printed.push_str(&format!("report: {}\n", path.display()));
     }
     say(&printed);
+    if let Some(live) = live {
+        live.finish().await;
+    }
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
     Ok(if !summary.validity.valid {
         EXIT_INVALID

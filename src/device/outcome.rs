@@ -137,6 +137,29 @@ impl FailureKind {
         (kind.label() == label).then_some(kind)
     }
 
+    /// The kinds a live view counts from the start, each at zero until it happens: every kind
+    /// that carries no number, the five CONNACK refusals of MQTT 3.1.1, and the HTTP statuses
+    /// DPS answers a registration with (400, 401, 404, 429, 500, 503). Other numbered kinds
+    /// (`registration_failed_<errorCode>`, another status) are counted once they occur.
+    /// `aborted` is not among them: a flow the run stopped is counted as aborted, not failed.
+    pub fn counted_from_start() -> Vec<FailureKind> {
+        let mut kinds = vec![
+            FailureKind::Connect,
+            FailureKind::Tls,
+            FailureKind::WebSocket,
+            FailureKind::SubscribeRefused,
+            FailureKind::RegistrationFailed(None),
+            FailureKind::Disabled,
+        ];
+        kinds.extend((1..=5).map(FailureKind::Refused));
+        kinds.extend([400, 401, 404, 429, 500, 503].map(FailureKind::Status));
+        kinds.extend(Step::ALL.map(FailureKind::Timeout));
+        kinds.extend(Step::ALL.map(FailureKind::ConnectionLost));
+        kinds.extend(Violation::ALL.map(FailureKind::ProtocolViolation));
+        kinds.extend(crate::certificates::ChainFailure::ALL.map(FailureKind::Certificate));
+        kinds
+    }
+
     /// Every form a label takes, for errors that list them.
     pub fn label_forms() -> String {
         let steps = Step::ALL.map(Step::as_str).join("|");
@@ -325,5 +348,18 @@ mod tests {
         ] {
             assert_eq!(FailureKind::from_label(label), None, "{label}");
         }
+    }
+
+    #[test]
+    fn the_kinds_counted_from_start_are_distinct_labels_that_parse_back() {
+        let kinds = FailureKind::counted_from_start();
+        let labels: std::collections::BTreeSet<String> = kinds.iter().map(FailureKind::label).collect();
+        assert_eq!(labels.len(), kinds.len(), "{labels:?}");
+        let certificates = crate::certificates::ChainFailure::ALL.len();
+        assert_eq!(kinds.len(), 6 + 5 + 6 + 2 * Step::ALL.len() + Violation::ALL.len() + certificates);
+        for kind in &kinds {
+            assert_eq!(FailureKind::from_label(&kind.label()).as_ref(), Some(kind));
+        }
+        assert!(labels.contains("status_429") && labels.contains("timeout_poll") && !labels.contains("aborted"));
     }
 }

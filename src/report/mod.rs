@@ -18,6 +18,7 @@ pub mod markdown;
 pub mod merge;
 pub mod prediction;
 pub mod prometheus;
+pub mod remote_write;
 
 use crate::device::Transport;
 use crate::metrics::Phase;

@@ -14,8 +14,28 @@ use crate::support::python::tools_python;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
+/// Reads a run's stderr up to the line where `done(line, whether the endpoint's address was
+/// printed)` (at most 100 lines); returns the address (`127.0.0.1:PORT`) and that line.
+pub fn read_until(stderr: &mut impl BufRead, done: impl Fn(&str, bool) -> bool) -> (Option<String>, String) {
+    let mut address = None;
+    let mut line = String::new();
+    for _ in 0..100 {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(url) = line.trim().strip_prefix("dpsbench: live metrics at http://") {
+            address = Some(url.trim_end_matches("/metrics").to_string());
+        }
+        if done(&line, address.is_some()) {
+            break;
+        }
+    }
+    (address, line)
+}
+
 /// One HTTP/1.1 GET on loopback; the whole response.
-fn get(address: &str, path: &str) -> String {
+pub fn get(address: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
@@ -79,21 +99,10 @@ fn metrics_are_served_during_the_run_and_parse_with_prometheus_client() {
             .unwrap(),
     );
     let mut stderr = BufReader::new(run.stderr.take().unwrap());
-    let mut address = None;
-    let mut line = String::new();
     // The address line, then progress lines: the first with devices started means its page is up.
-    for _ in 0..100 {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(url) = line.trim().strip_prefix("dpsbench: live metrics at http://") {
-            address = Some(url.trim_end_matches("/metrics").to_string());
-        }
-        if address.is_some() && line.contains("started ") && !line.contains("started 0 ") {
-            break;
-        }
-    }
+    let (address, line) = read_until(&mut stderr, |line, address_seen| {
+        address_seen && line.contains("started ") && !line.contains("started 0 ")
+    });
     let address = address.unwrap_or_else(|| panic!("no metrics address printed; last line {line:?}"));
     let drain = std::thread::spawn(move || {
         let mut rest = String::new();
