@@ -84,9 +84,13 @@ async fn a_symmetric_key_device_gets_a_chain_that_verifies_and_bad_csrs_are_refu
         run(&emulator.target, &preview(Some(&stranger)), with_csr(device(key, "cert-5"), KeyType::EcdsaP256, "cert-5"))
             .await;
     assert_eq!(report.outcome, Outcome::Failed(FailureKind::Certificate(ChainFailure::Untrusted)));
+    assert_eq!(report.timings.assigned, None, "a device whose chain fails is not timed as assigned");
     let stats = &emulator.handle.service.stats;
     let get = dpsbench::emulator::ServiceStats::get;
     assert_eq!((get(&stats.certificates_issued), get(&stats.certificates_refused)), (3, 3));
+    // Assigned by the emulator: the two good chains, the plain device and the chain the device
+    // then refused; never the three refused CSRs, whose registrations failed.
+    assert_eq!(get(&stats.assigned), 4);
 }
 
 #[tokio::test]

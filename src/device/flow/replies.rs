@@ -88,10 +88,12 @@ impl<O: Observer> Flow<O> {
                     if let (Some(sent), Some(returned)) = (&self.identity.payload, &state.payload) {
                         self.report.payload_returned = Some(sent == returned);
                     }
-                    self.report.timings.assigned = Some(now);
+                    // A device whose chain fails its check is not assigned: no `assigned` instant,
+                    // so the assigned phase holds only devices counted as assigned.
                     if let Err(failure) = self.judge_certificate(now, &device_id, state.issued_certificate_chain) {
                         return self.fail(now, FailureKind::Certificate(failure));
                     }
+                    self.report.timings.assigned = Some(now);
                     if self.misbehaves(Misbehaviour::PollAfterAssigned) {
                         let topic = topics::poll_topic("after-final", self.operation_id.as_deref().unwrap_or_default());
                         self.push(now, Packet::Publish(Publish::new(topic, QoS::AtMostOnce, Vec::new())));

@@ -110,7 +110,10 @@ pub(super) fn answer(
             match status {
                 Some(status) if status.status == OperationStatus::Assigning => (202, Some(retry_after), json(&status)),
                 Some(status) => {
-                    service.stats.assigned.fetch_add(1, Ordering::Relaxed);
+                    // Final: assigned, or failed (a refused CSR, an injected failure).
+                    if status.status == OperationStatus::Assigned {
+                        service.stats.assigned.fetch_add(1, Ordering::Relaxed);
+                    }
                     let code = if service.config.deviations.poll_done_201 { 201 } else { 200 };
                     (code, None, json(&status))
                 }
