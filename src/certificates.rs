@@ -268,6 +268,33 @@ pub fn verify_chain(
     if now_unix + SKEW_SECONDS < not_before || now_unix > not_after {
         return Err(ChainFailure::Validity);
     }
+    links_reach(&parsed, &ders, issuer)?;
+    Ok(VerifiedChain { certificates: parsed.len(), validity_days: (not_after - not_before) / 86_400 })
+}
+
+/// Whether `chain` (base64 DER, leaf first) reaches `issuer`: each certificate signed by the
+/// next, and the last one the issuer itself or signed by it. `Undecodable` or `Untrusted`.
+pub fn chain_reaches(chain: &[String], issuer: &CertificateDer<'_>) -> Result<(), ChainFailure> {
+    let ders: Vec<Vec<u8>> =
+        chain.iter().map(|b64| BASE64.decode(b64)).collect::<Result<_, _>>().map_err(|_| ChainFailure::Undecodable)?;
+    let parsed: Vec<X509Certificate<'_>> = ders
+        .iter()
+        .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ChainFailure::Undecodable)?;
+    if parsed.is_empty() {
+        return Err(ChainFailure::Missing);
+    }
+    links_reach(&parsed, &ders, Some(issuer))
+}
+
+/// Each certificate of a decoded, non-empty chain signed by the next; with `issuer`, the last
+/// one the issuer or signed by it.
+fn links_reach(
+    parsed: &[X509Certificate<'_>],
+    ders: &[Vec<u8>],
+    issuer: Option<&CertificateDer<'_>>,
+) -> Result<(), ChainFailure> {
     for pair in parsed.windows(2) {
         pair[0].verify_signature(Some(pair[1].public_key())).map_err(|_| ChainFailure::Untrusted)?;
     }
@@ -279,7 +306,7 @@ pub fn verify_chain(
             return Err(ChainFailure::Untrusted);
         }
     }
-    Ok(VerifiedChain { certificates: parsed.len(), validity_days: (not_after - not_before) / 86_400 })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -615,6 +615,17 @@ pub static CATALOGUE: &[Check] = &[
         probes: &[&table::CERTIFICATE_ISSUANCE],
         failed_by: &[Deviation::AcceptBadCsr],
     },
+    Check {
+        id: "DPS-CERT-009",
+        level: Level::Should,
+        kind: Kind::Probe,
+        passive: None,
+        title: "The issued chain reaches the enrollment's issuing CA",
+        statement: "§8: DPS forwards the CSR to the enrollment's CA, which signs the device's certificate",
+        source: Source::Documented("§8"),
+        probes: &[&table::CERTIFICATE_ISSUANCE],
+        failed_by: &[Deviation::IssueFromOtherCa],
+    },
     // Throttling (§5).
     Check {
         id: "DPS-THR-001",

@@ -193,6 +193,9 @@ deviations! {
     issue_long_validity: bool => IssueLongValidity,
     /// Sign a CSR whose own signature does not verify (fails DPS-CERT-008).
     accept_bad_csr: bool => AcceptBadCsr,
+    /// Sign the leaf with a CA of the emulator's making, not the enrollment's issuing CA, and
+    /// send that CA in the chain (fails DPS-CERT-009).
+    issue_from_other_ca: bool => IssueFromOtherCa,
 }
 
 impl Deviations {

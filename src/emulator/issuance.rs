@@ -130,12 +130,17 @@ impl IssuingCa {
         };
         let validity_days = if deviations.issue_long_validity { 365 } else { validity_days };
         let params = leaf_params(&common_name, validity_days, wall).map_err(|_| CsrRefusal::Malformed)?;
+        let stranger = match deviations.issue_from_other_ca {
+            true => Some(IssuingCa::generate().map_err(|_| CsrRefusal::Malformed)?),
+            false => None,
+        };
+        let ca = stranger.as_ref().unwrap_or(self);
         let leaf = match deviations.issue_for_other_key {
-            true => KeyPair::generate().and_then(|other| params.signed_by(&other, &self.issuer)),
-            false => params.signed_by(&public_key, &self.issuer),
+            true => KeyPair::generate().and_then(|other| params.signed_by(&other, &ca.issuer)),
+            false => params.signed_by(&public_key, &ca.issuer),
         };
         let leaf = leaf.map_err(|_| CsrRefusal::Malformed)?;
-        let mut chain = vec![BASE64.encode(leaf.der()), BASE64.encode(&self.der)];
+        let mut chain = vec![BASE64.encode(leaf.der()), BASE64.encode(&ca.der)];
         if deviations.issued_chain_reversed {
             chain.reverse();
         }

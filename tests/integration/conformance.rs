@@ -209,6 +209,7 @@ each_deviation_fails_exactly_its_checks!(
     issue_wrong_cn,
     issue_long_validity,
     accept_bad_csr,
+    issue_from_other_ca,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

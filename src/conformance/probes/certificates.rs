@@ -1,6 +1,6 @@
 //! The certificate-issuance probe (api-version 2025-07-01-preview, `docs/dps-mqtt.md` §8): three
 //! devices of the target's group, all speaking the preview: one sends no CSR, one a good CSR,
-//! one a CSR whose signature does not verify. Their flows judge DPS-CERT-001 to 008 (DPS-CERT-004
+//! one a CSR whose signature does not verify. Their flows judge DPS-CERT-001 to 009 (DPS-CERT-004
 //! also passively, on the issued chain's every packet).
 //!
 //! Runs only against a target whose enrollment is said to issue ([`ProbeTarget::issuer_ca`]);
@@ -19,7 +19,7 @@ use crate::device::driver::{fresh_rng, never_abort, now};
 use crate::device::{FailureKind, FlowReport, Observation, Observer, Outcome, run_device_observed};
 
 /// Every check the probe judges, in catalogue order.
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 9] = [
     "DPS-CERT-001",
     "DPS-CERT-002",
     "DPS-CERT-003",
@@ -28,6 +28,7 @@ const CHECKS: [&str; 8] = [
     "DPS-CERT-006",
     "DPS-CERT-007",
     "DPS-CERT-008",
+    "DPS-CERT-009",
 ];
 
 /// What a probe device saw: its passive checks, and the last chain a reply carried.
@@ -98,7 +99,7 @@ pub async fn issuance(target: &ProbeTarget) -> Verdicts {
         verdicts.extend(CHECKS[3..].iter().chain(&CHECKS[1..2]).map(|id| (*id, blocked())));
         return verdicts;
     }
-    verdicts.extend(issued_chain(&issued, &expected_key, target.registration_id("cert-csr").as_str()));
+    verdicts.extend(issued_chain(&issued, &expected_key, target.registration_id("cert-csr").as_str(), issuer));
     verdicts.push(("DPS-CERT-008", bad_csr_refused(&refused)));
     verdicts
 }
@@ -172,8 +173,13 @@ fn preview_without_csr(plain: &FlowReport<Watched>) -> Verdicts {
 }
 
 /// DPS-CERT-002 (a chain for a CSR), 004 (its shape, passively), 005 (the CSR's key), 006 (the
-/// CN) and 007 (1-90 days).
-fn issued_chain(issued: &FlowReport<Watched>, expected_key: &[u8], registration_id: &str) -> Verdicts {
+/// CN), 007 (1-90 days) and 009 (it reaches the issuing CA the target is said to issue with).
+fn issued_chain(
+    issued: &FlowReport<Watched>,
+    expected_key: &[u8],
+    registration_id: &str,
+    issuer: &rustls_pki_types::CertificateDer<'static>,
+) -> Verdicts {
     let shape = passive_shape(issued);
     let blocked = |by: &str, reason: String| Verdict::Inconclusive { blocked_by: by.into(), reason };
     if !assigned(issued) {
@@ -184,7 +190,8 @@ fn issued_chain(issued: &FlowReport<Watched>, expected_key: &[u8], registration_
         };
         let mut verdicts = vec![("DPS-CERT-002", present), ("DPS-CERT-004", shape)];
         verdicts.extend(
-            ["DPS-CERT-005", "DPS-CERT-006", "DPS-CERT-007"].map(|id| (id, blocked("DPS-CERT-002", failed.clone()))),
+            ["DPS-CERT-005", "DPS-CERT-006", "DPS-CERT-007", "DPS-CERT-009"]
+                .map(|id| (id, blocked("DPS-CERT-002", failed.clone()))),
         );
         return verdicts;
     }
@@ -192,7 +199,8 @@ fn issued_chain(issued: &FlowReport<Watched>, expected_key: &[u8], registration_
         let missing = "assigned without an issuedCertificateChain although a CSR was sent".to_string();
         let mut verdicts = vec![("DPS-CERT-002", Verdict::Fail(missing.clone())), ("DPS-CERT-004", shape)];
         verdicts.extend(
-            ["DPS-CERT-005", "DPS-CERT-006", "DPS-CERT-007"].map(|id| (id, blocked("DPS-CERT-002", missing.clone()))),
+            ["DPS-CERT-005", "DPS-CERT-006", "DPS-CERT-007", "DPS-CERT-009"]
+                .map(|id| (id, blocked("DPS-CERT-002", missing.clone()))),
         );
         return verdicts;
     };
@@ -201,7 +209,8 @@ fn issued_chain(issued: &FlowReport<Watched>, expected_key: &[u8], registration_
         let reason = "a certificate of the chain does not decode".to_string();
         let mut verdicts = vec![("DPS-CERT-002", present), ("DPS-CERT-004", shape)];
         verdicts.extend(
-            ["DPS-CERT-005", "DPS-CERT-006", "DPS-CERT-007"].map(|id| (id, blocked("DPS-CERT-004", reason.clone()))),
+            ["DPS-CERT-005", "DPS-CERT-006", "DPS-CERT-007", "DPS-CERT-009"]
+                .map(|id| (id, blocked("DPS-CERT-004", reason.clone()))),
         );
         return verdicts;
     };
@@ -218,12 +227,19 @@ fn issued_chain(issued: &FlowReport<Watched>, expected_key: &[u8], registration_
         true => Verdict::Pass(format!("valid for {days} days")),
         false => Verdict::Fail(format!("valid for {days} days, outside 1-90 ({} s)", leaf.validity_seconds)),
     };
+    // A chain out of order (DPS-CERT-004's finding) cannot be followed up to its CA.
+    let reaches = match (&shape, crate::certificates::chain_reaches(chain, issuer)) {
+        (_, Ok(())) => Verdict::Pass(format!("the chain of {} certificate(s) reaches the issuing CA", chain.len())),
+        (Verdict::Fail(_), Err(failure)) => blocked("DPS-CERT-004", failure.reason().to_string()),
+        (_, Err(failure)) => Verdict::Fail(format!("{} (conform --issuer-ca)", failure.reason())),
+    };
     vec![
         ("DPS-CERT-002", present),
         ("DPS-CERT-004", shape),
         ("DPS-CERT-005", key),
         ("DPS-CERT-006", cn),
         ("DPS-CERT-007", validity),
+        ("DPS-CERT-009", reaches),
     ]
 }
 
