@@ -248,13 +248,8 @@ pub fn verify_chain(
     if chain.is_empty() {
         return Err(ChainFailure::Missing);
     }
-    let ders: Vec<Vec<u8>> =
-        chain.iter().map(|b64| BASE64.decode(b64)).collect::<Result<_, _>>().map_err(|_| ChainFailure::Undecodable)?;
-    let parsed: Vec<X509Certificate<'_>> = ders
-        .iter()
-        .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
-        .collect::<Result<_, _>>()
-        .map_err(|_| ChainFailure::Undecodable)?;
+    let ders = decoded(chain)?;
+    let parsed = parsed(&ders)?;
     let leaf = &parsed[0];
     if leaf.public_key().raw != request.public_key.as_slice() {
         return Err(ChainFailure::KeyMismatch);
@@ -275,17 +270,24 @@ pub fn verify_chain(
 /// Whether `chain` (base64 DER, leaf first) reaches `issuer`: each certificate signed by the
 /// next, and the last one the issuer itself or signed by it. `Undecodable` or `Untrusted`.
 pub fn chain_reaches(chain: &[String], issuer: &CertificateDer<'_>) -> Result<(), ChainFailure> {
-    let ders: Vec<Vec<u8>> =
-        chain.iter().map(|b64| BASE64.decode(b64)).collect::<Result<_, _>>().map_err(|_| ChainFailure::Undecodable)?;
-    let parsed: Vec<X509Certificate<'_>> = ders
-        .iter()
-        .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
-        .collect::<Result<_, _>>()
-        .map_err(|_| ChainFailure::Undecodable)?;
+    let ders = decoded(chain)?;
+    let parsed = parsed(&ders)?;
     if parsed.is_empty() {
         return Err(ChainFailure::Missing);
     }
     links_reach(&parsed, &ders, Some(issuer))
+}
+
+/// The chain's certificates, DER, or `Undecodable`.
+fn decoded(chain: &[String]) -> Result<Vec<Vec<u8>>, ChainFailure> {
+    chain.iter().map(|b64| BASE64.decode(b64)).collect::<Result<_, _>>().map_err(|_| ChainFailure::Undecodable)
+}
+
+fn parsed(ders: &[Vec<u8>]) -> Result<Vec<X509Certificate<'_>>, ChainFailure> {
+    ders.iter()
+        .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ChainFailure::Undecodable)
 }
 
 /// Each certificate of a decoded, non-empty chain signed by the next; with `issuer`, the last
