@@ -65,21 +65,25 @@ pub async fn run_device(
     intended_start: Instant,
     abort: watch::Receiver<bool>,
 ) -> FlowReport {
-    run_device_observed(target, settings, identity, intended_start, abort, fresh_rng(), ()).await
+    run_device_observed(target, settings, identity, Some(intended_start), abort, fresh_rng(), ()).await
 }
 
 /// [`run_device`] with its randomness drawn from `rng`, reporting what the device sees on the
-/// wire to `observer`, returned in the report.
+/// wire to `observer`, returned in the report. `intended_start` is the instant the device was
+/// due; `None` when it is due as it starts (a closed model, a probe): nothing to be late against,
+/// so its start and intended start are one instant, taken here.
 pub async fn run_device_observed<O: Observer>(
     target: &Target,
     settings: Arc<FlowSettings>,
     identity: DeviceIdentity,
-    intended_start: Instant,
+    intended_start: Option<Instant>,
     mut abort: watch::Receiver<bool>,
     rng: DeviceRng,
     observer: O,
 ) -> FlowReport<O> {
-    let mut flow = Flow::new(settings, identity, Timings::new(intended_start, now()), rng, observer);
+    let start = now();
+    let timings = Timings::new(intended_start.unwrap_or(start), start);
+    let mut flow = Flow::new(settings, identity, timings, rng, observer);
     flow.set_wall_start(std::time::SystemTime::now());
     if *abort.borrow_and_update() {
         return failed(flow, FailureKind::Aborted);
@@ -282,7 +286,7 @@ mod tests {
         };
         let settings = Arc::new(FlowSettings::default());
         let observer = crate::conformance::passive::CheckLog::default();
-        let task = run_device_observed(&target, settings, identity, now(), never_abort(), fresh_rng(), observer);
+        let task = run_device_observed(&target, settings, identity, None, never_abort(), fresh_rng(), observer);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 4096, "a device task takes {size} bytes");
     }

@@ -196,7 +196,7 @@ impl<'a> ArrivalLoop<'a> {
         let closed = self.closed;
         self.tasks.spawn(async move {
             // A closed model has no plan to be late against: a device is due when it starts.
-            let intended = if closed { now() } else { intended };
+            let intended = (!closed).then_some(intended);
             let checks = CheckLog::default();
             let registration_id = identity.registration_id.to_string();
             let report = run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await;

@@ -15,7 +15,7 @@ use super::table::Verdicts;
 use super::{ProbeTarget, Verdict};
 use crate::certificates::{CertificateRequest, ISSUANCE_API_VERSION, IssuedLeaf, KeyType, register_body_with_csr};
 use crate::conformance::passive::{CheckLog, PassiveCheck};
-use crate::device::driver::{fresh_rng, never_abort, now};
+use crate::device::driver::{fresh_rng, never_abort};
 use crate::device::{FailureKind, FlowReport, Observation, Observer, Outcome, run_device_observed};
 
 /// Every check the probe judges, in catalogue order.
@@ -71,7 +71,7 @@ pub async fn issuance(target: &ProbeTarget) -> Verdicts {
                 &device_target,
                 settings,
                 identity,
-                now(),
+                None,
                 never_abort(),
                 fresh_rng(),
                 Watched::default(),

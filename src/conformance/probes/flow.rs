@@ -39,7 +39,7 @@ pub async fn lifecycle(target: &ProbeTarget) -> (Verdict, Vec<(PassiveCheck, Ver
     let settings = target.flow_settings(4);
     let (device_target, identity, checks) = (target.device_target(), target.device("lifecycle"), CheckLog::default());
     let report =
-        run_device_observed(&device_target, Arc::new(settings), identity, now(), never_abort(), fresh_rng(), checks)
+        run_device_observed(&device_target, Arc::new(settings), identity, None, never_abort(), fresh_rng(), checks)
             .await;
     let completed = match &report.outcome {
         Outcome::Assigned { hub, device_id } => Verdict::Pass(format!(
