@@ -4,15 +4,13 @@
 //! reason of a failed TLS handshake in that log, and a server certificate that also names DPS's
 //! global endpoint.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
 /// Starts the emulator on a free port; returns it with its ready line.
 fn start(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
@@ -21,17 +19,7 @@ fn start(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
 
 /// [`start`] with `extra` arguments.
 pub fn start_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
-    let mut child = Command::new(BIN)
-        .args(["emulator", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .args(["--ca-out", ca_out.to_str().unwrap()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    (KillOnDrop(child), ready)
+    crate::support::binary::spawn_emulator_ready(config, ca_out, extra)
 }
 
 /// SIGTERM, then everything the emulator wrote on stderr; it must have stopped with exit 0.

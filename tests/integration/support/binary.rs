@@ -83,18 +83,12 @@ pub fn spawn_emulator(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
     spawn_emulator_with(config, ca_out, &[])
 }
 
-/// [`spawn_emulator`] with `extra` arguments.
-pub fn spawn_emulator_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
+/// Starts `dpsbench emulator` with `extra` arguments on a free loopback port; returns the child
+/// and its ready line (stdout's first). Its stderr stays piped for the caller to read.
+pub fn spawn_emulator_ready(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
     let mut emulator = Command::new(BIN)
-        .args([
-            "emulator",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--ca-out",
-            ca_out.to_str().unwrap(),
-        ])
+        .args(["emulator", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(["--ca-out", ca_out.to_str().unwrap()])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -102,10 +96,16 @@ pub fn spawn_emulator_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (Kil
         .unwrap();
     let mut ready = String::new();
     BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    (KillOnDrop(emulator), ready)
+}
+
+/// [`spawn_emulator`] with `extra` arguments.
+pub fn spawn_emulator_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (KillOnDrop, String) {
+    let (emulator, ready) = spawn_emulator_ready(config, ca_out, extra);
     let port = ready
         .split_whitespace()
         .find_map(|w| w.strip_prefix("127.0.0.1:"))
         .unwrap_or_else(|| panic!("no bound address in {ready:?}"))
         .to_string();
-    (KillOnDrop(emulator), port)
+    (emulator, port)
 }
