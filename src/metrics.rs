@@ -77,6 +77,8 @@ pub struct Metrics {
     late_starts: u64,
     /// Assignments over time, for the achieved and peak rates.
     assignment_clock: rates::AssignmentClock,
+    /// Every phase's values in the coarse buckets of live views.
+    live: live::LiveCounts,
     /// Since the last [`Metrics::take_interval`].
     interval: Interval,
 }
@@ -128,6 +130,18 @@ impl PhaseHistograms {
         for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
             mine.add(theirs).expect("histograms of the same bounds always add");
         }
+    }
+
+    /// Empties every phase, keeping the memory: a run's ticks pass two sets of these back and
+    /// forth instead of allocating (and the kernel zeroing) about 2 MB a second.
+    pub fn clear(&mut self) {
+        for histogram in self.0.iter_mut().filter(|h| !h.is_empty()) {
+            histogram.reset();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(Histogram::is_empty)
     }
 
     fn record(&mut self, phase: Phase, micros: u64) {
@@ -189,13 +203,24 @@ impl Metrics {
             early_requests: 0,
             late_starts: 0,
             assignment_clock: rates::AssignmentClock::default(),
+            live: live::LiveCounts::new(),
             interval: Interval::new(),
         }
     }
 
     /// The figures and latencies since the previous call, and a fresh interval.
     pub fn take_interval(&mut self) -> IntervalTaken {
-        let interval = std::mem::replace(&mut self.interval, Interval::new());
+        self.take_interval_reusing(PhaseHistograms::new())
+    }
+
+    /// [`Metrics::take_interval`], the next interval recording into `spare` (emptied first
+    /// when it is not empty): the histograms of an interval taken earlier, handed back.
+    pub fn take_interval_reusing(&mut self, mut spare: PhaseHistograms) -> IntervalTaken {
+        if !spare.is_empty() {
+            spare.clear();
+        }
+        let fresh = Interval { latencies: spare, assigned: 0, failed: 0, throttled: 0 };
+        let interval = std::mem::replace(&mut self.interval, fresh);
         let h = interval.latencies.get(Phase::Assigned);
         let quantile = |q| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
         let stats = IntervalStats {
@@ -231,6 +256,7 @@ impl Metrics {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
         self.phases.record(phase, micros);
         self.interval.latencies.record(phase, micros);
+        self.live.record(phase, micros);
     }
 
     /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
@@ -326,6 +352,7 @@ impl Metrics {
             early_requests,
             late_starts,
             assignment_clock,
+            live,
             interval,
         } = other;
         self.phases.add_all(phases);
@@ -361,6 +388,7 @@ impl Metrics {
         self.interval.throttled += throttled;
         self.interval.latencies.add_all(latencies);
         self.assignment_clock.merge(assignment_clock);
+        self.live.add(live);
     }
 
     pub fn assigned(&self) -> u64 {
@@ -376,26 +404,10 @@ impl Metrics {
         self.assigned + self.failed + self.aborted
     }
 
-    /// Every phase's latencies so far in the coarse buckets of [`LIVE_BUCKETS_US`]. Walks each
-    /// histogram once: meant for about one call a second, not per flow.
+    /// Every phase's latencies so far in the coarse buckets of [`LIVE_BUCKETS_US`], counted as
+    /// they were recorded (no histogram is walked).
     pub fn live_buckets(&self) -> Vec<LiveBuckets> {
-        Phase::ALL
-            .iter()
-            .map(|phase| {
-                let h = self.phases.get(*phase);
-                let mut cumulative = vec![0u64; LIVE_BUCKETS_US.len()];
-                let mut sum_us = 0u64;
-                for value in h.iter_recorded() {
-                    let (at, count) = (h.lowest_equivalent(value.value_iterated_to()), value.count_at_value());
-                    sum_us = sum_us.saturating_add(h.median_equivalent(at).saturating_mul(count));
-                    let first = LIVE_BUCKETS_US.partition_point(|bound| *bound < at);
-                    for bucket in &mut cumulative[first..] {
-                        *bucket += count;
-                    }
-                }
-                LiveBuckets { phase: *phase, cumulative, count: h.len(), sum_us }
-            })
-            .collect()
+        self.live.buckets()
     }
 
     /// p99 of a phase so far, in microseconds (0 when empty).

@@ -35,3 +35,61 @@ pub struct LiveBuckets {
     pub count: u64,
     pub sum_us: u64,
 }
+
+/// Every phase's values counted into the coarse buckets as they are recorded, so a live view
+/// reads them without walking a histogram (walking every phase's histogram once a second held a
+/// worker for about a millisecond). Exact: each value counts in the first bucket whose bound it
+/// does not exceed, and its sum is the sum of the values themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LiveCounts([PhaseCounts; Phase::ALL.len()]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct PhaseCounts {
+    /// Values at or below each bound and above the one before; the last slot holds those above
+    /// every bound (Prometheus' `+Inf` only).
+    per_bucket: [u64; LIVE_BUCKETS_US.len() + 1],
+    count: u64,
+    sum_us: u64,
+}
+
+impl LiveCounts {
+    pub(super) fn new() -> Self {
+        Self([PhaseCounts::default(); Phase::ALL.len()])
+    }
+
+    pub(super) fn record(&mut self, phase: Phase, micros: u64) {
+        let counts = &mut self.0[phase.index()];
+        counts.per_bucket[LIVE_BUCKETS_US.partition_point(|bound| *bound < micros)] += 1;
+        counts.count += 1;
+        counts.sum_us = counts.sum_us.saturating_add(micros);
+    }
+
+    pub(super) fn add(&mut self, other: &LiveCounts) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            let PhaseCounts { per_bucket, count, sum_us } = theirs;
+            for (bucket, added) in mine.per_bucket.iter_mut().zip(per_bucket) {
+                *bucket += added;
+            }
+            mine.count += count;
+            mine.sum_us = mine.sum_us.saturating_add(*sum_us);
+        }
+    }
+
+    /// Every phase's buckets, cumulative as Prometheus reads them.
+    pub(super) fn buckets(&self) -> Vec<LiveBuckets> {
+        Phase::ALL
+            .iter()
+            .zip(&self.0)
+            .map(|(phase, counts)| {
+                let cumulative = counts.per_bucket[..LIVE_BUCKETS_US.len()]
+                    .iter()
+                    .scan(0u64, |sum, count| {
+                        *sum += count;
+                        Some(*sum)
+                    })
+                    .collect();
+                LiveBuckets { phase: *phase, cumulative, count: counts.count, sum_us: counts.sum_us }
+            })
+            .collect()
+    }
+}

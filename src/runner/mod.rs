@@ -203,19 +203,27 @@ async fn record(
     // (`block_on` runs on a thread of its own): it starts each device and collects each report,
     // and on a thread of its own every one of those was a wake-up across threads. Ticks come
     // back to the caller once a second.
+    // A tick's interval histograms go back emptied (here, off the workers) for the loop to record
+    // the next interval into.
     let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
+    let (spares, spared) = tokio::sync::mpsc::unbounded_channel();
     let (target, cap, scheduled_options) = (prepared.target.clone(), budget.in_flight_cap, options.clone());
     let mut scheduled = tokio::spawn(async move {
         let on_tick = move |tick| {
             let _ = ticks.send(tick);
         };
         let arrivals = schedule::ArrivalLoop::new(&owned_plan, &scheduled_options, cap, &target, settings, devices);
-        arrivals.run(interrupts, on_tick).await
+        arrivals.recycling(spared).run(interrupts, on_tick).await
     });
     let scheduled = loop {
         tokio::select! {
             biased;
-            Some(tick) = ticked.recv() => on_tick(&tick),
+            Some(tick) = ticked.recv() => {
+                on_tick(&tick);
+                let Tick { mut latencies, .. } = tick;
+                latencies.clear();
+                let _ = spares.send(latencies);
+            }
             joined = &mut scheduled => break joined,
         }
     };

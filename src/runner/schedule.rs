@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{MissedTickBehavior, sleep_until};
 
@@ -21,7 +21,7 @@ use crate::conformance::CheckLog;
 use crate::conformance::passive::PassiveTally;
 use crate::device::driver::now;
 use crate::device::{DeviceRng, FlowReport, FlowSettings, Personality, Target, run_device_observed};
-use crate::metrics::{DeviceRecord, Metrics, Phase};
+use crate::metrics::{DeviceRecord, Metrics, Phase, PhaseHistograms};
 use crate::results::{Progress, Tick};
 use crate::scenario::{Load, Plan};
 use crate::shard::Part;
@@ -66,6 +66,9 @@ pub(super) struct ArrivalLoop<'a> {
     /// Set when a device could not be prepared: no device starts after it.
     unprepared: Option<String>,
     collected: Collected,
+    /// Interval histograms the ticks' receiver is done with, emptied, to record the next
+    /// interval into (see [`ArrivalLoop::recycling`]).
+    spares: Option<mpsc::UnboundedReceiver<PhaseHistograms>>,
 }
 
 impl<'a> ArrivalLoop<'a> {
@@ -100,7 +103,16 @@ impl<'a> ArrivalLoop<'a> {
             draining: false,
             unprepared: None,
             collected: Collected::new(options.device_records),
+            spares: None,
         }
+    }
+
+    /// Records each interval into histograms handed back on `spares` once a tick's receiver is
+    /// done with them (a fresh set when none is back): a tick then allocates nothing large on
+    /// the worker that runs this loop.
+    pub(super) fn recycling(mut self, spares: mpsc::UnboundedReceiver<PhaseHistograms>) -> Self {
+        self.spares = Some(spares);
+        self
     }
 
     /// Starts devices as the load model says until the stop condition, and collects their
@@ -237,8 +249,9 @@ impl<'a> ArrivalLoop<'a> {
 
     /// What happened since the last tick, and the run so far.
     fn tick(&mut self) -> Tick {
+        let spare = self.spares.as_mut().and_then(|spares| spares.try_recv().ok()).unwrap_or_default();
         let metrics = &mut self.collected.metrics;
-        let interval = metrics.take_interval();
+        let interval = metrics.take_interval_reusing(spare);
         Tick {
             progress: Progress {
                 elapsed: now().saturating_duration_since(self.begin),
