@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 use super::flow::Flow;
 use super::observation::Observer;
 use super::outcome::{FailureKind, FlowReport, Step, Timings};
-use super::{DeviceIdentity, DeviceRng, FlowSettings};
+use super::{DeviceIdentity, DeviceRng, FlowSettings, TargetWatch};
 use crate::mqtt::{Framed, MqttError};
 use crate::websocket;
 
@@ -29,6 +29,8 @@ pub struct Target {
     pub server_name: ServerName<'static>,
     pub tls: Arc<ClientConfig>,
     pub transport: Transport,
+    /// Told of every wait on the target and every answer from it, when a runner watches.
+    pub watch: Option<Arc<TargetWatch>>,
 }
 
 /// How MQTT is carried over TLS.
@@ -107,6 +109,8 @@ pub async fn run_device_observed<O: Observer>(
 
 async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
     let timeouts = flow.settings().timeouts;
+    let watched = target.watch.as_deref();
+    let awaiting = watched.map(TargetWatch::awaiting);
     let tcp = match timeout(timeouts.tcp_connect, connect(target.address, flow.identity().source_address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return flow.fail_because(now(), FailureKind::Connect, error.to_string()),
@@ -114,6 +118,8 @@ async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
     };
     // Nagle would hold small MQTT packets back and distort every latency measured after it.
     let _ = tcp.set_nodelay(true);
+    // (The kernel accepts a connection even while the server process stands still: a connect
+    // is no answer from the target.)
     flow.timings_mut().tcp_connected = Some(now());
 
     let config = flow.identity().client_tls.clone().unwrap_or_else(|| target.tls.clone());
@@ -125,12 +131,14 @@ async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
         Err(_) => return flow.fail(now(), FailureKind::Timeout(Step::TlsHandshake)),
     };
     flow.timings_mut().tls_done = Some(now());
+    watched.inspect(|w| w.answered(now()));
+    drop(awaiting);
 
     match &target.transport {
         Transport::Mqtt => {
             let mut framed = Framed::new(tls);
             flow.connected(now());
-            drive(flow, &mut framed).await;
+            drive(flow, &mut framed, watched).await;
         }
         Transport::WebSocket { path, subprotocol } => {
             let host = match &target.server_name {
@@ -148,7 +156,7 @@ async fn connect_and_drive<O: Observer>(target: &Target, flow: &mut Flow<O>) {
             flow.timings_mut().ws_upgraded = Some(now());
             let mut framed = Framed::new(ws);
             flow.connected(now());
-            drive(flow, &mut framed).await;
+            drive(flow, &mut framed, watched).await;
         }
     }
 }
@@ -201,7 +209,7 @@ pub fn never_abort() -> watch::Receiver<bool> {
     receiver
 }
 
-async fn drive<S, O>(flow: &mut Flow<O>, framed: &mut Framed<S>)
+async fn drive<S, O>(flow: &mut Flow<O>, framed: &mut Framed<S>, watched: Option<&TargetWatch>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + crate::mqtt::Stage,
     O: Observer,
@@ -239,9 +247,15 @@ where
             }
         }
         let wake = flow.poll_timeout().expect("a flow that is not done always has a deadline");
+        // Waiting out a retry-after is not waiting on the target.
+        let _awaiting = watched.filter(|_| flow.step() != Step::Wait).map(TargetWatch::awaiting);
         tokio::select! {
             read = framed.read_packet() => match read {
-                Ok(packet) => flow.handle_packet(now(), packet),
+                Ok(packet) => {
+                    let at = now();
+                    watched.inspect(|w| w.answered(at));
+                    flow.handle_packet(at, packet);
+                }
                 Err(MqttError::Codec(_)) => flow.fail(now(), FailureKind::ProtocolViolation(super::outcome::Violation::MalformedPacket)),
                 Err(MqttError::Io(_) | MqttError::Closed) => flow.handle_closed(now()),
             },
@@ -272,6 +286,7 @@ mod tests {
             server_name: ServerName::try_from("localhost").unwrap(),
             tls,
             transport: Transport::WebSocket { path: "/$iothub/websocket".into(), subprotocol: "mqtt".into() },
+            watch: Some(Arc::new(TargetWatch::new())),
         };
         let identity = DeviceIdentity {
             registration_id: crate::credentials::RegistrationId::new("size-0001").unwrap(),

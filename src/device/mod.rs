@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod personality;
 pub mod reason;
 pub mod retry;
+pub mod target_watch;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub use outcome::{FailureKind, FlowReport, Outcome, Step, Timings};
 pub use personality::Personality;
 pub use reason::FailureReason;
 pub use retry::{Decision, RetryPolicy, RetryProfile};
+pub use target_watch::TargetWatch;
 
 /// A device's randomness (`$rid` UUIDs, retry jitter): an input of the flow, so a seeded flow is
 /// reproducible. Small and fast; a run seeds each device's from one run-level generator.

@@ -53,9 +53,10 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
             vec![
                 "schedule lag p99 / runtime stall p99".into(),
                 format!(
-                    "{} / {}",
+                    "{} / {}{}",
                     cell_micros(s.validity.schedule_lag_p99_us),
-                    cell_micros(s.validity.runtime_stall_p99_us)
+                    cell_micros(s.validity.runtime_stall_p99_us),
+                    super::machine_stall(&s.validity)
                 ),
             ],
         ],

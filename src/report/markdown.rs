@@ -53,9 +53,10 @@ fn header(out: &mut String, summary: &RunSummary) {
         if validity.valid { "valid".to_string() } else { format!("**invalid**: {}", validity.reasons.join("; ")) };
     let _ = writeln!(
         out,
-        "| validity | {valid} (schedule lag p99 {}, runtime stall p99 {}) |",
+        "| validity | {valid} (schedule lag p99 {}, runtime stall p99 {}{}) |",
         micros(validity.schedule_lag_p99_us),
-        micros(validity.runtime_stall_p99_us)
+        micros(validity.runtime_stall_p99_us),
+        super::machine_stall(validity)
     );
     if let Some(rates) = super::rates_line(&summary.results) {
         let _ = writeln!(out, "| rates | {rates} |");

@@ -15,7 +15,7 @@ use super::folder::ReportFolder;
 use super::hlog::{self, LatencyLog};
 use crate::conformance::passive::CheckCounts;
 use crate::metrics::{Phase, PhaseHistograms, Summary};
-use crate::results::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, Validity};
+use crate::results::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, TargetStalls, Validity};
 
 #[path = "merge_series.rs"]
 mod series;
@@ -204,6 +204,9 @@ fn summary(
             reasons,
             schedule_lag_p99_us: results.phase(Phase::ScheduleLag).map_or(0, |p| p.p99_us),
             runtime_stall_p99_us: all().map(|s| s.validity.runtime_stall_p99_us).max().unwrap_or(0),
+            machine_stall_p99_us: all().filter_map(|s| s.validity.machine_stall_p99_us).max(),
+            steal_percent: all().filter_map(|s| s.validity.steal_percent).reduce(f64::max),
+            target_stalls: target_stalls(all()),
         },
         open_files_limit: all().map(|s| s.open_files_limit).min().unwrap_or(0),
         notes,
@@ -225,6 +228,21 @@ fn summary(
 }
 
 /// Every shard's lines of one list (notes, validity reasons), each prefixed with its shard.
+/// The shards' target stalls. Each shard watched the target on its own, so one stall of the
+/// target shows in every shard: the merged count and lengths are the worst shard's and the
+/// starts within add up. The lag outside the stalls is the largest shard's p99, an upper bound
+/// of the whole plan's (no part of a union lies above the largest of its parts' p99 more than 1 %
+/// of the time); the shards' histograms of it are not kept.
+fn target_stalls<'a>(shards: impl Iterator<Item = &'a RunSummary>) -> Option<TargetStalls> {
+    shards.filter_map(|s| s.validity.target_stalls.clone()).reduce(|a, b| TargetStalls {
+        count: a.count.max(b.count),
+        seconds: a.seconds.max(b.seconds),
+        longest_seconds: a.longest_seconds.max(b.longest_seconds),
+        starts_within: a.starts_within + b.starts_within,
+        schedule_lag_p99_outside_us: a.schedule_lag_p99_outside_us.max(b.schedule_lag_p99_outside_us),
+    })
+}
+
 fn labelled(shards: &[ShardRun<'_>], pick: fn(&RunSummary) -> &Vec<String>) -> Vec<String> {
     shards
         .iter()

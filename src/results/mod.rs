@@ -9,6 +9,6 @@ mod tick;
 pub use generator::{CpuTime, GeneratorCost};
 pub use summary::{
     EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
-    Validity,
+    TargetStalls, Validity,
 };
 pub use tick::{Progress, Tick};

@@ -23,6 +23,31 @@ pub struct Validity {
     /// How late a 10 ms timer on the runtime fired, p99: high values mean the runtime (CPU) was
     /// saturated.
     pub runtime_stall_p99_us: u64,
+    /// How late a thread outside the runtime woke from a 10 ms sleep, p99: what this machine
+    /// gives any thread (the hypervisor, other processes), the floor under the runtime's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_stall_p99_us: Option<u64>,
+    /// The share of the machine's CPU time its hypervisor took during the run (Linux `steal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_percent: Option<f64>,
+    /// When the target stopped answering waiting devices (and then answered them at once):
+    /// those windows and the schedule lag outside them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_stalls: Option<TargetStalls>,
+}
+
+/// The windows in which a run's target stopped answering for at least 250 ms while devices
+/// waited on it and the generator's runtime was on time, each until the generator had caught up
+/// with the answers that then came at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetStalls {
+    pub count: u64,
+    pub seconds: f64,
+    pub longest_seconds: f64,
+    /// Devices whose intended start fell in a window.
+    pub starts_within: u64,
+    /// Schedule lag p99 of the starts outside every window.
+    pub schedule_lag_p99_outside_us: u64,
 }
 
 /// Everything `summary.json` holds.

@@ -197,7 +197,8 @@ async fn record(
     let start_offset = wait_for_start(options.start_at, interrupts.clone()).await;
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
-    let stall = stall::StallMonitor::start();
+    let target_stalls = Arc::new(stall::TargetStalls::default());
+    let stall = stall::StallMonitor::start(prepared.target.watch.clone().map(|watch| (watch, target_stalls.clone())));
     let cpu_before = CpuTime::of_process();
     // The arrival loop runs as a task on the runtime's workers, not on the caller's thread
     // (`block_on` runs on a thread of its own): it starts each device and collects each report,
@@ -213,7 +214,7 @@ async fn record(
             let _ = ticks.send(tick);
         };
         let arrivals = schedule::ArrivalLoop::new(&owned_plan, &scheduled_options, cap, &target, settings, devices);
-        arrivals.recycling(spared).run(interrupts, on_tick).await
+        arrivals.recycling(spared).watching(target_stalls).run(interrupts, on_tick).await
     });
     let scheduled = loop {
         tokio::select! {
@@ -230,12 +231,12 @@ async fn record(
     while let Ok(tick) = ticked.try_recv() {
         on_tick(&tick);
     }
-    let schedule::Arrivals { metrics, checks, started, ending, elapsed } = match scheduled {
+    let schedule::Arrivals { metrics, checks, started, ending, elapsed, lag_outside_stalls } = match scheduled {
         Ok(done) => done,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     };
     let cpu_used = CpuTime::of_process().since(cpu_before);
-    let runtime_stall_p99_us = stall.stop().await;
+    let readings = stall.stop().await;
     notes.extend(preparation_note(plan, &started));
     notes.extend(started.panicked.note());
     let mut results = metrics.summary(started.started);
@@ -250,7 +251,9 @@ async fn record(
         rates.offered_per_second = plan.offered_rate();
     }
     let limit_cap = budget.note.is_some().then_some(budget.in_flight_cap).flatten().map(|cap| (budget.limit, cap));
-    let validity = summary::validity(plan, &results, runtime_stall_p99_us, limit_cap);
+    let target_stalls = lag_outside_stalls.and_then(|lag| lag.stalls());
+    let validity = summary::validity(plan, &results, &readings, target_stalls, limit_cap);
+    notes.extend(summary::target_stall_note(plan, &validity));
     let slo = (!plan.slo.is_empty()).then(|| {
         let invalid = (!validity.valid).then(|| validity.reasons.join("; "));
         plan.slo.judge(&results, invalid.as_deref())

@@ -13,6 +13,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
+use super::stall::{LagOutsideStalls, TargetStalls};
 use super::start::START_LEAD;
 use super::timer::PreciseTimer;
 use super::{Ending, RunOptions};
@@ -38,6 +39,8 @@ pub(super) struct Arrivals {
     pub ending: Ending,
     /// The run's length, from the plan's zero.
     pub elapsed: Duration,
+    /// The starts sorted by the target's stalls, when the loop was told of them.
+    pub lag_outside_stalls: Option<LagOutsideStalls>,
 }
 
 /// The arrival loop of one run: when devices start (`starts`), which start next (`devices`),
@@ -105,6 +108,14 @@ impl<'a> ArrivalLoop<'a> {
             collected: Collected::new(options.device_records),
             spares: None,
         }
+    }
+
+    /// Sorts each start of an open plan by whether it fell in one of the target's `stalls`.
+    pub(super) fn watching(mut self, stalls: Arc<TargetStalls>) -> Self {
+        if !self.closed {
+            self.collected.lag_outside_stalls = Some(LagOutsideStalls::new(stalls));
+        }
+        self
     }
 
     /// Records each interval into histograms handed back on `spares` once a tick's receiver is
@@ -292,6 +303,7 @@ impl<'a> ArrivalLoop<'a> {
             started,
             ending: self.ending,
             elapsed,
+            lag_outside_stalls: self.collected.lag_outside_stalls,
         }
     }
 }
@@ -305,6 +317,7 @@ struct Collected {
     /// Records of the devices finished since the last tick.
     finished: Vec<DeviceRecord>,
     panicked: Panicked,
+    lag_outside_stalls: Option<LagOutsideStalls>,
 }
 
 impl Collected {
@@ -315,6 +328,7 @@ impl Collected {
             device_records,
             finished: Vec::new(),
             panicked: Panicked::default(),
+            lag_outside_stalls: None,
         }
     }
 
@@ -328,6 +342,9 @@ impl Collected {
                 }
                 self.metrics.record(&report);
                 self.metrics.note_failure(&registration_id, &report);
+                if let Some(lag) = &mut self.lag_outside_stalls {
+                    lag.record(&report.timings);
+                }
                 self.checks.record(&report.observer);
             }
             Err(error) if error.is_panic() => self.panicked.add(error.into_panic()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::RunError;
-use crate::device::{Target, Transport};
+use crate::device::{Target, TargetWatch, Transport};
 use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, ServiceConfig};
 use crate::scenario::{Plan, TargetPlan};
@@ -98,6 +98,7 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
                 server_name: "localhost".try_into().expect("localhost is a valid DNS name"),
                 tls: tls::client_config(roots.clone(), plan.tls.clone())?,
                 transport: transport.clone(),
+                watch: Some(Arc::new(TargetWatch::new())),
             };
             Ok(PreparedTarget { target, roots, kind: "embedded", emulator: Some(emulator.handle), certificate_issuer })
         }
@@ -111,7 +112,13 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
                 .map_err(|_| RunError::ServerName(server_name.clone()))?;
             let roots = Arc::new(roots);
             let tls = tls::client_config(roots.clone(), plan.tls.clone())?;
-            let target = Target { address, server_name, tls, transport: transport.clone() };
+            let target = Target {
+                address,
+                server_name,
+                tls,
+                transport: transport.clone(),
+                watch: Some(Arc::new(TargetWatch::new())),
+            };
             Ok(PreparedTarget { target, roots, kind: "dps", emulator: None, certificate_issuer: None })
         }
     }

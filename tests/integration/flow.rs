@@ -306,6 +306,7 @@ async fn tls_13_is_refused_unless_both_sides_opt_in_and_suites_are_honoured() {
         server_name: "localhost".try_into().unwrap(),
         tls: dpsbench::tls::client_config(emulator.roots.clone(), policy).unwrap(),
         transport: Default::default(),
+        watch: None,
     };
     let group_key = SymmetricKey::random();
     let config = || {

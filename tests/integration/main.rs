@@ -22,5 +22,6 @@ mod properties;
 mod reports;
 mod secrets;
 mod shards;
+mod stalls;
 mod support;
 mod x509;

@@ -155,6 +155,7 @@ impl ProbeTarget {
             server_name: self.server_name.clone(),
             tls: self.tls12(),
             transport: crate::device::Transport::Mqtt,
+            watch: None,
         }
     }
 

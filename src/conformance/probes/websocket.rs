@@ -43,6 +43,7 @@ pub async fn lifecycle_over_websocket(target: &ProbeTarget) -> Verdict {
             server_name: target.server_name.clone(),
             tls: target.tls12(),
             transport: Transport::WebSocket { path: path.to_string(), subprotocol: subprotocol.to_string() },
+            watch: None,
         };
         let report =
             run_device(&device_target, settings.clone(), target.device(&format!("ws-{i}")), now(), never_abort()).await;

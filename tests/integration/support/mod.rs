@@ -45,6 +45,7 @@ pub fn target_for(address: SocketAddr, ca_pem: &str) -> Target {
         server_name: "localhost".try_into().unwrap(),
         tls: tls::client_config(roots, TlsVersions::Tls12Only).unwrap(),
         transport: Default::default(),
+        watch: None,
     }
 }
 

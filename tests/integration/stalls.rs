@@ -1,0 +1,83 @@
+//! Issue 25: a target that stops answering and then answers every waiting device at once is
+//! seen as the target's stall, not as the generator falling behind; a run without one shows none.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::binary::{BIN, KillOnDrop, TV1_GROUP_KEY, spawn_emulator, temp_dir, write};
+
+const SCOPE: &str = "0ne00STALL1";
+
+fn run(dir: &Path, port: &str, out: &Path, stop_target: Option<(&KillOnDrop, Duration, Duration)>) -> Value {
+    let scenario = write(
+        dir,
+        "stall.toml",
+        &format!(
+            "name = \"stall\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
+             ca_certificate = \"ca.pem\"\n[devices]\ncount = 1000\nregistration_id = \"stall-{{index:04}}\"\n\
+             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 200\n\
+             [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
+        ),
+    );
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
+            .arg(out)
+            .env("BENCH_KEY", TV1_GROUP_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    if let Some((emulator, after, length)) = stop_target {
+        let pid = emulator.0.id().to_string();
+        std::thread::sleep(after);
+        assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        std::thread::sleep(length);
+        assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "the run exited {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_target_stopped_for_a_second_is_named_as_the_stall_and_a_steady_one_is_not() {
+    let dir = temp_dir("stalls");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"{SCOPE}\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\nassign_delay_ms = 20\n\
+             [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    let (emulator, port) = spawn_emulator(&config, &dir.join("ca.pem"));
+
+    let steady = run(&dir, &port, &dir.join("steady"), None);
+    assert_eq!(steady["devices"]["assigned"], 1000);
+    assert!(steady["validity"].get("target_stalls").is_none(), "no stall: {}", steady["validity"]);
+    assert!(steady["validity"]["machine_stall_p99_us"].as_u64().is_some(), "the machine's own probe is reported");
+
+    let stalled =
+        run(&dir, &port, &dir.join("stalled"), Some((&emulator, Duration::from_secs(2), Duration::from_secs(1))));
+    assert_eq!(stalled["devices"]["assigned"], 1000, "every device is assigned once the target resumes");
+    let stalls = &stalled["validity"]["target_stalls"];
+    assert!(stalls["count"].as_u64().unwrap() >= 1, "{stalls}");
+    assert!(stalls["longest_seconds"].as_f64().unwrap() >= 0.7, "the window spans the stop: {stalls}");
+    assert!(stalls["starts_within"].as_u64().unwrap() >= 100, "about 200 starts a second were planned in it: {stalls}");
+    assert!(stalls["schedule_lag_p99_outside_us"].as_u64().is_some());
+    let notes = stalled["notes"].to_string();
+    assert!(notes.contains("the target stopped answering waiting devices"), "{notes}");
+    assert!(stalled["phases"]["assigned"]["max_us"].as_u64().unwrap() >= 900_000, "assigned shows the stall");
+}
