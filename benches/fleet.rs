@@ -189,6 +189,31 @@ impl ExternalEmulator {
         .await
     }
 
+    /// Exactly `count` bare handshakes against it, `concurrency` at a time; returns those done.
+    async fn handshakes(&self, count: u64, concurrency: u64) -> u64 {
+        let pem = std::fs::read(self.dir.join("ca.pem")).unwrap();
+        let roots = tls::roots_from_pem(&pem, Path::new("ca.pem")).unwrap();
+        let connector = TlsConnector::from(tls::client_config(roots, TlsVersions::Tls12Only).unwrap());
+        let next = Arc::new(AtomicU64::new(0));
+        let clients: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (connector, next, address) = (connector.clone(), next.clone(), self.address);
+                tokio::spawn(async move {
+                    let mut done = 0;
+                    while next.fetch_add(1, Ordering::Relaxed) < count {
+                        done += u64::from(handshake_round_trips(&connector, address, 0).await);
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut done = 0;
+        for client in clients {
+            done += client.await.unwrap();
+        }
+        done
+    }
+
     /// The whole DPS flow against it, as a capacity test against a remote DPS runs.
     async fn fleet(&self, devices: u64, concurrency: u64) -> dpsbench::results::RunSummary {
         let scenario = format!(
@@ -236,13 +261,27 @@ fn main() {
     };
     let runtime = runner::runtime().unwrap();
     // `FLEET_PROFILE=ceiling|floor` runs only that loop (for `perf record` of one side of a ratio).
-    if let Ok(which) = std::env::var("FLEET_PROFILE") {
-        let trips = if which == "floor" { 4 } else { 1 };
+    let profile = std::env::var("FLEET_PROFILE").unwrap_or_default();
+    if profile == "ceiling" || profile == "floor" {
+        let trips = if profile == "floor" { 4 } else { 1 };
         let rate = runtime.block_on(tls_ceiling(concurrency, seconds, trips));
-        println!("{which}: {rate:.0}/s");
+        println!("{profile}: {rate:.0}/s");
         return;
     }
     let external = ExternalEmulator::start();
+    // `FLEET_PROFILE=client:N` or `bare:N`: exactly N flows (or bare handshakes) against the
+    // external emulator and nothing else, so `valgrind --tool=callgrind` counts the client's
+    // instructions alone (the emulator is another process); two counts' difference is per flow.
+    if let Some((which, count)) = profile.split_once(':') {
+        let count: u64 = count.parse().expect("FLEET_PROFILE=client:N or bare:N takes a count");
+        runtime.block_on(async {
+            match which {
+                "bare" => println!("bare: {} handshakes", external.handshakes(count, 16).await),
+                _ => println!("client: {} assigned", external.fleet(count, 16).await.results.devices.assigned),
+            }
+        });
+        return;
+    }
     runtime.block_on(async {
         // Rounds interleave the measurements, so drifting machine speed (a shared VM) hits
         // them alike; each ratio is of the medians.

@@ -282,7 +282,7 @@ fn forecast_line(plan: &Plan, prediction: &prediction::Prediction) -> String {
 /// the runtime's stall, and what its hypervisor took; empty for a summary without them.
 pub fn machine_stall(validity: &crate::results::Validity) -> String {
     let Some(machine) = validity.machine_stall_p99_us else { return String::new() };
-    let steal = validity.steal_percent.filter(|p| *p > 0.0).map(|p| format!(", steal {p}%")).unwrap_or_default();
+    let steal = validity.steal_percent.map(|p| format!(", steal {p}%")).unwrap_or_default();
     format!(" (machine {}{steal})", micros(machine))
 }
 

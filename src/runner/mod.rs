@@ -198,7 +198,10 @@ async fn record(
     let started_at = crate::timestamp::rfc3339(SystemTime::now());
 
     let target_stalls = Arc::new(stall::TargetStalls::default());
-    let stall = stall::StallMonitor::start(prepared.target.watch.clone().map(|watch| (watch, target_stalls.clone())));
+    // Under a paused clock (tests) time jumps ahead whenever the runtime waits, answers in
+    // flight included: every wait would look like a silence of the target.
+    let watch = prepared.target.watch.clone().filter(|_| !timer::clock_paused());
+    let stall = stall::StallMonitor::start(watch.map(|watch| (watch, target_stalls.clone())));
     let cpu_before = CpuTime::of_process();
     // The arrival loop runs as a task on the runtime's workers, not on the caller's thread
     // (`block_on` runs on a thread of its own): it starts each device and collects each report,

@@ -57,9 +57,8 @@ impl PreciseTimer {
 }
 
 /// Whether tokio's clock is paused (`tokio::time::pause`, tests): it then stands still while
-/// the real clock moves on.
-#[cfg(target_os = "linux")]
-fn clock_paused() -> bool {
+/// the real clock moves on, and jumps ahead whenever the runtime waits (on sockets too).
+pub(super) fn clock_paused() -> bool {
     let (before, real) = (tokio::time::Instant::now(), std::time::Instant::now());
     while std::time::Instant::now() == real {
         std::hint::spin_loop();
