@@ -35,15 +35,32 @@ pub struct Framed<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
+    /// Buffers are allocated as bytes come and go, and released when empty: a connection that
+    /// waits between packets (a device waiting out `retry-after`, the emulator holding it) holds
+    /// neither buffer.
     pub fn new(stream: S) -> Self {
-        Self { stream, read_buf: BytesMut::with_capacity(1024), write_buf: BytesMut::with_capacity(512) }
+        Self { stream, read_buf: BytesMut::new(), write_buf: BytesMut::new() }
     }
 
     /// Reads the next packet. `Err(Closed)` when the peer closed the stream between packets.
     pub async fn read_packet(&mut self) -> Result<Packet, MqttError> {
         loop {
             if let Some(packet) = decode(&mut self.read_buf)? {
+                if self.read_buf.is_empty() {
+                    self.read_buf = BytesMut::new();
+                }
                 return Ok(packet);
+            }
+            if self.read_buf.is_empty() {
+                // Wait for the next bytes in a small buffer of this future's own, so that a
+                // connection waiting for its next packet holds no read buffer.
+                let mut first = [0u8; 128];
+                let read = self.stream.read(&mut first).await?;
+                if read == 0 {
+                    return Err(MqttError::Closed);
+                }
+                self.read_buf.extend_from_slice(&first[..read]);
+                continue;
             }
             if self.read_buf.capacity() - self.read_buf.len() < 256 {
                 self.read_buf.reserve(1024);
@@ -72,7 +89,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     pub async fn flush(&mut self) -> Result<(), MqttError> {
         if !self.write_buf.is_empty() {
             self.stream.write_all(&self.write_buf).await?;
-            self.write_buf.clear();
+            self.write_buf = BytesMut::new();
         }
         self.stream.flush().await?;
         Ok(())
@@ -99,7 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Framed<S> {
     {
         if self.stream.stage(&self.write_buf) && self.stream.stage_close() {
             // Packets and close_notify go in one write; dropping the socket then sends FIN.
-            self.write_buf.clear();
+            self.write_buf = BytesMut::new();
             self.stream.flush().await?;
             return Ok(());
         }
