@@ -268,6 +268,10 @@ fn main() {
         println!("{profile}: {rate:.0}/s");
         return;
     }
+    assert!(
+        profile.is_empty() || profile.contains(':'),
+        "FLEET_PROFILE={profile}: use ceiling, floor, client:N or bare:N"
+    );
     let external = ExternalEmulator::start();
     // `FLEET_PROFILE=client:N` or `bare:N`: exactly N flows (or bare handshakes) against the
     // external emulator and nothing else, so `valgrind --tool=callgrind` counts the client's
@@ -277,7 +281,8 @@ fn main() {
         runtime.block_on(async {
             match which {
                 "bare" => println!("bare: {} handshakes", external.handshakes(count, 16).await),
-                _ => println!("client: {} assigned", external.fleet(count, 16).await.results.devices.assigned),
+                "client" => println!("client: {} assigned", external.fleet(count, 16).await.results.devices.assigned),
+                other => panic!("FLEET_PROFILE={other}:N: the counted profiles are client:N and bare:N"),
             }
         });
         return;

@@ -15,24 +15,37 @@ pub struct TargetWatch {
     awaiting: AtomicU64,
     /// Microseconds from `origin` to the last answer.
     last_answer_us: AtomicU64,
+    /// Microseconds from `origin` to when a device began to wait while none did: a silence
+    /// counts from the later of this and the last answer.
+    waiting_since_us: AtomicU64,
 }
 
 impl TargetWatch {
     pub fn new() -> Self {
-        Self { origin: super::driver::now(), awaiting: AtomicU64::new(0), last_answer_us: AtomicU64::new(0) }
+        Self {
+            origin: super::driver::now(),
+            awaiting: AtomicU64::new(0),
+            last_answer_us: AtomicU64::new(0),
+            waiting_since_us: AtomicU64::new(0),
+        }
     }
 
     /// Counts one device as waiting on the target until the guard drops (whatever ends the
     /// wait: an answer, a timeout, an abort).
     pub fn awaiting(&self) -> Awaiting<'_> {
-        self.awaiting.fetch_add(1, Ordering::Relaxed);
+        if self.awaiting.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.waiting_since_us.store(self.micros(super::driver::now()), Ordering::Relaxed);
+        }
         Awaiting(self)
     }
 
     /// The target answered a device at `at`.
     pub fn answered(&self, at: Instant) {
-        let micros = at.saturating_duration_since(self.origin).as_micros() as u64;
-        self.last_answer_us.store(micros, Ordering::Relaxed);
+        self.last_answer_us.fetch_max(self.micros(at), Ordering::Relaxed);
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_micros() as u64
     }
 
     /// When the target last answered, or the watch's start when it never did.
@@ -40,10 +53,14 @@ impl TargetWatch {
         self.origin + Duration::from_micros(self.last_answer_us.load(Ordering::Relaxed))
     }
 
-    /// How long devices have waited with no answer from the target at `now`: `None` when no
-    /// device waits on it.
+    /// How long devices have waited with no answer from the target at `now`, counted from the
+    /// later of its last answer and the instant devices began to wait (a first wait after a
+    /// quiet spell is no silence yet): `None` when no device waits on it.
     pub fn silence(&self, now: Instant) -> Option<Duration> {
-        (self.awaiting.load(Ordering::Relaxed) > 0).then(|| now.saturating_duration_since(self.last_answer()))
+        (self.awaiting.load(Ordering::Relaxed) > 0).then(|| {
+            let since = self.last_answer_us.load(Ordering::Relaxed).max(self.waiting_since_us.load(Ordering::Relaxed));
+            now.saturating_duration_since(self.origin + Duration::from_micros(since))
+        })
     }
 }
 
@@ -73,10 +90,27 @@ mod tests {
         let later = watch.origin + Duration::from_millis(500);
         assert_eq!(watch.silence(later), None, "nobody waits");
         let waiting = watch.awaiting();
-        assert_eq!(watch.silence(later), Some(Duration::from_millis(500)));
+        assert!(watch.silence(later).unwrap() <= Duration::from_millis(500));
         watch.answered(watch.origin + Duration::from_millis(450));
         assert_eq!(watch.silence(later), Some(Duration::from_millis(50)));
+        watch.answered(watch.origin + Duration::from_millis(400));
+        assert_eq!(
+            watch.silence(later),
+            Some(Duration::from_millis(50)),
+            "an older answer reported late changes nothing"
+        );
         drop(waiting);
         assert_eq!(watch.silence(later), None, "the guard ended the wait");
+    }
+
+    #[test]
+    fn a_first_wait_after_a_quiet_spell_is_no_silence() {
+        let watch = TargetWatch::new();
+        watch.answered(watch.origin);
+        // Nobody waited for a while (a shard waiting for --start-at, devices in retry-after).
+        std::thread::sleep(Duration::from_millis(30));
+        let _waiting = watch.awaiting();
+        let silence = watch.silence(super::super::driver::now()).unwrap();
+        assert!(silence < Duration::from_millis(20), "the silence counts from the wait: {silence:?}");
     }
 }

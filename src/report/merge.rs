@@ -229,8 +229,8 @@ fn summary(
 
 /// Every shard's lines of one list (notes, validity reasons), each prefixed with its shard.
 /// The shards' target stalls. Each shard watched the target on its own, so one stall of the
-/// target shows in every shard: the merged count and lengths are the worst shard's and the
-/// starts within add up. The lag outside the stalls is the largest shard's p99, an upper bound
+/// target shows in every shard: the merged count and lengths are each the largest over the
+/// shards and the starts within add up. The lag outside the stalls is the largest shard's p99, an upper bound
 /// of the whole plan's (no part of a union lies above the largest of its parts' p99 more than 1 %
 /// of the time); the shards' histograms of it are not kept.
 fn target_stalls<'a>(shards: impl Iterator<Item = &'a RunSummary>) -> Option<TargetStalls> {

@@ -239,7 +239,10 @@ async fn record(
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     };
     let cpu_used = CpuTime::of_process().since(cpu_before);
-    let readings = stall.stop().await;
+    let mut readings = stall.stop().await;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    readings.cpu_share = (elapsed.as_secs_f64() > 0.0)
+        .then(|| (cpu_used.user_seconds + cpu_used.system_seconds) / (elapsed.as_secs_f64() * cores));
     notes.extend(preparation_note(plan, &started));
     notes.extend(started.panicked.note());
     let mut results = metrics.summary(started.started);

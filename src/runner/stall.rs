@@ -33,6 +33,8 @@ pub(super) struct Readings {
     pub machine_p99_us: Option<u64>,
     /// The share of the machine's CPU time the hypervisor took meanwhile (Linux `steal`).
     pub steal_percent: Option<f64>,
+    /// The share of the machine's cores this process used over the run (the runner fills it in).
+    pub cpu_share: Option<f64>,
 }
 
 /// Measures runtime saturation: how late a precise 10 ms timer is served while the run goes on
@@ -88,7 +90,7 @@ impl StallMonitor {
         };
         let steal_percent =
             self.steal_before.zip(CpuTicks::read()).and_then(|(before, after)| after.steal_since(before));
-        Readings { runtime_p99_us, machine_p99_us: self.machine.stop(), steal_percent }
+        Readings { runtime_p99_us, machine_p99_us: self.machine.stop(), steal_percent, cpu_share: None }
     }
 }
 
@@ -165,8 +167,21 @@ pub(super) struct TargetStalls {
 }
 
 impl TargetStalls {
-    fn open(&self, from: Instant) {
-        self.lock().push((from, None));
+    /// Opens a window from `from`, or from where the previous one ended if that is later: the
+    /// windows never overlap.
+    fn open(&self, from: Instant) -> Instant {
+        let mut windows = self.lock();
+        let from = windows.last().and_then(|(_, to)| *to).map_or(from, |end| from.max(end));
+        windows.push((from, None));
+        from
+    }
+
+    /// Drops the open window: what looked like the target's silence was the runtime's.
+    fn discard_open(&self) {
+        let mut windows = self.lock();
+        if let Some((_, None)) = windows.last() {
+            windows.pop();
+        }
     }
 
     fn close(&self, at: Instant) {
@@ -242,10 +257,15 @@ struct TargetWatching {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
     Answering,
-    /// Silent since its last answer at this instant.
+    /// Silent since this instant.
     Silent(Instant),
-    /// Answering again; this many probes on time in a row since.
-    CatchingUp(u32),
+    /// Answering again since `resumed` after a silence from `since`; `on_time` probes on time in
+    /// a row since.
+    CatchingUp {
+        since: Instant,
+        resumed: Instant,
+        on_time: u32,
+    },
 }
 
 impl TargetWatching {
@@ -261,23 +281,35 @@ impl TargetWatching {
         }
         let runtime_late = &mut self.latest_since_answer.1;
         *runtime_late = (*runtime_late).max(late);
+        let runtime_stood_still = *runtime_late >= SILENCE / 2;
         self.state = match self.state {
             Seen::Answering => match self.watch.silence(now) {
-                Some(silence) if silence >= SILENCE && *runtime_late < SILENCE / 2 => {
-                    self.stalls.open(answered);
-                    Seen::Silent(answered)
+                Some(silence) if silence >= SILENCE && !runtime_stood_still => {
+                    Seen::Silent(self.stalls.open(now - silence))
                 }
                 _ => Seen::Answering,
             },
-            // Answers again, or nobody waits any more (the waits timed out).
-            Seen::Silent(since) if answered > since || self.watch.silence(now).is_none() => Seen::CatchingUp(0),
-            Seen::Silent(since) => Seen::Silent(since),
-            Seen::CatchingUp(_) if late > ON_TIME => Seen::CatchingUp(0),
-            Seen::CatchingUp(on_time) if on_time + 1 >= CAUGHT_UP_PROBES => {
-                self.stalls.close(now);
+            // The runtime itself stood still meanwhile: the devices could not read what came.
+            Seen::Silent(_) if runtime_stood_still => {
+                self.stalls.discard_open();
                 Seen::Answering
             }
-            Seen::CatchingUp(on_time) => Seen::CatchingUp(on_time + 1),
+            // Answers again, or nobody waits any more (the waits timed out).
+            Seen::Silent(since) if answered > since || self.watch.silence(now).is_none() => {
+                Seen::CatchingUp { since, resumed: now, on_time: 0 }
+            }
+            Seen::Silent(since) => Seen::Silent(since),
+            // Caught up: on time again, or as long after the answers resumed as the silence
+            // lasted (past that, lateness is the generator's, whatever began it).
+            Seen::CatchingUp { since, resumed, on_time } => {
+                let on_time = if late > ON_TIME { 0 } else { on_time + 1 };
+                if on_time >= CAUGHT_UP_PROBES || now.saturating_duration_since(resumed) >= resumed - since {
+                    self.stalls.close(now);
+                    Seen::Answering
+                } else {
+                    Seen::CatchingUp { since, resumed, on_time }
+                }
+            }
         };
     }
 
@@ -308,39 +340,85 @@ mod tests {
         let t0 = watch.last_answer();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let waiting = watch.awaiting();
+        let began = watch.silence(t0 + Duration::from_secs(10)).map(|s| t0 + Duration::from_secs(10) - s).unwrap();
         let on_time = Duration::from_micros(100);
         for ms in (10..=240).step_by(10) {
             seen.probe(at(ms), on_time);
         }
         assert_eq!(stalls.extent().0, 0, "240 ms of silence is not yet a stall");
-        seen.probe(at(260), on_time);
-        assert_eq!(seen.state, Seen::Silent(t0));
-        assert!(stalls.covers(at(100)) && stalls.covers(at(5_000)), "an open window reaches to now");
+        seen.probe(began + Duration::from_millis(260), on_time);
+        assert!(matches!(seen.state, Seen::Silent(_)), "{:?}", seen.state);
+        assert!(
+            stalls.covers(began + Duration::from_millis(100)) && stalls.covers(at(5_000)),
+            "an open window reaches to now"
+        );
         watch.answered(at(1_000));
         seen.probe(at(1_010), Duration::from_millis(30));
-        seen.probe(at(1_050), Duration::from_millis(5));
-        assert!(matches!(seen.state, Seen::CatchingUp(0)), "a late probe starts the count again");
-        assert!(matches!(seen.state, Seen::CatchingUp(0)), "{:?}", seen.state);
-        for ms in (1_060..=1_140).step_by(10) {
+        assert!(matches!(seen.state, Seen::CatchingUp { on_time: 0, .. }), "{:?}", seen.state);
+        seen.probe(at(1_020), on_time);
+        seen.probe(at(1_030), Duration::from_millis(5));
+        assert!(matches!(seen.state, Seen::CatchingUp { on_time: 0, .. }), "a late probe starts the count again");
+        for ms in (1_040..=1_120).step_by(10) {
             seen.probe(at(ms), on_time);
         }
-        assert_eq!(seen.state, Seen::CatchingUp(9), "nine on time in a row");
-        seen.probe(at(1_150), on_time);
+        assert!(matches!(seen.state, Seen::CatchingUp { on_time: 9, .. }), "nine on time in a row");
+        seen.probe(at(1_130), on_time);
         assert_eq!(seen.state, Seen::Answering);
         drop(waiting);
-        assert_eq!(stalls.extent(), (1, Duration::from_millis(1_150), Duration::from_millis(1_150)));
-        assert!(stalls.covers(at(1_050)) && !stalls.covers(at(1_151)));
+        let (count, total, _) = stalls.extent();
+        assert_eq!((count, total), (1, at(1_130) - began));
+        assert!(stalls.covers(at(1_050)) && !stalls.covers(at(1_131)));
+    }
+
+    /// A watch with one device waiting from now, its monitor, and that instant.
+    fn one_waiting() -> (Arc<TargetWatch>, Arc<TargetStalls>, TargetWatching, Instant) {
+        let watch = Arc::new(TargetWatch::new());
+        let stalls = Arc::new(TargetStalls::default());
+        let seen = TargetWatching::new(watch.clone(), stalls.clone());
+        std::mem::forget(watch.awaiting());
+        let began = watch.last_answer().max(crate::device::driver::now());
+        (watch, stalls, seen, began)
+    }
+
+    #[test]
+    fn catching_up_lasts_no_longer_than_the_silence_did() {
+        let (watch, stalls, mut seen, began) = one_waiting();
+        let at = |ms: u64| began + Duration::from_millis(ms);
+        seen.probe(at(300), Duration::from_micros(100));
+        watch.answered(at(400));
+        seen.probe(at(410), Duration::from_millis(50));
+        // A generator that never catches up: the window still ends, 410 ms after the answers resumed.
+        let mut ms = 420;
+        while seen.state != Seen::Answering && ms < 5_000 {
+            seen.probe(at(ms), Duration::from_millis(50));
+            ms += 10;
+        }
+        assert!((820..=850).contains(&ms), "closed at {ms} ms");
+        assert!(!stalls.covers(at(900)), "the generator's own lateness after it is not excused");
     }
 
     #[test]
     fn a_silence_while_the_runtime_itself_is_late_is_not_the_targets() {
-        let watch = Arc::new(TargetWatch::new());
-        let stalls = Arc::new(TargetStalls::default());
-        let mut seen = TargetWatching::new(watch.clone(), stalls.clone());
-        let t0 = watch.last_answer();
-        let _waiting = watch.awaiting();
+        let (_watch, stalls, mut seen, t0) = one_waiting();
         seen.probe(t0 + Duration::from_millis(300), Duration::from_millis(200));
         seen.probe(t0 + Duration::from_millis(310), Duration::from_micros(100));
         assert_eq!(stalls.extent().0, 0, "the runtime froze: the devices could not read what came");
+        // A window already open is dropped when the runtime stands still within it.
+        let (_watch, stalls, mut seen, t0) = one_waiting();
+        seen.probe(t0 + Duration::from_millis(300), Duration::from_micros(100));
+        assert_eq!(stalls.extent().0, 1);
+        seen.probe(t0 + Duration::from_millis(600), Duration::from_millis(290));
+        assert_eq!((stalls.extent().0, seen.state), (0, Seen::Answering));
+    }
+
+    #[test]
+    fn windows_never_overlap() {
+        let stalls = TargetStalls::default();
+        let t0 = crate::device::driver::now();
+        stalls.open(t0);
+        stalls.close(t0 + Duration::from_millis(500));
+        assert_eq!(stalls.open(t0 + Duration::from_millis(300)), t0 + Duration::from_millis(500));
+        stalls.close(t0 + Duration::from_millis(900));
+        assert_eq!(stalls.extent(), (2, Duration::from_millis(900), Duration::from_millis(500)));
     }
 }
