@@ -99,9 +99,11 @@ fn metrics_are_served_during_the_run_and_parse_with_prometheus_client() {
             .unwrap(),
     );
     let mut stderr = BufReader::new(run.stderr.take().unwrap());
-    // The address line, then progress lines: the first with devices started means its page is up.
+    // The address line, then progress lines: the first with devices assigned means its page is
+    // up with phases measured (the first tick can come as the first device starts, before any
+    // finished, on a loaded machine).
     let (address, line) = read_until(&mut stderr, |line, address_seen| {
-        address_seen && line.contains("started ") && !line.contains("started 0 ")
+        address_seen && line.contains("assigned ") && !line.contains("assigned 0 ") && !line.contains("started 0 ")
     });
     let address = address.unwrap_or_else(|| panic!("no metrics address printed; last line {line:?}"));
     let drain = std::thread::spawn(move || {
