@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::support::binary::{
+    KillOnDrop, TV1_GROUP_KEY, deterministic_emulator, dpsbench, finish, run_to, temp_dir, text, write,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 const SCOPE: &str = "0ne00EDGES1";
@@ -18,20 +20,6 @@ const DEVICES: u64 = 150;
 
 fn summary(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
-}
-
-/// An emulator whose every device registers once (202, retry-after 1 s) and polls once (200):
-/// every count of a run against it is decided by the plan, not by timing.
-fn deterministic_emulator(dir: &Path) -> (KillOnDrop, String) {
-    let config = write(
-        dir,
-        "emulator.toml",
-        &format!(
-            "id_scope = \"{SCOPE}\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\nassign_delay_ms = 20\n\
-             [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
-        ),
-    );
-    spawn_emulator(&config, &dir.join("ca.pem"))
 }
 
 fn scenario(dir: &Path, port: &str, extra_target: &str) -> PathBuf {
@@ -45,32 +33,6 @@ fn scenario(dir: &Path, port: &str, extra_target: &str) -> PathBuf {
              [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
         ),
     )
-}
-
-fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> KillOnDrop {
-    KillOnDrop(
-        Command::new(BIN)
-            .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
-            .arg(out)
-            .args(extra)
-            .env("BENCH_KEY", TV1_GROUP_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn finish(mut child: KillOnDrop, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert_eq!(status.code(), Some(0), "{what} exited {status}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not finish in time");
 }
 
 /// Every leaf of a JSON value by its path (`devices.total`, `statuses.202`, ...).
@@ -119,7 +81,7 @@ fn class(path: &str) -> &'static str {
 #[test]
 fn a_plan_run_whole_and_as_three_shards_agrees_in_every_figure() {
     let dir = temp_dir("edges-merge");
-    let (_emulator, port) = deterministic_emulator(&dir);
+    let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
     let plan = scenario(&dir, &port, "");
     finish(run_to(&plan, &dir.join("whole"), &[]), "the unsharded run");
     let start_at = dpsbench::timestamp::rfc3339(std::time::SystemTime::now() + Duration::from_secs(3));
@@ -189,7 +151,7 @@ fn a_plan_run_whole_and_as_three_shards_agrees_in_every_figure() {
 #[test]
 fn a_merge_never_writes_into_an_input_nor_over_a_report() {
     let dir = temp_dir("edges-out");
-    let (_emulator, port) = deterministic_emulator(&dir);
+    let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
     let plan = scenario(&dir, &port, "");
     let shards: Vec<PathBuf> = (0..2).map(|k| dir.join(format!("s{k}"))).collect();
     for (k, out) in shards.iter().enumerate() {
@@ -275,7 +237,7 @@ fn stopped_by_preflight(scenario: &Path, out: &Path, key: &str, field: &str) {
 #[test]
 fn a_misconfigured_run_stops_at_its_preflight_naming_the_field() {
     let dir = temp_dir("edges-preflight");
-    let (_emulator, port) = deterministic_emulator(&dir);
+    let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
     // A CA that signs nothing the emulator shows.
     crate::support::binary::write_certificates(&dir);
     let wrong_ca = scenario(&dir, &port, "").to_string_lossy().into_owned();
@@ -343,7 +305,7 @@ fn a_dry_run_uses_the_stated_quota_and_ceiling_on_this_machine_and_a_shards_own_
 #[test]
 fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
     let dir = temp_dir("edges-preflight-force");
-    let (_emulator, port) = deterministic_emulator(&dir);
+    let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
     let plan = scenario(&dir, &port, "");
     let out = dir.join("old");
     finish(run_to(&plan, &out, &[]), "the first run");

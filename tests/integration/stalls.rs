@@ -2,12 +2,11 @@
 //! seen as the target's stall, not as the generator falling behind; a run without one shows none.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::binary::{BIN, KillOnDrop, TV1_GROUP_KEY, spawn_emulator, temp_dir, write};
+use crate::support::binary::{KillOnDrop, deterministic_emulator, finish, run_to, temp_dir, write};
 
 const SCOPE: &str = "0ne00STALL1";
 
@@ -22,16 +21,7 @@ fn run(dir: &Path, port: &str, out: &Path, stop_target: Option<(&KillOnDrop, Dur
              [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
         ),
     );
-    let mut child = KillOnDrop(
-        Command::new(BIN)
-            .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
-            .arg(out)
-            .env("BENCH_KEY", TV1_GROUP_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let child = run_to(&scenario, out, &[]);
     if let Some((emulator, after, length)) = stop_target {
         let pid = emulator.0.id() as libc::pid_t;
         std::thread::sleep(after);
@@ -41,30 +31,14 @@ fn run(dir: &Path, port: &str, out: &Path, stop_target: Option<(&KillOnDrop, Dur
         // SAFETY: as above.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert_eq!(status.code(), Some(0), "the run exited {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run did not finish in time");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    finish(child, "the run");
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 
 #[test]
 fn a_target_stopped_for_a_second_is_named_as_the_stall_and_a_steady_one_is_not() {
     let dir = temp_dir("stalls");
-    let config = write(
-        &dir,
-        "emulator.toml",
-        &format!(
-            "id_scope = \"{SCOPE}\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\nassign_delay_ms = 20\n\
-             [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
-        ),
-    );
-    let (emulator, port) = spawn_emulator(&config, &dir.join("ca.pem"));
+    let (emulator, port) = deterministic_emulator(&dir, SCOPE);
 
     let steady = run(&dir, &port, &dir.join("steady"), None);
     assert_eq!(steady["devices"]["assigned"], 1000);

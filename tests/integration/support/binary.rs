@@ -109,3 +109,47 @@ pub fn spawn_emulator_with(config: &Path, ca_out: &Path, extra: &[&str]) -> (Kil
         .to_string();
     (emulator, port)
 }
+
+/// A standalone emulator whose every device registers once (202, retry-after 1 s) and polls
+/// once (200): every count of a run against it is decided by the plan, not by timing. Returns
+/// the child and its port; its CA goes to `dir/ca.pem`.
+pub fn deterministic_emulator(dir: &Path, id_scope: &str) -> (KillOnDrop, String) {
+    let config = write(
+        dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"{id_scope}\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\nassign_delay_ms = 20\n\
+             [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    spawn_emulator(&config, &dir.join("ca.pem"))
+}
+
+/// Starts `dpsbench run SCENARIO --quiet --out OUT EXTRA...` with `BENCH_KEY` set to
+/// [`TV1_GROUP_KEY`]; stderr piped.
+pub fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(BIN)
+            .args(["run", scenario.to_str().unwrap(), "--quiet", "--out"])
+            .arg(out)
+            .args(extra)
+            .env("BENCH_KEY", TV1_GROUP_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits up to 90 s for `child` to exit 0 (`what` names it in the failure).
+pub fn finish(mut child: KillOnDrop, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0), "{what} exited {status}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not finish in time");
+}
