@@ -40,6 +40,25 @@
 //!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
 //! ```
 //!
+//! # Floors
+//!
+//! Each module imports only modules on floors below its own, never up and never sideways; no
+//! files import each other in a circle. Both are checked by a test (`map.rs`) that reads these
+//! lines:
+//!
+//! 10  cli
+//! 9  runner, report
+//! 8  results, shard
+//! 7  scenario
+//! 6  conformance
+//! 5  emulator, slo
+//! 4  metrics
+//! 3  device, tls
+//! 2  x509, messages, mqtt
+//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics
+//!
+//! # Rules
+//!
 //! Rules (the imports between top-level modules are checked by a test against the table in the `map` module):
 //! - Calls go down the map, never up. The device core depends only on the leaves: it reports
 //!   what it observed to an [`device::Observer`] and never imports `conformance`, `metrics` or

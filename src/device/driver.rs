@@ -52,10 +52,7 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The current instant on tokio's clock (virtual when a test pauses time).
-pub fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
+pub use super::clock::now;
 
 /// Runs one device from TCP connect to its outcome. Never fails: every failure is in the report.
 /// When `abort` turns true the device stops where it is and reports `Aborted`, keeping the

@@ -7,6 +7,7 @@
 //! under test are data ([`FailureKind`]), never Rust errors. Randomness (`$rid` UUIDs, retry
 //! jitter) comes from a [`DeviceRng`] the caller seeds.
 
+pub mod clock;
 pub mod driver;
 pub mod flow;
 pub mod misbehaviour;

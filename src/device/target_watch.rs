@@ -23,7 +23,7 @@ pub struct TargetWatch {
 impl TargetWatch {
     pub fn new() -> Self {
         Self {
-            origin: super::driver::now(),
+            origin: super::clock::now(),
             awaiting: AtomicU64::new(0),
             last_answer_us: AtomicU64::new(0),
             waiting_since_us: AtomicU64::new(0),
@@ -34,7 +34,7 @@ impl TargetWatch {
     /// wait: an answer, a timeout, an abort).
     pub fn awaiting(&self) -> Awaiting<'_> {
         if self.awaiting.fetch_add(1, Ordering::Relaxed) == 0 {
-            self.waiting_since_us.store(self.micros(super::driver::now()), Ordering::Relaxed);
+            self.waiting_since_us.store(self.micros(super::clock::now()), Ordering::Relaxed);
         }
         Awaiting(self)
     }
@@ -110,7 +110,7 @@ mod tests {
         // Nobody waited for a while (a shard waiting for --start-at, devices in retry-after).
         std::thread::sleep(Duration::from_millis(30));
         let _waiting = watch.awaiting();
-        let silence = watch.silence(super::super::driver::now()).unwrap();
+        let silence = watch.silence(super::super::clock::now()).unwrap();
         assert!(silence < Duration::from_millis(20), "the silence counts from the wait: {silence:?}");
     }
 }
