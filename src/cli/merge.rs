@@ -3,12 +3,26 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 
 use super::out_folder::OutFolder;
-use super::reports::MergeArgs;
 use crate::report;
 use crate::report::folder::ReportFolder;
 use crate::report::merge::Merged;
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' report folders.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Folder for the merged report (created if needed): never one of the shards' folders, and
+    /// refused when it already holds a report, unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite the report already in --out (never a shard's folder).
+    #[arg(long)]
+    pub force: bool,
+}
 
 pub(super) fn merge(args: MergeArgs) -> Result<i32> {
     refuse_an_input(&args.out, &args.shards)?;
@@ -69,7 +83,7 @@ fn write(folder: &mut OutFolder, shards: &[PathBuf], merged: &Merged) -> Result<
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     join_devices_csv(shards, folder)?;
-    super::write_rendered(folder.path())
+    super::files::write_rendered(folder.path())
 }
 
 /// Joins the shards' `devices.csv` (one header) when every shard has one.

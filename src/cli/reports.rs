@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
+pub use super::merge::MergeArgs;
 use crate::report::compare::{self, Comparison};
 use crate::report::expression::{Expression, Verdict};
 use crate::report::folder::{RENDERED, ReportFolder};
@@ -36,20 +37,6 @@ pub enum ReportCommand {
     /// `partial`, summary.json lists them), 2 for folders that are not reports, shards of
     /// different plans, or a shard given twice.
     Merge(MergeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct MergeArgs {
-    /// The shards' report folders.
-    #[arg(value_name = "SHARD_DIR", required = true)]
-    pub shards: Vec<PathBuf>,
-    /// Folder for the merged report (created if needed): never one of the shards' folders, and
-    /// refused when it already holds a report, unless --force.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Overwrite the report already in --out (never a shard's folder).
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[derive(Debug, Args)]

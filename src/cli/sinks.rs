@@ -6,7 +6,6 @@
 use anyhow::Result;
 
 use super::error_line;
-use super::progress::Warnings;
 use crate::results::Tick;
 
 /// One output of a run, fed every tick as it comes.
@@ -47,6 +46,27 @@ impl<'a> Sinks<'a> {
     pub(super) fn finish(&mut self) {
         for sink in &mut self.sinks {
             sink.finish();
+        }
+    }
+}
+
+/// Warnings on stderr, printed above the progress bar when there is one (a handle on the same
+/// bar), else on lines of their own.
+#[derive(Clone, Default)]
+pub(super) struct Warnings {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Warnings {
+    /// Warnings printed above `bar` when there is one.
+    pub(super) fn above(bar: Option<indicatif::ProgressBar>) -> Self {
+        Self { bar }
+    }
+
+    pub(super) fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
         }
     }
 }
