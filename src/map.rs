@@ -59,7 +59,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "x509",
         ],
     ),
-    ("report", &["conformance", "device", "metrics", "results", "scenario", "shard", "slo", "timestamp"]),
+    ("report", &["conformance", "device", "metrics", "results", "shard", "slo", "timestamp"]),
+    ("telemetry", &["device", "metrics", "results"]),
     ("results", &["conformance", "device", "metrics", "scenario", "slo"]),
     (
         "scenario",

@@ -1,6 +1,6 @@
 //! A run's live metrics: the `/metrics` endpoint (`--metrics-listen`, lingering after the end
 //! with `--metrics-linger`) and the remote-write pushes (`--metrics-push`), both fed each tick
-//! with the same families (`report::prometheus`), and once more at the end with the final ones
+//! with the same families (`telemetry::prometheus`), and once more at the end with the final ones
 //! (`dpsbench_run_ended 1`).
 
 use std::net::SocketAddr;
@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use tokio::sync::watch;
 
-use super::metrics_endpoint::{self, Page};
-use super::metrics_push::{PushUrl, Pusher, parse_push_url};
 use super::sinks::Sink;
-use crate::report::prometheus::{self, Family};
 use crate::results::Tick;
 use crate::shard::Shard;
+use crate::telemetry::endpoint::{Endpoint, Page};
+use crate::telemetry::prometheus::{self, Family};
+use crate::telemetry::push::{PushUrl, Pusher, parse_push_url};
 
 /// The longest `--metrics-linger`.
 const MAX_LINGER: Duration = Duration::from_secs(3600);
@@ -59,13 +58,6 @@ pub struct LiveMetrics {
     linger: Option<Duration>,
 }
 
-struct Endpoint {
-    address: SocketAddr,
-    page: watch::Sender<Page>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
 impl LiveMetrics {
     /// Binds the endpoint and starts the pusher (its series labelled with `shard` when the run
     /// is one); `None` when `args` ask for neither.
@@ -76,7 +68,7 @@ impl LiveMetrics {
         let empty = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
         let families = Arc::new(prometheus::families(&empty, false));
         let endpoint = match args.metrics_listen {
-            Some(address) => Some(Endpoint::start(address, &families).await?),
+            Some(address) => Some(start_endpoint(address, &families).await?),
             None => None,
         };
         let pusher = match &args.metrics_push {
@@ -98,7 +90,7 @@ impl LiveMetrics {
         let families = Arc::new(prometheus::families(tick, false));
         *self.last.lock().expect("the last families are never held while panicking") = families.clone();
         if let Some(endpoint) = &self.endpoint {
-            endpoint.serve(&families);
+            serve(endpoint, &families);
         }
         match &self.pusher {
             Some(pusher) => pusher.lock().expect("the pusher is never held while panicking").publish(families),
@@ -111,14 +103,14 @@ impl LiveMetrics {
     pub async fn finish(self) {
         let mut families = self.last.into_inner().expect("the last families are never held while panicking");
         prometheus::mark_ended(Arc::<Vec<Family>>::make_mut(&mut families));
-        let page = self.endpoint.as_ref().map(|endpoint| endpoint.serve(&families));
+        let page = self.endpoint.as_ref().map(|endpoint| serve(endpoint, &families));
         if let Some(pusher) = self.pusher {
             let pusher = pusher.into_inner().expect("the pusher is never held while panicking");
             eprintln!("{}", pusher.finish(families).await);
         }
         let Some(endpoint) = self.endpoint else { return };
         if let (Some(linger), Some(page)) = (self.linger, page) {
-            let url = format!("http://{}/metrics", endpoint.address);
+            let url = format!("http://{}/metrics", endpoint.address());
             eprintln!(
                 "dpsbench: serving the final metrics at {url} until scraped, at most {linger:?} (Ctrl-C ends it)"
             );
@@ -151,30 +143,22 @@ impl Sink for &LiveMetrics {
     }
 }
 
-impl Endpoint {
-    async fn start(address: SocketAddr, families: &[Family]) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
-        let bound = listener.local_addr().with_context(|| format!("--metrics-listen {address}"))?;
-        let (page, pages) = watch::channel(Page::new(prometheus::exposition(families)));
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(metrics_endpoint::serve(listener, pages, stopped));
-        eprintln!("dpsbench: live metrics at http://{bound}/metrics");
-        Ok(Self { address: bound, page, stop, task })
-    }
+/// Binds `--metrics-listen` and serves `families` there; says the bound address on stderr.
+async fn start_endpoint(address: SocketAddr, families: &[Family]) -> Result<Endpoint> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
+    let page = Page::new(prometheus::exposition(families));
+    let endpoint = Endpoint::start(listener, page).with_context(|| format!("--metrics-listen {address}"))?;
+    eprintln!("dpsbench: live metrics at http://{}/metrics", endpoint.address());
+    Ok(endpoint)
+}
 
-    /// Serves the exposition of `families` from now on; returns its page.
-    fn serve(&self, families: &[Family]) -> Page {
-        let page = Page::new(prometheus::exposition(families));
-        let _ = self.page.send(page.clone());
-        page
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
+/// Serves the exposition of `families` from now on; returns its page.
+fn serve(endpoint: &Endpoint, families: &[Family]) -> Page {
+    let page = Page::new(prometheus::exposition(families));
+    endpoint.publish(page.clone());
+    page
 }
 
 /// `--metrics-linger`: a duration of at most [`MAX_LINGER`].

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::early_warning;
 use super::sinks::{Sink, Warnings};
-use crate::report;
+use crate::report::render::text::micros;
 use crate::results::Tick;
 use crate::scenario::Plan;
 
@@ -76,7 +76,7 @@ impl ProgressView {
             p.interval.assigned,
             p.throttled,
             p.interval.throttled,
-            report::micros(p.assigned_p99_us)
+            micros(p.assigned_p99_us)
         );
         match &self.bar {
             Some(bar) => {

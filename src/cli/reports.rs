@@ -7,9 +7,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 pub use super::merge::MergeArgs;
-use crate::report::compare::{self, Comparison};
-use crate::report::expression::{Expression, Verdict};
-use crate::report::folder::{RENDERED, ReportFolder};
+use crate::report::analysis::compare;
+use crate::report::analysis::comparison::Comparison;
+use crate::report::analysis::expression::{Expression, Verdict};
+use crate::report::format::folder::ReportFolder;
+use crate::report::format::report::Report;
+use crate::report::render::files;
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -81,11 +84,12 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
 }
 
 fn render(args: RenderArgs) -> Result<i32> {
-    let written = super::files::write_rendered(&args.dir)?;
+    let report = Report::load(&args.dir)?;
+    let written = super::files::write_rendered(&args.dir, &report)?;
     for path in &written {
         outln!("{}", path.display());
     }
-    Ok(if written.len() == RENDERED.len() { 0 } else { 1 })
+    Ok(if written.len() == files::NAMES.len() { 0 } else { 1 })
 }
 
 fn compare(args: CompareArgs) -> Result<i32> {

@@ -6,6 +6,7 @@
 use anyhow::Result;
 
 use super::error_line;
+use crate::report::format::report::PerSecond;
 use crate::results::Tick;
 
 /// One output of a run, fed every tick as it comes.
@@ -15,6 +16,14 @@ pub(super) trait Sink {
 
     /// The run ended (the last tick was taken).
     fn finish(&mut self) {}
+}
+
+/// What the run keeps each second for report.md and report.html, rendered from memory at its end.
+impl Sink for &mut PerSecond {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        self.take(tick);
+        Ok(())
+    }
 }
 
 /// The run's sinks, fed in order: the live page before the progress line (a line on stderr

@@ -9,7 +9,7 @@ pub fn header() -> Vec<u8> {
     let mut fields = vec!["registration_id".to_string(), "personality".into(), "outcome".into(), "failure_kind".into()];
     fields.extend(Phase::ALL.iter().map(|phase| format!("{}_us", phase.as_str())));
     fields.extend(["register_attempts".into(), "polls".into(), "hub".into()]);
-    super::csv_line(fields)
+    super::csv::line(fields)
 }
 
 /// The rows of `devices`, one line each. A phase the device did not reach is an empty cell;
@@ -29,7 +29,7 @@ pub fn rows(devices: &[DeviceRecord]) -> Vec<u8> {
             device.polls.to_string(),
             device.hub.clone().unwrap_or_default(),
         ]);
-        bytes.extend(super::csv_line(fields));
+        bytes.extend(super::csv::line(fields));
     }
     bytes
 }

@@ -1,7 +1,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::metrics::PhaseHistograms;
+use crate::report::format::hlog;
 
 /// A report folder's three files: the fixed summary of `report::tests` (its name made hostile),
 /// three seconds of time series with failures, and a latency log of three intervals.
@@ -30,6 +30,12 @@ fn folder() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         log.extend(hlog::interval(Duration::from_secs(second), Duration::from_secs(1), &latencies));
     }
     (serde_json::to_vec(&summary).expect("json"), series.into_bytes(), log)
+}
+
+/// `report.html` from the bytes of a folder's three files.
+fn render_folder_files(summary: &[u8], series: &[u8], log: &[u8]) -> Result<Vec<u8>, String> {
+    let report = Report::parse(summary, series, log).map_err(|e| e.to_string())?;
+    of(&report).map_err(|e| e.to_string())
 }
 
 fn page() -> String {
@@ -80,7 +86,7 @@ fn plotted_x(svg: &str) -> Vec<f64> {
 #[test]
 fn legends_sit_beside_the_plot_never_over_a_line_and_ticks_carry_units() {
     let page = page();
-    let legend_left = f64::from(880 - crate::report::charts::LEGEND_WIDTH);
+    let legend_left = f64::from(880 - crate::report::render::charts::LEGEND_WIDTH);
     let mut legends = 0;
     for figure in page.split("<figure class=\"chart\"").skip(1) {
         let svg = &figure[..figure.find("</svg>").expect("an svg")];

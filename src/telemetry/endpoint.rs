@@ -1,27 +1,38 @@
-//! The `/metrics` endpoint of `dpsbench run --metrics-listen`: a minimal HTTP/1.1 responder
-//! for Prometheus scrapes. It serves the latest page the run published and nothing else.
+//! The `/metrics` endpoint of `dpsbench run --metrics-listen`: hyper's HTTP/1.1 server
+//! answering Prometheus scrapes with the latest page the run published, and nothing else.
 //!
-//! Bounded: a request is read up to [`MAX_REQUEST`] bytes within [`DEADLINE`], at most
-//! [`MAX_CONNECTIONS`] are served at once (others are closed), and every connection is closed
-//! after one response. `GET /metrics` (or `HEAD`) gets the page, other paths 404, other methods
-//! 405, anything unreadable 400.
+//! Bounded: a connection has [`DEADLINE`] to send its request and read the response, a request
+//! head longer than [`MAX_REQUEST`] bytes is refused (431), at most [`MAX_CONNECTIONS`] are served
+//! at once (others are closed), and every connection is closed after one response.
+//! `GET /metrics` (or `HEAD`) gets the page, other paths 404, other methods 405, anything
+//! unreadable 400.
 //!
 //! Each [`Page`] counts the GETs it was served to whole, so a run that lingers after its end
 //! (`--metrics-linger`) can tell when its final page has been scraped.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::report::prometheus::CONTENT_TYPE;
+use super::prometheus::CONTENT_TYPE;
 
 /// How long a scraper has to send its request and read the response.
 pub const DEADLINE: Duration = Duration::from_secs(5);
-/// The largest request head read; a longer one is refused.
+/// The largest request head read; a longer one is refused (hyper's smallest read buffer).
 pub const MAX_REQUEST: usize = 8 * 1024;
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -29,7 +40,7 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// One exposition to serve, and the number of GETs it was served to whole.
 #[derive(Debug, Clone)]
 pub struct Page {
-    body: Arc<str>,
+    body: Bytes,
     served: Arc<watch::Sender<u64>>,
 }
 
@@ -42,6 +53,41 @@ impl Page {
     pub async fn scraped(&self) {
         let mut served = self.served.subscribe();
         let _ = served.wait_for(|count| *count > 0).await;
+    }
+}
+
+/// The endpoint of a run: the serving task on its listener, and the page it serves.
+pub struct Endpoint {
+    address: SocketAddr,
+    page: watch::Sender<Page>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    /// Serves `page` on `listener` (already bound, so a test can bind port 0) until stopped.
+    pub fn start(listener: TcpListener, page: Page) -> std::io::Result<Self> {
+        let address = listener.local_addr()?;
+        let (publish, pages) = watch::channel(page);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, pages, stopped));
+        Ok(Self { address, page: publish, stop, task })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `page` from now on.
+    pub fn publish(&self, page: Page) {
+        let _ = self.page.send(page);
+    }
+
+    /// Closes the listener and waits for the serving task, which ends every connection.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
     }
 }
 
@@ -62,7 +108,7 @@ pub async fn serve(listener: TcpListener, page: watch::Receiver<Page>, mut shutd
                 }
                 let page = page.borrow().clone();
                 connections.spawn(async move {
-                    let _ = tokio::time::timeout(DEADLINE, respond(stream, &page)).await;
+                    let _ = tokio::time::timeout(DEADLINE, respond(stream, page)).await;
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -72,60 +118,53 @@ pub async fn serve(listener: TcpListener, page: watch::Receiver<Page>, mut shutd
     connections.shutdown().await;
 }
 
-/// Reads one request head and writes the response.
-async fn respond(mut stream: TcpStream, page: &Page) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buffer = [0u8; 1024];
-    let complete = loop {
-        if head.windows(4).any(|w| w == b"\r\n\r\n") {
-            break true;
-        }
-        if head.len() >= MAX_REQUEST {
-            break false;
-        }
-        let n = stream.read(&mut buffer).await?;
-        if n == 0 {
-            break false;
-        }
-        head.extend_from_slice(&buffer[..n.min(MAX_REQUEST - head.len())]);
+/// Serves one request on `stream` and closes it; counts the page served once a GET of it was
+/// written whole.
+async fn respond(stream: TcpStream, page: Page) -> Result<(), hyper::Error> {
+    let scraped = Arc::new(AtomicBool::new(false));
+    let service = {
+        let (scraped, body) = (scraped.clone(), page.body.clone());
+        service_fn(move |request: Request<Incoming>| {
+            let response = route(request.method(), request.uri().path(), &body);
+            if response.status() == StatusCode::OK && request.method() == Method::GET {
+                scraped.store(true, Ordering::Relaxed);
+            }
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
     };
-    let (status, body) = if complete { route(&head, &page.body) } else { ("400 Bad Request", "bad request\n") };
-    let content_type = if status.starts_with("200") { CONTENT_TYPE } else { "text/plain; charset=utf-8" };
-    let head_only = head.starts_with(b"HEAD ");
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    if !head_only {
-        stream.write_all(body.as_bytes()).await?;
-    }
-    stream.shutdown().await?;
-    if status.starts_with("200") && !head_only {
+    http1::Builder::new()
+        .keep_alive(false)
+        .title_case_headers(true)
+        .max_buf_size(MAX_REQUEST)
+        .serve_connection(TokioIo::new(stream), service)
+        .await?;
+    if scraped.load(Ordering::Relaxed) {
         page.served.send_modify(|count| *count += 1);
     }
     Ok(())
 }
 
-/// The status and body for a request head.
-fn route<'a>(head: &[u8], page: &'a str) -> (&'static str, &'a str) {
-    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|b| *b == b' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
-        return ("400 Bad Request", "bad request\n");
+/// The response to a request for `path` with `method`.
+fn route(method: &Method, path: &str, page: &Bytes) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if method != Method::GET && method != Method::HEAD {
+        (StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", Bytes::from_static(b"only GET /metrics\n"))
+    } else if path == "/metrics" {
+        (StatusCode::OK, CONTENT_TYPE, page.clone())
+    } else {
+        (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", Bytes::from_static(b"not found: try /metrics\n"))
     };
-    if !version.starts_with(b"HTTP/1.") {
-        return ("400 Bad Request", "bad request\n");
-    }
-    if method != b"GET" && method != b"HEAD" {
-        return ("405 Method Not Allowed", "only GET /metrics\n");
-    }
-    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
-    if path == b"/metrics" { ("200 OK", page) } else { ("404 Not Found", "not found: try /metrics\n") }
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE_HEADER, content_type)
+        .header(CONNECTION, "close")
+        .body(Full::new(body))
+        .expect("a status and two valid headers make a response")
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
 
     /// Starts the endpoint on a free loopback port serving `page`.
@@ -158,8 +197,9 @@ mod tests {
         assert!(ok.contains("Content-Type: text/plain; version=0.0.4"), "{ok}");
         assert!(ok.contains("Content-Length: 33\r\n"), "{ok}");
         assert!(ok.ends_with("\r\n\r\ndpsbench_devices_started_total 3\n"), "{ok}");
+        // hyper answers an HTTP/1.0 request in HTTP/1.0.
         let query = exchange(address, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
-        assert!(query.starts_with("HTTP/1.1 200 OK"), "{query}");
+        assert!(query.starts_with("HTTP/1.0 200 OK"), "{query}");
         let head = exchange(address, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
         assert!(head.starts_with("HTTP/1.1 200 OK") && head.ends_with("\r\n\r\n"), "{head}");
         let missing = exchange(address, b"GET / HTTP/1.1\r\n\r\n").await;
@@ -200,7 +240,7 @@ mod tests {
         let mut request = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
         request.resize(MAX_REQUEST, b'a');
         let response = exchange(address, &request).await;
-        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+        assert!(response.starts_with("HTTP/1.1 431"), "{response}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -217,9 +257,13 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn routing_never_panics(head in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let (status, _) = route(&head, "page");
-            proptest::prop_assert!(["200", "400", "404", "405"].iter().any(|code| status.starts_with(code)));
+        fn routing_never_panics(
+            method in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..12),
+            path in ".{0,100}",
+        ) {
+            let method = Method::from_bytes(&method).unwrap_or(Method::PUT);
+            let status = route(&method, &path, &Bytes::from_static(b"page")).status().as_u16();
+            proptest::prop_assert!([200, 404, 405].contains(&status));
         }
     }
 }

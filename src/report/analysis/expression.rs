@@ -5,7 +5,7 @@
 //! a percentage is the relative change, a number or a duration (us, ms, s; latencies only, which
 //! need one) the absolute change (`failed > 0`: more failures than the baseline). Pure: no IO.
 
-use super::compare::{Comparison, Unit, figure_names, unit_of};
+use super::comparison::{Comparison, Unit, figure_names, unit_of};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn comparing_a_run_with_itself_trips_nothing() {
         let summary: crate::results::RunSummary =
-            serde_json::from_value(super::super::tests::summary()).expect("the test summary matches RunSummary");
+            serde_json::from_value(crate::report::tests::summary()).expect("the test summary matches RunSummary");
         let comparison = Comparison::of(&summary, &summary);
         for text in ["assigned.p99 > +10%", "tls_handshake.p50 > 5ms", "failed > 0", "flows_per_second < -5%"] {
             let verdict = parse(text).evaluate(&comparison);
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn each_form_trips_on_its_regression() {
         let summary = |edit: fn(&mut serde_json::Value)| -> crate::results::RunSummary {
-            let mut value = super::super::tests::summary();
+            let mut value = crate::report::tests::summary();
             edit(&mut value);
             serde_json::from_value(value).expect("the test summary matches RunSummary")
         };

@@ -1,6 +1,6 @@
 //! The Prometheus metrics of a run in progress: its [`Family`]s, built once from a [`Tick`], and
 //! their text exposition (format 0.0.4), served at `/metrics` by `dpsbench run --metrics-listen`
-//! (the remote-write encoding of the same families is `report::remote_write`). Pure: a tick in,
+//! (the remote-write encoding of the same families is `telemetry::remote_write`). Pure: a tick in,
 //! families and text out.
 //!
 //! Written here rather than with a client crate: the runner already folds every flow into HDR

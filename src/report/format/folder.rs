@@ -1,8 +1,8 @@
-//! A run's report folder read back into memory, and the writers `dpsbench report render`
-//! rebuilds from it.
+//! A run's report folder read back into memory: `summary.json` parsed, `timeseries.csv` and
+//! `latency.hlog` as they are.
 //!
 //! The one part of `report` that reads files: [`ReportFolder::load`] reads the folder once;
-//! every writer is then a pure function of the [`ReportFolder`].
+//! everything else (rendering, comparing, merging) is then a pure function of what it read.
 
 use std::path::{Path, PathBuf};
 
@@ -35,14 +35,6 @@ pub enum FolderError {
     #[error("{path}: schema {found:?} is not {SUMMARY_SCHEMA}, which this dpsbench reads")]
     Schema { path: PathBuf, found: String },
 }
-
-/// A file `report render` writes: its name and how the folder's files make it.
-pub type FolderWriter = (&'static str, fn(&ReportFolder) -> Result<Vec<u8>, super::html::InputError>);
-
-/// Every file rendered from a report folder, in order: what `dpsbench run` writes at its end and
-/// `dpsbench report render` rebuilds.
-pub const RENDERED: &[FolderWriter] =
-    &[("report.md", |folder| Ok(super::markdown::report(&folder.summary))), ("report.html", super::html::from_folder)];
 
 impl ReportFolder {
     /// Reads `dir`: `summary.json` (required, of this dpsbench's schema), `timeseries.csv`
@@ -105,7 +97,7 @@ mod tests {
     #[test]
     fn loads_a_summary_and_the_optional_time_series() {
         let dir = folder("ok");
-        std::fs::write(dir.join("summary.json"), super::super::tests::summary().to_string()).unwrap();
+        std::fs::write(dir.join("summary.json"), crate::report::tests::summary().to_string()).unwrap();
         let loaded = ReportFolder::load(&dir).unwrap();
         assert_eq!(loaded.summary.results.devices.total, 1000);
         assert!(loaded.timeseries.is_none());
@@ -122,7 +114,7 @@ mod tests {
         assert_eq!(error, format!("report folder {} does not exist", missing.display()));
         let error = ReportFolder::load(&dir).unwrap_err().to_string();
         assert_eq!(error, format!("{} is not a dpsbench report folder: it has no summary.json", dir.display()));
-        let mut other = super::super::tests::summary();
+        let mut other = crate::report::tests::summary();
         other["schema"] = "dpsbench.summary/v9".into();
         std::fs::write(dir.join("summary.json"), other.to_string()).unwrap();
         let error = ReportFolder::load(&dir).unwrap_err().to_string();

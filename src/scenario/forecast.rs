@@ -1,12 +1,15 @@
-//! What a dry run predicts: whether the target's registration quota will throttle the plan, and
-//! about how long registering everyone takes. Pure arithmetic on the plan; checked against real
-//! runs by the CLI contract tests.
+//! The dry run's forecast of a plan: whether the target's registration quota will throttle it,
+//! about how long registering everyone takes, and the text `dpsbench run --dry-run` prints. Pure
+//! arithmetic on the plan; checked against real runs by the CLI contract tests.
 //!
 //! The model is the emulator's (and DPS's) token bucket: it starts full with a minute's quota
 //! and refills at the quota's rate. Arrivals beyond the bucket plus its refill are throttled, and
 //! the rest then register at the refill rate.
 
-use crate::scenario::{Plan, TargetPlan};
+use std::fmt::Write as _;
+
+use super::{Plan, TargetPlan};
+use crate::device::Transport;
 
 /// A registration quota: a bucket of `burst` tokens refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +73,89 @@ pub fn predict(plan: &Plan) -> Prediction {
         _ => arrivals,
     };
     Prediction { quota, throttled, seconds: Some(registering + wait) }
+}
+
+/// What `dpsbench run --dry-run` prints: the resolved plan, what it will bill and the throttling
+/// to expect, without touching the network. A shard runs its own part of the plan: `devices` are
+/// those it starts, and bills; `shard` is its `K/N` when it is one.
+pub fn dry_run(plan: &Plan, devices: u64, shard: Option<String>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
+    let (target, billed) = match &plan.target {
+        TargetPlan::Embedded { .. } => {
+            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false)
+        }
+        TargetPlan::Dps { host, port, ca, transport, loopback, .. } => {
+            let trust = match ca {
+                Some((_, path)) => format!("trusting {}", path.display()),
+                None => "trusting the public web roots".into(),
+            };
+            let transport = match transport {
+                Transport::Mqtt => "MQTT over TLS 1.2".to_string(),
+                Transport::WebSocket { path, .. } => format!("MQTT over WebSocket ({path}) over TLS 1.2"),
+            };
+            let place = if *loopback { "on this machine" } else { "NOT on this machine" };
+            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback)
+        }
+    };
+    let _ = writeln!(out, "target      {target}");
+    let _ = writeln!(out, "id scope    {}", plan.id_scope);
+    let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
+    let of_plan = match shard {
+        None => String::new(),
+        Some(shard) => format!(", shard {shard} of the plan's {}", plan.stop.devices),
+    };
+    let _ = writeln!(out, "devices     up to {devices} ({}){of_plan}", mix.join(", "));
+    let _ = writeln!(out, "arrivals    {}", plan.load.describe());
+    let prediction = predict(plan);
+    match plan.arrival_seconds() {
+        Some(seconds) => {
+            let _ = writeln!(
+                out,
+                "duration    arrivals end after about {seconds:.0} s; run limit {} s",
+                plan.max_duration.as_secs()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "duration    set by the target's speed (closed model); run limit {} s",
+                plan.max_duration.as_secs()
+            );
+        }
+    }
+    if billed {
+        let _ = writeln!(
+            out,
+            "billing     {devices} registrations are billable (register requests; retries after 429 bill again; polls are free)"
+        );
+    }
+    let _ = writeln!(out, "{}", forecast_line(plan, &prediction));
+    out
+}
+
+/// The dry run's `expect` line: the quota, whether 429s are certain, and about how long.
+fn forecast_line(plan: &Plan, prediction: &Prediction) -> String {
+    let quota = match (prediction.quota, &plan.target) {
+        (Some(q), _) => format!(
+            "a quota of {:.0} registrations per minute ({:.1}/s, from {})",
+            q.per_second * 60.0,
+            q.per_second,
+            q.source
+        ),
+        (None, TargetPlan::Embedded { .. }) => "no registration quota".into(),
+        (None, _) => "the local target's own quota (the plan does not say it)".into(),
+    };
+    let throttling = match (prediction.quota, prediction.throttled) {
+        (_, true) => "429 throttling certain",
+        (Some(_), false) => "no throttling (the plan fits the quota)",
+        (None, _) => "no throttling predicted",
+    };
+    let duration = match prediction.seconds {
+        Some(seconds) => format!("about {seconds:.0} s to register everyone"),
+        None => "duration set by the target's speed".into(),
+    };
+    format!("expect      {quota}: {throttling}; {duration}")
 }
 
 #[cfg(test)]

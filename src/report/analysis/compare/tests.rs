@@ -1,7 +1,9 @@
 use super::*;
+use crate::report::analysis::comparison::{Unit, unit_of};
+use crate::results::RunSummary;
 
 fn summary(edit: impl FnOnce(&mut serde_json::Value)) -> RunSummary {
-    let mut value = super::super::tests::summary();
+    let mut value = crate::report::tests::summary();
     edit(&mut value);
     serde_json::from_value(value).expect("the test summary matches RunSummary")
 }

@@ -285,7 +285,7 @@ fn legend(names: &[&str]) -> String {
             x + 26,
             x + 34,
             y + 5,
-            super::html::escape(name)
+            super::text::escape(name)
         ));
     }
     out.push_str("</g>");

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::micros;
+use super::text::{escape, micros, number, observed};
 use crate::metrics::{Phase, Summary};
 
 /// How a column's cells line up.
@@ -116,8 +116,8 @@ pub fn gates(slo: &crate::slo::SloVerdict) -> Table {
             };
             vec![
                 Cell::Name(name.clone()),
-                Cell::Text(super::markdown::number(gate.limit)),
-                Cell::Text(super::markdown::observed(gate.observed)),
+                Cell::Text(number(gate.limit)),
+                Cell::Text(observed(gate.observed)),
                 Cell::Text(verdict.into()),
             ]
         })
@@ -171,7 +171,6 @@ impl Table {
 
     /// An HTML table under an `<h2>` of its title, every cell escaped.
     pub fn html(&self) -> String {
-        let escape = super::html::escape;
         let mut out = format!("<h2>{}</h2>\n<table>\n", escape(self.title));
         let headers: String = self.columns.iter().map(|c| format!("<th>{}</th>", escape(c.header))).collect();
         let _ = writeln!(out, "<tr>{headers}</tr>");
@@ -191,7 +190,7 @@ mod tests {
     #[test]
     fn one_table_renders_the_same_cells_in_every_format() {
         let summary: crate::results::RunSummary =
-            serde_json::from_value(super::super::tests::summary()).expect("the test summary matches RunSummary");
+            serde_json::from_value(crate::report::tests::summary()).expect("the test summary matches RunSummary");
         let table = phases(&summary.results);
         assert!(!table.rows.is_empty());
         let (terminal, markdown, html) = (table.terminal(), table.markdown(), table.html());

@@ -1,75 +1,26 @@
 //! `report.html`: one self-contained page (no network: inline style, inline SVG charts, a
-//! content security policy that forbids fetching anything) built from a report folder's files
-//! alone, so `dpsbench report render` can rebuild it after a merge. Pure: bytes in, bytes out.
+//! content security policy that forbids fetching anything) built from a [`Report`] alone, so
+//! `dpsbench report render` can rebuild it after a merge. Pure: a report in, bytes out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::charts::{self, Series};
-use super::folder::ReportFolder;
-use super::hlog::{self, HlogError, LatencyLog};
-use super::micros;
-use crate::metrics::Phase;
+use super::text::escape;
+use crate::metrics::{Phase, PhaseHistograms};
+use crate::report::format::report::{InputError, Report};
+use crate::report::format::timeseries::Row;
 use crate::results::RunSummary;
 
-/// What the page is built from: the parsed contents of `summary.json`, `timeseries.csv` and
-/// `latency.hlog`.
-#[derive(Debug, Clone)]
-pub struct HtmlInputs {
-    pub summary: RunSummary,
-    pub series: Vec<super::timeseries::Row>,
-    pub latency: LatencyLog,
+/// `report.html` of `report`, or why it cannot be drawn: it needs the per-second rows and the
+/// latencies (a folder's `timeseries.csv` and `latency.hlog`).
+pub fn of(report: &Report) -> Result<Vec<u8>, &InputError> {
+    let (series, latency) = report.charted()?;
+    Ok(page(&report.summary, series, latency))
 }
 
-/// A report folder file that cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("summary.json: {0}")]
-    Summary(serde_json::Error),
-    #[error("timeseries.csv: {0}")]
-    Series(String),
-    #[error("latency.hlog: {0}")]
-    Latency(#[from] HlogError),
-    #[error("the folder has no {0}")]
-    Missing(&'static str),
-}
-
-impl HtmlInputs {
-    /// Parses a report folder's `summary.json`, `timeseries.csv` and `latency.hlog`.
-    pub fn parse(summary_json: &[u8], timeseries_csv: &[u8], latency_hlog: &[u8]) -> Result<Self, InputError> {
-        Ok(Self {
-            summary: serde_json::from_slice(summary_json).map_err(InputError::Summary)?,
-            series: read_series(timeseries_csv)?,
-            latency: hlog::read(latency_hlog)?,
-        })
-    }
-}
-
-/// `report.html` from a report folder read back: what `dpsbench run` writes at its end and
-/// `dpsbench report render` rebuilds. It needs the folder's `timeseries.csv` and `latency.hlog`.
-pub fn from_folder(folder: &ReportFolder) -> Result<Vec<u8>, InputError> {
-    let series = folder.timeseries.as_deref().ok_or(InputError::Missing("timeseries.csv"))?;
-    let latency = folder.latency_hlog.as_deref().ok_or(InputError::Missing("latency.hlog"))?;
-    let inputs = HtmlInputs {
-        summary: folder.summary.clone(),
-        series: read_series(series.as_bytes())?,
-        latency: hlog::read(latency)?,
-    };
-    Ok(html(&inputs))
-}
-
-/// `report.html` from the bytes of a report folder's three files.
-pub fn render_folder_files(
-    summary_json: &[u8],
-    timeseries_csv: &[u8],
-    latency_hlog: &[u8],
-) -> Result<Vec<u8>, InputError> {
-    Ok(html(&HtmlInputs::parse(summary_json, timeseries_csv, latency_hlog)?))
-}
-
-/// The page.
-pub fn html(inputs: &HtmlInputs) -> Vec<u8> {
-    let s = &inputs.summary;
+/// The page of a run's summary, its rows a second and its whole-run histograms.
+pub fn page(s: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<u8> {
     let title = format!("dpsbench: {} against {}", s.scenario.name, s.target.address);
     let mut out = String::new();
     let _ = write!(
@@ -82,7 +33,7 @@ pub fn html(inputs: &HtmlInputs) -> Vec<u8> {
     );
     super::html_tables::write_tables(&mut out, s);
     out.push_str("<h2>Charts</h2>\n");
-    for (id, caption, svg) in charts_of(inputs) {
+    for (id, caption, svg) in charts_of(s, series, latency) {
         let _ = match svg {
             Some(svg) => writeln!(
                 out,
@@ -102,10 +53,10 @@ pub fn html(inputs: &HtmlInputs) -> Vec<u8> {
 type Chart = (&'static str, String, Option<String>);
 
 /// Every chart, in page order.
-fn charts_of(inputs: &HtmlInputs) -> Vec<Chart> {
-    let mut charts = latency_charts(&inputs.latency);
-    charts.extend(series_charts(&inputs.series));
-    let r = &inputs.summary.results;
+fn charts_of(summary: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<Chart> {
+    let mut charts = latency_charts(latency);
+    charts.extend(series_charts(series));
+    let r = &summary.results;
     charts.push((
         "register-attempts",
         "Register requests per device (more than one: retried after 429 or an error)".into(),
@@ -123,9 +74,9 @@ fn charts_of(inputs: &HtmlInputs) -> Vec<Chart> {
     charts
 }
 
-/// Latency by percentile from the log's totals: `assigned` beside `assigned_raw`, then the rest.
-fn latency_charts(latency: &LatencyLog) -> Vec<Chart> {
-    let totals = latency.totals();
+/// Latency by percentile from the whole-run histograms: `assigned` beside `assigned_raw`, then
+/// the rest.
+fn latency_charts(totals: &PhaseHistograms) -> Vec<Chart> {
     let most = Phase::ALL.iter().map(|p| totals.get(*p).len()).max().unwrap_or(0);
     let x_max = charts::percentile_axis_end(most);
     let phase_series = |phases: &[Phase]| -> Vec<Series> {
@@ -158,7 +109,7 @@ fn latency_charts(latency: &LatencyLog) -> Vec<Chart> {
 }
 
 /// The run over time and its failures, from `timeseries.csv`.
-fn series_charts(rows: &[super::timeseries::Row]) -> Vec<Chart> {
+fn series_charts(rows: &[Row]) -> Vec<Chart> {
     let arrivals: Vec<(f64, f64)> = rows
         .windows(2)
         .map(|w| {
@@ -166,9 +117,8 @@ fn series_charts(rows: &[super::timeseries::Row]) -> Vec<Chart> {
             (w[1].elapsed_s, w[1].started.saturating_sub(w[0].started) as f64 / seconds)
         })
         .collect();
-    let per_second = |pick: fn(&super::timeseries::Row) -> u64| -> Vec<(f64, f64)> {
-        rows.iter().map(|r| (r.elapsed_s, pick(r) as f64)).collect()
-    };
+    let per_second =
+        |pick: fn(&Row) -> u64| -> Vec<(f64, f64)> { rows.iter().map(|r| (r.elapsed_s, pick(r) as f64)).collect() };
     let rates = vec![
         ("arrivals per second".to_string(), arrivals),
         ("assigned per second".to_string(), per_second(|r| r.assigned_in_second)),
@@ -179,7 +129,7 @@ fn series_charts(rows: &[super::timeseries::Row]) -> Vec<Chart> {
     let failures: Vec<Series> = kinds
         .into_iter()
         .map(|kind| {
-            let count = |row: &super::timeseries::Row| row.failures.get(kind).copied().unwrap_or(0);
+            let count = |row: &Row| row.failures.get(kind).copied().unwrap_or(0);
             let points = rows.windows(2).map(|w| (w[1].elapsed_s, count(&w[1]).saturating_sub(count(&w[0])) as f64));
             (kind.clone(), points.collect())
         })
@@ -209,22 +159,6 @@ fn series_charts(rows: &[super::timeseries::Row]) -> Vec<Chart> {
 /// `devices_by_count` with its keys as numbers (keys that are not are left out).
 fn numeric_keys(map: &BTreeMap<String, u64>) -> BTreeMap<u64, u64> {
     map.iter().filter_map(|(count, devices)| Some((count.parse().ok()?, *devices))).collect()
-}
-
-/// Reads `timeseries.csv` by column name.
-fn read_series(bytes: &[u8]) -> Result<Vec<super::timeseries::Row>, InputError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| InputError::Series("not UTF-8 text".into()))?;
-    super::timeseries::read(text).map_err(InputError::Series)
-}
-
-/// Escapes text for HTML.
-pub(super) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// Formats microseconds for a table cell.
-pub(super) fn cell_micros(us: u64) -> String {
-    micros(us)
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:960px;color:#222}\

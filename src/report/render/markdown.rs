@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::micros;
+use super::lines::{certificates_line, generator_line, machine_stall, rates_line};
+use super::text::micros;
 use crate::results::RunSummary;
 use crate::slo::SloVerdict;
 
@@ -56,15 +57,15 @@ fn header(out: &mut String, summary: &RunSummary) {
         "| validity | {valid} (schedule lag p99 {}, runtime stall p99 {}{}) |",
         micros(validity.schedule_lag_p99_us),
         micros(validity.runtime_stall_p99_us),
-        super::machine_stall(validity)
+        machine_stall(validity)
     );
-    if let Some(rates) = super::rates_line(&summary.results) {
+    if let Some(rates) = rates_line(&summary.results) {
         let _ = writeln!(out, "| rates | {rates} |");
     }
     if let Some(cost) = &summary.generator {
-        let _ = writeln!(out, "| generator | {} |", super::generator_line(cost));
+        let _ = writeln!(out, "| generator | {} |", generator_line(cost));
     }
-    if let Some(line) = super::certificates_line(&summary.results.certificates) {
+    if let Some(line) = certificates_line(&summary.results.certificates) {
         let _ = writeln!(out, "| certificates | {line} |");
     }
     for note in &summary.notes {
@@ -158,16 +159,6 @@ fn gates(out: &mut String, slo: &SloVerdict) {
     let _ = writeln!(out, "{}", super::table::gates(slo).markdown());
 }
 
-/// What a gate observed, or that nothing was measured.
-pub(super) fn observed(value: Option<f64>) -> String {
-    value.map_or_else(|| "nothing measured".into(), number)
-}
-
-/// A gate's number: whole numbers without decimals, others to three places.
-pub(super) fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { format!("{value:.3}") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,13 +170,13 @@ mod tests {
 
     #[test]
     fn report_md_of_a_clean_run() {
-        insta::assert_snapshot!(markdown(super::super::tests::summary()));
+        insta::assert_snapshot!(markdown(crate::report::tests::summary()));
     }
 
     /// Invalid, partial, failures, violations, notes and gates that were not judged.
     #[test]
     fn report_md_of_an_invalid_run_with_failures_and_gates() {
-        let mut summary = super::super::tests::summary();
+        let mut summary = crate::report::tests::summary();
         summary["partial"] = true.into();
         summary["validity"] = serde_json::json!({
             "valid": false, "reasons": ["schedule lag p99 120.0ms exceeds 50.0ms"],
@@ -197,7 +188,7 @@ mod tests {
         summary["failures"] = serde_json::json!({ "timeout_connack": 20, "tls": 10 });
         summary["statuses"] = serde_json::json!({ "200": 400, "202": 420, "429": 35 });
         summary["conformance"]["DPS-TOPIC-003"]["violations"] = 7.into();
-        let mut slo = super::super::tests::slo_verdict();
+        let mut slo = crate::report::tests::slo_verdict();
         slo["judged"] = false.into();
         slo["reason"] = "not judged: the run is invalid (schedule lag p99 120.0ms exceeds 50.0ms)".into();
         for gate in slo["gates"].as_object_mut().expect("an object").values_mut() {
@@ -209,8 +200,8 @@ mod tests {
 
     #[test]
     fn report_md_says_which_gates_failed() {
-        let mut summary = super::super::tests::summary();
-        summary["slo"] = super::super::tests::slo_verdict();
+        let mut summary = crate::report::tests::summary();
+        summary["slo"] = crate::report::tests::slo_verdict();
         let report = markdown(summary);
         assert!(report.contains("❌ **SLO gates failed**"), "{report}");
         assert!(report.contains("❌ failed: assigned_p99_ms\n"), "{report}");

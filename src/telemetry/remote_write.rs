@@ -86,8 +86,8 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
-    use crate::report::prometheus::{Kind, Sample as TextSample, Value, families};
     use crate::results::Tick;
+    use crate::telemetry::prometheus::{Kind, Sample as TextSample, Value, families};
 
     fn family(samples: Vec<TextSample>) -> Family {
         Family { name: "dpsbench_x", kind: Kind::Counter, help: "x", samples }

@@ -16,8 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::report::prometheus::Family;
-use crate::report::remote_write;
+use super::prometheus::Family;
+use super::remote_write;
 
 /// How long one push has to connect, send and get its answer.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -302,8 +302,8 @@ mod tests {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
     use super::*;
-    use crate::report::prometheus::families;
     use crate::results::Tick;
+    use crate::telemetry::prometheus::families;
     use crate::tls::{ServerIdentity, TlsPolicy, client_config, public_roots, roots_from_pem};
 
     trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::folder::ReportFolder;
-use super::hlog::{self, LatencyLog};
 use crate::conformance::passive::CheckCounts;
 use crate::metrics::{Phase, PhaseHistograms, Summary};
+use crate::report::format::folder::ReportFolder;
+use crate::report::format::hlog::{self, LatencyLog};
+use crate::report::format::timeseries;
 use crate::results::{EmulatorCounts, HostInfo, MergeInfo, MergedShard, RunSummary, ShardInfo, TargetStalls, Validity};
 
 #[path = "merge_series.rs"]
@@ -86,12 +87,11 @@ pub fn merge(folders: &[ReportFolder]) -> Result<Merged, MergeError> {
         let start = Duration::from_secs(*second) - base_second;
         latency_hlog.extend(hlog::interval(start, Duration::from_secs(1), latencies));
     }
-    let mut timeseries_csv = super::timeseries::header();
+    let mut timeseries_csv = timeseries::header();
     for shard in &shards {
         // Checked up front so an unreadable series names its folder (a missing one is skipped).
         if let Some(text) = &shard.folder.timeseries {
-            super::timeseries::read(text)
-                .map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
+            timeseries::read(text).map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
         }
     }
     let inputs: Vec<(&str, Duration)> =
@@ -335,7 +335,7 @@ mod tests {
     /// A shard's folder: the fixture summary as shard `index` of `count`, started at `start`
     /// (seconds since the epoch), its `assigned` phase the values `assigned_us`, one a second.
     fn shard(index: u64, count: u64, start: u64, assigned_us: &[u64]) -> ReportFolder {
-        let mut json = super::super::tests::summary();
+        let mut json = crate::report::tests::summary();
         json["shard"] = serde_json::json!({
             "index": index, "count": count, "plan_hash": HASH,
             "start_at": "2026-11-26T15:00:00Z", "start_offset_seconds": 0.001 * index as f64

@@ -107,13 +107,13 @@ impl Row {
 
     /// The row as a CSV line.
     pub fn line(&self) -> Vec<u8> {
-        super::csv_line(COLUMNS.iter().map(|c| (c.write)(self)))
+        super::csv::line(COLUMNS.iter().map(|c| (c.write)(self)))
     }
 }
 
 /// The header line.
 pub fn header() -> Vec<u8> {
-    super::csv_line(COLUMNS.iter().map(|c| c.name.to_string()))
+    super::csv::line(COLUMNS.iter().map(|c| c.name.to_string()))
 }
 
 /// Reads a `timeseries.csv` by its header's column names. A column of the first format that is
@@ -177,5 +177,42 @@ mod tests {
                      1.000,5,4,0,1,0,4,0,\n";
         assert_eq!(read(older).unwrap()[0].throttled, 0);
         assert_eq!(read("elapsed_s\n1.0\n"), Err("no column started".into()));
+    }
+
+    #[test]
+    fn timeseries_lines_are_csv_one_column_per_figure() {
+        use crate::metrics::IntervalStats;
+        use crate::results::Progress;
+        assert_eq!(
+            header(),
+            b"elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
+              assigned_p50_us,assigned_p99_us,throttled,throttled_in_second,failures\n"
+        );
+        let tick = Tick {
+            progress: Progress {
+                elapsed: std::time::Duration::from_millis(3_000_250),
+                started: 120,
+                assigned: 100,
+                failed: 3,
+                in_flight: 17,
+                late_starts: 2,
+                assigned_p99_us: 99_000,
+                throttled: 9,
+                interval: IntervalStats {
+                    assigned: 40,
+                    failed: 1,
+                    throttled: 4,
+                    assigned_p50_us: 12_000,
+                    assigned_p99_us: 48_000,
+                },
+            },
+            latencies: Default::default(),
+            finished: Vec::new(),
+            failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
+            failure_reasons: Default::default(),
+            phases: Vec::new(),
+            draining: false,
+        };
+        assert_eq!(Row::of(&tick).line(), b"3000.250,120,100,3,17,2,40,1,12000,48000,9,4,timeout=2 tls=1\n");
     }
 }

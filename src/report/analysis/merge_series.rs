@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::metrics::{Phase, PhaseHistograms};
-use crate::report::hlog::LatencyLog;
-use crate::report::timeseries::{self, Row};
+use crate::report::format::hlog::LatencyLog;
+use crate::report::format::timeseries::{self, Row};
 
 /// Every shard's intervals added up per wall-clock second (seconds since the epoch). `logs`
 /// holds each log with its clock's start on the wall clock.

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::html::{cell_micros, escape};
+use super::lines::{certificates_line, machine_stall};
+use super::text::{escape, micros};
 use crate::results::RunSummary;
 
 /// Writes every table of the run into `out`.
@@ -54,9 +55,9 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
                 "schedule lag p99 / runtime stall p99".into(),
                 format!(
                     "{} / {}{}",
-                    cell_micros(s.validity.schedule_lag_p99_us),
-                    cell_micros(s.validity.runtime_stall_p99_us),
-                    super::machine_stall(&s.validity)
+                    micros(s.validity.schedule_lag_p99_us),
+                    micros(s.validity.runtime_stall_p99_us),
+                    machine_stall(&s.validity)
                 ),
             ],
         ],
@@ -64,7 +65,7 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
     for note in &s.notes {
         let _ = writeln!(out, "<p>note: {}</p>", escape(note));
     }
-    if let Some(line) = super::certificates_line(&r.certificates) {
+    if let Some(line) = certificates_line(&r.certificates) {
         let _ = writeln!(out, "<p>certificates: {}</p>", escape(&line));
     }
     out.push_str(&super::table::outcomes(r).html());
