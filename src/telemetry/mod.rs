@@ -5,6 +5,7 @@
 //! the flags, binds what they name and says what happened.
 
 pub mod endpoint;
+pub mod live;
 pub mod prometheus;
 pub mod push;
 pub mod remote_write;
