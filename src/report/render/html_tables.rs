@@ -1,5 +1,5 @@
 //! The tables of `report.html`: the run, its outcomes, per-phase percentiles, retries,
-//! failures, conformance violations and validity, from `summary.json`. Pure.
+//! failures, conformance violations and validity, from the run's summary. Pure.
 
 use std::fmt::Write as _;
 
