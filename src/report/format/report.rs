@@ -20,35 +20,6 @@ pub struct Report {
     pub latency: Result<PhaseHistograms, InputError>,
 }
 
-/// A report folder file that cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("summary.json: {0}")]
-    Summary(serde_json::Error),
-    #[error("timeseries.csv: {0}")]
-    Series(String),
-    #[error("latency.hlog: {0}")]
-    Latency(#[from] HlogError),
-    #[error("the folder has no {0}")]
-    Missing(&'static str),
-}
-
-/// What a run keeps of each tick for its report: the rows of `timeseries.csv` and the
-/// histograms of `latency.hlog` added up, as the files it writes would read back.
-#[derive(Debug, Default)]
-pub struct PerSecond {
-    series: Vec<Row>,
-    latency: PhaseHistograms,
-}
-
-impl PerSecond {
-    /// Keeps the row of `tick` and adds its interval's latencies.
-    pub fn take(&mut self, tick: &Tick) {
-        self.series.push(Row::of(tick));
-        self.latency.add_all(&tick.latencies);
-    }
-}
-
 impl Report {
     /// The report of a run that just ended, from its summary and what it kept each tick.
     pub fn of_run(summary: RunSummary, kept: PerSecond) -> Self {
@@ -91,8 +62,75 @@ impl Report {
     }
 }
 
+/// A report folder file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("summary.json: {0}")]
+    Summary(serde_json::Error),
+    #[error("timeseries.csv: {0}")]
+    Series(String),
+    #[error("latency.hlog: {0}")]
+    Latency(#[from] HlogError),
+    #[error("the folder has no {0}")]
+    Missing(&'static str),
+}
+
+/// What a run keeps of each tick for its report: the rows of `timeseries.csv` and the
+/// histograms of `latency.hlog` added up, as the files it writes would read back.
+#[derive(Debug, Default)]
+pub struct PerSecond {
+    series: Vec<Row>,
+    latency: PhaseHistograms,
+}
+
+impl PerSecond {
+    /// Keeps the row of `tick` and adds its interval's latencies.
+    pub fn take(&mut self, tick: &Tick) {
+        self.series.push(Row::of(tick));
+        self.latency.add_all(&tick.latencies);
+    }
+}
+
 /// Reads `timeseries.csv` by column name.
 fn read_series(bytes: &[u8]) -> Result<Vec<Row>, InputError> {
     let text = std::str::from_utf8(bytes).map_err(|_| InputError::Series("not UTF-8 text".into()))?;
     timeseries::read(text).map_err(InputError::Series)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::metrics::Phase;
+
+    /// What a run keeps in memory is what `report render` reads back from the files it wrote.
+    #[test]
+    fn a_runs_report_equals_the_one_read_back_from_its_files() {
+        let summary: RunSummary = serde_json::from_value(crate::report::tests::summary()).expect("a summary");
+        let (mut kept, mut csv, mut log) =
+            (PerSecond::default(), timeseries::header(), hlog::header(SystemTime::now()));
+        let mut lines = hlog::IntervalLines::new();
+        for second in 1..=3u64 {
+            let mut tick = Tick::default();
+            tick.progress.elapsed = Duration::from_millis(second * 1000 + 250);
+            tick.progress.started = second * 10;
+            tick.failures.insert("tls".into(), second);
+            let mut one = crate::metrics::latency_histogram();
+            one.record(second * 1_000).expect("in range");
+            tick.latencies.add(Phase::Assigned, &one).expect("same bounds");
+            kept.take(&tick);
+            csv.extend(Row::of(&tick).line());
+            log.extend(lines.lines(&tick));
+        }
+        let run = Report::of_run(summary.clone(), kept);
+        let read = Report::of_files(summary, Some(&csv), Some(&log));
+        let ((run_rows, run_latency), (read_rows, read_latency)) = (run.charted().unwrap(), read.charted().unwrap());
+        assert_eq!(run_rows, read_rows);
+        for phase in Phase::ALL {
+            assert_eq!(run_latency.get(phase), read_latency.get(phase), "{phase}");
+        }
+        let missing = Report::of_files(run.summary.clone(), Some(&csv), None);
+        assert_eq!(missing.charted().unwrap_err().to_string(), "the folder has no latency.hlog");
+    }
 }
