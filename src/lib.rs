@@ -26,9 +26,10 @@
 //!   ├─► conformance::suite ──► catalogue, probes (network, deadlines) ──► device, passive
 //!   │                          report (JUnit, Markdown, JSON; pure)
 //!   ├─► report (pure writers: results → bytes: summary, timeseries, hlog, report.md,
-//!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition and
-//!   │           remote write; folder, hlog and html also read a report folder back, for render,
-//!   │           compare and merge)
+//!   │           report.html, devices.csv, compare + --fail-if; folder, hlog and html also read a
+//!   │           report folder back, for render, compare and merge)
+//!   ├─► telemetry (live metrics: Prometheus exposition, remote write, the pusher, /metrics on
+//!   │              hyper's server)
 //!   └─► emulator (standalone `dpsbench emulator`: the CLI binds, emulator::serve serves)
 //!
 //!  leaves, shared by every layer above:
@@ -47,7 +48,7 @@
 //! lines:
 //!
 //! 10  cli
-//! 9  runner, report
+//! 9  runner, report, telemetry
 //! 8  results, shard
 //! 7  scenario
 //! 6  conformance
@@ -80,8 +81,8 @@
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
-//! - Only `cli` reads environment variables, writes report files, serves `/metrics`, pushes
-//!   remote write and picks exit codes. Files are read by `cli`, by `report::folder` (a report
+//! - Only `cli` reads environment variables, writes report files, binds `/metrics` and picks
+//!   exit codes (`telemetry` serves the page and pushes remote write). Files are read by `cli`, by `report::format::folder` (a report
 //!   folder), and by the loaders of what a user names: `scenario` (the scenario and the key and
 //!   CA files it names),
 //!   `emulator::config` and `emulator::start` (the emulator's TOML and TLS files), `tls` (PEM
@@ -109,6 +110,7 @@ pub mod runner;
 pub mod scenario;
 pub mod shard;
 pub mod slo;
+pub mod telemetry;
 pub mod timestamp;
 pub mod tls;
 pub mod toml_file;

@@ -7,18 +7,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::sinks::Sink;
-use crate::report;
+use crate::report::format::report::Report;
+use crate::report::format::{devices, hlog, timeseries};
+use crate::report::render::files;
 use crate::results::Tick;
 
-/// Writes every file rendered from the report folder `dir` (report.md, report.html), each on its
+/// Writes every file rendered from `report` (report.md, report.html) into `dir`, each on its
 /// own: one that cannot be rendered is reported and does not stop the others. Returns the paths
 /// written.
-pub fn write_rendered(dir: &Path) -> Result<Vec<PathBuf>> {
-    let folder = report::folder::ReportFolder::load(dir)?;
+pub fn write_rendered(dir: &Path, report: &Report) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for (name, writer) in report::folder::RENDERED {
+    for (name, rendered) in files::rendered(report) {
         let path = dir.join(name);
-        match writer(&folder) {
+        match rendered {
             Ok(bytes) => {
                 std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
                 written.push(path);
@@ -38,7 +39,7 @@ pub(super) struct TimeseriesFile {
 impl TimeseriesFile {
     pub(super) fn create(path: PathBuf) -> Result<Self> {
         let mut file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        file.write_all(&report::timeseries::header()).with_context(|| format!("cannot write {}", path.display()))?;
+        file.write_all(&timeseries::header()).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Self { path, file })
     }
 }
@@ -46,7 +47,7 @@ impl TimeseriesFile {
 impl Sink for TimeseriesFile {
     /// Written (unbuffered) every second, so a crash keeps everything up to then.
     fn tick(&mut self, tick: &Tick) -> Result<()> {
-        let row = report::timeseries::Row::of(tick).line();
+        let row = timeseries::Row::of(tick).line();
         self.file.write_all(&row).with_context(|| format!("cannot write {}", self.path.display()))
     }
 }
@@ -55,7 +56,7 @@ impl Sink for TimeseriesFile {
 pub(super) struct LatencyLogFile {
     path: PathBuf,
     file: std::fs::File,
-    lines: Option<report::hlog::IntervalLines>,
+    lines: Option<hlog::IntervalLines>,
 }
 
 impl LatencyLogFile {
@@ -78,8 +79,8 @@ impl LatencyLogFile {
                 let base_time = std::time::SystemTime::now()
                     .checked_sub(tick.progress.elapsed)
                     .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-                self.file.write_all(&report::hlog::header(base_time))?;
-                self.lines.insert(report::hlog::IntervalLines::new())
+                self.file.write_all(&hlog::header(base_time))?;
+                self.lines.insert(hlog::IntervalLines::new())
             }
         };
         self.file.write_all(&lines.lines(tick))
@@ -101,12 +102,12 @@ pub(super) struct DevicesCsvFile {
 impl DevicesCsvFile {
     pub(super) fn create(path: PathBuf) -> Result<Self> {
         let mut file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        file.write_all(&report::devices::header()).with_context(|| format!("cannot write {}", path.display()))?;
+        file.write_all(&devices::header()).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Self { path, file })
     }
 
     pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
-        self.file.write_all(&report::devices::rows(&tick.finished))
+        self.file.write_all(&devices::rows(&tick.finished))
     }
 }
 

@@ -1,22 +1,19 @@
-//! A run's live metrics: the `/metrics` endpoint (`--metrics-listen`, lingering after the end
-//! with `--metrics-linger`) and the remote-write pushes (`--metrics-push`), both fed each tick
-//! with the same families (`report::prometheus`), and once more at the end with the final ones
-//! (`dpsbench_run_ended 1`).
+//! The live-metrics flags of `dpsbench run`: the `/metrics` endpoint (`--metrics-listen`,
+//! lingering after the end with `--metrics-linger`) and the remote-write pushes
+//! (`--metrics-push`, `--metrics-push-label`), parsed, bound and said on stderr; the metrics
+//! themselves are `telemetry::live`'s.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use tokio::sync::watch;
 
-use super::metrics_endpoint::{self, Page};
-use super::metrics_push::{PushUrl, Pusher, parse_push_url};
 use super::sinks::Sink;
-use crate::report::prometheus::{self, Family};
 use crate::results::Tick;
 use crate::shard::Shard;
+use crate::telemetry::live::Live;
+use crate::telemetry::push::{PushUrl, Pusher, parse_push_url};
 
 /// The longest `--metrics-linger`.
 const MAX_LINGER: Duration = Duration::from_secs(3600);
@@ -51,19 +48,10 @@ pub struct MetricsArgs {
     pub metrics_push_label: Vec<(String, String)>,
 }
 
-/// The endpoint and the pusher of a run, whichever it asked for.
+/// The live metrics of a run, and how long its final page lingers.
 pub struct LiveMetrics {
-    endpoint: Option<Endpoint>,
-    pusher: Option<Mutex<Pusher>>,
-    last: Mutex<Arc<Vec<Family>>>,
+    live: Live,
     linger: Option<Duration>,
-}
-
-struct Endpoint {
-    address: SocketAddr,
-    page: watch::Sender<Page>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl LiveMetrics {
@@ -73,10 +61,12 @@ impl LiveMetrics {
         if args.metrics_listen.is_none() && args.metrics_push.is_none() {
             return Ok(None);
         }
-        let empty = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
-        let families = Arc::new(prometheus::families(&empty, false));
-        let endpoint = match args.metrics_listen {
-            Some(address) => Some(Endpoint::start(address, &families).await?),
+        let listener = match args.metrics_listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on --metrics-listen {address}"))?,
+            ),
             None => None,
         };
         let pusher = match &args.metrics_push {
@@ -84,59 +74,35 @@ impl LiveMetrics {
                 let tls = crate::tls::client_config(crate::tls::public_roots(), crate::tls::TlsPolicy::default())
                     .context("--metrics-push: cannot set up TLS")?;
                 let labels = push_labels(&args.metrics_push_label, &host_name(), shard);
-                eprintln!("dpsbench: pushing live metrics to {url}");
-                Some(Mutex::new(Pusher::start(url.clone(), labels, tls)))
+                Some(Pusher::start(url.clone(), labels, tls))
             }
             None => None,
         };
-        Ok(Some(Self { endpoint, pusher, last: Mutex::new(families), linger: args.metrics_linger }))
+        let live = Live::start(listener, pusher).context("--metrics-listen")?;
+        if let Some(bound) = live.address() {
+            eprintln!("dpsbench: live metrics at http://{bound}/metrics");
+        }
+        if let Some(url) = &args.metrics_push {
+            eprintln!("dpsbench: pushing live metrics to {url}");
+        }
+        Ok(Some(Self { live, linger: args.metrics_linger }))
     }
 
     /// Serves and queues for pushing the metrics of `tick`; returns lines to report (failed
     /// pushes).
     pub fn publish(&self, tick: &Tick) -> Vec<String> {
-        let families = Arc::new(prometheus::families(tick, false));
-        *self.last.lock().expect("the last families are never held while panicking") = families.clone();
-        if let Some(endpoint) = &self.endpoint {
-            endpoint.serve(&families);
-        }
-        match &self.pusher {
-            Some(pusher) => pusher.lock().expect("the pusher is never held while panicking").publish(families),
-            None => Vec::new(),
-        }
+        self.live.publish(tick)
     }
 
     /// The run has ended: serves and pushes its final metrics, lingers as `--metrics-linger`
-    /// says, then closes the endpoint.
+    /// says (Ctrl-C ends it), then closes the endpoint.
     pub async fn finish(self) {
-        let mut families = self.last.into_inner().expect("the last families are never held while panicking");
-        prometheus::mark_ended(Arc::<Vec<Family>>::make_mut(&mut families));
-        let page = self.endpoint.as_ref().map(|endpoint| endpoint.serve(&families));
-        if let Some(pusher) = self.pusher {
-            let pusher = pusher.into_inner().expect("the pusher is never held while panicking");
-            eprintln!("{}", pusher.finish(families).await);
-        }
-        let Some(endpoint) = self.endpoint else { return };
-        if let (Some(linger), Some(page)) = (self.linger, page) {
-            let url = format!("http://{}/metrics", endpoint.address);
-            eprintln!(
-                "dpsbench: serving the final metrics at {url} until scraped, at most {linger:?} (Ctrl-C ends it)"
-            );
-            tokio::select! {
-                _ = page.scraped() => {}
-                _ = tokio::time::sleep(linger) => eprintln!("dpsbench: the final metrics were not scraped within {linger:?}"),
-                _ = super::interrupted() => {}
-            }
-        }
-        endpoint.stop().await;
+        self.live.finish(self.linger, super::interrupted(), |line| eprintln!("{line}")).await;
     }
 
     /// Stops at once, with neither a final push nor lingering (the run could not start).
     pub async fn stop(self) {
-        drop(self.pusher);
-        if let Some(endpoint) = self.endpoint {
-            endpoint.stop().await;
-        }
+        self.live.stop().await;
     }
 }
 
@@ -148,32 +114,6 @@ impl Sink for &LiveMetrics {
             true => Ok(()),
             false => Err(anyhow::anyhow!(lines.join("\n"))),
         }
-    }
-}
-
-impl Endpoint {
-    async fn start(address: SocketAddr, families: &[Family]) -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on --metrics-listen {address}"))?;
-        let bound = listener.local_addr().with_context(|| format!("--metrics-listen {address}"))?;
-        let (page, pages) = watch::channel(Page::new(prometheus::exposition(families)));
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(metrics_endpoint::serve(listener, pages, stopped));
-        eprintln!("dpsbench: live metrics at http://{bound}/metrics");
-        Ok(Self { address: bound, page, stop, task })
-    }
-
-    /// Serves the exposition of `families` from now on; returns its page.
-    fn serve(&self, families: &[Family]) -> Page {
-        let page = Page::new(prometheus::exposition(families));
-        let _ = self.page.send(page.clone());
-        page
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
     }
 }
 

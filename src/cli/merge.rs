@@ -3,18 +3,34 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 
 use super::out_folder::OutFolder;
-use super::reports::MergeArgs;
-use crate::report;
-use crate::report::folder::ReportFolder;
-use crate::report::merge::Merged;
+use crate::report::analysis::merge::{self as merging, Merged};
+use crate::report::format::folder::ReportFolder;
+use crate::report::format::report::Report;
+use crate::report::format::summary::json as summary_json;
+use crate::report::render::terminal::summary_table;
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' report folders.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Folder for the merged report (created if needed): never one of the shards' folders, and
+    /// refused when it already holds a report, unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite the report already in --out (never a shard's folder).
+    #[arg(long)]
+    pub force: bool,
+}
 
 pub(super) fn merge(args: MergeArgs) -> Result<i32> {
     refuse_an_input(&args.out, &args.shards)?;
     let mut folder = OutFolder::check(&args.out, "--out", args.force)?;
     let folders = args.shards.iter().map(|dir| ReportFolder::load(dir)).collect::<Result<Vec<_>, _>>()?;
-    let merged = report::merge::merge(&folders)?;
+    let merged = merging::merge(&folders)?;
     folder.create()?;
     let rendered = match write(&mut folder, &args.shards, &merged) {
         Ok(rendered) => rendered,
@@ -24,7 +40,7 @@ pub(super) fn merge(args: MergeArgs) -> Result<i32> {
         }
     };
     let out = folder.path();
-    out!("{}", report::summary_table(&merged.summary));
+    out!("{}", summary_table(&merged.summary));
     let info = merged.summary.merged.as_ref().expect("a merge records its shards");
     outln!("merged {} shards into {}", info.shards.len(), out.display());
     for path in rendered {
@@ -61,7 +77,7 @@ fn refuse_an_input(out: &Path, shards: &[PathBuf]) -> Result<()> {
 /// Writes the merged files and the rendered reports; returns the rendered reports' paths.
 fn write(folder: &mut OutFolder, shards: &[PathBuf], merged: &Merged) -> Result<Vec<PathBuf>> {
     for (name, bytes) in [
-        ("summary.json", report::summary_json(&merged.summary)),
+        ("summary.json", summary_json(&merged.summary)),
         ("latency.hlog", merged.latency_hlog.clone()),
         ("timeseries.csv", merged.timeseries_csv.clone()),
     ] {
@@ -69,7 +85,8 @@ fn write(folder: &mut OutFolder, shards: &[PathBuf], merged: &Merged) -> Result<
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     join_devices_csv(shards, folder)?;
-    super::write_rendered(folder.path())
+    let report = Report::of_files(merged.summary.clone(), Some(&merged.timeseries_csv), Some(&merged.latency_hlog));
+    super::files::write_rendered(folder.path(), &report)
 }
 
 /// Joins the shards' `devices.csv` (one header) when every shard has one.

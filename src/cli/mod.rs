@@ -27,8 +27,6 @@ mod issuer_out;
 mod keys;
 mod live_metrics;
 mod merge;
-mod metrics_endpoint;
-mod metrics_push;
 mod out_folder;
 mod overrides;
 mod progress;

@@ -103,7 +103,8 @@ fn blame(applied: &[Applied], error: ScenarioError, from_file: bool) -> anyhow::
 /// `--dry-run`'s plan, with a line after the scenario's naming the overrides and the fields
 /// they replaced (`overrides   --rate 50 (arrival.rate)`).
 pub fn dry_run(plan: &Plan, part: &crate::shard::Part, applied: &[Applied]) -> String {
-    let printed = crate::report::dry_run(plan, part);
+    let shard = (!part.shard().is_whole()).then(|| part.shard().to_string());
+    let printed = crate::scenario::forecast::dry_run(plan, part.devices(), shard);
     if applied.is_empty() {
         return printed;
     }

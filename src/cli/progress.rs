@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::early_warning;
-use super::sinks::Sink;
-use crate::report;
+use super::sinks::{Sink, Warnings};
+use crate::report::render::text::micros;
 use crate::results::Tick;
 use crate::scenario::Plan;
 
@@ -76,7 +76,7 @@ impl ProgressView {
             p.interval.assigned,
             p.throttled,
             p.interval.throttled,
-            report::micros(p.assigned_p99_us)
+            micros(p.assigned_p99_us)
         );
         match &self.bar {
             Some(bar) => {
@@ -93,7 +93,7 @@ impl ProgressView {
 
     /// Where the run's other outputs say what went wrong: above the bar, or on a line of their own.
     pub(super) fn warnings(&self) -> Warnings {
-        Warnings { bar: self.bar.clone() }
+        Warnings::above(self.bar.clone())
     }
 
     pub(super) fn finish(&self) {
@@ -111,21 +111,5 @@ impl Sink for ProgressView {
 
     fn finish(&mut self) {
         ProgressView::finish(self);
-    }
-}
-
-/// Warnings on stderr, printed above the progress bar when there is one (a handle on the same
-/// bar), else on lines of their own.
-#[derive(Clone, Default)]
-pub(super) struct Warnings {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Warnings {
-    pub(super) fn warn(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
     }
 }

@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::report::compare::{self, Comparison};
-use crate::report::expression::{Expression, Verdict};
-use crate::report::folder::{RENDERED, ReportFolder};
+pub use super::merge::MergeArgs;
+use crate::report::analysis::compare;
+use crate::report::analysis::comparison::Comparison;
+use crate::report::analysis::expression::{Expression, Verdict};
+use crate::report::format::folder::ReportFolder;
+use crate::report::format::report::Report;
+use crate::report::render::files;
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -36,20 +40,6 @@ pub enum ReportCommand {
     /// `partial`, summary.json lists them), 2 for folders that are not reports, shards of
     /// different plans, or a shard given twice.
     Merge(MergeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct MergeArgs {
-    /// The shards' report folders.
-    #[arg(value_name = "SHARD_DIR", required = true)]
-    pub shards: Vec<PathBuf>,
-    /// Folder for the merged report (created if needed): never one of the shards' folders, and
-    /// refused when it already holds a report, unless --force.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Overwrite the report already in --out (never a shard's folder).
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -94,11 +84,12 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
 }
 
 fn render(args: RenderArgs) -> Result<i32> {
-    let written = super::files::write_rendered(&args.dir)?;
+    let report = Report::load(&args.dir)?;
+    let written = super::files::write_rendered(&args.dir, &report)?;
     for path in &written {
         outln!("{}", path.display());
     }
-    Ok(if written.len() == RENDERED.len() { 0 } else { 1 })
+    Ok(if written.len() == files::NAMES.len() { 0 } else { 1 })
 }
 
 fn compare(args: CompareArgs) -> Result<i32> {

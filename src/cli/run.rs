@@ -12,7 +12,9 @@ use super::out_folder::OutFolder;
 use super::progress::ProgressView;
 use super::sinks::Sinks;
 use super::{EXIT_INVALID, interrupt_counter, overrides, say, sharding};
-use crate::report;
+use crate::report::format::report::{PerSecond, Report};
+use crate::report::format::summary::json as summary_json;
+use crate::report::render::terminal::summary_table;
 use crate::results::Tick;
 use crate::runner::{self, RunOptions};
 use crate::scenario::Plan;
@@ -77,8 +79,9 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let mut summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
-        Ok(summary) => summary,
+    let (mut summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await
+    {
+        Ok(recorded) => recorded,
         Err(error) => {
             folder.discard();
             if let Some(live) = live {
@@ -89,11 +92,12 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     };
     summary.scenario.overrides = applied;
     let path = out.join("summary.json");
-    std::fs::write(&path, report::summary_json(&summary))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, summary_json(&summary)).with_context(|| format!("cannot write {}", path.display()))?;
     // Every file is written before anything is printed, so a closed stdout loses none.
-    let rendered = write_rendered(&out)?;
-    let mut printed = report::summary_table(&summary);
+    let report = Report::of_run(summary, kept);
+    let summary = &report.summary;
+    let rendered = write_rendered(&out, &report)?;
+    let mut printed = summary_table(summary);
     printed.push_str(&format!("summary: {}\n", path.display()));
     for path in rendered {
         printed.push_str(&format!("report: {}\n", path.display()));
@@ -113,7 +117,8 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
 }
 
 /// Runs the prepared plan, writing the files that grow as it goes into `folder`; returns the
-/// summary, or the error that kept it from finishing.
+/// summary and what the run kept each second for its report, or the error that kept it from
+/// finishing.
 async fn record_run(
     plan: &Plan,
     args: &RunArgs,
@@ -122,11 +127,12 @@ async fn record_run(
     wait: Option<String>,
     ready: runner::Ready,
     interrupts: tokio::sync::watch::Receiver<u32>,
-) -> Result<crate::results::RunSummary> {
+) -> Result<(crate::results::RunSummary, PerSecond)> {
     let progress = ProgressView::new(args.quiet, plan, folder.path());
     if let Some(wait) = wait {
         progress.warn(&wait);
     }
+    let mut kept = PerSecond::default();
     let mut sinks = Sinks::new(progress.warnings());
     if let Some(live) = live {
         sinks.push(live);
@@ -137,9 +143,11 @@ async fn record_run(
     if args.devices_csv {
         sinks.push(DevicesCsvFile::create(folder.file("devices.csv"))?);
     }
+    sinks.push(&mut kept);
     let summary = ready.run(interrupts, |tick: &Tick| sinks.tick(tick)).await;
     sinks.finish();
-    Ok(summary?)
+    drop(sinks);
+    Ok((summary?, kept))
 }
 
 fn default_out_dir(name: &str) -> PathBuf {

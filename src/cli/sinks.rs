@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use super::error_line;
-use super::progress::Warnings;
+use crate::report::format::report::PerSecond;
 use crate::results::Tick;
 
 /// One output of a run, fed every tick as it comes.
@@ -16,6 +16,14 @@ pub(super) trait Sink {
 
     /// The run ended (the last tick was taken).
     fn finish(&mut self) {}
+}
+
+/// What the run keeps each second for report.md and report.html, rendered from memory at its end.
+impl Sink for &mut PerSecond {
+    fn tick(&mut self, tick: &Tick) -> Result<()> {
+        self.take(tick);
+        Ok(())
+    }
 }
 
 /// The run's sinks, fed in order: the live page before the progress line (a line on stderr
@@ -47,6 +55,27 @@ impl<'a> Sinks<'a> {
     pub(super) fn finish(&mut self) {
         for sink in &mut self.sinks {
             sink.finish();
+        }
+    }
+}
+
+/// Warnings on stderr, printed above the progress bar when there is one (a handle on the same
+/// bar), else on lines of their own.
+#[derive(Clone, Default)]
+pub(super) struct Warnings {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Warnings {
+    /// Warnings printed above `bar` when there is one.
+    pub(super) fn above(bar: Option<indicatif::ProgressBar>) -> Self {
+        Self { bar }
+    }
+
+    pub(super) fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
         }
     }
 }

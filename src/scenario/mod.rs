@@ -19,6 +19,7 @@ use crate::tls::TlsPolicy;
 
 mod certificates;
 mod devices;
+pub mod forecast;
 mod key;
 mod load;
 mod offered;

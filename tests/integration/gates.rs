@@ -174,6 +174,6 @@ fn the_nightly_workflow_parses_and_runs_what_exists() {
         .collect();
     assert_eq!(expressions.len(), 4, "{expressions:?}");
     for expression in expressions {
-        dpsbench::report::expression::Expression::parse(expression).unwrap();
+        dpsbench::report::analysis::expression::Expression::parse(expression).unwrap();
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dpsbench::report::remote_write::WriteRequest;
+use dpsbench::telemetry::remote_write::WriteRequest;
 use prost::Message as _;
 use serde_json::Value;
 

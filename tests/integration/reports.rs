@@ -49,7 +49,7 @@ fn latency_log_adds_up_to_the_summary_in_this_reader_and_an_independent_one() {
     let (out, summary) = run(&dir, 300, &[]);
     let bytes = std::fs::read(out.join("latency.hlog")).unwrap();
     assert!(bytes.starts_with(b"#[Logged with dpsbench"), "{}", text(&bytes[..200.min(bytes.len())]));
-    let log = dpsbench::report::hlog::read(&bytes).unwrap();
+    let log = dpsbench::report::format::hlog::read(&bytes).unwrap();
     assert!(log.base_time.is_some() && log.start_time.is_some());
     let seconds: std::collections::BTreeSet<u64> = log.intervals.iter().map(|i| i.start.as_secs()).collect();
     assert!(seconds.len() >= 3, "one interval a second over a run of several: {seconds:?}");
@@ -242,7 +242,7 @@ fn a_killed_run_keeps_its_latency_log_and_device_rows() {
     run.0.kill().unwrap();
     run.0.wait().unwrap();
     assert!(!out.join("summary.json").exists(), "killed before the end");
-    let log = dpsbench::report::hlog::read(&std::fs::read(out.join("latency.hlog")).unwrap()).unwrap();
+    let log = dpsbench::report::format::hlog::read(&std::fs::read(out.join("latency.hlog")).unwrap()).unwrap();
     let assigned = log.totals().get(Phase::Assigned).len();
     assert!(assigned >= 25, "about two seconds of 50 devices a second were logged: {assigned}");
     let mut reader = csv::Reader::from_path(out.join("devices.csv")).unwrap();
