@@ -38,6 +38,7 @@
 //!    tls (rustls configs)               x509 (CAs, device certificates)
 //!    websocket (MQTT over WebSocket)    toml_file (reading scenario, emulator and waiver files)
 //!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
+//!    endpoint (a target's mqtts:// or wss:// address as typed: one parser for every flag)
 //! ```
 //!
 //! Rules (the imports between top-level modules are checked by a test against the table in the `map` module):
@@ -79,6 +80,7 @@ pub mod conformance;
 pub mod credentials;
 pub mod device;
 pub mod emulator;
+pub mod endpoint;
 #[cfg(test)]
 mod map;
 pub mod messages;

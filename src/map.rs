@@ -63,7 +63,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("results", &["conformance", "device", "metrics", "scenario", "slo"]),
     (
         "scenario",
-        &["arrival", "certificates", "credentials", "device", "emulator", "slo", "tls", "toml_file", "websocket"],
+        &[
+            "arrival",
+            "certificates",
+            "credentials",
+            "device",
+            "emulator",
+            "endpoint",
+            "slo",
+            "tls",
+            "toml_file",
+            "websocket",
+        ],
     ),
     ("shard", &["arrival", "scenario"]),
     ("slo", &["metrics"]),
@@ -80,6 +91,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tls", &["x509"]),
     ("x509", &["credentials", "timestamp"]),
     ("websocket", &[]),
+    ("endpoint", &[]),
     ("toml_file", &[]),
 ];
 

@@ -65,7 +65,7 @@ pub use run::RunArgs;
 
 const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <WHEN> \
                            [--key-env <VAR> | --key-file <FILE>]";
-const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --id-scope <S> [--ca <PEM>]] \
+const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <TARGET> --id-scope <S> [--ca <PEM>]] \
                              [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
 
 /// Exit code for bad input and setup errors.
