@@ -164,6 +164,15 @@ mod tests {
     }
 
     #[test]
+    fn a_host_named_apart_from_its_port_follows_the_same_rule() {
+        assert_eq!(host_name("dps.example.com"), Ok("dps.example.com"));
+        assert_eq!(host_name("[::1]"), Ok("::1"));
+        for bad in ["", "a b", "h/x", "user@h", "[::1"] {
+            assert!(host_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_flag_that_takes_one_scheme_refuses_the_other_and_defaults_its_port() {
         let wss = Endpoint::parse("wss://h").unwrap();
         assert_eq!(wss.port_or_default(), 443);
