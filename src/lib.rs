@@ -39,6 +39,7 @@
 //!    tls (rustls configs)               x509 (CAs, device certificates)
 //!    websocket (MQTT over WebSocket)    toml_file (reading scenario, emulator and waiver files)
 //!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
+//!    endpoint (a target's mqtts:// or wss:// address as typed: one parser for every flag)
 //! ```
 //!
 //! # Floors
@@ -56,7 +57,7 @@
 //! 4  metrics
 //! 3  device, tls
 //! 2  x509, messages, mqtt
-//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics
+//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics, endpoint
 //!
 //! # Rules
 //!
@@ -99,6 +100,7 @@ pub mod conformance;
 pub mod credentials;
 pub mod device;
 pub mod emulator;
+pub mod endpoint;
 #[cfg(test)]
 mod map;
 pub mod messages;

@@ -16,7 +16,9 @@ use crate::conformance::report;
 use crate::conformance::suite::{self, SuiteOptions};
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::emulator::{self, ServiceConfig, config::QuotaConfig};
+use crate::endpoint::{Endpoint, Scheme};
 use crate::runner;
+use crate::scenario::{GROUP_KEY_ENV, TargetFlags, TargetOverride};
 
 mod precheck;
 
@@ -27,27 +29,32 @@ const DEFAULT_PLAIN_PORT: u16 = 1883;
 const EMBEDDED_QUOTA: u32 = 20;
 
 #[derive(Debug, Args)]
+// The target flags are `run`'s (`scenario::TargetFlags`); their help says what they mean here,
+// without the scenario fields `run` sets: no wss:// --target (that is --ws-target), the embedded
+// emulator by default, and the group key's variable named by default.
+#[command(
+    mut_arg("target", |arg| arg.help(
+        "The target: `embedded`, or a DPS endpoint mqtts://HOST[:PORT] (port 8883 by default; the scheme may be \
+         left out) [default: the embedded emulator]"
+    )),
+    mut_arg("id_scope", |arg| arg.help("The target's ID scope (required with a DPS --target)")),
+    mut_arg("ca", |arg| arg.help(
+        "PEM file of the CA that signs the target's certificate [default with --target: the public web roots, \
+         as a real DPS instance needs; for the emulator, its --ca-out]"
+    )),
+    mut_arg("key_env", |arg| arg
+        .help("Environment variable holding the enrollment group key the probe devices derive theirs from")
+        .default_value(GROUP_KEY_ENV)),
+    mut_arg("key_file", |arg| arg.help("File holding the enrollment group key (base64), instead of --key-env")),
+)]
 pub struct ConformArgs {
-    /// The target, mqtts://HOST[:PORT] (port 8883 by default) [default: the embedded emulator].
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
+    /// `--target`, `--id-scope`, `--ca`, `--key-env`, `--key-file`, as `run` takes them.
+    #[command(flatten)]
+    pub target: TargetFlags,
     /// The target's MQTT-over-WebSocket endpoint, wss://HOST[:PORT] (port 443 by default), for
     /// the DPS-WS checks [default with --target: none, and those checks are skipped].
     #[arg(long, value_name = "URL")]
     pub ws_target: Option<String>,
-    /// PEM file of the CA that signs the target's certificate [default with --target: the public
-    /// web roots, as a real DPS instance needs; for the emulator, its --ca-out].
-    #[arg(long, value_name = "PEM")]
-    pub ca: Option<PathBuf>,
-    /// The target's ID scope (required with --target).
-    #[arg(long, value_name = "S")]
-    pub id_scope: Option<String>,
-    /// Environment variable holding the enrollment group key the probe devices derive theirs from.
-    #[arg(long, value_name = "VAR", default_value = "DPS_GROUP_KEY", conflicts_with = "key_file")]
-    pub key_env: String,
-    /// File holding the enrollment group key (base64), instead of --key-env.
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
     /// Folder for the three reports (conformance.json, .junit.xml, .md); refused when it already
     /// holds a report, unless --force.
     #[arg(long, value_name = "DIR")]
@@ -99,9 +106,12 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     };
     let mut out = OutFolder::check(&args.out, "--out", args.force)?;
     let deadline = Duration::from_secs(args.deadline.max(1));
-    let (target, embedded) = match &args.target {
-        Some(url) => (external_target(&args, url, deadline).await?, None),
-        None => {
+    let given = args.target.target_override().map_err(|reason| {
+        anyhow::anyhow!("--target {:?}: {reason}", args.target.target.as_deref().unwrap_or_default())
+    })?;
+    let (target, embedded) = match given {
+        Some(TargetOverride::Dps(endpoint)) => (external_target(&args, endpoint, deadline).await?, None),
+        None | Some(TargetOverride::Embedded) => {
             let (target, emulator) = embedded_target(&args, deadline)?;
             (target, Some(emulator))
         }
@@ -109,11 +119,12 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     // The positive control: a valid device must get in, or every check would blame the target
     // for a setup mistake.
     if let Err(mistake) = precheck::valid_device_connects(&target).await {
+        let external = embedded.is_none();
         if let Some(embedded) = embedded {
             embedded.emulator.handle.stop().await;
         }
-        let roots = match (&args.target, &args.ca) {
-            (Some(_), None) if mistake.contains("--ca") => " (no --ca was given, so the public roots were trusted)",
+        let roots = match (external, &args.target.ca) {
+            (true, None) if mistake.contains("--ca") => " (no --ca was given, so the public roots were trusted)",
             _ => "",
         };
         bail!("{mistake}{roots}");
@@ -180,7 +191,7 @@ struct Embedded {
 }
 
 fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarget, Embedded)> {
-    let group_key = embedded_group_key(&args.key_env)?;
+    let group_key = embedded_group_key(key_env(args))?;
     let scope = IdScope::new(crate::scenario::EMBEDDED_ID_SCOPE).expect("the embedded scope is valid");
     let mut config =
         ServiceConfig::single_group(scope.clone(), vec!["hub-a.azure-devices.net".into()], group_key.clone());
@@ -218,14 +229,22 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     Ok((target, Embedded { emulator, _plain_port: reservation }))
 }
 
-async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> Result<ProbeTarget> {
-    let (host, port) = host_port(url, "mqtts://", 8883).with_context(|| format!("--target {url:?}"))?;
-    let host = host.as_str();
-    let Some(scope) = &args.id_scope else { bail!("--target needs --id-scope") };
+/// The variable `--key-env` names, `DPS_GROUP_KEY` unless given.
+fn key_env(args: &ConformArgs) -> &str {
+    args.target.key_env.as_deref().unwrap_or(GROUP_KEY_ENV)
+}
+
+async fn external_target(args: &ConformArgs, endpoint: Endpoint, deadline: Duration) -> Result<ProbeTarget> {
+    let typed = endpoint.to_string();
+    let endpoint = endpoint
+        .require(Scheme::Mqtts)
+        .map_err(|error| anyhow::anyhow!("--target {typed:?}: {error} (a WebSocket endpoint goes to --ws-target)"))?;
+    let (host, port) = (endpoint.host.as_str(), endpoint.port_or_default());
+    let Some(scope) = &args.target.id_scope else { bail!("--target needs --id-scope") };
     let id_scope = IdScope::new(scope.clone()).context("--id-scope")?;
-    let group_key = read_key(&args.key_env, args.key_file.as_deref())?;
+    let group_key = read_key(key_env(args), args.target.key_file.as_deref())?;
     // Without --ca, the public roots, as `run` trusts them for a real DPS instance.
-    let roots = match &args.ca {
+    let roots = match &args.target.ca {
         Some(ca) => {
             let pem = std::fs::read(ca).with_context(|| format!("cannot read --ca {}", ca.display()))?;
             crate::tls::roots_from_pem(&pem, ca)?
@@ -235,8 +254,10 @@ async fn external_target(args: &ConformArgs, url: &str, deadline: Duration) -> R
     let address = runner::reach(host, port, deadline).await?;
     let ws_address = match &args.ws_target {
         Some(url) => {
-            let (ws_host, ws_port) = host_port(url, "wss://", 443).with_context(|| format!("--ws-target {url:?}"))?;
-            Some(runner::resolve(&ws_host, ws_port, deadline).await?)
+            let ws = Endpoint::parse(url)
+                .and_then(|endpoint| endpoint.require(Scheme::Wss))
+                .with_context(|| format!("--ws-target {url:?}"))?;
+            Some(runner::resolve(&ws.host, ws.port_or_default(), deadline).await?)
         }
         None => None,
     };
@@ -282,19 +303,6 @@ pub fn parse_prefix(prefix: &str) -> Result<String, String> {
         return Err(format!("{prefix:?} cannot start a registration ID: use {allowed}"));
     }
     Ok(prefix.to_string())
-}
-
-/// Splits `{scheme}HOST[:PORT]` (IPv6 in brackets).
-fn host_port(url: &str, scheme: &str, default_port: u16) -> Result<(String, u16)> {
-    let Some(rest) = url.strip_prefix(scheme) else { bail!("expected {scheme}HOST[:PORT]") };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
-            (host, port.parse::<u16>().with_context(|| format!("{port:?} is not a port"))?)
-        }
-        _ => (rest, default_port),
-    };
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
 }
 
 #[derive(Debug, Deserialize)]

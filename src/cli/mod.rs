@@ -13,34 +13,44 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
 }
 
-mod certs;
-mod certs_issuing;
-mod client_report;
-mod completions;
-mod conform;
-mod early_warning;
-mod emulator;
-mod emulator_log;
-mod emulator_processes;
-mod files;
-mod issuer_out;
-mod keys;
-mod live_metrics;
-mod merge;
-mod out_folder;
-mod overrides;
-mod progress;
+// The commands, one file each: its arguments and its handler.
+mod certs; // `certs`
+mod completions; // `completions`
+mod conform; // `conform`
+mod emulator; // `emulator`
+mod keys; // `keys derive`, `token`, and reading a group key
+mod reports; // `report render`, `report compare`
+mod run; // `run`
+
+// What `run` leans on.
+mod early_warning; // the early word when every first device failed alike
+mod files; // the report files written as the run goes
+mod live_metrics; // `--metrics-listen` and `--metrics-push`, fed each tick
+mod overrides; // the plan: scenario or quick run, with the override flags applied
+mod progress; // live progress on stderr
+mod sharding; // `--shard K/N`, `--start-at`
+mod sinks; // the outputs fed each tick
+
+// What `emulator`, `certs` and `report` lean on.
+mod certs_issuing; // `certs --issuing`
+mod client_report; // `emulator --client-report`
+mod emulator_log; // the standalone emulator's stderr log
+mod emulator_processes; // `emulator --processes N`
+mod issuer_out; // `emulator --issuer-ca-out`
+mod merge; // `report merge`
+
+// Shared by the commands.
+mod interrupts; // SIGINT/SIGTERM
+mod out_folder; // an output folder, refused when it holds a report, taken back on failure
+
 #[cfg(test)]
-mod readme_examples;
-mod reports;
-mod run;
-mod sharding;
-mod sinks;
+mod readme_examples; // README's TOML examples parse
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::runner;
+use interrupts::{interrupt_counter, interrupted};
 
 pub use certs::CertsArgs;
 pub use completions::CompletionsArgs;
@@ -53,7 +63,7 @@ pub use run::RunArgs;
 
 const TOKEN_USAGE: &str = "dpsbench token --id-scope <S> --registration-id <R> --expiry <WHEN> \
                            [--key-env <VAR> | --key-file <FILE>]";
-const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <URL> --id-scope <S> [--ca <PEM>]] \
+const CONFORM_USAGE: &str = "dpsbench conform --out <DIR> [--target <TARGET> --id-scope <S> [--ca <PEM>]] \
                              [--key-env <VAR> | --key-file <FILE>] [OPTIONS]";
 
 /// Exit code for bad input and setup errors.
@@ -172,46 +182,4 @@ pub(crate) fn say(text: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-}
-
-/// Counts SIGINT/SIGTERM: the runner drains on the first and stops on the second.
-fn interrupt_counter() -> tokio::sync::watch::Receiver<u32> {
-    let (sender, receiver) = tokio::sync::watch::channel(0u32);
-    tokio::spawn(async move {
-        loop {
-            interrupted().await;
-            sender.send_modify(|count| *count += 1);
-            if sender.is_closed() {
-                return;
-            }
-        }
-    });
-    receiver
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// first polled, so a signal that comes before the await is not lost (nor fatal).
-fn interrupted() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let signals = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
-        async move {
-            match signals {
-                Ok((mut interrupt, mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,14 +1,15 @@
-//! `dpsbench run`'s overrides (`--count`, `--rate`, `--concurrency`, `--duration`, `--target`,
-//! `--id-scope`, `--ca`, `--devices-from`, `--key-env`, `--key-file`) and the quick run without
-//! a scenario file: the flags as typed, their paths made absolute against the working
-//! directory, applied to the scenario before it is resolved (`scenario::Overrides`).
+//! `dpsbench run`'s plan: the scenario file, or the quick run's without one, with the override
+//! flags (declared once, by `scenario::Overrides`) applied before it is resolved, their paths
+//! made absolute against the working directory; a refusal led by the flag behind it, and the
+//! dry run's line of overrides.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::Args;
 
-use crate::scenario::{Applied, Overrides, Plan, ScenarioError, ScenarioFile, TargetOverride};
+use crate::scenario::{
+    Applied, GROUP_KEY_ENV, OverrideError, Overrides, Plan, ScenarioError, ScenarioFile, TargetOverride,
+};
 
 /// What `summary.json` says the scenario file was when none was given.
 pub const NO_FILE: &str = "(command line)";
@@ -20,58 +21,13 @@ const QUICK: &str = "name = \"quick\"\n[target]\nkind = \"embedded\"\n";
 const QUICK_RATE: f64 = 200.0;
 const QUICK_COUNT: u64 = 1000;
 
-/// The key variable of a quick run against a DPS target that names none (as `conform`'s).
-const QUICK_KEY_ENV: &str = "DPS_GROUP_KEY";
-
-#[derive(Debug, Default, Args)]
-#[command(next_help_heading = "Overrides (each replaces one field of the scenario; without SCENARIO, of a quick run \
-                               against the embedded emulator: 1,000 devices at 200/s)")]
-pub struct OverrideArgs {
-    /// Devices to start (devices.count): a closed plan's total, a burst's size.
-    #[arg(long, value_name = "N")]
-    pub count: Option<u64>,
-    /// Devices started per second (arrival.rate); constant and poisson plans only.
-    #[arg(long, value_name = "PER_SECOND")]
-    pub rate: Option<f64>,
-    /// Devices in flight at once (arrival.concurrency); closed plans only (a quick run given it
-    /// without --rate is closed).
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<u64>,
-    /// Stop starting devices after this long (run.duration_seconds), e.g. 30s, 2m, 500ms or
-    /// seconds; whichever of the count and the duration comes first ends the arrivals.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub duration: Option<f64>,
-    /// Where devices connect: `embedded`, or a DPS endpoint mqtts://HOST[:PORT] (8883 by
-    /// default; the scheme may be left out) or wss://HOST[:PORT] (443). From an embedded scenario it needs --id-scope; the
-    /// group key then comes from --key-env or --key-file (a quick run: DPS_GROUP_KEY).
-    #[arg(long, value_name = "TARGET", value_parser = TargetOverride::parse)]
-    pub target: Option<TargetOverride>,
-    /// The target's ID scope (target.id_scope).
-    #[arg(long, value_name = "S")]
-    pub id_scope: Option<String>,
-    /// PEM file of the CA that signs a DPS target's certificate (target.ca_certificate), e.g.
-    /// `dpsbench emulator --ca-out`'s.
-    #[arg(long, value_name = "PEM")]
-    pub ca: Option<PathBuf>,
-    /// CSV file of registration IDs, one device a row (devices.registration_ids_file); its
-    /// length is the count unless --count says otherwise.
-    #[arg(long, value_name = "CSV")]
-    pub devices_from: Option<PathBuf>,
-    /// Environment variable holding the group key (devices.group_key_env).
-    #[arg(long, value_name = "VAR", conflicts_with = "key_file")]
-    pub key_env: Option<String>,
-    /// File holding the group key (devices.group_key_file).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-}
-
 /// The plan `dpsbench run` runs: the scenario file (or the quick run's) with the overrides
 /// applied, resolved once; with the overrides as `summary.json` lists them.
-pub fn load_plan(scenario: Option<&Path>, args: &OverrideArgs) -> Result<(Plan, Vec<Applied>)> {
-    let overrides = args.overrides()?;
+pub fn load_plan(scenario: Option<&Path>, overrides: &Overrides) -> Result<(Plan, Vec<Applied>)> {
+    let overrides = anchored(overrides)?;
     let (mut file, path) = match scenario {
         Some(path) => (ScenarioFile::read(path)?, path.to_path_buf()),
-        None => (quick(&overrides), PathBuf::from(NO_FILE)),
+        None => (quick(&overrides)?, PathBuf::from(NO_FILE)),
     };
     let applied = overrides.apply(&mut file)?;
     let env = |name: &str| std::env::var(name).ok();
@@ -113,29 +69,18 @@ pub fn dry_run(plan: &Plan, part: &crate::shard::Part, applied: &[Applied]) -> S
     format!("{first}\noverrides   {}\n{rest}", listed.join(", "))
 }
 
-impl OverrideArgs {
-    fn overrides(&self) -> Result<Overrides> {
-        let cwd = || std::env::current_dir().context("cannot read the working directory");
-        let absolute = |path: &Option<PathBuf>| -> Result<Option<PathBuf>> {
-            path.as_ref().map(|p| Ok(if p.is_absolute() { p.clone() } else { cwd()?.join(p) })).transpose()
-        };
-        Ok(Overrides {
-            count: self.count,
-            rate: self.rate,
-            concurrency: self.concurrency,
-            duration_seconds: self.duration,
-            target: self.target.clone(),
-            id_scope: self.id_scope.clone(),
-            ca: absolute(&self.ca)?,
-            devices_from: absolute(&self.devices_from)?,
-            key_env: self.key_env.clone(),
-            key_file: absolute(&self.key_file)?,
-        })
+/// The overrides with their relative paths joined to the working directory, read only when
+/// a flag names a relative path.
+fn anchored(overrides: &Overrides) -> Result<Overrides> {
+    let mut overrides = overrides.clone();
+    for path in overrides.paths_mut().filter(|path| path.is_relative()) {
+        *path = std::env::current_dir().context("cannot read the working directory")?.join(&*path);
     }
+    Ok(overrides)
 }
 
 /// The quick run's scenario, before the flags are applied to it.
-fn quick(overrides: &Overrides) -> ScenarioFile {
+fn quick(overrides: &Overrides) -> Result<ScenarioFile, OverrideError> {
     let mut file: ScenarioFile = crate::toml_file::parse(QUICK).expect("the quick scenario parses");
     match (overrides.concurrency, overrides.rate) {
         (Some(_), None) => file.arrival.model = crate::scenario::ArrivalModel::Closed,
@@ -145,19 +90,10 @@ fn quick(overrides: &Overrides) -> ScenarioFile {
     if open_ended {
         file.devices.count = Some(QUICK_COUNT);
     }
-    if matches!(overrides.target, Some(TargetOverride::Dps { .. })) {
-        file.devices.group_key_env = Some(QUICK_KEY_ENV.into());
+    if matches!(overrides.target_override()?, Some(TargetOverride::Dps(_))) {
+        file.devices.group_key_env = Some(GROUP_KEY_ENV.into());
     }
-    file
-}
-
-/// `--duration`: `30s`, `2m`, `500ms`, `1h`, or a number of seconds.
-fn parse_duration(text: &str) -> Result<f64, String> {
-    let seconds = match text.parse::<f64>() {
-        Ok(seconds) => Some(seconds),
-        Err(_) => crate::arrival::parse_duration(text).map(|d| d.as_secs_f64()),
-    };
-    seconds.ok_or_else(|| format!("{text:?} is not a duration: give e.g. 30s, 2m, 500ms or a number of seconds"))
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -165,18 +101,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_units_or_seconds() {
-        assert_eq!(parse_duration("30s"), Ok(30.0));
-        assert_eq!(parse_duration("2m"), Ok(120.0));
-        assert_eq!(parse_duration("500ms"), Ok(0.5));
-        assert_eq!(parse_duration("12.5"), Ok(12.5));
-        assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
-    }
-
-    #[test]
     fn the_quick_run_is_the_quickstarts_plan_unless_told_otherwise() {
         let quick_plan = |overrides: Overrides| {
-            let mut file = quick(&overrides);
+            let mut file = quick(&overrides).unwrap();
             let applied = overrides.apply(&mut file).unwrap();
             (Plan::resolve(file, Path::new(NO_FILE), &|_| None).unwrap(), applied)
         };

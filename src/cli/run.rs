@@ -24,8 +24,6 @@ pub struct RunArgs {
     /// Scenario file (TOML), e.g. scenarios/quickstart.toml [default: a quick run against the
     /// embedded emulator, shaped by the overrides below].
     pub scenario: Option<PathBuf>,
-    #[command(flatten)]
-    pub overrides: overrides::OverrideArgs,
     /// Folder for the run's reports: summary.json, report.md, report.html, timeseries.csv,
     /// latency.hlog (and devices.csv) [default: a new folder under reports/].
     #[arg(long, value_name = "DIR")]
@@ -55,6 +53,13 @@ pub struct RunArgs {
     /// when more than a second past.
     #[arg(long, value_name = "RFC3339", env = "DPSBENCH_START_AT", value_parser = sharding::parse_start_at)]
     pub start_at: Option<std::time::SystemTime>,
+    // Last, so that its heading covers only the overrides.
+    #[command(
+        flatten,
+        next_help_heading = "Overrides (each replaces one field of the scenario; without SCENARIO, of a quick run \
+                             against the embedded emulator: 1,000 devices at 200/s)"
+    )]
+    pub overrides: crate::scenario::Overrides,
 }
 
 pub(super) async fn run(args: RunArgs) -> Result<i32> {

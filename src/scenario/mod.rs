@@ -26,6 +26,7 @@ mod offered;
 mod overrides;
 mod run;
 mod target;
+mod target_flags;
 
 pub use certificates::CertificatePlan;
 pub use devices::{
@@ -33,11 +34,12 @@ pub use devices::{
 };
 pub use key::{KeyError, KeySource};
 pub use load::{ArrivalModel, ArrivalSection, Load, Stop};
-pub use overrides::{Applied, OverrideError, Overrides, TargetOverride};
+pub use overrides::{Applied, OverrideError, Overrides};
 pub use run::{AddressPoolError, FlowSection, RunSection, address_pool};
 pub use target::{
     EMBEDDED_ID_SCOPE, GLOBAL_ENDPOINT, TargetPlan, TargetSection, TransportKind, TransportSection, is_loopback,
 };
+pub use target_flags::{GROUP_KEY_ENV, TargetFlags, TargetOverride};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,74 +3,44 @@
 //! whole, and a value that does not hold is refused naming the flag that gave it. A flag sets
 //! exactly the fields it names (listed in [`Applied`]) and leaves every other field as the file
 //! says; a flag that has no meaning for the scenario's arrival model is refused, not ignored.
-//! No IO: paths arrive already resolved against the working directory.
+//! The flags are declared here, once ([`Overrides`] is the clap `Args` that `dpsbench run`
+//! flattens; the target's flags are [`TargetFlags`], shared with `conform`). No IO: the caller
+//! anchors relative paths ([`Overrides::paths_mut`]) before applying.
 
 use std::path::PathBuf;
 
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use super::target_flags::{TargetFlags, TargetOverride};
 use super::{ArrivalModel, ScenarioError, ScenarioFile, TargetSection, TransportKind, TransportSection};
+use crate::endpoint::Scheme;
 
-/// What the user typed; every field optional.
-#[derive(Debug, Clone, Default, PartialEq)]
+// What the user typed, every field optional: `dpsbench run`'s override flags, declared here once
+// (no doc comment: clap would take it for the command's about).
+#[derive(Debug, Clone, Default, PartialEq, Args)]
 pub struct Overrides {
-    /// `--count`: `devices.count`.
+    /// Devices to start (devices.count): a closed plan's total, a burst's size.
+    #[arg(long, value_name = "N")]
     pub count: Option<u64>,
-    /// `--rate`: `arrival.rate` (constant and Poisson plans).
+    /// Devices started per second (arrival.rate); constant and poisson plans only.
+    #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
-    /// `--concurrency`: `arrival.concurrency` (closed plans).
+    /// Devices in flight at once (arrival.concurrency); closed plans only (a quick run given it
+    /// without --rate is closed).
+    #[arg(long, value_name = "N")]
     pub concurrency: Option<u64>,
-    /// `--duration`, in seconds: `run.duration_seconds`.
+    /// Stop starting devices after this long (run.duration_seconds), e.g. 30s, 2m, 500ms or
+    /// seconds; whichever of the count and the duration comes first ends the arrivals.
+    #[arg(long = "duration", value_name = "DURATION", value_parser = parse_duration)]
     pub duration_seconds: Option<f64>,
-    /// `--target`: the embedded emulator or a DPS endpoint.
-    pub target: Option<TargetOverride>,
-    /// `--id-scope`: `target.id_scope`.
-    pub id_scope: Option<String>,
-    /// `--ca`: `target.ca_certificate` (a DPS target).
-    pub ca: Option<PathBuf>,
-    /// `--devices-from`: `devices.registration_ids_file`.
+    /// CSV file of registration IDs, one device a row (devices.registration_ids_file); its
+    /// length is the count unless --count says otherwise.
+    #[arg(long, value_name = "CSV")]
     pub devices_from: Option<PathBuf>,
-    /// `--key-env`: `devices.group_key_env`.
-    pub key_env: Option<String>,
-    /// `--key-file`: `devices.group_key_file`.
-    pub key_file: Option<PathBuf>,
-}
-
-/// `--target`: `embedded`, or a DPS endpoint `mqtts://HOST[:PORT]` / `wss://HOST[:PORT]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetOverride {
-    Embedded,
-    Dps { host: String, port: Option<u16>, transport: TransportKind },
-}
-
-impl TargetOverride {
-    /// Parses `embedded`, `mqtts://HOST[:PORT]`, `wss://HOST[:PORT]` or a bare `HOST[:PORT]`
-    /// (MQTT over TLS); IPv6 in brackets.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "embedded" {
-            return Ok(TargetOverride::Embedded);
-        }
-        let (transport, rest) = match (text.strip_prefix("mqtts://"), text.strip_prefix("wss://")) {
-            (Some(rest), _) => (TransportKind::Mqtt, rest),
-            (None, Some(rest)) => (TransportKind::Websocket, rest),
-            (None, None) if text.contains("://") => {
-                return Err("expected embedded, mqtts://HOST[:PORT], wss://HOST[:PORT] or HOST[:PORT]".into());
-            }
-            (None, None) => (TransportKind::Mqtt, text),
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
-                (host, Some(port.parse::<u16>().map_err(|_| format!("{port:?} is not a port"))?))
-            }
-            _ => (rest, None),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains(['/', ' ', '@']) {
-            return Err(format!("{host:?} is not a host name or address"));
-        }
-        Ok(TargetOverride::Dps { host: host.to_string(), port, transport })
-    }
+    /// `--target`, `--id-scope`, `--ca`, `--key-env`, `--key-file`.
+    #[command(flatten)]
+    pub target: TargetFlags,
 }
 
 /// One override as `summary.json` lists it: the flag, the value typed, and the scenario field
@@ -97,8 +67,24 @@ impl Overrides {
         *self == Overrides::default()
     }
 
+    /// `--target` read (`embedded` or an endpoint), if given; refused naming the flag.
+    pub fn target_override(&self) -> Result<Option<TargetOverride>, OverrideError> {
+        self.target.target_override().map_err(|reason| OverrideError {
+            flag: "--target",
+            value: self.target.target.clone().unwrap_or_default(),
+            reason,
+        })
+    }
+
+    /// The paths the flags name (`--ca`, `--devices-from`, `--key-file`), for the caller to
+    /// anchor against its working directory before [`Overrides::apply`].
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        [&mut self.target.ca, &mut self.devices_from, &mut self.target.key_file].into_iter().flatten()
+    }
+
     /// Sets the fields the flags name in `file`; returns what was set, in flag order.
     pub fn apply(&self, file: &mut ScenarioFile) -> Result<Vec<Applied>, OverrideError> {
+        let target = self.target_override()?;
         let mut applied = Vec::new();
         let mut note = |flag: &str, value: String, field: &str| {
             applied.push(Applied { flag: flag.into(), value, field: field.into() })
@@ -132,44 +118,39 @@ impl Overrides {
             }
             note("--devices-from", path.display().to_string(), "devices.registration_ids_file");
         }
-        if let Some(target) = &self.target {
+        self.apply_target_flags(target.as_ref(), file, &mut note)?;
+        Ok(applied)
+    }
+
+    /// `--target`, `--id-scope`, `--ca`, `--key-env` and `--key-file`, in that order.
+    fn apply_target_flags(
+        &self,
+        target: Option<&TargetOverride>,
+        file: &mut ScenarioFile,
+        note: &mut impl FnMut(&str, String, &str),
+    ) -> Result<(), OverrideError> {
+        let flags = &self.target;
+        if let Some(target) = target {
             let from_embedded = matches!(file.target, TargetSection::Embedded { .. });
-            if from_embedded && self.id_scope.is_none() && matches!(target, TargetOverride::Dps { .. }) {
+            if from_embedded && flags.id_scope.is_none() && matches!(target, TargetOverride::Dps(_)) {
                 return Err(OverrideError {
                     flag: "--target",
-                    value: describe(target),
+                    value: target.to_string(),
                     reason: "the scenario's target is the embedded emulator: give the DPS instance's --id-scope too"
                         .into(),
                 });
             }
             file.target = retarget(&file.target, target);
-            note("--target", describe(target), "target");
+            note("--target", target.to_string(), "target");
         }
-        self.apply_target_fields(file, &mut note)?;
-        if let Some(var) = &self.key_env {
-            (file.devices.group_key_env, file.devices.group_key_file) = (Some(var.clone()), None);
-            note("--key-env", var.clone(), "devices.group_key_env");
-        }
-        if let Some(path) = &self.key_file {
-            (file.devices.group_key_env, file.devices.group_key_file) = (None, Some(path.clone()));
-            note("--key-file", path.display().to_string(), "devices.group_key_file");
-        }
-        Ok(applied)
-    }
-
-    fn apply_target_fields(
-        &self,
-        file: &mut ScenarioFile,
-        note: &mut impl FnMut(&str, String, &str),
-    ) -> Result<(), OverrideError> {
-        if let Some(scope) = &self.id_scope {
+        if let Some(scope) = &flags.id_scope {
             match &mut file.target {
                 TargetSection::Embedded { id_scope, .. } => *id_scope = Some(scope.clone()),
                 TargetSection::Dps { id_scope, .. } => *id_scope = scope.clone(),
             }
             note("--id-scope", scope.clone(), "target.id_scope");
         }
-        if let Some(path) = &self.ca {
+        if let Some(path) = &flags.ca {
             match &mut file.target {
                 TargetSection::Dps { ca_certificate, .. } => *ca_certificate = Some(path.clone()),
                 TargetSection::Embedded { .. } => {
@@ -183,6 +164,14 @@ impl Overrides {
                 }
             }
             note("--ca", path.display().to_string(), "target.ca_certificate");
+        }
+        if let Some(var) = &flags.key_env {
+            (file.devices.group_key_env, file.devices.group_key_file) = (Some(var.clone()), None);
+            note("--key-env", var.clone(), "devices.group_key_env");
+        }
+        if let Some(path) = &flags.key_file {
+            (file.devices.group_key_env, file.devices.group_key_file) = (None, Some(path.clone()));
+            note("--key-file", path.display().to_string(), "devices.group_key_file");
         }
         Ok(())
     }
@@ -251,7 +240,7 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
             }
             section
         }
-        TargetOverride::Dps { host, port, transport } => match current {
+        TargetOverride::Dps(endpoint) => match current {
             // Another address of the same kind: everything else stays.
             TargetSection::Dps {
                 id_scope,
@@ -262,8 +251,8 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                 ..
             } => {
                 TargetSection::Dps {
-                    host: host.clone(),
-                    port: *port,
+                    host: endpoint.host.clone(),
+                    port: endpoint.port,
                     id_scope: id_scope.clone(),
                     ca_certificate: ca_certificate.clone(),
                     max_devices_per_second: *max_devices_per_second,
@@ -272,12 +261,12 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                     issuer_ca_certificate: issuer_ca_certificate.clone(),
                     // A name checked against the certificate belongs to the old host.
                     server_name: None,
-                    transport: TransportSection { transport: *transport, ..kept },
+                    transport: TransportSection { transport: transport(endpoint.scheme), ..kept },
                 }
             }
             TargetSection::Embedded { .. } => TargetSection::Dps {
-                host: host.clone(),
-                port: *port,
+                host: endpoint.host.clone(),
+                port: endpoint.port,
                 // Set by --id-scope, which `apply` requires here: the emulator's scope means
                 // nothing to another service.
                 id_scope: String::new(),
@@ -286,53 +275,40 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                 dps_units: None,
                 issuer_ca_certificate: None,
                 server_name: None,
-                transport: TransportSection { transport: *transport, ..kept },
+                transport: TransportSection { transport: transport(endpoint.scheme), ..kept },
             },
         },
     }
 }
 
-fn describe(target: &TargetOverride) -> String {
-    match target {
-        TargetOverride::Embedded => "embedded".into(),
-        TargetOverride::Dps { host, port, transport } => {
-            let scheme = match transport {
-                TransportKind::Mqtt => "mqtts",
-                TransportKind::Websocket => "wss",
-            };
-            let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-            match port {
-                Some(port) => format!("{scheme}://{host}:{port}"),
-                None => format!("{scheme}://{host}"),
-            }
-        }
+/// The transport a scheme names.
+fn transport(scheme: Scheme) -> TransportKind {
+    match scheme {
+        Scheme::Mqtts => TransportKind::Mqtt,
+        Scheme::Wss => TransportKind::Websocket,
     }
+}
+
+/// `--duration`: `30s`, `2m`, `500ms`, `1h`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<f64, String> {
+    let seconds = match text.parse::<f64>() {
+        Ok(seconds) => Some(seconds),
+        Err(_) => crate::arrival::parse_duration(text).map(|d| d.as_secs_f64()),
+    };
+    seconds.ok_or_else(|| format!("{text:?} is not a duration: give e.g. 30s, 2m, 500ms or a number of seconds"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn dps(host: &str, port: Option<u16>, transport: TransportKind) -> TargetOverride {
-        TargetOverride::Dps { host: host.into(), port, transport }
-    }
-
     #[test]
-    fn targets_parse_as_typed_and_print_back() {
-        for (text, parsed) in [
-            ("embedded", TargetOverride::Embedded),
-            ("mqtts://127.0.0.1:8883", dps("127.0.0.1", Some(8883), TransportKind::Mqtt)),
-            ("mqtts://dps.example.com", dps("dps.example.com", None, TransportKind::Mqtt)),
-            ("wss://[::1]:4443", dps("::1", Some(4443), TransportKind::Websocket)),
-            ("127.0.0.1:8883", dps("127.0.0.1", Some(8883), TransportKind::Mqtt)),
-        ] {
-            assert_eq!(TargetOverride::parse(text), Ok(parsed.clone()), "{text}");
-            let printed = describe(&parsed);
-            assert_eq!(TargetOverride::parse(&printed), Ok(parsed), "{printed} reads back");
-        }
-        for bad in ["http://x", "mqtts://", "mqtts://h:port", "mqtts://a b"] {
-            assert!(TargetOverride::parse(bad).is_err(), "{bad}");
-        }
+    fn durations_take_units_or_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(30.0));
+        assert_eq!(parse_duration("2m"), Ok(120.0));
+        assert_eq!(parse_duration("500ms"), Ok(0.5));
+        assert_eq!(parse_duration("12.5"), Ok(12.5));
+        assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
     }
 
     fn file(text: &str) -> ScenarioFile {
@@ -345,8 +321,8 @@ mod tests {
             "name = \"n\"\n[target]\nkind = \"dps\"\nhost = \"a.example\"\nid_scope = \"S1\"\nca_certificate = \"ca.pem\"\n\
              server_name = \"a.example\"\nmax_devices_per_second = 5.0\nwebsocket_path = \"/\"\ntransport = \"websocket\"\n",
         );
-        let overrides =
-            Overrides { target: Some(dps("b.example", Some(9), TransportKind::Websocket)), ..Overrides::default() };
+        let target = TargetFlags { target: Some("wss://b.example:9".into()), ..TargetFlags::default() };
+        let overrides = Overrides { target, ..Overrides::default() };
         let applied = overrides.apply(&mut scenario).unwrap();
         let TargetSection::Dps {
             host,

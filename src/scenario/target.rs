@@ -281,6 +281,8 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             transport,
             issuer_ca_certificate: _,
         } => {
+            let host = crate::endpoint::host_name(&host).map_err(|e| FieldError::new("target.host", e.to_string()))?;
+            let host = host.to_string();
             let loopback = is_loopback(&host);
             // A ceiling is required off this machine, and holds on it too when stated.
             let ceiling = match (loopback, max_devices_per_second) {
