@@ -239,14 +239,8 @@ fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &[&str]) -> 
 }
 
 fn wait_with_deadline(child: &mut KillOnDrop, seconds: u64) -> std::process::ExitStatus {
-    for _ in 0..seconds * 20 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("the emulator did not exit within {seconds} s");
+    let status = crate::support::binary::wait_for_exit(child, Duration::from_secs(seconds));
+    status.unwrap_or_else(|| panic!("the emulator did not exit within {seconds} s"))
 }
 
 #[test]

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::binary::{
-    KillOnDrop, TV1_GROUP_KEY, deterministic_emulator, dpsbench, finish, run_to, temp_dir, text, write,
+    KillOnDrop, TV1_GROUP_KEY, deterministic_emulator, dpsbench, finish, run_to, temp_dir, text, wait_for_exit, write,
 };
 use crate::support::scenario::{Scenario, table};
 use crate::support::schema::read_summary;
@@ -321,13 +321,21 @@ fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
         assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name} of the old report is untouched");
     }
 
-    // A target that accepts and never answers holds the preflight in its TLS handshake.
+    // A target that accepts and never answers holds the preflight in its TLS handshake. It says
+    // when the handshake began (the reachability probe before it closes without a byte; the TLS
+    // connection sends its ClientHello), and holds it until the run closes it (15 s at most).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
+    let (in_handshake, on_handshake) = std::sync::mpsc::channel();
     let held = std::thread::spawn(move || {
-        let kept: Vec<_> = silent.incoming().take(1).collect();
-        std::thread::sleep(Duration::from_secs(15));
-        drop(kept);
+        for mut connection in silent.incoming().map_while(Result::ok) {
+            connection.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            if std::io::Read::read(&mut connection, &mut [0u8; 1]).unwrap_or(0) > 0 {
+                let _ = in_handshake.send(());
+                let _ = std::io::Read::read_to_end(&mut connection, &mut Vec::new());
+                return;
+            }
+        }
     });
     let stalled =
         std::fs::read_to_string(&plan).unwrap().replace(&format!("port = {port}"), &format!("port = {silent_port}"));
@@ -339,17 +347,10 @@ fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    on_handshake.recv_timeout(Duration::from_secs(10)).expect("the preflight's handshake reaches the silent target");
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(began.elapsed() < Duration::from_secs(5), "the interrupt did not end the preflight");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(5)).expect("the interrupt did not end the preflight");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(2), "{stderr}");
