@@ -172,8 +172,8 @@ pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     exited_within(child, limit).then(|| child.wait().unwrap())
 }
 
-/// Whether `child` exits within `limit`, leaving it unreaped for `wait` (or `wait4`). No
-/// polling: a thread blocks in `waitid(WNOWAIT)` until the child exits.
+/// Whether `child` exits within `limit`, leaving it unreaped for `wait`. No polling: a thread
+/// blocks in `waitid(WNOWAIT)` until the child exits.
 fn exited_within(child: &Child, limit: Duration) -> bool {
     let pid = child.id();
     let (exited, on_exit) = std::sync::mpsc::channel();

@@ -13,11 +13,6 @@ pub struct Scenario {
     root: Table,
 }
 
-/// A TOML table value (an inline table in a scenario: `personalities`, `payload`, ...).
-pub fn table<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Table(entries.into_iter().map(|(name, value)| (name.to_string(), value)).collect())
-}
-
 impl Scenario {
     /// A scenario `name` against the embedded emulator (`kind = "embedded"`).
     pub fn embedded(name: &str) -> Self {
@@ -121,6 +116,11 @@ impl Scenario {
     }
 }
 
+/// A TOML table value (an inline table in a scenario: `personalities`, `payload`, ...).
+pub fn table<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Table(entries.into_iter().map(|(name, value)| (name.to_string(), value)).collect())
+}
+
 #[test]
 fn a_built_scenario_is_the_toml_the_loader_reads() {
     let dir = super::binary::temp_dir("scenario-builder");
@@ -140,4 +140,8 @@ fn a_built_scenario_is_the_toml_the_loader_reads() {
     {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+    // A later value replaces an earlier one; a removed field is gone, its table kept.
+    let text = Scenario::embedded("b").rate(1.0).rate(2.0).devices(3).remove("devices.count").to_toml();
+    assert!(text.contains("rate = 2.0") && !text.contains("rate = 1.0"), "{text}");
+    assert!(text.contains("[devices]") && !text.contains("count"), "{text}");
 }
