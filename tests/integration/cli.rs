@@ -9,20 +9,24 @@ use serde_json::Value;
 use crate::support::binary::{
     BIN, KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write, write_certificates,
 };
-use crate::support::schema::check_schema;
+use crate::support::scenario::Scenario;
+use crate::support::schema::{check_schema, read_summary};
 
-fn small_embedded_scenario(devices: u32) -> String {
-    format!(
-        "name = \"small\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = {devices}\nregistration_id = \"it-{{index:04}}\"\n[arrival]\nrate = 500\n\
-         [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
-    )
+fn small_embedded_scenario(devices: u32) -> Scenario {
+    Scenario::embedded("small")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(devices.into())
+        .device("registration_id", "it-{index:04}")
+        .rate(500.0)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
 }
 
 #[test]
 fn run_assigns_every_device_and_writes_a_summary_matching_the_schema() {
     let dir = temp_dir("run");
-    let scenario = write(&dir, "small.toml", &small_embedded_scenario(60));
+    let scenario = small_embedded_scenario(60).write(&dir, "small.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(0), "stderr: {}", text(&output.stderr));
@@ -30,7 +34,7 @@ fn run_assigns_every_device_and_writes_a_summary_matching_the_schema() {
     for phase in ["tcp_connect", "tls_handshake", "connack", "suback", "register_accepted", "poll", "assigned"] {
         assert!(stdout.contains(phase), "summary table lacks {phase}:\n{stdout}");
     }
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     let schema: Value =
         serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/reports/summary.schema.json")))
             .unwrap();
@@ -60,32 +64,23 @@ fn run_assigns_every_device_and_writes_a_summary_matching_the_schema() {
 #[test]
 fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
     let dir = temp_dir("bad");
-    let unknown =
-        write(&dir, "unknown.toml", &small_embedded_scenario(1).replace("[arrival]", "colour = 1\n[arrival]"));
-    let bad_key = write(
-        &dir,
-        "badkey.toml",
-        &small_embedded_scenario(1).replace("[arrival]", "group_key_env = \"BENCH_KEY\"\n[arrival]"),
-    );
+    let unknown = small_embedded_scenario(1).device("colour", 1).write(&dir, "unknown.toml");
+    let bad_key = small_embedded_scenario(1).device("group_key_env", "BENCH_KEY").write(&dir, "badkey.toml");
     let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let unreachable = write(
-        &dir,
-        "unreachable.toml",
-        &format!(
-            "name = \"u\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {closed_port}\nid_scope = \"0ne00TEST01\"\n\
-             ca_certificate = \"{}\"\n[devices]\ncount = 1\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 1\n",
-            ca.display()
-        ),
-    );
+    let unreachable = Scenario::dps("u", "127.0.0.1", "0ne00TEST01")
+        .target("port", i64::from(closed_port))
+        .target("ca_certificate", ca.to_str().unwrap())
+        .devices(1)
+        .device("group_key_env", "BENCH_KEY")
+        .rate(1.0)
+        .write(&dir, "unreachable.toml");
     // A million devices in flight at once cannot fit any open-files limit here.
-    let too_many = write(
-        &dir,
-        "too-many.toml",
-        &small_embedded_scenario(1)
-            .replace("count = 1\n", "count = 1000000\n")
-            .replace("rate = 500\n", "model = \"closed\"\nconcurrency = 1000000\n"),
-    );
+    let too_many = small_embedded_scenario(1_000_000)
+        .remove("arrival.rate")
+        .arrival("model", "closed")
+        .arrival("concurrency", 1_000_000)
+        .write(&dir, "too-many.toml");
     // (arguments, environment, what the error line must name)
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<String>);
     let cases: Vec<Case> = vec![
@@ -134,28 +129,13 @@ fn unknown_values_name_the_file_the_field_and_the_accepted_ones() {
     let dir = temp_dir("unknown-values");
     let scenario = small_embedded_scenario(1);
     let cases = [
-        ("model.toml", scenario.replace("rate = 500\n", "model = \"steady\"\nrate = 500\n"), "model", "`closed`"),
-        (
-            "transport.toml",
-            scenario.replace("assign_delay_ms = 20\n", "assign_delay_ms = 20\ntransport = \"quic\"\n"),
-            "target.transport",
-            "`websocket`",
-        ),
-        (
-            "attestation.toml",
-            scenario.replace("count = 1\n", "count = 1\nattestation = \"tpm\"\n"),
-            "attestation",
-            "`symmetric-key`",
-        ),
-        (
-            "tls.toml",
-            scenario.replace("assign_delay_ms = 20\n", "assign_delay_ms = 20\ntls_versions = [\"1.0\"]\n"),
-            "target.tls_versions",
-            "`1.2`",
-        ),
+        ("model.toml", scenario.clone().arrival("model", "steady"), "model", "`closed`"),
+        ("transport.toml", scenario.clone().target("transport", "quic"), "target.transport", "`websocket`"),
+        ("attestation.toml", scenario.clone().device("attestation", "tpm"), "attestation", "`symmetric-key`"),
+        ("tls.toml", scenario.clone().target("tls_versions", vec!["1.0"]), "target.tls_versions", "`1.2`"),
     ];
-    for (name, text_of_file, field, accepted) in cases {
-        let path = write(&dir, name, &text_of_file);
+    for (name, file, field, accepted) in cases {
+        let path = file.write(&dir, name);
         let output = dpsbench(&["run", path.to_str().unwrap(), "--dry-run"], &[]);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
@@ -272,15 +252,15 @@ fn standalone_emulator_serves_a_dps_target_run_and_stops_on_sigterm() {
     let (mut emulator, port) = spawn_emulator(&config, &ca);
     assert!(std::fs::read_to_string(&ca).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
 
-    let scenario = write(
-        &dir,
-        "remote.toml",
-        &format!(
-            "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST02\"\n\
-             ca_certificate = \"ca.pem\"\n[devices]\ncount = 40\nregistration_id = \"remote-{{index:03}}\"\ngroup_key_env = \"BENCH_KEY\"\n\
-             [arrival]\nrate = 400\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::dps("remote", "127.0.0.1", "0ne00TEST02")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(40)
+        .device("registration_id", "remote-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .rate(400.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "remote.toml");
     let out = dir.join("out");
     let run =
         dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
@@ -341,15 +321,12 @@ fn standalone_emulator_serves_certificates_from_files() {
     let (mut emulator, port) = spawn_emulator(&config, &ca_out);
     assert_eq!(std::fs::read_to_string(&ca_out).unwrap().trim(), ca.trim(), "--ca-out writes the configured CA");
 
-    let scenario = write(
-        &dir,
-        "remote.toml",
-        &format!(
-            "name = \"files\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST03\"\n\
-             ca_certificate = \"trust.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\ngroup_key_env = \"BENCH_KEY\"\n\
-             [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::loopback("files", port.parse().unwrap(), "0ne00TEST03", "trust.pem")
+        .devices(5)
+        .device("group_key_env", "BENCH_KEY")
+        .rate(100.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "remote.toml");
     let run = dpsbench(
         &["run", scenario.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap(), "--quiet"],
         &[("BENCH_KEY", TV1_GROUP_KEY)],
@@ -364,17 +341,18 @@ fn a_run_that_cannot_keep_its_plan_is_invalid_with_exit_3() {
     // 20 devices offered at 1,000/s through one in-flight slot, each taking 20 ms or more:
     // starts fall hundreds of milliseconds behind the plan.
     let dir = temp_dir("invalid");
-    let scenario = write(
-        &dir,
-        "invalid.toml",
-        "name = \"invalid\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = 20\n[arrival]\nrate = 1000\n[run]\nmax_in_flight = 1\n",
-    );
+    let scenario = Scenario::embedded("invalid")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(20)
+        .rate(1000.0)
+        .run("max_in_flight", 1)
+        .write(&dir, "invalid.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("INVALID"), "{}", text(&output.stdout));
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["validity"]["valid"], false);
     assert!(summary["validity"]["reasons"][0].as_str().unwrap().contains("schedule lag p99"));
     assert_eq!(summary["devices"]["assigned"], 20, "the devices themselves succeeded");
@@ -389,12 +367,13 @@ fn a_run_that_cannot_keep_its_plan_is_invalid_with_exit_3() {
 #[test]
 fn sigint_drains_and_writes_a_partial_summary() {
     let dir = temp_dir("sigint");
-    let scenario = write(
-        &dir,
-        "slow.toml",
-        "name = \"slow\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 500\n\
-         [devices]\ncount = 1000\n[arrival]\nrate = 20\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("slow")
+        .target("retry_after_seconds", 1)
+        .target("assign_delay_ms", 500)
+        .devices(1000)
+        .rate(20.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "slow.toml");
     let out = dir.join("out");
     let mut run = KillOnDrop(
         Command::new(BIN)
@@ -418,7 +397,7 @@ fn sigint_drains_and_writes_a_partial_summary() {
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(1), "stopped early is exit 1: {rest}");
     assert!(rest.contains("interrupted"), "{rest}");
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["partial"], true);
     let devices = &summary["devices"];
     let total = devices["total"].as_u64().unwrap();
@@ -433,13 +412,13 @@ fn sigint_drains_and_writes_a_partial_summary() {
 #[test]
 fn dry_run_prints_the_plan_billing_and_throttling_without_connecting() {
     let dir = temp_dir("dry-run");
-    let scenario = write(
-        &dir,
-        "rollout.toml",
-        "name = \"rollout\"\n[target]\nkind = \"dps\"\nhost = \"dps.example.invalid\"\nid_scope = \"0ne0026656D\"\n\
-         max_devices_per_second = 50\ndps_units = 2\n[devices]\ncount = 6000\ngroup_key_env = \"BENCH_KEY\"\n\
-         [arrival]\nrate = 40\n",
-    );
+    let scenario = Scenario::dps("rollout", "dps.example.invalid", "0ne0026656D")
+        .target("max_devices_per_second", 50)
+        .target("dps_units", 2)
+        .devices(6000)
+        .device("group_key_env", "BENCH_KEY")
+        .rate(40.0)
+        .write(&dir, "rollout.toml");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--dry-run"], &[("BENCH_KEY", TV1_GROUP_KEY)]);
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));

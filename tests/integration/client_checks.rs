@@ -16,7 +16,8 @@ use dpsbench::emulator::faults::{Fault, Faults, Probability};
 use dpsbench::emulator::{self, Service, ServiceConfig};
 use dpsbench::scenario::Plan;
 
-use crate::support::binary::KillOnDrop;
+use crate::support::binary::{KillOnDrop, temp_dir};
+use crate::support::scenario::Scenario;
 
 const SCOPE: &str = "0ne00CLNT01";
 
@@ -24,23 +25,16 @@ const SCOPE: &str = "0ne00CLNT01";
 struct Run<'a> {
     name: &'a str,
     devices: u64,
-    /// The `[devices]` lines beyond count, IDs and key.
-    devices_toml: String,
+    /// A `[devices]` field beyond count, IDs and key.
+    device: Option<(&'static str, toml::Value)>,
     faults: Faults,
     x509: bool,
 }
 
 impl<'a> Run<'a> {
     fn new(name: &'a str) -> Self {
-        Self { name, devices: 2, devices_toml: String::new(), faults: Faults::default(), x509: false }
+        Self { name, devices: 2, device: None, faults: Faults::default(), x509: false }
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dpsbench-client-checks-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs `run`'s devices through `dpsbench run` against a judging emulator on loopback; returns
@@ -56,30 +50,31 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
     config.retry_after_seconds = 1;
     config.assign_delay = Duration::from_millis(300);
     config.faults = run.faults.clone();
-    let mut attestation = String::new();
+    let mut scenario = Scenario::loopback(run.name, 0, SCOPE, "ca.pem")
+        .devices(run.devices)
+        .device("registration_id", format!("{}-{{index:02}}", run.name))
+        .device("group_key_env", "KEY")
+        .rate(50.0)
+        .flow("connect_timeout_ms", 3000)
+        .flow("reply_timeout_ms", 3000)
+        .flow("flow_timeout_seconds", 20)
+        .run("max_schedule_lag_p99_ms", 5000);
+    if let Some((field, value)) = run.device {
+        scenario = scenario.device(field, value);
+    }
     if run.x509 {
         let ca = dpsbench::x509::CertificateAuthority::generate().unwrap();
         ca.write(&dir.join("ca")).unwrap();
         config.trust_x509_ca("x509", ca.root_pem(), &dir.join("ca/root.pem")).unwrap();
-        attestation = "attestation = \"x509\"\nx509_ca_dir = \"ca\"\n".into();
+        scenario = scenario.device("attestation", "x509").device("x509_ca_dir", "ca");
     }
     let service = Service::new(config).judging(Judge::new(JudgeConfig::default()));
     let started = emulator::start_service_on_loopback(service, Default::default()).unwrap();
     std::fs::write(dir.join("ca.pem"), &started.ca_pem).unwrap();
     let port = started.handle.address.port();
-    let scenario = format!(
-        "name = \"{name}\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
-         ca_certificate = \"ca.pem\"\nserver_name = \"localhost\"\n\
-         [devices]\ncount = {count}\nregistration_id = \"{name}-{{index:02}}\"\ngroup_key_env = \"KEY\"\n{attestation}{extra}\n\
-         [arrival]\nrate = 50\n[flow]\nconnect_timeout_ms = 3000\nreply_timeout_ms = 3000\nflow_timeout_seconds = 20\n\
-         [run]\nmax_schedule_lag_p99_ms = 5000\n",
-        name = run.name,
-        count = run.devices,
-        extra = run.devices_toml,
-    );
-    std::fs::write(dir.join("scenario.toml"), scenario).unwrap();
+    let scenario = scenario.target("port", i64::from(port)).write(&dir, "scenario.toml");
     let key = group_key.to_base64();
-    let plan = Plan::load(&dir.join("scenario.toml"), &|name| (name == "KEY").then(|| key.clone())).unwrap();
+    let plan = Plan::load(&scenario, &|name| (name == "KEY").then(|| key.clone())).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
     let summary =
         dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
@@ -93,7 +88,6 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = std::fs::remove_dir_all(&dir);
     (service.judge.as_ref().unwrap().report(), summary)
 }
 
@@ -127,7 +121,7 @@ async fn every_misbehaviour_fails_exactly_its_client_checks() {
         Box::pin(async move {
             let name = misbehaviour.name().replace('_', "-");
             let mut run = Run::new(&name);
-            run.devices_toml = format!("misbehave = [\"{misbehaviour}\"]\n");
+            run.device = Some(("misbehave", vec![misbehaviour.to_string()].into()));
             run.faults = faults_for(misbehaviour);
             run.x509 = misbehaviour == Misbehaviour::CnMismatch;
             let (report, summary) = judged(run).await;
@@ -174,7 +168,7 @@ async fn every_dpsbench_personality_passes_every_must_check() {
             let name = format!("personality-{personality}");
             let mut run = Run::new(&name);
             run.devices = 4;
-            run.devices_toml = format!("personality = \"{personality}\"\n");
+            run.device = Some(("personality", personality.into()));
             // Throttling gives the 429 check its chance; every flow still ends assigned or failed.
             run.faults = seeded(3).with(Fault::Throttle, Probability::new(0.3).unwrap());
             let (report, summary) = judged(run).await;
@@ -196,24 +190,21 @@ async fn every_dpsbench_personality_passes_every_must_check() {
 #[test]
 fn a_scenario_names_its_misbehaviours_and_refuses_unknown_ones() {
     let dir = temp_dir("scenario");
-    let write = |extra: &str| {
-        let path = dir.join("s.toml");
-        std::fs::write(
-            &path,
-            format!("name = \"s\"\n[target]\nkind = \"embedded\"\n[arrival]\nrate = 1\n[devices]\ncount = 1\n{extra}"),
-        )
-        .unwrap();
-        path
+    let scenario = Scenario::embedded("s").rate(1.0).devices(1);
+    let write = |misbehave: &[&str]| {
+        let scenario = scenario.clone();
+        if misbehave.is_empty() { scenario } else { scenario.device("misbehave", misbehave.to_vec()) }
+            .write(&dir, "s.toml")
     };
-    let plan = Plan::load(&write("misbehave = [\"poll_early\", \"no_skn\"]\n"), &|_| None).unwrap();
+    let plan = Plan::load(&write(&["poll_early", "no_skn"]), &|_| None).unwrap();
     assert_eq!(plan.flow.misbehave.list(), [Misbehaviour::NoSkn, Misbehaviour::PollEarly]);
-    let default = Plan::load(&write(""), &|_| None).unwrap();
+    let default = Plan::load(&write(&[]), &|_| None).unwrap();
     assert!(default.flow.misbehave.is_empty(), "never on by default");
-    let error = Plan::load(&write("misbehave = [\"be_rude\"]\n"), &|_| None).unwrap_err().to_string();
+    let error = Plan::load(&write(&["be_rude"]), &|_| None).unwrap_err().to_string();
     assert!(error.contains("be_rude") && error.contains("s.toml"), "{error}");
-    let error = Plan::load(&write("misbehave = [\"cn_mismatch\"]\n"), &|_| None).unwrap_err().to_string();
+    let error = Plan::load(&write(&["cn_mismatch"]), &|_| None).unwrap_err().to_string();
     assert!(error.contains("devices.misbehave"), "{error}");
-    let _ = Path::new(&dir);
+    let _ = Path::new(&*dir);
 }
 
 /// Starts `dpsbench emulator --client-report DIR --exit-after N`; returns it and its port.
@@ -235,28 +226,21 @@ fn spawn_judging_emulator(dir: &Path, report: &Path, exit_after: u64, extra: &[&
 
 /// A fleet of `devices` against a judging emulator, one connection each (no preflight: the
 /// emulator's `--exit-after` counts the fleet's connections).
-fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &str) -> PathBuf {
-    crate::support::binary::write(
-        dir,
-        "remote.toml",
-        &format!(
-            "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
-             ca_certificate = \"ca.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = {devices}\n\
-             registration_id = \"fw-{{index:03}}\"\ngroup_key_env = \"BENCH_KEY\"\nmisbehave = [{misbehave}]\n\
-             [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\npreflight = false\n"
-        ),
-    )
+fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &[&str]) -> PathBuf {
+    Scenario::loopback("remote", port.parse().unwrap(), SCOPE, "ca.pem")
+        .devices(devices.into())
+        .device("registration_id", "fw-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .device("misbehave", misbehave.to_vec())
+        .rate(100.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .run("preflight", false)
+        .write(dir, "remote.toml")
 }
 
 fn wait_with_deadline(child: &mut KillOnDrop, seconds: u64) -> std::process::ExitStatus {
-    for _ in 0..seconds * 20 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("the emulator did not exit within {seconds} s");
+    let status = crate::support::binary::wait_for_exit(child, Duration::from_secs(seconds));
+    status.unwrap_or_else(|| panic!("the emulator did not exit within {seconds} s"))
 }
 
 #[test]
@@ -266,7 +250,7 @@ fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_c
     let report = dir.join("clients");
     // A well-behaved fleet: exit 0 after its 3 connections, three reports written.
     let (mut emulator, port) = spawn_judging_emulator(&dir, &report, 3, &["--client-detail", "fw-002"]);
-    let scenario = remote_scenario(&dir, &port, 3, "");
+    let scenario = remote_scenario(&dir, &port, 3, &[]);
     let run = dpsbench(
         &["run", scenario.to_str().unwrap(), "--out", dir.join("run-ok").to_str().unwrap(), "--quiet"],
         &[("BENCH_KEY", TV1_GROUP_KEY)],
@@ -303,7 +287,7 @@ fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_c
     // A fleet that polls early: exit 1, the check failed with the first registration IDs as
     // evidence and no secret in any report.
     let (mut emulator, port) = spawn_judging_emulator(&dir, &report, 2, &["--force"]);
-    let scenario = remote_scenario(&dir, &port, 2, "\"poll_early\"");
+    let scenario = remote_scenario(&dir, &port, 2, &["poll_early"]);
     let run = dpsbench(
         &["run", scenario.to_str().unwrap(), "--out", dir.join("run-early").to_str().unwrap(), "--quiet"],
         &[("BENCH_KEY", TV1_GROUP_KEY)],

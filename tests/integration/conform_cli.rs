@@ -2,8 +2,10 @@
 //! (mosquitto, with TLS) that is not DPS: the suite must end within its deadlines with clear
 //! failures, never hang.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -206,23 +208,28 @@ fn start_mosquitto(dir: &Path) -> (KillOnDrop, u16) {
                 dir.display()
             ),
         );
-        let mosquitto = Command::new("mosquitto")
+        let mut mosquitto = Command::new("mosquitto")
             .args(["-c", config.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("mosquitto is installed (apt-get install mosquitto; .ci/run does it)");
-        let mut mosquitto = KillOnDrop(mosquitto);
-        let ready = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if mosquitto.try_wait().unwrap().is_some() {
-                break;
+        // Its log says "... running" once its listener is open; the log is read to its end, so
+        // mosquitto never blocks on a full pipe, and ends before that line if mosquitto exits.
+        let log = BufReader::new(mosquitto.stderr.take().unwrap());
+        let mosquitto = KillOnDrop(mosquitto);
+        let (running, on_running) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in log.lines().map_while(Result::ok) {
+                if line.ends_with(" running") {
+                    let _ = running.send(());
+                }
             }
-            assert!(ready.elapsed() < Duration::from_secs(10), "mosquitto did not start on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if mosquitto.try_wait().unwrap().is_none() {
-            return (mosquitto, port);
+        });
+        match on_running.recv_timeout(Duration::from_secs(10)) {
+            Ok(()) => return (mosquitto, port),
+            Err(RecvTimeoutError::Timeout) => panic!("mosquitto did not start on {port}"),
+            Err(RecvTimeoutError::Disconnected) => {} // it exited: the port was taken
         }
     }
     panic!("mosquitto did not start on any of 5 free ports");

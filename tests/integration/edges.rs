@@ -6,33 +6,37 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::binary::{
-    KillOnDrop, TV1_GROUP_KEY, deterministic_emulator, dpsbench, finish, run_to, temp_dir, text, write,
+    KillOnDrop, TV1_GROUP_KEY, deterministic_emulator, dpsbench, finish, run_to, temp_dir, text, wait_for_exit, write,
 };
+use crate::support::scenario::{Scenario, table};
+use crate::support::schema::read_summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 const SCOPE: &str = "0ne00EDGES1";
 const DEVICES: u64 = 150;
 
 fn summary(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+    read_summary(dir)
 }
 
-fn scenario(dir: &Path, port: &str, extra_target: &str) -> PathBuf {
-    write(
-        dir,
-        "edges.toml",
-        &format!(
-            "name = \"edges\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
-             ca_certificate = \"ca.pem\"\n{extra_target}[devices]\ncount = {DEVICES}\nregistration_id = \"edge-{{index:03}}\"\n\
-             group_key_env = \"BENCH_KEY\"\n[arrival]\nmodel = \"poisson\"\nrate = 100\nseed = 5\n\
-             [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    )
+fn scenario(dir: &Path, port: &str) -> PathBuf {
+    Scenario::dps("edges", "127.0.0.1", SCOPE)
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(DEVICES)
+        .device("registration_id", "edge-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .arrival("model", "poisson")
+        .rate(100.0)
+        .arrival("seed", 5)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(dir, "edges.toml")
 }
 
 /// Every leaf of a JSON value by its path (`devices.total`, `statuses.202`, ...).
@@ -82,7 +86,7 @@ fn class(path: &str) -> &'static str {
 fn a_plan_run_whole_and_as_three_shards_agrees_in_every_figure() {
     let dir = temp_dir("edges-merge");
     let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
-    let plan = scenario(&dir, &port, "");
+    let plan = scenario(&dir, &port);
     finish(run_to(&plan, &dir.join("whole"), &[]), "the unsharded run");
     let start_at = dpsbench::timestamp::rfc3339(std::time::SystemTime::now() + Duration::from_secs(3));
     let shards: Vec<PathBuf> = (0..3).map(|k| dir.join(format!("shard-{k}"))).collect();
@@ -145,14 +149,13 @@ fn a_plan_run_whole_and_as_three_shards_agrees_in_every_figure() {
     let header: Vec<&str> = series.lines().next().unwrap().split(',').collect();
     let column = header.iter().position(|h| *h == "throttled").unwrap();
     assert!(series.lines().skip(1).all(|row| !row.split(',').nth(column).unwrap().is_empty()), "{series}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_merge_never_writes_into_an_input_nor_over_a_report() {
     let dir = temp_dir("edges-out");
     let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
-    let plan = scenario(&dir, &port, "");
+    let plan = scenario(&dir, &port);
     let shards: Vec<PathBuf> = (0..2).map(|k| dir.join(format!("s{k}"))).collect();
     for (k, out) in shards.iter().enumerate() {
         finish(run_to(&plan, out, &["--shard", &format!("{k}/2")]), "a shard");
@@ -214,7 +217,6 @@ fn a_merge_never_writes_into_an_input_nor_over_a_report() {
     assert_eq!(summary(&shards[0])["flows_per_second"].as_f64(), Some(achieved));
     let report_md = std::fs::read_to_string(shards[0].join("report.md")).unwrap();
     assert!(report_md.contains(&format!("| {achieved:.1} |")), "{achieved} in {report_md}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs `scenario` expecting the preflight to stop it: exit 2, one line naming `field`, no
@@ -240,12 +242,12 @@ fn a_misconfigured_run_stops_at_its_preflight_naming_the_field() {
     let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
     // A CA that signs nothing the emulator shows.
     crate::support::binary::write_certificates(&dir);
-    let wrong_ca = scenario(&dir, &port, "").to_string_lossy().into_owned();
+    let wrong_ca = scenario(&dir, &port).to_string_lossy().into_owned();
     let text_of = std::fs::read_to_string(&wrong_ca).unwrap().replace("ca.pem", "trust.pem");
     let wrong_ca = write(&dir, "wrong-ca.toml", &text_of);
     stopped_by_preflight(&wrong_ca, &dir.join("r1"), TV1_GROUP_KEY, "[target].ca_certificate");
     let other_key = "c2VjcmV0LWJ1dC13cm9uZy1rZXktb2YtZW5vdWdoLWxlbmd0aC10by1iZS1hLWtleQ==";
-    let plan = scenario(&dir, &port, "");
+    let plan = scenario(&dir, &port);
     stopped_by_preflight(&plan, &dir.join("r2"), other_key, "devices.group_key_env (variable BENCH_KEY)");
     let wrong_scope = std::fs::read_to_string(&plan).unwrap().replace(SCOPE, "0ne00WRONG9");
     let wrong_scope = write(&dir, "wrong-scope.toml", &wrong_scope);
@@ -264,7 +266,6 @@ fn a_misconfigured_run_stops_at_its_preflight_naming_the_field() {
     assert!(!text(&piped.stderr).contains("panicked"), "{}", text(&piped.stderr));
     assert_eq!(piped.status.code(), Some(0), "the run's own status: {}", text(&piped.stderr));
     assert!(dir.join("r4/summary.json").is_file(), "every file written before the table");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--dry-run` forecasts from what the scenario states for any DPS target, on this machine too,
@@ -272,23 +273,19 @@ fn a_misconfigured_run_stops_at_its_preflight_naming_the_field() {
 #[test]
 fn a_dry_run_uses_the_stated_quota_and_ceiling_on_this_machine_and_a_shards_own_devices() {
     let dir = temp_dir("edges-dry-run");
-    let plan = |extra: &str, rate: u32| {
-        format!(
-            "name = \"local\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nid_scope = \"{SCOPE}\"\n{extra}\
-             [devices]\ncount = 3000\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = {rate}\n"
-        )
-    };
+    let plan =
+        || Scenario::dps("local", "127.0.0.1", SCOPE).devices(3000).device("group_key_env", "BENCH_KEY").rate(40.0);
     let key = [("BENCH_KEY", TV1_GROUP_KEY)];
-    let units = write(&dir, "units.toml", &plan("dps_units = 1\n", 40));
+    let units = plan().target("dps_units", 1).write(&dir, "units.toml");
     let output = dpsbench(&["run", units.to_str().unwrap(), "--dry-run"], &key);
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(stdout.contains("429 throttling certain") && stdout.contains("[target].dps_units"), "{stdout}");
-    let unstated = write(&dir, "unstated.toml", &plan("", 40));
+    let unstated = plan().write(&dir, "unstated.toml");
     let stdout = text(&dpsbench(&["run", unstated.to_str().unwrap(), "--dry-run"], &key).stdout);
     assert!(!stdout.contains("429 throttling certain"), "no quota is known for a local target: {stdout}");
 
-    let over = write(&dir, "over.toml", &plan("max_devices_per_second = 10\n", 40));
+    let over = plan().target("max_devices_per_second", 10).write(&dir, "over.toml");
     let output = dpsbench(&["run", over.to_str().unwrap(), "--dry-run"], &key);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
     assert!(text(&output.stderr).contains("target.max_devices_per_second = 10"), "{}", text(&output.stderr));
@@ -296,7 +293,6 @@ fn a_dry_run_uses_the_stated_quota_and_ceiling_on_this_machine_and_a_shards_own_
     let output = dpsbench(&["run", unstated.to_str().unwrap(), "--dry-run", "--shard", "0/2"], &key);
     let stdout = text(&output.stdout);
     assert!(stdout.contains("up to 1500 (") && stdout.contains("shard 0/2 of the plan's 3000"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A run whose preflight fails leaves an old report under `--force` whole (it is set up and
@@ -306,7 +302,7 @@ fn a_dry_run_uses_the_stated_quota_and_ceiling_on_this_machine_and_a_shards_own_
 fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
     let dir = temp_dir("edges-preflight-force");
     let (_emulator, port) = deterministic_emulator(&dir, SCOPE);
-    let plan = scenario(&dir, &port, "");
+    let plan = scenario(&dir, &port);
     let out = dir.join("old");
     finish(run_to(&plan, &out, &[]), "the first run");
     let files: Vec<(String, Vec<u8>)> = ["summary.json", "timeseries.csv", "latency.hlog", "report.html"]
@@ -325,13 +321,21 @@ fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
         assert_eq!(&std::fs::read(out.join(name)).unwrap(), bytes, "{name} of the old report is untouched");
     }
 
-    // A target that accepts and never answers holds the preflight in its TLS handshake.
+    // A target that accepts and never answers holds the preflight in its TLS handshake. It says
+    // when the handshake began (the reachability probe before it closes without a byte; the TLS
+    // connection sends its ClientHello), and holds it until the run closes it (15 s at most).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
+    let (in_handshake, on_handshake) = std::sync::mpsc::channel();
     let held = std::thread::spawn(move || {
-        let kept: Vec<_> = silent.incoming().take(1).collect();
-        std::thread::sleep(Duration::from_secs(15));
-        drop(kept);
+        for mut connection in silent.incoming().map_while(Result::ok) {
+            connection.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            if std::io::Read::read(&mut connection, &mut [0u8; 1]).unwrap_or(0) > 0 {
+                let _ = in_handshake.send(());
+                let _ = std::io::Read::read_to_end(&mut connection, &mut Vec::new());
+                return;
+            }
+        }
     });
     let stalled =
         std::fs::read_to_string(&plan).unwrap().replace(&format!("port = {port}"), &format!("port = {silent_port}"));
@@ -343,17 +347,10 @@ fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    on_handshake.recv_timeout(Duration::from_secs(10)).expect("the preflight's handshake reaches the silent target");
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(began.elapsed() < Duration::from_secs(5), "the interrupt did not end the preflight");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(5)).expect("the interrupt did not end the preflight");
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(2), "{stderr}");
@@ -361,19 +358,19 @@ fn the_preflight_runs_before_the_folder_is_touched_and_an_interrupt_ends_it() {
     assert!(!dir.join("never").exists());
     let _ = held.join();
 
-    let outage = write(
-        &dir,
-        "outage.toml",
-        "name = \"outage\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n\
-         [target.faults]\noutage = { at_seconds = 0, for_seconds = 1 }\n[devices]\ncount = 20\n\
-         [arrival]\nrate = 10\n[run]\nmax_duration_seconds = 30\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let outage = Scenario::embedded("outage")
+        .target("retry_after_seconds", 0)
+        .target("faults.outage", table([("at_seconds", 0.into()), ("for_seconds", 1.into())]))
+        .devices(20)
+        .rate(10.0)
+        .run("max_duration_seconds", 30)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "outage.toml");
     let output =
         dpsbench(&["run", outage.to_str().unwrap(), "--quiet", "--out", dir.join("outage").to_str().unwrap()], &[]);
     assert_ne!(output.status.code(), Some(2), "the preflight passed: {}", text(&output.stderr));
     let result = summary(&dir.join("outage"));
     assert_eq!(result["emulator"]["faults"]["outage"], 1, "the outage came after the preflight: {result}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Issue 24, item 7: the help says what a user needs (exit codes, where formats are documented,

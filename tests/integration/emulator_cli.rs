@@ -8,9 +8,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
 use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, temp_dir, text, write, write_certificates};
+use crate::support::scenario::Scenario;
 
 /// Starts the emulator on a free port; returns it with its ready line.
 fn start(config: &Path, ca_out: &Path) -> (KillOnDrop, String) {
@@ -62,16 +61,19 @@ fn port_of(ready: &str) -> &str {
 }
 
 fn remote_scenario(dir: &Path, name: &str, port: &str, ca: &str, server_name: &str) -> std::path::PathBuf {
-    write(
-        dir,
-        &format!("{name}.toml"),
-        &format!(
-            "name = \"{name}\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00POL001\"\n\
-             ca_certificate = \"{ca}\"\nserver_name = \"{server_name}\"\n[devices]\ncount = 4\n\
-             registration_id = \"{name}-{{index}}\"\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 40\n\
-             [run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    )
+    remote(name, port, ca, server_name).write(dir, &format!("{name}.toml"))
+}
+
+fn remote(name: &str, port: &str, ca: &str, server_name: &str) -> Scenario {
+    Scenario::dps(name, "127.0.0.1", "0ne00POL001")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", ca)
+        .target("server_name", server_name)
+        .devices(4)
+        .device("registration_id", format!("{name}-{{index}}"))
+        .device("group_key_env", "BENCH_KEY")
+        .rate(40.0)
+        .run("max_schedule_lag_p99_ms", 5000)
 }
 
 #[test]
@@ -92,7 +94,7 @@ fn an_emulator_without_hubs_serves_sdk_samples_aimed_at_the_global_endpoint_and_
         &[("BENCH_KEY", TV1_GROUP_KEY)],
     );
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = crate::support::schema::read_summary(&out);
     let hubs: Vec<&String> = summary["hubs"].as_object().unwrap().keys().collect();
     assert_eq!(hubs, ["hub-a.azure-devices.net", "hub-b.azure-devices.net"], "{}", summary["hubs"]);
 
@@ -100,8 +102,8 @@ fn an_emulator_without_hubs_serves_sdk_samples_aimed_at_the_global_endpoint_and_
     // handshakes; the emulator's log says why, with what to check.
     write_certificates(&dir);
     let wrong = remote_scenario(&dir, "wrong-ca", &port, "trust.pem", "localhost");
-    let tls13 = std::fs::read_to_string(remote_scenario(&dir, "tls13", &port, "ca.pem", "localhost")).unwrap();
-    let tls13 = write(&dir, "tls13.toml", &tls13.replace("[devices]", "tls_versions = [\"1.3\"]\n[devices]"));
+    let tls13 = remote("tls13", &port, "ca.pem", "localhost").target("tls_versions", vec!["1.3"]);
+    let tls13 = tls13.write(&dir, "tls13.toml");
     for scenario in [&wrong, &tls13] {
         let out = dir.join("out-refused");
         let run = dpsbench(

@@ -9,6 +9,8 @@ use dpsbench::runner;
 use dpsbench::scenario::Plan;
 use tokio::sync::watch;
 
+use crate::support::scenario::Scenario;
+
 fn scenarios() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/faults");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -104,21 +106,20 @@ async fn every_fault_scenario_ends_as_its_comment_says() {
     }
 }
 
-fn plan_in_temp(name: &str, body: &str, env: &dyn Fn(&str) -> Option<String>) -> Plan {
-    let dir = std::env::temp_dir().join(format!("dpsbench-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, format!("name = \"{name}\"\n{body}")).unwrap();
-    Plan::load(&path, env).unwrap()
+fn plan_in_temp(scenario: Scenario, env: &dyn Fn(&str) -> Option<String>) -> Plan {
+    let dir = crate::support::binary::temp_dir("faults");
+    Plan::load(&scenario.write(&dir, "scenario.toml"), env).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn planned_devices_that_never_start_are_counted_as_not_started() {
     // 50 devices at 10/s need 5 s; the run may last 2 s: about 20 start, the rest never do.
     let capped = plan_in_temp(
-        "not-started",
-        "[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n[devices]\ncount = 50\n[arrival]\nrate = 10\n\
-         [run]\nmax_duration_seconds = 2\n",
+        Scenario::embedded("not-started")
+            .target("retry_after_seconds", 0)
+            .devices(50)
+            .rate(10.0)
+            .run("max_duration_seconds", 2),
         &|_| None,
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
@@ -131,11 +132,10 @@ async fn planned_devices_that_never_start_are_counted_as_not_started() {
     assert_eq!(devices.total, devices.assigned + devices.failed + devices.aborted + devices.not_finished);
 
     // A complete run leaves none unstarted.
-    let complete = plan_in_temp(
-        "all-started",
-        "[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n[devices]\ncount = 5\n[arrival]\nrate = 10\n",
-        &|_| None,
-    );
+    let complete =
+        plan_in_temp(Scenario::embedded("all-started").target("retry_after_seconds", 0).devices(5).rate(10.0), &|_| {
+            None
+        });
     let (_no_interrupts, interrupts) = watch::channel(0);
     let summary =
         runner::run(&complete, &dpsbench::runner::RunOptions::whole(&complete), interrupts, |_| {}).await.unwrap();
@@ -164,13 +164,16 @@ async fn failing_run(devices: u64) -> RunSummary {
     let port = port_that_closes_after_preflight().await;
     let key = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
     let plan = plan_in_temp(
-        &format!("refused-{devices}"),
-        &format!(
-            "[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00000001\"\n\
-             [devices]\ncount = {devices}\nregistration_id = \"refused-{{index:06}}\"\ngroup_key_env = \"K\"\n\
-             [arrival]\nmodel = \"closed\"\nconcurrency = 200\n[flow]\nconnect_timeout_ms = 2000\n\
-             [run]\nmax_duration_seconds = 300\npreflight = false\n"
-        ),
+        Scenario::dps(&format!("refused-{devices}"), "127.0.0.1", "0ne00000001")
+            .target("port", i64::from(port))
+            .devices(devices)
+            .device("registration_id", "refused-{index:06}")
+            .device("group_key_env", "K")
+            .arrival("model", "closed")
+            .arrival("concurrency", 200)
+            .flow("connect_timeout_ms", 2000)
+            .run("max_duration_seconds", 300)
+            .run("preflight", false),
         &|name| (name == "K").then(|| key.to_string()),
     );
     let (_no_interrupts, interrupts) = watch::channel(0);
@@ -199,8 +202,7 @@ async fn a_hundred_thousand_failing_devices_keep_no_state_per_device() {
 
 #[test]
 fn a_bad_fault_names_the_file_and_the_field() {
-    let dir = std::env::temp_dir().join(format!("dpsbench-faults-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::support::binary::temp_dir("faults-bad");
     let path = dir.join("bad.toml");
     for (fault, field) in [
         ("throttle = 1.5", "target.faults.throttle"),
@@ -231,20 +233,20 @@ fn the_standalone_emulator_injects_the_faults_of_its_file_and_reports_them() {
         ),
     );
     let (mut emulator, port) = spawn_emulator(&config, &dir.join("ca.pem"));
-    let scenario = write(
-        &dir,
-        "remote.toml",
-        &format!(
-            "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST03\"\n\
-             ca_certificate = \"ca.pem\"\n[devices]\ncount = 5\nregistration_id = \"remote-{{index:03}}\"\n\
-             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::dps("remote", "127.0.0.1", "0ne00TEST03")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(5)
+        .device("registration_id", "remote-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .rate(100.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "remote.toml");
     let out = dir.join("out");
     let run =
         dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
     assert_eq!(run.status.code(), Some(1), "not every device was assigned: {}", text(&run.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = crate::support::schema::read_summary(&out);
     assert_eq!(summary["failures"]["refused_3"], 5, "{summary}");
     let status = std::process::Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
     assert!(status.success());

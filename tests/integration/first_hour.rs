@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::support::binary::{TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
 use crate::support::ports::unserved_port;
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -44,15 +46,13 @@ fn issue_14_a_command_that_cannot_start_leaves_nothing_behind() {
     let dir = temp_dir("first-hour-nothing");
     let (_reserved, closed_port) = unserved_port();
     let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
-    write(
-        &dir,
-        "unreachable.toml",
-        &format!(
-            "name = \"u\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {closed_port}\nid_scope = \"0ne00TEST01\"\n\
-             ca_certificate = \"{}\"\n[devices]\ncount = 1\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 1\n",
-            ca.display()
-        ),
-    );
+    Scenario::dps("u", "127.0.0.1", "0ne00TEST01")
+        .target("port", i64::from(closed_port))
+        .target("ca_certificate", ca.to_str().unwrap())
+        .devices(1)
+        .device("group_key_env", "BENCH_KEY")
+        .rate(1.0)
+        .write(&dir, "unreachable.toml");
     let before = entries(&dir);
     let closed = format!("mqtts://127.0.0.1:{closed_port}");
     let key = [("BENCH_KEY", TV1_GROUP_KEY), ("DPS_GROUP_KEY", TV1_GROUP_KEY)];
@@ -74,12 +74,13 @@ fn issue_14_a_command_that_cannot_start_leaves_nothing_behind() {
 #[test]
 fn issue_14_an_out_folder_holding_a_report_is_refused_unless_forced() {
     let dir = temp_dir("first-hour-force");
-    let scenario = write(
-        &dir,
-        "small.toml",
-        "name = \"small\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 0\n\
-         [devices]\ncount = 3\n[arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("small")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 0)
+        .devices(3)
+        .rate(100.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "small.toml");
     let out = dir.join("out");
     let run = |extra: &[&str]| {
         let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
@@ -187,11 +188,7 @@ fn issue_14_embedded_conform_probes_a_plain_port_it_owns() {
 #[test]
 fn issue_14_messages_say_what_happened_and_what_to_do() {
     let dir = temp_dir("first-hour-messages");
-    let rate_zero = write(
-        &dir,
-        "zero.toml",
-        "name = \"z\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 1\n[arrival]\nrate = 0\n",
-    );
+    let rate_zero = Scenario::embedded("z").devices(1).rate(0.0).write(&dir, "zero.toml");
     let output = dpsbench(&["run", rate_zero.to_str().unwrap()], &[]);
     let stderr = text(&output.stderr);
     assert!(stderr.contains("arrival.rate") && stderr.contains("more than 0"), "{stderr}");
@@ -264,11 +261,15 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
     // A CA of another name: the emulator's certificate has an unknown issuer.
     crate::support::binary::write_certificates(&dir);
     let scenario = |ca: &str| {
-        format!(
-            "name = \"reasons\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST14\"\n\
-             ca_certificate = \"{ca}\"\n[devices]\ncount = 4\nregistration_id = \"why-{{index:02}}\"\ngroup_key_env = \"BENCH_KEY\"\n\
-             [arrival]\nrate = 40\n[run]\nmax_schedule_lag_p99_ms = 5000\npreflight = false\n"
-        )
+        Scenario::dps("reasons", "127.0.0.1", "0ne00TEST14")
+            .target("port", port.parse::<i64>().unwrap())
+            .target("ca_certificate", ca)
+            .devices(4)
+            .device("registration_id", "why-{index:02}")
+            .device("group_key_env", "BENCH_KEY")
+            .rate(40.0)
+            .run("max_schedule_lag_p99_ms", 5000)
+            .run("preflight", false)
     };
     // The preflight would stop both runs before any device (tests/integration/edges.rs): off,
     // every device meets the mistake and the reasons must say it.
@@ -278,7 +279,7 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
         ("ca.pem", wrong_key.as_str(), "refused_5", "CONNACK 5 not authorized (wrong group key or scope?)"),
     ];
     for (ca, key, label, reason) in cases {
-        let file = write(&dir, &format!("{label}.toml"), &scenario(ca));
+        let file = scenario(ca).write(&dir, &format!("{label}.toml"));
         let out = dir.join(format!("out-{label}"));
         let output = dpsbench(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", key)]);
         let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
@@ -291,7 +292,7 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
             stderr.contains(&format!("failed with {label}: ")) && stderr.contains(reason),
             "{label}: said early on stderr: {stderr}"
         );
-        let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let summary = read_summary(&out);
         assert_eq!(summary["failures"][label], 4, "{label}: counted by label as before");
         let found = &summary["failure_reasons"][label];
         assert!(found["reason"].as_str().unwrap().contains(reason), "{found}");
@@ -325,18 +326,23 @@ fn issue_14_failures_carry_a_reason_and_examples_and_are_said_early() {
 #[test]
 fn issue_14_throttling_and_rates_are_visible_everywhere() {
     let dir = temp_dir("first-hour-throttled");
-    let scenario = write(
-        &dir,
-        "burst.toml",
-        "name = \"burst\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 0\n\
-         registrations_per_minute = 120\n[devices]\ncount = 130\n[arrival]\nmodel = \"burst\"\nwithin_seconds = 1\n\
-         seed = 1\n[flow]\nmax_retries = 100\n[run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("burst")
+        .target("retry_after_seconds", 1)
+        .target("assign_delay_ms", 0)
+        .target("registrations_per_minute", 120)
+        .devices(130)
+        .arrival("model", "burst")
+        .arrival("within_seconds", 1)
+        .arrival("seed", 1)
+        .flow("max_retries", 100)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "burst.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     let throttled = summary["statuses"]["429"].as_u64().expect("429s counted");
     assert!(throttled > 0);
     assert!(stdout.contains(&format!("throttled {throttled} replies 429 (")), "{stdout}");
@@ -365,28 +371,29 @@ fn issue_14_throttling_and_rates_are_visible_everywhere() {
 #[test]
 fn issue_14_dry_run_predictions_hold_in_real_runs() {
     let dir = temp_dir("first-hour-predict");
+    let embedded = |name: &str| {
+        Scenario::embedded(name)
+            .target("retry_after_seconds", 1)
+            .target("assign_delay_ms", 100)
+            .run("max_duration_seconds", 60)
+            .run("max_schedule_lag_p99_ms", 5000)
+    };
     let cases = [
-        (
-            "calm",
-            "retry_after_seconds = 1\nassign_delay_ms = 100\n[devices]\ncount = 100\n[arrival]\nrate = 50\n",
-            false,
-        ),
+        ("calm", embedded("calm").devices(100).rate(50.0), false),
         (
             "storm",
-            "retry_after_seconds = 1\nassign_delay_ms = 100\nregistrations_per_minute = 120\n[devices]\ncount = 130\n\
-             [arrival]\nmodel = \"burst\"\nwithin_seconds = 1\nseed = 1\n[flow]\nmax_retries = 100\n",
+            embedded("storm")
+                .target("registrations_per_minute", 120)
+                .devices(130)
+                .arrival("model", "burst")
+                .arrival("within_seconds", 1)
+                .arrival("seed", 1)
+                .flow("max_retries", 100),
             true,
         ),
     ];
-    for (name, body, throttled) in cases {
-        let scenario = write(
-            &dir,
-            &format!("{name}.toml"),
-            &format!(
-                "name = \"{name}\"\n[target]\nkind = \"embedded\"\n{body}[run]\nmax_duration_seconds = 60\n\
-                 max_schedule_lag_p99_ms = 5000\n"
-            ),
-        );
+    for (name, file, throttled) in cases {
+        let scenario = file.write(&dir, &format!("{name}.toml"));
         let dry = text(&dpsbench(&["run", scenario.to_str().unwrap(), "--dry-run"], &[]).stdout);
         let expect = dry.lines().find(|l| l.starts_with("expect")).unwrap_or_else(|| panic!("{dry}"));
         assert_eq!(expect.contains("429 throttling certain"), throttled, "{name}: {expect}");
@@ -400,7 +407,7 @@ fn issue_14_dry_run_predictions_hold_in_real_runs() {
         let out = dir.join(format!("out-{name}"));
         let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
         assert_eq!(run.status.code(), Some(0), "{name}: {}", text(&run.stderr));
-        let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let summary = read_summary(&out);
         let got_429 = summary["statuses"]["429"].as_u64().unwrap_or(0) > 0;
         assert_eq!(got_429, throttled, "{name}: {}", summary["statuses"]);
         let actual = summary["duration_seconds"].as_f64().unwrap();
@@ -425,7 +432,7 @@ fn issue_14_closed_model_has_no_schedule_lag_and_polls_about_once() {
     assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
     assert!(stdout.contains("no schedule lag (closed model"), "{stdout}");
     assert!(!stdout.lines().any(|l| l.starts_with("schedule_lag")), "{stdout}");
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert!(summary["phases"].get("schedule_lag").is_none(), "{}", summary["phases"]);
     assert_eq!(summary["late_starts"], 0);
     assert!(summary["polls_per_device"]["mean"].as_f64().unwrap() <= 2.0, "{}", summary["polls_per_device"]);

@@ -6,22 +6,31 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::support::binary::{dpsbench, temp_dir, text, write};
-use crate::support::schema::check_schema;
+use crate::support::scenario::{Scenario, table};
+use crate::support::schema::{check_schema, read_summary};
 
 /// 40 devices against the embedded emulator with gates: `max_failed` holds, an `assigned` p99
 /// of 1 us cannot (the emulator waits 20 ms before assigning).
-const GATED: &str = "name = \"gated\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-                     [devices]\ncount = 40\n[arrival]\nrate = 400\n[run]\nmax_schedule_lag_p99_ms = 5000\n\
-                     [slo]\nmax_failed = 0\nassigned_p99_ms = 0.001\nphase_p99_ms = { tls_handshake = 60000 }\n";
+fn gated() -> Scenario {
+    Scenario::embedded("gated")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(40)
+        .rate(400.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .slo("max_failed", 0)
+        .slo("assigned_p99_ms", 0.001)
+        .slo("phase_p99_ms", table([("tls_handshake", 60000.into())]))
+}
 
 fn summary(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+    read_summary(dir)
 }
 
 #[test]
 fn a_failed_gate_exits_1_and_every_report_says_which() {
     let dir = temp_dir("slo-fail");
-    let scenario = write(&dir, "gated.toml", GATED);
+    let scenario = gated().write(&dir, "gated.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
     assert_eq!(output.status.code(), Some(1), "stderr: {}", text(&output.stderr));
@@ -87,12 +96,14 @@ fn a_failed_gate_exits_1_and_every_report_says_which() {
 fn an_invalid_run_exits_3_and_its_gates_are_not_judged() {
     // 20 devices at 1,000/s through one in-flight slot: starts fall far behind the plan.
     let dir = temp_dir("slo-invalid");
-    let scenario = write(
-        &dir,
-        "invalid.toml",
-        "name = \"invalid\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = 20\n[arrival]\nrate = 1000\n[run]\nmax_in_flight = 1\n[slo]\nmax_failed = 0\n",
-    );
+    let scenario = Scenario::embedded("invalid")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(20)
+        .rate(1000.0)
+        .run("max_in_flight", 1)
+        .slo("max_failed", 0)
+        .write(&dir, "invalid.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
@@ -106,7 +117,7 @@ fn an_invalid_run_exits_3_and_its_gates_are_not_judged() {
 #[test]
 fn an_unknown_phase_in_slo_is_refused_with_exit_2_naming_file_and_field() {
     let dir = temp_dir("slo-phase");
-    let scenario = write(&dir, "bad.toml", &GATED.replace("tls_handshake = 60000", "handshake = 5"));
+    let scenario = gated().slo("phase_p99_ms", table([("handshake", 5.into())])).write(&dir, "bad.toml");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()], &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);

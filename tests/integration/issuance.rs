@@ -17,6 +17,8 @@ use dpsbench::emulator::issuance::{CsrRefusal, Enrollment, IssuePolicy, IssuingC
 use serde_json::Value;
 
 use crate::support::binary::{dpsbench, spawn_emulator_with, temp_dir, text, write};
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 use crate::support::*;
 
 /// The group `default` of [`start_emulator`] issues for `days`, signed by `ca`.
@@ -156,17 +158,20 @@ async fn x509_onboarding_and_websocket_get_verified_chains() {
 #[test]
 fn an_embedded_run_with_issuance_counts_verified_certificates() {
     let dir = temp_dir("issuance-run");
-    let scenario = write(
-        &dir,
-        "issue.toml",
-        "name = \"issue\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 10\n\
-         issue_certificates = true\n[devices]\ncount = 60\nregistration_id = \"issued-{index:03}\"\n\
-         request_certificate = true\n[arrival]\nrate = 300\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let issuing = Scenario::embedded("issue")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 10)
+        .target("issue_certificates", true)
+        .devices(60)
+        .device("registration_id", "issued-{index:03}")
+        .device("request_certificate", true)
+        .rate(300.0)
+        .run("max_schedule_lag_p99_ms", 5000);
+    let scenario = issuing.write(&dir, "issue.toml");
     let out = dir.join("out");
     let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["devices"]["assigned"], 60);
     let certificates = &summary["certificates"];
     assert_eq!(
@@ -183,28 +188,18 @@ fn an_embedded_run_with_issuance_counts_verified_certificates() {
     assert!(html.contains("<p>certificates: 60 requested, 60 issued, 60 verified</p>"), "report.html lacks the line");
 
     // Without issuance at the target, every device misses its chain: a failure of its own kind.
-    let no_issue = write(
-        &dir,
-        "none.toml",
-        &std::fs::read_to_string(&scenario).unwrap().replace("issue_certificates = true\n", ""),
-    );
+    let no_issue = issuing.clone().remove("target.issue_certificates").write(&dir, "none.toml");
     let out = dir.join("out-none");
     let run = dpsbench(&["run", no_issue.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["failures"]["certificate_missing"], 60);
     assert_eq!(summary["certificates"]["failures"]["missing"], 60);
     let reason = summary["failure_reasons"]["certificate_missing"]["reason"].as_str().unwrap();
     assert!(reason.contains("without an issued certificate chain") && !reason.contains('\n'), "{reason}");
 
     // A personality whose SDK has no preview support is refused, naming the field.
-    let csharp = write(
-        &dir,
-        "csharp.toml",
-        &std::fs::read_to_string(&scenario)
-            .unwrap()
-            .replace("request_certificate = true\n", "request_certificate = true\npersonality = \"csharp\"\n"),
-    );
+    let csharp = issuing.device("personality", "csharp").write(&dir, "csharp.toml");
     let run = dpsbench(&["run", csharp.to_str().unwrap(), "--dry-run"], &[]);
     assert_eq!(run.status.code(), Some(2));
     assert!(
@@ -229,23 +224,24 @@ fn the_standalone_emulator_issues_and_writes_its_issuer_ca() {
     );
     let (ca, issuer) = (dir.join("ca.pem"), dir.join("issuer.pem"));
     let (mut emulator, port) = spawn_emulator_with(&config, &ca, &["--issuer-ca-out", issuer.to_str().unwrap()]);
-    let scenario = write(
-        &dir,
-        "remote.toml",
-        &format!(
-            "name = \"remote-issue\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00TEST03\"\n\
-             ca_certificate = \"ca.pem\"\nissuer_ca_certificate = \"issuer.pem\"\n[devices]\ncount = 30\n\
-             registration_id = \"remote-{{index:03}}\"\ngroup_key_env = \"BENCH_KEY\"\nrequest_certificate = true\n\
-             [arrival]\nrate = 300\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::dps("remote-issue", "127.0.0.1", "0ne00TEST03")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .target("issuer_ca_certificate", "issuer.pem")
+        .devices(30)
+        .device("registration_id", "remote-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .device("request_certificate", true)
+        .rate(300.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "remote.toml");
     let out = dir.join("out");
     let run = dpsbench(
         &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()],
         &[("BENCH_KEY", crate::support::binary::TV1_GROUP_KEY)],
     );
     assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["certificates"]["verified"], 30);
     let status = std::process::Command::new("kill").args(["-TERM", &emulator.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -295,7 +291,7 @@ fn certs_issuing_writes_an_x509_flow_that_runs_against_the_emulator() {
     let report = dir.join("out");
     let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", report.to_str().unwrap()], &[]);
     assert_eq!(run.status.code(), Some(0), "{}\n{}", text(&run.stdout), text(&run.stderr));
-    let summary: Value = serde_json::from_slice(&std::fs::read(report.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&report);
     assert_eq!((&summary["devices"]["assigned"], &summary["certificates"]["verified"]), (&8.into(), &8.into()));
     let _ = emulator.kill();
     // Run again: the files the user may have edited are kept.

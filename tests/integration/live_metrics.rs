@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::binary::{KillOnDrop, temp_dir, text, write};
+use crate::support::binary::{KillOnDrop, temp_dir, text};
 use crate::support::python::tools_python;
+use crate::support::scenario::Scenario;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -76,12 +77,14 @@ fn sample(families: &Value, family: &str, name: &str, labels: &Value) -> f64 {
 fn metrics_are_served_during_the_run_and_parse_with_prometheus_client() {
     let python = tools_python();
     let dir = temp_dir("live-metrics");
-    let scenario = write(
-        &dir,
-        "live.toml",
-        "name = \"live\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = 300\n[arrival]\nrate = 100\n[run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("live")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(300)
+        .rate(100.0)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "live.toml");
     let out = dir.join("out");
     let mut run = KillOnDrop(
         Command::new(BIN)

@@ -4,7 +4,6 @@
 //! machine. Every device therefore waits on a timer, never spins: a plan with an assignment delay
 //! also sets a `retry-after`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use dpsbench::results::{RunSummary, Tick};
@@ -12,14 +11,19 @@ use dpsbench::runner;
 use dpsbench::scenario::Plan;
 use tokio::sync::watch;
 
-fn plan(name: &str, body: &str) -> Plan {
-    let dir = std::env::temp_dir().join(format!("dpsbench-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path: PathBuf = dir.join(format!("{name}.toml"));
-    // Devices poll back to back unless a test asks for a retry-after.
-    let retry_after = if body.contains("retry_after_seconds") { "" } else { "retry_after_seconds = 0\n" };
-    std::fs::write(&path, format!("name = \"{name}\"\n[target]\nkind = \"embedded\"\n{retry_after}{body}")).unwrap();
-    Plan::load(&path, &|_| None).unwrap()
+use crate::support::binary::temp_dir;
+use crate::support::scenario::{Scenario, table};
+
+/// A scenario `name` against the embedded emulator whose devices poll back to back, unless a
+/// test sets `retry_after_seconds` itself.
+fn embedded(name: &str) -> Scenario {
+    Scenario::embedded(name).target("retry_after_seconds", 0)
+}
+
+/// `scenario` written to a scratch folder and loaded.
+fn plan(scenario: Scenario) -> Plan {
+    let dir = temp_dir("load");
+    Plan::load(&scenario.write(&dir, "scenario.toml"), &|_| None).unwrap()
 }
 
 /// What the run's latency histograms (microseconds, 3 significant digits) report for a latency
@@ -54,9 +58,12 @@ async fn run_interrupted(plan: &Plan, after: u64, times: u32) -> (RunSummary, Ve
 async fn closed_model_keeps_concurrency_fixed() {
     // One device in flight, each taking one retry-after (1 s): five devices need five seconds.
     let one = plan(
-        "closed1",
-        "assign_delay_ms = 40\nretry_after_seconds = 1\n[devices]\ncount = 5\n[arrival]\nmodel = \"closed\"\n\
-         concurrency = 1\n",
+        embedded("closed1")
+            .target("assign_delay_ms", 40)
+            .target("retry_after_seconds", 1)
+            .devices(5)
+            .arrival("model", "closed")
+            .arrival("concurrency", 1),
     );
     let summary = run(&one).await;
     assert_eq!(summary.results.devices.assigned, 5);
@@ -74,7 +81,7 @@ async fn closed_model_keeps_concurrency_fixed() {
 
 #[tokio::test(start_paused = true)]
 async fn duration_stops_arrivals_before_the_count() {
-    let timed = plan("timed", "[devices]\ncount = 1000\n[arrival]\nrate = 50\n[run]\nduration_seconds = 0.5\n");
+    let timed = plan(embedded("timed").devices(1000).rate(50.0).run("duration_seconds", 0.5));
     let summary = run(&timed).await;
     // Starts at 0, 20, ..., 480 ms: 25 devices, then the duration ends the arrivals.
     assert_eq!(summary.results.devices.total, 25);
@@ -87,9 +94,12 @@ async fn a_full_in_flight_cap_makes_starts_late_and_says_by_how_much() {
     // 20 devices offered at 1,000/s, but only 2 may be in flight and each takes one retry-after
     // (1 s): the last starts about 9 s after its slot. The lag is recorded, never hidden.
     let capped = plan(
-        "capped",
-        "assign_delay_ms = 50\nretry_after_seconds = 1\n[devices]\ncount = 20\n[arrival]\nrate = 1000\n[run]\n\
-         max_in_flight = 2\n",
+        embedded("capped")
+            .target("assign_delay_ms", 50)
+            .target("retry_after_seconds", 1)
+            .devices(20)
+            .rate(1000.0)
+            .run("max_in_flight", 2),
     );
     let summary = run(&capped).await;
     assert_eq!(summary.results.devices.assigned, 20);
@@ -108,15 +118,18 @@ async fn a_full_in_flight_cap_makes_starts_late_and_says_by_how_much() {
 #[tokio::test(start_paused = true)]
 async fn stages_and_bursts_start_their_natural_count() {
     let ramp = plan(
-        "ramp",
-        "[devices]\nregistration_id = \"r-{index}\"\n[arrival]\nmodel = \"stages\"\nstages = [\"500ms:0->80/s\", \"250ms:80/s\"]\n",
+        embedded("ramp")
+            .device("registration_id", "r-{index}")
+            .arrival("model", "stages")
+            .arrival("stages", vec!["500ms:0->80/s", "250ms:80/s"]),
     );
     let summary = run(&ramp).await;
     assert_eq!(summary.results.devices.total, 40);
     assert_eq!(summary.results.devices.assigned, 40);
     assert!(summary.duration_seconds >= 0.7, "the ramp takes 750 ms: {}", summary.duration_seconds);
 
-    let burst = plan("burst", "[devices]\ncount = 60\n[arrival]\nmodel = \"burst\"\nwithin_seconds = 0.3\nseed = 9\n");
+    let burst =
+        plan(embedded("burst").devices(60).arrival("model", "burst").arrival("within_seconds", 0.3).arrival("seed", 9));
     let summary = run(&burst).await;
     assert_eq!(summary.results.devices.assigned, 60);
 }
@@ -124,8 +137,12 @@ async fn stages_and_bursts_start_their_natural_count() {
 #[tokio::test(start_paused = true)]
 async fn embedded_quota_throttles_and_devices_retry_as_told() {
     let storm = plan(
-        "quota",
-        "registrations_per_minute = 60\n[devices]\ncount = 63\n[arrival]\nmodel = \"burst\"\nwithin_seconds = 0.2\n[flow]\nmax_retries = 20\n",
+        embedded("quota")
+            .target("registrations_per_minute", 60)
+            .devices(63)
+            .arrival("model", "burst")
+            .arrival("within_seconds", 0.2)
+            .flow("max_retries", 20),
     );
     let summary = run(&storm).await;
     assert_eq!(summary.results.devices.assigned, 63, "{:?}", summary.results.failures);
@@ -141,7 +158,7 @@ async fn embedded_quota_throttles_and_devices_retry_as_told() {
 async fn one_interrupt_stops_arrivals_and_drains_in_flight_devices() {
     // 100 devices over 10 s; interrupted at the first tick after the 10th start.
     let slow =
-        plan("drain", "assign_delay_ms = 300\nretry_after_seconds = 1\n[devices]\ncount = 100\n[arrival]\nrate = 10\n");
+        plan(embedded("drain").target("assign_delay_ms", 300).target("retry_after_seconds", 1).devices(100).rate(10.0));
     let (summary, ticks) = run_interrupted(&slow, 10, 1).await;
     assert!(summary.partial);
     let devices = &summary.results.devices;
@@ -156,8 +173,7 @@ async fn one_interrupt_stops_arrivals_and_drains_in_flight_devices() {
 async fn a_second_interrupt_stops_at_once_and_still_reports() {
     // Devices take 30 s to be assigned; a double interrupt must not wait for them.
     let stuck = plan(
-        "stop",
-        "assign_delay_ms = 30000\nretry_after_seconds = 1\n[devices]\ncount = 20\n[arrival]\nrate = 100\n",
+        embedded("stop").target("assign_delay_ms", 30000).target("retry_after_seconds", 1).devices(20).rate(100.0),
     );
     let (summary, _) = run_interrupted(&stuck, 20, 2).await;
     assert!(summary.partial);
@@ -173,8 +189,7 @@ async fn a_second_interrupt_stops_at_once_and_still_reports() {
 #[tokio::test(start_paused = true)]
 async fn a_source_address_pool_spreads_devices_and_counts_each_address() {
     let pooled = plan(
-        "pool",
-        "[devices]\ncount = 30\n[arrival]\nrate = 300\n[run]\nsource_addresses = [\"127.0.0.2\", \"127.0.0.10-127.0.0.11\"]\n",
+        embedded("pool").devices(30).rate(300.0).run("source_addresses", vec!["127.0.0.2", "127.0.0.10-127.0.0.11"]),
     );
     let summary = run(&pooled).await;
     assert_eq!(summary.results.devices.assigned, 30);
@@ -193,18 +208,13 @@ async fn passive_checks_count_violations_per_check_in_a_run() {
         c.retry_after_seconds = 1;
         c.deviations.rid_not_first = true;
     });
-    let dir = std::env::temp_dir().join(format!("dpsbench-passive-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("passive");
     std::fs::write(dir.join("ca.pem"), &emulator.ca_pem).unwrap();
-    let scenario = format!(
-        "name = \"passive\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {}\nid_scope = \"{}\"\n\
-         ca_certificate = \"ca.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\ngroup_key_env = \"KEY\"\n\
-         [arrival]\nrate = 100\n",
-        emulator.handle.address.port(),
-        crate::support::SCOPE
-    );
-    let path = dir.join("passive.toml");
-    std::fs::write(&path, scenario).unwrap();
+    let path = Scenario::loopback("passive", emulator.handle.address.port(), crate::support::SCOPE, "ca.pem")
+        .devices(5)
+        .device("group_key_env", "KEY")
+        .rate(100.0)
+        .write(&dir, "passive.toml");
     let key = emulator.group_key.to_base64();
     let plan = Plan::load(&path, &|name| (name == "KEY").then(|| key.clone())).unwrap();
     let summary = run(&plan).await;
@@ -223,10 +233,14 @@ async fn passive_checks_count_violations_per_check_in_a_run() {
 #[tokio::test(start_paused = true)]
 async fn a_fleet_mixing_every_sdk_personality_provisions() {
     // retry-after 1 and no assignment delay: every profile polls once after its own wait.
+    let every_personality = ["dpsbench", "python", "node", "c", "embedded-c", "csharp"].map(|name| (name, 1.into()));
     let mixed = plan(
-        "mix",
-        "retry_after_seconds = 1\n[devices]\ncount = 12\npersonalities = { dpsbench = 1, python = 1, node = 1, c = 1, embedded-c = 1, csharp = 1 }\n\
-         [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
+        embedded("mix")
+            .target("retry_after_seconds", 1)
+            .devices(12)
+            .device("personalities", table(every_personality))
+            .rate(100.0)
+            .run("max_schedule_lag_p99_ms", 5000),
     );
     let summary = run(&mixed).await;
     assert_eq!(summary.results.devices.assigned, 12, "{:?}", summary.results.failures);
@@ -245,25 +259,31 @@ async fn a_fleet_mixing_every_sdk_personality_provisions() {
 
 #[tokio::test(start_paused = true)]
 async fn individual_enrollments_from_csv_sign_with_their_own_keys() {
-    let dir = std::env::temp_dir().join(format!("dpsbench-individual-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("individual");
     let keys: Vec<String> = (0..3).map(|_| dpsbench::credentials::SymmetricKey::random().to_base64()).collect();
     let csv = format!("registration_id,key\nsolo-1,{}\nsolo-2,{}\nsolo-3,{}\n", keys[0], keys[1], keys[2]);
     std::fs::write(dir.join("devices.csv"), csv).unwrap();
-    let body =
-        format!("[devices]\nregistration_ids_file = \"{}\"\n[arrival]\nrate = 50\n", dir.join("devices.csv").display());
-    let summary = run(&plan("individual", &body)).await;
+    let individual = embedded("individual").device("registration_ids_file", dir.join("devices.csv").to_str().unwrap());
+    let summary = run(&plan(individual.rate(50.0))).await;
     assert_eq!(summary.results.devices.assigned, 3, "{:?}", summary.results.failures);
     assert_eq!(summary.emulator.as_ref().unwrap().connects_refused, 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn custom_payloads_go_out_and_come_back() {
+    let payload = table([
+        ("modelId", "dtmi:com:example:Thermostat;1".into()),
+        ("site", "site-{index}".into()),
+        ("tier", table([("one_of", vec!["gold", "silver"].into())])),
+    ]);
     let echoed = plan(
-        "payload",
-        "echo_payload = true\n[devices]\ncount = 6\npersonalities = { dpsbench = 1, python = 1, c = 1 }\n\
-         payload = { modelId = \"dtmi:com:example:Thermostat;1\", site = \"site-{index}\", tier = { one_of = [\"gold\", \"silver\"] } }\n\
-         [arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n",
+        embedded("payload")
+            .target("echo_payload", true)
+            .devices(6)
+            .device("personalities", table(["dpsbench", "python", "c"].map(|name| (name, 1.into()))))
+            .device("payload", payload)
+            .rate(100.0)
+            .run("max_schedule_lag_p99_ms", 5000),
     );
     let summary = run(&echoed).await;
     assert_eq!(summary.results.devices.assigned, 6);

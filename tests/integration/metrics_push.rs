@@ -7,14 +7,15 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dpsbench::telemetry::remote_write::WriteRequest;
 use prost::Message as _;
-use serde_json::Value;
 
 use crate::live_metrics::{get, read_until};
-use crate::support::binary::{KillOnDrop, dpsbench, temp_dir, text, write};
+use crate::support::binary::{KillOnDrop, dpsbench, temp_dir, text, wait_for_exit};
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -25,23 +26,16 @@ struct Push {
 }
 
 /// A remote-write receiver on a free loopback port that answers `answer(n)` to the n-th push
-/// (from 0): a status line and a body. Serves for at most a minute.
+/// (from 0): a status line and a body. Its thread blocks in `accept` until the test binary ends.
 fn receiver(answer: fn(usize) -> (&'static str, &'static str)) -> (String, Arc<Mutex<Vec<Push>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    listener.set_nonblocking(true).unwrap();
     let pushes = Arc::new(Mutex::new(Vec::new()));
     let received = pushes.clone();
     std::thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < until {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    let received = received.clone();
-                    std::thread::spawn(move || serve(stream, &received, answer));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
+        for stream in listener.incoming().map_while(Result::ok) {
+            let received = received.clone();
+            std::thread::spawn(move || serve(stream, &received, answer));
         }
     });
     (address, pushes)
@@ -94,12 +88,14 @@ fn value(request: &WriteRequest, name: &str, labels: &[(&str, &str)]) -> Option<
 }
 
 fn scenario(dir: &std::path::Path) -> std::path::PathBuf {
-    write(
-        dir,
-        "push.toml",
-        "name = \"push\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = 150\n[arrival]\nrate = 60\n[run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n",
-    )
+    Scenario::embedded("push")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(150)
+        .rate(60.0)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(dir, "push.toml")
 }
 
 #[test]
@@ -119,7 +115,7 @@ fn a_run_pushes_remote_write_each_second_and_its_final_figures() {
         .unwrap();
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     let assigned = summary["devices"]["assigned"].as_f64().unwrap();
     assert_eq!(assigned, 150.0);
 
@@ -240,14 +236,8 @@ fn the_endpoint_lingers_until_its_final_page_is_scraped() {
     ] {
         assert!(page.contains(sample), "{sample} in {page}");
     }
-    let begin = Instant::now();
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        assert!(begin.elapsed() < Duration::from_secs(10), "the run ends once its final page was scraped");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(&mut run, Duration::from_secs(10));
+    let status = status.expect("the run ends once its final page was scraped");
     assert_eq!(status.code(), Some(0));
     assert!(TcpStream::connect(&address).is_err(), "the endpoint is closed");
 }

@@ -5,9 +5,11 @@
 use serde_json::Value;
 
 use crate::support::binary::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 
 fn summary_in(out: &std::path::Path) -> Value {
-    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+    read_summary(out)
 }
 
 /// A quick run finished: exit 0, or 3 when the only complaint is the schedule lag of a
@@ -76,13 +78,14 @@ fn a_quick_run_with_concurrency_alone_is_closed() {
 #[test]
 fn overrides_replace_the_scenarios_fields_and_the_summary_says_so() {
     let dir = temp_dir("overrides");
-    let scenario = write(
-        &dir,
-        "small.toml",
-        "name = \"small\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 0\n\
-         [devices]\ncount = 500\nregistration_id = \"ov-{index:04}\"\n[arrival]\nrate = 500\n\
-         [run]\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("small")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 0)
+        .devices(500)
+        .device("registration_id", "ov-{index:04}")
+        .rate(500.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "small.toml");
     let out = dir.join("out");
     let args = ["run", scenario.to_str().unwrap(), "--count", "15", "--rate", "40", "--duration", "20s"];
     let run = dpsbench(&[&args[..], &["--out", out.to_str().unwrap(), "-q"]].concat(), &[]);
@@ -159,12 +162,12 @@ fn target_points_a_scenario_at_a_standalone_emulator() {
     assert_eq!(summary["target"]["address"], format!("127.0.0.1:{ws_port}"));
     assert!(summary["phases"]["ws_upgrade"]["count"].as_u64().unwrap_or(0) >= 3, "{}", summary["phases"]);
     // Back to the embedded emulator from a dps scenario: its address and CA are dropped.
-    let remote = write(
-        &dir,
-        "remote.toml",
-        "name = \"remote\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = 1\nid_scope = \"0ne00OVER01\"\n\
-         [devices]\ncount = 4\ngroup_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 40\n",
-    );
+    let remote = Scenario::dps("remote", "127.0.0.1", "0ne00OVER01")
+        .target("port", 1)
+        .devices(4)
+        .device("group_key_env", "BENCH_KEY")
+        .rate(40.0)
+        .write(&dir, "remote.toml");
     let back = dir.join("back");
     let run = dpsbench(
         &["run", remote.to_str().unwrap(), "--target", "embedded", "--out", back.to_str().unwrap(), "-q"],
@@ -176,16 +179,10 @@ fn target_points_a_scenario_at_a_standalone_emulator() {
 #[test]
 fn a_bad_override_is_exit_2_naming_the_flag_and_leaves_nothing() {
     let dir = temp_dir("bad-overrides");
-    let closed = write(
-        &dir,
-        "closed.toml",
-        "name = \"c\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 5\n[arrival]\nmodel = \"closed\"\nconcurrency = 2\n",
-    );
-    let stages = write(
-        &dir,
-        "stages.toml",
-        "name = \"s\"\n[target]\nkind = \"embedded\"\n[arrival]\nmodel = \"stages\"\nstages = [\"1s:5/s\"]\n",
-    );
+    let closed = Scenario::embedded("c").devices(5).arrival("model", "closed").arrival("concurrency", 2);
+    let closed = closed.write(&dir, "closed.toml");
+    let stages = Scenario::embedded("s").arrival("model", "stages").arrival("stages", vec!["1s:5/s"]);
+    let stages = stages.write(&dir, "stages.toml");
     let (closed, stages) = (closed.to_str().unwrap(), stages.to_str().unwrap());
     let out = dir.join("out");
     let out_arg = out.to_str().unwrap();

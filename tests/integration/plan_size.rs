@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::support::binary::{temp_dir, text, write};
+use crate::support::binary::{Scratch, temp_dir, text};
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 
@@ -21,20 +21,23 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// A scenario of `devices` at `rate` a second, for at most `seconds`, in a fresh folder; and
-/// where its report goes.
-fn scenario(name: &str, devices: u64, rate: u32, seconds: u32) -> (PathBuf, PathBuf) {
+/// A scenario of `devices` at `rate` a second, for at most `seconds`, in a fresh folder (kept
+/// while the first value lives); and where its report goes.
+fn scenario(name: &str, devices: u64, rate: u32, seconds: u32) -> (Scratch, PathBuf, PathBuf) {
     let dir = temp_dir(&format!("plan-size-{name}"));
-    let body = format!(
-        "name = \"{name}\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n[devices]\ncount = {devices}\n\
-         [arrival]\nrate = {rate}\n[run]\nmax_duration_seconds = {seconds}\n"
-    );
-    (write(&dir, &format!("{name}.toml"), &body), dir.join("out"))
+    let scenario = Scenario::embedded(name)
+        .target("retry_after_seconds", 0)
+        .devices(devices)
+        .rate(rate.into())
+        .run("max_duration_seconds", seconds)
+        .write(&dir, &format!("{name}.toml"));
+    let out = dir.join("out");
+    (dir, scenario, out)
 }
 
 #[test]
 fn a_ten_million_device_plan_is_announced_and_starts_what_its_time_limit_allows() {
-    let (scenario, out) = scenario("huge", 10_000_000, 20, 2);
+    let (_dir, scenario, out) = scenario("huge", 10_000_000, 20, 2);
     let mut child = Command::new(BIN)
         .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .env_remove("DPS_GROUP_KEY")
@@ -42,7 +45,9 @@ fn a_ten_million_device_plan_is_announced_and_starts_what_its_time_limit_allows(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Sampled while it runs: the peak so far, last read just before it exits.
+    // Sampled while it runs: the peak so far, last read just before it exits. (A sampler, not a
+    // wait: wait4's ru_maxrss would be exact but counts the address space the child was spawned
+    // from, this test binary's, so nothing else reports the run's own peak.)
     let (mut peak_kib, began) = (0, Instant::now());
     while child.try_wait().unwrap().is_none() {
         assert!(began.elapsed() < Duration::from_secs(120), "the run did not stop within its limit");
@@ -61,7 +66,7 @@ fn a_ten_million_device_plan_is_announced_and_starts_what_its_time_limit_allows(
     assert!(at < first_progress, "announced after the run began:\n{stderr}");
 
     // The summary says what happened: planned = started + not started.
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     let devices = &summary["devices"];
     let (total, not_started) = (devices["total"].as_u64().unwrap(), devices["not_started"].as_u64().unwrap());
     assert!((35..=45).contains(&total), "{devices}");
@@ -75,10 +80,10 @@ fn a_ten_million_device_plan_is_announced_and_starts_what_its_time_limit_allows(
 
 #[test]
 fn a_plan_its_run_can_finish_is_not_announced() {
-    let (scenario, out) = scenario("fits", 20, 100, 30);
+    let (_dir, scenario, out) = scenario("fits", 20, 100, 30);
     let output =
         crate::support::binary::dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[]);
-    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     assert_eq!(summary["devices"]["total"], 20, "{}", text(&output.stderr));
     assert!(!text(&output.stderr).contains("will start"), "{}", text(&output.stderr));
 }
@@ -86,7 +91,7 @@ fn a_plan_its_run_can_finish_is_not_announced() {
 #[tokio::test(start_paused = true)]
 async fn a_shard_counts_only_its_own_devices_as_not_started() {
     // 100 devices at 10/s for at most 2 s: about 20 of the plan start, 5 of them shard 1/4's.
-    let (path, _) = scenario("shard-not-started", 100, 10, 2);
+    let (_dir, path, _) = scenario("shard-not-started", 100, 10, 2);
     let plan = dpsbench::scenario::Plan::load(&path, &|_| None).unwrap();
     let mut options = dpsbench::runner::RunOptions::whole(&plan);
     options.part = dpsbench::shard::Shard::new(1, 4).unwrap().part_of(&plan).unwrap();

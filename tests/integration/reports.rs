@@ -7,28 +7,33 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::binary::{dpsbench, temp_dir, text, write};
+use crate::support::binary::{dpsbench, temp_dir, text};
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 use dpsbench::metrics::Phase;
 
 /// Devices at 100/s against the embedded emulator: a run of several one-second intervals.
-fn throttled_scenario(devices: u32) -> String {
-    format!(
-        "name = \"reports\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 30\n\
-         [devices]\ncount = {devices}\nregistration_id = \"rep-{{index:04}}\"\n[arrival]\nrate = 100\n\
-         [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
-    )
+fn throttled_scenario(devices: u32) -> Scenario {
+    Scenario::embedded("reports")
+        .target("retry_after_seconds", 1)
+        .target("assign_delay_ms", 30)
+        .devices(devices.into())
+        .device("registration_id", "rep-{index:04}")
+        .rate(100.0)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
 }
 
 /// Runs the throttled scenario into `dir/out` with `extra` arguments; returns the folder and
 /// the parsed summary.json.
 fn run(dir: &Path, devices: u32, extra: &[&str]) -> (PathBuf, Value) {
-    let scenario = write(dir, "reports.toml", &throttled_scenario(devices));
+    let scenario = throttled_scenario(devices).write(dir, "reports.toml");
     let out = dir.join("out");
     let mut args = vec!["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"];
     args.extend_from_slice(extra);
     let output = dpsbench(&args, &[]);
     assert!(matches!(output.status.code(), Some(0 | 1)), "stderr: {}", text(&output.stderr));
-    let summary = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_summary(&out);
     (out, summary)
 }
 
@@ -99,7 +104,6 @@ fn latency_log_adds_up_to_the_summary_in_this_reader_and_an_independent_one() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -138,7 +142,6 @@ fn devices_csv_has_one_row_per_device_agreeing_with_the_summary() {
     let slowest = *assigned_us.iter().max().unwrap() as f64;
     let max_us = summary["phases"]["assigned"]["max_us"].as_f64().unwrap();
     assert!(slowest <= max_us && slowest >= max_us * 0.998, "slowest {slowest} vs summary max {max_us}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -215,13 +218,14 @@ fn browser() -> Option<PathBuf> {
 fn a_killed_run_keeps_its_latency_log_and_device_rows() {
     use std::io::{BufRead, BufReader};
     let dir = temp_dir("killed");
-    let scenario = write(
-        &dir,
-        "slow.toml",
-        "name = \"slow\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 100\n\
-         [devices]\ncount = 1000\nregistration_id = \"k-{index:04}\"\n[arrival]\nrate = 50\n\
-         [run]\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("slow")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 100)
+        .devices(1000)
+        .device("registration_id", "k-{index:04}")
+        .rate(50.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "slow.toml");
     let out = dir.join("out");
     let mut run = crate::support::binary::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_dpsbench"))
@@ -249,5 +253,4 @@ fn a_killed_run_keeps_its_latency_log_and_device_rows() {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert!(rows.len() as u64 >= assigned.saturating_sub(60), "{} rows, {assigned} logged", rows.len());
     assert!(rows.iter().all(|row| row.len() == 18 && row[0].starts_with("k-")), "whole rows only");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use dpsbench::credentials::{RegistrationId, SymmetricKey};
 
-use crate::support::binary::{TV1_GROUP_KEY, dpsbench, temp_dir, text, write};
+use crate::support::binary::{TV1_GROUP_KEY, dpsbench, temp_dir, text};
 use crate::support::ports::unserved_port;
+use crate::support::scenario::Scenario;
 
 /// Every file under `dir`, as text (lossy), with its path.
 fn files_under(dir: &Path) -> Vec<(String, String)> {
@@ -59,13 +60,16 @@ fn leaks(outputs: &[(String, String)], group_key: &SymmetricKey) -> Vec<String> 
 fn a_run_and_conform_with_a_known_group_key_print_and_write_no_secret() {
     let dir = temp_dir("secrets");
     let group_key = SymmetricKey::from_base64(TV1_GROUP_KEY).unwrap();
-    let scenario = write(
-        &dir,
-        "secret.toml",
-        "name = \"secret\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\nassign_delay_ms = 20\n\
-         [devices]\ncount = 20\nregistration_id = \"secret-{index:03}\"\ngroup_key_env = \"DPS_GROUP_KEY\"\n\
-         [arrival]\nrate = 200\n[run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n",
-    );
+    let scenario = Scenario::embedded("secret")
+        .target("retry_after_seconds", 0)
+        .target("assign_delay_ms", 20)
+        .devices(20)
+        .device("registration_id", "secret-{index:03}")
+        .device("group_key_env", "DPS_GROUP_KEY")
+        .rate(200.0)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "secret.toml");
     let run_out = dir.join("run");
     let env = [("DPS_GROUP_KEY", TV1_GROUP_KEY)];
     let run = dpsbench(&["run", scenario.to_str().unwrap(), "--out", run_out.to_str().unwrap()], &env);

@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::support::binary::{KillOnDrop, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, write};
+use crate::support::binary::{
+    KillOnDrop, Scratch, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, wait_for_exit, write,
+};
 use crate::support::python::tools_python;
-use crate::support::schema::check_schema;
+use crate::support::scenario::Scenario;
+use crate::support::schema::{check_schema, read_summary};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 const SHARDS: u64 = 4;
@@ -19,14 +22,8 @@ const DEVICES: u64 = 203;
 
 /// Waits for `child` up to `limit`; its exit code (the child is killed on drop past it).
 fn wait(child: &mut KillOnDrop, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("a shard did not finish within {limit:?}");
+    let status = wait_for_exit(child, limit).unwrap_or_else(|| panic!("a shard did not finish within {limit:?}"));
+    status.code()
 }
 
 /// The Python reader's view of a latency.hlog: per phase, every value's count.
@@ -42,7 +39,7 @@ fn decoded(python: &str, hlog: &Path) -> Value {
 }
 
 fn summary(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+    read_summary(dir)
 }
 
 /// Registration IDs in a devices.csv, in file order.
@@ -52,7 +49,7 @@ fn registration_ids(dir: &Path) -> Vec<String> {
 }
 
 /// Runs the four shards against one emulator; returns the temp dir and the shards' folders.
-fn run_shards() -> (PathBuf, Vec<PathBuf>) {
+fn run_shards() -> (Scratch, Vec<PathBuf>) {
     let dir = temp_dir("shards");
     let config = write(
         &dir,
@@ -63,16 +60,18 @@ fn run_shards() -> (PathBuf, Vec<PathBuf>) {
         ),
     );
     let (_emulator, port) = spawn_emulator(&config, &dir.join("ca.pem"));
-    let scenario = write(
-        &dir,
-        "sharded.toml",
-        &format!(
-            "name = \"sharded\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00SHARD1\"\n\
-             ca_certificate = \"ca.pem\"\n[devices]\ncount = {DEVICES}\nregistration_id = \"sh-{{index:03}}\"\n\
-             group_key_env = \"BENCH_KEY\"\n[arrival]\nmodel = \"poisson\"\nrate = 150\nseed = 11\n\
-             [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::dps("sharded", "127.0.0.1", "0ne00SHARD1")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(DEVICES)
+        .device("registration_id", "sh-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .arrival("model", "poisson")
+        .rate(150.0)
+        .arrival("seed", 11)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "sharded.toml");
     let start_at = dpsbench::timestamp::rfc3339(SystemTime::now() + Duration::from_secs(3));
     let folders: Vec<PathBuf> = (0..SHARDS).map(|k| dir.join(format!("shard-{k}"))).collect();
     let mut children: Vec<KillOnDrop> = folders
@@ -195,7 +194,6 @@ fn four_shards_merge_into_the_plan_exactly() {
     let partial = summary(&partial_dir);
     assert_eq!(partial["partial"], true);
     assert_eq!(partial["merged"]["missing"], serde_json::json!([3]));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -223,15 +221,15 @@ fn an_emulator_over_three_processes_shares_one_address_and_stops_them_all() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(emulator.stdout.take().unwrap()), &mut ready).unwrap();
     assert!(ready.contains("3 processes sharing the address"), "{ready}");
     let port = ready.split_whitespace().find_map(|w| w.strip_prefix("127.0.0.1:")).unwrap().to_string();
-    let scenario = write(
-        &dir,
-        "spread.toml",
-        &format!(
-            "name = \"spread\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00PROCS1\"\n\
-             ca_certificate = \"ca.pem\"\n[devices]\ncount = 150\nregistration_id = \"spread-{{index:03}}\"\n\
-             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 300\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::dps("spread", "127.0.0.1", "0ne00PROCS1")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(150)
+        .device("registration_id", "spread-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .rate(300.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "spread.toml");
     let out = dir.join("out");
     let run =
         dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()], &[("BENCH_KEY", TV1_GROUP_KEY)]);
@@ -251,17 +249,13 @@ fn an_emulator_over_three_processes_shares_one_address_and_stops_them_all() {
     assert_eq!(registrations.len(), 3, "{served}");
     assert_eq!(registrations.iter().sum::<u64>(), 150, "{served}");
     assert!(registrations.iter().filter(|n| **n > 0).count() >= 2, "the kernel spread connections: {served}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_start_in_the_past_and_a_bad_shard_are_refused_with_exit_2() {
     let dir = temp_dir("shard-flags");
-    let scenario = write(
-        &dir,
-        "s.toml",
-        "name = \"s\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 10\n[arrival]\nmodel = \"closed\"\nconcurrency = 2\n",
-    );
+    let scenario = Scenario::embedded("s").devices(10).arrival("model", "closed").arrival("concurrency", 2);
+    let scenario = scenario.write(&dir, "s.toml");
     let scenario = scenario.to_str().unwrap();
     let out = dir.join("out");
     let out = out.to_str().unwrap();
@@ -278,5 +272,4 @@ fn a_start_in_the_past_and_a_bad_shard_are_refused_with_exit_2() {
     assert_eq!(from_env.status.code(), Some(0), "{}", text(&from_env.stderr));
     assert_eq!(summary(Path::new(out))["shard"]["index"], 1);
     assert_eq!(summary(Path::new(out))["devices"]["total"], 3);
-    let _ = std::fs::remove_dir_all(&dir);
 }

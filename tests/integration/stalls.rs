@@ -6,21 +6,23 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::binary::{KillOnDrop, deterministic_emulator, finish, run_to, temp_dir, write};
+use crate::support::binary::{KillOnDrop, deterministic_emulator, finish, run_to, temp_dir};
+use crate::support::scenario::Scenario;
+use crate::support::schema::read_summary;
 
 const SCOPE: &str = "0ne00STALL1";
 
 fn run(dir: &Path, port: &str, out: &Path, stop_target: Option<(&KillOnDrop, Duration, Duration)>) -> Value {
-    let scenario = write(
-        dir,
-        "stall.toml",
-        &format!(
-            "name = \"stall\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"{SCOPE}\"\n\
-             ca_certificate = \"ca.pem\"\n[devices]\ncount = 1000\nregistration_id = \"stall-{{index:04}}\"\n\
-             group_key_env = \"BENCH_KEY\"\n[arrival]\nrate = 200\n\
-             [run]\nmax_duration_seconds = 60\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::dps("stall", "127.0.0.1", SCOPE)
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(1000)
+        .device("registration_id", "stall-{index:04}")
+        .device("group_key_env", "BENCH_KEY")
+        .rate(200.0)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(dir, "stall.toml");
     let child = run_to(&scenario, out, &[]);
     if let Some((emulator, after, length)) = stop_target {
         let pid = emulator.0.id() as libc::pid_t;
@@ -32,7 +34,7 @@ fn run(dir: &Path, port: &str, out: &Path, stop_target: Option<(&KillOnDrop, Dur
         assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     }
     finish(child, "the run");
-    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    read_summary(out)
 }
 
 #[test]

@@ -9,6 +9,7 @@ use dpsbench::emulator::config::X509Individual;
 use dpsbench::tls::{self, TlsVersions};
 use dpsbench::x509::{CertificateAuthority, DeviceCertificate, PeerCertificate};
 
+use crate::support::scenario::{Scenario, table};
 use crate::support::*;
 
 /// A device that presents `certificate` and claims to be `claimed`.
@@ -119,15 +120,14 @@ fn certs_command_emulator_config_and_x509_runs_work_together() {
         ),
     );
     let (_emulator, port) = crate::support::binary::spawn_emulator(&config, &dir.join("server-ca.pem"));
-    let scenario = write(
-        &dir,
-        "x509.toml",
-        &format!(
-            "name = \"x509\"\n[target]\nkind = \"dps\"\nhost = \"127.0.0.1\"\nport = {port}\nid_scope = \"0ne00X5091\"\n\
-             ca_certificate = \"server-ca.pem\"\nserver_name = \"localhost\"\n[devices]\ncount = 5\nregistration_id = \"cert-{{index:02}}\"\n\
-             attestation = \"x509\"\nx509_ca_dir = \"ca\"\n[arrival]\nrate = 100\n[run]\nmax_schedule_lag_p99_ms = 5000\n"
-        ),
-    );
+    let scenario = Scenario::loopback("x509", port.parse().unwrap(), "0ne00X5091", "server-ca.pem")
+        .devices(5)
+        .device("registration_id", "cert-{index:02}")
+        .device("attestation", "x509")
+        .device("x509_ca_dir", "ca")
+        .rate(100.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "x509.toml");
     let cached = std::fs::read(ca_dir.join("devices/cert-00.pem")).unwrap();
     for round in 0..2 {
         let out = dir.join(format!("out-{round}"));
@@ -140,14 +140,19 @@ fn certs_command_emulator_config_and_x509_runs_work_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_x509_run_trusts_the_scenarios_ca() {
-    let dir = std::env::temp_dir().join(format!("dpsbench-x509-embedded-{}", std::process::id()));
+    let dir = crate::support::binary::temp_dir("x509-embedded");
     let ca = CertificateAuthority::generate().unwrap();
     ca.write(&dir.join("ca")).unwrap();
-    let scenario = "name = \"x509-embedded\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n\
-                    [devices]\ncount = 8\nattestation = \"x509\"\nx509_ca_dir = \"ca\"\npersonalities = { python = 1, c = 1 }\n\
-                    [arrival]\nrate = 200\n[run]\nmax_schedule_lag_p99_ms = 5000\n";
-    std::fs::write(dir.join("x509.toml"), scenario).unwrap();
-    let plan = dpsbench::scenario::Plan::load(&dir.join("x509.toml"), &|_| None).unwrap();
+    let scenario = Scenario::embedded("x509-embedded")
+        .target("retry_after_seconds", 0)
+        .devices(8)
+        .device("attestation", "x509")
+        .device("x509_ca_dir", "ca")
+        .device("personalities", table([("python", 1.into()), ("c", 1.into())]))
+        .rate(200.0)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "x509.toml");
+    let plan = dpsbench::scenario::Plan::load(&scenario, &|_| None).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
     let summary =
         dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
@@ -159,14 +164,17 @@ async fn an_embedded_x509_run_trusts_the_scenarios_ca() {
 async fn a_device_that_cannot_be_prepared_stops_arrivals_there_with_a_note() {
     // 300 X.509 devices at 50/s: the first 256 are prepared before the clock, the rest as the
     // run goes. Device 280's certificate cannot be cached (a folder stands where its file goes).
-    let dir = std::env::temp_dir().join(format!("dpsbench-x509-unprepared-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::support::binary::temp_dir("x509-unprepared");
     CertificateAuthority::generate().unwrap().write(&dir.join("ca")).unwrap();
-    let scenario = "name = \"x509-unprepared\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 0\n\
-                    [devices]\ncount = 300\nattestation = \"x509\"\nx509_ca_dir = \"ca\"\n\
-                    [arrival]\nrate = 50\n[run]\nmax_duration_seconds = 60\n";
-    std::fs::write(dir.join("x509.toml"), scenario).unwrap();
-    let plan = dpsbench::scenario::Plan::load(&dir.join("x509.toml"), &|_| None).unwrap();
+    let scenario = Scenario::embedded("x509-unprepared")
+        .target("retry_after_seconds", 0)
+        .devices(300)
+        .device("attestation", "x509")
+        .device("x509_ca_dir", "ca")
+        .rate(50.0)
+        .run("max_duration_seconds", 60)
+        .write(&dir, "x509.toml");
+    let plan = dpsbench::scenario::Plan::load(&scenario, &|_| None).unwrap();
     let blocker = dir.join("ca/devices/bench-000280.pem");
     std::fs::create_dir_all(&blocker).unwrap();
     let (_keep, interrupts) = tokio::sync::watch::channel(0);

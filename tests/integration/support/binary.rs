@@ -1,19 +1,37 @@
 //! Running the `dpsbench` binary as scripts do: the binary, scratch folders and files, a child
-//! process killed when its test ends, and a standalone emulator on a free loopback port.
+//! process killed when its test ends (and waited for without polling), and a standalone
+//! emulator on a free loopback port.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dpsbench");
 pub const TV1_GROUP_KEY: &str =
     "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==";
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dpsbench-it-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder, removed with everything in it when the test ends (its value is
+/// dropped); it reads as a `Path`.
+pub fn temp_dir(name: &str) -> Scratch {
+    Scratch(tempfile::Builder::new().prefix(&format!("dpsbench-it-{name}-")).tempdir().unwrap())
+}
+
+/// A [`tempfile::TempDir`] that dereferences to its path, so `dir.join(..)` and `&dir` read as
+/// they do for a `PathBuf`.
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 pub fn dpsbench(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -143,13 +161,33 @@ pub fn run_to(scenario: &Path, out: &Path, extra: &[&str]) -> KillOnDrop {
 
 /// Waits up to 90 s for `child` to exit 0 (`what` names it in the failure).
 pub fn finish(mut child: KillOnDrop, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while std::time::Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert_eq!(status.code(), Some(0), "{what} exited {status}");
-            return;
+    let status = wait_for_exit(&mut child, Duration::from_secs(90));
+    let status = status.unwrap_or_else(|| panic!("{what} did not finish in time"));
+    assert_eq!(status.code(), Some(0), "{what} exited {status}");
+}
+
+/// Waits up to `limit` for `child` to exit; its status, or `None` past the limit (the child is
+/// left running).
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    exited_within(child, limit).then(|| child.wait().unwrap())
+}
+
+/// Whether `child` exits within `limit`, leaving it unreaped for `wait`. No polling: a thread
+/// blocks in `waitid(WNOWAIT)` until the child exits.
+fn exited_within(child: &Child, limit: Duration) -> bool {
+    let pid = child.id();
+    let (exited, on_exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        loop {
+            // SAFETY: `info` is a zeroed siginfo_t for waitid to fill; WNOWAIT reaps nothing, so
+            // the `Child` still owns the exit status and the pid cannot be reused meanwhile.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let waited = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+            if waited == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                break;
+            }
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("{what} did not finish in time");
+        let _ = exited.send(());
+    });
+    on_exit.recv_timeout(limit).is_ok()
 }

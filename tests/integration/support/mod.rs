@@ -1,10 +1,12 @@
 //! Shared test setup: an in-process emulator and a device target that trusts it (here), the
-//! binary as scripts run it (`binary`), JSON Schema checks (`schema`), an unserved loopback
-//! port (`ports`) and the Python readers (`python`).
+//! binary as scripts run it (`binary`), JSON Schema checks (`schema`), scenario files built
+//! rather than spelled out (`scenario`), an unserved loopback port (`ports`) and the Python
+//! readers (`python`).
 
 pub mod binary;
 pub mod ports;
 pub mod python;
+pub mod scenario;
 pub mod schema;
 
 use std::net::SocketAddr;
