@@ -2,30 +2,15 @@
 
 use std::fmt::Write as _;
 
+use super::catalogue::Kind;
 use super::suite::{CheckResult, ConformanceReport, Status};
-use super::{Kind, Level};
+use crate::grading::xml_escape;
 
 /// `conformance.json`.
 pub fn json(report: &ConformanceReport) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(report).expect("a report always serialises");
     bytes.push(b'\n');
     bytes
-}
-
-pub(crate) fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `conformance.junit.xml`: one testcase per check; failures carry the observed evidence;
@@ -56,7 +41,7 @@ pub fn junit(report: &ConformanceReport) -> String {
     let _ = writeln!(out, "      <property name=\"id_scope\" value=\"{}\"/>", xml_escape(&report.id_scope));
     let _ = writeln!(out, "    </properties>");
     for result in &report.results {
-        let level = level_name(result.level);
+        let level = result.level.name();
         let _ = write!(
             out,
             "    <testcase classname=\"{}\" name=\"{} {}\" time=\"{:.3}\">",
@@ -108,13 +93,6 @@ fn classname(result: &CheckResult) -> String {
     }
 }
 
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Must => "must",
-        Level::Should => "should",
-    }
-}
-
 fn status_mark(status: &Status) -> &'static str {
     match status {
         Status::Pass => "✅ pass",
@@ -146,7 +124,7 @@ pub fn markdown(report: &ConformanceReport) -> String {
             "| {} | `{}` | {} | {} | {} |",
             status_mark(&r.status),
             r.id,
-            level_name(r.level),
+            r.level.name(),
             r.title,
             evidence
         );
@@ -166,7 +144,7 @@ pub fn table(report: &ConformanceReport) -> String {
             Status::Waived => "waived",
         };
         let evidence: String = r.evidence.chars().take(110).collect();
-        let _ = writeln!(out, "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}", r.id, level_name(r.level), r.title, "");
+        let _ = writeln!(out, "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}", r.id, r.level.name(), r.title, "");
     }
     let _ = writeln!(out, "\n{} in {:.1} s", counts(report), report.duration_seconds);
     out
@@ -189,6 +167,7 @@ fn counts(report: &ConformanceReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grading::Level;
 
     fn report() -> ConformanceReport {
         let result = |id: &str, status, evidence: &str| CheckResult {

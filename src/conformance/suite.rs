@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::time::timeout;
 
+use super::catalogue::{CATALOGUE, Check, Kind};
 use super::probes::table::PROBES;
 use super::probes::{ProbeTarget, Verdict};
-use super::{CATALOGUE, Check, Kind, Level};
+use crate::grading::Level;
 
 /// Identifies the format of `conformance.json`.
 /// v2: the `inconclusive` status, with `blocked_by`, and `probes`, the probes whose verdicts
@@ -19,7 +20,7 @@ pub const CONFORMANCE_SCHEMA: &str = "dpsbench.conformance/v2";
 /// Whether the check `id` is judged by probes that create registrations (billable on a real DPS
 /// instance).
 pub fn billable(id: &str) -> bool {
-    super::find(id).is_some_and(Check::billable)
+    super::catalogue::find(id).is_some_and(Check::billable)
 }
 
 /// What to run and what to skip.

@@ -1,16 +1,14 @@
 //! The client report: what `--client-report` writes (clients.json, clients.md,
 //! clients.junit.xml), as data and as pure writers `&ClientReport -> bytes`. Evidence names a
-//! check and a registration ID, never a token or key.
+//! check and a registration ID, never a token or key. It knows nothing of connections: the judge
+//! fills it.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{ClientCheck, Entry};
-use super::connection::ConnectionLog;
-use super::judge::evidence_of;
-use crate::conformance::Level;
-use crate::conformance::report::xml_escape;
+use crate::grading::{Level, xml_escape};
 
 /// The schema name of clients.json.
 pub const CLIENTS_SCHEMA: &str = "dpsbench-clients/1";
@@ -39,6 +37,17 @@ pub enum Verdict {
     Fail,
     /// No connection gave the check a chance (no X.509 device, no 429, no reconnect).
     NotJudged,
+}
+
+impl Verdict {
+    /// The verdict of a check judged on `judged` connections, `violations` of them broken.
+    pub fn of(judged: u64, violations: u64) -> Self {
+        match (judged, violations) {
+            (0, _) => Verdict::NotJudged,
+            (_, 0) => Verdict::Pass,
+            _ => Verdict::Fail,
+        }
+    }
 }
 
 /// One check over the run.
@@ -128,26 +137,6 @@ impl ClientDetail {
             evidence: Vec::new(),
         }
     }
-
-    /// Adds one of its connections, keeping at most `lines` lines of evidence.
-    pub(super) fn add(&mut self, log: &ConnectionLog, lines: usize) {
-        self.connections += 1;
-        for check in ClientCheck::ALL {
-            let id = check.id().to_string();
-            if log.broke(check) {
-                self.passed.retain(|p| *p != id);
-                if !self.broken.contains(&id) {
-                    self.broken.push(id);
-                }
-                if self.evidence.len() < lines {
-                    let evidence = format!("{}: {}", check.id(), evidence_of(log, check));
-                    self.evidence.push(Example { registration_id: Some(self.registration_id.clone()), evidence });
-                }
-            } else if log.judged(check) && !self.broken.contains(&id) && !self.passed.contains(&id) {
-                self.passed.push(id);
-            }
-        }
-    }
 }
 
 /// `clients.json`.
@@ -155,13 +144,6 @@ pub fn json(report: &ClientReport) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(report).expect("a report always serialises");
     bytes.push(b'\n');
     bytes
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Must => "must",
-        Level::Should => "should",
-    }
 }
 
 fn verdict_name(verdict: Verdict) -> &'static str {
@@ -203,7 +185,7 @@ pub fn junit(report: &ClientReport) -> String {
     );
     for check in &report.checks {
         let name = xml_escape(&format!("{} {}", check.id, check.title));
-        let classname = format!("dpsbench.clients.{}", level_name(check.level));
+        let classname = format!("dpsbench.clients.{}", check.level.name());
         let _ = write!(out, "    <testcase classname=\"{classname}\" name=\"{name}\"");
         match check.verdict {
             Verdict::Pass => {
@@ -220,7 +202,7 @@ pub fn junit(report: &ClientReport) -> String {
                     "{} of {} connections broke this {}-check: {}",
                     check.violations,
                     check.judged,
-                    level_name(check.level),
+                    check.level.name(),
                     check.statement
                 );
                 let lines: Vec<String> = check.examples.iter().map(example_line).collect();
@@ -254,7 +236,7 @@ pub fn markdown(report: &ClientReport) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} |",
             check.id,
-            level_name(check.level),
+            check.level.name(),
             verdict_name(check.verdict),
             check.judged,
             check.violations,
@@ -264,7 +246,7 @@ pub fn markdown(report: &ClientReport) -> String {
     if !broken.is_empty() {
         out.push_str("\n## Broken checks\n");
         for check in broken {
-            let _ = writeln!(out, "\n### {} ({})\n\n{}\n", check.id, level_name(check.level), check.statement);
+            let _ = writeln!(out, "\n### {} ({})\n\n{}\n", check.id, check.level.name(), check.statement);
             let _ = writeln!(out, "Source: {}.\n", check.source);
             for example in &check.examples {
                 let _ = writeln!(out, "- {}", example_line(example));
