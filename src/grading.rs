@@ -1,16 +1,19 @@
 //! Grading: the words both check catalogues grade in (the conformance checks a target is held to,
 //! the client checks a device is held to): how binding a check is ([`Level`]), how firm its
-//! ground is ([`Source`]), evidence shortened for a report ([`excerpt`]) and text escaped for
-//! XML ([`xml_escape`]).
+//! ground is ([`Source`]), what a check came to ([`Grade`]), evidence shortened for a report
+//! ([`excerpt`]), and the one check report both render ([`CheckReport`], JUnit by quick-junit).
 //!
 //! A leaf: it names no other module of the crate; no IO, no clock.
 
 #[cfg(test)]
 pub(crate) mod docs;
+pub mod report;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use report::{CheckReport, CheckRow};
 
 /// How binding a check is: a **must** failure fails the suite (exit 1), a **should** failure is
 /// reported but does not.
@@ -52,6 +55,18 @@ impl fmt::Display for Source {
     }
 }
 
+/// What a check came to, in the terms every report of checks shares (a JUnit test case's
+/// result): each catalogue's own verdicts map onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grade {
+    Pass,
+    Fail,
+    /// Could not be exercised: something in the way, which is not a failure of the check.
+    Inconclusive,
+    /// Not judged: waived, excluded, or never given a chance.
+    Skipped,
+}
+
 /// Shortens a packet body for evidence: the first 160 characters, lossily decoded.
 pub fn excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -60,22 +75,4 @@ pub fn excerpt(bytes: &[u8]) -> String {
         short.push('…');
     }
     short
-}
-
-/// Escapes text for an XML attribute or text node; control characters XML cannot hold become
-/// spaces.
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -1,10 +1,11 @@
-//! Conformance report writers: pure functions from a [`ConformanceReport`] to text.
+//! Conformance report writers: pure functions from a [`ConformanceReport`] to text; its JUnit
+//! through the check report both catalogues share (`grading`).
 
 use std::fmt::Write as _;
 
 use super::catalogue::Kind;
 use super::suite::{CheckResult, ConformanceReport, Status};
-use crate::grading::xml_escape;
+use crate::grading::{CheckReport, CheckRow, Grade};
 
 /// `conformance.json`.
 pub fn json(report: &ConformanceReport) -> Vec<u8> {
@@ -19,65 +20,48 @@ pub fn json(report: &ConformanceReport) -> Vec<u8> {
 /// testcase's classname names the kind of check and the probe whose verdict it carries:
 /// `dpsbench.conformance.passive.lifecycle` is a passive check judged on the lifecycle probe.
 pub fn junit(report: &ConformanceReport) -> String {
-    let tests = report.results.len();
-    let failures = report.count(Status::Fail);
-    let errors = report.count(Status::Inconclusive);
-    let skipped = report.count(Status::Skipped) + report.count(Status::Waived);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"dpsbench conformance\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
-        report.duration_seconds
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"dpsbench conformance {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">",
-        xml_escape(&report.target),
-        report.duration_seconds,
-        xml_escape(&report.started_at)
-    );
-    let _ = writeln!(out, "    <properties>");
-    let _ = writeln!(out, "      <property name=\"target\" value=\"{}\"/>", xml_escape(&report.target));
-    let _ = writeln!(out, "      <property name=\"id_scope\" value=\"{}\"/>", xml_escape(&report.id_scope));
-    let _ = writeln!(out, "    </properties>");
-    for result in &report.results {
-        let level = result.level.name();
-        let _ = write!(
-            out,
-            "    <testcase classname=\"{}\" name=\"{} {}\" time=\"{:.3}\">",
-            xml_escape(&classname(result)),
-            xml_escape(&result.id),
-            xml_escape(&result.title),
-            result.seconds
-        );
-        let evidence = xml_escape(&result.evidence);
-        match result.status {
-            Status::Pass => {
-                let _ = write!(out, "<system-out>{evidence}</system-out>");
-            }
-            Status::Fail => {
-                let _ = write!(
-                    out,
-                    "<failure type=\"{level}\" message=\"{level}: {evidence}\">{evidence}\n(verifies: {})</failure>",
-                    xml_escape(&result.statement)
-                );
-            }
-            Status::Inconclusive => {
-                let blocked_by = xml_escape(result.blocked_by.as_deref().unwrap_or("an earlier step"));
-                let _ = write!(
-                    out,
-                    "<error type=\"inconclusive\" message=\"{level}: inconclusive, blocked by {blocked_by}\">{evidence}\n(verifies: {})</error>",
-                    xml_escape(&result.statement)
-                );
-            }
-            Status::Skipped | Status::Waived => {
-                let _ = write!(out, "<skipped message=\"{evidence}\"/>");
-            }
-        }
-        let _ = writeln!(out, "</testcase>");
+    check_report(report).junit()
+}
+
+/// The report as rows of graded checks, the model every JUnit file of dpsbench is written from.
+pub fn check_report(report: &ConformanceReport) -> CheckReport {
+    CheckReport {
+        name: "dpsbench conformance".into(),
+        suite: format!("dpsbench conformance {}", report.target),
+        timestamp: Some(report.started_at.clone()),
+        seconds: Some(report.duration_seconds),
+        properties: vec![("target", report.target.clone()), ("id_scope", report.id_scope.clone())],
+        rows: report.results.iter().map(row).collect(),
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+}
+
+fn row(result: &CheckResult) -> CheckRow {
+    let level = result.level.name();
+    let grade = result.status.grade();
+    let message = match grade {
+        Grade::Pass => String::new(),
+        Grade::Fail => format!("{level}: {}", result.evidence),
+        Grade::Inconclusive => {
+            let blocked_by = result.blocked_by.as_deref().unwrap_or("an earlier step");
+            format!("{level}: inconclusive, blocked by {blocked_by}")
+        }
+        Grade::Skipped => result.evidence.clone(),
+    };
+    let detail = match grade {
+        Grade::Pass => result.evidence.clone(),
+        Grade::Fail | Grade::Inconclusive => format!("{}\n(verifies: {})", result.evidence, result.statement),
+        Grade::Skipped => String::new(),
+    };
+    CheckRow {
+        id: result.id.clone(),
+        title: result.title.clone(),
+        level: result.level,
+        classname: classname(result),
+        grade,
+        message,
+        detail,
+        seconds: Some(result.seconds),
+    }
 }
 
 /// `dpsbench.conformance.{kind}[.{probe}]`: the kind of check, then the probes whose verdict it
@@ -199,10 +183,10 @@ mod tests {
     #[test]
     fn junit_escapes_and_counts() {
         let xml = junit(&report());
-        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), "{xml}");
+        assert!(xml.contains("tests=\"3\" skipped=\"1\" failures=\"1\" errors=\"0\""), "{xml}");
         assert!(xml.contains("name=\"DPS-TLS-001 A &lt;title&gt; &amp; more\""), "{xml}");
         assert!(
-            xml.contains("<failure type=\"must\" message=\"must: CONNACK 0 on &quot;1883&quot; | &lt;x&gt;\">"),
+            xml.contains("<failure message=\"must: CONNACK 0 on &quot;1883&quot; | &lt;x&gt;\" type=\"must\">"),
             "{xml}"
         );
         assert!(xml.contains("<skipped message=\"waived: lab\"/>"), "{xml}");

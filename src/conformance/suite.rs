@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use super::catalogue::{CATALOGUE, Check, Kind};
 use super::probes::table::PROBES;
 use super::probes::{ProbeTarget, Verdict};
-use crate::grading::Level;
+use crate::grading::{Grade, Level};
 
 /// Identifies the format of `conformance.json`.
 /// v2: the `inconclusive` status, with `blocked_by`, and `probes`, the probes whose verdicts
@@ -43,6 +43,18 @@ pub enum Status {
     Inconclusive,
     Skipped,
     Waived,
+}
+
+impl Status {
+    /// What it comes to in the check report both catalogues share: a waived check is skipped.
+    pub fn grade(self) -> Grade {
+        match self {
+            Status::Pass => Grade::Pass,
+            Status::Fail => Grade::Fail,
+            Status::Inconclusive => Grade::Inconclusive,
+            Status::Skipped | Status::Waived => Grade::Skipped,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

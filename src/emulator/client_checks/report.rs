@@ -1,14 +1,14 @@
 //! The client report: what `--client-report` writes (clients.json, clients.md,
-//! clients.junit.xml), as data and as pure writers `&ClientReport -> bytes`. Evidence names a
-//! check and a registration ID, never a token or key. It knows nothing of connections: the judge
-//! fills it.
+//! clients.junit.xml), as data and as pure writers `&ClientReport -> bytes`, its JUnit through
+//! the check report both catalogues share (`grading`). Evidence names a check and a
+//! registration ID, never a token or key. It knows nothing of connections: the judge fills it.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{ClientCheck, Entry};
-use crate::grading::{Level, xml_escape};
+use crate::grading::{CheckReport, CheckRow, Grade, Level};
 
 /// The schema name of clients.json.
 pub const CLIENTS_SCHEMA: &str = "dpsbench-clients/1";
@@ -46,6 +46,15 @@ impl Verdict {
             (0, _) => Verdict::NotJudged,
             (_, 0) => Verdict::Pass,
             _ => Verdict::Fail,
+        }
+    }
+
+    /// What it comes to in the check report both catalogues share.
+    pub fn grade(self) -> Grade {
+        match self {
+            Verdict::Pass => Grade::Pass,
+            Verdict::Fail => Grade::Fail,
+            Verdict::NotJudged => Grade::Skipped,
         }
     }
 }
@@ -165,58 +174,46 @@ fn example_line(example: &Example) -> String {
 /// too, so CI shows it; its message says it is a should) listing the first clients that broke
 /// it; a check no client gave a chance is `<skipped>`.
 pub fn junit(report: &ClientReport) -> String {
-    let failures = report.checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
-    let skipped = report.checks.iter().filter(|c| c.verdict == Verdict::NotJudged).count();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"dpsbench client checks\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-        report.checks.len()
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"dpsbench.clients\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-        report.checks.len()
-    );
-    let _ = writeln!(
-        out,
-        "    <properties>\n      <property name=\"connections\" value=\"{}\"/>\n    </properties>",
-        report.connections
-    );
-    for check in &report.checks {
-        let name = xml_escape(&format!("{} {}", check.id, check.title));
-        let classname = format!("dpsbench.clients.{}", check.level.name());
-        let _ = write!(out, "    <testcase classname=\"{classname}\" name=\"{name}\"");
-        match check.verdict {
-            Verdict::Pass => {
-                let _ = writeln!(out, "/>");
-            }
-            Verdict::NotJudged => {
-                let _ = writeln!(
-                    out,
-                    ">\n      <skipped message=\"no connection gave this check a chance\"/>\n    </testcase>"
-                );
-            }
-            Verdict::Fail => {
-                let message = format!(
-                    "{} of {} connections broke this {}-check: {}",
-                    check.violations,
-                    check.judged,
-                    check.level.name(),
-                    check.statement
-                );
-                let lines: Vec<String> = check.examples.iter().map(example_line).collect();
-                let _ = writeln!(
-                    out,
-                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                    xml_escape(&message),
-                    xml_escape(&lines.join("\n"))
-                );
-            }
-        }
+    check_report(report).junit()
+}
+
+/// The report as rows of graded checks, the model every JUnit file of dpsbench is written from.
+pub fn check_report(report: &ClientReport) -> CheckReport {
+    CheckReport {
+        name: "dpsbench client checks".into(),
+        suite: "dpsbench.clients".into(),
+        timestamp: None,
+        seconds: None,
+        properties: vec![("connections", report.connections.to_string())],
+        rows: report.checks.iter().map(row).collect(),
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+}
+
+fn row(check: &CheckResult) -> CheckRow {
+    let (message, detail) = match check.verdict {
+        Verdict::Pass => (String::new(), String::new()),
+        Verdict::NotJudged => ("no connection gave this check a chance".into(), String::new()),
+        Verdict::Fail => {
+            let message = format!(
+                "{} of {} connections broke this {}-check: {}",
+                check.violations,
+                check.judged,
+                check.level.name(),
+                check.statement
+            );
+            (message, check.examples.iter().map(example_line).collect::<Vec<_>>().join("\n"))
+        }
+    };
+    CheckRow {
+        id: check.id.clone(),
+        title: check.title.clone(),
+        level: check.level,
+        classname: format!("dpsbench.clients.{}", check.level.name()),
+        grade: check.verdict.grade(),
+        message,
+        detail,
+        seconds: None,
+    }
 }
 
 /// `clients.md`: the verdict, a table of every check, the first clients that broke each one,
