@@ -1,7 +1,7 @@
 //! Grading: the words both check catalogues grade in (the conformance checks a target is held to,
 //! the client checks a device is held to): how binding a check is ([`Level`]), how firm its
 //! ground is ([`Source`]), what a check came to ([`Grade`]), evidence shortened for a report
-//! ([`excerpt`]), and the one check report both render ([`CheckReport`], JUnit by quick-junit).
+//! ([`excerpt`]), and the one check report both render (`report`, JUnit by quick-junit).
 //!
 //! A leaf: it names no other module of the crate; no IO, no clock.
 
@@ -12,8 +12,6 @@ pub mod report;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-pub use report::{CheckReport, CheckRow};
 
 /// How binding a check is: a **must** failure fails the suite (exit 1), a **should** failure is
 /// reported but does not.

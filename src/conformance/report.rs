@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use super::catalogue::Kind;
 use super::suite::{CheckResult, ConformanceReport, Status};
-use crate::grading::{CheckReport, CheckRow, Grade};
+use crate::grading::Grade;
+use crate::grading::report::{CheckReport, CheckRow};
 
 /// `conformance.json`.
 pub fn json(report: &ConformanceReport) -> Vec<u8> {

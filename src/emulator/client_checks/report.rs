@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{ClientCheck, Entry};
-use crate::grading::{CheckReport, CheckRow, Grade, Level};
+use crate::grading::report::{CheckReport, CheckRow};
+use crate::grading::{Grade, Level};
 
 /// The schema name of clients.json.
 pub const CLIENTS_SCHEMA: &str = "dpsbench-clients/1";
