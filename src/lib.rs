@@ -40,6 +40,7 @@
 //!    websocket (MQTT over WebSocket)    toml_file (reading scenario, emulator and waiver files)
 //!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
 //!    endpoint (a target's mqtts:// or wss:// address as typed: one parser for every flag)
+//!    grading (what both check catalogues grade in: levels, sources, the check report, JUnit)
 //! ```
 //!
 //! # Floors
@@ -57,7 +58,7 @@
 //! 4  metrics
 //! 3  device, tls
 //! 2  x509, messages, mqtt
-//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics, endpoint
+//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics, endpoint, grading
 //!
 //! # Rules
 //!
@@ -71,11 +72,11 @@
 //! - Sideways, by value only: `scenario` names the emulator settings of an embedded target
 //!   (`emulator::config`, `emulator::faults`) and the device's flow settings; `results` holds
 //!   `metrics`, `slo` and `conformance` data and the scenario's overrides (`scenario::Applied`).
-//!   Between `emulator` and `conformance` only data types and pure text helpers cross, in no
-//!   circle of files: `emulator::client_checks`
-//!   borrows `Level` and `Source` (so both catalogues grade alike), `excerpt` and
-//!   `xml_escape`, and names `device::Misbehaviour`, the failing control of each check;
-//!   `conformance::catalogue` names each check's failing `emulator::Deviation`.
+//!   Between `emulator` and `conformance` one way only: `conformance::catalogue` names each
+//!   check's failing `emulator::Deviation`. Both catalogues grade in the words of the `grading`
+//!   leaf (`Level`, `Source`, the check report and its JUnit, `excerpt`), so
+//!   `emulator::client_checks` imports nothing of `conformance`; it names
+//!   `device::Misbehaviour`, the failing control of each check.
 //! - The sans-IO modules (`credentials`, `topics`, `messages`, `arrival`, `device::flow`,
 //!   `emulator::service`, `emulator::client_checks`, `conformance::passive`, `metrics`, `slo`,
 //!   `shard`, `results`, `report`) never touch sockets, files
@@ -101,6 +102,7 @@ pub mod credentials;
 pub mod device;
 pub mod emulator;
 pub mod endpoint;
+pub mod grading;
 #[cfg(test)]
 mod map;
 pub mod messages;

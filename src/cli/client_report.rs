@@ -92,8 +92,8 @@ impl ClientReport {
             "dpsbench emulator: client checks: {} connections judged, {} must-checks and {} should-checks broken; \
              report in {}",
             report.connections,
-            broken(crate::conformance::Level::Must),
-            broken(crate::conformance::Level::Should),
+            broken(crate::grading::Level::Must),
+            broken(crate::grading::Level::Should),
             self.folder.path().display()
         ));
         Ok(i32::from(report.must_broken))

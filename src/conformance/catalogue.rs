@@ -1,28 +1,19 @@
 //! The catalogue of conformance checks: one entry per promise of the DPS MQTT reference
 //! (`docs/dps-mqtt.md`), each with a stable ID and everything else about its check: level, kind,
 //! statement, how firm its ground is, the probes that judge it in `dpsbench conform`, and the
-//! emulator deviations expected to fail it. The suite, the passive checks' IDs, the tests and the
-//! table in `docs/conformance.md` derive from it. IDs are never reused: a retired check keeps its
-//! ID out of use forever.
+//! emulator deviations expected to fail it. The suite, the tests and the table in
+//! `docs/conformance.md` derive from it; a passive check's entry takes its ID from
+//! [`PassiveCheck::id`], so the passive checks never look the catalogue up. IDs are never reused:
+//! a retired check keeps its ID out of use forever.
 //!
 //! No IO. A uniform table, so longer than the usual file.
-
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::passive::PassiveCheck;
 use super::probes::table::{self, Probe};
 use crate::emulator::deviations::Deviation;
-
-/// How binding a check is: a **must** failure fails the suite (exit 1), a **should** failure is
-/// reported but does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Must,
-    Should,
-}
+use crate::grading::{Level, Source};
 
 /// How a check runs: passively on every flow, or as an active probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,27 +21,6 @@ pub enum Level {
 pub enum Kind {
     Passive,
     Probe,
-}
-
-/// What a check rests on, firmest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Documented by Microsoft: the section of `docs/dps-mqtt.md` that says so.
-    Documented(&'static str),
-    /// What an Azure SDK does (and so what DPS must put up with), not documented as such.
-    SdkBehaviour(&'static str),
-    /// Inferred from what is documented or observed; the reasoning.
-    Inference(&'static str),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Documented(section) => write!(f, "documented: docs/dps-mqtt.md {section}"),
-            Source::SdkBehaviour(what) => write!(f, "SDK behaviour: {what}"),
-            Source::Inference(why) => write!(f, "inference: {why}"),
-        }
-    }
 }
 
 /// One catalogue entry: everything about one check.
@@ -145,7 +115,7 @@ pub static CATALOGUE: &[Check] = &[
     },
     // MQTT sessions and subscriptions (§1, §3; §6 items 3-5).
     Check {
-        id: "DPS-MQTT-001",
+        id: PassiveCheck::SessionPresent.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::SessionPresent),
@@ -178,7 +148,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::GrantQos2],
     },
     Check {
-        id: "DPS-MQTT-004",
+        id: PassiveCheck::ReplyQos.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::ReplyQos),
@@ -189,7 +159,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::ReplyQos0],
     },
     Check {
-        id: "DPS-MQTT-005",
+        id: PassiveCheck::PubackFirst.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::PubackFirst),
@@ -269,7 +239,7 @@ pub static CATALOGUE: &[Check] = &[
     },
     // Reply topics (§3; §6 item 6).
     Check {
-        id: "DPS-TOPIC-001",
+        id: PassiveCheck::TopicForm.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::TopicForm),
@@ -280,7 +250,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::ReplyTopicWithoutSlash],
     },
     Check {
-        id: "DPS-TOPIC-002",
+        id: PassiveCheck::RidEcho.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::RidEcho),
@@ -291,7 +261,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::WrongRid],
     },
     Check {
-        id: "DPS-TOPIC-003",
+        id: PassiveCheck::RidFirst.id(),
         level: Level::Should,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::RidFirst),
@@ -302,7 +272,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::RidNotFirst],
     },
     Check {
-        id: "DPS-TOPIC-004",
+        id: PassiveCheck::RetryAfter.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::RetryAfter),
@@ -313,7 +283,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::OmitRetryAfter],
     },
     Check {
-        id: "DPS-TOPIC-005",
+        id: PassiveCheck::RetryAfterRange.id(),
         level: Level::Should,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::RetryAfterRange),
@@ -325,7 +295,7 @@ pub static CATALOGUE: &[Check] = &[
     },
     // The provisioning flow (§4; §6 items 6-7).
     Check {
-        id: "DPS-FLOW-001",
+        id: PassiveCheck::RegisterAccepted.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::RegisterAccepted),
@@ -336,7 +306,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::RegisterAnswered201],
     },
     Check {
-        id: "DPS-FLOW-002",
+        id: PassiveCheck::PollStatus.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::PollStatus),
@@ -347,7 +317,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::PollDone201],
     },
     Check {
-        id: "DPS-FLOW-003",
+        id: PassiveCheck::OperationIdStable.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::OperationIdStable),
@@ -398,7 +368,7 @@ pub static CATALOGUE: &[Check] = &[
     },
     // Bodies (§4; §6 item 10).
     Check {
-        id: "DPS-BODY-001",
+        id: PassiveCheck::BodySchema.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::BodySchema),
@@ -409,7 +379,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::IncompleteAssignment],
     },
     Check {
-        id: "DPS-BODY-002",
+        id: PassiveCheck::NoUnassigned.id(),
         level: Level::Must,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::NoUnassigned),
@@ -561,7 +531,7 @@ pub static CATALOGUE: &[Check] = &[
         failed_by: &[Deviation::ChainWithoutCsr],
     },
     Check {
-        id: "DPS-CERT-004",
+        id: PassiveCheck::IssuedChainShape.id(),
         level: Level::Should,
         kind: Kind::Passive,
         passive: Some(PassiveCheck::IssuedChainShape),
@@ -670,4 +640,4 @@ pub fn deviations() -> Vec<Deviation> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -6,6 +6,8 @@
 //! every packet of every device flow (sans IO, driven by `device::flow`); `probes` run the active
 //! ones against a target (network, deadlines), listed in `probes::table`; `suite` runs the probes
 //! the catalogue names for `dpsbench conform`; `report` renders JUnit, Markdown and JSON (pure).
+//! Levels, sources and the check report its JUnit is written from are the `grading` leaf's,
+//! shared with the emulator's client checks.
 
 pub mod catalogue;
 pub mod passive;
@@ -13,24 +15,5 @@ pub mod probes;
 pub mod report;
 pub mod suite;
 
-use serde::{Deserialize, Serialize};
-
-pub use catalogue::{CATALOGUE, Check, Kind, Level, Source, find};
+pub use catalogue::{CATALOGUE, Check, Kind, find};
 pub use passive::{CheckLog, PassiveCheck};
-
-/// A violation seen: the check and what was observed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub check: String,
-    pub evidence: String,
-}
-
-/// Shortens a packet body for evidence: the first 160 characters, lossily decoded.
-pub fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut short: String = text.chars().take(160).collect();
-    if text.chars().count() > 160 {
-        short.push('…');
-    }
-    short
-}

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use rumqttc::mqttbytes::v4::Publish;
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, excerpt};
 use crate::device::{Observation, Observer, RequestKind};
+use crate::grading::excerpt;
 use crate::messages::{ErrorBody, OperationStatus, ParsedOperation, RegistrationOperationStatus};
 use crate::mqtt::QoS;
 use crate::topics::{RESPONSE_PREFIX, ReplyTopic, TopicError};
@@ -55,14 +55,36 @@ impl PassiveCheck {
         Self::IssuedChainShape,
     ];
 
-    /// Its catalogue ID.
-    pub fn id(self) -> &'static str {
-        super::catalogue::passive(self).id
+    /// Its catalogue ID: the catalogue's entry for it takes its ID from here.
+    pub const fn id(self) -> &'static str {
+        match self {
+            Self::SessionPresent => "DPS-MQTT-001",
+            Self::ReplyQos => "DPS-MQTT-004",
+            Self::PubackFirst => "DPS-MQTT-005",
+            Self::TopicForm => "DPS-TOPIC-001",
+            Self::RidEcho => "DPS-TOPIC-002",
+            Self::RidFirst => "DPS-TOPIC-003",
+            Self::RetryAfter => "DPS-TOPIC-004",
+            Self::RetryAfterRange => "DPS-TOPIC-005",
+            Self::RegisterAccepted => "DPS-FLOW-001",
+            Self::PollStatus => "DPS-FLOW-002",
+            Self::OperationIdStable => "DPS-FLOW-003",
+            Self::BodySchema => "DPS-BODY-001",
+            Self::NoUnassigned => "DPS-BODY-002",
+            Self::IssuedChainShape => "DPS-CERT-004",
+        }
     }
 
     fn bit(self) -> u16 {
         1 << (self as u8)
     }
+}
+
+/// A violation seen: the check and what was observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub check: String,
+    pub evidence: String,
 }
 
 /// What one flow's passive checks found.

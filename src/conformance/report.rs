@@ -1,9 +1,12 @@
-//! Conformance report writers: pure functions from a [`ConformanceReport`] to text.
+//! Conformance report writers: pure functions from a [`ConformanceReport`] to text; its JUnit
+//! through the check report both catalogues share (`grading`).
 
 use std::fmt::Write as _;
 
+use super::catalogue::Kind;
 use super::suite::{CheckResult, ConformanceReport, Status};
-use super::{Kind, Level};
+use crate::grading::Grade;
+use crate::grading::report::{CheckReport, CheckRow};
 
 /// `conformance.json`.
 pub fn json(report: &ConformanceReport) -> Vec<u8> {
@@ -12,87 +15,54 @@ pub fn json(report: &ConformanceReport) -> Vec<u8> {
     bytes
 }
 
-pub(crate) fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `conformance.junit.xml`: one testcase per check; failures carry the observed evidence;
 /// inconclusive checks are `<error>` naming what blocked them (the check could not run, which
 /// is not a failure of it); skipped and waived checks are `<skipped>` with their reason. A
 /// testcase's classname names the kind of check and the probe whose verdict it carries:
 /// `dpsbench.conformance.passive.lifecycle` is a passive check judged on the lifecycle probe.
 pub fn junit(report: &ConformanceReport) -> String {
-    let tests = report.results.len();
-    let failures = report.count(Status::Fail);
-    let errors = report.count(Status::Inconclusive);
-    let skipped = report.count(Status::Skipped) + report.count(Status::Waived);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"dpsbench conformance\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
-        report.duration_seconds
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"dpsbench conformance {}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">",
-        xml_escape(&report.target),
-        report.duration_seconds,
-        xml_escape(&report.started_at)
-    );
-    let _ = writeln!(out, "    <properties>");
-    let _ = writeln!(out, "      <property name=\"target\" value=\"{}\"/>", xml_escape(&report.target));
-    let _ = writeln!(out, "      <property name=\"id_scope\" value=\"{}\"/>", xml_escape(&report.id_scope));
-    let _ = writeln!(out, "    </properties>");
-    for result in &report.results {
-        let level = level_name(result.level);
-        let _ = write!(
-            out,
-            "    <testcase classname=\"{}\" name=\"{} {}\" time=\"{:.3}\">",
-            xml_escape(&classname(result)),
-            xml_escape(&result.id),
-            xml_escape(&result.title),
-            result.seconds
-        );
-        let evidence = xml_escape(&result.evidence);
-        match result.status {
-            Status::Pass => {
-                let _ = write!(out, "<system-out>{evidence}</system-out>");
-            }
-            Status::Fail => {
-                let _ = write!(
-                    out,
-                    "<failure type=\"{level}\" message=\"{level}: {evidence}\">{evidence}\n(verifies: {})</failure>",
-                    xml_escape(&result.statement)
-                );
-            }
-            Status::Inconclusive => {
-                let blocked_by = xml_escape(result.blocked_by.as_deref().unwrap_or("an earlier step"));
-                let _ = write!(
-                    out,
-                    "<error type=\"inconclusive\" message=\"{level}: inconclusive, blocked by {blocked_by}\">{evidence}\n(verifies: {})</error>",
-                    xml_escape(&result.statement)
-                );
-            }
-            Status::Skipped | Status::Waived => {
-                let _ = write!(out, "<skipped message=\"{evidence}\"/>");
-            }
-        }
-        let _ = writeln!(out, "</testcase>");
+    check_report(report).junit()
+}
+
+/// The report as rows of graded checks, the model every JUnit file of dpsbench is written from.
+pub fn check_report(report: &ConformanceReport) -> CheckReport {
+    CheckReport {
+        name: "dpsbench conformance".into(),
+        suite: format!("dpsbench conformance {}", report.target),
+        timestamp: Some(report.started_at.clone()),
+        seconds: Some(report.duration_seconds),
+        properties: vec![("target", report.target.clone()), ("id_scope", report.id_scope.clone())],
+        rows: report.results.iter().map(row).collect(),
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+}
+
+fn row(result: &CheckResult) -> CheckRow {
+    let level = result.level.name();
+    let grade = result.status.grade();
+    let message = match grade {
+        Grade::Pass => String::new(),
+        Grade::Fail => format!("{level}: {}", result.evidence),
+        Grade::Inconclusive => {
+            let blocked_by = result.blocked_by.as_deref().unwrap_or("an earlier step");
+            format!("{level}: inconclusive, blocked by {blocked_by}")
+        }
+        Grade::Skipped => result.evidence.clone(),
+    };
+    let detail = match grade {
+        Grade::Pass => result.evidence.clone(),
+        Grade::Fail | Grade::Inconclusive => format!("{}\n(verifies: {})", result.evidence, result.statement),
+        Grade::Skipped => String::new(),
+    };
+    CheckRow {
+        id: result.id.clone(),
+        title: result.title.clone(),
+        level: result.level,
+        classname: classname(result),
+        grade,
+        message,
+        detail,
+        seconds: Some(result.seconds),
+    }
 }
 
 /// `dpsbench.conformance.{kind}[.{probe}]`: the kind of check, then the probes whose verdict it
@@ -105,13 +75,6 @@ fn classname(result: &CheckResult) -> String {
     match result.probes.as_slice() {
         [] => format!("dpsbench.conformance.{kind}"),
         probes => format!("dpsbench.conformance.{kind}.{}", probes.join("+")),
-    }
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Must => "must",
-        Level::Should => "should",
     }
 }
 
@@ -146,7 +109,7 @@ pub fn markdown(report: &ConformanceReport) -> String {
             "| {} | `{}` | {} | {} | {} |",
             status_mark(&r.status),
             r.id,
-            level_name(r.level),
+            r.level.name(),
             r.title,
             evidence
         );
@@ -166,7 +129,7 @@ pub fn table(report: &ConformanceReport) -> String {
             Status::Waived => "waived",
         };
         let evidence: String = r.evidence.chars().take(110).collect();
-        let _ = writeln!(out, "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}", r.id, level_name(r.level), r.title, "");
+        let _ = writeln!(out, "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}", r.id, r.level.name(), r.title, "");
     }
     let _ = writeln!(out, "\n{} in {:.1} s", counts(report), report.duration_seconds);
     out
@@ -189,6 +152,7 @@ fn counts(report: &ConformanceReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grading::Level;
 
     fn report() -> ConformanceReport {
         let result = |id: &str, status, evidence: &str| CheckResult {
@@ -220,10 +184,10 @@ mod tests {
     #[test]
     fn junit_escapes_and_counts() {
         let xml = junit(&report());
-        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"0\" skipped=\"1\""), "{xml}");
+        assert!(xml.contains("tests=\"3\" skipped=\"1\" failures=\"1\" errors=\"0\""), "{xml}");
         assert!(xml.contains("name=\"DPS-TLS-001 A &lt;title&gt; &amp; more\""), "{xml}");
         assert!(
-            xml.contains("<failure type=\"must\" message=\"must: CONNACK 0 on &quot;1883&quot; | &lt;x&gt;\">"),
+            xml.contains("<failure message=\"must: CONNACK 0 on &quot;1883&quot; | &lt;x&gt;\" type=\"must\">"),
             "{xml}"
         );
         assert!(xml.contains("<skipped message=\"waived: lab\"/>"), "{xml}");

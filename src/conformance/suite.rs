@@ -7,9 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::time::timeout;
 
+use super::catalogue::{CATALOGUE, Check, Kind};
 use super::probes::table::PROBES;
 use super::probes::{ProbeTarget, Verdict};
-use super::{CATALOGUE, Check, Kind, Level};
+use crate::grading::{Grade, Level};
 
 /// Identifies the format of `conformance.json`.
 /// v2: the `inconclusive` status, with `blocked_by`, and `probes`, the probes whose verdicts
@@ -19,7 +20,7 @@ pub const CONFORMANCE_SCHEMA: &str = "dpsbench.conformance/v2";
 /// Whether the check `id` is judged by probes that create registrations (billable on a real DPS
 /// instance).
 pub fn billable(id: &str) -> bool {
-    super::find(id).is_some_and(Check::billable)
+    super::catalogue::find(id).is_some_and(Check::billable)
 }
 
 /// What to run and what to skip.
@@ -42,6 +43,18 @@ pub enum Status {
     Inconclusive,
     Skipped,
     Waived,
+}
+
+impl Status {
+    /// What it comes to in the check report both catalogues share: a waived check is skipped.
+    pub fn grade(self) -> Grade {
+        match self {
+            Status::Pass => Grade::Pass,
+            Status::Fail => Grade::Fail,
+            Status::Inconclusive => Grade::Inconclusive,
+            Status::Skipped | Status::Waived => Grade::Skipped,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

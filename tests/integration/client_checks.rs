@@ -243,6 +243,45 @@ fn wait_with_deadline(child: &mut KillOnDrop, seconds: u64) -> std::process::Exi
     status.unwrap_or_else(|| panic!("the emulator did not exit within {seconds} s"))
 }
 
+/// Reads `clients.junit.xml` in `dir` with an independent JUnit parser (junitparser) and checks it
+/// says what `clients.json` says: one test case per check, named and grouped by its level, each
+/// with its verdict (a broken check a failure whose type is its level), and the suite's counts.
+/// Returns what the parser read.
+fn junit_agrees_with_json(dir: &Path) -> serde_json::Value {
+    let junit = crate::support::python::read_junit(&dir.join("clients.junit.xml"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("clients.json")).unwrap()).unwrap();
+    let checks = json["checks"].as_array().unwrap();
+    let cases = junit["cases"].as_array().unwrap();
+    assert_eq!((cases.len(), checks.len()), (client_checks::CATALOGUE.len(), client_checks::CATALOGUE.len()));
+    let (mut failures, mut skipped) = (0, 0);
+    for (case, check) in cases.iter().zip(checks) {
+        let (id, level) = (check["id"].as_str().unwrap(), check["level"].as_str().unwrap());
+        assert_eq!(case["name"], format!("{id} {}", check["title"].as_str().unwrap()), "{case}");
+        assert_eq!(case["classname"], format!("dpsbench.clients.{level}"), "{case}");
+        let expected = match check["verdict"].as_str().unwrap() {
+            "pass" => "passed",
+            "fail" => "failure",
+            _ => "skipped",
+        };
+        assert_eq!(case["result"], expected, "{id}");
+        match expected {
+            "failure" => {
+                failures += 1;
+                assert_eq!(case["type"], level, "{id}");
+            }
+            "skipped" => skipped += 1,
+            _ => {}
+        }
+    }
+    let suite = &junit["suites"][0];
+    assert_eq!(suite["name"], "dpsbench.clients");
+    assert_eq!(
+        [&suite["tests"], &suite["failures"], &suite["errors"], &suite["skipped"]],
+        [checks.len(), failures, 0, skipped].map(serde_json::Value::from).each_ref()
+    );
+    junit
+}
+
 #[test]
 fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_check() {
     use crate::support::binary::{TV1_GROUP_KEY, dpsbench, text};
@@ -266,6 +305,7 @@ fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_c
     assert!(json["clients"].as_array().unwrap().iter().any(|c| c["registration_id"] == "fw-002"), "{json}");
     let junit = std::fs::read_to_string(report.join("clients.junit.xml")).unwrap();
     assert!(junit.contains("failures=\"0\"") && junit.contains("DPS-CLIENT-FLOW-001"), "{junit}");
+    assert_eq!(junit_agrees_with_json(&report)["suites"][0]["failures"], 0, "{junit}");
     assert!(std::fs::read_to_string(report.join("clients.md")).unwrap().contains("**pass**"));
 
     // The same folder again is refused (exit 2) without --force, and nothing in it changes.
@@ -302,6 +342,14 @@ fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_c
     let flow = json["checks"].as_array().unwrap().iter().find(|c| c["id"] == "DPS-CLIENT-FLOW-001").unwrap();
     assert_eq!(flow["verdict"], "fail", "{flow}");
     assert!(flow["examples"][0]["registration_id"].as_str().unwrap().starts_with("fw-"), "{flow}");
+    let read = junit_agrees_with_json(&report);
+    let case = read["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with("DPS-CLIENT-FLOW-001"));
+    let message = case.and_then(|c| c["message"].as_str()).unwrap_or_default();
+    assert!(message.contains("connections broke this must-check"), "{case:?}");
     for file in ["clients.json", "clients.md", "clients.junit.xml"] {
         let written = std::fs::read_to_string(report.join(file)).unwrap();
         assert!(

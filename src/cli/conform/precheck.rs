@@ -100,9 +100,9 @@ pub(super) fn skipped_line(skipped: &[Skipped], require_all: bool) -> Option<Str
 mod tests {
     use super::*;
     use crate::conformance::Kind;
-    use crate::conformance::Level;
     use crate::conformance::suite::CheckResult;
     use crate::conformance::suite::Status;
+    use crate::grading::Level;
 
     fn result(id: &str, level: Level, status: Status, evidence: &str) -> CheckResult {
         CheckResult {

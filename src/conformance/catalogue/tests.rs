@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::conformance::probes::table::PROBES;
 use crate::emulator::Deviations;
+use crate::grading::docs::assert_docs_hold;
 
 #[test]
 fn ids_are_unique_and_well_formed() {
@@ -96,7 +97,7 @@ fn docs_tables() -> String {
     out.push_str("|---|---|---|---|---|---|---|\n");
     let code = |names: Vec<&str>| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
     for check in CATALOGUE {
-        let level = if check.level == Level::Must { "must" } else { "should" };
+        let level = check.level.name();
         let kind = if check.kind == Kind::Passive { "passive" } else { "probe" };
         out.push_str(&format!(
             "| `{}` | {level} | {kind} | {} | {} | {} | {} |\n",
@@ -123,29 +124,4 @@ const END: &str = "<!-- END catalogue -->\n";
 #[test]
 fn docs_conformance_md_holds_the_catalogue() {
     assert_docs_hold("docs/conformance.md", BEGIN, END, &docs_tables(), "docs_conformance_md_holds_the_catalogue");
-}
-
-/// Requires the file at `relative` (to the crate) to hold `generated` between its `begin` and
-/// `end` markers; with `UPDATE_DOCS` set, rewrites that part instead. `test` names the test
-/// that rewrites it, for the message.
-pub(crate) fn assert_docs_hold(relative: &str, begin: &str, end: &str, generated: &str, test: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (Some(from), Some(to)) = (text.find(begin), text.find(end)) else {
-        panic!("{} has lost its markers {begin:?} and {end:?}", path.display());
-    };
-    let generated = format!("{begin}\n{generated}\n{end}");
-    let committed = &text[from..to + end.len()];
-    if committed == generated {
-        return;
-    }
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        let updated = format!("{}{generated}{}", &text[..from], &text[to + end.len()..]);
-        std::fs::write(&path, updated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        return;
-    }
-    panic!(
-        "{} is out of step with the catalogue; rewrite it with\n  UPDATE_DOCS=1 cargo test --lib {test}",
-        path.display()
-    );
 }

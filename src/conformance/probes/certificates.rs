@@ -11,8 +11,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::table::Verdicts;
-use super::{ProbeTarget, Verdict};
+use super::{ProbeTarget, Verdict, Verdicts};
 use crate::certificates::{CertificateRequest, ISSUANCE_API_VERSION, IssuedLeaf, KeyType, register_body_with_csr};
 use crate::conformance::passive::{CheckLog, PassiveCheck};
 use crate::device::driver::{fresh_rng, never_abort};

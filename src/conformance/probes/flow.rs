@@ -8,7 +8,7 @@ use std::time::Duration;
 use rumqttc::mqttbytes::v4::Packet;
 
 use super::{Answer, ClientError, ProbeClient, ProbeTarget, Verdict, could_not, describe};
-use crate::conformance::{CheckLog, PassiveCheck};
+use crate::conformance::passive::{CheckLog, PassiveCheck};
 use crate::credentials::SasToken;
 use crate::device::driver::{never_abort, now};
 use crate::device::{

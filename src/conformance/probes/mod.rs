@@ -83,6 +83,9 @@ pub enum Verdict {
     },
 }
 
+/// What a probe concluded: one verdict per check ID it judges.
+pub type Verdicts = Vec<(&'static str, Verdict)>;
+
 /// Everything a probe needs to reach the target and act as its devices.
 #[derive(Clone)]
 pub struct ProbeTarget {
@@ -362,7 +365,7 @@ impl ProbeClient {
 pub fn describe(packet: &Packet) -> String {
     match packet {
         Packet::ConnAck(c) => format!("CONNACK {:?} (return code {})", c.code, c.code as u8),
-        Packet::Publish(p) => format!("PUBLISH {} {}", p.topic, super::excerpt(&p.payload)),
+        Packet::Publish(p) => format!("PUBLISH {} {}", p.topic, crate::grading::excerpt(&p.payload)),
         Packet::SubAck(s) => format!("SUBACK {:?}", s.return_codes),
         Packet::PubAck(a) => format!("PUBACK {}", a.pkid),
         Packet::Connect(_) => "CONNECT".into(),

@@ -11,10 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::{ProbeTarget, Verdict, auth, certificates, flow, session, tls, websocket};
-
-/// What a probe concluded: one verdict per check ID it judges.
-pub type Verdicts = Vec<(&'static str, Verdict)>;
+use super::{ProbeTarget, Verdicts, auth, certificates, flow, session, tls, websocket};
 
 /// A probe at work against a target.
 pub type Probing<'a> = Pin<Box<dyn Future<Output = Verdicts> + Send + 'a>>;

@@ -5,8 +5,8 @@
 //!
 //! No IO. A uniform table, so longer than the usual file.
 
-use crate::conformance::{Level, Source};
 use crate::device::Misbehaviour;
+use crate::grading::{Level, Source};
 
 /// The client checks the judge evaluates; [`CATALOGUE`] holds one entry for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -375,7 +375,7 @@ mod tests {
     fn docs_table() -> String {
         let mut out = String::from("| ID | Level | Title | Source | Failed by |\n|---|---|---|---|---|\n");
         for entry in CATALOGUE {
-            let level = if entry.level == Level::Must { "must" } else { "should" };
+            let level = entry.level.name();
             let failed_by: Vec<String> = entry.failed_by.iter().map(|m| format!("`{m}`")).collect();
             out.push_str(&format!(
                 "| `{}` | {level} | {} | {} | {} |\n",
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn docs_clients_md_holds_the_catalogue() {
-        crate::conformance::catalogue::tests::assert_docs_hold(
+        crate::grading::docs::assert_docs_hold(
             "docs/clients.md",
             "<!-- BEGIN client catalogue: generated from src/emulator/client_checks/catalogue.rs -->\n",
             "<!-- END client catalogue -->\n",

@@ -243,7 +243,7 @@ impl ConnectionLog {
         let ok = registration.is_ok() && named.as_deref().is_none_or(|id| id.eq_ignore_ascii_case(&own));
         self.verdict(ClientCheck::RegisterBody, ok, || match &named {
             Some(id) => format!("the register body names registrationId {id:?}"),
-            None => format!("the register body is not a Device Registration: {}", crate::conformance::excerpt(body)),
+            None => format!("the register body is not a Device Registration: {}", crate::grading::excerpt(body)),
         });
         if registration.is_ok() {
             self.verdict(ClientCheck::RegisterBodyNamesDevice, named.is_some(), || {

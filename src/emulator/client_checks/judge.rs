@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::catalogue::{CATALOGUE, ClientCheck, QUICK_RECONNECT_MS};
 use super::connection::ConnectionLog;
-use super::report::{CheckResult, ClientDetail, ClientReport, Example, Verdict};
+use super::report::{CheckResult, ClientDetail, ClientReport, Example};
 
 /// Examples kept per check.
 pub const EXAMPLES: usize = 5;
@@ -150,7 +150,8 @@ impl Judge {
         }
         let named = self.config.detail.contains(&canonical);
         if named || state.details.contains_key(&canonical) || state.details.len() < DETAILED_CLIENTS {
-            state.details.entry(canonical.clone()).or_insert_with(|| ClientDetail::new(&id)).add(&log, DETAIL_LINES);
+            let detail = state.details.entry(canonical.clone()).or_insert_with(|| ClientDetail::new(&id));
+            add_connection(detail, &log, DETAIL_LINES);
         }
         if log.final_sent {
             state.followed.remove(&canonical);
@@ -182,16 +183,26 @@ impl Judge {
 }
 
 /// The evidence `log` holds for `check`.
-pub(super) fn evidence_of(log: &ConnectionLog, check: ClientCheck) -> String {
+fn evidence_of(log: &ConnectionLog, check: ClientCheck) -> String {
     log.evidence.iter().find(|(c, _)| *c == check).map(|(_, e)| e.clone()).unwrap_or_default()
 }
 
-impl Verdict {
-    pub(super) fn of(judged: u64, violations: u64) -> Self {
-        match (judged, violations) {
-            (0, _) => Verdict::NotJudged,
-            (_, 0) => Verdict::Pass,
-            _ => Verdict::Fail,
+/// Adds one of a client's connections to its detail, keeping at most `lines` lines of evidence.
+fn add_connection(detail: &mut ClientDetail, log: &ConnectionLog, lines: usize) {
+    detail.connections += 1;
+    for check in ClientCheck::ALL {
+        let id = check.id().to_string();
+        if log.broke(check) {
+            detail.passed.retain(|p| *p != id);
+            if !detail.broken.contains(&id) {
+                detail.broken.push(id);
+            }
+            if detail.evidence.len() < lines {
+                let evidence = format!("{}: {}", check.id(), evidence_of(log, check));
+                detail.evidence.push(Example { registration_id: Some(detail.registration_id.clone()), evidence });
+            }
+        } else if log.judged(check) && !detail.broken.contains(&id) && !detail.passed.contains(&id) {
+            detail.passed.push(id);
         }
     }
 }

@@ -1,16 +1,15 @@
 //! The client report: what `--client-report` writes (clients.json, clients.md,
-//! clients.junit.xml), as data and as pure writers `&ClientReport -> bytes`. Evidence names a
-//! check and a registration ID, never a token or key.
+//! clients.junit.xml), as data and as pure writers `&ClientReport -> bytes`, its JUnit through
+//! the check report both catalogues share (`grading`). Evidence names a check and a
+//! registration ID, never a token or key. It knows nothing of connections: the judge fills it.
 
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{ClientCheck, Entry};
-use super::connection::ConnectionLog;
-use super::judge::evidence_of;
-use crate::conformance::Level;
-use crate::conformance::report::xml_escape;
+use crate::grading::report::{CheckReport, CheckRow};
+use crate::grading::{Grade, Level};
 
 /// The schema name of clients.json.
 pub const CLIENTS_SCHEMA: &str = "dpsbench-clients/1";
@@ -39,6 +38,26 @@ pub enum Verdict {
     Fail,
     /// No connection gave the check a chance (no X.509 device, no 429, no reconnect).
     NotJudged,
+}
+
+impl Verdict {
+    /// The verdict of a check judged on `judged` connections, `violations` of them broken.
+    pub fn of(judged: u64, violations: u64) -> Self {
+        match (judged, violations) {
+            (0, _) => Verdict::NotJudged,
+            (_, 0) => Verdict::Pass,
+            _ => Verdict::Fail,
+        }
+    }
+
+    /// What it comes to in the check report both catalogues share.
+    pub fn grade(self) -> Grade {
+        match self {
+            Verdict::Pass => Grade::Pass,
+            Verdict::Fail => Grade::Fail,
+            Verdict::NotJudged => Grade::Skipped,
+        }
+    }
 }
 
 /// One check over the run.
@@ -128,26 +147,6 @@ impl ClientDetail {
             evidence: Vec::new(),
         }
     }
-
-    /// Adds one of its connections, keeping at most `lines` lines of evidence.
-    pub(super) fn add(&mut self, log: &ConnectionLog, lines: usize) {
-        self.connections += 1;
-        for check in ClientCheck::ALL {
-            let id = check.id().to_string();
-            if log.broke(check) {
-                self.passed.retain(|p| *p != id);
-                if !self.broken.contains(&id) {
-                    self.broken.push(id);
-                }
-                if self.evidence.len() < lines {
-                    let evidence = format!("{}: {}", check.id(), evidence_of(log, check));
-                    self.evidence.push(Example { registration_id: Some(self.registration_id.clone()), evidence });
-                }
-            } else if log.judged(check) && !self.broken.contains(&id) && !self.passed.contains(&id) {
-                self.passed.push(id);
-            }
-        }
-    }
 }
 
 /// `clients.json`.
@@ -155,13 +154,6 @@ pub fn json(report: &ClientReport) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(report).expect("a report always serialises");
     bytes.push(b'\n');
     bytes
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Must => "must",
-        Level::Should => "should",
-    }
 }
 
 fn verdict_name(verdict: Verdict) -> &'static str {
@@ -183,58 +175,46 @@ fn example_line(example: &Example) -> String {
 /// too, so CI shows it; its message says it is a should) listing the first clients that broke
 /// it; a check no client gave a chance is `<skipped>`.
 pub fn junit(report: &ClientReport) -> String {
-    let failures = report.checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
-    let skipped = report.checks.iter().filter(|c| c.verdict == Verdict::NotJudged).count();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"dpsbench client checks\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-        report.checks.len()
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"dpsbench.clients\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
-        report.checks.len()
-    );
-    let _ = writeln!(
-        out,
-        "    <properties>\n      <property name=\"connections\" value=\"{}\"/>\n    </properties>",
-        report.connections
-    );
-    for check in &report.checks {
-        let name = xml_escape(&format!("{} {}", check.id, check.title));
-        let classname = format!("dpsbench.clients.{}", level_name(check.level));
-        let _ = write!(out, "    <testcase classname=\"{classname}\" name=\"{name}\"");
-        match check.verdict {
-            Verdict::Pass => {
-                let _ = writeln!(out, "/>");
-            }
-            Verdict::NotJudged => {
-                let _ = writeln!(
-                    out,
-                    ">\n      <skipped message=\"no connection gave this check a chance\"/>\n    </testcase>"
-                );
-            }
-            Verdict::Fail => {
-                let message = format!(
-                    "{} of {} connections broke this {}-check: {}",
-                    check.violations,
-                    check.judged,
-                    level_name(check.level),
-                    check.statement
-                );
-                let lines: Vec<String> = check.examples.iter().map(example_line).collect();
-                let _ = writeln!(
-                    out,
-                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                    xml_escape(&message),
-                    xml_escape(&lines.join("\n"))
-                );
-            }
-        }
+    check_report(report).junit()
+}
+
+/// The report as rows of graded checks, the model every JUnit file of dpsbench is written from.
+pub fn check_report(report: &ClientReport) -> CheckReport {
+    CheckReport {
+        name: "dpsbench client checks".into(),
+        suite: "dpsbench.clients".into(),
+        timestamp: None,
+        seconds: None,
+        properties: vec![("connections", report.connections.to_string())],
+        rows: report.checks.iter().map(row).collect(),
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+}
+
+fn row(check: &CheckResult) -> CheckRow {
+    let (message, detail) = match check.verdict {
+        Verdict::Pass => (String::new(), String::new()),
+        Verdict::NotJudged => ("no connection gave this check a chance".into(), String::new()),
+        Verdict::Fail => {
+            let message = format!(
+                "{} of {} connections broke this {}-check: {}",
+                check.violations,
+                check.judged,
+                check.level.name(),
+                check.statement
+            );
+            (message, check.examples.iter().map(example_line).collect::<Vec<_>>().join("\n"))
+        }
+    };
+    CheckRow {
+        id: check.id.clone(),
+        title: check.title.clone(),
+        level: check.level,
+        classname: format!("dpsbench.clients.{}", check.level.name()),
+        grade: check.verdict.grade(),
+        message,
+        detail,
+        seconds: None,
+    }
 }
 
 /// `clients.md`: the verdict, a table of every check, the first clients that broke each one,
@@ -254,7 +234,7 @@ pub fn markdown(report: &ClientReport) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} |",
             check.id,
-            level_name(check.level),
+            check.level.name(),
             verdict_name(check.verdict),
             check.judged,
             check.violations,
@@ -264,7 +244,7 @@ pub fn markdown(report: &ClientReport) -> String {
     if !broken.is_empty() {
         out.push_str("\n## Broken checks\n");
         for check in broken {
-            let _ = writeln!(out, "\n### {} ({})\n\n{}\n", check.id, level_name(check.level), check.statement);
+            let _ = writeln!(out, "\n### {} ({})\n\n{}\n", check.id, check.level.name(), check.statement);
             let _ = writeln!(out, "Source: {}.\n", check.source);
             for example in &check.examples {
                 let _ = writeln!(out, "- {}", example_line(example));
