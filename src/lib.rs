@@ -38,6 +38,7 @@
 //!    tls (rustls configs)               x509 (CAs, device certificates)
 //!    websocket (MQTT over WebSocket)    toml_file (reading scenario, emulator and waiver files)
 //!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
+//!    host (facts about the machine this runs on: host name, cores, CPU steal; reads /proc and the environment)
 //! ```
 //!
 //! Rules (the imports between top-level modules are checked by a test against the table in the `map` module):
@@ -61,14 +62,14 @@
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
-//! - Only `cli` reads environment variables, writes report files, serves `/metrics`, pushes
+//! - Only `cli` (and `host`, for the host name) reads environment variables, writes report files, serves `/metrics`, pushes
 //!   remote write and picks exit codes. Files are read by `cli`, by `report::folder` (a report
 //!   folder), and by the loaders of what a user names: `scenario` (the scenario and the key and
 //!   CA files it names),
 //!   `emulator::config` and `emulator::start` (the emulator's TOML and TLS files), `tls` (PEM
 //!   files), `x509` (CA folders and device certificates, which it also writes: `dpsbench certs`,
-//!   and the certificates a run mints ahead) and `runner` (an X.509 plan's root for the
-//!   embedded target, the host name).
+//!   and the certificates a run mints ahead), `runner` (an X.509 plan's root for the
+//!   embedded target) and `host` (`/proc`: the host name, CPU steal).
 //! - Failures of the service under test are data (`device::FailureKind`), never `Err`.
 //! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 
@@ -79,6 +80,7 @@ pub mod conformance;
 pub mod credentials;
 pub mod device;
 pub mod emulator;
+pub mod host;
 #[cfg(test)]
 mod map;
 pub mod messages;

@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "credentials",
             "device",
             "emulator",
+            "host",
             "metrics",
             "results",
             "scenario",
@@ -81,6 +82,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("x509", &["credentials", "timestamp"]),
     ("websocket", &[]),
     ("toml_file", &[]),
+    ("host", &[]),
 ];
 
 /// The modules each top-level module's code names, from every `.rs` file under `src`: lines

@@ -64,6 +64,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         say(&overrides::dry_run(&plan, &options.part, &applied));
         return Ok(0);
     }
+    options.overrides = applied;
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
     let mut folder = OutFolder::check(&out, "--out", args.force)?;
     // Said before anything is set up: most of a plan this large will never start.
@@ -77,7 +78,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let mut summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
+    let summary = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(summary) => summary,
         Err(error) => {
             folder.discard();
@@ -87,7 +88,6 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
             return Err(error);
         }
     };
-    summary.scenario.overrides = applied;
     let path = out.join("summary.json");
     std::fs::write(&path, report::summary_json(&summary))
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -12,23 +12,37 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{MissedTickBehavior, sleep_until};
 
+use super::options::RunOptions;
 use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
 use super::stall::{LagOutsideStalls, TargetStalls};
 use super::start::START_LEAD;
 use super::timer::PreciseTimer;
-use super::{Ending, RunOptions};
 use crate::arrival::ArrivalPlan;
 use crate::conformance::CheckLog;
 use crate::conformance::passive::PassiveTally;
 use crate::device::driver::now;
 use crate::device::{DeviceRng, FlowReport, FlowSettings, Personality, Target, run_device_observed};
-use crate::metrics::{DeviceRecord, Metrics, Phase, PhaseHistograms};
+use crate::metrics::{DeviceRecord, Metrics, Phase, PhaseHistograms, WallClock};
 use crate::results::{Progress, Tick};
 use crate::scenario::{Load, Plan};
 use crate::shard::Part;
 
 /// What a device task hands back: its registration ID and its report.
 type Finished = (String, FlowReport<CheckLog>);
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Every planned start happened and every device finished.
+    Complete,
+    /// Interrupted: arrivals stopped and in-flight devices drained (or were aborted).
+    Interrupted,
+    /// `max_duration_seconds` passed.
+    TimedOut,
+    /// A device could not be prepared (an X.509 certificate that could not be minted or
+    /// cached): no device started after it.
+    Unprepared,
+}
 
 /// What the arrival loop ends with.
 pub(super) struct Arrivals {
@@ -85,6 +99,8 @@ impl<'a> ArrivalLoop<'a> {
         devices: Lookahead<DevicePreparer>,
     ) -> Self {
         let begin = now() + START_LEAD;
+        // One reading of both clocks places every assignment of the run on the wall clock.
+        let wall = WallClock::new(now(), std::time::SystemTime::now());
         let (abort, aborted) = watch::channel(false);
         Self {
             plan,
@@ -105,7 +121,7 @@ impl<'a> ArrivalLoop<'a> {
             ending: Ending::Complete,
             draining: false,
             unprepared: None,
-            collected: Collected::new(options.device_records),
+            collected: Collected::new(options.device_records, wall),
             spares: None,
         }
     }
@@ -311,6 +327,8 @@ impl<'a> ArrivalLoop<'a> {
 /// What the loop folded from the device tasks that finished.
 struct Collected {
     metrics: Metrics,
+    /// The run's reading of both clocks, for the metrics' rates.
+    wall: WallClock,
     checks: PassiveTally,
     /// Keep a [`DeviceRecord`] of each (`devices.csv`).
     device_records: bool,
@@ -321,9 +339,10 @@ struct Collected {
 }
 
 impl Collected {
-    fn new(device_records: bool) -> Self {
+    fn new(device_records: bool, wall: WallClock) -> Self {
         Self {
             metrics: Metrics::new(),
+            wall,
             checks: PassiveTally::default(),
             device_records,
             finished: Vec::new(),
@@ -340,7 +359,7 @@ impl Collected {
                 if self.device_records {
                     self.finished.push(DeviceRecord::of(&registration_id, &report));
                 }
-                self.metrics.record(&report);
+                self.metrics.record(&report, &self.wall);
                 self.metrics.note_failure(&registration_id, &report);
                 if let Some(lag) = &mut self.lag_outside_stalls {
                     lag.record(&report.timings);
@@ -480,7 +499,7 @@ mod tests {
                 unreachable!("every task of this test panics")
             });
         }
-        let mut collected = Collected::new(true);
+        let mut collected = Collected::new(true, WallClock::new(now(), std::time::SystemTime::now()));
         while let Some(joined) = tasks.join_next().await {
             collected.collect(joined);
         }

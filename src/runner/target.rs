@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::RunError;
+use super::error::RunError;
 use crate::device::{Target, TargetWatch, Transport};
 use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, ServiceConfig};
