@@ -21,6 +21,7 @@ use crate::results::{CpuTime, EmulatorCounts, RunSummary, Tick};
 use crate::scenario::Plan;
 
 mod context;
+mod ended;
 mod error;
 mod generator;
 mod limits;
@@ -167,7 +168,7 @@ async fn arrive(
     context: &RunContext,
     interrupts: watch::Receiver<u32>,
     mut on_tick: impl FnMut(&Tick),
-) -> schedule::Arrivals {
+) -> ended::Arrivals {
     let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
     let (spares, spared) = tokio::sync::mpsc::unbounded_channel();
     let (target, cap) = (context.target.target.clone(), context.budget.in_flight_cap);

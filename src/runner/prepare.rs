@@ -451,8 +451,8 @@ mod tests {
         let (_no_interrupts, interrupts) = tokio::sync::watch::channel(0);
         let arrivals =
             super::super::schedule::ArrivalLoop::new(&plan, &options, None, &context.target.target, settings, devices);
-        let super::super::schedule::Arrivals { started, ending, .. } = arrivals.run(interrupts, |_| {}).await;
-        assert_eq!(ending, super::super::schedule::Ending::Complete);
+        let super::super::ended::Arrivals { started, ending, .. } = arrivals.run(interrupts, |_| {}).await;
+        assert_eq!(ending, super::super::ended::Ending::Complete);
         assert_eq!((started.started, started.not_started), (1500, 0));
         assert_eq!(started.prepared_late, 0, "every start found its device prepared ahead of it");
         assert_eq!(started.most_prepared, 300, "never more than the window was prepared ahead");

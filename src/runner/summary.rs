@@ -4,8 +4,8 @@
 //! `results`'.)
 
 use super::context::RunContext;
+use super::ended::{Arrivals, Ending, Started};
 use super::options::RunOptions;
-use super::schedule::{Arrivals, Ending, Started};
 use super::stall::Readings;
 use super::validity;
 use crate::emulator::{Service, ServiceStats};
