@@ -41,6 +41,7 @@
 //!    certificates (a device's CSR and the check of the chain issued for it, 2025-07-01-preview)
 //!    endpoint (a target's mqtts:// or wss:// address as typed: one parser for every flag)
 //!    grading (what both check catalogues grade in: levels, sources, the check report, JUnit)
+//!    host (facts about the machine this runs on: host name, cores, CPU steal; reads /proc and the environment)
 //! ```
 //!
 //! # Floors
@@ -58,7 +59,7 @@
 //! 4  metrics
 //! 3  device, tls
 //! 2  x509, messages, mqtt
-//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics, endpoint, grading
+//! 1  timestamp, arrival, toml_file, credentials, certificates, websocket, topics, endpoint, grading, host
 //!
 //! # Rules
 //!
@@ -83,14 +84,14 @@
 //!   or the clock: they take `now` and bytes. Randomness is an input too: `device::flow`,
 //!   `emulator::service` and `messages` draw from an RNG they are given (seeded in tests).
 //! - Measured phases are named once, by [`metrics::Phase`]; flow steps by [`device::Step`].
-//! - Only `cli` reads environment variables, writes report files, binds `/metrics` and picks
+//! - Only `cli` (and `host`, for the host name) reads environment variables, writes report files, binds `/metrics` and picks
 //!   exit codes (`telemetry` serves the page and pushes remote write). Files are read by `cli`, by `report::format::folder` (a report
 //!   folder), and by the loaders of what a user names: `scenario` (the scenario and the key and
 //!   CA files it names),
 //!   `emulator::config` and `emulator::start` (the emulator's TOML and TLS files), `tls` (PEM
 //!   files), `x509` (CA folders and device certificates, which it also writes: `dpsbench certs`,
-//!   and the certificates a run mints ahead) and `runner` (an X.509 plan's root for the
-//!   embedded target, the host name).
+//!   and the certificates a run mints ahead), `runner` (an X.509 plan's root for the
+//!   embedded target) and `host` (`/proc`: the host name, CPU steal).
 //! - Failures of the service under test are data (`device::FailureKind`), never `Err`.
 //! - Secrets (keys, tokens) live in `credentials` types whose `Debug` is redacted.
 
@@ -103,6 +104,7 @@ pub mod device;
 pub mod emulator;
 pub mod endpoint;
 pub mod grading;
+pub mod host;
 #[cfg(test)]
 mod map;
 pub mod messages;

@@ -25,7 +25,7 @@ mod summary;
 pub use certificates::CertificateCounts;
 pub use live::{LIVE_BUCKETS_US, LiveBuckets};
 pub use phase::Phase;
-pub use rates::{AssignmentTenths, Rates};
+pub use rates::{AssignmentTenths, Rates, WallClock};
 pub use record::DeviceRecord;
 pub use summary::{
     CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary, add_counts,
@@ -38,6 +38,18 @@ const MAX_MICROS: u64 = 3_600_000_000;
 /// of a worker that is busy with another device's handshake when the start falls due (the
 /// arrival timer itself is a timerfd, with the kernel's precision).
 pub const LATE_AFTER: Duration = Duration::from_millis(2);
+
+/// What a run's arrival plan adds to the summary of its metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedStarts {
+    /// Devices the plan had but never started (arrivals stopped early).
+    pub not_started: u64,
+    /// Whether starts followed an arrival schedule (an open model); a closed model has none, so
+    /// no schedule lag either.
+    pub scheduled: bool,
+    /// Devices a second the plan offers (none for a closed model).
+    pub offered_per_second: Option<f64>,
+}
 
 /// An empty latency histogram as every phase uses: microseconds, 1 µs to one hour, 3 significant
 /// digits. Histograms read back from `latency.hlog` are added into these.
@@ -259,8 +271,9 @@ impl Metrics {
         self.live.record(phase, micros);
     }
 
-    /// Folds one finished flow in (whatever observed it: passive checks are tallied apart).
-    pub fn record<O>(&mut self, report: &FlowReport<O>) {
+    /// Folds one finished flow in (whatever observed it: passive checks are tallied apart);
+    /// `wall` places its assignment on the wall clock, for the rates.
+    pub fn record<O>(&mut self, report: &FlowReport<O>, wall: &WallClock) {
         let t = &report.timings;
         for (phase, duration) in single_phases(t) {
             if let Some(duration) = duration {
@@ -326,7 +339,8 @@ impl Metrics {
                 *self.failures.entry(kind.label()).or_default() += 1;
             }
         }
-        self.assignment_clock.record(t.assigned.filter(|_| matches!(report.outcome, Outcome::Assigned { .. })));
+        let assigned = t.assigned.filter(|_| matches!(report.outcome, Outcome::Assigned { .. }));
+        self.assignment_clock.record(assigned, wall);
     }
 
     /// Adds another collector's results; histograms merge exactly. Every field is named, so a
@@ -419,7 +433,16 @@ impl Metrics {
     /// The summary of everything recorded. `total` counts devices planned, including any that
     /// never finished.
     pub fn summary(&self, total: u64) -> Summary {
-        let rates = self.assignment_clock.rates();
+        self.summary_of(total, &PlannedStarts { not_started: 0, scheduled: true, offered_per_second: None })
+    }
+
+    /// The summary of a run that started `total` devices as its arrival plan said (`starts`),
+    /// assembled once: the plan's figures go in beside the measured ones.
+    pub fn summary_of(&self, total: u64, starts: &PlannedStarts) -> Summary {
+        let mut rates = self.assignment_clock.rates();
+        rates.offered_per_second = starts.offered_per_second;
+        // Without an arrival schedule there is no lag behind one (every start is on time).
+        let phases = Phase::ALL.iter().filter(|p| starts.scheduled || **p != Phase::ScheduleLag);
         Summary {
             devices: DeviceCounts {
                 total,
@@ -427,10 +450,10 @@ impl Metrics {
                 failed: self.failed,
                 aborted: self.aborted,
                 not_finished: total.saturating_sub(self.finished()),
-                not_started: 0,
+                not_started: starts.not_started,
             },
             flows_per_second: rates.achieved_per_second,
-            phases: Phase::ALL.iter().map(|p| (p.as_str().to_string(), PhaseStats::of(self.phases.get(*p)))).collect(),
+            phases: phases.map(|p| (p.as_str().to_string(), PhaseStats::of(self.phases.get(*p)))).collect(),
             register_attempts: CountStats::of(&self.register_attempts),
             polls_per_device: CountStats::of(&self.polls_per_device),
             failures: self.failures.clone(),

@@ -351,8 +351,8 @@ mod tests {
         let edits: [Edit; 19] = [
             ("name", |p| p.name.push('x')),
             ("target", |p| {
-                if let crate::scenario::TargetPlan::Embedded { retry_after_seconds, .. } = &mut p.target {
-                    *retry_after_seconds += 1;
+                if let crate::scenario::TargetPlan::Embedded { settings, .. } = &mut p.target {
+                    settings.retry_after_seconds += 1;
                 }
             }),
             ("id_scope", |p| p.id_scope = crate::credentials::IdScope::new("0ne00OTHER1").unwrap()),

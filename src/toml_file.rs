@@ -14,8 +14,10 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 /// The error at `span` of `text`, on one line.
 fn describe(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> String {
     let what = plain(message);
-    let Some(span) = span.filter(|s| s.start < text.len() && !(s.start == 0 && what.starts_with("missing field")))
-    else {
+    // An error of the whole document (a missing field, or a flattened field that names itself)
+    // has no line of its own.
+    let whole = |what: &str| what.starts_with("missing field") || what.starts_with("field `");
+    let Some(span) = span.filter(|s| s.start < text.len() && !(s.start == 0 && whole(&what))) else {
         return what;
     };
     let before = &text[..span.start];

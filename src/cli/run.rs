@@ -71,6 +71,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         say(&overrides::dry_run(&plan, &options.part, &applied));
         return Ok(0);
     }
+    options.overrides = applied;
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
     let mut folder = OutFolder::check(&out, "--out", args.force)?;
     // Said before anything is set up: most of a plan this large will never start.
@@ -84,7 +85,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let (mut summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await
+    let (summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await
     {
         Ok(recorded) => recorded,
         Err(error) => {
@@ -95,7 +96,6 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
             return Err(error);
         }
     };
-    summary.scenario.overrides = applied;
     let path = out.join("summary.json");
     std::fs::write(&path, summary_json(&summary)).with_context(|| format!("cannot write {}", path.display()))?;
     // Every file is written before anything is printed, so a closed stdout loses none.

@@ -3,7 +3,7 @@
 //! Reads no files itself except through [`EmulatorConfig::load`]; errors name the file and the
 //! field. Keys are held as [`SymmetricKey`], so they never print. [`ServiceConfig::new`] is the
 //! one builder (the emulator file, a scenario's embedded target and `conform` all start from
-//! it), and the checks and defaults an embedded target shares with this file live here.
+//! it); the settings an embedded target shares with this file are `settings`'.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,45 +11,27 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::deviations::Deviations;
-use super::faults::{Faults, FaultsSection};
+use super::faults::Faults;
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
-use crate::tls::{ClientTrust, TlsPolicy, TlsVersion, TlsVersions};
+use crate::tls::{ClientTrust, TlsPolicy, TlsVersion};
 
-/// `retry-after` on every 202 when a file sets none: the emulator file and a scenario's embedded
-/// target share it (1 s: the quickstart's documented value, and what `conform` runs with).
-pub const DEFAULT_RETRY_AFTER_SECONDS: u32 = 1;
+mod settings;
 
-/// Register-to-assigned time of the emulator file when it sets none.
-pub const DEFAULT_ASSIGN_DELAY_MS: u64 = 500;
-
-/// The IoT hubs of an emulator file or an embedded target that names none.
-pub const DEFAULT_HUBS: [&str; 2] = ["hub-a.azure-devices.net", "hub-b.azure-devices.net"];
-
-/// [`DEFAULT_HUBS`], as the files' serde default.
-pub fn default_hubs() -> Vec<String> {
-    DEFAULT_HUBS.iter().map(|hub| hub.to_string()).collect()
-}
-
-/// Largest `retry-after` accepted (the C SDK clamps larger values to 1).
-pub const MAX_RETRY_AFTER_SECONDS: u32 = 300;
-
-/// A quota high enough never to throttle, for the one of the two quotas a file leaves out.
-const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
+#[cfg(test)]
+use settings::UNLIMITED_PER_MINUTE;
+pub use settings::{
+    DEFAULT_ASSIGN_DELAY_MS, DEFAULT_HUBS, DEFAULT_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS, QuotaConfig,
+    QuotaFile, SettingError, Settings, SettingsSection, check_hubs, check_retry_after, default_hubs, tls_policy,
+};
 
 /// The file format of `dpsbench emulator --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmulatorConfig {
     pub id_scope: String,
-    /// IoT hubs devices are assigned to; [`DEFAULT_HUBS`] when absent, as a scenario's.
-    #[serde(default = "default_hubs")]
-    pub hubs: Vec<String>,
-    /// `retry-after` on every 202 (seconds; 0 for throughput runs).
-    #[serde(default = "default_retry_after")]
-    pub retry_after_seconds: u32,
-    /// Time from register to assignment.
-    #[serde(default = "default_assign_delay")]
-    pub assign_delay_ms: u64,
+    /// The service's settings, as a scenario's embedded target spells them too.
+    #[serde(flatten)]
+    pub settings: SettingsSection,
     /// How bad credentials are refused: `"connack"` (CONNACK 5) or `"reply"` (`res/401`).
     #[serde(default)]
     pub auth_failure: AuthFailure,
@@ -64,19 +46,12 @@ pub struct EmulatorConfig {
     /// Deliberate deviations from DPS, for proving conformance checks can fail.
     #[serde(default)]
     pub deviations: Deviations,
-    /// Return each device's custom allocation payload as `registrationState.payload`, as a
-    /// custom allocation policy that echoes would.
-    #[serde(default)]
-    pub echo_payload: bool,
     /// TLS versions accepted: `["1.2"]` (default, as DPS) or with `"1.3"`.
     #[serde(default)]
     pub tls_versions: Option<Vec<TlsVersion>>,
     /// Cipher suites accepted, by name (default: all that aws-lc-rs supports).
     #[serde(default)]
     pub cipher_suites: Option<Vec<String>>,
-    /// Faults injected on demand (`emulator::faults`).
-    #[serde(default)]
-    pub faults: FaultsSection,
     /// Connections served at once; beyond it new ones are closed at once and counted.
     #[serde(default)]
     pub max_connections: Option<usize>,
@@ -132,65 +107,6 @@ impl EmulatorConfig {
     }
 }
 
-fn default_retry_after() -> u32 {
-    DEFAULT_RETRY_AFTER_SECONDS
-}
-
-fn default_assign_delay() -> u64 {
-    DEFAULT_ASSIGN_DELAY_MS
-}
-
-/// A setting the emulator file and a scenario's embedded target share that does not hold.
-/// [`SettingError::field`] names the field as the emulator file spells it.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingError {
-    #[error("list at least one IoT hub host name")]
-    NoHubs,
-    #[error("{0:?} is not a host name")]
-    Hub(String),
-    #[error("{0} is not 0 to {MAX_RETRY_AFTER_SECONDS} (the C SDK clamps larger values to 1)")]
-    RetryAfter(u32),
-    #[error("quotas must be at least 1 per minute (omit them for no limit)")]
-    ZeroQuota,
-    #[error("{0}")]
-    CipherSuite(String),
-}
-
-impl SettingError {
-    /// The field, as the emulator file names it.
-    pub fn field(&self) -> &'static str {
-        match self {
-            SettingError::NoHubs | SettingError::Hub(_) => "hubs",
-            SettingError::RetryAfter(_) => "retry_after_seconds",
-            SettingError::ZeroQuota => "quota",
-            SettingError::CipherSuite(_) => "cipher_suites",
-        }
-    }
-}
-
-/// IoT hubs devices are assigned to: at least one, each a host name.
-pub fn check_hubs(hubs: &[String]) -> Result<(), SettingError> {
-    if hubs.is_empty() {
-        return Err(SettingError::NoHubs);
-    }
-    match hubs.iter().find(|h| h.is_empty() || h.contains(char::is_whitespace)) {
-        Some(bad) => Err(SettingError::Hub(bad.clone())),
-        None => Ok(()),
-    }
-}
-
-/// `retry-after` seconds: 0 to [`MAX_RETRY_AFTER_SECONDS`].
-pub fn check_retry_after(seconds: u32) -> Result<u32, SettingError> {
-    if seconds > MAX_RETRY_AFTER_SECONDS { Err(SettingError::RetryAfter(seconds)) } else { Ok(seconds) }
-}
-
-/// TLS versions (default `["1.2"]`, as DPS) and cipher suites (default all) as files give them.
-pub fn tls_policy(versions: Option<&[TlsVersion]>, suites: Option<&[String]>) -> Result<TlsPolicy, SettingError> {
-    let mut policy = TlsPolicy::parse(&[], suites.unwrap_or_default()).map_err(SettingError::CipherSuite)?;
-    policy.versions = TlsVersions::of(versions.unwrap_or_default());
-    Ok(policy)
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
@@ -222,40 +138,6 @@ pub struct IndividualConfig {
     /// Issue operational certificates for CSRs: `{ validity_days = 30 }`.
     #[serde(default)]
     pub issue_certificates: Option<super::issuance::IssuePolicy>,
-}
-
-/// The `[quota]` table as a file gives it: each rate optional on its own, as the scenario
-/// fields are; the one left out never throttles.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaFile {
-    /// Register requests per minute (DPS: 1,000 per unit).
-    pub registrations_per_minute: Option<u32>,
-    /// Poll requests per minute (DPS: 1,000 per unit).
-    pub operations_per_minute: Option<u32>,
-}
-
-/// DPS quotas, per minute, as DPS counts them per unit (`docs/dps-mqtt.md` §5).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QuotaConfig {
-    /// Register requests per minute (DPS: 1,000 per unit).
-    pub registrations_per_minute: u32,
-    /// Poll requests per minute (DPS: 1,000 per unit).
-    pub operations_per_minute: u32,
-}
-
-impl QuotaConfig {
-    /// Quotas from the two rates a file gives: none when both are absent, and the one left out
-    /// never throttles. Each must be at least 1 per minute.
-    pub fn new(registrations: Option<u32>, operations: Option<u32>) -> Result<Option<Self>, SettingError> {
-        if registrations == Some(0) || operations == Some(0) {
-            return Err(SettingError::ZeroQuota);
-        }
-        Ok((registrations.is_some() || operations.is_some()).then(|| QuotaConfig {
-            registrations_per_minute: registrations.unwrap_or(UNLIMITED_PER_MINUTE),
-            operations_per_minute: operations.unwrap_or(UNLIMITED_PER_MINUTE),
-        }))
-    }
 }
 
 /// Server certificate files; without them the emulator generates a CA at start.
@@ -370,6 +252,17 @@ impl ServiceConfig {
         }
     }
 
+    /// Sets the service's settings (a scenario's embedded target's, or the emulator file's).
+    pub fn apply(&mut self, settings: Settings) {
+        let Settings { hubs, retry_after_seconds, assign_delay, quota, echo_payload, faults } = settings;
+        self.hubs = hubs;
+        self.retry_after_seconds = retry_after_seconds;
+        self.assign_delay = assign_delay;
+        self.quota = quota;
+        self.echo_payload = echo_payload;
+        self.faults = faults;
+    }
+
     /// A configuration with one enrollment group, for in-process runs and tests.
     pub fn single_group(id_scope: IdScope, hubs: Vec<String>, group_key: SymmetricKey) -> Self {
         let mut config = Self::new(id_scope, hubs);
@@ -406,25 +299,22 @@ impl EmulatorConfig {
             reason,
         };
         let key = |name: String, text: &str| SymmetricKey::from_base64(text).map_err(|e| field(&name, e.to_string()));
-        let setting = |e: SettingError| field(e.field(), e.to_string());
+        let setting = |e: SettingError| match e {
+            SettingError::Fault(e) => field(&format!("faults.{}", e.field), e.reason),
+            e => field(e.field(), e.to_string()),
+        };
         let id_scope = IdScope::new(self.id_scope.clone()).map_err(|e| field("id_scope", e.to_string()))?;
-        check_hubs(&self.hubs).map_err(setting)?;
-        let mut config = ServiceConfig::new(id_scope, self.hubs.clone());
-        config.retry_after_seconds = check_retry_after(self.retry_after_seconds).map_err(setting)?;
-        config.assign_delay = Duration::from_millis(self.assign_delay_ms);
+        let settings =
+            self.settings.resolve(self.quota.unwrap_or_default(), DEFAULT_ASSIGN_DELAY_MS).map_err(setting)?;
+        let mut config = ServiceConfig::new(id_scope, settings.hubs.clone());
+        config.apply(settings);
         config.auth_failure = self.auth_failure;
         config.deviations = self.deviations.clone();
-        config.echo_payload = self.echo_payload;
-        config.faults = self.faults.resolve().map_err(|e| field(&format!("faults.{}", e.field), e.reason))?;
         config.max_connections = match self.max_connections {
             Some(0) => return Err(field("max_connections", "must be at least 1 (omit it for no cap)".into())),
             cap => cap,
         };
         config.poll_limit = self.poll_limit;
-        if let Some(quota) = &self.quota {
-            config.quota =
-                QuotaConfig::new(quota.registrations_per_minute, quota.operations_per_minute).map_err(setting)?;
-        }
         let base = path.parent().unwrap_or(Path::new("."));
         let read_pem = |name: String, file: &Path| {
             let full = base.join(file);

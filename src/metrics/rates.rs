@@ -6,9 +6,11 @@
 //! The data the rates are derived from is kept in [`Rates`] itself ([`AssignmentTenths`], the
 //! first and last assignment instants), on the wall clock, so shards of one plan add up exactly
 //! ([`Rates::add`]) and the merged rates are recomputed, never copied from one shard.
+//!
+//! Reads no clock: instants reach the wall clock through the caller's reading of both
+//! ([`WallClock`]).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -166,20 +168,45 @@ impl AssignmentTenths {
     }
 }
 
-/// Assignment instants as they happen, for [`Rates`].
+/// One reading of both clocks, taken by the caller (the runner, once a run): the instant it
+/// was read and the same moment on the wall clock. Every instant of a run maps to the wall clock
+/// through it, so instants keep their order and spacing, and the tenths of processes on one
+/// machine line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    instant: Instant,
+    unix_us: u64,
+}
+
+impl WallClock {
+    /// `instant` and `wall` read at the same moment.
+    pub fn new(instant: Instant, wall: SystemTime) -> Self {
+        Self { instant, unix_us: wall.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64 }
+    }
+
+    /// `at` on the wall clock, in microseconds since the Unix epoch.
+    pub fn unix_micros(&self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.unix_us + after.as_micros() as u64,
+            None => self.unix_us.saturating_sub(self.instant.duration_since(at).as_micros() as u64),
+        }
+    }
+}
+
+/// Assignment instants as they happen (on the wall clock), for [`Rates`].
 #[derive(Debug, Clone, Default)]
 pub(super) struct AssignmentClock {
     by_tenth: BTreeMap<u64, u64>,
-    first_assigned: Option<Instant>,
-    last_assigned: Option<Instant>,
+    first_assigned_unix_us: Option<u64>,
+    last_assigned_unix_us: Option<u64>,
 }
 
 impl AssignmentClock {
-    pub(super) fn record(&mut self, assigned: Option<Instant>) {
-        if let Some(at) = assigned {
-            *self.by_tenth.entry(unix_micros(at) / TENTH.as_micros() as u64).or_default() += 1;
-            self.first_assigned = self.first_assigned.min(Some(at)).or(Some(at));
-            self.last_assigned = self.last_assigned.max(Some(at));
+    pub(super) fn record(&mut self, assigned: Option<Instant>, wall: &WallClock) {
+        if let Some(at) = assigned.map(|at| wall.unix_micros(at)) {
+            *self.by_tenth.entry(at / TENTH.as_micros() as u64).or_default() += 1;
+            self.first_assigned_unix_us = self.first_assigned_unix_us.min(Some(at)).or(Some(at));
+            self.last_assigned_unix_us = self.last_assigned_unix_us.max(Some(at));
         }
     }
 
@@ -187,8 +214,9 @@ impl AssignmentClock {
         for (tenth, count) in &other.by_tenth {
             *self.by_tenth.entry(*tenth).or_default() += count;
         }
-        self.first_assigned = [self.first_assigned, other.first_assigned].into_iter().flatten().min();
-        self.last_assigned = self.last_assigned.max(other.last_assigned);
+        self.first_assigned_unix_us =
+            [self.first_assigned_unix_us, other.first_assigned_unix_us].into_iter().flatten().min();
+        self.last_assigned_unix_us = self.last_assigned_unix_us.max(other.last_assigned_unix_us);
     }
 
     /// The achieved and peak rates with the data they come from (the offered one is the plan's).
@@ -204,28 +232,13 @@ impl AssignmentClock {
             _ => AssignmentTenths::default(),
         };
         let mut rates = Rates {
-            first_assignment_unix_us: self.first_assigned.map(unix_micros),
-            last_assignment_unix_us: self.last_assigned.map(unix_micros),
+            first_assignment_unix_us: self.first_assigned_unix_us,
+            last_assignment_unix_us: self.last_assigned_unix_us,
             assigned_by_tenth,
             ..Rates::default()
         };
         rates.derive();
         rates
-    }
-}
-
-/// `at` on the wall clock, in microseconds since the Unix epoch, through one reading of both
-/// clocks shared by every collector of the process (so instants keep their order and spacing,
-/// and the tenths of processes on one machine line up).
-fn unix_micros(at: Instant) -> u64 {
-    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
-    let (instant, micros) = *ANCHOR.get_or_init(|| {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        (Instant::now(), since_epoch.as_micros() as u64)
-    });
-    match at.checked_duration_since(instant) {
-        Some(after) => micros + after.as_micros() as u64,
-        None => micros.saturating_sub(instant.duration_since(at).as_micros() as u64),
     }
 }
 
@@ -236,17 +249,18 @@ mod tests {
     #[test]
     fn achieved_spans_the_assignments_and_peak_the_busiest_second() {
         let t0 = Instant::now();
+        let wall = WallClock::new(t0, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let mut clock = AssignmentClock::default();
         // One a second from 1 s (the wait for the first) to 10 s; a device that never got
         // assigned adds nothing.
         for n in 1..=10 {
-            clock.record(Some(ms(n * 1000)));
+            clock.record(Some(ms(n * 1000)), &wall);
         }
-        clock.record(None);
+        clock.record(None, &wall);
         let mut burst = AssignmentClock::default();
         for n in 0..9 {
-            burst.record(Some(ms(10_000 + n)));
+            burst.record(Some(ms(10_000 + n)), &wall);
         }
         clock.merge(&burst);
         let rates = clock.rates();
@@ -261,12 +275,13 @@ mod tests {
         // Two shards' assignments interleaved in time: the rates of the added data are those
         // one collector of every assignment computes, not either shard's.
         let t0 = Instant::now();
+        let wall = WallClock::new(t0, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let (mut whole, mut even, mut odd) =
             (AssignmentClock::default(), AssignmentClock::default(), AssignmentClock::default());
         for n in 0..300u64 {
             let at = Some(t0 + Duration::from_millis(n * 7 + (n % 5) * 13));
-            whole.record(at);
-            if n % 2 == 0 { even.record(at) } else { odd.record(at) }
+            whole.record(at, &wall);
+            if n % 2 == 0 { even.record(at, &wall) } else { odd.record(at, &wall) }
         }
         let mut merged = even.rates();
         merged.offered_per_second = Some(140.0);

@@ -3,6 +3,11 @@ use proptest::prelude::*;
 use super::*;
 use crate::device::Timings;
 
+/// A reading of both clocks at `t0`, the wall clock at a fixed instant.
+fn wall(t0: Instant) -> WallClock {
+    WallClock::new(t0, std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+}
+
 fn report(start: Instant, assigned_after_ms: Option<u64>) -> FlowReport {
     let mut timings = Timings::new(start, start + Duration::from_millis(2));
     timings.tcp_connected = Some(start + Duration::from_millis(3));
@@ -69,9 +74,10 @@ fn phase_names_are_the_summary_keys_and_all_is_in_flow_order() {
 #[test]
 fn records_phases_from_intended_and_actual_start() {
     let t0 = Instant::now();
+    let wall = wall(t0);
     let mut metrics = Metrics::new();
-    metrics.record(&report(t0, Some(100)));
-    metrics.record(&report(t0, None));
+    metrics.record(&report(t0, Some(100)), &wall);
+    metrics.record(&report(t0, None), &wall);
     let summary = metrics.summary(3);
     assert_eq!(
         summary.devices,
@@ -97,12 +103,13 @@ fn records_phases_from_intended_and_actual_start() {
 #[test]
 fn merging_equals_recording_everything_in_one() {
     let t0 = Instant::now();
+    let wall = wall(t0);
     let reports: Vec<_> = (0..50).map(|i| report(t0, if i % 7 == 0 { None } else { Some(10 + i) })).collect();
     let mut one = Metrics::new();
-    reports.iter().for_each(|r| one.record(r));
+    reports.iter().for_each(|r| one.record(r, &wall));
     let (mut a, mut b) = (Metrics::new(), Metrics::new());
     for (i, r) in reports.iter().enumerate() {
-        if i % 2 == 0 { a.record(r) } else { b.record(r) }
+        if i % 2 == 0 { a.record(r, &wall) } else { b.record(r, &wall) }
     }
     a.merge(&b);
     assert_eq!(a.summary(50), one.summary(50));
@@ -131,10 +138,11 @@ fn live_buckets_are_cumulative_with_exact_counts_at_the_bounds() {
 #[test]
 fn intervals_add_up_to_the_whole_run_exactly() {
     let t0 = Instant::now();
+    let wall = wall(t0);
     let mut metrics = Metrics::new();
     let mut intervals = Vec::new();
     for i in 0..60u64 {
-        metrics.record(&report(t0 + Duration::from_millis(i), if i % 9 == 0 { None } else { Some(5 + i * 37) }));
+        metrics.record(&report(t0 + Duration::from_millis(i), if i % 9 == 0 { None } else { Some(5 + i * 37) }), &wall);
         if i % 13 == 12 {
             intervals.push(metrics.take_interval().latencies);
         }
@@ -155,10 +163,11 @@ fn intervals_add_up_to_the_whole_run_exactly() {
 #[test]
 fn intervals_recorded_into_handed_back_histograms_stay_exact() {
     let t0 = Instant::now();
+    let wall = wall(t0);
     let (mut metrics, mut sum) = (Metrics::new(), PhaseHistograms::new());
     let mut spare = Some(PhaseHistograms::new());
     for i in 0..60u64 {
-        metrics.record(&report(t0 + Duration::from_millis(i), Some(5 + i * 37)));
+        metrics.record(&report(t0 + Duration::from_millis(i), Some(5 + i * 37)), &wall);
         if i % 7 == 6 {
             let taken = metrics.take_interval_reusing(spare.take().unwrap_or_default()).latencies;
             assert_eq!(taken.get(Phase::Assigned).len(), 7, "only this interval's seven flows");
@@ -178,10 +187,11 @@ fn intervals_recorded_into_handed_back_histograms_stay_exact() {
 #[test]
 fn live_buckets_counted_as_recorded_agree_with_the_histogram_and_merge() {
     let t0 = Instant::now();
+    let wall = wall(t0);
     let (mut one, mut two) = (Metrics::new(), Metrics::new());
     for i in 0..400u64 {
         let part = if i % 3 == 0 { &mut one } else { &mut two };
-        part.record(&report(t0, Some(1 + i * i * 11)));
+        part.record(&report(t0, Some(1 + i * i * 11)), &wall);
     }
     let mut whole = one.clone();
     whole.merge(&two);
@@ -202,11 +212,12 @@ fn live_buckets_counted_as_recorded_agree_with_the_histogram_and_merge() {
 #[test]
 fn count_distributions_give_devices_by_count() {
     let t0 = Instant::now();
+    let wall = wall(t0);
     let mut metrics = Metrics::new();
     for attempts in [1u32, 1, 1, 2, 5] {
         let mut report = report(t0, Some(10));
         report.register_attempts = attempts;
-        metrics.record(&report);
+        metrics.record(&report, &wall);
     }
     let summary = metrics.summary(5);
     let by_count = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>();
@@ -294,14 +305,15 @@ proptest! {
         split in 0u8..=255,
     ) {
         let t0 = Instant::now();
+        let wall = wall(t0);
         let (mut whole, mut one, mut two) = (Metrics::new(), Metrics::new(), Metrics::new());
         let (mut in_one, mut in_two) = (0, 0);
         for (n, seed) in flows.iter().enumerate() {
             let (id, report) = random_flow(t0, *seed);
-            whole.record(&report);
+            whole.record(&report, &wall);
             whole.note_failure(&id, &report);
             let part = if (n as u8).wrapping_mul(31) < split { in_one += 1; &mut one } else { in_two += 1; &mut two };
-            part.record(&report);
+            part.record(&report, &wall);
             part.note_failure(&id, &report);
         }
         let mut added = one.summary(in_one + 1);

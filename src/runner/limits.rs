@@ -1,7 +1,7 @@
 //! The open-files budget of a run: raising the limit, refusing plans that cannot fit, capping
 //! open plans that could run out.
 
-use super::RunError;
+use super::error::RunError;
 use crate::scenario::{Load, Plan, TargetPlan};
 use crate::shard::Part;
 

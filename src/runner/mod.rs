@@ -3,6 +3,11 @@
 //! starts devices on the arrival schedule, folds their reports into
 //! [`Metrics`](crate::metrics::Metrics) and returns a [`RunSummary`].
 //!
+//! The plan is never changed once resolved: what the user typed for this run travels beside it
+//! ([`RunOptions`]), and so does what setting up finds ([`RunContext`]: the target, the
+//! open-files budget, the machine). The summary is assembled once, from all of them and what
+//! the run measured (`summary`).
+//!
 //! Writes no files (the CLI does), prints progress only through the callback it is given.
 
 use std::collections::BTreeMap;
@@ -11,17 +16,13 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::device::driver::now;
 use crate::device::{FlowSettings, Personality};
-use crate::emulator;
-use crate::metrics::Phase;
-use crate::results::{
-    CpuTime, EmulatorCounts, GeneratorCost, HostInfo, RunSummary, SUMMARY_SCHEMA, ScenarioInfo, ShardInfo, TargetInfo,
-    Tick,
-};
-use crate::scenario::{Load, Plan};
-use crate::tls;
+use crate::results::{CpuTime, EmulatorCounts, RunSummary, Tick};
+use crate::scenario::Plan;
 
+mod context;
+mod ended;
+mod error;
 mod generator;
 mod limits;
 mod misbehaving;
@@ -34,11 +35,13 @@ mod start;
 mod summary;
 mod target;
 mod timer;
+mod validity;
 
+pub use context::RunContext;
+pub use error::RunError;
 pub use limits::{DescriptorBudget, descriptor_budget, raise_open_files_limit};
 pub use options::RunOptions;
 use start::wait_for_start;
-use target::prepare_target;
 pub use target::{reach, resolve};
 
 /// Task polls between checks of timers and sockets. A poll that runs a TLS handshake step costs
@@ -49,70 +52,6 @@ pub const EVENT_INTERVAL: u32 = 8;
 /// The runtime runs are measured on: every core a worker, timers and sockets checked often.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().event_interval(EVENT_INTERVAL).enable_all().build()
-}
-
-/// Setup errors: the run could not start. Failures of the target during a run are data.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error(transparent)]
-    Emulator(#[from] emulator::StartError),
-    #[error(transparent)]
-    X509(#[from] crate::x509::X509Error),
-    #[error("cannot resolve target host {host}: {reason}")]
-    Resolve { host: String, reason: String },
-    #[error("target {address} is unreachable: {reason}")]
-    Unreachable { address: String, reason: String },
-    #[error("invalid server name {0:?} for TLS")]
-    ServerName(String),
-    #[error(
-        "the plan keeps up to {in_flight} devices in flight, needing {needed} open files, but the open-files limit is \
-         {limit}: lower arrival.concurrency or run.max_in_flight, or raise the hard limit (ulimit -Hn)"
-    )]
-    Descriptors { in_flight: u64, needed: u64, limit: u64 },
-    #[error("interrupted before the run started: no device was started")]
-    Interrupted,
-    #[error("preflight: device {registration_id} could not connect, so no device was started: {reason}")]
-    Preflight { registration_id: String, reason: String },
-    #[error("cannot make a certificate signing request for device {0}")]
-    Certificate(String),
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// Every planned start happened and every device finished.
-    Complete,
-    /// Interrupted: arrivals stopped and in-flight devices drained (or were aborted).
-    Interrupted,
-    /// `max_duration_seconds` passed.
-    TimedOut,
-    /// A device could not be prepared (an X.509 certificate that could not be minted or
-    /// cached): no device started after it.
-    Unprepared,
-}
-
-/// What the summary says about preparing devices, when it is worth a word: arrivals stopped by
-/// a device that could not be prepared, or starts of an open plan that found their device not
-/// yet prepared (their schedule lag includes its preparation).
-fn preparation_note(plan: &Plan, started: &schedule::Started) -> Option<String> {
-    if let Some(unprepared) = &started.unprepared {
-        return Some(unprepared.clone());
-    }
-    let open = matches!(plan.load, Load::Open(_));
-    (open && started.prepared_late > 0).then(|| {
-        format!(
-            "{} starts found their device not yet prepared (the arrival loop had no time to prepare ahead) and \
-             prepared it as they started; their schedule lag includes it",
-            started.prepared_late
-        )
-    })
-}
-
-/// The flow settings of each personality the plan uses.
-fn personality_settings(plan: &Plan) -> BTreeMap<Personality, Arc<FlowSettings>> {
-    plan.personalities.personalities().map(|p| (p, Arc::new(p.settings(&plan.flow)))).collect()
 }
 
 /// Runs the plan as `options` say until every device finished or `max_duration` passed. Each change of
@@ -132,12 +71,13 @@ pub async fn run(
 /// first devices prepared, and the preflight passed. What can go wrong before a run is found
 /// here, so a caller creates nothing (no report folder, no files) until it has a `Ready`.
 pub struct Ready {
-    budget: DescriptorBudget,
-    prepared: target::PreparedTarget,
-    owned_plan: Arc<Plan>,
+    /// The plan as resolved (shared with the arrival loop's task, never changed).
+    plan: Arc<Plan>,
     options: RunOptions,
+    context: RunContext,
     devices: prepare::Lookahead<prepare::DevicePreparer>,
     settings: BTreeMap<Personality, Arc<FlowSettings>>,
+    /// What setting up said (an in-flight cap from the open-files limit, the preflight's).
     notes: Vec<String>,
 }
 
@@ -148,31 +88,25 @@ pub async fn prepare(
     options: &RunOptions,
     interrupts: &mut watch::Receiver<u32>,
 ) -> Result<Ready, RunError> {
-    let budget = descriptor_budget(plan, &options.part, raise_open_files_limit())?;
-    let prepared = prepare_target(plan).await?;
-    let mut owned_plan = plan.clone();
-    // The embedded emulator's issuing CA is known only once it started.
-    if let Some(issuer) = &prepared.certificate_issuer {
-        owned_plan.flow.certificate_issuer = Some(issuer.clone());
-    }
-    let owned_plan = Arc::new(owned_plan);
-    let devices = prepare::lookahead(&owned_plan, &options.part, &prepared.roots)?;
-    let settings = personality_settings(&owned_plan);
-    let mut notes: Vec<String> = budget.note.clone().into_iter().collect();
+    let context = RunContext::set_up(plan, options).await?;
+    let plan = Arc::new(plan.clone());
+    let devices = prepare::lookahead(&plan, &options.part, &context.target.roots)?;
+    let settings = context.personality_settings(&plan);
+    let mut notes: Vec<String> = context.budget.note.clone().into_iter().collect();
     // A failing control (`[devices] misbehave`) breaks the flow on purpose: a preflight would
     // refuse the control itself.
     let preflight = plan.preflight && plan.flow.misbehave.is_empty();
     if let Some(first) = devices.first().filter(|_| preflight) {
-        let check = preflight::preflight(plan, &prepared.target, &settings[&first.personality], first);
+        let check = preflight::preflight(&plan, &context.target.target, &settings[&first.personality], first);
         tokio::select! {
             checked = check => notes.extend(checked?),
             Ok(()) = interrupts.changed() => return Err(RunError::Interrupted),
         }
     }
-    if let Some(emulator) = &prepared.emulator {
+    if let Some(emulator) = &context.target.emulator {
         emulator.service.faults.arm();
     }
-    Ok(Ready { budget, prepared, owned_plan, options: options.clone(), devices, settings, notes })
+    Ok(Ready { plan, options: options.clone(), context, devices, settings, notes })
 }
 
 impl Ready {
@@ -182,41 +116,67 @@ impl Ready {
         interrupts: watch::Receiver<u32>,
         on_tick: impl FnMut(&Tick),
     ) -> Result<RunSummary, RunError> {
-        let plan = self.owned_plan.clone();
-        record(&plan, self, interrupts, on_tick).await
+        let Ready { plan, options, mut context, devices, settings, notes } = self;
+        let start_offset_seconds = wait_for_start(options.start_at, interrupts.clone()).await;
+        let started_at = crate::timestamp::rfc3339(SystemTime::now());
+        let target_stalls = Arc::new(stall::TargetStalls::default());
+        // Under a paused clock (tests) time jumps ahead whenever the runtime waits, answers in
+        // flight included: every wait would look like a silence of the target.
+        let watch = context.target.target.watch.clone().filter(|_| !timer::clock_paused());
+        let stall = stall::StallMonitor::start(watch.map(|watch| (watch, target_stalls.clone())));
+        let cpu_before = CpuTime::of_process();
+        let parts = LoopParts { plan: plan.clone(), options: options.clone(), settings, devices, target_stalls };
+        let arrivals = arrive(parts, &context, interrupts, on_tick).await;
+        let cpu_used = CpuTime::of_process().since(cpu_before);
+        let cores = crate::host::cpus() as f64;
+        let elapsed = arrivals.elapsed.as_secs_f64();
+        let cpu_share = (elapsed > 0.0).then(|| (cpu_used.user_seconds + cpu_used.system_seconds) / (elapsed * cores));
+        let readings = stall.stop(cpu_share).await;
+        let emulator = match context.target.emulator.take() {
+            Some(handle) => {
+                let counts = EmulatorCounts::of(&handle.service);
+                handle.stop().await;
+                Some(counts)
+            }
+            None => None,
+        };
+        let measured =
+            summary::Measured { started_at, start_offset_seconds, arrivals, cpu_used, readings, emulator, notes };
+        Ok(summary::assemble(&plan, &options, &context, measured))
     }
 }
 
-async fn record(
-    plan: &Plan,
-    ready: Ready,
+/// What the arrival loop's task owns.
+struct LoopParts {
+    plan: Arc<Plan>,
+    options: RunOptions,
+    settings: BTreeMap<Personality, Arc<FlowSettings>>,
+    devices: prepare::Lookahead<prepare::DevicePreparer>,
+    /// Where the target's stalls are written.
+    target_stalls: Arc<stall::TargetStalls>,
+}
+
+/// Runs the arrival loop to its end, handing each tick to `on_tick`.
+///
+/// The arrival loop runs as a task on the runtime's workers, not on the caller's thread
+/// (`block_on` runs on a thread of its own): it starts each device and collects each report,
+/// and on a thread of its own every one of those was a wake-up across threads. Ticks come back
+/// to the caller once a second; a tick's interval histograms go back emptied (here, off the
+/// workers) for the loop to record the next interval into.
+async fn arrive(
+    LoopParts { plan, options, settings, devices, target_stalls }: LoopParts,
+    context: &RunContext,
     interrupts: watch::Receiver<u32>,
     mut on_tick: impl FnMut(&Tick),
-) -> Result<RunSummary, RunError> {
-    let Ready { budget, prepared, owned_plan, options, devices, settings, mut notes } = ready;
-    let start_offset = wait_for_start(options.start_at, interrupts.clone()).await;
-    let started_at = crate::timestamp::rfc3339(SystemTime::now());
-
-    let target_stalls = Arc::new(stall::TargetStalls::default());
-    // Under a paused clock (tests) time jumps ahead whenever the runtime waits, answers in
-    // flight included: every wait would look like a silence of the target.
-    let watch = prepared.target.watch.clone().filter(|_| !timer::clock_paused());
-    let stall = stall::StallMonitor::start(watch.map(|watch| (watch, target_stalls.clone())));
-    let cpu_before = CpuTime::of_process();
-    // The arrival loop runs as a task on the runtime's workers, not on the caller's thread
-    // (`block_on` runs on a thread of its own): it starts each device and collects each report,
-    // and on a thread of its own every one of those was a wake-up across threads. Ticks come
-    // back to the caller once a second.
-    // A tick's interval histograms go back emptied (here, off the workers) for the loop to record
-    // the next interval into.
+) -> ended::Arrivals {
     let (ticks, mut ticked) = tokio::sync::mpsc::unbounded_channel();
     let (spares, spared) = tokio::sync::mpsc::unbounded_channel();
-    let (target, cap, scheduled_options) = (prepared.target.clone(), budget.in_flight_cap, options.clone());
+    let (target, cap) = (context.target.target.clone(), context.budget.in_flight_cap);
     let mut scheduled = tokio::spawn(async move {
         let on_tick = move |tick| {
             let _ = ticks.send(tick);
         };
-        let arrivals = schedule::ArrivalLoop::new(&owned_plan, &scheduled_options, cap, &target, settings, devices);
+        let arrivals = schedule::ArrivalLoop::new(&plan, &options, cap, &target, settings, devices);
         arrivals.recycling(spared).watching(target_stalls).run(interrupts, on_tick).await
     });
     let scheduled = loop {
@@ -234,75 +194,8 @@ async fn record(
     while let Ok(tick) = ticked.try_recv() {
         on_tick(&tick);
     }
-    let schedule::Arrivals { metrics, checks, started, ending, elapsed, lag_outside_stalls } = match scheduled {
+    match scheduled {
         Ok(done) => done,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
-    };
-    let cpu_used = CpuTime::of_process().since(cpu_before);
-    let mut readings = stall.stop().await;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    readings.cpu_share = (elapsed.as_secs_f64() > 0.0)
-        .then(|| (cpu_used.user_seconds + cpu_used.system_seconds) / (elapsed.as_secs_f64() * cores));
-    notes.extend(preparation_note(plan, &started));
-    notes.extend(started.panicked.note());
-    let mut results = metrics.summary(started.started);
-    results.devices.not_started = started.not_started;
-    let generator =
-        GeneratorCost::new(cpu_used, started.started, results.devices.assigned, prepared.emulator.is_some());
-    if matches!(plan.load, Load::Closed { .. }) {
-        // No arrival plan, so no lag behind one (every start is on time by definition).
-        results.phases.remove(Phase::ScheduleLag.as_str());
     }
-    if let Some(rates) = &mut results.rates {
-        rates.offered_per_second = plan.offered_rate();
-    }
-    let limit_cap = budget.note.is_some().then_some(budget.in_flight_cap).flatten().map(|cap| (budget.limit, cap));
-    let target_stalls = lag_outside_stalls.and_then(|lag| lag.stalls());
-    let validity = summary::validity(plan, &results, &readings, target_stalls, limit_cap);
-    notes.extend(summary::target_stall_note(plan, &validity));
-    let slo = (!plan.slo.is_empty()).then(|| {
-        let invalid = (!validity.valid).then(|| validity.reasons.join("; "));
-        plan.slo.judge(&results, invalid.as_deref())
-    });
-
-    let emulator = match prepared.emulator {
-        Some(handle) => {
-            let counts = EmulatorCounts::of(&handle.service);
-            handle.stop().await;
-            Some(counts)
-        }
-        None => None,
-    };
-    Ok(RunSummary {
-        schema: SUMMARY_SCHEMA.into(),
-        scenario: ScenarioInfo {
-            name: plan.name.clone(),
-            file: plan.file.display().to_string(),
-            devices: plan.stop.devices,
-            arrival: plan.load.describe(),
-            duration_seconds: plan.stop.duration.map(|d| d.as_secs_f64()),
-            // What the command line changed travels beside the plan; the CLI fills it in.
-            overrides: Vec::new(),
-        },
-        target: TargetInfo {
-            kind: prepared.kind.into(),
-            address: prepared.target.address.to_string(),
-            id_scope: plan.id_scope.to_string(),
-        },
-        host: HostInfo::current(),
-        started_at,
-        duration_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        partial: ending != Ending::Complete,
-        validity,
-        open_files_limit: budget.limit,
-        notes,
-        results,
-        conformance: checks.counts(),
-        emulator,
-        generator: Some(generator),
-        slo,
-        shard: Some(ShardInfo::of(plan, &options, start_offset)),
-        merged: None,
-        misbehave: plan.flow.misbehave.list(),
-    })
 }

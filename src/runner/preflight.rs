@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::RunError;
+use super::error::RunError;
 use crate::device::driver::{never_abort, now, run_device};
 use crate::device::{DeviceIdentity, FailureKind, FlowSettings, Outcome, Step, Target, Transport};
 use crate::scenario::{Plan, TargetPlan};

@@ -20,10 +20,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Load, Plan, RunError, now};
+use super::error::RunError;
 use crate::certificates::CertificateRequest;
 use crate::credentials::SasToken;
 use crate::device::DeviceIdentity;
+use crate::device::driver::now;
+use crate::scenario::{Load, Plan};
 use crate::shard::Part;
 use crate::tls;
 use crate::x509::{CertificateAuthority, DeviceCertificate};
@@ -442,14 +444,15 @@ mod tests {
         let plan = Arc::new(Plan::resolve(file, std::path::Path::new("a.toml"), &|_| None).expect("it resolves"));
         let options = super::super::RunOptions::whole(&plan);
         assert_eq!(window(&options.part), 300);
-        let target = super::super::target::prepare_target(&plan).await.expect("the embedded emulator starts");
-        let devices = lookahead(&plan, &options.part, &target.roots).expect("devices prepare");
-        let settings = super::super::personality_settings(&plan);
+        let context =
+            super::super::context::RunContext::set_up(&plan, &options).await.expect("the embedded emulator starts");
+        let devices = lookahead(&plan, &options.part, &context.target.roots).expect("devices prepare");
+        let settings = context.personality_settings(&plan);
         let (_no_interrupts, interrupts) = tokio::sync::watch::channel(0);
         let arrivals =
-            super::super::schedule::ArrivalLoop::new(&plan, &options, None, &target.target, settings, devices);
-        let super::super::schedule::Arrivals { started, ending, .. } = arrivals.run(interrupts, |_| {}).await;
-        assert_eq!(ending, super::super::Ending::Complete);
+            super::super::schedule::ArrivalLoop::new(&plan, &options, None, &context.target.target, settings, devices);
+        let super::super::ended::Arrivals { started, ending, .. } = arrivals.run(interrupts, |_| {}).await;
+        assert_eq!(ending, super::super::ended::Ending::Complete);
         assert_eq!((started.started, started.not_started), (1500, 0));
         assert_eq!(started.prepared_late, 0, "every start found its device prepared ahead of it");
         assert_eq!(started.most_prepared, 300, "never more than the window was prepared ahead");

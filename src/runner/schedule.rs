@@ -12,36 +12,24 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{MissedTickBehavior, sleep_until};
 
+use super::ended::{Arrivals, Ending, Panicked, Started};
+use super::options::RunOptions;
 use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
 use super::stall::{LagOutsideStalls, TargetStalls};
 use super::start::START_LEAD;
 use super::timer::PreciseTimer;
-use super::{Ending, RunOptions};
 use crate::arrival::ArrivalPlan;
 use crate::conformance::CheckLog;
 use crate::conformance::passive::PassiveTally;
 use crate::device::driver::now;
 use crate::device::{DeviceRng, FlowReport, FlowSettings, Personality, Target, run_device_observed};
-use crate::metrics::{DeviceRecord, Metrics, Phase, PhaseHistograms};
+use crate::metrics::{DeviceRecord, Metrics, Phase, PhaseHistograms, WallClock};
 use crate::results::{Progress, Tick};
 use crate::scenario::{Load, Plan};
 use crate::shard::Part;
 
 /// What a device task hands back: its registration ID and its report.
 type Finished = (String, FlowReport<CheckLog>);
-
-/// What the arrival loop ends with.
-pub(super) struct Arrivals {
-    pub metrics: Metrics,
-    /// The passive checks' tally.
-    pub checks: PassiveTally,
-    pub started: Started,
-    pub ending: Ending,
-    /// The run's length, from the plan's zero.
-    pub elapsed: Duration,
-    /// The starts sorted by the target's stalls, when the loop was told of them.
-    pub lag_outside_stalls: Option<LagOutsideStalls>,
-}
 
 /// The arrival loop of one run: when devices start (`starts`), which start next (`devices`),
 /// the tasks in flight, and what it folded from those that finished (`collected`).
@@ -85,6 +73,8 @@ impl<'a> ArrivalLoop<'a> {
         devices: Lookahead<DevicePreparer>,
     ) -> Self {
         let begin = now() + START_LEAD;
+        // One reading of both clocks places every assignment of the run on the wall clock.
+        let wall = WallClock::new(now(), std::time::SystemTime::now());
         let (abort, aborted) = watch::channel(false);
         Self {
             plan,
@@ -105,7 +95,7 @@ impl<'a> ArrivalLoop<'a> {
             ending: Ending::Complete,
             draining: false,
             unprepared: None,
-            collected: Collected::new(options.device_records),
+            collected: Collected::new(options.device_records, wall),
             spares: None,
         }
     }
@@ -311,6 +301,8 @@ impl<'a> ArrivalLoop<'a> {
 /// What the loop folded from the device tasks that finished.
 struct Collected {
     metrics: Metrics,
+    /// The run's reading of both clocks, for the metrics' rates.
+    wall: WallClock,
     checks: PassiveTally,
     /// Keep a [`DeviceRecord`] of each (`devices.csv`).
     device_records: bool,
@@ -321,9 +313,10 @@ struct Collected {
 }
 
 impl Collected {
-    fn new(device_records: bool) -> Self {
+    fn new(device_records: bool, wall: WallClock) -> Self {
         Self {
             metrics: Metrics::new(),
+            wall,
             checks: PassiveTally::default(),
             device_records,
             finished: Vec::new(),
@@ -340,7 +333,7 @@ impl Collected {
                 if self.device_records {
                     self.finished.push(DeviceRecord::of(&registration_id, &report));
                 }
-                self.metrics.record(&report);
+                self.metrics.record(&report, &self.wall);
                 self.metrics.note_failure(&registration_id, &report);
                 if let Some(lag) = &mut self.lag_outside_stalls {
                     lag.record(&report.timings);
@@ -351,41 +344,6 @@ impl Collected {
             // Cancelled: only the loop's own shutdown cancels a task, after it stopped collecting.
             Err(_) => {}
         }
-    }
-}
-
-/// Device tasks that panicked (a bug in dpsbench, not a failure of the target): how many, and
-/// what the first one said.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Panicked {
-    pub count: u64,
-    pub first: Option<String>,
-}
-
-impl Panicked {
-    fn add(&mut self, payload: Box<dyn std::any::Any + Send>) {
-        self.count += 1;
-        if self.first.is_none() {
-            let message = match payload.downcast::<String>() {
-                Ok(text) => *text,
-                Err(payload) => {
-                    payload.downcast::<&str>().map_or_else(|_| "(no message)".into(), |text| (*text).into())
-                }
-            };
-            self.first = Some(message);
-        }
-    }
-
-    /// The summary's note, when any task panicked.
-    pub(super) fn note(&self) -> Option<String> {
-        (self.count > 0).then(|| {
-            format!(
-                "{} device tasks panicked, so their devices count as not finished (a bug in dpsbench, not a failure of \
-                 the target; the first said: {})",
-                self.count,
-                self.first.as_deref().unwrap_or("(no message)")
-            )
-        })
     }
 }
 
@@ -450,21 +408,6 @@ impl Starts {
     }
 }
 
-/// Devices started, planned devices that never started, and how their preparation went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Started {
-    pub started: u64,
-    pub not_started: u64,
-    /// Starts that found their device not yet prepared, and prepared it as they started.
-    pub prepared_late: u64,
-    /// The most devices held prepared ahead of their start at once.
-    pub most_prepared: usize,
-    /// Why arrivals stopped early: a device could not be prepared.
-    pub unprepared: Option<String>,
-    /// Device tasks that panicked and left no report.
-    pub panicked: Panicked,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,7 +423,7 @@ mod tests {
                 unreachable!("every task of this test panics")
             });
         }
-        let mut collected = Collected::new(true);
+        let mut collected = Collected::new(true, WallClock::new(now(), std::time::SystemTime::now()));
         while let Some(joined) = tasks.join_next().await {
             collected.collect(joined);
         }

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::timer::PreciseTimer;
 use crate::device::driver::now;
 use crate::device::{TargetWatch, Timings};
+use crate::host::CpuTicks;
 
 /// No answer from the target for this long while devices wait on it, the runtime running
 /// meanwhile (no probe late by half of it): the target has stalled.
@@ -33,7 +34,8 @@ pub(super) struct Readings {
     pub machine_p99_us: Option<u64>,
     /// The share of the machine's CPU time the hypervisor took meanwhile (Linux `steal`).
     pub steal_percent: Option<f64>,
-    /// The share of the machine's cores this process used over the run (the runner fills it in).
+    /// The share of the machine's cores this process used over the run (the runner's reading,
+    /// given to [`StallMonitor::stop`]).
     pub cpu_share: Option<f64>,
 }
 
@@ -81,8 +83,8 @@ impl StallMonitor {
         Self { stop, task, machine: MachineProbe::start(Self::PERIOD), steal_before: CpuTicks::read() }
     }
 
-    /// Stops the probes; returns what they measured.
-    pub(super) async fn stop(self) -> Readings {
+    /// Stops the probes; returns what they measured, beside `cpu_share` (see [`Readings`]).
+    pub(super) async fn stop(self, cpu_share: Option<f64>) -> Readings {
         let _ = self.stop.send(true);
         let runtime_p99_us = match self.task.await {
             Ok(stalls) if !stalls.is_empty() => stalls.value_at_quantile(0.99),
@@ -90,7 +92,7 @@ impl StallMonitor {
         };
         let steal_percent =
             self.steal_before.zip(CpuTicks::read()).and_then(|(before, after)| after.steal_since(before));
-        Readings { runtime_p99_us, machine_p99_us: self.machine.stop(), steal_percent, cpu_share: None }
+        Readings { runtime_p99_us, machine_p99_us: self.machine.stop(), steal_percent, cpu_share }
     }
 }
 
@@ -126,35 +128,6 @@ impl MachineProbe {
         self.running.store(false, Ordering::Relaxed);
         let late = self.thread.take()?.join().ok()?;
         (!late.is_empty()).then(|| late.value_at_quantile(0.99))
-    }
-}
-
-/// The machine's CPU time so far, from the first line of `/proc/stat` (Linux).
-#[derive(Debug, Clone, Copy)]
-struct CpuTicks {
-    total: u64,
-    steal: u64,
-}
-
-impl CpuTicks {
-    fn read() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        Self::parse(stat.lines().next()?)
-    }
-
-    /// `cpu  user nice system idle iowait irq softirq steal guest guest_nice`: guest time is
-    /// already counted in user and nice.
-    fn parse(line: &str) -> Option<Self> {
-        let mut fields = line.split_whitespace();
-        (fields.next()? == "cpu").then_some(())?;
-        let ticks: Vec<u64> = fields.take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
-        Some(Self { total: ticks.iter().sum(), steal: *ticks.get(7)? })
-    }
-
-    fn steal_since(self, before: Self) -> Option<f64> {
-        let total = self.total.checked_sub(before.total).filter(|t| *t > 0)?;
-        let steal = self.steal.checked_sub(before.steal)?;
-        Some((steal as f64 * 1000.0 / total as f64).round() / 10.0)
     }
 }
 
@@ -323,14 +296,6 @@ impl TargetWatching {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn steal_is_the_share_of_all_cpu_time() {
-        let before = CpuTicks::parse("cpu  100 0 50 800 0 0 0 50 0 0").unwrap();
-        let after = CpuTicks::parse("cpu  200 0 100 1500 0 0 0 200 0 0").unwrap();
-        assert_eq!(after.steal_since(before), Some(15.0), "150 of 1,000 ticks");
-        assert!(CpuTicks::parse("cpu0 1 2 3").is_none());
-    }
 
     #[test]
     fn a_silence_while_devices_wait_opens_a_window_the_catch_up_closes() {

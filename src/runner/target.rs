@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::RunError;
+use super::error::RunError;
 use crate::device::{Target, TargetWatch, Transport};
 use crate::emulator::config::IndividualEnrollment;
 use crate::emulator::{self, ServiceConfig};
@@ -56,20 +56,17 @@ pub(super) struct PreparedTarget {
 
 pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunError> {
     match &plan.target {
-        TargetPlan::Embedded { hubs, retry_after_seconds, assign_delay, quota, transport, echo_payload, faults } => {
-            let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs.clone(), plan.group_key.clone());
+        TargetPlan::Embedded { settings, transport } => {
+            let hubs = settings.hubs.clone();
+            let mut config = ServiceConfig::single_group(plan.id_scope.clone(), hubs, plan.group_key.clone());
             config.individuals = plan
                 .individual_enrollments()
                 .into_iter()
                 .map(|(registration_id, primary)| IndividualEnrollment { registration_id, primary, secondary: None })
                 .collect();
-            config.echo_payload = *echo_payload;
-            config.retry_after_seconds = *retry_after_seconds;
-            config.assign_delay = *assign_delay;
-            config.quota = *quota;
+            config.apply(settings.clone());
             // Held from the start (the server must not see them armed even for a moment): the
             // runner arms them once the preflight passed.
-            config.faults = faults.clone();
             config.faults.held = true;
             if let Some(x509) = &plan.x509 {
                 trust_ca_dir(&mut config, &x509.ca_dir)?;

@@ -41,7 +41,7 @@ impl PreciseTimer {
     pub(super) async fn sleep_until(&mut self, deadline: Instant) {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
-            let remaining = deadline.saturating_duration_since(super::now());
+            let remaining = deadline.saturating_duration_since(crate::device::driver::now());
             if remaining.is_zero() {
                 return;
             }
@@ -127,7 +127,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::runner::now;
+    use crate::device::driver::now;
 
     #[tokio::test]
     async fn a_real_clock_gets_the_kernel_timer_and_never_wakes_early() {

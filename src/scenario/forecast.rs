@@ -34,7 +34,7 @@ pub struct Prediction {
 /// The quota a plan's target enforces, as far as the plan says.
 pub fn quota(plan: &Plan) -> Option<Quota> {
     match &plan.target {
-        TargetPlan::Embedded { quota, .. } => quota.map(|q| Quota {
+        TargetPlan::Embedded { settings, .. } => settings.quota.map(|q| Quota {
             burst: f64::from(q.registrations_per_minute),
             per_second: f64::from(q.registrations_per_minute) / 60.0,
             source: "[target].registrations_per_minute",
@@ -61,8 +61,8 @@ pub fn predict(plan: &Plan) -> Prediction {
     // After its register request a device waits for the assignment: retry-after when the
     // target assigns later than at once, then one more round trip.
     let wait = match &plan.target {
-        TargetPlan::Embedded { assign_delay, retry_after_seconds, .. } if !assign_delay.is_zero() => {
-            assign_delay.as_secs_f64().max(f64::from(*retry_after_seconds))
+        TargetPlan::Embedded { settings, .. } if !settings.assign_delay.is_zero() => {
+            settings.assign_delay.as_secs_f64().max(f64::from(settings.retry_after_seconds))
         }
         TargetPlan::Embedded { .. } => 0.0,
         TargetPlan::Dps { .. } => 3.0,

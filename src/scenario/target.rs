@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -11,10 +10,7 @@ use serde::{Deserialize, Deserializer};
 use super::FieldError;
 use crate::credentials::IdScope;
 use crate::device::Transport;
-use crate::emulator::config::{
-    DEFAULT_RETRY_AFTER_SECONDS, QuotaConfig, SettingError, check_hubs, check_retry_after, default_hubs, tls_policy,
-};
-use crate::emulator::faults::{Faults, FaultsSection};
+use crate::emulator::config::{QuotaFile, SettingError, Settings, SettingsSection, tls_policy};
 use crate::tls::{TlsPolicy, TlsVersion};
 
 /// Default ID scope of the embedded emulator.
@@ -30,24 +26,15 @@ pub enum TargetSection {
     Embedded {
         #[serde(default)]
         id_scope: Option<String>,
-        #[serde(default = "default_hubs")]
-        hubs: Vec<String>,
-        #[serde(default = "default_retry_after")]
-        retry_after_seconds: u32,
-        #[serde(default)]
-        assign_delay_ms: u64,
+        /// The emulator's settings, spelled as its own file spells them (`emulator::config`).
+        #[serde(default, flatten)]
+        settings: SettingsSection,
         /// DPS quota on register requests (per minute); none when absent.
         #[serde(default)]
         registrations_per_minute: Option<u32>,
         /// DPS quota on poll requests (per minute); none when absent.
         #[serde(default)]
         operations_per_minute: Option<u32>,
-        /// Return each device's payload as `registrationState.payload`.
-        #[serde(default)]
-        echo_payload: bool,
-        /// Faults the embedded emulator injects (`emulator::faults`).
-        #[serde(default)]
-        faults: FaultsSection,
         /// The emulator's enrollment group issues operational certificates for CSRs.
         #[serde(default)]
         issue_certificates: bool,
@@ -83,10 +70,6 @@ pub enum TargetSection {
         #[serde(default, flatten)]
         transport: TransportSection,
     },
-}
-
-fn default_retry_after() -> u32 {
-    DEFAULT_RETRY_AFTER_SECONDS
 }
 
 fn default_dps_host() -> String {
@@ -166,6 +149,7 @@ fn setting(error: SettingError) -> FieldError {
         SettingError::RetryAfter(_) => "target.retry_after_seconds",
         SettingError::ZeroQuota => "target.registrations_per_minute",
         SettingError::CipherSuite(_) => "target.cipher_suites",
+        SettingError::Fault(fault) => return FieldError::new(target_faults_field(fault.field), fault.reason.clone()),
     };
     FieldError::new(field, error.to_string())
 }
@@ -193,13 +177,9 @@ fn target_faults_field(field: &str) -> &'static str {
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
     Embedded {
-        hubs: Vec<String>,
-        retry_after_seconds: u32,
-        assign_delay: Duration,
-        quota: Option<QuotaConfig>,
+        /// The emulator's settings, checked as its own file's are.
+        settings: Settings,
         transport: Transport,
-        echo_payload: bool,
-        faults: Faults,
     },
     Dps {
         host: String,
@@ -238,37 +218,19 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
     let (plan, id_scope, production_ceiling) = match section {
         TargetSection::Embedded {
             id_scope,
-            hubs,
-            retry_after_seconds,
-            assign_delay_ms,
+            settings,
             registrations_per_minute,
             operations_per_minute,
             transport,
-            echo_payload,
-            faults,
             issue_certificates: _,
         } => {
             let scope = IdScope::new(id_scope.unwrap_or_else(|| EMBEDDED_ID_SCOPE.into()))
                 .map_err(|e| FieldError::new("target.id_scope", e.to_string()))?;
-            check_hubs(&hubs).map_err(setting)?;
-            let retry_after_seconds = check_retry_after(retry_after_seconds).map_err(setting)?;
-            let quota = QuotaConfig::new(registrations_per_minute, operations_per_minute).map_err(setting)?;
+            // An embedded target answers at once unless it says otherwise.
+            let quota = QuotaFile { registrations_per_minute, operations_per_minute };
+            let settings = settings.resolve(quota, 0).map_err(setting)?;
             let transport = transport.resolve()?;
-            let assign_delay = Duration::from_millis(assign_delay_ms);
-            let faults = faults.resolve().map_err(|e| FieldError::new(target_faults_field(e.field), e.reason))?;
-            (
-                TargetPlan::Embedded {
-                    hubs,
-                    retry_after_seconds,
-                    assign_delay,
-                    quota,
-                    transport,
-                    echo_payload,
-                    faults,
-                },
-                scope,
-                None,
-            )
+            (TargetPlan::Embedded { settings, transport }, scope, None)
         }
         TargetSection::Dps {
             host,

@@ -17,7 +17,7 @@ fn minimal_embedded_scenario_has_defaults() {
     let plan = load(MINIMAL, &|_| None).unwrap();
     assert_eq!(plan.registration_id(0).as_str(), "bench-000000");
     assert_eq!(plan.id_scope.as_str(), EMBEDDED_ID_SCOPE);
-    assert!(matches!(plan.target, TargetPlan::Embedded { retry_after_seconds: 1, .. }));
+    assert!(matches!(&plan.target, TargetPlan::Embedded { settings, .. } if settings.retry_after_seconds == 1));
     assert_eq!(plan.flow.retry.max_retries, Some(5));
 }
 

@@ -65,8 +65,8 @@ fn hubs_default_as_in_a_scenario() {
     let scenario = "name = \"n\"\n[target]\nkind = \"embedded\"\n[arrival]\nrate = 1\n[devices]\ncount = 1\n";
     let file: crate::scenario::ScenarioFile = crate::toml_file::parse(scenario).unwrap();
     let plan = crate::scenario::Plan::resolve(file, Path::new("s.toml"), &|_| None).unwrap();
-    let crate::scenario::TargetPlan::Embedded { hubs, .. } = plan.target else { panic!("embedded") };
-    assert_eq!(hubs, DEFAULT_HUBS);
+    let crate::scenario::TargetPlan::Embedded { settings, .. } = plan.target else { panic!("embedded") };
+    assert_eq!(settings.hubs, DEFAULT_HUBS);
 }
 
 #[test]
@@ -102,4 +102,42 @@ fn each_quota_is_optional_on_its_own() {
     assert_eq!(with("").unwrap().quota, None, "an empty [quota] limits nothing");
     let err = with("registrations_per_minute = 0").unwrap_err().to_string();
     assert!(err.contains("quota") && err.contains("at least 1"), "{err}");
+}
+
+/// Read from buffered values (the section is flattened), a setting of the wrong type still
+/// names its field.
+#[test]
+fn a_setting_of_the_wrong_type_names_its_field() {
+    let err = parse(&ISSUE_EXAMPLE.replace("retry_after_seconds = 3", "retry_after_seconds = \"x\"")).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("emu.toml") && err.contains("`retry_after_seconds`") && err.contains("whole number"), "{err}");
+}
+
+/// One section, one resolution: the same keys in a scenario's embedded target and in an
+/// emulator file give the same settings (but the delay, whose default each file keeps).
+#[test]
+fn a_scenarios_embedded_target_and_the_emulator_file_share_the_settings() {
+    let keys = "hubs = [\"h.example\"]\nretry_after_seconds = 2\necho_payload = true\n";
+    let scenario = format!(
+        "name = \"n\"\n[target]\nkind = \"embedded\"\n{keys}registrations_per_minute = 60\n[target.faults]\n\
+         drop_reply = 0.5\n[arrival]\nrate = 1\n[devices]\ncount = 1\n"
+    );
+    let file: crate::scenario::ScenarioFile = crate::toml_file::parse(&scenario).unwrap();
+    let plan = crate::scenario::Plan::resolve(file, Path::new("s.toml"), &|_| None).unwrap();
+    let crate::scenario::TargetPlan::Embedded { settings, .. } = plan.target else { panic!("embedded") };
+    let emulator = format!(
+        "id_scope = \"0ne00DPS001\"\n{keys}[quota]\nregistrations_per_minute = 60\n[faults]\ndrop_reply = 0.5\n"
+    );
+    let config = parse(&emulator).unwrap();
+    let expected = Settings {
+        hubs: config.hubs,
+        retry_after_seconds: config.retry_after_seconds,
+        assign_delay: Duration::ZERO,
+        quota: config.quota,
+        echo_payload: config.echo_payload,
+        faults: config.faults,
+    };
+    assert_eq!(settings, expected);
+    assert_eq!((settings.retry_after_seconds, settings.echo_payload), (2, true));
+    assert_eq!(config.assign_delay, Duration::from_millis(DEFAULT_ASSIGN_DELAY_MS));
 }
