@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod certificates;
+mod counts;
 mod live;
 mod phase;
 mod rates;
@@ -23,13 +24,12 @@ mod record;
 mod summary;
 
 pub use certificates::CertificateCounts;
+pub use counts::add_counts;
 pub use live::{LIVE_BUCKETS_US, LiveBuckets};
 pub use phase::Phase;
 pub use rates::{AssignmentTenths, Rates, WallClock};
 pub use record::DeviceRecord;
-pub use summary::{
-    CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary, add_counts,
-};
+pub use summary::{CountStats, DeviceCounts, PayloadCounts, PersonalityCounts, PhaseStats, SourceCounts, Summary};
 
 /// Highest latency tracked: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -372,8 +372,8 @@ impl Metrics {
         self.phases.add_all(phases);
         self.register_attempts.add(register_attempts).expect("auto-resizing histograms accept any value");
         self.polls_per_device.add(polls_per_device).expect("auto-resizing histograms accept any value");
-        summary::add_counts(&mut self.failures, failures);
-        summary::add_counts(&mut self.hubs, hubs);
+        counts::add_counts(&mut self.failures, failures);
+        counts::add_counts(&mut self.hubs, hubs);
         self.merge_reasons(failure_reasons);
         for (name, counts) in personalities {
             self.personalities.entry(name).or_default().add(counts);

@@ -85,8 +85,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;
-    let (summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await
-    {
+    let (summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(recorded) => recorded,
         Err(error) => {
             folder.discard();

@@ -35,7 +35,7 @@ impl CertificateCounts {
         self.requested += requested;
         self.issued += issued;
         self.verified += verified;
-        super::summary::add_counts(&mut self.failures, failures);
+        super::counts::add_counts(&mut self.failures, failures);
     }
 
     /// No device asked for a certificate (the object is left out of `summary.json`).

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::counts::add_counts;
+
 use super::Phase;
 
 /// The measured part of `summary.json` (the runner adds run metadata around it).
@@ -121,13 +123,6 @@ impl Summary {
     /// Replies 429 received (throttled requests).
     pub fn throttled(&self) -> u64 {
         self.statuses.get(&super::THROTTLED.to_string()).copied().unwrap_or(0)
-    }
-}
-
-/// Adds `theirs` counts into `mine`, key by key.
-pub fn add_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
-    for (key, value) in theirs {
-        *mine.entry(key.clone()).or_default() += value;
     }
 }
 
