@@ -13,6 +13,7 @@ pub mod issuance;
 pub mod server;
 pub mod service;
 pub mod start;
+pub mod tracked;
 
 pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::client_checks::Ending;
 use super::faults::Fault;
 use super::service::{Claim, Service, Session};
+use super::tracked::{Tracked, Tracker};
 use crate::mqtt::Framed;
 use crate::websocket;
 use crate::x509::PeerCertificate;
@@ -56,21 +57,36 @@ pub struct EmulatorHandle {
     tls: TlsAcceptor,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Every connection and accept loop spawned: [`EmulatorHandle::stop`] waits for them all.
+    tasks: Tracked,
 }
 
 impl EmulatorHandle {
     /// Also serves MQTT over WebSocket (TLS, then the upgrade) on an already bound listener.
     pub fn serve_websocket(&mut self, listener: TcpListener) -> std::io::Result<SocketAddr> {
         let address = listener.local_addr()?;
-        tokio::spawn(serve_websocket(listener, self.service.clone(), self.tls.clone(), self.shutdown.subscribe()));
+        let tracker = self.tasks.tracker();
+        let shutdown = self.shutdown.subscribe();
+        self.tasks.tracker().spawn(serve_websocket(
+            listener,
+            self.service.clone(),
+            self.tls.clone(),
+            shutdown,
+            tracker,
+        ));
         self.ws_address = Some(address);
         Ok(address)
     }
 
-    /// Stops accepting, closes every connection and waits for the accept loop to end.
+    /// Stops accepting, closes every connection and returns once every task it spawned (accept
+    /// loops and connections, each having told the client checks how it ended) has ended.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        let Self { shutdown, task, tasks, .. } = self;
+        let _ = shutdown.send(true);
+        // Dropped, so a connection that already saw the change sees the sender gone at once.
+        drop(shutdown);
+        let _ = task.await;
+        tasks.all_ended().await;
     }
 }
 
@@ -82,25 +98,28 @@ pub fn spawn(
 ) -> std::io::Result<EmulatorHandle> {
     let address = listener.local_addr()?;
     let (shutdown, signal) = watch::channel(false);
+    let tasks = Tracked::new();
     let mut plain_address = None;
     if let Some(plain) = service.config().deviations.plain_listen {
         let listener = bind(plain)?;
         plain_address = Some(listener.local_addr()?);
-        tokio::spawn(serve_plain(listener, service.clone(), signal.clone()));
+        tasks.tracker().spawn(serve_plain(listener, service.clone(), signal.clone(), tasks.tracker()));
     }
     let tls = TlsAcceptor::from(tls);
-    let task = tokio::spawn(serve(listener, service.clone(), tls.clone(), signal));
-    Ok(EmulatorHandle { address, ws_address: None, plain_address, service, tls, shutdown, task })
+    let task = tokio::spawn(serve(listener, service.clone(), tls.clone(), signal, tasks.tracker()));
+    Ok(EmulatorHandle { address, ws_address: None, plain_address, service, tls, shutdown, task, tasks })
 }
 
 /// Accepts TLS connections until `shutdown` turns true. An `outage` fault closes the listener
 /// and every connection at its time, then takes the same address back after its length;
-/// `max_connections` closes connections beyond it at once.
+/// `max_connections` closes connections beyond it at once. Each connection is spawned by
+/// `tasks`.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
     tls: TlsAcceptor,
     mut shutdown: watch::Receiver<bool>,
+    tasks: Tracker,
 ) {
     let live = Arc::new(AtomicUsize::new(0));
     let address = listener.local_addr();
@@ -118,7 +137,7 @@ pub async fn serve(
             }
             let guard = LiveConnection::enter(&live);
             let (service, tls, dropped) = (service.clone(), tls.clone(), dropped.clone());
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 connection(stream, service, tls, dropped).await;
                 drop(guard);
             });
@@ -223,16 +242,39 @@ async fn accept_loop(listener: TcpListener, mut shutdown: watch::Receiver<bool>,
 
 async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    // Every step before MQTT ends at shutdown too, so stop() never waits on a handshake.
+    let opened = tokio::select! {
+        opened = open(stream, &service, &tls) => opened,
+        _ = shutdown.changed() => return,
+    };
+    match opened {
+        Opened::Closed => {}
+        Opened::Plain(stream) => serve_mqtt(stream, service, shutdown, None, None).await,
+        Opened::Tls(stream) => {
+            let peer = peer_certificate(&stream);
+            let tls12 = negotiated_tls12(&stream);
+            serve_mqtt(*stream, service, shutdown, peer, Some(tls12)).await;
+        }
+    }
+}
+
+/// What became of a connection before its MQTT.
+enum Opened {
+    /// Closed before MQTT: a stall, an old-TLS answer, a failed handshake.
+    Closed,
+    /// Plain MQTT on the TLS port (the `accept_plain_mqtt` deviation).
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+async fn open(stream: TcpStream, service: &Service, tls: &TlsAcceptor) -> Opened {
     if service.faults.strikes(Fault::TlsStall) {
         // Hold the connection, never answering its handshake, until the client gives up.
-        tokio::select! {
-            _ = tokio::time::sleep(STALL_LIMIT) => {}
-            _ = shutdown.changed() => {}
-        }
-        return;
+        tokio::time::sleep(STALL_LIMIT).await;
+        return Opened::Closed;
     }
     if service.config().deviations.accept_plain_mqtt && starts_with_plain_connect(&stream).await {
-        return serve_mqtt(stream, service, shutdown, None, None).await;
+        return Opened::Plain(stream);
     }
     if service.config().deviations.answer_old_tls {
         let mut head = [0u8; 11];
@@ -241,13 +283,13 @@ async fn connection(stream: TcpStream, service: Arc<Service>, tls: TlsAcceptor, 
         {
             let mut stream = stream;
             let _ = timeout(HANDSHAKE_TIMEOUT, tokio::io::AsyncWriteExt::write_all(&mut stream, &hello)).await;
-            return;
+            return Opened::Closed;
         }
     }
-    let Some(stream) = handshake(&service, &tls, stream).await else { return };
-    let peer = peer_certificate(&stream);
-    let tls12 = negotiated_tls12(&stream);
-    serve_mqtt(stream, service, shutdown, peer, Some(tls12)).await;
+    match handshake(service, tls, stream).await {
+        Some(stream) => Opened::Tls(Box::new(stream)),
+        None => Opened::Closed,
+    }
 }
 
 /// The TLS handshake, within its deadline. A judging emulator counts a handshake that offered
@@ -324,11 +366,12 @@ async fn serve_websocket(
     service: Arc<Service>,
     tls: TlsAcceptor,
     shutdown: watch::Receiver<bool>,
+    tasks: Tracker,
 ) {
     let signal = shutdown.clone();
     accept_loop(listener, shutdown, |stream| {
         service.stats.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(websocket_connection(stream, service.clone(), tls.clone(), signal.clone()));
+        tasks.spawn(websocket_connection(stream, service.clone(), tls.clone(), signal.clone()));
     })
     .await;
 }
@@ -337,14 +380,21 @@ async fn websocket_connection(
     stream: TcpStream,
     service: Arc<Service>,
     tls: TlsAcceptor,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let Some(stream) = handshake(&service, &tls, stream).await else { return };
-    let peer = peer_certificate(&stream);
-    let tls12 = negotiated_tls12(&stream);
-    let rule = service.config().deviations.subprotocol_rule();
-    let Ok(Ok(ws)) = timeout(HANDSHAKE_TIMEOUT, Box::pin(websocket::server_handshake(stream, rule))).await else {
+    let upgrade = async {
+        let stream = handshake(&service, &tls, stream).await?;
+        let peer = peer_certificate(&stream);
+        let tls12 = negotiated_tls12(&stream);
+        let rule = service.config().deviations.subprotocol_rule();
+        let ws = timeout(HANDSHAKE_TIMEOUT, Box::pin(websocket::server_handshake(stream, rule))).await.ok()?.ok()?;
+        Some((ws, peer, tls12))
+    };
+    let Some((ws, peer, tls12)) = (tokio::select! {
+        upgraded = upgrade => upgraded,
+        _ = shutdown.changed() => None,
+    }) else {
         return;
     };
     serve_mqtt(ws, service, shutdown, peer, Some(tls12)).await;
@@ -357,10 +407,15 @@ async fn starts_with_plain_connect(stream: &TcpStream) -> bool {
 }
 
 /// Serves plain MQTT (no TLS) on `listener`: only for the `plain_listen` deviation.
-pub async fn serve_plain(listener: TcpListener, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
+pub async fn serve_plain(
+    listener: TcpListener,
+    service: Arc<Service>,
+    shutdown: watch::Receiver<bool>,
+    tasks: Tracker,
+) {
     let signal = shutdown.clone();
     accept_loop(listener, shutdown, |stream| {
-        tokio::spawn(serve_mqtt(stream, service.clone(), signal.clone(), None, None));
+        tasks.spawn(serve_mqtt(stream, service.clone(), signal.clone(), None, None));
     })
     .await;
 }
@@ -467,12 +522,19 @@ async fn send_response<S: AsyncRead + AsyncWrite + Unpin>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let held = delay.and_then(|delay| packets.pop().map(|packet| (delay, packet)));
-    if !write_all(framed, &packets).await {
+    let written = tokio::select! {
+        written = write_all(framed, &packets) => written,
+        _ = shutdown.changed() => false,
+    };
+    if !written {
         return false;
     }
     let Some((delay, packet)) = held else { return true };
     tokio::select! {
-        _ = tokio::time::sleep(delay) => write_all(framed, std::slice::from_ref(&packet)).await,
+        written = async {
+            tokio::time::sleep(delay).await;
+            write_all(framed, std::slice::from_ref(&packet)).await
+        } => written,
         _ = shutdown.changed() => false,
     }
 }

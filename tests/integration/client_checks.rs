@@ -84,15 +84,8 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
     let summary =
         dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
     let service: Arc<Service> = started.handle.service.clone();
+    // Returns once every connection has ended and folded its checks in.
     started.handle.stop().await;
-    // The last connections fold their checks in as their tasks end.
-    for _ in 0..40 {
-        if service.live_clients() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let _ = std::fs::remove_dir_all(&dir);
     (service.judge.as_ref().unwrap().report(), summary)
 }
