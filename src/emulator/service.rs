@@ -469,9 +469,11 @@ impl Service {
 }
 
 mod answer;
+mod reply;
 mod session;
 
 pub use answer::MAX_MESSAGE_BYTES;
+pub use reply::Reply;
 pub use session::{Response, Session};
 
 #[cfg(test)]

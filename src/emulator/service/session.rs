@@ -12,6 +12,7 @@ use rumqttc::mqttbytes::v4::{
 
 use super::Service;
 use super::answer::{Device, answer};
+use super::reply::Reply;
 use crate::credentials::{IdScope, RegistrationId};
 use crate::emulator::Deviations;
 use crate::emulator::activity::Refusal;
@@ -19,7 +20,6 @@ use crate::emulator::client_checks::{ConnectFacts, ConnectionLog, Ending};
 use crate::emulator::config::AuthFailure;
 use crate::emulator::faults::{Fault, Malformed, RequestFault};
 use crate::emulator::issuance::{self, Enrollment};
-use crate::messages::ErrorBody;
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, RequestTopic, Username};
 use crate::x509::PeerCertificate;
@@ -326,7 +326,7 @@ impl Session {
         // PUBACK goes out before the reply: C# v1 fails on any other order.
         response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
         let fault = if *authorized { service.faults.request_fault() } else { None };
-        let (mut status, retry_after, mut body) = match fault {
+        let mut reply = match fault {
             Some(RequestFault::DropReply) => return response,
             Some(RequestFault::ServerError(status)) => {
                 fault_error(service, status, u32::from(status) * 1000, "The service is unavailable.", wall)
@@ -338,10 +338,7 @@ impl Session {
                 let device = Device { registration_id, x509: x509.clone(), enrollment: enrollment.as_ref() };
                 answer(service, device, request, &publish.payload, now, wall)
             }
-            _ => {
-                let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
-                (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
-            }
+            _ => Reply::error(service, 401, 401000, "Unauthorized", None, wall),
         };
         let mut rid = request.rid().to_string();
         let malformed = match fault {
@@ -349,28 +346,29 @@ impl Session {
             _ => None,
         };
         match malformed {
-            Some(Malformed::InvalidJson) => body = b"{\"operationId\": ".to_vec(),
+            Some(Malformed::InvalidJson) => reply.body = b"{\"operationId\": ".to_vec(),
             Some(Malformed::WrongRid) => rid.push_str("-wrong"),
-            Some(Malformed::UnknownStatus) => status = Malformed::UNKNOWN_STATUS,
+            Some(Malformed::UnknownStatus) => reply.status = Malformed::UNKNOWN_STATUS,
             Some(Malformed::Truncated) | None => {}
         }
         if let Some(qos) = self.reply_qos {
             let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
-            let mut reply = Publish::new(deviations.reply_topic(status, &rid, retry_after), qos, body);
+            let topic = deviations.reply_topic(reply.status, &rid, reply.retry_after);
+            let mut publish = Publish::new(topic, qos, reply.body);
             if qos != QoS::AtMostOnce {
-                reply.pkid = self.packet_ids.next_id();
+                publish.pkid = self.packet_ids.next_id();
             }
             if let Some(log) = &mut self.judged {
                 let poll = matches!(request, RequestTopic::Poll { .. });
-                let packet_id = (qos != QoS::AtMostOnce).then_some(reply.pkid);
-                log.replied(request.rid(), status, retry_after, poll, packet_id, now);
+                let packet_id = (qos != QoS::AtMostOnce).then_some(publish.pkid);
+                log.replied(request.rid(), reply.status, reply.retry_after, poll, packet_id, now);
             }
             if malformed == Some(Malformed::Truncated) {
-                response.raw = truncated(Packet::Publish(reply));
+                response.raw = truncated(Packet::Publish(publish));
                 response.close = true;
                 return response;
             }
-            response.packets.push(Packet::Publish(reply));
+            response.packets.push(Packet::Publish(publish));
             response.delay = service.faults.reply_delay();
         }
         response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
@@ -388,16 +386,9 @@ fn truncated(packet: Packet) -> Vec<u8> {
 }
 
 /// A fault's error reply: `status` with an error body and `retry-after`.
-fn fault_error(
-    service: &Service,
-    status: u16,
-    code: u32,
-    message: &str,
-    wall: SystemTime,
-) -> (u16, Option<u32>, Vec<u8>) {
-    let error = service.random(|rng| ErrorBody::new(code.into(), message, wall, rng));
+fn fault_error(service: &Service, status: u16, code: u32, message: &str, wall: SystemTime) -> Reply {
     let retry_after = service.config.retry_after_seconds.max(1);
-    (status, Some(retry_after), serde_json::to_vec(&error).expect("error bodies serialise"))
+    Reply::error(service, status, code, message, Some(retry_after), wall)
 }
 
 /// The registration ID a CONNECT names and the scope its token is checked against, if its
