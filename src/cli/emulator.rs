@@ -53,7 +53,10 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
     let listener = emulator_processes::bind(&args)?;
     let (clients, service) = match clients {
-        Some((report, judge)) => (Some(report), Service::new(service_config).judging(judge)),
+        Some((report, judge)) => {
+            let judge = Arc::new(judge);
+            (Some((report, judge.clone())), Service::new(service_config).observed_by(judge))
+        }
         None => (None, Service::new(service_config)),
     };
     let service = Arc::new(service);
@@ -89,8 +92,7 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
     let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
     match &clients {
-        Some(report) => {
-            let judge = service.judge.as_ref().expect("a client report comes with its judge");
+        Some((report, judge)) => {
             tokio::select! {
                 () = stop => {}
                 () = report.enough(judge) => {}
@@ -119,9 +121,9 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
         emulator_log::log(&format!("dpsbench emulator injected faults: {}", listed.join(", ")));
     }
-    match (clients, &service.judge) {
+    match clients {
         // `stop` returned once every connection had ended, its checks folded in.
-        (Some(report), Some(judge)) => report.write(judge),
-        _ => Ok(0),
+        Some((report, judge)) => report.write(&judge),
+        None => Ok(0),
     }
 }

@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
-use super::client_checks::Ending;
 use super::faults::Fault;
+use super::observe::Ending;
 use super::service::{Claim, Service, Session};
 use super::tracked::{Tracked, Tracker};
 use crate::mqtt::Framed;
@@ -313,11 +313,11 @@ async fn handshake(
         Ok(Some(Ok(stream))) => Some(stream),
         Ok(Some(Err(error))) => {
             service.stats.tls_failures.add(&handshake_failure(&error));
-            if let Some(judge) = &service.judge
+            if let Some(observer) = service.observer()
                 && offered_no_tls12(&error)
             {
                 let from = peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "an unknown peer".into());
-                judge.tls_refused(format!("a TLS handshake from {from} offered no TLS 1.2 ({error})"));
+                observer.tls_refused(format!("a TLS handshake from {from} offered no TLS 1.2 ({error})"));
             }
             None
         }
@@ -482,7 +482,7 @@ async fn serve_mqtt<S>(
             if let Some(tcp) = framed.get_ref().tcp() {
                 let _ = tcp.set_zero_linger();
             }
-            session.finish(&service, Ending::Emulator, tokio::time::Instant::now().into_std());
+            session.finish(Ending::Emulator, tokio::time::Instant::now().into_std());
             return;
         }
         if response.close {
@@ -507,7 +507,7 @@ async fn serve_mqtt<S>(
     if let Some(claim) = &claim {
         service.release_client(claim);
     }
-    session.finish(&service, ending, tokio::time::Instant::now().into_std());
+    session.finish(ending, tokio::time::Instant::now().into_std());
     if !disconnected {
         let _ = timeout(Duration::from_secs(1), framed.shutdown()).await;
     }

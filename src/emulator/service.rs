@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use super::config::{QuotaConfig, ServiceConfig};
 use super::faults::Injector;
 use super::issuance::{Enrollment, Issued};
-use crate::credentials::{IdScope, RegistrationId, SasToken, SymmetricKey};
+use super::observe::Observer;
+use crate::credentials::{IdScope, ParsedSas, RegistrationId, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
 
@@ -162,8 +163,8 @@ pub struct Service {
     pub stats: ServiceStats,
     /// Faults on demand, drawn from their own seeded generator, and their counts.
     pub faults: Injector,
-    /// The client checks' judge, when the emulator judges its clients (`--client-report`).
-    pub judge: Option<super::client_checks::Judge>,
+    /// What observes every session (the client checks' judge, under `--client-report`).
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -191,14 +192,19 @@ impl Service {
             quotas,
             rng: Mutex::new(rng),
             stats: ServiceStats::default(),
-            judge: None,
+            observer: None,
         }
     }
 
-    /// This service, judging every client it serves against the client checks.
-    pub fn judging(mut self, judge: super::client_checks::Judge) -> Self {
-        self.judge = Some(judge);
+    /// This service, reporting every session's events to `observer` (a judge of its clients).
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
+    }
+
+    /// What observes every session, if anything does.
+    pub fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.observer.as_ref()
     }
 
     /// The operation of the latest registration of the device `canonical`.
@@ -234,17 +240,17 @@ impl Service {
         self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Checks a SAS password for `registration_id` against its individual enrollment, else
-    /// against every group's derived keys: the enrollment it authenticates through, if any.
+    /// Checks a SAS token (parsed from the password) for `registration_id` against its
+    /// individual enrollment, else against every group's derived keys: the enrollment it
+    /// authenticates through, if any.
     fn authenticate(
         &self,
         scope: &IdScope,
         registration_id: &RegistrationId,
-        password: &str,
+        token: Option<&ParsedSas<'_>>,
         now_unix: u64,
     ) -> Option<Enrollment> {
-        let token = SasToken::from_password(password);
-        let parsed = token.parse().ok()?;
+        let parsed = token?;
         let canonical = registration_id.canonical();
         if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
             let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());

@@ -63,7 +63,8 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
         config.trust_x509_ca("x509", ca.root_pem(), &dir.join("ca/root.pem")).unwrap();
         attestation = "attestation = \"x509\"\nx509_ca_dir = \"ca\"\n".into();
     }
-    let service = Service::new(config).judging(Judge::new(JudgeConfig::default()));
+    let judge = Arc::new(Judge::new(JudgeConfig::default()));
+    let service = Service::new(config).observed_by(judge.clone());
     let started = emulator::start_service_on_loopback(service, Default::default()).unwrap();
     std::fs::write(dir.join("ca.pem"), &started.ca_pem).unwrap();
     let port = started.handle.address.port();
@@ -83,11 +84,10 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
     let summary =
         dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
-    let service: Arc<Service> = started.handle.service.clone();
     // Returns once every connection has ended and folded its checks in.
     started.handle.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
-    (service.judge.as_ref().unwrap().report(), summary)
+    (judge.report(), summary)
 }
 
 fn failed(report: &ClientReport) -> BTreeSet<String> {
