@@ -14,12 +14,13 @@ pub mod issuance;
 pub mod observe;
 pub mod server;
 pub mod service;
+pub mod standalone;
 pub mod start;
 pub mod tracked;
 
 pub use config::{EmulatorConfig, ServiceConfig};
 pub use deviations::Deviations;
-pub use server::{EmulatorHandle, bind, spawn};
+pub use server::{EmulatorHandle, bind, bind_shared, spawn};
 pub use service::{Service, ServiceStats, Session};
 pub use start::{
     LoopbackEmulator, StartError, serve, server_identity, start_on_loopback, start_on_loopback_with,

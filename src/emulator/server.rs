@@ -39,8 +39,21 @@ const REBIND_ATTEMPTS: u32 = 40;
 
 /// Binds a TCP listener with a backlog sized for connection storms.
 pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with(address, false)
+}
+
+/// Binds a listener that other processes may bind too (`SO_REUSEPORT`): the kernel spreads
+/// connections across them.
+pub fn bind_shared(address: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with(address, true)
+}
+
+fn bind_with(address: SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
     let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    if shared {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(address)?;
     socket.listen(BACKLOG)
 }
