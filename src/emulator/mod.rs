@@ -5,6 +5,7 @@
 //! in-process on `127.0.0.1:0`; `dpsbench emulator` serves it standalone.
 
 pub mod activity;
+pub mod admission;
 pub mod client_checks;
 pub mod config;
 pub mod deviations;

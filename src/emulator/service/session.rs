@@ -16,9 +16,10 @@ use super::reply::Reply;
 use crate::credentials::{IdScope, RegistrationId};
 use crate::emulator::Deviations;
 use crate::emulator::activity::Refusal;
+use crate::emulator::admission::{self, ConnectFault, RequestDecision};
 use crate::emulator::config::AuthFailure;
 use crate::emulator::facts::{ConnectContext, ConnectFacts};
-use crate::emulator::faults::{Fault, Malformed, RequestFault};
+use crate::emulator::faults::{Malformed, RequestFault};
 use crate::emulator::issuance::{self, Enrollment};
 use crate::emulator::observe::{Ending, ReplySent, RequestSeen, SessionObserver};
 use crate::mqtt::{PacketIds, QoS};
@@ -247,11 +248,10 @@ impl Session {
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
             return refuse(ConnectReturnCode::NotAuthorized, Refusal::Credentials);
         }
-        if service.faults.strikes(Fault::ResetAfterConnect) {
-            return Response::reset();
-        }
-        if service.faults.strikes(Fault::ConnackUnavailable) {
-            return refuse(ConnectReturnCode::ServiceUnavailable, Refusal::Fault);
+        match admission::connect(&service.faults) {
+            Some(ConnectFault::Reset) => return Response::reset(),
+            Some(ConnectFault::Unavailable) => return refuse(ConnectReturnCode::ServiceUnavailable, Refusal::Fault),
+            None => {}
         }
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
@@ -273,7 +273,7 @@ impl Session {
     }
 
     fn subscribe(&mut self, service: &Service, subscribe: Subscribe) -> Response {
-        if service.faults.strikes(Fault::ResetAfterSubscribe) {
+        if admission::subscribe_reset(&service.faults) {
             return Response::reset();
         }
         self.observe(|observer| observer.subscribed(&mut subscribe.filters.iter().map(|filter| filter.path.as_str())));
@@ -326,16 +326,14 @@ impl Session {
                 _ => Response::close_after(None),
             };
         };
-        if *authorized
-            && matches!(request, RequestTopic::Register { .. })
-            && service.faults.strikes(Fault::ResetAfterRegister)
-        {
+        let register = matches!(request, RequestTopic::Register { .. });
+        let admitted = admission::Request { authorized: *authorized, register, replied: self.reply_qos.is_some() };
+        let RequestDecision::Answer { fault, delay } = admission::request(&service.faults, admitted) else {
             return Response::reset();
-        }
+        };
         let mut response = Response::default();
         // PUBACK goes out before the reply: C# v1 fails on any other order.
         response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
-        let fault = if *authorized { service.faults.request_fault() } else { None };
         let mut reply = match fault {
             Some(RequestFault::DropReply) => return response,
             Some(RequestFault::ServerError(status)) => {
@@ -382,7 +380,7 @@ impl Session {
                 return response;
             }
             response.packets.push(Packet::Publish(publish));
-            response.delay = service.faults.reply_delay();
+            response.delay = delay;
         }
         response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
         response
