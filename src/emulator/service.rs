@@ -65,17 +65,6 @@ struct Record {
     operation_id: String,
 }
 
-#[derive(Debug, Clone)]
-struct Operation {
-    /// Canonical registration ID of the device that registered.
-    device: String,
-    ready_at: Instant,
-    /// A final status was sent (for the `status_backwards` deviation).
-    reported_final: bool,
-    /// What became of the registration's CSR, when it went to an issuing enrollment.
-    issued: Option<Issued>,
-}
-
 #[derive(Debug, Default)]
 struct Registry {
     records: HashMap<String, Record>,
@@ -381,7 +370,7 @@ impl Service {
         registry.registers_since_prune += 1;
         if registry.registers_since_prune >= 4096 {
             registry.registers_since_prune = 0;
-            registry.operations.retain(|_, op| op.ready_at + OPERATION_RETENTION > now);
+            registry.operations.retain(|_, op| op.since + OPERATION_RETENTION > now);
             registry.recent_polls.retain(|_, polls| polls.back().is_some_and(|&at| at + OPERATION_RETENTION > now));
         }
         // One live operation per device: registering again supersedes the previous one, so a
@@ -410,9 +399,7 @@ impl Service {
                 x509,
                 operation_id: operation_id.clone(),
             });
-        registry
-            .operations
-            .insert(operation_id.clone(), Operation { device: canonical, ready_at, reported_final: false, issued });
+        registry.operations.insert(operation_id.clone(), Operation::pending(canonical, ready_at, issued));
         operation_id
     }
 
@@ -426,10 +413,12 @@ impl Service {
         let canonical = registration_id.canonical();
         let mut registry = self.lock();
         let operation = registry.operations.get_mut(operation_id).filter(|op| op.device == canonical)?;
+        operation.fall_due(now);
         let backwards = self.config.deviations.status_backwards && operation.reported_final;
-        operation.reported_final = now >= operation.ready_at;
+        let done = operation.completion.is_some();
+        operation.reported_final = done;
         let issued = operation.issued.clone();
-        if now < operation.ready_at || backwards {
+        if !done || backwards {
             return Some(RegistrationOperationStatus {
                 operation_id: operation_id.to_string(),
                 status: OperationStatus::Assigning,
@@ -465,6 +454,13 @@ impl Service {
         Some(status)
     }
 
+    /// Ends the pending operation `operation_id` as `completion` says: the event an allocation
+    /// that answers later (a webhook's) completes it by. False when there is no such operation
+    /// or it has ended already.
+    pub fn complete(&self, operation_id: &str, completion: Completion) -> bool {
+        self.lock().operations.get_mut(operation_id).is_some_and(|operation| operation.complete(completion))
+    }
+
     fn keep_subscription(&self, canonical: String) {
         self.lock().kept_subscriptions.insert(canonical);
     }
@@ -475,10 +471,13 @@ impl Service {
 }
 
 mod answer;
+mod operation;
 mod reply;
 mod session;
 
 pub use answer::MAX_MESSAGE_BYTES;
+pub use operation::Completion;
+use operation::Operation;
 pub use reply::Reply;
 pub use session::{Response, Session};
 
