@@ -9,7 +9,6 @@
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,30 +24,7 @@ use crate::credentials::{IdScope, ParsedSas, RegistrationId, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
 
-/// Counters of what the emulator served, readable while it runs.
-#[derive(Debug, Default)]
-pub struct ServiceStats {
-    pub connections: AtomicU64,
-    pub connects_accepted: AtomicU64,
-    pub connects_refused: AtomicU64,
-    pub registrations: AtomicU64,
-    pub polls: AtomicU64,
-    pub assigned: AtomicU64,
-    pub throttled: AtomicU64,
-    /// Refused CONNECTs by reason (a part of `connects_refused`).
-    pub refusals: super::activity::RefusalCounts,
-    /// Failed TLS handshakes by reason.
-    pub tls_failures: super::activity::HandshakeFailures,
-    /// Operational certificates signed for CSRs, and CSRs refused.
-    pub certificates_issued: AtomicU64,
-    pub certificates_refused: AtomicU64,
-}
-
-impl ServiceStats {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
+pub use super::activity::ServiceStats;
 
 #[derive(Debug, Clone)]
 struct Record {
