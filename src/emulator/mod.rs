@@ -1,8 +1,20 @@
 //! The embedded DPS emulator: a real MQTT 3.1.1 server over TLS that behaves as DPS does.
 //!
-//! `config` parses its TOML; `service` is the sans-IO DPS logic (what to answer); `server` is
-//! the network loop (TLS, framing, deadlines, shutdown). Tests and `dpsbench run` start it
-//! in-process on `127.0.0.1:0`; `dpsbench emulator` serves it standalone.
+//! In layers, each calling only the ones below it:
+//!
+//! ```text
+//!  standalone (`dpsbench emulator`: serve until told, log the activity) ─┐
+//!  start (TLS policy, listeners; the in-process loopback emulator) ──────┴─► server
+//!  server (IO: accept, TLS, WebSocket, framing, deadlines; tasks tracked, stop() awaits them)
+//!    ├─► admission (the lab's faults and deviations, decided once per connection or packet)
+//!    └─► service (sans IO: what DPS answers; an operation completes by an event)
+//!          ├─► admission, facts (a CONNECT parsed once), observe (the events it reports)
+//!          └─► config, deviations, faults, issuance, activity (counters)
+//!  client_checks (an observer: implements observe's traits; judges each client)
+//! ```
+//!
+//! Tests and `dpsbench run` start it in-process on `127.0.0.1:0`; `dpsbench emulator` serves
+//! it standalone.
 
 pub mod activity;
 pub mod admission;

@@ -1,9 +1,12 @@
-//! The DPS service logic of the emulator, sans IO: what DPS answers to each packet.
+//! The DPS service logic of the emulator, sans IO: what DPS answers to each packet. No sockets
+//! and no clock reads: `now` and `wall` are inputs; which lab faults strike is `admission`'s
+//! decision, and what observes a session (the judge) hears its events through `observe`.
 //!
 //! [`Service`] is shared by every connection (enrollments, registration records, operations,
 //! quotas, counters); [`Session`] (in `session`) is one connection's state. `Session::handle`
 //! takes a decoded packet plus `now` (monotonic, for delays and quotas) and `wall` (for
-//! timestamps), and returns the packets to send, in order, and whether to close. It follows every
+//! timestamps), and returns the packets to send, in order, and whether to close; its replies
+//! are typed ([`Reply`]), and an operation stays pending until an allocation completes it. It follows every
 //! "emulator must" of `docs/dps-mqtt.md`: SessionPresent always 0, QoS granted `min(requested, 1)`,
 //! 0x80 for other filters, PUBACK before the reply, `$rid` echoed first, `retry-after` on every
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
