@@ -29,7 +29,7 @@
 //!   │           report.html, devices.csv, compare + --fail-if, Prometheus exposition and
 //!   │           remote write; folder, hlog and html also read a report folder back, for render,
 //!   │           compare and merge)
-//!   └─► emulator (standalone `dpsbench emulator`: the CLI binds, emulator::serve serves)
+//!   └─► emulator (standalone `dpsbench emulator`: the CLI binds, emulator::standalone serves)
 //!
 //!  leaves, shared by every layer above:
 //!    credentials (keys, SAS tokens)     topics (topic names, the MQTT username)
