@@ -12,6 +12,7 @@
 //!
 //! Without valgrind it prints the wall time per flow (noisy on a shared machine).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dpsbench::conformance::CheckLog;
@@ -42,9 +43,10 @@ fn main() {
     let mut config = ServiceConfig::single_group(scope.clone(), vec!["hub-a.example".into()], group_key.clone());
     config.retry_after_seconds = 0;
     config.assign_delay = Duration::ZERO;
-    let service = match mode {
-        Mode::Judge => Service::new(config).judging(Judge::new(JudgeConfig::default())),
-        _ => Service::new(config),
+    let judge = (mode == Mode::Judge).then(|| Arc::new(Judge::new(JudgeConfig::default())));
+    let service = match &judge {
+        Some(judge) => Service::new(config).observed_by(judge.clone()),
+        None => Service::new(config),
     };
     let expiry = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs() + 3600;
     let started = Instant::now();
@@ -56,7 +58,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
     assert_eq!(assigned, flows, "every flow ends assigned");
-    if let Some(judge) = &service.judge {
+    if let Some(judge) = &judge {
         assert_eq!(judge.report().connections, flows, "every flow was judged");
     }
     println!("{mode:?}: {flows} flows, {:.1} µs per flow", elapsed.as_secs_f64() * 1e6 / flows as f64);
@@ -92,7 +94,7 @@ fn flow(service: &Service, scope: &IdScope, id: &RegistrationId, token: &SasToke
     let done = exchange(service, &mut session, &mut checks, poll, ("2", RequestKind::Poll))
         .is_some_and(|reply| reply.topic.starts_with("$dps/registrations/res/200/"));
     session.handle(service, Packet::Disconnect, now, wall);
-    session.finish(service, dpsbench::emulator::client_checks::Ending::Disconnect, now);
+    session.finish(dpsbench::emulator::client_checks::Ending::Disconnect, now);
     done
 }
 

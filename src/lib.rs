@@ -30,7 +30,7 @@
 //!   │           report folder back, for render, compare and merge)
 //!   ├─► telemetry (live metrics: Prometheus exposition, remote write, the pusher, /metrics on
 //!   │              hyper's server)
-//!   └─► emulator (standalone `dpsbench emulator`: the CLI binds, emulator::serve serves)
+//!   └─► emulator (standalone `dpsbench emulator`: the CLI binds, emulator::standalone serves)
 //!
 //!  leaves, shared by every layer above:
 //!    credentials (keys, SAS tokens)     topics (topic names, the MQTT username)

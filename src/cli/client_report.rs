@@ -60,18 +60,6 @@ impl ClientReport {
         }
     }
 
-    /// Gives the connections the emulator just closed a moment to fold their checks in (up to
-    /// a second).
-    pub(super) async fn settle(&self, service: &crate::emulator::Service) {
-        for _ in 0..20 {
-            if service.live_clients() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
     /// Writes the three reports; returns the exit status (1 when a must-check was broken).
     pub(super) fn write(mut self, judge: &Judge) -> Result<i32> {
         let report = judge.report();

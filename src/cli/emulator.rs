@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::{client_report, emulator_log, emulator_processes, interrupted, issuer_out};
-use crate::emulator::{self, EmulatorConfig, Service, ServiceStats};
+use crate::emulator::standalone::{self, Listeners};
+use crate::emulator::{self, EmulatorConfig, Service};
 use crate::runner;
 
 #[derive(Debug, Args)]
@@ -51,12 +52,14 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     let identity = emulator::server_identity(&config, &args.config)?;
     let identity = emulator_processes::identity(&args, identity)?;
     let clients = client_report::ClientReport::prepare(&args.clients, args.processes)?;
-    let listener = emulator_processes::bind(&args)?;
+    let tls = emulator_processes::bind(&args)?;
     let (clients, service) = match clients {
-        Some((report, judge)) => (Some(report), Service::new(service_config).judging(judge)),
+        Some((report, judge)) => {
+            let judge = Arc::new(judge);
+            (Some((report, judge.clone())), Service::new(service_config).observed_by(judge))
+        }
         None => (None, Service::new(service_config)),
     };
-    let service = Arc::new(service);
     let policy = config.tls_policy(&args.config)?;
     let websocket = match args.ws_listen {
         Some(address) => {
@@ -64,8 +67,8 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         }
         None => None,
     };
-    let handle = emulator::serve(service.clone(), &identity, policy, listener, websocket)?;
-    let websocket = match handle.ws_address {
+    let running = standalone::start(Arc::new(service), &identity, policy, Listeners { tls, websocket })?;
+    let websocket = match running.websocket_address() {
         Some(address) => format!(", MQTT over WebSocket on {address}"),
         None => String::new(),
     };
@@ -79,51 +82,35 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
         ),
         None => {}
     }
-    issuer_out::write(args.issuer_ca_out.as_deref(), service.config())?;
-    emulator_log::warnings(service.config()).iter().for_each(|warning| emulator_log::log(warning));
-    let copies = emulator_processes::Copies::start(&args, handle.address, &identity)?;
+    let service_config = running.service().config();
+    issuer_out::write(args.issuer_ca_out.as_deref(), service_config)?;
+    emulator_log::warnings(service_config).iter().for_each(|warning| emulator_log::log(warning));
+    let copies = emulator_processes::Copies::start(&args, running.address(), &identity)?;
     // Listened for before the ready line: a script may signal as soon as it reads it.
     let stop = interrupted();
-    outln!("{}", emulator_log::ready_line(handle.address, &websocket, service.config(), copies.count()));
+    outln!("{}", emulator_log::ready_line(running.address(), &websocket, service_config, copies.count()));
     std::io::stdout().flush()?;
-    let (stop_log, log_stopped) = tokio::sync::watch::channel(false);
-    let log = tokio::spawn(emulator_log::log_activity(service.clone(), log_stopped));
-    match &clients {
-        Some(report) => {
-            let judge = service.judge.as_ref().expect("a client report comes with its judge");
-            tokio::select! {
+    let until = async {
+        match &clients {
+            Some((report, judge)) => tokio::select! {
                 () = stop => {}
                 () = report.enough(judge) => {}
-            }
+            },
+            None => stop.await,
         }
-        None => stop.await,
-    }
-    copies.stop();
-    handle.stop().await;
-    let _ = stop_log.send(true);
-    let _ = log.await;
-    let stats = &service.stats;
-    emulator_log::log(&format!(
-        "dpsbench emulator stopped: {} connections, {} refused, {} registrations, {} polls, {} throttled",
-        ServiceStats::get(&stats.connections),
-        ServiceStats::get(&stats.connects_refused),
-        ServiceStats::get(&stats.registrations),
-        ServiceStats::get(&stats.polls),
-        ServiceStats::get(&stats.throttled)
-    ));
+        copies.stop();
+    };
+    let service = running.run(until, emulator_log::log).await;
+    emulator_log::log(&standalone::stopped_line(&service));
     if let Some(line) = issuer_out::totals(&service) {
         emulator_log::log(&line);
     }
-    let faults = service.faults.counts.snapshot();
-    if !faults.is_empty() {
-        let listed: Vec<String> = faults.iter().map(|(fault, count)| format!("{fault} {count}")).collect();
-        emulator_log::log(&format!("dpsbench emulator injected faults: {}", listed.join(", ")));
+    if let Some(line) = standalone::faults_line(&service) {
+        emulator_log::log(&line);
     }
-    match (clients, &service.judge) {
-        (Some(report), Some(judge)) => {
-            report.settle(&service).await;
-            report.write(judge)
-        }
-        _ => Ok(0),
+    match clients {
+        // The run returned once every connection had ended, its checks folded in.
+        Some((report, judge)) => report.write(&judge),
+        None => Ok(0),
     }
 }

@@ -1,12 +1,11 @@
-//! The standalone emulator's log: one line a second on stderr while it has traffic, built from
-//! its totals (`emulator::activity`), a line for each reason TLS handshakes failed, and the
-//! lines it says when it starts and stops; every stderr line opens with its instant in RFC 3339
-//! UTC. The IO here is those lines; what they say is built by pure functions beside them.
+//! The standalone emulator's log: the lines `emulator::standalone` tells it (one a second while
+//! it has traffic, one for each reason TLS handshakes failed, the lines it says when it stops),
+//! and those it says when it starts; every stderr line opens with its instant in RFC 3339 UTC.
+//! The IO here is those lines; what they say is built by pure functions beside them.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use crate::emulator::{self, Service, ServiceConfig};
+use crate::emulator::ServiceConfig;
 
 /// Writes one log line on stderr, after the instant it was written.
 pub(super) fn log(line: &str) {
@@ -51,33 +50,6 @@ pub(super) fn warnings(config: &ServiceConfig) -> Vec<String> {
 
 fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Logs one line a second on stderr while the emulator has traffic (nothing while idle), and
-/// the last part-second when `stopped` turns true.
-pub(super) async fn log_activity(service: Arc<Service>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut before = emulator::activity::Totals::of(&service.stats);
-    let mut failures_before = service.stats.tls_failures.snapshot();
-    loop {
-        let stopping = tokio::select! {
-            _ = ticker.tick() => false,
-            _ = stopped.changed() => true,
-        };
-        let now = emulator::activity::Totals::of(&service.stats);
-        if let Some(line) = now.line_since(&before) {
-            log(&line);
-        }
-        let failures = service.stats.tls_failures.snapshot();
-        for line in emulator::activity::HandshakeFailures::lines_since(&failures, &failures_before) {
-            log(&line);
-        }
-        if stopping {
-            return;
-        }
-        (before, failures_before) = (now, failures);
-    }
 }
 
 #[cfg(test)]

@@ -14,30 +14,23 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 
 use super::EmulatorArgs;
 use crate::tls::ServerIdentity;
 
-/// Listen backlog, as `emulator::bind`'s.
-const BACKLOG: u32 = 4096;
 /// How long a copy may take to start, and to stop once told.
 const COPY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Binds the emulator's listener: shared with `SO_REUSEPORT` when it is one of several.
 pub(super) fn bind(args: &EmulatorArgs) -> Result<TcpListener> {
     let address = args.listen;
-    let listen = || -> std::io::Result<TcpListener> {
-        if args.processes <= 1 && args.worker_identity.is_none() {
-            return crate::emulator::bind(address);
-        }
-        let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(true)?;
-        socket.bind(address)?;
-        socket.listen(BACKLOG)
+    let listener = if args.processes <= 1 && args.worker_identity.is_none() {
+        crate::emulator::bind(address)
+    } else {
+        crate::emulator::bind_shared(address)
     };
-    listen().with_context(|| format!("cannot listen on {address}"))
+    listener.with_context(|| format!("cannot listen on {address}"))
 }
 
 /// In a copy, the identity the first process handed over; otherwise `own`.

@@ -1,10 +1,34 @@
-//! What the emulator did, for its log: refusals counted by reason (the service adds to them;
-//! never a secret, only which check refused), a snapshot of every total, and the line a second
-//! that says what changed. Pure: the CLI reads the counters and prints the line.
+//! What the emulator did: its counters ([`ServiceStats`], which the service and the IO layer add
+//! to), refusals counted by reason (never a secret, only which check refused), a snapshot of
+//! every total, and the line a second that says what changed. Pure: it imports nothing of the
+//! service; the standalone emulator reads the counters and its log prints the line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::ServiceStats;
+/// Counters of what the emulator served, readable while it runs.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    pub connections: AtomicU64,
+    pub connects_accepted: AtomicU64,
+    pub connects_refused: AtomicU64,
+    pub registrations: AtomicU64,
+    pub polls: AtomicU64,
+    pub assigned: AtomicU64,
+    pub throttled: AtomicU64,
+    /// Refused CONNECTs by reason (a part of `connects_refused`).
+    pub refusals: RefusalCounts,
+    /// Failed TLS handshakes by reason.
+    pub tls_failures: HandshakeFailures,
+    /// Operational certificates signed for CSRs, and CSRs refused.
+    pub certificates_issued: AtomicU64,
+    pub certificates_refused: AtomicU64,
+}
+
+impl ServiceStats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
 
 /// Why a CONNECT was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

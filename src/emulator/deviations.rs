@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use crate::credentials::ParsedSas;
 use crate::messages::{OperationStatus, RegistrationOperationStatus};
 use crate::tls::{TlsPolicy, TlsVersions};
 use crate::topics;
@@ -237,10 +238,10 @@ impl Deviations {
         }
     }
 
-    /// Whether a deviating DPS refuses `password` for its form alone, before checking it.
-    pub fn refuses_token_form(&self, password: &str) -> bool {
-        let unencoded_sr =
-            || crate::credentials::SasToken::from_password(password).parse().is_ok_and(|token| token.sr.contains('/'));
+    /// Whether a deviating DPS refuses `password` (its SAS fields in `token`) for its form
+    /// alone, before checking it.
+    pub fn refuses_token_form(&self, password: &str, token: Option<&ParsedSas<'_>>) -> bool {
+        let unencoded_sr = || token.is_some_and(|token| token.sr.contains('/'));
         let lower_case_sig = || {
             let sig = password.split("sig=").nth(1).and_then(|rest| rest.split('&').next()).unwrap_or_default();
             sig.split('%').skip(1).any(|escape| escape.chars().take(2).any(|c| c.is_ascii_lowercase()))
@@ -250,13 +251,11 @@ impl Deviations {
 
     /// With `trust_sr_device`, the registration ID the token's `sr` names (a deviating DPS checks
     /// the token against it); `None` otherwise.
-    pub fn sr_device(&self, password: &str) -> Option<crate::credentials::RegistrationId> {
+    pub fn sr_device(&self, token: Option<&ParsedSas<'_>>) -> Option<crate::credentials::RegistrationId> {
         if !self.trust_sr_device {
             return None;
         }
-        let token = crate::credentials::SasToken::from_password(password);
-        let parsed = token.parse().ok()?;
-        let resource = percent_encoding::percent_decode_str(parsed.sr).decode_utf8().ok()?;
+        let resource = percent_encoding::percent_decode_str(token?.sr).decode_utf8().ok()?;
         let (_, id) = resource.split_once("/registrations/")?;
         crate::credentials::RegistrationId::new(id.to_string()).ok()
     }

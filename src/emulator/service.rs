@@ -1,15 +1,17 @@
-//! The DPS service logic of the emulator, sans IO: what DPS answers to each packet.
+//! The DPS service logic of the emulator, sans IO: what DPS answers to each packet. No sockets
+//! and no clock reads: `now` and `wall` are inputs; which lab faults strike is `admission`'s
+//! decision, and what observes a session (the judge) hears its events through `observe`.
 //!
 //! [`Service`] is shared by every connection (enrollments, registration records, operations,
 //! quotas, counters); [`Session`] (in `session`) is one connection's state. `Session::handle`
 //! takes a decoded packet plus `now` (monotonic, for delays and quotas) and `wall` (for
-//! timestamps), and returns the packets to send, in order, and whether to close. It follows every
+//! timestamps), and returns the packets to send, in order, and whether to close; its replies
+//! are typed ([`Reply`]), and an operation stays pending until an allocation completes it. It follows every
 //! "emulator must" of `docs/dps-mqtt.md`: SessionPresent always 0, QoS granted `min(requested, 1)`,
 //! 0x80 for other filters, PUBACK before the reply, `$rid` echoed first, `retry-after` on every
 //! 202 and 429. Its randomness (operation IDs, etags) comes from an injected RNG.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,34 +22,12 @@ use sha2::{Digest, Sha256};
 use super::config::{QuotaConfig, ServiceConfig};
 use super::faults::Injector;
 use super::issuance::{Enrollment, Issued};
-use crate::credentials::{IdScope, RegistrationId, SasToken, SymmetricKey};
+use super::observe::Observer;
+use crate::credentials::{IdScope, ParsedSas, RegistrationId, SymmetricKey};
 use crate::messages::{self, OperationStatus, RegistrationOperationStatus, RegistrationState, Substatus};
 use crate::x509::PeerCertificate;
 
-/// Counters of what the emulator served, readable while it runs.
-#[derive(Debug, Default)]
-pub struct ServiceStats {
-    pub connections: AtomicU64,
-    pub connects_accepted: AtomicU64,
-    pub connects_refused: AtomicU64,
-    pub registrations: AtomicU64,
-    pub polls: AtomicU64,
-    pub assigned: AtomicU64,
-    pub throttled: AtomicU64,
-    /// Refused CONNECTs by reason (a part of `connects_refused`).
-    pub refusals: super::activity::RefusalCounts,
-    /// Failed TLS handshakes by reason.
-    pub tls_failures: super::activity::HandshakeFailures,
-    /// Operational certificates signed for CSRs, and CSRs refused.
-    pub certificates_issued: AtomicU64,
-    pub certificates_refused: AtomicU64,
-}
-
-impl ServiceStats {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
+pub use super::activity::ServiceStats;
 
 #[derive(Debug, Clone)]
 struct Record {
@@ -62,17 +42,6 @@ struct Record {
     x509: Option<serde_json::Value>,
     /// The operation of the latest registration: a new one supersedes it.
     operation_id: String,
-}
-
-#[derive(Debug, Clone)]
-struct Operation {
-    /// Canonical registration ID of the device that registered.
-    device: String,
-    ready_at: Instant,
-    /// A final status was sent (for the `status_backwards` deviation).
-    reported_final: bool,
-    /// What became of the registration's CSR, when it went to an issuing enrollment.
-    issued: Option<Issued>,
 }
 
 #[derive(Debug, Default)]
@@ -162,8 +131,8 @@ pub struct Service {
     pub stats: ServiceStats,
     /// Faults on demand, drawn from their own seeded generator, and their counts.
     pub faults: Injector,
-    /// The client checks' judge, when the emulator judges its clients (`--client-report`).
-    pub judge: Option<super::client_checks::Judge>,
+    /// What observes every session (the client checks' judge, under `--client-report`).
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -191,14 +160,19 @@ impl Service {
             quotas,
             rng: Mutex::new(rng),
             stats: ServiceStats::default(),
-            judge: None,
+            observer: None,
         }
     }
 
-    /// This service, judging every client it serves against the client checks.
-    pub fn judging(mut self, judge: super::client_checks::Judge) -> Self {
-        self.judge = Some(judge);
+    /// This service, reporting every session's events to `observer` (a judge of its clients).
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
+    }
+
+    /// What observes every session, if anything does.
+    pub fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.observer.as_ref()
     }
 
     /// The operation of the latest registration of the device `canonical`.
@@ -234,17 +208,17 @@ impl Service {
         self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Checks a SAS password for `registration_id` against its individual enrollment, else
-    /// against every group's derived keys: the enrollment it authenticates through, if any.
+    /// Checks a SAS token (parsed from the password) for `registration_id` against its
+    /// individual enrollment, else against every group's derived keys: the enrollment it
+    /// authenticates through, if any.
     fn authenticate(
         &self,
         scope: &IdScope,
         registration_id: &RegistrationId,
-        password: &str,
+        token: Option<&ParsedSas<'_>>,
         now_unix: u64,
     ) -> Option<Enrollment> {
-        let token = SasToken::from_password(password);
-        let parsed = token.parse().ok()?;
+        let parsed = token?;
         let canonical = registration_id.canonical();
         if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
             let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());
@@ -375,7 +349,7 @@ impl Service {
         registry.registers_since_prune += 1;
         if registry.registers_since_prune >= 4096 {
             registry.registers_since_prune = 0;
-            registry.operations.retain(|_, op| op.ready_at + OPERATION_RETENTION > now);
+            registry.operations.retain(|_, op| op.since + OPERATION_RETENTION > now);
             registry.recent_polls.retain(|_, polls| polls.back().is_some_and(|&at| at + OPERATION_RETENTION > now));
         }
         // One live operation per device: registering again supersedes the previous one, so a
@@ -404,9 +378,7 @@ impl Service {
                 x509,
                 operation_id: operation_id.clone(),
             });
-        registry
-            .operations
-            .insert(operation_id.clone(), Operation { device: canonical, ready_at, reported_final: false, issued });
+        registry.operations.insert(operation_id.clone(), Operation::pending(canonical, ready_at, issued));
         operation_id
     }
 
@@ -420,10 +392,12 @@ impl Service {
         let canonical = registration_id.canonical();
         let mut registry = self.lock();
         let operation = registry.operations.get_mut(operation_id).filter(|op| op.device == canonical)?;
+        operation.fall_due(now);
         let backwards = self.config.deviations.status_backwards && operation.reported_final;
-        operation.reported_final = now >= operation.ready_at;
+        let done = operation.completion.is_some();
+        operation.reported_final = done;
         let issued = operation.issued.clone();
-        if now < operation.ready_at || backwards {
+        if !done || backwards {
             return Some(RegistrationOperationStatus {
                 operation_id: operation_id.to_string(),
                 status: OperationStatus::Assigning,
@@ -459,6 +433,13 @@ impl Service {
         Some(status)
     }
 
+    /// Ends the pending operation `operation_id` as `completion` says: the event an allocation
+    /// that answers later (a webhook's) completes it by. False when there is no such operation
+    /// or it has ended already.
+    pub fn complete(&self, operation_id: &str, completion: Completion) -> bool {
+        self.lock().operations.get_mut(operation_id).is_some_and(|operation| operation.complete(completion))
+    }
+
     fn keep_subscription(&self, canonical: String) {
         self.lock().kept_subscriptions.insert(canonical);
     }
@@ -469,9 +450,14 @@ impl Service {
 }
 
 mod answer;
+mod operation;
+mod reply;
 mod session;
 
 pub use answer::MAX_MESSAGE_BYTES;
+pub use operation::Completion;
+use operation::Operation;
+pub use reply::Reply;
 pub use session::{Response, Session};
 
 #[cfg(test)]

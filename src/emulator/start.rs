@@ -1,6 +1,8 @@
 //! Starting the emulator: a [`Service`] served on already bound listeners with the TLS its
 //! configuration asks for ([`serve`]), the one assembly `dpsbench emulator` and the in-process
 //! loopback emulator (tests, `dpsbench run` and `dpsbench conform`'s embedded target) share.
+//! It reads the TLS files a configuration names and binds only loopback's free port; it must
+//! not answer a packet (the service does) or keep a task of its own (the server does).
 
 use std::net::SocketAddr;
 use std::path::Path;

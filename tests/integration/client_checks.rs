@@ -68,7 +68,8 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
         config.trust_x509_ca("x509", ca.root_pem(), &dir.join("ca/root.pem")).unwrap();
         scenario = scenario.device("attestation", "x509").device("x509_ca_dir", "ca");
     }
-    let service = Service::new(config).judging(Judge::new(JudgeConfig::default()));
+    let judge = Arc::new(Judge::new(JudgeConfig::default()));
+    let service = Service::new(config).observed_by(judge.clone());
     let started = emulator::start_service_on_loopback(service, Default::default()).unwrap();
     std::fs::write(dir.join("ca.pem"), &started.ca_pem).unwrap();
     let port = started.handle.address.port();
@@ -78,17 +79,9 @@ async fn judged(run: Run<'_>) -> (ClientReport, dpsbench::results::RunSummary) {
     let (_keep, interrupts) = tokio::sync::watch::channel(0);
     let summary =
         dpsbench::runner::run(&plan, &dpsbench::runner::RunOptions::whole(&plan), interrupts, |_| {}).await.unwrap();
-    let service: Arc<Service> = started.handle.service.clone();
+    // Returns once every connection has ended and folded its checks in.
     started.handle.stop().await;
-    // The last connections fold their checks in as their tasks end.
-    for _ in 0..40 {
-        if service.live_clients() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    (service.judge.as_ref().unwrap().report(), summary)
+    (judge.report(), summary)
 }
 
 fn failed(report: &ClientReport) -> BTreeSet<String> {

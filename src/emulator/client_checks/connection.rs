@@ -8,38 +8,12 @@
 use std::time::{Duration, Instant};
 
 use rumqttc::mqttbytes::Protocol;
-use rumqttc::mqttbytes::v4::Connect;
 
 use super::catalogue::{ClientCheck, KNOWN_API_VERSIONS, LONGEST_SAS_SECONDS, TIMING_SLACK_MS};
-use crate::credentials::SasToken;
+pub use crate::emulator::facts::{ConnectContext, ConnectFacts};
+pub use crate::emulator::observe::Ending;
 use crate::messages::DeviceRegistration;
-use crate::topics::{self, RequestTopic, Username};
-
-/// How a connection ended, as the judge needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// The device sent DISCONNECT.
-    Disconnect,
-    /// The device closed or broke the connection without DISCONNECT (or fell silent).
-    Dropped,
-    /// The emulator closed it (a refusal, a fault, a takeover, shutdown).
-    Emulator,
-}
-
-/// What the emulator knows about the device's CONNECT beyond the packet.
-#[derive(Clone, Copy)]
-pub struct ConnectFacts<'a> {
-    /// The emulator's own ID scope.
-    pub id_scope: &'a str,
-    /// The client certificate's subject CN, when the device presented one.
-    pub certificate_cn: Option<&'a str>,
-    /// Whether the device presented a certificate (an X.509 device sends no SAS token).
-    pub x509: bool,
-    /// Whether a registration ID has an individual enrollment (no `skn` expected then); asked
-    /// only of a token without `skn`.
-    pub individual: &'a dyn Fn(&str) -> bool,
-    pub now_unix: u64,
-}
+use crate::topics::{self, RequestTopic};
 
 /// A request the device sent, not yet answered.
 #[derive(Debug, Clone)]
@@ -113,13 +87,10 @@ impl ConnectionLog {
         }
     }
 
-    /// The device's CONNECT.
-    pub fn connect(&mut self, connect: &Connect, facts: ConnectFacts<'_>) {
-        let username = connect.login.as_ref().map(|login| login.username.as_str()).unwrap_or_default();
-        let parsed = Username::parse(username).ok();
-        let named =
-            if connect.client_id.is_empty() { parsed.map(|u| u.registration_id) } else { Some(&*connect.client_id) };
-        self.registration_id = named.map(str::to_string);
+    /// The device's CONNECT, its username and token parsed once in `facts`.
+    pub fn connect(&mut self, facts: &ConnectFacts<'_>) {
+        let (connect, parsed, context) = (facts.connect, facts.username, &facts.context);
+        self.registration_id = facts.named_registration_id().map(str::to_string);
         if let Some(tls12) = self.tls12 {
             self.verdict(ClientCheck::Tls12, tls12, || "the handshake negotiated TLS 1.3".into());
         }
@@ -128,10 +99,10 @@ impl ConnectionLog {
         });
         self.verdict(ClientCheck::CleanSession, connect.clean_session, || "CONNECT CleanSession 0".into());
         let username_ok =
-            parsed.is_some_and(|u| u.id_scope == facts.id_scope && KNOWN_API_VERSIONS.contains(&u.api_version));
+            parsed.is_some_and(|u| u.id_scope == context.id_scope && KNOWN_API_VERSIONS.contains(&u.api_version));
         self.verdict(ClientCheck::UsernameForm, username_ok, || match parsed {
             None => "the username does not have the form {idScope}/registrations/{id}/api-version={v}".into(),
-            Some(u) if u.id_scope != facts.id_scope => format!("the username names ID scope {}", u.id_scope),
+            Some(u) if u.id_scope != context.id_scope => format!("the username names ID scope {}", u.id_scope),
             Some(u) => format!("api-version={} is not a released version", u.api_version),
         });
         if let Some(u) = parsed {
@@ -142,40 +113,39 @@ impl ConnectionLog {
             );
         }
         let registration_id = parsed.map(|u| u.registration_id).unwrap_or(&connect.client_id);
-        if facts.x509 {
-            let cn = facts.certificate_cn.unwrap_or_default();
+        if context.x509 {
+            let cn = context.certificate_cn.unwrap_or_default();
             return self.verdict(ClientCheck::CertificateCn, cn.eq_ignore_ascii_case(registration_id), || {
                 format!("certificate CN {cn:?}, registration ID {registration_id}")
             });
         }
-        let password = connect.login.as_ref().map(|login| login.password.as_str()).unwrap_or_default();
-        self.token(password, registration_id, facts);
+        self.token(facts, registration_id);
     }
 
-    /// The SAS password's fields; a password that does not parse breaks the resource check.
-    fn token(&mut self, password: &str, registration_id: &str, facts: ConnectFacts<'_>) {
-        let Ok(parsed) = SasToken::parse_password(password) else {
+    /// The SAS token's fields; a password that is not a token breaks the resource check.
+    fn token(&mut self, facts: &ConnectFacts<'_>, registration_id: &str) {
+        let (Some(parsed), context) = (&facts.token, &facts.context) else {
             return self.verdict(ClientCheck::SasResource, false, || "the password is not a SAS token".into());
         };
         let resource = percent_encoding::percent_decode_str(parsed.sr).decode_utf8_lossy();
-        self.verdict(ClientCheck::SasResource, names_device(&resource, facts.id_scope, registration_id), || {
-            format!("sr names {resource}, not {}/registrations/{registration_id}", facts.id_scope)
+        self.verdict(ClientCheck::SasResource, names_device(&resource, context.id_scope, registration_id), || {
+            format!("sr names {resource}, not {}/registrations/{registration_id}", context.id_scope)
         });
         let key_name = parsed.key_name;
         let key_ok = match key_name {
             Some(name) => name == "registration",
-            None => (facts.individual)(registration_id),
+            None => (context.individual)(registration_id),
         };
         self.verdict(ClientCheck::SasKeyName, key_ok, || match key_name {
             Some(name) => format!("skn={name}"),
             None => "no skn (a group enrollment's device)".into(),
         });
-        let expiry = parsed.expiry;
-        self.verdict(ClientCheck::SasUnexpired, expiry > facts.now_unix, || {
-            format!("se is {} s in the past", facts.now_unix.saturating_sub(expiry))
+        let (expiry, now_unix) = (parsed.expiry, context.now_unix);
+        self.verdict(ClientCheck::SasUnexpired, expiry > now_unix, || {
+            format!("se is {} s in the past", now_unix.saturating_sub(expiry))
         });
-        self.verdict(ClientCheck::SasExpiryBounded, expiry <= facts.now_unix + LONGEST_SAS_SECONDS, || {
-            format!("se is {} days ahead", expiry.saturating_sub(facts.now_unix) / 86_400)
+        self.verdict(ClientCheck::SasExpiryBounded, expiry <= now_unix + LONGEST_SAS_SECONDS, || {
+            format!("se is {} days ahead", expiry.saturating_sub(now_unix) / 86_400)
         });
     }
 
@@ -323,15 +293,22 @@ fn names_device(resource: &str, scope: &str, registration_id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use rumqttc::mqttbytes::v4::Login;
+    use rumqttc::mqttbytes::v4::{Connect, Login};
 
     use super::*;
-    use crate::credentials::{IdScope, RegistrationId, SasStyle, SymmetricKey};
+    use crate::credentials::{IdScope, RegistrationId, SasStyle, SasToken, SymmetricKey};
 
     const SCOPE: &str = "0ne00UNIT01";
 
-    fn facts(now_unix: u64) -> ConnectFacts<'static> {
-        ConnectFacts { id_scope: SCOPE, certificate_cn: None, x509: false, individual: &|_| false, now_unix }
+    fn facts(now_unix: u64) -> ConnectContext<'static> {
+        ConnectContext { id_scope: SCOPE, certificate_cn: None, x509: false, individual: &|_| false, now_unix }
+    }
+
+    impl ConnectionLog {
+        /// CONNECT `connect`, parsed with `context`.
+        fn connect_with(&mut self, connect: &Connect, context: ConnectContext<'_>) {
+            self.connect(&ConnectFacts::parse(connect, context));
+        }
     }
 
     fn connect(id: &str, style: SasStyle, expiry: u64) -> Connect {
@@ -349,7 +326,7 @@ mod tests {
 
     /// CONNECT, SUBSCRIBE, register, its 202 PUBACKed, a poll `after` later, its 200 PUBACKed.
     fn flow(log: &mut ConnectionLog, start: Instant, after: Duration) {
-        log.connect(&connect("dev-1", SasStyle::default(), 10_000), facts(1_000));
+        log.connect_with(&connect("dev-1", SasStyle::default(), 10_000), facts(1_000));
         log.subscribe(std::iter::once(topics::RESPONSE_FILTER));
         log.request(&topics::register_topic("1"), br#"{"registrationId":"dev-1"}"#, start, || None);
         log.replied("1", 202, Some(3), false, Some(1), start);
@@ -399,7 +376,7 @@ mod tests {
     fn a_request_sent_before_the_device_had_the_reply_is_not_early_but_a_shared_rid_is_caught() {
         let now = Instant::now();
         let mut log = ConnectionLog::new(None);
-        log.connect(&connect("dev-1", SasStyle::default(), 10_000), facts(1_000));
+        log.connect_with(&connect("dev-1", SasStyle::default(), 10_000), facts(1_000));
         log.subscribe(std::iter::once(topics::RESPONSE_FILTER));
         log.request(&topics::register_topic("1"), b"", now, || None);
         log.replied("1", 202, Some(3), false, Some(1), now);
@@ -414,18 +391,20 @@ mod tests {
         let mut log = ConnectionLog::new(Some(false));
         let mut packet = connect("dev-1", style, 500);
         packet.clean_session = false;
-        log.connect(&packet, facts(1_000));
+        log.connect_with(&packet, facts(1_000));
         assert_eq!(
             broken(&log),
             ["DPS-CLIENT-TLS-001", "DPS-CLIENT-MQTT-004", "DPS-CLIENT-AUTH-002", "DPS-CLIENT-AUTH-003"]
         );
         let mut individual = ConnectionLog::new(Some(true));
-        individual
-            .connect(&connect("dev-1", style, 5_000), ConnectFacts { individual: &|id| id == "dev-1", ..facts(1_000) });
+        individual.connect_with(
+            &connect("dev-1", style, 5_000),
+            ConnectContext { individual: &|id| id == "dev-1", ..facts(1_000) },
+        );
         assert_eq!(broken(&individual), Vec::<&str>::new(), "an individual enrollment needs no skn");
         let mut x509 = ConnectionLog::new(Some(true));
-        let x509_facts = ConnectFacts { x509: true, certificate_cn: Some("dev-2"), ..facts(1_000) };
-        x509.connect(&Connect::new("dev-1"), x509_facts);
+        let x509_facts = ConnectContext { x509: true, certificate_cn: Some("dev-2"), ..facts(1_000) };
+        x509.connect_with(&Connect::new("dev-1"), x509_facts);
         assert!(broken(&x509).contains(&"DPS-CLIENT-AUTH-005"), "{:?}", broken(&x509));
         assert!(!x509.judged(ClientCheck::SasResource), "an X.509 device has no token");
     }

@@ -212,19 +212,19 @@ mod tests {
     use rumqttc::mqttbytes::v4::Connect;
 
     use super::*;
-    use crate::emulator::client_checks::{ConnectFacts, Ending};
+    use crate::emulator::client_checks::{ConnectContext, ConnectFacts, Ending};
 
     /// A connection of `id` at `at` that ends (as the emulator refusing it) without a final status.
     fn failed_connection(judge: &Judge, id: &str, at: Instant) {
         let mut log = ConnectionLog::new(Some(true));
-        let facts = ConnectFacts {
+        let context = ConnectContext {
             id_scope: "0ne00UNIT01",
             certificate_cn: None,
             x509: true,
             individual: &|_| false,
             now_unix: 0,
         };
-        log.connect(&Connect::new(id), facts);
+        log.connect(&ConnectFacts::parse(&Connect::new(id), context));
         judge.connection_attempt(&mut log, at);
         log.end(Ending::Emulator);
         judge.finish(log, at);

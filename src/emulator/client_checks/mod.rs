@@ -9,9 +9,10 @@
 pub mod catalogue;
 pub mod connection;
 pub mod judge;
+pub mod observer;
 pub mod report;
 
 pub use catalogue::{CATALOGUE, ClientCheck, Entry};
-pub use connection::{ConnectFacts, ConnectionLog, Ending};
+pub use connection::{ConnectContext, ConnectFacts, ConnectionLog, Ending};
 pub use judge::{Judge, JudgeConfig};
 pub use report::{ClientReport, Verdict};

@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use super::Service;
+use super::reply::Reply;
 use crate::credentials::RegistrationId;
 use crate::emulator::issuance::{self, Enrollment, Issued};
-use crate::messages::{self, ErrorBody, OperationStatus, RegistrationOperationStatus};
+use crate::messages::{self, OperationStatus, RegistrationOperationStatus};
 use crate::topics::RequestTopic;
 
 /// DPS's largest message, 96 KB (`docs/dps-mqtt.md` §5). Larger requests get 413. The MQTT
@@ -37,7 +38,7 @@ pub(super) struct Device<'a> {
     pub(super) enrollment: Option<&'a Enrollment>,
 }
 
-/// Status, `retry-after` and body for an authorised register or poll.
+/// The reply to an authorised register or poll.
 pub(super) fn answer(
     service: &Service,
     device: Device<'_>,
@@ -45,23 +46,19 @@ pub(super) fn answer(
     body: &[u8],
     now: Instant,
     wall: SystemTime,
-) -> (u16, Option<u32>, Vec<u8>) {
+) -> Reply {
     let Device { registration_id, x509, enrollment } = device;
     if body.len() > MAX_MESSAGE_BYTES {
         // DPS documents the limit, not its answer over MQTT: the emulator answers 413 with an
         // error body, so the device learns why instead of losing its connection.
         let message = format!("The message is {} bytes; the limit is 96 KB ({MAX_MESSAGE_BYTES} bytes).", body.len());
-        let error = service.random(|rng| ErrorBody::new(413001, message, wall, rng));
-        return (413, None, serde_json::to_vec(&error).expect("error bodies serialise"));
+        return Reply::error(service, 413, 413001, message, None, wall);
     }
     let retry_after = service.config.retry_after_seconds;
     let throttled = |seconds: u32| {
         service.stats.throttled.fetch_add(1, Ordering::Relaxed);
-        let message = "Operations are being throttled by the service.";
-        let error = service.random(|rng| ErrorBody::new(429001, message, wall, rng));
-        (429, Some(seconds), serde_json::to_vec(&error).expect("error bodies serialise"))
+        Reply::error(service, 429, 429001, "Operations are being throttled by the service.", Some(seconds), wall)
     };
-    let json = |status: &RegistrationOperationStatus| serde_json::to_vec(status).expect("operation bodies serialise");
     match request {
         RequestTopic::Register { .. } => {
             if let Err(seconds) = service.throttle(|q| &q.registrations, now) {
@@ -71,10 +68,7 @@ pub(super) fn answer(
             // but it must be a registration: JSON, with a `payload` that is an object (or null).
             let payload = match register_payload(body) {
                 Ok(payload) => payload,
-                Err(message) => {
-                    let error = service.random(|rng| ErrorBody::new(400004, message, wall, rng));
-                    return (400, None, serde_json::to_vec(&error).expect("error bodies serialise"));
-                }
+                Err(message) => return Reply::error(service, 400, 400004, message, None, wall),
             };
             service.stats.registrations.fetch_add(1, Ordering::Relaxed);
             // Drawn only when issuing, so seeded emulators that do not issue answer as before.
@@ -93,7 +87,7 @@ pub(super) fn answer(
                 registration_state: None,
             };
             let code = if service.config.deviations.register_answered_201 { 201 } else { 202 };
-            (code, Some(retry_after), json(&accepted))
+            Reply::operation(code, Some(retry_after), &accepted)
         }
         RequestTopic::Poll { operation_id, .. } => {
             if let Err(seconds) = service.throttle(|q| &q.operations, now) {
@@ -108,19 +102,18 @@ pub(super) fn answer(
                 status
             });
             match status {
-                Some(status) if status.status == OperationStatus::Assigning => (202, Some(retry_after), json(&status)),
+                Some(status) if status.status == OperationStatus::Assigning => {
+                    Reply::operation(202, Some(retry_after), &status)
+                }
                 Some(status) => {
                     // Final: assigned, or failed (a refused CSR, an injected failure).
                     if status.status == OperationStatus::Assigned {
                         service.stats.assigned.fetch_add(1, Ordering::Relaxed);
                     }
                     let code = if service.config.deviations.poll_done_201 { 201 } else { 200 };
-                    (code, None, json(&status))
+                    Reply::operation(code, None, &status)
                 }
-                None => {
-                    let error = service.random(|rng| ErrorBody::new(404202, "Operation not found.", wall, rng));
-                    (404, None, serde_json::to_vec(&error).expect("error bodies serialise"))
-                }
+                None => Reply::error(service, 404, 404202, "Operation not found.", None, wall),
             }
         }
     }

@@ -3,7 +3,7 @@
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Login, Packet, Publish, Subscribe};
 
 use super::*;
-use crate::credentials::{IdScope, SasStyle};
+use crate::credentials::{IdScope, SasStyle, SasToken};
 use crate::emulator::faults::{Fault, Faults, Malformed, Probability};
 use crate::messages::ErrorBody;
 use crate::mqtt::QoS;

@@ -12,16 +12,18 @@ use rumqttc::mqttbytes::v4::{
 
 use super::Service;
 use super::answer::{Device, answer};
+use super::reply::Reply;
 use crate::credentials::{IdScope, RegistrationId};
 use crate::emulator::Deviations;
 use crate::emulator::activity::Refusal;
-use crate::emulator::client_checks::{ConnectFacts, ConnectionLog, Ending};
+use crate::emulator::admission::{self, ConnectFault, RequestDecision};
 use crate::emulator::config::AuthFailure;
-use crate::emulator::faults::{Fault, Malformed, RequestFault};
+use crate::emulator::facts::{ConnectContext, ConnectFacts};
+use crate::emulator::faults::{Malformed, RequestFault};
 use crate::emulator::issuance::{self, Enrollment};
-use crate::messages::ErrorBody;
+use crate::emulator::observe::{Ending, ReplySent, RequestSeen, SessionObserver};
 use crate::mqtt::{PacketIds, QoS};
-use crate::topics::{self, RequestTopic, Username};
+use crate::topics::{self, RequestTopic};
 use crate::x509::PeerCertificate;
 
 /// What to do after handling a packet.
@@ -69,7 +71,6 @@ enum SessionState {
 }
 
 /// One device connection's protocol state.
-#[derive(Debug)]
 pub struct Session {
     state: SessionState,
     /// QoS replies are delivered at; `None` until the response filter is subscribed.
@@ -80,8 +81,17 @@ pub struct Session {
     peer: Option<PeerCertificate>,
     /// Whether the TLS handshake negotiated TLS 1.2 (`None` without TLS).
     tls12: Option<bool>,
-    /// The client checks of this connection, once CONNECT came to a judging emulator.
-    judged: Option<Box<ConnectionLog>>,
+    /// What observes this connection, from its CONNECT on (when the service is observed).
+    observer: Option<Box<dyn SessionObserver>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state)
+            .field("reply_qos", &self.reply_qos)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Session {
@@ -104,7 +114,7 @@ impl Session {
             keep_alive: 0,
             peer,
             tls12: None,
-            judged: None,
+            observer: None,
         }
     }
 
@@ -113,17 +123,18 @@ impl Session {
         self.tls12 = Some(tls12);
     }
 
-    /// The connection ended as `ending` says: a judging emulator folds its client checks in.
-    pub fn finish(&mut self, service: &Service, ending: Ending, now: Instant) {
-        if let (Some(mut log), Some(judge)) = (self.judged.take(), &service.judge) {
-            log.end(ending);
-            judge.finish(*log, now);
+    /// The connection ended as `ending` says: its observer hears it.
+    pub fn finish(&mut self, ending: Ending, now: Instant) {
+        if let Some(observer) = self.observer.take() {
+            observer.ended(ending, now);
         }
     }
 
-    /// This connection's client checks so far (a judging emulator, after CONNECT).
-    pub fn client_checks(&self) -> Option<&ConnectionLog> {
-        self.judged.as_deref()
+    /// Tells this connection's observer of an event, if it has one.
+    fn observe(&mut self, event: impl FnOnce(&mut dyn SessionObserver)) {
+        if let Some(observer) = self.observer.as_deref_mut() {
+            event(observer);
+        }
     }
 
     /// The keep-alive the device asked for, once connected (0 before).
@@ -160,10 +171,7 @@ impl Session {
     /// Handles one packet from the device.
     pub fn handle(&mut self, service: &Service, packet: Packet, now: Instant, wall: SystemTime) -> Response {
         match (&self.state, packet) {
-            (SessionState::AwaitConnect, Packet::Connect(connect)) => {
-                self.judge_connect(service, &connect, now, wall);
-                self.connect(service, connect, wall)
-            }
+            (SessionState::AwaitConnect, Packet::Connect(connect)) => self.on_connect(service, &connect, now, wall),
             // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
             (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
             (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
@@ -177,9 +185,7 @@ impl Session {
             (_, Packet::Publish(publish)) => self.publish(service, publish, now, wall),
             (_, Packet::PingReq) => Response::send(Packet::PingResp),
             (_, Packet::PubAck(ack)) => {
-                if let Some(log) = &mut self.judged {
-                    log.acked(ack.pkid);
-                }
+                self.observe(|observer| observer.acked(ack.pkid));
                 Response::default()
             }
             (_, Packet::Disconnect) => Response::close_after(None),
@@ -188,26 +194,31 @@ impl Session {
         }
     }
 
-    /// Starts judging this connection's client, when the emulator judges clients.
-    fn judge_connect(&mut self, service: &Service, connect: &Connect, now: Instant, wall: SystemTime) {
-        let Some(judge) = &service.judge else { return };
+    /// A CONNECT: its facts parsed once, told to the observer, then answered.
+    fn on_connect(&mut self, service: &Service, connect: &Connect, now: Instant, wall: SystemTime) -> Response {
         let config = &service.config;
-        let mut log = Box::new(ConnectionLog::new(self.tls12));
         let individual =
             |id: &str| config.individuals.iter().any(|i| i.registration_id.as_str().eq_ignore_ascii_case(id));
-        let facts = ConnectFacts {
+        // The certificate matters only at CONNECT; a second CONNECT closes the connection.
+        let peer = self.peer.take();
+        let context = ConnectContext {
             id_scope: config.id_scope.as_str(),
-            certificate_cn: self.peer.as_ref().and_then(|peer| peer.common_name.as_deref()),
-            x509: self.peer.is_some(),
+            certificate_cn: peer.as_ref().and_then(|peer| peer.common_name.as_deref()),
+            x509: peer.is_some(),
             individual: &individual,
-            now_unix: wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
+            now_unix: ConnectContext::unix_seconds(wall),
         };
-        log.connect(connect, facts);
-        judge.connection_attempt(&mut log, now);
-        self.judged = Some(log);
+        let facts = ConnectFacts::parse(connect, context);
+        if let Some(observer) = service.observer() {
+            let mut observer = observer.clone().session(self.tls12);
+            observer.connected(&facts, now);
+            self.observer = Some(observer);
+        }
+        self.connect(service, &facts, peer.as_ref())
     }
 
-    fn connect(&mut self, service: &Service, connect: Connect, wall: SystemTime) -> Response {
+    fn connect(&mut self, service: &Service, facts: &ConnectFacts<'_>, peer: Option<&PeerCertificate>) -> Response {
+        let connect = facts.connect;
         let refuse = |code, reason| {
             service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
             service.stats.refusals.add(reason);
@@ -217,32 +228,30 @@ impl Session {
             return refuse(ConnectReturnCode::RefusedProtocolVersion, Refusal::ProtocolVersion);
         }
         let deviations = &service.config.deviations;
-        let Some((registration_id, scope)) = registration_from_username(service, &connect, deviations) else {
+        let Some((registration_id, scope)) = registration_from_username(service, facts, deviations) else {
             return refuse(ConnectReturnCode::NotAuthorized, Refusal::UserName);
         };
-        let now_unix = wall.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         // A deviating DPS that ignores expiry checks the token as if it were the epoch.
-        let now_unix = if deviations.accept_expired_tokens { 0 } else { now_unix };
-        let password = connect.login.as_ref().map(|l| l.password.as_str()).unwrap_or_default();
+        let now_unix = if deviations.accept_expired_tokens { 0 } else { facts.context.now_unix };
+        let token = facts.token.as_ref();
         // A device that presented a certificate is an X.509 device: no password is needed.
-        let x509 = self.peer.as_ref().and_then(|peer| service.authenticate_x509(&registration_id, peer));
-        let (authorized, enrollment) = match &self.peer {
+        let x509 = peer.and_then(|peer| service.authenticate_x509(&registration_id, peer));
+        let (authorized, enrollment) = match peer {
             Some(_) => (x509.is_some(), x509.as_ref().map(|x509| issuance::x509_enrollment(x509, &registration_id))),
-            None if deviations.refuses_token_form(password) => (false, None),
+            None if deviations.refuses_token_form(facts.password, token) => (false, None),
             None => {
-                let checked_as = deviations.sr_device(password).unwrap_or_else(|| registration_id.clone());
-                let enrollment = service.authenticate(&scope, &checked_as, password, now_unix);
+                let checked_as = deviations.sr_device(token).unwrap_or_else(|| registration_id.clone());
+                let enrollment = service.authenticate(&scope, &checked_as, token, now_unix);
                 (deviations.accept_any_password || enrollment.is_some(), enrollment)
             }
         };
         if !authorized && service.config.auth_failure == AuthFailure::Connack {
             return refuse(ConnectReturnCode::NotAuthorized, Refusal::Credentials);
         }
-        if service.faults.strikes(Fault::ResetAfterConnect) {
-            return Response::reset();
-        }
-        if service.faults.strikes(Fault::ConnackUnavailable) {
-            return refuse(ConnectReturnCode::ServiceUnavailable, Refusal::Fault);
+        match admission::connect(&service.faults) {
+            Some(ConnectFault::Reset) => return Response::reset(),
+            Some(ConnectFault::Unavailable) => return refuse(ConnectReturnCode::ServiceUnavailable, Refusal::Fault),
+            None => {}
         }
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
@@ -264,12 +273,10 @@ impl Session {
     }
 
     fn subscribe(&mut self, service: &Service, subscribe: Subscribe) -> Response {
-        if service.faults.strikes(Fault::ResetAfterSubscribe) {
+        if admission::subscribe_reset(&service.faults) {
             return Response::reset();
         }
-        if let Some(log) = &mut self.judged {
-            log.subscribe(subscribe.filters.iter().map(|filter| filter.path.as_str()));
-        }
+        self.observe(|observer| observer.subscribed(&mut subscribe.filters.iter().map(|filter| filter.path.as_str())));
         let deviations = &service.config.deviations;
         let codes = subscribe
             .filters
@@ -299,9 +306,12 @@ impl Session {
         let SessionState::Connected { registration_id, authorized, x509, enrollment, .. } = &self.state else {
             return Response::close_after(None);
         };
-        if let Some(log) = &mut self.judged {
+        if let Some(observer) = self.observer.as_deref_mut() {
             let canonical = registration_id.canonical();
-            log.request(&publish.topic, &publish.payload, now, || service.latest_operation(&canonical));
+            let latest_operation = || service.latest_operation(&canonical);
+            let request =
+                RequestSeen { topic: &publish.topic, payload: &publish.payload, latest_operation: &latest_operation };
+            observer.requested(request, now);
         }
         if publish.qos == QoS::ExactlyOnce {
             return Response::close_after(None);
@@ -316,17 +326,15 @@ impl Session {
                 _ => Response::close_after(None),
             };
         };
-        if *authorized
-            && matches!(request, RequestTopic::Register { .. })
-            && service.faults.strikes(Fault::ResetAfterRegister)
-        {
+        let register = matches!(request, RequestTopic::Register { .. });
+        let admitted = admission::Request { authorized: *authorized, register, replied: self.reply_qos.is_some() };
+        let RequestDecision::Answer { fault, delay } = admission::request(&service.faults, admitted) else {
             return Response::reset();
-        }
+        };
         let mut response = Response::default();
         // PUBACK goes out before the reply: C# v1 fails on any other order.
         response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
-        let fault = if *authorized { service.faults.request_fault() } else { None };
-        let (mut status, retry_after, mut body) = match fault {
+        let mut reply = match fault {
             Some(RequestFault::DropReply) => return response,
             Some(RequestFault::ServerError(status)) => {
                 fault_error(service, status, u32::from(status) * 1000, "The service is unavailable.", wall)
@@ -338,10 +346,7 @@ impl Session {
                 let device = Device { registration_id, x509: x509.clone(), enrollment: enrollment.as_ref() };
                 answer(service, device, request, &publish.payload, now, wall)
             }
-            _ => {
-                let error = service.random(|rng| ErrorBody::new(401000, "Unauthorized", wall, rng));
-                (401, None, serde_json::to_vec(&error).expect("error bodies serialise"))
-            }
+            _ => Reply::error(service, 401, 401000, "Unauthorized", None, wall),
         };
         let mut rid = request.rid().to_string();
         let malformed = match fault {
@@ -349,29 +354,33 @@ impl Session {
             _ => None,
         };
         match malformed {
-            Some(Malformed::InvalidJson) => body = b"{\"operationId\": ".to_vec(),
+            Some(Malformed::InvalidJson) => reply.body = b"{\"operationId\": ".to_vec(),
             Some(Malformed::WrongRid) => rid.push_str("-wrong"),
-            Some(Malformed::UnknownStatus) => status = Malformed::UNKNOWN_STATUS,
+            Some(Malformed::UnknownStatus) => reply.status = Malformed::UNKNOWN_STATUS,
             Some(Malformed::Truncated) | None => {}
         }
         if let Some(qos) = self.reply_qos {
             let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
-            let mut reply = Publish::new(deviations.reply_topic(status, &rid, retry_after), qos, body);
+            let topic = deviations.reply_topic(reply.status, &rid, reply.retry_after);
+            let mut publish = Publish::new(topic, qos, reply.body);
             if qos != QoS::AtMostOnce {
-                reply.pkid = self.packet_ids.next_id();
+                publish.pkid = self.packet_ids.next_id();
             }
-            if let Some(log) = &mut self.judged {
-                let poll = matches!(request, RequestTopic::Poll { .. });
-                let packet_id = (qos != QoS::AtMostOnce).then_some(reply.pkid);
-                log.replied(request.rid(), status, retry_after, poll, packet_id, now);
-            }
+            let sent = ReplySent {
+                rid: request.rid(),
+                status: reply.status,
+                retry_after: reply.retry_after,
+                poll: matches!(request, RequestTopic::Poll { .. }),
+                packet_id: (qos != QoS::AtMostOnce).then_some(publish.pkid),
+            };
+            self.observe(|observer| observer.replied(sent, now));
             if malformed == Some(Malformed::Truncated) {
-                response.raw = truncated(Packet::Publish(reply));
+                response.raw = truncated(Packet::Publish(publish));
                 response.close = true;
                 return response;
             }
-            response.packets.push(Packet::Publish(reply));
-            response.delay = service.faults.reply_delay();
+            response.packets.push(Packet::Publish(publish));
+            response.delay = delay;
         }
         response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
         response
@@ -388,33 +397,26 @@ fn truncated(packet: Packet) -> Vec<u8> {
 }
 
 /// A fault's error reply: `status` with an error body and `retry-after`.
-fn fault_error(
-    service: &Service,
-    status: u16,
-    code: u32,
-    message: &str,
-    wall: SystemTime,
-) -> (u16, Option<u32>, Vec<u8>) {
-    let error = service.random(|rng| ErrorBody::new(code.into(), message, wall, rng));
+fn fault_error(service: &Service, status: u16, code: u32, message: &str, wall: SystemTime) -> Reply {
     let retry_after = service.config.retry_after_seconds.max(1);
-    (status, Some(retry_after), serde_json::to_vec(&error).expect("error bodies serialise"))
+    Reply::error(service, status, code, message, Some(retry_after), wall)
 }
 
 /// The registration ID a CONNECT names and the scope its token is checked against, if its
 /// username has DPS's form for this scope and its clientId is the same registration ID.
 fn registration_from_username(
     service: &Service,
-    connect: &Connect,
+    facts: &ConnectFacts<'_>,
     deviations: &Deviations,
 ) -> Option<(RegistrationId, IdScope)> {
-    let username = Username::parse(connect.login.as_ref().map(|l| l.username.as_str())?).ok()?;
+    let username = facts.username?;
     let id = username.registration_id;
     if deviations.refuse_preview_api_version && username.api_version == crate::certificates::ISSUANCE_API_VERSION {
         return None;
     }
     let own_scope = username.id_scope == service.config.id_scope.as_str();
     if !(own_scope || deviations.accept_any_scope)
-        || !(deviations.accept_client_id_mismatch || id.eq_ignore_ascii_case(&connect.client_id))
+        || !(deviations.accept_client_id_mismatch || id.eq_ignore_ascii_case(&facts.connect.client_id))
     {
         return None;
     }

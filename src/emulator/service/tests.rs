@@ -4,7 +4,7 @@ use rumqttc::mqttbytes::v4::{
 };
 
 use super::*;
-use crate::credentials::{IdScope, SasStyle};
+use crate::credentials::{IdScope, SasStyle, SasToken};
 use crate::emulator::config::{AuthFailure, IndividualEnrollment};
 use crate::messages::ErrorBody;
 use crate::mqtt::QoS;
