@@ -201,7 +201,7 @@ fn embedded_target(args: &ConformArgs, deadline: Duration) -> Result<(ProbeTarge
     let ca = crate::x509::CertificateAuthority::generate()?;
     config.trust_x509_ca("conformance-x509", ca.root_pem(), Path::new("<conformance CA>"))?;
     // Its enrollments issue operational certificates, so the DPS-CERT checks run.
-    let issuer_ca = emulator::issuance::issue_for_every_enrollment(&mut config)?;
+    let issuer_ca = config.issue_for_every_enrollment()?;
     let mut emulator = emulator::start_on_loopback(config)?;
     let ws_address = emulator.handle.serve_websocket(emulator::bind(([127, 0, 0, 1], 0).into())?)?;
     let (plain_port, reservation) = match args.plain_port {

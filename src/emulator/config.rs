@@ -15,6 +15,7 @@ use super::faults::Faults;
 use crate::credentials::{IdScope, RegistrationId, SymmetricKey};
 use crate::tls::{ClientTrust, TlsPolicy, TlsVersion};
 
+mod issuing;
 mod settings;
 
 #[cfg(test)]
@@ -229,6 +230,24 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// Makes every enrollment issue for 30 days, signed by a CA generated now: the embedded
+    /// target's `issue_certificates = true`. Returns the CA's certificate.
+    pub fn issue_for_every_enrollment(
+        &mut self,
+    ) -> Result<rustls_pki_types::CertificateDer<'static>, crate::x509::X509Error> {
+        use super::issuance::{Enrollment, IssuePolicy, IssuingCa};
+        let ca = IssuingCa::generate()?;
+        let der = ca.certificate_der().clone();
+        let groups = self.groups.iter().map(|g| g.name.clone()).chain(self.x509_groups.iter().map(|g| g.name.clone()));
+        let individuals = self.individuals.iter().map(|i| i.registration_id.canonical());
+        let individuals = individuals.chain(self.x509_individuals.iter().map(|i| i.registration_id.canonical()));
+        let enrollments: Vec<Enrollment> =
+            groups.map(Enrollment::Group).chain(individuals.map(Enrollment::Individual)).collect();
+        self.issuance.policies = enrollments.into_iter().map(|e| (e, IssuePolicy::default())).collect();
+        self.issuance.ca = Some(std::sync::Arc::new(ca));
+        Ok(der)
+    }
+
     /// The one builder: a configuration with no enrollments and every default.
     pub fn new(id_scope: IdScope, hubs: Vec<String>) -> Self {
         Self {
@@ -367,7 +386,7 @@ impl EmulatorConfig {
                 }
             }
         }
-        config.issuance = super::issuance::resolve(self, base).map_err(|(name, reason)| field(&name, reason))?;
+        config.issuance = issuing::resolve(self, base).map_err(|(name, reason)| field(&name, reason))?;
         Ok(config)
     }
 }

@@ -320,55 +320,6 @@ pub struct IssuerFiles {
     pub private_key: PathBuf,
 }
 
-/// The issuance of an emulator file: each enrollment's `issue_certificates`, `issue_delay_ms`
-/// and the CA (`[issuer_ca]`, or generated when an enrollment issues). Errors name the field.
-pub(super) fn resolve(file: &super::EmulatorConfig, base: &Path) -> Result<Issuance, (String, String)> {
-    let mut policies = Vec::new();
-    for (i, group) in file.enrollment_groups.iter().enumerate() {
-        if let Some(policy) = group.issue_certificates {
-            let policy = policy.checked().map_err(|e| (format!("enrollment_groups[{i}].issue_certificates"), e))?;
-            policies.push((Enrollment::Group(group.name.clone()), policy));
-        }
-    }
-    for (i, individual) in file.individual_enrollments.iter().enumerate() {
-        if let Some(policy) = individual.issue_certificates {
-            let at = format!("individual_enrollments[{i}].issue_certificates");
-            let policy = policy.checked().map_err(|e| (at, e))?;
-            let canonical = individual.registration_id.to_ascii_lowercase();
-            policies.push((Enrollment::Individual(canonical), policy));
-        }
-    }
-    let delay = match file.issue_delay_ms {
-        Some([min, max]) if min > max => {
-            return Err(("issue_delay_ms".into(), format!("[{min}, {max}]: min is above max")));
-        }
-        Some([min, max]) => Some((Duration::from_millis(min), Duration::from_millis(max))),
-        None => None,
-    };
-    let ca = match (&file.issuer_ca, policies.is_empty()) {
-        (Some(files), _) => Some(IssuingCa::load(&base.join(&files.certificate), &base.join(&files.private_key))),
-        (None, false) => Some(IssuingCa::generate()),
-        (None, true) => None,
-    };
-    let ca = ca.transpose().map_err(|e| ("issuer_ca".to_string(), e.to_string()))?.map(std::sync::Arc::new);
-    Ok(Issuance { ca, policies, delay })
-}
-
-/// Makes every enrollment of `config` issue for 30 days, signed by a CA generated now: the
-/// embedded target's `issue_certificates = true`. Returns the CA's certificate.
-pub fn issue_for_every_enrollment(config: &mut super::ServiceConfig) -> Result<CertificateDer<'static>, X509Error> {
-    let ca = IssuingCa::generate()?;
-    let der = ca.certificate_der().clone();
-    let groups = config.groups.iter().map(|g| g.name.clone()).chain(config.x509_groups.iter().map(|g| g.name.clone()));
-    let individuals = config.individuals.iter().map(|i| i.registration_id.canonical());
-    let individuals = individuals.chain(config.x509_individuals.iter().map(|i| i.registration_id.canonical()));
-    let enrollments: Vec<Enrollment> =
-        groups.map(Enrollment::Group).chain(individuals.map(Enrollment::Individual)).collect();
-    config.issuance.policies = enrollments.into_iter().map(|e| (e, IssuePolicy::default())).collect();
-    config.issuance.ca = Some(std::sync::Arc::new(ca));
-    Ok(der)
-}
-
 /// What became of a CSR sent to an issuing enrollment, kept with its operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Issued {
@@ -400,20 +351,19 @@ pub(super) fn final_status(
     }
 }
 
-/// What the CA makes of the CSR in a register `body` from a device that authenticated through
+/// What the CA (of `issuance`, deviating as `deviations` say) makes of the CSR in a register `body` from a device that authenticated through
 /// `enrollment`: `None` when the enrollment does not issue or the body carries no CSR (a CSR to
 /// a non-issuing enrollment is ignored, *(inferred)*: DPS documents issuance only for
 /// enrollments with a credential policy); otherwise the chain or the refusal, and the CA's
 /// latency drawn from `[min, max]` with `draw` (a uniform fraction in [0, 1)).
 pub(super) fn issue(
-    config: &super::ServiceConfig,
+    (issuance, deviations): (&Issuance, &Deviations),
     enrollment: Option<&Enrollment>,
     registration_id: &RegistrationId,
     body: &[u8],
     wall: SystemTime,
     draw: f64,
 ) -> Option<(Issued, Duration)> {
-    let (issuance, deviations) = (&config.issuance, &config.deviations);
     let policy = issuance.policy(enrollment?)?;
     let ca = issuance.ca.as_ref()?;
     let issued = match crate::messages::DeviceRegistration::parse(body).ok()?.csr {

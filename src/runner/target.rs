@@ -72,7 +72,7 @@ pub(super) async fn prepare_target(plan: &Plan) -> Result<PreparedTarget, RunErr
                 trust_ca_dir(&mut config, &x509.ca_dir)?;
             }
             let certificate_issuer = match plan.certificates.embedded_issues {
-                true => Some(emulator::issuance::issue_for_every_enrollment(&mut config)?),
+                true => Some(config.issue_for_every_enrollment()?),
                 false => None,
             };
             // The emulator enforces TLS 1.2, as DPS does, unless the scenario opted into 1.3.

@@ -79,7 +79,7 @@ async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceRep
     config.deviations = deviations;
     let ca = dpsbench::x509::CertificateAuthority::generate().unwrap();
     config.trust_x509_ca("conf-x509", ca.root_pem(), std::path::Path::new("root.pem")).unwrap();
-    let issuer_ca = emulator::issuance::issue_for_every_enrollment(&mut config).unwrap();
+    let issuer_ca = config.issue_for_every_enrollment().unwrap();
     let mut started = emulator::start_on_loopback(config).unwrap();
     let ws_address = started.handle.serve_websocket(emulator::bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap();
     let (_reserved, unserved) = unserved_port();

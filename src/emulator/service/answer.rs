@@ -74,7 +74,14 @@ pub(super) fn answer(
             // Drawn only when issuing, so seeded emulators that do not issue answer as before.
             let issuing = service.config.issuance.delay.is_some();
             let draw = if issuing { service.random(rand::Rng::random::<f64>) } else { 0.0 };
-            let issued = issuance::issue(&service.config, enrollment, registration_id, body, wall, draw);
+            let issued = issuance::issue(
+                (&service.config.issuance, &service.config.deviations),
+                enrollment,
+                registration_id,
+                body,
+                wall,
+                draw,
+            );
             match &issued {
                 Some((Issued::Chain(_), _)) => service.stats.certificates_issued.fetch_add(1, Ordering::Relaxed),
                 Some((Issued::Refused(_), _)) => service.stats.certificates_refused.fetch_add(1, Ordering::Relaxed),
