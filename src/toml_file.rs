@@ -17,6 +17,12 @@ fn describe(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> 
     // An error of the whole document (a missing field, or a flattened field that names itself)
     // has no line of its own.
     let whole = |what: &str| what.starts_with("missing field") || what.starts_with("field `");
+    // A struct with a flattened part refuses an unknown key only at the end of the document:
+    // the key's own line is then found by its name.
+    let span = match span {
+        Some(s) if s.start == 0 => unknown_key(&what).and_then(|key| top_level_key(text, key)).or(Some(s)),
+        other => other,
+    };
     let Some(span) = span.filter(|s| s.start < text.len() && !(s.start == 0 && whole(&what))) else {
         return what;
     };
@@ -26,6 +32,35 @@ fn describe(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> 
     let column = text[line_start..span.start].chars().count() + 1;
     let source = text[line_start..].lines().next().unwrap_or("").trim();
     format!("line {line}, column {column}: {source}: {what}")
+}
+
+/// The key an `unknown field` error names, when the error lists no accepted keys (a flattened
+/// struct's error, which has no position of its own).
+fn unknown_key(what: &str) -> Option<&str> {
+    what.strip_prefix("unknown field `")?.strip_suffix('`')
+}
+
+/// Where the top-level `key` stands in `text`: its `key = …` line before the first table, or
+/// its own table's header (`[key]`, `[key.part]`, `[[key]]`).
+fn top_level_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut at = 0;
+    let mut in_table = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let header = trimmed.trim_start_matches('[').trim_start();
+        if trimmed.starts_with('[') {
+            in_table = true;
+            let named = header.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with([']', '.']));
+            if named {
+                return Some(at + indent..at + line.trim_end().len());
+            }
+        } else if !in_table && trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+            return Some(at + indent..at + line.trim_end().len());
+        }
+        at += line.len();
+    }
+    None
 }
 
 /// serde's words for types, in a user's: `u64` is a whole number, `f64` a number.
@@ -85,5 +120,29 @@ mod tests {
         for err in [err, parse::<File>("name = [\n").unwrap_err()] {
             assert!(!err.contains(" | ") && !err.contains("u32") && !err.contains('\n'), "{err}");
         }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only the error is looked at")]
+    struct Flattened {
+        name: String,
+        #[serde(flatten)]
+        part: Part,
+        table: Option<toml::Table>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code, reason = "only the error is looked at")]
+    struct Part {
+        count: Option<u32>,
+    }
+
+    #[test]
+    fn an_unknown_key_beside_a_flattened_part_is_found_on_its_line() {
+        let err = parse::<Flattened>("name = \"x\"\ncont = 3\n[table]\ncont = 4\n").unwrap_err();
+        assert_eq!(err, "line 2, column 1: cont = 3: unknown field `cont`");
+        let err = parse::<Flattened>("name = \"x\"\n[table]\n[[tables]]\nk = 1\n").unwrap_err();
+        assert_eq!(err, "line 3, column 1: [[tables]]: unknown field `tables`");
     }
 }

@@ -38,7 +38,7 @@ pub(super) const UNLIMITED_PER_MINUTE: u32 = 1_000_000_000;
 ///
 /// Flattened, the section is read from buffered values, which carry no position: each field
 /// names itself in its errors.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct SettingsSection {
     /// IoT hubs devices are assigned to; [`DEFAULT_HUBS`] when absent.
     #[serde(default = "default_hubs", deserialize_with = "hubs")]

@@ -42,6 +42,9 @@ fn errors_name_the_field() {
     let err = parse(&unknown).unwrap_err().to_string();
     assert!(err.contains("emu.toml") && err.contains("bogus"), "{err}");
     assert!(!err.contains('\n'));
+    let unknown = ISSUE_EXAMPLE.replace("retry_after_seconds = 3\n", "retry_after_seconds = 3\nbogus = 1\n");
+    let err = parse(&unknown).unwrap_err().to_string();
+    assert!(err.contains("line 5, column 1: bogus = 1: unknown field `bogus`"), "{err}");
 
     let err =
         parse(&ISSUE_EXAMPLE.replace("hubs = [\"hub-a.azure-devices.net\", \"hub-b.azure-devices.net\"]", "hubs = []"))

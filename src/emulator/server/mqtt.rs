@@ -120,7 +120,11 @@ pub(super) async fn serve_mqtt<S>(
         }
         if !response.raw.is_empty() {
             framed.queue_raw(&response.raw);
-            let _ = timeout(WRITE_TIMEOUT, framed.flush()).await;
+            // Like every other write, it ends at shutdown: stop() waits for this task.
+            tokio::select! {
+                _ = timeout(WRITE_TIMEOUT, framed.flush()) => {}
+                _ = shutdown.changed() => {}
+            }
         }
         if response.close {
             break;

@@ -20,7 +20,7 @@ fn scope() -> IdScope {
     IdScope::new("0ne00DPS001").unwrap()
 }
 
-fn service_with(edit: impl FnOnce(&mut ServiceConfig)) -> (Service, SymmetricKey) {
+pub(super) fn service_with(edit: impl FnOnce(&mut ServiceConfig)) -> (Service, SymmetricKey) {
     let group_key = SymmetricKey::random();
     let mut config = ServiceConfig::single_group(scope(), vec!["hub-a".into(), "hub-b".into()], group_key.clone());
     edit(&mut config);
@@ -46,7 +46,7 @@ fn connack_code(response: &Response) -> (ConnectReturnCode, bool) {
 }
 
 /// A connected and subscribed session.
-fn ready_session(service: &Service, group_key: &SymmetricKey, id: &str) -> Session {
+pub(super) fn ready_session(service: &Service, group_key: &SymmetricKey, id: &str) -> Session {
     let mut session = Session::new();
     let now = Instant::now();
     let response = session.handle(service, connect_packet(id, token(group_key, id, NOW_UNIX + 60)), now, wall());
@@ -57,7 +57,12 @@ fn ready_session(service: &Service, group_key: &SymmetricKey, id: &str) -> Sessi
     session
 }
 
-fn request(session: &mut Session, service: &Service, topic: String, at: Instant) -> (u16, Option<u32>, Vec<u8>) {
+pub(super) fn request(
+    session: &mut Session,
+    service: &Service,
+    topic: String,
+    at: Instant,
+) -> (u16, Option<u32>, Vec<u8>) {
     let mut publish = Publish::new(topic, QoS::AtLeastOnce, br#"{"registrationId":"x"}"#.to_vec());
     publish.pkid = 9;
     let response = session.handle(service, Packet::Publish(publish), at, wall());
@@ -73,7 +78,7 @@ fn request(session: &mut Session, service: &Service, topic: String, at: Instant)
     }
 }
 
-fn operation(body: &[u8]) -> RegistrationOperationStatus {
+pub(super) fn operation(body: &[u8]) -> RegistrationOperationStatus {
     serde_json::from_slice(body).unwrap()
 }
 
