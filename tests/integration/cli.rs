@@ -68,13 +68,7 @@ fn bad_input_is_one_line_naming_the_culprit_with_exit_2() {
     let bad_key = small_embedded_scenario(1).device("group_key_env", "BENCH_KEY").write(&dir, "badkey.toml");
     let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let unreachable = Scenario::dps("u", "127.0.0.1", "0ne00TEST01")
-        .target("port", i64::from(closed_port))
-        .target("ca_certificate", ca.to_str().unwrap())
-        .devices(1)
-        .device("group_key_env", "BENCH_KEY")
-        .rate(1.0)
-        .write(&dir, "unreachable.toml");
+    let unreachable = Scenario::unreachable(closed_port, ca.to_str().unwrap()).write(&dir, "unreachable.toml");
     // A million devices in flight at once cannot fit any open-files limit here.
     let too_many = small_embedded_scenario(1_000_000)
         .remove("arrival.rate")
@@ -341,13 +335,7 @@ fn a_run_that_cannot_keep_its_plan_is_invalid_with_exit_3() {
     // 20 devices offered at 1,000/s through one in-flight slot, each taking 20 ms or more:
     // starts fall hundreds of milliseconds behind the plan.
     let dir = temp_dir("invalid");
-    let scenario = Scenario::embedded("invalid")
-        .target("retry_after_seconds", 0)
-        .target("assign_delay_ms", 20)
-        .devices(20)
-        .rate(1000.0)
-        .run("max_in_flight", 1)
-        .write(&dir, "invalid.toml");
+    let scenario = Scenario::cannot_keep_its_plan().write(&dir, "invalid.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));

@@ -46,13 +46,7 @@ fn issue_14_a_command_that_cannot_start_leaves_nothing_behind() {
     let dir = temp_dir("first-hour-nothing");
     let (_reserved, closed_port) = unserved_port();
     let ca = write(&dir, "ca.pem", dpsbench::tls::ServerIdentity::generate(&[]).unwrap().ca_pem());
-    Scenario::dps("u", "127.0.0.1", "0ne00TEST01")
-        .target("port", i64::from(closed_port))
-        .target("ca_certificate", ca.to_str().unwrap())
-        .devices(1)
-        .device("group_key_env", "BENCH_KEY")
-        .rate(1.0)
-        .write(&dir, "unreachable.toml");
+    Scenario::unreachable(closed_port, ca.to_str().unwrap()).write(&dir, "unreachable.toml");
     let before = entries(&dir);
     let closed = format!("mqtts://127.0.0.1:{closed_port}");
     let key = [("BENCH_KEY", TV1_GROUP_KEY), ("DPS_GROUP_KEY", TV1_GROUP_KEY)];

@@ -96,14 +96,7 @@ fn a_failed_gate_exits_1_and_every_report_says_which() {
 fn an_invalid_run_exits_3_and_its_gates_are_not_judged() {
     // 20 devices at 1,000/s through one in-flight slot: starts fall far behind the plan.
     let dir = temp_dir("slo-invalid");
-    let scenario = Scenario::embedded("invalid")
-        .target("retry_after_seconds", 0)
-        .target("assign_delay_ms", 20)
-        .devices(20)
-        .rate(1000.0)
-        .run("max_in_flight", 1)
-        .slo("max_failed", 0)
-        .write(&dir, "invalid.toml");
+    let scenario = Scenario::cannot_keep_its_plan().slo("max_failed", 0).write(&dir, "invalid.toml");
     let out = dir.join("out");
     let output = dpsbench(&["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"], &[]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));

@@ -33,6 +33,28 @@ impl Scenario {
             .target("server_name", "localhost")
     }
 
+    /// One device against a closed port on this machine (a DPS target that never answers),
+    /// trusting the CA file `ca`, its key read from `BENCH_KEY`.
+    pub fn unreachable(closed_port: u16, ca: &str) -> Self {
+        Self::dps("u", "127.0.0.1", "0ne00TEST01")
+            .target("port", i64::from(closed_port))
+            .target("ca_certificate", ca)
+            .devices(1)
+            .device("group_key_env", "BENCH_KEY")
+            .rate(1.0)
+    }
+
+    /// A plan no generator can keep: 20 devices offered at 1,000/s through one in-flight slot,
+    /// each taking 20 ms or more, so starts fall hundreds of milliseconds behind (an invalid run).
+    pub fn cannot_keep_its_plan() -> Self {
+        Self::embedded("invalid")
+            .target("retry_after_seconds", 0)
+            .target("assign_delay_ms", 20)
+            .devices(20)
+            .rate(1000.0)
+            .run("max_in_flight", 1)
+    }
+
     /// Sets `field` of `[target]`; a dotted field (`faults.drop_reply`) sets a nested table.
     pub fn target(self, field: &str, value: impl Into<Value>) -> Self {
         self.set(&format!("target.{field}"), value)
