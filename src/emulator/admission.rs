@@ -10,6 +10,10 @@ use std::time::Duration;
 use super::deviations::Deviations;
 use super::faults::{Fault, Injector, Malformed, RequestFault};
 
+mod connect;
+
+pub use connect::{Admitted, ConnectDecision, Credentials, connect};
+
 /// Longest a `tls_stall` fault holds a connection without answering its handshake.
 pub const STALL_LIMIT: Duration = Duration::from_secs(300);
 
@@ -42,23 +46,6 @@ pub fn opening(faults: &Injector, deviations: &Deviations) -> Opening {
         return Opening::Stall(STALL_LIMIT);
     }
     Opening::Serve { plain_mqtt: deviations.accept_plain_mqtt, old_tls: deviations.answer_old_tls }
-}
-
-/// What the lab does to a CONNECT the service would accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectFault {
-    /// A TCP reset, nothing sent (`reset_after_connect`).
-    Reset,
-    /// CONNACK 3, server unavailable (`connack_unavailable`).
-    Unavailable,
-}
-
-/// The fault, if any, that strikes a CONNECT the service would accept.
-pub fn connect(faults: &Injector) -> Option<ConnectFault> {
-    if faults.strikes(Fault::ResetAfterConnect) {
-        return Some(ConnectFault::Reset);
-    }
-    faults.strikes(Fault::ConnackUnavailable).then_some(ConnectFault::Unavailable)
 }
 
 /// Whether a SUBSCRIBE is answered with a TCP reset (`reset_after_subscribe`).

@@ -299,6 +299,8 @@ impl Deviations {
     }
 }
 
+mod shaping;
+
 #[cfg(test)]
 mod tests {
     use super::*;

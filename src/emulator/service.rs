@@ -208,67 +208,6 @@ impl Service {
         self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Checks a SAS token (parsed from the password) for `registration_id` against its
-    /// individual enrollment, else against every group's derived keys: the enrollment it
-    /// authenticates through, if any.
-    fn authenticate(
-        &self,
-        scope: &IdScope,
-        registration_id: &RegistrationId,
-        token: Option<&ParsedSas<'_>>,
-        now_unix: u64,
-    ) -> Option<Enrollment> {
-        let parsed = token?;
-        let canonical = registration_id.canonical();
-        if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
-            let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());
-            return parsed
-                .verify(scope, registration_id, now_unix, keys)
-                .is_ok()
-                .then_some(Enrollment::Individual(canonical));
-        }
-        // Registration IDs are case-insensitive: one registration, keyed by the lower-case ID.
-        // Which casing DPS derives a group device key from is not documented, so a key derived
-        // from the ID as the device sends it and one derived from its lower-case form are both
-        // accepted.
-        let lower = RegistrationId::new(canonical.clone()).ok().filter(|lower| lower != registration_id);
-        let group = self.config.groups.iter().find(|group| {
-            let keys: Vec<SymmetricKey> = std::iter::once(&group.primary)
-                .chain(group.secondary.as_ref())
-                .flat_map(|group_key| {
-                    std::iter::once(registration_id).chain(lower.as_ref()).map(|id| group_key.derive_device_key(id))
-                })
-                .collect();
-            parsed.verify(scope, registration_id, now_unix, &keys).is_ok()
-        })?;
-        Some(Enrollment::Group(group.name.clone()))
-    }
-
-    /// Checks a client certificate for `registration_id`: its CN must be the registration ID, and
-    /// it must be pinned by an individual enrollment or chain to a group's CA. Returns the
-    /// `registrationState.x509` object DPS reports.
-    fn authenticate_x509(&self, registration_id: &RegistrationId, peer: &PeerCertificate) -> Option<serde_json::Value> {
-        let cn = peer.common_name.as_deref()?;
-        if !cn.eq_ignore_ascii_case(registration_id.as_str()) && !self.config.deviations.accept_cn_mismatch {
-            return None;
-        }
-        let canonical = registration_id.canonical();
-        if self
-            .config
-            .x509_individuals
-            .iter()
-            .any(|i| i.registration_id.canonical() == canonical && i.sha256 == peer.sha256)
-        {
-            return Some(serde_json::json!({ "certificateInfo": peer.info }));
-        }
-        let group = self
-            .config
-            .x509_groups
-            .iter()
-            .find(|g| peer.issuers.contains(&g.subject) || peer.subjects[1..].contains(&g.subject))?;
-        Some(serde_json::json!({ "enrollmentGroupId": group.name, "certificateInfo": peer.info }))
-    }
-
     fn throttle(&self, bucket: impl Fn(&Quotas) -> &Mutex<Bucket>, now: Instant) -> Result<(), u32> {
         match &self.quotas {
             None => Ok(()),
@@ -440,12 +379,81 @@ impl Service {
         self.lock().operations.get_mut(operation_id).is_some_and(|operation| operation.complete(completion))
     }
 
+    /// Keeps the response subscription of a device that connected with CleanSession 0, as only
+    /// a DPS deviating with `keep_subscriptions` does (DPS keeps no sessions).
     fn keep_subscription(&self, canonical: String) {
-        self.lock().kept_subscriptions.insert(canonical);
+        if self.config.deviations.keep_subscriptions {
+            self.lock().kept_subscriptions.insert(canonical);
+        }
     }
 
+    /// Whether a device reconnecting with CleanSession 0 finds its response subscription kept.
     fn kept_subscription(&self, canonical: &str) -> bool {
-        self.lock().kept_subscriptions.contains(canonical)
+        self.config.deviations.keep_subscriptions && self.lock().kept_subscriptions.contains(canonical)
+    }
+}
+
+/// The enrollments, as admission asks them whether a device's credentials authenticate.
+impl super::admission::Credentials for Service {
+    /// Checks a SAS token (parsed from the password) for `registration_id` against its
+    /// individual enrollment, else against every group's derived keys: the enrollment it
+    /// authenticates through, if any.
+    fn token(
+        &self,
+        scope: &IdScope,
+        registration_id: &RegistrationId,
+        token: Option<&ParsedSas<'_>>,
+        now_unix: u64,
+    ) -> Option<Enrollment> {
+        let parsed = token?;
+        let canonical = registration_id.canonical();
+        if let Some(individual) = self.config.individuals.iter().find(|i| i.registration_id.canonical() == canonical) {
+            let keys = std::iter::once(&individual.primary).chain(individual.secondary.as_ref());
+            return parsed
+                .verify(scope, registration_id, now_unix, keys)
+                .is_ok()
+                .then_some(Enrollment::Individual(canonical));
+        }
+        // Registration IDs are case-insensitive: one registration, keyed by the lower-case ID.
+        // Which casing DPS derives a group device key from is not documented, so a key derived
+        // from the ID as the device sends it and one derived from its lower-case form are both
+        // accepted.
+        let lower = RegistrationId::new(canonical.clone()).ok().filter(|lower| lower != registration_id);
+        let group = self.config.groups.iter().find(|group| {
+            let keys: Vec<SymmetricKey> = std::iter::once(&group.primary)
+                .chain(group.secondary.as_ref())
+                .flat_map(|group_key| {
+                    std::iter::once(registration_id).chain(lower.as_ref()).map(|id| group_key.derive_device_key(id))
+                })
+                .collect();
+            parsed.verify(scope, registration_id, now_unix, &keys).is_ok()
+        })?;
+        Some(Enrollment::Group(group.name.clone()))
+    }
+
+    /// Checks a client certificate for `registration_id`: its CN must be the registration ID, and
+    /// it must be pinned by an individual enrollment or chain to a group's CA. Returns the
+    /// `registrationState.x509` object DPS reports.
+    fn certificate(&self, registration_id: &RegistrationId, peer: &PeerCertificate) -> Option<serde_json::Value> {
+        let cn = peer.common_name.as_deref()?;
+        if !cn.eq_ignore_ascii_case(registration_id.as_str()) && !self.config.deviations.accept_cn_mismatch {
+            return None;
+        }
+        let canonical = registration_id.canonical();
+        if self
+            .config
+            .x509_individuals
+            .iter()
+            .any(|i| i.registration_id.canonical() == canonical && i.sha256 == peer.sha256)
+        {
+            return Some(serde_json::json!({ "certificateInfo": peer.info }));
+        }
+        let group = self
+            .config
+            .x509_groups
+            .iter()
+            .find(|g| peer.issuers.contains(&g.subject) || peer.subjects[1..].contains(&g.subject))?;
+        Some(serde_json::json!({ "enrollmentGroupId": group.name, "certificateInfo": peer.info }))
     }
 }
 

@@ -5,22 +5,19 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use rumqttc::mqttbytes::Protocol;
 use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck,
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, UnsubAck,
 };
 
 use super::Service;
 use super::answer::{Device, answer};
 use super::reply::Reply;
-use crate::credentials::{IdScope, RegistrationId};
-use crate::emulator::Deviations;
+use crate::credentials::RegistrationId;
 use crate::emulator::activity::Refusal;
-use crate::emulator::admission::{self, ConnectFault, RequestDecision};
-use crate::emulator::config::AuthFailure;
+use crate::emulator::admission::{self, Admitted, ConnectDecision, RequestDecision};
 use crate::emulator::facts::{ConnectContext, ConnectFacts};
 use crate::emulator::faults::{Malformed, RequestFault};
-use crate::emulator::issuance::{self, Enrollment};
+use crate::emulator::issuance::Enrollment;
 use crate::emulator::observe::{Ending, ReplySent, RequestSeen, SessionObserver};
 use crate::mqtt::{PacketIds, QoS};
 use crate::topics::{self, RequestTopic};
@@ -175,7 +172,7 @@ impl Session {
             // Anything before CONNECT, or a second CONNECT, breaks MQTT 3.1.1 §3.1: close.
             (SessionState::AwaitConnect, _) | (_, Packet::Connect(_)) => Response::close_after(None),
             (_, Packet::Subscribe(subscribe)) => self.subscribe(service, subscribe),
-            (_, Packet::Unsubscribe(_)) if service.config.deviations.ignore_unsubscribe => Response::default(),
+            (_, Packet::Unsubscribe(_)) if service.config.deviations.ignores_unsubscribe() => Response::default(),
             (_, Packet::Unsubscribe(unsubscribe)) => {
                 if unsubscribe.topics.iter().any(|t| t == topics::RESPONSE_FILTER) {
                     self.reply_qos = None;
@@ -218,47 +215,20 @@ impl Session {
     }
 
     fn connect(&mut self, service: &Service, facts: &ConnectFacts<'_>, peer: Option<&PeerCertificate>) -> Response {
-        let connect = facts.connect;
-        let refuse = |code, reason| {
-            service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
-            service.stats.refusals.add(reason);
-            Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))))
-        };
-        if connect.protocol != Protocol::V4 && !service.config.deviations.accept_mqtt5 {
-            return refuse(ConnectReturnCode::RefusedProtocolVersion, Refusal::ProtocolVersion);
-        }
-        let deviations = &service.config.deviations;
-        let Some((registration_id, scope)) = registration_from_username(service, facts, deviations) else {
-            return refuse(ConnectReturnCode::NotAuthorized, Refusal::UserName);
-        };
-        // A deviating DPS that ignores expiry checks the token as if it were the epoch.
-        let now_unix = if deviations.accept_expired_tokens { 0 } else { facts.context.now_unix };
-        let token = facts.token.as_ref();
-        // A device that presented a certificate is an X.509 device: no password is needed.
-        let x509 = peer.and_then(|peer| service.authenticate_x509(&registration_id, peer));
-        let (authorized, enrollment) = match peer {
-            Some(_) => (x509.is_some(), x509.as_ref().map(|x509| issuance::x509_enrollment(x509, &registration_id))),
-            None if deviations.refuses_token_form(facts.password, token) => (false, None),
-            None => {
-                let checked_as = deviations.sr_device(token).unwrap_or_else(|| registration_id.clone());
-                let enrollment = service.authenticate(&scope, &checked_as, token, now_unix);
-                (deviations.accept_any_password || enrollment.is_some(), enrollment)
+        let admitted = match admission::connect(&service.config, &service.faults, facts, peer, service) {
+            ConnectDecision::Admit(admitted) => admitted,
+            ConnectDecision::Reset => return Response::reset(),
+            ConnectDecision::Refuse(code, reason) => {
+                service.stats.connects_refused.fetch_add(1, Ordering::Relaxed);
+                service.stats.refusals.add(reason);
+                return Response::close_after(Some(Packet::ConnAck(ConnAck::new(code, false))));
             }
         };
-        if !authorized && service.config.auth_failure == AuthFailure::Connack {
-            return refuse(ConnectReturnCode::NotAuthorized, Refusal::Credentials);
-        }
-        match admission::connect(&service.faults) {
-            Some(ConnectFault::Reset) => return Response::reset(),
-            Some(ConnectFault::Unavailable) => return refuse(ConnectReturnCode::ServiceUnavailable, Refusal::Fault),
-            None => {}
-        }
+        let Admitted { registration_id, authorized, x509, enrollment } = admitted;
+        let connect = facts.connect;
         service.stats.connects_accepted.fetch_add(1, Ordering::Relaxed);
         self.keep_alive = connect.keep_alive;
-        if deviations.keep_subscriptions
-            && !connect.clean_session
-            && service.kept_subscription(&registration_id.canonical())
-        {
+        if !connect.clean_session && service.kept_subscription(&registration_id.canonical()) {
             self.reply_qos = Some(QoS::AtLeastOnce);
         }
         self.state = SessionState::Connected {
@@ -268,8 +238,8 @@ impl Session {
             x509,
             enrollment,
         };
-        // DPS keeps no sessions: SessionPresent is 0 whatever CleanSession said.
-        Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, deviations.session_present)))
+        let session_present = service.config.deviations.session_present();
+        Response::send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present)))
     }
 
     fn subscribe(&mut self, service: &Service, subscribe: Subscribe) -> Response {
@@ -277,26 +247,18 @@ impl Session {
             return Response::reset();
         }
         self.observe(|observer| observer.subscribed(&mut subscribe.filters.iter().map(|filter| filter.path.as_str())));
-        let deviations = &service.config.deviations;
         let codes = subscribe
             .filters
             .iter()
             .map(|filter| {
-                let capped = if filter.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-                let granted = if deviations.grant_qos2 { filter.qos } else { capped };
-                if filter.path == topics::RESPONSE_FILTER {
-                    self.reply_qos = Some(if deviations.reply_at_requested_qos { filter.qos } else { capped });
-                    if let SessionState::Connected { registration_id, clean_session: false, .. } = &self.state
-                        && deviations.keep_subscriptions
-                    {
+                let grant = service.config.deviations.grant(&filter.path, filter.qos);
+                if let Some(qos) = grant.replies_at {
+                    self.reply_qos = Some(qos);
+                    if let SessionState::Connected { registration_id, clean_session: false, .. } = &self.state {
                         service.keep_subscription(registration_id.canonical());
                     }
-                    SubscribeReasonCode::Success(granted)
-                } else if deviations.accept_other_filters {
-                    SubscribeReasonCode::Success(granted)
-                } else {
-                    SubscribeReasonCode::Failure
                 }
+                grant.code
             })
             .collect();
         Response::send(Packet::SubAck(SubAck::new(subscribe.pkid, codes)))
@@ -320,10 +282,9 @@ impl Session {
         let puback = (publish.qos == QoS::AtLeastOnce).then(|| Packet::PubAck(PubAck::new(publish.pkid)));
         // Only the documented topics exist; anything else ends the connection.
         let Ok(request) = RequestTopic::parse(&publish.topic) else {
-            return match puback {
-                Some(ack) if deviations.accept_undocumented_topics => Response::send(ack),
-                None if deviations.accept_undocumented_topics => Response::default(),
-                _ => Response::close_after(None),
+            return match deviations.accepts_undocumented_topic() {
+                true => Response { packets: puback.into_iter().collect(), ..Response::default() },
+                false => Response::close_after(None),
             };
         };
         let register = matches!(request, RequestTopic::Register { .. });
@@ -332,8 +293,8 @@ impl Session {
             return Response::reset();
         };
         let mut response = Response::default();
-        // PUBACK goes out before the reply: C# v1 fails on any other order.
-        response.packets.extend(puback.clone().filter(|_| !deviations.reply_before_puback));
+        let puback = deviations.puback_order(puback);
+        response.packets.extend(puback.before);
         let mut reply = match fault {
             Some(RequestFault::DropReply) => return response,
             Some(RequestFault::ServerError(status)) => {
@@ -360,8 +321,7 @@ impl Session {
             Some(Malformed::Truncated) | None => {}
         }
         if let Some(qos) = self.reply_qos {
-            let qos = if deviations.reply_qos0 { QoS::AtMostOnce } else { qos };
-            let topic = deviations.reply_topic(reply.status, &rid, reply.retry_after);
+            let (qos, topic) = deviations.reply(qos, reply.status, &rid, reply.retry_after);
             let mut publish = Publish::new(topic, qos, reply.body);
             if qos != QoS::AtMostOnce {
                 publish.pkid = self.packet_ids.next_id();
@@ -382,7 +342,7 @@ impl Session {
             response.packets.push(Packet::Publish(publish));
             response.delay = delay;
         }
-        response.packets.extend(puback.filter(|_| deviations.reply_before_puback));
+        response.packets.extend(puback.after);
         response
     }
 }
@@ -400,26 +360,4 @@ fn truncated(packet: Packet) -> Vec<u8> {
 fn fault_error(service: &Service, status: u16, code: u32, message: &str, wall: SystemTime) -> Reply {
     let retry_after = service.config.retry_after_seconds.max(1);
     Reply::error(service, status, code, message, Some(retry_after), wall)
-}
-
-/// The registration ID a CONNECT names and the scope its token is checked against, if its
-/// username has DPS's form for this scope and its clientId is the same registration ID.
-fn registration_from_username(
-    service: &Service,
-    facts: &ConnectFacts<'_>,
-    deviations: &Deviations,
-) -> Option<(RegistrationId, IdScope)> {
-    let username = facts.username?;
-    let id = username.registration_id;
-    if deviations.refuse_preview_api_version && username.api_version == crate::certificates::ISSUANCE_API_VERSION {
-        return None;
-    }
-    let own_scope = username.id_scope == service.config.id_scope.as_str();
-    if !(own_scope || deviations.accept_any_scope)
-        || !(deviations.accept_client_id_mismatch || id.eq_ignore_ascii_case(&facts.connect.client_id))
-    {
-        return None;
-    }
-    let scope = if own_scope { service.config.id_scope.clone() } else { IdScope::new(username.id_scope).ok()? };
-    Some((RegistrationId::new(id).ok()?, scope))
 }
