@@ -74,7 +74,7 @@ impl ClientReport {
             std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         }
         let broken = |level| {
-            report.checks.iter().filter(|c| c.level == level && c.verdict == client_checks::Verdict::Fail).count()
+            report.checks.iter().filter(|c| c.check.level == level && c.verdict == client_checks::Verdict::Fail).count()
         };
         super::emulator_log::log(&format!(
             "dpsbench emulator: client checks: {} connections judged, {} must-checks and {} should-checks broken; \

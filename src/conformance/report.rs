@@ -37,7 +37,7 @@ pub fn check_report(report: &ConformanceReport) -> CheckReport {
 }
 
 fn row(result: &CheckResult) -> CheckRow {
-    let level = result.level.name();
+    let level = result.check.level.name();
     let grade = result.status.grade();
     let message = match grade {
         Grade::Pass => String::new(),
@@ -50,13 +50,11 @@ fn row(result: &CheckResult) -> CheckRow {
     };
     let detail = match grade {
         Grade::Pass => result.evidence.clone(),
-        Grade::Fail | Grade::Inconclusive => format!("{}\n(verifies: {})", result.evidence, result.statement),
+        Grade::Fail | Grade::Inconclusive => format!("{}\n(verifies: {})", result.evidence, result.check.statement),
         Grade::Skipped => String::new(),
     };
     CheckRow {
-        id: result.id.clone(),
-        title: result.title.clone(),
-        level: result.level,
+        check: result.check.clone(),
         classname: classname(result),
         grade,
         message,
@@ -108,9 +106,9 @@ pub fn markdown(report: &ConformanceReport) -> String {
             out,
             "| {} | `{}` | {} | {} | {} |",
             status_mark(&r.status),
-            r.id,
-            r.level.name(),
-            r.title,
+            r.check.id,
+            r.check.level.name(),
+            r.check.title,
             evidence
         );
     }
@@ -129,7 +127,14 @@ pub fn table(report: &ConformanceReport) -> String {
             Status::Waived => "waived",
         };
         let evidence: String = r.evidence.chars().take(110).collect();
-        let _ = writeln!(out, "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}", r.id, r.level.name(), r.title, "");
+        let _ = writeln!(
+            out,
+            "{status:<6} {:<13} {:<6} {}\n{:>28}{evidence}",
+            r.check.id,
+            r.check.level.name(),
+            r.check.title,
+            ""
+        );
     }
     let _ = writeln!(out, "\n{} in {:.1} s", counts(report), report.duration_seconds);
     out
@@ -153,13 +158,16 @@ fn counts(report: &ConformanceReport) -> String {
 mod tests {
     use super::*;
     use crate::grading::Level;
+    use crate::grading::report::StatedCheck;
 
     fn report() -> ConformanceReport {
         let result = |id: &str, status, evidence: &str| CheckResult {
-            id: id.into(),
-            title: "A <title> & more".into(),
-            statement: "§1".into(),
-            level: Level::Must,
+            check: StatedCheck {
+                id: id.into(),
+                title: "A <title> & more".into(),
+                statement: "§1".into(),
+                level: Level::Must,
+            },
             kind: Kind::Probe,
             status,
             evidence: evidence.into(),
@@ -200,7 +208,7 @@ mod tests {
         report.results.retain(|r| r.status != Status::Fail);
         assert_eq!(report.verdict(), "Verdict: conformant: every must-check passed (or was waived)");
         let mut skipped = report.results[0].clone();
-        (skipped.id, skipped.status, skipped.level) = ("DPS-WS-001".into(), Status::Skipped, Level::Must);
+        (skipped.check.id, skipped.status, skipped.check.level) = ("DPS-WS-001".into(), Status::Skipped, Level::Must);
         report.results.push(skipped);
         let md = markdown(&report);
         assert!(
@@ -220,10 +228,12 @@ mod tests {
     /// Every status, both levels and kinds, and evidence that needs escaping in XML and Markdown.
     fn every_status() -> ConformanceReport {
         let result = |id: &str, level, kind, status, evidence: &str| CheckResult {
-            id: id.into(),
-            title: format!("Title of {id} with <angle> & \"quotes\""),
-            statement: "§3: it's <documented> & \"quoted\"".into(),
-            level,
+            check: StatedCheck {
+                id: id.into(),
+                title: format!("Title of {id} with <angle> & \"quotes\""),
+                statement: "§3: it's <documented> & \"quoted\"".into(),
+                level,
+            },
             kind,
             status,
             evidence: evidence.into(),

@@ -10,6 +10,7 @@ use tokio::time::timeout;
 use super::catalogue::{CATALOGUE, Check, Kind};
 use super::probes::table::PROBES;
 use super::probes::{ProbeTarget, Verdict};
+use crate::grading::report::StatedCheck;
 use crate::grading::{Grade, Level};
 
 /// Identifies the format of `conformance.json`.
@@ -59,10 +60,8 @@ impl Status {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {
-    pub id: String,
-    pub title: String,
-    pub statement: String,
-    pub level: Level,
+    #[serde(flatten)]
+    pub check: StatedCheck,
     pub kind: Kind,
     pub status: Status,
     /// What was observed (pass or fail), or why it did not run.
@@ -95,17 +94,17 @@ impl ConformanceReport {
 
     /// Failed checks of level must: any makes the suite fail (exit 1).
     pub fn must_failures(&self) -> usize {
-        self.results.iter().filter(|r| r.status == Status::Fail && r.level == Level::Must).count()
+        self.results.iter().filter(|r| r.status == Status::Fail && r.check.level == Level::Must).count()
     }
 
     /// Inconclusive checks of level must: not passed, so any makes the suite fail (exit 1) too.
     pub fn must_inconclusive(&self) -> usize {
-        self.results.iter().filter(|r| r.status == Status::Inconclusive && r.level == Level::Must).count()
+        self.results.iter().filter(|r| r.status == Status::Inconclusive && r.check.level == Level::Must).count()
     }
 
     /// Must-checks the suite skipped (waived ones are deliberate and not counted).
     pub fn must_skipped(&self) -> impl Iterator<Item = &CheckResult> {
-        self.results.iter().filter(|r| r.status == Status::Skipped && r.level == Level::Must)
+        self.results.iter().filter(|r| r.status == Status::Skipped && r.check.level == Level::Must)
     }
 
     /// The overall verdict, one line: not conformant (why), or conformant, saying whether that
@@ -114,7 +113,7 @@ impl ConformanceReport {
         if let Some(why) = self.why_not_passed() {
             return format!("Verdict: {why}");
         }
-        let skipped: Vec<&str> = self.must_skipped().map(|r| r.id.as_str()).collect();
+        let skipped: Vec<&str> = self.must_skipped().map(|r| r.check.id.as_str()).collect();
         match skipped.as_slice() {
             [] => "Verdict: conformant: every must-check passed (or was waived)".into(),
             ids => format!(
@@ -138,7 +137,7 @@ impl ConformanceReport {
         let blockers: std::collections::BTreeSet<&str> = self
             .results
             .iter()
-            .filter(|r| r.status == Status::Inconclusive && r.level == Level::Must)
+            .filter(|r| r.status == Status::Inconclusive && r.check.level == Level::Must)
             .filter_map(|r| r.blocked_by.as_deref())
             .collect();
         let blockers: Vec<&str> = blockers.into_iter().collect();
@@ -258,10 +257,12 @@ fn result(check: &Check, options: &SuiteOptions, judged: Option<Judged>) -> Chec
         }
     };
     CheckResult {
-        id: check.id.into(),
-        title: check.title.into(),
-        statement: check.statement.into(),
-        level: check.level,
+        check: StatedCheck {
+            id: check.id.into(),
+            title: check.title.into(),
+            statement: check.statement.into(),
+            level: check.level,
+        },
         kind: check.kind,
         status,
         evidence,

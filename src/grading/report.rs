@@ -1,10 +1,13 @@
-//! The one check report both catalogues render as JUnit: a suite of rows, one per check, each
-//! graded; written by quick-junit, which escapes the text and drops what XML cannot hold. Each
-//! catalogue builds its rows (its messages, its classnames); this writes them all alike. Pure.
+//! The one check-report model both catalogues share: a check as its catalogue states it
+//! ([`StatedCheck`], the head of every result in conformance.json and clients.json alike), and the
+//! report of graded rows they both render as JUnit, written by quick-junit, which escapes the
+//! text and drops what XML cannot hold. Each catalogue adds its own evidence to a result and
+//! builds its rows (its messages, its classnames); this writes them all alike. Pure.
 
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use serde::{Deserialize, Serialize};
 
 use super::{Grade, Level};
 
@@ -23,12 +26,21 @@ pub struct CheckReport {
     pub rows: Vec<CheckRow>,
 }
 
+/// A check as its catalogue states it. Each catalogue's result flattens it into its JSON, so
+/// `id`, `title`, `statement` and `level` read the same in every report of checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatedCheck {
+    pub id: String,
+    pub title: String,
+    /// What the check holds the target or the client to, in one sentence.
+    pub statement: String,
+    pub level: Level,
+}
+
 /// One check, graded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckRow {
-    pub id: String,
-    pub title: String,
-    pub level: Level,
+    pub check: StatedCheck,
     /// Where CI tools group it: `dpsbench.<catalogue>.<…>`.
     pub classname: String,
     pub grade: Grade,
@@ -70,7 +82,7 @@ impl CheckRow {
     fn test_case(&self) -> TestCase {
         let status = match self.grade {
             Grade::Pass => TestCaseStatus::success(),
-            Grade::Fail => self.non_success(NonSuccessKind::Failure, self.level.name()),
+            Grade::Fail => self.non_success(NonSuccessKind::Failure, self.check.level.name()),
             Grade::Inconclusive => self.non_success(NonSuccessKind::Error, "inconclusive"),
             Grade::Skipped => {
                 let mut status = TestCaseStatus::skipped();
@@ -78,7 +90,7 @@ impl CheckRow {
                 status
             }
         };
-        let mut case = TestCase::new(format!("{} {}", self.id, self.title), status);
+        let mut case = TestCase::new(format!("{} {}", self.check.id, self.check.title), status);
         case.set_classname(self.classname.as_str());
         if let Some(seconds) = self.seconds {
             case.set_time(Duration::from_secs_f64(seconds));
@@ -107,9 +119,12 @@ mod tests {
 
     fn row(id: &str, level: Level, grade: Grade, message: &str, detail: &str) -> CheckRow {
         CheckRow {
-            id: id.into(),
-            title: "A <title> & \"more\"".into(),
-            level,
+            check: StatedCheck {
+                id: id.into(),
+                title: "A <title> & \"more\"".into(),
+                statement: "holds".into(),
+                level,
+            },
             classname: "dpsbench.unit".into(),
             grade,
             message: message.into(),

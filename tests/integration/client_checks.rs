@@ -131,7 +131,7 @@ async fn every_misbehaviour_fails_exactly_its_client_checks() {
                 .checks
                 .iter()
                 .filter(|c| c.verdict == Verdict::Fail)
-                .map(|c| format!("{}: {:?}", c.id, c.examples.first()))
+                .map(|c| format!("{}: {:?}", c.check.id, c.examples.first()))
                 .collect();
             problems.push(format!("{misbehaviour}: expected {expected:?}, failed {found:?} ({evidence:?})"));
         }
@@ -173,7 +173,7 @@ async fn every_dpsbench_personality_passes_every_must_check() {
         assert!(!report.must_broken, "{personality} broke a must-check: {:?}", report.failed());
         assert_eq!(failed(&report), pinned_should_breaks(personality), "{personality}");
         for check in ["DPS-CLIENT-TLS-001", "DPS-CLIENT-SUB-001", "DPS-CLIENT-FLOW-001", "DPS-CLIENT-CONN-002"] {
-            let result = report.checks.iter().find(|c| c.id == check).unwrap();
+            let result = report.checks.iter().find(|c| c.check.id == check).unwrap();
             assert!(result.judged > 0, "{personality}: {check} was never judged");
         }
         assert!(summary.misbehave.is_empty(), "no misbehaviour by default");

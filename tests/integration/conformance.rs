@@ -105,13 +105,13 @@ async fn suite(deviations: Deviations, options: SuiteOptions) -> (ConformanceRep
 }
 
 fn with_status(report: &ConformanceReport, status: Status) -> BTreeSet<String> {
-    report.results.iter().filter(|r| r.status == status).map(|r| r.id.clone()).collect()
+    report.results.iter().filter(|r| r.status == status).map(|r| r.check.id.clone()).collect()
 }
 
 async fn failures_with(deviations: Deviations) -> BTreeSet<String> {
     let (report, _) = suite(deviations, SuiteOptions::default()).await;
     for result in report.results.iter().filter(|r| r.status == Status::Fail) {
-        assert!(!result.evidence.is_empty(), "{} failed without evidence", result.id);
+        assert!(!result.evidence.is_empty(), "{} failed without evidence", result.check.id);
     }
     with_status(&report, Status::Fail)
 }
@@ -140,7 +140,7 @@ async fn the_unmodified_emulator_passes_the_whole_catalogue() {
         .results
         .iter()
         .filter(|r| r.status != Status::Pass)
-        .map(|r| format!("{} {:?}: {}", r.id, r.status, r.evidence))
+        .map(|r| format!("{} {:?}: {}", r.check.id, r.status, r.evidence))
         .collect();
     assert!(not_passed.is_empty(), "{not_passed:#?}");
     assert_eq!(report.results.len(), dpsbench::conformance::CATALOGUE.len());
@@ -234,7 +234,7 @@ async fn waivers_and_the_billable_exclusion_skip_probes_and_say_why() {
     let (report, registrations) = suite(plain_listen(), options).await;
     assert_eq!(registrations, 0, "billable probes did not run");
     assert_eq!(with_status(&report, Status::Waived), set(&["DPS-TLS-002"]));
-    let waived = report.results.iter().find(|r| r.id == "DPS-TLS-002").unwrap();
+    let waived = report.results.iter().find(|r| r.check.id == "DPS-TLS-002").unwrap();
     assert_eq!(waived.evidence, "waived: the lab gateway serves 1883");
     let skipped = with_status(&report, Status::Skipped);
     for billable in
@@ -257,7 +257,7 @@ async fn checks_a_refused_handshake_keeps_from_running_are_inconclusive_not_fail
     assert!(inconclusive.len() >= 20, "most checks need a TLS 1.2 connection: {inconclusive:#?}");
     for result in &inconclusive {
         let blocker = result.blocked_by.as_deref().unwrap_or_default();
-        assert!(blocker.contains("DPS-TLS-003"), "{} blocked by {blocker:?}", result.id);
+        assert!(blocker.contains("DPS-TLS-003"), "{} blocked by {blocker:?}", result.check.id);
     }
     assert!(report.must_failures() > 0);
 }

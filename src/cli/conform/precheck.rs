@@ -61,7 +61,7 @@ pub(super) fn skipped_must_checks(report: &ConformanceReport) -> Vec<Skipped> {
     report
         .must_skipped()
         .map(|result| Skipped {
-            id: result.id.clone(),
+            id: result.check.id.clone(),
             flag: result
                 .evidence
                 .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';'))
@@ -105,11 +105,9 @@ mod tests {
     use crate::grading::Level;
 
     fn result(id: &str, level: Level, status: Status, evidence: &str) -> CheckResult {
+        use crate::grading::report::StatedCheck;
         CheckResult {
-            id: id.into(),
-            title: String::new(),
-            statement: String::new(),
-            level,
+            check: StatedCheck { id: id.into(), title: String::new(), statement: String::new(), level },
             kind: Kind::Probe,
             status,
             evidence: evidence.into(),

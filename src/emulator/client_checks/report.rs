@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{ClientCheck, Entry};
-use crate::grading::report::{CheckReport, CheckRow};
+use crate::grading::report::{CheckReport, CheckRow, StatedCheck};
 use crate::grading::{Grade, Level};
 
 /// The schema name of clients.json.
@@ -63,10 +63,8 @@ impl Verdict {
 /// One check over the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    pub id: String,
-    pub level: Level,
-    pub title: String,
-    pub statement: String,
+    #[serde(flatten)]
+    pub check: StatedCheck,
     pub source: String,
     /// The dpsbench misbehaviours that fail it on purpose.
     pub failed_by: Vec<String>,
@@ -104,29 +102,31 @@ impl ClientReport {
         clients: Vec<ClientDetail>,
         named_but_unseen: Vec<String>,
     ) -> Self {
-        let must_broken = checks.iter().any(|c| c.level == Level::Must && c.verdict == Verdict::Fail);
+        let must_broken = checks.iter().any(|c| c.check.level == Level::Must && c.verdict == Verdict::Fail);
         Self { schema: CLIENTS_SCHEMA.into(), connections, must_broken, checks, clients, named_but_unseen }
     }
 
     /// The result of `check`.
     pub fn check(&self, check: ClientCheck) -> &CheckResult {
         let id = check.id();
-        self.checks.iter().find(|c| c.id == id).expect("a report holds every check of the catalogue")
+        self.checks.iter().find(|c| c.check.id == id).expect("a report holds every check of the catalogue")
     }
 
     /// IDs of the checks that failed.
     pub fn failed(&self) -> Vec<&str> {
-        self.checks.iter().filter(|c| c.verdict == Verdict::Fail).map(|c| c.id.as_str()).collect()
+        self.checks.iter().filter(|c| c.verdict == Verdict::Fail).map(|c| c.check.id.as_str()).collect()
     }
 }
 
 impl CheckResult {
     pub(super) fn new(entry: &Entry, judged: u64, violations: u64, examples: Vec<Example>) -> Self {
         Self {
-            id: entry.id.into(),
-            level: entry.level,
-            title: entry.title.into(),
-            statement: entry.statement.into(),
+            check: StatedCheck {
+                id: entry.id.into(),
+                title: entry.title.into(),
+                statement: entry.statement.into(),
+                level: entry.level,
+            },
             source: entry.source.to_string(),
             failed_by: entry.failed_by.iter().map(|m| m.name().to_string()).collect(),
             verdict: Verdict::of(judged, violations),
@@ -199,17 +199,15 @@ fn row(check: &CheckResult) -> CheckRow {
                 "{} of {} connections broke this {}-check: {}",
                 check.violations,
                 check.judged,
-                check.level.name(),
-                check.statement
+                check.check.level.name(),
+                check.check.statement
             );
             (message, check.examples.iter().map(example_line).collect::<Vec<_>>().join("\n"))
         }
     };
     CheckRow {
-        id: check.id.clone(),
-        title: check.title.clone(),
-        level: check.level,
-        classname: format!("dpsbench.clients.{}", check.level.name()),
+        check: check.check.clone(),
+        classname: format!("dpsbench.clients.{}", check.check.level.name()),
         grade: check.verdict.grade(),
         message,
         detail,
@@ -233,18 +231,19 @@ pub fn markdown(report: &ClientReport) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} |",
-            check.id,
-            check.level.name(),
+            check.check.id,
+            check.check.level.name(),
             verdict_name(check.verdict),
             check.judged,
             check.violations,
-            check.title.replace('|', "\\|")
+            check.check.title.replace('|', "\\|")
         );
     }
     if !broken.is_empty() {
         out.push_str("\n## Broken checks\n");
         for check in broken {
-            let _ = writeln!(out, "\n### {} ({})\n\n{}\n", check.id, check.level.name(), check.statement);
+            let _ =
+                writeln!(out, "\n### {} ({})\n\n{}\n", check.check.id, check.check.level.name(), check.check.statement);
             let _ = writeln!(out, "Source: {}.\n", check.source);
             for example in &check.examples {
                 let _ = writeln!(out, "- {}", example_line(example));
