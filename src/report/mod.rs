@@ -8,6 +8,26 @@ pub mod analysis;
 pub mod format;
 pub mod render;
 
+/// Every JSON output names its format one way, `dpsbench.<output>/v<N>`, so one rule tells a
+/// reader which file it holds and which version.
+#[cfg(test)]
+#[test]
+fn every_json_output_names_its_format_one_way() {
+    let names = [
+        crate::results::SUMMARY_SCHEMA,
+        crate::conformance::suite::CONFORMANCE_SCHEMA,
+        crate::emulator::client_checks::report::CLIENTS_SCHEMA,
+        analysis::compare::COMPARE_SCHEMA,
+    ];
+    for name in names {
+        let (output, version) =
+            name.strip_prefix("dpsbench.").and_then(|rest| rest.split_once("/v")).unwrap_or_default();
+        let lower_word = !output.is_empty() && output.chars().all(|c| c.is_ascii_lowercase());
+        let number = !version.is_empty() && version.chars().all(|c| c.is_ascii_digit());
+        assert!(lower_word && number, "{name} is not named dpsbench.<output>/v<N>");
+    }
+}
+
 /// The summaries the tests of every part render, compare and merge.
 #[cfg(test)]
 pub(crate) mod tests {

@@ -292,7 +292,7 @@ fn the_standalone_emulator_writes_a_client_report_and_exits_1_on_a_broken_must_c
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(report.join("clients.json")).unwrap()).unwrap();
     assert_eq!(
         (json["schema"].as_str(), json["connections"].as_u64(), json["must_broken"].as_bool()),
-        (Some("dpsbench-clients/1"), Some(3), Some(false)),
+        (Some("dpsbench.clients/v1"), Some(3), Some(false)),
         "{json}"
     );
     assert!(json["clients"].as_array().unwrap().iter().any(|c| c["registration_id"] == "fw-002"), "{json}");

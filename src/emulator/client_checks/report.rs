@@ -12,7 +12,7 @@ use crate::grading::report::{CheckReport, CheckRow, StatedCheck};
 use crate::grading::{Grade, Level};
 
 /// The schema name of clients.json.
-pub const CLIENTS_SCHEMA: &str = "dpsbench-clients/1";
+pub const CLIENTS_SCHEMA: &str = "dpsbench.clients/v1";
 
 /// Everything the judge found, per check and for the detailed clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use super::comparison::{Comparison, Figure};
 use super::expression::Verdict;
 
+/// The schema name of `report compare --json`'s output.
+pub const COMPARE_SCHEMA: &str = "dpsbench.compare/v1";
+
 /// The side-by-side table for the terminal, then one line per `--fail-if`.
 pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &[Verdict]) -> String {
     let mut out = String::new();
@@ -81,7 +84,7 @@ pub fn json(comparison: &Comparison, baselines: &[String], current: &str, verdic
         .map(|v| serde_json::json!({ "expression": v.expression, "tripped": v.tripped, "observed": v.observed }))
         .collect();
     let value = serde_json::json!({
-        "schema": "dpsbench.compare/v1",
+        "schema": COMPARE_SCHEMA,
         "baselines": baselines,
         "current": current,
         "notes": comparison.notes,
