@@ -1,9 +1,10 @@
 //! Shared test setup: an in-process emulator and a device target that trusts it (here), the
 //! binary as scripts run it (`binary`), JSON Schema checks (`schema`), scenario files built
-//! rather than spelled out (`scenario`), an unserved loopback port (`ports`) and the Python
-//! readers (`python`).
+//! rather than spelled out (`scenario`), an unserved loopback port (`ports`), the Python
+//! readers (`python`) and the parts a user may skip by name (`parts`).
 
 pub mod binary;
+pub mod parts;
 pub mod ports;
 pub mod python;
 pub mod scenario;
