@@ -1,7 +1,8 @@
 //! Issue 35, "nothing lost": runs started in the same second never share a default folder; a
 //! report file that cannot be written (a file-size limit, as a full disk) leaves no cut-short
 //! summary.json and the table still printed; a closed stdout and stderr end no run; `conform
-//! --out` is checked before any probe.
+//! --out` is checked before any probe; `report render` rebuilds a killed run's report, marked
+//! partial, from its per-second files.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -171,4 +172,65 @@ fn conform_checks_out_before_its_first_probe() {
     assert!(stderr.contains(&format!("--out {}", out.display())) && stderr.contains("is a file"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "no emulator started, no probe ran: {stderr}");
     assert!(began.elapsed() < Duration::from_secs(10), "fails fast: {:?}", began.elapsed());
+}
+
+/// The last whole row of `timeseries.csv` by column name, read without dpsbench's reader.
+fn last_row(csv: &str) -> std::collections::HashMap<String, String> {
+    let whole = &csv[..csv.rfind('\n').map_or(0, |end| end + 1)];
+    let mut lines = whole.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let last = lines.last().expect("a second was written");
+    header.iter().map(|h| h.to_string()).zip(last.split(',').map(str::to_string)).collect()
+}
+
+/// The outcome table's cells by column in report.md.
+fn outcomes(report_md: &str) -> std::collections::HashMap<String, String> {
+    let cells =
+        |line: &str| -> Vec<String> { line.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect() };
+    let mut lines = report_md.lines().skip_while(|l| !l.starts_with("| devices | assigned"));
+    let header = cells(lines.next().expect("an outcomes table"));
+    let row = cells(lines.nth(1).expect("its row"));
+    header.into_iter().zip(row).collect()
+}
+
+#[test]
+fn report_render_rebuilds_a_killed_runs_report_marked_partial_from_its_per_second_files() {
+    let dir = temp_dir("lost-killed");
+    let scenario = plan(&dir, "killed", 3000, 300.0);
+    let out = dir.join("out");
+    let mut run = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", scenario.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Killed once three seconds are written (bounded: 60 s).
+    let series = out.join("timeseries.csv");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&series).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(Instant::now() < deadline, "the run never wrote three seconds");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(!out.join("summary.json").exists(), "the run was killed before its end");
+
+    let output = dpsbench(&["report", "render", out.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("partial") && stderr.contains("missing: summary.json"), "{stderr}");
+    let report_md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report_md.contains("(partial: "), "marked partial: {report_md}");
+    assert!(report_md.contains("missing: summary.json"), "says what is missing: {report_md}");
+    assert!(out.join("report.html").is_file());
+    assert!(!out.join("summary.json").exists(), "render writes no summary it does not have");
+
+    let row = last_row(&std::fs::read_to_string(&series).unwrap());
+    let table = outcomes(&report_md);
+    assert_eq!(table["devices"], row["started"], "devices started: {table:?} {row:?}");
+    assert_eq!(table["assigned"], row["assigned"], "{table:?} {row:?}");
+    assert_eq!(table["failed"], row["failed"], "{table:?} {row:?}");
+    assert!(row["assigned"].parse::<u64>().unwrap() > 0, "figures from a run that assigned devices: {row:?}");
 }
