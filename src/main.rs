@@ -7,7 +7,7 @@ fn main() {
     let code = match dpsbench::cli::execute(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("dpsbench: error: {}", dpsbench::cli::error_line(&error));
+            dpsbench::cli::tell(&format!("dpsbench: error: {}\n", dpsbench::cli::error_line(&error)));
             dpsbench::cli::EXIT_USAGE
         }
     };

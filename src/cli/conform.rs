@@ -131,14 +131,14 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     }
     if embedded.is_none() && !args.exclude_billable {
         let billable: Vec<&str> = CATALOGUE.iter().filter(|check| check.billable()).map(|check| check.id).collect();
-        eprintln!(
+        errln!(
             "dpsbench: note: {} create registrations, billable on a real DPS instance (up to {} here); \
              --exclude-billable skips them",
             billable.join(", "),
             args.throttle_requests + 3
         );
     }
-    eprintln!("dpsbench: conformance suite against {} (ID scope {})", target.address, target.id_scope);
+    errln!("dpsbench: conformance suite against {} (ID scope {})", target.address, target.id_scope);
     let report = suite::run_suite(&target, &options).await;
     if let Some(embedded) = embedded {
         embedded.emulator.handle.stop().await;
@@ -152,16 +152,16 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     ];
     for (name, bytes) in files {
         let path = out.file(name);
-        if let Err(error) = std::fs::write(&path, bytes) {
+        if let Err(error) = super::files::write_whole(&path, &bytes) {
             out.discard();
-            return Err(error).with_context(|| format!("cannot write {}", path.display()));
+            return Err(error);
         }
     }
     out!("{}", report::table(&report));
     outln!("reports: {}", args.out.display());
     let skipped = precheck::skipped_must_checks(&report);
     if let Some(line) = precheck::skipped_line(&skipped, args.require_all) {
-        eprintln!("{line}");
+        errln!("{line}");
     }
     let why = report.why_not_passed();
     if let Some(why) = &why {
@@ -174,11 +174,11 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
 /// is refused, naming the variable, never its value), else a random one; said either way.
 fn embedded_group_key(env_var: &str) -> Result<SymmetricKey> {
     if std::env::var_os(env_var).is_none() {
-        eprintln!("dpsbench: embedded emulator: a random group key for this run ({env_var} is not set)");
+        errln!("dpsbench: embedded emulator: a random group key for this run ({env_var} is not set)");
         return Ok(SymmetricKey::random());
     }
     let key = read_key(env_var, None)?;
-    eprintln!("dpsbench: embedded emulator: the group key from {env_var}");
+    errln!("dpsbench: embedded emulator: the group key from {env_var}");
     Ok(key)
 }
 

@@ -1,6 +1,5 @@
 //! `dpsbench emulator`: its arguments, and serving the emulator standalone until a signal.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,7 +88,6 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     // Listened for before the ready line: a script may signal as soon as it reads it.
     let stop = interrupted();
     outln!("{}", emulator_log::ready_line(running.address(), &websocket, service_config, copies.count()));
-    std::io::stdout().flush()?;
     let until = async {
         match &clients {
             Some((report, judge)) => tokio::select! {

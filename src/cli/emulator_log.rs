@@ -9,7 +9,7 @@ use crate::emulator::ServiceConfig;
 
 /// Writes one log line on stderr, after the instant it was written.
 pub(super) fn log(line: &str) {
-    eprintln!("{}", stamped(std::time::SystemTime::now(), line));
+    errln!("{}", stamped(std::time::SystemTime::now(), line));
 }
 
 /// `line` after `at` in RFC 3339 UTC.

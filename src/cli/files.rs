@@ -1,5 +1,5 @@
 //! The report files a run writes as it goes and at its end: the IO around `report`'s pure
-//! writers.
+//! writers. What is written at the end is written whole or not at all ([`write_whole`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,13 +21,29 @@ pub fn write_rendered(dir: &Path, report: &Report) -> Result<Vec<PathBuf>> {
         let path = dir.join(name);
         match rendered {
             Ok(bytes) => {
-                std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                write_whole(&path, &bytes)?;
                 written.push(path);
             }
-            Err(error) => eprintln!("dpsbench: {name} not written: {}: {error}", dir.display()),
+            Err(error) => errln!("dpsbench: {name} not written: {}: {error}", dir.display()),
         }
     }
     Ok(written)
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a temporary file in the same folder,
+/// synced, then renamed over `path`. A full disk leaves the file as it was (or absent), never
+/// empty or cut short; the temporary file is removed on failure.
+pub(super) fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
 }
 
 /// `timeseries.csv`, a row written each second as the run goes.

@@ -1,7 +1,6 @@
 //! `dpsbench keys derive` and `dpsbench token`, and the one way the CLI reads a key: from
 //! `--key-file`, else the environment variable `--key-env` names (through [`KeySource`]).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -116,9 +115,8 @@ pub(super) fn read_key(env_var: &str, file: Option<&Path>) -> Result<SymmetricKe
 pub(super) fn derive(args: DeriveArgs) -> Result<i32> {
     let group_key = read_key(&args.key_env, args.key_file.as_deref())?;
     let ids = args.registration_ids.into_iter().map(RegistrationId::new).collect::<Result<Vec<_>, _>>()?;
-    let mut out = std::io::stdout().lock();
     for id in ids {
-        writeln!(out, "{}", group_key.derive_device_key(&id).to_base64())?;
+        outln!("{}", group_key.derive_device_key(&id).to_base64());
     }
     Ok(0)
 }
@@ -130,7 +128,7 @@ pub(super) fn token(args: TokenArgs) -> Result<i32> {
     let now = std::time::SystemTime::now();
     let expiry = args.expiry.at(now);
     if let Some(warning) = expiry_warning(expiry, now) {
-        eprintln!("dpsbench: warning: {warning}");
+        errln!("dpsbench: warning: {warning}");
     }
     outln!("{}", SasToken::build(&scope, &id, &key, expiry, args.style.sas_style()).expose());
     Ok(0)

@@ -80,10 +80,10 @@ impl LiveMetrics {
         };
         let live = Live::start(listener, pusher).context("--metrics-listen")?;
         if let Some(bound) = live.address() {
-            eprintln!("dpsbench: live metrics at http://{bound}/metrics");
+            errln!("dpsbench: live metrics at http://{bound}/metrics");
         }
         if let Some(url) = &args.metrics_push {
-            eprintln!("dpsbench: pushing live metrics to {url}");
+            errln!("dpsbench: pushing live metrics to {url}");
         }
         Ok(Some(Self { live, linger: args.metrics_linger }))
     }
@@ -97,7 +97,7 @@ impl LiveMetrics {
     /// The run has ended: serves and pushes its final metrics, lingers as `--metrics-linger`
     /// says (Ctrl-C ends it), then closes the endpoint.
     pub async fn finish(self) {
-        self.live.finish(self.linger, super::interrupted(), |line| eprintln!("{line}")).await;
+        self.live.finish(self.linger, super::interrupted(), |line| errln!("{line}")).await;
     }
 
     /// Stops at once, with neither a final push nor lingering (the run could not start).

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 use super::out_folder::OutFolder;
@@ -50,7 +50,7 @@ pub(super) fn merge(args: MergeArgs) -> Result<i32> {
         return Ok(0);
     }
     let missing: Vec<String> = info.missing.iter().map(u64::to_string).collect();
-    eprintln!(
+    errln!(
         "dpsbench: partial: {} of {} shards missing (index {}); summary.json lists them under merged.missing",
         info.missing.len(),
         info.shards.len() + info.missing.len(),
@@ -81,8 +81,7 @@ fn write(folder: &mut OutFolder, shards: &[PathBuf], merged: &Merged) -> Result<
         ("latency.hlog", merged.latency_hlog.clone()),
         ("timeseries.csv", merged.timeseries_csv.clone()),
     ] {
-        let path = folder.file(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        super::files::write_whole(&folder.file(name), &bytes)?;
     }
     join_devices_csv(shards, folder)?;
     let report = Report::of_files(merged.summary.clone(), Some(&merged.timeseries_csv), Some(&merged.latency_hlog));
@@ -101,6 +100,5 @@ fn join_devices_csv(shards: &[PathBuf], folder: &mut OutFolder) -> Result<()> {
         };
         joined.extend_from_slice(body);
     }
-    let path = folder.file("devices.csv");
-    std::fs::write(&path, joined).with_context(|| format!("cannot write {}", path.display()))
+    super::files::write_whole(&folder.file("devices.csv"), &joined)
 }

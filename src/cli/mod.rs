@@ -13,6 +13,12 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+/// `eprintln!` through [`tell`]: a closed stderr (`2>&1 | head -3`) ends nothing and panics
+/// nothing, where `eprintln!` would panic mid-run.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::cli::tell(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 // The commands, one file each: its arguments and its handler.
 mod certs; // `certs`
 mod completions; // `completions`
@@ -92,7 +98,7 @@ pub enum Command {
     /// SIGINT/SIGTERM stops arrivals and drains in-flight devices; a second one stops at once.
     ///
     /// Exit status: 0 when every device was assigned and every [slo] gate held, 1 when the run
-    /// completed with failures, stopped early or failed a gate, 2 for bad input or setup errors, 3 when the run is invalid (the generator
+    /// completed with failures, stopped early or failed a gate, 2 for bad input, setup errors or a report file that could not be written (the table is printed all the same), 3 when the run is invalid (the generator
     /// could not keep its plan; summary.json says why).
     Run(RunArgs),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
@@ -179,7 +185,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Writes `text` to stdout. A reader that went away (`| head -1`) is no error: the command's
 /// exit status stays its own, and nothing panics.
 pub(crate) fn say(text: &str) {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    quietly(&mut std::io::stdout().lock(), text);
+}
+
+/// Writes `text` to stderr, as [`say`] does to stdout: a closed stderr loses the line, never the
+/// run (Rust ignores SIGPIPE, so the write returns an error that is dropped here).
+pub fn tell(text: &str) {
+    quietly(&mut std::io::stderr().lock(), text);
+}
+
+fn quietly(out: &mut impl std::io::Write, text: &str) {
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -83,7 +83,7 @@ impl ProgressView {
                 bar.set_position(p.assigned + p.failed);
                 bar.set_message(line);
             }
-            None => eprintln!("[{:>4}s] {line}", p.elapsed.as_secs()),
+            None => errln!("[{:>4}s] {line}", p.elapsed.as_secs()),
         }
     }
 

@@ -10,7 +10,8 @@ pub use super::merge::MergeArgs;
 use crate::report::analysis::compare;
 use crate::report::analysis::comparison::Comparison;
 use crate::report::analysis::expression::{Expression, Verdict};
-use crate::report::format::folder::ReportFolder;
+use crate::report::format::folder::{Renderable, ReportFolder};
+use crate::report::format::partial;
 use crate::report::format::report::Report;
 use crate::report::render::files;
 
@@ -18,7 +19,9 @@ use crate::report::render::files;
 pub enum ReportCommand {
     /// Rebuild report.md and report.html from a run folder's files.
     ///
-    /// Reads summary.json (required), timeseries.csv and latency.hlog (report.html needs them).
+    /// Reads summary.json, timeseries.csv and latency.hlog (report.html needs them). A folder
+    /// without summary.json (a run killed before its end) gets a report marked partial, rebuilt
+    /// from its per-second files; it says what is missing.
     /// Exit status: 0 when every file was written, 1 when one could not be rendered (stderr says
     /// why), 2 for a folder that is missing or not a report.
     Render(RenderArgs),
@@ -84,7 +87,15 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
 }
 
 fn render(args: RenderArgs) -> Result<i32> {
-    let report = Report::load(&args.dir)?;
+    let report = match Renderable::load(&args.dir)? {
+        Renderable::Whole(folder) => Report::from_folder(&folder),
+        Renderable::Leftovers(leftovers) => {
+            let (report, note) = partial::report(&leftovers)
+                .with_context(|| format!("{}: no summary.json, and its files do not read", args.dir.display()))?;
+            errln!("dpsbench: {}: {note}", args.dir.display());
+            report
+        }
+    };
     let written = super::files::write_rendered(&args.dir, &report)?;
     for path in &written {
         outln!("{}", path.display());
@@ -119,8 +130,7 @@ fn compare(args: CompareArgs) -> Result<i32> {
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
         let path = out.join("compare.md");
-        std::fs::write(&path, compare::markdown(&comparison, &base_label, &current_label, &verdicts))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        super::files::write_whole(&path, &compare::markdown(&comparison, &base_label, &current_label, &verdicts))?;
         if !args.json {
             super::say(&format!("compare: {}\n", path.display()));
         }

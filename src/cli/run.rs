@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
-use super::files::{DevicesCsvFile, LatencyLogFile, TimeseriesFile, write_rendered};
+use super::files::{DevicesCsvFile, LatencyLogFile, TimeseriesFile, write_rendered, write_whole};
 use super::live_metrics::LiveMetrics;
 use super::out_folder::OutFolder;
 use super::progress::ProgressView;
@@ -25,7 +25,8 @@ pub struct RunArgs {
     /// embedded emulator, shaped by the overrides below].
     pub scenario: Option<PathBuf>,
     /// Folder for the run's reports: summary.json, report.md, report.html, timeseries.csv,
-    /// latency.hlog (and devices.csv) [default: a new folder under reports/].
+    /// latency.hlog (and devices.csv) [default: a new folder reports/SCENARIO-YYYYMMDD-HHMMSS, with -2,
+    /// -3, ... when a run started in the same second holds that name].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Overwrite the report already in --out.
@@ -72,11 +73,13 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         return Ok(0);
     }
     options.overrides = applied;
-    let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan.name));
-    let mut folder = OutFolder::check(&out, "--out", args.force)?;
+    let mut folder = match &args.out {
+        Some(out) => OutFolder::check(out, "--out", args.force)?,
+        None => OutFolder::numbered(&default_out_dir(&plan.name))?,
+    };
     // Said before anything is set up: most of a plan this large will never start.
     if let Some(estimate) = options.part.starts_within_limits(&plan) {
-        eprintln!("dpsbench: {estimate}");
+        errln!("dpsbench: {estimate}");
     }
     // Set up and preflighted before the folder is touched: a run that cannot start leaves
     // nothing behind, and an old report under --force stays whole.
@@ -84,6 +87,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     let ready = runner::prepare(&plan, &options, &mut interrupts).await?;
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
+    // A default folder is made under a name no other run holds.
     folder.create()?;
     let (summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(recorded) => recorded,
@@ -95,20 +99,33 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
             return Err(error);
         }
     };
+    let out = folder.path();
     let path = out.join("summary.json");
-    std::fs::write(&path, summary_json(&summary)).with_context(|| format!("cannot write {}", path.display()))?;
-    // Every file is written before anything is printed, so a closed stdout loses none.
+    // Each file is written whole or not at all, and every file before anything is printed, so
+    // a closed stdout loses none; a file that cannot be written (a full disk) keeps neither
+    // the table nor the other files from coming.
+    let saved = write_whole(&path, &summary_json(&summary));
     let report = Report::of_run(summary, kept);
     let summary = &report.summary;
-    let rendered = write_rendered(&out, &report)?;
+    let rendered = write_rendered(out, &report);
     let mut printed = summary_table(summary);
-    printed.push_str(&format!("summary: {}\n", path.display()));
-    for path in rendered {
+    if saved.is_ok() {
+        printed.push_str(&format!("summary: {}\n", path.display()));
+    }
+    for path in rendered.as_deref().unwrap_or_default() {
         printed.push_str(&format!("report: {}\n", path.display()));
     }
     say(&printed);
     if let Some(live) = live {
         live.finish().await;
+    }
+    if let Some(error) = saved.err().or(rendered.err()) {
+        anyhow::bail!(
+            "{}; the run's result is the table above, and `dpsbench report render {}` rebuilds its report from \
+             the files written each second",
+            super::error_line(&error),
+            out.display()
+        );
     }
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
     Ok(if !summary.validity.valid {

@@ -75,7 +75,7 @@ impl Warnings {
     pub(super) fn warn(&self, message: &str) {
         match &self.bar {
             Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
+            None => errln!("{message}"),
         }
     }
 }

@@ -15,6 +15,7 @@ mod hostile;
 mod issuance;
 mod live_metrics;
 mod load;
+mod lost;
 mod metrics_push;
 mod overrides;
 mod plan_size;

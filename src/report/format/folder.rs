@@ -1,5 +1,6 @@
 //! A run's report folder read back into memory: `summary.json` parsed, `timeseries.csv` and
-//! `latency.hlog` as they are.
+//! `latency.hlog` as they are; or, for `report render`, what a run that never finished left
+//! ([`Leftovers`]: its per-second files, without a summary).
 //!
 //! The one part of `report` that reads files: [`ReportFolder::load`] reads the folder once;
 //! everything else (rendering, comparing, merging) is then a pure function of what it read.
@@ -19,6 +20,24 @@ pub struct ReportFolder {
     pub latency_hlog: Option<Vec<u8>>,
 }
 
+/// What a run killed before its end left in its folder: the files written each second, and no
+/// `summary.json` (it is written at the end).
+#[derive(Debug, Clone)]
+pub struct Leftovers {
+    pub dir: PathBuf,
+    /// `timeseries.csv` (a run writes it first, so a folder without it is no run's).
+    pub timeseries: String,
+    /// `latency.hlog`, when the folder has one.
+    pub latency_hlog: Option<Vec<u8>>,
+}
+
+/// A folder `report render` can build a report from: a whole report, or a killed run's files.
+#[derive(Debug, Clone)]
+pub enum Renderable {
+    Whole(Box<ReportFolder>),
+    Leftovers(Leftovers),
+}
+
 /// Why a folder cannot be read as a report. Each variant names the folder or file.
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
@@ -28,6 +47,10 @@ pub enum FolderError {
     NotAFolder(PathBuf),
     #[error("{0} is not a dpsbench report folder: it has no summary.json")]
     NotAReport(PathBuf),
+    #[error(
+        "{0} is not a dpsbench report folder: it has no summary.json, nor the timeseries.csv a run writes as it goes"
+    )]
+    NothingLeft(PathBuf),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a dpsbench summary: {message}")]
@@ -59,6 +82,28 @@ impl ReportFolder {
             .map_err(|_| FolderError::Parse { path: dir.join("timeseries.csv"), message: "not UTF-8 text".into() })?;
         let latency_hlog = optional(&dir.join("latency.hlog"))?;
         Ok(Self { dir: dir.to_path_buf(), summary, timeseries, latency_hlog })
+    }
+}
+
+impl Renderable {
+    /// Reads `dir` as [`ReportFolder::load`] does; a folder without `summary.json` that holds
+    /// `timeseries.csv` is a killed run's leftovers.
+    pub fn load(dir: &Path) -> Result<Self, FolderError> {
+        match ReportFolder::load(dir) {
+            Ok(folder) => Ok(Self::Whole(Box::new(folder))),
+            Err(FolderError::NotAReport(_)) => {
+                let Some(timeseries) = optional(&dir.join("timeseries.csv"))? else {
+                    return Err(FolderError::NothingLeft(dir.to_path_buf()));
+                };
+                let timeseries = String::from_utf8(timeseries).map_err(|_| FolderError::Parse {
+                    path: dir.join("timeseries.csv"),
+                    message: "not UTF-8 text".into(),
+                })?;
+                let latency_hlog = optional(&dir.join("latency.hlog"))?;
+                Ok(Self::Leftovers(Leftovers { dir: dir.to_path_buf(), timeseries, latency_hlog }))
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
