@@ -94,6 +94,10 @@ pub struct ConformArgs {
     /// and those checks are skipped; for the emulator, its --issuer-ca-out].
     #[arg(long, value_name = "PEM")]
     pub issuer_ca: Option<PathBuf>,
+    /// Print conformance.json's content on stdout, and the table and every other line on
+    /// stderr: for scripts (`dpsbench conform --out DIR --json | jq .results`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(args: ConformArgs) -> Result<i32> {
@@ -145,8 +149,9 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
     }
     // Created only now: a suite that could not run leaves no folder behind.
     out.create()?;
+    let json = report::json(&report);
     let files = [
-        ("conformance.json", report::json(&report)),
+        ("conformance.json", json.clone()),
         ("conformance.junit.xml", report::junit(&report).into_bytes()),
         ("conformance.md", report::markdown(&report).into_bytes()),
     ];
@@ -157,16 +162,16 @@ pub async fn run(args: ConformArgs) -> Result<i32> {
             return Err(error);
         }
     }
-    out!("{}", report::table(&report));
-    outln!("reports: {}", args.out.display());
+    let mut human = format!("{}reports: {}\n", report::table(&report), args.out.display());
     let skipped = precheck::skipped_must_checks(&report);
     if let Some(line) = precheck::skipped_line(&skipped, args.require_all) {
         errln!("{line}");
     }
     let why = report.why_not_passed();
     if let Some(why) = &why {
-        outln!("{why}");
+        human.push_str(&format!("{why}\n"));
     }
+    super::print_result(&human, args.json.then_some(&json[..]));
     Ok(if why.is_some() || (args.require_all && !skipped.is_empty()) { 1 } else { 0 })
 }
 

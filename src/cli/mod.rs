@@ -190,6 +190,18 @@ pub(crate) fn say(text: &str) {
 
 /// Writes `text` to stderr, as [`say`] does to stdout: a closed stderr loses the line, never the
 /// run (Rust ignores SIGPIPE, so the write returns an error that is dropped here).
+/// A command's result: `human` on stdout, or with `--json` the result's JSON on stdout and
+/// `human` on stderr, so a script reads stdout alone and a person still sees the table.
+pub(crate) fn print_result(human: &str, json: Option<&[u8]>) {
+    match json {
+        Some(json) => {
+            tell(human);
+            say(&String::from_utf8_lossy(json));
+        }
+        None => say(human),
+    }
+}
+
 pub fn tell(text: &str) {
     quietly(&mut std::io::stderr().lock(), text);
 }

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the summary (summary.json's content) on stdout, and the table and every other line
+    /// on stderr: for scripts (`dpsbench run s.toml --json | jq .devices`).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
     /// Print the resolved plan (target, devices, rate, expected duration, billable
     /// registrations, expected throttling) and exit without connecting anywhere.
     #[arg(long)]
@@ -104,7 +108,8 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     // Each file is written whole or not at all, and every file before anything is printed, so
     // a closed stdout loses none; a file that cannot be written (a full disk) keeps neither
     // the table nor the other files from coming.
-    let saved = write_whole(&path, &summary_json(&summary));
+    let json = summary_json(&summary);
+    let saved = write_whole(&path, &json);
     let report = Report::of_run(summary, kept);
     let summary = &report.summary;
     let rendered = write_rendered(out, &report);
@@ -115,7 +120,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     for path in rendered.as_deref().unwrap_or_default() {
         printed.push_str(&format!("report: {}\n", path.display()));
     }
-    say(&printed);
+    super::print_result(&printed, args.json.then_some(&json[..]));
     if let Some(live) = live {
         live.finish().await;
     }

@@ -13,6 +13,7 @@ mod flow;
 mod gates;
 mod hostile;
 mod issuance;
+mod json_out;
 mod live_metrics;
 mod load;
 mod lost;
