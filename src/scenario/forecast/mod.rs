@@ -1,195 +1,174 @@
-//! The dry run's forecast of a plan: whether the target's registration quota will throttle it,
-//! about how long registering everyone takes, and the text `dpsbench run --dry-run` prints. Pure
-//! arithmetic on the plan; checked against real runs by the CLI contract tests.
+//! The dry run's forecast of a plan: how the target's quota will throttle it, who is assigned
+//! and who gives up, and about how long it takes; and the text `dpsbench run --dry-run`
+//! prints. Reads nothing and connects nowhere: the plan holds what the target is known to be.
 //!
-//! The model is the emulator's (and DPS's) token bucket: it starts full with a minute's quota
-//! and refills at the quota's rate. Arrivals beyond the bucket plus its refill are throttled, and
-//! the rest then register at the refill rate.
+//! For the emulator (embedded, or a standalone one whose file the scenario names in
+//! `[target].emulator_config`) it runs the emulator's own model (`simulate`): its token bucket,
+//! full at the start, its `retry-after`, assignment delay and poll limit, against each device's
+//! retry profile, over the plan's own arrival instants and up to its run limit. DPS does not
+//! publish its bucket's size: for a DPS target it simulates both ends, a bucket that starts
+//! empty and one that starts full with a minute's quota, and gives the range.
 
-use std::fmt::Write as _;
+use std::time::Duration;
 
-use super::{Plan, TargetPlan};
-use crate::device::Transport;
+use super::{EmulatorModel, Load, Plan, TargetPlan};
+use crate::device::Personality;
+use crate::emulator::config::{self, PollLimit, QuotaConfig};
 
-/// A registration quota: a bucket of `burst` tokens refilled at `per_second`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Quota {
-    pub burst: f64,
-    pub per_second: f64,
-    /// Where the figures come from, for the dry run's line.
-    pub source: &'static str,
-}
+mod simulate;
+mod text;
+
+pub use simulate::{Device, Outcome, Service, simulate};
+pub use text::dry_run;
+
+/// DPS's quota on registrations, per unit and minute.
+const DPS_UNIT_PER_MINUTE: u32 = 1000;
+
+/// The `retry-after` DPS usually answers a register with; its assignment is read at the first
+/// poll after it.
+const DPS_RETRY_AFTER_SECONDS: u32 = 3;
 
 /// The dry run's forecast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    /// The registration quota the forecast assumes, a minute, and where it comes from (`None`:
+    /// none, or none known).
+    pub quota: Option<(u32, String)>,
+    /// Whose model the forecast runs.
+    pub basis: Basis,
+    pub outcomes: Outcomes,
+}
+
+/// Whose model a forecast runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// The emulator's: its bucket starts full.
+    Emulator,
+    /// DPS's, whose bucket's size is not published.
+    Dps,
+    /// A target on this machine whose quota the plan does not say: none assumed.
+    UnknownLocal,
+}
+
+/// What the forecast predicts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Prediction {
-    /// The registration quota, when the plan says one (`None`: no quota, or unknown).
-    pub quota: Option<Quota>,
-    /// Whether 429s are certain.
-    pub throttled: bool,
-    /// About how long until every device is assigned, in seconds (`None` for a closed model).
-    pub seconds: Option<f64>,
+pub enum Outcomes {
+    /// A closed model: its pace is the target's, not the plan's.
+    Closed,
+    /// One outcome: the emulator's model, or a target without a quota.
+    Known(Outcome),
+    /// DPS: with its bucket full at the start, and empty.
+    Range { full: Outcome, empty: Outcome },
 }
 
-/// The quota a plan's target enforces, as far as the plan says.
-pub fn quota(plan: &Plan) -> Option<Quota> {
+/// Forecasts `plan`: throttling, outcomes and duration.
+pub fn predict(plan: &Plan) -> Forecast {
+    let (model, basis) = model(plan);
+    let quota = model
+        .quota
+        .filter(|_| model.source.is_some())
+        .map(|q| (q.registrations_per_minute, model.source.clone().unwrap_or_default()));
+    let Some(devices) = devices(plan) else {
+        return Forecast { quota, basis, outcomes: Outcomes::Closed };
+    };
+    let service = Service {
+        retry_after_seconds: model.retry_after_seconds,
+        assign_delay: model.assign_delay,
+        quota: model.quota,
+        poll_limit: model.poll_limit,
+        starts_empty: false,
+    };
+    let run = |service| simulate(service, &devices, plan.max_duration);
+    let outcomes = match basis {
+        Basis::Dps => Outcomes::Range { full: run(service), empty: run(Service { starts_empty: true, ..service }) },
+        Basis::Emulator | Basis::UnknownLocal => Outcomes::Known(run(service)),
+    };
+    Forecast { quota, basis, outcomes }
+}
+
+/// The model of the plan's target: the emulator's own, or DPS's as far as it is published.
+/// `source` is `None` when the target has no quota, or none is known.
+struct Model {
+    source: Option<String>,
+    retry_after_seconds: u32,
+    assign_delay: Duration,
+    quota: Option<QuotaConfig>,
+    poll_limit: PollLimit,
+}
+
+impl Model {
+    fn of_emulator(emulator: EmulatorModel) -> Self {
+        let EmulatorModel { source, retry_after_seconds, assign_delay, quota, poll_limit } = emulator;
+        let source = quota.map(|_| source);
+        Self { source, retry_after_seconds, assign_delay, quota, poll_limit }
+    }
+}
+
+fn model(plan: &Plan) -> (Model, Basis) {
     match &plan.target {
-        TargetPlan::Embedded { settings, .. } => settings.quota.map(|q| Quota {
-            burst: f64::from(q.registrations_per_minute),
-            per_second: f64::from(q.registrations_per_minute) / 60.0,
-            source: "[target].registrations_per_minute",
-        }),
-        // On this machine, unless the scenario states its units: the emulator's own
-        // configuration decides, which the plan does not say.
-        TargetPlan::Dps { loopback: true, dps_units: None, .. } => None,
-        // DPS publishes a rate per unit, not a burst: assume none. One unit unless stated.
-        TargetPlan::Dps { dps_units, .. } => Some(Quota {
-            burst: 0.0,
-            per_second: f64::from(dps_units.unwrap_or(1)) * 1000.0 / 60.0,
-            source: if dps_units.is_some() { "[target].dps_units" } else { "one DPS unit ([target].dps_units unset)" },
-        }),
-    }
-}
-
-/// Forecasts `plan`: throttling and duration.
-pub fn predict(plan: &Plan) -> Prediction {
-    let quota = quota(plan);
-    let Some(arrivals) = plan.arrival_seconds() else {
-        return Prediction { quota, throttled: false, seconds: None };
-    };
-    let devices = plan.stop.devices as f64;
-    // After its register request a device waits for the assignment: retry-after when the
-    // target assigns later than at once, then one more round trip.
-    let wait = match &plan.target {
-        TargetPlan::Embedded { settings, .. } if !settings.assign_delay.is_zero() => {
-            settings.assign_delay.as_secs_f64().max(f64::from(settings.retry_after_seconds))
+        TargetPlan::Embedded { settings, .. } => {
+            let mut emulator = EmulatorModel::embedded(settings);
+            emulator.source = "[target].registrations_per_minute".into();
+            (Model::of_emulator(emulator), Basis::Emulator)
         }
-        TargetPlan::Embedded { .. } => 0.0,
-        TargetPlan::Dps { .. } => 3.0,
-    };
-    let throttled = quota.is_some_and(|q| devices > q.burst + q.per_second * arrivals);
-    let registering = match quota {
-        Some(q) if throttled => ((devices - q.burst) / q.per_second).max(arrivals),
-        _ => arrivals,
-    };
-    Prediction { quota, throttled, seconds: Some(registering + wait) }
-}
-
-/// What `dpsbench run --dry-run` prints: the resolved plan, what it will bill and the throttling
-/// to expect, without touching the network. A shard runs its own part of the plan: `devices` are
-/// those it starts, and bills; `shard` is its `K/N` when it is one.
-pub fn dry_run(plan: &Plan, devices: u64, shard: Option<String>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
-    let (target, billed) = match &plan.target {
-        TargetPlan::Embedded { .. } => {
-            ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false)
-        }
-        TargetPlan::Dps { host, port, ca, transport, loopback, .. } => {
-            let trust = match ca {
-                Some((_, path)) => format!("trusting {}", path.display()),
-                None => "trusting the public web roots".into(),
+        TargetPlan::Dps { emulator: Some(emulator), .. } => (Model::of_emulator(emulator.clone()), Basis::Emulator),
+        // On this machine, with neither its file nor its units stated: the emulator's defaults
+        // and no quota, which the dry run says it does not know.
+        TargetPlan::Dps { loopback: true, dps_units: None, .. } => {
+            let model = Model {
+                source: None,
+                retry_after_seconds: config::DEFAULT_RETRY_AFTER_SECONDS,
+                assign_delay: Duration::from_millis(config::DEFAULT_ASSIGN_DELAY_MS),
+                quota: None,
+                poll_limit: PollLimit::default(),
             };
-            let transport = match transport {
-                Transport::Mqtt => "MQTT over TLS 1.2".to_string(),
-                Transport::WebSocket { path, .. } => format!("MQTT over WebSocket ({path}) over TLS 1.2"),
+            (model, Basis::UnknownLocal)
+        }
+        // DPS publishes a rate per unit, not a burst. One unit unless stated.
+        TargetPlan::Dps { dps_units, .. } => {
+            let per_minute = dps_units.unwrap_or(1).saturating_mul(DPS_UNIT_PER_MINUTE);
+            let source = match dps_units {
+                Some(_) => "[target].dps_units",
+                None => "one DPS unit ([target].dps_units unset)",
             };
-            let place = if *loopback { "on this machine" } else { "NOT on this machine" };
-            (format!("{host}:{port}, {transport}, {trust}; {place}"), !*loopback)
-        }
-    };
-    let _ = writeln!(out, "target      {target}");
-    let _ = writeln!(out, "id scope    {}", plan.id_scope);
-    let mix: Vec<&str> = plan.personalities.personalities().map(|p| p.name()).collect();
-    let of_plan = match shard {
-        None => String::new(),
-        Some(shard) => format!(", shard {shard} of the plan's {}", plan.stop.devices),
-    };
-    let _ = writeln!(out, "devices     up to {devices} ({}){of_plan}", mix.join(", "));
-    let _ = writeln!(out, "arrivals    {}", plan.load.describe());
-    let prediction = predict(plan);
-    match plan.arrival_seconds() {
-        Some(seconds) => {
-            let _ = writeln!(
-                out,
-                "duration    arrivals end after about {seconds:.0} s; run limit {} s",
-                plan.max_duration.as_secs()
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "duration    set by the target's speed (closed model); run limit {} s",
-                plan.max_duration.as_secs()
-            );
+            let model = Model {
+                source: Some(source.into()),
+                retry_after_seconds: DPS_RETRY_AFTER_SECONDS,
+                assign_delay: Duration::from_secs(DPS_RETRY_AFTER_SECONDS.into()) / 2,
+                quota: QuotaConfig::new(Some(per_minute), None).ok().flatten(),
+                poll_limit: PollLimit::default(),
+            };
+            (model, Basis::Dps)
         }
     }
-    if billed {
-        let _ = writeln!(
-            out,
-            "billing     {devices} registrations are billable (register requests; retries after 429 bill again; polls are free)"
-        );
-    }
-    let _ = writeln!(out, "{}", forecast_line(plan, &prediction));
-    out
 }
 
-/// The dry run's `expect` line: the quota, whether 429s are certain, and about how long.
-fn forecast_line(plan: &Plan, prediction: &Prediction) -> String {
-    let quota = match (prediction.quota, &plan.target) {
-        (Some(q), _) => format!(
-            "a quota of {:.0} registrations per minute ({:.1}/s, from {})",
-            q.per_second * 60.0,
-            q.per_second,
-            q.source
-        ),
-        (None, TargetPlan::Embedded { .. }) => "no registration quota".into(),
-        (None, _) => "the local target's own quota (the plan does not say it)".into(),
-    };
-    let throttling = match (prediction.quota, prediction.throttled) {
-        (_, true) => "429 throttling certain",
-        (Some(_), false) => "no throttling (the plan fits the quota)",
-        (None, _) => "no throttling predicted",
-    };
-    let duration = match prediction.seconds {
-        Some(seconds) => format!("about {seconds:.0} s to register everyone"),
-        None => "duration set by the target's speed".into(),
-    };
-    format!("expect      {quota}: {throttling}; {duration}")
+/// The devices an open plan starts within its limits (`run.duration_seconds`,
+/// `run.max_duration_seconds`), each with its retry profile; `None` for a closed model.
+fn devices(plan: &Plan) -> Option<Vec<Device>> {
+    let Load::Open(arrivals) = &plan.load else { return None };
+    let limit = plan.stop.duration.map_or(plan.max_duration, |d| d.min(plan.max_duration));
+    let kinds: Vec<(Personality, Device)> = plan
+        .personalities
+        .personalities()
+        .map(|p| {
+            let settings = p.settings(&plan.flow);
+            (p, Device { start: Duration::ZERO, retry: settings.retry, flow_limit: settings.timeouts.flow })
+        })
+        .collect();
+    let devices = arrivals
+        .arrivals()
+        .take(plan.stop.devices as usize)
+        .take_while(|start| *start < limit)
+        .enumerate()
+        .map(|(n, start)| {
+            let personality = plan.personalities.of(n as u64);
+            let kind = kinds.iter().find(|(p, _)| *p == personality).map_or(kinds[0].1, |(_, d)| *d);
+            Device { start, ..kind }
+        })
+        .collect();
+    Some(devices)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::ScenarioFile;
-
-    fn plan(text: &str) -> Plan {
-        let file: ScenarioFile = crate::toml_file::parse(text).expect("a valid scenario");
-        Plan::resolve(file, std::path::Path::new("t.toml"), &|_| Some("AAAA".into())).expect("a valid plan")
-    }
-
-    #[test]
-    fn no_quota_no_throttling_and_the_arrivals_set_the_duration() {
-        let p = predict(&plan(
-            "name = \"q\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 200\n\
-             [devices]\ncount = 1001\n[arrival]\nrate = 200\n",
-        ));
-        assert_eq!((p.quota, p.throttled), (None, false));
-        assert!((p.seconds.unwrap() - 6.0).abs() < 0.01, "{p:?}");
-    }
-
-    #[test]
-    fn a_burst_over_the_bucket_is_throttled_and_drains_at_the_refill_rate() {
-        let p = predict(&plan(
-            "name = \"s\"\n[target]\nkind = \"embedded\"\nretry_after_seconds = 1\nassign_delay_ms = 200\n\
-             registrations_per_minute = 1200\n[devices]\ncount = 2000\n[arrival]\nmodel = \"burst\"\nwithin_seconds = 5\n",
-        ));
-        assert!(p.throttled, "{p:?}");
-        assert!((p.seconds.unwrap() - 41.0).abs() < 0.01, "(2000 - 1200) / 20 + 1: {p:?}");
-        let within = predict(&plan(
-            "name = \"s\"\n[target]\nkind = \"embedded\"\nregistrations_per_minute = 1200\n[devices]\ncount = 1000\n\
-             [arrival]\nrate = 100\n",
-        ));
-        assert!(!within.throttled, "1,000 fit the full bucket: {within:?}");
-    }
-}
+mod tests;
