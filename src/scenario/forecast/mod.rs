@@ -68,9 +68,9 @@ pub fn predict(plan: &Plan) -> Forecast {
         .quota
         .filter(|_| model.source.is_some())
         .map(|q| (q.registrations_per_minute, model.source.clone().unwrap_or_default()));
-    let Some(devices) = devices(plan) else {
+    if !matches!(plan.load, Load::Open(_)) {
         return Forecast { quota, basis, outcomes: Outcomes::Closed };
-    };
+    }
     let service = Service {
         retry_after_seconds: model.retry_after_seconds,
         assign_delay: model.assign_delay,
@@ -78,7 +78,7 @@ pub fn predict(plan: &Plan) -> Forecast {
         poll_limit: model.poll_limit,
         starts_empty: false,
     };
-    let run = |service| simulate(service, &devices, plan.max_duration);
+    let run = |service| simulate(service, devices(plan), plan.max_duration);
     let outcomes = match basis {
         Basis::Dps => Outcomes::Range { full: run(service), empty: run(Service { starts_empty: true, ..service }) },
         Basis::Emulator | Basis::UnknownLocal => Outcomes::Known(run(service)),
@@ -144,9 +144,8 @@ fn model(plan: &Plan) -> (Model, Basis) {
 }
 
 /// The devices an open plan starts within its limits (`run.duration_seconds`,
-/// `run.max_duration_seconds`), each with its retry profile; `None` for a closed model.
-fn devices(plan: &Plan) -> Option<Vec<Device>> {
-    let Load::Open(arrivals) = &plan.load else { return None };
+/// `run.max_duration_seconds`), in order, each with its retry profile (none for a closed model).
+fn devices(plan: &Plan) -> impl Iterator<Item = Device> + '_ {
     let limit = plan.stop.duration.map_or(plan.max_duration, |d| d.min(plan.max_duration));
     let kinds: Vec<(Personality, Device)> = plan
         .personalities
@@ -156,18 +155,21 @@ fn devices(plan: &Plan) -> Option<Vec<Device>> {
             (p, Device { start: Duration::ZERO, retry: settings.retry, flow_limit: settings.timeouts.flow })
         })
         .collect();
-    let devices = arrivals
-        .arrivals()
-        .take(plan.stop.devices as usize)
-        .take_while(|start| *start < limit)
+    let arrivals = match &plan.load {
+        Load::Open(arrivals) => Some(arrivals.arrivals()),
+        Load::Closed { .. } => None,
+    };
+    arrivals
+        .into_iter()
+        .flatten()
+        .take(usize::try_from(plan.stop.devices).unwrap_or(usize::MAX))
+        .take_while(move |start| *start < limit)
         .enumerate()
-        .map(|(n, start)| {
+        .map(move |(n, start)| {
             let personality = plan.personalities.of(n as u64);
             let kind = kinds.iter().find(|(p, _)| *p == personality).map_or(kinds[0].1, |(_, d)| *d);
             Device { start, ..kind }
         })
-        .collect();
-    Some(devices)
 }
 
 #[cfg(test)]

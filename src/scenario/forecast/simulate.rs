@@ -7,7 +7,7 @@
 //! mean, and the clock is virtual (an arbitrary origin; only differences count).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::device::{Decision, RetryPolicy};
@@ -132,19 +132,28 @@ impl Target {
 }
 
 /// Runs `devices` (in order of their start) against `service` until each finished or
-/// `run_limit` passed.
-pub fn simulate(service: Service, devices: &[Device], run_limit: Duration) -> Outcome {
+/// `run_limit` passed. Devices are taken as their turn comes and let go when they finish, so
+/// memory follows the devices in flight, not the plan.
+pub fn simulate(service: Service, devices: impl IntoIterator<Item = Device>, run_limit: Duration) -> Outcome {
     let mut target = Target::new(service);
-    let mut flows: Vec<Flow> = Vec::with_capacity(devices.len());
+    let mut devices = devices.into_iter().enumerate().peekable();
+    let mut live: HashMap<usize, (Device, Flow)> = HashMap::new();
     let mut events = BinaryHeap::new();
-    for (index, device) in devices.iter().enumerate() {
-        flows.push(Flow { retries: 0, due: None, recent: VecDeque::new() });
-        events.push(Reverse((device.start + CONNECTING, index, Request::Register)));
-    }
-    let mut outcome = Outcome { started: devices.len() as u64, ..Outcome::default() };
+    let mut outcome = Outcome::default();
     let mut last = Duration::ZERO;
-    while let Some(Reverse((at, index, request))) = events.pop() {
-        let (device, flow) = (&devices[index], &mut flows[index]);
+    loop {
+        // Every device whose register comes before the next event joins.
+        while let Some((_, device)) = devices.peek()
+            && events.peek().is_none_or(|Reverse((at, _, _))| device.start + CONNECTING <= *at)
+        {
+            let (index, device) = devices.next().expect("peeked");
+            outcome.started += 1;
+            events.push(Reverse((device.start + CONNECTING, index, Request::Register)));
+            live.insert(index, (device, Flow { retries: 0, due: None, recent: VecDeque::new() }));
+        }
+        let Some(Reverse((at, index, request))) = events.pop() else { break };
+        let (device, flow) = live.get_mut(&index).expect("a device with an event is live");
+        let device = *device;
         let deadline = device.start + device.flow_limit;
         if at >= run_limit.min(deadline) {
             match at >= run_limit && run_limit <= deadline {
@@ -152,6 +161,7 @@ pub fn simulate(service: Service, devices: &[Device], run_limit: Duration) -> Ou
                 false => outcome.timed_out += 1,
             }
             last = last.max(run_limit.min(deadline));
+            live.remove(&index);
             continue;
         }
         let answer = match request {
@@ -189,7 +199,10 @@ pub fn simulate(service: Service, devices: &[Device], run_limit: Duration) -> Ou
         };
         match next {
             Some((when, request)) => events.push(Reverse((when, index, request))),
-            None => last = last.max(at),
+            None => {
+                last = last.max(at);
+                live.remove(&index);
+            }
         }
     }
     outcome.seconds = last.as_secs_f64();
