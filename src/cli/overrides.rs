@@ -60,7 +60,9 @@ fn blame(applied: &[Applied], error: ScenarioError, from_file: bool) -> anyhow::
 /// they replaced (`overrides   --rate 50 (arrival.rate)`).
 pub fn dry_run(plan: &Plan, part: &crate::shard::Part, applied: &[Applied]) -> String {
     let shard = (!part.shard().is_whole()).then(|| part.shard().to_string());
-    let printed = crate::scenario::forecast::dry_run(plan, part.devices(), shard);
+    // The same announcement the run makes before it starts.
+    let starts = part.starts_within_limits(plan).map(|estimate| estimate.to_string());
+    let printed = crate::scenario::forecast::dry_run(plan, part.devices(), shard, starts);
     if applied.is_empty() {
         return printed;
     }

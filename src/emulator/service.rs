@@ -58,21 +58,22 @@ struct Registry {
 /// How long an operation stays pollable after its assignment.
 const OPERATION_RETENTION: Duration = Duration::from_secs(600);
 
-/// A token bucket refilled continuously at `per_minute`.
+/// A token bucket refilled continuously at `per_minute`, full at the start. Public so that the
+/// dry run's forecast (`scenario::forecast`) runs the very model the emulator answers by.
 #[derive(Debug)]
-struct Bucket {
+pub struct Bucket {
     per_minute: f64,
     tokens: f64,
     updated: Option<Instant>,
 }
 
 impl Bucket {
-    fn new(per_minute: u32) -> Self {
+    pub fn new(per_minute: u32) -> Self {
         Self { per_minute: per_minute.into(), tokens: per_minute.into(), updated: None }
     }
 
     /// Takes a token, or says how many whole seconds until one is available.
-    fn take(&mut self, now: Instant) -> Result<(), u32> {
+    pub fn take(&mut self, now: Instant) -> Result<(), u32> {
         if let Some(updated) = self.updated {
             let refill = now.saturating_duration_since(updated).as_secs_f64() * self.per_minute / 60.0;
             self.tokens = (self.tokens + refill).min(self.per_minute);

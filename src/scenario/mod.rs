@@ -37,7 +37,8 @@ pub use load::{ArrivalModel, ArrivalSection, Load, Stop};
 pub use overrides::{Applied, OverrideError, Overrides};
 pub use run::{AddressPoolError, FlowSection, RunSection, address_pool};
 pub use target::{
-    EMBEDDED_ID_SCOPE, GLOBAL_ENDPOINT, TargetPlan, TargetSection, TransportKind, TransportSection, is_loopback,
+    EMBEDDED_ID_SCOPE, EmulatorModel, GLOBAL_ENDPOINT, TargetPlan, TargetSection, TransportKind, TransportSection,
+    is_loopback,
 };
 pub use target_flags::{GROUP_KEY_ENV, TargetFlags, TargetOverride};
 

@@ -257,6 +257,8 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                     ca_certificate: ca_certificate.clone(),
                     max_devices_per_second: *max_devices_per_second,
                     dps_units: *dps_units,
+                    // The emulator a file names served the old address, not this one.
+                    emulator_config: None,
                     // The issuer belongs to the enrollment, not the address.
                     issuer_ca_certificate: issuer_ca_certificate.clone(),
                     // A name checked against the certificate belongs to the old host.
@@ -273,6 +275,7 @@ fn retarget(current: &TargetSection, target: &TargetOverride) -> TargetSection {
                 ca_certificate: None,
                 max_devices_per_second: None,
                 dps_units: None,
+                emulator_config: None,
                 issuer_ca_certificate: None,
                 server_name: None,
                 transport: TransportSection { transport: transport(endpoint.scheme), ..kept },

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -10,7 +11,9 @@ use serde::{Deserialize, Deserializer};
 use super::FieldError;
 use crate::credentials::IdScope;
 use crate::device::Transport;
-use crate::emulator::config::{QuotaFile, SettingError, Settings, SettingsSection, tls_policy};
+use crate::emulator::config::{
+    EmulatorConfig, PollLimit, QuotaConfig, QuotaFile, SettingError, Settings, SettingsSection, tls_policy,
+};
 use crate::tls::{TlsPolicy, TlsVersion};
 
 /// Default ID scope of the embedded emulator.
@@ -61,6 +64,11 @@ pub enum TargetSection {
         /// registrations per minute each).
         #[serde(default)]
         dps_units: Option<u32>,
+        /// The file of the `dpsbench emulator` serving this target (relative to the scenario),
+        /// so that `--dry-run` forecasts with that emulator's own model: its quota, bucket,
+        /// retry-after and assignment delay. Leave it out for a real DPS.
+        #[serde(default)]
+        emulator_config: Option<PathBuf>,
         /// Name checked against the server certificate; defaults to `host`.
         #[serde(default)]
         server_name: Option<String>,
@@ -193,7 +201,47 @@ pub enum TargetPlan {
         /// The DPS units the scenario states (their quota is forecast; absent, one unit off this
         /// machine and none known on it).
         dps_units: Option<u32>,
+        /// The emulator serving the target, as its file (`[target].emulator_config`) sets it.
+        emulator: Option<EmulatorModel>,
     },
+}
+
+/// How an emulator answers, as far as the dry run's forecast needs it: the embedded target's
+/// settings, or those of the file a `dps` target names in `emulator_config`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmulatorModel {
+    /// Where the figures come from, for the dry run's line.
+    pub source: String,
+    pub retry_after_seconds: u32,
+    pub assign_delay: Duration,
+    pub quota: Option<QuotaConfig>,
+    pub poll_limit: PollLimit,
+}
+
+impl EmulatorModel {
+    /// The embedded emulator's: the scenario's settings and the default poll limit.
+    pub fn embedded(settings: &Settings) -> Self {
+        Self {
+            source: "[target]".into(),
+            retry_after_seconds: settings.retry_after_seconds,
+            assign_delay: settings.assign_delay,
+            quota: settings.quota,
+            poll_limit: PollLimit::default(),
+        }
+    }
+
+    /// A standalone emulator's, read from its file at `path` (the scenario's `emulator_config`).
+    fn read(path: &Path) -> Result<Self, FieldError> {
+        let (_, service) = EmulatorConfig::load(path)
+            .map_err(|e| FieldError::new("target.emulator_config", format!("{}: {e}", path.display())))?;
+        Ok(Self {
+            source: path.display().to_string(),
+            retry_after_seconds: service.retry_after_seconds,
+            assign_delay: service.assign_delay,
+            quota: service.quota,
+            poll_limit: service.poll_limit,
+        })
+    }
 }
 
 /// Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1.
@@ -239,6 +287,7 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             ca_certificate,
             max_devices_per_second,
             dps_units,
+            emulator_config,
             server_name,
             transport,
             issuer_ca_certificate: _,
@@ -269,7 +318,9 @@ pub(super) fn resolve(section: TargetSection, base: &Path) -> Result<ResolvedTar
             };
             let server_name = server_name.unwrap_or_else(|| host.clone());
             let dps_units = dps_units.map(|units| units.max(1));
-            (TargetPlan::Dps { host, port, ca, server_name, transport, loopback, dps_units }, scope, ceiling)
+            let emulator = emulator_config.map(|file| EmulatorModel::read(&base.join(file))).transpose()?;
+            let plan = TargetPlan::Dps { host, port, ca, server_name, transport, loopback, dps_units, emulator };
+            (plan, scope, ceiling)
         }
     };
     Ok(ResolvedTarget { plan, id_scope, tls, production_ceiling })

@@ -412,11 +412,17 @@ fn dry_run_prints_the_plan_billing_and_throttling_without_connecting() {
     assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
     assert!(stdout.contains("dps.example.invalid:8883") && stdout.contains("NOT on this machine"), "{stdout}");
     assert!(stdout.contains("6000 registrations are billable"), "{stdout}");
-    // 2 units: 2,000 registrations a minute (33.3/s) against 40/s offered: 180 s to register,
-    // and DPS's usual retry-after of 3 s before the last assignment is read.
+    // 2 units: 2,000 registrations a minute (33.3/s) against 40/s offered for 150 s. DPS does
+    // not publish its burst: a bucket that starts full (2,000) holds the plan, one that starts
+    // empty refills slower than devices come, so those that find no token within dpsbench's 5
+    // retries give up; DPS's usual retry-after of 3 s before the last assignment is read.
     assert!(
-        stdout.contains("429 throttling certain") && stdout.contains("about 183 s to register everyone"),
+        stdout.contains("forecast for one that starts full (2000) and one that starts empty")
+            && stdout.contains("no throttling if the bucket starts full, 429 throttling if it starts empty")
+            && stdout.contains("between about 153 and 156 s"),
         "{stdout}"
     );
+    assert!(stdout.contains("bucket full at the start: about 6000 assigned, 0 give up"), "{stdout}");
+    assert!(stdout.contains("bucket empty at the start: about 5100 assigned, 900 give up"), "{stdout}");
     assert!(!stdout.contains(TV1_GROUP_KEY));
 }

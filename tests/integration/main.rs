@@ -10,6 +10,7 @@ mod emulator_cli;
 mod faults;
 mod first_hour;
 mod flow;
+mod forecast;
 mod gates;
 mod hostile;
 mod issuance;
