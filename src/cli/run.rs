@@ -111,9 +111,10 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         live.finish().await;
     }
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
+    // A failing control (`[devices] misbehave`) never passes: its devices break checks on purpose.
     Ok(if !summary.validity.valid {
         EXIT_INVALID
-    } else if summary.all_assigned() && summary.gates_held() {
+    } else if summary.all_assigned() && summary.gates_held() && summary.misbehave.is_empty() {
         0
     } else {
         1

@@ -24,4 +24,5 @@ mod secrets;
 mod shards;
 mod stalls;
 mod support;
+mod verdict;
 mod x509;
