@@ -81,7 +81,12 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     // Set up and preflighted before the folder is touched: a run that cannot start leaves
     // nothing behind, and an old report under --force stays whole.
     let mut interrupts = interrupt_counter();
-    let ready = runner::prepare(&plan, &options, &mut interrupts).await?;
+    let ready = runner::prepare(&plan, &options, &mut interrupts, |checks| {
+        if !args.quiet {
+            eprintln!("dpsbench: {checks}");
+        }
+    })
+    .await?;
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     folder.create()?;

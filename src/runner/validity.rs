@@ -201,7 +201,8 @@ fn lag_cause(plan: &Plan, readings: &Readings, lag_us: u64, limit_cap: Option<(u
 }
 
 /// What the summary says of the target's stalls: when they pushed the lag over the bound, that
-/// the target, not the generator, did.
+/// the target, not the generator, did. It does not say the answers then came at once: a window
+/// also ends when the waiting devices gave up on a target that never answered again.
 pub(super) fn target_stall_note(plan: &Plan, validity: &Validity) -> Option<String> {
     let stalls = validity.target_stalls.as_ref()?;
     let bound = plan.max_schedule_lag_p99.as_micros() as u64;
@@ -218,8 +219,8 @@ pub(super) fn target_stall_note(plan: &Plan, validity: &Validity) -> Option<Stri
         String::new()
     };
     Some(format!(
-        "the target stopped answering waiting devices {} time{} ({:.3} s in all, the longest {:.3} s, each until the \
-         generator caught up with the answers that then came at once){lag}",
+        "the target stopped answering waiting devices {} time{} ({:.3} s in all, the longest {:.3} s, each until it \
+         answered again or the waiting devices gave up, and the generator had caught up){lag}",
         stalls.count,
         if stalls.count == 1 { "" } else { "s" },
         stalls.seconds,

@@ -182,3 +182,43 @@ fn a_failing_control_that_polls_early_is_a_failing_control_not_an_invalid_run() 
     assert!(summary["early_requests"].as_u64().unwrap() > 0, "the control did poll early");
     assert_eq!(summary["misbehave"], serde_json::json!(["poll_early"]));
 }
+
+#[test]
+fn a_target_that_accepts_tcp_and_never_answers_tls_stops_the_run_at_its_preflight() {
+    let dir = temp_dir("verdict-silent-tls");
+    crate::support::binary::write_certificates(&dir);
+    // The kernel completes every TCP handshake into the backlog; nobody ever answers a byte.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let scenario = Scenario::loopback("silent", port, SCOPE, "trust.pem")
+        .devices(5)
+        .device("group_key_env", "BENCH_KEY")
+        .rate(5.0)
+        .flow("connect_timeout_ms", 1500)
+        .write(&dir, "silent.toml");
+    let out = dir.join("out");
+    let mut run = KillOnDrop(
+        Command::new(crate::support::binary::BIN)
+            .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .env("BENCH_KEY", TV1_GROUP_KEY)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The first line says what the preflight checks, before it waits on the target.
+    let mut stderr = std::io::BufReader::new(run.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.starts_with("dpsbench: preflight: device "), "{first}");
+    assert!(first.contains(&format!("connects to 127.0.0.1:{port}")) && first.contains("CONNACK"), "{first}");
+    let status = wait_for_exit(&mut run, Duration::from_secs(60)).expect("the preflight ends the run");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(2), "{rest}");
+    assert_eq!(rest.trim_end().lines().count(), 1, "one line naming the symptom: {rest}");
+    assert!(rest.contains("preflight") && rest.contains("never completed the TLS handshake"), "{rest}");
+    assert!(rest.contains(&format!("127.0.0.1:{port}")) && rest.contains("[target].host and port"), "{rest}");
+    assert!(!out.exists(), "the plan never started: {rest}");
+    drop(silent);
+}
