@@ -105,6 +105,8 @@ pub struct Comparison {
     /// Phases a baseline run measured and the current run has no sample of: their latencies
     /// read 0 in `figures`, which is no improvement (a gate on them trips).
     pub unmeasured: BTreeSet<Phase>,
+    /// The current run started no device: none of its figures has a sample.
+    pub current_empty: bool,
 }
 
 impl Figure {
@@ -239,7 +241,8 @@ impl Comparison {
                 });
             }
         }
-        Self { figures, notes: notes(baseline, current), unmeasured }
+        let current_empty = current.results.devices.total == 0;
+        Self { figures, notes: notes(baseline, current), unmeasured, current_empty }
     }
 
     /// `current` against several baseline runs: each figure's baseline is their mean, with its
@@ -289,13 +292,17 @@ impl Comparison {
                 }
             }
         }
-        Self { figures, notes, unmeasured }
+        Self { figures, notes, unmeasured, current_empty: current.results.devices.total == 0 }
     }
 
-    /// Whether `name` is a latency of a phase the current run has no sample of (its baseline
-    /// has some): its 0 is no value.
+    /// Whether `name` has no sample in the current run: a latency of a phase it never measured
+    /// (its baseline did), or any figure of a run that started no device. Its 0 is no value.
     pub fn unmeasured_now(&self, name: &str) -> bool {
-        name.split_once('.').and_then(|(phase, _)| Phase::parse(phase)).is_some_and(|p| self.unmeasured.contains(&p))
+        self.current_empty
+            || name
+                .split_once('.')
+                .and_then(|(phase, _)| Phase::parse(phase))
+                .is_some_and(|p| self.unmeasured.contains(&p))
     }
 
     /// The figure named `name`; a failure kind or check neither run has counts 0 in both.

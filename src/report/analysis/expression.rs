@@ -137,11 +137,15 @@ impl Expression {
             return Verdict { expression: self.text.clone(), tripped: false, observed };
         };
         if comparison.unmeasured_now(&self.figure) {
+            let why = match self.figure.split_once('.') {
+                _ if comparison.current_empty => "the current run started no device".to_string(),
+                Some((phase, _)) => format!("the current run measured no {phase}"),
+                None => format!("the current run measured no {}", self.figure),
+            };
             let observed = format!(
-                "{} {} -> no samples: the current run measured no {}, so this gate cannot hold",
+                "{} {} -> no samples: {why}, so this gate cannot hold",
                 figure.name,
-                figure.format(figure.baseline),
-                self.figure.split_once('.').map_or(self.figure.as_str(), |(phase, _)| phase)
+                figure.format(figure.baseline)
             );
             return Verdict { expression: self.text.clone(), tripped: true, observed };
         }

@@ -150,3 +150,20 @@ fn a_gate_on_a_latency_the_current_run_never_measured_trips_and_is_no_improvemen
         assert!(!gate(&comparison, "tls_handshake.p99 > +10%").tripped);
     }
 }
+
+#[test]
+fn every_gate_on_a_run_that_started_no_device_trips() {
+    let baseline = summary(|_| {});
+    let empty = summary(|s| {
+        s["devices"] = serde_json::json!({ "total": 0, "assigned": 0, "failed": 0, "aborted": 0,
+            "not_finished": 0, "not_started": 0 });
+        s["phases"] = serde_json::json!({});
+        s["register_attempts"]["mean"] = 0.0.into();
+    });
+    let comparison = Comparison::of(&baseline, &empty);
+    for text in ["failed > 0", "register_attempts.mean > +10%", "throttled > 0", "assigned.p99 > +10%"] {
+        let verdict = super::super::expression::Expression::parse(text).unwrap().evaluate(&comparison);
+        assert!(verdict.tripped, "{text}: {verdict:?}");
+        assert!(verdict.observed.contains("started no device"), "{verdict:?}");
+    }
+}
