@@ -55,8 +55,9 @@ pub struct Gates(Vec<Gate>);
 pub struct GateVerdict {
     pub limit: f64,
     /// `None` when the run measured nothing the gate reads (a latency gate on a phase no device
-    /// reached): such a gate does not hold, so a run in which every device failed cannot pass
-    /// `assigned_p99_ms`.
+    /// reached, a failure count of a run that started no device, a rate of a run that assigned
+    /// none): such a gate does not hold, so a run in which every device failed cannot pass
+    /// `assigned_p99_ms`, nor an empty run `max_failed`.
     pub observed: Option<f64>,
     pub held: Option<bool>,
 }
@@ -142,17 +143,17 @@ impl Gate {
             results.phase(phase).filter(|p| p.count > 0).map(|p| pick(p) as f64 / 1000.0)
         };
         let devices = &results.devices;
+        // A run that started no device, or assigned none, has no sample of these figures.
+        let started = (devices.total > 0).then_some(devices);
         match *self {
             Gate::AssignedP99Ms(limit) => at_most(limit, ms(Phase::Assigned, |p| p.p99_us)),
             Gate::AssignedP999Ms(limit) => at_most(limit, ms(Phase::Assigned, |p| p.p999_us)),
             Gate::PhaseP99Ms(phase, limit) => at_most(limit, ms(phase, |p| p.p99_us)),
-            Gate::MaxFailed(limit) => at_most(limit as f64, Some(devices.failed as f64)),
-            Gate::MaxFailureRatio(limit) => {
-                let ratio = if devices.total == 0 { 0.0 } else { devices.failed as f64 / devices.total as f64 };
-                at_most(limit, Some(ratio))
-            }
+            Gate::MaxFailed(limit) => at_most(limit as f64, started.map(|d| d.failed as f64)),
+            Gate::MaxFailureRatio(limit) => at_most(limit, started.map(|d| d.failed as f64 / d.total as f64)),
             Gate::MinFlowsPerSecond(limit) => {
-                (limit, Some(results.flows_per_second), results.flows_per_second >= limit)
+                let observed = (devices.assigned > 0).then_some(results.flows_per_second);
+                (limit, observed, observed.is_some_and(|rate| rate >= limit))
             }
         }
     }
@@ -283,6 +284,23 @@ mod tests {
         assert!(!verdict.passed);
         for name in ["assigned_p99_ms", "phase_p99_ms.poll"] {
             assert_eq!((verdict.gates[name].observed, verdict.gates[name].held), (None, Some(false)), "{name}");
+        }
+    }
+
+    #[test]
+    fn no_gate_holds_on_a_run_with_no_samples_of_its_figure() {
+        // Every device failed: a floor on the rate cannot hold on no assignment, even at 0.
+        let verdict = section("min_flows_per_second = 0").unwrap().judge(&results(100, 0.0), None);
+        let rate = &verdict.gates["min_flows_per_second"];
+        assert_eq!((rate.observed, rate.held, verdict.passed), (None, Some(false), false));
+        // No device started: no failure count, no ratio, nothing to pass on.
+        let mut empty = results(0, 0.0);
+        empty.devices = DeviceCounts { total: 0, assigned: 0, failed: 0, aborted: 0, not_finished: 0, not_started: 0 };
+        empty.phases.clear();
+        let verdict = section(ALL_GATES).unwrap().judge(&empty, None);
+        assert!(!verdict.passed && verdict.judged);
+        for (name, gate) in &verdict.gates {
+            assert_eq!((gate.observed, gate.held), (None, Some(false)), "{name}");
         }
     }
 

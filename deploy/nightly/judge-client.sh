@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Judges a client: starts `dpsbench emulator --client-report` on loopback, runs the client
-# against it, and exits with the emulator's verdict (0, or 1 when the client broke a
-# must-check; the reports are in OUT/clients either way).
+# against it, and exits with the emulator's verdict (0, 1 when the client broke a must-check,
+# or 3 when no client was judged, e.g. none got past its TLS handshake; the reports are in
+# OUT/clients either way).
 #
 # CLIENT_COMMAND is the client under test, run with bash once the emulator is ready, with
 # DPS_HOST, DPS_PORT, DPS_ID_SCOPE, DPS_CA (the PEM to trust) and DPS_GROUP_KEY (an enrollment

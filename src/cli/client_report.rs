@@ -1,7 +1,7 @@
 //! `dpsbench emulator --client-report DIR`: the emulator judges every client it serves, and
 //! when it stops (SIGINT/SIGTERM, or `--exit-after N` finished client connections) writes
 //! clients.json, clients.md and clients.junit.xml into DIR. Exit status 1 when a client broke a
-//! must-check.
+//! must-check, [`EXIT_NOTHING_JUDGED`] when no client was judged (no verdict is no pass).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,21 +10,27 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use super::out_folder::OutFolder;
+use crate::emulator::client_checks::report::TlsFailure;
 use crate::emulator::client_checks::{self, Judge, JudgeConfig};
+
+/// Exit code of a judging emulator that judged no client (none got past its TLS handshake, or
+/// none connected): no verdict, which a CI gate must not read as a pass.
+pub const EXIT_NOTHING_JUDGED: i32 = 3;
 
 /// The client-check options of `dpsbench emulator`.
 #[derive(Debug, Args)]
 pub struct ClientReportArgs {
     /// Judge every client against the client checks (docs/clients.md) and write clients.json,
     /// clients.md and clients.junit.xml into DIR when the emulator stops; exit 1 when a client
-    /// broke a must-check.
+    /// broke a must-check, 3 when no client was judged (the report says why: the TLS failures).
     #[arg(long, value_name = "DIR")]
     pub client_report: Option<PathBuf>,
-    /// Stop after N client connections (each CONNECT to its close) ended, for CI.
+    /// Stop after N client connections (each CONNECT to its close) ended, for CI. A connection
+    /// check (CONNECT then DISCONNECT with nothing between, as a run's preflight) is not counted.
     #[arg(long, value_name = "N", requires = "client_report")]
     pub exit_after: Option<u64>,
     /// Keep per-connection detail for this registration ID too (repeatable); the first few
-    /// clients are always detailed.
+    /// clients that broke checks are always detailed.
     #[arg(long, value_name = "ID", requires = "client_report")]
     pub client_detail: Vec<String>,
     /// Overwrite the client report already in --client-report.
@@ -60,9 +66,12 @@ impl ClientReport {
         }
     }
 
-    /// Writes the three reports; returns the exit status (1 when a must-check was broken).
-    pub(super) fn write(mut self, judge: &Judge) -> Result<i32> {
-        let report = judge.report();
+    /// Writes the three reports, with the TLS handshakes that failed (`(reason, count)`);
+    /// returns the exit status (1 when a must-check was broken, [`EXIT_NOTHING_JUDGED`] when no
+    /// client was judged).
+    pub(super) fn write(mut self, judge: &Judge, tls_failures: &[(String, u64)]) -> Result<i32> {
+        let mut report = judge.report();
+        report.tls_failures = TlsFailure::of(tls_failures);
         self.folder.create()?;
         let files: [(&str, Vec<u8>); 3] = [
             ("clients.json", client_checks::report::json(&report)),
@@ -72,6 +81,14 @@ impl ClientReport {
         for (name, bytes) in files {
             let path = self.folder.file(name);
             std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if report.judged_nothing() {
+            super::emulator_log::log(&format!(
+                "dpsbench emulator: client checks: NO VERDICT, no client was judged (0 connections): {}; report in {}",
+                report.why_nothing_judged(),
+                self.folder.path().display()
+            ));
+            return Ok(EXIT_NOTHING_JUDGED);
         }
         let broken = |level| {
             report.checks.iter().filter(|c| c.check.level == level && c.verdict == client_checks::Verdict::Fail).count()

@@ -108,7 +108,7 @@ pub(super) async fn serve_emulator(args: EmulatorArgs) -> Result<i32> {
     }
     match clients {
         // The run returned once every connection had ended, its checks folded in.
-        Some((report, judge)) => report.write(&judge),
+        Some((report, judge)) => report.write(&judge, &service.stats.tls_failures.snapshot()),
         None => Ok(0),
     }
 }

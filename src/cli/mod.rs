@@ -98,7 +98,9 @@ pub enum Command {
     /// SIGINT/SIGTERM stops arrivals and drains in-flight devices; a second one stops at once.
     ///
     /// Exit status: 0 when every device was assigned and every [slo] gate held, 1 when the run
-    /// completed with failures, stopped early or failed a gate, 2 for bad input, setup errors or a report file that could not be written (the table is printed all the same), 3 when the run is invalid (the generator
+    /// completed with failures, stopped early, failed a gate or was a failing control ([devices]
+    /// misbehave), 2 for bad input, setup errors or a report file that could not be written
+    /// (the table is printed all the same), 3 when the run is invalid (the generator
     /// could not keep its plan; summary.json says why).
     Run(RunArgs),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
@@ -109,7 +111,8 @@ pub enum Command {
     ///
     /// With --client-report it also judges every client it serves against the client checks
     /// and writes clients.json, clients.md and clients.junit.xml when it stops. Exit status: 0,
-    /// or 1 when a client broke a must-check (with --client-report), 2 for bad input.
+    /// or 1 when a client broke a must-check (with --client-report), 2 for bad input, 3 when no
+    /// client was judged (with --client-report: no verdict; the report gives the TLS failures).
     Emulator(EmulatorArgs),
     /// Derive per-device keys from an enrollment group key.
     ///

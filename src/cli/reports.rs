@@ -28,8 +28,9 @@ pub enum ReportCommand {
     /// Compare two runs side by side and fail on regressions.
     ///
     /// Prints per phase p50/p90/p99/p99.9/max, flows/s, failures by kind, retries and
-    /// violations with the change of each. Exit status: 0 when no --fail-if trips, 1 when one
-    /// does, 2 for bad input (a missing folder, a folder that is not a report, an expression
+    /// violations with the change of each. A --fail-if on a latency the current run has no
+    /// sample of trips. Exit status: 0 when no --fail-if trips, 1 when one does, 2 for bad input
+    /// (a missing folder, a folder that is not a report, a baseline given twice, an expression
     /// that does not parse).
     Compare(CompareArgs),
     /// Merge the report folders of a plan's shards (`run --shard K/N`) into one, as if one
@@ -86,6 +87,25 @@ pub fn execute(command: ReportCommand) -> Result<i32> {
     }
 }
 
+/// Refuses a baseline run given twice (`report compare A A B`): it would count twice in the
+/// baselines' mean and spread. The same folder by another path counts as the same.
+fn refuse_repeated(baseline_dirs: &[PathBuf]) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for dir in baseline_dirs {
+        let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == canonical) {
+            let also = if *first == dir { String::new() } else { format!(" (as {})", first.display()) };
+            anyhow::bail!(
+                "report compare: the baseline run {} is given twice{also}; each baseline run counts once in the \
+                 baselines' mean and spread",
+                dir.display()
+            );
+        }
+        seen.push((canonical, dir));
+    }
+    Ok(())
+}
+
 fn render(args: RenderArgs) -> Result<i32> {
     let report = match Renderable::load(&args.dir)? {
         Renderable::Whole(folder) => Report::from_folder(&folder),
@@ -112,6 +132,7 @@ fn compare(args: CompareArgs) -> Result<i32> {
             expression.text
         );
     }
+    refuse_repeated(baseline_dirs)?;
     let baselines = baseline_dirs.iter().map(|dir| ReportFolder::load(dir)).collect::<Result<Vec<_>, _>>()?;
     let current = ReportFolder::load(current_dir)?;
     let summaries: Vec<&crate::results::RunSummary> = baselines.iter().map(|b| &b.summary).collect();

@@ -88,7 +88,12 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     // Set up and preflighted before the folder is touched: a run that cannot start leaves
     // nothing behind, and an old report under --force stays whole.
     let mut interrupts = interrupt_counter();
-    let ready = runner::prepare(&plan, &options, &mut interrupts).await?;
+    let ready = runner::prepare(&plan, &options, &mut interrupts, |checks| {
+        if !args.quiet {
+            eprintln!("dpsbench: {checks}");
+        }
+    })
+    .await?;
     let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     // A default folder is made under a name no other run holds.
@@ -133,9 +138,10 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         );
     }
     // Invalid first: its numbers describe the generator, so neither gates nor failures count.
+    // A failing control (`[devices] misbehave`) never passes: its devices break checks on purpose.
     Ok(if !summary.validity.valid {
         EXIT_INVALID
-    } else if summary.all_assigned() && summary.gates_held() {
+    } else if summary.all_assigned() && summary.gates_held() && summary.misbehave.is_empty() {
         0
     } else {
         1

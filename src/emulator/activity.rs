@@ -119,8 +119,9 @@ impl HandshakeFailures {
 /// The reason of a handshake the client ended by closing its connection.
 pub const CLOSED_IN_HANDSHAKE: &str = "the client closed the connection";
 
-/// What a handshake failure most likely means for the person reading the log.
-fn hint(reason: &str) -> Option<&'static str> {
+/// What a handshake failure most likely means for the person reading the log (and the client
+/// report of a judging emulator no client got past its handshake).
+pub fn hint(reason: &str) -> Option<&'static str> {
     if ["UnknownCA", "BadCertificate", "CertificateUnknown"].iter().any(|alert| reason.contains(alert)) {
         Some("the client does not trust this emulator's certificate: give it the --ca-out file as its CA")
     } else if reason.contains("Tls12NotOffered") || reason.contains("SupportedVersionsExtensionRequired") {

@@ -63,7 +63,7 @@ pub async fn run(
     mut interrupts: watch::Receiver<u32>,
     on_tick: impl FnMut(&Tick),
 ) -> Result<RunSummary, RunError> {
-    let ready = prepare(plan, options, &mut interrupts).await?;
+    let ready = prepare(plan, options, &mut interrupts, |_| {}).await?;
     ready.run(interrupts, on_tick).await
 }
 
@@ -81,12 +81,14 @@ pub struct Ready {
     notes: Vec<String>,
 }
 
-/// Sets `plan` up as `options` say and runs its preflight ([`Ready`]). An interrupt meanwhile
-/// stops it with nothing started.
+/// Sets `plan` up as `options` say and runs its preflight ([`Ready`]), telling `on_preflight`
+/// what it checks as it begins (one line, for the terminal). An interrupt meanwhile stops it
+/// with nothing started.
 pub async fn prepare(
     plan: &Plan,
     options: &RunOptions,
     interrupts: &mut watch::Receiver<u32>,
+    on_preflight: impl FnOnce(&str),
 ) -> Result<Ready, RunError> {
     let context = RunContext::set_up(plan, options).await?;
     let plan = Arc::new(plan.clone());
@@ -97,6 +99,7 @@ pub async fn prepare(
     // refuse the control itself.
     let preflight = plan.preflight && plan.flow.misbehave.is_empty();
     if let Some(first) = devices.first().filter(|_| preflight) {
+        on_preflight(&preflight::describe(&plan, &context.target.target, first));
         let check = preflight::preflight(&plan, &context.target.target, &settings[&first.personality], first);
         tokio::select! {
             checked = check => notes.extend(checked?),

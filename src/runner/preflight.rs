@@ -6,8 +6,10 @@
 //!
 //! Failures the service may produce on its own (a reset, "server unavailable", a deadline) are
 //! tried again a few times, then the run goes on with a note (they say nothing of the setup); a
-//! refusal of the credentials or the certificates, a refused TCP connect, is final at once.
-//! `run.preflight = false` skips it, for runs whose every device is meant to fail.
+//! refusal of the credentials or the certificates, a refused TCP connect, and a target that
+//! accepts TCP but never completes the TLS handshake (no DPS endpoint holds it that long) are
+//! final at once. `run.preflight = false` skips it, for runs whose every device is meant to fail.
+//! [`describe`] is the line the CLI says as it begins.
 
 use std::sync::Arc;
 
@@ -15,6 +17,21 @@ use super::error::RunError;
 use crate::device::driver::{never_abort, now, run_device};
 use crate::device::{DeviceIdentity, FailureKind, FlowSettings, Outcome, Step, Target, Transport};
 use crate::scenario::{Plan, TargetPlan};
+
+/// What the preflight checks, in one line said as it begins: the device, the target, the way
+/// it connects.
+pub(super) fn describe(plan: &Plan, target: &Target, identity: &DeviceIdentity) -> String {
+    let transport = match &target.transport {
+        Transport::Mqtt => "TCP, TLS, MQTT CONNECT",
+        Transport::WebSocket { .. } => "TCP, TLS, WebSocket upgrade, MQTT CONNECT",
+    };
+    let credential = if plan.x509.is_some() { "its X.509 certificate" } else { "its SAS token" };
+    format!(
+        "preflight: device {} connects to {} as every device will ({transport}, {credential}) and stops at \
+         CONNACK, registering nothing",
+        identity.registration_id, target.address
+    )
+}
 
 /// Attempts at most, when the failure may be the service's passing state.
 const ATTEMPTS: u32 = 3;
@@ -37,7 +54,7 @@ pub(super) async fn preflight(
             Outcome::Failed(kind) => kind,
             Outcome::Assigned { .. } => unreachable!("a connect-only flow ends at CONNACK"),
         };
-        let reason = || explain(plan, target, identity, &kind, report.failure_detail.as_deref());
+        let reason = || explain(plan, target, identity, &kind, report.failure_detail.as_deref(), &settings);
         if !passing(&kind) {
             let registration_id = identity.registration_id.to_string();
             return Err(RunError::Preflight { registration_id, reason: reason() });
@@ -61,9 +78,15 @@ pub(super) async fn preflight(
     }
 }
 
-/// Whether `kind` may be the service's passing state rather than the setup's mistake.
+/// Whether `kind` may be the service's passing state rather than the setup's mistake. A TLS
+/// handshake the target accepted TCP for and never completed is not: trying again would only
+/// hold the run in silence, and every device of the plan would time out the same way.
 fn passing(kind: &FailureKind) -> bool {
-    matches!(kind, FailureKind::Refused(3) | FailureKind::ConnectionLost(_) | FailureKind::Timeout(_))
+    match kind {
+        FailureKind::Timeout(Step::TlsHandshake) => false,
+        FailureKind::Refused(3) | FailureKind::ConnectionLost(_) | FailureKind::Timeout(_) => true,
+        _ => false,
+    }
 }
 
 /// One line: what failed and the field that most likely holds the mistake.
@@ -73,6 +96,7 @@ fn explain(
     identity: &DeviceIdentity,
     kind: &FailureKind,
     detail: Option<&str>,
+    settings: &FlowSettings,
 ) -> String {
     let said = detail.map(|d| format!(" ({d})")).unwrap_or_default();
     let ca = match &plan.target {
@@ -104,6 +128,13 @@ fn explain(
         FailureKind::Connect | FailureKind::Timeout(Step::TcpConnect) => {
             format!("TCP connect to {}{source} failed{said}: check [target].host and port", target.address)
         }
+        FailureKind::Timeout(Step::TlsHandshake) => format!(
+            "{} accepted the TCP connection{source} but never completed the TLS handshake (no answer within {:.1} \
+             s): is it a DPS endpoint serving MQTT over TLS? check [target].host and port (a plain-TCP port, or a \
+             server that stalls, holds the handshake)",
+            target.address,
+            settings.timeouts.tls_handshake.as_secs_f64()
+        ),
         FailureKind::Tls if detail.is_some_and(|d| d.contains("invalid peer certificate")) => {
             format!("the server's certificate is not trusted{said}: check {ca}")
         }

@@ -50,6 +50,7 @@ pub(super) fn assemble(plan: &Plan, options: &RunOptions, context: &RunContext, 
     let target_stalls = lag_outside_stalls.and_then(|lag| lag.stalls());
     let validity = validity::validity(plan, &results, &readings, target_stalls, limit_cap);
     notes.extend(validity::target_stall_note(plan, &validity));
+    notes.extend(validity::misbehaviour_note(plan, &results));
     let slo = (!plan.slo.is_empty()).then(|| {
         let invalid = (!validity.valid).then(|| validity.reasons.join("; "));
         plan.slo.judge(&results, invalid.as_deref())

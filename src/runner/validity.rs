@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::stall::Readings;
-use crate::device::RetryProfile;
+use crate::device::{Misbehaviour, RetryProfile};
 use crate::metrics::{Phase, Summary};
 use crate::results::{TargetStalls, Validity};
 use crate::scenario::{Load, Plan};
@@ -24,6 +24,10 @@ pub(super) const MACHINE_LAG_FACTOR: u64 = 2;
 /// The target's stalls excuse a lag only when at most 1/this of the starts fell within them
 /// (then the figure of the rest says whether the generator kept its plan).
 pub(super) const STALLS_EXCUSE_AT_MOST_ONE_IN: u64 = 2;
+
+/// The misbehaviours whose requests come before their `retry-after` on purpose: under them the
+/// early requests are the failing control's point, not a harness bug.
+const EARLY_ON_PURPOSE: [Misbehaviour; 2] = [Misbehaviour::PollEarly, Misbehaviour::IgnoreThrottleRetryAfter];
 
 /// Why a run is invalid: each renders as the sentence `summary.json` gives.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,10 +148,36 @@ pub(super) fn invalid_reasons(
             cause: lag_cause(plan, readings, outside_stalls, limit_cap),
         });
     }
-    if results.early_requests > 0 && plan.flow.retry.profile == RetryProfile::Dpsbench {
+    if results.early_requests > 0 && plan.flow.retry.profile == RetryProfile::Dpsbench && !early_on_purpose(plan) {
         reasons.push(InvalidReason::EarlyRequests(results.early_requests));
     }
     reasons
+}
+
+/// Whether the plan's devices send requests before their `retry-after` on purpose.
+fn early_on_purpose(plan: &Plan) -> bool {
+    EARLY_ON_PURPOSE.iter().any(|m| plan.flow.misbehave.has(*m))
+}
+
+/// What the summary says of a failing control (`[devices] misbehave`): its devices break client
+/// checks on purpose, and the early requests they sent are that, not a harness bug. `None`
+/// when the devices behave.
+pub(super) fn misbehaviour_note(plan: &Plan, results: &Summary) -> Option<String> {
+    let misbehave = plan.flow.misbehave.list();
+    if misbehave.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = misbehave.iter().map(ToString::to_string).collect();
+    let early = match results.early_requests {
+        0 => String::new(),
+        n if early_on_purpose(plan) => format!(", and sent {n} requests before their retry-after had passed"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "a failing control: the devices break client checks on purpose ([devices] misbehave = {}){early}; a judging \
+         emulator (dpsbench emulator --client-report) reports which checks they broke",
+        names.join(", ")
+    ))
 }
 
 /// Who held back starts `lag_us` late at p99.
@@ -171,7 +201,8 @@ fn lag_cause(plan: &Plan, readings: &Readings, lag_us: u64, limit_cap: Option<(u
 }
 
 /// What the summary says of the target's stalls: when they pushed the lag over the bound, that
-/// the target, not the generator, did.
+/// the target, not the generator, did. It does not say the answers then came at once: a window
+/// also ends when the waiting devices gave up on a target that never answered again.
 pub(super) fn target_stall_note(plan: &Plan, validity: &Validity) -> Option<String> {
     let stalls = validity.target_stalls.as_ref()?;
     let bound = plan.max_schedule_lag_p99.as_micros() as u64;
@@ -188,8 +219,8 @@ pub(super) fn target_stall_note(plan: &Plan, validity: &Validity) -> Option<Stri
         String::new()
     };
     Some(format!(
-        "the target stopped answering waiting devices {} time{} ({:.3} s in all, the longest {:.3} s, each until the \
-         generator caught up with the answers that then came at once){lag}",
+        "the target stopped answering waiting devices {} time{} ({:.3} s in all, the longest {:.3} s, each until it \
+         answered again or the waiting devices gave up, and the generator had caught up){lag}",
         stalls.count,
         if stalls.count == 1 { "" } else { "s" },
         stalls.seconds,

@@ -217,8 +217,8 @@ fn spawn_judging_emulator(dir: &Path, report: &Path, exit_after: u64, extra: &[&
     crate::support::binary::spawn_emulator_with(&config, &dir.join("ca.pem"), &args)
 }
 
-/// A fleet of `devices` against a judging emulator, one connection each (no preflight: the
-/// emulator's `--exit-after` counts the fleet's connections).
+/// A fleet of `devices` against a judging emulator, one connection each (no preflight, so the
+/// report's `connections` counts the fleet's alone).
 fn remote_scenario(dir: &Path, port: &str, devices: u32, misbehave: &[&str]) -> PathBuf {
     Scenario::loopback("remote", port.parse().unwrap(), SCOPE, "ca.pem")
         .devices(devices.into())

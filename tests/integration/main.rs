@@ -27,4 +27,5 @@ mod secrets;
 mod shards;
 mod stalls;
 mod support;
+mod verdict;
 mod x509;

@@ -56,6 +56,10 @@ pub struct ConnectionLog {
     unacked: Vec<(u16, Told)>,
     /// Negotiated TLS protocol, when the connection runs on TLS.
     tls12: Option<bool>,
+    /// The device sent a SUBSCRIBE or a PUBLISH.
+    asked: bool,
+    /// How the connection ended (`None` while it runs).
+    ending: Option<Ending>,
 }
 
 impl ConnectionLog {
@@ -67,6 +71,13 @@ impl ConnectionLog {
 
     pub fn registration_id(&self) -> Option<&str> {
         self.registration_id.as_deref()
+    }
+
+    /// Whether the connection only checked that the device can connect: CONNECT, then
+    /// DISCONNECT with nothing between (as a run's preflight does). It is judged like any
+    /// other, but is no client connection for `--exit-after`.
+    pub fn connection_check(&self) -> bool {
+        !self.asked && self.ending == Some(Ending::Disconnect)
     }
 
     /// Whether `check` was broken on this connection.
@@ -151,6 +162,7 @@ impl ConnectionLog {
 
     /// The device's SUBSCRIBE.
     pub fn subscribe<'f>(&mut self, filters: impl Iterator<Item = &'f str>) {
+        self.asked = true;
         for filter in filters {
             let documented = filter == topics::RESPONSE_FILTER;
             self.subscribed |= documented;
@@ -167,6 +179,7 @@ impl ConnectionLog {
         now: Instant,
         latest_operation: impl FnOnce() -> Option<String>,
     ) {
+        self.asked = true;
         self.verdict(ClientCheck::SubscribeFirst, self.subscribed, || {
             format!("published on {topic} before subscribing")
         });
@@ -272,6 +285,7 @@ impl ConnectionLog {
 
     /// The connection ended: judges DISCONNECT after a final status.
     pub fn end(&mut self, ending: Ending) {
+        self.ending = Some(ending);
         if self.final_sent && ending != Ending::Emulator {
             self.verdict(ClientCheck::Disconnect, ending == Ending::Disconnect, || {
                 "closed the connection without DISCONNECT after its final status".into()

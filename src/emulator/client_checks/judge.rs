@@ -1,6 +1,7 @@
 //! The judge shared by every connection of a judging emulator: folds each finished
 //! [`ConnectionLog`] into per-check counts with the first registration IDs as evidence, keeps
-//! per-client detail for the first few clients and for those named, and follows each
+//! per-client detail for the first few clients that broke a check (the first few clients while
+//! none did) and for those named, and follows each
 //! registration ID's connection attempts over time for the reconnect check.
 //!
 //! Sans IO: `now` is an input. One lock, taken twice per connection (at CONNECT and at its end).
@@ -16,7 +17,7 @@ use super::report::{CheckResult, ClientDetail, ClientReport, Example};
 
 /// Examples kept per check.
 pub const EXAMPLES: usize = 5;
-/// Clients whose detail is kept without being named.
+/// Clients whose detail is kept without being named (those that broke checks first).
 pub const DETAILED_CLIENTS: usize = 5;
 /// Evidence lines kept per detailed client.
 const DETAIL_LINES: usize = 20;
@@ -75,7 +76,8 @@ impl Default for State {
 pub struct Judge {
     config: JudgeConfig,
     state: Mutex<State>,
-    /// Connections that sent CONNECT and ended, readable without the lock (`--exit-after`).
+    /// Client connections that sent CONNECT and ended, readable without the lock
+    /// (`--exit-after`); a connection check (a run's preflight) is not one.
     finished: AtomicU64,
 }
 
@@ -85,7 +87,8 @@ impl Judge {
         Self { config, ..Self::default() }
     }
 
-    /// Connections judged and finished so far.
+    /// Client connections judged and finished so far, connection checks left out
+    /// ([`ConnectionLog::connection_check`]).
     pub fn finished(&self) -> u64 {
         self.finished.load(Ordering::Relaxed)
     }
@@ -148,8 +151,7 @@ impl Judge {
                 }
             }
         }
-        let named = self.config.detail.contains(&canonical);
-        if named || state.details.contains_key(&canonical) || state.details.len() < DETAILED_CLIENTS {
+        if self.keeps_detail(&mut state, &canonical, &log) {
             let detail = state.details.entry(canonical.clone()).or_insert_with(|| ClientDetail::new(&id));
             add_connection(detail, &log, DETAIL_LINES);
         }
@@ -163,7 +165,28 @@ impl Judge {
             state.followed.insert(canonical, Attempts { failed_at: now, quick_in_a_row });
         }
         drop(state);
-        self.finished.fetch_add(1, Ordering::Relaxed);
+        if !log.connection_check() {
+            self.finished.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the connection of `canonical` goes into the per-client detail: a named client's
+    /// always, and a client already detailed; otherwise a client that broke a check takes the
+    /// place of one detailed while it broke nothing, and one that broke nothing takes only a free
+    /// place. So the detail holds the clients that broke checks, not merely the first to come.
+    fn keeps_detail(&self, state: &mut State, canonical: &str, log: &ConnectionLog) -> bool {
+        if self.config.detail.iter().any(|id| id == canonical) || state.details.contains_key(canonical) {
+            return true;
+        }
+        let unnamed = |id: &String| !self.config.detail.contains(id);
+        if state.details.keys().filter(|id| unnamed(id)).count() < DETAILED_CLIENTS {
+            return true;
+        }
+        if !ClientCheck::ALL.into_iter().any(|check| log.broke(check)) {
+            return false;
+        }
+        let clean = state.details.iter().find(|(id, d)| unnamed(id) && d.broken.is_empty()).map(|(id, _)| id.clone());
+        clean.is_some_and(|id| state.details.remove(&id).is_some())
     }
 
     /// The report so far.
@@ -228,6 +251,73 @@ mod tests {
         judge.connection_attempt(&mut log, at);
         log.end(Ending::Emulator);
         judge.finish(log, at);
+    }
+
+    /// A connection of `id` that presents a certificate whose CN is `cn` (the registration ID's
+    /// own breaks nothing), registers when `registers`, and ends as `ending`.
+    fn connection(judge: &Judge, id: &str, cn: &str, registers: bool, ending: Ending) {
+        let mut log = ConnectionLog::new(Some(true));
+        let context = ConnectContext {
+            id_scope: "0ne00UNIT01",
+            certificate_cn: Some(cn),
+            x509: true,
+            individual: &|_| false,
+            now_unix: 0,
+        };
+        let mut connect = Connect::new(id);
+        let username = format!("0ne00UNIT01/registrations/{id}/api-version=2019-03-31");
+        connect.login = Some(rumqttc::mqttbytes::v4::Login::new(username, ""));
+        log.connect(&ConnectFacts::parse(&connect, context));
+        let now = Instant::now();
+        judge.connection_attempt(&mut log, now);
+        if registers {
+            log.subscribe(std::iter::once(crate::topics::RESPONSE_FILTER));
+            let body = format!("{{\"registrationId\":\"{id}\"}}");
+            log.request(&crate::topics::register_topic("1"), body.as_bytes(), now, || None);
+        }
+        log.end(ending);
+        judge.finish(log, now);
+    }
+
+    #[test]
+    fn the_detail_holds_the_clients_that_broke_checks_not_the_first_to_come() {
+        let judge = Judge::new(JudgeConfig::default());
+        for n in 0..10 {
+            let id = format!("good-{n}");
+            connection(&judge, &id, &id, true, Ending::Disconnect);
+        }
+        for n in 0..3 {
+            connection(&judge, &format!("bad-{n}"), "someone-else", true, Ending::Disconnect);
+        }
+        let report = judge.report();
+        let detailed: Vec<&str> = report.clients.iter().map(|c| c.registration_id.as_str()).collect();
+        assert_eq!(detailed.len(), DETAILED_CLIENTS, "{detailed:?}");
+        for n in 0..3 {
+            let client = report.clients.iter().find(|c| c.registration_id == format!("bad-{n}"));
+            let client = client.unwrap_or_else(|| panic!("bad-{n} is not detailed: {detailed:?}"));
+            assert_eq!(client.broken, ["DPS-CLIENT-AUTH-005"], "{client:?}");
+        }
+        // While no client broke a check, the first few are detailed.
+        let clean = Judge::new(JudgeConfig::default());
+        for n in 0..10 {
+            let id = format!("good-{n}");
+            connection(&clean, &id, &id, true, Ending::Disconnect);
+        }
+        assert_eq!(clean.report().clients.len(), DETAILED_CLIENTS);
+    }
+
+    #[test]
+    fn exit_after_counts_client_connections_not_a_connection_check() {
+        let judge = Judge::new(JudgeConfig::default());
+        // A run's preflight: CONNECT, then DISCONNECT with nothing between.
+        connection(&judge, "dev-0", "dev-0", false, Ending::Disconnect);
+        assert_eq!(judge.finished(), 0);
+        assert_eq!(judge.report().connections, 1, "it is judged all the same");
+        // A device that registers, and one the emulator refused (or that dropped) are clients.
+        connection(&judge, "dev-0", "dev-0", true, Ending::Disconnect);
+        connection(&judge, "dev-1", "dev-1", false, Ending::Emulator);
+        connection(&judge, "dev-2", "dev-2", false, Ending::Dropped);
+        assert_eq!(judge.finished(), 3);
     }
 
     fn reconnect(judge: &Judge) -> super::super::report::CheckResult {

@@ -23,11 +23,48 @@ pub struct ClientReport {
     /// Whether a client broke a must-check (the exit status is 1 then).
     pub must_broken: bool,
     pub checks: Vec<CheckResult>,
-    /// Per-client detail: the first few clients and those named with `--client-detail`.
+    /// Per-client detail: the first few clients that broke checks (the first few clients while
+    /// none did) and those named with `--client-detail`.
     pub clients: Vec<ClientDetail>,
     /// Clients named with `--client-detail` that never connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub named_but_unseen: Vec<String>,
+    /// TLS handshakes that failed, by reason: why a client may never have been judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_failures: Vec<TlsFailure>,
+}
+
+/// Failed TLS handshakes with one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFailure {
+    /// The TLS library's error (an alert the client sent, what it did not offer) or the deadline.
+    pub reason: String,
+    pub handshakes: u64,
+    /// What it most likely means (a client that does not trust the emulator's CA, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meaning: Option<String>,
+}
+
+impl TlsFailure {
+    /// The failures of the emulator's handshake counters (`(reason, count)`, as
+    /// `HandshakeFailures::snapshot` gives them).
+    pub fn of(counted: &[(String, u64)]) -> Vec<Self> {
+        counted
+            .iter()
+            .map(|(reason, handshakes)| TlsFailure {
+                reason: reason.clone(),
+                handshakes: *handshakes,
+                meaning: crate::emulator::activity::hint(reason).map(str::to_string),
+            })
+            .collect()
+    }
+
+    /// `3 TLS handshakes failed: received fatal alert: UnknownCA (the client does not trust ...)`.
+    pub fn line(&self) -> String {
+        let plural = if self.handshakes == 1 { "" } else { "s" };
+        let meaning = self.meaning.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
+        format!("{} TLS handshake{plural} failed: {}{meaning}", self.handshakes, self.reason)
+    }
 }
 
 /// A check's verdict over every connection judged.
@@ -103,7 +140,33 @@ impl ClientReport {
         named_but_unseen: Vec<String>,
     ) -> Self {
         let must_broken = checks.iter().any(|c| c.check.level == Level::Must && c.verdict == Verdict::Fail);
-        Self { schema: CLIENTS_SCHEMA.into(), connections, must_broken, checks, clients, named_but_unseen }
+        let tls_failures = Vec::new();
+        Self {
+            schema: CLIENTS_SCHEMA.into(),
+            connections,
+            must_broken,
+            checks,
+            clients,
+            named_but_unseen,
+            tls_failures,
+        }
+    }
+
+    /// Whether it holds no verdict: no connection was judged and no handshake broke a check.
+    /// Such a report is no pass: the client never got as far as being judged.
+    pub fn judged_nothing(&self) -> bool {
+        self.connections == 0 && !self.must_broken
+    }
+
+    /// Why no client was judged, in one line: the TLS failures seen, or that none connected.
+    pub fn why_nothing_judged(&self) -> String {
+        if self.tls_failures.is_empty() {
+            return "no client connection sent CONNECT (and no TLS handshake failed): did the client reach this \
+                    address?"
+                .into();
+        }
+        let lines: Vec<String> = self.tls_failures.iter().map(TlsFailure::line).collect();
+        format!("no client got past its TLS handshake: {}", lines.join("; "))
     }
 
     /// The result of `check`.
@@ -173,7 +236,8 @@ fn example_line(example: &Example) -> String {
 
 /// `clients.junit.xml`: one testcase per check; a broken check is a `<failure>` (a should-check's
 /// too, so CI shows it; its message says it is a should) listing the first clients that broke
-/// it; a check no client gave a chance is `<skipped>`.
+/// it; a check no client gave a chance is `<skipped>`, or, when no client was judged at all, a
+/// must-check is an `<error>` saying why.
 pub fn junit(report: &ClientReport) -> String {
     check_report(report).junit()
 }
@@ -186,12 +250,19 @@ pub fn check_report(report: &ClientReport) -> CheckReport {
         timestamp: None,
         seconds: None,
         properties: vec![("connections", report.connections.to_string())],
-        rows: report.checks.iter().map(row).collect(),
+        rows: report.checks.iter().map(|check| row(check, report)).collect(),
     }
 }
 
-fn row(check: &CheckResult) -> CheckRow {
+/// A check's row. When no client was judged at all, a must-check no connection gave a chance
+/// is an error (inconclusive), not skipped: a CI job reading only the JUnit must not go green on a
+/// device that never got as far as being judged.
+fn row(check: &CheckResult, report: &ClientReport) -> CheckRow {
+    let nothing_judged =
+        report.judged_nothing() && check.check.level == Level::Must && check.verdict == Verdict::NotJudged;
+    let grade = if nothing_judged { Grade::Inconclusive } else { check.verdict.grade() };
     let (message, detail) = match check.verdict {
+        _ if nothing_judged => (format!("no client was judged: {}", report.why_nothing_judged()), String::new()),
         Verdict::Pass => (String::new(), String::new()),
         Verdict::NotJudged => ("no connection gave this check a chance".into(), String::new()),
         Verdict::Fail => {
@@ -208,7 +279,7 @@ fn row(check: &CheckResult) -> CheckRow {
     CheckRow {
         check: check.check.clone(),
         classname: format!("dpsbench.clients.{}", check.check.level.name()),
-        grade: check.verdict.grade(),
+        grade,
         message,
         detail,
         seconds: None,
@@ -221,11 +292,22 @@ pub fn markdown(report: &ClientReport) -> String {
     let mut out = String::from("# dpsbench client checks\n\n");
     let broken: Vec<&CheckResult> = report.checks.iter().filter(|c| c.verdict == Verdict::Fail).collect();
     let verdict = match (report.must_broken, broken.is_empty()) {
+        _ if report.judged_nothing() => "**NO VERDICT**: no client was judged",
         (true, _) => "**FAIL**: a client broke a must-check",
         (false, false) => "**pass** on every must-check; should-checks broken below",
         (false, true) => "**pass**: no client broke a check",
     };
     let _ = writeln!(out, "{verdict} ({} connections judged).\n", report.connections);
+    if report.judged_nothing() {
+        let _ = writeln!(out, "{}.\n", report.why_nothing_judged());
+    }
+    if !report.tls_failures.is_empty() {
+        out.push_str("TLS handshakes that failed:\n\n");
+        for failure in &report.tls_failures {
+            let _ = writeln!(out, "- {}", failure.line());
+        }
+        out.push('\n');
+    }
     out.push_str("| Check | Level | Verdict | Judged | Broken | Title |\n|---|---|---|---:|---:|---|\n");
     for check in &report.checks {
         let _ = writeln!(
@@ -317,6 +399,30 @@ mod tests {
     #[test]
     fn junit_is_pinned() {
         insta::assert_snapshot!(junit(&report()));
+    }
+
+    #[test]
+    fn a_report_that_judged_no_client_is_no_pass_and_says_why() {
+        let checks = CATALOGUE.iter().map(|entry| CheckResult::new(entry, 0, 0, Vec::new())).collect();
+        let mut report = ClientReport::new(0, checks, Vec::new(), Vec::new());
+        assert!(report.judged_nothing());
+        assert!(report.why_nothing_judged().contains("no client connection sent CONNECT"));
+        report.tls_failures = TlsFailure::of(&[("received fatal alert: UnknownCA".into(), 2)]);
+        let why = report.why_nothing_judged();
+        assert!(why.contains("2 TLS handshakes failed: received fatal alert: UnknownCA"), "{why}");
+        assert!(why.contains("does not trust this emulator's certificate"), "{why}");
+        let markdown = markdown(&report);
+        assert!(markdown.starts_with("# dpsbench client checks\n\n**NO VERDICT**"), "{markdown}");
+        assert!(!markdown.contains("**pass**") && markdown.contains("UnknownCA"), "{markdown}");
+        // The JUnit fails a CI job: every must-check is an error saying why, none a silent skip.
+        let rows = check_report(&report).rows;
+        for row in &rows {
+            let expected = if row.check.level == Level::Must { Grade::Inconclusive } else { Grade::Skipped };
+            assert_eq!(row.grade, expected, "{}", row.check.id);
+        }
+        assert!(rows.iter().any(|r| r.message.contains("UnknownCA")));
+        let parsed: ClientReport = serde_json::from_slice(&json(&report)).unwrap();
+        assert_eq!(parsed, report);
     }
 
     #[test]

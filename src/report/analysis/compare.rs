@@ -21,7 +21,8 @@ pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &
     let baseline_header = runs.map_or("baseline".to_string(), |n| format!("mean of {n} ± sd"));
     let _ = writeln!(out, "{:<32} {:>22} {:>12}  change", "figure", baseline_header, "current");
     for f in &comparison.figures {
-        let _ = writeln!(out, "{:<32} {:>22} {:>12}  {}", f.name, baseline_cell(f), f.format(f.current), f.change());
+        let (current, change) = current_cells(comparison, f);
+        let _ = writeln!(out, "{:<32} {:>22} {:>12}  {change}", f.name, baseline_cell(f), current);
     }
     if !verdicts.is_empty() {
         let _ = writeln!(out);
@@ -41,6 +42,16 @@ fn baseline_cell(f: &Figure) -> String {
     }
 }
 
+/// A figure's current value and change: `no samples` for a latency the current run did not
+/// measure (its 0 is no value).
+fn current_cells(comparison: &Comparison, f: &Figure) -> (String, String) {
+    if comparison.unmeasured_now(&f.name) {
+        ("no samples".into(), "no samples".into())
+    } else {
+        (f.format(f.current), f.change())
+    }
+}
+
 /// The short form (`--summary`): the verdicts, and the figures that changed most, a few lines
 /// instead of the whole table.
 pub fn summary(comparison: &Comparison, baseline: &str, current: &str, verdicts: &[Verdict]) -> String {
@@ -54,7 +65,8 @@ pub fn summary(comparison: &Comparison, baseline: &str, current: &str, verdicts:
     changed.sort_by(|a, b| b.change_percent().abs().total_cmp(&a.change_percent().abs()));
     let _ = writeln!(out, "{} figures compared, {} changed", comparison.figures.len(), changed.len());
     for f in changed.iter().take(MOST) {
-        let _ = writeln!(out, "  {:<32} {} -> {}  {}", f.name, baseline_cell(f), f.format(f.current), f.change());
+        let (current, change) = current_cells(comparison, f);
+        let _ = writeln!(out, "  {:<32} {} -> {current}  {change}", f.name, baseline_cell(f));
     }
     for verdict in verdicts {
         let mark = if verdict.tripped { "TRIPPED" } else { "ok     " };
@@ -75,6 +87,10 @@ pub fn json(comparison: &Comparison, baselines: &[String], current: &str, verdic
             value["change_percent"] = if change.is_finite() { change.into() } else { serde_json::Value::Null };
             if let Some(sd) = f.change_sd().filter(|sd| sd.is_finite()) {
                 value["change_sd"] = sd.into();
+            }
+            if comparison.unmeasured_now(&f.name) {
+                value["current"] = serde_json::Value::Null;
+                value["change_percent"] = serde_json::Value::Null;
             }
             value
         })
@@ -120,7 +136,8 @@ pub fn markdown(comparison: &Comparison, baseline: &str, current: &str, verdicts
     }
     let _ = writeln!(out, "| figure | baseline | current | change |\n|---|---:|---:|---:|");
     for f in &comparison.figures {
-        let _ = writeln!(out, "| `{}` | {} | {} | {} |", f.name, baseline_cell(f), f.format(f.current), f.change());
+        let (current, change) = current_cells(comparison, f);
+        let _ = writeln!(out, "| `{}` | {} | {current} | {change} |", f.name, baseline_cell(f));
     }
     out.into_bytes()
 }

@@ -102,6 +102,11 @@ pub struct Comparison {
     pub figures: Vec<Figure>,
     /// Differences of scenario or host, and runs whose numbers describe the generator.
     pub notes: Vec<String>,
+    /// Phases a baseline run measured and the current run has no sample of: their latencies
+    /// read 0 in `figures`, which is no improvement (a gate on them trips).
+    pub unmeasured: BTreeSet<Phase>,
+    /// The current run started no device: none of its figures has a sample.
+    pub current_empty: bool,
 }
 
 impl Figure {
@@ -179,10 +184,15 @@ pub fn figure_names() -> String {
 impl Comparison {
     pub fn of(baseline: &RunSummary, current: &RunSummary) -> Self {
         let mut figures = Vec::new();
+        let mut unmeasured = BTreeSet::new();
         for phase in Phase::ALL {
-            let (Some(b), Some(c)) = (baseline.results.phase(phase), current.results.phase(phase)) else { continue };
-            if b.count == 0 && c.count == 0 {
+            let Some(b) = baseline.results.phase(phase) else { continue };
+            let c = current.results.phase(phase).filter(|c| c.count > 0);
+            if b.count == 0 && c.is_none() {
                 continue;
+            }
+            if c.is_none() {
+                unmeasured.insert(phase);
             }
             for (stat, value) in PHASE_STATS {
                 let name = format!("{phase}.{stat}");
@@ -190,7 +200,7 @@ impl Comparison {
                     name,
                     unit: Unit::Micros,
                     baseline: value(b) as f64,
-                    current: value(c) as f64,
+                    current: c.map_or(0.0, |c| value(c) as f64),
                     spread: None,
                 });
             }
@@ -231,7 +241,8 @@ impl Comparison {
                 });
             }
         }
-        Self { figures, notes: notes(baseline, current) }
+        let current_empty = current.results.devices.total == 0;
+        Self { figures, notes: notes(baseline, current), unmeasured, current_empty }
     }
 
     /// `current` against several baseline runs: each figure's baseline is their mean, with its
@@ -272,12 +283,26 @@ impl Comparison {
             })
             .collect();
         let mut notes: Vec<String> = Vec::new();
-        for note in each.into_iter().flat_map(|c| c.notes) {
-            if !notes.contains(&note) {
-                notes.push(note);
+        let mut unmeasured = BTreeSet::new();
+        for comparison in each {
+            unmeasured.extend(comparison.unmeasured);
+            for note in comparison.notes {
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
             }
         }
-        Self { figures, notes }
+        Self { figures, notes, unmeasured, current_empty: current.results.devices.total == 0 }
+    }
+
+    /// Whether `name` has no sample in the current run: a latency of a phase it never measured
+    /// (its baseline did), or any figure of a run that started no device. Its 0 is no value.
+    pub fn unmeasured_now(&self, name: &str) -> bool {
+        self.current_empty
+            || name
+                .split_once('.')
+                .and_then(|(phase, _)| Phase::parse(phase))
+                .is_some_and(|p| self.unmeasured.contains(&p))
     }
 
     /// The figure named `name`; a failure kind or check neither run has counts 0 in both.

@@ -129,12 +129,26 @@ impl Expression {
     }
 
     /// Evaluates the expression on `comparison`. A figure neither run has (a phase neither
-    /// measured) trips nothing.
+    /// measured) trips nothing; a latency the baseline measured and the current run has no
+    /// sample of trips whatever the threshold: a gate on nothing is no improvement.
     pub fn evaluate(&self, comparison: &Comparison) -> Verdict {
         let Some(figure) = comparison.get(&self.figure) else {
             let observed = format!("{} was measured by neither run", self.figure);
             return Verdict { expression: self.text.clone(), tripped: false, observed };
         };
+        if comparison.unmeasured_now(&self.figure) {
+            let why = match self.figure.split_once('.') {
+                _ if comparison.current_empty => "the current run started no device".to_string(),
+                Some((phase, _)) => format!("the current run measured no {phase}"),
+                None => format!("the current run measured no {}", self.figure),
+            };
+            let observed = format!(
+                "{} {} -> no samples: {why}, so this gate cannot hold",
+                figure.name,
+                figure.format(figure.baseline)
+            );
+            return Verdict { expression: self.text.clone(), tripped: true, observed };
+        }
         let (value, limit) = match self.threshold {
             Threshold::Change(percent) => (figure.change_percent(), percent),
             Threshold::Delta(delta) => (figure.current - figure.baseline, delta),

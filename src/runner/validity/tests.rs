@@ -107,7 +107,10 @@ fn a_lag_only_the_targets_stall_caused_leaves_the_run_valid_and_says_so() {
     assert_eq!(reasons_of(&plan, most_within.clone()), [lag_reason(&plan, 20_000, false, LagCause::Generator)]);
     let judged = super::validity(&plan, &lagging(20_000), &readings(5, 1), most_within, None);
     assert!(!judged.valid && judged.reasons[0].contains("schedule lag p99 20.0 ms"), "{:?}", judged.reasons);
-    assert!(target_stall_note(&plan, &judged).unwrap().ends_with("came at once)"), "no excuse claimed");
+    let note = target_stall_note(&plan, &judged).unwrap();
+    assert!(note.ends_with("the generator had caught up)"), "no excuse claimed: {note}");
+    // A window also ends when the waiting devices give up: the note claims no answer came.
+    assert!(!note.contains("came at once") && note.contains("or the waiting devices gave up"), "{note}");
 }
 
 #[test]
@@ -163,4 +166,37 @@ fn each_reason_renders_as_summary_json_says_it() {
 
 fn reasons_of(plan: &Plan, stalls: Option<TargetStalls>) -> Vec<InvalidReason> {
     invalid_reasons(plan, &lagging(20_000), &readings(5, 1), stalls.as_ref(), None)
+}
+
+#[test]
+fn a_failing_control_that_polls_early_is_valid_and_says_what_it_is() {
+    let control = |misbehave: &str| {
+        let text = format!(
+            "name = \"v\"\n[target]\nkind = \"embedded\"\n[devices]\ncount = 10\nmisbehave = [{misbehave}]\n\
+             [arrival]\nrate = 10\n"
+        );
+        let file = crate::toml_file::parse(&text).expect("the scenario parses");
+        Plan::resolve(file, std::path::Path::new("v.toml"), &|_| None).expect("it resolves")
+    };
+    let mut early = lagging(1);
+    early.early_requests = 1023;
+    // dpsbench's own devices: an early request is a harness bug.
+    assert_eq!(invalid_reasons(&plan(), &early, &readings(0, 0), None, None), [InvalidReason::EarlyRequests(1023)]);
+    assert_eq!(misbehaviour_note(&plan(), &early), None);
+    // Told to poll early: the early requests are the point, and every other rule still holds.
+    let poll_early = control("\"poll_early\"");
+    assert!(validity(&poll_early, &early, &readings(0, 0), None, None).valid);
+    let note = misbehaviour_note(&poll_early, &early).expect("a failing control says so");
+    assert!(note.starts_with("a failing control") && note.contains("misbehave = poll_early"), "{note}");
+    assert!(note.contains("1023 requests before their retry-after") && !note.contains("harness bug"), "{note}");
+    let lagging_too = Summary { early_requests: 1023, ..lagging(20_000) };
+    let reasons = invalid_reasons(&poll_early, &lagging_too, &readings(8, 1), None, None);
+    assert_eq!(reasons, [lag_reason(&poll_early, 20_000, false, LagCause::Generator)]);
+    // A misbehaviour that does not send early leaves an early request a harness bug.
+    let no_disconnect = control("\"no_disconnect\"");
+    assert_eq!(
+        invalid_reasons(&no_disconnect, &early, &readings(0, 0), None, None),
+        [InvalidReason::EarlyRequests(1023)]
+    );
+    assert!(misbehaviour_note(&no_disconnect, &early).unwrap().contains("misbehave = no_disconnect"));
 }

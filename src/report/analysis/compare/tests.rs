@@ -117,3 +117,53 @@ fn compare_md_of_a_regression() {
     let text = String::from_utf8(markdown(&comparison, "reports/last-night", "reports/tonight", &verdicts)).unwrap();
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn a_gate_on_a_latency_the_current_run_never_measured_trips_and_is_no_improvement() {
+    let baseline = summary(|_| {});
+    let gate = |comparison: &Comparison, text: &str| {
+        super::super::expression::Expression::parse(text).unwrap().evaluate(comparison)
+    };
+    // Every device failed: `assigned` has no sample (its stats read 0), or is missing.
+    let emptied = summary(|s| {
+        s["phases"]["assigned"] = serde_json::json!({ "count": 0, "min_us": 0, "mean_us": 0, "p50_us": 0,
+            "p90_us": 0, "p99_us": 0, "p999_us": 0, "max_us": 0 });
+    });
+    let missing = summary(|s| {
+        s["phases"].as_object_mut().unwrap().remove("assigned");
+    });
+    for current in [&emptied, &missing] {
+        let comparison = Comparison::of(&baseline, current);
+        for text in ["assigned.p99 > +10%", "assigned.p50 > 5ms", "assigned.max >= +1sd"] {
+            let verdict = gate(&comparison, text);
+            assert!(verdict.tripped, "{text}: {verdict:?}");
+            assert!(verdict.observed.contains("no samples"), "{verdict:?}");
+            assert!(!verdict.observed.contains("-100.0%"), "{verdict:?}");
+        }
+        let table = table(&comparison, "b", "c", &[]);
+        let row = table.lines().find(|l| l.starts_with("assigned.p99")).unwrap();
+        assert!(row.contains("no samples") && !row.contains("0us"), "{row}");
+        // Over several baselines too.
+        let many = Comparison::of_many(&[&baseline, &baseline], current);
+        assert!(gate(&many, "assigned.p99 > +3sd").tripped);
+        // A phase the current run measured still gates by its change.
+        assert!(!gate(&comparison, "tls_handshake.p99 > +10%").tripped);
+    }
+}
+
+#[test]
+fn every_gate_on_a_run_that_started_no_device_trips() {
+    let baseline = summary(|_| {});
+    let empty = summary(|s| {
+        s["devices"] = serde_json::json!({ "total": 0, "assigned": 0, "failed": 0, "aborted": 0,
+            "not_finished": 0, "not_started": 0 });
+        s["phases"] = serde_json::json!({});
+        s["register_attempts"]["mean"] = 0.0.into();
+    });
+    let comparison = Comparison::of(&baseline, &empty);
+    for text in ["failed > 0", "register_attempts.mean > +10%", "throttled > 0", "assigned.p99 > +10%"] {
+        let verdict = super::super::expression::Expression::parse(text).unwrap().evaluate(&comparison);
+        assert!(verdict.tripped, "{text}: {verdict:?}");
+        assert!(verdict.observed.contains("started no device"), "{verdict:?}");
+    }
+}
