@@ -80,7 +80,7 @@ pub fn predict(plan: &Plan) -> Prediction {
 /// those it starts, and bills; `shard` is its `K/N` when it is one.
 pub fn dry_run(plan: &Plan, devices: u64, shard: Option<String>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
+    let _ = writeln!(out, "scenario    {}", super::named_with_source(&plan.name, &plan.file.to_string_lossy()));
     let (target, billed) = match &plan.target {
         TargetPlan::Embedded { .. } => {
             ("the embedded emulator on 127.0.0.1 (nothing leaves this machine)".to_string(), false)
