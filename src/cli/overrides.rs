@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::scenario::{
-    Applied, GROUP_KEY_ENV, OverrideError, Overrides, Plan, ScenarioError, ScenarioFile, TargetOverride,
+    Applied, GROUP_KEY_ENV, NO_FILE, OverrideError, Overrides, Plan, ScenarioError, ScenarioFile, TargetOverride,
 };
-
-/// What `summary.json` says the scenario file was when none was given.
-pub const NO_FILE: &str = "(command line)";
 
 /// The quick run: the embedded emulator, and the quickstart's 1,000 devices at 200/s unless the
 /// flags say otherwise (a count, a duration or a device list replaces the 1,000; with

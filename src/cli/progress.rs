@@ -1,6 +1,7 @@
 //! `run`'s live progress on stderr: a bar on a terminal, a line a second otherwise.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -19,6 +20,8 @@ pub(super) struct ProgressView {
     drain_announced: bool,
     /// Whether the early word on every device failing alike was said (once a run).
     early_warned: bool,
+    /// The last plain line printed, time and figures, so no tick repeats one.
+    last: Option<(String, String)>,
 }
 
 impl ProgressView {
@@ -40,7 +43,7 @@ impl ProgressView {
             );
             bar
         });
-        Self { quiet, bar, announced: false, banner, drain_announced: false, early_warned: false }
+        Self { quiet, bar, announced: false, banner, drain_announced: false, early_warned: false, last: None }
     }
 
     pub(super) fn show(&mut self, tick: &Tick) {
@@ -83,7 +86,13 @@ impl ProgressView {
                 bar.set_position(p.assigned + p.failed);
                 bar.set_message(line);
             }
-            None => errln!("[{:>4}s] {line}", p.elapsed.as_secs()),
+            None => {
+                let previous = self.last.as_ref().map(|(label, previous)| (label.as_str(), previous.as_str()));
+                if let Some(label) = elapsed_label(p.elapsed, &line, previous) {
+                    errln!("{label} {line}");
+                    self.last = Some((label, line));
+                }
+            }
         }
     }
 
@@ -103,6 +112,20 @@ impl ProgressView {
     }
 }
 
+/// A plain progress line's time, or `None` when the line would repeat the one before: the
+/// elapsed seconds cut to a tenth (`[   3.9s]`, so the run's first tick and its last, partial
+/// second never share a label with their neighbours), to the millisecond when two ticks fall
+/// in one tenth.
+fn elapsed_label(elapsed: Duration, line: &str, previous: Option<(&str, &str)>) -> Option<String> {
+    let seconds = elapsed.as_secs_f64();
+    let tenths = format!("[{:>6.1}s]", (seconds * 10.0).floor() / 10.0);
+    match previous {
+        Some((label, figures)) if label == tenths && figures == line => None,
+        Some((label, _)) if label == tenths => Some(format!("[{:>6.3}s]", (seconds * 1000.0).floor() / 1000.0)),
+        _ => Some(tenths),
+    }
+}
+
 impl Sink for ProgressView {
     fn tick(&mut self, tick: &Tick) -> Result<()> {
         self.show(tick);
@@ -111,5 +134,22 @@ impl Sink for ProgressView {
 
     fn finish(&mut self) {
         ProgressView::finish(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_progress_lines_share_a_time_or_repeat() {
+        let at = |ms: u64| Duration::from_millis(ms);
+        assert_eq!(elapsed_label(at(3), "a", None).as_deref(), Some("[   0.0s]"));
+        // A late first second and the run's end a little before a whole second keep apart.
+        assert_eq!(elapsed_label(at(953), "b", Some(("[   0.0s]", "a"))).as_deref(), Some("[   0.9s]"));
+        assert_eq!(elapsed_label(at(1001), "c", Some(("[   0.9s]", "b"))).as_deref(), Some("[   1.0s]"));
+        assert_eq!(elapsed_label(at(1042), "d", Some(("[   1.0s]", "c"))).as_deref(), Some("[ 1.042s]"));
+        assert_eq!(elapsed_label(at(1042), "c", Some(("[   1.0s]", "c"))), None, "the same figures once");
+        assert_eq!(elapsed_label(at(12_345_678), "e", None).as_deref(), Some("[12345.6s]"));
     }
 }

@@ -90,7 +90,7 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
     let mut interrupts = interrupt_counter();
     let ready = runner::prepare(&plan, &options, &mut interrupts, |checks| {
         if !args.quiet {
-            eprintln!("dpsbench: {checks}");
+            errln!("dpsbench: {checks}");
         }
     })
     .await?;

@@ -98,6 +98,19 @@ impl FieldError {
     }
 }
 
+/// A plan's `file` when no scenario file was given: the quick run, built from the command line.
+pub const NO_FILE: &str = "(command line)";
+
+/// A scenario's name and where it came from, for a line of text: `quickstart
+/// (scenarios/quickstart.toml)`, or `quick (command line)` for a plan built from flags alone
+/// (whose file, [`NO_FILE`], is already in parentheses).
+pub fn named_with_source(name: &str, file: &str) -> String {
+    match file {
+        NO_FILE => format!("{name} {NO_FILE}"),
+        file => format!("{name} ({file})"),
+    }
+}
+
 /// A validated scenario. What the user typed for one run of it (shard, start instant, extra
 /// outputs) is not scenario data: it travels beside the plan, in `runner::RunOptions`.
 #[derive(Debug, Clone)]

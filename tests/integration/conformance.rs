@@ -261,3 +261,16 @@ async fn checks_a_refused_handshake_keeps_from_running_are_inconclusive_not_fail
     }
     assert!(report.must_failures() > 0);
 }
+
+/// Issue 35: evidence says a value plainly: the refused CSR's errorCode is `400302`, and no
+/// evidence of the whole suite shows Rust's `Some(…)` or `None`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_35_evidence_says_values_plainly_without_some() {
+    let (report, _) = suite(Deviations::default(), SuiteOptions::default()).await;
+    let refused = report.results.iter().find(|r| r.check.id == "DPS-CERT-008").expect("DPS-CERT-008 is judged");
+    assert_eq!(refused.evidence, "the registration ended failed, errorCode 400302");
+    for result in &report.results {
+        let evidence = &result.evidence;
+        assert!(!evidence.contains("Some(") && !evidence.contains("None"), "{}: {evidence}", result.check.id);
+    }
+}

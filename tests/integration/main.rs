@@ -25,6 +25,7 @@ mod properties;
 mod reports;
 mod secrets;
 mod shards;
+mod smaller;
 mod stalls;
 mod support;
 mod verdict;

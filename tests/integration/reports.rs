@@ -139,29 +139,9 @@ fn report_html_draws_every_chart_in_a_headless_browser() {
     let dir = temp_dir("browser");
     let (out, _) = run(&dir, 120, &[]);
     let page = format!("file://{}", out.join("report.html").display());
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ];
     let profile = |name: &str| format!("--user-data-dir={}", dir.join(name).display());
-    let dumped = Command::new("timeout")
-        .arg("120")
-        .arg(&browser)
-        .args(flags)
-        .args([&profile("profile-dom"), "--enable-logging=stderr", "--v=0", "--dump-dom", &page])
-        .output()
-        .unwrap();
-    assert!(dumped.status.success(), "{} failed: {}", browser.display(), text(&dumped.stderr));
-    let console: Vec<String> =
-        text(&dumped.stderr).lines().filter(|line| line.contains(":CONSOLE")).map(String::from).collect();
+    let (console, dom) = dump_dom(&browser, &dir, &page);
     assert!(console.is_empty(), "the page logged to the console: {console:#?}");
-    let dom = text(&dumped.stdout);
     // The page's own script counts the charts whose SVG laid out with a non-empty box (and
     // logged any legend over a line to the console, checked above).
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -174,7 +154,7 @@ fn report_html_draws_every_chart_in_a_headless_browser() {
     let shot = Command::new("timeout")
         .arg("120")
         .arg(&browser)
-        .args(flags)
+        .args(HEADLESS)
         .args([&profile("profile-shot"), "--hide-scrollbars", "--window-size=960,3200"])
         .arg(format!("--screenshot={}", screenshot.display()))
         .arg(&page)
@@ -186,10 +166,38 @@ fn report_html_draws_every_chart_in_a_headless_browser() {
     eprintln!("report.html screenshot: {}", screenshot.display());
 }
 
+/// The flags of a headless Chromium that loads one local page and nothing else.
+const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// `page` (a file:// URL) loaded by `browser` with a profile under `dir`: what the page logged
+/// to the console, and its DOM once its scripts ran.
+pub(crate) fn dump_dom(browser: &Path, dir: &Path, page: &str) -> (Vec<String>, String) {
+    let profile = format!("--user-data-dir={}", dir.join("profile-dom").display());
+    let dumped = Command::new("timeout")
+        .arg("120")
+        .arg(browser)
+        .args(HEADLESS)
+        .args([&profile, "--enable-logging=stderr", "--v=0", "--dump-dom", page])
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{} failed: {}", browser.display(), text(&dumped.stderr));
+    let console = text(&dumped.stderr).lines().filter(|line| line.contains(":CONSOLE")).map(String::from).collect();
+    (console, text(&dumped.stdout))
+}
+
 /// A Chromium to load pages with: $DPSBENCH_BROWSER, or Debian's chromium-headless-shell or
 /// chromium on the PATH; `None` only when the user skipped the `chromium` part by name (a missing
 /// browser is otherwise a failure).
-fn browser() -> Option<PathBuf> {
+pub(crate) fn browser() -> Option<PathBuf> {
     let named = std::env::var_os("DPSBENCH_BROWSER").map(PathBuf::from).filter(|path| path.is_file());
     let candidates = ["chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"];
     let found = named.or_else(|| candidates.into_iter().find_map(crate::support::parts::on_path));

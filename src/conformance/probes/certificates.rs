@@ -219,7 +219,7 @@ fn issued_chain(
     };
     let cn = match leaf.common_name.as_deref() {
         Some(cn) if cn.eq_ignore_ascii_case(registration_id) => Verdict::Pass(format!("leaf CN {cn}")),
-        other => Verdict::Fail(format!("leaf CN {other:?}, registration ID {registration_id}")),
+        other => Verdict::Fail(format!("leaf CN {}, registration ID {registration_id}", super::or_none(other))),
     };
     let days = leaf.validity_seconds / 86_400;
     let validity = match crate::certificates::VALIDITY_DAYS.contains(&u32::try_from(days).unwrap_or(0)) {
@@ -264,7 +264,7 @@ fn passive_shape(report: &FlowReport<Watched>) -> Verdict {
 fn bad_csr_refused(refused: &FlowReport<Watched>) -> Verdict {
     match &refused.outcome {
         Outcome::Failed(FailureKind::RegistrationFailed(code)) => {
-            Verdict::Pass(format!("the registration ended failed, errorCode {code:?}"))
+            Verdict::Pass(format!("the registration ended failed, errorCode {}", super::or_none(code.as_ref())))
         }
         Outcome::Failed(FailureKind::Status(status @ 400..=499)) => Verdict::Pass(format!("refused with {status}")),
         _ if assigned(refused) => Verdict::Fail(format!(

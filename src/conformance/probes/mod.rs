@@ -361,6 +361,12 @@ impl ProbeClient {
     }
 }
 
+/// A value that may be absent, as evidence says it: `400302`, or `none` (never Rust's
+/// `Some(400302)`).
+pub fn or_none(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "none".into(), |value| value.to_string())
+}
+
 /// A packet named for evidence, without any password.
 pub fn describe(packet: &Packet) -> String {
     match packet {

@@ -113,7 +113,7 @@ async fn plain_connect(target: &ProbeTarget, address: std::net::SocketAddr) -> R
 pub async fn tls12_negotiated(target: &ProbeTarget) -> Verdict {
     match handshake(target, TlsVersions::Tls12Only).await {
         Ok((Some(ProtocolVersion::TLSv1_2), suite)) => Verdict::Pass(format!("TLS 1.2 negotiated ({suite})")),
-        Ok((version, _)) => Verdict::Fail(format!("negotiated {version:?} instead of TLS 1.2")),
+        Ok((version, _)) => Verdict::Fail(format!("negotiated {} instead of TLS 1.2", version_name(version))),
         Err(error) => Verdict::Fail(format!("a TLS 1.2 handshake failed: {error}")),
     }
 }
@@ -121,8 +121,20 @@ pub async fn tls12_negotiated(target: &ProbeTarget) -> Verdict {
 /// DPS-TLS-005: a client offering only TLS 1.3 is refused.
 pub async fn tls13_alone_refused(target: &ProbeTarget) -> Verdict {
     match handshake(target, TlsVersions::Tls13Only).await {
-        Ok((version, suite)) => Verdict::Fail(format!("a TLS 1.3-only client was accepted ({version:?}, {suite})")),
+        Ok((version, suite)) => {
+            Verdict::Fail(format!("a TLS 1.3-only client was accepted ({}, {suite})", version_name(version)))
+        }
         Err(error) => Verdict::Pass(format!("refused: {error}")),
+    }
+}
+
+/// A negotiated protocol version as evidence says it: `TLS 1.3`, or `none`.
+fn version_name(version: Option<ProtocolVersion>) -> String {
+    match version {
+        Some(ProtocolVersion::TLSv1_2) => "TLS 1.2".into(),
+        Some(ProtocolVersion::TLSv1_3) => "TLS 1.3".into(),
+        Some(other) => format!("{other:?}"),
+        None => "none".into(),
     }
 }
 
@@ -250,5 +262,14 @@ mod tests {
         assert_eq!(hello[5], 0x01, "ClientHello");
         assert_eq!(u32::from_be_bytes([0, hello[6], hello[7], hello[8]]) as usize, hello.len() - 9, "handshake length");
         assert_eq!(&hello[9..11], &[0x03, 0x02], "client_version TLS 1.1");
+    }
+
+    #[test]
+    fn a_version_is_named_plainly_in_evidence() {
+        assert_eq!(version_name(Some(ProtocolVersion::TLSv1_3)), "TLS 1.3");
+        assert_eq!(version_name(Some(ProtocolVersion::TLSv1_2)), "TLS 1.2");
+        assert_eq!(version_name(None), "none");
+        assert_eq!(super::super::or_none(Some(400_302)), "400302");
+        assert_eq!(super::super::or_none(None::<i64>), "none");
     }
 }

@@ -246,16 +246,27 @@ where
     Ok(())
 }
 
-/// Width kept right of the plot for the legend, when there is one.
+/// Width kept right of the plot for the legend, at least; more when a name needs it.
 pub const LEGEND_WIDTH: u32 = 200;
+/// The most of the chart's width the legend takes; a longer name wraps onto more lines.
+const LEGEND_MAX_WIDTH: u32 = 340;
+/// The width a legend character is given at the legend's 15 px (0.6 em): wider than the average
+/// glyph of the sans-serif fonts browsers pick (DejaVu Sans about 0.52 em over failure kinds), so
+/// a name ends inside the chart, whole.
+const LEGEND_CHAR: u32 = 9;
+/// Right of the plot, before a legend name: a margin, the colour mark and a gap.
+const LEGEND_TEXT_LEFT: u32 = 48;
+/// Right of a legend name, before the chart's edge.
+const LEGEND_RIGHT: u32 = 12;
 
 /// Draws into a fresh SVG of the standard size: the plot, and right of it (never over it) a
-/// legend of `names` in the lines' colours when there are any.
+/// legend of `names` in the lines' colours when there are any, as wide as its longest name needs.
 fn svg(names: &[&str], draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult) -> String {
     let mut text = String::new();
+    let legend_width = legend_width(names);
     {
         let root = SVGBackend::with_string(&mut text, (WIDTH, HEIGHT)).into_drawing_area();
-        let plot = if names.is_empty() { root.clone() } else { root.split_horizontally(WIDTH - LEGEND_WIDTH).0 };
+        let plot = if names.is_empty() { root.clone() } else { root.split_horizontally(WIDTH - legend_width).0 };
         let drawn = root.fill(&WHITE).and_then(|()| draw(&plot)).and_then(|()| root.present());
         // The SVG backend writes into a String: its only failures are bad ranges, which the
         // callers' bounds rule out. Say so in the chart rather than lose the report.
@@ -265,31 +276,75 @@ fn svg(names: &[&str], draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) ->
     }
     if !names.is_empty() {
         if let Some(end) = text.rfind("</svg>") {
-            text.insert_str(end, &legend(names));
+            text.insert_str(end, &legend(names, legend_width));
         }
     }
     text
 }
 
-/// The legend: one short line in each series' colour and its name, in a group of its own
-/// (`class="legend"`) right of the plot.
-fn legend(names: &[&str]) -> String {
-    let x = WIDTH - LEGEND_WIDTH + 14;
+/// The legend's width for `names`: room for the longest, from [`LEGEND_WIDTH`] up to
+/// [`LEGEND_MAX_WIDTH`].
+fn legend_width(names: &[&str]) -> u32 {
+    let longest = names.iter().map(|name| name.chars().count() as u32).max().unwrap_or(0);
+    (LEGEND_TEXT_LEFT + longest * LEGEND_CHAR + LEGEND_RIGHT).clamp(LEGEND_WIDTH, LEGEND_MAX_WIDTH)
+}
+
+/// The legend: for each series a short line in its colour and its whole name, wrapped onto more
+/// lines where it is longer than the legend is wide, the name again as the entry's title (a
+/// tooltip); in a group of its own (`class="legend"`) right of the plot.
+fn legend(names: &[&str], width: u32) -> String {
+    let x = WIDTH - width + 14;
+    let room = ((width - LEGEND_TEXT_LEFT - LEGEND_RIGHT) / LEGEND_CHAR) as usize;
     let mut out = String::from("<g class=\"legend\">");
+    let mut y = 60;
     for (index, name) in names.iter().enumerate() {
         let RGBColor(r, g, b) = COLORS[index % COLORS.len()];
-        let y = 60 + 26 * index as u32;
+        let lines = wrapped(name, room);
+        let text = match lines.as_slice() {
+            [one] => super::text::escape(one),
+            lines => lines
+                .iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    let dy = if i == 0 { 0 } else { 18 };
+                    format!("<tspan x=\"{}\" dy=\"{dy}\">{}</tspan>", x + 34, super::text::escape(line))
+                })
+                .collect(),
+        };
         out.push_str(&format!(
-            "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#{r:02x}{g:02x}{b:02x}\" stroke-width=\"3\"/>\
-             <text x=\"{}\" y=\"{}\" font-family=\"sans-serif\" font-size=\"15\">{}</text>",
+            "<g><title>{}</title><line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#{r:02x}{g:02x}{b:02x}\" \
+             stroke-width=\"3\"/><text x=\"{}\" y=\"{}\" font-family=\"sans-serif\" font-size=\"15\">{text}</text></g>",
+            super::text::escape(name),
             x + 26,
             x + 34,
             y + 5,
-            super::text::escape(name)
         ));
+        y += 26 + 18 * (lines.len() as u32 - 1);
     }
     out.push_str("</g>");
     out
+}
+
+/// `name` in lines of at most `room` characters, broken after a `_`, `-` or space where it
+/// can be, inside a word where one is longer than a line.
+fn wrapped(name: &str, room: usize) -> Vec<String> {
+    let room = room.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for piece in name.split_inclusive(['_', '-', ' ']) {
+        if !line.is_empty() && line.chars().count() + piece.chars().count() > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        line.push_str(piece);
+        while line.chars().count() > room {
+            lines.push(line.chars().take(room).collect());
+            line = line.chars().skip(room).collect();
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Lowest and highest of `values`, (0, 1) when there are none.
@@ -337,5 +392,39 @@ mod tests {
         assert!(bars.contains(">\n950\n<") && bars.contains(">\n50\n<"), "each bar is labelled: {bars}");
         let empty = over_time("Failures", "per second", &[]);
         assert!(empty.starts_with("<svg") && !empty.contains("chart failed"), "an empty chart still draws axes");
+    }
+
+    /// Issue 35: a legend name is never cut short by the chart's edge: the legend widens for a
+    /// long failure kind, wraps a longer one, and keeps the whole name as the entry's title.
+    #[test]
+    fn legend_names_end_inside_the_chart_whole() {
+        let long = "certificate_chain_not_issued_for_the_requested_key_pair";
+        let series: Vec<Series> = ["tls", "connection_lost_register", long]
+            .iter()
+            .map(|name| (name.to_string(), vec![(1.0, 1.0), (2.0, 3.0)]))
+            .collect();
+        let chart = over_time("Failures per second by kind", "failed devices per second", &series);
+        let legend = &chart[chart.find("<g class=\"legend\">").expect("a legend")..];
+        // A glyph of a 15 px sans-serif font is 0.6 em at the most on average (DejaVu Sans,
+        // the widest of the usual defaults, about 0.52 em): each line's end from its x and its
+        // characters.
+        let mut lines = 0;
+        for text in legend.split("<text x=\"").skip(1) {
+            let x: f64 = text.split('"').next().unwrap().parse().unwrap();
+            let body = &text[text.find('>').unwrap() + 1..text.find("</text>").unwrap()];
+            let body = body.replace("</tspan>", "\n");
+            for line in body.split('\n').filter(|l| !l.is_empty()) {
+                let line = line.rsplit('>').next().unwrap();
+                lines += 1;
+                let end = x + line.chars().count() as f64 * 15.0 * 0.6;
+                assert!(end <= f64::from(WIDTH), "{line:?} ends at {end}, past the chart's {WIDTH}: {legend}");
+            }
+        }
+        assert!(lines > 3, "the longest name wraps: {legend}");
+        for name in ["connection_lost_register", long] {
+            assert!(legend.contains(&format!("<title>{name}</title>")), "{name} whole: {legend}");
+        }
+        assert!(legend.contains(">connection_lost_register</text>"), "it fits on one line: {legend}");
+        assert_eq!(wrapped(long, 31).concat(), long, "wrapping keeps every character");
     }
 }

@@ -52,8 +52,20 @@ pub fn page(s: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<u8
 /// A chart of the page: its element ID, caption and SVG (none when there is nothing to draw).
 type Chart = (&'static str, String, Option<String>);
 
-/// Every chart, in page order.
+/// Every chart, in page order; one with nothing to draw is a line saying "no data" and why.
 fn charts_of(summary: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<Chart> {
+    let empty = super::no_data::charts_without_data(&summary.results, Some(series));
+    drawn_charts(summary, series, latency)
+        .into_iter()
+        .map(|chart| match empty.iter().find(|e| e.id == chart.0) {
+            Some(empty) => (chart.0, empty.line(), None),
+            None => chart,
+        })
+        .collect()
+}
+
+/// Every chart drawn, in page order.
+fn drawn_charts(summary: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<Chart> {
     let mut charts = latency_charts(latency);
     charts.extend(series_charts(series));
     let r = &summary.results;
@@ -102,7 +114,9 @@ fn latency_charts(totals: &PhaseHistograms) -> Vec<Chart> {
         ),
         (
             "latency-phases",
-            "Every other phase by percentile (log latency axis)".into(),
+            "Every other phase by percentile (log latency axis); end_to_end counts every device that ended: \
+             assigned, failed or aborted"
+                .into(),
             Some(charts::percentiles("Phases by percentile", &phase_series(&others), x_max)),
         ),
     ]
@@ -168,14 +182,20 @@ figure.chart{margin:1em 0}figure.chart svg{max-width:100%;height:auto}figcaption
 
 /// Marks the page once every chart has laid out with a non-empty box (`data-charts-drawn`), so
 /// a headless browser's DOM dump shows the charts really drew; reports errors to the console,
-/// among them a legend whose laid-out box overlaps a plotted line.
+/// among them a legend whose laid-out box overlaps a plotted line and a legend name that runs
+/// past the chart's edge (cut short); counts the legend names laid out whole
+/// (`data-legend-names-whole` of `data-legend-names`).
 const CHECK_SCRIPT: &str = "<script>\n(function(){var figures=document.querySelectorAll('figure.chart');\
-var drawn=0;figures.forEach(function(f){var svg=f.querySelector('svg');if(!svg){console.error('no svg in '+f.id);return;}\
+var drawn=0,names=0,whole=0;figures.forEach(function(f){var svg=f.querySelector('svg');if(!svg){console.error('no svg in '+f.id);return;}\
 var box=svg.getBBox();if(box.width>0&&box.height>0&&svg.querySelectorAll('polyline,rect,path,line').length>2){drawn++;}\
 else{console.error('empty chart '+f.id);}var legend=svg.querySelector('g.legend');if(legend){var l=legend.getBoundingClientRect();\
 svg.querySelectorAll('polyline:not([stroke-width=\"1\"])').forEach(function(p){var b=p.getBoundingClientRect();\
-if(b.left<l.right&&l.left<b.right&&b.top<l.bottom&&l.top<b.bottom){console.error('legend overlaps a line in '+f.id);}});}});\
+if(b.left<l.right&&l.left<b.right&&b.top<l.bottom&&l.top<b.bottom){console.error('legend overlaps a line in '+f.id);}});\
+var edge=svg.viewBox.baseVal&&svg.viewBox.baseVal.width||svg.width.baseVal.value;\
+legend.querySelectorAll('text').forEach(function(t){names++;var b=t.getBBox();\
+if(b.x+b.width>edge){console.error('legend name cut short in '+f.id+': '+t.textContent);}else{whole++;}});}});\
 document.body.setAttribute('data-charts',figures.length);\
+document.body.setAttribute('data-legend-names',names);document.body.setAttribute('data-legend-names-whole',whole);\
 document.body.setAttribute('data-charts-drawn',drawn);})();\n</script>\n";
 
 #[cfg(test)]

@@ -23,9 +23,8 @@ pub(super) fn write_tables(out: &mut String, s: &RunSummary) {
             vec![
                 "scenario".into(),
                 escape(&format!(
-                    "{} ({}), {}{}",
-                    s.scenario.name,
-                    s.scenario.file,
+                    "{}, {}{}",
+                    crate::scenario::named_with_source(&s.scenario.name, &s.scenario.file),
                     s.scenario.arrival,
                     s.scenario.typed_overrides().map(|typed| format!(", with {typed}")).unwrap_or_default()
                 )),

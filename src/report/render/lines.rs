@@ -3,12 +3,21 @@
 
 use super::text::micros;
 
-/// The rates, one line: offered, the one achieved rate, and the peak one-second rate.
-pub(super) fn rates_line(r: &crate::metrics::Summary) -> Option<String> {
-    let rates = r.rates.as_ref()?;
-    let offered = match rates.offered_per_second {
-        Some(rate) => format!("offered {rate:.1}/s"),
-        None => "offered: closed model".into(),
+/// The rates, one line: offered, the one achieved rate, and the peak one-second rate. A shard
+/// offers its share of the plan's rate (beside which the plan's own is named), so its offered
+/// and achieved rates are of the same devices; a merge of shards offers the whole plan's.
+pub(super) fn rates_line(summary: &crate::results::RunSummary) -> Option<String> {
+    let rates = summary.results.rates.as_ref()?;
+    let shard = summary.shard.as_ref().filter(|shard| shard.count > 1 && summary.merged.is_none());
+    let offered = match (rates.offered_per_second, shard) {
+        (Some(rate), Some(shard)) => format!(
+            "shard {} of {} offered {:.1}/s (its share of the plan's {rate:.1}/s)",
+            shard.index,
+            shard.count,
+            rate / shard.count as f64
+        ),
+        (Some(rate), None) => format!("offered {rate:.1}/s"),
+        (None, _) => "offered: closed model".into(),
     };
     Some(format!(
         "{offered}; achieved {:.1} assigned/s (first to last assignment); peak {} assigned in one second",

@@ -59,7 +59,7 @@ fn header(out: &mut String, summary: &RunSummary) {
         micros(validity.runtime_stall_p99_us),
         machine_stall(validity)
     );
-    if let Some(rates) = rates_line(&summary.results) {
+    if let Some(rates) = rates_line(summary) {
         let _ = writeln!(out, "| rates | {rates} |");
     }
     if let Some(cost) = &summary.generator {
@@ -72,6 +72,13 @@ fn header(out: &mut String, summary: &RunSummary) {
         let _ = writeln!(out, "| note | {note} |");
     }
     let _ = writeln!(out, "\nCharts, and these tables: [report.html](report.html).\n");
+    let empty = super::no_data::charts_without_data(&summary.results, None);
+    for chart in &empty {
+        let _ = writeln!(out, "- chart {}", chart.line());
+    }
+    if !empty.is_empty() {
+        let _ = writeln!(out);
+    }
 }
 
 /// What a shard or a merge of shards was; `None` for an unsharded run.

@@ -8,6 +8,7 @@ pub mod html;
 mod html_tables;
 mod lines;
 pub mod markdown;
+mod no_data;
 pub mod table;
 pub mod terminal;
 pub mod text;

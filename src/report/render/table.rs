@@ -37,12 +37,14 @@ impl Cell {
     }
 }
 
-/// A table: its title (a heading in Markdown and HTML), columns and rows.
+/// A table: its title (a heading in Markdown and HTML), columns and rows, and a note under it
+/// that says what a row counts where its name alone would not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     pub title: &'static str,
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Cell>>,
+    pub note: Option<String>,
 }
 
 const fn left(header: &'static str, width: usize) -> Column {
@@ -73,7 +75,18 @@ pub fn phases(r: &Summary) -> Table {
         right("p99.9", 10),
         right("max", 10),
     ];
-    Table { title: "Latency by phase", columns, rows }
+    Table { title: "Latency by phase", columns, rows, note: end_to_end_note(r) }
+}
+
+/// What `end_to_end` counts, said wherever its row is: every device that ended, however it
+/// ended, not only the assigned ones.
+fn end_to_end_note(r: &Summary) -> Option<String> {
+    r.phase(Phase::EndToEnd).filter(|p| p.count > 0)?;
+    let d = &r.devices;
+    Some(format!(
+        "end_to_end counts every device that ended, from its intended start: {} assigned, {} failed and {} aborted",
+        d.assigned, d.failed, d.aborted
+    ))
 }
 
 /// Devices by outcome, the achieved rate and late starts.
@@ -85,7 +98,7 @@ pub fn outcomes(r: &Summary) -> Table {
     let columns = ["devices", "assigned", "failed", "aborted", "not finished", "assigned/s", "late starts"]
         .map(|header| right(header, header.len()))
         .into();
-    Table { title: "Outcomes", columns, rows: vec![row] }
+    Table { title: "Outcomes", columns, rows: vec![row], note: None }
 }
 
 /// Register attempts and polls per device.
@@ -100,6 +113,7 @@ pub fn retries(r: &Summary) -> Table {
         title: "Retries",
         columns,
         rows: vec![row("register attempts", &r.register_attempts), row("polls", &r.polls_per_device)],
+        note: None,
     }
 }
 
@@ -123,11 +137,11 @@ pub fn gates(slo: &crate::slo::SloVerdict) -> Table {
         })
         .collect();
     let columns = vec![left("gate", 32), right("limit", 10), right("observed", 16), left("verdict", 10)];
-    Table { title: "SLO gates", columns, rows }
+    Table { title: "SLO gates", columns, rows, note: None }
 }
 
 impl Table {
-    /// Aligned columns, one space apart, header first; no title.
+    /// Aligned columns, one space apart, header first, the note last; no title.
     pub fn terminal(&self) -> String {
         let mut out = String::new();
         let line = |cells: Vec<&str>| {
@@ -145,10 +159,13 @@ impl Table {
         for row in &self.rows {
             let _ = writeln!(out, "{}", line(row.iter().map(Cell::text).collect()));
         }
+        if let Some(note) = &self.note {
+            let _ = writeln!(out, "{note}");
+        }
         out
     }
 
-    /// A Markdown table (names as code), without its heading.
+    /// A Markdown table (names as code), without its heading; the note a paragraph under it.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let headers: Vec<&str> = self.columns.iter().map(|c| c.header).collect();
@@ -166,10 +183,13 @@ impl Table {
                 .collect();
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
+        if let Some(note) = &self.note {
+            let _ = writeln!(out, "\n{note}");
+        }
         out
     }
 
-    /// An HTML table under an `<h2>` of its title, every cell escaped.
+    /// An HTML table under an `<h2>` of its title, every cell escaped, the note under it.
     pub fn html(&self) -> String {
         let mut out = format!("<h2>{}</h2>\n<table>\n", escape(self.title));
         let headers: String = self.columns.iter().map(|c| format!("<th>{}</th>", escape(c.header))).collect();
@@ -179,6 +199,9 @@ impl Table {
             let _ = writeln!(out, "<tr>{cells}</tr>");
         }
         out.push_str("</table>\n");
+        if let Some(note) = &self.note {
+            let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(note));
+        }
         out
     }
 }
@@ -200,10 +223,29 @@ mod tests {
                 assert!(markdown.contains(cell.text()) && html.contains(cell.text()), "{}", cell.text());
             }
         }
-        assert_eq!(terminal.lines().count(), table.rows.len() + 1);
-        assert_eq!(markdown.lines().count(), table.rows.len() + 2);
+        // The note under the phases says what end_to_end counts: one more line, a paragraph in Markdown.
+        let note = table.note.as_deref().expect("the phases have an end_to_end row, and its note");
+        assert!(terminal.ends_with(&format!("{note}\n")) && markdown.ends_with(&format!("\n\n{note}\n")), "{note}");
+        assert!(html.contains(&format!("<p class=\"note\">{note}</p>")), "{html}");
+        assert_eq!(terminal.lines().count(), table.rows.len() + 2);
+        assert_eq!(markdown.lines().count(), table.rows.len() + 4);
         assert!(markdown.lines().nth(1).is_some_and(|rule| rule == "|---|---:|---:|---:|---:|---:|---:|"));
         assert!(markdown.contains("| `assigned` |"), "{markdown}");
         assert_eq!(html.matches("<tr>").count(), table.rows.len() + 1);
+    }
+
+    /// Issue 35: `end_to_end` holds failed and aborted devices too, and the phases table says so
+    /// under it, with how many of each.
+    #[test]
+    fn the_phases_table_says_end_to_end_counts_failed_and_aborted_devices() {
+        let mut summary = crate::report::tests::summary();
+        summary["devices"] =
+            serde_json::json!({ "total": 450, "assigned": 400, "failed": 30, "aborted": 15, "not_finished": 5 });
+        let summary: crate::results::RunSummary = serde_json::from_value(summary).expect("a RunSummary");
+        let note = phases(&summary.results).note.expect("a note under the phases");
+        assert_eq!(
+            note,
+            "end_to_end counts every device that ended, from its intended start: 400 assigned, 30 failed and 15 aborted"
+        );
     }
 }

@@ -34,7 +34,7 @@ pub fn summary_table(summary: &RunSummary) -> String {
         "devices  {} total, {} assigned, {} failed, {} aborted, {} not finished",
         r.devices.total, r.devices.assigned, r.devices.failed, r.devices.aborted, r.devices.not_finished,
     );
-    if let Some(rates) = rates_line(r) {
+    if let Some(rates) = rates_line(summary) {
         let _ = writeln!(out, "rates    {rates}");
     }
     let throttled = r.throttled();

@@ -14,7 +14,8 @@ use crate::scenario::{Plan, TargetPlan};
 /// its run limit will start, as the run itself announces it (`None` when all can start).
 pub fn dry_run(plan: &Plan, devices: u64, shard: Option<String>, starts: Option<String>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "scenario    {} ({})", plan.name, plan.file.display());
+    let _ =
+        writeln!(out, "scenario    {}", crate::scenario::named_with_source(&plan.name, &plan.file.to_string_lossy()));
     let (target, billed) = target(plan);
     let _ = writeln!(out, "target      {target}");
     let _ = writeln!(out, "id scope    {}", plan.id_scope);

@@ -86,12 +86,16 @@ fn plotted_x(svg: &str) -> Vec<f64> {
 #[test]
 fn legends_sit_beside_the_plot_never_over_a_line_and_ticks_carry_units() {
     let page = page();
-    let legend_left = f64::from(880 - crate::report::render::charts::LEGEND_WIDTH);
     let mut legends = 0;
     for figure in page.split("<figure class=\"chart\"").skip(1) {
         let svg = &figure[..figure.find("</svg>").expect("an svg")];
         let Some(legend) = svg.find("<g class=\"legend\">") else { continue };
         legends += 1;
+        // The legend is as wide as its longest name needs, at least LEGEND_WIDTH: its left edge
+        // is its first mark's, less the margin.
+        let first_mark = svg[legend..].split(" x1=\"").nth(1).and_then(|x| x.split('"').next()?.parse::<f64>().ok());
+        let legend_left = first_mark.expect("a legend mark") - 14.0;
+        assert!(legend_left <= f64::from(880 - crate::report::render::charts::LEGEND_WIDTH), "{legend_left}");
         // Every legend mark starts right of the plot; every plotted point lies left of it.
         let marks = &svg[legend..];
         for x in marks.split(" x1=\"").skip(1).chain(marks.split(" x=\"").skip(1)) {
