@@ -1,7 +1,7 @@
 //! The live-metrics flags of `dpsbench run`: the `/metrics` endpoint (`--metrics-listen`,
-//! lingering after the end with `--metrics-linger`) and the remote-write pushes
-//! (`--metrics-push`, `--metrics-push-label`), parsed, bound and said on stderr; the metrics
-//! themselves are `telemetry::live`'s.
+//! lingering after the end with `--metrics-linger`), the remote-write pushes (`--metrics-push`,
+//! `--metrics-push-label`) and the OpenTelemetry pushes (`--metrics-otlp`), parsed, bound and
+//! said on stderr; the metrics themselves are `telemetry::live`'s.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use super::sinks::Sink;
 use crate::results::Tick;
 use crate::shard::Shard;
 use crate::telemetry::live::Live;
-use crate::telemetry::push::{PushUrl, Pusher, parse_push_url};
+use crate::telemetry::push::{Protocol, PushUrl, Pusher, parse_push_url};
 
 /// The longest `--metrics-linger`.
 const MAX_LINGER: Duration = Duration::from_secs(3600);
@@ -46,6 +46,23 @@ pub struct MetricsArgs {
     /// shard=K/N with --shard].
     #[arg(long, value_name = "NAME=VALUE", requires = "metrics_push", value_parser = parse_label)]
     pub metrics_push_label: Vec<(String, String)>,
+    /// Push the metrics as OpenTelemetry (OTLP over HTTP, protobuf) to URL at each second's
+    /// figures and once more at the end, e.g. http://127.0.0.1:4318/v1/metrics (an
+    /// OpenTelemetry Collector's otlphttp receiver): the counters of the Prometheus page as
+    /// cumulative sums, each phase's latencies as an exponential histogram in seconds; resource
+    /// attributes service.name=dpsbench, host.name, dpsbench.scenario, dpsbench.run (the report
+    /// folder's name) and dpsbench.shard with --shard. Same rules as --metrics-push: a failed
+    /// push is reported and counted, the final one retried, the run goes on.
+    #[arg(long, value_name = "URL", value_parser = parse_push_url)]
+    pub metrics_otlp: Option<PushUrl>,
+}
+
+/// What names a run in the metrics it pushes.
+pub struct RunIdentity<'a> {
+    pub scenario: &'a str,
+    /// The run's report folder.
+    pub folder: &'a std::path::Path,
+    pub shard: Option<Shard>,
 }
 
 /// The live metrics of a run, and how long its final page lingers.
@@ -55,12 +72,13 @@ pub struct LiveMetrics {
 }
 
 impl LiveMetrics {
-    /// Binds the endpoint and starts the pusher (its series labelled with `shard` when the run
-    /// is one); `None` when `args` ask for neither.
-    pub async fn start(args: &MetricsArgs, shard: Option<Shard>) -> Result<Option<Self>> {
-        if args.metrics_listen.is_none() && args.metrics_push.is_none() {
+    /// Binds the endpoint and starts the pushers (their series labelled with the shard when the
+    /// run is one); `None` when `args` ask for none of them.
+    pub async fn start(args: &MetricsArgs, run: &RunIdentity<'_>) -> Result<Option<Self>> {
+        if args.metrics_listen.is_none() && args.metrics_push.is_none() && args.metrics_otlp.is_none() {
             return Ok(None);
         }
+        let shard = run.shard;
         let listener = match args.metrics_listen {
             Some(address) => Some(
                 tokio::net::TcpListener::bind(address)
@@ -69,21 +87,33 @@ impl LiveMetrics {
             ),
             None => None,
         };
-        let pusher = match &args.metrics_push {
-            Some(url) => {
-                let tls = crate::tls::client_config(crate::tls::public_roots(), crate::tls::TlsPolicy::default())
-                    .context("--metrics-push: cannot set up TLS")?;
-                let labels = push_labels(&args.metrics_push_label, &host_name(), shard);
-                Some(Pusher::start(url.clone(), labels, tls))
-            }
-            None => None,
-        };
-        let live = Live::start(listener, pusher).context("--metrics-listen")?;
+        let mut pushers = Vec::new();
+        let mut keep_latencies = false;
+        let host = host_name();
+        let protocols = [
+            (
+                &args.metrics_push,
+                "--metrics-push",
+                Protocol::RemoteWrite { labels: push_labels(&args.metrics_push_label, &host, shard) },
+            ),
+            (&args.metrics_otlp, "--metrics-otlp", Protocol::Otlp { attributes: resource_attributes(&host, run) }),
+        ];
+        for (url, flag, protocol) in protocols {
+            let Some(url) = url else { continue };
+            let tls = crate::tls::client_config(crate::tls::public_roots(), crate::tls::TlsPolicy::default())
+                .with_context(|| format!("{flag}: cannot set up TLS"))?;
+            keep_latencies |= Pusher::wants_latencies(&protocol);
+            pushers.push(Pusher::start(url.clone(), protocol, tls));
+        }
+        let live = Live::start(listener, pushers, keep_latencies).context("--metrics-listen")?;
         if let Some(bound) = live.address() {
             errln!("dpsbench: live metrics at http://{bound}/metrics");
         }
         if let Some(url) = &args.metrics_push {
             errln!("dpsbench: pushing live metrics to {url}");
+        }
+        if let Some(url) = &args.metrics_otlp {
+            errln!("dpsbench: pushing OpenTelemetry metrics to {url}");
         }
         Ok(Some(Self { live, linger: args.metrics_linger }))
     }
@@ -169,6 +199,24 @@ fn push_labels(given: &[(String, String)], host: &str, shard: Option<Shard>) -> 
         }
     }
     labels
+}
+
+/// The OTLP resource's attributes: the service, the host, and the run's scenario, report folder
+/// and shard.
+fn resource_attributes(host: &str, run: &RunIdentity<'_>) -> Vec<(String, String)> {
+    let folder =
+        run.folder.file_name().map_or_else(|| run.folder.display().to_string(), |name| name.to_string_lossy().into());
+    let mut attributes = vec![
+        ("service.name", "dpsbench".to_string()),
+        ("service.version", env!("CARGO_PKG_VERSION").to_string()),
+        ("host.name", host.to_string()),
+        ("dpsbench.scenario", run.scenario.to_string()),
+        ("dpsbench.run", folder),
+    ];
+    if let Some(shard) = run.shard {
+        attributes.push(("dpsbench.shard", shard.to_string()));
+    }
+    attributes.into_iter().map(|(key, value)| (key.to_string(), value)).collect()
 }
 
 /// This machine's host name (Linux), or `dpsbench` where it cannot be read.

@@ -102,7 +102,7 @@ pub enum Command {
     /// misbehave), 2 for bad input, setup errors or a report file that could not be written
     /// (the table is printed all the same), 3 when the run is invalid (the generator
     /// could not keep its plan; summary.json says why).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the DPS emulator (MQTT over TLS) until SIGINT or SIGTERM.
     ///
     /// The configuration file's format (ID scope, hubs, enrollment groups and individual
@@ -170,7 +170,7 @@ pub fn error_line(error: &anyhow::Error) -> String {
 /// Runs a parsed command; returns the process exit code. Errors mean exit 2.
 pub fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Run(args) => runtime()?.block_on(run::run(args)),
+        Command::Run(args) => runtime()?.block_on(run::run(*args)),
         Command::Emulator(args) => runtime()?.block_on(emulator::serve_emulator(args)),
         Command::Keys(KeysCommand::Derive(args)) => keys::derive(args),
         Command::Token(args) => keys::token(args),

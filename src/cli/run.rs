@@ -94,10 +94,17 @@ pub(super) async fn run(args: RunArgs) -> Result<i32> {
         }
     })
     .await?;
-    let live = LiveMetrics::start(&args.metrics, args.shard).await?;
     // Created now, and taken back if the run cannot start: a run that never ran leaves nothing.
     // A default folder is made under a name no other run holds.
     folder.create()?;
+    let run = super::live_metrics::RunIdentity { scenario: &plan.name, folder: folder.path(), shard: args.shard };
+    let live = match LiveMetrics::start(&args.metrics, &run).await {
+        Ok(live) => live,
+        Err(error) => {
+            folder.discard();
+            return Err(error);
+        }
+    };
     let (summary, kept) = match record_run(&plan, &args, &mut folder, live.as_ref(), wait, ready, interrupts).await {
         Ok(recorded) => recorded,
         Err(error) => {

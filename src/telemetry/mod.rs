@@ -6,6 +6,7 @@
 
 pub mod endpoint;
 pub mod live;
+pub mod otlp;
 pub mod prometheus;
 pub mod push;
 pub mod remote_write;

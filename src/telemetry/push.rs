@@ -1,6 +1,7 @@
-//! `dpsbench run --metrics-push URL`: Prometheus remote write 1.0 of the run's metrics, one
-//! push per tick (about once a second) and a final one when the run ends, over HTTP/1.1 (hyper's
-//! client connection; `https` through rustls with the public web's roots).
+//! `dpsbench run --metrics-push URL` and `--metrics-otlp URL`: the run's metrics pushed as
+//! Prometheus remote write 1.0 or as OTLP/HTTP protobuf ([`Protocol`]), one push per tick (about
+//! once a second) and a final one when the run ends, over HTTP/1.1 (hyper's client connection;
+//! `https` through rustls with the public web's roots). Both protocols follow the same rules.
 //!
 //! A push that fails is counted and reported, never fatal: the next push carries the newer
 //! figures anyway (the counters are cumulative), so only the final push is retried. Each push has
@@ -17,7 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::prometheus::Family;
-use super::remote_write;
+use super::{otlp, remote_write};
+use crate::metrics::{LiveBuckets, PhaseHistograms};
 
 /// How long one push has to connect, send and get its answer.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -97,10 +99,72 @@ impl PushError {
     }
 }
 
-/// The pushing task of a run: [`Pusher::publish`] hands it each tick's families, which it
+/// What a pusher sends, and to whom it says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// Prometheus remote write 1.0: every series with these labels.
+    RemoteWrite { labels: Vec<(String, String)> },
+    /// OTLP/HTTP protobuf, from a resource with these attributes.
+    Otlp { attributes: Vec<(String, String)> },
+}
+
+impl Protocol {
+    /// What its report lines call the metrics it pushes (`metrics push to …`, `OTLP metrics
+    /// pushed to …`).
+    fn name(&self) -> &'static str {
+        match self {
+            Protocol::RemoteWrite { .. } => "metrics",
+            Protocol::Otlp { .. } => "OTLP metrics",
+        }
+    }
+
+    fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Protocol::RemoteWrite { .. } => &remote_write::HEADERS,
+            Protocol::Otlp { .. } => &otlp::HEADERS,
+        }
+    }
+
+    /// The body of a push of `snapshot`, for a run whose figures began at `start_ms`.
+    fn body(&self, snapshot: &Snapshot, start_ms: i64) -> Vec<u8> {
+        let measured = &snapshot.measured;
+        match self {
+            Protocol::RemoteWrite { labels } => {
+                remote_write::body(&remote_write::write_request(&measured.families, labels, snapshot.timestamp_ms))
+            }
+            Protocol::Otlp { attributes } => {
+                let nanos = |ms: i64| u64::try_from(ms).unwrap_or_default() * 1_000_000;
+                let empty = PhaseHistograms::new();
+                let figures = otlp::Figures {
+                    families: &measured.families,
+                    latencies: measured.latencies.as_ref().unwrap_or(&empty),
+                    phases: &measured.phases,
+                    start_unix_nano: nanos(start_ms),
+                    time_unix_nano: nanos(snapshot.timestamp_ms),
+                };
+                otlp::body(&otlp::request(&figures, attributes))
+            }
+        }
+    }
+}
+
+/// One tick's figures, as every protocol takes them.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    /// The Prometheus page's families.
+    pub families: Vec<Family>,
+    /// Every phase's latencies since the run's start; kept only for a pusher that sends them
+    /// (OTLP's exponential histograms).
+    pub latencies: Option<PhaseHistograms>,
+    /// Every phase's exact count and sum of latencies so far.
+    pub phases: Vec<LiveBuckets>,
+}
+
+/// The pushing task of a run: [`Pusher::publish`] hands it each tick's figures, which it
 /// pushes as they come (skipping any that came while a push was under way).
 pub struct Pusher {
     url: PushUrl,
+    name: &'static str,
     latest: watch::Sender<Option<Snapshot>>,
     notes: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<Tally>,
@@ -109,7 +173,7 @@ pub struct Pusher {
 
 #[derive(Debug, Clone)]
 struct Snapshot {
-    families: Arc<Vec<Family>>,
+    measured: Arc<Measured>,
     timestamp_ms: i64,
     last: bool,
 }
@@ -123,71 +187,84 @@ pub struct Tally {
 }
 
 impl Pusher {
-    /// Starts pushing to `url`, each series with the `labels`; `tls` is used for `https`.
-    pub fn start(url: PushUrl, labels: Vec<(String, String)>, tls: Arc<rustls::ClientConfig>) -> Self {
+    /// Starts pushing to `url` by `protocol`; `tls` is used for `https`. The run's figures
+    /// begin now (an OTLP point's start time).
+    pub fn start(url: PushUrl, protocol: Protocol, tls: Arc<rustls::ClientConfig>) -> Self {
         let (latest, snapshots) = watch::channel(None);
         let notes = Arc::new(Mutex::new(Vec::new()));
-        let client = Client { url: url.clone(), tls: tokio_rustls::TlsConnector::from(tls), sender: None };
-        let task = tokio::spawn(push_loop(client, labels, snapshots, notes.clone()));
-        Self { url, latest, notes, task, last_ms: 0 }
+        let name = protocol.name();
+        let client = Client {
+            url: url.clone(),
+            headers: protocol.headers(),
+            tls: tokio_rustls::TlsConnector::from(tls),
+            sender: None,
+        };
+        let task = tokio::spawn(push_loop(client, protocol, now_ms(), snapshots, notes.clone()));
+        Self { url, name, latest, notes, task, last_ms: 0 }
     }
 
-    /// Queues `families` for the next push, stamped now; returns the lines to report about
+    /// Whether it sends the latencies' histograms, not only the Prometheus page's families.
+    pub fn wants_latencies(protocol: &Protocol) -> bool {
+        matches!(protocol, Protocol::Otlp { .. })
+    }
+
+    /// Queues `measured` for the next push, stamped now; returns the lines to report about
     /// pushes that failed since the last call.
-    pub fn publish(&mut self, families: Arc<Vec<Family>>) -> Vec<String> {
-        self.send(families, false);
+    pub fn publish(&mut self, measured: Arc<Measured>) -> Vec<String> {
+        self.send(measured, false);
         std::mem::take(&mut *self.notes.lock().expect("no push note is written while panicking"))
     }
 
-    /// Pushes the final `families` (retried when the receiver is unreachable or busy) and stops;
-    /// returns the line that sums up the run's pushes.
-    pub async fn finish(mut self, families: Arc<Vec<Family>>) -> String {
-        self.send(families, true);
+    /// Pushes the final `measured` figures (retried when the receiver is unreachable or busy)
+    /// and stops; returns the line that sums up the run's pushes.
+    pub async fn finish(mut self, measured: Arc<Measured>) -> String {
+        self.send(measured, true);
         // Every attempt has its deadline, and so has the pause between them.
         let bound = (DEADLINE + Duration::from_secs(1)) * (FINAL_ATTEMPTS + 1);
-        let url = &self.url;
+        let (url, name) = (&self.url, self.name);
         let Ok(Ok(tally)) = tokio::time::timeout(bound, &mut self.task).await else {
             self.task.abort();
             return format!(
-                "dpsbench: metrics push to {url}: the final push did not finish within {} s",
+                "dpsbench: {name} push to {url}: the final push did not finish within {} s",
                 bound.as_secs()
             );
         };
         match (&tally.last_error, tally.failed) {
-            (_, 0) => format!("dpsbench: metrics pushed to {url}: {} pushes, none failed", tally.pushes),
+            (_, 0) => format!("dpsbench: {name} pushed to {url}: {} pushes, none failed", tally.pushes),
             (error, failed) => format!(
-                "dpsbench: metrics pushed to {url}: {failed} of {} pushes failed (last: {})",
+                "dpsbench: {name} pushed to {url}: {failed} of {} pushes failed (last: {})",
                 tally.pushes,
                 error.as_deref().unwrap_or("unknown")
             ),
         }
     }
 
-    fn send(&mut self, families: Arc<Vec<Family>>, last: bool) {
+    fn send(&mut self, measured: Arc<Measured>, last: bool) {
         // Strictly increasing, so a receiver never sees two samples of a series at one instant.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
-        self.last_ms = now.max(self.last_ms + 1);
-        let _ = self.latest.send(Some(Snapshot { families, timestamp_ms: self.last_ms, last }));
+        self.last_ms = now_ms().max(self.last_ms + 1);
+        let _ = self.latest.send(Some(Snapshot { measured, timestamp_ms: self.last_ms, last }));
     }
+}
+
+/// The wall clock in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Pushes each snapshot as it comes until the last one (or until the pusher is dropped).
 async fn push_loop(
     mut client: Client,
-    labels: Vec<(String, String)>,
+    protocol: Protocol,
+    start_ms: i64,
     mut snapshots: watch::Receiver<Option<Snapshot>>,
     notes: Arc<Mutex<Vec<String>>>,
 ) -> Tally {
     let mut tally = Tally::default();
     while snapshots.changed().await.is_ok() {
         let Some(snapshot) = snapshots.borrow_and_update().clone() else { continue };
-        let body = Bytes::from(remote_write::body(&remote_write::write_request(
-            &snapshot.families,
-            &labels,
-            snapshot.timestamp_ms,
-        )));
+        let body = Bytes::from(protocol.body(&snapshot, start_ms));
         let attempts = if snapshot.last { FINAL_ATTEMPTS } else { 1 };
         let mut result = client.push(body.clone()).await;
         for _ in 1..attempts {
@@ -205,7 +282,12 @@ async fn push_loop(
             tally.failed += 1;
             // One line per failure that says something new, each with the count so far.
             if tally.last_error.as_ref() != Some(&text) {
-                let line = format!("dpsbench: metrics push to {} failed ({} so far): {text}", client.url, tally.failed);
+                let line = format!(
+                    "dpsbench: {} push to {} failed ({} so far): {text}",
+                    protocol.name(),
+                    client.url,
+                    tally.failed
+                );
                 notes.lock().expect("no push note is written while panicking").push(line);
             }
             tally.last_error = Some(text);
@@ -220,6 +302,8 @@ async fn push_loop(
 /// One receiver's connection, made when needed.
 struct Client {
     url: PushUrl,
+    /// The protocol's headers besides Host, User-Agent and the length.
+    headers: &'static [(&'static str, &'static str)],
     tls: tokio_rustls::TlsConnector,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
@@ -243,8 +327,8 @@ impl Client {
         let mut request = hyper::Request::post(self.url.path.as_str())
             .header(hyper::header::HOST, self.url.authority.as_str())
             .header(hyper::header::USER_AGENT, concat!("dpsbench/", env!("CARGO_PKG_VERSION")));
-        for (name, value) in remote_write::HEADERS {
-            request = request.header(name, value);
+        for (name, value) in self.headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body)).expect("the method, path and headers are valid");
         let response = sender.send_request(request).await?;
@@ -365,9 +449,13 @@ mod tests {
         Some(body)
     }
 
-    fn final_families() -> Arc<Vec<Family>> {
+    fn final_families() -> Arc<Measured> {
         let tick = Tick { phases: crate::metrics::Metrics::new().live_buckets(), ..Tick::default() };
-        Arc::new(families(&tick, true))
+        Arc::new(Measured { families: families(&tick, true), latencies: None, phases: tick.phases })
+    }
+
+    fn remote_write(labels: Vec<(String, String)>) -> Protocol {
+        Protocol::RemoteWrite { labels }
     }
 
     #[tokio::test]
@@ -378,7 +466,7 @@ mod tests {
         let roots = roots_from_pem(identity.ca_pem().as_bytes(), Path::new("ca.pem")).unwrap();
         let pusher = Pusher::start(
             url.clone(),
-            vec![("job".into(), "t".into())],
+            remote_write(vec![("job".into(), "t".into())]),
             client_config(roots, TlsPolicy::default()).unwrap(),
         );
         let line = pusher.finish(final_families()).await;
@@ -394,7 +482,8 @@ mod tests {
         // The public roots do not trust the test CA: refused, counted, and never retried.
         let (port, _received) = receiver(Some(&identity), &[]).await;
         let url = parse_push_url(&format!("https://127.0.0.1:{port}/api/v1/write")).unwrap();
-        let pusher = Pusher::start(url, Vec::new(), client_config(public_roots(), TlsPolicy::default()).unwrap());
+        let pusher =
+            Pusher::start(url, remote_write(Vec::new()), client_config(public_roots(), TlsPolicy::default()).unwrap());
         let line = pusher.finish(final_families()).await;
         assert!(line.contains("1 of 1 pushes failed (last: TLS with 127.0.0.1: invalid peer certificate"), "{line}");
     }
@@ -404,14 +493,14 @@ mod tests {
         let (port, received) = receiver(None, &["503 Service Unavailable", "429 Too Many Requests"]).await;
         let url = parse_push_url(&format!("http://127.0.0.1:{port}/api/v1/write")).unwrap();
         let tls = client_config(public_roots(), TlsPolicy::default()).unwrap();
-        let line = Pusher::start(url, Vec::new(), tls.clone()).finish(final_families()).await;
+        let line = Pusher::start(url, remote_write(Vec::new()), tls.clone()).finish(final_families()).await;
         assert!(line.ends_with(": 1 pushes, none failed"), "{line}");
         let bodies = tokio::time::timeout(DEADLINE * 2, received).await.unwrap().unwrap();
         assert_eq!(bodies.len(), 3, "503, 429, then 200");
 
         let (port, received) = receiver(None, &["400 Bad Request"]).await;
         let url = parse_push_url(&format!("http://127.0.0.1:{port}/api/v1/write")).unwrap();
-        let line = Pusher::start(url, Vec::new(), tls).finish(final_families()).await;
+        let line = Pusher::start(url, remote_write(Vec::new()), tls).finish(final_families()).await;
         assert!(line.ends_with("1 of 1 pushes failed (last: answered 400)"), "{line}");
         let bodies = tokio::time::timeout(DEADLINE * 2, received).await.unwrap().unwrap();
         assert_eq!(bodies.len(), 1, "a 400 is not retried");

@@ -19,6 +19,7 @@ mod live_metrics;
 mod load;
 mod lost;
 mod metrics_push;
+mod otlp;
 mod overrides;
 mod plan_size;
 mod properties;
