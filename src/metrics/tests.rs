@@ -119,7 +119,7 @@ fn merging_equals_recording_everything_in_one() {
 fn live_buckets_are_cumulative_with_exact_counts_at_the_bounds() {
     let mut metrics = Metrics::new();
     for ms in [1, 1, 3, 5, 700, 400_000] {
-        metrics.phase(Phase::Connack, Duration::from_millis(ms));
+        metrics.phase(Phase::Connack, Duration::from_millis(ms), None);
     }
     let buckets = metrics.live_buckets();
     assert_eq!(buckets.len(), Phase::ALL.len());
