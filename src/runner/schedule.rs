@@ -29,6 +29,9 @@ use crate::results::{Progress, Tick};
 use crate::scenario::{Load, Plan};
 use crate::shard::Part;
 
+/// How long past its `--start-at` instant a shard still keeps that instant as the plan's zero.
+const MISSED_START: Duration = Duration::from_secs(1);
+
 /// What a device task hands back: its registration ID and its report.
 type Finished = (String, FlowReport<Counting<CheckLog>>);
 
@@ -67,9 +70,9 @@ pub(super) struct ArrivalLoop<'a> {
 
 impl<'a> ArrivalLoop<'a> {
     /// A loop over this shard's devices (`options`), whose zero is the start instant
-    /// (`--start-at`; [`START_LEAD`] from now unless set, or now when that instant has
-    /// passed). The time series' intervals count from the start instant either way, so every
-    /// shard of a plan has the same.
+    /// (`--start-at`; [`START_LEAD`] from now unless set, or now when that instant passed more
+    /// than [`MISSED_START`] ago). The time series' intervals count from the start instant
+    /// either way, so every shard of a plan has the same.
     pub(super) fn new(
         plan: &'a Plan,
         options: &RunOptions,
@@ -86,8 +89,16 @@ impl<'a> ArrivalLoop<'a> {
             Some(Err(behind)) => instant.checked_sub(behind.duration()).unwrap_or(instant),
             None => instant + START_LEAD,
         };
-        let begin = origin.max(instant);
-        let series = Series::new(origin, &wall);
+        // A zero just past (a wake-up late under load) stays the plan's: the devices already due
+        // start at once, late, and every shard keeps the plan's instants. A start missed by
+        // more than a second moves the zero to now, as if the shard had been told to start then.
+        let begin = if origin + MISSED_START >= instant { origin } else { instant };
+        // The instant as typed when there is one: every shard's log then names the same.
+        let origin_unix_us = match options.start_at.map(|at| at.duration_since(std::time::UNIX_EPOCH)) {
+            Some(Ok(since)) => u64::try_from(since.as_micros()).unwrap_or(u64::MAX),
+            _ => wall.unix_micros(origin),
+        };
+        let series = Series::new(origin, origin_unix_us);
         let (abort, aborted) = watch::channel(false);
         Self {
             plan,
@@ -158,6 +169,9 @@ impl<'a> ArrivalLoop<'a> {
                 }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.collected.collect(joined),
                 () = &mut ticker => {
+                    // Devices due before the boundary start first, so each counts in the
+                    // interval it was due in however late the loop got here.
+                    self.start_due();
                     self.tick_closed(&mut on_tick);
                     ticker.as_mut().reset(tokio::time::Instant::from_std(self.series.next_close()));
                 }

@@ -15,7 +15,7 @@ use crate::device::driver::now;
 use crate::device::{Observation, Observer};
 use crate::metrics::{
     Binned, FlowEvents, INTERVAL, IntervalClock, IntervalSpan, IntervalStats, IntervalTaken, Metrics, PhaseHistograms,
-    THROTTLED, WallClock,
+    THROTTLED,
 };
 use crate::topics::ReplyTopic;
 
@@ -117,11 +117,12 @@ pub(super) struct Closed {
 }
 
 impl Series {
-    /// Intervals from `origin` (the plan's start instant), placed on the wall clock by `wall`.
-    pub(super) fn new(origin: Instant, wall: &WallClock) -> Self {
+    /// Intervals from `origin` (the plan's start instant), on the wall clock at `origin_unix_us`
+    /// (microseconds since the Unix epoch).
+    pub(super) fn new(origin: Instant, origin_unix_us: u64) -> Self {
         let clock = IntervalClock::new(origin);
         let events = Arc::new(LiveEvents::new(clock));
-        Self { events, clock, origin_unix_us: wall.unix_micros(origin), next: 0, totals: Totals::default() }
+        Self { events, clock, origin_unix_us, next: 0, totals: Totals::default() }
     }
 
     pub(super) fn clock(&self) -> IntervalClock {
@@ -176,8 +177,7 @@ mod tests {
     #[test]
     fn late_events_count_in_the_next_open_interval_and_totals_add_up() {
         let t0 = now();
-        let wall = WallClock::new(t0, std::time::SystemTime::now());
-        let mut series = Series::new(t0, &wall);
+        let mut series = Series::new(t0, 1_800_000_000_000_000);
         let mut metrics = Metrics::new().on_clock(series.clock());
         let events = series.events().clone();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
