@@ -6,6 +6,8 @@
 //! stalled generator cannot hide latency); `assigned_raw` from its actual start, side by side.
 //! Collectors merge exactly ([`Metrics::merge`]), so per-worker collectors can be combined.
 //! [`Phase`] (in `phase`) names the measured phases; `summary` holds the serialisable figures.
+//! On a run's [`IntervalClock`] each figure of a finished flow also counts in the time series'
+//! interval of its event (`intervals`), whenever the flow reported it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
