@@ -191,7 +191,8 @@ impl Metrics {
         &self.phases
     }
 
-    /// 429 replies received so far (by devices that finished).
+    /// 429 replies received so far by devices that finished (the whole-run total; the time
+    /// series counts each as it arrived).
     pub fn throttled(&self) -> u64 {
         self.statuses.get(&THROTTLED).copied().unwrap_or(0)
     }
