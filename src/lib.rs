@@ -34,7 +34,9 @@
 //! `runner::RunOptions` (shard part, start instant, overrides); `runner` adds the facts it finds
 //! at run time (`runner::RunContext`: the prepared target, the host), starts devices by
 //! `arrival` and folds each device's report into `metrics`; each second it hands a
-//! `results::Tick` to the CLI's sinks (files, progress, `telemetry`), and at the end one
+//! `results::Tick` to the CLI's sinks (files, progress, `telemetry`), closing one interval of
+//! the plan's clock (every figure in it counted at its event's instant, a 429 as it arrives),
+//! and at the end one
 //! `results::RunSummary`, assembled once. `report` renders report.md and report.html from that
 //! in-memory report; `report render` loads the same type from a folder.
 //!

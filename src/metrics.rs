@@ -6,6 +6,8 @@
 //! stalled generator cannot hide latency); `assigned_raw` from its actual start, side by side.
 //! Collectors merge exactly ([`Metrics::merge`]), so per-worker collectors can be combined.
 //! [`Phase`] (in `phase`) names the measured phases; `summary` holds the serialisable figures.
+//! On a run's [`IntervalClock`] each figure of a finished flow also counts in the time series'
+//! interval of its event (`intervals`), whenever the flow reported it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,6 +18,8 @@ use crate::device::{FailureKind, FlowReport, Outcome, Step, Timings};
 
 mod certificates;
 mod counts;
+mod histograms;
+mod intervals;
 mod live;
 mod phase;
 mod rates;
@@ -25,6 +29,9 @@ mod summary;
 
 pub use certificates::CertificateCounts;
 pub use counts::add_counts;
+pub use histograms::PhaseHistograms;
+use intervals::Interval;
+pub use intervals::{Binned, FlowEvents, INTERVAL, IntervalClock, IntervalSpan, IntervalStats, IntervalTaken};
 pub use live::{LIVE_BUCKETS_US, LiveBuckets};
 pub use phase::Phase;
 pub use rates::{AssignmentTenths, Rates, WallClock};
@@ -91,100 +98,13 @@ pub struct Metrics {
     assignment_clock: rates::AssignmentClock,
     /// Every phase's values in the coarse buckets of live views.
     live: live::LiveCounts,
-    /// Since the last [`Metrics::take_interval`].
-    interval: Interval,
-}
-
-/// What happened in one interval (a second of the time series).
-#[derive(Debug, Clone)]
-struct Interval {
-    latencies: PhaseHistograms,
-    assigned: u64,
-    failed: u64,
-    throttled: u64,
-}
-
-impl Interval {
-    fn new() -> Self {
-        Self { latencies: PhaseHistograms::new(), assigned: 0, failed: 0, throttled: 0 }
-    }
-}
-
-/// One latency histogram per [`Phase`]: what `latency.hlog` holds for one interval. Every value
-/// recorded into a run's whole-run histograms is recorded into exactly one interval's too, so the
-/// intervals of a run add up to its whole-run histograms exactly.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PhaseHistograms([Histogram<u64>; Phase::ALL.len()]);
-
-impl PhaseHistograms {
-    /// Empty histograms for every phase.
-    pub fn new() -> Self {
-        Self(Phase::ALL.map(|_| histogram()))
-    }
-
-    pub fn get(&self, phase: Phase) -> &Histogram<u64> {
-        &self.0[phase.index()]
-    }
-
-    /// Every phase with its histogram, in [`Phase::ALL`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (Phase, &Histogram<u64>)> {
-        Phase::ALL.into_iter().zip(&self.0)
-    }
-
-    /// Adds `histogram` into `phase`'s. Fails when it holds a value above one hour, which no
-    /// histogram of this crate does.
-    pub fn add(&mut self, phase: Phase, histogram: &Histogram<u64>) -> Result<(), hdrhistogram::AdditionError> {
-        self.0[phase.index()].add(histogram)
-    }
-
-    /// Adds every phase of `other` (histograms of the same bounds: exact).
-    pub fn add_all(&mut self, other: &PhaseHistograms) {
-        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
-            mine.add(theirs).expect("histograms of the same bounds always add");
-        }
-    }
-
-    /// Empties every phase, keeping the memory: a run's ticks pass two sets of these back and
-    /// forth instead of allocating (and the kernel zeroing) about 2 MB a second.
-    pub fn clear(&mut self) {
-        for histogram in self.0.iter_mut().filter(|h| !h.is_empty()) {
-            histogram.reset();
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.iter().all(Histogram::is_empty)
-    }
-
-    fn record(&mut self, phase: Phase, micros: u64) {
-        self.0[phase.index()].saturating_record(micros);
-    }
-}
-
-impl Default for PhaseHistograms {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// What [`Metrics::take_interval`] hands over: the interval's figures and its latencies.
-#[derive(Debug, Clone)]
-pub struct IntervalTaken {
-    pub stats: IntervalStats,
-    /// Every phase's values recorded in the interval.
-    pub latencies: PhaseHistograms,
-}
-
-/// One interval's figures, for the time series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IntervalStats {
-    pub assigned: u64,
-    pub failed: u64,
-    /// 429 replies received by the devices that finished in the interval.
-    pub throttled: u64,
-    /// Percentiles of `assigned` (from intended start) among devices assigned in the interval.
-    pub assigned_p50_us: u64,
-    pub assigned_p99_us: u64,
+    /// By interval of the time series, those not handed out yet (see `intervals`).
+    intervals: Binned<Interval>,
+    /// Where the intervals start; without one, everything counts in the first open interval.
+    clock: Option<IntervalClock>,
+    /// Histograms of an interval handed back, for the next new interval to record into: a
+    /// run's ticks then allocate nothing large (about 2 MB a second zeroed otherwise).
+    spare: Option<PhaseHistograms>,
 }
 
 impl Default for Metrics {
@@ -216,33 +136,54 @@ impl Metrics {
             late_starts: 0,
             assignment_clock: rates::AssignmentClock::default(),
             live: live::LiveCounts::new(),
-            interval: Interval::new(),
+            intervals: Binned::default(),
+            clock: None,
+            spare: None,
         }
     }
 
-    /// The figures and latencies since the previous call, and a fresh interval.
+    /// Collects on a run's interval clock: each figure counts in the interval of its event.
+    pub fn on_clock(mut self, clock: IntervalClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Every interval not handed out yet, added up (a collector without a clock: what was
+    /// recorded since the previous call).
     pub fn take_interval(&mut self) -> IntervalTaken {
         self.take_interval_reusing(PhaseHistograms::new())
     }
 
-    /// [`Metrics::take_interval`], the next interval recording into `spare` (emptied first
-    /// when it is not empty): the histograms of an interval taken earlier, handed back.
-    pub fn take_interval_reusing(&mut self, mut spare: PhaseHistograms) -> IntervalTaken {
-        if !spare.is_empty() {
-            spare.clear();
-        }
-        let fresh = Interval { latencies: spare, assigned: 0, failed: 0, throttled: 0 };
-        let interval = std::mem::replace(&mut self.interval, fresh);
-        let h = interval.latencies.get(Phase::Assigned);
-        let quantile = |q| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
-        let stats = IntervalStats {
-            assigned: interval.assigned,
-            failed: interval.failed,
-            throttled: interval.throttled,
-            assigned_p50_us: quantile(0.5),
-            assigned_p99_us: quantile(0.99),
+    /// [`Metrics::take_interval`], the next new interval recording into `spare` (emptied
+    /// first): the histograms of an interval taken earlier, handed back.
+    pub fn take_interval_reusing(&mut self, spare: PhaseHistograms) -> IntervalTaken {
+        self.spare.get_or_insert(spare);
+        let taken = self.intervals.take_all(|mine, theirs| mine.add(&theirs));
+        self.taken(taken)
+    }
+
+    /// Interval `index` of the clock, with any earlier one not handed out yet; from then on a
+    /// figure of those counts in the next open interval. `spare` as for
+    /// [`Metrics::take_interval_reusing`].
+    pub fn take_interval_at(&mut self, index: u64, spare: PhaseHistograms) -> IntervalTaken {
+        self.spare.get_or_insert(spare);
+        let taken = self.intervals.take(index, |mine, theirs| mine.add(&theirs));
+        self.taken(taken)
+    }
+
+    fn taken(&mut self, taken: Option<Interval>) -> IntervalTaken {
+        let spare = &mut self.spare;
+        taken.unwrap_or_else(|| Interval::with(spare.take().unwrap_or_default())).taken()
+    }
+
+    /// The open interval `at` falls in (the first open one without a clock or an instant).
+    fn interval_at(&mut self, at: Option<Instant>) -> &mut Interval {
+        let index = match (self.clock, at) {
+            (Some(clock), Some(at)) => clock.index(at),
+            _ => self.intervals.open_from(),
         };
-        IntervalTaken { stats, latencies: interval.latencies }
+        let spare = &mut self.spare;
+        self.intervals.at_with(index, || Interval::with(spare.take().unwrap_or_default()))
     }
 
     /// The whole-run histograms of every phase.
@@ -250,7 +191,8 @@ impl Metrics {
         &self.phases
     }
 
-    /// 429 replies received so far (by devices that finished).
+    /// 429 replies received so far by devices that finished (the whole-run total; the time
+    /// series counts each as it arrived).
     pub fn throttled(&self) -> u64 {
         self.statuses.get(&THROTTLED).copied().unwrap_or(0)
     }
@@ -264,29 +206,35 @@ impl Metrics {
         self.late_starts
     }
 
-    fn phase(&mut self, phase: Phase, duration: Duration) {
+    /// Records a phase's `duration`, in the interval of `ended` (the instant the phase ended).
+    fn phase(&mut self, phase: Phase, duration: Duration, ended: Option<Instant>) {
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
         self.phases.record(phase, micros);
-        self.interval.latencies.record(phase, micros);
+        self.interval_at(ended).latencies.record(phase, micros);
         self.live.record(phase, micros);
     }
 
     /// Folds one finished flow in (whatever observed it: passive checks are tallied apart);
-    /// `wall` places its assignment on the wall clock, for the rates.
+    /// `wall` places its assignment on the wall clock, for the rates. On a clock, each figure
+    /// counts in the interval of its event: a phase where it ended, a start where it started,
+    /// the outcome where it came (polls, which carry no instant, with the outcome).
     pub fn record<O>(&mut self, report: &FlowReport<O>, wall: &WallClock) {
         let t = &report.timings;
-        for (phase, duration) in single_phases(t) {
+        let outcome_at = match report.outcome {
+            Outcome::Assigned { .. } => t.assigned.or(t.end),
+            _ => t.end,
+        };
+        for ((phase, duration), ended) in single_phases(t).into_iter().zip(phase_ends(t)) {
             if let Some(duration) = duration {
-                self.phase(phase, duration);
+                self.phase(phase, duration, ended);
             }
         }
         for poll in &t.polls {
-            self.phase(Phase::Poll, *poll);
+            self.phase(Phase::Poll, *poll, outcome_at);
         }
         self.register_attempts.saturating_record(report.register_attempts.into());
         self.polls_per_device.saturating_record(report.polls.into());
         for status in &report.statuses {
-            self.interval.throttled += u64::from(*status == THROTTLED);
             *self.statuses.entry(*status).or_default() += 1;
         }
         for seconds in &report.retry_after_seconds {
@@ -323,11 +271,20 @@ impl Metrics {
         }
         if t.start.saturating_duration_since(t.intended_start) > LATE_AFTER {
             self.late_starts += 1;
+            self.interval_at(Some(t.start)).late_starts += 1;
+        }
+        let interval = self.interval_at(outcome_at);
+        match &report.outcome {
+            Outcome::Assigned { .. } => interval.assigned += 1,
+            Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => interval.aborted += 1,
+            Outcome::Failed(kind) => {
+                interval.failed += 1;
+                *interval.failures.entry(kind.label()).or_default() += 1;
+            }
         }
         match &report.outcome {
             Outcome::Assigned { hub, .. } => {
                 self.assigned += 1;
-                self.interval.assigned += 1;
                 *self.hubs.entry(hub.clone()).or_default() += 1;
             }
             // A connect-only flow (a preflight) is never part of a run's results; were one
@@ -335,7 +292,6 @@ impl Metrics {
             Outcome::Failed(FailureKind::Aborted) | Outcome::Connected => self.aborted += 1,
             Outcome::Failed(kind) => {
                 self.failed += 1;
-                self.interval.failed += 1;
                 *self.failures.entry(kind.label()).or_default() += 1;
             }
         }
@@ -367,7 +323,9 @@ impl Metrics {
             late_starts,
             assignment_clock,
             live,
-            interval,
+            intervals,
+            clock: _,
+            spare: _,
         } = other;
         self.phases.add_all(phases);
         self.register_attempts.add(register_attempts).expect("auto-resizing histograms accept any value");
@@ -396,11 +354,10 @@ impl Metrics {
         self.stray_replies += stray_replies;
         self.early_requests += early_requests;
         self.late_starts += late_starts;
-        let Interval { latencies, assigned, failed, throttled } = interval;
-        self.interval.assigned += assigned;
-        self.interval.failed += failed;
-        self.interval.throttled += throttled;
-        self.interval.latencies.add_all(latencies);
+        for (index, interval) in intervals.pending() {
+            let spare = &mut self.spare;
+            self.intervals.at_with(*index, || Interval::with(spare.take().unwrap_or_default())).add(interval);
+        }
         self.assignment_clock.merge(assignment_clock);
         self.live.add(live);
     }
@@ -488,6 +445,22 @@ pub fn single_phases(t: &Timings) -> [(Phase, Option<Duration>); 10] {
         (Phase::Assigned, between(Some(t.intended_start), t.assigned)),
         (Phase::AssignedRaw, between(Some(t.start), t.assigned)),
         (Phase::EndToEnd, between(Some(t.intended_start), t.end)),
+    ]
+}
+
+/// The instant each phase of [`single_phases`] ended, in its order.
+fn phase_ends(t: &Timings) -> [Option<Instant>; 10] {
+    [
+        Some(t.start),
+        t.tcp_connected,
+        t.tls_done,
+        t.ws_upgraded,
+        t.connack,
+        t.suback,
+        t.register_accepted,
+        t.assigned,
+        t.assigned,
+        t.end,
     ]
 }
 

@@ -81,21 +81,14 @@ impl LatencyLogFile {
         Ok(Self { path, file, lines: None })
     }
 
-    /// Writes the interval `tick` closes; the header first, at the first tick past the run's
-    /// start, whose elapsed time dates that start on the wall clock. (The runner's first tick
-    /// comes just before its clock starts, at elapsed zero, with nothing recorded: it would date
-    /// the start up to 10 ms early.)
+    /// Writes the interval `tick` closes; the header first, at the first tick, with the plan's
+    /// start instant (every interval's start counts from it).
     pub(super) fn write(&mut self, tick: &Tick) -> std::io::Result<()> {
         let lines = match &mut self.lines {
             Some(lines) => lines,
-            None if tick.progress.elapsed.is_zero() && tick.latencies.iter().all(|(_, h)| h.is_empty()) => {
-                return Ok(());
-            }
             None => {
-                let base_time = std::time::SystemTime::now()
-                    .checked_sub(tick.progress.elapsed)
-                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-                self.file.write_all(&hlog::header(base_time))?;
+                let origin = std::time::Duration::from_micros(tick.span.origin_unix_us);
+                self.file.write_all(&hlog::header(std::time::SystemTime::UNIX_EPOCH + origin))?;
                 self.lines.insert(hlog::IntervalLines::new())
             }
         };

@@ -119,7 +119,7 @@ fn merging_equals_recording_everything_in_one() {
 fn live_buckets_are_cumulative_with_exact_counts_at_the_bounds() {
     let mut metrics = Metrics::new();
     for ms in [1, 1, 3, 5, 700, 400_000] {
-        metrics.phase(Phase::Connack, Duration::from_millis(ms));
+        metrics.phase(Phase::Connack, Duration::from_millis(ms), None);
     }
     let buckets = metrics.live_buckets();
     assert_eq!(buckets.len(), Phase::ALL.len());
@@ -337,4 +337,26 @@ proptest! {
             prop_assert_eq!(merged.examples.len(), reason.examples.len(), "{}", label);
         }
     }
+}
+
+/// On a run's clock each figure of a flow counts in the interval of its event, whenever the
+/// flow reported it; one reported after its interval was handed out counts in the next open
+/// one, so the intervals still add up to the whole run.
+#[test]
+fn on_a_clock_figures_count_in_the_interval_of_their_event() {
+    let t0 = Instant::now();
+    let wall = wall(t0);
+    let mut metrics = Metrics::new().on_clock(IntervalClock::new(t0));
+    // Assigned 2.5 s in (its connack 3 ms in): reported at once, its figures split by instant.
+    metrics.record(&report(t0, Some(2_500)), &wall);
+    let first = metrics.take_interval_at(0, PhaseHistograms::new());
+    assert_eq!((first.stats.assigned, first.latencies.get(Phase::TcpConnect).len()), (0, 1));
+    assert_eq!(metrics.take_interval_at(1, PhaseHistograms::new()).stats.assigned, 0);
+    let third = metrics.take_interval_at(2, PhaseHistograms::new());
+    assert_eq!((third.stats.assigned, third.latencies.get(Phase::Assigned).len()), (1, 1));
+    // A device failed 10 ms in, reported only now: interval 0 is out, so it counts in 3.
+    metrics.record(&report(t0, None), &wall);
+    let fourth = metrics.take_interval_at(3, PhaseHistograms::new());
+    assert_eq!((fourth.stats.failed, fourth.failures.get("timeout_connack")), (1, Some(&1)));
+    assert_eq!(metrics.take_interval_at(4, PhaseHistograms::new()).stats, IntervalStats::default());
 }

@@ -30,6 +30,7 @@ mod options;
 mod preflight;
 mod prepare;
 mod schedule;
+mod series;
 mod stall;
 mod start;
 mod summary;

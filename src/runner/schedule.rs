@@ -10,11 +10,12 @@ use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
-use tokio::time::{MissedTickBehavior, sleep_until};
+use tokio::time::sleep_until;
 
 use super::ended::{Arrivals, Ending, Panicked, Started};
 use super::options::RunOptions;
 use super::prepare::{DevicePreparer, FILL_BATCH, Lookahead};
+use super::series::{Counting, Series};
 use super::stall::{LagOutsideStalls, TargetStalls};
 use super::start::START_LEAD;
 use super::timer::PreciseTimer;
@@ -28,8 +29,11 @@ use crate::results::{Progress, Tick};
 use crate::scenario::{Load, Plan};
 use crate::shard::Part;
 
+/// How long past its `--start-at` instant a shard still keeps that instant as the plan's zero.
+const MISSED_START: Duration = Duration::from_secs(1);
+
 /// What a device task hands back: its registration ID and its report.
-type Finished = (String, FlowReport<CheckLog>);
+type Finished = (String, FlowReport<Counting<CheckLog>>);
 
 /// The arrival loop of one run: when devices start (`starts`), which start next (`devices`),
 /// the tasks in flight, and what it folded from those that finished (`collected`).
@@ -44,6 +48,8 @@ pub(super) struct ArrivalLoop<'a> {
     closed: bool,
     /// The plan's zero.
     begin: Instant,
+    /// The time series' intervals, from the plan's start instant.
+    series: Series,
     arrivals_end: Option<Instant>,
     starts: Starts,
     /// One OS entropy draw per run; each device's RNG is seeded from it.
@@ -63,7 +69,10 @@ pub(super) struct ArrivalLoop<'a> {
 }
 
 impl<'a> ArrivalLoop<'a> {
-    /// A loop over this shard's devices (`options`), whose zero is [`START_LEAD`] from now.
+    /// A loop over this shard's devices (`options`), whose zero is the start instant
+    /// (`--start-at`; [`START_LEAD`] from now unless set, or now when that instant passed more
+    /// than [`MISSED_START`] ago). The time series' intervals count from the start instant
+    /// either way, so every shard of a plan has the same.
     pub(super) fn new(
         plan: &'a Plan,
         options: &RunOptions,
@@ -72,9 +81,24 @@ impl<'a> ArrivalLoop<'a> {
         settings: BTreeMap<Personality, Arc<FlowSettings>>,
         devices: Lookahead<DevicePreparer>,
     ) -> Self {
-        let begin = now() + START_LEAD;
-        // One reading of both clocks places every assignment of the run on the wall clock.
-        let wall = WallClock::new(now(), std::time::SystemTime::now());
+        // One reading of both clocks places every instant of the run on the wall clock.
+        let (instant, wall_now) = (now(), std::time::SystemTime::now());
+        let wall = WallClock::new(instant, wall_now);
+        let origin = match options.start_at.map(|at| at.duration_since(wall_now)) {
+            Some(Ok(ahead)) => instant + ahead,
+            Some(Err(behind)) => instant.checked_sub(behind.duration()).unwrap_or(instant),
+            None => instant + START_LEAD,
+        };
+        // A zero just past (a wake-up late under load) stays the plan's: the devices already due
+        // start at once, late, and every shard keeps the plan's instants. A start missed by
+        // more than a second moves the zero to now, as if the shard had been told to start then.
+        let begin = if origin + MISSED_START >= instant { origin } else { instant };
+        // The instant as typed when there is one: every shard's log then names the same.
+        let origin_unix_us = match options.start_at.map(|at| at.duration_since(std::time::UNIX_EPOCH)) {
+            Some(Ok(since)) => u64::try_from(since.as_micros()).unwrap_or(u64::MAX),
+            _ => wall.unix_micros(origin),
+        };
+        let series = Series::new(origin, origin_unix_us);
         let (abort, aborted) = watch::channel(false);
         Self {
             plan,
@@ -95,7 +119,8 @@ impl<'a> ArrivalLoop<'a> {
             ending: Ending::Complete,
             draining: false,
             unprepared: None,
-            collected: Collected::new(options.device_records, wall),
+            collected: Collected::new(options.device_records, wall, Metrics::new().on_clock(series.clock())),
+            series,
             spares: None,
         }
     }
@@ -124,8 +149,9 @@ impl<'a> ArrivalLoop<'a> {
         // its instant, and its lag is how late the runtime served it (tokio's own sleep alone ends
         // up to 2 ms late by design).
         let mut timer = PreciseTimer::new();
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Each interval of the series closes a moment after its end (`series::GRACE`).
+        let ticker = sleep_until(tokio::time::Instant::from_std(self.series.next_close()));
+        tokio::pin!(ticker);
         let mut interrupts_open = true;
         loop {
             let started_before = self.started;
@@ -142,7 +168,13 @@ impl<'a> ArrivalLoop<'a> {
                     // Due now: the loop's top starts it.
                 }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => self.collected.collect(joined),
-                _ = ticker.tick() => on_tick(self.tick()),
+                () = &mut ticker => {
+                    // Devices due before the boundary start first, so each counts in the
+                    // interval it was due in however late the loop got here.
+                    self.start_due();
+                    self.tick_closed(&mut on_tick);
+                    ticker.as_mut().reset(tokio::time::Instant::from_std(self.series.next_close()));
+                }
                 changed = interrupts.changed(), if interrupts_open => {
                     if changed.is_err() {
                         // The sender is gone: no interrupt can come any more.
@@ -154,10 +186,11 @@ impl<'a> ArrivalLoop<'a> {
                     if count >= 2 || self.draining {
                         break;
                     }
-                    // First interrupt: no more arrivals; in-flight devices get the drain period.
+                    // First interrupt: no more arrivals; in-flight devices get the drain period
+                    // (the next tick says so: an interval is a whole second).
                     self.draining = true;
                     deadline = deadline.min(tokio::time::Instant::now() + self.plan.drain);
-                    on_tick(self.tick());
+                    self.tick_closed(&mut on_tick);
                 }
                 () = sleep_until(deadline) => {
                     if self.ending == Ending::Complete {
@@ -168,7 +201,7 @@ impl<'a> ArrivalLoop<'a> {
             }
         }
         self.stop_in_flight().await;
-        on_tick(self.tick());
+        self.tick_to_end(&mut on_tick);
         self.end()
     }
 
@@ -207,10 +240,14 @@ impl<'a> ArrivalLoop<'a> {
         let (target, aborted) = (self.target.clone(), self.aborted.clone());
         let rng = DeviceRng::from_rng(&mut self.seeds);
         let closed = self.closed;
+        // A start counts in the interval it was due in (a closed model's is due as it starts).
+        let due = if closed { now() } else { intended };
+        self.series.events().count(due, |events| events.started += 1);
+        let events = self.series.events().clone();
         self.tasks.spawn(async move {
             // A closed model has no plan to be late against: a device is due when it starts.
             let intended = (!closed).then_some(intended);
-            let checks = CheckLog::default();
+            let checks = Counting::new(CheckLog::default(), events);
             let registration_id = identity.registration_id.to_string();
             let report = run_device_observed(&target, settings, identity, intended, aborted, rng, checks).await;
             (registration_id, report)
@@ -248,26 +285,46 @@ impl<'a> ArrivalLoop<'a> {
         self.tasks.shutdown().await;
     }
 
-    /// What happened since the last tick, and the run so far.
-    fn tick(&mut self) -> Tick {
+    /// Ticks every interval that has closed by now, in order.
+    fn tick_closed(&mut self, on_tick: &mut impl FnMut(Tick)) {
+        while self.series.due(now()) {
+            on_tick(self.tick(None));
+        }
+    }
+
+    /// The run has ended: ticks every interval left, the last one ending now.
+    fn tick_to_end(&mut self, on_tick: &mut impl FnMut(Tick)) {
+        let at = now();
+        let last = self.series.clock().index(at);
+        while self.series.next_index() < last {
+            on_tick(self.tick(None));
+        }
+        on_tick(self.tick(Some(at.saturating_duration_since(self.series.clock().origin()))));
+    }
+
+    /// The next interval of the series (ending at `last_end` since the origin for the run's
+    /// last), and the run through it.
+    fn tick(&mut self, last_end: Option<Duration>) -> Tick {
         let spare = self.spares.as_mut().and_then(|spares| spares.try_recv().ok()).unwrap_or_default();
         let metrics = &mut self.collected.metrics;
-        let interval = metrics.take_interval_reusing(spare);
+        let closed = self.series.close(metrics, spare, last_end);
+        let totals = &closed.totals;
         Tick {
             progress: Progress {
-                elapsed: now().saturating_duration_since(self.begin),
-                started: self.started,
-                assigned: metrics.assigned(),
-                failed: metrics.failed(),
-                in_flight: self.tasks.len() as u64,
-                late_starts: metrics.late_starts(),
-                throttled: metrics.throttled(),
+                elapsed: closed.span.end,
+                started: totals.started,
+                assigned: totals.assigned,
+                failed: totals.failed,
+                in_flight: totals.in_flight(),
+                late_starts: totals.late_starts,
+                throttled: totals.throttled,
                 assigned_p99_us: metrics.p99_us(Phase::Assigned),
-                interval: interval.stats,
+                interval: closed.taken.stats,
             },
-            latencies: interval.latencies,
+            span: closed.span,
+            latencies: closed.taken.latencies,
             finished: std::mem::take(&mut self.collected.finished),
-            failures: metrics.failures().clone(),
+            failures: closed.totals.failures,
             failure_reasons: metrics.failure_reasons().clone(),
             phases: metrics.live_buckets(),
             draining: self.draining,
@@ -313,9 +370,9 @@ struct Collected {
 }
 
 impl Collected {
-    fn new(device_records: bool, wall: WallClock) -> Self {
+    fn new(device_records: bool, wall: WallClock, metrics: Metrics) -> Self {
         Self {
-            metrics: Metrics::new(),
+            metrics,
             wall,
             checks: PassiveTally::default(),
             device_records,
@@ -338,7 +395,7 @@ impl Collected {
                 if let Some(lag) = &mut self.lag_outside_stalls {
                     lag.record(&report.timings);
                 }
-                self.checks.record(&report.observer);
+                self.checks.record(&report.observer.inner);
             }
             Err(error) if error.is_panic() => self.panicked.add(error.into_panic()),
             // Cancelled: only the loop's own shutdown cancels a task, after it stopped collecting.
@@ -423,7 +480,7 @@ mod tests {
                 unreachable!("every task of this test panics")
             });
         }
-        let mut collected = Collected::new(true, WallClock::new(now(), std::time::SystemTime::now()));
+        let mut collected = Collected::new(true, WallClock::new(now(), std::time::SystemTime::now()), Metrics::new());
         while let Some(joined) = tasks.join_next().await {
             collected.collect(joined);
         }

@@ -8,9 +8,12 @@
 //! monotonic sum, and the histogram is `dpsbench_phase_duration` with unit `s`, which such a
 //! receiver names `dpsbench_phase_duration_seconds`: the same series whichever way they arrive.
 //!
-//! The exponential buckets are filled from the run's HDR histograms (3 significant digits): a
+//! Each point describes the latencies of the intervals closed so far (the run's HDR histograms,
+//! 3 significant digits, added interval by interval), so its count, buckets, sum, min and max
+//! describe the same values and a point agrees with `latency.hlog` through the same second. A
 //! value counts in the bucket of its HDR bucket's middle, so a count can sit one bucket off only
-//! when a bucket bound falls within 0.1 % of it. Count, sum, min and max are exact.
+//! when a bucket bound falls within 0.1 % of it; the count, min and max are exact, the sum is
+//! HDR's (within 0.1 %).
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -40,7 +43,7 @@ pub struct Figures<'a> {
     pub families: &'a [Family],
     /// Every phase's latencies since the run's start, in microseconds.
     pub latencies: &'a PhaseHistograms,
-    /// Every phase's exact count and sum, as the Prometheus page has them.
+    /// The phases measured, in the Prometheus page's order.
     pub phases: &'a [LiveBuckets],
     /// When the run's figures began (the start of every cumulative point), Unix nanoseconds.
     pub start_unix_nano: u64,
@@ -111,13 +114,13 @@ fn phase_durations(figures: &Figures<'_>) -> Metric {
         .map(|live| {
             let histogram = figures.latencies.get(live.phase);
             let buckets = ExponentialBuckets::of(histogram);
-            let measured = live.count > 0;
+            let measured = buckets.count > 0;
             ExponentialHistogramDataPoint {
                 attributes: vec![key_value("phase", live.phase.as_str())],
                 start_time_unix_nano: figures.start_unix_nano,
                 time_unix_nano: figures.time_unix_nano,
                 count: buckets.count,
-                sum: Some(live.sum_us as f64 / 1e6),
+                sum: Some(buckets.sum_us as f64 / 1e6),
                 scale: buckets.scale,
                 zero_count: buckets.zero_count,
                 positive: Some(Buckets { offset: buckets.offset, bucket_counts: buckets.counts }),
@@ -150,15 +153,18 @@ pub struct ExponentialBuckets {
     pub counts: Vec<u64>,
     /// Every value's count: `zero_count` plus the buckets'.
     pub count: u64,
+    /// The values' sum as HDR keeps them (each its HDR bucket's middle), microseconds.
+    pub sum_us: u64,
 }
 
 impl ExponentialBuckets {
     pub fn of(histogram: &hdrhistogram::Histogram<u64>) -> Self {
-        let mut zero_count = 0;
+        let (mut zero_count, mut sum_us) = (0, 0);
         // (index at MAX_SCALE, count) of each recorded HDR bucket.
         let mut indexed = Vec::new();
         for recorded in histogram.iter_recorded() {
             let value = histogram.median_equivalent(recorded.value_iterated_to());
+            sum_us += value * recorded.count_at_value();
             match value {
                 0 => zero_count += recorded.count_at_value(),
                 us => indexed.push((index(us as f64 / 1e6, MAX_SCALE), recorded.count_at_value())),
@@ -181,7 +187,7 @@ impl ExponentialBuckets {
         }
         let count = zero_count + counts.iter().sum::<u64>();
         let offset = i32::try_from(offset).expect("a latency's bucket index fits in 32 bits");
-        Self { scale, zero_count, offset, counts, count }
+        Self { scale, zero_count, offset, counts, count, sum_us }
     }
 }
 
@@ -223,6 +229,12 @@ mod tests {
         let values = [1, 7, 250, 1_000, 1_024, 1_999, 1_500_000];
         let buckets = ExponentialBuckets::of(&histogram(&values));
         assert_eq!((buckets.count, buckets.zero_count), (7, 0));
+        let exact: u64 = values.iter().sum();
+        assert!(
+            buckets.sum_us.abs_diff(exact) <= exact / 1000,
+            "the sum within HDR's 0.1 %: {} vs {exact}",
+            buckets.sum_us
+        );
         assert!(buckets.counts.len() <= MAX_BUCKETS);
         let mut seen = 0;
         for (position, count) in buckets.counts.iter().enumerate().filter(|(_, count)| **count > 0) {

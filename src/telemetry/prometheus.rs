@@ -118,7 +118,7 @@ pub fn families(tick: &Tick, ended: bool) -> Vec<Family> {
         single(
             "dpsbench_throttled_total",
             Kind::Counter,
-            "429 (throttled) replies received by devices that finished.",
+            "429 (throttled) replies received, counted as they arrive.",
             p.throttled,
         ),
         single(RUN_ENDED, Kind::Gauge, "1 once the run has ended and every figure is final, else 0.", u64::from(ended)),

@@ -117,6 +117,11 @@ fn otlp_pushes_decode_with_the_official_messages_and_agree_with_the_summary() {
         let close = |otlp: f64, us: f64| (otlp * 1e6 - us).abs() <= us * 0.001 + 1.0;
         assert!(close(number(&point["min"]), number(&figures["min_us"])), "{phase} min: {point}");
         assert!(close(number(&point["max"]), number(&figures["max_us"])), "{phase} max: {point}");
+        let mean_us = number(&point["sum"]) * 1e6 / count;
+        assert!(
+            (mean_us - number(&figures["mean_us"])).abs() <= number(&figures["mean_us"]) * 0.002 + 1.0,
+            "{phase} sum: {point}"
+        );
         let base = 2f64.powf(2f64.powi(-scale));
         let half = (count / 2.0).ceil();
         let mut seen = zero;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::binary::{dpsbench, temp_dir, text};
+use crate::support::binary::{TV1_GROUP_KEY, dpsbench, spawn_emulator_ready, temp_dir, text, write};
 use crate::support::scenario::Scenario;
 use crate::support::schema::read_summary;
 use dpsbench::metrics::Phase;
@@ -251,4 +251,97 @@ fn a_killed_run_keeps_its_latency_log_and_device_rows() {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert!(rows.len() as u64 >= assigned.saturating_sub(60), "{} rows, {assigned} logged", rows.len());
     assert!(rows.iter().all(|row| row.len() == 18 && row[0].starts_with("k-")), "whole rows only");
+}
+
+/// A standalone emulator's log, as `(instant, 429s so far)` from each line that counts any:
+/// its lines open with their RFC 3339 instant and count `throttled +N (TOTAL)`.
+fn throttled_so_far(log: &str) -> Vec<(std::time::SystemTime, u64)> {
+    log.lines()
+        .filter_map(|line| {
+            let (at, rest) = line.split_once(' ')?;
+            let total = rest.split("throttled +").nth(1)?.split_once('(')?.1.split_once(')')?.0;
+            Some((dpsbench::timestamp::parse_rfc3339(at).ok()?, total.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Issue 35: a 429 counts in the second it arrived, not when its device finished. A standalone
+/// emulator with a quota logs the 429s it sent each second; `throttled` in the run's
+/// timeseries.csv (so far, at each interval's end from the plan's start instant) must lie
+/// between what the emulator had logged a second before that end and what it logged a second
+/// after, and the totals must be equal.
+#[test]
+fn throttled_in_second_follows_the_emulators_own_count_of_429s() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let dir = temp_dir("throttled-at-event-time");
+    let config = write(
+        &dir,
+        "emulator.toml",
+        &format!(
+            "id_scope = \"0ne00THR035\"\nhubs = [\"hub-a.azure-devices.net\"]\nretry_after_seconds = 1\n\
+             assign_delay_ms = 20\n[quota]\nregistrations_per_minute = 120\n\
+             [[enrollment_groups]]\nname = \"bench\"\nprimary_key = \"{TV1_GROUP_KEY}\"\n"
+        ),
+    );
+    let (mut emulator, ready) = spawn_emulator_ready(&config, &dir.join("ca.pem"), &[]);
+    let port = ready.split_whitespace().find_map(|w| w.strip_prefix("127.0.0.1:")).expect("a bound address");
+    let scenario = Scenario::dps("throttled", "127.0.0.1", "0ne00THR035")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(300)
+        .device("registration_id", "thr-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .arrival("model", "poisson")
+        .rate(60.0)
+        .arrival("seed", 35)
+        .run("max_duration_seconds", 90)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "throttled.toml");
+    let out = dir.join("out");
+    let args = ["run", scenario.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()];
+    let output = dpsbench(&args, &[("BENCH_KEY", TV1_GROUP_KEY)]);
+    assert!(matches!(output.status.code(), Some(0 | 1)), "stderr: {}", text(&output.stderr));
+    // The emulator logs the second that held the run's last replies within a second.
+    std::thread::sleep(Duration::from_millis(2_500));
+    emulator.0.kill().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut emulator.0.stderr.take().unwrap(), &mut log).unwrap();
+    let logged = throttled_so_far(&log);
+    let total = logged.last().map_or(0, |(_, total)| *total);
+    assert!(total >= 50, "the quota throttled the run: {log}");
+
+    let summary = read_summary(&out);
+    assert_eq!(summary["statuses"]["429"].as_u64(), Some(total), "{}", summary["statuses"]);
+    let rows =
+        dpsbench::report::format::timeseries::read(&std::fs::read_to_string(out.join("timeseries.csv")).unwrap())
+            .unwrap();
+    let per_second: u64 = rows.iter().map(|row| row.throttled_in_second).sum();
+    assert_eq!(per_second, total, "the intervals add up to the emulator's total");
+    assert_eq!(rows.last().map(|row| row.throttled), Some(total));
+
+    // Each row's end on the wall clock: the plan's start instant (latency.hlog's BaseTime) plus
+    // its elapsed_s.
+    let hlog = dpsbench::report::format::hlog::read(&std::fs::read(out.join("latency.hlog")).unwrap()).unwrap();
+    let origin = UNIX_EPOCH + hlog.base_time.expect("a BaseTime");
+    let logged_by = |at| logged.iter().take_while(|(t, _)| *t <= at).last().map_or(0, |(_, n)| *n);
+    let logged_from = |at| logged.iter().find(|(t, _)| *t >= at).map_or(total, |(_, n)| *n);
+    let mut busy = 0;
+    for (k, row) in rows.iter().enumerate() {
+        let end = origin + Duration::from_secs_f64(row.elapsed_s);
+        let (lower, upper) = (logged_by(end - Duration::from_secs(1)), logged_from(end + Duration::from_secs(1)));
+        assert!(
+            (lower..=upper).contains(&row.throttled),
+            "row {k} (elapsed {:.3}): {} 429s so far, but the emulator had sent {lower} a second before and \
+             {upper} a second after\nrun: {:?}\nemulator: {log}",
+            row.elapsed_s,
+            row.throttled,
+            rows.iter().map(|r| r.throttled_in_second).collect::<Vec<_>>()
+        );
+        busy += u64::from(row.throttled_in_second > 0);
+    }
+    assert!(
+        busy >= 3,
+        "429s came over several seconds: {:?}",
+        rows.iter().map(|r| r.throttled_in_second).collect::<Vec<_>>()
+    );
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::support::binary::{
-    KillOnDrop, Scratch, TV1_GROUP_KEY, dpsbench, spawn_emulator, temp_dir, text, wait_for_exit, write,
+    KillOnDrop, Scratch, TV1_GROUP_KEY, deterministic_emulator, dpsbench, spawn_emulator, temp_dir, text,
+    wait_for_exit, write,
 };
 use crate::support::python::tools_python;
 use crate::support::scenario::Scenario;
@@ -74,15 +75,24 @@ fn run_shards() -> (Scratch, Vec<PathBuf>) {
         .write(&dir, "sharded.toml");
     let start_at = dpsbench::timestamp::rfc3339(SystemTime::now() + Duration::from_secs(3));
     let folders: Vec<PathBuf> = (0..SHARDS).map(|k| dir.join(format!("shard-{k}"))).collect();
+    run_shards_of(&scenario, &folders, &start_at, &["--devices-csv"]);
+    (dir, folders)
+}
+
+/// Runs `scenario` as one shard per folder of `folders` (shard k of their count into the k-th),
+/// all with `--start-at start_at` and `extra` arguments; each must exit 0.
+fn run_shards_of(scenario: &Path, folders: &[PathBuf], start_at: &str, extra: &[&str]) {
     let mut children: Vec<KillOnDrop> = folders
         .iter()
         .enumerate()
         .map(|(k, out)| {
             KillOnDrop(
                 Command::new(BIN)
-                    .args(["run", scenario.to_str().unwrap(), "--quiet", "--devices-csv", "--out"])
+                    .args(["run", scenario.to_str().unwrap(), "--quiet"])
+                    .args(extra)
+                    .arg("--out")
                     .arg(out)
-                    .args(["--shard", &format!("{k}/{SHARDS}"), "--start-at", &start_at])
+                    .args(["--shard", &format!("{k}/{}", folders.len()), "--start-at", start_at])
                     .env("BENCH_KEY", TV1_GROUP_KEY)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -92,9 +102,12 @@ fn run_shards() -> (Scratch, Vec<PathBuf>) {
         })
         .collect();
     for (k, child) in children.iter_mut().enumerate() {
-        assert_eq!(wait(child, Duration::from_secs(90)), Some(0), "shard {k}");
+        assert_eq!(wait(child, Duration::from_secs(90)), Some(0), "{}: shard {k}", out_name(&folders[k]));
     }
-    (dir, folders)
+}
+
+fn out_name(folder: &Path) -> String {
+    folder.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned())
 }
 
 #[test]
@@ -194,6 +207,77 @@ fn four_shards_merge_into_the_plan_exactly() {
     let partial = summary(&partial_dir);
     assert_eq!(partial["partial"], true);
     assert_eq!(partial["merged"]["missing"], serde_json::json!([3]));
+}
+
+/// Starts `started` per row of a timeseries.csv: each row's running total less the previous one's.
+fn started_per_row(csv: &str) -> Vec<u64> {
+    let rows = dpsbench::report::format::timeseries::read(csv).unwrap();
+    let mut before = 0;
+    rows.iter().map(|row| row.started - std::mem::replace(&mut before, row.started)).collect()
+}
+
+/// Issue 35: three shards of a flat 120/s plan started with `--start-at` on a whole second merge
+/// to a flat series, in every repeat: each shard's interval k is `[start + k s, start + (k + 1) s)`
+/// (its rows end at whole seconds from the start, its log's intervals start on them), so the
+/// merge adds rows of the same interval and every merged row starts the plan's 120.
+#[test]
+fn three_shards_of_a_flat_plan_merge_to_a_flat_series_in_every_repeat() {
+    const RATE: u64 = 120;
+    const SECONDS: u64 = 4;
+    let dir = temp_dir("flat-shards");
+    let (_emulator, port) = deterministic_emulator(&dir, "0ne00FLAT35");
+    let scenario = Scenario::dps("flat", "127.0.0.1", "0ne00FLAT35")
+        .target("port", port.parse::<i64>().unwrap())
+        .target("ca_certificate", "ca.pem")
+        .devices(RATE * SECONDS)
+        .device("registration_id", "flat-{index:03}")
+        .device("group_key_env", "BENCH_KEY")
+        .rate(RATE as f64)
+        .run("max_duration_seconds", 60)
+        .run("max_schedule_lag_p99_ms", 5000)
+        .write(&dir, "flat.toml");
+    for repeat in 0..2 {
+        // The next whole second at least two seconds ahead, as `date -d +2sec +%H:%M:%SZ` gives.
+        let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let start = Duration::from_secs(now.as_secs() + 3);
+        let start_at = dpsbench::timestamp::rfc3339(std::time::UNIX_EPOCH + start);
+        let folders: Vec<PathBuf> = (0..3).map(|k| dir.join(format!("r{repeat}-shard-{k}"))).collect();
+        run_shards_of(&scenario, &folders, &start_at, &[]);
+        for (k, folder) in folders.iter().enumerate() {
+            // Each shard: intervals from the start instant, whole seconds, 40 starts in each.
+            let hlog =
+                dpsbench::report::format::hlog::read(&std::fs::read(folder.join("latency.hlog")).unwrap()).unwrap();
+            assert_eq!(hlog.base_time, Some(start), "repeat {repeat}, shard {k}: the log counts from --start-at");
+            assert!(hlog.intervals.iter().all(|i| i.start.subsec_nanos() == 0), "repeat {repeat}, shard {k}");
+            let csv = std::fs::read_to_string(folder.join("timeseries.csv")).unwrap();
+            let rows = dpsbench::report::format::timeseries::read(&csv).unwrap();
+            for (index, row) in rows.iter().enumerate().take(rows.len() - 1) {
+                assert_eq!(
+                    row.elapsed_s,
+                    (index + 1) as f64,
+                    "repeat {repeat}, shard {k}: row {index} ends on its interval\n{csv}"
+                );
+            }
+            let started = started_per_row(&csv);
+            assert_eq!(started[..SECONDS as usize], [RATE / 3; SECONDS as usize], "repeat {repeat}, shard {k}\n{csv}");
+        }
+        let merged = dir.join(format!("r{repeat}-merged"));
+        let mut args: Vec<&str> = vec!["report", "merge"];
+        args.extend(folders.iter().map(|f| f.to_str().unwrap()));
+        args.extend(["--out", merged.to_str().unwrap()]);
+        let output = dpsbench(&args, &[]);
+        assert_eq!(output.status.code(), Some(0), "{}\n{}", text(&output.stdout), text(&output.stderr));
+        let csv = std::fs::read_to_string(merged.join("timeseries.csv")).unwrap();
+        let started = started_per_row(&csv);
+        assert_eq!(started[..SECONDS as usize], [RATE; SECONDS as usize], "repeat {repeat}: the merged series\n{csv}");
+        assert!(
+            started[SECONDS as usize..].iter().all(|n| *n == 0),
+            "repeat {repeat}: every start was in the plan's 4 s\n{csv}"
+        );
+        assert_eq!(started.iter().sum::<u64>(), RATE * SECONDS);
+        let hlog = dpsbench::report::format::hlog::read(&std::fs::read(merged.join("latency.hlog")).unwrap()).unwrap();
+        assert_eq!(hlog.base_time, Some(start), "repeat {repeat}: the merged log counts from --start-at");
+    }
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //!
 //! Exact where it can be: outcomes and counters are added, every phase's histogram is the sum
 //! of the shards' `latency.hlog` intervals (percentiles are computed from the added histograms,
-//! never averaged), the merged `latency.hlog` and `timeseries.csv` are aligned by wall-clock
-//! second, per-device count distributions are rebuilt from their exact buckets. Pure: report
+//! never averaged), the merged `latency.hlog` and `timeseries.csv` add the shards' intervals of
+//! the same index from the plan's start instant (exact for shards of one `--start-at`; never
+//! re-binned by wall clock), per-device count distributions are rebuilt from their exact buckets. Pure: report
 //! folders in, bytes out; the CLI reads and writes the files.
 
 use std::collections::BTreeMap;
@@ -79,13 +80,16 @@ pub fn merge(folders: &[ReportFolder]) -> Result<Merged, MergeError> {
     for shard in &shards {
         totals.add_all(&shard.log.totals());
     }
+    // Every shard counts its intervals from the plan's start instant: one instant for shards
+    // of one `--start-at`, so interval k is the same span in each and rows add exactly.
     let base = shards.iter().map(|s| s.base).min().expect("at least one shard");
-    let base_second = Duration::from_secs(base.as_secs());
-    let seconds = series::by_second(&shards.iter().map(|s| (&s.log, s.base)).collect::<Vec<_>>());
-    let mut latency_hlog = hlog::header(UNIX_EPOCH + base_second);
-    for (second, latencies) in &seconds {
-        let start = Duration::from_secs(*second) - base_second;
-        latency_hlog.extend(hlog::interval(start, Duration::from_secs(1), latencies));
+    let shifts: Vec<u64> = shards.iter().map(|s| series::shift(s.base, base)).collect();
+    let logs: Vec<(&LatencyLog, u64)> = shards.iter().zip(&shifts).map(|(s, shift)| (&s.log, *shift)).collect();
+    let intervals = series::by_interval(&logs);
+    let mut latency_hlog = hlog::header(UNIX_EPOCH + base);
+    for (index, latencies) in &intervals {
+        let start = crate::metrics::INTERVAL * *index as u32;
+        latency_hlog.extend(hlog::interval(start, crate::metrics::INTERVAL, latencies));
     }
     let mut timeseries_csv = timeseries::header();
     for shard in &shards {
@@ -94,9 +98,9 @@ pub fn merge(folders: &[ReportFolder]) -> Result<Merged, MergeError> {
             timeseries::read(text).map_err(|reason| MergeError::Series { folder: shard.folder.dir.clone(), reason })?;
         }
     }
-    let inputs: Vec<(&str, Duration)> =
-        shards.iter().map(|s| (s.folder.timeseries.as_deref().unwrap_or(""), s.base)).collect();
-    timeseries_csv.extend(series::merged_rows(&inputs, base_second, &seconds));
+    let inputs: Vec<(&str, u64)> =
+        shards.iter().zip(&shifts).map(|(s, shift)| (s.folder.timeseries.as_deref().unwrap_or(""), *shift)).collect();
+    timeseries_csv.extend(series::merged_rows(&inputs, &intervals));
 
     // The merged run spans the earliest shard's start to the latest one's end, on the wall clock.
     let started = shards.iter().map(|s| s.started).min().expect("at least one shard");
@@ -354,7 +358,7 @@ mod tests {
             log.extend(hlog::interval(Duration::from_secs(second as u64), Duration::from_secs(1), &latencies));
         }
         let series = "elapsed_s,started,assigned,failed,in_flight,late_starts,assigned_in_second,failed_in_second,\
-                      assigned_p50_us,assigned_p99_us,failures\n0.000,1,0,0,1,0,0,0,0,0,\n1.000,1,1,0,0,0,1,0,5,5,\n";
+                      assigned_p50_us,assigned_p99_us,failures\n1.000,1,0,0,1,0,0,0,0,0,\n1.730,1,1,0,0,0,1,0,5,5,\n";
         ReportFolder {
             dir: PathBuf::from(format!("shard-{index}")),
             summary,
@@ -386,21 +390,33 @@ mod tests {
     }
 
     #[test]
-    fn logs_and_series_align_by_wall_clock_second() {
-        // Shard 1 started 2 s after shard 0: its first second is the merged third.
+    fn logs_and_series_add_by_interval_from_the_start_instant() {
+        // Two shards of one start instant: interval k of each adds into the merged k, row by row.
+        let merged = merge(&[shard(0, 2, 1000, &[10, 20]), shard(1, 2, 1000, &[30])]).expect("mergeable");
+        let log = hlog::read(&merged.latency_hlog).expect("reads back");
+        let starts: Vec<(u64, u64)> = log.intervals.iter().map(|i| (i.start.as_secs(), i.histogram.len())).collect();
+        assert_eq!(starts, [(0, 2), (1, 1)]);
+        assert_eq!(log.base_time, Some(Duration::from_millis(1_000_250)), "the shards' start instant, exactly");
+        let series = String::from_utf8(merged.timeseries_csv).expect("text");
+        let rows: Vec<&str> = series.lines().skip(1).collect();
+        assert_eq!(rows.len(), 2, "{series}");
+        assert!(rows[0].starts_with("1.000,2,0,0,2,0,0,0,"), "{series}");
+        // The last interval ends where the later shard stopped.
+        assert!(rows[1].starts_with("1.730,2,2,0,0,0,2,0,"), "{series}");
+
+        // Shard 1 started 2 s after shard 0 (no shared --start-at): its interval 0 is the
+        // merged interval 2, whole intervals apart, never re-binned.
         let merged = merge(&[shard(0, 2, 1000, &[10, 20]), shard(1, 2, 1002, &[30])]).expect("mergeable");
         let log = hlog::read(&merged.latency_hlog).expect("reads back");
         let starts: Vec<u64> = log.intervals.iter().map(|i| i.start.as_secs()).collect();
         assert_eq!(starts, [0, 1, 2]);
-        assert_eq!(log.base_time, Some(Duration::from_secs(1000)));
         let series = String::from_utf8(merged.timeseries_csv).expect("text");
         let rows: Vec<&str> = series.lines().skip(1).collect();
-        // Seconds 1000..=1003: shard 1's rows at 1002 and 1003 add to shard 0's carried totals.
         assert_eq!(rows.len(), 4, "{series}");
-        assert!(rows[0].starts_with("0.000,1,0,0,1,"), "{series}");
-        assert!(rows[1].starts_with("1.000,1,1,0,0,0,1,"), "{series}");
-        assert!(rows[2].starts_with("2.000,2,1,0,1,"), "{series}");
-        assert!(rows[3].starts_with("3.000,2,2,0,0,0,1,"), "{series}");
+        assert!(rows[0].starts_with("1.000,1,0,0,1,"), "{series}");
+        assert!(rows[1].starts_with("1.730,1,1,0,0,0,1,"), "{series}");
+        assert!(rows[2].starts_with("3.000,2,1,0,1,"), "{series}");
+        assert!(rows[3].starts_with("3.730,2,2,0,0,0,1,"), "{series}");
         // From the first shard's start to the last one's end: 2 s more than one shard's length.
         let one = shard(0, 2, 1000, &[10]).summary.duration_seconds;
         assert!((merged.summary.duration_seconds - (one + 2.0)).abs() < 1e-6, "{}", merged.summary.duration_seconds);

@@ -36,11 +36,10 @@ pub fn header(base_time: SystemTime) -> Vec<u8> {
     bytes
 }
 
-/// Turns each second's [`Tick`] into its lines of `latency.hlog`; keeps where the previous
-/// interval ended and one compressor for the whole log.
+/// Turns each second's [`Tick`] into its lines of `latency.hlog`, with one compressor for the
+/// whole log.
 #[derive(Default)]
 pub struct IntervalLines {
-    previous_end: Duration,
     serializer: DeflateSerializer,
 }
 
@@ -49,11 +48,11 @@ impl IntervalLines {
         Self::default()
     }
 
-    /// The lines of the interval that `tick` closes: from the previous tick to this one.
+    /// The lines of the interval that `tick` closes: its span from the plan's start instant
+    /// (the log's `BaseTime`), so interval k starts at k s in every shard's log.
     pub fn lines(&mut self, tick: &Tick) -> Vec<u8> {
-        let end = tick.progress.elapsed.max(self.previous_end);
-        let start = std::mem::replace(&mut self.previous_end, end);
-        lines_with(&mut self.serializer, start, end - start, &tick.latencies)
+        let span = &tick.span;
+        lines_with(&mut self.serializer, span.start, span.end.saturating_sub(span.start), &tick.latencies)
     }
 }
 
@@ -331,28 +330,23 @@ mod tests {
     }
 
     #[test]
-    fn interval_lines_follow_the_ticks() {
-        use crate::results::Progress;
+    fn interval_lines_follow_the_ticks_intervals() {
+        use crate::metrics::IntervalSpan;
         let mut lines = IntervalLines::new();
-        let tick = |elapsed_ms: u64| Tick {
-            progress: Progress {
-                elapsed: Duration::from_millis(elapsed_ms),
-                started: 0,
-                assigned: 0,
-                failed: 0,
-                in_flight: 0,
-                late_starts: 0,
-                throttled: 0,
-                assigned_p99_us: 0,
-                interval: Default::default(),
+        let tick = |index: u64, end_ms: u64| Tick {
+            span: IntervalSpan {
+                index,
+                start: Duration::from_secs(index),
+                end: Duration::from_millis(end_ms),
+                origin_unix_us: 1_764_000_000_000_000,
             },
             latencies: latencies(&[(Phase::Connack, 700)]),
             ..Tick::default()
         };
-        let first = String::from_utf8(lines.lines(&tick(0))).expect("text");
-        let second = String::from_utf8(lines.lines(&tick(1_002))).expect("text");
-        assert!(first.starts_with("Tag=connack,0.000,0.000,"), "{first}");
-        assert!(second.starts_with("Tag=connack,0.000,1.002,"), "{second}");
+        let first = String::from_utf8(lines.lines(&tick(0, 1_000))).expect("text");
+        let last = String::from_utf8(lines.lines(&tick(1, 1_400))).expect("text");
+        assert!(first.starts_with("Tag=connack,0.000,1.000,"), "{first}");
+        assert!(last.starts_with("Tag=connack,1.000,0.400,"), "{last}");
     }
 
     #[test]

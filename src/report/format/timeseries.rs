@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 
 use crate::results::Tick;
 
-/// One row: a second of the run, as its tick reported it.
+/// One row: one interval of the run, as its tick reported it. Row k counts the events whose
+/// instant fell in `[start + k s, start + (k + 1) s)`, where start is the plan's start instant
+/// (`--start-at`, the same in every shard); the running totals are through that interval.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
-    /// Seconds since the run's clock started.
+    /// Where the interval ends, in seconds since the plan's start instant: k + 1 (the last row
+    /// of a run ends where the run did).
     pub elapsed_s: f64,
     pub started: u64,
     pub assigned: u64,
@@ -21,7 +24,7 @@ pub struct Row {
     pub failed_in_second: u64,
     pub assigned_p50_us: u64,
     pub assigned_p99_us: u64,
-    /// 429 replies so far, and in this second.
+    /// 429 replies so far, and in this interval (as they arrived).
     pub throttled: u64,
     pub throttled_in_second: u64,
     /// Failed devices so far, by kind.
@@ -85,6 +88,13 @@ const COLUMNS: &[Column] = &[
 ];
 
 impl Row {
+    /// The interval a row of this format closes: k for an `elapsed_s` in (k, k + 1], to the
+    /// millisecond the file holds.
+    pub fn index(&self) -> u64 {
+        let millis = (self.elapsed_s.max(0.0) * 1000.0).round() as u64;
+        millis.div_ceil(1000).saturating_sub(1)
+    }
+
     /// The row a tick reports.
     pub fn of(tick: &Tick) -> Self {
         let p = &tick.progress;
@@ -204,8 +214,10 @@ mod tests {
                     throttled: 4,
                     assigned_p50_us: 12_000,
                     assigned_p99_us: 48_000,
+                    ..IntervalStats::default()
                 },
             },
+            span: Default::default(),
             latencies: Default::default(),
             finished: Vec::new(),
             failures: [("timeout".to_string(), 2), ("tls".to_string(), 1)].into_iter().collect(),
