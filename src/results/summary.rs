@@ -16,6 +16,8 @@ pub const SUMMARY_SCHEMA: &str = "dpsbench.summary/v1";
 /// generator, not the target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Validity {
+    /// Whether the generator kept its plan; false also when it was not judged (see
+    /// [`Validity::NOT_JUDGED`]): a verdict never passes on nothing.
     pub valid: bool,
     /// Why the run is invalid (empty when valid).
     pub reasons: Vec<String>,
@@ -34,6 +36,18 @@ pub struct Validity {
     /// those windows and the schedule lag outside them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_stalls: Option<TargetStalls>,
+}
+
+impl Validity {
+    /// The one reason of a report whose run ended before it could be judged (rebuilt by `report
+    /// render` from a killed run's per-second files).
+    pub const NOT_JUDGED: &'static str =
+        "not judged: the run was killed before it ended, and this report was rebuilt from its per-second files";
+
+    /// Whether validity was not judged at all.
+    pub fn not_judged(&self) -> bool {
+        !self.valid && self.reasons.iter().any(|reason| reason == Self::NOT_JUDGED)
+    }
 }
 
 /// The windows in which a run's target stopped answering for at least 250 ms while devices

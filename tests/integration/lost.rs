@@ -224,6 +224,9 @@ fn report_render_rebuilds_a_killed_runs_report_marked_partial_from_its_per_secon
     let report_md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report_md.contains("(partial: "), "marked partial: {report_md}");
     assert!(report_md.contains("missing: summary.json"), "says what is missing: {report_md}");
+    // Its validity was never judged: the report says so and never reads as valid.
+    assert!(report_md.contains("partial report, not judged"), "{report_md}");
+    assert!(report_md.contains("| validity | **invalid**: not judged"), "{report_md}");
     assert!(out.join("report.html").is_file());
     assert!(!out.join("summary.json").exists(), "render writes no summary it does not have");
 

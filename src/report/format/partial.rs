@@ -81,8 +81,8 @@ fn summary_of(
         duration_seconds: last.elapsed_s,
         partial: true,
         validity: Validity {
-            valid: true,
-            reasons: Vec::new(),
+            valid: false,
+            reasons: vec![Validity::NOT_JUDGED.to_string()],
             // Measured each second, so known; the verdict is not (see the note).
             schedule_lag_p99_us: totals.map_or(0, |t| t.get(Phase::ScheduleLag).value_at_quantile(0.99)),
             runtime_stall_p99_us: 0,

@@ -25,6 +25,9 @@ pub fn report(summary: &RunSummary) -> Vec<u8> {
 fn header(out: &mut String, summary: &RunSummary) {
     let _ = writeln!(out, "# dpsbench run `{}`\n", summary.scenario.name);
     let verdict = match (&summary.validity.valid, &summary.slo) {
+        (false, _) if summary.validity.not_judged() => {
+            "⚠️ **partial report, not judged**: rebuilt from what a killed run wrote each second"
+        }
         (false, _) => "❌ **invalid run**: the generator could not keep its plan; its numbers describe the generator",
         (true, Some(slo)) if !slo.passed => "❌ **SLO gates failed**",
         (true, _) if summary.all_assigned() => "✅ every device assigned",
