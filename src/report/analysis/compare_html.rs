@@ -210,3 +210,6 @@ svg.querySelectorAll('g.legend text').forEach(function(t){names++;var b=t.getBBo
 if(b.x+b.width>edge){console.error('legend name cut short in '+f.id+': '+t.textContent);}else{whole++;}});});\
 document.body.setAttribute('data-curves',curves);document.body.setAttribute('data-legend-names',names);\
 document.body.setAttribute('data-legend-names-whole',whole);})();\n</script>\n";
+
+#[cfg(test)]
+mod tests;
