@@ -8,6 +8,8 @@ use clap::{Args, Subcommand};
 
 pub use super::merge::MergeArgs;
 use crate::report::analysis::compare;
+use crate::report::analysis::compare_charts::ChartedRun;
+use crate::report::analysis::compare_html;
 use crate::report::analysis::comparison::Comparison;
 use crate::report::analysis::expression::{Expression, Verdict};
 use crate::report::format::folder::{Renderable, ReportFolder};
@@ -28,8 +30,8 @@ pub enum ReportCommand {
     /// Compare two runs side by side and fail on regressions.
     ///
     /// Prints per phase p50/p90/p99/p99.9/max, flows/s, failures by kind, retries and
-    /// violations with the change of each. A --fail-if on a latency the current run has no
-    /// sample of trips. Exit status: 0 when no --fail-if trips, 1 when one does, 2 for bad input
+    /// violations with the change of each; --out also writes compare.md and compare.html. A
+    /// --fail-if on a latency the current run has no sample of trips. Exit status: 0 when no --fail-if trips, 1 when one does, 2 for bad input
     /// (a missing folder, a folder that is not a report, a baseline given twice, an expression
     /// that does not parse).
     Compare(CompareArgs),
@@ -64,7 +66,8 @@ pub struct CompareArgs {
     /// `failed > 0` (more failures), `flows_per_second < -5%`. Repeatable.
     #[arg(long = "fail-if", value_name = "EXPR", value_parser = parse_expression)]
     pub fail_if: Vec<Expression>,
-    /// Write compare.md into this folder (created if needed).
+    /// Write compare.md and compare.html (the runs' percentile curves overlaid, the deltas and,
+    /// over three runs or more, their trend) into this folder (created if needed).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print the comparison as JSON (the runs, every figure, every verdict) instead of the table.
@@ -152,9 +155,28 @@ fn compare(args: CompareArgs) -> Result<i32> {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
         let path = out.join("compare.md");
         super::files::write_whole(&path, &compare::markdown(&comparison, &base_label, &current_label, &verdicts))?;
+        let folders: Vec<&ReportFolder> = baselines.iter().chain([&current]).collect();
+        let html = out.join("compare.html");
+        super::files::write_whole(&html, &compare_page(&folders, &comparison, &verdicts))?;
         if !args.json {
-            super::say(&format!("compare: {}\n", path.display()));
+            super::say(&format!("compare: {}\ncompare: {}\n", path.display(), html.display()));
         }
     }
     Ok(if verdicts.iter().any(|v| v.tripped) { 1 } else { 0 })
+}
+
+/// `compare.html` of the runs' folders (the baselines, then the current run): each run's curves
+/// come from its latency.hlog; a run without one (or with one that does not read) says why.
+fn compare_page(folders: &[&ReportFolder], comparison: &Comparison, verdicts: &[Verdict]) -> Vec<u8> {
+    let reports: Vec<Report> = folders.iter().map(|folder| Report::from_folder(folder)).collect();
+    let runs: Vec<ChartedRun<'_>> = folders
+        .iter()
+        .zip(&reports)
+        .map(|(folder, report)| ChartedRun {
+            label: folder.dir.display().to_string(),
+            summary: &report.summary,
+            latency: report.latency.as_ref().map_err(|error| error.to_string()),
+        })
+        .collect();
+    compare_html::page(&runs, comparison, verdicts)
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod client_checks;
+mod compare_html;
 mod conform_cli;
 mod conformance;
 mod edges;

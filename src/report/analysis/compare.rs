@@ -35,7 +35,7 @@ pub fn table(comparison: &Comparison, baseline: &str, current: &str, verdicts: &
 }
 
 /// A figure's baseline: the value, or the mean of several runs with their standard deviation.
-fn baseline_cell(f: &Figure) -> String {
+pub(super) fn baseline_cell(f: &Figure) -> String {
     match f.spread {
         Some(spread) => format!("{} ± {}", f.format(f.baseline), f.format(spread.sd)),
         None => f.format(f.baseline),
