@@ -17,9 +17,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::prometheus::Family;
-use super::{otlp, remote_write};
-use crate::metrics::{LiveBuckets, PhaseHistograms};
+mod protocol;
+
+pub use protocol::{Measured, Protocol};
 
 /// How long one push has to connect, send and get its answer.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -97,67 +97,6 @@ impl PushError {
             _ => true,
         }
     }
-}
-
-/// What a pusher sends, and to whom it says so.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protocol {
-    /// Prometheus remote write 1.0: every series with these labels.
-    RemoteWrite { labels: Vec<(String, String)> },
-    /// OTLP/HTTP protobuf, from a resource with these attributes.
-    Otlp { attributes: Vec<(String, String)> },
-}
-
-impl Protocol {
-    /// What its report lines call the metrics it pushes (`metrics push to …`, `OTLP metrics
-    /// pushed to …`).
-    fn name(&self) -> &'static str {
-        match self {
-            Protocol::RemoteWrite { .. } => "metrics",
-            Protocol::Otlp { .. } => "OTLP metrics",
-        }
-    }
-
-    fn headers(&self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            Protocol::RemoteWrite { .. } => &remote_write::HEADERS,
-            Protocol::Otlp { .. } => &otlp::HEADERS,
-        }
-    }
-
-    /// The body of a push of `snapshot`, for a run whose figures began at `start_ms`.
-    fn body(&self, snapshot: &Snapshot, start_ms: i64) -> Vec<u8> {
-        let measured = &snapshot.measured;
-        match self {
-            Protocol::RemoteWrite { labels } => {
-                remote_write::body(&remote_write::write_request(&measured.families, labels, snapshot.timestamp_ms))
-            }
-            Protocol::Otlp { attributes } => {
-                let nanos = |ms: i64| u64::try_from(ms).unwrap_or_default() * 1_000_000;
-                let empty = PhaseHistograms::new();
-                let figures = otlp::Figures {
-                    families: &measured.families,
-                    latencies: measured.latencies.as_ref().unwrap_or(&empty),
-                    phases: &measured.phases,
-                    start_unix_nano: nanos(start_ms),
-                    time_unix_nano: nanos(snapshot.timestamp_ms),
-                };
-                otlp::body(&otlp::request(&figures, attributes))
-            }
-        }
-    }
-}
-
-/// One tick's figures, as every protocol takes them.
-#[derive(Debug, Clone, Default)]
-pub struct Measured {
-    /// The Prometheus page's families.
-    pub families: Vec<Family>,
-    /// Every phase's latencies since the run's start; kept only for a pusher that sends them
-    /// (OTLP's exponential histograms).
-    pub latencies: Option<PhaseHistograms>,
-    /// Every phase's exact count and sum of latencies so far.
-    pub phases: Vec<LiveBuckets>,
 }
 
 /// The pushing task of a run: [`Pusher::publish`] hands it each tick's figures, which it
@@ -388,6 +327,7 @@ mod tests {
     use super::*;
     use crate::results::Tick;
     use crate::telemetry::prometheus::families;
+    use crate::telemetry::remote_write;
     use crate::tls::{ServerIdentity, TlsPolicy, client_config, public_roots, roots_from_pem};
 
     trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
