@@ -89,8 +89,35 @@ fn a_window_of_seconds_recomputes_exactly_what_the_python_reader_adds_up() {
     let page = format!("file://{}#window={first}-{last}", out.join("report.html").display());
     let (console, dom) = dump_dom(&browser, &dir, &page);
     assert!(console.is_empty(), "the page logged to the console: {console:#?}");
-    assert!(dom.contains(&format!("data-window=\"{first}-{last}\"")), "the window at load: {}", &dom[..2000]);
     let summary = crate::support::schema::read_summary(&out);
+    assert_window_is_pythons(&dom, &summary, &python, (first, last));
+    // A drag across a heatmap, right to left, from its last second to its first: the copy of the
+    // page ends with a script that plays the mouse events at those seconds' columns.
+    let dragged = out.join("dragged.html");
+    let drag = DRAG.replace("FIRST", &first.to_string()).replace("LAST", &last.to_string());
+    std::fs::write(&dragged, html.replace("</body>", &format!("{drag}</body>"))).unwrap();
+    let (console, dom) = dump_dom(&browser, &dir, &format!("file://{}", dragged.display()));
+    assert!(console.is_empty(), "the page logged to the console: {console:#?}");
+    assert_window_is_pythons(&dom, &summary, &python, (first, last));
+    let window_count = python["assigned"]["count"].as_u64().unwrap();
+    assert!(
+        window_count > 0 && window_count < summary["phases"]["assigned"]["count"].as_u64().unwrap(),
+        "the window is a part of the run: {window_count}"
+    );
+}
+
+/// Plays a drag on the first heatmap from second LAST's column to second FIRST's, as a user's
+/// mouse would (down, move, up), at the columns' laid-out positions.
+const DRAG: &str = "<script>(function(){var svg=document.querySelector('svg.heatmap'),box=svg.getBoundingClientRect(),\
+d=svg.dataset,x0=+d.x0,n=+d.last-+d.first+1,scale=box.width/svg.viewBox.baseVal.width,y=box.top+120*scale;\
+function at(second){return box.left+(x0+(second-+d.first+0.5)*(+d.x1-x0)/n)*scale;}\
+function play(target,type,second){target.dispatchEvent(new MouseEvent(type,{clientX:at(second),clientY:y,bubbles:true}));}\
+play(svg,'mousedown',LAST);play(svg,'mousemove',FIRST);play(document,'mouseup',FIRST);})();</script>";
+
+/// The window table of `dom` shows the window `first..=last` and, phase by phase, what the
+/// Python reader computed adding up that window's intervals.
+fn assert_window_is_pythons(dom: &str, summary: &Value, python: &Value, (first, last): (u64, u64)) {
+    assert!(dom.contains(&format!("data-window=\"{first}-{last}\"")), "the window: {}", &dom[..2000]);
     let mut compared = 0;
     for phase in Phase::ALL {
         let name = phase.as_str();
@@ -98,7 +125,7 @@ fn a_window_of_seconds_recomputes_exactly_what_the_python_reader_adds_up() {
             assert!(!dom.contains(&format!("<tr data-phase=\"{name}\">")), "{name}: no row without data");
             continue;
         }
-        let row = window_row(&dom, name);
+        let row = window_row(dom, name);
         assert_eq!(row.len(), FIGURES.len(), "{name}: {row:?}");
         let expected = &python[name];
         for ((field, value), (figure, python_field)) in row.iter().zip(FIGURES) {
@@ -112,9 +139,4 @@ fn a_window_of_seconds_recomputes_exactly_what_the_python_reader_adds_up() {
         compared += 1;
     }
     assert!(compared >= 9, "every phase of an MQTT flow compared");
-    let window_count = python["assigned"]["count"].as_u64().unwrap();
-    assert!(
-        window_count > 0 && window_count < summary["phases"]["assigned"]["count"].as_u64().unwrap(),
-        "the window is a part of the run: {window_count}"
-    );
 }
