@@ -100,7 +100,7 @@ fn shade(count: u64, most: u64) -> usize {
     ((share * SHADES.len() as f64).ceil() as usize).clamp(1, SHADES.len()) - 1
 }
 
-/// The frame, the seconds below (about eight labels) and latencies at 1, 2 and 5 a decade left.
+/// The frame, the seconds below (about eight labels) and the latencies left.
 fn axes(
     out: &mut String,
     (first, last): (u64, u64),
@@ -122,25 +122,33 @@ fn axes(
         HEIGHT - 4.0
     );
     let (lowest, highest) = (2f64.powf(low as f64 / ROWS_PER_OCTAVE), 2f64.powf((high + 1) as f64 / ROWS_PER_OCTAVE));
-    let mut ticks = 0;
-    for decade in 0..10 {
-        for mantissa in [1u64, 2, 5] {
-            let value = mantissa * 10u64.pow(decade);
-            if (value as f64) < lowest || value as f64 > highest {
-                continue;
-            }
-            let y = y_of(value as f64);
-            let _ = write!(
-                out,
-                "<path stroke=\"#444\" d=\"M{} {y:.1}h5\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                LEFT - 5.0,
-                LEFT - 8.0,
-                y + 4.0,
-                micros(value)
-            );
-            ticks += 1;
-        }
+    let within = |value: &u64| (lowest..=highest).contains(&(*value as f64));
+    let decades = |mantissas: &[u64]| -> Vec<u64> {
+        (0..10).flat_map(|decade| mantissas.iter().map(move |m| m * 10u64.pow(decade))).filter(within).collect()
+    };
+    // 1, 2 and 5 a decade, then every digit where that leaves fewer than three in a narrow
+    // band; a label closer than a line of text to one placed before it would overlap: left out.
+    let mut values = decades(&[1, 2, 5]);
+    if values.len() < 3 {
+        values.extend(decades(&[3, 4, 6, 7, 8, 9]));
     }
+    let mut placed: Vec<f64> = Vec::new();
+    for value in values {
+        let y = y_of(value as f64);
+        if placed.iter().any(|other| (other - y).abs() < 16.0) {
+            continue;
+        }
+        placed.push(y);
+        let _ = write!(
+            out,
+            "<path stroke=\"#444\" d=\"M{} {y:.1}h5\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            LEFT - 5.0,
+            LEFT - 8.0,
+            y + 4.0,
+            micros(value)
+        );
+    }
+    let ticks = placed.len();
     if ticks == 0 {
         // Every value in one narrow band: label the band.
         let _ = write!(
@@ -203,5 +211,15 @@ mod tests {
             assert_eq!(points.split(' ').count(), 3, "{name}: {points}");
         }
         assert!(svg.contains(">10.0ms<") && svg.contains(">50.0ms<"), "latency ticks in the page's units");
+    }
+
+    /// Latencies within less than a decade (1 s to 4 s) still get a tick a second.
+    #[test]
+    fn a_narrow_band_of_latencies_gets_a_tick_at_every_digit() {
+        let seconds = BTreeMap::from([(0, Counts::from([(1_000_000, 5)])), (1, Counts::from([(4_000_000, 5)]))]);
+        let svg = svg("assigned", &seconds, (0, 1));
+        for tick in [">1.00s<", ">2.00s<", ">3.00s<", ">4.00s<"] {
+            assert!(svg.contains(tick), "{tick} in {svg}");
+        }
     }
 }
