@@ -149,7 +149,8 @@ w.setAttribute('x',x0+(a-data.first)*step);w.setAttribute('width',(b-a+1)*step);
 document.getElementById('window-label').textContent=whole?'Window: the whole run, seconds '+a+' to '+b+'.':'Window: seconds '+a+' to '+b+'.';\
 document.body.setAttribute('data-window',a+'-'+b);}\
 function second(svg,event){var p=svg.createSVGPoint();p.x=event.clientX;p.y=event.clientY;p=p.matrixTransform(svg.getScreenCTM().inverse());\
-var x0=+svg.dataset.x0,n=data.last-data.first+1;return data.first+Math.max(0,Math.min(n-1,Math.floor((p.x-x0)/(+svg.dataset.x1-x0)*n)));}\
+var x0=+svg.dataset.x0,n=data.last-data.first+1,column=Math.floor(n*(p.x-x0)/(svg.dataset.x1-x0));\
+return data.first+Math.max(0,Math.min(n-1,column));}\
 var start=null;maps.forEach(function(svg){svg.style.cursor='crosshair';\
 svg.addEventListener('mousedown',function(e){start=second(svg,e);show(start,start);e.preventDefault();});\
 svg.addEventListener('mousemove',function(e){if(start!==null){show(start,second(svg,e));}});});\
