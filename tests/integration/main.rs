@@ -24,6 +24,7 @@ mod otlp;
 mod overrides;
 mod plan_size;
 mod properties;
+mod report_window;
 mod reports;
 mod secrets;
 mod shards;

@@ -145,8 +145,9 @@ fn report_html_draws_every_chart_in_a_headless_browser() {
     // The page's own script counts the charts whose SVG laid out with a non-empty box (and
     // logged any legend over a line to the console, checked above).
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    let figures = html.matches("<figure class=\"chart\"").count();
-    assert!(figures >= 6, "{figures} charts");
+    // Every chart, the latency heatmaps (`class="chart heatmap"`) among them.
+    let figures = html.matches("<figure class=\"chart").count();
+    assert!(figures >= 6 + 9, "{figures} charts");
     assert!(dom.contains(&format!("data-charts=\"{figures}\"")), "{}", &dom[..dom.len().min(2000)]);
     assert!(dom.contains(&format!("data-charts-drawn=\"{figures}\"")), "a chart did not draw");
 

@@ -4,6 +4,8 @@ prints, per phase, the intervals added together as JSON:
            "python_percentiles": {...}, "intervals": k}}.
 
 With --counts, each phase also has "counts": {"value": count} of its added histogram.
+With --window FIRST-LAST, only the intervals that start in the seconds FIRST to LAST (inclusive,
+whole seconds since the log's BaseTime) are added: a window of the run, as report.html selects.
 
 Percentiles are computed twice from the decoded counts: by nearest rank (rank = ceil(q * n), the
 definition summary.json uses), walking the decoded histogram's recorded values; and by the port's
@@ -37,7 +39,13 @@ def counts(histogram):
     }
 
 
-def main(path, with_counts=False):
+def second_of(reader, histogram):
+    """The whole second since BaseTime in which the interval starts (to the log's millisecond)."""
+    offset = round(histogram.get_start_time_stamp() / 1000.0 - reader.base_time_sec, 3)
+    return math.floor(offset)
+
+
+def main(path, with_counts=False, window=None):
     # Bounds of dpsbench's latency histograms: 1 us to one hour, 3 significant digits.
     reader = HistogramLogReader(path, HdrHistogram(1, 3_600_000_000, 3))
     totals, intervals = {}, {}
@@ -48,6 +56,8 @@ def main(path, with_counts=False):
         tag = histogram.get_tag()
         if tag is None:
             raise SystemExit("an interval without a Tag=")
+        if window is not None and not window[0] <= second_of(reader, histogram) <= window[1]:
+            continue
         if tag not in totals:
             totals[tag] = HdrHistogram(1, 3_600_000_000, 3)
             intervals[tag] = 0
@@ -69,5 +79,11 @@ def main(path, with_counts=False):
 
 
 if __name__ == "__main__":
-    # --counts: also every phase's added histogram, value by value.
-    main(sys.argv[1], with_counts="--counts" in sys.argv[2:])
+    # --counts: also every phase's added histogram, value by value; --window FIRST-LAST: only
+    # the intervals starting in those seconds.
+    args = sys.argv[2:]
+    window = None
+    if "--window" in args:
+        first, last = args[args.index("--window") + 1].split("-")
+        window = (int(first), int(last))
+    main(sys.argv[1], with_counts="--counts" in args, window=window)

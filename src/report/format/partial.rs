@@ -42,8 +42,9 @@ pub fn report(leftovers: &Leftovers) -> Result<(Report, String), InputError> {
         missing.join(", ")
     );
     let summary = summary_of(&last, totals.as_ref().ok(), started_at, &leftovers.dir, &note);
+    let intervals = latency.as_ref().map(super::intervals::LatencyIntervals::of_log).unwrap_or_default();
     let latency = totals.map_err(|_| InputError::Missing("latency.hlog"));
-    Ok((Report { summary, series: Ok(rows), latency }, note))
+    Ok((Report { summary, series: Ok(rows), latency, intervals }, note))
 }
 
 /// The figures of the last whole second, around the metadata only the run knew.

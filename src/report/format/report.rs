@@ -1,10 +1,11 @@
 //! A run's report in memory, what `report.md` and `report.html` are rendered from: the summary,
-//! the per-second rows and the whole-run histograms. The run builds it from what its sinks kept
+//! the per-second rows, the whole-run histograms and each second's latencies. The run builds it from what its sinks kept
 //! ([`PerSecond`]); `dpsbench report render` and `report merge` build it from a folder's files
 //! ([`Report::from_folder`], [`Report::of_files`]). Pure: files already read, ticks in.
 
 use super::folder::{FolderError, ReportFolder};
 use super::hlog::{self, HlogError};
+use super::intervals::LatencyIntervals;
 use super::timeseries::{self, Row};
 use crate::metrics::PhaseHistograms;
 use crate::results::{RunSummary, Tick};
@@ -18,12 +19,15 @@ pub struct Report {
     pub series: Result<Vec<Row>, InputError>,
     /// Every phase's whole-run histogram: `latency.hlog`'s intervals added up.
     pub latency: Result<PhaseHistograms, InputError>,
+    /// `latency.hlog`'s intervals, each phase second by second (empty where `latency` says why
+    /// there are none).
+    pub intervals: LatencyIntervals,
 }
 
 impl Report {
     /// The report of a run that just ended, from its summary and what it kept each tick.
     pub fn of_run(summary: RunSummary, kept: PerSecond) -> Self {
-        Self { summary, series: Ok(kept.series), latency: Ok(kept.latency) }
+        Self { summary, series: Ok(kept.series), latency: Ok(kept.latency), intervals: kept.intervals }
     }
 
     /// The report of a folder read back.
@@ -40,9 +44,9 @@ impl Report {
     /// The report of a summary and the bytes of `timeseries.csv` and `latency.hlog`, when there.
     pub fn of_files(summary: RunSummary, timeseries_csv: Option<&[u8]>, latency_hlog: Option<&[u8]>) -> Self {
         let series = timeseries_csv.ok_or(InputError::Missing("timeseries.csv")).and_then(read_series);
-        let latency =
-            latency_hlog.ok_or(InputError::Missing("latency.hlog")).and_then(|bytes| Ok(hlog::read(bytes)?.totals()));
-        Self { summary, series, latency }
+        let log = latency_hlog.ok_or(InputError::Missing("latency.hlog")).and_then(|bytes| Ok(hlog::read(bytes)?));
+        let intervals = log.as_ref().map(LatencyIntervals::of_log).unwrap_or_default();
+        Self { summary, series, latency: log.map(|log| log.totals()), intervals }
     }
 
     /// The report of a folder's three files' bytes.
@@ -76,11 +80,13 @@ pub enum InputError {
 }
 
 /// What a run keeps of each tick for its report: the rows of `timeseries.csv` and the
-/// histograms of `latency.hlog` added up, as the files it writes would read back.
+/// histograms of `latency.hlog` added up and second by second, as the files it writes would
+/// read back.
 #[derive(Debug, Default)]
 pub struct PerSecond {
     series: Vec<Row>,
     latency: PhaseHistograms,
+    intervals: LatencyIntervals,
 }
 
 impl PerSecond {
@@ -88,6 +94,7 @@ impl PerSecond {
     pub fn take(&mut self, tick: &Tick) {
         self.series.push(Row::of(tick));
         self.latency.add_all(&tick.latencies);
+        self.intervals.add_all(tick.span.start.as_secs(), &tick.latencies);
     }
 }
 
@@ -115,6 +122,8 @@ mod tests {
             let mut tick = Tick::default();
             tick.progress.elapsed = Duration::from_millis(second * 1000 + 250);
             tick.progress.started = second * 10;
+            tick.span.start = Duration::from_secs(second);
+            tick.span.end = Duration::from_secs(second + 1);
             tick.failures.insert("tls".into(), second);
             let mut one = crate::metrics::latency_histogram();
             one.record(second * 1_000).expect("in range");
@@ -130,6 +139,8 @@ mod tests {
         for phase in Phase::ALL {
             assert_eq!(run_latency.get(phase), read_latency.get(phase), "{phase}");
         }
+        assert_eq!(run.intervals, read.intervals, "each second's latencies");
+        assert_eq!(read.intervals.of_phase(Phase::Assigned).map(|s| s.len()), Some(3), "one column a second");
         let missing = Report::of_files(run.summary.clone(), Some(&csv), None);
         assert_eq!(missing.charted().unwrap_err().to_string(), "the folder has no latency.hlog");
     }

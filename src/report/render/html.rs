@@ -1,13 +1,14 @@
 //! `report.html`: one self-contained page (no network: inline style, inline SVG charts, a
 //! content security policy that forbids fetching anything) built from a [`Report`] alone, so
-//! `dpsbench report render` can rebuild it after a merge. Pure: a report in, bytes out.
-
+//! `dpsbench report render` can rebuild it after a merge; each phase's latency over time and its
+//! window selection are [`super::html_window`]'s. Pure: a report in, bytes out.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::charts::{self, Series};
 use super::text::escape;
 use crate::metrics::{Phase, PhaseHistograms};
+use crate::report::format::intervals::LatencyIntervals;
 use crate::report::format::report::{InputError, Report};
 use crate::report::format::timeseries::Row;
 use crate::results::RunSummary;
@@ -16,11 +17,12 @@ use crate::results::RunSummary;
 /// latencies (a folder's `timeseries.csv` and `latency.hlog`).
 pub fn of(report: &Report) -> Result<Vec<u8>, &InputError> {
     let (series, latency) = report.charted()?;
-    Ok(page(&report.summary, series, latency))
+    Ok(page(&report.summary, series, latency, &report.intervals))
 }
 
-/// The page of a run's summary, its rows a second and its whole-run histograms.
-pub fn page(s: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<u8> {
+/// The page of a run's summary, its rows a second, its whole-run histograms and each second's
+/// latencies.
+pub fn page(s: &RunSummary, series: &[Row], latency: &PhaseHistograms, intervals: &LatencyIntervals) -> Vec<u8> {
     let title = format!("dpsbench: {} against {}", s.scenario.name, s.target.address);
     let mut out = String::new();
     let _ = write!(
@@ -32,6 +34,7 @@ pub fn page(s: &RunSummary, series: &[Row], latency: &PhaseHistograms) -> Vec<u8
         escape(&title)
     );
     super::html_tables::write_tables(&mut out, s);
+    super::html_window::write_section(&mut out, s, intervals);
     out.push_str("<h2>Charts</h2>\n");
     for (id, caption, svg) in charts_of(s, series, latency) {
         let _ = match svg {

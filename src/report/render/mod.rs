@@ -4,8 +4,10 @@
 
 pub mod charts;
 pub mod files;
+mod heatmap;
 pub mod html;
 mod html_tables;
+mod html_window;
 mod lines;
 pub mod markdown;
 mod no_data;

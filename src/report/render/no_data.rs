@@ -69,6 +69,26 @@ pub(super) fn charts_without_data(r: &Summary, rows: Option<&[Row]>) -> Vec<NoDa
     empty
 }
 
+/// Why `phase` has no latency over time: nothing started, nothing assigned (for the assignment
+/// phases), none measured, or (`logged` false, or measured but absent) `latency.hlog` holds no
+/// interval for it.
+pub(super) fn phase_without_data(r: &Summary, phase: Phase, logged: bool) -> String {
+    let d = &r.devices;
+    let count = r.phase(phase).map_or(0, |p| p.count);
+    match (d.total, count, phase) {
+        (0, _, _) => "no device was started".into(),
+        (_, 0, Phase::Assigned | Phase::AssignedRaw) => {
+            format!(
+                "no device was assigned ({} failed, {} aborted, {} not finished)",
+                d.failed, d.aborted, d.not_finished
+            )
+        }
+        (_, 0, _) => format!("the run measured no {phase} (a count of 0 in summary.json)"),
+        _ if !logged => "latency.hlog holds no interval".into(),
+        (_, count, _) => format!("latency.hlog holds no interval for it, although summary.json counts {count}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +138,19 @@ mod tests {
         let empty = charts_without_data(&r, Some(&[]));
         assert_eq!(empty.len(), 6, "{empty:#?}");
         assert!(empty.iter().all(|e| e.why == "no device was started"), "{empty:#?}");
+        assert_eq!(phase_without_data(&r, Phase::Assigned, true), "no device was started");
+    }
+
+    #[test]
+    fn a_phase_without_latency_over_time_says_why() {
+        let r = summary(serde_json::json!({}));
+        assert_eq!(
+            phase_without_data(&r, Phase::WebSocketUpgrade, true),
+            "the run measured no ws_upgrade (a count of 0 in summary.json)"
+        );
+        assert_eq!(
+            phase_without_data(&r, Phase::Assigned, true),
+            "latency.hlog holds no interval for it, although summary.json counts 1000"
+        );
     }
 }

@@ -55,7 +55,9 @@ fn the_page_is_self_contained_with_every_chart_inline() {
     assert!(page.contains("default-src 'none'"), "a CSP forbids any fetch");
     let figures = page.matches("<figure class=\"chart\"").count();
     assert_eq!(figures, 7);
-    assert_eq!(page.matches("<svg").count(), figures, "one inline SVG per chart");
+    let heatmaps = page.matches("<figure class=\"chart heatmap\"").count();
+    assert_eq!(heatmaps, 3, "one heatmap a phase logged");
+    assert_eq!(page.matches("<svg").count(), figures + heatmaps, "one inline SVG per chart");
     for id in ["latency-assigned", "latency-phases", "over-time", "in-flight", "failures", "register-attempts", "polls"]
     {
         assert!(page.contains(&format!("id=\"{id}\"")), "chart {id}");
@@ -111,6 +113,37 @@ fn legends_sit_beside_the_plot_never_over_a_line_and_ticks_carry_units() {
     assert!(page.contains(" ms\n<") || page.contains(">\n1 s\n<") || page.contains(" s\n<"), "latency ticks");
     assert!(page.contains(">\n1 s\n<") || page.contains(">\n2 s\n<"), "elapsed ticks in seconds");
     assert!(!page.contains(">\n1000.0\n<") && !page.contains(">\n2.0\n<"), "no bare decimals on ticks");
+}
+
+/// Each logged phase is a heatmap of its three seconds with p50 and p99 lines; the others say
+/// why they have none; the page embeds every second's counts (each value its HDR bucket's
+/// highest equivalent, then steps) and the whole run's figures in the window table.
+#[test]
+fn latency_over_time_is_a_heatmap_a_phase_with_the_seconds_embedded() {
+    let page = page();
+    let heatmap =
+        page.split("<figure class=\"chart heatmap\" id=\"heatmap-tls_handshake\">").nth(1).expect("a heatmap");
+    let svg = &heatmap[..heatmap.find("</svg>").expect("an svg")];
+    assert!(svg.contains("class=\"heatmap\"") && svg.contains("data-first=\"0\" data-last=\"2\""), "{svg}");
+    assert_eq!(svg.matches("h-").count(), 3, "one cell a second: {svg}");
+    for line in ["p50", "p99"] {
+        assert!(svg.contains(&format!("<polyline class=\"{line}\"")), "{line} line");
+    }
+    assert!(page.contains(
+        "<p class=\"no-chart\" id=\"heatmap-poll\">poll over time: no data: latency.hlog holds no interval for it, \
+         although summary.json counts 1000</p>"
+    ));
+    assert!(page.contains("id=\"heatmap-ws_upgrade\">ws_upgrade over time: no data: the run measured no ws_upgrade"));
+    let top = |micros: u64| crate::metrics::latency_histogram().highest_equivalent(micros);
+    let seconds: Vec<String> = (0..3).map(|s| format!("[{s},[{},1]]", top(2_000 + s * 1000))).collect();
+    let json = format!("\"tls_handshake\":[{}]", seconds.join(","));
+    assert!(page.contains(&json), "embedded {json}");
+    assert!(page.contains("<script type=\"application/json\" id=\"latency-intervals\">{\"first\":0,\"last\":2,"));
+    let row = page.split("<tr data-phase=\"tls_handshake\">").nth(1).expect("a window row");
+    assert!(row.starts_with(&format!(
+        "<td>tls_handshake</td><td data-field=\"count\" data-value=\"3\">3</td><td data-field=\"p50\" data-value=\"{}\">",
+        top(3_000)
+    )), "{row}");
 }
 
 #[test]
