@@ -457,7 +457,8 @@ def page_renders(page):
             capture_output=True,
             text=True,
         )
-    figures = str(page.read_text().count('<figure class="chart"'))
+    # Every chart, the heatmaps (class "chart heatmap") among them.
+    figures = str(page.read_text().count('<figure class="chart'))
     charts = re.search(r'data-charts="(\d+)"', result.stdout)
     drawn = re.search(r'data-charts-drawn="(\d+)"', result.stdout)
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
