@@ -286,7 +286,7 @@ impl Observer for CheckLog {
             Observation::SubAck { granted } => self.suback(granted),
             Observation::RequestSent { qos, packet_id } => self.request_sent(qos, packet_id),
             Observation::PubAck { packet_id } => self.puback(packet_id),
-            Observation::Reply { publish, request, operation } => self.reply(publish, request, operation),
+            Observation::Reply { publish, request, operation, .. } => self.reply(publish, request, operation),
         }
     }
 }

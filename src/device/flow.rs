@@ -20,7 +20,7 @@ use super::outcome::{FailureKind, FlowReport, Outcome, Step, Timings, Violation}
 use super::{DeviceIdentity, DeviceRng, FlowSettings, Misbehaviour, PollBody, RidStyle};
 use crate::messages::RegistrationOperationStatus;
 use crate::mqtt::{PacketIds, QoS};
-use crate::topics;
+use crate::topics::{self, ReplyTopic};
 
 #[derive(Debug)]
 struct Request {
@@ -291,9 +291,11 @@ impl<O: Observer> Flow<O> {
                     .then(|| serde_json::from_slice::<RegistrationOperationStatus>(&publish.payload));
                 let request = self.outstanding.as_ref().filter(|_| self.state == State::AwaitReply);
                 let request = request.map(|r| (r.rid.as_str(), r.kind));
-                let reply = Observation::Reply { publish: &publish, request, operation: operation.as_ref() };
+                // The topic too: for the observer and for the flow.
+                let topic = ReplyTopic::parse(&publish.topic).ok();
+                let reply = Observation::Reply { publish: &publish, request, operation: operation.as_ref(), topic };
                 self.report.observer.observe(reply);
-                self.handle_reply(now, &publish, operation);
+                self.handle_reply(now, topic, operation);
             }
             (_, Packet::PubAck(ack)) => self.observe(Observation::PubAck { packet_id: ack.pkid }),
             (_, Packet::PingResp) => {}

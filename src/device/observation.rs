@@ -8,6 +8,7 @@ use rumqttc::mqttbytes::v4::Publish;
 
 use crate::messages::ParsedOperation;
 use crate::mqtt::QoS;
+use crate::topics::ReplyTopic;
 
 /// Which request a reply answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub enum Observation<'a> {
         request: Option<(&'a str, RequestKind)>,
         /// A 2xx body, already parsed once for the flow; `None` for other statuses.
         operation: Option<&'a ParsedOperation>,
+        /// Its topic, parsed once for the flow; `None` when it is not a DPS reply topic.
+        topic: Option<ReplyTopic<'a>>,
     },
 }
 

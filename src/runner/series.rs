@@ -17,7 +17,6 @@ use crate::metrics::{
     Binned, FlowEvents, INTERVAL, IntervalClock, IntervalSpan, IntervalStats, IntervalTaken, Metrics, PhaseHistograms,
     THROTTLED,
 };
-use crate::topics::ReplyTopic;
 
 /// How long after its end an interval closes: devices finishing at the boundary report in it.
 pub(super) const GRACE: Duration = Duration::from_millis(200);
@@ -61,9 +60,8 @@ impl<O> Counting<O> {
 impl<O: Observer> Observer for Counting<O> {
     fn observe(&mut self, observation: Observation<'_>) {
         // A reply counts as the flow counts it: one that answers the request in flight.
-        if let Observation::Reply { publish, request: Some((rid, _)), .. } = observation {
-            let reply = ReplyTopic::parse(&publish.topic).ok();
-            if reply.is_some_and(|reply| reply.status == THROTTLED && reply.rid == Some(rid)) {
+        if let Observation::Reply { request: Some((rid, _)), topic: Some(reply), .. } = observation {
+            if reply.status == THROTTLED && reply.rid == Some(rid) {
                 self.events.count(now(), |events| events.throttled += 1);
             }
         }

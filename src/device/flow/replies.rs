@@ -16,10 +16,14 @@ use crate::mqtt::QoS;
 use crate::topics::{self, ReplyTopic};
 
 impl<O: Observer> Flow<O> {
-    pub(super) fn handle_reply(&mut self, now: Instant, publish: &Publish, operation: Option<ParsedOperation>) {
-        let reply = match ReplyTopic::parse(&publish.topic) {
-            Ok(reply) => reply,
-            Err(_) => return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyTopic)),
+    pub(super) fn handle_reply(
+        &mut self,
+        now: Instant,
+        topic: Option<ReplyTopic<'_>>,
+        operation: Option<ParsedOperation>,
+    ) {
+        let Some(reply) = topic else {
+            return self.fail(now, FailureKind::ProtocolViolation(Violation::ReplyTopic));
         };
         // A reply must answer the request in flight; others are ignored, as every SDK does. A
         // conformance probe takes any reply (the wrong $rid is DPS-TOPIC-002's finding alone).

@@ -110,7 +110,7 @@ impl Observer for Recorder {
             Observation::SubAck { granted } => format!("suback {granted:?}"),
             Observation::RequestSent { qos, packet_id } => format!("sent {qos:?} {packet_id}"),
             Observation::PubAck { packet_id } => format!("puback {packet_id}"),
-            Observation::Reply { publish, request, operation } => format!(
+            Observation::Reply { publish, request, operation, .. } => format!(
                 "reply {} {request:?} parsed={:?}",
                 publish.topic,
                 operation.map(|op| op.as_ref().map(|op| op.status.as_str()).ok())
